@@ -1,0 +1,321 @@
+//! The data pipeline: find image/mask pairs in the Carvana layout, decode them once, split them into
+//! train and validation by image id, augment and batch them for training.
+//!
+//! A dataset is a directory holding `train/<id>.jpg` and `train_masks/<id>_mask.gif`, as Kaggle's
+//! Carvana competition ships it; PNG images and PNG masks are accepted too. The synthetic set
+//! ([`synth`]) is written in the same layout, so every code path below is the one real data takes.
+//!
+//! Decoding a 1918x1280 JPEG costs more than a training step at 128x128, so [`load`] decodes and
+//! resizes each file exactly once per process; [`cached`] keeps the result for every later trial of
+//! the same worker process.
+
+pub mod augment;
+pub mod pipeline;
+pub mod show;
+pub mod synth;
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use image::imageops::FilterType;
+use image::{GrayImage, RgbImage};
+use rayon::prelude::*;
+
+pub use augment::Augment;
+pub use pipeline::{Batch, Loader};
+
+/// Image file extensions recognised in `train/` (lower case).
+const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
+/// Mask file names tried for image `<id>`, in order.
+const MASK_PATTERNS: &[&str] = &["{id}_mask.gif", "{id}_mask.png", "{id}.gif", "{id}.png"];
+
+/// What can be wrong with a dataset or a data setting.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{}: {what} not found{}", path.display(), hint_suffix(hint))]
+    MissingDir { path: PathBuf, what: &'static str, hint: String },
+    #[error("{}: no mask for this image; expected {}", image.display(), tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" or "))]
+    MissingMask { image: PathBuf, tried: Vec<PathBuf> },
+    #[error(
+        "{}: mask is {}x{} but its image {} is {}x{}; a mask must have its image's size",
+        mask.display(), mask_size.0, mask_size.1, image.display(), image_size.0, image_size.1
+    )]
+    MaskSize { mask: PathBuf, image: PathBuf, mask_size: (u32, u32), image_size: (u32, u32) },
+    #[error("{}: cannot decode ({reason}); the file is corrupt, truncated or not an image", path.display())]
+    Decode { path: PathBuf, reason: String },
+    #[error("{}: the dataset is empty: no .jpg/.jpeg/.png image in {}", path.display(), path.join("train").display())]
+    Empty { path: PathBuf },
+    #[error("{key} = {value}: {expected}")]
+    Invalid { key: &'static str, value: String, expected: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: already exists; choose another --out or remove it first", path.display())]
+    Exists { path: PathBuf },
+}
+
+fn hint_suffix(hint: &str) -> String {
+    if hint.is_empty() { String::new() } else { format!("; {hint}") }
+}
+
+impl DataError {
+    /// Whether the user's input is at fault (exit 2) rather than the machine (exit 1).
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, DataError::Io { .. })
+    }
+
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        DataError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+/// One image/mask pair on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleFiles {
+    pub id: String,
+    pub image: PathBuf,
+    pub mask: PathBuf,
+}
+
+/// One decoded sample: the RGB image and its binary mask (0 background, 1 car), both at the
+/// pipeline's working size.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub id: String,
+    pub image: RgbImage,
+    pub mask: GrayImage,
+    /// The size of the file on disk, before any resize: (width, height).
+    pub original_size: (u32, u32),
+}
+
+impl Sample {
+    /// The fraction of mask pixels that are foreground.
+    pub fn foreground_fraction(&self) -> f64 {
+        let fg = self.mask.as_raw().iter().filter(|&&v| v > 0).count();
+        fg as f64 / self.mask.as_raw().len().max(1) as f64
+    }
+}
+
+/// Lists the image/mask pairs of a Carvana-layout directory, sorted by id.
+pub fn scan(dir: &Path) -> Result<Vec<SampleFiles>, DataError> {
+    if !dir.is_dir() {
+        return Err(DataError::MissingDir {
+            path: dir.to_path_buf(),
+            what: "dataset directory",
+            hint: "give a directory holding train/ and train_masks/ (the Carvana layout), or use the synthetic set".into(),
+        });
+    }
+    let images_dir = dir.join("train");
+    let masks_dir = dir.join("train_masks");
+    for (path, what) in [(&images_dir, "image folder train/"), (&masks_dir, "mask folder train_masks/")] {
+        if !path.is_dir() {
+            return Err(DataError::MissingDir {
+                path: path.clone(),
+                what,
+                hint: "a dataset holds train/<id>.jpg and train_masks/<id>_mask.gif".into(),
+            });
+        }
+    }
+    let mut files = Vec::new();
+    let entries = fs::read_dir(&images_dir).map_err(|e| DataError::io(&images_dir, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| DataError::io(&images_dir, e))?.path();
+        let Some(ext) = path.extension().and_then(|e| e.to_str()) else { continue };
+        if !IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) || !path.is_file() {
+            continue;
+        }
+        let Some(id) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else { continue };
+        let tried: Vec<PathBuf> = MASK_PATTERNS.iter().map(|p| masks_dir.join(p.replace("{id}", &id))).collect();
+        match tried.iter().find(|p| p.is_file()) {
+            Some(mask) => files.push(SampleFiles { id, image: path.clone(), mask: mask.clone() }),
+            None => return Err(DataError::MissingMask { image: path, tried: tried[..2].to_vec() }),
+        }
+    }
+    if files.is_empty() {
+        return Err(DataError::Empty { path: dir.to_path_buf() });
+    }
+    files.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(files)
+}
+
+/// Decodes an image file to RGB (grayscale and RGBA images are converted; alpha is dropped).
+pub fn decode_image(path: &Path) -> Result<RgbImage, DataError> {
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| DataError::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| DataError::io(path, e))?;
+    let img = reader.decode().map_err(|e| DataError::Decode { path: path.to_path_buf(), reason: e.to_string() })?;
+    Ok(img.into_rgb8())
+}
+
+/// Decodes a mask file to 0/1 values: any value above 0 is foreground.
+///
+/// GIF masks are read as palette indices (Carvana's masks are palette GIFs whose indices are 0 and
+/// 1), never through their palette colours; PNG masks are read as gray levels, so 0/1 and 0/255
+/// masks both work.
+pub fn decode_mask(path: &Path) -> Result<GrayImage, DataError> {
+    let is_gif = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("gif"));
+    let decode_err = |reason: String| DataError::Decode { path: path.to_path_buf(), reason };
+    let mut mask = if is_gif {
+        let file = fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+        let mut options = gif::DecodeOptions::new();
+        options.set_color_output(gif::ColorOutput::Indexed);
+        let mut decoder = options.read_info(BufReader::new(file)).map_err(|e| decode_err(e.to_string()))?;
+        let (w, h) = (decoder.width() as u32, decoder.height() as u32);
+        let frame = decoder
+            .read_next_frame()
+            .map_err(|e| decode_err(e.to_string()))?
+            .ok_or_else(|| decode_err("no image frame".into()))?;
+        let mut canvas = GrayImage::new(w, h);
+        // A frame may cover only part of the logical screen; the rest stays background.
+        for y in 0..frame.height as u32 {
+            for x in 0..frame.width as u32 {
+                let (cx, cy) = (x + frame.left as u32, y + frame.top as u32);
+                if cx < w && cy < h {
+                    canvas.put_pixel(cx, cy, image::Luma([frame.buffer[(y * frame.width as u32 + x) as usize]]));
+                }
+            }
+        }
+        canvas
+    } else {
+        let img = image::ImageReader::open(path)
+            .map_err(|e| DataError::io(path, e))?
+            .with_guessed_format()
+            .map_err(|e| DataError::io(path, e))?
+            .decode()
+            .map_err(|e| decode_err(e.to_string()))?;
+        img.into_luma8()
+    };
+    for v in mask.iter_mut() {
+        *v = u8::from(*v > 0);
+    }
+    Ok(mask)
+}
+
+/// Resizes an image with bilinear filtering (as `tf.image.resize` does by default).
+pub fn resize_image(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    if img.dimensions() == (width, height) {
+        return img.clone();
+    }
+    image::imageops::resize(img, width, height, FilterType::Triangle)
+}
+
+/// Resizes a 0/1 mask: bilinear coverage, then thresholded at one half, so the mask stays binary
+/// and its boundary lands where the image's does.
+pub fn resize_mask(mask: &GrayImage, width: u32, height: u32) -> GrayImage {
+    if mask.dimensions() == (width, height) {
+        return mask.clone();
+    }
+    let scaled = GrayImage::from_fn(mask.width(), mask.height(), |x, y| image::Luma([mask.get_pixel(x, y)[0] * 255]));
+    let mut out = image::imageops::resize(&scaled, width, height, FilterType::Triangle);
+    for v in out.iter_mut() {
+        *v = u8::from(*v >= 128);
+    }
+    out
+}
+
+/// Decodes one pair, checks that the sizes agree, and resizes both to `size` = (height, width).
+pub fn load_sample(files: &SampleFiles, size: Option<(u32, u32)>) -> Result<Sample, DataError> {
+    let image = decode_image(&files.image)?;
+    let mask = decode_mask(&files.mask)?;
+    if image.dimensions() != mask.dimensions() {
+        return Err(DataError::MaskSize {
+            mask: files.mask.clone(),
+            image: files.image.clone(),
+            mask_size: mask.dimensions(),
+            image_size: image.dimensions(),
+        });
+    }
+    let original_size = image.dimensions();
+    let (image, mask) = match size {
+        Some((h, w)) => (resize_image(&image, w, h), resize_mask(&mask, w, h)),
+        None => (image, mask),
+    };
+    Ok(Sample { id: files.id.clone(), image, mask, original_size })
+}
+
+/// Decodes every pair of `files` in parallel. The first bad file ends the load with its error.
+pub fn load(files: &[SampleFiles], size: Option<(u32, u32)>) -> Result<Vec<Sample>, DataError> {
+    files.par_iter().map(|f| load_sample(f, size)).collect()
+}
+
+type CacheKey = (PathBuf, Option<(u32, u32)>);
+
+/// Loads a dataset once per process: later calls with the same directory and size share it.
+pub fn cached(dir: &Path, size: Option<(u32, u32)>) -> Result<Arc<Vec<Sample>>, DataError> {
+    static CACHE: OnceLock<Mutex<HashMap<CacheKey, Arc<Vec<Sample>>>>> = OnceLock::new();
+    let key = (fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()), size);
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(hit.clone());
+    }
+    let samples = Arc::new(load(&scan(dir)?, size)?);
+    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, samples.clone());
+    Ok(samples)
+}
+
+/// Splits sample ids into (train, validation) index lists, deterministically from `seed`.
+///
+/// Each id is ranked by a hash of (seed, id) and the lowest `round(n * val_fraction)` go to
+/// validation. The split depends only on the ids and the seed (not on file order or the machine),
+/// so every run of a sweep sees the same split, and adding images moves few existing ones.
+pub fn split(ids: &[String], val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let n = ids.len();
+    let mut n_val = (n as f64 * val_fraction).round() as usize;
+    if val_fraction > 0.0 && n >= 2 {
+        n_val = n_val.clamp(1, n - 1);
+    }
+    let mut ranked: Vec<(u64, usize)> =
+        ids.iter().enumerate().map(|(i, id)| (crate::util::hash64(format!("{seed}\0{id}").as_bytes()), i)).collect();
+    ranked.sort_unstable();
+    let mut val: Vec<usize> = ranked[..n_val].iter().map(|&(_, i)| i).collect();
+    let mut train: Vec<usize> = ranked[n_val..].iter().map(|&(_, i)| i).collect();
+    val.sort_unstable();
+    train.sort_unstable();
+    (train, val)
+}
+
+/// Summary statistics of a dataset, as `sweep data show` prints them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataStats {
+    pub count: usize,
+    /// Distinct original sizes (width, height) with how many images have each, most common first.
+    pub sizes: Vec<((u32, u32), usize)>,
+    pub mean_foreground: f64,
+    pub std_foreground: f64,
+}
+
+/// Statistics of decoded samples.
+pub fn stats(samples: &[Sample]) -> DataStats {
+    summarize(samples.iter().map(|s| (s.original_size, s.foreground_fraction())).collect())
+}
+
+/// Decodes every file of a dataset once, at its own size, to check it and measure it, without
+/// keeping the pixels: how `sweep data show` validates a full-size dataset in bounded memory.
+pub fn survey(files: &[SampleFiles]) -> Result<DataStats, DataError> {
+    let measured: Result<Vec<_>, DataError> = files
+        .par_iter()
+        .map(|f| load_sample(f, None).map(|s| (s.original_size, s.foreground_fraction())))
+        .collect();
+    Ok(summarize(measured?))
+}
+
+fn summarize(measured: Vec<((u32, u32), f64)>) -> DataStats {
+    let mut sizes: HashMap<(u32, u32), usize> = HashMap::new();
+    for (size, _) in &measured {
+        *sizes.entry(*size).or_default() += 1;
+    }
+    let mut sizes: Vec<_> = sizes.into_iter().collect();
+    sizes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let fractions: Vec<f64> = measured.iter().map(|(_, f)| *f).collect();
+    let n = fractions.len().max(1) as f64;
+    let mean = fractions.iter().sum::<f64>() / n;
+    let var = fractions.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / n;
+    DataStats { count: fractions.len(), sizes, mean_foreground: mean, std_foreground: var.sqrt() }
+}

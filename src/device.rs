@@ -1,0 +1,163 @@
+//! Choosing where tensors live: `--device cpu | cuda[:K] | vulkan[:K]`.
+//!
+//! burn 0.22 dispatches every tensor operation on a runtime [`Device`], so the model and the
+//! training loop are the same code for every backend; this module only turns the user's choice
+//! into a device and checks that it works. The CPU backend (burn's pure-Rust `flex`) is always
+//! compiled in. CUDA (burn-cuda) and Vulkan (wgpu) are cargo features, `cuda` and `vulkan`; asking
+//! for one that this build lacks, or for a GPU the machine does not have, is an error that says
+//! so, never a panic.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::{Device, Tensor};
+
+/// A device as the user names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceSpec {
+    #[default]
+    Cpu,
+    Cuda(usize),
+    Vulkan(usize),
+}
+
+/// A device that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--device {spec}: {reason}")]
+pub struct DeviceError {
+    pub spec: String,
+    pub reason: String,
+}
+
+impl FromStr for DeviceSpec {
+    type Err = DeviceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: &str| DeviceError { spec: s.to_string(), reason: reason.to_string() };
+        let (kind, index) = match s.split_once(':') {
+            Some((k, i)) => (k, Some(i.parse::<usize>().map_err(|_| bad("the index after ':' must be a number, e.g. cuda:0"))?)),
+            None => (s, None),
+        };
+        match kind {
+            "cpu" if index.is_none() => Ok(DeviceSpec::Cpu),
+            "cuda" | "gpu" => Ok(DeviceSpec::Cuda(index.unwrap_or(0))),
+            "vulkan" => Ok(DeviceSpec::Vulkan(index.unwrap_or(0))),
+            _ => Err(bad("expected cpu, cuda, cuda:K, vulkan or vulkan:K")),
+        }
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Cpu => write!(f, "cpu"),
+            DeviceSpec::Cuda(i) => write!(f, "cuda:{i}"),
+            DeviceSpec::Vulkan(i) => write!(f, "vulkan:{i}"),
+        }
+    }
+}
+
+impl DeviceSpec {
+    pub fn is_gpu(&self) -> bool {
+        !matches!(self, DeviceSpec::Cpu)
+    }
+
+    /// The same kind of device with another index (one worker per GPU).
+    pub fn with_index(&self, index: usize) -> Self {
+        match self {
+            DeviceSpec::Cpu => DeviceSpec::Cpu,
+            DeviceSpec::Cuda(_) => DeviceSpec::Cuda(index),
+            DeviceSpec::Vulkan(_) => DeviceSpec::Vulkan(index),
+        }
+    }
+
+    /// Opens the device and runs one tiny operation on it, so that a missing GPU or driver shows
+    /// up here as an error rather than as a panic in the middle of training.
+    pub fn open(&self) -> Result<Device, DeviceError> {
+        let device = self.device()?;
+        probe(&device).map_err(|reason| DeviceError { spec: self.to_string(), reason })?;
+        Ok(device)
+    }
+
+    fn device(&self) -> Result<Device, DeviceError> {
+        let missing = |feature: &str| DeviceError {
+            spec: self.to_string(),
+            reason: format!("this build has no {feature} support; rebuild with `cargo build --release --features {feature}`"),
+        };
+        match *self {
+            DeviceSpec::Cpu => Ok(Device::flex()),
+            #[cfg(feature = "cuda")]
+            DeviceSpec::Cuda(i) => Ok(Device::cuda(i)),
+            #[cfg(not(feature = "cuda"))]
+            DeviceSpec::Cuda(_) => Err(missing("cuda")),
+            #[cfg(feature = "vulkan")]
+            DeviceSpec::Vulkan(i) => Ok(Device::vulkan(burn::tensor::DeviceKind::DiscreteGpu(i))),
+            #[cfg(not(feature = "vulkan"))]
+            DeviceSpec::Vulkan(_) => Err(missing("vulkan")),
+        }
+    }
+}
+
+/// Runs `1 + 1` on the device, turning a backend panic (no adapter, no driver) into a message.
+fn probe(device: &Device) -> Result<(), String> {
+    let device = device.clone();
+    let result = quiet_catch_unwind(move || {
+        let t = Tensor::<1>::from_floats([1.0f32], &device).add_scalar(1.0);
+        t.into_data().iter::<f32>().next().unwrap_or(f32::NAN)
+    });
+    match result {
+        Ok(v) if v == 2.0 => Ok(()),
+        Ok(v) => Err(format!("the device computed 1 + 1 = {v}")),
+        Err(msg) => Err(format!("the device could not be started: {msg}")),
+    }
+}
+
+/// Runs `f`, returning a panic's message as an error without printing the panic.
+pub fn quiet_catch_unwind<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Result<T, String> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(f);
+    std::panic::set_hook(previous);
+    result.map_err(|payload| panic_message(&*payload))
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+/// Sets the number of CPU threads tensor operations use (rayon's global pool, which burn's CPU
+/// backend runs on). Takes effect only before the first parallel operation of the process.
+pub fn set_cpu_threads(threads: usize) {
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_device_names() {
+        assert_eq!("cpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
+        assert_eq!("cuda".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
+        assert_eq!("cuda:1".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(1));
+        assert_eq!("vulkan:2".parse::<DeviceSpec>().unwrap(), DeviceSpec::Vulkan(2));
+        assert!("tpu".parse::<DeviceSpec>().is_err());
+        assert!("cuda:x".parse::<DeviceSpec>().unwrap_err().to_string().contains("cuda:0"));
+    }
+
+    #[test]
+    fn cpu_opens_and_missing_gpu_features_are_errors_not_panics() {
+        DeviceSpec::Cpu.open().unwrap();
+        #[cfg(not(feature = "cuda"))]
+        assert!(DeviceSpec::Cuda(0).open().unwrap_err().to_string().contains("--features cuda"));
+        #[cfg(not(feature = "vulkan"))]
+        assert!(DeviceSpec::Vulkan(0).open().unwrap_err().to_string().contains("--features vulkan"));
+    }
+}

@@ -1,0 +1,273 @@
+//! The loss and the metrics, defined once and used by training, evaluation and the tests.
+//!
+//! - `loss` = pixel-mean binary cross-entropy + (1 - dice). The cross-entropy is computed from
+//!   logits as `max(x, 0) - x*y + log(1 + exp(-|x|))`, which never overflows.
+//! - `dice` = (2 * sum(y*p) + 1) / (sum(y) + sum(p) + 1), the tutorial's soft dice (smooth = 1) on
+//!   probabilities, over the whole batch flattened. An epoch's dice is the mean over batches
+//!   weighted by batch size.
+//! - `iou` = mean IoU over the two classes (background, car) from one confusion matrix accumulated
+//!   over the whole split, predictions thresholded at probability 0.5 (logit 0), as
+//!   `tf.keras.metrics.MeanIoU(num_classes=2)` computes it when given class ids: IoU_c =
+//!   TP_c / (TP_c + FP_c + FN_c), and a class absent from both truth and prediction is left out.
+//! - `fg_iou` = the car class's IoU alone (NaN when no pixel of the split is car in truth or
+//!   prediction: it is undefined there).
+
+use burn::tensor::activation::relu;
+use burn::tensor::{Int, Tensor, activation::sigmoid};
+
+/// The metric names every epoch records, for each split.
+pub const METRIC_NAMES: [&str; 4] = ["loss", "dice", "iou", "fg_iou"];
+
+/// Pixel-mean binary cross-entropy from logits.
+///
+/// # Shapes
+/// - logits, targets: [batch, 1, h, w]; returns [1]
+pub fn bce_with_logits(logits: Tensor<4>, targets: Tensor<4>) -> Tensor<1> {
+    let per_pixel = relu(logits.clone()) - logits.clone() * targets + logits.abs().neg().exp().log1p();
+    per_pixel.mean()
+}
+
+/// The soft dice coefficient over the whole batch, from probabilities.
+///
+/// # Shapes
+/// - probs, targets: [batch, 1, h, w]; returns [1]
+pub fn soft_dice(probs: Tensor<4>, targets: Tensor<4>) -> Tensor<1> {
+    let intersection = (probs.clone() * targets.clone()).sum();
+    let total = targets.sum() + probs.sum();
+    (intersection.mul_scalar(2.0).add_scalar(1.0)) / total.add_scalar(1.0)
+}
+
+/// BCE + dice loss, and the dice it contains (for logging).
+///
+/// # Shapes
+/// - logits, targets: [batch, 1, h, w]; returns ([1] loss, [1] dice)
+pub fn bce_dice_loss(logits: Tensor<4>, targets: Tensor<4>) -> (Tensor<1>, Tensor<1>) {
+    let dice = soft_dice(sigmoid(logits.clone()), targets.clone());
+    let loss = bce_with_logits(logits, targets) + dice.clone().neg().add_scalar(1.0);
+    (loss, dice)
+}
+
+/// The three pixel counts a binary confusion matrix needs, computed on the device:
+/// [true positives, predicted positives, actual positives].
+///
+/// # Shapes
+/// - logits, targets: [batch, 1, h, w]; returns [3] integer counts
+pub fn confusion_counts(logits: Tensor<4>, targets: Tensor<4>) -> Tensor<1, Int> {
+    let predicted = logits.greater_elem(0.0).int(); // probability > 0.5
+    let actual = targets.greater_elem(0.5).int();
+    let tp = (predicted.clone() * actual.clone()).sum();
+    Tensor::cat(vec![tp, predicted.sum(), actual.sum()], 0)
+}
+
+/// A binary confusion matrix over pixels (car is the positive class).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Confusion {
+    pub tp: u64,
+    pub fp: u64,
+    pub fn_: u64,
+    pub tn: u64,
+}
+
+impl Confusion {
+    /// From the device counts of [`confusion_counts`] for a batch of `pixels` pixels.
+    pub fn from_counts(tp: u64, predicted: u64, actual: u64, pixels: u64) -> Self {
+        let fp = predicted - tp;
+        let fn_ = actual - tp;
+        Self { tp, fp, fn_, tn: pixels - tp - fp - fn_ }
+    }
+
+    /// Counts directly from host slices of probabilities (or 0/1 predictions) and 0/1 truth.
+    pub fn from_probabilities(probs: &[f32], truth: &[f32]) -> Self {
+        let mut c = Self::default();
+        for (&p, &t) in probs.iter().zip(truth) {
+            match (p > 0.5, t > 0.5) {
+                (true, true) => c.tp += 1,
+                (true, false) => c.fp += 1,
+                (false, true) => c.fn_ += 1,
+                (false, false) => c.tn += 1,
+            }
+        }
+        c
+    }
+
+    pub fn add(&mut self, other: &Confusion) {
+        self.tp += other.tp;
+        self.fp += other.fp;
+        self.fn_ += other.fn_;
+        self.tn += other.tn;
+    }
+
+    /// IoU of the car class; None when the class is absent from truth and prediction.
+    pub fn foreground_iou(&self) -> Option<f64> {
+        let union = self.tp + self.fp + self.fn_;
+        (union > 0).then(|| self.tp as f64 / union as f64)
+    }
+
+    /// IoU of the background class; None when it is absent from truth and prediction.
+    pub fn background_iou(&self) -> Option<f64> {
+        let union = self.tn + self.fp + self.fn_;
+        (union > 0).then(|| self.tn as f64 / union as f64)
+    }
+
+    /// Mean over the classes present in truth or prediction (NaN if there are no pixels at all).
+    pub fn mean_iou(&self) -> f64 {
+        let present: Vec<f64> = [self.background_iou(), self.foreground_iou()].into_iter().flatten().collect();
+        if present.is_empty() { f64::NAN } else { present.iter().sum::<f64>() / present.len() as f64 }
+    }
+}
+
+/// One split's metrics for one epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct SplitMetrics {
+    #[serde(with = "nonfinite")]
+    pub loss: f64,
+    #[serde(with = "nonfinite")]
+    pub dice: f64,
+    #[serde(with = "nonfinite")]
+    pub iou: f64,
+    #[serde(with = "nonfinite")]
+    pub fg_iou: f64,
+}
+
+/// Serde for floats that may be NaN or infinite: JSON has no such numbers (serde_json would write
+/// `null` and fail to read it back), so they are written as the strings "NaN", "inf" and "-inf".
+pub mod nonfinite {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        match kind_name(*v) {
+            None => s.serialize_f64(*v),
+            Some(name) => s.serialize_str(name),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Num(f64),
+            Text(String),
+            Null(()),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Num(v) => Ok(v),
+            Repr::Null(()) => Ok(f64::NAN),
+            Repr::Text(t) => parse_kind(&t).ok_or_else(|| serde::de::Error::custom(format!("not a number: {t:?}"))),
+        }
+    }
+
+    /// "NaN", "inf" or "-inf" for a non-finite value; None for a finite one.
+    pub fn kind_name(v: f64) -> Option<&'static str> {
+        if v.is_nan() {
+            Some("NaN")
+        } else if v == f64::INFINITY {
+            Some("inf")
+        } else if v == f64::NEG_INFINITY {
+            Some("-inf")
+        } else {
+            None
+        }
+    }
+
+    pub fn parse_kind(t: &str) -> Option<f64> {
+        match t {
+            "NaN" | "nan" => Some(f64::NAN),
+            "inf" | "+inf" | "Infinity" => Some(f64::INFINITY),
+            "-inf" | "-Infinity" => Some(f64::NEG_INFINITY),
+            _ => None,
+        }
+    }
+}
+
+impl SplitMetrics {
+    pub fn get(&self, name: &str) -> Option<f64> {
+        match name {
+            "loss" => Some(self.loss),
+            "dice" => Some(self.dice),
+            "iou" => Some(self.iou),
+            "fg_iou" => Some(self.fg_iou),
+            _ => None,
+        }
+    }
+
+    pub fn named(&self) -> [(&'static str, f64); 4] {
+        [("loss", self.loss), ("dice", self.dice), ("iou", self.iou), ("fg_iou", self.fg_iou)]
+    }
+}
+
+/// Accumulates batch results into a split's epoch metrics.
+#[derive(Debug, Clone, Default)]
+pub struct MetricAccumulator {
+    loss_sum: f64,
+    dice_sum: f64,
+    samples: u64,
+    confusion: Confusion,
+}
+
+impl MetricAccumulator {
+    /// Adds one batch: its mean loss and soft dice, its size, and its confusion matrix.
+    pub fn add_batch(&mut self, loss: f64, dice: f64, batch_size: usize, confusion: &Confusion) {
+        self.loss_sum += loss * batch_size as f64;
+        self.dice_sum += dice * batch_size as f64;
+        self.samples += batch_size as u64;
+        self.confusion.add(confusion);
+    }
+
+    pub fn samples(&self) -> u64 {
+        self.samples
+    }
+
+    pub fn confusion(&self) -> Confusion {
+        self.confusion
+    }
+
+    pub fn finish(&self) -> SplitMetrics {
+        let n = self.samples.max(1) as f64;
+        SplitMetrics {
+            loss: self.loss_sum / n,
+            dice: self.dice_sum / n,
+            iou: self.confusion.mean_iou(),
+            fg_iou: self.confusion.foreground_iou().unwrap_or(f64::NAN),
+        }
+    }
+}
+
+/// Whether a metric is better when lower (`loss`) or higher (everything else).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Goal {
+    #[serde(alias = "minimize", alias = "min")]
+    Minimize,
+    #[serde(alias = "maximize", alias = "max")]
+    Maximize,
+}
+
+impl Goal {
+    /// The natural direction of a metric name (with or without a split prefix).
+    pub fn for_metric(name: &str) -> Goal {
+        let base = name.rsplit('_').next().unwrap_or(name);
+        if base == "loss" || name.ends_with("loss") { Goal::Minimize } else { Goal::Maximize }
+    }
+
+    /// Whether `candidate` beats `incumbent`. NaN never improves on anything.
+    pub fn improves(&self, candidate: f64, incumbent: Option<f64>) -> bool {
+        if candidate.is_nan() {
+            return false;
+        }
+        match incumbent {
+            None => true,
+            Some(best) if best.is_nan() => true,
+            Some(best) => match self {
+                Goal::Minimize => candidate < best,
+                Goal::Maximize => candidate > best,
+            },
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Goal::Minimize => "minimize",
+            Goal::Maximize => "maximize",
+        }
+    }
+}

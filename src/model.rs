@@ -1,0 +1,258 @@
+//! The U-Net of the tutorial, built from the seed's three blocks, with BatchNorm in every block.
+//!
+//! - `conv_block(n)`: conv 3x3 (same) -> BN -> ReLU -> conv 3x3 -> BN -> ReLU.
+//! - `encoder_block(n)`: conv_block(n), then max-pool 2x2; returns (pooled, skip).
+//! - `decoder_block(n)`: transposed conv 2x2 stride 2 -> concatenate [skip, upsampled] ->
+//!   BN -> ReLU -> conv 3x3 -> BN -> ReLU -> conv 3x3 -> BN -> ReLU.
+//!
+//! With the seed's defaults (base 32, depth 5) the encoders have 32, 64, 128, 256, 512 filters,
+//! the centre 1024, the decoders 512 down to 32, and a 1x1 convolution gives one channel of
+//! logits. The model returns logits, not probabilities: the loss applies the sigmoid in a
+//! numerically safe form. This module holds the network only: no loss, optimiser or I/O.
+
+use burn::module::{Initializer, Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// How convolution weights are initialised (biases always start at zero, as in Keras).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightInit {
+    /// Keras' default (the tutorial's): uniform in ±sqrt(6 / (fan_in + fan_out)).
+    #[default]
+    GlorotUniform,
+    /// PyTorch's and burn's default for convolutions.
+    KaimingUniform,
+}
+
+/// The network's shape and its layer settings (the sweep file's `[model]` section).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UNetConfig {
+    /// Filters of the first encoder; each level doubles them.
+    pub base_filters: usize,
+    /// Number of encoder (and decoder) blocks; input sides must be divisible by 2^depth.
+    pub depth: usize,
+    /// Weight of the new batch statistics in BatchNorm's running averages (PyTorch convention:
+    /// Keras' `momentum = 0.99` is 0.01 here).
+    pub batchnorm_momentum: f64,
+    /// BatchNorm's epsilon (Keras' default 1e-3).
+    pub batchnorm_epsilon: f64,
+    pub init: WeightInit,
+}
+
+impl Default for UNetConfig {
+    /// The seed's model: base 32, depth 5.
+    fn default() -> Self {
+        Self { base_filters: 32, depth: 5, batchnorm_momentum: 0.1, batchnorm_epsilon: 1e-3, init: WeightInit::GlorotUniform }
+    }
+}
+
+/// A model setting that cannot work.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    #[error(
+        "data.image_size: {side_name} {side} is not divisible by 2^depth = {multiple} (model.depth = {depth}); \
+         nearest valid sizes: {}",
+        nearest_valid(*side, *multiple).iter().map(ToString::to_string).collect::<Vec<_>>().join(" or ")
+    )]
+    IndivisibleSide { side_name: &'static str, side: usize, depth: usize, multiple: usize },
+    #[error("{key} = {value}: {expected}")]
+    Invalid { key: &'static str, value: String, expected: &'static str },
+}
+
+/// The multiples of `multiple` closest to `side` (one or two of them).
+pub fn nearest_valid(side: usize, multiple: usize) -> Vec<usize> {
+    let below = side / multiple * multiple;
+    let above = below + multiple;
+    if below == 0 { vec![above] } else { vec![below, above] }
+}
+
+impl UNetConfig {
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if !(1..=8).contains(&self.depth) {
+            return Err(ModelError::Invalid { key: "model.depth", value: self.depth.to_string(), expected: "must be in [1, 8] (the seed uses 5)" });
+        }
+        if !(1..=256).contains(&self.base_filters) {
+            return Err(ModelError::Invalid {
+                key: "model.base_filters",
+                value: self.base_filters.to_string(),
+                expected: "must be in [1, 256] (the seed uses 32)",
+            });
+        }
+        if !(0.0..=1.0).contains(&self.batchnorm_momentum) {
+            return Err(ModelError::Invalid {
+                key: "model.batchnorm_momentum",
+                value: self.batchnorm_momentum.to_string(),
+                expected: "must be in [0, 1] (PyTorch convention; Keras' 0.99 is 0.01 here)",
+            });
+        }
+        if !(self.batchnorm_epsilon > 0.0 && self.batchnorm_epsilon.is_finite()) {
+            return Err(ModelError::Invalid { key: "model.batchnorm_epsilon", value: self.batchnorm_epsilon.to_string(), expected: "must be positive" });
+        }
+        Ok(())
+    }
+
+    /// Checks that an input of `height` x `width` fits the network.
+    pub fn check_input(&self, height: usize, width: usize) -> Result<(), ModelError> {
+        let multiple = 1usize << self.depth;
+        for (side_name, side) in [("height", height), ("width", width)] {
+            if side == 0 || side % multiple != 0 {
+                return Err(ModelError::IndivisibleSide { side_name, side, depth: self.depth, multiple });
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the network on `device` (weights are drawn from the device's seeded generator).
+    pub fn init(&self, device: &Device) -> UNet {
+        let filters = |level: usize| self.base_filters << level;
+        let mut encoders = Vec::with_capacity(self.depth);
+        let mut in_channels = 3;
+        for level in 0..self.depth {
+            encoders.push(EncoderBlock {
+                conv: ConvBlock::new(self, in_channels, filters(level), device),
+                pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            });
+            in_channels = filters(level);
+        }
+        let center = ConvBlock::new(self, in_channels, filters(self.depth), device);
+        let decoders = (0..self.depth)
+            .rev()
+            .map(|level| {
+                let n = filters(level);
+                DecoderBlock {
+                    up: self.conv_transpose(filters(level + 1), n, device),
+                    norm: self.batch_norm(2 * n, device),
+                    conv: ConvBlock::new(self, 2 * n, n, device),
+                }
+            })
+            .collect();
+        let head = self.conv(self.base_filters, 1, 1, device);
+        UNet { encoders, center, decoders, head }
+    }
+
+    fn batch_norm(&self, channels: usize, device: &Device) -> BatchNorm {
+        BatchNormConfig::new(channels).with_momentum(self.batchnorm_momentum).with_epsilon(self.batchnorm_epsilon).init(device)
+    }
+
+    fn conv(&self, in_channels: usize, out_channels: usize, kernel: usize, device: &Device) -> Conv2d {
+        let mut conv = Conv2dConfig::new([in_channels, out_channels], [kernel, kernel]).with_padding(PaddingConfig2d::Same).init(device);
+        let fans = (in_channels * kernel * kernel, out_channels * kernel * kernel);
+        conv.weight = self.weights([out_channels, in_channels, kernel, kernel], fans, device);
+        conv.bias = Some(Initializer::Zeros.init([out_channels], device));
+        conv
+    }
+
+    fn conv_transpose(&self, in_channels: usize, out_channels: usize, device: &Device) -> ConvTranspose2d {
+        let mut up = ConvTranspose2dConfig::new([in_channels, out_channels], [2, 2]).with_stride([2, 2]).init(device);
+        up.weight = self.weights([in_channels, out_channels, 2, 2], (out_channels * 4, in_channels * 4), device);
+        up.bias = Some(Initializer::Zeros.init([out_channels], device));
+        up
+    }
+
+    fn weights(&self, shape: [usize; 4], (fan_in, fan_out): (usize, usize), device: &Device) -> Param<Tensor<4>> {
+        let init = match self.init {
+            WeightInit::GlorotUniform => Initializer::XavierUniform { gain: 1.0 },
+            WeightInit::KaimingUniform => Initializer::KaimingUniform { gain: 1.0 / 3f64.sqrt(), fan_out_only: false },
+        };
+        init.init_with(shape, Some(fan_in), Some(fan_out), device)
+    }
+}
+
+/// conv 3x3 -> BN -> ReLU -> conv 3x3 -> BN -> ReLU.
+#[derive(Module, Debug)]
+pub struct ConvBlock {
+    conv1: Conv2d,
+    norm1: BatchNorm,
+    conv2: Conv2d,
+    norm2: BatchNorm,
+}
+
+impl ConvBlock {
+    fn new(config: &UNetConfig, in_channels: usize, out_channels: usize, device: &Device) -> Self {
+        Self {
+            conv1: config.conv(in_channels, out_channels, 3, device),
+            norm1: config.batch_norm(out_channels, device),
+            conv2: config.conv(out_channels, out_channels, 3, device),
+            norm2: config.batch_norm(out_channels, device),
+        }
+    }
+
+    /// # Shapes
+    /// - input: [batch, in_channels, h, w]
+    /// - output: [batch, out_channels, h, w]
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = relu(self.norm1.forward(self.conv1.forward(x))); // [batch, n, h, w]
+        relu(self.norm2.forward(self.conv2.forward(x))) // [batch, n, h, w]
+    }
+}
+
+/// conv_block(n) then 2x2 max-pool.
+#[derive(Module, Debug)]
+pub struct EncoderBlock {
+    conv: ConvBlock,
+    pool: MaxPool2d,
+}
+
+impl EncoderBlock {
+    /// # Shapes
+    /// - input: [batch, in_channels, h, w]
+    /// - output: (pooled [batch, n, h/2, w/2], skip [batch, n, h, w])
+    pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let skip = self.conv.forward(x); // [batch, n, h, w]
+        (self.pool.forward(skip.clone()), skip)
+    }
+}
+
+/// Upsample, join the skip connection, normalise, then two convolutions.
+#[derive(Module, Debug)]
+pub struct DecoderBlock {
+    up: ConvTranspose2d,
+    norm: BatchNorm,
+    conv: ConvBlock,
+}
+
+impl DecoderBlock {
+    /// # Shapes
+    /// - input: [batch, 2n, h/2, w/2]; skip: [batch, n, h, w]
+    /// - output: [batch, n, h, w]
+    pub fn forward(&self, x: Tensor<4>, skip: Tensor<4>) -> Tensor<4> {
+        let up = self.up.forward(x); // [batch, n, h, w]
+        let joined = Tensor::cat(vec![skip, up], 1); // [batch, 2n, h, w], skip first as in Keras
+        self.conv.forward(relu(self.norm.forward(joined))) // [batch, n, h, w]
+    }
+}
+
+/// The whole network.
+#[derive(Module, Debug)]
+pub struct UNet {
+    encoders: Vec<EncoderBlock>,
+    center: ConvBlock,
+    decoders: Vec<DecoderBlock>,
+    head: Conv2d,
+}
+
+impl UNet {
+    /// # Shapes
+    /// - images: [batch, 3, h, w] with h and w divisible by 2^depth
+    /// - output: [batch, 1, h, w] logits (apply a sigmoid for probabilities)
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<4> {
+        let mut skips = Vec::with_capacity(self.encoders.len());
+        let mut x = images; // [batch, 3, h, w]
+        for encoder in &self.encoders {
+            let (pooled, skip) = encoder.forward(x); // level l: [batch, base*2^l, h/2^(l+1), w/2^(l+1)]
+            skips.push(skip);
+            x = pooled;
+        }
+        x = self.center.forward(x); // [batch, base*2^depth, h/2^depth, w/2^depth]
+        for (decoder, skip) in self.decoders.iter().zip(skips.into_iter().rev()) {
+            x = decoder.forward(x, skip); // back up one level per decoder
+        }
+        self.head.forward(x) // [batch, 1, h, w]
+    }
+}

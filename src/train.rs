@@ -1,0 +1,423 @@
+//! The training loop of one run: data, model and optimiser from a [`RunConfig`], epochs of
+//! training and validation, checkpoints, and reports to an [`Observer`] (the tracker, progress).
+//!
+//! Guarantees:
+//! - The same config, seed and backend give the same metrics: weights are drawn from the seeded
+//!   device, and every shuffle and augmentation from seeds derived from (seed, epoch, sample).
+//! - A run resumed from `last` ends with the same metrics as an uninterrupted one: the checkpoint
+//!   holds the model (with BatchNorm's running statistics), the optimiser state and the epoch.
+//! - An epoch is reported to the observer only after its checkpoint files are on disk, and the
+//!   checkpoint remembers every epoch's metrics, so an observer that missed a report (the process
+//!   died in between) gets it again on resume through [`Observer::replay`].
+//! - A NaN or infinite loss ends the run as [`Outcome::Diverged`] with the epoch and step; the
+//!   optimiser never applies that step.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, RmsPropConfig, SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig};
+use burn::store::ModuleRecord;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::checkpoint::{BestSoFar, CheckpointError, CheckpointKind, EpochSummary, RunDir, TrainState};
+use crate::config::{OptimizerKind, Problem, RunConfig, TrainConfig};
+use crate::data::{self, Batch, DataError, Loader, Sample};
+use crate::device::DeviceError;
+use crate::metrics::{Confusion, MetricAccumulator, SplitMetrics, bce_dice_loss, confusion_counts};
+use crate::model::{ModelError, UNet};
+
+/// Why a run could not train.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  {}: {}", p.key, p.message)).collect::<Vec<_>>().join("\n"))]
+    Config(Vec<Problem>),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(
+        "{}: this run directory belongs to another configuration (hash {found}, expected {expected}); \
+         use another run directory or delete this one",
+        path.display()
+    )]
+    ConfigMismatch { path: PathBuf, expected: String, found: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The observer (the tracker) failed to record an epoch.
+    #[error("recording the epoch failed: {0}")]
+    Observer(String),
+}
+
+impl TrainError {
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            TrainError::Data(e) => e.is_bad_input(),
+            TrainError::Model(_) | TrainError::Device(_) | TrainError::Config(_) | TrainError::ConfigMismatch { .. } => true,
+            TrainError::Checkpoint(_) | TrainError::Io { .. } | TrainError::Observer(_) => false,
+        }
+    }
+
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+        move |source| TrainError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+/// How a run ended (errors aside).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Every epoch ran.
+    Completed { epochs: usize, best: Option<BestSoFar> },
+    /// The loss became NaN or infinite at `step` (1-based) of `epoch` (1-based).
+    Diverged { epoch: usize, step: usize, value: f64 },
+    /// The observer asked to stop; `epochs_done` epochs are checkpointed.
+    Stopped { epochs_done: usize },
+}
+
+/// A request from outside to stop training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopRequest {
+    Continue,
+    /// Finish the current epoch, checkpoint it, then stop.
+    AfterEpoch,
+    /// Stop at the next step; the last checkpoint stays as it is.
+    Now,
+}
+
+/// Where one training step stands, for progress displays.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepProgress {
+    /// 1-based epoch and step.
+    pub epoch: usize,
+    pub epochs: usize,
+    pub step: usize,
+    pub steps: usize,
+    pub loss: f64,
+    pub learning_rate: f64,
+}
+
+/// A checkpoint written at the end of an epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedCheckpoint {
+    pub kind: CheckpointKind,
+    pub epoch: usize,
+    pub path: PathBuf,
+    /// The objective's value at that epoch.
+    pub metric_value: f64,
+}
+
+/// Receives what training does. Every method but `on_epoch` has a default that ignores it.
+pub trait Observer {
+    /// Training starts (or resumes) at 0-based epoch `start_epoch`.
+    fn on_start(&mut self, _start_epoch: usize, _steps_per_epoch: usize) {}
+    /// One optimiser step finished.
+    fn on_step(&mut self, _progress: &StepProgress) {}
+    /// An epoch finished and its checkpoints are on disk: record it. An error ends training.
+    fn on_epoch(&mut self, summary: &EpochSummary, checkpoints: &[SavedCheckpoint]) -> Result<(), String>;
+    /// On resume: every epoch the checkpoint remembers, with its checkpoints, so that an observer
+    /// can record any it missed. Recording one twice must be harmless.
+    fn replay(&mut self, history: &[EpochSummary], checkpoints: &[SavedCheckpoint]) -> Result<(), String> {
+        let _ = (history, checkpoints);
+        Ok(())
+    }
+    /// Polled before every step.
+    fn stop_request(&self) -> StopRequest {
+        StopRequest::Continue
+    }
+}
+
+/// An observer that records nothing (tests, benchmarks).
+pub struct NullObserver;
+
+impl Observer for NullObserver {
+    fn on_epoch(&mut self, _: &EpochSummary, _: &[SavedCheckpoint]) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Faults to inject, for testing what happens when things go wrong (set through `SWEEP_FAULT` in
+/// the CLI; never used in normal runs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// Replace the loss of this (epoch, step), both 1-based, with NaN.
+    pub nan_loss_at: Option<(usize, usize)>,
+    /// Panic at this (epoch, step).
+    pub panic_at: Option<(usize, usize)>,
+}
+
+impl Faults {
+    /// Parses `nan@E:S`, `panic@E:S`, comma-separated.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut faults = Faults::default();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (kind, at) = part.split_once('@').ok_or_else(|| format!("fault {part:?}: expected kind@epoch:step"))?;
+            let (e, s) = at.split_once(':').ok_or_else(|| format!("fault {part:?}: expected epoch:step"))?;
+            let at = (e.parse().map_err(|_| format!("fault {part:?}: bad epoch"))?, s.parse().map_err(|_| format!("fault {part:?}: bad step"))?);
+            match kind {
+                "nan" => faults.nan_loss_at = Some(at),
+                "panic" => faults.panic_at = Some(at),
+                _ => return Err(format!("fault {part:?}: kind must be nan or panic")),
+            }
+        }
+        Ok(faults)
+    }
+}
+
+/// Everything a run needs besides its config.
+pub struct RunContext<'a> {
+    pub run_dir: RunDir,
+    /// The runs root, where the synthetic dataset is cached.
+    pub runs_root: &'a Path,
+    pub device: Device,
+    pub faults: Faults,
+}
+
+/// The dataset directory a config points at, generating the synthetic set if needed.
+pub fn dataset_dir(config: &RunConfig, runs_root: &Path) -> Result<PathBuf, DataError> {
+    if config.data.is_synthetic() {
+        data::synth::ensure(runs_root, &config.data.synth_spec())
+    } else {
+        Ok(PathBuf::from(&config.data.source))
+    }
+}
+
+/// The decoded dataset of a config, and its (train, validation) split.
+pub fn load_split(config: &RunConfig, runs_root: &Path) -> Result<(Arc<Vec<Sample>>, Vec<usize>, Vec<usize>), DataError> {
+    let dir = dataset_dir(config, runs_root)?;
+    let [h, w] = config.data.image_size;
+    let samples = data::cached(&dir, Some((h as u32, w as u32)))?;
+    let ids: Vec<String> = samples.iter().map(|s| s.id.clone()).collect();
+    let (train, val) = data::split(&ids, config.data.val_fraction, config.data.split_seed);
+    if train.is_empty() || val.is_empty() {
+        return Err(DataError::Invalid {
+            key: "data.val_fraction",
+            value: config.data.val_fraction.to_string(),
+            expected: format!("leaves {} training and {} validation images out of {}; use more images", train.len(), val.len(), ids.len()),
+        });
+    }
+    Ok((samples, train, val))
+}
+
+/// Builds the optimiser a config asks for.
+pub fn optimizer(t: &TrainConfig) -> ModuleOptimizer {
+    let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
+    match t.optimizer {
+        OptimizerKind::Adam => AdamConfig::new()
+            .with_beta_1(t.beta1 as f32)
+            .with_beta_2(t.beta2 as f32)
+            .with_epsilon(t.epsilon as f32)
+            .with_weight_decay(decay)
+            .init(),
+        OptimizerKind::Adamw => AdamWConfig::new()
+            .with_beta_1(t.beta1 as f32)
+            .with_beta_2(t.beta2 as f32)
+            .with_epsilon(t.epsilon as f32)
+            .with_weight_decay(t.weight_decay as f32)
+            .init(),
+        OptimizerKind::Sgd => SgdConfig::new()
+            .with_momentum((t.momentum > 0.0).then(|| MomentumConfig::new().with_momentum(t.momentum).with_dampening(0.0).with_nesterov(t.nesterov)))
+            .with_weight_decay(decay)
+            .init(),
+        OptimizerKind::Rmsprop => RmsPropConfig::new()
+            .with_alpha(t.rho as f32)
+            .with_momentum(t.momentum as f32)
+            .with_epsilon(t.epsilon as f32)
+            .with_weight_decay(decay)
+            .init(),
+    }
+}
+
+/// Moves a batch onto the device as ([n, 3, h, w] images, [n, 1, h, w] masks).
+pub fn batch_tensors(batch: Batch, device: &Device) -> (Tensor<4>, Tensor<4>) {
+    let (n, h, w) = (batch.len, batch.height, batch.width);
+    let images = Tensor::<4>::from_data(TensorData::new(batch.images, [n, 3, h, w]), device);
+    let masks = Tensor::<4>::from_data(TensorData::new(batch.masks, [n, 1, h, w]), device);
+    (images, masks)
+}
+
+/// One batch's loss, dice and confusion matrix, read back from the device in two transfers.
+fn batch_results(loss: Tensor<1>, dice: Tensor<1>, logits: Tensor<4>, masks: Tensor<4>) -> (f64, f64, Confusion) {
+    let pixels = logits.shape().num_elements() as u64;
+    let scalars: Vec<f64> = Tensor::cat(vec![loss, dice], 0).into_data().iter::<f64>().collect();
+    let counts: Vec<i64> = confusion_counts(logits, masks).into_data().iter::<i64>().collect();
+    let confusion = Confusion::from_counts(counts[0] as u64, counts[1] as u64, counts[2] as u64, pixels);
+    (scalars[0], scalars[1], confusion)
+}
+
+/// Evaluates `model` (in eval mode: BatchNorm uses its running statistics) on `loader`'s batches.
+pub fn evaluate(model: &UNet, loader: &Loader, device: &Device) -> SplitMetrics {
+    let model = model.valid();
+    let mut acc = MetricAccumulator::default();
+    for batch in loader.epoch(0) {
+        let n = batch.len;
+        let (images, masks) = batch_tensors(batch, device);
+        let logits = model.forward(images);
+        let (loss, dice) = bce_dice_loss(logits.clone(), masks.clone());
+        let (loss, dice, confusion) = batch_results(loss, dice, logits, masks);
+        acc.add_batch(loss, dice, n, &confusion);
+    }
+    acc.finish()
+}
+
+/// Rebuilds a run's model from its directory alone (config.json and a checkpoint).
+pub fn load_model(run: &RunDir, kind: CheckpointKind, device: &Device) -> Result<(RunConfig, UNet, TrainState), TrainError> {
+    let config = run.read_config()?;
+    let checkpoint = run.load(kind)?.ok_or_else(|| CheckpointError {
+        path: run.checkpoint_path(kind),
+        reason: format!("the run has no `{}` checkpoint yet (it has not finished an epoch)", kind.as_str()),
+    })?;
+    let record = ModuleRecord::from_bytes(checkpoint.model).map_err(|e| CheckpointError {
+        path: run.checkpoint_path(kind),
+        reason: format!("the model record cannot be read: {e}"),
+    })?;
+    let model = config.model.init(device).try_load_record(record).map_err(|e| CheckpointError {
+        path: run.checkpoint_path(kind),
+        reason: format!("the model record does not fit the run's config: {e}"),
+    })?;
+    Ok((config, model, checkpoint.state))
+}
+
+/// Trains one run to completion, divergence or a stop request.
+pub fn train(config: &RunConfig, ctx: &RunContext, observer: &mut dyn Observer) -> Result<Outcome, TrainError> {
+    let problems = config.validate();
+    if !problems.is_empty() {
+        return Err(TrainError::Config(problems));
+    }
+    let config_hash = config.hash();
+    let run = &ctx.run_dir;
+    // The resolved config goes to disk before anything else, so the directory describes itself.
+    match run.read_config() {
+        Ok(existing) if existing.hash() != config_hash => {
+            return Err(TrainError::ConfigMismatch { path: run.config_path(), expected: config_hash, found: existing.hash() });
+        }
+        Ok(_) => {}
+        Err(_) => run.write_config(config).map_err(TrainError::io(&run.root))?,
+    }
+
+    let (samples, train_idx, val_idx) = load_split(config, ctx.runs_root)?;
+    let t = &config.train;
+    let train_loader = Loader::train(samples.clone(), train_idx, t.batch_size, config.augment, t.seed);
+    let val_loader = Loader::eval(samples, val_idx, t.batch_size, config.augment.rescale);
+    let steps = train_loader.batches_per_epoch();
+
+    let device = &ctx.device;
+    let train_device = device.clone().autodiff();
+    device.seed(t.seed);
+    train_device.seed(t.seed);
+    let mut model = config.model.init(&train_device);
+    let mut optim = optimizer(t);
+    let mut state = TrainState::new(config_hash.clone());
+
+    if let Some(last) = run.load(CheckpointKind::Last)? {
+        if last.state.config_hash != config_hash {
+            return Err(TrainError::ConfigMismatch { path: run.checkpoint_path(CheckpointKind::Last), expected: config_hash, found: last.state.config_hash });
+        }
+        let path = run.checkpoint_path(CheckpointKind::Last);
+        let bad = |what: String| CheckpointError { path: path.clone(), reason: what };
+        let record = ModuleRecord::from_bytes(last.model).map_err(|e| bad(format!("model record: {e}")))?;
+        model = model.try_load_record(record).map_err(|e| bad(format!("model record does not fit: {e}")))?;
+        if let Some(bytes) = last.optimizer {
+            optim = optim.from_bytes(bytes).map_err(|e| bad(format!("optimizer record: {e}")))?;
+        }
+        state = last.state;
+        let checkpoints = current_checkpoints(run, &state);
+        observer.replay(&state.history, &checkpoints).map_err(TrainError::Observer)?;
+    }
+
+    observer.on_start(state.epochs_done, steps);
+    let objective = &config.metric;
+    for epoch in state.epochs_done..t.epochs {
+        let started = Instant::now();
+        let mut acc = MetricAccumulator::default();
+        let mut learning_rate = t.learning_rate;
+        for (step, batch) in train_loader.epoch(epoch).enumerate() {
+            let at = (epoch + 1, step + 1);
+            if observer.stop_request() == StopRequest::Now {
+                return Ok(Outcome::Stopped { epochs_done: state.epochs_done });
+            }
+            if ctx.faults.panic_at == Some(at) {
+                panic!("injected fault: panic at epoch {} step {}", at.0, at.1);
+            }
+            learning_rate = t.learning_rate_at(epoch, step, steps);
+            let n = batch.len;
+            let (images, masks) = batch_tensors(batch, &train_device);
+            let logits = model.forward(images);
+            let (loss, dice) = bce_dice_loss(logits.clone(), masks.clone());
+            let (mut loss_value, dice_value, confusion) = batch_results(loss.clone().detach(), dice.detach(), logits.detach(), masks);
+            if ctx.faults.nan_loss_at == Some(at) {
+                loss_value = f64::NAN;
+            }
+            if !loss_value.is_finite() {
+                return Ok(Outcome::Diverged { epoch: at.0, step: at.1, value: loss_value });
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(learning_rate, model, grads);
+            acc.add_batch(loss_value, dice_value, n, &confusion);
+            observer.on_step(&StepProgress { epoch: at.0, epochs: t.epochs, step: at.1, steps, loss: loss_value, learning_rate });
+        }
+        let val = evaluate(&model, &val_loader, device);
+        let summary = EpochSummary {
+            epoch: epoch + 1,
+            train: acc.finish(),
+            val,
+            learning_rate,
+            seconds: started.elapsed().as_secs_f64(),
+            wall: crate::util::now_unix(),
+        };
+        if !summary.val.loss.is_finite() {
+            // Record the epoch that showed it, then stop: the run is diverged.
+            state.history.push(summary.clone());
+            observer.on_epoch(&summary, &[]).map_err(TrainError::Observer)?;
+            return Ok(Outcome::Diverged { epoch: epoch + 1, step: steps, value: summary.val.loss });
+        }
+
+        let value = summary.metric(&objective.name).unwrap_or(f64::NAN);
+        let mut saved = Vec::new();
+        let model_bytes = model.clone().into_record().into_bytes().map_err(|e| TrainError::Observer(format!("serialising the model: {e}")))?;
+        if objective.goal.improves(value, state.best.map(|b| b.value)) {
+            state.best = Some(BestSoFar { epoch: epoch + 1, value });
+            let mut best_state = state.clone();
+            best_state.epochs_done = epoch + 1;
+            best_state.history.push(summary.clone());
+            let path = run.save(CheckpointKind::Best, &best_state, &model_bytes, None).map_err(TrainError::io(&run.root))?;
+            saved.push(SavedCheckpoint { kind: CheckpointKind::Best, epoch: epoch + 1, path, metric_value: value });
+        }
+        state.epochs_done = epoch + 1;
+        state.history.push(summary.clone());
+        let optim_bytes = optim.into_bytes().map_err(|e| TrainError::Observer(format!("serialising the optimizer: {e}")))?;
+        let path = run.save(CheckpointKind::Last, &state, &model_bytes, Some(&optim_bytes)).map_err(TrainError::io(&run.root))?;
+        saved.push(SavedCheckpoint { kind: CheckpointKind::Last, epoch: epoch + 1, path, metric_value: value });
+        observer.on_epoch(&summary, &saved).map_err(TrainError::Observer)?;
+
+        if epoch + 1 < t.epochs && observer.stop_request() != StopRequest::Continue {
+            return Ok(Outcome::Stopped { epochs_done: state.epochs_done });
+        }
+    }
+    Ok(Outcome::Completed { epochs: state.epochs_done, best: state.best })
+}
+
+/// The checkpoints a resumed run has on disk, as the observer should know them.
+fn current_checkpoints(run: &RunDir, state: &TrainState) -> Vec<SavedCheckpoint> {
+    let mut out = Vec::new();
+    if let Some(best) = state.best {
+        out.push(SavedCheckpoint { kind: CheckpointKind::Best, epoch: best.epoch, path: run.checkpoint_path(CheckpointKind::Best), metric_value: best.value });
+    }
+    if state.epochs_done > 0 {
+        let value = state.history.last().and_then(|h| h.metric(&run_objective_name(run))).unwrap_or(f64::NAN);
+        out.push(SavedCheckpoint { kind: CheckpointKind::Last, epoch: state.epochs_done, path: run.checkpoint_path(CheckpointKind::Last), metric_value: value });
+    }
+    out
+}
+
+fn run_objective_name(run: &RunDir) -> String {
+    run.read_config().map(|c| c.metric.name).unwrap_or_else(|_| "val_iou".into())
+}

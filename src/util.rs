@@ -1,0 +1,240 @@
+//! Small shared helpers: crash-safe file writes, stable hashing, wall-clock time.
+//!
+//! The hashes here are part of the on-disk contract (config hashes name trials in the store, split
+//! and augmentation seeds are derived from them), so they must never depend on the Rust version or
+//! on `std`'s randomised hasher: they are written out explicitly.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+/// Writes `bytes` to `path` so that a reader (or a process killed half-way) only ever sees the old
+/// file or the complete new one: the data goes to a temporary sibling, is flushed to disk, and is
+/// renamed over the target; then the directory entry itself is flushed.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| io::Error::other("path has no file name"))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Flushes a directory's entries (a rename is only durable once its directory is).
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// A temporary directory next to `target` that becomes `target` with [`TempDir::commit`], or is
+/// removed when dropped: how multi-file outputs (a generated dataset) appear whole or not at all.
+pub struct TempDir {
+    path: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl TempDir {
+    pub fn new(target: &Path) -> io::Result<Self> {
+        let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        fs::create_dir_all(parent)?;
+        let name = target.file_name().ok_or_else(|| io::Error::other("path has no file name"))?;
+        let path = parent.join(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
+        if path.exists() {
+            fs::remove_dir_all(&path)?;
+        }
+        fs::create_dir_all(&path)?;
+        Ok(Self { path, target: target.to_path_buf(), committed: false })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames the directory into place. Fails if `target` exists by then (another process won
+    /// the race), leaving the existing directory untouched.
+    pub fn commit(mut self) -> io::Result<()> {
+        if self.target.exists() {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "target exists"));
+        }
+        fs::rename(&self.path, &self.target)?;
+        self.committed = true;
+        if let Some(parent) = self.target.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// SHA-256 of `bytes` as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// FNV-1a over `bytes`, finished with a SplitMix64 round: a fast, stable 64-bit hash.
+pub fn hash64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    splitmix64(h)
+}
+
+/// One SplitMix64 step: a bijective mixer used to derive independent seeds from a seed.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Derives a seed for a sub-stream (`parts` name it, e.g. `[epoch, sample]`) of `seed`.
+pub fn derive_seed(seed: u64, parts: &[u64]) -> u64 {
+    parts.iter().fold(splitmix64(seed), |acc, &p| splitmix64(acc ^ splitmix64(p.wrapping_add(0x632b_e59b_d9b4_e019))))
+}
+
+/// Seconds since the Unix epoch, as stored in the tracker.
+pub fn now_unix() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Formats Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn format_utc(ts: f64) -> String {
+    let secs = ts.floor() as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Formats a duration in seconds the way a person reads it: `850ms`, `42s`, `3m05s`, `1h02m`.
+pub fn format_duration(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        return "?".into();
+    }
+    if secs < 1.0 {
+        return format!("{:.0}ms", secs * 1000.0);
+    }
+    let s = secs.round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// The number of CPU cores this process may use.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// This machine's host name (for the tracker's `host` column).
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// The `did you mean` candidate for a misspelt `word` among `options` (edit distance <= 3).
+pub fn did_you_mean<'a>(word: &str, options: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    options
+        .into_iter()
+        .map(|o| (edit_distance(word, o), o))
+        .filter(|(d, o)| *d <= 3.min(o.len().max(word.len()) / 2 + 1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, o)| o)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formatting_matches_known_dates() {
+        assert_eq!(format_utc(0.0), "1970-01-01 00:00:00");
+        assert_eq!(format_utc(951_782_400.0), "2000-02-29 00:00:00");
+        assert_eq!(format_utc(1_795_000_000.5), "2026-11-18 11:06:40");
+    }
+
+    #[test]
+    fn hashes_are_stable_across_builds() {
+        // Pinned values: changing them changes every stored config hash and data split.
+        assert_eq!(hash64(b""), splitmix64(0xcbf2_9ce4_8422_2325));
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_ne!(derive_seed(1, &[0]), derive_seed(1, &[1]));
+        assert_ne!(derive_seed(1, &[0, 1]), derive_seed(1, &[1, 0]));
+    }
+
+    #[test]
+    fn did_you_mean_finds_close_keys_only() {
+        let keys = ["hue_delta", "horizontal_flip", "rescale"];
+        assert_eq!(did_you_mean("hue_delt", keys), Some("hue_delta"));
+        assert_eq!(did_you_mean("horizontal_flips", keys), Some("horizontal_flip"));
+        assert_eq!(did_you_mean("optimizer", keys), None);
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.bin");
+        atomic_write(&p, b"first").unwrap();
+        atomic_write(&p, b"second").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"second");
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+    }
+}
