@@ -1,16 +1,25 @@
 //! The command line: clap definitions, and one library call per subcommand.
 //!
 //! This is the edge where typed library errors get their context (`anyhow`), and where results
-//! are printed. Each subcommand parses its arguments and calls one function of the library.
+//! are printed. Each subcommand parses its arguments and calls into the library.
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::checkpoint::{CheckpointKind, RunDir};
+use crate::config::{Objective, Split};
 use crate::data::{self, Augment, show::ShowOptions, synth::SynthSpec};
+use crate::device::{DeviceSpec, set_cpu_threads};
+use crate::metrics::Goal;
+use crate::report;
+use crate::scheduler::{self, RunOptions};
+use crate::store::{self, RunFilter, RunStatus, Store, StoreError, query::Filter};
+use crate::worker::{self, EventFormat, WorkerOptions};
 
 #[derive(Debug, Parser)]
 #[command(name = "sweep", version, about = "Hyperparameter sweeps and experiment tracking for U-Net segmentation")]
@@ -27,13 +36,231 @@ pub struct Global {
     /// Where runs, checkpoints, plots and the cached synthetic dataset go.
     #[arg(long, global = true, env = "SWEEP_RUNS", default_value = "runs")]
     pub runs_dir: PathBuf,
+    /// The tracker: a SQLite file (default: <runs-dir>/sweep.db).
+    #[arg(long, global = true, env = "SWEEP_STORE")]
+    pub store: Option<String>,
+}
+
+impl Global {
+    /// The runs directory as an absolute path: workers and stored checkpoint paths use it.
+    fn runs_dir(&self) -> PathBuf {
+        std::path::absolute(&self.runs_dir).unwrap_or_else(|_| self.runs_dir.clone())
+    }
+
+    fn store_location(&self) -> String {
+        self.store.clone().unwrap_or_else(|| self.runs_dir().join("sweep.db").display().to_string())
+    }
+
+    fn open_store(&self) -> Result<Box<dyn Store>> {
+        Ok(store::open(&self.store_location(), false)?)
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Expand a sweep file into trials and train them in parallel workers (resumable).
+    Run(RunArgs),
+    /// Claim and train trials from the tracker until none is left (what `run` starts per worker).
+    Worker(WorkerArgs),
+    /// Counts per status, the running trials and the best so far.
+    Status(StatusArgs),
+    /// List runs.
+    Ls(LsArgs),
+    /// One run: parameters, per-epoch metrics, checkpoints, error.
+    Show(ShowRunArgs),
+    /// The best run by a metric.
+    Best(BestArgs),
+    /// Runs side by side: the parameters that differ, then their metrics.
+    Compare(CompareArgs),
+    /// Every run with its parameters and per-epoch metrics, as CSV or JSON.
+    Export(ExportArgs),
+    /// Rebuild a run's model from its directory and evaluate it.
+    Eval(EvalArgs),
+    /// Predict masks for images with a run's model.
+    Predict(PredictArgs),
     /// Generate and inspect datasets.
     #[command(subcommand)]
     Data(DataCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ComputeArgs {
+    /// cpu, cuda[:K] (needs the `cuda` feature) or vulkan[:K] (needs the `vulkan` feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// CPU threads for tensor operations (default: all cores, divided among workers).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The sweep file (TOML).
+    pub file: PathBuf,
+    /// Trials trained at once, each in its own process.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// GPU indices, one worker each (e.g. 0,1); sets CUDA_VISIBLE_DEVICES per worker.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Option<Vec<usize>>,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+    /// A Carvana-layout directory that replaces data.source in every trial.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Print the expanded trial table and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run failed trials again (they resume from their last checkpoint).
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// A trial whose worker dies this many times in a row, without finishing an epoch, fails.
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: i64,
+    /// Seconds without a heartbeat after which a running trial is reclaimed.
+    #[arg(long, default_value_t = 60.0)]
+    pub stale_after: f64,
+    /// Seconds between heartbeats.
+    #[arg(long, default_value_t = 5.0)]
+    pub heartbeat_every: f64,
+    /// Log lines instead of progress bars.
+    #[arg(long)]
+    pub plain: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Only claim trials of this sweep.
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// Stop after this many trials.
+    #[arg(long)]
+    pub max_trials: Option<usize>,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+    #[arg(long, value_enum, default_value = "human")]
+    pub events: EventFormat,
+    #[arg(long, default_value_t = 60.0)]
+    pub stale_after: f64,
+    #[arg(long, default_value_t = 5.0)]
+    pub heartbeat_every: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A sweep name (default: every sweep).
+    pub sweep: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// queued, running, completed, failed, pruned or diverged.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Sort by a metric (best first) or a field, e.g. val_iou or train.learning_rate.
+    #[arg(long)]
+    pub sort: Option<String>,
+    /// A filter, e.g. "train.learning_rate < 0.01 and val_iou > 0.9".
+    #[arg(long = "where")]
+    pub filter: Option<String>,
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowRunArgs {
+    pub run: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GoalArg {
+    Max,
+    Min,
+}
+
+#[derive(Debug, Args)]
+pub struct BestArgs {
+    /// loss, dice, iou or fg_iou (val_ unless --split or a split_ prefix says otherwise).
+    #[arg(long, default_value = "iou")]
+    pub metric: String,
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// train or val.
+    #[arg(long)]
+    pub split: Option<String>,
+    /// Override the direction inferred from the name (loss: min; dice, iou, fg_iou: max).
+    #[arg(long, value_enum)]
+    pub goal: Option<GoalArg>,
+    /// Reload the best checkpoint and evaluate it again.
+    #[arg(long)]
+    pub eval: bool,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    #[arg(required = true, num_args = 2..)]
+    pub runs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Write here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub sweep: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A run id (e.g. hue-3) or a run directory.
+    pub run: String,
+    #[arg(long, default_value = "best")]
+    pub checkpoint: String,
+    /// Evaluate on every image of this Carvana-layout directory instead of the run's validation split.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A run id (e.g. hue-3) or a run directory.
+    pub run: String,
+    /// Images to segment.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Output directory for <name>_mask.png and <name>_overlay.png.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value = "best")]
+    pub checkpoint: String,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,10 +326,20 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let global = cli.global;
+    let g = cli.global;
     match cli.command {
+        Command::Run(args) => cmd_run(&g, &args),
+        Command::Worker(args) => cmd_worker(&g, &args),
+        Command::Status(args) => cmd_status(&g, &args),
+        Command::Ls(args) => cmd_ls(&g, &args),
+        Command::Show(args) => cmd_show(&g, &args),
+        Command::Best(args) => cmd_best(&g, &args),
+        Command::Compare(args) => cmd_compare(&g, &args),
+        Command::Export(args) => cmd_export(&g, &args),
+        Command::Eval(args) => cmd_eval(&g, &args),
+        Command::Predict(args) => cmd_predict(&g, &args),
         Command::Data(DataCommand::Synth(args)) => data_synth(&args),
-        Command::Data(DataCommand::Show(args)) => data_show(&global, &args),
+        Command::Data(DataCommand::Show(args)) => data_show(&g, &args),
     }
 }
 
@@ -118,8 +355,473 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<crate::train::TrainError>() {
             return if e.is_bad_input() { 2 } else { 1 };
         }
+        if let Some(e) = cause.downcast_ref::<StoreError>() {
+            return if e.is_bad_input() { 2 } else { 1 };
+        }
+        if cause.downcast_ref::<crate::spec::SpecError>().is_some() || cause.downcast_ref::<UsageError>().is_some() {
+            return 2;
+        }
     }
     1
+}
+
+/// A command-line value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+fn cmd_run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
+    let spec = crate::spec::load(&args.file)?;
+    let data_override = args.data.as_ref().map(|d| d.display().to_string());
+    let trials = spec.trials(data_override.as_deref());
+    let runs_dir = g.runs_dir();
+    if args.dry_run {
+        print_dry_run(g, &spec, &trials);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(devices) = &args.devices {
+        if devices.is_empty() {
+            return Err(usage("--devices needs at least one GPU index, e.g. --devices 0,1"));
+        }
+        if !args.compute.device.is_gpu() && args.compute.device != DeviceSpec::Cpu {
+            return Err(usage("--devices needs a GPU --device (cuda or vulkan)"));
+        }
+    }
+    let device = match (&args.devices, args.compute.device) {
+        (Some(_), DeviceSpec::Cpu) => DeviceSpec::Cuda(0),
+        (_, d) => d,
+    };
+    // Check the device here once, so that a missing GPU is one clear error, not one per worker.
+    device.open()?;
+    scheduler::prepare_data(&trials, &runs_dir).context("preparing the dataset")?;
+    let store_location = g.store_location();
+    let reg = scheduler::register(&spec, &trials, &store_location, args.retry_failed)?;
+    match &reg.registration {
+        store::SweepRegistration::New => println!("sweep {}: {} trials registered in {store_location}", spec.name, reg.added.len()),
+        store::SweepRegistration::Unchanged => {
+            println!("sweep {}: {} trials known; resuming ({} new)", spec.name, reg.existing + reg.added.len(), reg.added.len())
+        }
+        store::SweepRegistration::SpecChanged { .. } => println!(
+            "sweep {}: the sweep file changed since the last run; {} new trial(s) added ({} already known)",
+            spec.name,
+            reg.added.len(),
+            reg.existing
+        ),
+    }
+    if reg.requeued > 0 {
+        println!("retrying {} failed trial(s)", reg.requeued);
+    }
+    let options = RunOptions {
+        store: store_location,
+        runs_dir: runs_dir.clone(),
+        workers: args.workers.max(1),
+        device,
+        devices: args.devices.clone(),
+        threads: args.compute.threads,
+        retry_failed: args.retry_failed,
+        max_attempts: args.max_attempts.max(1),
+        stale_after: args.stale_after,
+        heartbeat_every: args.heartbeat_every,
+        plain: args.plain,
+    };
+    let outcome = scheduler::run(&spec, &options)?;
+    if reg.added.is_empty() && reg.requeued == 0 && outcome.runs.iter().all(|r| r.status.is_final()) && outcome.elapsed.as_secs_f64() < 1.0 {
+        println!("nothing to run: every trial of {} has finished (use --retry-failed to run failed ones again)", spec.name);
+    }
+    let counts: Vec<String> = outcome.counts().iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
+    println!("\nsweep {} finished in {}: {}", spec.name, crate::util::format_duration(outcome.elapsed.as_secs_f64()), counts.join(", "));
+    for e in &outcome.worker_errors {
+        eprintln!("error: {e}");
+    }
+    println!("\n{}", report::leaderboard(&outcome.runs, &spec.metric.name, spec.metric.goal, 10));
+    if outcome.interrupted {
+        println!("interrupted: run the same command to resume");
+        return Ok(ExitCode::from(1));
+    }
+    if outcome.any_failed() {
+        let failed: Vec<String> = outcome
+            .runs
+            .iter()
+            .filter(|r| matches!(r.status, RunStatus::Failed | RunStatus::Diverged))
+            .map(|r| format!("{} ({})", r.id, r.status.as_str()))
+            .collect();
+        if !failed.is_empty() {
+            eprintln!("{} trial(s) did not complete: {}; see `sweep show RUN`", failed.len(), failed.join(", "));
+        }
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_dry_run(g: &Global, spec: &crate::spec::SweepSpec, trials: &[crate::spec::Trial]) {
+    let known: std::collections::HashMap<String, (String, RunStatus)> = g
+        .open_store()
+        .ok()
+        .and_then(|s| s.runs(&RunFilter { sweep: Some(spec.name.clone()), status: None }).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| (r.config_hash.clone(), (r.id, r.status)))
+        .collect();
+    let keys: Vec<String> = spec.parameters.iter().map(|p| p.key.clone()).collect();
+    let mut t = report::Table::new(["#", "run", "status"].into_iter().map(String::from).chain(keys.iter().cloned()).chain(["config".to_string()]));
+    for (i, trial) in trials.iter().enumerate() {
+        let hash = trial.config.hash();
+        let (id, status) = known.get(&hash).map(|(id, s)| (id.clone(), s.as_str().to_string())).unwrap_or(("-".into(), "new".into()));
+        let mut row = vec![(i + 1).to_string(), id, status];
+        row.extend(keys.iter().map(|k| trial.params.get(k).map(report::fmt_param).unwrap_or_else(|| "-".into())));
+        row.push(hash[..10].to_string());
+        t.row(row);
+    }
+    println!(
+        "sweep {} ({:?}, {} trial(s), metric {} {})",
+        spec.name,
+        spec.method,
+        trials.len(),
+        spec.metric.name,
+        spec.metric.goal.as_str()
+    );
+    print!("{}", t.render());
+}
+
+fn cmd_worker(g: &Global, args: &WorkerArgs) -> Result<ExitCode> {
+    let threads = args.compute.threads.unwrap_or_else(crate::util::available_cores);
+    set_cpu_threads(threads);
+    let faults = match std::env::var("SWEEP_FAULT") {
+        Ok(spec) => crate::train::Faults::parse(&spec).map_err(usage)?,
+        Err(_) => Default::default(),
+    };
+    let options = WorkerOptions {
+        store: g.store_location(),
+        sweep: args.sweep.clone(),
+        runs_dir: g.runs_dir(),
+        device: args.compute.device,
+        max_trials: args.max_trials,
+        stale_after: args.stale_after,
+        heartbeat_every: args.heartbeat_every,
+        events: args.events,
+        faults,
+    };
+    let summary = worker::run(&options)?;
+    Ok(if summary.failed > 0 || summary.stopped { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn cmd_status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
+    let store = g.open_store()?;
+    let sweeps = store.sweeps()?;
+    let selected: Vec<_> = match &args.sweep {
+        Some(name) => {
+            let found: Vec<_> = sweeps.iter().filter(|s| &s.name == name).cloned().collect();
+            if found.is_empty() {
+                let names: Vec<&str> = sweeps.iter().map(|s| s.name.as_str()).collect();
+                return Err(StoreError::UnknownSweep {
+                    name: name.clone(),
+                    suggestions: crate::util::did_you_mean(name, names).map(|s| vec![s.to_string()]).unwrap_or_default(),
+                }
+                .into());
+            }
+            found
+        }
+        None => sweeps,
+    };
+    if selected.is_empty() {
+        println!("no sweep in {} yet", store.location());
+    }
+    let now = crate::util::now_unix();
+    for sweep in selected {
+        let runs = store.runs(&RunFilter { sweep: Some(sweep.name.clone()), status: None })?;
+        let counts: Vec<String> = RunStatus::ALL
+            .iter()
+            .filter_map(|s| sweep.counts.get(s.as_str()).map(|n| format!("{n} {}", s.as_str())))
+            .collect();
+        println!("sweep {}: {} trial(s): {}", sweep.name, runs.len(), counts.join(", "));
+        let objective = store.run_config(&runs.first().map(|r| r.id.clone()).unwrap_or_default()).map(|c| c.metric).unwrap_or_default();
+        let running: Vec<_> = runs.iter().filter(|r| r.status == RunStatus::Running).collect();
+        if !running.is_empty() {
+            let mut t = report::Table::new(["running", "epochs", "host", "pid", "heartbeat", "params"]);
+            for r in running {
+                let age = r.heartbeat.map(|h| format!("{} ago", crate::util::format_duration(now - h))).unwrap_or_else(|| "-".into());
+                t.row(vec![
+                    r.id.clone(),
+                    r.epochs().to_string(),
+                    r.host.clone().unwrap_or_default(),
+                    r.pid.map(|p| p.to_string()).unwrap_or_default(),
+                    age,
+                    crate::progress::short_params(&r.params),
+                ]);
+            }
+            print!("{}", t.render());
+        }
+        match runs.iter().filter_map(|r| r.best(&objective.name, objective.goal).map(|b| (r, b))).max_by(|a, b| {
+            let ord = a.1.0.partial_cmp(&b.1.0).unwrap_or(std::cmp::Ordering::Equal);
+            if objective.goal == Goal::Maximize { ord } else { ord.reverse() }
+        }) {
+            Some((r, (v, e))) => println!("best so far: {} {} = {} (epoch {e}) {}", r.id, objective.name, report::fmt_num(v), crate::progress::short_params(&r.params)),
+            None => println!("best so far: none yet"),
+        }
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_ls(g: &Global, args: &LsArgs) -> Result<ExitCode> {
+    let store = g.open_store()?;
+    let status = match &args.status {
+        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+            usage(format!("--status {s}: expected one of {}", RunStatus::ALL.map(|s| s.as_str()).join(", ")))
+        })?),
+        None => None,
+    };
+    let mut runs = store.runs(&RunFilter { sweep: args.sweep.clone(), status })?;
+    let keys = report::param_keys(&runs);
+    if let Some(text) = &args.filter {
+        let filter = Filter::parse(text).map_err(|e| usage(format!("--where: {e}")))?;
+        for f in filter.fields() {
+            if !store::query::is_known_field(f, &keys) {
+                return Err(usage(format!(
+                    "--where: unknown field {f:?}; use a parameter ({}) or a metric such as val_iou, final_val_loss",
+                    if keys.is_empty() { "none swept".to_string() } else { keys.join(", ") }
+                )));
+            }
+        }
+        runs.retain(|r| filter.matches(r));
+    }
+    if let Some(key) = &args.sort {
+        if !store::query::is_known_field(key, &keys) {
+            return Err(usage(format!("--sort: unknown field {key:?}; use a metric such as val_iou or a parameter")));
+        }
+        let goal = Goal::for_metric(key);
+        let is_metric = store::query::is_metric(key);
+        runs.sort_by(|a, b| {
+            let (va, vb) = (store::query::field(a, key), store::query::field(b, key));
+            let ord = match (&va, &vb) {
+                (Some(store::query::Value::Num(x)), Some(store::query::Value::Num(y))) => x.partial_cmp(y).unwrap_or(std::cmp::Ordering::Equal),
+                (Some(x), Some(y)) => x.display().cmp(&y.display()),
+                (Some(_), None) => return std::cmp::Ordering::Less,
+                (None, Some(_)) => return std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            };
+            if is_metric && goal == Goal::Maximize { ord.reverse() } else { ord }
+        });
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&runs)?)?;
+    } else if args.csv {
+        write!(out, "{}", report::runs_csv(&runs))?;
+    } else if runs.is_empty() {
+        writeln!(out, "no runs match")?;
+    } else {
+        write!(out, "{}", report::runs_table(&runs))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_show(g: &Global, args: &ShowRunArgs) -> Result<ExitCode> {
+    store::validate_run_id(&args.run)?;
+    let store = g.open_store()?;
+    let run = store.run(&args.run)?;
+    let config = store.run_config(&args.run)?;
+    let text = report::show_run(&run, &store.metrics(&args.run)?, &store.checkpoints(&args.run)?, &config.metric);
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--metric iou --split val` → `val_iou`; `--metric train_loss` stays.
+fn metric_name(metric: &str, split: Option<&str>) -> Result<String> {
+    let name = match (Objective::parse_name(metric), split) {
+        (Some(_), None) => metric.to_string(),
+        (Some(_), Some(s)) => return Err(usage(format!("--metric {metric} already names its split; drop --split {s}"))),
+        (None, s) => {
+            let split = match s {
+                None => Split::Val,
+                Some(s) => Split::parse(s).ok_or_else(|| usage(format!("--split {s}: expected train or val")))?,
+            };
+            format!("{}_{metric}", split.as_str())
+        }
+    };
+    if Objective::parse_name(&name).is_none() {
+        return Err(usage(format!("--metric {metric}: expected loss, dice, iou or fg_iou (optionally prefixed train_ or val_)")));
+    }
+    Ok(name)
+}
+
+fn cmd_best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
+    let metric = metric_name(&args.metric, args.split.as_deref())?;
+    let goal = match args.goal {
+        Some(GoalArg::Max) => Goal::Maximize,
+        Some(GoalArg::Min) => Goal::Minimize,
+        None => Goal::for_metric(&metric),
+    };
+    let store = g.open_store()?;
+    if let Some(s) = &args.sweep {
+        if !store.sweeps()?.iter().any(|x| &x.name == s) {
+            return Err(StoreError::UnknownSweep { name: s.clone(), suggestions: Vec::new() }.into());
+        }
+    }
+    let Some(best) = store.best(&metric, goal, args.sweep.as_deref())? else {
+        bail!("no run has a {metric} value yet{}", args.sweep.as_ref().map(|s| format!(" in sweep {s}")).unwrap_or_default());
+    };
+    let checkpoints = store.checkpoints(&best.run.id)?;
+    let best_ckpt = checkpoints.iter().find(|c| c.kind == "best").cloned();
+    let evaluation = if args.eval {
+        set_cpu_threads(args.compute.threads.unwrap_or_else(crate::util::available_cores));
+        let device = args.compute.device.open()?;
+        let run_dir = worker::run_dir(&g.runs_dir(), &best.run.sweep, &best.run.id);
+        let (config, model, state) = crate::train::load_model(&run_dir, CheckpointKind::Best, &device)?;
+        let (samples, _, val) = crate::train::load_split(&config, &g.runs_dir())?;
+        let loader = data::Loader::eval(samples, val, config.train.batch_size, config.augment.rescale);
+        let metrics = crate::train::evaluate(&model, &loader, &device);
+        Some((metrics, state.best.map(|b| b.epoch).unwrap_or(0)))
+    } else {
+        None
+    };
+    if args.json {
+        let mut v = serde_json::json!({
+            "run": best.run.id,
+            "sweep": best.run.sweep,
+            "status": best.run.status,
+            "metric": metric,
+            "goal": goal.as_str(),
+            "value": best.value,
+            "epoch": best.epoch,
+            "params": best.run.params,
+            "metrics": best.run.metrics,
+            "checkpoint": best_ckpt,
+        });
+        if let Some((m, epoch)) = &evaluation {
+            v["eval"] = serde_json::json!({"checkpoint_epoch": epoch, "loss": report::json_number(m.loss), "dice": report::json_number(m.dice), "iou": report::json_number(m.iou), "fg_iou": report::json_number(m.fg_iou)});
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("best run     {} (sweep {}, {})", best.run.id, best.run.sweep, best.run.status.as_str());
+    println!("{metric:<12} {} at epoch {} ({})", report::fmt_num(best.value), best.epoch, goal.as_str());
+    for (i, (k, v)) in best.run.params.iter().enumerate() {
+        println!("{:<12} {k} = {}", if i == 0 { "params" } else { "" }, report::fmt_param(v));
+    }
+    if let Some(c) = &best_ckpt {
+        println!("checkpoint   {} (epoch {})", c.path, c.epoch);
+    }
+    println!();
+    print!("{}", report::compare(std::slice::from_ref(&best.run)).split("\n\n").nth(1).unwrap_or(""));
+    if let Some((m, epoch)) = evaluation {
+        println!("\nre-evaluated the best checkpoint (epoch {epoch}) on the validation split:");
+        println!("loss {}  dice {}  iou {}  fg_iou {}", report::fmt_num(m.loss), report::fmt_num(m.dice), report::fmt_num(m.iou), report::fmt_num(m.fg_iou));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_compare(g: &Global, args: &CompareArgs) -> Result<ExitCode> {
+    let store = g.open_store()?;
+    let runs: Vec<_> = args
+        .runs
+        .iter()
+        .map(|id| {
+            store::validate_run_id(id)?;
+            store.run(id)
+        })
+        .collect::<Result<_, _>>()?;
+    print!("{}", report::compare(&runs));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_export(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
+    let store = g.open_store()?;
+    let runs = store.runs(&RunFilter { sweep: args.sweep.clone(), status: None })?;
+    let with_metrics: Vec<_> = runs.into_iter().map(|r| store.metrics(&r.id).map(|m| (r, m))).collect::<Result<_, _>>()?;
+    let text = match args.format {
+        ExportFormat::Csv => report::export_csv(&with_metrics),
+        ExportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report::export_json(&with_metrics))?),
+    };
+    match &args.out {
+        Some(path) => {
+            crate::util::atomic_write(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {} runs to {}", with_metrics.len(), path.display());
+        }
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A run given on the command line: a run directory, or a run id looked up in the tracker (or,
+/// without one, under the runs directory).
+fn resolve_run_dir(g: &Global, run: &str) -> Result<RunDir> {
+    let path = Path::new(run);
+    if path.join("config.json").is_file() {
+        return Ok(RunDir::new(path));
+    }
+    store::validate_run_id(run).map_err(|_| usage(format!("{run}: neither a run directory (no config.json) nor a run id")))?;
+    let runs_dir = g.runs_dir();
+    if let Ok(store) = g.open_store() {
+        match store.run(run) {
+            Ok(row) => return Ok(worker::run_dir(&runs_dir, &row.sweep, &row.id)),
+            Err(e @ StoreError::UnknownRun { .. }) => return Err(e.into()),
+            Err(_) => {}
+        }
+    }
+    let found = std::fs::read_dir(&runs_dir).ok().and_then(|entries| {
+        entries.flatten().map(|e| e.path().join(run)).find(|p| p.join("config.json").is_file())
+    });
+    found.map(RunDir::new).ok_or_else(|| usage(format!("no run {run:?} under {}", runs_dir.display())))
+}
+
+fn checkpoint_kind(s: &str) -> Result<CheckpointKind> {
+    CheckpointKind::parse(s).ok_or_else(|| usage(format!("--checkpoint {s}: expected best or last")))
+}
+
+fn cmd_eval(g: &Global, args: &EvalArgs) -> Result<ExitCode> {
+    let kind = checkpoint_kind(&args.checkpoint)?;
+    set_cpu_threads(args.compute.threads.unwrap_or_else(crate::util::available_cores));
+    let device = args.compute.device.open()?;
+    let run = resolve_run_dir(g, &args.run)?;
+    let (config, model, state) = crate::train::load_model(&run, kind, &device)?;
+    let [h, w] = config.data.image_size;
+    let (samples, indices, what) = match &args.data {
+        Some(dir) => {
+            let samples = data::cached(dir, Some((h as u32, w as u32)))?;
+            let all: Vec<usize> = (0..samples.len()).collect();
+            (samples, all, format!("every image of {}", dir.display()))
+        }
+        None => {
+            let (samples, _, val) = crate::train::load_split(&config, &g.runs_dir())?;
+            (samples, val, "the run's validation split".to_string())
+        }
+    };
+    let n = indices.len();
+    let started = Instant::now();
+    let loader = data::Loader::eval(samples, indices, config.train.batch_size, config.augment.rescale);
+    let m = crate::train::evaluate(&model, &loader, &device);
+    println!(
+        "{} checkpoint `{}` (epoch {}) on {what} ({n} images, {:.1}s)",
+        run.root.display(),
+        kind.as_str(),
+        state.epochs_done,
+        started.elapsed().as_secs_f64()
+    );
+    println!("loss     {}", report::fmt_num(m.loss));
+    println!("dice     {}", report::fmt_num(m.dice));
+    println!("iou      {}", report::fmt_num(m.iou));
+    println!("fg_iou   {}", report::fmt_num(m.fg_iou));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_predict(g: &Global, args: &PredictArgs) -> Result<ExitCode> {
+    let kind = checkpoint_kind(&args.checkpoint)?;
+    set_cpu_threads(args.compute.threads.unwrap_or_else(crate::util::available_cores));
+    let device = args.compute.device.open()?;
+    let run = resolve_run_dir(g, &args.run)?;
+    let (config, model, _) = crate::train::load_model(&run, kind, &device)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let predictor = crate::predict::Predictor::new(model, &config, device);
+    for image in &args.images {
+        let written = predictor.predict_file(image, &args.out)?;
+        println!("{} -> {}, {} ({:.1}% car)", image.display(), written.mask.display(), written.overlay.display(), written.foreground * 100.0);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn data_synth(args: &SynthArgs) -> Result<ExitCode> {
@@ -139,17 +841,17 @@ fn data_synth(args: &SynthArgs) -> Result<ExitCode> {
 }
 
 /// Resolves `--data`: `synthetic` (generated into the runs directory on first use) or a directory.
-fn resolve_data(global: &Global, data: &str) -> Result<(PathBuf, String)> {
+fn resolve_data(g: &Global, data: &str) -> Result<(PathBuf, String)> {
     if data == "synthetic" {
         let spec = SynthSpec::default();
-        let dir = data::synth::ensure(&global.runs_dir, &spec).context("generating the synthetic dataset")?;
+        let dir = data::synth::ensure(&g.runs_dir(), &spec).context("generating the synthetic dataset")?;
         Ok((dir, format!("synthetic ({} images, seed {})", spec.count, spec.seed)))
     } else {
         Ok((PathBuf::from(data), data.to_string()))
     }
 }
 
-fn data_show(global: &Global, args: &ShowArgs) -> Result<ExitCode> {
+fn data_show(g: &Global, args: &ShowArgs) -> Result<ExitCode> {
     let augment = Augment {
         hue_delta: args.hue_delta,
         width_shift_range: args.width_shift_range,
@@ -157,22 +859,22 @@ fn data_show(global: &Global, args: &ShowArgs) -> Result<ExitCode> {
         ..Augment::default()
     };
     augment.validate()?;
-    let (dir, title) = resolve_data(global, &args.data)?;
+    let (dir, title) = resolve_data(g, &args.data)?;
     let files = data::scan(&dir)?;
     let stats = data::survey(&files)?;
     let shown: Vec<_> = files.iter().take(args.samples.max(1)).map(|f| data::load_sample(f, None)).collect::<Result<_, _>>()?;
-    let out = args.out.clone().unwrap_or_else(|| global.runs_dir.join("data").join("show.png"));
+    let out = args.out.clone().unwrap_or_else(|| g.runs_dir().join("data").join("show.png"));
     let options = ShowOptions { title: &title, samples: args.samples, augment, seed: args.seed };
     data::show::write_grid(&shown, &stats, &options, &out).with_context(|| format!("writing {}", out.display()))?;
-    print_stats(&title, &stats);
-    println!("wrote {}", out.display());
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print_stats(title: &str, stats: &data::DataStats) {
     println!("dataset      {title}");
     println!("images       {}", stats.count);
     let sizes: Vec<String> = stats.sizes.iter().map(|((w, h), n)| format!("{w}x{h} ({n})")).collect();
     println!("sizes        {}", sizes.join(", "));
-    println!("foreground   {:.1}% ± {:.1}% of pixels (mean ± std over images)", stats.mean_foreground * 100.0, stats.std_foreground * 100.0);
+    println!(
+        "foreground   {:.1}% ± {:.1}% of pixels (mean ± std over images)",
+        stats.mean_foreground * 100.0,
+        stats.std_foreground * 100.0
+    );
+    println!("wrote {}", out.display());
+    Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,8 @@
 use std::path::PathBuf;
 
 use crate::data::DataError;
+use crate::spec::SpecError;
+use crate::store::StoreError;
 use crate::train::TrainError;
 
 /// Any failure of a `sweep` library operation.
@@ -15,6 +17,10 @@ use crate::train::TrainError;
 pub enum Error {
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error(transparent)]
     Train(#[from] TrainError),
     /// A command-line value that cannot be used (an unknown run id, a bad `--where`).
@@ -34,6 +40,8 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         let bad_input = match self {
             Error::Data(e) => e.is_bad_input(),
+            Error::Spec(_) => true,
+            Error::Store(e) => e.is_bad_input(),
             Error::Train(e) => e.is_bad_input(),
             Error::Usage(_) => true,
             Error::Io { .. } => false,

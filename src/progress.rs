@@ -1,0 +1,234 @@
+//! What `sweep run` shows while workers train: on a terminal, a line per active worker (run id,
+//! the parameters that vary, epoch and step, current loss, last val iou, ETA) under an overall
+//! bar; otherwise plain log lines, one per event that matters.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::report::{fmt_num, fmt_param};
+use crate::store::RunStatus;
+use crate::util::format_duration;
+use crate::worker::Event;
+
+/// Where one worker's trial stands.
+#[derive(Debug, Clone)]
+struct TrialState {
+    run: String,
+    params: String,
+    epochs: usize,
+    epoch: usize,
+    step: usize,
+    steps: usize,
+    loss: Option<f64>,
+    val_iou: Option<f64>,
+    /// When the first step of this attempt was seen, and how far the trial was then.
+    origin: Option<(Instant, f64)>,
+}
+
+impl TrialState {
+    fn fraction(&self) -> f64 {
+        if self.epochs == 0 || self.steps == 0 {
+            return 0.0;
+        }
+        ((self.epoch.saturating_sub(1)) as f64 + self.step as f64 / self.steps as f64) / self.epochs as f64
+    }
+
+    fn eta(&self) -> Option<f64> {
+        let (t0, f0) = self.origin?;
+        let f = self.fraction();
+        let elapsed = t0.elapsed().as_secs_f64();
+        (f > f0 && elapsed > 0.5).then(|| (1.0 - f) * elapsed / (f - f0))
+    }
+
+    fn line(&self) -> String {
+        let mut parts = vec![format!("{} {}", self.run, self.params)];
+        if self.steps > 0 {
+            parts.push(format!("epoch {}/{} step {}/{}", self.epoch, self.epochs, self.step, self.steps));
+        } else {
+            parts.push("loading".into());
+        }
+        if let Some(l) = self.loss {
+            parts.push(format!("loss {}", fmt_num(l)));
+        }
+        if let Some(v) = self.val_iou {
+            parts.push(format!("val_iou {}", fmt_num(v)));
+        }
+        if let Some(eta) = self.eta() {
+            parts.push(format!("ETA {}", format_duration(eta)));
+        }
+        parts.join(" | ")
+    }
+}
+
+/// A compact `key=value` list, naming parameters by their last segment.
+pub fn short_params(params: &BTreeMap<String, serde_json::Value>) -> String {
+    params.iter().map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), fmt_param(v))).collect::<Vec<_>>().join(" ")
+}
+
+pub struct Progress {
+    bars: Option<(MultiProgress, Vec<ProgressBar>, ProgressBar)>,
+    trials: Vec<Option<TrialState>>,
+    done: usize,
+    total: usize,
+    failed: usize,
+    started: Instant,
+}
+
+impl Progress {
+    /// `total` trials in the sweep, `done` of them already finished, `workers` worker slots.
+    pub fn new(sweep: &str, workers: usize, total: usize, done: usize, force_plain: bool) -> Self {
+        let bars = (!force_plain && std::io::stdout().is_terminal()).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout_with_hz(5));
+            let style = ProgressStyle::with_template("{prefix:.dim} {msg}").expect("valid template");
+            let worker_bars: Vec<ProgressBar> = (0..workers)
+                .map(|i| {
+                    let bar = multi.add(ProgressBar::new(1).with_style(style.clone()).with_prefix(format!("w{}", i + 1)));
+                    bar.set_message("starting");
+                    bar
+                })
+                .collect();
+            let overall = multi.add(ProgressBar::new(total as u64).with_style(
+                ProgressStyle::with_template("{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} trials {msg} ({elapsed}, ETA {eta})")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            ));
+            overall.set_prefix(format!("sweep {sweep}"));
+            overall.set_position(done as u64);
+            overall.enable_steady_tick(Duration::from_millis(500));
+            (multi, worker_bars, overall)
+        });
+        Self { bars, trials: vec![None; workers], done, total, failed: 0, started: Instant::now() }
+    }
+
+    /// Prints a line above the bars (or plainly).
+    pub fn println(&self, line: &str) {
+        match &self.bars {
+            Some((multi, _, _)) => {
+                let _ = multi.println(line);
+            }
+            None => println!("{line}"),
+        }
+    }
+
+    fn ensure_slot(&mut self, worker: usize) {
+        if worker >= self.trials.len() {
+            self.trials.resize(worker + 1, None);
+            if let Some((multi, bars, _)) = &mut self.bars {
+                let style = ProgressStyle::with_template("{prefix:.dim} {msg}").expect("valid template");
+                while bars.len() <= worker {
+                    let bar = multi.insert(bars.len(), ProgressBar::new(1).with_style(style.clone()).with_prefix(format!("w{}", bars.len() + 1)));
+                    bars.push(bar);
+                }
+            }
+        }
+    }
+
+    pub fn event(&mut self, worker: usize, event: &Event) {
+        self.ensure_slot(worker);
+        match event {
+            Event::Claimed { run, params, resumed, epochs, attempt } => {
+                self.trials[worker] = Some(TrialState {
+                    run: run.clone(),
+                    params: short_params(params),
+                    epochs: *epochs,
+                    epoch: 0,
+                    step: 0,
+                    steps: 0,
+                    loss: None,
+                    val_iou: None,
+                    origin: None,
+                });
+                if self.bars.is_none() {
+                    let how = if *resumed { format!("resumed (attempt {attempt})") } else { "started".into() };
+                    println!("[{run}] {how} on worker {} {}", worker + 1, short_params(params));
+                }
+            }
+            Event::Step { epoch, epochs, step, steps, loss, .. } => {
+                if let Some(t) = &mut self.trials[worker] {
+                    (t.epoch, t.epochs, t.step, t.steps, t.loss) = (*epoch, *epochs, *step, *steps, Some(*loss));
+                    if t.origin.is_none() {
+                        t.origin = Some((Instant::now(), t.fraction()));
+                    }
+                }
+            }
+            Event::Epoch { run, epoch, epochs, train_loss, val_loss, val_dice, val_iou, seconds } => {
+                if let Some(t) = &mut self.trials[worker] {
+                    t.val_iou = Some(*val_iou);
+                }
+                if self.bars.is_none() {
+                    println!(
+                        "[{run}] epoch {epoch}/{epochs}  train loss {}  val loss {}  dice {}  iou {}  ({})",
+                        fmt_num(*train_loss),
+                        fmt_num(*val_loss),
+                        fmt_num(*val_dice),
+                        fmt_num(*val_iou),
+                        format_duration(*seconds)
+                    );
+                }
+            }
+            Event::Finished { run, status, error, seconds } => {
+                self.trials[worker] = None;
+                self.done += 1;
+                if matches!(status, RunStatus::Failed | RunStatus::Diverged) {
+                    self.failed += 1;
+                }
+                let line = match error {
+                    Some(e) => format!("[{run}] {} after {}: {e}", status.as_str(), format_duration(*seconds)),
+                    None => format!("[{run}] {} in {}", status.as_str(), format_duration(*seconds)),
+                };
+                self.println(&line);
+            }
+            Event::Released { run } => {
+                self.trials[worker] = None;
+                self.println(&format!("[{run}] stopped at its last checkpoint; run the same command to resume"));
+            }
+            Event::Idle { .. } => self.trials[worker] = None,
+        }
+        self.redraw();
+    }
+
+    /// A worker process ended (its bar goes idle).
+    pub fn worker_exited(&mut self, worker: usize) {
+        self.ensure_slot(worker);
+        self.trials[worker] = None;
+        self.redraw();
+    }
+
+    /// A run was given back to the queue by the supervisor (its worker died).
+    pub fn requeued(&mut self, line: &str) {
+        self.println(line);
+    }
+
+    /// A run was marked failed by the supervisor (its worker died too often).
+    pub fn failed_by_supervisor(&mut self, line: &str) {
+        self.done += 1;
+        self.failed += 1;
+        self.println(line);
+        self.redraw();
+    }
+
+    fn redraw(&self) {
+        if let Some((_, bars, overall)) = &self.bars {
+            for (bar, trial) in bars.iter().zip(&self.trials) {
+                bar.set_message(trial.as_ref().map_or_else(|| "idle".to_string(), TrialState::line));
+            }
+            overall.set_position(self.done.min(self.total) as u64);
+            overall.set_message(if self.failed > 0 { format!("({} failed)", self.failed) } else { String::new() });
+        }
+    }
+
+    /// Removes the bars.
+    pub fn finish(self) -> Duration {
+        if let Some((multi, bars, overall)) = self.bars {
+            for bar in bars {
+                bar.finish_and_clear();
+            }
+            overall.finish_and_clear();
+            let _ = multi.clear();
+        }
+        self.started.elapsed()
+    }
+}

@@ -1,0 +1,380 @@
+//! Text, CSV and JSON renderings of what the tracker holds: run lists, one run's history,
+//! comparisons, leaderboards and exports. Pure functions from rows to strings.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use crate::config::Objective;
+use crate::metrics::{Goal, METRIC_NAMES};
+use crate::store::{CheckpointRow, MetricRow, RunRow, query};
+use crate::util::{format_duration, format_utc};
+
+/// A number the way tables show it: 4 significant digits, no exponent for everyday magnitudes.
+pub fn fmt_num(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if v == v.trunc() && v.abs() < 1e9 {
+        return format!("{v:.0}");
+    }
+    let a = v.abs();
+    if !(1e-3..1e6).contains(&a) {
+        return format!("{v:.3e}");
+    }
+    let decimals = (3 - a.log10().floor() as i32).clamp(0, 6) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+}
+
+/// A JSON parameter value as a table cell.
+pub fn fmt_param(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64().map(fmt_num).unwrap_or_else(|| n.to_string()),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A plain-text table with aligned columns (numbers right-aligned).
+pub struct Table {
+    headers: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(headers: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self { headers: headers.into_iter().map(Into::into).collect(), rows: Vec::new() }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn render(&self) -> String {
+        let n = self.headers.len();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate().take(n) {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        let numeric: Vec<bool> = (0..n)
+            .map(|i| {
+                self.rows.iter().all(|r| r.get(i).is_none_or(|c| c == "-" || c.is_empty() || c.parse::<f64>().is_ok() || c == "NaN"))
+            })
+            .collect();
+        let mut out = String::new();
+        let line = |cells: &[String], out: &mut String| {
+            let parts: Vec<String> = (0..n)
+                .map(|i| {
+                    let c = cells.get(i).map(String::as_str).unwrap_or("");
+                    if numeric[i] { format!("{c:>w$}", w = widths[i]) } else { format!("{c:<w$}", w = widths[i]) }
+                })
+                .collect();
+            out.push_str(parts.join("  ").trim_end());
+            out.push('\n');
+        };
+        line(&self.headers, &mut out);
+        for row in &self.rows {
+            line(row, &mut out);
+        }
+        out
+    }
+}
+
+/// Parameter keys that take more than one value among `runs` (all keys when there is one run).
+pub fn varying_params(runs: &[&RunRow]) -> Vec<String> {
+    let mut values: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for r in runs {
+        for (k, v) in &r.params {
+            values.entry(k.as_str()).or_default().insert(v.to_string());
+        }
+    }
+    values.into_iter().filter(|(_, vs)| vs.len() > 1 || runs.len() == 1).map(|(k, _)| k.to_string()).collect()
+}
+
+/// Every parameter key of `runs`.
+pub fn param_keys(runs: &[RunRow]) -> Vec<String> {
+    let keys: BTreeSet<&String> = runs.iter().flat_map(|r| r.params.keys()).collect();
+    keys.into_iter().cloned().collect()
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map(fmt_num).unwrap_or_else(|| "-".into())
+}
+
+/// The `sweep ls` table: id, status, epochs, parameters, best validation metrics.
+pub fn runs_table(runs: &[RunRow]) -> String {
+    let keys = param_keys(runs);
+    let metrics = ["val_iou", "val_dice", "val_loss", "val_fg_iou"];
+    let mut t = Table::new(["run", "status", "epochs"].into_iter().map(String::from).chain(keys.iter().cloned()).chain(metrics.map(String::from)));
+    for r in runs {
+        let mut row = vec![r.id.clone(), r.status.as_str().to_string(), r.epochs().to_string()];
+        row.extend(keys.iter().map(|k| r.params.get(k).map(fmt_param).unwrap_or_else(|| "-".into())));
+        row.extend(metrics.iter().map(|m| cell(query::metric(r, m))));
+        t.row(row);
+    }
+    t.render()
+}
+
+/// Runs as CSV: attributes, every parameter, best and final value of every metric.
+pub fn runs_csv(runs: &[RunRow]) -> String {
+    let keys = param_keys(runs);
+    let metric_keys: BTreeSet<&String> = runs.iter().flat_map(|r| r.metrics.keys()).collect();
+    let mut header = vec!["run".to_string(), "sweep".into(), "status".into(), "attempt".into(), "epochs".into(), "seed".into()];
+    header.extend(keys.iter().cloned());
+    for m in &metric_keys {
+        header.push(format!("best_{m}"));
+        header.push(format!("final_{m}"));
+    }
+    let mut out = csv_line(&header);
+    for r in runs {
+        let mut row = vec![r.id.clone(), r.sweep.clone(), r.status.as_str().into(), r.attempt.to_string(), r.epochs().to_string(), r.seed.to_string()];
+        row.extend(keys.iter().map(|k| r.params.get(k).map(fmt_param_exact).unwrap_or_default()));
+        for m in &metric_keys {
+            row.push(r.best(m, Goal::for_metric(m)).map(|(v, _)| v.to_string()).unwrap_or_default());
+            row.push(r.last(m).map(|v| v.to_string()).unwrap_or_default());
+        }
+        out.push_str(&csv_line(&row));
+    }
+    out
+}
+
+fn fmt_param_exact(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// One CSV record (RFC 4180 quoting).
+pub fn csv_line(cells: &[String]) -> String {
+    let quoted: Vec<String> = cells
+        .iter()
+        .map(|c| if c.contains([',', '"', '\n', '\r']) { format!("\"{}\"", c.replace('"', "\"\"")) } else { c.clone() })
+        .collect();
+    format!("{}\n", quoted.join(","))
+}
+
+/// Pivots metric rows to one row per epoch: (epoch, `<split>_<name>` -> value).
+pub fn epochs_of(metrics: &[MetricRow]) -> BTreeMap<i64, BTreeMap<String, f64>> {
+    let mut by_epoch: BTreeMap<i64, BTreeMap<String, f64>> = BTreeMap::new();
+    for m in metrics {
+        by_epoch.entry(m.epoch).or_default().insert(format!("{}_{}", m.split, m.name), m.value);
+    }
+    by_epoch
+}
+
+/// The per-epoch table of `sweep show`.
+pub fn epoch_table(metrics: &[MetricRow]) -> String {
+    let columns: Vec<String> = ["train", "val"]
+        .iter()
+        .flat_map(|s| METRIC_NAMES.iter().map(move |m| format!("{s}_{m}")))
+        .chain(["train_lr".to_string(), "train_seconds".to_string()])
+        .collect();
+    let mut t = Table::new(std::iter::once("epoch".to_string()).chain(columns.iter().map(|c| c.replace("train_seconds", "seconds").replace("train_lr", "lr"))));
+    for (epoch, values) in epochs_of(metrics) {
+        let mut row = vec![epoch.to_string()];
+        row.extend(columns.iter().map(|c| cell(values.get(c).copied())));
+        t.row(row);
+    }
+    t.render()
+}
+
+/// `sweep show RUN`.
+pub fn show_run(run: &RunRow, metrics: &[MetricRow], checkpoints: &[CheckpointRow], objective: &Objective) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "run          {} (sweep {}, #{})", run.id, run.sweep, run.seq);
+    let _ = writeln!(out, "status       {} (attempt {})", run.status.as_str(), run.attempt);
+    if let (Some(host), Some(pid)) = (&run.host, run.pid) {
+        let _ = writeln!(out, "worker       {host} pid {pid}");
+    }
+    if let Some(started) = run.started {
+        let _ = writeln!(out, "started      {} UTC", format_utc(started));
+    }
+    match (run.started, run.finished) {
+        (Some(started), Some(finished)) => {
+            let _ = writeln!(out, "finished     {} UTC (took {})", format_utc(finished), format_duration(finished - started));
+        }
+        (Some(started), None) if run.status == crate::store::RunStatus::Running => {
+            let beat = run.heartbeat.unwrap_or(started);
+            let _ = writeln!(out, "running for  {} (last heartbeat {} UTC)", format_duration(beat - started), format_utc(beat));
+        }
+        _ => {}
+    }
+    let _ = writeln!(out, "objective    {} ({})", objective.name, objective.goal.as_str());
+    let _ = writeln!(out, "config       {} (seed {}, {})", &run.config_hash[..12.min(run.config_hash.len())], run.seed, run.code_version.as_deref().unwrap_or("?"));
+    if run.params.is_empty() {
+        let _ = writeln!(out, "params       (none swept)");
+    }
+    for (i, (k, v)) in run.params.iter().enumerate() {
+        let _ = writeln!(out, "{:<13}{k} = {}", if i == 0 { "params" } else { "" }, fmt_param(v));
+    }
+    if let Some(e) = &run.error {
+        let _ = writeln!(out, "error        {e}");
+    }
+    out.push('\n');
+    if metrics.is_empty() {
+        out.push_str("no epoch recorded yet\n");
+    } else {
+        out.push_str(&epoch_table(metrics));
+    }
+    if !checkpoints.is_empty() {
+        out.push_str("\ncheckpoints\n");
+        for c in checkpoints {
+            let _ = writeln!(out, "  {:<5} epoch {:<4} {} = {}  {}", c.kind, c.epoch, objective.name, fmt_num(c.metric_value), c.path);
+        }
+    }
+    out
+}
+
+/// The leaderboard printed at the end of `sweep run` and by `sweep status`: the top `n` runs by
+/// `metric`, with the parameters that vary.
+pub fn leaderboard(runs: &[RunRow], metric: &str, goal: Goal, n: usize) -> String {
+    let mut ranked: Vec<(&RunRow, f64, i64)> = runs.iter().filter_map(|r| r.best(metric, goal).map(|(v, e)| (r, v, e))).collect();
+    ranked.sort_by(|a, b| {
+        let ord = a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal);
+        let ord = if goal == Goal::Maximize { ord.reverse() } else { ord };
+        ord.then(a.0.seq.cmp(&b.0.seq))
+    });
+    let all: Vec<&RunRow> = runs.iter().collect();
+    let keys = varying_params(&all);
+    let mut t = Table::new(
+        ["rank", "run", "status"].into_iter().map(String::from).chain(keys.iter().cloned()).chain([format!("best {metric}"), "epoch".to_string()]),
+    );
+    for (i, (r, v, e)) in ranked.iter().take(n).enumerate() {
+        let mut row = vec![(i + 1).to_string(), r.id.clone(), r.status.as_str().into()];
+        row.extend(keys.iter().map(|k| r.params.get(k).map(fmt_param).unwrap_or_else(|| "-".into())));
+        row.push(fmt_num(*v));
+        row.push(e.to_string());
+        t.row(row);
+    }
+    if t.is_empty() { format!("no run has a {metric} yet\n") } else { t.render() }
+}
+
+/// `sweep compare`: the parameters that differ, then each metric's best and final values.
+pub fn compare(runs: &[RunRow]) -> String {
+    let refs: Vec<&RunRow> = runs.iter().collect();
+    let mut out = String::new();
+    let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+    let differing = if runs.len() > 1 { varying_params(&refs) } else { param_keys(runs) };
+    let mut t = Table::new(std::iter::once("param".to_string()).chain(ids.iter().cloned()));
+    for k in &differing {
+        let mut row = vec![k.clone()];
+        row.extend(runs.iter().map(|r| r.params.get(k).map(fmt_param).unwrap_or_else(|| "-".into())));
+        t.row(row);
+    }
+    if t.is_empty() {
+        out.push_str("the runs share every parameter\n");
+    } else {
+        out.push_str(&t.render());
+    }
+    out.push('\n');
+    let mut t = Table::new(std::iter::once("metric".to_string()).chain(ids.iter().cloned()));
+    let mut row = vec!["status".to_string()];
+    row.extend(runs.iter().map(|r| r.status.as_str().to_string()));
+    t.row(row);
+    let mut row = vec!["epochs".to_string()];
+    row.extend(runs.iter().map(|r| r.epochs().to_string()));
+    t.row(row);
+    for split in ["val", "train"] {
+        for m in METRIC_NAMES {
+            let key = format!("{split}_{m}");
+            for (label, best) in [("best", true), ("final", false)] {
+                let mut row = vec![format!("{label} {key}")];
+                row.extend(runs.iter().map(|r| {
+                    if best { r.best(&key, Goal::for_metric(&key)).map(|(v, e)| format!("{} @{e}", fmt_num(v))) } else { r.last(&key).map(fmt_num) }
+                        .unwrap_or_else(|| "-".into())
+                }));
+                t.row(row);
+            }
+        }
+    }
+    out.push_str(&t.render());
+    out
+}
+
+/// Per-epoch export rows as CSV: run attributes, parameters, then one column per metric.
+pub fn export_csv(runs: &[(RunRow, Vec<MetricRow>)]) -> String {
+    let rows: Vec<RunRow> = runs.iter().map(|(r, _)| r.clone()).collect();
+    let keys = param_keys(&rows);
+    let metric_keys: BTreeSet<String> = runs.iter().flat_map(|(_, ms)| ms.iter().map(|m| format!("{}_{}", m.split, m.name))).collect();
+    let mut header = vec!["run".to_string(), "sweep".into(), "status".into(), "seed".into()];
+    header.extend(keys.iter().cloned());
+    header.push("epoch".into());
+    header.extend(metric_keys.iter().cloned());
+    let mut out = csv_line(&header);
+    for (r, metrics) in runs {
+        for (epoch, values) in epochs_of(metrics) {
+            let mut row = vec![r.id.clone(), r.sweep.clone(), r.status.as_str().into(), r.seed.to_string()];
+            row.extend(keys.iter().map(|k| r.params.get(k).map(fmt_param_exact).unwrap_or_default()));
+            row.push(epoch.to_string());
+            row.extend(metric_keys.iter().map(|k| values.get(k).map(|v| v.to_string()).unwrap_or_default()));
+            out.push_str(&csv_line(&row));
+        }
+    }
+    out
+}
+
+/// The JSON export: every run with its attributes, parameters, summaries and epochs.
+pub fn export_json(runs: &[(RunRow, Vec<MetricRow>)]) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|(r, metrics)| {
+            let mut v = serde_json::to_value(r).expect("runs serialise");
+            let epochs: Vec<serde_json::Value> = epochs_of(metrics)
+                .into_iter()
+                .map(|(epoch, values)| {
+                    let mut obj = serde_json::Map::new();
+                    obj.insert("epoch".into(), epoch.into());
+                    for (k, val) in values {
+                        obj.insert(k, json_number(val));
+                    }
+                    serde_json::Value::Object(obj)
+                })
+                .collect();
+            v["epochs"] = serde_json::Value::Array(epochs);
+            v
+        })
+        .collect();
+    serde_json::Value::Array(items)
+}
+
+/// A float as JSON: finite values as numbers, NaN and infinities as strings.
+pub fn json_number(v: f64) -> serde_json::Value {
+    match crate::metrics::nonfinite::kind_name(v) {
+        None => serde_json::json!(v),
+        Some(k) => serde_json::Value::String(k.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(fmt_num(0.912345), "0.9123");
+        assert_eq!(fmt_num(12.0), "12");
+        assert_eq!(fmt_num(0.0001), "1.000e-4");
+        assert_eq!(fmt_num(f64::NAN), "NaN");
+        assert_eq!(fmt_num(1234.5678), "1235");
+        assert_eq!(fmt_num(0.5), "0.5");
+    }
+
+    #[test]
+    fn tables_align_and_csv_quotes() {
+        let mut t = Table::new(["a", "bb"]);
+        t.row(vec!["x".into(), "1.5".into()]);
+        t.row(vec!["long".into(), "10".into()]);
+        assert_eq!(t.render(), "a      bb\nx     1.5\nlong   10\n");
+        assert_eq!(csv_line(&["a,b".into(), "c\"d".into(), "e".into()]), "\"a,b\",\"c\"\"d\",e\n");
+    }
+}

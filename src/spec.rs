@@ -1,0 +1,762 @@
+//! Sweep files: parsing, validation with file:line:column messages, and expansion into trials.
+//!
+//! A sweep file is TOML with keys familiar to W&B Sweeps users (`name`, `method`, `metric`,
+//! `run_cap`, `parameters` with `values` / `value` / `distribution`), plus base settings in the
+//! sections `[data]`, `[model]`, `[train]` and `[augment]`, whose keys are the fields of
+//! [`RunConfig`]. Validation happens before anything runs and reports every problem it finds, each
+//! with its position in the file, the key, and what would be right.
+//!
+//! The set of valid keys and their types is not listed here a second time: it is read off the
+//! serialised default [`RunConfig`], so a setting added to the config is accepted by sweep files
+//! at once.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
+use serde_json::{Map, Value as Json, json};
+use toml_edit::{Document, Item, TableLike};
+
+use crate::config::{Objective, OptimizerKind, RunConfig, Schedule};
+use crate::metrics::Goal;
+use crate::util::did_you_mean;
+
+/// Every problem found in a sweep file, each located.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct SpecError {
+    pub problems: Vec<Located>,
+}
+
+/// One problem at a place in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Located {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Grid,
+    Random,
+}
+
+/// Where a parameter's values come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Domain {
+    /// A fixed value.
+    Value(Json),
+    /// A list: the grid's axis, or a uniform categorical choice in random search.
+    Values(Vec<Json>),
+    Uniform { min: f64, max: f64 },
+    /// Log-uniform between two values (e.g. learning rates 1e-4 to 1e-2).
+    LogUniformValues { min: f64, max: f64 },
+    IntUniform { min: i64, max: i64 },
+    /// Uniform, rounded to a multiple of q.
+    QUniform { min: f64, max: f64, q: f64 },
+    Categorical { values: Vec<Json>, probabilities: Vec<f64> },
+}
+
+impl Domain {
+    /// Whether the domain is a finite list (usable in a grid).
+    pub fn is_finite(&self) -> bool {
+        matches!(self, Domain::Value(_) | Domain::Values(_) | Domain::Categorical { .. })
+    }
+
+    /// Whether plots should use a log axis for this parameter.
+    pub fn is_log(&self) -> bool {
+        matches!(self, Domain::LogUniformValues { .. })
+    }
+
+    fn grid_values(&self) -> Vec<Json> {
+        match self {
+            Domain::Value(v) => vec![v.clone()],
+            Domain::Values(vs) | Domain::Categorical { values: vs, .. } => vs.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn sample(&self, rng: &mut ChaCha8Rng) -> Json {
+        match self {
+            Domain::Value(v) => v.clone(),
+            Domain::Values(vs) => vs[rng.random_range(0..vs.len())].clone(),
+            Domain::Uniform { min, max } => json!(rng.random_range(*min..=*max)),
+            Domain::LogUniformValues { min, max } => json!(rng.random_range(min.ln()..=max.ln()).exp()),
+            Domain::IntUniform { min, max } => json!(rng.random_range(*min..=*max)),
+            Domain::QUniform { min, max, q } => {
+                let v = (rng.random_range(*min..=*max) / q).round() * q;
+                json!((v * 1e12).round() / 1e12)
+            }
+            Domain::Categorical { values, probabilities } => {
+                let u: f64 = rng.random();
+                let mut acc = 0.0;
+                for (v, p) in values.iter().zip(probabilities) {
+                    acc += p;
+                    if u < acc {
+                        return v.clone();
+                    }
+                }
+                values.last().cloned().unwrap_or(Json::Null)
+            }
+        }
+    }
+}
+
+/// One swept parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parameter {
+    /// The setting it addresses, e.g. `augment.hue_delta`.
+    pub key: String,
+    pub domain: Domain,
+}
+
+/// A validated sweep file.
+#[derive(Debug, Clone)]
+pub struct SweepSpec {
+    pub name: String,
+    pub description: Option<String>,
+    pub method: Method,
+    pub metric: Objective,
+    pub run_cap: Option<usize>,
+    pub seed: u64,
+    /// Defaults overlaid with the file's sections (before any parameter).
+    pub base: RunConfig,
+    pub parameters: Vec<Parameter>,
+    /// The file as written (stored with the sweep).
+    pub text: String,
+    pub path: PathBuf,
+}
+
+/// One point of the sweep: the swept values and the full config they give.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trial {
+    pub params: BTreeMap<String, Json>,
+    pub config: RunConfig,
+}
+
+const TOP_KEYS: &[&str] = &["name", "description", "method", "metric", "run_cap", "seed", "data", "model", "train", "augment", "parameters"];
+const SECTIONS: &[&str] = &["data", "model", "train", "augment"];
+const PARAM_KEYS: &[&str] = &["values", "value", "distribution", "min", "max", "q", "probabilities"];
+const DISTRIBUTIONS: &[&str] = &["uniform", "log_uniform_values", "int_uniform", "q_uniform", "categorical"];
+
+/// String settings with a fixed set of choices.
+fn choices(key: &str) -> Option<&'static [&'static str]> {
+    match key {
+        "train.optimizer" => Some(&OptimizerKind::NAMES),
+        "train.lr_schedule" => Some(&Schedule::NAMES),
+        "model.init" => Some(&["glorot_uniform", "kaiming_uniform"]),
+        _ => None,
+    }
+}
+
+/// Reads and validates a sweep file.
+pub fn load(path: &Path) -> Result<SweepSpec, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+        problems: vec![Located { file: path.display().to_string(), line: 1, column: 1, message: format!("cannot read the sweep file: {e}") }],
+    })?;
+    parse(&text, path)
+}
+
+/// Validates sweep-file text; `path` names it in messages and gives the default sweep name.
+pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
+    let mut v = Validator { file: path.display().to_string(), text, problems: Vec::new() };
+    let doc = match Document::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let at = e.span().map_or(0, |s| s.start);
+            v.report(Some(at..at), format!("not valid TOML: {}", e.message().trim()));
+            return Err(v.finish());
+        }
+    };
+    let root = doc.as_table();
+    for (key, _) in root.iter() {
+        if !TOP_KEYS.contains(&key) {
+            let span = root.key(key).and_then(|k| k.span());
+            v.report(span, unknown_key_message(key, "", TOP_KEYS));
+        }
+    }
+
+    let default_name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("sweep").to_string();
+    let name = v.string(root, "name").unwrap_or(default_name);
+    if let Err(e) = crate::store::validate_sweep_name(&name) {
+        v.report(item_span(root, "name"), format!("name: {e}"));
+    }
+    let description = v.string(root, "description");
+    let method = match v.string(root, "method").as_deref() {
+        None | Some("grid") => Method::Grid,
+        Some("random") => Method::Random,
+        Some(other) => {
+            let hint = if other == "bayes" { " (Bayesian search is not supported)".to_string() } else { did_you_mean_suffix(other, &["grid", "random"]) };
+            v.report(item_span(root, "method"), format!("method = {other:?} is not a method; use \"grid\" or \"random\"{hint}"));
+            Method::Grid
+        }
+    };
+    let run_cap = v.uint(root, "run_cap");
+    if run_cap == Some(0) {
+        v.report(item_span(root, "run_cap"), "run_cap must be at least 1".into());
+    }
+    let seed = v.uint(root, "seed").unwrap_or(0) as u64;
+    let metric = v.metric(root);
+    if method == Method::Random && run_cap.is_none() {
+        v.report(item_span(root, "method"), "method = \"random\" needs run_cap = N (how many configs to draw)".into());
+    }
+
+    // Base settings: defaults, then the sweep seed for the seeds the file leaves unset, then the
+    // file's sections, key by key, type-checked against the defaults.
+    let mut base = serde_json::to_value(RunConfig::default()).expect("defaults serialise");
+    base["train"]["seed"] = json!(seed);
+    base["data"]["split_seed"] = json!(seed);
+    base["metric"] = serde_json::to_value(&metric).expect("metric serialises");
+    let defaults = base.clone();
+    let mut key_spans: BTreeMap<String, Option<std::ops::Range<usize>>> = BTreeMap::new();
+    for section in SECTIONS {
+        let Some(item) = root.get(section) else { continue };
+        let Some(table) = item.as_table_like() else {
+            v.report(item.span(), format!("[{section}] must be a table of settings"));
+            continue;
+        };
+        let known: Vec<&str> = defaults[section].as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+        for (key, value) in table.iter() {
+            let span = table.key(key).and_then(|k| k.span()).or_else(|| value.span());
+            if !known.contains(&key) {
+                v.report(span, unknown_key_message(key, &format!("{section}."), &known));
+                continue;
+            }
+            let dotted = format!("{section}.{key}");
+            key_spans.insert(dotted.clone(), value.span().or(span.clone()));
+            let Some(given) = v.json(value) else { continue };
+            match check_type(&dotted, &defaults[section][key], &given) {
+                Ok(ok) => base[section][key] = ok,
+                Err(msg) => v.report(value.span().or(span), msg),
+            }
+        }
+    }
+    let base_config: Option<RunConfig> = match serde_json::from_value(base.clone()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            v.report(None, format!("the settings do not form a valid configuration: {e}"));
+            None
+        }
+    };
+    if let Some(config) = &base_config {
+        let param_keys: HashSet<String> = parameter_keys(root);
+        for p in config.validate() {
+            // A base value that every trial overrides does not need to be valid on its own.
+            if param_keys.contains(&p.key) {
+                continue;
+            }
+            let span = key_spans.get(&p.key).cloned().flatten().or_else(|| item_span(root, p.key.split('.').next().unwrap_or("")));
+            v.report(span, format!("{}: {}", p.key, p.message.trim_start_matches("= ")));
+        }
+    }
+
+    let parameters = v.parameters(root, &defaults, method);
+    let Some(base) = base_config.filter(|_| v.problems.is_empty()) else {
+        return Err(v.finish());
+    };
+    let spec = SweepSpec { name, description, method, metric, run_cap, seed, base, parameters, text: text.to_string(), path: path.to_path_buf() };
+    // Every trial must be a valid config: check them now so that a bad value fails here.
+    check_trials(&spec, &mut v, root);
+    if v.problems.is_empty() { Ok(spec) } else { Err(v.finish()) }
+}
+
+/// The keys the `[parameters]` table sweeps (flattened).
+fn parameter_keys(root: &toml_edit::Table) -> HashSet<String> {
+    let mut out = HashSet::new();
+    if let Some(t) = root.get("parameters").and_then(Item::as_table_like) {
+        collect_parameter_entries(t, "", &mut |key, _, _| {
+            out.insert(key);
+        });
+    }
+    out
+}
+
+/// Walks `[parameters]`, flattening unquoted dotted keys (`augment.hue_delta = {...}` parses as
+/// a nested table) into `section.key` names.
+fn collect_parameter_entries<'a>(table: &'a dyn TableLike, prefix: &str, f: &mut dyn FnMut(String, Option<std::ops::Range<usize>>, &'a Item)) {
+    for (key, item) in table.iter() {
+        let name = format!("{prefix}{key}");
+        let span = table.key(key).and_then(|k| k.span());
+        match item.as_table_like() {
+            Some(inner) if !inner.iter().any(|(k, _)| PARAM_KEYS.contains(&k)) && !name.contains('.') && inner.len() > 0 => {
+                collect_parameter_entries(inner, &format!("{name}."), f)
+            }
+            _ => f(name, span, item),
+        }
+    }
+}
+
+fn unknown_key_message(key: &str, prefix: &str, known: &[&str]) -> String {
+    if prefix == "augment." && key == "resize" {
+        return "augment.resize: the resize target is data.image_size (one side, or [height, width])".into();
+    }
+    format!("unknown key {prefix}{key}{}", did_you_mean_suffix(key, known))
+}
+
+fn did_you_mean_suffix(word: &str, options: &[&str]) -> String {
+    did_you_mean(word, options.iter().copied()).map(|s| format!(" (did you mean {s}?)")).unwrap_or_default()
+}
+
+fn item_span(table: &toml_edit::Table, key: &str) -> Option<std::ops::Range<usize>> {
+    table.get_key_value(key).and_then(|(k, item)| item.span().or_else(|| k.span()))
+}
+
+/// Checks a value against the type of the setting's default; returns it normalised.
+fn check_type(key: &str, default: &Json, given: &Json) -> Result<Json, String> {
+    let kind = |v: &Json| match v {
+        Json::Bool(_) => "a boolean",
+        Json::Number(n) if n.is_f64() => "a number",
+        Json::Number(_) => "an integer",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "a table",
+        Json::Null => "nothing",
+    };
+    match default {
+        Json::Bool(_) if given.is_boolean() => Ok(given.clone()),
+        Json::Number(d) if d.is_f64() => match given.as_f64() {
+            Some(f) if given.is_number() => Ok(json!(f)),
+            _ => Err(format!("{key} must be a number, not {}", kind(given))),
+        },
+        Json::Number(_) => match given.as_u64() {
+            Some(u) => Ok(json!(u)),
+            None if given.is_i64() => Err(format!("{key} = {given} must not be negative")),
+            None if given.is_f64() => Err(format!("{key} = {given} must be a whole number")),
+            None => Err(format!("{key} must be a whole number, not {}", kind(given))),
+        },
+        Json::String(_) => match given.as_str() {
+            Some(s) => match choices(key) {
+                Some(options) if !options.contains(&s) => {
+                    Err(format!("{key} = {s:?} is not one of {}{}", options.join(", "), did_you_mean_suffix(s, options)))
+                }
+                _ => Ok(given.clone()),
+            },
+            None => Err(format!("{key} must be a string, not {}", kind(given))),
+        },
+        Json::Array(_) => {
+            // image_size and synthetic_size: one side, or [height, width].
+            let pair = match given {
+                Json::Number(n) => n.as_u64().map(|s| [s, s]),
+                Json::Array(a) if a.len() == 2 => a[0].as_u64().zip(a[1].as_u64()).map(|(h, w)| [h, w]),
+                _ => None,
+            };
+            pair.map(|p| json!(p)).ok_or_else(|| format!("{key} must be one side (e.g. 128) or [height, width] (e.g. [128, 192])"))
+        }
+        _ => Err(format!("{key} must be {}, not {}", kind(default), kind(given))),
+    }
+}
+
+struct Validator<'a> {
+    file: String,
+    text: &'a str,
+    problems: Vec<Located>,
+}
+
+impl Validator<'_> {
+    fn report(&mut self, span: Option<std::ops::Range<usize>>, message: String) {
+        let offset = span.map_or(0, |s| s.start).min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+        let located = Located { file: self.file.clone(), line, column, message };
+        if !self.problems.contains(&located) {
+            self.problems.push(located);
+        }
+    }
+
+    fn finish(mut self) -> SpecError {
+        self.problems.sort_by_key(|p| (p.line, p.column));
+        SpecError { problems: self.problems }
+    }
+
+    fn string(&mut self, table: &toml_edit::Table, key: &str) -> Option<String> {
+        let item = table.get(key)?;
+        match item.as_str() {
+            Some(s) => Some(s.to_string()),
+            None => {
+                self.report(item.span(), format!("{key} must be a string"));
+                None
+            }
+        }
+    }
+
+    fn uint(&mut self, table: &toml_edit::Table, key: &str) -> Option<usize> {
+        let item = table.get(key)?;
+        match item.as_integer() {
+            Some(i) if i >= 0 => Some(i as usize),
+            _ => {
+                self.report(item.span(), format!("{key} must be a whole number >= 0"));
+                None
+            }
+        }
+    }
+
+    fn metric(&mut self, root: &toml_edit::Table) -> Objective {
+        let Some(item) = root.get("metric") else { return Objective::default() };
+        let Some(table) = item.as_table_like() else {
+            self.report(item.span(), "metric must be a table: [metric] name = \"val_iou\", goal = \"maximize\"".into());
+            return Objective::default();
+        };
+        for (key, value) in table.iter() {
+            if !["name", "goal"].contains(&key) {
+                self.report(table.key(key).and_then(|k| k.span()).or(value.span()), unknown_key_message(key, "metric.", &["name", "goal"]));
+            }
+        }
+        let name = match table.get("name") {
+            None => "val_iou".to_string(),
+            Some(v) => match v.as_str() {
+                Some(n) if Objective::parse_name(n).is_some() => n.to_string(),
+                _ => {
+                    let given = v.as_str().map(|s| format!("{s:?}")).unwrap_or_else(|| "a non-string".into());
+                    self.report(
+                        v.span(),
+                        format!("metric.name = {given} is not a metric; use <split>_<metric>: split train or val, metric loss, dice, iou or fg_iou (e.g. val_iou)"),
+                    );
+                    "val_iou".to_string()
+                }
+            },
+        };
+        let goal = match table.get("goal") {
+            None => Goal::for_metric(&name),
+            Some(v) => match v.as_str() {
+                Some("maximize" | "max") => Goal::Maximize,
+                Some("minimize" | "min") => Goal::Minimize,
+                _ => {
+                    self.report(v.span(), "metric.goal must be \"maximize\" or \"minimize\"".into());
+                    Goal::for_metric(&name)
+                }
+            },
+        };
+        Objective { name, goal }
+    }
+
+    /// A TOML value as JSON; reports values JSON cannot hold (dates, NaN).
+    fn json(&mut self, item: &Item) -> Option<Json> {
+        match item.as_value() {
+            Some(v) => self.value_json(v),
+            None => {
+                self.report(item.span(), "expected a value".into());
+                None
+            }
+        }
+    }
+
+    fn value_json(&mut self, v: &toml_edit::Value) -> Option<Json> {
+        Some(match v {
+            toml_edit::Value::String(s) => json!(s.value()),
+            toml_edit::Value::Integer(i) => json!(i.value()),
+            toml_edit::Value::Float(f) => {
+                let x = *f.value();
+                if !x.is_finite() {
+                    self.report(v.span(), format!("{x} is not a finite number"));
+                    return None;
+                }
+                json!(x)
+            }
+            toml_edit::Value::Boolean(b) => json!(b.value()),
+            toml_edit::Value::Datetime(_) => {
+                self.report(v.span(), "dates are not settings".into());
+                return None;
+            }
+            toml_edit::Value::Array(a) => Json::Array(a.iter().map(|x| self.value_json(x)).collect::<Option<Vec<_>>>()?),
+            toml_edit::Value::InlineTable(t) => {
+                let mut m = Map::new();
+                for (k, x) in t.iter() {
+                    m.insert(k.to_string(), self.value_json(x)?);
+                }
+                Json::Object(m)
+            }
+        })
+    }
+
+    fn parameters(&mut self, root: &toml_edit::Table, defaults: &Json, method: Method) -> Vec<Parameter> {
+        let Some(item) = root.get("parameters") else { return Vec::new() };
+        let Some(table) = item.as_table_like() else {
+            self.report(item.span(), "parameters must be a table of \"section.key\" = { values = [...] }".into());
+            return Vec::new();
+        };
+        let mut entries = Vec::new();
+        collect_parameter_entries(table, "", &mut |key, span, item| entries.push((key, span, item)));
+        let mut out = Vec::new();
+        for (key, key_span, item) in entries {
+            let span = key_span.or_else(|| item.span());
+            let (section, field) = key.split_once('.').unwrap_or(("", key.as_str()));
+            if section == "metric" || !SECTIONS.contains(&section) {
+                self.report(span, format!("parameter {key:?} must name a setting as section.key with section one of {}", SECTIONS.join(", ")));
+                continue;
+            }
+            let Some(default) = defaults[section].get(field) else {
+                let known: Vec<&str> = defaults[section].as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+                self.report(span, format!("parameter {key:?}: {}", unknown_key_message(field, &format!("{section}."), &known)));
+                continue;
+            };
+            if let Some(domain) = self.domain(&key, item, span.clone(), default, method) {
+                out.push(Parameter { key, domain });
+            }
+        }
+        out
+    }
+
+    fn domain(&mut self, key: &str, item: &Item, span: Option<std::ops::Range<usize>>, default: &Json, method: Method) -> Option<Domain> {
+        let Some(t) = item.as_table_like() else {
+            self.report(span, format!("parameter {key:?} must be a table such as {{ values = [...] }}, {{ value = x }} or {{ distribution = \"uniform\", min = 0, max = 1 }}"));
+            return None;
+        };
+        for (k, v) in t.iter() {
+            if !PARAM_KEYS.contains(&k) {
+                self.report(t.key(k).and_then(|x| x.span()).or(v.span()), format!("parameter {key:?}: {}", unknown_key_message(k, "", PARAM_KEYS)));
+            }
+        }
+        let at = |name: &str| t.get(name).and_then(|i| i.span()).or(span.clone());
+        let typed_list = |this: &mut Self, name: &str| -> Option<Vec<Json>> {
+            let item = t.get(name)?;
+            let list = match this.json(item)? {
+                Json::Array(list) => list,
+                _ => {
+                    this.report(item.span(), format!("parameter {key:?}: {name} must be a list"));
+                    return None;
+                }
+            };
+            if list.is_empty() {
+                this.report(item.span(), format!("parameter {key:?}: {name} is empty; an empty grid has no trials"));
+                return None;
+            }
+            let mut out = Vec::new();
+            for v in list {
+                match check_type(key, default, &v) {
+                    Ok(ok) => out.push(ok),
+                    Err(msg) => this.report(item.span(), format!("parameter {key:?}: {msg}")),
+                }
+            }
+            Some(out)
+        };
+        let number = |this: &mut Self, name: &str| -> Option<f64> {
+            let item = t.get(name)?;
+            match item.as_float().or_else(|| item.as_integer().map(|i| i as f64)) {
+                Some(x) if x.is_finite() => Some(x),
+                _ => {
+                    this.report(item.span(), format!("parameter {key:?}: {name} must be a number"));
+                    None
+                }
+            }
+        };
+        let domain = if let Some(dist_item) = t.get("distribution") {
+            let dist = dist_item.as_str().unwrap_or("");
+            let need = |this: &mut Self, name: &str| -> Option<f64> {
+                if t.get(name).is_none() {
+                    this.report(dist_item.span(), format!("parameter {key:?}: distribution {dist:?} needs {name}"));
+                }
+                number(this, name)
+            };
+            let domain = match dist {
+                "uniform" | "log_uniform_values" | "q_uniform" | "int_uniform" => {
+                    let (min, max) = (need(self, "min"), need(self, "max"));
+                    let q = if dist == "q_uniform" { need(self, "q") } else { Some(1.0) };
+                    let (min, max, q) = (min?, max?, q?);
+                    if min >= max {
+                        self.report(at("min"), format!("parameter {key:?}: min = {min} must be less than max = {max}"));
+                        return None;
+                    }
+                    match dist {
+                        "uniform" => Domain::Uniform { min, max },
+                        "log_uniform_values" if min <= 0.0 => {
+                            self.report(at("min"), format!("parameter {key:?}: log_uniform_values needs min > 0 (got {min})"));
+                            return None;
+                        }
+                        "log_uniform_values" => Domain::LogUniformValues { min, max },
+                        "q_uniform" if q <= 0.0 => {
+                            self.report(at("q"), format!("parameter {key:?}: q must be > 0"));
+                            return None;
+                        }
+                        "q_uniform" => Domain::QUniform { min, max, q },
+                        _ if min.fract() != 0.0 || max.fract() != 0.0 => {
+                            self.report(at("min"), format!("parameter {key:?}: int_uniform needs whole-number min and max"));
+                            return None;
+                        }
+                        _ => Domain::IntUniform { min: min as i64, max: max as i64 },
+                    }
+                }
+                "categorical" => {
+                    let values = typed_list(self, "values").or_else(|| {
+                        if t.get("values").is_none() {
+                            self.report(dist_item.span(), format!("parameter {key:?}: categorical needs values = [...]"));
+                        }
+                        None
+                    })?;
+                    let probabilities = match t.get("probabilities") {
+                        None => vec![1.0 / values.len() as f64; values.len()],
+                        Some(p) => {
+                            let ps: Option<Vec<f64>> = p.as_array().map(|a| a.iter().map(|x| x.as_float().or(x.as_integer().map(|i| i as f64))).collect()).flatten();
+                            match ps {
+                                Some(ps) if ps.len() == values.len() && ps.iter().all(|&x| x >= 0.0) && (ps.iter().sum::<f64>() - 1.0).abs() < 1e-6 => ps,
+                                _ => {
+                                    self.report(p.span(), format!("parameter {key:?}: probabilities must be {} non-negative numbers summing to 1", values.len()));
+                                    return None;
+                                }
+                            }
+                        }
+                    };
+                    Domain::Categorical { values, probabilities }
+                }
+                other => {
+                    self.report(dist_item.span(), format!("parameter {key:?}: distribution {other:?} is not one of {}{}", DISTRIBUTIONS.join(", "), did_you_mean_suffix(other, DISTRIBUTIONS)));
+                    return None;
+                }
+            };
+            if !matches!(domain, Domain::Categorical { .. }) && !default.is_number() {
+                self.report(dist_item.span(), format!("parameter {key:?}: a numeric distribution cannot set a non-numeric setting; use values = [...]"));
+                return None;
+            }
+            if matches!(domain, Domain::Uniform { .. } | Domain::LogUniformValues { .. } | Domain::QUniform { .. }) && !default.as_f64().is_some_and(|_| default.is_f64()) {
+                self.report(dist_item.span(), format!("parameter {key:?} is a whole number: use int_uniform or values"));
+                return None;
+            }
+            domain
+        } else if t.get("values").is_some() {
+            Domain::Values(typed_list(self, "values")?)
+        } else if let Some(v) = t.get("value") {
+            let given = self.json(v)?;
+            match check_type(key, default, &given) {
+                Ok(ok) => Domain::Value(ok),
+                Err(msg) => {
+                    self.report(v.span(), format!("parameter {key:?}: {msg}"));
+                    return None;
+                }
+            }
+        } else {
+            self.report(span, format!("parameter {key:?} needs values = [...], value = x, or distribution = ..."));
+            return None;
+        };
+        if method == Method::Grid && !domain.is_finite() {
+            self.report(span, format!("parameter {key:?}: method = \"grid\" needs finite values (values = [...]); use method = \"random\" with run_cap for distributions"));
+            return None;
+        }
+        Some(domain)
+    }
+}
+
+/// Expands the spec and checks every trial's config, reporting a bad value at its parameter.
+fn check_trials(spec: &SweepSpec, v: &mut Validator, root: &toml_edit::Table) {
+    let mut spans: BTreeMap<String, Option<std::ops::Range<usize>>> = BTreeMap::new();
+    if let Some(t) = root.get("parameters").and_then(Item::as_table_like) {
+        collect_parameter_entries(t, "", &mut |key, span, item| {
+            spans.insert(key, span.or_else(|| item.span()));
+        });
+    }
+    let points = match spec.method {
+        Method::Grid => grid_points(&spec.parameters),
+        Method::Random => random_points(spec),
+    };
+    // Continuous domains are checked at their ends as well as at the drawn points.
+    let mut probes = points.clone();
+    for p in &spec.parameters {
+        let ends = match &p.domain {
+            Domain::Uniform { min, max } | Domain::LogUniformValues { min, max } | Domain::QUniform { min, max, .. } => vec![json!(min), json!(max)],
+            Domain::IntUniform { min, max } => vec![json!(min), json!(max)],
+            _ => Vec::new(),
+        };
+        for end in ends {
+            let mut point = points.first().cloned().unwrap_or_default();
+            point.insert(p.key.clone(), end);
+            probes.push(point);
+        }
+    }
+    for point in &probes {
+        if let Err(problems) = resolve(spec, point) {
+            for (key, message) in problems {
+                let span = spans.get(&key).cloned().flatten().or_else(|| point.keys().find_map(|k| spans.get(k).cloned().flatten()));
+                let value = point.get(&key).map(|x| format!(" (value {x})")).unwrap_or_default();
+                v.report(span, format!("{key}{value}: {}", message.trim_start_matches("= ")));
+            }
+        }
+    }
+}
+
+/// The grid's points: the cartesian product of the parameters' values, the last parameter
+/// varying fastest.
+fn grid_points(parameters: &[Parameter]) -> Vec<BTreeMap<String, Json>> {
+    let mut points = vec![BTreeMap::new()];
+    for p in parameters {
+        let values = p.domain.grid_values();
+        points = points
+            .into_iter()
+            .flat_map(|point| {
+                values.iter().map(move |v| {
+                    let mut next = point.clone();
+                    next.insert(p.key.clone(), v.clone());
+                    next
+                })
+            })
+            .collect();
+    }
+    points
+}
+
+/// `run_cap` draws from the sweep's seed, skipping draws that repeat an earlier point.
+fn random_points(spec: &SweepSpec) -> Vec<BTreeMap<String, Json>> {
+    let cap = spec.run_cap.unwrap_or(1);
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let mut seen = HashSet::new();
+    let mut points = Vec::new();
+    let mut attempts = 0;
+    while points.len() < cap && attempts < cap * 100 {
+        attempts += 1;
+        let point: BTreeMap<String, Json> = spec.parameters.iter().map(|p| (p.key.clone(), p.domain.sample(&mut rng))).collect();
+        if seen.insert(serde_json::to_string(&point).unwrap_or_default()) {
+            points.push(point);
+        }
+    }
+    points
+}
+
+/// The config of one point, or the problems it has as (key, message).
+fn resolve(spec: &SweepSpec, point: &BTreeMap<String, Json>) -> Result<RunConfig, Vec<(String, String)>> {
+    let mut value = serde_json::to_value(&spec.base).expect("configs serialise");
+    for (key, v) in point {
+        let (section, field) = key.split_once('.').expect("parameter keys are section.key");
+        value[section][field] = v.clone();
+    }
+    let config: RunConfig = serde_json::from_value(value).map_err(|e| vec![("parameters".to_string(), e.to_string())])?;
+    let problems = config.validate();
+    if problems.is_empty() { Ok(config) } else { Err(problems.into_iter().map(|p| (p.key, p.message)).collect()) }
+}
+
+impl SweepSpec {
+    /// The trials of this sweep, in order. `data_override` replaces `data.source` in every trial
+    /// (`sweep run --data DIR`).
+    pub fn trials(&self, data_override: Option<&str>) -> Vec<Trial> {
+        let points = match self.method {
+            Method::Grid => grid_points(&self.parameters),
+            Method::Random => random_points(self),
+        };
+        let points = match self.run_cap {
+            Some(cap) if self.method == Method::Grid => points.into_iter().take(cap).collect(),
+            _ => points,
+        };
+        points
+            .into_iter()
+            .map(|params| {
+                let mut config = resolve(self, &params).expect("trials were validated when the spec was parsed");
+                if let Some(dir) = data_override {
+                    config.data.source = dir.to_string();
+                }
+                Trial { params, config }
+            })
+            .collect()
+    }
+
+    /// Whether parameter `key` is swept on a log scale.
+    pub fn is_log(&self, key: &str) -> bool {
+        self.parameters.iter().any(|p| p.key == key && p.domain.is_log())
+    }
+}

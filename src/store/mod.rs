@@ -1,0 +1,398 @@
+//! The tracker: sweeps, runs, their parameters, per-epoch metrics and checkpoints.
+//!
+//! [`Store`] is the contract every backend keeps (SQLite here, PostgreSQL for multi-machine
+//! sweeps); the story test in `tests/store.rs` runs against each. Only the backend modules speak
+//! SQL. The guarantees, per operation:
+//!
+//! - Every state change is one transaction: a reader never sees half of it, and a process killed
+//!   at any point leaves the store as it was before the change or after it.
+//! - [`Store::enqueue`] never duplicates a trial: a run is identified within its sweep by the hash
+//!   of its resolved config.
+//! - [`Store::claim`] hands each queued run to exactly one worker, and also reclaims a `running`
+//!   run whose heartbeat is older than `stale_after` (its worker died). Each claim increments the
+//!   run's `attempt`; the [`Lease`] it returns carries that attempt, and every later write for the
+//!   run (heartbeat, epoch, finish) is refused with [`StoreError::LeaseLost`] once another worker
+//!   holds a newer attempt, so a worker thought dead cannot overwrite its successor.
+//! - [`Store::log_epoch`] commits an epoch's metrics and its checkpoint rows together (the caller
+//!   writes the checkpoint files first). Logging the same epoch again changes nothing: metrics
+//!   are kept once per (run, epoch, split, name).
+//! - NaN and infinite metric values round-trip (stored as a value plus a kind).
+//! - Names never escape the runs directory: sweep names are restricted to `[A-Za-z0-9._-]`, and
+//!   every value reaches SQL as a bound parameter.
+
+pub mod query;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{RunConfig, Split};
+use crate::metrics::Goal;
+
+pub use sqlite::SqliteStore;
+
+/// A run's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Pruned,
+    Diverged,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 6] =
+        [RunStatus::Queued, RunStatus::Running, RunStatus::Completed, RunStatus::Failed, RunStatus::Pruned, RunStatus::Diverged];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Pruned => "pruned",
+            RunStatus::Diverged => "diverged",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Whether the run has ended (it will not be claimed again unless requeued).
+    pub fn is_final(&self) -> bool {
+        matches!(self, RunStatus::Completed | RunStatus::Failed | RunStatus::Pruned | RunStatus::Diverged)
+    }
+}
+
+/// What can go wrong with the tracker.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{}: not a sweep tracker (the file is not an SQLite database); point --store at another file", path.display())]
+    NotADatabase { path: PathBuf },
+    #[error("{}: the tracker is read-only ({detail}); make it writable or choose another file with --store", path.display())]
+    ReadOnly { path: PathBuf, detail: String },
+    #[error("{}: the disk is full; free some space and run again (nothing recorded so far was lost)", path.display())]
+    DiskFull { path: PathBuf },
+    #[error(
+        "{}: written by a newer sweep (schema version {found}; this build knows up to {supported}); \
+         upgrade sweep to read it",
+        path.display()
+    )]
+    NewerSchema { path: PathBuf, found: i64, supported: i64 },
+    #[error("{}: no tracker here yet; run a sweep first, or point --store at an existing file", path.display())]
+    Missing { path: PathBuf },
+    #[error("no run {id:?}{}", suggestion_suffix(suggestions))]
+    UnknownRun { id: String, suggestions: Vec<String> },
+    #[error("no sweep {name:?}{}", suggestion_suffix(suggestions))]
+    UnknownSweep { name: String, suggestions: Vec<String> },
+    #[error("{what} {name:?} {reason}")]
+    InvalidName { what: &'static str, name: String, reason: &'static str },
+    #[error("run {run}: lease lost (attempt {attempt} was reclaimed by another worker)")]
+    LeaseLost { run: String, attempt: i64 },
+    #[error("{}: {detail}", path.display())]
+    Backend { path: PathBuf, detail: String },
+}
+
+fn suggestion_suffix(s: &[String]) -> String {
+    if s.is_empty() { String::new() } else { format!("; did you mean {}?", s.join(" or ")) }
+}
+
+impl StoreError {
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            StoreError::NotADatabase { .. }
+                | StoreError::ReadOnly { .. }
+                | StoreError::NewerSchema { .. }
+                | StoreError::Missing { .. }
+                | StoreError::UnknownRun { .. }
+                | StoreError::UnknownSweep { .. }
+                | StoreError::InvalidName { .. }
+        )
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Checks a sweep name: it becomes a directory under the runs directory and a run-id prefix.
+pub fn validate_sweep_name(name: &str) -> StoreResult<()> {
+    let invalid = |reason| Err(StoreError::InvalidName { what: "sweep name", name: name.to_string(), reason });
+    if name.is_empty() || name.len() > 64 {
+        return invalid("must have 1 to 64 characters");
+    }
+    if name.starts_with('.') || name.contains("..") {
+        return invalid("must not start with '.' or contain '..'");
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+        return invalid("may only contain letters, digits, '_', '-' and '.' (no '/' or spaces)");
+    }
+    Ok(())
+}
+
+/// Checks a run id given on the command line before it is used to build a path.
+pub fn validate_run_id(id: &str) -> StoreResult<()> {
+    validate_sweep_name(id).map_err(|_| StoreError::InvalidName {
+        what: "run id",
+        name: id.to_string(),
+        reason: "is not a run id (ids look like hue-3)",
+    })
+}
+
+/// A trial to add to a sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTrial {
+    pub config: RunConfig,
+    /// The swept parameters and their values (the keys of the sweep file's `[parameters]`).
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+/// What [`Store::enqueue`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EnqueueReport {
+    /// Ids of runs created now.
+    pub added: Vec<String>,
+    /// Trials already present (same config hash).
+    pub existing: usize,
+}
+
+/// What [`Store::register_sweep`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SweepRegistration {
+    New,
+    Unchanged,
+    /// The same name with another spec: new configs will be added beside the old runs.
+    SpecChanged { previous_hash: String },
+}
+
+/// Who is claiming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerInfo {
+    pub host: String,
+    pub pid: u32,
+}
+
+impl WorkerInfo {
+    pub fn this_process() -> Self {
+        Self { host: crate::util::hostname(), pid: std::process::id() }
+    }
+}
+
+/// The right to write for one attempt of one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub run: String,
+    pub attempt: i64,
+}
+
+/// A claimed run: its lease and what the worker needs to train it.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub lease: Lease,
+    pub sweep: String,
+    pub config: RunConfig,
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// Whether an earlier attempt started it (a checkpoint may exist to resume from).
+    pub resumed: bool,
+}
+
+/// One metric value of one epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricValue {
+    pub split: Split,
+    pub name: String,
+    pub value: f64,
+}
+
+/// A checkpoint row: the file a run's `best` or `last` points at.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckpointRow {
+    pub kind: String,
+    pub epoch: i64,
+    pub path: String,
+    #[serde(with = "crate::metrics::nonfinite")]
+    pub metric_value: f64,
+}
+
+/// One epoch to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochLog {
+    pub epoch: i64,
+    pub wall: f64,
+    pub metrics: Vec<MetricValue>,
+    pub checkpoints: Vec<CheckpointRow>,
+}
+
+/// One stored metric value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricRow {
+    pub epoch: i64,
+    pub split: String,
+    pub name: String,
+    #[serde(with = "crate::metrics::nonfinite")]
+    pub value: f64,
+    pub wall: f64,
+}
+
+/// Per (run, split, metric): the final value and the extremes over epochs (finite values only).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
+pub struct MetricSummary {
+    pub last_epoch: i64,
+    #[serde(with = "crate::metrics::nonfinite")]
+    pub last: f64,
+    pub min: Option<f64>,
+    pub min_epoch: Option<i64>,
+    pub max: Option<f64>,
+    pub max_epoch: Option<i64>,
+}
+
+impl MetricSummary {
+    /// The best value and its epoch in the direction `goal`.
+    pub fn best(&self, goal: Goal) -> Option<(f64, i64)> {
+        match goal {
+            Goal::Minimize => self.min.zip(self.min_epoch),
+            Goal::Maximize => self.max.zip(self.max_epoch),
+        }
+    }
+}
+
+/// A run as listed: its row, parameters and metric summaries (keyed `<split>_<name>`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRow {
+    pub id: String,
+    pub sweep: String,
+    pub seq: i64,
+    pub status: RunStatus,
+    pub attempt: i64,
+    pub host: Option<String>,
+    pub pid: Option<i64>,
+    pub created: f64,
+    pub started: Option<f64>,
+    pub finished: Option<f64>,
+    pub heartbeat: Option<f64>,
+    pub error: Option<String>,
+    pub code_version: Option<String>,
+    pub config_hash: String,
+    pub seed: i64,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub metrics: BTreeMap<String, MetricSummary>,
+}
+
+impl RunRow {
+    /// The best value of `<split>_<metric>` over the run's epochs, with its epoch.
+    pub fn best(&self, metric: &str, goal: Goal) -> Option<(f64, i64)> {
+        self.metrics.get(metric)?.best(goal)
+    }
+
+    /// The final epoch's value of a metric.
+    pub fn last(&self, metric: &str) -> Option<f64> {
+        self.metrics.get(metric).map(|m| m.last)
+    }
+
+    /// Completed epochs (from the loss, which every epoch records).
+    pub fn epochs(&self) -> i64 {
+        self.metrics.get("val_loss").or_else(|| self.metrics.get("train_loss")).map_or(0, |m| m.last_epoch)
+    }
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub sweep: Option<String>,
+    pub status: Option<RunStatus>,
+}
+
+/// A sweep as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SweepInfo {
+    pub name: String,
+    pub spec: String,
+    pub spec_hash: String,
+    pub created: f64,
+    pub updated: f64,
+    pub counts: BTreeMap<String, i64>,
+}
+
+/// The best run by a metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BestRun {
+    pub run: RunRow,
+    pub value: f64,
+    pub epoch: i64,
+}
+
+/// The tracker's contract. See the module documentation for the guarantees each backend keeps.
+pub trait Store: Send {
+    /// Where the store lives, for messages.
+    fn location(&self) -> String;
+
+    /// Records a sweep's spec (the file as written). A spec that differs from the stored one is
+    /// recorded as a new version and reported, never silently replaced.
+    fn register_sweep(&mut self, name: &str, spec: &str) -> StoreResult<SweepRegistration>;
+
+    /// Adds the trials whose config hash the sweep does not have yet, as `queued` runs with ids
+    /// `<sweep>-<n>`, in the given order, in one transaction.
+    fn enqueue(&mut self, sweep: &str, trials: &[NewTrial]) -> StoreResult<EnqueueReport>;
+
+    /// Puts the sweep's `failed` and `diverged` runs back in the queue; returns how many.
+    fn requeue_failed(&mut self, sweep: &str) -> StoreResult<usize>;
+
+    /// Claims the next run of `sweep` (or of any sweep): the lowest-numbered `queued` run, or a
+    /// `running` one whose heartbeat is older than `stale_after` seconds.
+    fn claim(&mut self, sweep: Option<&str>, worker: &WorkerInfo, stale_after: f64) -> StoreResult<Option<Claim>>;
+
+    /// Refreshes the lease's heartbeat. Fails with `LeaseLost` if the run was reclaimed.
+    fn heartbeat(&mut self, lease: &Lease) -> StoreResult<()>;
+
+    /// Records one epoch's metrics and checkpoint rows together, and refreshes the heartbeat.
+    fn log_epoch(&mut self, lease: &Lease, epoch: &EpochLog) -> StoreResult<()>;
+
+    /// Ends the run with `status` (completed, failed, pruned, diverged) and an optional error.
+    fn finish(&mut self, lease: &Lease, status: RunStatus, error: Option<&str>) -> StoreResult<()>;
+
+    /// Gives the run back to the queue (a worker stopped on request); it resumes later.
+    fn release(&mut self, lease: &Lease) -> StoreResult<()>;
+
+    /// A worker process died while holding `lease`: the run goes back to the queue, or is marked
+    /// failed with `message` once `max_attempts` attempts in a row died before recording an epoch.
+    fn record_crash(&mut self, lease: &Lease, message: &str, max_attempts: i64) -> StoreResult<RunStatus>;
+
+    /// Every sweep with its run counts per status.
+    fn sweeps(&self) -> StoreResult<Vec<SweepInfo>>;
+
+    /// Runs matching `filter`, ordered by sweep and number, with params and metric summaries.
+    fn runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRow>>;
+
+    /// One run by id.
+    fn run(&self, id: &str) -> StoreResult<RunRow>;
+
+    /// One run's resolved config.
+    fn run_config(&self, id: &str) -> StoreResult<RunConfig>;
+
+    /// Every metric value of a run, by epoch, split and name.
+    fn metrics(&self, id: &str) -> StoreResult<Vec<MetricRow>>;
+
+    /// A run's checkpoint rows.
+    fn checkpoints(&self, id: &str) -> StoreResult<Vec<CheckpointRow>>;
+
+    /// The run whose best epoch is best by `metric` (`<split>_<name>`) in direction `goal`.
+    fn best(&self, metric: &str, goal: Goal, sweep: Option<&str>) -> StoreResult<Option<BestRun>>;
+}
+
+/// Opens the tracker at `location`: a SQLite file path. With `create`, a missing file is
+/// created; without, it must exist (commands that only read).
+pub fn open(location: &str, create: bool) -> StoreResult<Box<dyn Store>> {
+    let path = std::path::Path::new(location);
+    let store = if create { SqliteStore::open(path)? } else { SqliteStore::open_existing(path)? };
+    Ok(Box::new(store))
+}
+
+/// The version of this build, recorded with every run.
+pub fn code_version() -> String {
+    format!("sweep {}", env!("CARGO_PKG_VERSION"))
+}

@@ -1,0 +1,368 @@
+//! `--where` filters and `--sort` keys over listed runs, e.g.
+//! `train.learning_rate < 0.01 and val_iou > 0.9 and not status = failed`.
+//!
+//! A field is a run attribute (`id`, `sweep`, `status`, `attempt`, `epochs`, `seed`, `host`), a
+//! swept parameter by its key (`augment.hue_delta`), or a metric: `val_iou` is the run's best
+//! value over its epochs (lowest for losses, highest otherwise), `final_val_iou` its last value,
+//! `best_val_iou` the same as `val_iou`. Filters are evaluated in Rust on the listed rows: user
+//! text never becomes SQL.
+
+use crate::config::Objective;
+use crate::metrics::Goal;
+
+use super::RunRow;
+
+/// A value a field takes on a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Num(f64),
+    Str(String),
+    Bool(bool),
+}
+
+impl Value {
+    pub fn display(&self) -> String {
+        match self {
+            Value::Num(v) => crate::report::fmt_num(*v),
+            Value::Str(s) => s.clone(),
+            Value::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+/// Looks a field up on a run. None when the run has no such value (yet).
+pub fn field(run: &RunRow, name: &str) -> Option<Value> {
+    match name {
+        "id" | "run" => return Some(Value::Str(run.id.clone())),
+        "sweep" => return Some(Value::Str(run.sweep.clone())),
+        "status" => return Some(Value::Str(run.status.as_str().to_string())),
+        "attempt" => return Some(Value::Num(run.attempt as f64)),
+        "epochs" => return Some(Value::Num(run.epochs() as f64)),
+        "seed" => return Some(Value::Num(run.seed as f64)),
+        "host" => return run.host.clone().map(Value::Str),
+        _ => {}
+    }
+    if let Some(v) = run.params.get(name) {
+        return Some(match v {
+            serde_json::Value::Number(n) => Value::Num(n.as_f64().unwrap_or(f64::NAN)),
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::String(s) => Value::Str(s.clone()),
+            other => Value::Str(other.to_string()),
+        });
+    }
+    metric(run, name).map(Value::Num)
+}
+
+/// A metric field: `val_iou` / `best_val_iou` (best epoch) or `final_val_iou` / `last_val_iou`.
+pub fn metric(run: &RunRow, name: &str) -> Option<f64> {
+    if let Some(rest) = name.strip_prefix("final_").or_else(|| name.strip_prefix("last_")) {
+        return run.last(rest);
+    }
+    let base = name.strip_prefix("best_").unwrap_or(name);
+    run.best(base, Goal::for_metric(base)).map(|(v, _)| v)
+}
+
+/// Whether `name` is a metric field (as opposed to a parameter or attribute).
+pub fn is_metric(name: &str) -> bool {
+    let base = name.strip_prefix("final_").or_else(|| name.strip_prefix("last_")).or_else(|| name.strip_prefix("best_")).unwrap_or(name);
+    Objective::parse_name(base).is_some() || base.starts_with("train_")
+}
+
+/// Whether `name` can be a field at all (for error messages before any run is seen).
+pub fn is_known_field(name: &str, param_keys: &[String]) -> bool {
+    let base = name.strip_prefix("final_").or_else(|| name.strip_prefix("last_")).or_else(|| name.strip_prefix("best_")).unwrap_or(name);
+    matches!(name, "id" | "run" | "sweep" | "status" | "attempt" | "epochs" | "seed" | "host")
+        || param_keys.iter().any(|k| k == name)
+        || Objective::parse_name(base).is_some()
+        || base.starts_with("train_") // extra per-epoch values such as train_lr
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+/// A parsed `--where` expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    Cmp { field: String, op: OpToken, value: Value },
+    And(Box<Filter>, Box<Filter>),
+    Or(Box<Filter>, Box<Filter>),
+    Not(Box<Filter>),
+}
+
+/// A comparison operator as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpToken(Op);
+
+impl Filter {
+    /// Parses an expression; the error says where and what was expected.
+    pub fn parse(text: &str) -> Result<Filter, String> {
+        let tokens = tokenize(text)?;
+        let mut p = Parser { tokens, pos: 0, text };
+        let f = p.or()?;
+        if p.pos < p.tokens.len() {
+            return Err(p.error("and, or, or the end of the expression"));
+        }
+        Ok(f)
+    }
+
+    /// The fields the expression mentions.
+    pub fn fields(&self) -> Vec<&str> {
+        match self {
+            Filter::Cmp { field, .. } => vec![field.as_str()],
+            Filter::And(a, b) | Filter::Or(a, b) => [a.fields(), b.fields()].concat(),
+            Filter::Not(a) => a.fields(),
+        }
+    }
+
+    pub fn matches(&self, run: &RunRow) -> bool {
+        match self {
+            Filter::And(a, b) => a.matches(run) && b.matches(run),
+            Filter::Or(a, b) => a.matches(run) || b.matches(run),
+            Filter::Not(a) => !a.matches(run),
+            Filter::Cmp { field: name, op, value } => match field(run, name) {
+                None => false,
+                Some(actual) => compare(&actual, op.0, value),
+            },
+        }
+    }
+}
+
+fn compare(actual: &Value, op: Op, expected: &Value) -> bool {
+    let ord = match (actual, expected) {
+        (Value::Num(a), Value::Num(b)) => a.partial_cmp(b),
+        (Value::Str(a), Value::Str(b)) => Some(a.cmp(b)),
+        (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
+        (Value::Num(a), Value::Str(b)) => b.parse::<f64>().ok().and_then(|b| a.partial_cmp(&b)),
+        (Value::Bool(a), Value::Str(b)) => b.parse::<bool>().ok().map(|b| a.cmp(&b)),
+        _ => None,
+    };
+    let Some(ord) = ord else { return op == Op::Ne };
+    match op {
+        Op::Lt => ord.is_lt(),
+        Op::Le => ord.is_le(),
+        Op::Gt => ord.is_gt(),
+        Op::Ge => ord.is_ge(),
+        Op::Eq => ord.is_eq(),
+        Op::Ne => ord.is_ne(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Word(String),
+    Num(f64),
+    Str(String),
+    Op(Op),
+    Open,
+    Close,
+}
+
+fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let start = i;
+        match c {
+            ' ' | '\t' | '\n' => i += 1,
+            '(' => {
+                out.push((start, Token::Open));
+                i += 1;
+            }
+            ')' => {
+                out.push((start, Token::Close));
+                i += 1;
+            }
+            '<' | '>' | '=' | '!' => {
+                let next = chars.get(i + 1).copied();
+                let (op, len) = match (c, next) {
+                    ('<', Some('=')) => (Op::Le, 2),
+                    ('>', Some('=')) => (Op::Ge, 2),
+                    ('=', Some('=')) => (Op::Eq, 2),
+                    ('!', Some('=')) => (Op::Ne, 2),
+                    ('<', _) => (Op::Lt, 1),
+                    ('>', _) => (Op::Gt, 1),
+                    ('=', _) => (Op::Eq, 1),
+                    _ => return Err(format!("at column {}: '!' must be followed by '='", start + 1)),
+                };
+                out.push((start, Token::Op(op)));
+                i += len;
+            }
+            '\'' | '"' => {
+                let end = chars[i + 1..].iter().position(|&d| d == c).ok_or_else(|| format!("at column {}: unterminated string", start + 1))?;
+                out.push((start, Token::Str(chars[i + 1..i + 1 + end].iter().collect())));
+                i += end + 2;
+            }
+            _ if c.is_ascii_digit() || ((c == '-' || c == '.') && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit() || *d == '.')) => {
+                i += 1;
+                while i < chars.len() {
+                    let d = chars[i];
+                    let exponent_sign = matches!(d, '-' | '+') && matches!(chars[i - 1], 'e' | 'E');
+                    if !(d.is_ascii_digit() || matches!(d, '.' | 'e' | 'E') || exponent_sign) {
+                        break;
+                    }
+                    i += 1;
+                }
+                let s: String = chars[start..i].iter().collect();
+                let v = s.parse::<f64>().map_err(|_| format!("at column {}: {s:?} is not a number", start + 1))?;
+                out.push((start, Token::Num(v)));
+            }
+            _ if c.is_alphanumeric() || c == '_' => {
+                while i < chars.len() && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '.' | '-')) {
+                    i += 1;
+                }
+                out.push((start, Token::Word(chars[start..i].iter().collect())));
+            }
+            _ => return Err(format!("at column {}: unexpected {c:?}", start + 1)),
+        }
+    }
+    Ok(out)
+}
+
+struct Parser<'a> {
+    tokens: Vec<(usize, Token)>,
+    pos: usize,
+    text: &'a str,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos).map(|(_, t)| t)
+    }
+
+    fn is_word(&self, w: &str) -> bool {
+        matches!(self.peek(), Some(Token::Word(x)) if x.eq_ignore_ascii_case(w))
+    }
+
+    fn error(&self, expected: &str) -> String {
+        match self.tokens.get(self.pos) {
+            Some((col, _)) => format!("at column {} of {:?}: expected {expected}", col + 1, self.text),
+            None => format!("at the end of {:?}: expected {expected}", self.text),
+        }
+    }
+
+    fn or(&mut self) -> Result<Filter, String> {
+        let mut left = self.and()?;
+        while self.is_word("or") {
+            self.pos += 1;
+            left = Filter::Or(Box::new(left), Box::new(self.and()?));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Filter, String> {
+        let mut left = self.unary()?;
+        while self.is_word("and") {
+            self.pos += 1;
+            left = Filter::And(Box::new(left), Box::new(self.unary()?));
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<Filter, String> {
+        if self.is_word("not") {
+            self.pos += 1;
+            return Ok(Filter::Not(Box::new(self.unary()?)));
+        }
+        if self.peek() == Some(&Token::Open) {
+            self.pos += 1;
+            let inner = self.or()?;
+            if self.peek() != Some(&Token::Close) {
+                return Err(self.error("')'"));
+            }
+            self.pos += 1;
+            return Ok(inner);
+        }
+        let field = match self.peek() {
+            Some(Token::Word(w)) => w.clone(),
+            _ => return Err(self.error("a field name such as val_iou or train.learning_rate")),
+        };
+        self.pos += 1;
+        let op = match self.peek() {
+            Some(Token::Op(op)) => *op,
+            _ => return Err(self.error("a comparison (<, <=, >, >=, =, !=)")),
+        };
+        self.pos += 1;
+        let value = match self.peek() {
+            Some(Token::Num(v)) => Value::Num(*v),
+            Some(Token::Str(s)) => Value::Str(s.clone()),
+            Some(Token::Word(w)) if w == "true" || w == "false" => Value::Bool(w == "true"),
+            Some(Token::Word(w)) => Value::Str(w.clone()),
+            _ => return Err(self.error("a value (a number, a word or a quoted string)")),
+        };
+        self.pos += 1;
+        Ok(Filter::Cmp { field, op: OpToken(op), value })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::store::{MetricSummary, RunStatus};
+
+    fn run(lr: f64, iou: f64, status: RunStatus) -> RunRow {
+        let mut params = BTreeMap::new();
+        params.insert("train.learning_rate".to_string(), serde_json::json!(lr));
+        params.insert("train.optimizer".to_string(), serde_json::json!("adam"));
+        let mut metrics = BTreeMap::new();
+        metrics.insert(
+            "val_iou".to_string(),
+            MetricSummary { last_epoch: 3, last: iou - 0.1, min: Some(0.1), min_epoch: Some(1), max: Some(iou), max_epoch: Some(2) },
+        );
+        RunRow {
+            id: "s-1".into(),
+            sweep: "s".into(),
+            seq: 1,
+            status,
+            attempt: 1,
+            host: None,
+            pid: None,
+            created: 0.0,
+            started: None,
+            finished: None,
+            heartbeat: None,
+            error: None,
+            code_version: None,
+            config_hash: String::new(),
+            seed: 1,
+            params,
+            metrics,
+        }
+    }
+
+    fn check(expr: &str, lr: f64, iou: f64, expected: bool) {
+        let f = Filter::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        assert_eq!(f.matches(&run(lr, iou, RunStatus::Completed)), expected, "{expr} with lr {lr} iou {iou}");
+    }
+
+    #[test]
+    fn filters_evaluate_like_the_issue_example() {
+        check("train.learning_rate < 0.01 and val_iou > 0.9", 0.001, 0.95, true);
+        check("train.learning_rate < 0.01 and val_iou > 0.9", 0.1, 0.95, false);
+        check("train.learning_rate < 0.01 and val_iou > 0.9", 0.001, 0.85, false);
+        check("final_val_iou >= 0.85", 0.001, 0.95, true);
+        check("not (status = failed or train.optimizer != adam)", 0.1, 0.5, true);
+        check("train.learning_rate <= 1e-3", 0.001, 0.5, true);
+        check("train.optimizer = 'adam' and epochs = 3", 0.1, 0.5, true);
+        check("val_dice > 0", 0.1, 0.5, false); // a metric the run does not have
+    }
+
+    #[test]
+    fn parse_errors_say_where() {
+        let e = Filter::parse("val_iou >").unwrap_err();
+        assert!(e.contains("expected a value"), "{e}");
+        let e = Filter::parse("val_iou 0.9").unwrap_err();
+        assert!(e.contains("column 9") && e.contains("comparison"), "{e}");
+        assert!(Filter::parse("(val_iou > 1").unwrap_err().contains("')'"));
+    }
+}

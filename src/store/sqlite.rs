@@ -1,0 +1,768 @@
+//! The SQLite backend of the tracker (bundled SQLite; the default file is `runs/sweep.db`).
+//!
+//! Concurrency: the database runs in WAL mode with a busy timeout, and every write is an
+//! `IMMEDIATE` transaction, so many worker processes can claim and log at once without "database
+//! is locked" errors (a writer waits for the lock instead of failing on an upgrade). Durability:
+//! `synchronous = NORMAL`, which in WAL mode survives any process crash; a power loss can lose
+//! the last commits but never corrupts the file.
+//!
+//! Migrations are append-only SQL scripts tracked with `PRAGMA user_version`: an older file is
+//! migrated when opened, a file from a newer build is refused.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use super::{
+    BestRun, CheckpointRow, Claim, EnqueueReport, EpochLog, Lease, MetricRow, MetricSummary, NewTrial, RunFilter, RunRow, RunStatus,
+    Store, StoreError, StoreResult, SweepInfo, SweepRegistration, WorkerInfo, code_version, validate_sweep_name,
+};
+use crate::config::RunConfig;
+use crate::metrics::{Goal, nonfinite};
+use crate::util::{now_unix, sha256_hex};
+
+/// The schema, one script per version. Append only: never edit a released script.
+const MIGRATIONS: &[&str] = &[
+    // 1: sweeps, runs, parameters, metrics, checkpoints.
+    r#"
+    CREATE TABLE sweeps (
+        name      TEXT PRIMARY KEY,
+        spec      TEXT NOT NULL,
+        spec_hash TEXT NOT NULL,
+        created   REAL NOT NULL,
+        updated   REAL NOT NULL
+    );
+    CREATE TABLE sweep_versions (
+        sweep     TEXT NOT NULL REFERENCES sweeps(name),
+        spec_hash TEXT NOT NULL,
+        spec      TEXT NOT NULL,
+        created   REAL NOT NULL,
+        PRIMARY KEY (sweep, spec_hash)
+    );
+    CREATE TABLE runs (
+        id           TEXT PRIMARY KEY,
+        sweep        TEXT NOT NULL REFERENCES sweeps(name),
+        seq          INTEGER NOT NULL,
+        params       TEXT NOT NULL,
+        config       TEXT NOT NULL,
+        config_hash  TEXT NOT NULL,
+        seed         INTEGER NOT NULL,
+        status       TEXT NOT NULL CHECK (status IN ('queued','running','completed','failed','pruned','diverged')),
+        attempt      INTEGER NOT NULL DEFAULT 0,
+        crashes      INTEGER NOT NULL DEFAULT 0,
+        host         TEXT,
+        pid          INTEGER,
+        created      REAL NOT NULL,
+        started      REAL,
+        finished     REAL,
+        heartbeat    REAL,
+        error        TEXT,
+        code_version TEXT,
+        UNIQUE (sweep, config_hash),
+        UNIQUE (sweep, seq)
+    );
+    CREATE INDEX runs_by_status ON runs (status, sweep, seq);
+    CREATE TABLE params (
+        run   TEXT NOT NULL REFERENCES runs(id),
+        name  TEXT NOT NULL,
+        value TEXT NOT NULL,
+        num   REAL,
+        PRIMARY KEY (run, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE metrics (
+        run   TEXT NOT NULL REFERENCES runs(id),
+        epoch INTEGER NOT NULL,
+        split TEXT NOT NULL,
+        name  TEXT NOT NULL,
+        value REAL,
+        kind  TEXT NOT NULL CHECK (kind IN ('finite','nan','inf','-inf')),
+        wall  REAL NOT NULL,
+        PRIMARY KEY (run, epoch, split, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE checkpoints (
+        run          TEXT NOT NULL REFERENCES runs(id),
+        kind         TEXT NOT NULL CHECK (kind IN ('best','last')),
+        epoch        INTEGER NOT NULL,
+        path         TEXT NOT NULL,
+        metric_value REAL,
+        metric_kind  TEXT NOT NULL CHECK (metric_kind IN ('finite','nan','inf','-inf')),
+        created      REAL NOT NULL,
+        PRIMARY KEY (run, kind)
+    ) WITHOUT ROWID;
+    "#,
+    // 2: per-run metric summaries (final value, best in each direction), kept up to date by
+    // log_epoch, backfilled here; and the one-row-per-run results view.
+    r#"
+    CREATE TABLE metric_summary (
+        run        TEXT NOT NULL REFERENCES runs(id),
+        split      TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        last_epoch INTEGER NOT NULL,
+        last_value REAL,
+        last_kind  TEXT NOT NULL,
+        min_value  REAL,
+        min_epoch  INTEGER,
+        max_value  REAL,
+        max_epoch  INTEGER,
+        PRIMARY KEY (run, split, name)
+    ) WITHOUT ROWID;
+    CREATE INDEX summary_by_max ON metric_summary (split, name, max_value);
+    CREATE INDEX summary_by_min ON metric_summary (split, name, min_value);
+    INSERT INTO metric_summary (run, split, name, last_epoch, last_value, last_kind, min_value, min_epoch, max_value, max_epoch)
+    SELECT m.run, m.split, m.name, m.epoch, m.value, m.kind,
+           (SELECT MIN(value) FROM metrics x WHERE x.run = m.run AND x.split = m.split AND x.name = m.name AND x.kind = 'finite'),
+           (SELECT epoch FROM metrics x WHERE x.run = m.run AND x.split = m.split AND x.name = m.name AND x.kind = 'finite' ORDER BY value ASC, epoch ASC LIMIT 1),
+           (SELECT MAX(value) FROM metrics x WHERE x.run = m.run AND x.split = m.split AND x.name = m.name AND x.kind = 'finite'),
+           (SELECT epoch FROM metrics x WHERE x.run = m.run AND x.split = m.split AND x.name = m.name AND x.kind = 'finite' ORDER BY value DESC, epoch ASC LIMIT 1)
+    FROM metrics m
+    WHERE m.epoch = (SELECT MAX(epoch) FROM metrics y WHERE y.run = m.run AND y.split = m.split AND y.name = m.name);
+    CREATE VIEW run_results AS
+    SELECT r.id AS run, r.sweep, r.status, r.params, r.seed, r.attempt,
+        (SELECT MAX(last_epoch) FROM metric_summary s WHERE s.run = r.id) AS epochs,
+        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'loss') AS final_val_loss,
+        (SELECT min_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'loss') AS best_val_loss,
+        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'dice') AS final_val_dice,
+        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'dice') AS best_val_dice,
+        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'iou') AS final_val_iou,
+        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'iou') AS best_val_iou,
+        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'fg_iou') AS final_val_fg_iou,
+        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'fg_iou') AS best_val_fg_iou,
+        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'loss') AS final_train_loss,
+        (SELECT min_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'loss') AS best_train_loss,
+        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'dice') AS final_train_dice,
+        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'dice') AS best_train_dice,
+        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'iou') AS final_train_iou,
+        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'iou') AS best_train_iou
+    FROM runs r;
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How long a writer waits for another writer's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Splits a metric value into (value, kind): NaN and infinities are stored as NULL plus a kind.
+fn encode_value(v: f64) -> (Option<f64>, &'static str) {
+    match nonfinite::kind_name(v) {
+        None => (Some(v), "finite"),
+        Some("NaN") => (None, "nan"),
+        Some(k) => (None, k),
+    }
+}
+
+fn decode_value(v: Option<f64>, kind: &str) -> f64 {
+    match kind {
+        "finite" => v.unwrap_or(f64::NAN),
+        "inf" => f64::INFINITY,
+        "-inf" => f64::NEG_INFINITY,
+        _ => f64::NAN,
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) a tracker file for reading and writing, migrating it.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| io_error(path, e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| map_err(path, e))?;
+        let mut store = Self { conn, path: path.to_path_buf() };
+        store.configure(true)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens an existing tracker for queries. A read-only file is fine as long as its schema is
+    /// current; an older writable file is migrated first.
+    pub fn open_existing(path: &Path) -> StoreResult<Self> {
+        if !path.exists() {
+            return Err(StoreError::Missing { path: path.to_path_buf() });
+        }
+        match Self::open(path) {
+            Err(StoreError::ReadOnly { .. }) => {
+                let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                    .map_err(|e| map_err(path, e))?;
+                let store = Self { conn, path: path.to_path_buf() };
+                store.configure(false)?;
+                let version = store.user_version()?;
+                if version > SCHEMA_VERSION {
+                    return Err(StoreError::NewerSchema { path: path.to_path_buf(), found: version, supported: SCHEMA_VERSION });
+                }
+                if version < SCHEMA_VERSION {
+                    return Err(StoreError::ReadOnly {
+                        path: path.to_path_buf(),
+                        detail: format!("it has schema version {version} and must be migrated to {SCHEMA_VERSION}, which needs write access"),
+                    });
+                }
+                Ok(store)
+            }
+            other => other,
+        }
+    }
+
+    fn configure(&self, write: bool) -> StoreResult<()> {
+        let p = &self.path;
+        self.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| map_err(p, e))?;
+        // The first read tells a non-database file apart before anything is written to it.
+        self.conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())).map_err(|e| map_err(p, e))?;
+        if write {
+            let mode: String = self.conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| map_err(p, e))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StoreError::Backend { path: p.clone(), detail: format!("cannot switch to WAL mode (got {mode})") });
+            }
+            self.conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| map_err(p, e))?;
+        }
+        self.conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| map_err(p, e))?;
+        Ok(())
+    }
+
+    fn user_version(&self) -> StoreResult<i64> {
+        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| map_err(&self.path, e))
+    }
+
+    /// Applies the missing migrations, each in its own transaction with its version bump.
+    fn migrate(&mut self) -> StoreResult<()> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| map_err(&path, e))?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| map_err(&path, e))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema { path, found: version, supported: SCHEMA_VERSION });
+        }
+        for (i, script) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(script).map_err(|e| map_err(&path, e))?;
+            tx.pragma_update(None, "user_version", i as i64 + 1).map_err(|e| map_err(&path, e))?;
+        }
+        tx.commit().map_err(|e| map_err(&path, e))
+    }
+
+    /// Applies migrations up to `version` only (tests of the migration path).
+    #[doc(hidden)]
+    pub fn create_at_version(path: &Path, version: usize) -> StoreResult<Self> {
+        let conn = Connection::open(path).map_err(|e| map_err(path, e))?;
+        let store = Self { conn, path: path.to_path_buf() };
+        store.configure(true)?;
+        for (i, script) in MIGRATIONS.iter().enumerate().take(version) {
+            store.conn.execute_batch(script).map_err(|e| map_err(path, e))?;
+            store.conn.pragma_update(None, "user_version", i as i64 + 1).map_err(|e| map_err(path, e))?;
+        }
+        Ok(store)
+    }
+
+    /// The schema version of the open file.
+    pub fn schema_version(&self) -> StoreResult<i64> {
+        self.user_version()
+    }
+
+    /// `PRAGMA integrity_check`'s answer ("ok" for a sound file).
+    pub fn integrity_check(&self) -> StoreResult<String> {
+        self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| map_err(&self.path, e))
+    }
+
+    /// Direct access for tests and benchmarks that need to look under the contract.
+    #[doc(hidden)]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |e| map_err(&self.path, e)
+    }
+
+    fn immediate(&mut self) -> StoreResult<rusqlite::Transaction<'_>> {
+        let path = self.path.clone();
+        self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(move |e| map_err(&path, e))
+    }
+
+    fn suggestions_for_run(&self, id: &str) -> Vec<String> {
+        let like = format!("{}%", id.split('-').next().unwrap_or(id));
+        let mut stmt = match self.conn.prepare_cached("SELECT id FROM runs WHERE id LIKE ?1 ORDER BY seq LIMIT 200") {
+            Ok(s) => s,
+            Err(_) => return Vec::new(),
+        };
+        let ids: Vec<String> = stmt.query_map([like], |r| r.get(0)).map(|rows| rows.flatten().collect()).unwrap_or_default();
+        crate::util::did_you_mean(id, ids.iter().map(String::as_str)).map(|s| vec![s.to_string()]).unwrap_or_default()
+    }
+
+    fn read_runs(&self, filter: &RunFilter, id: Option<&str>) -> StoreResult<Vec<RunRow>> {
+        let status = filter.status.map(|s| s.as_str());
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, sweep, seq, status, attempt, host, pid, created, started, finished, heartbeat, error, code_version,
+                        config_hash, seed, params
+                 FROM runs
+                 WHERE (?1 IS NULL OR sweep = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id = ?3)
+                 ORDER BY sweep, seq",
+            )
+            .map_err(self.err())?;
+        let mut runs: Vec<RunRow> = stmt
+            .query_map(params![filter.sweep, status, id], |r| {
+                let status: String = r.get(3)?;
+                let params: String = r.get(15)?;
+                Ok(RunRow {
+                    id: r.get(0)?,
+                    sweep: r.get(1)?,
+                    seq: r.get(2)?,
+                    status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+                    attempt: r.get(4)?,
+                    host: r.get(5)?,
+                    pid: r.get(6)?,
+                    created: r.get(7)?,
+                    started: r.get(8)?,
+                    finished: r.get(9)?,
+                    heartbeat: r.get(10)?,
+                    error: r.get(11)?,
+                    code_version: r.get(12)?,
+                    config_hash: r.get(13)?,
+                    seed: r.get(14)?,
+                    params: serde_json::from_str(&params).unwrap_or_default(),
+                    metrics: BTreeMap::new(),
+                })
+            })
+            .map_err(self.err())?
+            .collect::<Result<_, _>>()
+            .map_err(self.err())?;
+        if runs.is_empty() {
+            return Ok(runs);
+        }
+        let index: std::collections::HashMap<String, usize> = runs.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT s.run, s.split, s.name, s.last_epoch, s.last_value, s.last_kind, s.min_value, s.min_epoch, s.max_value, s.max_epoch
+                 FROM metric_summary s JOIN runs r ON r.id = s.run
+                 WHERE (?1 IS NULL OR r.sweep = ?1) AND (?2 IS NULL OR r.status = ?2) AND (?3 IS NULL OR r.id = ?3)",
+            )
+            .map_err(self.err())?;
+        let mut rows = stmt.query(params![filter.sweep, status, id]).map_err(self.err())?;
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let run: String = r.get(0).map_err(self.err())?;
+            let Some(&i) = index.get(&run) else { continue };
+            let split: String = r.get(1).map_err(self.err())?;
+            let name: String = r.get(2).map_err(self.err())?;
+            let kind: String = r.get(5).map_err(self.err())?;
+            let summary = MetricSummary {
+                last_epoch: r.get(3).map_err(self.err())?,
+                last: decode_value(r.get(4).map_err(self.err())?, &kind),
+                min: r.get(6).map_err(self.err())?,
+                min_epoch: r.get(7).map_err(self.err())?,
+                max: r.get(8).map_err(self.err())?,
+                max_epoch: r.get(9).map_err(self.err())?,
+            };
+            runs[i].metrics.insert(format!("{split}_{name}"), summary);
+        }
+        Ok(runs)
+    }
+}
+
+impl Store for SqliteStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn register_sweep(&mut self, name: &str, spec: &str) -> StoreResult<SweepRegistration> {
+        validate_sweep_name(name)?;
+        let hash = sha256_hex(spec.as_bytes());
+        let now = now_unix();
+        let path = self.path.clone();
+        let e = |err| map_err(&path, err);
+        let tx = self.immediate()?;
+        let existing: Option<String> =
+            tx.query_row("SELECT spec_hash FROM sweeps WHERE name = ?1", [name], |r| r.get(0)).optional().map_err(e)?;
+        let result = match existing {
+            None => {
+                tx.execute("INSERT INTO sweeps (name, spec, spec_hash, created, updated) VALUES (?1, ?2, ?3, ?4, ?4)", params![name, spec, hash, now])
+                    .map_err(e)?;
+                SweepRegistration::New
+            }
+            Some(h) if h == hash => SweepRegistration::Unchanged,
+            Some(previous_hash) => {
+                tx.execute("UPDATE sweeps SET spec = ?2, spec_hash = ?3, updated = ?4 WHERE name = ?1", params![name, spec, hash, now])
+                    .map_err(e)?;
+                SweepRegistration::SpecChanged { previous_hash }
+            }
+        };
+        tx.execute(
+            "INSERT INTO sweep_versions (sweep, spec_hash, spec, created) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            params![name, hash, spec, now],
+        )
+        .map_err(e)?;
+        tx.commit().map_err(e)?;
+        Ok(result)
+    }
+
+    fn enqueue(&mut self, sweep: &str, trials: &[NewTrial]) -> StoreResult<EnqueueReport> {
+        validate_sweep_name(sweep)?;
+        let now = now_unix();
+        let version = code_version();
+        let path = self.path.clone();
+        let e = |err| map_err(&path, err);
+        let tx = self.immediate()?;
+        let known: bool = tx.query_row("SELECT count(*) FROM sweeps WHERE name = ?1", [sweep], |r| r.get::<_, i64>(0)).map_err(e)? > 0;
+        if !known {
+            return Err(StoreError::UnknownSweep { name: sweep.to_string(), suggestions: Vec::new() });
+        }
+        let mut seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM runs WHERE sweep = ?1", [sweep], |r| r.get(0)).map_err(e)?;
+        let mut report = EnqueueReport::default();
+        {
+            let mut insert_run = tx
+                .prepare_cached(
+                    "INSERT INTO runs (id, sweep, seq, params, config, config_hash, seed, status, attempt, created, code_version)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', 0, ?8, ?9)
+                     ON CONFLICT (sweep, config_hash) DO NOTHING",
+                )
+                .map_err(e)?;
+            let mut insert_param = tx.prepare_cached("INSERT INTO params (run, name, value, num) VALUES (?1, ?2, ?3, ?4)").map_err(e)?;
+            for trial in trials {
+                let id = format!("{sweep}-{}", seq + 1);
+                let params_json = serde_json::to_string(&trial.params).expect("params serialise");
+                let inserted = insert_run
+                    .execute(params![
+                        id,
+                        sweep,
+                        seq + 1,
+                        params_json,
+                        trial.config.canonical_json(),
+                        trial.config.hash(),
+                        trial.config.train.seed as i64,
+                        now,
+                        version
+                    ])
+                    .map_err(e)?;
+                if inserted == 0 {
+                    report.existing += 1;
+                    continue;
+                }
+                seq += 1;
+                for (name, value) in &trial.params {
+                    insert_param.execute(params![id, name, value.to_string(), value.as_f64()]).map_err(e)?;
+                }
+                report.added.push(id);
+            }
+        }
+        tx.commit().map_err(e)?;
+        Ok(report)
+    }
+
+    fn requeue_failed(&mut self, sweep: &str) -> StoreResult<usize> {
+        let path = self.path.clone();
+        let tx = self.immediate()?;
+        let n = tx
+            .execute("UPDATE runs SET status = 'queued', finished = NULL, host = NULL, pid = NULL WHERE sweep = ?1 AND status = 'failed'", [sweep])
+            .map_err(|e| map_err(&path, e))?;
+        tx.commit().map_err(|e| map_err(&path, e))?;
+        Ok(n)
+    }
+
+    fn claim(&mut self, sweep: Option<&str>, worker: &WorkerInfo, stale_after: f64) -> StoreResult<Option<Claim>> {
+        let now = now_unix();
+        let path = self.path.clone();
+        let e = |err| map_err(&path, err);
+        let tx = self.immediate()?;
+        let candidate: Option<(String, i64)> = tx
+            .query_row(
+                "SELECT id, attempt FROM runs
+                 WHERE (?1 IS NULL OR sweep = ?1)
+                   AND (status = 'queued' OR (status = 'running' AND (heartbeat IS NULL OR heartbeat < ?2)))
+                 ORDER BY created, seq LIMIT 1",
+                params![sweep, now - stale_after],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(e)?;
+        let Some((id, attempt)) = candidate else {
+            return Ok(None);
+        };
+        tx.execute(
+            "UPDATE runs SET status = 'running', attempt = attempt + 1, host = ?2, pid = ?3, heartbeat = ?4,
+                             started = COALESCE(started, ?4), finished = NULL
+             WHERE id = ?1",
+            params![id, worker.host, worker.pid, now],
+        )
+        .map_err(e)?;
+        let (sweep_name, config, params_json): (String, String, String) =
+            tx.query_row("SELECT sweep, config, params FROM runs WHERE id = ?1", [&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(e)?;
+        tx.commit().map_err(e)?;
+        let config: RunConfig = serde_json::from_str(&config)
+            .map_err(|err| StoreError::Backend { path: path.clone(), detail: format!("run {id} has an unreadable config: {err}") })?;
+        Ok(Some(Claim {
+            lease: Lease { run: id, attempt: attempt + 1 },
+            sweep: sweep_name,
+            config,
+            params: serde_json::from_str(&params_json).unwrap_or_default(),
+            resumed: attempt > 0,
+        }))
+    }
+
+    fn heartbeat(&mut self, lease: &Lease) -> StoreResult<()> {
+        let now = now_unix();
+        let path = self.path.clone();
+        let n = self
+            .conn
+            .prepare_cached("UPDATE runs SET heartbeat = ?3 WHERE id = ?1 AND attempt = ?2 AND status = 'running'")
+            .and_then(|mut s| s.execute(params![lease.run, lease.attempt, now]))
+            .map_err(|e| map_err(&path, e))?;
+        if n == 0 {
+            return Err(StoreError::LeaseLost { run: lease.run.clone(), attempt: lease.attempt });
+        }
+        Ok(())
+    }
+
+    fn log_epoch(&mut self, lease: &Lease, epoch: &EpochLog) -> StoreResult<()> {
+        let now = now_unix();
+        let path = self.path.clone();
+        let e = |err| map_err(&path, err);
+        let tx = self.immediate()?;
+        let held = tx
+            .prepare_cached("UPDATE runs SET heartbeat = ?3, crashes = 0 WHERE id = ?1 AND attempt = ?2 AND status = 'running'")
+            .and_then(|mut s| s.execute(params![lease.run, lease.attempt, now]))
+            .map_err(e)?;
+        if held == 0 {
+            return Err(StoreError::LeaseLost { run: lease.run.clone(), attempt: lease.attempt });
+        }
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO metrics (run, epoch, split, name, value, kind, wall) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT DO NOTHING",
+                )
+                .map_err(e)?;
+            let mut summarize = tx
+                .prepare_cached(
+                    "INSERT INTO metric_summary (run, split, name, last_epoch, last_value, last_kind, min_value, min_epoch, max_value, max_epoch)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5, CASE WHEN ?5 IS NULL THEN NULL ELSE ?4 END, ?5, CASE WHEN ?5 IS NULL THEN NULL ELSE ?4 END)
+                     ON CONFLICT (run, split, name) DO UPDATE SET
+                        last_value = CASE WHEN excluded.last_epoch >= last_epoch THEN excluded.last_value ELSE last_value END,
+                        last_kind  = CASE WHEN excluded.last_epoch >= last_epoch THEN excluded.last_kind ELSE last_kind END,
+                        last_epoch = MAX(last_epoch, excluded.last_epoch),
+                        min_epoch  = CASE WHEN excluded.min_value IS NOT NULL AND (min_value IS NULL OR excluded.min_value < min_value
+                                          OR (excluded.min_value = min_value AND excluded.min_epoch < min_epoch)) THEN excluded.min_epoch ELSE min_epoch END,
+                        min_value  = CASE WHEN excluded.min_value IS NOT NULL AND (min_value IS NULL OR excluded.min_value < min_value)
+                                          THEN excluded.min_value ELSE min_value END,
+                        max_epoch  = CASE WHEN excluded.max_value IS NOT NULL AND (max_value IS NULL OR excluded.max_value > max_value
+                                          OR (excluded.max_value = max_value AND excluded.max_epoch < max_epoch)) THEN excluded.max_epoch ELSE max_epoch END,
+                        max_value  = CASE WHEN excluded.max_value IS NOT NULL AND (max_value IS NULL OR excluded.max_value > max_value)
+                                          THEN excluded.max_value ELSE max_value END",
+                )
+                .map_err(e)?;
+            for m in &epoch.metrics {
+                let (value, kind) = encode_value(m.value);
+                let inserted = insert
+                    .execute(params![lease.run, epoch.epoch, m.split.as_str(), m.name, value, kind, epoch.wall])
+                    .map_err(e)?;
+                if inserted == 1 {
+                    summarize.execute(params![lease.run, m.split.as_str(), m.name, epoch.epoch, value, kind]).map_err(e)?;
+                }
+            }
+            let mut checkpoint = tx
+                .prepare_cached(
+                    "INSERT INTO checkpoints (run, kind, epoch, path, metric_value, metric_kind, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (run, kind) DO UPDATE SET epoch = excluded.epoch, path = excluded.path,
+                        metric_value = excluded.metric_value, metric_kind = excluded.metric_kind, created = excluded.created
+                     WHERE excluded.epoch >= checkpoints.epoch",
+                )
+                .map_err(e)?;
+            for c in &epoch.checkpoints {
+                let (value, kind) = encode_value(c.metric_value);
+                checkpoint.execute(params![lease.run, c.kind, c.epoch, c.path, value, kind, now]).map_err(e)?;
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    fn finish(&mut self, lease: &Lease, status: RunStatus, error: Option<&str>) -> StoreResult<()> {
+        let now = now_unix();
+        let path = self.path.clone();
+        let tx = self.immediate()?;
+        let n = tx
+            .execute(
+                "UPDATE runs SET status = ?3, finished = ?4, heartbeat = ?4, error = ?5 WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
+                params![lease.run, lease.attempt, status.as_str(), now, error],
+            )
+            .map_err(|e| map_err(&path, e))?;
+        if n == 0 {
+            return Err(StoreError::LeaseLost { run: lease.run.clone(), attempt: lease.attempt });
+        }
+        tx.commit().map_err(|e| map_err(&path, e))
+    }
+
+    fn release(&mut self, lease: &Lease) -> StoreResult<()> {
+        let path = self.path.clone();
+        let tx = self.immediate()?;
+        let n = tx
+            .execute(
+                "UPDATE runs SET status = 'queued', host = NULL, pid = NULL WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
+                params![lease.run, lease.attempt],
+            )
+            .map_err(|e| map_err(&path, e))?;
+        if n == 0 {
+            return Err(StoreError::LeaseLost { run: lease.run.clone(), attempt: lease.attempt });
+        }
+        tx.commit().map_err(|e| map_err(&path, e))
+    }
+
+    fn record_crash(&mut self, lease: &Lease, message: &str, max_attempts: i64) -> StoreResult<RunStatus> {
+        let now = now_unix();
+        let path = self.path.clone();
+        let e = |err| map_err(&path, err);
+        let tx = self.immediate()?;
+        let current: Option<(String, i64, i64)> = tx
+            .query_row("SELECT status, attempt, crashes FROM runs WHERE id = ?1", [&lease.run], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()
+            .map_err(e)?;
+        match current {
+            Some((status, attempt, crashes)) if status == "running" && attempt == lease.attempt => {
+                // Crashes count while no epoch gets recorded in between (log_epoch resets the
+                // count): a trial that kills its worker every time fails instead of looping.
+                let crashes = crashes + 1;
+                let (new_status, finished) = if crashes >= max_attempts { (RunStatus::Failed, Some(now)) } else { (RunStatus::Queued, None) };
+                let error = if new_status == RunStatus::Failed {
+                    format!("{message} ({crashes} attempts in a row ended this way)")
+                } else {
+                    message.to_string()
+                };
+                tx.execute(
+                    "UPDATE runs SET status = ?2, error = ?3, finished = ?4, crashes = ?5, host = NULL, pid = NULL WHERE id = ?1",
+                    params![lease.run, new_status.as_str(), error, finished, crashes],
+                )
+                .map_err(e)?;
+                tx.commit().map_err(e)?;
+                Ok(new_status)
+            }
+            _ => Err(StoreError::LeaseLost { run: lease.run.clone(), attempt: lease.attempt }),
+        }
+    }
+
+    fn sweeps(&self) -> StoreResult<Vec<SweepInfo>> {
+        let mut stmt = self.conn.prepare_cached("SELECT name, spec, spec_hash, created, updated FROM sweeps ORDER BY created").map_err(self.err())?;
+        let mut sweeps: Vec<SweepInfo> = stmt
+            .query_map([], |r| {
+                Ok(SweepInfo { name: r.get(0)?, spec: r.get(1)?, spec_hash: r.get(2)?, created: r.get(3)?, updated: r.get(4)?, counts: BTreeMap::new() })
+            })
+            .map_err(self.err())?
+            .collect::<Result<_, _>>()
+            .map_err(self.err())?;
+        let mut stmt = self.conn.prepare_cached("SELECT sweep, status, count(*) FROM runs GROUP BY sweep, status").map_err(self.err())?;
+        let counts: Vec<(String, String, i64)> =
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(self.err())?.collect::<Result<_, _>>().map_err(self.err())?;
+        for (sweep, status, n) in counts {
+            if let Some(s) = sweeps.iter_mut().find(|s| s.name == sweep) {
+                s.counts.insert(status, n);
+            }
+        }
+        Ok(sweeps)
+    }
+
+    fn runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRow>> {
+        self.read_runs(filter, None)
+    }
+
+    fn run(&self, id: &str) -> StoreResult<RunRow> {
+        self.read_runs(&RunFilter::default(), Some(id))?
+            .pop()
+            .ok_or_else(|| StoreError::UnknownRun { id: id.to_string(), suggestions: self.suggestions_for_run(id) })
+    }
+
+    fn run_config(&self, id: &str) -> StoreResult<RunConfig> {
+        let text: Option<String> =
+            self.conn.query_row("SELECT config FROM runs WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(self.err())?;
+        let text = text.ok_or_else(|| StoreError::UnknownRun { id: id.to_string(), suggestions: self.suggestions_for_run(id) })?;
+        serde_json::from_str(&text).map_err(|e| StoreError::Backend { path: self.path.clone(), detail: format!("run {id}: unreadable config: {e}") })
+    }
+
+    fn metrics(&self, id: &str) -> StoreResult<Vec<MetricRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT epoch, split, name, value, kind, wall FROM metrics WHERE run = ?1 ORDER BY epoch, split, name")
+            .map_err(self.err())?;
+        stmt.query_map([id], |r| {
+            let kind: String = r.get(4)?;
+            Ok(MetricRow { epoch: r.get(0)?, split: r.get(1)?, name: r.get(2)?, value: decode_value(r.get(3)?, &kind), wall: r.get(5)? })
+        })
+        .map_err(self.err())?
+        .collect::<Result<_, _>>()
+        .map_err(self.err())
+    }
+
+    fn checkpoints(&self, id: &str) -> StoreResult<Vec<CheckpointRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT kind, epoch, path, metric_value, metric_kind FROM checkpoints WHERE run = ?1 ORDER BY kind")
+            .map_err(self.err())?;
+        stmt.query_map([id], |r| {
+            let kind: String = r.get(4)?;
+            Ok(CheckpointRow { kind: r.get(0)?, epoch: r.get(1)?, path: r.get(2)?, metric_value: decode_value(r.get(3)?, &kind) })
+        })
+        .map_err(self.err())?
+        .collect::<Result<_, _>>()
+        .map_err(self.err())
+    }
+
+    fn best(&self, metric: &str, goal: Goal, sweep: Option<&str>) -> StoreResult<Option<BestRun>> {
+        let (split, name) = metric.split_once('_').unwrap_or(("val", metric));
+        let sql = match goal {
+            Goal::Maximize => {
+                "SELECT s.run, s.max_value, s.max_epoch FROM metric_summary s JOIN runs r ON r.id = s.run
+                 WHERE s.split = ?1 AND s.name = ?2 AND s.max_value IS NOT NULL AND (?3 IS NULL OR r.sweep = ?3)
+                 ORDER BY s.max_value DESC, r.created, r.seq LIMIT 1"
+            }
+            Goal::Minimize => {
+                "SELECT s.run, s.min_value, s.min_epoch FROM metric_summary s JOIN runs r ON r.id = s.run
+                 WHERE s.split = ?1 AND s.name = ?2 AND s.min_value IS NOT NULL AND (?3 IS NULL OR r.sweep = ?3)
+                 ORDER BY s.min_value ASC, r.created, r.seq LIMIT 1"
+            }
+        };
+        let found: Option<(String, f64, i64)> = self
+            .conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.query_row(params![split, name, sweep], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional())
+            .map_err(self.err())?;
+        match found {
+            None => Ok(None),
+            Some((id, value, epoch)) => Ok(Some(BestRun { run: self.run(&id)?, value, epoch })),
+        }
+    }
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> StoreError {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+            StoreError::ReadOnly { path: path.to_path_buf(), detail: e.to_string() }
+        }
+        std::io::ErrorKind::StorageFull => StoreError::DiskFull { path: path.to_path_buf() },
+        _ => StoreError::Backend { path: path.to_path_buf(), detail: e.to_string() },
+    }
+}
+
+/// Turns SQLite's error codes into errors a person can act on.
+fn map_err(path: &Path, e: rusqlite::Error) -> StoreError {
+    let path = path.to_path_buf();
+    if let rusqlite::Error::SqliteFailure(failure, message) = &e {
+        let detail = message.clone().unwrap_or_else(|| failure.to_string());
+        match failure.code {
+            ErrorCode::NotADatabase => return StoreError::NotADatabase { path },
+            ErrorCode::ReadOnly => return StoreError::ReadOnly { path, detail },
+            ErrorCode::DiskFull => return StoreError::DiskFull { path },
+            ErrorCode::CannotOpen => {
+                let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                let unwritable = std::fs::metadata(dir).map(|m| m.permissions().readonly()).unwrap_or(false)
+                    || std::fs::metadata(&path).map(|m| m.permissions().readonly()).unwrap_or(false);
+                if unwritable {
+                    return StoreError::ReadOnly { path, detail };
+                }
+                return StoreError::Backend { path, detail: format!("cannot open: {detail}") };
+            }
+            _ => return StoreError::Backend { path, detail },
+        }
+    }
+    StoreError::Backend { path, detail: e.to_string() }
+}

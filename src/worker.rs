@@ -1,0 +1,338 @@
+//! A worker: claims trials from the tracker until none is left, trains each one, heartbeats while
+//! it does, and reports what happens as [`Event`]s (JSON lines for a supervising `sweep run`,
+//! readable lines for a person or a SLURM log).
+//!
+//! Each trial runs inside `catch_unwind`, so a panic fails that trial and the worker goes on with
+//! the next. A worker that is killed outright leaves its run `running` with a heartbeat that goes
+//! stale; the supervisor that started it requeues it at once, and on other machines the next
+//! claim reclaims it once the heartbeat is older than `stale_after`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{EpochSummary, RunDir};
+use crate::config::Split;
+use crate::device::{DeviceSpec, panic_message};
+use crate::store::{self, CheckpointRow, Claim, EpochLog, Lease, MetricValue, RunStatus, Store, StoreError, WorkerInfo};
+use crate::train::{self, Faults, Observer, Outcome, RunContext, SavedCheckpoint, StepProgress, StopRequest};
+
+/// What a worker reports, one JSON object per line on stdout in `--events json` mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Claimed { run: String, attempt: i64, params: BTreeMap<String, serde_json::Value>, resumed: bool, epochs: usize },
+    Step { run: String, epoch: usize, epochs: usize, step: usize, steps: usize, loss: f64 },
+    Epoch { run: String, epoch: usize, epochs: usize, train_loss: f64, val_loss: f64, val_dice: f64, val_iou: f64, seconds: f64 },
+    Finished { run: String, status: RunStatus, error: Option<String>, seconds: f64 },
+    /// The worker gave its run back to the queue (a stop was requested).
+    Released { run: String },
+    /// No trial left to claim (or the requested number done): the worker exits.
+    Idle { trials: usize },
+}
+
+/// How events are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventFormat {
+    /// One JSON object per line (for `sweep run`, which supervises its workers).
+    Json,
+    /// Readable lines (for a terminal or a SLURM log).
+    Human,
+}
+
+/// Everything a worker needs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The tracker: a SQLite path or a postgres:// URL.
+    pub store: String,
+    /// Only claim this sweep's trials.
+    pub sweep: Option<String>,
+    pub runs_dir: PathBuf,
+    pub device: DeviceSpec,
+    pub max_trials: Option<usize>,
+    /// A `running` run whose heartbeat is older than this many seconds is reclaimed.
+    pub stale_after: f64,
+    pub heartbeat_every: f64,
+    pub events: EventFormat,
+    pub faults: Faults,
+}
+
+/// What a worker did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerSummary {
+    pub trials: usize,
+    pub failed: usize,
+    pub stopped: bool,
+}
+
+struct Events {
+    format: EventFormat,
+}
+
+impl Events {
+    fn emit(&self, event: &Event) {
+        let line = match self.format {
+            EventFormat::Json => serde_json::to_string(event).expect("events serialise"),
+            EventFormat::Human => human(event),
+        };
+        if line.is_empty() {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        // A supervisor that went away is not a reason to stop training: ignore write errors.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+fn human(event: &Event) -> String {
+    use crate::report::fmt_num;
+    match event {
+        Event::Claimed { run, attempt, params, resumed, .. } => {
+            let p: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", crate::report::fmt_param(v))).collect();
+            format!("[{run}] {} (attempt {attempt}) {}", if *resumed { "resumed" } else { "started" }, p.join(" "))
+        }
+        Event::Step { .. } => String::new(),
+        Event::Epoch { run, epoch, epochs, train_loss, val_loss, val_dice, val_iou, seconds } => format!(
+            "[{run}] epoch {epoch}/{epochs}  train loss {}  val loss {}  dice {}  iou {}  ({})",
+            fmt_num(*train_loss),
+            fmt_num(*val_loss),
+            fmt_num(*val_dice),
+            fmt_num(*val_iou),
+            crate::util::format_duration(*seconds)
+        ),
+        Event::Finished { run, status, error, seconds } => match error {
+            Some(e) => format!("[{run}] {} after {}: {e}", status.as_str(), crate::util::format_duration(*seconds)),
+            None => format!("[{run}] {} in {}", status.as_str(), crate::util::format_duration(*seconds)),
+        },
+        Event::Released { run } => format!("[{run}] stopped; it resumes from its last checkpoint next time"),
+        Event::Idle { trials } => format!("worker done: {trials} trial(s)"),
+    }
+}
+
+/// The run directory of a run: `<runs>/<sweep>/<run id>`.
+pub fn run_dir(runs_dir: &std::path::Path, sweep: &str, run: &str) -> RunDir {
+    RunDir::new(runs_dir.join(sweep).join(run))
+}
+
+/// Claims and trains trials until none is left, `max_trials` are done, or a stop is requested.
+pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
+    crate::signals::install();
+    let mut store = store::open(&options.store, false)?;
+    let device = options.device.open().map_err(crate::train::TrainError::from)?;
+    let events = Events { format: options.events };
+    let worker = WorkerInfo::this_process();
+    let mut summary = WorkerSummary::default();
+    loop {
+        if options.max_trials.is_some_and(|m| summary.trials >= m) || crate::signals::stop_request() != StopRequest::Continue {
+            break;
+        }
+        let Some(claim) = store.claim(options.sweep.as_deref(), &worker, options.stale_after)? else { break };
+        summary.trials += 1;
+        let status = run_trial(options, store.as_mut(), &claim, &device, &events)?;
+        match status {
+            None => {
+                summary.stopped = true;
+                break;
+            }
+            Some(RunStatus::Failed | RunStatus::Diverged) => summary.failed += 1,
+            Some(_) => {}
+        }
+    }
+    events.emit(&Event::Idle { trials: summary.trials });
+    Ok(summary)
+}
+
+/// Trains one claimed trial. Returns its final status, or None if it was given back (stopped).
+fn run_trial(options: &WorkerOptions, store: &mut dyn Store, claim: &Claim, device: &burn::tensor::Device, events: &Events) -> crate::Result<Option<RunStatus>> {
+    let started = Instant::now();
+    let run = claim.lease.run.clone();
+    events.emit(&Event::Claimed {
+        run: run.clone(),
+        attempt: claim.lease.attempt,
+        params: claim.params.clone(),
+        resumed: claim.resumed,
+        epochs: claim.config.train.epochs,
+    });
+    let lease_lost = Arc::new(AtomicBool::new(false));
+    let heartbeat = Heartbeat::start(options, claim.lease.clone(), lease_lost.clone());
+    let ctx = RunContext {
+        run_dir: run_dir(&options.runs_dir, &claim.sweep, &run),
+        runs_root: &options.runs_dir,
+        device: device.clone(),
+        faults: options.faults.clone(),
+    };
+    let mut observer = TrialObserver { store, lease: claim.lease.clone(), events, lease_lost: lease_lost.clone(), last_step: None, epochs: claim.config.train.epochs };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train::train(&claim.config, &ctx, &mut observer)));
+    heartbeat.stop();
+    let store = observer.store;
+    let (status, error) = match result {
+        Ok(Ok(Outcome::Completed { .. })) => (Some(RunStatus::Completed), None),
+        Ok(Ok(Outcome::Diverged { epoch, step, value })) => (
+            Some(RunStatus::Diverged),
+            Some(format!("the loss became {} at epoch {epoch}, step {step}; lower train.learning_rate", crate::report::fmt_num(value))),
+        ),
+        Ok(Ok(Outcome::Stopped { .. })) => (None, None),
+        Ok(Err(e)) => (Some(RunStatus::Failed), Some(e.to_string())),
+        Err(panic) => (Some(RunStatus::Failed), Some(format!("panicked: {}", panic_message(&*panic)))),
+    };
+    if lease_lost.load(Ordering::SeqCst) {
+        // Another worker holds the run now: it is theirs to finish.
+        eprintln!("warning: {run}: lease lost to another worker; leaving the run to it");
+        return Ok(status);
+    }
+    let recorded = match status {
+        Some(s) => store.finish(&claim.lease, s, error.as_deref()),
+        None => store.release(&claim.lease),
+    };
+    match recorded {
+        Ok(()) => {}
+        Err(StoreError::LeaseLost { .. }) => eprintln!("warning: {run}: lease lost to another worker; leaving the run to it"),
+        Err(e) => return Err(e.into()),
+    }
+    match status {
+        Some(s) => events.emit(&Event::Finished { run, status: s, error, seconds: started.elapsed().as_secs_f64() }),
+        None => events.emit(&Event::Released { run }),
+    }
+    Ok(status)
+}
+
+/// Records epochs in the tracker and turns training steps into events.
+struct TrialObserver<'a> {
+    store: &'a mut dyn Store,
+    lease: Lease,
+    events: &'a Events,
+    lease_lost: Arc<AtomicBool>,
+    last_step: Option<Instant>,
+    epochs: usize,
+}
+
+impl TrialObserver<'_> {
+    fn log(&mut self, summary: &EpochSummary, checkpoints: &[SavedCheckpoint]) -> Result<(), String> {
+        let result = self.store.log_epoch(&self.lease, &epoch_log(summary, checkpoints));
+        if let Err(StoreError::LeaseLost { .. }) = &result {
+            self.lease_lost.store(true, Ordering::SeqCst);
+        }
+        result.map_err(|e| e.to_string())
+    }
+}
+
+impl Observer for TrialObserver<'_> {
+    fn on_step(&mut self, p: &StepProgress) {
+        // Progress displays need a few updates a second, not one per step.
+        let due = self.last_step.is_none_or(|t| t.elapsed() >= Duration::from_millis(250)) || p.step == p.steps;
+        if due && self.events.format == EventFormat::Json {
+            self.last_step = Some(Instant::now());
+            self.events.emit(&Event::Step { run: self.lease.run.clone(), epoch: p.epoch, epochs: p.epochs, step: p.step, steps: p.steps, loss: p.loss });
+        }
+    }
+
+    fn on_epoch(&mut self, summary: &EpochSummary, checkpoints: &[SavedCheckpoint]) -> Result<(), String> {
+        self.log(summary, checkpoints)?;
+        self.events.emit(&Event::Epoch {
+            run: self.lease.run.clone(),
+            epoch: summary.epoch,
+            epochs: self.epochs,
+            train_loss: summary.train.loss,
+            val_loss: summary.val.loss,
+            val_dice: summary.val.dice,
+            val_iou: summary.val.iou,
+            seconds: summary.seconds,
+        });
+        Ok(())
+    }
+
+    fn replay(&mut self, history: &[EpochSummary], checkpoints: &[SavedCheckpoint]) -> Result<(), String> {
+        for (i, summary) in history.iter().enumerate() {
+            let rows: Vec<SavedCheckpoint> = if i + 1 == history.len() { checkpoints.to_vec() } else { Vec::new() };
+            self.log(summary, &rows)?;
+        }
+        Ok(())
+    }
+
+    fn stop_request(&self) -> StopRequest {
+        if self.lease_lost.load(Ordering::SeqCst) {
+            return StopRequest::Now;
+        }
+        crate::signals::stop_request()
+    }
+}
+
+/// The tracker rows of one epoch: every split's metrics, the learning rate and duration, and the
+/// checkpoints written for it.
+pub fn epoch_log(summary: &EpochSummary, checkpoints: &[SavedCheckpoint]) -> EpochLog {
+    let mut metrics = Vec::new();
+    for (split, values) in [(Split::Train, &summary.train), (Split::Val, &summary.val)] {
+        for (name, value) in values.named() {
+            metrics.push(MetricValue { split, name: name.to_string(), value });
+        }
+    }
+    metrics.push(MetricValue { split: Split::Train, name: "lr".into(), value: summary.learning_rate });
+    metrics.push(MetricValue { split: Split::Train, name: "seconds".into(), value: summary.seconds });
+    EpochLog {
+        epoch: summary.epoch as i64,
+        wall: summary.wall,
+        metrics,
+        checkpoints: checkpoints
+            .iter()
+            .map(|c| CheckpointRow { kind: c.kind.as_str().to_string(), epoch: c.epoch as i64, path: c.path.display().to_string(), metric_value: c.metric_value })
+            .collect(),
+    }
+}
+
+/// A thread that refreshes the run's heartbeat on its own connection.
+struct Heartbeat {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    fn start(options: &WorkerOptions, lease: Lease, lease_lost: Arc<AtomicBool>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let location = options.store.clone();
+        let every = Duration::from_secs_f64(options.heartbeat_every.max(0.05));
+        let handle = std::thread::Builder::new()
+            .name("sweep-heartbeat".into())
+            .spawn(move || {
+                let mut store = match store::open(&location, false) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("warning: heartbeat: cannot open the tracker: {e}");
+                        return;
+                    }
+                };
+                let mut last = Instant::now();
+                while !flag.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if last.elapsed() < every {
+                        continue;
+                    }
+                    last = Instant::now();
+                    match store.heartbeat(&lease) {
+                        Ok(()) => {}
+                        Err(StoreError::LeaseLost { .. }) => {
+                            lease_lost.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        // A transient failure (a locked or unreachable store): try again later.
+                        Err(e) => eprintln!("warning: heartbeat for {}: {e}", lease.run),
+                    }
+                }
+            })
+            .expect("spawn heartbeat thread");
+        Self { stop, handle: Some(handle) }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
