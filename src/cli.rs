@@ -355,6 +355,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<crate::train::TrainError>() {
             return if e.is_bad_input() { 2 } else { 1 };
         }
+        if cause.downcast_ref::<crate::device::DeviceError>().is_some() {
+            return 2;
+        }
         if let Some(e) = cause.downcast_ref::<StoreError>() {
             return if e.is_bad_input() { 2 } else { 1 };
         }
@@ -430,7 +433,9 @@ fn cmd_run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     };
     let outcome = scheduler::run(&spec, &options)?;
     if reg.added.is_empty() && reg.requeued == 0 && outcome.runs.iter().all(|r| r.status.is_final()) && outcome.elapsed.as_secs_f64() < 1.0 {
-        println!("nothing to run: every trial of {} has finished (use --retry-failed to run failed ones again)", spec.name);
+        let failed = outcome.runs.iter().filter(|r| r.status == RunStatus::Failed).count();
+        let retry = if failed > 0 { format!(" ({failed} failed: --retry-failed runs them again)") } else { String::new() };
+        println!("nothing to run: every trial of {} has finished{retry}", spec.name);
     }
     let counts: Vec<String> = outcome.counts().iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
     println!("\nsweep {} finished in {}: {}", spec.name, crate::util::format_duration(outcome.elapsed.as_secs_f64()), counts.join(", "));

@@ -10,12 +10,16 @@
 //! logits. The model returns logits, not probabilities: the loss applies the sigmoid in a
 //! numerically safe form. This module holds the network only: no loss, optimiser or I/O.
 
+use std::cell::RefCell;
+
 use burn::module::{Initializer, Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 /// How convolution weights are initialised (biases always start at zero, as in Keras).
@@ -108,59 +112,90 @@ impl UNetConfig {
         Ok(())
     }
 
-    /// Builds the network on `device` (weights are drawn from the device's seeded generator).
-    pub fn init(&self, device: &Device) -> UNet {
-        let filters = |level: usize| self.base_filters << level;
-        let mut encoders = Vec::with_capacity(self.depth);
+    /// Builds the network on `device`, its weights drawn from `seed`.
+    ///
+    /// Weights are drawn on the host from one seeded stream, in construction order, then
+    /// uploaded: the initial model depends on the seed alone, not on the backend or on what
+    /// other threads of the process draw from a shared generator.
+    pub fn init(&self, device: &Device, seed: u64) -> UNet {
+        let init = Init { config: *self, rng: RefCell::new(ChaCha8Rng::seed_from_u64(seed)), device };
+        init.unet()
+    }
+}
+
+/// Builds the layers, drawing weights from one stream.
+struct Init<'a> {
+    config: UNetConfig,
+    rng: RefCell<ChaCha8Rng>,
+    device: &'a Device,
+}
+
+impl Init<'_> {
+    fn unet(&self) -> UNet {
+        let filters = |level: usize| self.config.base_filters << level;
+        let mut encoders = Vec::with_capacity(self.config.depth);
         let mut in_channels = 3;
-        for level in 0..self.depth {
+        let depth = self.config.depth;
+        for level in 0..depth {
             encoders.push(EncoderBlock {
-                conv: ConvBlock::new(self, in_channels, filters(level), device),
+                conv: self.conv_block(in_channels, filters(level)),
                 pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             });
             in_channels = filters(level);
         }
-        let center = ConvBlock::new(self, in_channels, filters(self.depth), device);
-        let decoders = (0..self.depth)
+        let center = self.conv_block(in_channels, filters(depth));
+        let decoders = (0..depth)
             .rev()
             .map(|level| {
                 let n = filters(level);
-                DecoderBlock {
-                    up: self.conv_transpose(filters(level + 1), n, device),
-                    norm: self.batch_norm(2 * n, device),
-                    conv: ConvBlock::new(self, 2 * n, n, device),
-                }
+                DecoderBlock { up: self.conv_transpose(filters(level + 1), n), norm: self.batch_norm(2 * n), conv: self.conv_block(2 * n, n) }
             })
             .collect();
-        let head = self.conv(self.base_filters, 1, 1, device);
+        let head = self.conv(self.config.base_filters, 1, 1);
         UNet { encoders, center, decoders, head }
     }
 
-    fn batch_norm(&self, channels: usize, device: &Device) -> BatchNorm {
-        BatchNormConfig::new(channels).with_momentum(self.batchnorm_momentum).with_epsilon(self.batchnorm_epsilon).init(device)
+    fn conv_block(&self, in_channels: usize, out_channels: usize) -> ConvBlock {
+        ConvBlock {
+            conv1: self.conv(in_channels, out_channels, 3),
+            norm1: self.batch_norm(out_channels),
+            conv2: self.conv(out_channels, out_channels, 3),
+            norm2: self.batch_norm(out_channels),
+        }
     }
 
-    fn conv(&self, in_channels: usize, out_channels: usize, kernel: usize, device: &Device) -> Conv2d {
-        let mut conv = Conv2dConfig::new([in_channels, out_channels], [kernel, kernel]).with_padding(PaddingConfig2d::Same).init(device);
+    fn batch_norm(&self, channels: usize) -> BatchNorm {
+        BatchNormConfig::new(channels)
+            .with_momentum(self.config.batchnorm_momentum)
+            .with_epsilon(self.config.batchnorm_epsilon)
+            .init(self.device)
+    }
+
+    fn conv(&self, in_channels: usize, out_channels: usize, kernel: usize) -> Conv2d {
+        let mut conv = Conv2dConfig::new([in_channels, out_channels], [kernel, kernel]).with_padding(PaddingConfig2d::Same).init(self.device);
         let fans = (in_channels * kernel * kernel, out_channels * kernel * kernel);
-        conv.weight = self.weights([out_channels, in_channels, kernel, kernel], fans, device);
-        conv.bias = Some(Initializer::Zeros.init([out_channels], device));
+        conv.weight = self.weights([out_channels, in_channels, kernel, kernel], fans);
+        conv.bias = Some(Initializer::Zeros.init([out_channels], self.device));
         conv
     }
 
-    fn conv_transpose(&self, in_channels: usize, out_channels: usize, device: &Device) -> ConvTranspose2d {
-        let mut up = ConvTranspose2dConfig::new([in_channels, out_channels], [2, 2]).with_stride([2, 2]).init(device);
-        up.weight = self.weights([in_channels, out_channels, 2, 2], (out_channels * 4, in_channels * 4), device);
-        up.bias = Some(Initializer::Zeros.init([out_channels], device));
+    fn conv_transpose(&self, in_channels: usize, out_channels: usize) -> ConvTranspose2d {
+        let mut up = ConvTranspose2dConfig::new([in_channels, out_channels], [2, 2]).with_stride([2, 2]).init(self.device);
+        up.weight = self.weights([in_channels, out_channels, 2, 2], (out_channels * 4, in_channels * 4));
+        up.bias = Some(Initializer::Zeros.init([out_channels], self.device));
         up
     }
 
-    fn weights(&self, shape: [usize; 4], (fan_in, fan_out): (usize, usize), device: &Device) -> Param<Tensor<4>> {
-        let init = match self.init {
-            WeightInit::GlorotUniform => Initializer::XavierUniform { gain: 1.0 },
-            WeightInit::KaimingUniform => Initializer::KaimingUniform { gain: 1.0 / 3f64.sqrt(), fan_out_only: false },
-        };
-        init.init_with(shape, Some(fan_in), Some(fan_out), device)
+    /// Uniform weights: Glorot's bound sqrt(6 / (fan_in + fan_out)) or Kaiming's sqrt(1 / fan_in)
+    /// (PyTorch's default for convolutions).
+    fn weights(&self, shape: [usize; 4], (fan_in, fan_out): (usize, usize)) -> Param<Tensor<4>> {
+        let bound = match self.config.init {
+            WeightInit::GlorotUniform => (6.0 / (fan_in + fan_out) as f64).sqrt(),
+            WeightInit::KaimingUniform => (1.0 / fan_in as f64).sqrt(),
+        } as f32;
+        let mut rng = self.rng.borrow_mut();
+        let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.random_range(-bound..bound)).collect();
+        Param::from_data(TensorData::new(values, shape), self.device)
     }
 }
 
@@ -174,15 +209,6 @@ pub struct ConvBlock {
 }
 
 impl ConvBlock {
-    fn new(config: &UNetConfig, in_channels: usize, out_channels: usize, device: &Device) -> Self {
-        Self {
-            conv1: config.conv(in_channels, out_channels, 3, device),
-            norm1: config.batch_norm(out_channels, device),
-            conv2: config.conv(out_channels, out_channels, 3, device),
-            norm2: config.batch_norm(out_channels, device),
-        }
-    }
-
     /// # Shapes
     /// - input: [batch, in_channels, h, w]
     /// - output: [batch, out_channels, h, w]

@@ -260,8 +260,11 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
         }
     }
 
+    let base_ok = v.problems.is_empty();
     let parameters = v.parameters(root, &defaults, method);
-    let Some(base) = base_config.filter(|_| v.problems.is_empty()) else {
+    // Trials are checked even when some parameters were refused, so that one run of the
+    // validator reports every problem; only a broken base makes the trials meaningless.
+    let Some(base) = base_config.filter(|_| base_ok) else {
         return Err(v.finish());
     };
     let spec = SweepSpec { name, description, method, metric, run_cap, seed, base, parameters, text: text.to_string(), path: path.to_path_buf() };

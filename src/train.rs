@@ -279,7 +279,7 @@ pub fn load_model(run: &RunDir, kind: CheckpointKind, device: &Device) -> Result
         path: run.checkpoint_path(kind),
         reason: format!("the model record cannot be read: {e}"),
     })?;
-    let model = config.model.init(device).try_load_record(record).map_err(|e| CheckpointError {
+    let model = config.model.init(device, 0).try_load_record(record).map_err(|e| CheckpointError {
         path: run.checkpoint_path(kind),
         reason: format!("the model record does not fit the run's config: {e}"),
     })?;
@@ -311,9 +311,7 @@ pub fn train(config: &RunConfig, ctx: &RunContext, observer: &mut dyn Observer) 
 
     let device = &ctx.device;
     let train_device = device.clone().autodiff();
-    device.seed(t.seed);
-    train_device.seed(t.seed);
-    let mut model = config.model.init(&train_device);
+    let mut model = config.model.init(&train_device, t.seed);
     let mut optim = optimizer(t);
     let mut state = TrainState::new(config_hash.clone());
 

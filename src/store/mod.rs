@@ -294,9 +294,9 @@ impl RunRow {
         self.metrics.get(metric).map(|m| m.last)
     }
 
-    /// Completed epochs (from the loss, which every epoch records).
+    /// Recorded epochs: the latest epoch of any metric.
     pub fn epochs(&self) -> i64 {
-        self.metrics.get("val_loss").or_else(|| self.metrics.get("train_loss")).map_or(0, |m| m.last_epoch)
+        self.metrics.values().map(|m| m.last_epoch).max().unwrap_or(0)
     }
 }
 

@@ -189,10 +189,7 @@ impl SqliteStore {
         }
         match Self::open(path) {
             Err(StoreError::ReadOnly { .. }) => {
-                let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                    .map_err(|e| map_err(path, e))?;
-                let store = Self { conn, path: path.to_path_buf() };
-                store.configure(false)?;
+                let store = Self::open_read_only(path)?;
                 let version = store.user_version()?;
                 if version > SCHEMA_VERSION {
                     return Err(StoreError::NewerSchema { path: path.to_path_buf(), found: version, supported: SCHEMA_VERSION });
@@ -206,6 +203,26 @@ impl SqliteStore {
                 Ok(store)
             }
             other => other,
+        }
+    }
+
+    /// A read-only connection. On read-only media, where SQLite cannot create the WAL index, the
+    /// file is opened as immutable (nothing can change it there anyway).
+    fn open_read_only(path: &Path) -> StoreResult<Self> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let plain = Connection::open_with_flags(path, flags).map_err(|e| map_err(path, e)).and_then(|conn| {
+            let store = Self { conn, path: path.to_path_buf() };
+            store.configure(false).map(|()| store)
+        });
+        match plain {
+            Ok(store) => Ok(store),
+            Err(_) => {
+                let uri = format!("file:{}?immutable=1", path.display());
+                let conn = Connection::open_with_flags(&uri, flags | OpenFlags::SQLITE_OPEN_URI).map_err(|e| map_err(path, e))?;
+                let store = Self { conn, path: path.to_path_buf() };
+                store.configure(false)?;
+                Ok(store)
+            }
         }
     }
 
@@ -743,6 +760,24 @@ fn io_error(path: &Path, e: std::io::Error) -> StoreError {
     }
 }
 
+/// Whether this process may write `path` (false on a read-only mount, even for root).
+fn writable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: c is a valid NUL-terminated path; access only reads it.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// Free bytes on the file system holding `path` (or its directory).
+fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = if path.is_dir() { path } else { path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")) };
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes into the zeroed struct we pass; c is a valid NUL-terminated path.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statvfs(c.as_ptr(), &mut stat) } == 0).then(|| stat.f_bavail as u64 * stat.f_frsize as u64)
+}
+
 /// Turns SQLite's error codes into errors a person can act on.
 fn map_err(path: &Path, e: rusqlite::Error) -> StoreError {
     let path = path.to_path_buf();
@@ -752,11 +787,14 @@ fn map_err(path: &Path, e: rusqlite::Error) -> StoreError {
             ErrorCode::NotADatabase => return StoreError::NotADatabase { path },
             ErrorCode::ReadOnly => return StoreError::ReadOnly { path, detail },
             ErrorCode::DiskFull => return StoreError::DiskFull { path },
+            // SQLite reports a failed write (of the WAL, or of its shared-memory index) as an I/O
+            // error without the errno; a file system with no room left is the usual cause.
+            ErrorCode::SystemIoFailure if free_bytes(&path).is_some_and(|free| free < 64 * 1024) => {
+                return StoreError::DiskFull { path };
+            }
             ErrorCode::CannotOpen => {
                 let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-                let unwritable = std::fs::metadata(dir).map(|m| m.permissions().readonly()).unwrap_or(false)
-                    || std::fs::metadata(&path).map(|m| m.permissions().readonly()).unwrap_or(false);
-                if unwritable {
+                if !writable(dir) || (path.exists() && !writable(&path)) {
                     return StoreError::ReadOnly { path, detail };
                 }
                 return StoreError::Backend { path, detail: format!("cannot open: {detail}") };

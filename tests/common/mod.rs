@@ -1,0 +1,83 @@
+//! Helpers shared by the integration tests: tiny configs, dataset fixtures, the CLI binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use image::{GrayImage, Rgb, RgbImage};
+use sweep::config::RunConfig;
+
+/// A config that trains in a fraction of a second: 32x32 inputs, a 2-level U-Net with 4 filters.
+pub fn tiny_config() -> RunConfig {
+    let mut c = RunConfig::default();
+    c.data.image_size = [32, 32];
+    c.data.synthetic_count = 24;
+    c.data.synthetic_size = [48, 64];
+    c.data.val_fraction = 0.25;
+    c.model.base_filters = 4;
+    c.model.depth = 2;
+    c.train.epochs = 3;
+    c.train.batch_size = 6;
+    c.train.learning_rate = 3e-3;
+    c
+}
+
+/// The `sweep` binary under test.
+pub fn sweep_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sweep"))
+}
+
+/// `sweep --runs-dir <runs> <args>` as an assert_cmd command.
+pub fn sweep(runs: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(sweep_bin());
+    cmd.arg("--runs-dir").arg(runs).env_remove("SWEEP_STORE").env_remove("SWEEP_RUNS").env_remove("SWEEP_FAULT");
+    cmd
+}
+
+/// A sweep file for tests: the tiny model over `grid` values of `augment.hue_delta`.
+pub fn tiny_sweep(name: &str, epochs: usize, hue_values: &[f64]) -> String {
+    let values: Vec<String> = hue_values.iter().map(|v| format!("{v:?}")).collect();
+    format!(
+        r#"name = "{name}"
+method = "grid"
+seed = 3
+[metric]
+name = "val_iou"
+goal = "maximize"
+[data]
+source = "synthetic"
+image_size = 32
+val_fraction = 0.25
+synthetic_count = 24
+synthetic_size = [48, 64]
+[model]
+base_filters = 4
+depth = 2
+[train]
+epochs = {epochs}
+batch_size = 6
+learning_rate = 0.003
+[parameters]
+"augment.hue_delta" = {{ values = [{}] }}
+"#,
+        values.join(", ")
+    )
+}
+
+/// Writes a Carvana-layout dataset of `n` images of `w` x `h`: a car-ish rectangle on a gradient,
+/// with palette-GIF masks whose indices are 0/1.
+pub fn write_carvana(dir: &Path, n: usize, w: u32, h: u32) -> Vec<(RgbImage, GrayImage)> {
+    std::fs::create_dir_all(dir.join("train")).unwrap();
+    std::fs::create_dir_all(dir.join("train_masks")).unwrap();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let (x0, y0) = ((i as u32 * 7) % (w / 2), (i as u32 * 5) % (h / 2));
+        let inside = |x: u32, y: u32| x >= x0 && x < x0 + w / 3 && y >= y0 && y < y0 + h / 3;
+        let img = RgbImage::from_fn(w, h, |x, y| if inside(x, y) { Rgb([200, 30, 40]) } else { Rgb([(x * 3) as u8, (y * 3) as u8, 90]) });
+        let mask = GrayImage::from_fn(w, h, |x, y| image::Luma([u8::from(inside(x, y))]));
+        let id = format!("car{i:03}_01");
+        img.save(dir.join("train").join(format!("{id}.jpg"))).unwrap();
+        std::fs::write(dir.join("train_masks").join(format!("{id}_mask.gif")), sweep::data::synth::encode_palette_gif(&mask)).unwrap();
+        out.push((img, mask));
+    }
+    out
+}

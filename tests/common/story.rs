@@ -1,0 +1,148 @@
+//! The tracker's contract as one story, run against every backend.
+
+use std::collections::BTreeMap;
+
+use sweep::config::Split;
+use sweep::metrics::Goal;
+use sweep::store::{
+    CheckpointRow, EnqueueReport, EpochLog, MetricValue, NewTrial, RunFilter, RunStatus, Store, StoreError, SweepRegistration, WorkerInfo,
+};
+
+fn trial(hue: f64) -> NewTrial {
+    let mut config = crate::common::tiny_config();
+    config.augment.hue_delta = hue as f32;
+    let mut params = BTreeMap::new();
+    params.insert("augment.hue_delta".to_string(), serde_json::json!(hue));
+    NewTrial { config, params }
+}
+
+fn epoch(n: i64, val_iou: f64, val_loss: f64) -> EpochLog {
+    let mut metrics = Vec::new();
+    for (split, name, value) in [
+        (Split::Train, "loss", val_loss + 0.1),
+        (Split::Train, "iou", val_iou - 0.05),
+        (Split::Val, "loss", val_loss),
+        (Split::Val, "iou", val_iou),
+        (Split::Val, "fg_iou", f64::NAN),
+        (Split::Train, "lr", f64::INFINITY),
+    ] {
+        metrics.push(MetricValue { split, name: name.to_string(), value });
+    }
+    EpochLog {
+        epoch: n,
+        wall: 1000.0 + n as f64,
+        metrics,
+        checkpoints: vec![CheckpointRow { kind: "last".into(), epoch: n, path: format!("/runs/s/ckpt-{n}"), metric_value: val_iou }],
+    }
+}
+
+fn worker(pid: u32) -> WorkerInfo {
+    WorkerInfo { host: "test-host".into(), pid }
+}
+
+/// Create a sweep, enqueue, claim, heartbeat, log epochs, checkpoint, complete, fail, reclaim a
+/// stale run, best, compare: every guarantee of the contract, in order.
+pub fn story(store: &mut dyn Store) {
+    // Sweeps: new, unchanged, changed.
+    assert_eq!(store.register_sweep("s", "spec v1").unwrap(), SweepRegistration::New);
+    assert_eq!(store.register_sweep("s", "spec v1").unwrap(), SweepRegistration::Unchanged);
+    assert!(matches!(store.register_sweep("s", "spec v2").unwrap(), SweepRegistration::SpecChanged { .. }));
+    assert!(matches!(store.register_sweep("../evil", "x"), Err(StoreError::InvalidName { .. })));
+    assert!(matches!(store.register_sweep("a/b", "x"), Err(StoreError::InvalidName { .. })));
+
+    // Enqueue never duplicates a config.
+    let report = store.enqueue("s", &[trial(0.0), trial(0.1), trial(0.2)]).unwrap();
+    assert_eq!(report, EnqueueReport { added: vec!["s-1".into(), "s-2".into(), "s-3".into()], existing: 0 });
+    let report = store.enqueue("s", &[trial(0.1), trial(0.3)]).unwrap();
+    assert_eq!(report, EnqueueReport { added: vec!["s-4".into()], existing: 1 });
+    assert!(matches!(store.enqueue("nope", &[trial(0.0)]), Err(StoreError::UnknownSweep { .. })));
+
+    // Claims go in order, each run to one worker.
+    let a = store.claim(Some("s"), &worker(1), 60.0).unwrap().unwrap();
+    assert_eq!((a.lease.run.as_str(), a.lease.attempt, a.resumed, a.sweep.as_str()), ("s-1", 1, false, "s"));
+    assert_eq!(a.params["augment.hue_delta"], serde_json::json!(0.0));
+    assert_eq!(a.config.augment.hue_delta, 0.0);
+    let b = store.claim(Some("s"), &worker(2), 60.0).unwrap().unwrap();
+    assert_eq!(b.lease.run, "s-2");
+    store.heartbeat(&a.lease).unwrap();
+
+    // Epochs: NaN and infinities round-trip; logging an epoch twice changes nothing.
+    store.log_epoch(&a.lease, &epoch(1, 0.70, 0.50)).unwrap();
+    store.log_epoch(&a.lease, &epoch(2, 0.90, 0.40)).unwrap();
+    store.log_epoch(&a.lease, &epoch(3, 0.80, 0.45)).unwrap();
+    store.log_epoch(&a.lease, &epoch(3, 0.80, 0.45)).unwrap();
+    let metrics = store.metrics("s-1").unwrap();
+    assert_eq!(metrics.len(), 18, "3 epochs x 6 values, none twice");
+    let fg = metrics.iter().find(|m| m.name == "fg_iou").unwrap();
+    assert!(fg.value.is_nan(), "NaN survives the round trip");
+    let lr = metrics.iter().find(|m| m.name == "lr").unwrap();
+    assert_eq!(lr.value, f64::INFINITY, "infinity survives the round trip");
+    let checkpoints = store.checkpoints("s-1").unwrap();
+    assert_eq!(checkpoints.len(), 1);
+    assert_eq!((checkpoints[0].epoch, checkpoints[0].path.as_str()), (3, "/runs/s/ckpt-3"));
+    store.finish(&a.lease, RunStatus::Completed, None).unwrap();
+
+    // A run counts with its best epoch, in the metric's direction.
+    let run = store.run("s-1").unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.best("val_iou", Goal::Maximize), Some((0.90, 2)));
+    assert_eq!(run.best("val_loss", Goal::Minimize), Some((0.40, 2)));
+    assert_eq!(run.last("val_iou"), Some(0.80));
+    assert!(run.last("val_fg_iou").unwrap().is_nan());
+    assert_eq!(run.best("val_fg_iou", Goal::Maximize), None, "NaN is never a best value");
+    assert_eq!(run.epochs(), 3);
+
+    // Failure keeps its message.
+    store.log_epoch(&b.lease, &epoch(1, 0.95, 0.30)).unwrap();
+    store.finish(&b.lease, RunStatus::Failed, Some("boom at epoch 2")).unwrap();
+    assert_eq!(store.run("s-2").unwrap().error.as_deref(), Some("boom at epoch 2"));
+    assert!(matches!(store.finish(&b.lease, RunStatus::Completed, None), Err(StoreError::LeaseLost { .. })), "a finished run has no lease");
+
+    // A stale run is reclaimed by the next claim, and the old lease can no longer write.
+    let c = store.claim(Some("s"), &worker(3), 60.0).unwrap().unwrap();
+    assert_eq!(c.lease.run, "s-3");
+    let c2 = store.claim(Some("s"), &worker(4), -1.0).unwrap().unwrap();
+    assert_eq!((c2.lease.run.as_str(), c2.lease.attempt, c2.resumed), ("s-3", 2, true));
+    assert!(matches!(store.heartbeat(&c.lease), Err(StoreError::LeaseLost { .. })));
+    assert!(matches!(store.log_epoch(&c.lease, &epoch(1, 0.1, 0.9)), Err(StoreError::LeaseLost { .. })));
+    assert!(store.metrics("s-3").unwrap().is_empty(), "a refused epoch writes nothing");
+    store.log_epoch(&c2.lease, &epoch(1, 0.60, 0.60)).unwrap();
+    store.finish(&c2.lease, RunStatus::Diverged, Some("the loss became NaN at epoch 2, step 1")).unwrap();
+
+    // Best over the sweep, in both directions, and as overridden.
+    let best = store.best("val_iou", Goal::Maximize, Some("s")).unwrap().unwrap();
+    assert_eq!((best.run.id.as_str(), best.value, best.epoch), ("s-2", 0.95, 1));
+    let best = store.best("val_loss", Goal::Minimize, None).unwrap().unwrap();
+    assert_eq!((best.run.id.as_str(), best.value), ("s-2", 0.30));
+    let worst = store.best("val_iou", Goal::Minimize, Some("s")).unwrap().unwrap();
+    assert_eq!((worst.run.id.as_str(), worst.value), ("s-3", 0.60));
+    assert!(store.best("val_dice", Goal::Maximize, None).unwrap().is_none());
+
+    // Listing and comparing.
+    let runs = store.runs(&RunFilter { sweep: Some("s".into()), status: None }).unwrap();
+    assert_eq!(runs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["s-1", "s-2", "s-3", "s-4"]);
+    assert_eq!(runs[3].status, RunStatus::Queued);
+    let failed = store.runs(&RunFilter { sweep: None, status: Some(RunStatus::Failed) }).unwrap();
+    assert_eq!(failed.len(), 1);
+    let sweeps = store.sweeps().unwrap();
+    assert_eq!(sweeps[0].spec, "spec v2");
+    assert_eq!(sweeps[0].counts.get("completed"), Some(&1));
+    assert!(matches!(store.run("s-9"), Err(StoreError::UnknownRun { .. })));
+
+    // Failed runs come back only when asked; release and crashes requeue.
+    assert_eq!(store.requeue_failed("s").unwrap(), 1);
+    let d = store.claim(Some("s"), &worker(5), 60.0).unwrap().unwrap();
+    assert_eq!((d.lease.run.as_str(), d.resumed), ("s-2", true));
+    store.release(&d.lease).unwrap();
+    assert_eq!(store.run("s-2").unwrap().status, RunStatus::Queued);
+    let e = store.claim(Some("s"), &worker(6), 60.0).unwrap().unwrap();
+    assert_eq!(e.lease.run, "s-2");
+    assert_eq!(store.record_crash(&e.lease, "killed", 2).unwrap(), RunStatus::Queued);
+    let f = store.claim(Some("s"), &worker(7), 60.0).unwrap().unwrap();
+    assert_eq!(f.lease.run, "s-2");
+    assert_eq!(store.record_crash(&f.lease, "killed again", 2).unwrap(), RunStatus::Failed, "two crashes in a row without an epoch");
+    assert!(store.run("s-2").unwrap().error.unwrap().contains("killed again"));
+    let g = store.claim(Some("s"), &worker(8), 60.0).unwrap().unwrap();
+    assert_eq!(g.lease.run, "s-4");
+    assert!(store.claim(Some("s"), &worker(9), 60.0).unwrap().is_none(), "nothing left to claim");
+}

@@ -1,0 +1,325 @@
+//! The SQLite tracker: the contract story, migrations, NaN, concurrency across processes, crash
+//! safety, and the faults a store file can have (not SQLite, read-only, full disk, newer).
+
+mod common;
+#[path = "common/story.rs"]
+mod story;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use predicates::str::contains;
+use rusqlite::Connection;
+use sweep::config::Split;
+use sweep::store::sqlite::SCHEMA_VERSION;
+use sweep::store::{EpochLog, MetricValue, NewTrial, RunFilter, RunStatus, SqliteStore, Store, StoreError, WorkerInfo};
+
+const CHILD_ENV: &str = "SWEEP_TEST_STORE_CHILD";
+
+#[test]
+fn the_contract_story_holds_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    story::story(&mut store);
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn migrating_twice_is_harmless_and_an_older_file_is_migrated_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        // A file at schema version 1 with an epoch recorded, as an older build left it.
+        let old = SqliteStore::create_at_version(&path, 1).unwrap();
+        let c = old.connection();
+        c.execute_batch(
+            "INSERT INTO sweeps VALUES ('s', 'spec', 'h', 0, 0);
+             INSERT INTO runs (id, sweep, seq, params, config, config_hash, seed, status, attempt, created)
+                 VALUES ('s-1', 's', 1, '{}', '{}', 'x', 0, 'completed', 1, 0);
+             INSERT INTO metrics VALUES ('s-1', 1, 'val', 'iou', 0.5, 'finite', 0), ('s-1', 2, 'val', 'iou', 0.7, 'finite', 0),
+                                        ('s-1', 3, 'val', 'iou', NULL, 'nan', 0);",
+        )
+        .unwrap();
+        assert_eq!(old.schema_version().unwrap(), 1);
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let run = store.runs(&RunFilter::default()).unwrap().pop().unwrap();
+    let summary = run.metrics["val_iou"];
+    assert_eq!((summary.max, summary.max_epoch, summary.last_epoch), (Some(0.7), Some(2), 3), "summaries were backfilled");
+    assert!(summary.last.is_nan());
+    drop(store);
+    let again = SqliteStore::open(&path).unwrap();
+    assert_eq!(again.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(again.runs(&RunFilter::default()).unwrap().len(), 1);
+    let view: f64 = again.connection().query_row("SELECT best_val_iou FROM run_results WHERE run = 's-1'", [], |r| r.get(0)).unwrap();
+    assert_eq!(view, 0.7, "the results view has one row per run with its best value");
+}
+
+#[test]
+fn a_file_from_a_newer_build_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    drop(SqliteStore::open(&path).unwrap());
+    Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    let err = SqliteStore::open(&path).err().unwrap();
+    assert!(matches!(err, StoreError::NewerSchema { found: 99, .. }), "{err}");
+    assert!(err.to_string().contains("upgrade sweep"));
+    common::sweep(dir.path()).arg("--store").arg(&path).arg("ls").assert().code(2).stderr(contains("newer sweep"));
+    let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 99, "the file was left alone");
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.db");
+    let content = b"these are my notes, not a database\n".repeat(200);
+    std::fs::write(&path, &content).unwrap();
+    assert!(matches!(SqliteStore::open(&path), Err(StoreError::NotADatabase { .. })));
+    common::sweep(dir.path())
+        .arg("--store")
+        .arg(&path)
+        .args(["run", "sweeps/quick.toml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .assert()
+        .code(2)
+        .stderr(contains("not a sweep tracker"));
+    assert_eq!(std::fs::read(&path).unwrap(), content);
+}
+
+#[test]
+fn every_value_reaches_sql_as_a_bound_parameter() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    store.register_sweep("s", "name = \"it's\"; DROP TABLE runs; --").unwrap();
+    let mut config = common::tiny_config();
+    config.data.source = "/data/it's'); DROP TABLE runs; --".into();
+    let mut params = std::collections::BTreeMap::new();
+    params.insert("data.source".to_string(), serde_json::json!(config.data.source));
+    store.enqueue("s", &[NewTrial { config: config.clone(), params }]).unwrap();
+    let run = store.run("s-1").unwrap();
+    assert_eq!(run.params["data.source"], serde_json::json!(config.data.source));
+    assert_eq!(store.run_config("s-1").unwrap().data.source, config.data.source);
+    assert!(store.sweeps().unwrap()[0].spec.contains("DROP TABLE"));
+}
+
+/// One epoch with `n` metric values: a transaction big enough to be killed in the middle of.
+fn big_epoch(epoch: i64, n: usize) -> EpochLog {
+    EpochLog {
+        epoch,
+        wall: epoch as f64,
+        metrics: (0..n).map(|i| MetricValue { split: Split::Val, name: format!("m{i:04}"), value: i as f64 * 0.5 }).collect(),
+        checkpoints: Vec::new(),
+    }
+}
+
+/// Child processes for the multi-process tests: this test binary run again with an env var.
+#[test]
+fn child_process_entry() {
+    let Ok(mode) = std::env::var(CHILD_ENV) else { return };
+    let path = std::env::var("SWEEP_TEST_STORE_PATH").unwrap();
+    let mut store = SqliteStore::open(Path::new(&path)).unwrap();
+    let me = WorkerInfo { host: "child".into(), pid: std::process::id() };
+    match mode.as_str() {
+        // Claim runs until none is left, logging 3 epochs for each, and print what was claimed.
+        "claim" => {
+            while let Some(claim) = store.claim(Some("s"), &me, 600.0).unwrap() {
+                for e in 1..=3 {
+                    store.log_epoch(&claim.lease, &big_epoch(e, 8)).unwrap();
+                }
+                store.finish(&claim.lease, RunStatus::Completed, None).unwrap();
+                println!("CLAIMED {}", claim.lease.run);
+            }
+        }
+        // Log large epochs forever (until killed).
+        "log" => {
+            let claim = store.claim(Some("s"), &me, 600.0).unwrap().unwrap();
+            println!("READY");
+            let mut e = 1;
+            loop {
+                store.log_epoch(&claim.lease, &big_epoch(e, 400)).unwrap();
+                e += 1;
+            }
+        }
+        other => panic!("unknown child mode {other}"),
+    }
+}
+
+fn child(mode: &str, path: &Path) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, mode)
+        .env("SWEEP_TEST_STORE_PATH", path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn trials(n: usize) -> Vec<NewTrial> {
+    (0..n)
+        .map(|i| {
+            let mut config = common::tiny_config();
+            config.train.seed = i as u64;
+            NewTrial { config, params: Default::default() }
+        })
+        .collect()
+}
+
+#[test]
+fn eight_processes_claim_every_run_exactly_once_without_lock_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let mut store = SqliteStore::open(&path).unwrap();
+    store.register_sweep("s", "spec").unwrap();
+    store.enqueue("s", &trials(64)).unwrap();
+    drop(store);
+    let children: Vec<_> = (0..8).map(|_| child("claim", &path).spawn().unwrap()).collect();
+    let mut claimed = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "child failed: {stderr}");
+        assert!(!stderr.contains("locked"), "{stderr}");
+        // The test harness may print its own words before ours on the same line.
+        claimed.extend(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_once("CLAIMED ").map(|(_, id)| id.trim().to_string())));
+    }
+    claimed.sort();
+    let mut unique = claimed.clone();
+    unique.dedup();
+    assert_eq!(claimed.len(), 64, "every run claimed");
+    assert_eq!(unique.len(), 64, "no run claimed twice");
+    let store = SqliteStore::open(&path).unwrap();
+    let runs = store.runs(&RunFilter::default()).unwrap();
+    assert!(runs.iter().all(|r| r.status == RunStatus::Completed && r.attempt == 1 && r.epochs() == 3));
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn a_writer_killed_mid_transaction_leaves_a_sound_file_and_no_partial_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let mut store = SqliteStore::open(&path).unwrap();
+    store.register_sweep("s", "spec").unwrap();
+    store.enqueue("s", &trials(5)).unwrap();
+    drop(store);
+    for round in 0..5u64 {
+        let mut c = child("log", &path).spawn().unwrap();
+        // Wait until it logs, then kill it at a moment that varies from round to round.
+        let mut out = std::io::BufReader::new(c.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("READY") {
+            line.clear();
+            assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "the child ended before logging");
+        }
+        std::thread::sleep(Duration::from_millis(150 + round * 73));
+        unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+        c.wait().unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+        let counts: Vec<(i64, i64)> = {
+            let mut stmt = store.connection().prepare("SELECT epoch, count(*) FROM metrics GROUP BY run, epoch").unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+        };
+        assert!(!counts.is_empty(), "round {round}: the writer logged before it was killed");
+        assert!(counts.iter().all(|&(_, n)| n == 400), "round {round}: an epoch is all there or not at all: {counts:?}");
+    }
+}
+
+/// Runs `script` as root in a private mount namespace (so that it can mount a tmpfs or a
+/// read-only bind without touching the machine), with $SWEEP set to the binary under test.
+fn in_mount_namespace(script: &str, dir: &Path) -> std::process::Output {
+    Command::new("unshare")
+        .args(["-rm", "sh", "-c", script])
+        .env("SWEEP", common::sweep_bin())
+        .env("D", dir)
+        .env("REPO", env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("unshare (util-linux) is needed for the disk-fault tests")
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_loses_nothing_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("small")).unwrap();
+    let sweep_file = dir.path().join("s.toml");
+    std::fs::write(&sweep_file, common::tiny_sweep("full", 1, &[0.0])).unwrap();
+    let bigger = dir.path().join("t.toml");
+    std::fs::write(&bigger, common::tiny_sweep("full", 1, &[0.0, 0.1, 0.2, 0.3, 0.4])).unwrap();
+    let out = in_mount_namespace(
+        r#"set -e
+        mount -t tmpfs -o size=320k tmpfs "$D/small"
+        "$SWEEP" --runs-dir "$D/runs" --store "$D/small/t.db" run "$D/s.toml" --plain > "$D/first.log" 2>&1
+        dd if=/dev/zero of="$D/small/fill" bs=4k 2>/dev/null || true
+        set +e
+        "$SWEEP" --runs-dir "$D/runs" --store "$D/small/t.db" run "$D/t.toml" --plain > "$D/full.log" 2>&1
+        echo "exit=$?"
+        rm "$D/small/fill"
+        cp "$D/small/t.db" "$D/copy.db"
+        "#,
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let log = std::fs::read_to_string(dir.path().join("full.log")).unwrap();
+    assert!(stdout.contains("exit=1"), "exit code 1 on a full disk: {stdout} {log}");
+    assert!(log.contains("disk is full"), "{log}");
+    let store = SqliteStore::open(&dir.path().join("copy.db")).unwrap();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    let runs = store.runs(&RunFilter::default()).unwrap();
+    assert_eq!(runs.len(), 1, "the first sweep's run is intact and nothing half-added");
+    assert_eq!((runs[0].status, runs[0].epochs()), (RunStatus::Completed, 1));
+}
+
+#[test]
+fn a_read_only_store_is_a_clear_error_for_writers_and_still_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("ro")).unwrap();
+    std::fs::write(dir.path().join("s.toml"), common::tiny_sweep("ro", 1, &[0.0])).unwrap();
+    common::sweep(&dir.path().join("runs"))
+        .arg("--store")
+        .arg(dir.path().join("ro/t.db"))
+        .args(["run", dir.path().join("s.toml").to_str().unwrap(), "--plain"])
+        .assert()
+        .success();
+    let before = std::fs::read(dir.path().join("ro/t.db")).unwrap();
+    let out = in_mount_namespace(
+        r#"mount --bind "$D/ro" "$D/ro" && mount -o remount,bind,ro "$D/ro" || exit 90
+        "$SWEEP" --runs-dir "$D/runs" --store "$D/ro/t.db" run "$D/s.toml" --retry-failed --plain > "$D/w.log" 2>&1
+        echo "write=$?"
+        "$SWEEP" --runs-dir "$D/runs" --store "$D/ro/t.db" ls > "$D/r.log" 2>&1
+        echo "read=$?"
+        "#,
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let write_log = std::fs::read_to_string(dir.path().join("w.log")).unwrap();
+    let read_log = std::fs::read_to_string(dir.path().join("r.log")).unwrap();
+    assert!(stdout.contains("write=2"), "{stdout}\n{write_log}");
+    assert!(write_log.contains("read-only"), "{write_log}");
+    assert!(stdout.contains("read=0"), "{stdout}\n{read_log}");
+    assert!(read_log.contains("ro-1"), "{read_log}");
+    assert_eq!(std::fs::read(dir.path().join("ro/t.db")).unwrap(), before, "nothing was written");
+}
+
+#[test]
+fn claims_wait_for_a_busy_writer_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let mut store = SqliteStore::open(&path).unwrap();
+    store.register_sweep("s", "spec").unwrap();
+    store.enqueue("s", &trials(1)).unwrap();
+    // Another connection holds the write lock for a while.
+    let blocker = Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE; UPDATE sweeps SET updated = 1;").unwrap();
+    let handle = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        blocker.execute_batch("COMMIT").unwrap();
+    });
+    let started = Instant::now();
+    let claim = store.claim(Some("s"), &WorkerInfo { host: "h".into(), pid: 1 }, 60.0).unwrap();
+    assert!(claim.is_some());
+    assert!(started.elapsed() >= Duration::from_millis(600), "it waited for the lock");
+    handle.join().unwrap();
+}

@@ -1,0 +1,429 @@
+//! Sweep files and the scheduler: validation messages, expansion, every shipped sweep file, and
+//! `sweep run` end to end with real worker processes, including killed workers.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use predicates::prelude::PredicateBooleanExt;
+use predicates::str::contains;
+use sweep::spec::{self, Method};
+use sweep::store::{RunFilter, RunStatus, SqliteStore, Store};
+
+fn parse(text: &str) -> Result<spec::SweepSpec, String> {
+    spec::parse(text, Path::new("sweeps/test.toml")).map_err(|e| e.to_string())
+}
+
+#[test]
+fn every_shipped_sweep_file_parses_and_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let spec = spec::load(&path).unwrap_or_else(|e| panic!("{}:\n{e}", path.display()));
+            let trials = spec.trials(Some("/data/carvana"));
+            assert!(!trials.is_empty(), "{}", path.display());
+            names.push(spec.name.clone());
+        }
+    }
+    names.sort();
+    for required in ["augment", "hue", "optimizer", "quick", "tutorial"] {
+        assert!(names.iter().any(|n| n == required), "sweeps/{required}.toml is shipped: {names:?}");
+    }
+}
+
+#[test]
+fn the_tutorial_sweep_has_the_tutorials_exact_settings() {
+    let spec = spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/tutorial.toml")).unwrap();
+    let trials = spec.trials(Some("/data/carvana"));
+    assert_eq!(trials.len(), 1);
+    let c = &trials[0].config;
+    assert_eq!(c.data.image_size, [256, 256]);
+    assert_eq!(c.data.source, "/data/carvana");
+    assert_eq!((c.train.batch_size, c.train.epochs, c.train.learning_rate), (3, 5, 1e-3));
+    assert_eq!(c.train.optimizer, sweep::config::OptimizerKind::Adam);
+    assert_eq!((c.augment.hue_delta, c.augment.horizontal_flip), (0.1, true));
+    assert_eq!((c.augment.width_shift_range, c.augment.height_shift_range), (0.1, 0.1));
+    assert!((c.augment.rescale - 1.0 / 255.0).abs() < 1e-9);
+    assert_eq!((c.model.base_filters, c.model.depth), (32, 5));
+    assert_eq!(c.data.val_fraction, 0.2);
+}
+
+#[test]
+fn a_grid_is_the_product_of_its_values_last_key_fastest() {
+    let s = parse(
+        r#"name = "g"
+[parameters]
+"augment.hue_delta" = { values = [0.0, 0.1] }
+"augment.horizontal_flip" = { values = [true, false] }
+"train.learning_rate" = { value = 0.01 }
+"#,
+    )
+    .unwrap();
+    let trials = s.trials(None);
+    let points: Vec<(f32, bool)> = trials.iter().map(|t| (t.config.augment.hue_delta, t.config.augment.horizontal_flip)).collect();
+    assert_eq!(points, [(0.0, true), (0.0, false), (0.1, true), (0.1, false)]);
+    assert!(trials.iter().all(|t| t.config.train.learning_rate == 0.01));
+    assert_eq!(trials[0].params.len(), 3);
+}
+
+#[test]
+fn random_search_draws_run_cap_configs_from_the_sweep_seed() {
+    let text = r#"name = "r"
+method = "random"
+run_cap = 12
+seed = 5
+[parameters]
+"train.optimizer" = { values = ["adam", "sgd", "rmsprop"] }
+"train.learning_rate" = { distribution = "log_uniform_values", min = 1e-4, max = 1e-1 }
+"train.batch_size" = { distribution = "int_uniform", min = 2, max = 8 }
+"augment.hue_delta" = { distribution = "q_uniform", min = 0.0, max = 0.5, q = 0.1 }
+"train.momentum" = { distribution = "categorical", values = [0.0, 0.9], probabilities = [0.25, 0.75] }
+"#;
+    let s = parse(text).unwrap();
+    assert_eq!(s.method, Method::Random);
+    let trials = s.trials(None);
+    assert_eq!(trials.len(), 12);
+    assert_eq!(trials, parse(text).unwrap().trials(None), "same seed, same draws");
+    let other = parse(&text.replace("seed = 5", "seed = 6")).unwrap().trials(None);
+    assert_ne!(trials, other);
+    for t in &trials {
+        let c = &t.config;
+        assert!((1e-4..=1e-1).contains(&c.train.learning_rate));
+        assert!((2..=8).contains(&c.train.batch_size));
+        let q = c.augment.hue_delta * 10.0;
+        assert!((q - q.round()).abs() < 1e-4, "q_uniform rounds to 0.1: {}", c.augment.hue_delta);
+        assert!(c.train.momentum == 0.0 || c.train.momentum == 0.9);
+    }
+    let hashes: HashSet<String> = trials.iter().map(|t| t.config.hash()).collect();
+    assert_eq!(hashes.len(), 12, "no config drawn twice");
+    assert!(s.is_log("train.learning_rate") && !s.is_log("train.batch_size"));
+}
+
+/// Checks that parsing `text` fails with exactly the given (line, column, fragment) problems.
+fn check_errors(text: &str, expected: &[(usize, usize, &str)]) {
+    let err = spec::parse(text, Path::new("sweeps/bad.toml")).unwrap_err();
+    let got: Vec<(usize, usize, String)> = err.problems.iter().map(|p| (p.line, p.column, p.message.clone())).collect();
+    assert_eq!(got.len(), expected.len(), "{err}");
+    for ((line, col, msg), (el, ec, fragment)) in got.iter().zip(expected) {
+        assert_eq!((line, col), (el, ec), "{msg}");
+        assert!(msg.contains(fragment), "{msg:?} should mention {fragment:?}");
+    }
+    assert!(err.to_string().starts_with("sweeps/bad.toml:"), "{err}");
+}
+
+#[test]
+fn validation_reports_every_problem_with_its_line_and_column() {
+    check_errors(
+        r#"name = "bad"
+methd = "grid"
+[augment]
+hue_delt = 0.1
+width_shift_range = 1.5
+[train]
+learning_rate = -0.1
+batch_size = 2.5
+optimizer = "adamm"
+"#,
+        &[
+            (2, 1, "unknown key methd (did you mean method?)"),
+            (4, 1, "unknown key augment.hue_delt (did you mean hue_delta?)"),
+            (5, 21, "augment.width_shift_range: 1.5 must be in [0, 1)"),
+            (7, 17, "train.learning_rate: -0.1 must be > 0"),
+            (8, 14, "must be a whole number"),
+            (9, 13, "not one of adam, adamw, sgd, rmsprop (did you mean adam?)"),
+        ],
+    );
+}
+
+#[test]
+fn bad_parameters_are_reported_at_the_parameter() {
+    check_errors(
+        r#"name = "bad"
+[data]
+image_size = 128
+[parameters]
+"augment.hue_delta" = { values = [0.1, 0.7] }
+"data.image_size" = { values = [128, 100] }
+"train.epochs" = { values = [] }
+"augment.flip" = { values = [true] }
+"train.learning_rate" = { distribution = "uniform", min = 0.001, max = 0.1 }
+"#,
+        &[
+            (5, 1, "augment.hue_delta (value 0.7): 0.7 must be in [0, 0.5]"),
+            (6, 1, "nearest valid sizes: 96 or 128"),
+            (7, 29, "values is empty"),
+            (8, 1, "unknown key augment.flip"),
+            (9, 1, "grid\" needs finite values"),
+        ],
+    );
+    check_errors("name = \"r\"\nmethod = \"random\"\n", &[(2, 10, "needs run_cap")]);
+    check_errors("name = \"x/y\"\n", &[(1, 8, "may only contain")]);
+    check_errors("name = \"t\"\nseed = [\n", &[(2, 9, "not valid TOML")]);
+    check_errors("[metric]\nname = \"accuracy\"\n", &[(2, 8, "not a metric")]);
+    check_errors("[augment]\nresize = [64, 64]\n", &[(2, 1, "data.image_size")]);
+}
+
+#[test]
+fn cli_reports_a_bad_sweep_file_with_exit_code_2_and_runs_nothing() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("bad.toml");
+    std::fs::write(&file, "name = \"bad\"\n[augment]\nhue_delta = 0.9\n").unwrap();
+    common::sweep(runs.path())
+        .args(["run", file.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(contains("bad.toml:3:13: augment.hue_delta: 0.9 must be in [0, 0.5]"));
+    assert!(!runs.path().join("sweep.db").exists(), "nothing was registered");
+    common::sweep(runs.path()).args(["run", "/no/such/sweep.toml"]).assert().code(2).stderr(contains("cannot read the sweep file"));
+}
+
+#[test]
+fn dry_run_prints_the_trial_table() {
+    let runs = tempfile::tempdir().unwrap();
+    common::sweep(runs.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "sweeps/augment.toml", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(contains("augment.hue_delta").and(contains("augment.horizontal_flip")).and(contains("new")));
+    assert!(!runs.path().join("sweep.db").exists(), "a dry run registers nothing");
+}
+
+fn store(runs: &Path) -> SqliteStore {
+    SqliteStore::open(&runs.join("sweep.db")).unwrap()
+}
+
+/// Every config completed exactly once, epochs contiguous, checkpoints present, file sound.
+fn assert_complete(runs: &Path, sweep: &str, trials: usize, epochs: i64) {
+    let store = store(runs);
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    let rows = store.runs(&RunFilter { sweep: Some(sweep.into()), status: None }).unwrap();
+    assert_eq!(rows.len(), trials, "one run per config");
+    let hashes: HashSet<&String> = rows.iter().map(|r| &r.config_hash).collect();
+    assert_eq!(hashes.len(), trials, "no config twice");
+    for r in &rows {
+        assert_eq!(r.status, RunStatus::Completed, "{} {:?}", r.id, r.error);
+        let metrics = store.metrics(&r.id).unwrap();
+        let mut per_name: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
+        for m in metrics {
+            per_name.entry((m.split, m.name)).or_default().push(m.epoch);
+        }
+        assert_eq!(per_name.len(), 10, "{}: every metric recorded", r.id);
+        for (name, epochs_seen) in per_name {
+            assert_eq!(epochs_seen, (1..=epochs).collect::<Vec<_>>(), "{} {name:?}: contiguous, no duplicates", r.id);
+        }
+        let kinds: Vec<String> = store.checkpoints(&r.id).unwrap().into_iter().map(|c| c.kind).collect();
+        assert_eq!(kinds, ["best", "last"], "{}", r.id);
+        assert!(runs.join(sweep).join(&r.id).join("checkpoints/last.ckpt").is_file());
+        assert!(runs.join(sweep).join(&r.id).join("config.json").is_file());
+    }
+}
+
+#[test]
+fn run_trains_every_trial_and_a_second_run_adds_nothing() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("s.toml");
+    std::fs::write(&file, common::tiny_sweep("twice", 2, &[0.0, 0.2, 0.4])).unwrap();
+    common::sweep(runs.path())
+        .args(["run", file.to_str().unwrap(), "--workers", "2", "--plain"])
+        .assert()
+        .success()
+        .stdout(contains("3 trials registered").and(contains("rank")).and(contains("3 completed")));
+    assert_complete(runs.path(), "twice", 3, 2);
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain"]).assert().success().stdout(contains("nothing to run"));
+    assert_complete(runs.path(), "twice", 3, 2);
+
+    // An edited file under the same name adds only its new configs, and says so.
+    std::fs::write(&file, common::tiny_sweep("twice", 2, &[0.0, 0.2, 0.4, 0.5])).unwrap();
+    common::sweep(runs.path())
+        .args(["run", file.to_str().unwrap(), "--plain"])
+        .assert()
+        .success()
+        .stdout(contains("the sweep file changed").and(contains("1 new trial(s) added (3 already known)")));
+    assert_complete(runs.path(), "twice", 4, 2);
+
+    // The tracker answers.
+    common::sweep(runs.path()).args(["best", "--metric", "iou"]).assert().success().stdout(contains("best run").and(contains("twice-")));
+    common::sweep(runs.path())
+        .args(["best", "--metric", "loss", "--json"])
+        .assert()
+        .success()
+        .stdout(contains("\"goal\": \"minimize\"").and(contains("\"metric\": \"val_loss\"")));
+    common::sweep(runs.path()).args(["ls", "--sort", "val_iou", "--where", "augment.hue_delta >= 0.2"]).assert().success().stdout(
+        contains("twice-2").and(contains("twice-3")).and(contains("twice-4")).and(contains("twice-1").not()),
+    );
+    common::sweep(runs.path()).args(["show", "twice-2"]).assert().success().stdout(contains("epoch").and(contains("checkpoints")));
+    common::sweep(runs.path())
+        .args(["compare", "twice-1", "twice-3"])
+        .assert()
+        .success()
+        .stdout(contains("augment.hue_delta").and(contains("best val_iou")));
+    common::sweep(runs.path()).args(["status", "twice"]).assert().success().stdout(contains("4 completed").and(contains("best so far")));
+    let csv = runs.path().join("export.csv");
+    common::sweep(runs.path()).args(["export", "--format", "csv", "--out", csv.to_str().unwrap()]).assert().success();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 1 + 4 * 2, "a header and one line per run and epoch");
+    assert!(text.lines().next().unwrap().contains("val_iou"));
+    common::sweep(runs.path()).args(["export", "--format", "json"]).assert().success().stdout(contains("\"epochs\""));
+    common::sweep(runs.path()).args(["show", "twice-99"]).assert().code(2).stderr(contains("no run \"twice-99\""));
+    common::sweep(runs.path()).args(["show", "../etc"]).assert().code(2);
+    common::sweep(runs.path()).args(["ls", "--where", "val_iou >"]).assert().code(2).stderr(contains("expected a value"));
+    common::sweep(runs.path()).args(["ls", "--where", "colour = red"]).assert().code(2).stderr(contains("unknown field"));
+
+    // The best run's checkpoint reloads and evaluates; predict writes masks at the input's size.
+    common::sweep(runs.path()).args(["best", "--eval"]).assert().success().stdout(contains("re-evaluated the best checkpoint"));
+    common::sweep(runs.path()).args(["eval", "twice-1", "--checkpoint", "last"]).assert().success().stdout(contains("fg_iou"));
+    let img = runs.path().join("car.png");
+    image::RgbImage::from_fn(75, 50, |x, y| image::Rgb([(x * 3) as u8, (y * 5) as u8, 80])).save(&img).unwrap();
+    let out = runs.path().join("pred");
+    common::sweep(runs.path()).args(["predict", "twice-1", img.to_str().unwrap(), "--out", out.to_str().unwrap()]).assert().success();
+    let mask = image::open(out.join("car_mask.png")).unwrap().into_luma8();
+    assert_eq!(mask.dimensions(), (75, 50), "the mask has the input's size");
+    assert!(mask.iter().all(|&v| v == 0 || v == 255));
+    assert!(out.join("car_overlay.png").is_file());
+    common::sweep(runs.path())
+        .args(["predict", "twice-1", "/no/such.png", "--out", out.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(contains("/no/such.png"));
+}
+
+#[test]
+fn a_trial_that_panics_or_diverges_is_recorded_and_the_sweep_goes_on() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("s.toml");
+    std::fs::write(&file, common::tiny_sweep("faults", 2, &[0.0, 0.1])).unwrap();
+    // Every trial panics at epoch 2 step 1: both are recorded as failed, the exit code says so.
+    common::sweep(runs.path())
+        .env("SWEEP_FAULT", "panic@2:1")
+        .args(["run", file.to_str().unwrap(), "--plain"])
+        .assert()
+        .code(1)
+        .stdout(contains("failed"))
+        .stderr(contains("did not complete"));
+    let s = store(runs.path());
+    for r in s.runs(&RunFilter::default()).unwrap() {
+        assert_eq!(r.status, RunStatus::Failed);
+        assert!(r.error.as_deref().unwrap().contains("injected fault: panic at epoch 2 step 1"), "{:?}", r.error);
+        assert_eq!(r.epochs(), 1, "the epoch before the panic was kept");
+    }
+    drop(s);
+    // Failed trials are retried only when asked (the exit code keeps saying that some failed);
+    // with --retry-failed they resume and complete.
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain"]).assert().code(1).stdout(contains("nothing to run"));
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain", "--retry-failed"]).assert().success();
+    assert_complete(runs.path(), "faults", 2, 2);
+
+    // A NaN loss: diverged with epoch and step, and exit code 1.
+    let file = runs.path().join("nan.toml");
+    std::fs::write(&file, common::tiny_sweep("nan", 2, &[0.0])).unwrap();
+    common::sweep(runs.path()).env("SWEEP_FAULT", "nan@1:2").args(["run", file.to_str().unwrap(), "--plain"]).assert().code(1);
+    let r = store(runs.path()).run("nan-1").unwrap();
+    assert_eq!(r.status, RunStatus::Diverged);
+    assert!(r.error.unwrap().contains("epoch 1, step 2"));
+}
+
+/// Live worker processes of a `sweep run` (its direct children).
+fn worker_pids(supervisor: u32) -> Vec<i32> {
+    let children = std::fs::read_to_string(format!("/proc/{supervisor}/task/{supervisor}/children")).unwrap_or_default();
+    children.split_whitespace().filter_map(|p| p.parse().ok()).collect()
+}
+
+fn spawn_run(runs: &Path, file: &Path, workers: usize) -> std::process::Child {
+    Command::new(common::sweep_bin())
+        .arg("--runs-dir")
+        .arg(runs)
+        .args(["run", file.to_str().unwrap(), "--plain", "--workers", &workers.to_string()])
+        .args(["--max-attempts", "1000", "--stale-after", "3", "--heartbeat-every", "0.5"])
+        .env_remove("SWEEP_FAULT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn killed_workers_lose_nothing_and_a_rerun_completes_every_config_exactly_once() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("s.toml");
+    let hues: Vec<f64> = (0..8).map(|i| i as f64 * 0.05).collect();
+    // Long enough (about 20 s of work on two cores) for ten kills to land in the middle of it.
+    std::fs::write(&file, common::tiny_sweep("kills", 60, &hues)).unwrap();
+    let mut rng_state = 0x2545_f491_4f6c_dd1du64;
+    let mut random = move |lo: u64, hi: u64| {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        lo + rng_state % (hi - lo)
+    };
+    let mut kills = 0;
+    let mut supervisor = spawn_run(runs.path(), &file, 2);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while kills < 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(random(200, 900)));
+        if supervisor.try_wait().unwrap().is_some() {
+            // The sweep finished before all the kills: start it again (it resumes, or has nothing left).
+            supervisor = spawn_run(runs.path(), &file, 2);
+            continue;
+        }
+        let pids = worker_pids(supervisor.id());
+        if pids.is_empty() {
+            continue;
+        }
+        let victim = pids[random(0, pids.len() as u64) as usize];
+        unsafe { libc::kill(victim, libc::SIGKILL) };
+        kills += 1;
+    }
+    assert_eq!(kills, 10, "ten workers were killed");
+    // Finally kill the supervisor itself, then rerun: the stale runs are reclaimed and resumed.
+    unsafe { libc::kill(supervisor.id() as i32, libc::SIGKILL) };
+    supervisor.wait().unwrap();
+    let status = Command::new(common::sweep_bin())
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .args(["run", file.to_str().unwrap(), "--plain", "--workers", "2", "--stale-after", "3", "--max-attempts", "1000"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_complete(runs.path(), "kills", 8, 60);
+    let attempts: i64 = store(runs.path()).runs(&RunFilter::default()).unwrap().iter().map(|r| r.attempt).sum();
+    assert!(attempts > 8, "some trials were resumed after a kill ({attempts} attempts for 8 trials)");
+}
+
+#[test]
+fn four_workers_share_one_store_without_lock_errors() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("s.toml");
+    let hues: Vec<f64> = (0..8).map(|i| i as f64 * 0.05).collect();
+    std::fs::write(&file, common::tiny_sweep("four", 2, &hues)).unwrap();
+    common::sweep(runs.path())
+        .args(["run", file.to_str().unwrap(), "--workers", "4", "--plain", "--heartbeat-every", "0.1"])
+        .assert()
+        .success();
+    assert_complete(runs.path(), "four", 8, 2);
+    let logs: Vec<PathBuf> = std::fs::read_dir(runs.path().join("four/logs")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(logs.len(), 4);
+    for log in logs {
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(!text.contains("locked") && !text.contains("warning"), "{}: {text}", log.display());
+    }
+}
+
+#[test]
+fn asking_for_a_gpu_this_build_lacks_is_an_error_not_a_panic() {
+    let runs = tempfile::tempdir().unwrap();
+    #[cfg(not(feature = "cuda"))]
+    common::sweep(runs.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "sweeps/quick.toml", "--device", "cuda"])
+        .assert()
+        .code(2)
+        .stderr(contains("--features cuda").and(contains("panicked").not()));
+    common::sweep(runs.path()).args(["eval", "x-1", "--device", "tpu"]).assert().code(2).stderr(contains("expected cpu, cuda"));
+}

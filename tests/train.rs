@@ -1,0 +1,334 @@
+//! The model, the loss and metrics against hand-computed values, checkpoints, resume and
+//! divergence.
+
+mod common;
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use sweep::checkpoint::{CheckpointKind, EpochSummary, RunDir};
+use sweep::config::RunConfig;
+use sweep::device::DeviceSpec;
+use sweep::metrics::{Confusion, Goal, MetricAccumulator, bce_dice_loss, bce_with_logits, confusion_counts, soft_dice};
+use sweep::model::{ModelError, UNetConfig};
+use sweep::train::{self, Faults, Observer, Outcome, RunContext, SavedCheckpoint, StepProgress, StopRequest};
+
+fn cpu() -> Device {
+    DeviceSpec::Cpu.open().unwrap()
+}
+
+fn tensor(values: Vec<f32>, shape: [usize; 4]) -> Tensor<4> {
+    Tensor::from_data(TensorData::new(values, shape), &cpu())
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    t.into_data().iter::<f64>().next().unwrap()
+}
+
+#[test]
+fn unet_keeps_the_input_size_for_depths_3_to_5_and_non_square_inputs() {
+    for depth in 3..=5 {
+        let config = UNetConfig { base_filters: 2, depth, ..UNetConfig::default() };
+        config.check_input(64, 96).unwrap();
+        let model = config.init(&cpu(), 1);
+        let input = Tensor::<4>::random([2, 3, 64, 96], Distribution::Default, &cpu());
+        assert_eq!(model.forward(input).dims(), [2, 1, 64, 96], "depth {depth}");
+    }
+}
+
+#[test]
+fn an_indivisible_input_side_names_the_nearest_valid_sizes() {
+    let config = UNetConfig::default();
+    let err = config.check_input(100, 128).unwrap_err();
+    assert!(matches!(err, ModelError::IndivisibleSide { side: 100, multiple: 32, .. }));
+    assert!(err.to_string().contains("96 or 128"), "{err}");
+    assert!(config.check_input(20, 32).unwrap_err().to_string().contains("nearest valid sizes: 32"));
+}
+
+/// Logits of ±20 (probabilities 0 or 1 to within 2e-9) from a 0/1 pattern.
+fn confident(pattern: &[f32]) -> Vec<f32> {
+    pattern.iter().map(|&v| if v > 0.5 { 20.0 } else { -20.0 }).collect()
+}
+
+fn metrics_of(logits: Vec<f32>, truth: Vec<f32>) -> (f64, f64, Confusion) {
+    let shape = [1, 1, 4, 4];
+    let (l, t) = (tensor(logits, shape), tensor(truth, shape));
+    let (loss, dice) = bce_dice_loss(l.clone(), t.clone());
+    let counts: Vec<i64> = confusion_counts(l, t).into_data().iter::<i64>().collect();
+    (scalar(loss), scalar(dice), Confusion::from_counts(counts[0] as u64, counts[1] as u64, counts[2] as u64, 16))
+}
+
+#[test]
+fn loss_and_metrics_match_hand_computed_values() {
+    let zeros = vec![0.0; 16];
+    let ones = vec![1.0; 16];
+    let left: Vec<f32> = (0..16).map(|i| f32::from(i % 4 < 2)).collect();
+    let top: Vec<f32> = (0..16).map(|i| f32::from(i < 8)).collect();
+
+    // All background, predicted all background: dice = (0 + 1) / (0 + 0 + 1) = 1; the car class
+    // is absent from truth and prediction, so mean IoU is the background's alone, and fg_iou is
+    // undefined.
+    let (loss, dice, c) = metrics_of(confident(&zeros), zeros.clone());
+    assert!((dice - 1.0).abs() < 1e-6 && loss.abs() < 1e-6, "{loss} {dice}");
+    assert_eq!((c.mean_iou(), c.foreground_iou()), (1.0, None));
+
+    // All car, predicted all car: background absent, mean IoU = car IoU = 1.
+    let (_, dice, c) = metrics_of(confident(&ones), ones.clone());
+    assert!((dice - 1.0).abs() < 1e-6);
+    assert_eq!((c.mean_iou(), c.background_iou()), (1.0, None));
+
+    // Perfect on a half-car image.
+    let (loss, dice, c) = metrics_of(confident(&left), left.clone());
+    assert!((dice - 1.0).abs() < 1e-6 && loss < 1e-6);
+    assert_eq!(c, Confusion { tp: 8, fp: 0, fn_: 0, tn: 8 });
+    assert_eq!(c.mean_iou(), 1.0);
+
+    // Inverted: every pixel wrong. dice = (0 + 1) / (8 + 8 + 1); IoU 0 for both classes.
+    let (loss, dice, c) = metrics_of(confident(&left.iter().map(|v| 1.0 - v).collect::<Vec<_>>()), left.clone());
+    assert!((dice - 1.0 / 17.0).abs() < 1e-6, "{dice}");
+    assert!((loss - (20.0 + 1.0 - 1.0 / 17.0)).abs() < 1e-4, "BCE of a confident miss is 20: {loss}");
+    assert_eq!((c.mean_iou(), c.foreground_iou()), (0.0, Some(0.0)));
+
+    // Half overlap: truth = left half, prediction = top half: tp = fp = fn = tn = 4.
+    let (_, dice, c) = metrics_of(confident(&top), left.clone());
+    assert_eq!(c, Confusion { tp: 4, fp: 4, fn_: 4, tn: 4 });
+    assert!((c.mean_iou() - 1.0 / 3.0).abs() < 1e-12);
+    assert!((dice - 9.0 / 17.0).abs() < 1e-6, "(2*4 + 1) / (8 + 8 + 1): {dice}");
+
+    // A class absent from the truth but predicted: it counts, with IoU 0.
+    let (_, _, c) = metrics_of(confident(&top), zeros);
+    assert_eq!(c.foreground_iou(), Some(0.0));
+    assert!((c.mean_iou() - 0.25).abs() < 1e-12, "(8/16 + 0) / 2");
+}
+
+#[test]
+fn bce_from_logits_matches_the_textbook_formula_and_never_overflows() {
+    let logits = vec![-100.0f32, -3.0, -0.5, 0.0, 0.25, 2.0, 7.0, 100.0];
+    let targets = vec![0.0f32, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0];
+    let expected: f64 = logits
+        .iter()
+        .zip(&targets)
+        .map(|(&x, &y)| {
+            let (x, y) = (x as f64, y as f64);
+            // log(1 + e^-|x|) + max(x, 0) - x*y, the stable form of -[y log p + (1-y) log(1-p)]
+            (1.0 + (-x.abs()).exp()).ln() + x.max(0.0) - x * y
+        })
+        .sum::<f64>()
+        / 8.0;
+    let got = scalar(bce_with_logits(tensor(logits, [1, 1, 2, 4]), tensor(targets, [1, 1, 2, 4])));
+    assert!(got.is_finite() && (got - expected).abs() < 1e-5, "{got} vs {expected}");
+
+    // Soft dice at p = 0.5 everywhere with 4 ones of 16: (2*2 + 1) / (4 + 8 + 1).
+    let truth: Vec<f32> = (0..16).map(|i| f32::from(i < 4)).collect();
+    let dice = scalar(soft_dice(tensor(vec![0.5; 16], [1, 1, 4, 4]), tensor(truth, [1, 1, 4, 4])));
+    assert!((dice - 5.0 / 13.0).abs() < 1e-6, "{dice}");
+}
+
+#[test]
+fn epoch_dice_is_weighted_by_batch_size() {
+    let mut acc = MetricAccumulator::default();
+    acc.add_batch(0.2, 0.5, 3, &Confusion::default());
+    acc.add_batch(0.6, 1.0, 1, &Confusion::default());
+    let m = acc.finish();
+    assert!((m.dice - 0.625).abs() < 1e-12, "(3*0.5 + 1*1.0) / 4 = 0.625, not the plain mean 0.75");
+    assert!((m.loss - 0.3).abs() < 1e-12);
+}
+
+#[test]
+fn confusion_matrix_iou_matches_a_naive_per_pixel_loop() {
+    let device = cpu();
+    let mut total = Confusion::default();
+    let mut naive = [0u64; 4];
+    for seed in 0..3 {
+        device.seed(seed);
+        let logits = Tensor::<4>::random([3, 1, 17, 23], Distribution::Normal(0.0, 2.0), &device);
+        let truth = Tensor::<4>::random([3, 1, 17, 23], Distribution::Bernoulli(0.3), &device);
+        let counts: Vec<i64> = confusion_counts(logits.clone(), truth.clone()).into_data().iter::<i64>().collect();
+        total.add(&Confusion::from_counts(counts[0] as u64, counts[1] as u64, counts[2] as u64, 3 * 17 * 23));
+        let l: Vec<f32> = logits.into_data().iter::<f32>().collect();
+        let t: Vec<f32> = truth.into_data().iter::<f32>().collect();
+        for (x, y) in l.iter().zip(&t) {
+            let p = 1.0 / (1.0 + (-x).exp());
+            match (p > 0.5, *y > 0.5) {
+                (true, true) => naive[0] += 1,
+                (true, false) => naive[1] += 1,
+                (false, true) => naive[2] += 1,
+                (false, false) => naive[3] += 1,
+            }
+        }
+    }
+    assert_eq!(total, Confusion { tp: naive[0], fp: naive[1], fn_: naive[2], tn: naive[3] });
+    let fg = naive[0] as f64 / (naive[0] + naive[1] + naive[2]) as f64;
+    let bg = naive[3] as f64 / (naive[3] + naive[1] + naive[2]) as f64;
+    assert!((total.mean_iou() - (fg + bg) / 2.0).abs() < 1e-12);
+}
+
+/// Records epochs and can ask to stop.
+#[derive(Default)]
+struct Recorder {
+    epochs: Vec<EpochSummary>,
+    replayed: Vec<usize>,
+    stop_after_epoch: Option<usize>,
+    stop_at_step: Option<(usize, usize)>,
+    at: (usize, usize),
+}
+
+impl Observer for Recorder {
+    fn on_step(&mut self, p: &StepProgress) {
+        self.at = (p.epoch, p.step);
+    }
+    fn on_epoch(&mut self, s: &EpochSummary, _: &[SavedCheckpoint]) -> Result<(), String> {
+        self.epochs.push(s.clone());
+        Ok(())
+    }
+    fn replay(&mut self, history: &[EpochSummary], _: &[SavedCheckpoint]) -> Result<(), String> {
+        self.replayed = history.iter().map(|h| h.epoch).collect();
+        Ok(())
+    }
+    fn stop_request(&self) -> StopRequest {
+        if self.stop_at_step.is_some_and(|(e, s)| self.at.0 == e && self.at.1 >= s) {
+            return StopRequest::Now;
+        }
+        match (self.stop_after_epoch, self.epochs.last()) {
+            (Some(n), Some(last)) if last.epoch >= n => StopRequest::AfterEpoch,
+            _ => StopRequest::Continue,
+        }
+    }
+}
+
+fn context<'a>(dir: &Path, runs: &'a Path, faults: Faults) -> RunContext<'a> {
+    RunContext { run_dir: RunDir::new(dir), runs_root: runs, device: cpu(), faults }
+}
+
+fn metric_values(epochs: &[EpochSummary]) -> Vec<[f64; 8]> {
+    epochs
+        .iter()
+        .map(|e| [e.train.loss, e.train.dice, e.train.iou, e.train.fg_iou, e.val.loss, e.val.dice, e.val.iou, e.val.fg_iou])
+        .collect()
+}
+
+#[test]
+fn a_resumed_run_ends_with_the_same_metrics_as_an_uninterrupted_one() {
+    let runs = tempfile::tempdir().unwrap();
+    let config = common::tiny_config();
+
+    let mut straight = Recorder::default();
+    let outcome = train::train(&config, &context(&runs.path().join("a"), runs.path(), Faults::default()), &mut straight).unwrap();
+    assert!(matches!(outcome, Outcome::Completed { epochs: 3, .. }), "{outcome:?}");
+
+    // Stopped gracefully after epoch 1, then resumed.
+    let dir_b = runs.path().join("b");
+    let mut first = Recorder { stop_after_epoch: Some(1), ..Default::default() };
+    assert_eq!(train::train(&config, &context(&dir_b, runs.path(), Faults::default()), &mut first).unwrap(), Outcome::Stopped { epochs_done: 1 });
+    let mut second = Recorder::default();
+    train::train(&config, &context(&dir_b, runs.path(), Faults::default()), &mut second).unwrap();
+    assert_eq!(second.replayed, vec![1], "the tracker is offered epoch 1 again on resume");
+    let resumed: Vec<EpochSummary> = first.epochs.iter().chain(&second.epochs).cloned().collect();
+    assert_eq!(metric_values(&resumed), metric_values(&straight.epochs));
+
+    // Stopped in the middle of epoch 2 (its partial work is dropped), then resumed.
+    let dir_c = runs.path().join("c");
+    let mut first = Recorder { stop_at_step: Some((2, 2)), ..Default::default() };
+    assert_eq!(train::train(&config, &context(&dir_c, runs.path(), Faults::default()), &mut first).unwrap(), Outcome::Stopped { epochs_done: 1 });
+    let mut second = Recorder::default();
+    train::train(&config, &context(&dir_c, runs.path(), Faults::default()), &mut second).unwrap();
+    let resumed: Vec<EpochSummary> = first.epochs.iter().chain(&second.epochs).cloned().collect();
+    assert_eq!(metric_values(&resumed), metric_values(&straight.epochs));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_metrics_and_another_seed_does_not() {
+    let runs = tempfile::tempdir().unwrap();
+    let mut config = common::tiny_config();
+    config.train.epochs = 1;
+    let run = |dir: &str, config: &RunConfig| {
+        let mut r = Recorder::default();
+        train::train(config, &context(&runs.path().join(dir), runs.path(), Faults::default()), &mut r).unwrap();
+        metric_values(&r.epochs)
+    };
+    let a = run("a", &config);
+    assert_eq!(a, run("b", &config));
+    config.train.seed += 1;
+    assert_ne!(a, run("c", &config));
+}
+
+#[test]
+fn a_nan_loss_ends_the_run_as_diverged_with_epoch_and_step() {
+    let runs = tempfile::tempdir().unwrap();
+    let dir = runs.path().join("run");
+    let faults = Faults { nan_loss_at: Some((2, 3)), ..Faults::default() };
+    let mut r = Recorder::default();
+    let outcome = train::train(&common::tiny_config(), &context(&dir, runs.path(), faults), &mut r).unwrap();
+    match outcome {
+        Outcome::Diverged { epoch, step, value } => assert_eq!((epoch, step, value.is_nan()), (2, 3, true)),
+        other => panic!("expected divergence, got {other:?}"),
+    }
+    assert_eq!(r.epochs.len(), 1, "epoch 1 was recorded, epoch 2 never completed");
+    let last = RunDir::new(&dir).load(CheckpointKind::Last).unwrap().unwrap();
+    assert_eq!(last.state.epochs_done, 1, "the last good checkpoint is kept");
+}
+
+#[test]
+fn the_best_checkpoint_follows_the_objective_in_its_direction() {
+    let runs = tempfile::tempdir().unwrap();
+    for (name, goal) in [("val_loss", Goal::Minimize), ("val_iou", Goal::Maximize), ("train_dice", Goal::Maximize)] {
+        let mut config = common::tiny_config();
+        config.train.epochs = 4;
+        config.metric.name = name.into();
+        config.metric.goal = goal;
+        let dir = runs.path().join(name);
+        train::train(&config, &context(&dir, runs.path(), Faults::default()), &mut Recorder::default()).unwrap();
+        let run = RunDir::new(&dir);
+        let last = run.load(CheckpointKind::Last).unwrap().unwrap();
+        let values: Vec<f64> = last.state.history.iter().map(|h| h.metric(name).unwrap()).collect();
+        let best_epoch = match goal {
+            Goal::Minimize => values.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 + 1,
+            Goal::Maximize => values.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0))).unwrap().0 + 1,
+        };
+        let best = last.state.best.unwrap();
+        assert_eq!(best.epoch, best_epoch, "{name}: {values:?}");
+        let best_file = run.load(CheckpointKind::Best).unwrap().unwrap();
+        assert_eq!(best_file.state.epochs_done, best_epoch, "{name}: the best file holds the best epoch's model");
+    }
+}
+
+#[test]
+fn a_saved_model_loads_back_with_identical_predictions() {
+    let runs = tempfile::tempdir().unwrap();
+    let dir = runs.path().join("run");
+    let mut config = common::tiny_config();
+    config.train.epochs = 2;
+    train::train(&config, &context(&dir, runs.path(), Faults::default()), &mut Recorder::default()).unwrap();
+    let run = RunDir::new(&dir);
+    let device = cpu();
+    device.seed(123);
+    let input = Tensor::<4>::random([2, 3, 32, 32], Distribution::Default, &device);
+    let (_, a, _) = train::load_model(&run, CheckpointKind::Last, &device).unwrap();
+    let (loaded_config, b, state) = train::load_model(&run, CheckpointKind::Last, &device).unwrap();
+    assert_eq!(loaded_config, config, "the run directory holds its resolved config");
+    assert_eq!(state.epochs_done, 2);
+    let pa: Vec<f32> = a.valid().forward(input.clone()).into_data().iter::<f32>().collect();
+    let pb: Vec<f32> = b.valid().forward(input.clone()).into_data().iter::<f32>().collect();
+    assert_eq!(pa, pb);
+
+    // A model saved from memory and loaded into a freshly initialised one predicts the same,
+    // BatchNorm running statistics included.
+    let fresh = config.model.init(&device, 99);
+    let bytes = a.clone().into_record().into_bytes().unwrap();
+    let reloaded = fresh.load_record(burn::store::ModuleRecord::from_bytes(bytes).unwrap());
+    let pc: Vec<f32> = reloaded.valid().forward(input).into_data().iter::<f32>().collect();
+    assert_eq!(pa, pc);
+}
+
+#[test]
+fn a_run_directory_with_another_config_is_refused() {
+    let runs = tempfile::tempdir().unwrap();
+    let dir = runs.path().join("run");
+    let mut config = common::tiny_config();
+    config.train.epochs = 1;
+    train::train(&config, &context(&dir, runs.path(), Faults::default()), &mut Recorder::default()).unwrap();
+    config.train.learning_rate *= 2.0;
+    let err = train::train(&config, &context(&dir, runs.path(), Faults::default()), &mut Recorder::default()).unwrap_err();
+    assert!(err.to_string().contains("belongs to another configuration"), "{err}");
+}
