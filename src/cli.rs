@@ -78,6 +78,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Predict masks for images with a run's model.
     Predict(PredictArgs),
+    /// Draw a sweep's charts (PNG) and an index.html, or one run's two-panel chart.
+    Plot(PlotArgs),
     /// Generate and inspect datasets.
     #[command(subcommand)]
     Data(DataCommand),
@@ -126,6 +128,9 @@ pub struct RunArgs {
     /// Log lines instead of progress bars.
     #[arg(long)]
     pub plain: bool,
+    /// Do not draw the charts at the end.
+    #[arg(long)]
+    pub no_plot: bool,
 }
 
 #[derive(Debug, Args)]
@@ -263,6 +268,23 @@ pub struct PredictArgs {
     pub compute: ComputeArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// The sweep (default: the only one, or the most recent).
+    pub sweep: Option<String>,
+    /// Output directory (default: <runs-dir>/<sweep>/plots).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Only the tutorial's two-panel chart (dice loss and loss, train vs validation) of this run.
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Validation images in the prediction grid.
+    #[arg(long, default_value_t = 4)]
+    pub samples: usize,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
     /// Write the deterministic synthetic dataset in the Carvana layout.
@@ -338,6 +360,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(args) => cmd_export(&g, &args),
         Command::Eval(args) => cmd_eval(&g, &args),
         Command::Predict(args) => cmd_predict(&g, &args),
+        Command::Plot(args) => cmd_plot(&g, &args),
         Command::Data(DataCommand::Synth(args)) => data_synth(&args),
         Command::Data(DataCommand::Show(args)) => data_show(&g, &args),
     }
@@ -443,6 +466,19 @@ fn cmd_run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
         eprintln!("error: {e}");
     }
     println!("\n{}", report::leaderboard(&outcome.runs, &spec.metric.name, spec.metric.goal, 10));
+    if !args.no_plot && outcome.runs.iter().any(|r| r.epochs() > 0) {
+        let store = g.open_store()?;
+        let cpu = DeviceSpec::Cpu.open()?;
+        match crate::plot::plot_sweep(store.as_ref(), &spec.name, &runs_dir, None, &cpu, 4) {
+            Ok(w) => {
+                println!("charts: {}", w.dir.join("index.html").display());
+                for e in &w.errors {
+                    eprintln!("warning: a chart could not be drawn: {e}");
+                }
+            }
+            Err(e) => eprintln!("warning: the charts could not be drawn: {e}"),
+        }
+    }
     if outcome.interrupted {
         println!("interrupted: run the same command to resume");
         return Ok(ExitCode::from(1));
@@ -827,6 +863,49 @@ fn cmd_predict(g: &Global, args: &PredictArgs) -> Result<ExitCode> {
         println!("{} -> {}, {} ({:.1}% car)", image.display(), written.mask.display(), written.overlay.display(), written.foreground * 100.0);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_plot(g: &Global, args: &PlotArgs) -> Result<ExitCode> {
+    let store = g.open_store()?;
+    if let Some(run) = &args.run {
+        store::validate_run_id(run)?;
+        let row = store.run(run)?;
+        let out = args.out.clone().unwrap_or_else(|| g.runs_dir().join(&row.sweep).join("plots"));
+        let path = crate::plot::plot_run(store.as_ref(), run, &out)?;
+        println!("wrote {}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let sweeps = store.sweeps()?;
+    let sweep = match &args.sweep {
+        Some(name) => {
+            if !sweeps.iter().any(|s| &s.name == name) {
+                let names: Vec<&str> = sweeps.iter().map(|s| s.name.as_str()).collect();
+                return Err(StoreError::UnknownSweep {
+                    name: name.clone(),
+                    suggestions: crate::util::did_you_mean(name, names).map(|s| vec![s.to_string()]).unwrap_or_default(),
+                }
+                .into());
+            }
+            name.clone()
+        }
+        None => sweeps
+            .iter()
+            .max_by(|a, b| a.updated.total_cmp(&b.updated))
+            .map(|s| s.name.clone())
+            .ok_or_else(|| usage("no sweep in the tracker yet; run one first"))?,
+    };
+    set_cpu_threads(args.compute.threads.unwrap_or_else(crate::util::available_cores));
+    let device = args.compute.device.open()?;
+    let started = Instant::now();
+    let written = crate::plot::plot_sweep(store.as_ref(), &sweep, &g.runs_dir(), args.out.as_deref(), &device, args.samples)?;
+    for f in &written.files {
+        println!("wrote {}", f.display());
+    }
+    println!("{} files in {:.1}s", written.files.len(), started.elapsed().as_secs_f64());
+    for e in &written.errors {
+        eprintln!("error: {e}");
+    }
+    Ok(if written.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn data_synth(args: &SynthArgs) -> Result<ExitCode> {

@@ -235,6 +235,13 @@ fn run_trains_every_trial_and_a_second_run_adds_nothing() {
         .success()
         .stdout(contains("3 trials registered").and(contains("rank")).and(contains("3 completed")));
     assert_complete(runs.path(), "twice", 3, 2);
+    // The charts were drawn at the end of the run.
+    let plots = runs.path().join("twice/plots");
+    for name in ["curves_val_iou.png", "curves_val_loss.png", "objective_vs_augment_hue_delta.png", "parallel_coordinates.png", "predictions.png"] {
+        let img = image::open(plots.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(img.width() > 300, "{name}");
+    }
+    assert!(std::fs::read_to_string(plots.join("index.html")).unwrap().contains("predictions.png"));
     common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain"]).assert().success().stdout(contains("nothing to run"));
     assert_complete(runs.path(), "twice", 3, 2);
 
@@ -277,6 +284,9 @@ fn run_trains_every_trial_and_a_second_run_adds_nothing() {
 
     // The best run's checkpoint reloads and evaluates; predict writes masks at the input's size.
     common::sweep(runs.path()).args(["best", "--eval"]).assert().success().stdout(contains("re-evaluated the best checkpoint"));
+    let panel = runs.path().join("panel");
+    common::sweep(runs.path()).args(["plot", "--run", "twice-2", "--out", panel.to_str().unwrap()]).assert().success();
+    assert!(image::open(panel.join("run_twice-2.png")).is_ok());
     common::sweep(runs.path()).args(["eval", "twice-1", "--checkpoint", "last"]).assert().success().stdout(contains("fg_iou"));
     let img = runs.path().join("car.png");
     image::RgbImage::from_fn(75, 50, |x, y| image::Rgb([(x * 3) as u8, (y * 5) as u8, 80])).save(&img).unwrap();

@@ -1,11 +1,29 @@
-//! Pictures: image grids ([`canvas`]) and comparison charts of runs.
+//! Pictures: image grids ([`canvas`]) and comparison charts of a sweep and of a run.
+//!
+//! `sweep plot` (and the end of `sweep run`) writes under `runs/<sweep>/plots/`: learning curves
+//! per metric, the objective against each swept parameter, parallel coordinates, the best run's
+//! two-panel chart and prediction grid, and an `index.html` showing them all with the
+//! leaderboard. Chart data comes from the pure functions of [`series`]; [`charts`] only draws.
 //!
 //! Text is drawn with DejaVu Sans, compiled into the binary and registered with plotters on first
 //! use, so charts render identically on a machine with no fonts installed (CI has none).
 
 pub mod canvas;
+pub mod charts;
+pub mod series;
 
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
+
+use burn::tensor::Device;
+use image::{GrayImage, RgbImage};
+
+use crate::checkpoint::CheckpointKind;
+use crate::config::Objective;
+use crate::store::{RunFilter, Store, StoreError};
+use canvas::{Canvas, fit, mask_to_rgb, overlay};
+use series::RunData;
 
 /// DejaVu Sans (Bitstream Vera license, see `fonts/DejaVuSans-LICENSE.txt`).
 static DEJAVU_SANS: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
@@ -19,4 +37,191 @@ pub fn register_fonts() {
         plotters::style::register_font("sans-serif", plotters::style::FontStyle::Bold, DEJAVU_SANS)
             .unwrap_or_else(|_| panic!("the shipped font is a valid TrueType file"));
     });
+}
+
+/// A chart that could not be drawn.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {reason}", path.display())]
+pub struct PlotError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// What `plot_sweep` wrote.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    pub dir: PathBuf,
+    pub files: Vec<PathBuf>,
+    /// Charts that failed, with why (the others are still written).
+    pub errors: Vec<String>,
+}
+
+/// A file-name-safe form of a parameter key.
+fn slug(key: &str) -> String {
+    key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
+}
+
+/// Every run of `sweep` with its metrics.
+pub fn load_runs(store: &dyn Store, sweep: &str) -> Result<Vec<RunData>, StoreError> {
+    store
+        .runs(&RunFilter { sweep: Some(sweep.to_string()), status: None })?
+        .into_iter()
+        .map(|row| store.metrics(&row.id).map(|metrics| RunData { row, metrics }))
+        .collect()
+}
+
+/// The swept parameters of a sweep, in file order, each with whether it is log-distributed; read
+/// from the stored sweep file, or from the runs' parameters if that no longer parses.
+fn swept_parameters(store: &dyn Store, sweep: &str, runs: &[RunData]) -> Vec<(String, bool)> {
+    let spec = store.sweeps().ok().and_then(|all| all.into_iter().find(|s| s.name == sweep));
+    if let Some(spec) = spec.and_then(|s| crate::spec::parse(&s.spec, Path::new(&format!("{sweep}.toml"))).ok()) {
+        return spec.parameters.iter().map(|p| (p.key.clone(), p.domain.is_log())).collect();
+    }
+    crate::report::param_keys(&runs.iter().map(|r| r.row.clone()).collect::<Vec<_>>()).into_iter().map(|k| (k, false)).collect()
+}
+
+/// Draws every chart of a sweep into `out` (default `<runs>/<sweep>/plots`).
+pub fn plot_sweep(store: &dyn Store, sweep: &str, runs_dir: &Path, out: Option<&Path>, device: &Device, samples: usize) -> crate::Result<Written> {
+    let runs = load_runs(store, sweep)?;
+    if runs.is_empty() {
+        return Err(StoreError::UnknownSweep { name: sweep.to_string(), suggestions: Vec::new() }.into());
+    }
+    let objective = store.run_config(&runs[0].row.id).map(|c| c.metric).unwrap_or_default();
+    let params = swept_parameters(store, sweep, &runs);
+    let dir = out.map(Path::to_path_buf).unwrap_or_else(|| runs_dir.join(sweep).join("plots"));
+    let mut written = Written { dir: dir.clone(), ..Written::default() };
+    let mut record = |path: PathBuf, result: Result<(), Box<dyn std::error::Error>>| match result {
+        Ok(()) => written.files.push(path),
+        Err(e) => written.errors.push(format!("{}: {e}", path.display())),
+    };
+    let goal = objective.goal;
+    for metric in ["iou", "dice", "loss"] {
+        let chart = series::learning_curves(&runs, metric, &objective.name, goal);
+        let path = dir.join(format!("curves_val_{metric}.png"));
+        record(path.clone(), charts::draw_curves(&chart, &path));
+    }
+    for (key, log) in &params {
+        let data = series::scatter(&runs, key, *log, &objective.name, goal);
+        let path = dir.join(format!("objective_vs_{}.png", slug(key)));
+        record(path.clone(), charts::draw_scatter(&data, &path));
+    }
+    if !params.is_empty() {
+        let data = series::parallel(&runs, &params, &objective.name, goal);
+        let path = dir.join("parallel_coordinates.png");
+        record(path.clone(), charts::draw_parallel(&data, &path));
+    }
+    let best = series::best_run(&runs, &objective.name, goal);
+    if let Some(best) = best.as_deref().and_then(|id| runs.iter().find(|r| r.row.id == id)) {
+        let path = dir.join(format!("run_{}.png", best.row.id));
+        record(path.clone(), charts::draw_panels(&series::run_panels(best), &path));
+        let path = dir.join("predictions.png");
+        let result = prediction_grid(runs_dir, &best.row.sweep, &best.row.id, device, samples, &path).map_err(|e| e.to_string().into());
+        record(path, result);
+    }
+    let index = dir.join("index.html");
+    let html = index_html(sweep, &runs, &objective, &written.files);
+    match crate::util::atomic_write(&index, html.as_bytes()) {
+        Ok(()) => written.files.push(index),
+        Err(e) => written.errors.push(format!("{}: {e}", index.display())),
+    }
+    Ok(written)
+}
+
+/// The tutorial's two-panel chart of one run.
+pub fn plot_run(store: &dyn Store, run: &str, out: &Path) -> crate::Result<PathBuf> {
+    let row = store.run(run)?;
+    let metrics = store.metrics(run)?;
+    let path = out.join(format!("run_{run}.png"));
+    charts::draw_panels(&series::run_panels(&RunData { row, metrics }), &path)
+        .map_err(|e| crate::Error::io(&path, std::io::Error::other(e.to_string())))?;
+    Ok(path)
+}
+
+/// Tile side of the prediction grid.
+const TILE: u32 = 160;
+
+/// The tutorial's prediction grid for a run: input | actual mask | predicted mask | overlay for
+/// the first `samples` images of its validation split.
+pub fn prediction_grid(runs_dir: &Path, sweep: &str, run: &str, device: &Device, samples: usize, path: &Path) -> crate::Result<()> {
+    let run_dir = crate::worker::run_dir(runs_dir, sweep, run);
+    let (config, model, state) = crate::train::load_model(&run_dir, CheckpointKind::Best, device)?;
+    let (data, _, val) = crate::train::load_split(&config, runs_dir)?;
+    let predictor = crate::predict::Predictor::new(model, &config, device.clone());
+    let shown: Vec<usize> = val.into_iter().take(samples.max(1)).collect();
+    let (gap, label_h, header) = (8u32, 20u32, 44u32);
+    let columns = ["input", "actual mask", "predicted mask", "overlay (prediction)"];
+    let width = gap + columns.len() as u32 * (TILE + gap);
+    let height = header + label_h + shown.len() as u32 * (TILE + gap) + gap;
+    let mut canvas = Canvas::new(width, height, [250, 250, 250]);
+    let epoch = state.best.map(|b| b.epoch).unwrap_or(state.epochs_done);
+    canvas.text(&format!("{run}: best checkpoint (epoch {epoch}) on validation images"), gap as i32, 10, 18.0, [30, 30, 30]);
+    for (k, name) in columns.iter().enumerate() {
+        canvas.text_centred(name, (gap + k as u32 * (TILE + gap) + TILE / 2) as i32, header as i32, 14.0, [30, 30, 30]);
+    }
+    for (row, &i) in shown.iter().enumerate() {
+        let sample = &data[i];
+        let predicted = threshold(&predictor.probabilities(&sample.image));
+        let tiles: [RgbImage; 4] = [sample.image.clone(), mask_to_rgb(&sample.mask), mask_to_rgb(&predicted), overlay(&sample.image, &predicted)];
+        let y = header + label_h + row as u32 * (TILE + gap);
+        for (k, tile) in tiles.iter().enumerate() {
+            let fitted = fit(tile, TILE, TILE);
+            canvas.blit(&fitted, gap + k as u32 * (TILE + gap) + (TILE - fitted.width()) / 2, y + (TILE - fitted.height()) / 2);
+        }
+    }
+    canvas.save_png(path).map_err(|e| crate::Error::io(path, e))
+}
+
+fn threshold(probs: &GrayImage) -> GrayImage {
+    GrayImage::from_fn(probs.width(), probs.height(), |x, y| image::Luma([u8::from(probs.get_pixel(x, y)[0] > 127)]))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// One page with every chart of the sweep and its leaderboard.
+pub fn index_html(sweep: &str, runs: &[RunData], objective: &Objective, files: &[PathBuf]) -> String {
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>sweep {s}</title>\n<style>\
+         body{{font-family:sans-serif;margin:24px;color:#222}} table{{border-collapse:collapse;margin:12px 0 24px}}\
+         td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}} td:nth-child(2),th{{text-align:left}}\
+         img{{max-width:100%;border:1px solid #ddd;margin:8px 0}} .best{{background:#fff3c4}}</style></head><body>\n\
+         <h1>sweep {s}</h1>\n<p>{n} runs; objective <b>{o}</b> ({g}). Generated {t} UTC.</p>\n",
+        s = escape(sweep),
+        n = runs.len(),
+        o = escape(&objective.name),
+        g = objective.goal.as_str(),
+        t = crate::util::format_utc(crate::util::now_unix()),
+    );
+    let keys = series::varying_params(runs);
+    let ranked = series::ranked(runs, &objective.name, objective.goal);
+    html.push_str("<h2>Leaderboard</h2>\n<table><tr><th>rank</th><th>run</th><th>status</th>");
+    for k in &keys {
+        let _ = write!(html, "<th>{}</th>", escape(k));
+    }
+    let _ = write!(html, "<th>best {}</th><th>epoch</th></tr>\n", escape(&objective.name));
+    for (i, r) in ranked.iter().enumerate() {
+        let best = r.row.best(&objective.name, objective.goal);
+        let _ = write!(html, "<tr{}><td>{}</td><td>{}</td><td>{}</td>", if i == 0 && best.is_some() { " class=\"best\"" } else { "" }, i + 1, escape(&r.row.id), r.row.status.as_str());
+        for k in &keys {
+            let _ = write!(html, "<td>{}</td>", escape(&r.row.params.get(k).map(crate::report::fmt_param).unwrap_or_else(|| "-".into())));
+        }
+        match best {
+            Some((v, e)) => {
+                let _ = write!(html, "<td>{}</td><td>{e}</td></tr>\n", crate::report::fmt_num(v));
+            }
+            None => html.push_str("<td>-</td><td>-</td></tr>\n"),
+        }
+    }
+    html.push_str("</table>\n");
+    for f in files {
+        if f.extension().is_some_and(|e| e == "png") {
+            let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let _ = write!(html, "<h3>{}</h3>\n<img src=\"{}\" alt=\"{}\">\n", escape(&name), escape(&name), escape(&name));
+        }
+    }
+    html.push_str("</body></html>\n");
+    html
 }

@@ -1,0 +1,293 @@
+//! The thin drawing layer: each function draws one chart from the data `series` computed, into
+//! an RGB buffer, and saves it as PNG. Sizes are fixed (documented in README) so pages lay out
+//! predictably.
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::register_fonts;
+use super::series::{Axis, Chart, Parallel, Scatter};
+
+/// Learning-curve and scatter charts.
+pub const CHART_SIZE: (u32, u32) = (1000, 600);
+/// The two-panel run chart.
+pub const PANELS_SIZE: (u32, u32) = (1200, 450);
+/// Parallel coordinates.
+pub const PARALLEL_SIZE: (u32, u32) = (1200, 600);
+
+/// A colour-blind-safe palette (Tableau 10) for runs named in a legend.
+pub const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+const GREY: RGBColor = RGBColor(160, 160, 160);
+const GRID: RGBColor = RGBColor(215, 215, 215);
+const LIGHT_GRID: RGBColor = RGBColor(244, 244, 244);
+const FONT: &str = "sans-serif";
+
+type DrawResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn err(e: impl std::fmt::Display) -> Box<dyn std::error::Error> {
+    e.to_string().into()
+}
+
+/// Draws into a fresh white buffer of `size` and saves it as PNG.
+fn render(path: &Path, size: (u32, u32), draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> DrawResult<()>) -> DrawResult<()> {
+    register_fonts();
+    let mut buffer = vec![255u8; (size.0 * size.1 * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, size).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        draw(&root)?;
+        root.present().map_err(err)?;
+    }
+    let img = image::RgbImage::from_raw(size.0, size.1, buffer).ok_or("buffer size")?;
+    super::canvas::save_png(&img, path).map_err(err)?;
+    Ok(())
+}
+
+/// Draws one line chart (learning curves or a run panel) on `area`.
+fn line_chart(area: &DrawingArea<BitMapBackend<'_>, Shift>, chart: &Chart, legend_low: bool) -> DrawResult<()> {
+    let mut ctx = ChartBuilder::on(area)
+        .caption(&chart.title, (FONT, 20))
+        .margin(14)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(chart.x_range.0..chart.x_range.1, chart.y_range.0..chart.y_range.1)
+        .map_err(err)?;
+    ctx.configure_mesh()
+        .x_desc(&chart.x_label)
+        .y_desc(&chart.y_label)
+        .axis_desc_style((FONT, 16))
+        .label_style((FONT, 13))
+        .light_line_style(LIGHT_GRID)
+        .bold_line_style(GRID)
+        .x_labels(12)
+        .y_labels(8)
+        .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-9 { format!("{x:.0}") } else { String::new() })
+        .draw()
+        .map_err(err)?;
+    let crowded = chart.series.iter().filter(|s| s.split == "val").count() > 40;
+    for s in &chart.series {
+        let colour = match s.colour {
+            Some(i) if s.highlighted || !crowded || i < 3 => PALETTE[i % PALETTE.len()].to_rgba(),
+            _ => GREY.mix(if crowded { 0.35 } else { 0.6 }),
+        };
+        let width = if s.highlighted { 4 } else if s.colour.is_some() && !crowded { 2 } else { 1 };
+        let style = ShapeStyle { color: colour, filled: false, stroke_width: width };
+        let points = s.points.clone();
+        let drawn = if s.split == "train" {
+            ctx.draw_series(DashedLineSeries::new(points, 7, 5, style)).map_err(err)?
+        } else {
+            ctx.draw_series(LineSeries::new(points, style)).map_err(err)?
+        };
+        if !s.label.is_empty() {
+            let label = if s.highlighted { format!("{} (best)", s.label) } else { s.label.clone() };
+            drawn.label(label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+        }
+    }
+    // The best run again, on top of everything else (its legend entry stays in rank order).
+    for s in chart.series.iter().filter(|s| s.highlighted && s.split == "val") {
+        let colour = PALETTE[s.colour.unwrap_or(0) % PALETTE.len()].to_rgba();
+        ctx.draw_series(LineSeries::new(s.points.clone(), ShapeStyle { color: colour, filled: false, stroke_width: 4 })).map_err(err)?;
+    }
+    if chart.series.iter().any(|s| !s.label.is_empty()) {
+        ctx.configure_series_labels()
+            .position(if legend_low { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight })
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font((FONT, 13))
+            .draw()
+            .map_err(err)?;
+    }
+    if let Some(note) = &chart.note {
+        let (w, h) = area.dim_in_pixel();
+        area.draw_text(note, &TextStyle::from((FONT, 13).into_font()).color(&BLACK.mix(0.7)).pos(Pos::new(HPos::Right, VPos::Bottom)), (w as i32 - 20, h as i32 - 6))
+            .map_err(err)?;
+    }
+    if chart.series.is_empty() {
+        let (w, h) = area.dim_in_pixel();
+        area.draw_text("no finite values recorded yet", &TextStyle::from((FONT, 18).into_font()).pos(Pos::new(HPos::Center, VPos::Center)), (w as i32 / 2, h as i32 / 2))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Learning curves of every run for one metric.
+pub fn draw_curves(chart: &Chart, path: &Path) -> DrawResult<()> {
+    let increasing = !chart.y_label.contains("loss");
+    render(path, CHART_SIZE, |root| line_chart(root, chart, increasing))
+}
+
+/// The tutorial's two panels for one run, side by side.
+pub fn draw_panels(panels: &[Chart; 2], path: &Path) -> DrawResult<()> {
+    render(path, PANELS_SIZE, |root| {
+        let areas = root.split_evenly((1, 2));
+        for (area, chart) in areas.iter().zip(panels) {
+            line_chart(area, chart, false)?;
+        }
+        Ok(())
+    })
+}
+
+/// A deterministic jitter in [-0.15, 0.15] for categorical scatter points.
+fn jitter(id: &str) -> f64 {
+    (crate::util::hash64(id.as_bytes()) % 1000) as f64 / 1000.0 * 0.3 - 0.15
+}
+
+/// The objective against one parameter.
+pub fn draw_scatter(s: &Scatter, path: &Path) -> DrawResult<()> {
+    render(path, CHART_SIZE, |root| {
+        let title = format!("{} vs {}", s.objective, s.param);
+        let mut builder = ChartBuilder::on(root);
+        builder.caption(&title, (FONT, 20)).margin(14).x_label_area_size(48).y_label_area_size(64);
+        let point = |x: f64, y: f64, id: &str| {
+            let best = s.best.as_deref() == Some(id);
+            let style = if best { PALETTE[3].filled() } else { PALETTE[0].mix(0.75).filled() };
+            Circle::new((x, y), if best { 8 } else { 5 }, style)
+        };
+        match &s.axis {
+            Axis::Numeric { min, max, log: true } => {
+                let (lo, hi) = (min * 0.8, max * 1.25);
+                let mut ctx = builder.build_cartesian_2d((lo..hi).log_scale(), s.y_range.0..s.y_range.1).map_err(err)?;
+                ctx.configure_mesh()
+                    .x_desc(format!("{} (log scale)", s.param))
+                    .y_desc(&s.objective)
+                    .axis_desc_style((FONT, 16))
+                    .label_style((FONT, 13))
+                    .light_line_style(LIGHT_GRID)
+                    .bold_line_style(GRID)
+                    .x_label_formatter(&|x| crate::report::fmt_num(*x))
+                    .draw()
+                    .map_err(err)?;
+                ctx.draw_series(s.points.iter().map(|(x, y, id)| point(*x, *y, id))).map_err(err)?;
+            }
+            Axis::Numeric { min, max, .. } => {
+                let pad = if (max - min).abs() < 1e-12 { 0.5_f64.max(min.abs() * 0.1) } else { (max - min) * 0.08 };
+                let mut ctx = builder.build_cartesian_2d((min - pad)..(max + pad), s.y_range.0..s.y_range.1).map_err(err)?;
+                ctx.configure_mesh()
+                    .x_desc(&s.param)
+                    .y_desc(&s.objective)
+                    .axis_desc_style((FONT, 16))
+                    .label_style((FONT, 13))
+                    .light_line_style(LIGHT_GRID)
+                    .bold_line_style(GRID)
+                    .x_label_formatter(&|x| crate::report::fmt_num(*x))
+                    .draw()
+                    .map_err(err)?;
+                ctx.draw_series(s.points.iter().map(|(x, y, id)| point(*x, *y, id))).map_err(err)?;
+            }
+            Axis::Categorical(names) => {
+                let n = names.len().max(1) as f64;
+                let mut ctx = builder.build_cartesian_2d(-0.5..(n - 0.5), s.y_range.0..s.y_range.1).map_err(err)?;
+                ctx.configure_mesh()
+                    .x_desc(format!("{} (groups)", s.param))
+                    .y_desc(&s.objective)
+                    .axis_desc_style((FONT, 16))
+                    .label_style((FONT, 13))
+                    .light_line_style(LIGHT_GRID)
+                    .bold_line_style(GRID)
+                    .x_labels(names.len().max(2))
+                    .x_label_formatter(&|x| {
+                        let i = x.round();
+                        if (x - i).abs() < 1e-6 && i >= 0.0 { names.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+                    })
+                    .disable_x_mesh()
+                    .draw()
+                    .map_err(err)?;
+                ctx.draw_series(s.points.iter().map(|(x, y, id)| point(x + jitter(id), *y, id))).map_err(err)?;
+            }
+        }
+        if let Some(best) = &s.best {
+            let (w, _) = root.dim_in_pixel();
+            root.draw_text(&format!("red: best run {best}"), &TextStyle::from((FONT, 13).into_font()).color(&PALETTE[3]).pos(Pos::new(HPos::Right, VPos::Top)), (w as i32 - 20, 40))
+                .map_err(err)?;
+        }
+        Ok(())
+    })
+}
+
+/// A viridis-like colour for t in [0, 1] (dark purple to yellow).
+pub fn viridis(t: f64) -> RGBColor {
+    const STOPS: [(f64, [f64; 3]); 5] =
+        [(0.0, [68.0, 1.0, 84.0]), (0.25, [59.0, 82.0, 139.0]), (0.5, [33.0, 145.0, 140.0]), (0.75, [94.0, 201.0, 98.0]), (1.0, [253.0, 231.0, 37.0])];
+    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+    let i = STOPS.iter().position(|(s, _)| *s >= t).unwrap_or(4).max(1);
+    let ((t0, c0), (t1, c1)) = (STOPS[i - 1], STOPS[i]);
+    let f = (t - t0) / (t1 - t0);
+    let c = |k: usize| (c0[k] + (c1[k] - c0[k]) * f).round() as u8;
+    RGBColor(c(0), c(1), c(2))
+}
+
+/// Parallel coordinates of the swept parameters and the objective, lines coloured by it.
+pub fn draw_parallel(p: &Parallel, path: &Path) -> DrawResult<()> {
+    render(path, PARALLEL_SIZE, |root| {
+        let n_axes = p.axes.len() + 1;
+        let (lo, hi) = p.value_range;
+        let norm = |v: f64| if (hi - lo).abs() < 1e-12 { 0.5 } else { (v - lo) / (hi - lo) };
+        let title = format!("parallel coordinates: colour = {} (purple {} … yellow {})", p.objective, crate::report::fmt_num(lo), crate::report::fmt_num(hi));
+        let mut ctx = ChartBuilder::on(root)
+            .caption(&title, (FONT, 20))
+            .margin(30)
+            .x_label_area_size(50)
+            .y_label_area_size(10)
+            .build_cartesian_2d(-0.2..(n_axes as f64 - 0.8), -0.08..1.08)
+            .map_err(err)?;
+        // Lines first, worst to best so the best lie on top.
+        let mut lines: Vec<&(Vec<f64>, f64)> = p.lines.iter().collect();
+        lines.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let width = if p.lines.len() > 60 { 1 } else { 2 };
+        for (positions, value) in lines {
+            let mut pts: Vec<(f64, f64)> = positions.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect();
+            pts.push((p.axes.len() as f64, norm(*value)));
+            ctx.draw_series(LineSeries::new(pts, ShapeStyle { color: viridis(norm(*value)).to_rgba(), filled: false, stroke_width: width })).map_err(err)?;
+        }
+        let label = TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+        let tick_colour = BLACK.mix(0.75);
+        let tick = TextStyle::from((FONT, 12).into_font()).color(&tick_colour).pos(Pos::new(HPos::Left, VPos::Center));
+        let mut axes: Vec<(String, Vec<(f64, String)>)> = p
+            .axes
+            .iter()
+            .map(|(name, axis)| {
+                let ticks = match axis {
+                    Axis::Numeric { min, max, log } => {
+                        let mid = if *log { (min * max).sqrt() } else { (min + max) / 2.0 };
+                        let mut t = vec![(0.0, crate::report::fmt_num(*min)), (1.0, crate::report::fmt_num(*max))];
+                        if (max - min).abs() > 1e-12 {
+                            t.push((0.5, crate::report::fmt_num(mid)));
+                        }
+                        t
+                    }
+                    Axis::Categorical(names) => names
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| (if names.len() <= 1 { 0.5 } else { i as f64 / (names.len() - 1) as f64 }, n.clone()))
+                        .collect(),
+                };
+                (format!("{name}{}", if matches!(axis, Axis::Numeric { log: true, .. }) { " (log)" } else { "" }), ticks)
+            })
+            .collect();
+        axes.push((p.objective.clone(), vec![(0.0, crate::report::fmt_num(lo)), (1.0, crate::report::fmt_num(hi))]));
+        for (i, (name, ticks)) in axes.iter().enumerate() {
+            let x = i as f64;
+            ctx.draw_series(LineSeries::new(vec![(x, 0.0), (x, 1.0)], ShapeStyle { color: BLACK.to_rgba(), filled: false, stroke_width: 2 })).map_err(err)?;
+            ctx.draw_series(std::iter::once(Text::new(name.clone(), (x, -0.03), label.clone()))).map_err(err)?;
+            for (y, text) in ticks {
+                ctx.draw_series(std::iter::once(Text::new(text.clone(), (x + 0.02, *y), tick.clone()))).map_err(err)?;
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,293 @@
+//! The data of every chart, computed apart from drawing: pure functions from tracker rows to
+//! series, ranges and labels. Tests check these; `charts` only draws what they return.
+//!
+//! NaN and infinite values are skipped (never drawn as zero), so a diverged run's curve simply
+//! stops where its values stop being finite.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::metrics::Goal;
+use crate::report::fmt_param;
+use crate::store::{MetricRow, RunRow};
+
+/// A run with its per-epoch metrics, as the charts need it.
+#[derive(Debug, Clone)]
+pub struct RunData {
+    pub row: RunRow,
+    pub metrics: Vec<MetricRow>,
+}
+
+impl RunData {
+    /// The finite (epoch, value) points of `<split>_<name>`, by epoch.
+    pub fn points(&self, split: &str, name: &str) -> Vec<(f64, f64)> {
+        let mut pts: Vec<(f64, f64)> =
+            self.metrics.iter().filter(|m| m.split == split && m.name == name && m.value.is_finite()).map(|m| (m.epoch as f64, m.value)).collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        pts
+    }
+}
+
+/// One line of a chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub run: String,
+    /// What the legend says (empty: not in the legend).
+    pub label: String,
+    /// `train` series are drawn dashed.
+    pub split: String,
+    pub points: Vec<(f64, f64)>,
+    /// The best run's series, drawn bold and in colour.
+    pub highlighted: bool,
+    /// Index into the palette (for runs named in the legend).
+    pub colour: Option<usize>,
+}
+
+/// A chart's lines with the ranges that hold them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+    pub x_range: (f64, f64),
+    pub y_range: (f64, f64),
+    /// A note under the legend, e.g. "and 180 more runs (grey)".
+    pub note: Option<String>,
+}
+
+/// How many runs may have their own legend entry before the legend collapses.
+pub const LEGEND_RUNS: usize = 10;
+
+/// Parameter keys whose values differ between runs (all of them for a single run).
+pub fn varying_params(runs: &[RunData]) -> Vec<String> {
+    let rows: Vec<&RunRow> = runs.iter().map(|r| &r.row).collect();
+    crate::report::varying_params(&rows)
+}
+
+/// A legend label: the run id and its values of the parameters that vary, by their last segment.
+pub fn label(row: &RunRow, keys: &[String]) -> String {
+    let values: Vec<String> =
+        keys.iter().filter_map(|k| row.params.get(k).map(|v| format!("{}={}", k.rsplit('.').next().unwrap_or(k), fmt_param(v)))).collect();
+    if values.is_empty() { row.id.clone() } else { format!("{} {}", row.id, values.join(" ")) }
+}
+
+/// The id of the best run by `objective` (`<split>_<name>`) in direction `goal`.
+pub fn best_run(runs: &[RunData], objective: &str, goal: Goal) -> Option<String> {
+    let mut best: Option<(&RunRow, f64)> = None;
+    for r in runs {
+        if let Some((v, _)) = r.row.best(objective, goal) {
+            if best.is_none_or(|(_, b)| goal.improves(v, Some(b))) {
+                best = Some((&r.row, v));
+            }
+        }
+    }
+    best.map(|(r, _)| r.id.clone())
+}
+
+/// Runs ranked best first by `objective` (runs without a value last, in id order).
+pub fn ranked<'a>(runs: &'a [RunData], objective: &str, goal: Goal) -> Vec<&'a RunData> {
+    let mut sorted: Vec<&RunData> = runs.iter().collect();
+    sorted.sort_by(|a, b| {
+        let (va, vb) = (a.row.best(objective, goal).map(|x| x.0), b.row.best(objective, goal).map(|x| x.0));
+        match (va, vb) {
+            (Some(x), Some(y)) => {
+                let o = x.total_cmp(&y);
+                if goal == Goal::Maximize { o.reverse() } else { o }
+            }
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.row.seq.cmp(&b.row.seq),
+        }
+        .then(a.row.seq.cmp(&b.row.seq))
+    });
+    sorted
+}
+
+fn padded(min: f64, max: f64) -> (f64, f64) {
+    if !(min.is_finite() && max.is_finite()) {
+        return (0.0, 1.0);
+    }
+    if (max - min).abs() < 1e-12 {
+        let pad = if min.abs() > 1e-12 { min.abs() * 0.1 } else { 0.5 };
+        return (min - pad, max + pad);
+    }
+    let pad = (max - min) * 0.05;
+    (min - pad, max + pad)
+}
+
+fn range_of<'a>(values: impl Iterator<Item = &'a f64>) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &v in values {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    (lo, hi)
+}
+
+/// Learning curves of every run for one metric: validation solid, training dashed, the best run
+/// (by the sweep's objective) highlighted. Series come best run first (the legend's order). With
+/// more than [`LEGEND_RUNS`] runs the legend names the best ones only and the rest are drawn thin
+/// and grey.
+pub fn learning_curves(runs: &[RunData], metric: &str, objective: &str, goal: Goal) -> Chart {
+    let keys = varying_params(runs);
+    let best = best_run(runs, objective, goal);
+    let ranked = ranked(runs, objective, goal);
+    let legend: BTreeMap<&str, usize> = ranked.iter().take(LEGEND_RUNS).enumerate().map(|(i, r)| (r.row.id.as_str(), i)).collect();
+    let mut series = Vec::new();
+    for run in &ranked {
+        let colour = legend.get(run.row.id.as_str()).copied();
+        let highlighted = best.as_deref() == Some(run.row.id.as_str());
+        for split in ["train", "val"] {
+            let points = run.points(split, metric);
+            if points.is_empty() {
+                continue;
+            }
+            let label = if split == "val" && colour.is_some() { label(&run.row, &keys) } else { String::new() };
+            series.push(Series { run: run.row.id.clone(), label, split: split.into(), points, highlighted, colour });
+        }
+    }
+    let xs = range_of(series.iter().flat_map(|s| s.points.iter().map(|p| &p.0)));
+    let ys = range_of(series.iter().flat_map(|s| s.points.iter().map(|p| &p.1)));
+    let hidden = runs.len().saturating_sub(LEGEND_RUNS);
+    Chart {
+        title: format!("{metric} of every run by epoch: validation solid, training dashed (best: {})", best.as_deref().unwrap_or("none yet")),
+        x_label: "epoch".into(),
+        y_label: metric.replace('_', " "),
+        series,
+        x_range: if xs.0.is_finite() { (xs.0.min(1.0), xs.1.max(xs.0 + 1.0)) } else { (1.0, 2.0) },
+        y_range: padded(ys.0, ys.1),
+        note: (hidden > 0).then(|| format!("and {hidden} more runs (grey)")),
+    }
+}
+
+/// The tutorial's two-panel chart of one run: dice loss (1 - dice) and loss, train vs validation.
+pub fn run_panels(run: &RunData) -> [Chart; 2] {
+    let panel = |name: &str, title: &str, transform: fn(f64) -> f64| {
+        let series: Vec<Series> = ["train", "val"]
+            .iter()
+            .enumerate()
+            .map(|(i, split)| Series {
+                run: run.row.id.clone(),
+                label: format!("{} {title}", if *split == "train" { "training" } else { "validation" }),
+                split: split.to_string(),
+                points: run.points(split, name).into_iter().map(|(x, y)| (x, transform(y))).collect(),
+                highlighted: false,
+                colour: Some(i),
+            })
+            .collect();
+        let xs = range_of(series.iter().flat_map(|s| s.points.iter().map(|p| &p.0)));
+        let ys = range_of(series.iter().flat_map(|s| s.points.iter().map(|p| &p.1)));
+        Chart {
+            title: format!("{} — {title}", run.row.id),
+            x_label: "epoch".into(),
+            y_label: title.into(),
+            series,
+            x_range: if xs.0.is_finite() { (xs.0.min(1.0), xs.1.max(xs.0 + 1.0)) } else { (1.0, 2.0) },
+            y_range: padded(ys.0, ys.1),
+            note: None,
+        }
+    };
+    [panel("dice", "dice loss", |d| 1.0 - d), panel("loss", "loss", |l| l)]
+}
+
+/// One swept parameter's axis: numbers (on a log scale for log-distributed parameters) or named
+/// categories.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Axis {
+    Numeric { min: f64, max: f64, log: bool },
+    Categorical(Vec<String>),
+}
+
+impl Axis {
+    /// Where `value` sits on this axis: a number, or a category's index.
+    pub fn position(&self, value: &serde_json::Value) -> Option<f64> {
+        match self {
+            Axis::Numeric { .. } => value.as_f64().filter(|v| v.is_finite()),
+            Axis::Categorical(names) => names.iter().position(|n| *n == fmt_param(value)).map(|i| i as f64),
+        }
+    }
+
+    /// `position` scaled to [0, 1] along the axis.
+    pub fn normalised(&self, value: &serde_json::Value) -> Option<f64> {
+        let p = self.position(value)?;
+        Some(match self {
+            Axis::Numeric { min, max, log } => {
+                let (a, b, v) = if *log { (min.ln(), max.ln(), p.ln()) } else { (*min, *max, p) };
+                if (b - a).abs() < 1e-300 { 0.5 } else { (v - a) / (b - a) }
+            }
+            Axis::Categorical(names) => {
+                if names.len() <= 1 { 0.5 } else { p / (names.len() - 1) as f64 }
+            }
+        })
+    }
+}
+
+/// The axis of parameter `key` over `runs`: numeric when every value is a number (log if
+/// `log` and all are positive), categorical otherwise (strings, booleans), in sorted order.
+pub fn axis(runs: &[RunData], key: &str, log: bool) -> Axis {
+    let values: Vec<&serde_json::Value> = runs.iter().filter_map(|r| r.row.params.get(key)).collect();
+    let numbers: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).filter(|v| v.is_finite()).collect();
+    if !values.is_empty() && numbers.len() == values.len() {
+        let (min, max) = range_of(numbers.iter());
+        return Axis::Numeric { min, max, log: log && min > 0.0 };
+    }
+    let names: BTreeSet<String> = values.iter().map(|v| fmt_param(v)).collect();
+    Axis::Categorical(names.into_iter().collect())
+}
+
+/// The objective against one parameter: a point per run with a value of both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scatter {
+    pub param: String,
+    pub objective: String,
+    pub axis: Axis,
+    /// (position on the axis, best objective value, run id)
+    pub points: Vec<(f64, f64, String)>,
+    pub best: Option<String>,
+    pub y_range: (f64, f64),
+}
+
+pub fn scatter(runs: &[RunData], param: &str, log: bool, objective: &str, goal: Goal) -> Scatter {
+    let axis = axis(runs, param, log);
+    let points: Vec<(f64, f64, String)> = runs
+        .iter()
+        .filter_map(|r| {
+            let x = axis.position(r.row.params.get(param)?)?;
+            let (y, _) = r.row.best(objective, goal)?;
+            y.is_finite().then(|| (x, y, r.row.id.clone()))
+        })
+        .collect();
+    let (lo, hi) = range_of(points.iter().map(|p| &p.1));
+    Scatter {
+        param: param.to_string(),
+        objective: objective.to_string(),
+        axis,
+        best: best_run(runs, objective, goal),
+        y_range: padded(lo, hi),
+        points,
+    }
+}
+
+/// Parallel coordinates: an axis per swept parameter plus the objective, a line per run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parallel {
+    pub axes: Vec<(String, Axis)>,
+    /// Per run: positions in [0, 1] on every parameter axis, then the objective's value.
+    pub lines: Vec<(Vec<f64>, f64)>,
+    pub objective: String,
+    pub value_range: (f64, f64),
+}
+
+pub fn parallel(runs: &[RunData], params: &[(String, bool)], objective: &str, goal: Goal) -> Parallel {
+    let axes: Vec<(String, Axis)> = params.iter().map(|(k, log)| (k.clone(), axis(runs, k, *log))).collect();
+    let lines: Vec<(Vec<f64>, f64)> = runs
+        .iter()
+        .filter_map(|r| {
+            let (value, _) = r.row.best(objective, goal)?;
+            let positions: Option<Vec<f64>> = axes.iter().map(|(k, a)| a.normalised(r.row.params.get(k)?)).collect();
+            Some((positions?, value))
+        })
+        .collect();
+    let value_range = range_of(lines.iter().map(|l| &l.1));
+    Parallel { axes, lines, objective: objective.into(), value_range: if value_range.0.is_finite() { value_range } else { (0.0, 1.0) } }
+}

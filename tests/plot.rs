@@ -1,0 +1,188 @@
+//! Charts: the series functions on their output, and every chart file written as a PNG of the
+//! documented size that is not blank, with 1 run and with 200.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use sweep::config::Objective;
+use sweep::metrics::Goal;
+use sweep::plot::charts::{self, CHART_SIZE, PANELS_SIZE, PARALLEL_SIZE};
+use sweep::plot::series::{self, Axis, RunData};
+use sweep::store::{MetricRow, MetricSummary, RunRow, RunStatus};
+
+/// A run whose val iou climbs to `peak` over `epochs` epochs (NaN at epoch `nan_at`).
+fn run(i: usize, epochs: i64, peak: f64, nan_at: Option<i64>) -> RunData {
+    let mut metrics = Vec::new();
+    for e in 1..=epochs {
+        let t = e as f64 / epochs as f64;
+        let iou = if nan_at == Some(e) { f64::NAN } else { peak * (0.5 + 0.5 * t) };
+        for (split, name, value) in [
+            ("val", "iou", iou),
+            ("train", "iou", iou - 0.02),
+            ("val", "dice", iou * 0.95),
+            ("train", "dice", iou * 0.9),
+            ("val", "loss", 1.0 - iou),
+            ("train", "loss", 1.1 - iou),
+        ] {
+            metrics.push(MetricRow { epoch: e, split: split.into(), name: name.into(), value, wall: 0.0 });
+        }
+    }
+    let mut summaries = BTreeMap::new();
+    for key in ["val_iou", "val_loss", "val_dice", "train_iou"] {
+        let (split, name) = key.split_once('_').unwrap();
+        let vals: Vec<(i64, f64)> = metrics.iter().filter(|m| m.split == split && m.name == name).map(|m| (m.epoch, m.value)).collect();
+        let finite: Vec<&(i64, f64)> = vals.iter().filter(|v| v.1.is_finite()).collect();
+        let max = finite.iter().max_by(|a, b| a.1.total_cmp(&b.1)).copied();
+        let min = finite.iter().min_by(|a, b| a.1.total_cmp(&b.1)).copied();
+        summaries.insert(
+            key.to_string(),
+            MetricSummary {
+                last_epoch: epochs,
+                last: vals.last().unwrap().1,
+                min: min.map(|m| m.1),
+                min_epoch: min.map(|m| m.0),
+                max: max.map(|m| m.1),
+                max_epoch: max.map(|m| m.0),
+            },
+        );
+    }
+    let mut params = BTreeMap::new();
+    params.insert("augment.hue_delta".to_string(), serde_json::json!((i % 4) as f64 * 0.1));
+    params.insert("train.learning_rate".to_string(), serde_json::json!(10f64.powf(-4.0 + (i % 7) as f64 * 0.4)));
+    params.insert("train.optimizer".to_string(), serde_json::json!(["adam", "sgd", "rmsprop"][i % 3]));
+    RunData {
+        row: RunRow {
+            id: format!("s-{}", i + 1),
+            sweep: "s".into(),
+            seq: i as i64 + 1,
+            status: RunStatus::Completed,
+            attempt: 1,
+            host: None,
+            pid: None,
+            created: 0.0,
+            started: None,
+            finished: None,
+            heartbeat: None,
+            error: None,
+            code_version: None,
+            config_hash: format!("{i}"),
+            seed: 0,
+            params,
+            metrics: summaries,
+        },
+        metrics,
+    }
+}
+
+fn runs(n: usize) -> Vec<RunData> {
+    (0..n).map(|i| run(i, 6, 0.6 + 0.3 * ((i * 37) % 100) as f64 / 100.0, (i == 1).then_some(3))).collect()
+}
+
+const PARAMS: [(&str, bool); 3] = [("augment.hue_delta", false), ("train.learning_rate", true), ("train.optimizer", false)];
+
+#[test]
+fn learning_curves_skip_nan_highlight_the_best_and_name_the_varying_params() {
+    let runs = runs(3);
+    let chart = series::learning_curves(&runs, "iou", "val_iou", Goal::Maximize);
+    assert_eq!(chart.series.len(), 6, "train and val for each run");
+    let best = series::best_run(&runs, "val_iou", Goal::Maximize).unwrap();
+    assert_eq!(best, "s-3", "the highest peak (0.6 + 0.3 * 0.74)");
+    assert!(chart.series.iter().filter(|s| s.highlighted).all(|s| s.run == best));
+    assert_eq!(chart.series[0].run, best, "best first, as in the legend");
+    let with_nan = chart.series.iter().find(|s| s.run == "s-2" && s.split == "val").unwrap();
+    assert_eq!(with_nan.points.len(), 5, "the NaN epoch is skipped, not drawn as zero");
+    assert!(with_nan.points.iter().all(|p| p.0 != 3.0));
+    let labels: Vec<&str> = chart.series.iter().filter(|s| !s.label.is_empty()).map(|s| s.label.as_str()).collect();
+    assert_eq!(labels.len(), 3, "val series carry the legend");
+    assert!(labels.iter().all(|l| l.contains("hue_delta=") && l.contains("optimizer=")), "{labels:?}");
+    assert_eq!(chart.x_range, (1.0, 6.0));
+    let (lo, hi) = chart.y_range;
+    let ys: Vec<f64> = chart.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).collect();
+    let (min, max) = (ys.iter().cloned().fold(f64::MAX, f64::min), ys.iter().cloned().fold(f64::MIN, f64::max));
+    assert!(lo < min && hi > max && lo > min - 0.1 && hi < max + 0.1, "the range holds every point, with a small margin: {lo} {hi}");
+    assert!(chart.note.is_none());
+}
+
+#[test]
+fn with_many_runs_the_legend_collapses() {
+    let runs = runs(200);
+    let chart = series::learning_curves(&runs, "loss", "val_loss", Goal::Minimize);
+    assert_eq!(chart.series.iter().filter(|s| !s.label.is_empty()).count(), series::LEGEND_RUNS);
+    assert_eq!(chart.note.as_deref(), Some("and 190 more runs (grey)"));
+    assert_eq!(chart.series.iter().filter(|s| s.colour.is_some()).count(), 2 * series::LEGEND_RUNS);
+}
+
+#[test]
+fn the_run_panels_show_dice_loss_and_loss() {
+    let r = run(0, 4, 0.8, None);
+    let [dice_loss, loss] = series::run_panels(&r);
+    let val = dice_loss.series.iter().find(|s| s.split == "val").unwrap();
+    let dice = r.points("val", "dice");
+    for ((_, dl), (_, d)) in val.points.iter().zip(&dice) {
+        assert!((dl - (1.0 - d)).abs() < 1e-12);
+    }
+    assert_eq!(loss.series.len(), 2);
+    assert_eq!(loss.series[0].label, "training loss");
+}
+
+#[test]
+fn scatter_axes_are_numeric_log_or_grouped() {
+    let runs = runs(12);
+    let s = series::scatter(&runs, "augment.hue_delta", false, "val_iou", Goal::Maximize);
+    assert!(matches!(s.axis, Axis::Numeric { log: false, .. }));
+    assert_eq!(s.points.len(), 12);
+    let s = series::scatter(&runs, "train.learning_rate", true, "val_iou", Goal::Maximize);
+    assert!(matches!(s.axis, Axis::Numeric { log: true, .. }));
+    let s = series::scatter(&runs, "train.optimizer", false, "val_iou", Goal::Maximize);
+    assert_eq!(s.axis, Axis::Categorical(vec!["adam".into(), "rmsprop".into(), "sgd".into()]));
+    assert!(s.points.iter().all(|p| [0.0, 1.0, 2.0].contains(&p.0)));
+    let p = series::parallel(&runs, &PARAMS.map(|(k, l)| (k.to_string(), l)), "val_iou", Goal::Maximize);
+    assert_eq!(p.axes.len(), 3);
+    assert_eq!(p.lines.len(), 12);
+    assert!(p.lines.iter().all(|(pos, _)| pos.len() == 3 && pos.iter().all(|x| (0.0..=1.0).contains(x))));
+}
+
+/// Decodes a PNG, checks its size and that it is not blank.
+fn check_png(path: &Path, size: (u32, u32)) {
+    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).into_rgb8();
+    assert_eq!(img.dimensions(), size, "{}", path.display());
+    let n = (img.width() * img.height()) as f64;
+    let mean: f64 = img.pixels().map(|p| p[0] as f64).sum::<f64>() / n;
+    let var: f64 = img.pixels().map(|p| (p[0] as f64 - mean).powi(2)).sum::<f64>() / n;
+    assert!(var > 50.0, "{} looks blank (variance {var})", path.display());
+}
+
+#[test]
+fn every_chart_is_a_readable_png_with_one_run_and_with_two_hundred() {
+    let dir = tempfile::tempdir().unwrap();
+    for n in [1usize, 200] {
+        let runs = runs(n);
+        for metric in ["iou", "dice", "loss"] {
+            let path = dir.path().join(format!("{n}_curves_{metric}.png"));
+            charts::draw_curves(&series::learning_curves(&runs, metric, "val_iou", Goal::Maximize), &path).unwrap();
+            check_png(&path, CHART_SIZE);
+        }
+        for (key, log) in PARAMS {
+            let path = dir.path().join(format!("{n}_{key}.png"));
+            charts::draw_scatter(&series::scatter(&runs, key, log, "val_iou", Goal::Maximize), &path).unwrap();
+            check_png(&path, CHART_SIZE);
+        }
+        let path = dir.path().join(format!("{n}_parallel.png"));
+        charts::draw_parallel(&series::parallel(&runs, &PARAMS.map(|(k, l)| (k.to_string(), l)), "val_iou", Goal::Maximize), &path).unwrap();
+        check_png(&path, PARALLEL_SIZE);
+        let path = dir.path().join(format!("{n}_panels.png"));
+        charts::draw_panels(&series::run_panels(&runs[0]), &path).unwrap();
+        check_png(&path, PANELS_SIZE);
+    }
+}
+
+#[test]
+fn the_index_page_holds_the_leaderboard_and_every_chart() {
+    let runs = runs(4);
+    let files = vec![Path::new("/x/curves_val_iou.png").to_path_buf(), Path::new("/x/predictions.png").to_path_buf()];
+    let html = sweep::plot::index_html("s", &runs, &Objective::default(), &files);
+    assert!(html.contains("<img src=\"curves_val_iou.png\"") && html.contains("<img src=\"predictions.png\""));
+    let first_row = html.find("<tr class=\"best\">").unwrap();
+    let best = series::best_run(&runs, "val_iou", Goal::Maximize).unwrap();
+    assert!(html[first_row..].starts_with(&format!("<tr class=\"best\"><td>1</td><td>{best}</td>")), "{html}");
+}
