@@ -22,7 +22,10 @@ pub fn fmt_num(v: f64) -> String {
     }
     let a = v.abs();
     if !(1e-3..1e6).contains(&a) {
-        return format!("{v:.3e}");
+        let text = format!("{v:.3e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        let mantissa = if mantissa.contains('.') { mantissa.trim_end_matches('0').trim_end_matches('.') } else { mantissa };
+        return format!("{mantissa}e{exponent}");
     }
     let decimals = (3 - a.log10().floor() as i32).clamp(0, 6) as usize;
     let s = format!("{v:.decimals$}");
@@ -363,7 +366,8 @@ mod tests {
     fn numbers_read_well() {
         assert_eq!(fmt_num(0.912345), "0.9123");
         assert_eq!(fmt_num(12.0), "12");
-        assert_eq!(fmt_num(0.0001), "1.000e-4");
+        assert_eq!(fmt_num(0.0001), "1e-4");
+        assert_eq!(fmt_num(0.00025119), "2.512e-4");
         assert_eq!(fmt_num(f64::NAN), "NaN");
         assert_eq!(fmt_num(1234.5678), "1235");
         assert_eq!(fmt_num(0.5), "0.5");

@@ -79,13 +79,16 @@ fn line_chart(area: &DrawingArea<BitMapBackend<'_>, Shift>, chart: &Chart, legen
         .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-9 { format!("{x:.0}") } else { String::new() })
         .draw()
         .map_err(err)?;
-    let crowded = chart.series.iter().filter(|s| s.split == "val").count() > 40;
-    for s in &chart.series {
+    let crowded = chart.series.iter().filter(|s| s.split == "val").count() > super::series::CROWDED;
+    // Grey runs first, then the coloured ones in rank order (the legend's order), so that the
+    // runs the legend names are never buried under the crowd.
+    let ordered = chart.series.iter().filter(|s| s.colour.is_none()).chain(chart.series.iter().filter(|s| s.colour.is_some()));
+    for s in ordered {
         let colour = match s.colour {
-            Some(i) if s.highlighted || !crowded || i < 3 => PALETTE[i % PALETTE.len()].to_rgba(),
-            _ => GREY.mix(if crowded { 0.35 } else { 0.6 }),
+            Some(i) => PALETTE[i % PALETTE.len()].to_rgba(),
+            None => GREY.mix(if crowded { 0.35 } else { 0.6 }),
         };
-        let width = if s.highlighted { 4 } else if s.colour.is_some() && !crowded { 2 } else { 1 };
+        let width = if s.highlighted { 4 } else if s.colour.is_some() { 2 } else { 1 };
         let style = ShapeStyle { color: colour, filled: false, stroke_width: width };
         let points = s.points.clone();
         let drawn = if s.split == "train" {

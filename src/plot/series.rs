@@ -55,8 +55,17 @@ pub struct Chart {
     pub note: Option<String>,
 }
 
-/// How many runs may have their own legend entry before the legend collapses.
+/// How many runs may have their own legend entry and colour.
 pub const LEGEND_RUNS: usize = 10;
+/// Beyond this many runs the chart is crowded: only the best [`CROWDED_LEGEND_RUNS`] keep a
+/// colour and a legend entry, and the others are drawn thin and grey.
+pub const CROWDED: usize = 40;
+pub const CROWDED_LEGEND_RUNS: usize = 3;
+
+/// How many runs get a legend entry in a chart of `runs` runs.
+pub fn legend_size(runs: usize) -> usize {
+    if runs > CROWDED { CROWDED_LEGEND_RUNS } else { LEGEND_RUNS }
+}
 
 /// Parameter keys whose values differ between runs (all of them for a single run).
 pub fn varying_params(runs: &[RunData]) -> Vec<String> {
@@ -132,7 +141,7 @@ pub fn learning_curves(runs: &[RunData], metric: &str, objective: &str, goal: Go
     let keys = varying_params(runs);
     let best = best_run(runs, objective, goal);
     let ranked = ranked(runs, objective, goal);
-    let legend: BTreeMap<&str, usize> = ranked.iter().take(LEGEND_RUNS).enumerate().map(|(i, r)| (r.row.id.as_str(), i)).collect();
+    let legend: BTreeMap<&str, usize> = ranked.iter().take(legend_size(runs.len())).enumerate().map(|(i, r)| (r.row.id.as_str(), i)).collect();
     let mut series = Vec::new();
     for run in &ranked {
         let colour = legend.get(run.row.id.as_str()).copied();
@@ -148,7 +157,7 @@ pub fn learning_curves(runs: &[RunData], metric: &str, objective: &str, goal: Go
     }
     let xs = range_of(series.iter().flat_map(|s| s.points.iter().map(|p| &p.0)));
     let ys = range_of(series.iter().flat_map(|s| s.points.iter().map(|p| &p.1)));
-    let hidden = runs.len().saturating_sub(LEGEND_RUNS);
+    let hidden = runs.len().saturating_sub(legend_size(runs.len()));
     Chart {
         title: format!("{metric} of every run by epoch: validation solid, training dashed (best: {})", best.as_deref().unwrap_or("none yet")),
         x_label: "epoch".into(),
