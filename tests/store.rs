@@ -35,8 +35,8 @@ fn migrating_twice_is_harmless_and_an_older_file_is_migrated_on_open() {
         let c = old.connection();
         c.execute_batch(
             "INSERT INTO sweeps VALUES ('s', 'spec', 'h', 0, 0);
-             INSERT INTO runs (id, sweep, seq, params, config, config_hash, seed, status, attempt, created)
-                 VALUES ('s-1', 's', 1, '{}', '{}', 'x', 0, 'completed', 1, 0);
+             INSERT INTO runs (id, sweep, seq, params, config_hash, seed, status, attempt, created)
+                 VALUES ('s-1', 's', 1, '{}', 'x', 0, 'completed', 1, 0);
              INSERT INTO metrics VALUES ('s-1', 1, 'val', 'iou', 0.5, 'finite', 0), ('s-1', 2, 'val', 'iou', 0.7, 'finite', 0),
                                         ('s-1', 3, 'val', 'iou', NULL, 'nan', 0);",
         )

@@ -451,8 +451,9 @@ fn in_rounded_box(u: f32, v: f32, x0: f32, y0: f32, x1: f32, y1: f32, r: f32) ->
         return false;
     }
     let r = r.min((x1 - x0) / 2.0).min((y1 - y0) / 2.0);
-    let cx = u.clamp(x0 + r, x1 - r);
-    let cy = v.clamp(y0 + r, y1 - r);
+    // max-then-min rather than clamp: rounding can put x0 + r a hair above x1 - r.
+    let cx = u.max(x0 + r).min(x1 - r);
+    let cy = v.max(y0 + r).min(y1 - r);
     (u - cx).powi(2) + (v - cy).powi(2) <= r * r
 }
 

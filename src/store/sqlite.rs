@@ -46,7 +46,6 @@ const MIGRATIONS: &[&str] = &[
         sweep        TEXT NOT NULL REFERENCES sweeps(name),
         seq          INTEGER NOT NULL,
         params       TEXT NOT NULL,
-        config       TEXT NOT NULL,
         config_hash  TEXT NOT NULL,
         seed         INTEGER NOT NULL,
         status       TEXT NOT NULL CHECK (status IN ('queued','running','completed','failed','pruned','diverged')),
@@ -64,6 +63,11 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (sweep, seq)
     );
     CREATE INDEX runs_by_status ON runs (status, sweep, seq);
+    CREATE INDEX runs_by_sweep ON runs (sweep, seq);
+    CREATE TABLE run_configs (
+        run    TEXT PRIMARY KEY REFERENCES runs(id),
+        config TEXT NOT NULL
+    ) WITHOUT ROWID;
     CREATE TABLE params (
         run   TEXT NOT NULL REFERENCES runs(id),
         name  TEXT NOT NULL,
@@ -309,20 +313,33 @@ impl SqliteStore {
         crate::util::did_you_mean(id, ids.iter().map(String::as_str)).map(|s| vec![s.to_string()]).unwrap_or_default()
     }
 
+    /// Runs by id, or by sweep and status. The WHERE clause is assembled from fixed fragments
+    /// (never from user text) so that each shape of query uses its index; values are bound.
     fn read_runs(&self, filter: &RunFilter, id: Option<&str>) -> StoreResult<Vec<RunRow>> {
+        let mut conditions = Vec::new();
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::new();
         let status = filter.status.map(|s| s.as_str());
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT id, sweep, seq, status, attempt, host, pid, created, started, finished, heartbeat, error, code_version,
-                        config_hash, seed, params
-                 FROM runs
-                 WHERE (?1 IS NULL OR sweep = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id = ?3)
-                 ORDER BY sweep, seq",
-            )
-            .map_err(self.err())?;
+        if let Some(id) = &id {
+            conditions.push("r.id = ?");
+            values.push(id);
+        }
+        if let Some(sweep) = &filter.sweep {
+            conditions.push("r.sweep = ?");
+            values.push(sweep);
+        }
+        if let Some(status) = &status {
+            conditions.push("r.status = ?");
+            values.push(status);
+        }
+        let where_clause = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        let sql = format!(
+            "SELECT r.id, r.sweep, r.seq, r.status, r.attempt, r.host, r.pid, r.created, r.started, r.finished, r.heartbeat, r.error,
+                    r.code_version, r.config_hash, r.seed, r.params
+             FROM runs r {where_clause} ORDER BY r.sweep, r.seq"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(self.err())?;
         let mut runs: Vec<RunRow> = stmt
-            .query_map(params![filter.sweep, status, id], |r| {
+            .query_map(values.as_slice(), |r| {
                 let status: String = r.get(3)?;
                 let params: String = r.get(15)?;
                 Ok(RunRow {
@@ -352,15 +369,19 @@ impl SqliteStore {
             return Ok(runs);
         }
         let index: std::collections::HashMap<String, usize> = runs.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
-        let mut stmt = self
-            .conn
-            .prepare_cached(
+        let summary_sql = if id.is_some() {
+            "SELECT s.run, s.split, s.name, s.last_epoch, s.last_value, s.last_kind, s.min_value, s.min_epoch, s.max_value, s.max_epoch
+             FROM metric_summary s WHERE s.run = ?"
+                .to_string()
+        } else {
+            format!(
                 "SELECT s.run, s.split, s.name, s.last_epoch, s.last_value, s.last_kind, s.min_value, s.min_epoch, s.max_value, s.max_epoch
-                 FROM metric_summary s JOIN runs r ON r.id = s.run
-                 WHERE (?1 IS NULL OR r.sweep = ?1) AND (?2 IS NULL OR r.status = ?2) AND (?3 IS NULL OR r.id = ?3)",
+                 FROM metric_summary s JOIN runs r ON r.id = s.run {where_clause}"
             )
-            .map_err(self.err())?;
-        let mut rows = stmt.query(params![filter.sweep, status, id]).map_err(self.err())?;
+        };
+        let mut stmt = self.conn.prepare_cached(&summary_sql).map_err(self.err())?;
+        let summary_values: Vec<&dyn rusqlite::ToSql> = if id.is_some() { values[..1].to_vec() } else { values };
+        let mut rows = stmt.query(summary_values.as_slice()).map_err(self.err())?;
         while let Some(r) = rows.next().map_err(self.err())? {
             let run: String = r.get(0).map_err(self.err())?;
             let Some(&i) = index.get(&run) else { continue };
@@ -433,33 +454,25 @@ impl Store for SqliteStore {
         {
             let mut insert_run = tx
                 .prepare_cached(
-                    "INSERT INTO runs (id, sweep, seq, params, config, config_hash, seed, status, attempt, created, code_version)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', 0, ?8, ?9)
+                    "INSERT INTO runs (id, sweep, seq, params, config_hash, seed, status, attempt, created, code_version)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?8)
                      ON CONFLICT (sweep, config_hash) DO NOTHING",
                 )
                 .map_err(e)?;
+            let mut insert_config = tx.prepare_cached("INSERT INTO run_configs (run, config) VALUES (?1, ?2)").map_err(e)?;
             let mut insert_param = tx.prepare_cached("INSERT INTO params (run, name, value, num) VALUES (?1, ?2, ?3, ?4)").map_err(e)?;
             for trial in trials {
                 let id = format!("{sweep}-{}", seq + 1);
                 let params_json = serde_json::to_string(&trial.params).expect("params serialise");
                 let inserted = insert_run
-                    .execute(params![
-                        id,
-                        sweep,
-                        seq + 1,
-                        params_json,
-                        trial.config.canonical_json(),
-                        trial.config.hash(),
-                        trial.config.train.seed as i64,
-                        now,
-                        version
-                    ])
+                    .execute(params![id, sweep, seq + 1, params_json, trial.config.hash(), trial.config.train.seed as i64, now, version])
                     .map_err(e)?;
                 if inserted == 0 {
                     report.existing += 1;
                     continue;
                 }
                 seq += 1;
+                insert_config.execute(params![id, trial.config.canonical_json()]).map_err(e)?;
                 for (name, value) in &trial.params {
                     insert_param.execute(params![id, name, value.to_string(), value.as_f64()]).map_err(e)?;
                 }
@@ -485,17 +498,29 @@ impl Store for SqliteStore {
         let path = self.path.clone();
         let e = |err| map_err(&path, err);
         let tx = self.immediate()?;
-        let candidate: Option<(String, i64)> = tx
-            .query_row(
-                "SELECT id, attempt FROM runs
-                 WHERE (?1 IS NULL OR sweep = ?1)
-                   AND (status = 'queued' OR (status = 'running' AND (heartbeat IS NULL OR heartbeat < ?2)))
-                 ORDER BY created, seq LIMIT 1",
-                params![sweep, now - stale_after],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+        // A run whose worker died (stale heartbeat) is resumed before new work starts; each
+        // query walks the (status, sweep, seq) index.
+        let pick = |sql: &str, stale: bool| -> Result<Option<(String, i64)>, rusqlite::Error> {
+            let mut stmt = tx.prepare_cached(sql)?;
+            let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?));
+            match (sweep, stale) {
+                (Some(s), true) => stmt.query_row(params![s, now - stale_after], row),
+                (Some(s), false) => stmt.query_row(params![s], row),
+                (None, true) => stmt.query_row(params![now - stale_after], row),
+                (None, false) => stmt.query_row([], row),
+            }
             .optional()
-            .map_err(e)?;
+        };
+        let candidate = match sweep {
+            Some(_) => match pick("SELECT id, attempt FROM runs WHERE status = 'running' AND sweep = ?1 AND (heartbeat IS NULL OR heartbeat < ?2) ORDER BY seq LIMIT 1", true).map_err(e)? {
+                Some(c) => Some(c),
+                None => pick("SELECT id, attempt FROM runs WHERE status = 'queued' AND sweep = ?1 ORDER BY seq LIMIT 1", false).map_err(e)?,
+            },
+            None => match pick("SELECT id, attempt FROM runs WHERE status = 'running' AND (heartbeat IS NULL OR heartbeat < ?1) ORDER BY created, seq LIMIT 1", true).map_err(e)? {
+                Some(c) => Some(c),
+                None => pick("SELECT id, attempt FROM runs WHERE status = 'queued' ORDER BY created, seq LIMIT 1", false).map_err(e)?,
+            },
+        };
         let Some((id, attempt)) = candidate else {
             return Ok(None);
         };
@@ -506,8 +531,11 @@ impl Store for SqliteStore {
             params![id, worker.host, worker.pid, now],
         )
         .map_err(e)?;
-        let (sweep_name, config, params_json): (String, String, String) =
-            tx.query_row("SELECT sweep, config, params FROM runs WHERE id = ?1", [&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(e)?;
+        let (sweep_name, config, params_json): (String, String, String) = tx
+            .query_row("SELECT r.sweep, c.config, r.params FROM runs r JOIN run_configs c ON c.run = r.id WHERE r.id = ?1", [&id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(e)?;
         tx.commit().map_err(e)?;
         let config: RunConfig = serde_json::from_str(&config)
             .map_err(|err| StoreError::Backend { path: path.clone(), detail: format!("run {id} has an unreadable config: {err}") })?;
@@ -691,7 +719,7 @@ impl Store for SqliteStore {
 
     fn run_config(&self, id: &str) -> StoreResult<RunConfig> {
         let text: Option<String> =
-            self.conn.query_row("SELECT config FROM runs WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(self.err())?;
+            self.conn.query_row("SELECT config FROM run_configs WHERE run = ?1", [id], |r| r.get(0)).optional().map_err(self.err())?;
         let text = text.ok_or_else(|| StoreError::UnknownRun { id: id.to_string(), suggestions: self.suggestions_for_run(id) })?;
         serde_json::from_str(&text).map_err(|e| StoreError::Backend { path: self.path.clone(), detail: format!("run {id}: unreadable config: {e}") })
     }
@@ -726,22 +754,36 @@ impl Store for SqliteStore {
 
     fn best(&self, metric: &str, goal: Goal, sweep: Option<&str>) -> StoreResult<Option<BestRun>> {
         let (split, name) = metric.split_once('_').unwrap_or(("val", metric));
-        let sql = match goal {
-            Goal::Maximize => {
-                "SELECT s.run, s.max_value, s.max_epoch FROM metric_summary s JOIN runs r ON r.id = s.run
-                 WHERE s.split = ?1 AND s.name = ?2 AND s.max_value IS NOT NULL AND (?3 IS NULL OR r.sweep = ?3)
-                 ORDER BY s.max_value DESC, r.created, r.seq LIMIT 1"
+        // Ties go to the earlier run id (the order the index already holds).
+        let sql = match (goal, sweep.is_some()) {
+            (Goal::Maximize, false) => {
+                "SELECT run, max_value, max_epoch FROM metric_summary
+                 WHERE split = ?1 AND name = ?2 AND max_value IS NOT NULL ORDER BY max_value DESC, run LIMIT 1"
             }
-            Goal::Minimize => {
+            (Goal::Minimize, false) => {
+                "SELECT run, min_value, min_epoch FROM metric_summary
+                 WHERE split = ?1 AND name = ?2 AND min_value IS NOT NULL ORDER BY min_value ASC, run LIMIT 1"
+            }
+            (Goal::Maximize, true) => {
+                "SELECT s.run, s.max_value, s.max_epoch FROM metric_summary s JOIN runs r ON r.id = s.run
+                 WHERE s.split = ?1 AND s.name = ?2 AND s.max_value IS NOT NULL AND r.sweep = ?3 ORDER BY s.max_value DESC, s.run LIMIT 1"
+            }
+            (Goal::Minimize, true) => {
                 "SELECT s.run, s.min_value, s.min_epoch FROM metric_summary s JOIN runs r ON r.id = s.run
-                 WHERE s.split = ?1 AND s.name = ?2 AND s.min_value IS NOT NULL AND (?3 IS NULL OR r.sweep = ?3)
-                 ORDER BY s.min_value ASC, r.created, r.seq LIMIT 1"
+                 WHERE s.split = ?1 AND s.name = ?2 AND s.min_value IS NOT NULL AND r.sweep = ?3 ORDER BY s.min_value ASC, s.run LIMIT 1"
             }
         };
         let found: Option<(String, f64, i64)> = self
             .conn
             .prepare_cached(sql)
-            .and_then(|mut s| s.query_row(params![split, name, sweep], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional())
+            .and_then(|mut s| {
+                let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
+                match sweep {
+                    Some(sw) => s.query_row(params![split, name, sw], row),
+                    None => s.query_row(params![split, name], row),
+                }
+                .optional()
+            })
             .map_err(self.err())?;
         match found {
             None => Ok(None),
