@@ -131,6 +131,30 @@ pub struct RunArgs {
     /// Do not draw the charts at the end.
     #[arg(long)]
     pub no_plot: bool,
+    /// Where the workers run: `local` processes, or a `slurm` job array.
+    #[arg(long, value_enum, default_value = "local")]
+    pub launcher: Launcher,
+    /// SLURM: the partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// SLURM: GPUs per worker (`--gres=gpu:G`).
+    #[arg(long, default_value_t = 0)]
+    pub gpus_per_worker: u32,
+    /// SLURM: time limit per worker, HH:MM:SS.
+    #[arg(long)]
+    pub time: Option<String>,
+    /// SLURM: an extra sbatch option, e.g. --sbatch-arg=--account=proj (repeatable).
+    #[arg(long = "sbatch-arg", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
+    /// SLURM: wait for the job, showing progress, then print the leaderboard.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Launcher {
+    Local,
+    Slurm,
 }
 
 #[derive(Debug, Args)]
@@ -422,7 +446,10 @@ fn cmd_run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
         (_, d) => d,
     };
     // Check the device here once, so that a missing GPU is one clear error, not one per worker.
-    device.open()?;
+    // (Under SLURM the GPUs are on the compute nodes, not here.)
+    if args.launcher == Launcher::Local {
+        device.open()?;
+    }
     scheduler::prepare_data(&trials, &runs_dir).context("preparing the dataset")?;
     let store_location = g.store_location();
     let reg = scheduler::register(&spec, &trials, &store_location, args.retry_failed)?;
@@ -440,6 +467,9 @@ fn cmd_run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     }
     if reg.requeued > 0 {
         println!("retrying {} failed trial(s)", reg.requeued);
+    }
+    if args.launcher == Launcher::Slurm {
+        return run_on_slurm(g, args, &spec, &store_location, device);
     }
     let options = RunOptions {
         store: store_location,
@@ -496,6 +526,79 @@ fn cmd_run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_on_slurm(g: &Global, args: &RunArgs, spec: &crate::spec::SweepSpec, store_location: &str, device: DeviceSpec) -> Result<ExitCode> {
+    let runs_dir = g.runs_dir();
+    if !store::is_postgres(store_location) {
+        eprintln!(
+            "note: the tracker is the SQLite file {store_location}; workers on other nodes need a shared store: \
+             use --store postgres://user@host/db for a multi-node cluster"
+        );
+    }
+    let options = crate::slurm::SlurmOptions {
+        workers: args.workers.max(1),
+        partition: args.partition.clone(),
+        gpus_per_worker: args.gpus_per_worker,
+        cpus_per_worker: args.compute.threads,
+        time: args.time.clone(),
+        sbatch_args: args.sbatch_args.clone(),
+        device,
+        stale_after: args.stale_after,
+        heartbeat_every: args.heartbeat_every,
+    };
+    let exe = std::env::current_exe().context("locating the sweep binary")?;
+    let workdir = std::env::current_dir().context("reading the working directory")?;
+    let script = crate::slurm::script(&spec.name, store_location, &runs_dir, &exe, &workdir, &options).map_err(|e| usage(e.to_string()))?;
+    let (job, path) = crate::slurm::submit(&spec.name, &script, &runs_dir)?;
+    let mut store = store::open(store_location, false)?;
+    store.record_job(&store::JobRow {
+        sweep: spec.name.clone(),
+        launcher: "slurm".into(),
+        job_id: job.clone(),
+        workers: options.workers as i64,
+        script: path.display().to_string(),
+        submitted: crate::util::now_unix(),
+    })?;
+    println!("submitted slurm job {job}: {} worker task(s) for sweep {} ({})", options.workers, spec.name, path.display());
+    if !args.wait {
+        println!("follow it with `sweep status {}`", spec.name);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        let runs = store.runs(&RunFilter { sweep: Some(spec.name.clone()), status: None })?;
+        let states = crate::slurm::job_states(&job).map_err(|e| usage(e.to_string()))?;
+        let done = runs.iter().filter(|r| r.status.is_final()).count();
+        let running = runs.iter().filter(|r| r.status == RunStatus::Running).count();
+        let slurm: Vec<String> = states.iter().map(|(s, n)| format!("{n} {}", s.to_lowercase())).collect();
+        let line = format!(
+            "[{}] {done}/{} trials done, {running} running; slurm: {}",
+            crate::util::format_duration(started.elapsed().as_secs_f64()),
+            runs.len(),
+            if slurm.is_empty() { "finished".to_string() } else { slurm.join(", ") }
+        );
+        if line != last {
+            println!("{line}");
+            last = line;
+        }
+        if states.is_empty() {
+            println!("\n{}", report::leaderboard(&runs, &spec.metric.name, spec.metric.goal, 10));
+            let unfinished = runs.len() - done;
+            if unfinished > 0 {
+                eprintln!("the job ended with {unfinished} trial(s) unfinished; submit again to resume them");
+                return Ok(ExitCode::from(1));
+            }
+            let failed = runs.iter().any(|r| matches!(r.status, RunStatus::Failed | RunStatus::Diverged));
+            return Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS });
+        }
+        if crate::signals::interrupts() > 0 {
+            println!("stopped waiting; the job goes on (cancel it with scancel {job})");
+            return Ok(ExitCode::from(1));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
 }
 
 fn print_dry_run(g: &Global, spec: &crate::spec::SweepSpec, trials: &[crate::spec::Trial]) {
@@ -595,6 +698,9 @@ fn cmd_status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
                 ]);
             }
             print!("{}", t.render());
+        }
+        for job in store.jobs(Some(&sweep.name))? {
+            println!("{}", crate::slurm::describe(&job.job_id));
         }
         match runs.iter().filter_map(|r| r.best(&objective.name, objective.goal).map(|b| (r, b))).max_by(|a, b| {
             let ord = a.1.0.partial_cmp(&b.1.0).unwrap_or(std::cmp::Ordering::Equal);

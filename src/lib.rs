@@ -16,6 +16,7 @@ pub mod progress;
 pub mod report;
 pub mod scheduler;
 pub mod signals;
+pub mod slurm;
 pub mod spec;
 pub mod store;
 pub mod train;

@@ -3,7 +3,9 @@
 //! readable lines for a person or a SLURM log).
 //!
 //! Each trial runs inside `catch_unwind`, so a panic fails that trial and the worker goes on with
-//! the next. A worker that is killed outright leaves its run `running` with a heartbeat that goes
+//! the next. When nothing is left to claim but other workers still hold runs, a worker waits
+//! rather than exiting, so that a run given back by a worker that dies or is preempted is picked
+//! up; it exits once every run of the sweep has ended. A worker that is killed outright leaves its run `running` with a heartbeat that goes
 //! stale; the supervisor that started it requeues it at once, and on other machines the next
 //! claim reclaims it once the heartbeat is older than `stale_after`.
 
@@ -19,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{EpochSummary, RunDir};
 use crate::config::Split;
 use crate::device::{DeviceSpec, panic_message};
-use crate::store::{self, CheckpointRow, Claim, EpochLog, Lease, MetricValue, RunStatus, Store, StoreError, WorkerInfo};
+use crate::store::{self, CheckpointRow, Claim, EpochLog, Lease, MetricValue, RunFilter, RunStatus, Store, StoreError, WorkerInfo};
 use crate::train::{self, Faults, Observer, Outcome, RunContext, SavedCheckpoint, StepProgress, StopRequest};
 
 /// What a worker reports, one JSON object per line on stdout in `--events json` mode.
@@ -132,7 +134,22 @@ pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
         if options.max_trials.is_some_and(|m| summary.trials >= m) || crate::signals::stop_request() != StopRequest::Continue {
             break;
         }
-        let Some(claim) = store.claim(options.sweep.as_deref(), &worker, options.stale_after)? else { break };
+        let Some(claim) = store.claim(options.sweep.as_deref(), &worker, options.stale_after)? else {
+            // Nothing to claim. While other workers still hold runs, wait: one of them may die or
+            // be preempted, and its run come back (released, or stale after `stale_after`).
+            let others = store.runs(&RunFilter { sweep: options.sweep.clone(), status: Some(RunStatus::Running) })?;
+            if others.is_empty() {
+                break;
+            }
+            let wait = Instant::now();
+            while wait.elapsed() < Duration::from_secs_f64(options.heartbeat_every.clamp(0.2, 2.0)) {
+                if crate::signals::stop_request() != StopRequest::Continue {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            continue;
+        };
         summary.trials += 1;
         let status = run_trial(options, store.as_mut(), &claim, &device, &events)?;
         match status {

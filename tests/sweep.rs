@@ -406,6 +406,62 @@ fn killed_workers_lose_nothing_and_a_rerun_completes_every_config_exactly_once()
     assert!(attempts > 8, "some trials were resumed after a kill ({attempts} attempts for 8 trials)");
 }
 
+/// Waits until every run of the sweep has recorded at least `epochs` epochs.
+fn wait_for_epochs(runs: &Path, sweep: &str, n: usize, epochs: i64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(s) = SqliteStore::open(&runs.join("sweep.db")) {
+            let rows = s.runs(&RunFilter { sweep: Some(sweep.into()), status: None }).unwrap_or_default();
+            if rows.len() == n && rows.iter().all(|r| r.epochs() >= epochs) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "the runs never reached epoch {epochs}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn ctrl_c_once_checkpoints_and_stops_twice_stops_now_and_both_resume() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("s.toml");
+    std::fs::write(&file, common::tiny_sweep("stop", 150, &[0.0, 0.1])).unwrap();
+    let start = || {
+        Command::new(common::sweep_bin())
+            .arg("--runs-dir")
+            .arg(runs.path())
+            .args(["run", file.to_str().unwrap(), "--plain", "--workers", "2", "--no-plot"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    for (round, interrupts) in [(1, 1), (2, 2)] {
+        let child = start();
+        wait_for_epochs(runs.path(), "stop", 2, 2 * round);
+        for _ in 0..interrupts {
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "an interrupted sweep exits with 1: {stdout}");
+        assert!(stdout.contains("run the same command to resume"), "{stdout}");
+        let s = store(runs.path());
+        assert_eq!(s.integrity_check().unwrap(), "ok");
+        for r in s.runs(&RunFilter::default()).unwrap() {
+            assert_eq!(r.status, RunStatus::Queued, "{} was given back ({interrupts} Ctrl-C)", r.id);
+            let last = sweep::checkpoint::RunDir::new(runs.path().join("stop").join(&r.id)).load(sweep::checkpoint::CheckpointKind::Last).unwrap().unwrap();
+            assert_eq!(last.state.epochs_done as i64, r.epochs(), "{}: the tracker and the checkpoint agree", r.id);
+            assert!(r.epochs() < 150, "{} stopped early", r.id);
+        }
+    }
+    // The same command resumes both and finishes them.
+    let out = start().wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_complete(runs.path(), "stop", 2, 150);
+}
+
 #[test]
 fn four_workers_share_one_store_without_lock_errors() {
     let runs = tempfile::tempdir().unwrap();

@@ -20,6 +20,7 @@
 //! - Names never escape the runs directory: sweep names are restricted to `[A-Za-z0-9._-]`, and
 //!   every value reaches SQL as a bound parameter.
 
+pub mod postgres;
 pub mod query;
 pub mod sqlite;
 
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{RunConfig, Split};
 use crate::metrics::Goal;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A run's lifecycle state.
@@ -95,6 +97,13 @@ pub enum StoreError {
     InvalidName { what: &'static str, name: String, reason: &'static str },
     #[error("run {run}: lease lost (attempt {attempt} was reclaimed by another worker)")]
     LeaseLost { run: String, attempt: i64 },
+    #[error(
+        "{}: the tracker file is on a network file system ({fs}), where SQLite's locking is unreliable and \
+         concurrent workers can corrupt it; put it on a local disk, or use a PostgreSQL store \
+         (--store postgres://user@host/db). Set SWEEP_ALLOW_NETWORK_SQLITE=1 to use it anyway.",
+        path.display()
+    )]
+    NetworkFilesystem { path: PathBuf, fs: &'static str },
     #[error("{}: {detail}", path.display())]
     Backend { path: PathBuf, detail: String },
 }
@@ -114,6 +123,7 @@ impl StoreError {
                 | StoreError::UnknownRun { .. }
                 | StoreError::UnknownSweep { .. }
                 | StoreError::InvalidName { .. }
+                | StoreError::NetworkFilesystem { .. }
         )
     }
 }
@@ -318,6 +328,19 @@ pub struct SweepInfo {
     pub counts: BTreeMap<String, i64>,
 }
 
+/// A batch job that runs workers for a sweep (a SLURM job array).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobRow {
+    pub sweep: String,
+    /// `slurm`.
+    pub launcher: String,
+    pub job_id: String,
+    pub workers: i64,
+    /// Where the submitted script was written.
+    pub script: String,
+    pub submitted: f64,
+}
+
 /// The best run by a metric.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BestRun {
@@ -382,11 +405,25 @@ pub trait Store: Send {
 
     /// The run whose best epoch is best by `metric` (`<split>_<name>`) in direction `goal`.
     fn best(&self, metric: &str, goal: Goal, sweep: Option<&str>) -> StoreResult<Option<BestRun>>;
+
+    /// Remembers a submitted batch job of a sweep (so that `status` can ask the scheduler).
+    fn record_job(&mut self, job: &JobRow) -> StoreResult<()>;
+
+    /// The batch jobs of a sweep (or of all), oldest first.
+    fn jobs(&self, sweep: Option<&str>) -> StoreResult<Vec<JobRow>>;
 }
 
-/// Opens the tracker at `location`: a SQLite file path. With `create`, a missing file is
-/// created; without, it must exist (commands that only read).
+/// Whether `location` names a PostgreSQL server rather than a SQLite file.
+pub fn is_postgres(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// Opens the tracker at `location`: a `postgres://` URL, or a SQLite file path. With `create`, a
+/// missing SQLite file is created; without, it must exist (commands that only read).
 pub fn open(location: &str, create: bool) -> StoreResult<Box<dyn Store>> {
+    if is_postgres(location) {
+        return Ok(Box::new(PostgresStore::open(location)?));
+    }
     let path = std::path::Path::new(location);
     let store = if create { SqliteStore::open(path)? } else { SqliteStore::open_existing(path)? };
     Ok(Box::new(store))

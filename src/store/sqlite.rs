@@ -16,7 +16,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    BestRun, CheckpointRow, Claim, EnqueueReport, EpochLog, Lease, MetricRow, MetricSummary, NewTrial, RunFilter, RunRow, RunStatus,
+    BestRun, CheckpointRow, Claim, EnqueueReport, EpochLog, JobRow, Lease, MetricRow, MetricSummary, NewTrial, RunFilter, RunRow, RunStatus,
     Store, StoreError, StoreResult, SweepInfo, SweepRegistration, WorkerInfo, code_version, validate_sweep_name,
 };
 use crate::config::RunConfig;
@@ -141,6 +141,18 @@ const MIGRATIONS: &[&str] = &[
         (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'iou') AS best_train_iou
     FROM runs r;
     "#,
+    // 3: batch jobs (SLURM arrays) submitted for a sweep.
+    r#"
+    CREATE TABLE jobs (
+        sweep     TEXT NOT NULL REFERENCES sweeps(name),
+        launcher  TEXT NOT NULL,
+        job_id    TEXT NOT NULL,
+        workers   INTEGER NOT NULL,
+        script    TEXT NOT NULL,
+        submitted REAL NOT NULL,
+        PRIMARY KEY (launcher, job_id)
+    );
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -177,6 +189,12 @@ impl SqliteStore {
     pub fn open(path: &Path) -> StoreResult<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| io_error(path, e))?;
+        }
+        if let Some(fs) = network_filesystem(path) {
+            if std::env::var_os("SWEEP_ALLOW_NETWORK_SQLITE").is_none() {
+                return Err(StoreError::NetworkFilesystem { path: path.to_path_buf(), fs });
+            }
+            eprintln!("warning: {}: SQLite on {fs}: concurrent writers may corrupt it (SWEEP_ALLOW_NETWORK_SQLITE is set)", path.display());
         }
         let conn = Connection::open(path).map_err(|e| map_err(path, e))?;
         let mut store = Self { conn, path: path.to_path_buf() };
@@ -790,6 +808,30 @@ impl Store for SqliteStore {
             Some((id, value, epoch)) => Ok(Some(BestRun { run: self.run(&id)?, value, epoch })),
         }
     }
+
+    fn record_job(&mut self, job: &JobRow) -> StoreResult<()> {
+        let path = self.path.clone();
+        let tx = self.immediate()?;
+        tx.execute(
+            "INSERT INTO jobs (sweep, launcher, job_id, workers, script, submitted) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![job.sweep, job.launcher, job.job_id, job.workers, job.script, job.submitted],
+        )
+        .map_err(|e| map_err(&path, e))?;
+        tx.commit().map_err(|e| map_err(&path, e))
+    }
+
+    fn jobs(&self, sweep: Option<&str>) -> StoreResult<Vec<JobRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT sweep, launcher, job_id, workers, script, submitted FROM jobs WHERE (?1 IS NULL OR sweep = ?1) ORDER BY submitted")
+            .map_err(self.err())?;
+        stmt.query_map([sweep], |r| {
+            Ok(JobRow { sweep: r.get(0)?, launcher: r.get(1)?, job_id: r.get(2)?, workers: r.get(3)?, script: r.get(4)?, submitted: r.get(5)? })
+        })
+        .map_err(self.err())?
+        .collect::<Result<_, _>>()
+        .map_err(self.err())
+    }
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> StoreError {
@@ -799,6 +841,35 @@ fn io_error(path: &Path, e: std::io::Error) -> StoreError {
         }
         std::io::ErrorKind::StorageFull => StoreError::DiskFull { path: path.to_path_buf() },
         _ => StoreError::Backend { path: path.to_path_buf(), detail: e.to_string() },
+    }
+}
+
+/// The network file system holding `path`'s directory, if it is one (by `statfs` magic number).
+pub fn network_filesystem(path: &Path) -> Option<&'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statfs writes into the zeroed struct we pass; c is a valid NUL-terminated path.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    network_fs_name(stat.f_type as u64)
+}
+
+/// The name of a network file system from its `statfs` magic number.
+pub fn network_fs_name(magic: u64) -> Option<&'static str> {
+    match magic {
+        0x6969 => Some("NFS"),
+        0x517b => Some("SMB"),
+        0xff53_4d42 => Some("CIFS"),
+        0xfe53_4d42 => Some("SMB2"),
+        0x0bd0_0bd0 => Some("Lustre"),
+        0x4750_4653 => Some("GPFS"),
+        0x0102_1997 => Some("9p"),
+        0x5346_414f => Some("AFS"),
+        0x0000_1373 => Some("DFS"),
+        _ => None,
     }
 }
 

@@ -1,0 +1,179 @@
+//! Beyond one machine, against the real engines: the tracker contract on PostgreSQL, claims from
+//! many connections, lost connections, and a sweep run as a SLURM job array of workers.
+
+mod common;
+#[path = "common/services.rs"]
+mod services;
+#[path = "common/story.rs"]
+mod story;
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+use predicates::str::contains;
+use services::{Postgres, Slurm, wait_until};
+use sweep::config::Split;
+use sweep::store::{EpochLog, MetricValue, NewTrial, PostgresStore, RunFilter, RunStatus, Store, StoreError, WorkerInfo};
+
+fn trials(n: usize) -> Vec<NewTrial> {
+    (0..n)
+        .map(|i| {
+            let mut config = common::tiny_config();
+            config.train.seed = i as u64;
+            NewTrial { config, params: Default::default() }
+        })
+        .collect()
+}
+
+fn epoch(e: i64) -> EpochLog {
+    EpochLog {
+        epoch: e,
+        wall: e as f64,
+        metrics: vec![
+            MetricValue { split: Split::Val, name: "iou".into(), value: 0.5 + e as f64 * 0.01 },
+            MetricValue { split: Split::Val, name: "loss".into(), value: f64::NAN },
+        ],
+        checkpoints: Vec::new(),
+    }
+}
+
+#[test]
+fn the_contract_story_holds_on_postgres_and_migrations_apply_once() {
+    let pg = Postgres::start();
+    let url = pg.create_db("story");
+    let mut store = PostgresStore::open(&url).unwrap();
+    story::story(&mut store);
+    drop(store);
+    // Opening again applies nothing; a newer schema is refused.
+    let again = PostgresStore::open(&url).unwrap();
+    assert_eq!(again.runs(&RunFilter::default()).unwrap().len(), 4);
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin.batch_execute("UPDATE sweep_schema SET version = 99").unwrap();
+    assert!(matches!(PostgresStore::open(&url), Err(StoreError::NewerSchema { found: 99, .. })));
+}
+
+#[test]
+fn a_lost_connection_is_retried_and_no_epoch_is_lost() {
+    let pg = Postgres::start();
+    let url = pg.create_db("lost");
+    let mut store = PostgresStore::open(&url).unwrap();
+    store.register_sweep("s", "spec").unwrap();
+    store.enqueue("s", &trials(2)).unwrap();
+    let claim = store.claim(Some("s"), &WorkerInfo { host: "h".into(), pid: 1 }, 60.0).unwrap().unwrap();
+    store.log_epoch(&claim.lease, &epoch(1)).unwrap();
+    // The server cuts the connection (a restart, a failover, a network cut).
+    assert!(pg.terminate_connections("lost") >= 1);
+    store.log_epoch(&claim.lease, &epoch(2)).unwrap();
+    assert!(store.reconnects() >= 1, "the store reconnected");
+    store.heartbeat(&claim.lease).unwrap();
+    // Cut again in the middle of the end-of-run write's retry path: finishing is still exact.
+    pg.terminate_connections("lost");
+    store.finish(&claim.lease, RunStatus::Completed, None).unwrap();
+    let epochs: Vec<i64> = store.metrics(&claim.lease.run).unwrap().iter().filter(|m| m.name == "iou").map(|m| m.epoch).collect();
+    assert_eq!(epochs, [1, 2], "both epochs recorded, once each");
+    assert!(store.metrics(&claim.lease.run).unwrap().iter().any(|m| m.name == "loss" && m.value.is_nan()));
+    assert_eq!(store.run(&claim.lease.run).unwrap().status, RunStatus::Completed);
+}
+
+#[test]
+fn many_connections_claim_every_run_exactly_once() {
+    let pg = Postgres::start();
+    let url = pg.create_db("claims");
+    let mut store = PostgresStore::open(&url).unwrap();
+    store.register_sweep("s", "spec").unwrap();
+    store.enqueue("s", &trials(96)).unwrap();
+    let handles: Vec<_> = (0..12)
+        .map(|w| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut store = PostgresStore::open(&url).unwrap();
+                let me = WorkerInfo { host: format!("node{w}"), pid: w };
+                let mut mine = Vec::new();
+                while let Some(claim) = store.claim(Some("s"), &me, 600.0).unwrap() {
+                    store.log_epoch(&claim.lease, &epoch(1)).unwrap();
+                    store.finish(&claim.lease, RunStatus::Completed, None).unwrap();
+                    mine.push(claim.lease.run);
+                }
+                mine
+            })
+        })
+        .collect();
+    let claimed: Vec<String> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let unique: HashSet<&String> = claimed.iter().collect();
+    assert_eq!((claimed.len(), unique.len()), (96, 96), "every run claimed once");
+    let runs = store.runs(&RunFilter::default()).unwrap();
+    assert!(runs.iter().all(|r| r.status == RunStatus::Completed && r.attempt == 1));
+}
+
+/// Waits until `n` runs of the sweep have at least one epoch.
+fn wait_for_progress(store: &PostgresStore, sweep: &str, n: usize) {
+    wait_until(Duration::from_secs(120), "trials to record epochs", || {
+        store.runs(&RunFilter { sweep: Some(sweep.into()), status: None }).unwrap().iter().filter(|r| r.epochs() >= 1).count() >= n
+    });
+}
+
+#[test]
+fn a_sweep_runs_as_a_slurm_array_against_postgres_and_survives_a_cancelled_task() {
+    let pg = Postgres::start();
+    let url = pg.create_db("cluster");
+    let slurm = Slurm::start();
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("c.toml");
+    std::fs::write(&file, common::tiny_sweep("cluster", 40, &[0.0, 0.05, 0.1, 0.15, 0.2, 0.25])).unwrap();
+
+    let mut submit = std::process::Command::new(common::sweep_bin());
+    submit
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .args(["--store", &url, "run", file.to_str().unwrap(), "--launcher", "slurm", "--workers", "3"])
+        .args(["--stale-after", "4", "--heartbeat-every", "0.5", "--wait"])
+        .env("SLURM_CONF", &slurm.conf)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let waiting = submit.spawn().unwrap();
+
+    let store = PostgresStore::open(&url).unwrap();
+    wait_until(Duration::from_secs(60), "the job to be recorded", || store.jobs(Some("cluster")).map(|j| !j.is_empty()).unwrap_or(false));
+    let job = store.jobs(Some("cluster")).unwrap().remove(0);
+    assert_eq!((job.launcher.as_str(), job.workers), ("slurm", 3));
+    let script = std::fs::read_to_string(&job.script).unwrap();
+    assert!(script.contains("#SBATCH --array=0-2") && script.contains("worker --sweep cluster"), "{script}");
+
+    // Cancel one array task in the middle of its trial: its trial goes to the others.
+    wait_for_progress(&store, "cluster", 2);
+    let running: Vec<String> = slurm.states(&job.job_id).into_iter().filter(|l| l.ends_with("RUNNING")).map(|l| l.split(' ').next().unwrap().to_string()).collect();
+    assert!(!running.is_empty(), "tasks are running: {:?}", slurm.states(&job.job_id));
+    let cancelled = &running[0];
+    assert!(slurm.command("scancel").arg(cancelled).status().unwrap().success());
+
+    let out = waiting.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("submitted slurm job {}", job.job_id)) && stdout.contains("rank"), "{stdout}");
+
+    // Every trial completed exactly once, with its checkpoints, and the tracker answers.
+    let rows = store.runs(&RunFilter { sweep: Some("cluster".into()), status: None }).unwrap();
+    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.iter().map(|r| &r.config_hash).collect::<HashSet<_>>().len(), 6);
+    for r in &rows {
+        assert_eq!(r.status, RunStatus::Completed, "{} {:?}", r.id, r.error);
+        let epochs: Vec<i64> = store.metrics(&r.id).unwrap().iter().filter(|m| m.split == "val" && m.name == "iou").map(|m| m.epoch).collect();
+        assert_eq!(epochs, (1..=40).collect::<Vec<_>>(), "{}: contiguous epochs, none twice", r.id);
+        assert!(runs.path().join("cluster").join(&r.id).join("checkpoints/best.ckpt").is_file());
+    }
+    assert!(rows.iter().any(|r| r.attempt > 1), "the cancelled task's trial was resumed by another: {:?}", rows.iter().map(|r| r.attempt).collect::<Vec<_>>());
+    let workers: HashSet<&Option<i64>> = rows.iter().map(|r| &r.pid).collect();
+    assert!(workers.len() >= 2, "several workers took part");
+    common::sweep(runs.path()).args(["--store", &url, "best", "--metric", "iou"]).assert().success().stdout(contains("best run     cluster-"));
+    common::sweep(runs.path())
+        .args(["--store", &url, "status", "cluster"])
+        .env("SLURM_CONF", &slurm.conf)
+        .assert()
+        .success()
+        .stdout(contains("6 completed").and(contains(format!("slurm job {}", job.job_id))));
+    let logs = std::fs::read_dir(runs.path().join("cluster/slurm")).unwrap().count();
+    assert!(logs >= 3, "the script and the tasks' logs are under runs/<sweep>/slurm");
+}
+
+use predicates::prelude::PredicateBooleanExt;
