@@ -454,51 +454,52 @@ impl Store for PostgresStore {
 
     fn claim(&mut self, sweep: Option<&str>, worker: &WorkerInfo, stale_after: f64) -> StoreResult<Option<Claim>> {
         let pid = worker.pid as i64;
+        // Each claim is one UPDATE ... RETURNING over a row picked FOR UPDATE SKIP LOCKED: atomic
+        // on its own, one round trip, and a row another worker is claiming right now is passed
+        // over rather than waited for. A stale run (its worker died) is resumed before new work
+        // starts. Each picking query walks the (status, sweep, seq) index.
+        const UPDATE: &str = "UPDATE runs r SET status = 'running', attempt = r.attempt + 1, host = $1, pid = $2, heartbeat = $3,
+                                     started = COALESCE(r.started, $3), finished = NULL
+                              FROM picked WHERE r.id = picked.id
+                              RETURNING r.id, r.attempt, r.sweep, r.params, (SELECT config FROM run_configs c WHERE c.run = r.id)";
+        let queries: [(String, bool); 2] = match sweep {
+            Some(_) => [
+                (format!("WITH picked AS (SELECT id FROM runs WHERE status = 'running' AND sweep = $5 AND (heartbeat IS NULL OR heartbeat < $4)
+                                          ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) {UPDATE}"), true),
+                (format!("WITH picked AS (SELECT id FROM runs WHERE status = 'queued' AND sweep = $4 ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) {UPDATE}"), false),
+            ],
+            None => [
+                (format!("WITH picked AS (SELECT id FROM runs WHERE status = 'running' AND (heartbeat IS NULL OR heartbeat < $4)
+                                          ORDER BY created, seq LIMIT 1 FOR UPDATE SKIP LOCKED) {UPDATE}"), true),
+                (format!("WITH picked AS (SELECT id FROM runs WHERE status = 'queued' ORDER BY created, seq LIMIT 1 FOR UPDATE SKIP LOCKED) {UPDATE}"), false),
+            ],
+        };
         let found = self.transact(|c| {
             let now = now_unix();
             let cutoff = now - stale_after;
-            let mut tx = c.transaction().map_err(classify)?;
-            // SKIP LOCKED: a row another worker is claiming right now is passed over, not waited for.
-            let stale = tx
-                .query_opt(
-                    "SELECT id, attempt FROM runs WHERE status = 'running' AND ($1::TEXT IS NULL OR sweep = $1)
-                       AND (heartbeat IS NULL OR heartbeat < $2) ORDER BY created, seq LIMIT 1 FOR UPDATE SKIP LOCKED",
-                    &[&sweep, &cutoff],
-                )
+            for (sql, stale) in &queries {
+                let row = match (sweep, stale) {
+                    (Some(s), true) => c.query_opt(sql, &[&worker.host, &pid, &now, &cutoff, &s]),
+                    (Some(s), false) => c.query_opt(sql, &[&worker.host, &pid, &now, &s]),
+                    (None, true) => c.query_opt(sql, &[&worker.host, &pid, &now, &cutoff]),
+                    (None, false) => c.query_opt(sql, &[&worker.host, &pid, &now]),
+                }
                 .map_err(classify)?;
-            let row = match stale {
-                Some(r) => Some(r),
-                None => tx
-                    .query_opt(
-                        "SELECT id, attempt FROM runs WHERE status = 'queued' AND ($1::TEXT IS NULL OR sweep = $1)
-                         ORDER BY created, seq LIMIT 1 FOR UPDATE SKIP LOCKED",
-                        &[&sweep],
-                    )
-                    .map_err(classify)?,
-            };
-            let Some(row) = row else { return Ok(None) };
-            let (id, attempt): (String, i64) = (row.get(0), row.get(1));
-            tx.execute(
-                "UPDATE runs SET status = 'running', attempt = attempt + 1, host = $2, pid = $3, heartbeat = $4,
-                                 started = COALESCE(started, $4), finished = NULL WHERE id = $1",
-                &[&id, &worker.host, &pid, &now],
-            )
-            .map_err(classify)?;
-            let row = tx
-                .query_one("SELECT r.sweep, c.config, r.params FROM runs r JOIN run_configs c ON c.run = r.id WHERE r.id = $1", &[&id])
-                .map_err(classify)?;
-            let (sweep_name, config, params): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-            tx.commit().map_err(classify)?;
-            Ok(Some((id, attempt, sweep_name, config, params)))
+                if let Some(row) = row {
+                    let found: (String, i64, String, String, String) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+                    return Ok(Some(found));
+                }
+            }
+            Ok(None)
         })?;
-        let Some((id, attempt, sweep_name, config, params)) = found else { return Ok(None) };
+        let Some((id, attempt, sweep_name, params, config)) = found else { return Ok(None) };
         let config: RunConfig = serde_json::from_str(&config).map_err(|e| self.backend(format!("run {id} has an unreadable config: {e}")))?;
         Ok(Some(Claim {
-            lease: Lease { run: id, attempt: attempt + 1 },
+            lease: Lease { run: id, attempt },
             sweep: sweep_name,
             config,
             params: serde_json::from_str(&params).unwrap_or_default(),
-            resumed: attempt > 0,
+            resumed: attempt > 1,
         }))
     }
 
