@@ -1,0 +1,108 @@
+"""The PyTorch reference for `cargo bench --bench unet`: the identical U-Net (the seed's blocks,
+BatchNorm in every block), BCE + dice loss, Adam; one training step and one inference forward,
+timed the same way (median after warm-up, same thread count, 128x128 inputs).
+
+Usage: python bench/unet_torch.py --base 32 --batch 4 [--threads 2] [--steps 8]
+Prints one JSON line: {"train_ms": ..., "infer_ms": ...}. PyTorch is a benchmark-only
+dependency: `pip install torch`.
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ConvBlock(nn.Module):
+    def __init__(self, cin, n):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(cin, n, 3, padding=1), nn.BatchNorm2d(n, eps=1e-3)
+        self.c2, self.b2 = nn.Conv2d(n, n, 3, padding=1), nn.BatchNorm2d(n, eps=1e-3)
+
+    def forward(self, x):
+        return F.relu(self.b2(self.c2(F.relu(self.b1(self.c1(x))))))
+
+
+class Decoder(nn.Module):
+    def __init__(self, cin, n):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(cin, n, 2, stride=2)
+        self.norm = nn.BatchNorm2d(2 * n, eps=1e-3)
+        self.conv = ConvBlock(2 * n, n)
+
+    def forward(self, x, skip):
+        return self.conv(F.relu(self.norm(torch.cat([skip, self.up(x)], 1))))
+
+
+class UNet(nn.Module):
+    def __init__(self, base=32, depth=5):
+        super().__init__()
+        f = [base << i for i in range(depth + 1)]
+        self.enc = nn.ModuleList([ConvBlock(3 if i == 0 else f[i - 1], f[i]) for i in range(depth)])
+        self.center = ConvBlock(f[depth - 1], f[depth])
+        self.dec = nn.ModuleList([Decoder(f[i + 1], f[i]) for i in reversed(range(depth))])
+        self.head = nn.Conv2d(base, 1, 1)
+
+    def forward(self, x):
+        skips = []
+        for e in self.enc:
+            x = e(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.center(x)
+        for d, s in zip(self.dec, reversed(skips)):
+            x = d(x, s)
+        return self.head(x)
+
+
+def loss_fn(logits, y):
+    p = torch.sigmoid(logits)
+    dice = (2 * (p * y).sum() + 1) / (y.sum() + p.sum() + 1)
+    return F.binary_cross_entropy_with_logits(logits, y) + (1 - dice)
+
+
+def median_ms(fn, warmup, steps):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=8)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    model = UNet(a.base)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    x = torch.rand(a.batch, 3, a.size, a.size)
+    y = (torch.rand(a.batch, 1, a.size, a.size) > 0.5).float()
+
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    train = median_ms(train_step, 2, a.steps)
+    model.eval()
+    with torch.no_grad():
+        infer = median_ms(lambda: model(x).sum().item(), 2, a.steps)
+    print(json.dumps({"train_ms": train, "infer_ms": infer, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+
+
+if __name__ == "__main__":
+    main()
