@@ -75,7 +75,14 @@ impl DeviceSpec {
     /// up here as an error rather than as a panic in the middle of training.
     pub fn open(&self) -> Result<Device, DeviceError> {
         let device = self.device()?;
-        probe(&device).map_err(|reason| DeviceError { spec: self.to_string(), reason })?;
+        probe(&device).map_err(|reason| {
+            let hint = match self {
+                DeviceSpec::Cpu => "",
+                DeviceSpec::Cuda(_) => " Is there an NVIDIA GPU with this index and a working driver (nvidia-smi)? Use --device cpu otherwise.",
+                DeviceSpec::Vulkan(_) => " Is there a GPU with this index and a Vulkan driver (vulkaninfo)? Use --device cpu otherwise.",
+            };
+            DeviceError { spec: self.to_string(), reason: format!("{reason}.{hint}") }
+        })?;
         Ok(device)
     }
 

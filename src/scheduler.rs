@@ -222,7 +222,6 @@ pub fn run(spec: &SweepSpec, options: &RunOptions) -> crate::Result<SweepOutcome
     }
     let elapsed = progress.finish();
     let runs = store.runs(&RunFilter { sweep: Some(spec.name.clone()), status: None })?;
-    let interrupted = interrupted || runs.iter().any(|r| !r.status.is_final()) && crate::signals::interrupts() > 0;
     Ok(SweepOutcome { runs, interrupted, elapsed, worker_errors })
 }
 

@@ -275,15 +275,15 @@ pub fn load_model(run: &RunDir, kind: CheckpointKind, device: &Device) -> Result
         path: run.checkpoint_path(kind),
         reason: format!("the run has no `{}` checkpoint yet (it has not finished an epoch)", kind.as_str()),
     })?;
-    let record = ModuleRecord::from_bytes(checkpoint.model).map_err(|e| CheckpointError {
-        path: run.checkpoint_path(kind),
-        reason: format!("the model record cannot be read: {e}"),
-    })?;
-    let model = config.model.init(device, 0).try_load_record(record).map_err(|e| CheckpointError {
-        path: run.checkpoint_path(kind),
-        reason: format!("the model record does not fit the run's config: {e}"),
-    })?;
+    let model = restore(config.model.init(device, 0), checkpoint.model, &run.checkpoint_path(kind))?;
     Ok((config, model, checkpoint.state))
+}
+
+/// Loads a checkpoint's model record into `model` (built from the run's config).
+fn restore(model: UNet, record: burn::tensor::Bytes, path: &Path) -> Result<UNet, CheckpointError> {
+    let bad = |reason: String| CheckpointError { path: path.to_path_buf(), reason };
+    let record = ModuleRecord::from_bytes(record).map_err(|e| bad(format!("the model record cannot be read: {e}")))?;
+    model.try_load_record(record).map_err(|e| bad(format!("the model record does not fit the run's config: {e}")))
 }
 
 /// Trains one run to completion, divergence or a stop request.
@@ -320,11 +320,11 @@ pub fn train(config: &RunConfig, ctx: &RunContext, observer: &mut dyn Observer) 
             return Err(TrainError::ConfigMismatch { path: run.checkpoint_path(CheckpointKind::Last), expected: config_hash, found: last.state.config_hash });
         }
         let path = run.checkpoint_path(CheckpointKind::Last);
-        let bad = |what: String| CheckpointError { path: path.clone(), reason: what };
-        let record = ModuleRecord::from_bytes(last.model).map_err(|e| bad(format!("model record: {e}")))?;
-        model = model.try_load_record(record).map_err(|e| bad(format!("model record does not fit: {e}")))?;
+        model = restore(model, last.model, &path)?;
         if let Some(bytes) = last.optimizer {
-            optim = optim.from_bytes(bytes).map_err(|e| bad(format!("optimizer record: {e}")))?;
+            optim = optim
+                .from_bytes(bytes)
+                .map_err(|e| CheckpointError { path: path.clone(), reason: format!("the optimizer record cannot be read: {e}") })?;
         }
         state = last.state;
         let checkpoints = current_checkpoints(run, &state);

@@ -16,16 +16,6 @@ use services::{Postgres, Slurm, wait_until};
 use sweep::config::Split;
 use sweep::store::{EpochLog, MetricValue, NewTrial, PostgresStore, RunFilter, RunStatus, Store, StoreError, WorkerInfo};
 
-fn trials(n: usize) -> Vec<NewTrial> {
-    (0..n)
-        .map(|i| {
-            let mut config = common::tiny_config();
-            config.train.seed = i as u64;
-            NewTrial { config, params: Default::default() }
-        })
-        .collect()
-}
-
 fn epoch(e: i64) -> EpochLog {
     EpochLog {
         epoch: e,
@@ -59,7 +49,7 @@ fn a_lost_connection_is_retried_and_no_epoch_is_lost() {
     let url = pg.create_db("lost");
     let mut store = PostgresStore::open(&url).unwrap();
     store.register_sweep("s", "spec").unwrap();
-    store.enqueue("s", &trials(2)).unwrap();
+    store.enqueue("s", &common::trials(2)).unwrap();
     let claim = store.claim(Some("s"), &WorkerInfo { host: "h".into(), pid: 1 }, 60.0).unwrap().unwrap();
     store.log_epoch(&claim.lease, &epoch(1)).unwrap();
     // The server cuts the connection (a restart, a failover, a network cut).
@@ -82,7 +72,7 @@ fn many_connections_claim_every_run_exactly_once() {
     let url = pg.create_db("claims");
     let mut store = PostgresStore::open(&url).unwrap();
     store.register_sweep("s", "spec").unwrap();
-    store.enqueue("s", &trials(96)).unwrap();
+    store.enqueue("s", &common::trials(96)).unwrap();
     let handles: Vec<_> = (0..12)
         .map(|w| {
             let url = url.clone();

@@ -157,23 +157,13 @@ fn child(mode: &str, path: &Path) -> Command {
     cmd
 }
 
-fn trials(n: usize) -> Vec<NewTrial> {
-    (0..n)
-        .map(|i| {
-            let mut config = common::tiny_config();
-            config.train.seed = i as u64;
-            NewTrial { config, params: Default::default() }
-        })
-        .collect()
-}
-
 #[test]
 fn eight_processes_claim_every_run_exactly_once_without_lock_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     let mut store = SqliteStore::open(&path).unwrap();
     store.register_sweep("s", "spec").unwrap();
-    store.enqueue("s", &trials(64)).unwrap();
+    store.enqueue("s", &common::trials(64)).unwrap();
     drop(store);
     let children: Vec<_> = (0..8).map(|_| child("claim", &path).spawn().unwrap()).collect();
     let mut claimed = Vec::new();
@@ -202,7 +192,7 @@ fn a_writer_killed_mid_transaction_leaves_a_sound_file_and_no_partial_epoch() {
     let path = dir.path().join("t.db");
     let mut store = SqliteStore::open(&path).unwrap();
     store.register_sweep("s", "spec").unwrap();
-    store.enqueue("s", &trials(5)).unwrap();
+    store.enqueue("s", &common::trials(5)).unwrap();
     drop(store);
     for round in 0..5u64 {
         let mut c = child("log", &path).spawn().unwrap();
@@ -309,7 +299,7 @@ fn claims_wait_for_a_busy_writer_instead_of_failing() {
     let path = dir.path().join("t.db");
     let mut store = SqliteStore::open(&path).unwrap();
     store.register_sweep("s", "spec").unwrap();
-    store.enqueue("s", &trials(1)).unwrap();
+    store.enqueue("s", &common::trials(1)).unwrap();
     // Another connection holds the write lock for a while.
     let blocker = Connection::open(&path).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE; UPDATE sweeps SET updated = 1;").unwrap();

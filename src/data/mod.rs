@@ -108,7 +108,7 @@ pub fn scan(dir: &Path) -> Result<Vec<SampleFiles>, DataError> {
         return Err(DataError::MissingDir {
             path: dir.to_path_buf(),
             what: "dataset directory",
-            hint: "give a directory holding train/ and train_masks/ (the Carvana layout), or use the synthetic set".into(),
+            hint: "give a directory holding train/ and train_masks/ (the Carvana layout) with --data DIR or data.source, or use \"synthetic\"".into(),
         });
     }
     let images_dir = dir.join("train");

@@ -429,6 +429,46 @@ pub fn open(location: &str, create: bool) -> StoreResult<Box<dyn Store>> {
     Ok(Box::new(store))
 }
 
+/// Splits a metric value into (value, kind) for storage: NaN and infinities are stored as NULL
+/// plus a kind, because SQLite turns NaN into NULL (PostgreSQL does the same for the contract).
+pub(crate) fn encode_value(v: f64) -> (Option<f64>, &'static str) {
+    match crate::metrics::nonfinite::kind_name(v) {
+        None => (Some(v), "finite"),
+        Some("NaN") => (None, "nan"),
+        Some(k) => (None, k),
+    }
+}
+
+/// The inverse of [`encode_value`].
+pub(crate) fn decode_value(v: Option<f64>, kind: &str) -> f64 {
+    match kind {
+        "finite" => v.unwrap_or(f64::NAN),
+        "inf" => f64::INFINITY,
+        "-inf" => f64::NEG_INFINITY,
+        _ => f64::NAN,
+    }
+}
+
+/// The one-row-per-run results view, the same SQL for every backend.
+pub(crate) const RUN_RESULTS_VIEW: &str = "CREATE VIEW run_results AS
+    SELECT r.id AS run, r.sweep, r.status, r.params, r.seed, r.attempt,
+        (SELECT MAX(last_epoch) FROM metric_summary s WHERE s.run = r.id) AS epochs,
+        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'loss') AS final_val_loss,
+        (SELECT min_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'loss') AS best_val_loss,
+        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'dice') AS final_val_dice,
+        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'dice') AS best_val_dice,
+        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'iou') AS final_val_iou,
+        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'iou') AS best_val_iou,
+        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'fg_iou') AS final_val_fg_iou,
+        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'fg_iou') AS best_val_fg_iou,
+        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'loss') AS final_train_loss,
+        (SELECT min_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'loss') AS best_train_loss,
+        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'dice') AS final_train_dice,
+        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'dice') AS best_train_dice,
+        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'iou') AS final_train_iou,
+        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'iou') AS best_train_iou
+    FROM runs r;";
+
 /// The version of this build, recorded with every run.
 pub fn code_version() -> String {
     format!("sweep {}", env!("CARGO_PKG_VERSION"))

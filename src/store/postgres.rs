@@ -18,14 +18,16 @@ use ::postgres::{Client, NoTls, Row, Transaction};
 
 use super::{
     BestRun, CheckpointRow, Claim, EnqueueReport, EpochLog, JobRow, Lease, MetricRow, MetricSummary, NewTrial, RunFilter, RunRow, RunStatus, Store,
-    StoreError, StoreResult, SweepInfo, SweepRegistration, WorkerInfo, code_version, validate_sweep_name,
+    StoreError, StoreResult, SweepInfo, SweepRegistration, WorkerInfo, RUN_RESULTS_VIEW, code_version, decode_value, encode_value,
+    validate_sweep_name,
 };
 use crate::config::RunConfig;
-use crate::metrics::{Goal, nonfinite};
+use crate::metrics::Goal;
 use crate::util::{now_unix, sha256_hex};
 
-/// The schema, one script per version. Append only.
-const MIGRATIONS: &[&str] = &[r#"
+/// The schema, one migration per version, each a list of SQL scripts run in order. Append only.
+const MIGRATIONS: &[&[&str]] = &[&[
+    r#"
     CREATE TABLE sweeps (
         name      TEXT PRIMARY KEY,
         spec      TEXT NOT NULL,
@@ -117,25 +119,9 @@ const MIGRATIONS: &[&str] = &[r#"
         submitted DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (launcher, job_id)
     );
-    CREATE VIEW run_results AS
-    SELECT r.id AS run, r.sweep, r.status, r.params, r.seed, r.attempt,
-        (SELECT MAX(last_epoch) FROM metric_summary s WHERE s.run = r.id) AS epochs,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'loss') AS final_val_loss,
-        (SELECT min_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'loss') AS best_val_loss,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'dice') AS final_val_dice,
-        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'dice') AS best_val_dice,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'iou') AS final_val_iou,
-        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'iou') AS best_val_iou,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'fg_iou') AS final_val_fg_iou,
-        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'fg_iou') AS best_val_fg_iou,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'loss') AS final_train_loss,
-        (SELECT min_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'loss') AS best_train_loss,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'dice') AS final_train_dice,
-        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'dice') AS best_train_dice,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'iou') AS final_train_iou,
-        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'iou') AS best_train_iou
-    FROM runs r;
-"#];
+    "#,
+    RUN_RESULTS_VIEW,
+]];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -159,23 +145,6 @@ enum Failure {
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         Failure::Store(e)
-    }
-}
-
-fn encode_value(v: f64) -> (Option<f64>, &'static str) {
-    match nonfinite::kind_name(v) {
-        None => (Some(v), "finite"),
-        Some("NaN") => (None, "nan"),
-        Some(k) => (None, k),
-    }
-}
-
-fn decode_value(v: Option<f64>, kind: &str) -> f64 {
-    match kind {
-        "finite" => v.unwrap_or(f64::NAN),
-        "inf" => f64::INFINITY,
-        "-inf" => f64::NEG_INFINITY,
-        _ => f64::NAN,
     }
 }
 
@@ -212,8 +181,10 @@ impl PostgresStore {
             if version > SCHEMA_VERSION {
                 return Err(Failure::Store(StoreError::NewerSchema { path: redact(&store.url).into(), found: version, supported: SCHEMA_VERSION }));
             }
-            for (i, script) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-                tx.batch_execute(script).map_err(classify)?;
+            for (i, scripts) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                for script in *scripts {
+                    tx.batch_execute(script).map_err(classify)?;
+                }
                 tx.execute("UPDATE sweep_schema SET version = $1", &[&(i as i64 + 1)]).map_err(classify)?;
             }
             tx.commit().map_err(classify)

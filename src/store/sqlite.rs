@@ -17,16 +17,18 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 
 use super::{
     BestRun, CheckpointRow, Claim, EnqueueReport, EpochLog, JobRow, Lease, MetricRow, MetricSummary, NewTrial, RunFilter, RunRow, RunStatus,
-    Store, StoreError, StoreResult, SweepInfo, SweepRegistration, WorkerInfo, code_version, validate_sweep_name,
+    Store, StoreError, StoreResult, SweepInfo, SweepRegistration, WorkerInfo, RUN_RESULTS_VIEW, code_version, decode_value, encode_value,
+    validate_sweep_name,
 };
 use crate::config::RunConfig;
-use crate::metrics::{Goal, nonfinite};
+use crate::metrics::Goal;
 use crate::util::{now_unix, sha256_hex};
 
-/// The schema, one script per version. Append only: never edit a released script.
-const MIGRATIONS: &[&str] = &[
+/// The schema, one migration per version, each a list of SQL scripts run in order. Append only:
+/// never edit a released migration.
+const MIGRATIONS: &[&[&str]] = &[
     // 1: sweeps, runs, parameters, metrics, checkpoints.
-    r#"
+    &[r#"
     CREATE TABLE sweeps (
         name      TEXT PRIMARY KEY,
         spec      TEXT NOT NULL,
@@ -95,10 +97,10 @@ const MIGRATIONS: &[&str] = &[
         created      REAL NOT NULL,
         PRIMARY KEY (run, kind)
     ) WITHOUT ROWID;
-    "#,
+    "#],
     // 2: per-run metric summaries (final value, best in each direction), kept up to date by
     // log_epoch, backfilled here; and the one-row-per-run results view.
-    r#"
+    &[r#"
     CREATE TABLE metric_summary (
         run        TEXT NOT NULL REFERENCES runs(id),
         split      TEXT NOT NULL,
@@ -122,27 +124,9 @@ const MIGRATIONS: &[&str] = &[
            (SELECT epoch FROM metrics x WHERE x.run = m.run AND x.split = m.split AND x.name = m.name AND x.kind = 'finite' ORDER BY value DESC, epoch ASC LIMIT 1)
     FROM metrics m
     WHERE m.epoch = (SELECT MAX(epoch) FROM metrics y WHERE y.run = m.run AND y.split = m.split AND y.name = m.name);
-    CREATE VIEW run_results AS
-    SELECT r.id AS run, r.sweep, r.status, r.params, r.seed, r.attempt,
-        (SELECT MAX(last_epoch) FROM metric_summary s WHERE s.run = r.id) AS epochs,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'loss') AS final_val_loss,
-        (SELECT min_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'loss') AS best_val_loss,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'dice') AS final_val_dice,
-        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'dice') AS best_val_dice,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'iou') AS final_val_iou,
-        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'iou') AS best_val_iou,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'fg_iou') AS final_val_fg_iou,
-        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'fg_iou') AS best_val_fg_iou,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'loss') AS final_train_loss,
-        (SELECT min_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'loss') AS best_train_loss,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'dice') AS final_train_dice,
-        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'dice') AS best_train_dice,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'iou') AS final_train_iou,
-        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'iou') AS best_train_iou
-    FROM runs r;
-    "#,
+    "#, RUN_RESULTS_VIEW],
     // 3: batch jobs (SLURM arrays) submitted for a sweep.
-    r#"
+    &[r#"
     CREATE TABLE jobs (
         sweep     TEXT NOT NULL REFERENCES sweeps(name),
         launcher  TEXT NOT NULL,
@@ -152,7 +136,7 @@ const MIGRATIONS: &[&str] = &[
         submitted REAL NOT NULL,
         PRIMARY KEY (launcher, job_id)
     );
-    "#,
+    "#],
 ];
 
 /// The schema version this build writes.
@@ -164,24 +148,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
-}
-
-/// Splits a metric value into (value, kind): NaN and infinities are stored as NULL plus a kind.
-fn encode_value(v: f64) -> (Option<f64>, &'static str) {
-    match nonfinite::kind_name(v) {
-        None => (Some(v), "finite"),
-        Some("NaN") => (None, "nan"),
-        Some(k) => (None, k),
-    }
-}
-
-fn decode_value(v: Option<f64>, kind: &str) -> f64 {
-    match kind {
-        "finite" => v.unwrap_or(f64::NAN),
-        "inf" => f64::INFINITY,
-        "-inf" => f64::NEG_INFINITY,
-        _ => f64::NAN,
-    }
 }
 
 impl SqliteStore {
@@ -276,8 +242,10 @@ impl SqliteStore {
         if version > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema { path, found: version, supported: SCHEMA_VERSION });
         }
-        for (i, script) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            tx.execute_batch(script).map_err(|e| map_err(&path, e))?;
+        for (i, scripts) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            for script in *scripts {
+                tx.execute_batch(script).map_err(|e| map_err(&path, e))?;
+            }
             tx.pragma_update(None, "user_version", i as i64 + 1).map_err(|e| map_err(&path, e))?;
         }
         tx.commit().map_err(|e| map_err(&path, e))
@@ -289,8 +257,10 @@ impl SqliteStore {
         let conn = Connection::open(path).map_err(|e| map_err(path, e))?;
         let store = Self { conn, path: path.to_path_buf() };
         store.configure(true)?;
-        for (i, script) in MIGRATIONS.iter().enumerate().take(version) {
-            store.conn.execute_batch(script).map_err(|e| map_err(path, e))?;
+        for (i, scripts) in MIGRATIONS.iter().enumerate().take(version) {
+            for script in *scripts {
+                store.conn.execute_batch(script).map_err(|e| map_err(path, e))?;
+            }
             store.conn.pragma_update(None, "user_version", i as i64 + 1).map_err(|e| map_err(path, e))?;
         }
         Ok(store)
@@ -916,4 +886,30 @@ fn map_err(path: &Path, e: rusqlite::Error) -> StoreError {
         }
     }
     StoreError::Backend { path, detail: e.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_file_systems_are_recognised_by_their_magic_numbers() {
+        assert_eq!(network_fs_name(0x6969), Some("NFS"));
+        assert_eq!(network_fs_name(0xff53_4d42), Some("CIFS"));
+        assert_eq!(network_fs_name(0x0bd0_0bd0), Some("Lustre"));
+        assert_eq!(network_fs_name(0xef53), None, "ext4 is local");
+        assert_eq!(network_fs_name(0x0102_1994), None, "tmpfs is local");
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(network_filesystem(&dir.path().join("t.db")), None, "the test's temporary directory is local");
+    }
+
+    #[test]
+    fn nan_and_infinities_are_stored_as_a_value_plus_a_kind() {
+        for v in [1.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let (stored, kind) = encode_value(v);
+            let back = decode_value(stored, kind);
+            assert!(back == v || (v.is_nan() && back.is_nan()), "{v} -> {stored:?} {kind} -> {back}");
+            assert_eq!(stored.is_none(), !v.is_finite(), "SQLite would turn NaN into NULL, so no non-finite value is stored as a number");
+        }
+    }
 }

@@ -21,6 +21,17 @@ pub fn tiny_config() -> RunConfig {
     c
 }
 
+/// `n` tiny trials that differ by their training seed.
+pub fn trials(n: usize) -> Vec<sweep::store::NewTrial> {
+    (0..n)
+        .map(|i| {
+            let mut config = tiny_config();
+            config.train.seed = i as u64;
+            sweep::store::NewTrial { config, params: Default::default() }
+        })
+        .collect()
+}
+
 /// The `sweep` binary under test.
 pub fn sweep_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sweep"))
