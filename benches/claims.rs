@@ -10,7 +10,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use sweep::config::{RunConfig, Split};
-use sweep::store::{self, EpochLog, MetricValue, NewTrial, RunStatus, Store, WorkerInfo};
+use sweep::store::{self, EpochLog, MetricValue, NewTrial, RunStatus, WorkerInfo};
 
 const TRIALS: usize = 2000;
 const WORKERS: usize = 16;
@@ -39,7 +39,12 @@ fn race(location: &str) -> (Vec<Duration>, Duration) {
             std::thread::spawn(move || {
                 let mut s = store::open(&location, false).unwrap();
                 let me = WorkerInfo { host: "bench".into(), pid: w as u32 };
-                let log = EpochLog { epoch: 1, wall: 0.0, metrics: vec![MetricValue { split: Split::Val, name: "iou".into(), value: 0.5 }], checkpoints: vec![] };
+                let log = EpochLog {
+                    epoch: 1,
+                    wall: 0.0,
+                    metrics: vec![MetricValue { split: Split::Val, name: "iou".into(), value: 0.5 }],
+                    checkpoints: vec![],
+                };
                 let mut latencies = Vec::new();
                 barrier.wait();
                 loop {

@@ -35,7 +35,12 @@ fn main() {
             // One real run, so that the prediction grid has a checkpoint to load.
             let mut config = claim.config.clone();
             config.train.epochs = 20;
-            let ctx = RunContext { run_dir: sweep::worker::run_dir(&runs_dir, "b", &claim.lease.run), runs_root: &runs_dir, device: device.clone(), faults: Faults::default() };
+            let ctx = RunContext {
+                run_dir: sweep::worker::run_dir(&runs_dir, "b", &claim.lease.run),
+                runs_root: &runs_dir,
+                device: device.clone(),
+                faults: Faults::default(),
+            };
             struct Log<'a>(&'a mut SqliteStore, sweep::store::Lease);
             impl train::Observer for Log<'_> {
                 fn on_epoch(&mut self, s: &EpochSummary, c: &[train::SavedCheckpoint]) -> Result<(), String> {
@@ -61,5 +66,8 @@ fn main() {
     });
     println!("\n| what | median |");
     println!("|---|--:|");
-    println!("| every chart of a 50-run sweep ({files} files: 3 learning-curve charts, 2 scatter, parallel coordinates, best run's panels, prediction grid of 4, index.html) | {:.2} s |", common::median(&times).as_secs_f64());
+    println!(
+        "| every chart of a 50-run sweep ({files} files: 3 learning-curve charts, 2 scatter, parallel coordinates, best run's panels, prediction grid of 4, index.html) | {:.2} s |",
+        common::median(&times).as_secs_f64()
+    );
 }

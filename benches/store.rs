@@ -75,7 +75,11 @@ fn main() {
     claim_times.sort();
     log_times.sort();
     let rows: i64 = store.connection().query_row("SELECT count(*) FROM metrics", [], |r| r.get(0)).unwrap();
-    println!("\ngenerated {RUNS} runs x {EPOCHS} epochs = {rows} metric rows in {:.1}s (enqueue {:.2}s)", generate.as_secs_f64(), enqueue.as_secs_f64());
+    println!(
+        "\ngenerated {RUNS} runs x {EPOCHS} epochs = {rows} metric rows in {:.1}s (enqueue {:.2}s)",
+        generate.as_secs_f64(),
+        enqueue.as_secs_f64()
+    );
 
     let best = common::time_n(3, 30, || {
         std::hint::black_box(store.best("val_iou", Goal::Maximize, None).unwrap().unwrap());
@@ -101,10 +105,18 @@ fn main() {
     println!("\n| operation | median | p95 |");
     println!("|---|--:|--:|");
     let p95 = |d: &[std::time::Duration]| d[d.len() * 95 / 100];
-    println!("| log one epoch (10 metrics + 2 checkpoint rows, one transaction) | {:.3} ms | {:.3} ms |", common::ms(common::median(&log_times)), common::ms(p95(&log_times)));
+    println!(
+        "| log one epoch (10 metrics + 2 checkpoint rows, one transaction) | {:.3} ms | {:.3} ms |",
+        common::ms(common::median(&log_times)),
+        common::ms(p95(&log_times))
+    );
     println!("| claim a run | {:.3} ms | {:.3} ms |", common::ms(common::median(&claim_times)), common::ms(p95(&claim_times)));
     println!("| `best` val_iou over {RUNS} runs (library) | {:.3} ms | {:.3} ms |", common::ms(common::median(&best)), common::ms(p95(&best)));
-    println!("| `best` val_loss within the sweep (library) | {:.3} ms | {:.3} ms |", common::ms(common::median(&best_sweep)), common::ms(p95(&best_sweep)));
+    println!(
+        "| `best` val_loss within the sweep (library) | {:.3} ms | {:.3} ms |",
+        common::ms(common::median(&best_sweep)),
+        common::ms(p95(&best_sweep))
+    );
     println!("| list {RUNS} runs and render the table (library) | {:.1} ms | - |", common::ms(common::median(&ls)));
     println!("| `sweep best --metric iou` (process, start to exit) | {:.1} ms | - |", common::ms(common::median(&cli_best)));
     println!("| `sweep ls` of {RUNS} runs (process, start to exit) | {:.1} ms | - |", common::ms(common::median(&cli_ls)));

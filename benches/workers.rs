@@ -34,7 +34,17 @@ fn main() {
     let exe = env!("CARGO_BIN_EXE_sweep");
     // Generate the dataset once, outside the timings.
     let data_runs = dir.path().join("data");
-    assert!(Command::new(exe).arg("--runs-dir").arg(&data_runs).args(["data", "show", "--out"]).arg(dir.path().join("s.png")).output().unwrap().status.success());
+    assert!(
+        Command::new(exe)
+            .arg("--runs-dir")
+            .arg(&data_runs)
+            .args(["data", "show", "--out"])
+            .arg(dir.path().join("s.png"))
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
     let cached = data_runs.join("data");
     println!("\n| workers | threads each | wall clock | mean trial | overhead per trial |");
     println!("|--:|--:|--:|--:|--:|");

@@ -150,10 +150,8 @@ impl RunDir {
     /// Reads the resolved config the run was started with.
     pub fn read_config(&self) -> Result<RunConfig, CheckpointError> {
         let path = self.config_path();
-        let text = std::fs::read_to_string(&path).map_err(|e| CheckpointError {
-            path: path.clone(),
-            reason: format!("cannot read the run's config ({e}); is this a run directory?"),
-        })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| CheckpointError { path: path.clone(), reason: format!("cannot read the run's config ({e}); is this a run directory?") })?;
         serde_json::from_str(&text).map_err(|e| CheckpointError { path, reason: format!("not a valid run config: {e}") })
     }
 

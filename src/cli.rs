@@ -513,6 +513,16 @@ fn cmd_run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
         println!("interrupted: run the same command to resume");
         return Ok(ExitCode::from(1));
     }
+    let unfinished: Vec<&str> = outcome.runs.iter().filter(|r| !r.status.is_final()).map(|r| r.id.as_str()).collect();
+    if !unfinished.is_empty() {
+        eprintln!(
+            "{} trial(s) did not run to the end ({}): the workers stopped early; see {}",
+            unfinished.len(),
+            unfinished.join(", "),
+            runs_dir.join(&spec.name).join("logs").display()
+        );
+        return Ok(ExitCode::from(1));
+    }
     if outcome.any_failed() {
         let failed: Vec<String> = outcome
             .runs
@@ -620,14 +630,7 @@ fn print_dry_run(g: &Global, spec: &crate::spec::SweepSpec, trials: &[crate::spe
         row.push(hash[..10].to_string());
         t.row(row);
     }
-    println!(
-        "sweep {} ({:?}, {} trial(s), metric {} {})",
-        spec.name,
-        spec.method,
-        trials.len(),
-        spec.metric.name,
-        spec.metric.goal.as_str()
-    );
+    println!("sweep {} ({:?}, {} trial(s), metric {} {})", spec.name, spec.method, trials.len(), spec.metric.name, spec.metric.goal.as_str());
     print!("{}", t.render());
 }
 
@@ -677,10 +680,7 @@ fn cmd_status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
     let now = crate::util::now_unix();
     for sweep in selected {
         let runs = store.runs(&RunFilter { sweep: Some(sweep.name.clone()), status: None })?;
-        let counts: Vec<String> = RunStatus::ALL
-            .iter()
-            .filter_map(|s| sweep.counts.get(s.as_str()).map(|n| format!("{n} {}", s.as_str())))
-            .collect();
+        let counts: Vec<String> = RunStatus::ALL.iter().filter_map(|s| sweep.counts.get(s.as_str()).map(|n| format!("{n} {}", s.as_str()))).collect();
         println!("sweep {}: {} trial(s): {}", sweep.name, runs.len(), counts.join(", "));
         let objective = store.run_config(&runs.first().map(|r| r.id.clone()).unwrap_or_default()).map(|c| c.metric).unwrap_or_default();
         let running: Vec<_> = runs.iter().filter(|r| r.status == RunStatus::Running).collect();
@@ -706,7 +706,9 @@ fn cmd_status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
             let ord = a.1.0.partial_cmp(&b.1.0).unwrap_or(std::cmp::Ordering::Equal);
             if objective.goal == Goal::Maximize { ord } else { ord.reverse() }
         }) {
-            Some((r, (v, e))) => println!("best so far: {} {} = {} (epoch {e}) {}", r.id, objective.name, report::fmt_num(v), crate::progress::short_params(&r.params)),
+            Some((r, (v, e))) => {
+                println!("best so far: {} {} = {} (epoch {e}) {}", r.id, objective.name, report::fmt_num(v), crate::progress::short_params(&r.params))
+            }
             None => println!("best so far: none yet"),
         }
         println!();
@@ -717,9 +719,9 @@ fn cmd_status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
 fn cmd_ls(g: &Global, args: &LsArgs) -> Result<ExitCode> {
     let store = g.open_store()?;
     let status = match &args.status {
-        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
-            usage(format!("--status {s}: expected one of {}", RunStatus::ALL.map(|s| s.as_str()).join(", ")))
-        })?),
+        Some(s) => Some(
+            RunStatus::parse(s).ok_or_else(|| usage(format!("--status {s}: expected one of {}", RunStatus::ALL.map(|s| s.as_str()).join(", "))))?,
+        ),
         None => None,
     };
     let mut runs = store.runs(&RunFilter { sweep: args.sweep.clone(), status })?;
@@ -804,10 +806,10 @@ fn cmd_best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
         None => Goal::for_metric(&metric),
     };
     let store = g.open_store()?;
-    if let Some(s) = &args.sweep {
-        if !store.sweeps()?.iter().any(|x| &x.name == s) {
-            return Err(StoreError::UnknownSweep { name: s.clone(), suggestions: Vec::new() }.into());
-        }
+    if let Some(s) = &args.sweep
+        && !store.sweeps()?.iter().any(|x| &x.name == s)
+    {
+        return Err(StoreError::UnknownSweep { name: s.clone(), suggestions: Vec::new() }.into());
     }
     let Some(best) = store.best(&metric, goal, args.sweep.as_deref())? else {
         bail!("no run has a {metric} value yet{}", args.sweep.as_ref().map(|s| format!(" in sweep {s}")).unwrap_or_default());
@@ -819,7 +821,7 @@ fn cmd_best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
         let device = args.compute.device.open()?;
         let run_dir = worker::run_dir(&g.runs_dir(), &best.run.sweep, &best.run.id);
         let (config, model, state) = crate::train::load_model(&run_dir, CheckpointKind::Best, &device)?;
-        let (samples, _, val) = crate::train::load_split(&config, &g.runs_dir())?;
+        let crate::train::DataSplit { samples, val, .. } = crate::train::load_split(&config, &g.runs_dir())?;
         let loader = data::Loader::eval(samples, val, config.train.batch_size, config.augment.rescale);
         let metrics = crate::train::evaluate(&model, &loader, &device);
         Some((metrics, state.best.map(|b| b.epoch).unwrap_or(0)))
@@ -857,7 +859,13 @@ fn cmd_best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
     print!("{}", report::compare(std::slice::from_ref(&best.run)).split("\n\n").nth(1).unwrap_or(""));
     if let Some((m, epoch)) = evaluation {
         println!("\nre-evaluated the best checkpoint (epoch {epoch}) on the validation split:");
-        println!("loss {}  dice {}  iou {}  fg_iou {}", report::fmt_num(m.loss), report::fmt_num(m.dice), report::fmt_num(m.iou), report::fmt_num(m.fg_iou));
+        println!(
+            "loss {}  dice {}  iou {}  fg_iou {}",
+            report::fmt_num(m.loss),
+            report::fmt_num(m.dice),
+            report::fmt_num(m.iou),
+            report::fmt_num(m.fg_iou)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -910,9 +918,8 @@ fn resolve_run_dir(g: &Global, run: &str) -> Result<RunDir> {
             Err(_) => {}
         }
     }
-    let found = std::fs::read_dir(&runs_dir).ok().and_then(|entries| {
-        entries.flatten().map(|e| e.path().join(run)).find(|p| p.join("config.json").is_file())
-    });
+    let found =
+        std::fs::read_dir(&runs_dir).ok().and_then(|entries| entries.flatten().map(|e| e.path().join(run)).find(|p| p.join("config.json").is_file()));
     found.map(RunDir::new).ok_or_else(|| usage(format!("no run {run:?} under {}", runs_dir.display())))
 }
 
@@ -934,7 +941,7 @@ fn cmd_eval(g: &Global, args: &EvalArgs) -> Result<ExitCode> {
             (samples, all, format!("every image of {}", dir.display()))
         }
         None => {
-            let (samples, _, val) = crate::train::load_split(&config, &g.runs_dir())?;
+            let crate::train::DataSplit { samples, val, .. } = crate::train::load_split(&config, &g.runs_dir())?;
             (samples, val, "the run's validation split".to_string())
         }
     };
@@ -1060,11 +1067,7 @@ fn data_show(g: &Global, args: &ShowArgs) -> Result<ExitCode> {
     println!("images       {}", stats.count);
     let sizes: Vec<String> = stats.sizes.iter().map(|((w, h), n)| format!("{w}x{h} ({n})")).collect();
     println!("sizes        {}", sizes.join(", "));
-    println!(
-        "foreground   {:.1}% ± {:.1}% of pixels (mean ± std over images)",
-        stats.mean_foreground * 100.0,
-        stats.std_foreground * 100.0
-    );
+    println!("foreground   {:.1}% ± {:.1}% of pixels (mean ± std over images)", stats.mean_foreground * 100.0, stats.std_foreground * 100.0);
     println!("wrote {}", out.display());
     Ok(ExitCode::SUCCESS)
 }

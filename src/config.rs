@@ -19,24 +19,13 @@ use crate::model::UNetConfig;
 /// Every setting of one training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct RunConfig {
     pub data: DataConfig,
     pub model: UNetConfig,
     pub train: TrainConfig,
     pub augment: Augment,
     pub metric: Objective,
-}
-
-impl Default for RunConfig {
-    fn default() -> Self {
-        Self {
-            data: DataConfig::default(),
-            model: UNetConfig::default(),
-            train: TrainConfig::default(),
-            augment: Augment::default(),
-            metric: Objective::default(),
-        }
-    }
 }
 
 /// Where the images come from and how they are split and sized.

@@ -96,7 +96,11 @@ impl UNetConfig {
             });
         }
         if !(self.batchnorm_epsilon > 0.0 && self.batchnorm_epsilon.is_finite()) {
-            return Err(ModelError::Invalid { key: "model.batchnorm_epsilon", value: self.batchnorm_epsilon.to_string(), expected: "must be positive" });
+            return Err(ModelError::Invalid {
+                key: "model.batchnorm_epsilon",
+                value: self.batchnorm_epsilon.to_string(),
+                expected: "must be positive",
+            });
         }
         Ok(())
     }
@@ -165,10 +169,7 @@ impl Init<'_> {
     }
 
     fn batch_norm(&self, channels: usize) -> BatchNorm {
-        BatchNormConfig::new(channels)
-            .with_momentum(self.config.batchnorm_momentum)
-            .with_epsilon(self.config.batchnorm_epsilon)
-            .init(self.device)
+        BatchNormConfig::new(channels).with_momentum(self.config.batchnorm_momentum).with_epsilon(self.config.batchnorm_epsilon).init(self.device)
     }
 
     fn conv(&self, in_channels: usize, out_channels: usize, kernel: usize) -> Conv2d {

@@ -90,11 +90,13 @@ impl Progress {
                     bar
                 })
                 .collect();
-            let overall = multi.add(ProgressBar::new(total as u64).with_style(
-                ProgressStyle::with_template("{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} trials {msg} ({elapsed}, ETA {eta})")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            ));
+            let overall = multi.add(
+                ProgressBar::new(total as u64).with_style(
+                    ProgressStyle::with_template("{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} trials {msg} ({elapsed}, ETA {eta})")
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                ),
+            );
             overall.set_prefix(format!("sweep {sweep}"));
             overall.set_position(done as u64);
             overall.enable_steady_tick(Duration::from_millis(500));

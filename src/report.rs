@@ -69,9 +69,7 @@ impl Table {
             }
         }
         let numeric: Vec<bool> = (0..n)
-            .map(|i| {
-                self.rows.iter().all(|r| r.get(i).is_none_or(|c| c == "-" || c.is_empty() || c.parse::<f64>().is_ok() || c == "NaN"))
-            })
+            .map(|i| self.rows.iter().all(|r| r.get(i).is_none_or(|c| c == "-" || c.is_empty() || c.parse::<f64>().is_ok() || c == "NaN")))
             .collect();
         let mut out = String::new();
         let line = |cells: &[String], out: &mut String| {
@@ -139,7 +137,8 @@ pub fn runs_csv(runs: &[RunRow]) -> String {
     }
     let mut out = csv_line(&header);
     for r in runs {
-        let mut row = vec![r.id.clone(), r.sweep.clone(), r.status.as_str().into(), r.attempt.to_string(), r.epochs().to_string(), r.seed.to_string()];
+        let mut row =
+            vec![r.id.clone(), r.sweep.clone(), r.status.as_str().into(), r.attempt.to_string(), r.epochs().to_string(), r.seed.to_string()];
         row.extend(keys.iter().map(|k| r.params.get(k).map(fmt_param_exact).unwrap_or_default()));
         for m in &metric_keys {
             row.push(r.best(m, Goal::for_metric(m)).map(|(v, _)| v.to_string()).unwrap_or_default());
@@ -159,10 +158,8 @@ fn fmt_param_exact(v: &serde_json::Value) -> String {
 
 /// One CSV record (RFC 4180 quoting).
 pub fn csv_line(cells: &[String]) -> String {
-    let quoted: Vec<String> = cells
-        .iter()
-        .map(|c| if c.contains([',', '"', '\n', '\r']) { format!("\"{}\"", c.replace('"', "\"\"")) } else { c.clone() })
-        .collect();
+    let quoted: Vec<String> =
+        cells.iter().map(|c| if c.contains([',', '"', '\n', '\r']) { format!("\"{}\"", c.replace('"', "\"\"")) } else { c.clone() }).collect();
     format!("{}\n", quoted.join(","))
 }
 
@@ -182,7 +179,9 @@ pub fn epoch_table(metrics: &[MetricRow]) -> String {
         .flat_map(|s| METRIC_NAMES.iter().map(move |m| format!("{s}_{m}")))
         .chain(["train_lr".to_string(), "train_seconds".to_string()])
         .collect();
-    let mut t = Table::new(std::iter::once("epoch".to_string()).chain(columns.iter().map(|c| c.replace("train_seconds", "seconds").replace("train_lr", "lr"))));
+    let mut t = Table::new(
+        std::iter::once("epoch".to_string()).chain(columns.iter().map(|c| c.replace("train_seconds", "seconds").replace("train_lr", "lr"))),
+    );
     for (epoch, values) in epochs_of(metrics) {
         let mut row = vec![epoch.to_string()];
         row.extend(columns.iter().map(|c| cell(values.get(c).copied())));
@@ -213,7 +212,13 @@ pub fn show_run(run: &RunRow, metrics: &[MetricRow], checkpoints: &[CheckpointRo
         _ => {}
     }
     let _ = writeln!(out, "objective    {} ({})", objective.name, objective.goal.as_str());
-    let _ = writeln!(out, "config       {} (seed {}, {})", &run.config_hash[..12.min(run.config_hash.len())], run.seed, run.code_version.as_deref().unwrap_or("?"));
+    let _ = writeln!(
+        out,
+        "config       {} (seed {}, {})",
+        &run.config_hash[..12.min(run.config_hash.len())],
+        run.seed,
+        run.code_version.as_deref().unwrap_or("?")
+    );
     if run.params.is_empty() {
         let _ = writeln!(out, "params       (none swept)");
     }

@@ -279,10 +279,10 @@ fn spawn(
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Ok(event) = serde_json::from_str::<Event>(&line) {
-                if tx.send(Message::Event(slot, event)).is_err() {
-                    return;
-                }
+            if let Ok(event) = serde_json::from_str::<Event>(&line)
+                && tx.send(Message::Event(slot, event)).is_err()
+            {
+                return;
             }
         }
         let _ = tx.send(Message::Closed(slot));

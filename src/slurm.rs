@@ -113,7 +113,10 @@ fn run(command: &str, args: &[&str]) -> Result<String, SlurmError> {
         _ => SlurmError::Failed { command: command.to_string(), stderr: e.to_string() },
     })?;
     if !out.status.success() {
-        return Err(SlurmError::Failed { command: format!("{command} {}", args.join(" ")), stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+        return Err(SlurmError::Failed {
+            command: format!("{command} {}", args.join(" ")),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }
@@ -136,12 +139,11 @@ pub fn submit(sweep: &str, script_text: &str, runs_dir: &Path) -> Result<(String
 /// The states of a job's array tasks still known to the scheduler, with how many are in each
 /// (e.g. RUNNING: 2, PENDING: 1). Empty once the job has left the queue.
 pub fn job_states(job: &str) -> Result<BTreeMap<String, usize>, SlurmError> {
-    let out = run("squeue", &["--noheader", "--array", "--jobs", job, "--format=%T"])
-        .or_else(|e| match e {
-            // squeue refuses ids it no longer knows.
-            SlurmError::Failed { ref stderr, .. } if stderr.contains("Invalid job id") => Ok(String::new()),
-            other => Err(other),
-        })?;
+    let out = run("squeue", &["--noheader", "--array", "--jobs", job, "--format=%T"]).or_else(|e| match e {
+        // squeue refuses ids it no longer knows.
+        SlurmError::Failed { ref stderr, .. } if stderr.contains("Invalid job id") => Ok(String::new()),
+        other => Err(other),
+    })?;
     let mut states = BTreeMap::new();
     for line in out.lines().map(str::trim).filter(|l| !l.is_empty()) {
         *states.entry(line.to_string()).or_default() += 1;
@@ -178,7 +180,9 @@ mod tests {
             stale_after: 60.0,
             heartbeat_every: 5.0,
         };
-        let s = script("hue", "postgres://u@db:5432/sweeps", Path::new("/shared/runs"), Path::new("/opt/sweep"), Path::new("/home/u/exp dir"), &options).unwrap();
+        let s =
+            script("hue", "postgres://u@db:5432/sweeps", Path::new("/shared/runs"), Path::new("/opt/sweep"), Path::new("/home/u/exp dir"), &options)
+                .unwrap();
         for line in [
             "#SBATCH --array=0-2",
             "#SBATCH --partition=gpu",

@@ -58,13 +58,29 @@ pub enum Domain {
     Value(Json),
     /// A list: the grid's axis, or a uniform categorical choice in random search.
     Values(Vec<Json>),
-    Uniform { min: f64, max: f64 },
+    Uniform {
+        min: f64,
+        max: f64,
+    },
     /// Log-uniform between two values (e.g. learning rates 1e-4 to 1e-2).
-    LogUniformValues { min: f64, max: f64 },
-    IntUniform { min: i64, max: i64 },
+    LogUniformValues {
+        min: f64,
+        max: f64,
+    },
+    IntUniform {
+        min: i64,
+        max: i64,
+    },
     /// Uniform, rounded to a multiple of q.
-    QUniform { min: f64, max: f64, q: f64 },
-    Categorical { values: Vec<Json>, probabilities: Vec<f64> },
+    QUniform {
+        min: f64,
+        max: f64,
+        q: f64,
+    },
+    Categorical {
+        values: Vec<Json>,
+        probabilities: Vec<f64>,
+    },
 }
 
 impl Domain {
@@ -196,7 +212,8 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
         None | Some("grid") => Method::Grid,
         Some("random") => Method::Random,
         Some(other) => {
-            let hint = if other == "bayes" { " (Bayesian search is not supported)".to_string() } else { did_you_mean_suffix(other, &["grid", "random"]) };
+            let hint =
+                if other == "bayes" { " (Bayesian search is not supported)".to_string() } else { did_you_mean_suffix(other, &["grid", "random"]) };
             v.report(item_span(root, "method"), format!("method = {other:?} is not a method; use \"grid\" or \"random\"{hint}"));
             Method::Grid
         }
@@ -291,7 +308,7 @@ fn collect_parameter_entries<'a>(table: &'a dyn TableLike, prefix: &str, f: &mut
         let name = format!("{prefix}{key}");
         let span = table.key(key).and_then(|k| k.span());
         match item.as_table_like() {
-            Some(inner) if !inner.iter().any(|(k, _)| PARAM_KEYS.contains(&k)) && !name.contains('.') && inner.len() > 0 => {
+            Some(inner) if !inner.iter().any(|(k, _)| PARAM_KEYS.contains(&k)) && !name.contains('.') && !inner.is_empty() => {
                 collect_parameter_entries(inner, &format!("{name}."), f)
             }
             _ => f(name, span, item),
@@ -599,11 +616,19 @@ impl Validator<'_> {
                     let probabilities = match t.get("probabilities") {
                         None => vec![1.0 / values.len() as f64; values.len()],
                         Some(p) => {
-                            let ps: Option<Vec<f64>> = p.as_array().map(|a| a.iter().map(|x| x.as_float().or(x.as_integer().map(|i| i as f64))).collect()).flatten();
+                            let ps: Option<Vec<f64>> =
+                                p.as_array().and_then(|a| a.iter().map(|x| x.as_float().or(x.as_integer().map(|i| i as f64))).collect());
                             match ps {
-                                Some(ps) if ps.len() == values.len() && ps.iter().all(|&x| x >= 0.0) && (ps.iter().sum::<f64>() - 1.0).abs() < 1e-6 => ps,
+                                Some(ps)
+                                    if ps.len() == values.len() && ps.iter().all(|&x| x >= 0.0) && (ps.iter().sum::<f64>() - 1.0).abs() < 1e-6 =>
+                                {
+                                    ps
+                                }
                                 _ => {
-                                    self.report(p.span(), format!("parameter {key:?}: probabilities must be {} non-negative numbers summing to 1", values.len()));
+                                    self.report(
+                                        p.span(),
+                                        format!("parameter {key:?}: probabilities must be {} non-negative numbers summing to 1", values.len()),
+                                    );
                                     return None;
                                 }
                             }
@@ -612,15 +637,27 @@ impl Validator<'_> {
                     Domain::Categorical { values, probabilities }
                 }
                 other => {
-                    self.report(dist_item.span(), format!("parameter {key:?}: distribution {other:?} is not one of {}{}", DISTRIBUTIONS.join(", "), did_you_mean_suffix(other, DISTRIBUTIONS)));
+                    self.report(
+                        dist_item.span(),
+                        format!(
+                            "parameter {key:?}: distribution {other:?} is not one of {}{}",
+                            DISTRIBUTIONS.join(", "),
+                            did_you_mean_suffix(other, DISTRIBUTIONS)
+                        ),
+                    );
                     return None;
                 }
             };
             if !matches!(domain, Domain::Categorical { .. }) && !default.is_number() {
-                self.report(dist_item.span(), format!("parameter {key:?}: a numeric distribution cannot set a non-numeric setting; use values = [...]"));
+                self.report(
+                    dist_item.span(),
+                    format!("parameter {key:?}: a numeric distribution cannot set a non-numeric setting; use values = [...]"),
+                );
                 return None;
             }
-            if matches!(domain, Domain::Uniform { .. } | Domain::LogUniformValues { .. } | Domain::QUniform { .. }) && !default.as_f64().is_some_and(|_| default.is_f64()) {
+            if matches!(domain, Domain::Uniform { .. } | Domain::LogUniformValues { .. } | Domain::QUniform { .. })
+                && !default.as_f64().is_some_and(|_| default.is_f64())
+            {
                 self.report(dist_item.span(), format!("parameter {key:?} is a whole number: use int_uniform or values"));
                 return None;
             }

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, RmsPropConfig, SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig};
+use burn::optim::{
+    AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, RmsPropConfig, SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig,
+};
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -183,15 +185,18 @@ pub struct RunContext<'a> {
 
 /// The dataset directory a config points at, generating the synthetic set if needed.
 pub fn dataset_dir(config: &RunConfig, runs_root: &Path) -> Result<PathBuf, DataError> {
-    if config.data.is_synthetic() {
-        data::synth::ensure(runs_root, &config.data.synth_spec())
-    } else {
-        Ok(PathBuf::from(&config.data.source))
-    }
+    if config.data.is_synthetic() { data::synth::ensure(runs_root, &config.data.synth_spec()) } else { Ok(PathBuf::from(&config.data.source)) }
+}
+
+/// The decoded dataset of a config and its split: indices into `samples`.
+pub struct DataSplit {
+    pub samples: Arc<Vec<Sample>>,
+    pub train: Vec<usize>,
+    pub val: Vec<usize>,
 }
 
 /// The decoded dataset of a config, and its (train, validation) split.
-pub fn load_split(config: &RunConfig, runs_root: &Path) -> Result<(Arc<Vec<Sample>>, Vec<usize>, Vec<usize>), DataError> {
+pub fn load_split(config: &RunConfig, runs_root: &Path) -> Result<DataSplit, DataError> {
     let dir = dataset_dir(config, runs_root)?;
     let [h, w] = config.data.image_size;
     let samples = data::cached(&dir, Some((h as u32, w as u32)))?;
@@ -204,19 +209,16 @@ pub fn load_split(config: &RunConfig, runs_root: &Path) -> Result<(Arc<Vec<Sampl
             expected: format!("leaves {} training and {} validation images out of {}; use more images", train.len(), val.len(), ids.len()),
         });
     }
-    Ok((samples, train, val))
+    Ok(DataSplit { samples, train, val })
 }
 
 /// Builds the optimiser a config asks for.
 pub fn optimizer(t: &TrainConfig) -> ModuleOptimizer {
     let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
     match t.optimizer {
-        OptimizerKind::Adam => AdamConfig::new()
-            .with_beta_1(t.beta1 as f32)
-            .with_beta_2(t.beta2 as f32)
-            .with_epsilon(t.epsilon as f32)
-            .with_weight_decay(decay)
-            .init(),
+        OptimizerKind::Adam => {
+            AdamConfig::new().with_beta_1(t.beta1 as f32).with_beta_2(t.beta2 as f32).with_epsilon(t.epsilon as f32).with_weight_decay(decay).init()
+        }
         OptimizerKind::Adamw => AdamWConfig::new()
             .with_beta_1(t.beta1 as f32)
             .with_beta_2(t.beta2 as f32)
@@ -303,7 +305,7 @@ pub fn train(config: &RunConfig, ctx: &RunContext, observer: &mut dyn Observer) 
         Err(_) => run.write_config(config).map_err(TrainError::io(&run.root))?,
     }
 
-    let (samples, train_idx, val_idx) = load_split(config, ctx.runs_root)?;
+    let DataSplit { samples, train: train_idx, val: val_idx } = load_split(config, ctx.runs_root)?;
     let t = &config.train;
     let train_loader = Loader::train(samples.clone(), train_idx, t.batch_size, config.augment, t.seed);
     let val_loader = Loader::eval(samples, val_idx, t.batch_size, config.augment.rescale);
@@ -317,7 +319,11 @@ pub fn train(config: &RunConfig, ctx: &RunContext, observer: &mut dyn Observer) 
 
     if let Some(last) = run.load(CheckpointKind::Last)? {
         if last.state.config_hash != config_hash {
-            return Err(TrainError::ConfigMismatch { path: run.checkpoint_path(CheckpointKind::Last), expected: config_hash, found: last.state.config_hash });
+            return Err(TrainError::ConfigMismatch {
+                path: run.checkpoint_path(CheckpointKind::Last),
+                expected: config_hash,
+                found: last.state.config_hash,
+            });
         }
         let path = run.checkpoint_path(CheckpointKind::Last);
         model = restore(model, last.model, &path)?;
@@ -407,11 +413,21 @@ pub fn train(config: &RunConfig, ctx: &RunContext, observer: &mut dyn Observer) 
 fn current_checkpoints(run: &RunDir, state: &TrainState) -> Vec<SavedCheckpoint> {
     let mut out = Vec::new();
     if let Some(best) = state.best {
-        out.push(SavedCheckpoint { kind: CheckpointKind::Best, epoch: best.epoch, path: run.checkpoint_path(CheckpointKind::Best), metric_value: best.value });
+        out.push(SavedCheckpoint {
+            kind: CheckpointKind::Best,
+            epoch: best.epoch,
+            path: run.checkpoint_path(CheckpointKind::Best),
+            metric_value: best.value,
+        });
     }
     if state.epochs_done > 0 {
         let value = state.history.last().and_then(|h| h.metric(&run_objective_name(run))).unwrap_or(f64::NAN);
-        out.push(SavedCheckpoint { kind: CheckpointKind::Last, epoch: state.epochs_done, path: run.checkpoint_path(CheckpointKind::Last), metric_value: value });
+        out.push(SavedCheckpoint {
+            kind: CheckpointKind::Last,
+            epoch: state.epochs_done,
+            path: run.checkpoint_path(CheckpointKind::Last),
+            metric_value: value,
+        });
     }
     out
 }

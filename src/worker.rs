@@ -28,14 +28,45 @@ use crate::train::{self, Faults, Observer, Outcome, RunContext, SavedCheckpoint,
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    Claimed { run: String, attempt: i64, params: BTreeMap<String, serde_json::Value>, resumed: bool, epochs: usize },
-    Step { run: String, epoch: usize, epochs: usize, step: usize, steps: usize, loss: f64 },
-    Epoch { run: String, epoch: usize, epochs: usize, train_loss: f64, val_loss: f64, val_dice: f64, val_iou: f64, seconds: f64 },
-    Finished { run: String, status: RunStatus, error: Option<String>, seconds: f64 },
+    Claimed {
+        run: String,
+        attempt: i64,
+        params: BTreeMap<String, serde_json::Value>,
+        resumed: bool,
+        epochs: usize,
+    },
+    Step {
+        run: String,
+        epoch: usize,
+        epochs: usize,
+        step: usize,
+        steps: usize,
+        loss: f64,
+    },
+    Epoch {
+        run: String,
+        epoch: usize,
+        epochs: usize,
+        train_loss: f64,
+        val_loss: f64,
+        val_dice: f64,
+        val_iou: f64,
+        seconds: f64,
+    },
+    Finished {
+        run: String,
+        status: RunStatus,
+        error: Option<String>,
+        seconds: f64,
+    },
     /// The worker gave its run back to the queue (a stop was requested).
-    Released { run: String },
+    Released {
+        run: String,
+    },
     /// No trial left to claim (or the requested number done): the worker exits.
-    Idle { trials: usize },
+    Idle {
+        trials: usize,
+    },
 }
 
 /// How events are written.
@@ -166,7 +197,13 @@ pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
 }
 
 /// Trains one claimed trial. Returns its final status, or None if it was given back (stopped).
-fn run_trial(options: &WorkerOptions, store: &mut dyn Store, claim: &Claim, device: &burn::tensor::Device, events: &Events) -> crate::Result<Option<RunStatus>> {
+fn run_trial(
+    options: &WorkerOptions,
+    store: &mut dyn Store,
+    claim: &Claim,
+    device: &burn::tensor::Device,
+    events: &Events,
+) -> crate::Result<Option<RunStatus>> {
     let started = Instant::now();
     let run = claim.lease.run.clone();
     events.emit(&Event::Claimed {
@@ -184,7 +221,14 @@ fn run_trial(options: &WorkerOptions, store: &mut dyn Store, claim: &Claim, devi
         device: device.clone(),
         faults: options.faults.clone(),
     };
-    let mut observer = TrialObserver { store, lease: claim.lease.clone(), events, lease_lost: lease_lost.clone(), last_step: None, epochs: claim.config.train.epochs };
+    let mut observer = TrialObserver {
+        store,
+        lease: claim.lease.clone(),
+        events,
+        lease_lost: lease_lost.clone(),
+        last_step: None,
+        epochs: claim.config.train.epochs,
+    };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train::train(&claim.config, &ctx, &mut observer)));
     heartbeat.stop();
     let store = observer.store;
@@ -245,7 +289,14 @@ impl Observer for TrialObserver<'_> {
         let due = self.last_step.is_none_or(|t| t.elapsed() >= Duration::from_millis(250)) || p.step == p.steps;
         if due && self.events.format == EventFormat::Json {
             self.last_step = Some(Instant::now());
-            self.events.emit(&Event::Step { run: self.lease.run.clone(), epoch: p.epoch, epochs: p.epochs, step: p.step, steps: p.steps, loss: p.loss });
+            self.events.emit(&Event::Step {
+                run: self.lease.run.clone(),
+                epoch: p.epoch,
+                epochs: p.epochs,
+                step: p.step,
+                steps: p.steps,
+                loss: p.loss,
+            });
         }
     }
 
@@ -297,7 +348,12 @@ pub fn epoch_log(summary: &EpochSummary, checkpoints: &[SavedCheckpoint]) -> Epo
         metrics,
         checkpoints: checkpoints
             .iter()
-            .map(|c| CheckpointRow { kind: c.kind.as_str().to_string(), epoch: c.epoch as i64, path: c.path.display().to_string(), metric_value: c.metric_value })
+            .map(|c| CheckpointRow {
+                kind: c.kind.as_str().to_string(),
+                epoch: c.epoch as i64,
+                path: c.path.display().to_string(),
+                metric_value: c.metric_value,
+            })
             .collect(),
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use predicates::str::contains;
 use services::{Postgres, Slurm, wait_until};
 use sweep::config::Split;
-use sweep::store::{EpochLog, MetricValue, NewTrial, PostgresStore, RunFilter, RunStatus, Store, StoreError, WorkerInfo};
+use sweep::store::{EpochLog, MetricValue, PostgresStore, RunFilter, RunStatus, Store, StoreError, WorkerInfo};
 
 fn epoch(e: i64) -> EpochLog {
     EpochLog {
@@ -132,7 +132,8 @@ fn a_sweep_runs_as_a_slurm_array_against_postgres_and_survives_a_cancelled_task(
 
     // Cancel one array task in the middle of its trial: its trial goes to the others.
     wait_for_progress(&store, "cluster", 2);
-    let running: Vec<String> = slurm.states(&job.job_id).into_iter().filter(|l| l.ends_with("RUNNING")).map(|l| l.split(' ').next().unwrap().to_string()).collect();
+    let running: Vec<String> =
+        slurm.states(&job.job_id).into_iter().filter(|l| l.ends_with("RUNNING")).map(|l| l.split(' ').next().unwrap().to_string()).collect();
     assert!(!running.is_empty(), "tasks are running: {:?}", slurm.states(&job.job_id));
     let cancelled = &running[0];
     assert!(slurm.command("scancel").arg(cancelled).status().unwrap().success());
@@ -152,7 +153,11 @@ fn a_sweep_runs_as_a_slurm_array_against_postgres_and_survives_a_cancelled_task(
         assert_eq!(epochs, (1..=40).collect::<Vec<_>>(), "{}: contiguous epochs, none twice", r.id);
         assert!(runs.path().join("cluster").join(&r.id).join("checkpoints/best.ckpt").is_file());
     }
-    assert!(rows.iter().any(|r| r.attempt > 1), "the cancelled task's trial was resumed by another: {:?}", rows.iter().map(|r| r.attempt).collect::<Vec<_>>());
+    assert!(
+        rows.iter().any(|r| r.attempt > 1),
+        "the cancelled task's trial was resumed by another: {:?}",
+        rows.iter().map(|r| r.attempt).collect::<Vec<_>>()
+    );
     let workers: HashSet<&Option<i64>> = rows.iter().map(|r| &r.pid).collect();
     assert!(workers.len() >= 2, "several workers took part");
     common::sweep(runs.path()).args(["--store", &url, "best", "--metric", "iou"]).assert().success().stdout(contains("best run     cluster-"));

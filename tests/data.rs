@@ -102,11 +102,9 @@ fn flip_and_shift_move_the_mask_exactly_with_the_image() {
     let (w, h) = (40u32, 30u32);
     let (img, mask) = coordinate_image(w, h);
     let aug = Augment { hue_delta: 0.0, horizontal_flip: true, width_shift_range: 0.3, height_shift_range: 0.3, rescale: 1.0 };
-    for draw in [
-        Draw { flip: true, ..Draw::default() },
-        Draw { dx: 7, dy: -4, ..Draw::default() },
-        Draw { flip: true, dx: -9, dy: 5, ..Draw::default() },
-    ] {
+    for draw in
+        [Draw { flip: true, ..Draw::default() }, Draw { dx: 7, dy: -4, ..Draw::default() }, Draw { flip: true, dx: -9, dy: 5, ..Draw::default() }]
+    {
         let (oi, om) = apply(&aug, &draw, &img, &mask);
         let plane = (w * h) as usize;
         let mut covered = 0;
@@ -316,28 +314,15 @@ fn an_empty_dataset_is_refused() {
 #[test]
 fn cli_data_commands_report_bad_input_with_exit_code_2() {
     let runs = tempfile::tempdir().unwrap();
-    common::sweep(runs.path())
-        .args(["data", "show", "--data", "/nonexistent/carvana"])
-        .assert()
-        .code(2)
-        .stderr(contains("/nonexistent/carvana"));
+    common::sweep(runs.path()).args(["data", "show", "--data", "/nonexistent/carvana"]).assert().code(2).stderr(contains("/nonexistent/carvana"));
     common::sweep(runs.path()).args(["data", "show", "--hue-delta", "0.7"]).assert().code(2).stderr(contains("augment.hue_delta"));
-    common::sweep(runs.path())
-        .args(["data", "show", "--width-shift-range", "1.0"])
-        .assert()
-        .code(2)
-        .stderr(contains("width_shift_range"));
+    common::sweep(runs.path()).args(["data", "show", "--width-shift-range", "1.0"]).assert().code(2).stderr(contains("width_shift_range"));
 
     // Writing over an existing directory is refused and leaves it alone.
     let existing = runs.path().join("existing");
     std::fs::create_dir_all(&existing).unwrap();
     std::fs::write(existing.join("keep.txt"), "mine").unwrap();
-    common::sweep(runs.path())
-        .args(["data", "synth", "--count", "2", "--out"])
-        .arg(&existing)
-        .assert()
-        .code(2)
-        .stderr(contains("already exists"));
+    common::sweep(runs.path()).args(["data", "synth", "--count", "2", "--out"]).arg(&existing).assert().code(2).stderr(contains("already exists"));
     assert_eq!(std::fs::read_to_string(existing.join("keep.txt")).unwrap(), "mine");
 }
 

@@ -261,9 +261,11 @@ fn run_trains_every_trial_and_a_second_run_adds_nothing() {
         .assert()
         .success()
         .stdout(contains("\"goal\": \"minimize\"").and(contains("\"metric\": \"val_loss\"")));
-    common::sweep(runs.path()).args(["ls", "--sort", "val_iou", "--where", "augment.hue_delta >= 0.2"]).assert().success().stdout(
-        contains("twice-2").and(contains("twice-3")).and(contains("twice-4")).and(contains("twice-1").not()),
-    );
+    common::sweep(runs.path())
+        .args(["ls", "--sort", "val_iou", "--where", "augment.hue_delta >= 0.2"])
+        .assert()
+        .success()
+        .stdout(contains("twice-2").and(contains("twice-3")).and(contains("twice-4")).and(contains("twice-1").not()));
     common::sweep(runs.path()).args(["show", "twice-2"]).assert().success().stdout(contains("epoch").and(contains("checkpoints")));
     common::sweep(runs.path())
         .args(["compare", "twice-1", "twice-3"])
@@ -451,7 +453,8 @@ fn ctrl_c_once_checkpoints_and_stops_twice_stops_now_and_both_resume() {
         assert_eq!(s.integrity_check().unwrap(), "ok");
         for r in s.runs(&RunFilter::default()).unwrap() {
             assert_eq!(r.status, RunStatus::Queued, "{} was given back ({interrupts} Ctrl-C)", r.id);
-            let last = sweep::checkpoint::RunDir::new(runs.path().join("stop").join(&r.id)).load(sweep::checkpoint::CheckpointKind::Last).unwrap().unwrap();
+            let last =
+                sweep::checkpoint::RunDir::new(runs.path().join("stop").join(&r.id)).load(sweep::checkpoint::CheckpointKind::Last).unwrap().unwrap();
             assert_eq!(last.state.epochs_done as i64, r.epochs(), "{}: the tracker and the checkpoint agree", r.id);
             assert!(r.epochs() < 150, "{} stopped early", r.id);
         }
@@ -468,10 +471,7 @@ fn four_workers_share_one_store_without_lock_errors() {
     let file = runs.path().join("s.toml");
     let hues: Vec<f64> = (0..8).map(|i| i as f64 * 0.05).collect();
     std::fs::write(&file, common::tiny_sweep("four", 2, &hues)).unwrap();
-    common::sweep(runs.path())
-        .args(["run", file.to_str().unwrap(), "--workers", "4", "--plain", "--heartbeat-every", "0.1"])
-        .assert()
-        .success();
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--workers", "4", "--plain", "--heartbeat-every", "0.1"]).assert().success();
     assert_complete(runs.path(), "four", 8, 2);
     let logs: Vec<PathBuf> = std::fs::read_dir(runs.path().join("four/logs")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(logs.len(), 4);

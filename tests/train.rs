@@ -202,10 +202,7 @@ fn context<'a>(dir: &Path, runs: &'a Path, faults: Faults) -> RunContext<'a> {
 }
 
 fn metric_values(epochs: &[EpochSummary]) -> Vec<[f64; 8]> {
-    epochs
-        .iter()
-        .map(|e| [e.train.loss, e.train.dice, e.train.iou, e.train.fg_iou, e.val.loss, e.val.dice, e.val.iou, e.val.fg_iou])
-        .collect()
+    epochs.iter().map(|e| [e.train.loss, e.train.dice, e.train.iou, e.train.fg_iou, e.val.loss, e.val.dice, e.val.iou, e.val.fg_iou]).collect()
 }
 
 #[test]

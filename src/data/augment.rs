@@ -11,8 +11,8 @@
 //! `tf.contrib.image.translate` does).
 
 use image::{GrayImage, RgbImage};
-use rand::{RngExt, SeedableRng};
 use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
 
 use super::DataError;
 
@@ -64,10 +64,18 @@ impl Augment {
             return Err(invalid("augment.hue_delta", self.hue_delta, "must be in [0, 0.5] (a fraction of the colour wheel; the tutorial uses 0.1)"));
         }
         if !(0.0..1.0).contains(&self.width_shift_range) {
-            return Err(invalid("augment.width_shift_range", self.width_shift_range, "must be in [0, 1) (a fraction of the width; the tutorial uses 0.1)"));
+            return Err(invalid(
+                "augment.width_shift_range",
+                self.width_shift_range,
+                "must be in [0, 1) (a fraction of the width; the tutorial uses 0.1)",
+            ));
         }
         if !(0.0..1.0).contains(&self.height_shift_range) {
-            return Err(invalid("augment.height_shift_range", self.height_shift_range, "must be in [0, 1) (a fraction of the height; the tutorial uses 0.1)"));
+            return Err(invalid(
+                "augment.height_shift_range",
+                self.height_shift_range,
+                "must be in [0, 1) (a fraction of the height; the tutorial uses 0.1)",
+            ));
         }
         if !(self.rescale.is_finite() && self.rescale > 0.0) {
             return Err(invalid("augment.rescale", self.rescale, "must be a positive number (the tutorial uses 1/255 = 0.00392156862745098)"));

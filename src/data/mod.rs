@@ -146,10 +146,7 @@ pub fn scan(dir: &Path) -> Result<Vec<SampleFiles>, DataError> {
 
 /// Decodes an image file to RGB (grayscale and RGBA images are converted; alpha is dropped).
 pub fn decode_image(path: &Path) -> Result<RgbImage, DataError> {
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| DataError::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| DataError::io(path, e))?;
+    let reader = image::ImageReader::open(path).map_err(|e| DataError::io(path, e))?.with_guessed_format().map_err(|e| DataError::io(path, e))?;
     let img = reader.decode().map_err(|e| DataError::Decode { path: path.to_path_buf(), reason: e.to_string() })?;
     Ok(img.into_rgb8())
 }
@@ -168,10 +165,7 @@ pub fn decode_mask(path: &Path) -> Result<GrayImage, DataError> {
         options.set_color_output(gif::ColorOutput::Indexed);
         let mut decoder = options.read_info(BufReader::new(file)).map_err(|e| decode_err(e.to_string()))?;
         let (w, h) = (decoder.width() as u32, decoder.height() as u32);
-        let frame = decoder
-            .read_next_frame()
-            .map_err(|e| decode_err(e.to_string()))?
-            .ok_or_else(|| decode_err("no image frame".into()))?;
+        let frame = decoder.read_next_frame().map_err(|e| decode_err(e.to_string()))?.ok_or_else(|| decode_err("no image frame".into()))?;
         let mut canvas = GrayImage::new(w, h);
         // A frame may cover only part of the logical screen; the rest stays background.
         for y in 0..frame.height as u32 {
@@ -285,8 +279,7 @@ pub fn split(ids: &[String], val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<u
     if val_fraction > 0.0 && n >= 2 {
         n_val = n_val.clamp(1, n - 1);
     }
-    let mut ranked: Vec<(u64, usize)> =
-        ids.iter().enumerate().map(|(i, id)| (crate::util::hash64(format!("{seed}\0{id}").as_bytes()), i)).collect();
+    let mut ranked: Vec<(u64, usize)> = ids.iter().enumerate().map(|(i, id)| (crate::util::hash64(format!("{seed}\0{id}").as_bytes()), i)).collect();
     ranked.sort_unstable();
     let mut val: Vec<usize> = ranked[..n_val].iter().map(|&(_, i)| i).collect();
     let mut train: Vec<usize> = ranked[n_val..].iter().map(|&(_, i)| i).collect();
@@ -313,10 +306,8 @@ pub fn stats(samples: &[Sample]) -> DataStats {
 /// Decodes every file of a dataset once, at its own size, to check it and measure it, without
 /// keeping the pixels: how `sweep data show` validates a full-size dataset in bounded memory.
 pub fn survey(files: &[SampleFiles]) -> Result<DataStats, DataError> {
-    let measured: Result<Vec<_>, DataError> = files
-        .par_iter()
-        .map(|f| load_sample(f, None).map(|s| (s.original_size, s.foreground_fraction())))
-        .collect();
+    let measured: Result<Vec<_>, DataError> =
+        files.par_iter().map(|f| load_sample(f, None).map(|s| (s.original_size, s.foreground_fraction()))).collect();
     Ok(summarize(measured?))
 }
 

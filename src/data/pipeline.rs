@@ -10,8 +10,8 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
 
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand::rngs::ChaCha8Rng;
+use rand::seq::SliceRandom;
 
 use super::{Augment, Sample};
 use crate::util::derive_seed;

@@ -108,10 +108,7 @@ fn grid(samples: &[Sample], stats: &DataStats, options: &ShowOptions) -> Canvas 
     y += sample_rows * row_h + LABEL_H / 2;
 
     canvas.text(
-        &format!(
-            "Augmentations of {} (training split only; the red outline is the mask, moved with the image)",
-            first.id
-        ),
+        &format!("Augmentations of {} (training split only; the red outline is the mask, moved with the image)", first.id),
         GAP as i32,
         y as i32,
         15.0,

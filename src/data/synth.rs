@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use image::codecs::jpeg::JpegEncoder;
 use image::{GrayImage, Rgb, RgbImage};
-use rand::{RngExt, SeedableRng};
 use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 
 use super::DataError;
@@ -61,10 +61,7 @@ impl SynthSpec {
 
 /// Where the set for `spec` is cached under the runs directory.
 pub fn cache_dir(runs: &Path, spec: &SynthSpec) -> PathBuf {
-    runs.join("data").join(format!(
-        "synthetic-v{GENERATOR_VERSION}-n{}-{}x{}-s{}",
-        spec.count, spec.width, spec.height, spec.seed
-    ))
+    runs.join("data").join(format!("synthetic-v{GENERATOR_VERSION}-n{}-{}x{}-s{}", spec.count, spec.width, spec.height, spec.seed))
 }
 
 /// Returns the cached set for `spec`, generating it first if it is not there yet. Safe to call
@@ -420,7 +417,7 @@ impl Car {
         let (dx, dy) = (x - self.origin.0, self.origin.1 - y);
         let (u, v) = ((dx * self.cos - dy * self.sin) / self.scale, (dx * self.sin + dy * self.cos) / self.scale);
         let u = if self.facing_left { 1.0 - u } else { u };
-        if !(-0.05..=1.05).contains(&u) || v < -0.01 || v > 0.8 {
+        if !(-0.05..=1.05).contains(&u) || !(-0.01..=0.8).contains(&v) {
             return None;
         }
         for &wx in &self.wheels {

@@ -96,11 +96,7 @@ pub fn overlay(img: &RgbImage, mask: &GrayImage) -> RgbImage {
         }
         let (xi, yi) = (x as i64, y as i64);
         let edge = !(inside(xi - 1, yi) && inside(xi + 1, yi) && inside(xi, yi - 1) && inside(xi, yi + 1));
-        if edge {
-            Rgb(MASK_TINT)
-        } else {
-            Rgb([0, 1, 2].map(|c| ((p[c] as f32) * 0.55 + MASK_TINT[c] as f32 * 0.45) as u8))
-        }
+        if edge { Rgb(MASK_TINT) } else { Rgb([0, 1, 2].map(|c| ((p[c] as f32) * 0.55 + MASK_TINT[c] as f32 * 0.45) as u8)) }
     })
 }
 

@@ -88,7 +88,13 @@ fn line_chart(area: &DrawingArea<BitMapBackend<'_>, Shift>, chart: &Chart, legen
             Some(i) => PALETTE[i % PALETTE.len()].to_rgba(),
             None => GREY.mix(if crowded { 0.35 } else { 0.6 }),
         };
-        let width = if s.highlighted { 4 } else if s.colour.is_some() { 2 } else { 1 };
+        let width = if s.highlighted {
+            4
+        } else if s.colour.is_some() {
+            2
+        } else {
+            1
+        };
         let style = ShapeStyle { color: colour, filled: false, stroke_width: width };
         let points = s.points.clone();
         let drawn = if s.split == "train" {
@@ -117,13 +123,21 @@ fn line_chart(area: &DrawingArea<BitMapBackend<'_>, Shift>, chart: &Chart, legen
     }
     if let Some(note) = &chart.note {
         let (w, h) = area.dim_in_pixel();
-        area.draw_text(note, &TextStyle::from((FONT, 13).into_font()).color(&BLACK.mix(0.7)).pos(Pos::new(HPos::Right, VPos::Bottom)), (w as i32 - 20, h as i32 - 6))
-            .map_err(err)?;
+        area.draw_text(
+            note,
+            &TextStyle::from((FONT, 13).into_font()).color(&BLACK.mix(0.7)).pos(Pos::new(HPos::Right, VPos::Bottom)),
+            (w as i32 - 20, h as i32 - 6),
+        )
+        .map_err(err)?;
     }
     if chart.series.is_empty() {
         let (w, h) = area.dim_in_pixel();
-        area.draw_text("no finite values recorded yet", &TextStyle::from((FONT, 18).into_font()).pos(Pos::new(HPos::Center, VPos::Center)), (w as i32 / 2, h as i32 / 2))
-            .map_err(err)?;
+        area.draw_text(
+            "no finite values recorded yet",
+            &TextStyle::from((FONT, 18).into_font()).pos(Pos::new(HPos::Center, VPos::Center)),
+            (w as i32 / 2, h as i32 / 2),
+        )
+        .map_err(err)?;
     }
     Ok(())
 }
@@ -215,8 +229,12 @@ pub fn draw_scatter(s: &Scatter, path: &Path) -> DrawResult<()> {
         }
         if let Some(best) = &s.best {
             let (w, _) = root.dim_in_pixel();
-            root.draw_text(&format!("red: best run {best}"), &TextStyle::from((FONT, 13).into_font()).color(&PALETTE[3]).pos(Pos::new(HPos::Right, VPos::Top)), (w as i32 - 20, 40))
-                .map_err(err)?;
+            root.draw_text(
+                &format!("red: best run {best}"),
+                &TextStyle::from((FONT, 13).into_font()).color(&PALETTE[3]).pos(Pos::new(HPos::Right, VPos::Top)),
+                (w as i32 - 20, 40),
+            )
+            .map_err(err)?;
         }
         Ok(())
     })
@@ -224,8 +242,13 @@ pub fn draw_scatter(s: &Scatter, path: &Path) -> DrawResult<()> {
 
 /// A viridis-like colour for t in [0, 1] (dark purple to yellow).
 pub fn viridis(t: f64) -> RGBColor {
-    const STOPS: [(f64, [f64; 3]); 5] =
-        [(0.0, [68.0, 1.0, 84.0]), (0.25, [59.0, 82.0, 139.0]), (0.5, [33.0, 145.0, 140.0]), (0.75, [94.0, 201.0, 98.0]), (1.0, [253.0, 231.0, 37.0])];
+    const STOPS: [(f64, [f64; 3]); 5] = [
+        (0.0, [68.0, 1.0, 84.0]),
+        (0.25, [59.0, 82.0, 139.0]),
+        (0.5, [33.0, 145.0, 140.0]),
+        (0.75, [94.0, 201.0, 98.0]),
+        (1.0, [253.0, 231.0, 37.0]),
+    ];
     let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
     let i = STOPS.iter().position(|(s, _)| *s >= t).unwrap_or(4).max(1);
     let ((t0, c0), (t1, c1)) = (STOPS[i - 1], STOPS[i]);
@@ -240,7 +263,8 @@ pub fn draw_parallel(p: &Parallel, path: &Path) -> DrawResult<()> {
         let n_axes = p.axes.len() + 1;
         let (lo, hi) = p.value_range;
         let norm = |v: f64| if (hi - lo).abs() < 1e-12 { 0.5 } else { (v - lo) / (hi - lo) };
-        let title = format!("parallel coordinates: colour = {} (purple {} … yellow {})", p.objective, crate::report::fmt_num(lo), crate::report::fmt_num(hi));
+        let title =
+            format!("parallel coordinates: colour = {} (purple {} … yellow {})", p.objective, crate::report::fmt_num(lo), crate::report::fmt_num(hi));
         let mut ctx = ChartBuilder::on(root)
             .caption(&title, (FONT, 20))
             .margin(30)
@@ -255,7 +279,8 @@ pub fn draw_parallel(p: &Parallel, path: &Path) -> DrawResult<()> {
         for (positions, value) in lines {
             let mut pts: Vec<(f64, f64)> = positions.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect();
             pts.push((p.axes.len() as f64, norm(*value)));
-            ctx.draw_series(LineSeries::new(pts, ShapeStyle { color: viridis(norm(*value)).to_rgba(), filled: false, stroke_width: width })).map_err(err)?;
+            ctx.draw_series(LineSeries::new(pts, ShapeStyle { color: viridis(norm(*value)).to_rgba(), filled: false, stroke_width: width }))
+                .map_err(err)?;
         }
         let label = TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
         let tick_colour = BLACK.mix(0.75);
@@ -285,7 +310,8 @@ pub fn draw_parallel(p: &Parallel, path: &Path) -> DrawResult<()> {
         axes.push((p.objective.clone(), vec![(0.0, crate::report::fmt_num(lo)), (1.0, crate::report::fmt_num(hi))]));
         for (i, (name, ticks)) in axes.iter().enumerate() {
             let x = i as f64;
-            ctx.draw_series(LineSeries::new(vec![(x, 0.0), (x, 1.0)], ShapeStyle { color: BLACK.to_rgba(), filled: false, stroke_width: 2 })).map_err(err)?;
+            ctx.draw_series(LineSeries::new(vec![(x, 0.0), (x, 1.0)], ShapeStyle { color: BLACK.to_rgba(), filled: false, stroke_width: 2 }))
+                .map_err(err)?;
             ctx.draw_series(std::iter::once(Text::new(name.clone(), (x, -0.03), label.clone()))).map_err(err)?;
             for (y, text) in ticks {
                 ctx.draw_series(std::iter::once(Text::new(text.clone(), (x + 0.02, *y), tick.clone()))).map_err(err)?;

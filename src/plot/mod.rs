@@ -145,7 +145,7 @@ const TILE: u32 = 160;
 pub fn prediction_grid(runs_dir: &Path, sweep: &str, run: &str, device: &Device, samples: usize, path: &Path) -> crate::Result<()> {
     let run_dir = crate::worker::run_dir(runs_dir, sweep, run);
     let (config, model, state) = crate::train::load_model(&run_dir, CheckpointKind::Best, device)?;
-    let (data, _, val) = crate::train::load_split(&config, runs_dir)?;
+    let crate::train::DataSplit { samples: data, val, .. } = crate::train::load_split(&config, runs_dir)?;
     let predictor = crate::predict::Predictor::new(model, &config, device.clone());
     let shown: Vec<usize> = val.into_iter().take(samples.max(1)).collect();
     let (gap, label_h, header) = (8u32, 20u32, 44u32);
@@ -201,16 +201,23 @@ pub fn index_html(sweep: &str, runs: &[RunData], objective: &Objective, files: &
     for k in &keys {
         let _ = write!(html, "<th>{}</th>", escape(k));
     }
-    let _ = write!(html, "<th>best {}</th><th>epoch</th></tr>\n", escape(&objective.name));
+    let _ = writeln!(html, "<th>best {}</th><th>epoch</th></tr>", escape(&objective.name));
     for (i, r) in ranked.iter().enumerate() {
         let best = r.row.best(&objective.name, objective.goal);
-        let _ = write!(html, "<tr{}><td>{}</td><td>{}</td><td>{}</td>", if i == 0 && best.is_some() { " class=\"best\"" } else { "" }, i + 1, escape(&r.row.id), r.row.status.as_str());
+        let _ = write!(
+            html,
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td>",
+            if i == 0 && best.is_some() { " class=\"best\"" } else { "" },
+            i + 1,
+            escape(&r.row.id),
+            r.row.status.as_str()
+        );
         for k in &keys {
             let _ = write!(html, "<td>{}</td>", escape(&r.row.params.get(k).map(crate::report::fmt_param).unwrap_or_else(|| "-".into())));
         }
         match best {
             Some((v, e)) => {
-                let _ = write!(html, "<td>{}</td><td>{e}</td></tr>\n", crate::report::fmt_num(v));
+                let _ = writeln!(html, "<td>{}</td><td>{e}</td></tr>", crate::report::fmt_num(v));
             }
             None => html.push_str("<td>-</td><td>-</td></tr>\n"),
         }

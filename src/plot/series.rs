@@ -84,10 +84,10 @@ pub fn label(row: &RunRow, keys: &[String]) -> String {
 pub fn best_run(runs: &[RunData], objective: &str, goal: Goal) -> Option<String> {
     let mut best: Option<(&RunRow, f64)> = None;
     for r in runs {
-        if let Some((v, _)) = r.row.best(objective, goal) {
-            if best.is_none_or(|(_, b)| goal.improves(v, Some(b))) {
-                best = Some((&r.row, v));
-            }
+        if let Some((v, _)) = r.row.best(objective, goal)
+            && best.is_none_or(|(_, b)| goal.improves(v, Some(b)))
+        {
+            best = Some((&r.row, v));
         }
     }
     best.map(|(r, _)| r.id.clone())
@@ -225,7 +225,11 @@ impl Axis {
                 if (b - a).abs() < 1e-300 { 0.5 } else { (v - a) / (b - a) }
             }
             Axis::Categorical(names) => {
-                if names.len() <= 1 { 0.5 } else { p / (names.len() - 1) as f64 }
+                if names.len() <= 1 {
+                    0.5
+                } else {
+                    p / (names.len() - 1) as f64
+                }
             }
         })
     }

@@ -177,7 +177,9 @@ pub enum SweepRegistration {
     New,
     Unchanged,
     /// The same name with another spec: new configs will be added beside the old runs.
-    SpecChanged { previous_hash: String },
+    SpecChanged {
+        previous_hash: String,
+    },
 }
 
 /// Who is claiming.

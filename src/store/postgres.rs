@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use ::postgres::{Client, NoTls, Row, Transaction};
 
 use super::{
-    BestRun, CheckpointRow, Claim, EnqueueReport, EpochLog, JobRow, Lease, MetricRow, MetricSummary, NewTrial, RunFilter, RunRow, RunStatus, Store,
-    StoreError, StoreResult, SweepInfo, SweepRegistration, WorkerInfo, RUN_RESULTS_VIEW, code_version, decode_value, encode_value,
+    BestRun, CheckpointRow, Claim, EnqueueReport, EpochLog, JobRow, Lease, MetricRow, MetricSummary, NewTrial, RUN_RESULTS_VIEW, RunFilter, RunRow,
+    RunStatus, Store, StoreError, StoreResult, SweepInfo, SweepRegistration, WorkerInfo, code_version, decode_value, encode_value,
     validate_sweep_name,
 };
 use crate::config::RunConfig;
@@ -323,7 +323,13 @@ fn summary_from(r: &Row) -> (String, String, MetricSummary) {
 
 /// Applies an end-of-run write under the lease, or recognises that it already went through (the
 /// reply of an earlier attempt was lost with the connection).
-fn end_run(tx: &mut Transaction, lease: &Lease, status: &str, update: &str, values: &[&(dyn ::postgres::types::ToSql + Sync)]) -> Result<(), Failure> {
+fn end_run(
+    tx: &mut Transaction,
+    lease: &Lease,
+    status: &str,
+    update: &str,
+    values: &[&(dyn ::postgres::types::ToSql + Sync)],
+) -> Result<(), Failure> {
     let n = tx.execute(update, values).map_err(classify)?;
     if n == 1 {
         return Ok(());
@@ -359,7 +365,8 @@ impl Store for PostgresStore {
             } else if existing == hash {
                 SweepRegistration::Unchanged
             } else {
-                tx.execute("UPDATE sweeps SET spec = $2, spec_hash = $3, updated = $4 WHERE name = $1", &[&name, &spec, &hash, &now]).map_err(classify)?;
+                tx.execute("UPDATE sweeps SET spec = $2, spec_hash = $3, updated = $4 WHERE name = $1", &[&name, &spec, &hash, &now])
+                    .map_err(classify)?;
                 SweepRegistration::SpecChanged { previous_hash: existing }
             };
             tx.execute(
@@ -377,7 +384,15 @@ impl Store for PostgresStore {
         let version = code_version();
         let prepared: Vec<(String, String, String, i64, &NewTrial)> = trials
             .iter()
-            .map(|t| (serde_json::to_string(&t.params).expect("params serialise"), t.config.canonical_json(), t.config.hash(), t.config.train.seed as i64, t))
+            .map(|t| {
+                (
+                    serde_json::to_string(&t.params).expect("params serialise"),
+                    t.config.canonical_json(),
+                    t.config.hash(),
+                    t.config.train.seed as i64,
+                    t,
+                )
+            })
             .collect();
         self.transact(|c| {
             let now = now_unix();
@@ -404,8 +419,11 @@ impl Store for PostgresStore {
                 seq += 1;
                 tx.execute("INSERT INTO run_configs (run, config) VALUES ($1, $2)", &[&id, config_json]).map_err(classify)?;
                 for (name, value) in &trial.params {
-                    tx.execute("INSERT INTO params (run, name, value, num) VALUES ($1, $2, $3, $4)", &[&id, name, &value.to_string(), &value.as_f64()])
-                        .map_err(classify)?;
+                    tx.execute(
+                        "INSERT INTO params (run, name, value, num) VALUES ($1, $2, $3, $4)",
+                        &[&id, name, &value.to_string(), &value.as_f64()],
+                    )
+                    .map_err(classify)?;
                 }
                 report.added.push(id);
             }
@@ -417,7 +435,10 @@ impl Store for PostgresStore {
     fn requeue_failed(&mut self, sweep: &str) -> StoreResult<usize> {
         self.transact(|c| {
             let n = c
-                .execute("UPDATE runs SET status = 'queued', finished = NULL, host = NULL, pid = NULL WHERE sweep = $1 AND status = 'failed'", &[&sweep])
+                .execute(
+                    "UPDATE runs SET status = 'queued', finished = NULL, host = NULL, pid = NULL WHERE sweep = $1 AND status = 'failed'",
+                    &[&sweep],
+                )
                 .map_err(classify)?;
             Ok(n as usize)
         })
@@ -435,14 +456,34 @@ impl Store for PostgresStore {
                               RETURNING r.id, r.attempt, r.sweep, r.params, (SELECT config FROM run_configs c WHERE c.run = r.id)";
         let queries: [(String, bool); 2] = match sweep {
             Some(_) => [
-                (format!("WITH picked AS (SELECT id FROM runs WHERE status = 'running' AND sweep = $5 AND (heartbeat IS NULL OR heartbeat < $4)
-                                          ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) {UPDATE}"), true),
-                (format!("WITH picked AS (SELECT id FROM runs WHERE status = 'queued' AND sweep = $4 ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) {UPDATE}"), false),
+                (
+                    format!(
+                        "WITH picked AS (SELECT id FROM runs WHERE status = 'running' AND sweep = $5 AND (heartbeat IS NULL OR heartbeat < $4)
+                                          ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) {UPDATE}"
+                    ),
+                    true,
+                ),
+                (
+                    format!(
+                        "WITH picked AS (SELECT id FROM runs WHERE status = 'queued' AND sweep = $4 ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) {UPDATE}"
+                    ),
+                    false,
+                ),
             ],
             None => [
-                (format!("WITH picked AS (SELECT id FROM runs WHERE status = 'running' AND (heartbeat IS NULL OR heartbeat < $4)
-                                          ORDER BY created, seq LIMIT 1 FOR UPDATE SKIP LOCKED) {UPDATE}"), true),
-                (format!("WITH picked AS (SELECT id FROM runs WHERE status = 'queued' ORDER BY created, seq LIMIT 1 FOR UPDATE SKIP LOCKED) {UPDATE}"), false),
+                (
+                    format!(
+                        "WITH picked AS (SELECT id FROM runs WHERE status = 'running' AND (heartbeat IS NULL OR heartbeat < $4)
+                                          ORDER BY created, seq LIMIT 1 FOR UPDATE SKIP LOCKED) {UPDATE}"
+                    ),
+                    true,
+                ),
+                (
+                    format!(
+                        "WITH picked AS (SELECT id FROM runs WHERE status = 'queued' ORDER BY created, seq LIMIT 1 FOR UPDATE SKIP LOCKED) {UPDATE}"
+                    ),
+                    false,
+                ),
             ],
         };
         let found = self.transact(|c| {
@@ -476,8 +517,11 @@ impl Store for PostgresStore {
 
     fn heartbeat(&mut self, lease: &Lease) -> StoreResult<()> {
         let n = self.transact(|c| {
-            c.execute("UPDATE runs SET heartbeat = $3 WHERE id = $1 AND attempt = $2 AND status = 'running'", &[&lease.run, &lease.attempt, &now_unix()])
-                .map_err(classify)
+            c.execute(
+                "UPDATE runs SET heartbeat = $3 WHERE id = $1 AND attempt = $2 AND status = 'running'",
+                &[&lease.run, &lease.attempt, &now_unix()],
+            )
+            .map_err(classify)
         })?;
         if n == 0 {
             return Err(StoreError::LeaseLost { run: lease.run.clone(), attempt: lease.attempt });
@@ -585,7 +629,8 @@ impl Store for PostgresStore {
             }
             let crashes = crashes + 1;
             let (new_status, finished) = if crashes >= max_attempts { (RunStatus::Failed, Some(now)) } else { (RunStatus::Queued, None) };
-            let error = if new_status == RunStatus::Failed { format!("{message} ({crashes} attempts in a row ended this way)") } else { message.to_string() };
+            let error =
+                if new_status == RunStatus::Failed { format!("{message} ({crashes} attempts in a row ended this way)") } else { message.to_string() };
             tx.execute(
                 "UPDATE runs SET status = $2, error = $3, finished = $4, crashes = $5, host = NULL, pid = NULL WHERE id = $1",
                 &[&lease.run, &new_status.as_str(), &error, &finished, &crashes],
@@ -602,7 +647,14 @@ impl Store for PostgresStore {
                 .query("SELECT name, spec, spec_hash, created, updated FROM sweeps ORDER BY created", &[])
                 .map_err(classify)?
                 .iter()
-                .map(|r| SweepInfo { name: r.get(0), spec: r.get(1), spec_hash: r.get(2), created: r.get(3), updated: r.get(4), counts: BTreeMap::new() })
+                .map(|r| SweepInfo {
+                    name: r.get(0),
+                    spec: r.get(1),
+                    spec_hash: r.get(2),
+                    created: r.get(3),
+                    updated: r.get(4),
+                    counts: BTreeMap::new(),
+                })
                 .collect();
             for r in c.query("SELECT sweep, status, count(*) FROM runs GROUP BY sweep, status", &[]).map_err(classify)? {
                 let (sweep, status, n): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
@@ -642,7 +694,8 @@ impl Store for PostgresStore {
         let found = self.transact(|c| {
             let Some(row) = c.query_opt(&format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = $1"), &[&id]).map_err(classify)? else {
                 let like = format!("{}%", id.split('-').next().unwrap_or(id));
-                let ids: Vec<String> = c.query("SELECT id FROM runs WHERE id LIKE $1 LIMIT 200", &[&like]).map_err(classify)?.iter().map(|r| r.get(0)).collect();
+                let ids: Vec<String> =
+                    c.query("SELECT id FROM runs WHERE id LIKE $1 LIMIT 200", &[&like]).map_err(classify)?.iter().map(|r| r.get(0)).collect();
                 return Ok(Err(ids));
             };
             let mut run = run_row(&row);
@@ -659,7 +712,8 @@ impl Store for PostgresStore {
     }
 
     fn run_config(&self, id: &str) -> StoreResult<RunConfig> {
-        let text: Option<String> = self.transact(|c| Ok(c.query_opt("SELECT config FROM run_configs WHERE run = $1", &[&id]).map_err(classify)?.map(|r| r.get(0))))?;
+        let text: Option<String> =
+            self.transact(|c| Ok(c.query_opt("SELECT config FROM run_configs WHERE run = $1", &[&id]).map_err(classify)?.map(|r| r.get(0))))?;
         let text = text.ok_or_else(|| StoreError::UnknownRun { id: id.to_string(), suggestions: Vec::new() })?;
         serde_json::from_str(&text).map_err(|e| self.backend(format!("run {id}: unreadable config: {e}")))
     }
@@ -725,11 +779,14 @@ impl Store for PostgresStore {
 
     fn jobs(&self, sweep: Option<&str>) -> StoreResult<Vec<JobRow>> {
         self.transact(|c| {
-            Ok(c.query("SELECT sweep, launcher, job_id, workers, script, submitted FROM jobs WHERE ($1::TEXT IS NULL OR sweep = $1) ORDER BY submitted", &[&sweep])
-                .map_err(classify)?
-                .iter()
-                .map(|r| JobRow { sweep: r.get(0), launcher: r.get(1), job_id: r.get(2), workers: r.get(3), script: r.get(4), submitted: r.get(5) })
-                .collect())
+            Ok(c.query(
+                "SELECT sweep, launcher, job_id, workers, script, submitted FROM jobs WHERE ($1::TEXT IS NULL OR sweep = $1) ORDER BY submitted",
+                &[&sweep],
+            )
+            .map_err(classify)?
+            .iter()
+            .map(|r| JobRow { sweep: r.get(0), launcher: r.get(1), job_id: r.get(2), workers: r.get(3), script: r.get(4), submitted: r.get(5) })
+            .collect())
         })
     }
 }

@@ -16,8 +16,8 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    BestRun, CheckpointRow, Claim, EnqueueReport, EpochLog, JobRow, Lease, MetricRow, MetricSummary, NewTrial, RunFilter, RunRow, RunStatus,
-    Store, StoreError, StoreResult, SweepInfo, SweepRegistration, WorkerInfo, RUN_RESULTS_VIEW, code_version, decode_value, encode_value,
+    BestRun, CheckpointRow, Claim, EnqueueReport, EpochLog, JobRow, Lease, MetricRow, MetricSummary, NewTrial, RUN_RESULTS_VIEW, RunFilter, RunRow,
+    RunStatus, Store, StoreError, StoreResult, SweepInfo, SweepRegistration, WorkerInfo, code_version, decode_value, encode_value,
     validate_sweep_name,
 };
 use crate::config::RunConfig;
@@ -100,7 +100,8 @@ const MIGRATIONS: &[&[&str]] = &[
     "#],
     // 2: per-run metric summaries (final value, best in each direction), kept up to date by
     // log_epoch, backfilled here; and the one-row-per-run results view.
-    &[r#"
+    &[
+        r#"
     CREATE TABLE metric_summary (
         run        TEXT NOT NULL REFERENCES runs(id),
         split      TEXT NOT NULL,
@@ -124,7 +125,9 @@ const MIGRATIONS: &[&[&str]] = &[
            (SELECT epoch FROM metrics x WHERE x.run = m.run AND x.split = m.split AND x.name = m.name AND x.kind = 'finite' ORDER BY value DESC, epoch ASC LIMIT 1)
     FROM metrics m
     WHERE m.epoch = (SELECT MAX(epoch) FROM metrics y WHERE y.run = m.run AND y.split = m.split AND y.name = m.name);
-    "#, RUN_RESULTS_VIEW],
+    "#,
+        RUN_RESULTS_VIEW,
+    ],
     // 3: batch jobs (SLURM arrays) submitted for a sweep.
     &[r#"
     CREATE TABLE jobs (
@@ -402,18 +405,19 @@ impl Store for SqliteStore {
         let path = self.path.clone();
         let e = |err| map_err(&path, err);
         let tx = self.immediate()?;
-        let existing: Option<String> =
-            tx.query_row("SELECT spec_hash FROM sweeps WHERE name = ?1", [name], |r| r.get(0)).optional().map_err(e)?;
+        let existing: Option<String> = tx.query_row("SELECT spec_hash FROM sweeps WHERE name = ?1", [name], |r| r.get(0)).optional().map_err(e)?;
         let result = match existing {
             None => {
-                tx.execute("INSERT INTO sweeps (name, spec, spec_hash, created, updated) VALUES (?1, ?2, ?3, ?4, ?4)", params![name, spec, hash, now])
-                    .map_err(e)?;
+                tx.execute(
+                    "INSERT INTO sweeps (name, spec, spec_hash, created, updated) VALUES (?1, ?2, ?3, ?4, ?4)",
+                    params![name, spec, hash, now],
+                )
+                .map_err(e)?;
                 SweepRegistration::New
             }
             Some(h) if h == hash => SweepRegistration::Unchanged,
             Some(previous_hash) => {
-                tx.execute("UPDATE sweeps SET spec = ?2, spec_hash = ?3, updated = ?4 WHERE name = ?1", params![name, spec, hash, now])
-                    .map_err(e)?;
+                tx.execute("UPDATE sweeps SET spec = ?2, spec_hash = ?3, updated = ?4 WHERE name = ?1", params![name, spec, hash, now]).map_err(e)?;
                 SweepRegistration::SpecChanged { previous_hash }
             }
         };
@@ -500,11 +504,21 @@ impl Store for SqliteStore {
             .optional()
         };
         let candidate = match sweep {
-            Some(_) => match pick("SELECT id, attempt FROM runs WHERE status = 'running' AND sweep = ?1 AND (heartbeat IS NULL OR heartbeat < ?2) ORDER BY seq LIMIT 1", true).map_err(e)? {
+            Some(_) => match pick(
+                "SELECT id, attempt FROM runs WHERE status = 'running' AND sweep = ?1 AND (heartbeat IS NULL OR heartbeat < ?2) ORDER BY seq LIMIT 1",
+                true,
+            )
+            .map_err(e)?
+            {
                 Some(c) => Some(c),
                 None => pick("SELECT id, attempt FROM runs WHERE status = 'queued' AND sweep = ?1 ORDER BY seq LIMIT 1", false).map_err(e)?,
             },
-            None => match pick("SELECT id, attempt FROM runs WHERE status = 'running' AND (heartbeat IS NULL OR heartbeat < ?1) ORDER BY created, seq LIMIT 1", true).map_err(e)? {
+            None => match pick(
+                "SELECT id, attempt FROM runs WHERE status = 'running' AND (heartbeat IS NULL OR heartbeat < ?1) ORDER BY created, seq LIMIT 1",
+                true,
+            )
+            .map_err(e)?
+            {
                 Some(c) => Some(c),
                 None => pick("SELECT id, attempt FROM runs WHERE status = 'queued' ORDER BY created, seq LIMIT 1", false).map_err(e)?,
             },
@@ -589,9 +603,7 @@ impl Store for SqliteStore {
                 .map_err(e)?;
             for m in &epoch.metrics {
                 let (value, kind) = encode_value(m.value);
-                let inserted = insert
-                    .execute(params![lease.run, epoch.epoch, m.split.as_str(), m.name, value, kind, epoch.wall])
-                    .map_err(e)?;
+                let inserted = insert.execute(params![lease.run, epoch.epoch, m.split.as_str(), m.name, value, kind, epoch.wall]).map_err(e)?;
                 if inserted == 1 {
                     summarize.execute(params![lease.run, m.split.as_str(), m.name, epoch.epoch, value, kind]).map_err(e)?;
                 }
@@ -679,7 +691,14 @@ impl Store for SqliteStore {
         let mut stmt = self.conn.prepare_cached("SELECT name, spec, spec_hash, created, updated FROM sweeps ORDER BY created").map_err(self.err())?;
         let mut sweeps: Vec<SweepInfo> = stmt
             .query_map([], |r| {
-                Ok(SweepInfo { name: r.get(0)?, spec: r.get(1)?, spec_hash: r.get(2)?, created: r.get(3)?, updated: r.get(4)?, counts: BTreeMap::new() })
+                Ok(SweepInfo {
+                    name: r.get(0)?,
+                    spec: r.get(1)?,
+                    spec_hash: r.get(2)?,
+                    created: r.get(3)?,
+                    updated: r.get(4)?,
+                    counts: BTreeMap::new(),
+                })
             })
             .map_err(self.err())?
             .collect::<Result<_, _>>()
@@ -793,7 +812,9 @@ impl Store for SqliteStore {
     fn jobs(&self, sweep: Option<&str>) -> StoreResult<Vec<JobRow>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT sweep, launcher, job_id, workers, script, submitted FROM jobs WHERE (?1 IS NULL OR sweep = ?1) ORDER BY submitted")
+            .prepare_cached(
+                "SELECT sweep, launcher, job_id, workers, script, submitted FROM jobs WHERE (?1 IS NULL OR sweep = ?1) ORDER BY submitted",
+            )
             .map_err(self.err())?;
         stmt.query_map([sweep], |r| {
             Ok(JobRow { sweep: r.get(0)?, launcher: r.get(1)?, job_id: r.get(2)?, workers: r.get(3)?, script: r.get(4)?, submitted: r.get(5)? })
