@@ -42,6 +42,9 @@ pub struct DataConfig {
     pub val_fraction: f64,
     /// Seed of the train/validation split (the same for every trial of a sweep by default).
     pub split_seed: u64,
+    /// What the split keeps together: single images, or every view of one car.
+    #[serde(skip_serializing_if = "SplitBy::is_image")]
+    pub split_by: SplitBy,
     /// Synthetic set: number of images.
     pub synthetic_count: usize,
     /// Synthetic set: (height, width) of the generated files.
@@ -59,6 +62,7 @@ impl Default for DataConfig {
             image_size: [128, 128],
             val_fraction: 0.2,
             split_seed: 42,
+            split_by: SplitBy::Image,
             synthetic_count: synth.count,
             synthetic_size: [synth.height as usize, synth.width as usize],
             synthetic_seed: synth.seed,
@@ -93,6 +97,28 @@ fn size_from_int_or_pair<'de, D: Deserializer<'de>>(d: D) -> Result<[usize; 2], 
         Size::Side(s) => [s, s],
         Size::Pair(p) => p,
     })
+}
+
+/// What a train/validation split keeps together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitBy {
+    /// Each image on its own (the tutorial's `train_test_split` over image ids).
+    #[default]
+    Image,
+    /// Every image whose id shares the part before the last `_` (Carvana's `<car>_<view>`, 16
+    /// views of one car) goes to the same side, so validation measures unseen cars.
+    Car,
+}
+
+impl SplitBy {
+    pub const NAMES: [&'static str; 2] = ["image", "car"];
+
+    /// Not written into the canonical JSON when it is the default, so that the identity of every
+    /// trial recorded before the setting existed stays the same.
+    fn is_image(&self) -> bool {
+        *self == SplitBy::Image
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

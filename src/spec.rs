@@ -18,7 +18,7 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Map, Value as Json, json};
 use toml_edit::{Document, Item, TableLike};
 
-use crate::config::{Objective, OptimizerKind, RunConfig, Schedule};
+use crate::config::{Objective, OptimizerKind, RunConfig, Schedule, SplitBy};
 use crate::metrics::Goal;
 use crate::util::did_you_mean;
 
@@ -169,6 +169,7 @@ const DISTRIBUTIONS: &[&str] = &["uniform", "log_uniform_values", "int_uniform",
 fn choices(key: &str) -> Option<&'static [&'static str]> {
     match key {
         "train.optimizer" => Some(&OptimizerKind::NAMES),
+        "data.split_by" => Some(&SplitBy::NAMES),
         "train.lr_schedule" => Some(&Schedule::NAMES),
         "model.init" => Some(&["glorot_uniform", "kaiming_uniform"]),
         _ => None,
@@ -233,6 +234,8 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
     let mut base = serde_json::to_value(RunConfig::default()).expect("defaults serialise");
     base["train"]["seed"] = json!(seed);
     base["data"]["split_seed"] = json!(seed);
+    // Left out of the canonical JSON at its default (see `SplitBy`), but a setting all the same.
+    base["data"]["split_by"] = json!("image");
     base["metric"] = serde_json::to_value(&metric).expect("metric serialises");
     let defaults = base.clone();
     let mut key_spans: BTreeMap<String, Option<std::ops::Range<usize>>> = BTreeMap::new();

@@ -24,7 +24,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::checkpoint::{BestSoFar, CheckpointError, CheckpointKind, EpochSummary, RunDir, TrainState};
-use crate::config::{OptimizerKind, Problem, RunConfig, TrainConfig};
+use crate::config::{OptimizerKind, Problem, RunConfig, SplitBy, TrainConfig};
 use crate::data::{self, Batch, DataError, Loader, Sample};
 use crate::device::DeviceError;
 use crate::metrics::{Confusion, MetricAccumulator, SplitMetrics, bce_dice_loss, confusion_counts};
@@ -201,12 +201,22 @@ pub fn load_split(config: &RunConfig, runs_root: &Path) -> Result<DataSplit, Dat
     let [h, w] = config.data.image_size;
     let samples = data::cached(&dir, Some((h as u32, w as u32)))?;
     let ids: Vec<String> = samples.iter().map(|s| s.id.clone()).collect();
-    let (train, val) = data::split(&ids, config.data.val_fraction, config.data.split_seed);
+    let (train, val) = data::split(&ids, config.data.val_fraction, config.data.split_seed, config.data.split_by);
     if train.is_empty() || val.is_empty() {
         return Err(DataError::Invalid {
             key: "data.val_fraction",
             value: config.data.val_fraction.to_string(),
-            expected: format!("leaves {} training and {} validation images out of {}; use more images", train.len(), val.len(), ids.len()),
+            expected: match config.data.split_by {
+                SplitBy::Image => {
+                    format!("leaves {} training and {} validation images out of {}; use more images", train.len(), val.len(), ids.len())
+                }
+                SplitBy::Car => format!(
+                    "leaves {} training and {} validation images out of {} split by car; use images of more cars, or data.split_by = \"image\"",
+                    train.len(),
+                    val.len(),
+                    ids.len()
+                ),
+            },
         });
     }
     Ok(DataSplit { samples, train, val })

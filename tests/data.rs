@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use image::{GrayImage, Rgb, RgbImage, Rgba, RgbaImage};
 use predicates::str::contains;
+use sweep::config::SplitBy;
 use sweep::data::augment::{Draw, rgb_to_hsv};
 use sweep::data::synth::{self, SynthSpec};
 use sweep::data::{self, Augment, DataError, Loader};
@@ -67,20 +68,44 @@ fn resizing_keeps_masks_binary_and_aligned() {
 #[test]
 fn split_is_deterministic_disjoint_and_stable() {
     let ids: Vec<String> = (0..100).map(|i| format!("img{i}")).collect();
-    let (train, val) = data::split(&ids, 0.2, 42);
+    let (train, val) = data::split(&ids, 0.2, 42, SplitBy::Image);
     assert_eq!((train.len(), val.len()), (80, 20));
     let t: HashSet<_> = train.iter().collect();
     assert!(val.iter().all(|v| !t.contains(v)), "disjoint");
     assert_eq!(t.len() + val.len(), 100, "every image is in one split");
-    assert_eq!(data::split(&ids, 0.2, 42), (train.clone(), val.clone()), "same seed, same split");
-    assert_ne!(data::split(&ids, 0.2, 43).1, val, "another seed, another split");
+    assert_eq!(data::split(&ids, 0.2, 42, SplitBy::Image), (train.clone(), val.clone()), "same seed, same split");
+    assert_ne!(data::split(&ids, 0.2, 43, SplitBy::Image).1, val, "another seed, another split");
     // Adding images moves few of the existing ones.
     let mut more = ids.clone();
     more.extend((100..110).map(|i| format!("img{i}")));
-    let (_, val2) = data::split(&more, 0.2, 42);
+    let (_, val2) = data::split(&more, 0.2, 42, SplitBy::Image);
     let val_ids: HashSet<&String> = val.iter().map(|&i| &ids[i]).collect();
     let kept = val2.iter().filter(|&&i| val_ids.contains(&more[i])).count();
     assert!(kept >= 17, "only {kept} of 20 validation images stayed");
+}
+
+#[test]
+fn split_by_car_keeps_every_view_of_a_car_on_one_side() {
+    // Carvana's ids: <car>_<view>, 16 views per car; 25 cars.
+    let ids: Vec<String> = (0..25).flat_map(|car| (1..=16).map(move |view| format!("{car:012x}_{view:02}"))).collect();
+    let car_of = |i: usize| ids[i].split('_').next().unwrap().to_string();
+    let (train, val) = data::split(&ids, 0.2, 42, SplitBy::Car);
+    assert_eq!(train.len() + val.len(), ids.len());
+    assert_eq!(val.len() % 16, 0, "whole cars only");
+    assert!((80..96).contains(&val.len()), "about a fifth: 5 or 6 of 25 cars, got {} images", val.len());
+    let train_cars: HashSet<String> = train.iter().map(|&i| car_of(i)).collect();
+    let val_cars: HashSet<String> = val.iter().map(|&i| car_of(i)).collect();
+    assert!(train_cars.is_disjoint(&val_cars), "a car on both sides: {:?}", train_cars.intersection(&val_cars).collect::<Vec<_>>());
+    assert_eq!(data::split(&ids, 0.2, 42, SplitBy::Car), (train, val.clone()), "same seed, same split");
+    assert_ne!(data::split(&ids, 0.2, 7, SplitBy::Car).1, val, "another seed, other cars");
+    // Split by image, the same ids leak cars across the sides.
+    let (train_i, val_i) = data::split(&ids, 0.2, 42, SplitBy::Image);
+    let t: HashSet<String> = train_i.iter().map(|&i| car_of(i)).collect();
+    assert!(val_i.iter().any(|&i| t.contains(&car_of(i))));
+    // One car only: it cannot be split, so training keeps it all rather than validation.
+    let one: Vec<String> = (1..=16).map(|v| format!("abc_{v:02}")).collect();
+    let (train1, val1) = data::split(&one, 0.2, 42, SplitBy::Car);
+    assert_eq!((train1.len(), val1.len()), (16, 0));
 }
 
 /// An image whose pixels encode their own coordinates, and a mask with an irregular pattern.

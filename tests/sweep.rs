@@ -128,6 +128,8 @@ width_shift_range = 1.5
 learning_rate = -0.1
 batch_size = 2.5
 optimizer = "adamm"
+[data]
+split_by = "cars"
 "#,
         &[
             (2, 1, "unknown key methd (did you mean method?)"),
@@ -136,6 +138,7 @@ optimizer = "adamm"
             (7, 17, "train.learning_rate: -0.1 must be > 0"),
             (8, 14, "must be a whole number"),
             (9, 13, "not one of adam, adamw, sgd, rmsprop (did you mean adam?)"),
+            (11, 12, "not one of image, car (did you mean car?)"),
         ],
     );
 }

@@ -329,3 +329,31 @@ fn a_run_directory_with_another_config_is_refused() {
     let err = train::train(&config, &context(&dir, runs.path(), Faults::default()), &mut Recorder::default()).unwrap_err();
     assert!(err.to_string().contains("belongs to another configuration"), "{err}");
 }
+
+#[test]
+fn split_by_car_holds_out_whole_cars_of_a_carvana_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("carvana");
+    common::write_carvana(&data, 12, 32, 32);
+    // Rename to 3 cars x 4 views: car000_01 .. car002_04.
+    for i in 0..12 {
+        let (from, to) = (format!("car{i:03}_01"), format!("car{:03}_{:02}", i / 4, i % 4 + 1));
+        std::fs::rename(data.join("train").join(format!("{from}.jpg")), data.join("train").join(format!("{to}.jpg"))).unwrap();
+        std::fs::rename(data.join("train_masks").join(format!("{from}_mask.gif")), data.join("train_masks").join(format!("{to}_mask.gif")))
+            .unwrap();
+    }
+    let mut config = common::tiny_config();
+    config.data.source = data.display().to_string();
+    config.data.image_size = [32, 32];
+    config.data.val_fraction = 0.25;
+    config.data.split_by = sweep::config::SplitBy::Car;
+    let split = train::load_split(&config, dir.path()).unwrap();
+    let car = |i: &usize| split.samples[*i].id[..6].to_string();
+    let val_cars: std::collections::HashSet<String> = split.val.iter().map(car).collect();
+    assert_eq!((split.train.len(), split.val.len(), val_cars.len()), (8, 4, 1), "one whole car of three held out");
+    assert!(split.train.iter().all(|i| !val_cars.contains(&car(i))));
+    // The setting is part of the trial's identity, but leaves every split-by-image config's as it was.
+    assert!(config.canonical_json().contains("\"split_by\":\"car\""));
+    config.data.split_by = sweep::config::SplitBy::Image;
+    assert!(!config.canonical_json().contains("split_by"));
+}

@@ -24,6 +24,8 @@ use image::imageops::FilterType;
 use image::{GrayImage, RgbImage};
 use rayon::prelude::*;
 
+use crate::config::SplitBy;
+
 pub use augment::Augment;
 pub use pipeline::{Batch, Loader};
 
@@ -270,19 +272,39 @@ pub fn cached(dir: &Path, size: Option<(u32, u32)>) -> Result<Arc<Vec<Sample>>, 
 
 /// Splits sample ids into (train, validation) index lists, deterministically from `seed`.
 ///
-/// Each id is ranked by a hash of (seed, id) and the lowest `round(n * val_fraction)` go to
-/// validation. The split depends only on the ids and the seed (not on file order or the machine),
-/// so every run of a sweep sees the same split, and adding images moves few existing ones.
-pub fn split(ids: &[String], val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+/// Images are grouped (each on its own, or by car: the id up to its last `_`), groups are ranked
+/// by a hash of (seed, group) and go to validation, lowest first, until it holds
+/// `round(n * val_fraction)` images (a whole car at a time, so by car it may hold a few more).
+/// The split depends only on the ids and the seed (not on file order or the machine), so every
+/// run of a sweep sees the same split, and adding images moves few existing ones.
+pub fn split(ids: &[String], val_fraction: f64, seed: u64, by: SplitBy) -> (Vec<usize>, Vec<usize>) {
     let n = ids.len();
     let mut n_val = (n as f64 * val_fraction).round() as usize;
     if val_fraction > 0.0 && n >= 2 {
         n_val = n_val.clamp(1, n - 1);
     }
-    let mut ranked: Vec<(u64, usize)> = ids.iter().enumerate().map(|(i, id)| (crate::util::hash64(format!("{seed}\0{id}").as_bytes()), i)).collect();
+    // Rank groups by a seeded hash of their key: adding images moves few existing ones, and the
+    // order depends on no file listing. An image is its own group unless split by car.
+    let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        let key = match by {
+            SplitBy::Image => id.as_str(),
+            SplitBy::Car => id.rsplit_once('_').map_or(id.as_str(), |(car, _)| car),
+        };
+        groups.entry(key).or_default().push(i);
+    }
+    let mut ranked: Vec<(u64, &str, Vec<usize>)> =
+        groups.into_iter().map(|(k, members)| (crate::util::hash64(format!("{seed}\0{k}").as_bytes()), k, members)).collect();
     ranked.sort_unstable();
-    let mut val: Vec<usize> = ranked[..n_val].iter().map(|&(_, i)| i).collect();
-    let mut train: Vec<usize> = ranked[n_val..].iter().map(|&(_, i)| i).collect();
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for (_, _, members) in ranked {
+        // Whole groups go to validation until it holds its share; never every image.
+        if val.len() < n_val && val.len() + members.len() < n.max(2) {
+            val.extend(members);
+        } else {
+            train.extend(members);
+        }
+    }
     val.sort_unstable();
     train.sort_unstable();
     (train, val)
