@@ -82,6 +82,12 @@ fn split_is_deterministic_disjoint_and_stable() {
     let val_ids: HashSet<&String> = val.iter().map(|&i| &ids[i]).collect();
     let kept = val2.iter().filter(|&&i| val_ids.contains(&more[i])).count();
     assert!(kept >= 17, "only {kept} of 20 validation images stayed");
+    // By image, validation is exactly the images with the lowest seeded hashes.
+    let mut ranked: Vec<(u64, usize)> = ids.iter().enumerate().map(|(i, id)| (sweep::util::hash64(format!("42\0{id}").as_bytes()), i)).collect();
+    ranked.sort_unstable();
+    let mut lowest: Vec<usize> = ranked[..20].iter().map(|&(_, i)| i).collect();
+    lowest.sort_unstable();
+    assert_eq!(val, lowest);
 }
 
 #[test]

@@ -339,8 +339,7 @@ fn split_by_car_holds_out_whole_cars_of_a_carvana_directory() {
     for i in 0..12 {
         let (from, to) = (format!("car{i:03}_01"), format!("car{:03}_{:02}", i / 4, i % 4 + 1));
         std::fs::rename(data.join("train").join(format!("{from}.jpg")), data.join("train").join(format!("{to}.jpg"))).unwrap();
-        std::fs::rename(data.join("train_masks").join(format!("{from}_mask.gif")), data.join("train_masks").join(format!("{to}_mask.gif")))
-            .unwrap();
+        std::fs::rename(data.join("train_masks").join(format!("{from}_mask.gif")), data.join("train_masks").join(format!("{to}_mask.gif"))).unwrap();
     }
     let mut config = common::tiny_config();
     config.data.source = data.display().to_string();
