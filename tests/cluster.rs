@@ -67,6 +67,44 @@ fn a_lost_connection_is_retried_and_no_epoch_is_lost() {
 }
 
 #[test]
+fn a_claim_whose_reply_was_lost_is_taken_back_not_left_to_go_stale() {
+    let pg = Postgres::start();
+    let url = pg.create_db("lostreply");
+    let mut store = PostgresStore::open(&url).unwrap();
+    store.register_sweep("s", "spec").unwrap();
+    store.enqueue("s", &common::trials(3)).unwrap();
+    let me = WorkerInfo { host: "h".into(), pid: 7 };
+    // The claim commits on the server; its reply never arrives; the store reconnects and retries.
+    store.lose_next_claim_reply();
+    let claim = store.claim(Some("s"), &me, 600.0).unwrap().expect("a run");
+    assert!(store.reconnects() >= 1, "the connection was dropped and re-made");
+    assert_eq!(claim.lease.attempt, 1, "the committed claim itself, not a second one");
+    let running: Vec<String> =
+        store.runs(&RunFilter::default()).unwrap().into_iter().filter(|r| r.status == RunStatus::Running).map(|r| r.id).collect();
+    assert_eq!(running, std::slice::from_ref(&claim.lease.run), "no orphaned run left running until its heartbeat goes stale");
+    store.log_epoch(&claim.lease, &epoch(1)).unwrap();
+    store.finish(&claim.lease, RunStatus::Completed, None).unwrap();
+    // Every other run is still there to claim, once each.
+    let mut rest = Vec::new();
+    while let Some(c) = store.claim(Some("s"), &me, 600.0).unwrap() {
+        store.finish(&c.lease, RunStatus::Completed, None).unwrap();
+        rest.push(c.lease.run);
+    }
+    assert_eq!(rest.len(), 2);
+    assert!(!rest.contains(&claim.lease.run));
+
+    // A database made before the claim token existed (schema 1) is migrated on open.
+    drop(store);
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin.batch_execute("ALTER TABLE runs DROP COLUMN claim_token; UPDATE sweep_schema SET version = 1").unwrap();
+    let mut store = PostgresStore::open(&url).unwrap();
+    store.enqueue("s", &common::trials(4)).unwrap();
+    assert!(store.claim(Some("s"), &me, 600.0).unwrap().is_some(), "claims work after the migration");
+    let version: i64 = admin.query_one("SELECT version FROM sweep_schema", &[]).unwrap().get(0);
+    assert_eq!(version, sweep::store::postgres::SCHEMA_VERSION);
+}
+
+#[test]
 fn many_connections_claim_every_run_exactly_once() {
     let pg = Postgres::start();
     let url = pg.create_db("claims");

@@ -26,8 +26,9 @@ use crate::metrics::Goal;
 use crate::util::{now_unix, sha256_hex};
 
 /// The schema, one migration per version, each a list of SQL scripts run in order. Append only.
-const MIGRATIONS: &[&[&str]] = &[&[
-    r#"
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        r#"
     CREATE TABLE sweeps (
         name      TEXT PRIMARY KEY,
         spec      TEXT NOT NULL,
@@ -120,8 +121,14 @@ const MIGRATIONS: &[&[&str]] = &[&[
         PRIMARY KEY (launcher, job_id)
     );
     "#,
-    RUN_RESULTS_VIEW,
-]];
+        RUN_RESULTS_VIEW,
+    ],
+    &[
+        // Which claim call took a run: a worker whose claim committed but whose reply was lost with the
+        // connection takes the run back on its retry instead of leaving it to go stale.
+        "ALTER TABLE runs ADD COLUMN claim_token TEXT",
+    ],
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -134,11 +141,14 @@ pub struct PostgresStore {
     client: RefCell<Option<Client>>,
     /// Connections re-established after a loss (for tests and logs).
     reconnects: std::cell::Cell<u64>,
+    /// Fault injection for tests: drop the connection right after the next claim commits, as if
+    /// its reply had been lost on the way back.
+    lose_next_claim_reply: std::cell::Cell<bool>,
 }
 
 /// An operation's failure: the connection (retry) or anything else (report).
 enum Failure {
-    Connection(::postgres::Error),
+    Connection(String),
     Store(StoreError),
 }
 
@@ -165,7 +175,12 @@ fn redact(url: &str) -> String {
 impl PostgresStore {
     /// Connects (retrying while the server is unreachable) and applies missing migrations.
     pub fn open(url: &str) -> StoreResult<Self> {
-        let store = Self { url: url.to_string(), client: RefCell::new(None), reconnects: std::cell::Cell::new(0) };
+        let store = Self {
+            url: url.to_string(),
+            client: RefCell::new(None),
+            reconnects: std::cell::Cell::new(0),
+            lose_next_claim_reply: std::cell::Cell::new(false),
+        };
         store.transact(|client| {
             let mut tx = client.transaction().map_err(classify)?;
             // One migrator at a time, across machines.
@@ -197,6 +212,13 @@ impl PostgresStore {
         self.reconnects.get()
     }
 
+    /// Test hook: the next claim commits on the server, then its connection is dropped before
+    /// the reply is read, as a network cut at that moment would.
+    #[doc(hidden)]
+    pub fn lose_next_claim_reply(&self) {
+        self.lose_next_claim_reply.set(true);
+    }
+
     fn backend(&self, detail: impl std::fmt::Display) -> StoreError {
         StoreError::Backend { path: redact(&self.url).into(), detail: detail.to_string() }
     }
@@ -226,7 +248,7 @@ impl PostgresStore {
                     Ok(v) => return Ok(v),
                     Err(Failure::Store(e)) => return Err(e),
                     Err(Failure::Connection(e)) => {
-                        last_error = e.to_string();
+                        last_error = e;
                         *slot = None;
                     }
                 }
@@ -239,6 +261,13 @@ impl PostgresStore {
             delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
+}
+
+/// A token unique to one claim call: this host and process, the time, and a counter.
+fn claim_token(worker: &WorkerInfo) -> String {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{}/{}/{}/{}", worker.host, worker.pid, nanos, CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 /// Whether an error means the connection is gone (retry on a new one) rather than the query
@@ -258,7 +287,7 @@ fn is_connection_error(e: &::postgres::Error) -> bool {
 
 fn classify(e: ::postgres::Error) -> Failure {
     if is_connection_error(&e) {
-        return Failure::Connection(e);
+        return Failure::Connection(e.to_string());
     }
     let detail = match e.as_db_error() {
         Some(db) => {
@@ -449,23 +478,26 @@ impl Store for PostgresStore {
         // Each claim is one UPDATE ... RETURNING over a row picked FOR UPDATE SKIP LOCKED: atomic
         // on its own, one round trip, and a row another worker is claiming right now is passed
         // over rather than waited for. A stale run (its worker died) is resumed before new work
-        // starts. Each picking query walks the (status, sweep, seq) index.
-        const UPDATE: &str = "UPDATE runs r SET status = 'running', attempt = r.attempt + 1, host = $1, pid = $2, heartbeat = $3,
-                                     started = COALESCE(r.started, $3), finished = NULL
-                              FROM picked WHERE r.id = picked.id
-                              RETURNING r.id, r.attempt, r.sweep, r.params, (SELECT config FROM run_configs c WHERE c.run = r.id)";
+        // starts. Each picking query walks the (status, sweep, seq) index. The row remembers this
+        // call's token, so a retry after a lost reply finds the claim that did commit.
+        const RETURNING: &str = "r.id, r.attempt, r.sweep, r.params, (SELECT config FROM run_configs c WHERE c.run = r.id)";
+        let update = format!(
+            "UPDATE runs r SET status = 'running', attempt = r.attempt + 1, host = $1, pid = $2, heartbeat = $3,
+                    started = COALESCE(r.started, $3), finished = NULL, claim_token = $4
+             FROM picked WHERE r.id = picked.id RETURNING {RETURNING}"
+        );
         let queries: [(String, bool); 2] = match sweep {
             Some(_) => [
                 (
                     format!(
-                        "WITH picked AS (SELECT id FROM runs WHERE status = 'running' AND sweep = $5 AND (heartbeat IS NULL OR heartbeat < $4)
-                                          ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) {UPDATE}"
+                        "WITH picked AS (SELECT id FROM runs WHERE status = 'running' AND sweep = $6 AND (heartbeat IS NULL OR heartbeat < $5)
+                                          ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) {update}"
                     ),
                     true,
                 ),
                 (
                     format!(
-                        "WITH picked AS (SELECT id FROM runs WHERE status = 'queued' AND sweep = $4 ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) {UPDATE}"
+                        "WITH picked AS (SELECT id FROM runs WHERE status = 'queued' AND sweep = $5 ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) {update}"
                     ),
                     false,
                 ),
@@ -473,33 +505,47 @@ impl Store for PostgresStore {
             None => [
                 (
                     format!(
-                        "WITH picked AS (SELECT id FROM runs WHERE status = 'running' AND (heartbeat IS NULL OR heartbeat < $4)
-                                          ORDER BY created, seq LIMIT 1 FOR UPDATE SKIP LOCKED) {UPDATE}"
+                        "WITH picked AS (SELECT id FROM runs WHERE status = 'running' AND (heartbeat IS NULL OR heartbeat < $5)
+                                          ORDER BY created, seq LIMIT 1 FOR UPDATE SKIP LOCKED) {update}"
                     ),
                     true,
                 ),
                 (
                     format!(
-                        "WITH picked AS (SELECT id FROM runs WHERE status = 'queued' ORDER BY created, seq LIMIT 1 FOR UPDATE SKIP LOCKED) {UPDATE}"
+                        "WITH picked AS (SELECT id FROM runs WHERE status = 'queued' ORDER BY created, seq LIMIT 1 FOR UPDATE SKIP LOCKED) {update}"
                     ),
                     false,
                 ),
             ],
         };
+        let token = claim_token(worker);
+        let mut retry = false;
         let found = self.transact(|c| {
+            let read =
+                |row: ::postgres::Row| -> (String, i64, String, String, String) { (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)) };
+            if retry {
+                // A previous try may have committed and lost only its reply: take that run back.
+                let sql = format!("SELECT {RETURNING} FROM runs r WHERE r.claim_token = $1 AND r.status = 'running'");
+                if let Some(row) = c.query_opt(&sql, &[&token]).map_err(classify)? {
+                    return Ok(Some(read(row)));
+                }
+            }
+            retry = true;
             let now = now_unix();
             let cutoff = now - stale_after;
             for (sql, stale) in &queries {
                 let row = match (sweep, stale) {
-                    (Some(s), true) => c.query_opt(sql, &[&worker.host, &pid, &now, &cutoff, &s]),
-                    (Some(s), false) => c.query_opt(sql, &[&worker.host, &pid, &now, &s]),
-                    (None, true) => c.query_opt(sql, &[&worker.host, &pid, &now, &cutoff]),
-                    (None, false) => c.query_opt(sql, &[&worker.host, &pid, &now]),
+                    (Some(s), true) => c.query_opt(sql, &[&worker.host, &pid, &now, &token, &cutoff, &s]),
+                    (Some(s), false) => c.query_opt(sql, &[&worker.host, &pid, &now, &token, &s]),
+                    (None, true) => c.query_opt(sql, &[&worker.host, &pid, &now, &token, &cutoff]),
+                    (None, false) => c.query_opt(sql, &[&worker.host, &pid, &now, &token]),
                 }
                 .map_err(classify)?;
                 if let Some(row) = row {
-                    let found: (String, i64, String, String, String) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
-                    return Ok(Some(found));
+                    if self.lose_next_claim_reply.replace(false) {
+                        return Err(Failure::Connection("the reply to a claim was lost (injected)".into()));
+                    }
+                    return Ok(Some(read(row)));
                 }
             }
             Ok(None)
