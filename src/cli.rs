@@ -36,7 +36,7 @@ pub struct Global {
     /// Where runs, checkpoints, plots and the cached synthetic dataset go.
     #[arg(long, global = true, env = "SWEEP_RUNS", default_value = "runs")]
     pub runs_dir: PathBuf,
-    /// The tracker: a SQLite file (default: <runs-dir>/sweep.db).
+    /// The tracker: a SQLite file (default: <runs-dir>/sweep.db) or a postgres://user@host/db URL.
     #[arg(long, global = true, env = "SWEEP_STORE")]
     pub store: Option<String>,
 }
@@ -497,17 +497,7 @@ fn cmd_run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     }
     println!("\n{}", report::leaderboard(&outcome.runs, &spec.metric.name, spec.metric.goal, 10));
     if !args.no_plot && outcome.runs.iter().any(|r| r.epochs() > 0) {
-        let store = g.open_store()?;
-        let cpu = DeviceSpec::Cpu.open()?;
-        match crate::plot::plot_sweep(store.as_ref(), &spec.name, &runs_dir, None, &cpu, 4) {
-            Ok(w) => {
-                println!("charts: {}", w.dir.join("index.html").display());
-                for e in &w.errors {
-                    eprintln!("warning: a chart could not be drawn: {e}");
-                }
-            }
-            Err(e) => eprintln!("warning: the charts could not be drawn: {e}"),
-        }
+        draw_charts(g, &spec.name)?;
     }
     if outcome.interrupted {
         println!("interrupted: run the same command to resume");
@@ -536,6 +526,23 @@ fn cmd_run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sweep's charts at the end of `sweep run`; a chart that cannot be drawn is a warning, not
+/// a failure of the sweep.
+fn draw_charts(g: &Global, sweep: &str) -> Result<()> {
+    let store = g.open_store()?;
+    let cpu = DeviceSpec::Cpu.open()?;
+    match crate::plot::plot_sweep(store.as_ref(), sweep, &g.runs_dir(), None, &cpu, 4) {
+        Ok(w) => {
+            println!("charts: {}", w.dir.join("index.html").display());
+            for e in &w.errors {
+                eprintln!("warning: a chart could not be drawn: {e}");
+            }
+        }
+        Err(e) => eprintln!("warning: the charts could not be drawn: {e}"),
+    }
+    Ok(())
 }
 
 fn run_on_slurm(g: &Global, args: &RunArgs, spec: &crate::spec::SweepSpec, store_location: &str, device: DeviceSpec) -> Result<ExitCode> {
@@ -595,6 +602,9 @@ fn run_on_slurm(g: &Global, args: &RunArgs, spec: &crate::spec::SweepSpec, store
         }
         if states.is_empty() {
             println!("\n{}", report::leaderboard(&runs, &spec.metric.name, spec.metric.goal, 10));
+            if !args.no_plot && runs.iter().any(|r| r.epochs() > 0) {
+                draw_charts(g, &spec.name)?;
+            }
             let unfinished = runs.len() - done;
             if unfinished > 0 {
                 eprintln!("the job ended with {unfinished} trial(s) unfinished; submit again to resume them");
@@ -726,22 +736,35 @@ fn cmd_ls(g: &Global, args: &LsArgs) -> Result<ExitCode> {
     };
     let mut runs = store.runs(&RunFilter { sweep: args.sweep.clone(), status })?;
     let keys = report::param_keys(&runs);
-    if let Some(text) = &args.filter {
-        let filter = Filter::parse(text).map_err(|e| usage(format!("--where: {e}")))?;
+    let filter = args.filter.as_deref().map(|text| Filter::parse(text).map_err(|e| usage(format!("--where: {e}")))).transpose()?;
+    if let Some(filter) = &filter {
         for f in filter.fields() {
             if !store::query::is_known_field(f, &keys) {
                 return Err(usage(format!(
-                    "--where: unknown field {f:?}; use a parameter ({}) or a metric such as val_iou, final_val_loss",
-                    if keys.is_empty() { "none swept".to_string() } else { keys.join(", ") }
+                    "--where: unknown field {f:?}; use a setting such as train.learning_rate{}, a metric such as val_iou or final_val_loss, \
+                     or one of id, sweep, status, attempt, epochs, seed, host",
+                    if keys.is_empty() { String::new() } else { format!(" (swept: {})", keys.join(", ")) }
                 )));
             }
         }
+    }
+    if let Some(key) = &args.sort
+        && !store::query::is_known_field(key, &keys)
+    {
+        return Err(usage(format!("--sort: unknown field {key:?}; use a metric such as val_iou or a setting such as train.learning_rate")));
+    }
+    // Settings that were not swept are read from each run's resolved config, only when asked for.
+    let wanted: Vec<&str> = filter.iter().flat_map(|f| f.fields()).chain(args.sort.as_deref()).filter(|f| store::is_setting(f)).collect();
+    if !wanted.is_empty() {
+        for run in &mut runs {
+            let settings = store::settings_of(&store.run_config(&run.id)?);
+            run.settings.extend(wanted.iter().filter_map(|k| settings.get(*k).map(|v| (k.to_string(), v.clone()))));
+        }
+    }
+    if let Some(filter) = &filter {
         runs.retain(|r| filter.matches(r));
     }
     if let Some(key) = &args.sort {
-        if !store::query::is_known_field(key, &keys) {
-            return Err(usage(format!("--sort: unknown field {key:?}; use a metric such as val_iou or a parameter")));
-        }
         let goal = Goal::for_metric(key);
         let is_metric = store::query::is_metric(key);
         runs.sort_by(|a, b| {
@@ -877,7 +900,9 @@ fn cmd_compare(g: &Global, args: &CompareArgs) -> Result<ExitCode> {
         .iter()
         .map(|id| {
             store::validate_run_id(id)?;
-            store.run(id)
+            let mut run = store.run(id)?;
+            run.settings = store::settings_of(&store.run_config(id)?);
+            Ok::<_, store::StoreError>(run)
         })
         .collect::<Result<_, _>>()?;
     print!("{}", report::compare(&runs));
@@ -965,6 +990,10 @@ fn cmd_eval(g: &Global, args: &EvalArgs) -> Result<ExitCode> {
 
 fn cmd_predict(g: &Global, args: &PredictArgs) -> Result<ExitCode> {
     let kind = checkpoint_kind(&args.checkpoint)?;
+    // Every input is checked before the model loads, so a typo costs nothing.
+    if let Some(missing) = args.images.iter().find(|p| !p.is_file()) {
+        return Err(usage(format!("{}: no such image file; name JPEG or PNG files", missing.display())));
+    }
     set_cpu_threads(args.compute.threads.unwrap_or_else(crate::util::available_cores));
     let device = args.compute.device.open()?;
     let run = resolve_run_dir(g, &args.run)?;

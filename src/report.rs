@@ -267,20 +267,27 @@ pub fn leaderboard(runs: &[RunRow], metric: &str, goal: Goal, n: usize) -> Strin
     if t.is_empty() { format!("no run has a {metric} yet\n") } else { t.render() }
 }
 
-/// `sweep compare`: the parameters that differ, then each metric's best and final values.
+/// `sweep compare`: the settings that differ (swept or not, from each run's resolved config when
+/// [`RunRow::settings`] holds it; for one run, its swept parameters), then each metric's best and
+/// final values.
 pub fn compare(runs: &[RunRow]) -> String {
-    let refs: Vec<&RunRow> = runs.iter().collect();
     let mut out = String::new();
     let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
-    let differing = if runs.len() > 1 { varying_params(&refs) } else { param_keys(runs) };
-    let mut t = Table::new(std::iter::once("param".to_string()).chain(ids.iter().cloned()));
+    let value = |r: &RunRow, k: &str| r.params.get(k).or_else(|| r.settings.get(k)).map(fmt_param);
+    let differing: Vec<String> = if runs.len() > 1 {
+        let keys: BTreeSet<&String> = runs.iter().flat_map(|r| r.params.keys().chain(r.settings.keys())).collect();
+        keys.into_iter().filter(|k| runs.iter().map(|r| value(r, k)).collect::<BTreeSet<_>>().len() > 1).cloned().collect()
+    } else {
+        param_keys(runs)
+    };
+    let mut t = Table::new(std::iter::once("setting".to_string()).chain(ids.iter().cloned()));
     for k in &differing {
         let mut row = vec![k.clone()];
-        row.extend(runs.iter().map(|r| r.params.get(k).map(fmt_param).unwrap_or_else(|| "-".into())));
+        row.extend(runs.iter().map(|r| value(r, k).unwrap_or_else(|| "-".into())));
         t.row(row);
     }
     if t.is_empty() {
-        out.push_str("the runs share every parameter\n");
+        out.push_str("the runs share every setting\n");
     } else {
         out.push_str(&t.render());
     }
@@ -376,6 +383,43 @@ mod tests {
         assert_eq!(fmt_num(f64::NAN), "NaN");
         assert_eq!(fmt_num(1234.5678), "1235");
         assert_eq!(fmt_num(0.5), "0.5");
+    }
+
+    #[test]
+    fn compare_shows_every_setting_that_differs_swept_or_not() {
+        let run = |id: &str, hue: f64, optimizer: &str| {
+            let mut config = crate::config::RunConfig::default();
+            config.augment.hue_delta = hue as f32;
+            config.train.optimizer = if optimizer == "sgd" { crate::config::OptimizerKind::Sgd } else { crate::config::OptimizerKind::Adam };
+            RunRow {
+                id: id.into(),
+                sweep: id[..id.len() - 2].into(),
+                seq: 1,
+                status: crate::store::RunStatus::Completed,
+                attempt: 1,
+                host: None,
+                pid: None,
+                created: 0.0,
+                started: None,
+                finished: None,
+                heartbeat: None,
+                error: None,
+                code_version: None,
+                config_hash: config.hash(),
+                seed: 0,
+                params: [("augment.hue_delta".to_string(), serde_json::json!(hue))].into(),
+                metrics: BTreeMap::new(),
+                settings: crate::store::settings_of(&config),
+            }
+        };
+        // Runs of two sweeps: the optimiser was not swept in either, but it differs.
+        let text = compare(&[run("hue-1", 0.1, "adam"), run("opt-1", 0.1, "sgd")]);
+        let table: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).collect();
+        assert_eq!(table.len(), 2, "{text}");
+        assert!(table[1].starts_with("train.optimizer") && table[1].contains("adam") && table[1].contains("sgd"), "{text}");
+        assert_eq!(crate::store::settings_of(&crate::config::RunConfig::default())["augment.hue_delta"], serde_json::json!(0.1));
+        let same = compare(&[run("hue-1", 0.1, "adam"), run("hue-2", 0.1, "adam")]);
+        assert!(same.starts_with("the runs share every setting"), "{same}");
     }
 
     #[test]

@@ -90,7 +90,8 @@ pub fn register(spec: &SweepSpec, trials: &[Trial], store_location: &str, retry_
 }
 
 /// Makes sure every dataset the trials use exists (generating the synthetic one once, here,
-/// rather than in every worker at the same time) and is readable.
+/// rather than in every worker at the same time) and is readable: every image and mask opens and
+/// each mask has its image's size (checked from the file headers).
 pub fn prepare_data(trials: &[Trial], runs_dir: &Path) -> crate::Result<()> {
     let mut seen = std::collections::HashSet::new();
     for t in trials {
@@ -99,7 +100,10 @@ pub fn prepare_data(trials: &[Trial], runs_dir: &Path) -> crate::Result<()> {
             continue;
         }
         let dir = crate::train::dataset_dir(&t.config, runs_dir)?;
-        crate::data::scan(&dir)?;
+        let files = crate::data::scan(&dir)?;
+        if !t.config.data.is_synthetic() {
+            crate::data::check_headers(&files)?;
+        }
     }
     Ok(())
 }

@@ -180,6 +180,7 @@ fn a_sweep_runs_as_a_slurm_array_against_postgres_and_survives_a_cancelled_task(
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains(&format!("submitted slurm job {}", job.job_id)) && stdout.contains("rank"), "{stdout}");
+    assert!(stdout.contains("charts: ") && runs.path().join("cluster/plots/index.html").is_file(), "charts drawn at the end: {stdout}");
 
     // Every trial completed exactly once, with its checkpoints, and the tracker answers.
     let rows = store.runs(&RunFilter { sweep: Some("cluster".into()), status: None }).unwrap();

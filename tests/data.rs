@@ -379,3 +379,39 @@ fn cli_data_synth_and_show_write_a_readable_png() {
 }
 
 use predicates::prelude::PredicateBooleanExt;
+
+#[test]
+fn a_sweep_over_bad_data_stops_before_registering_anything() {
+    let runs = tempfile::tempdir().unwrap();
+    let data_dir = runs.path().join("cars");
+    common::write_carvana(&data_dir, 6, 40, 32);
+    let file = runs.path().join("s.toml");
+    std::fs::write(&file, common::tiny_sweep("bad", 1, &[0.0, 0.1])).unwrap();
+    let run = |what: &str| {
+        common::sweep(runs.path())
+            .args(["run", file.to_str().unwrap(), "--plain", "--data", data_dir.to_str().unwrap()])
+            .assert()
+            .code(2)
+            .stderr(contains(what.to_string()))
+    };
+    // A mask of the wrong size, named with both sizes.
+    let mask = data_dir.join("train_masks/car002_01_mask.gif");
+    let good = std::fs::read(&mask).unwrap();
+    std::fs::write(&mask, synth::encode_palette_gif(&GrayImage::new(20, 32))).unwrap();
+    run("car002_01_mask.gif: mask is 20x32 but its image");
+    // A corrupt image.
+    std::fs::write(&mask, good).unwrap();
+    let image = data_dir.join("train/car004_01.jpg");
+    let good = std::fs::read(&image).unwrap();
+    std::fs::write(&image, b"\xff\xd8 truncated").unwrap();
+    run("car004_01.jpg: cannot decode");
+    // Nothing was registered: no tracker was even created.
+    assert!(!runs.path().join("sweep.db").exists());
+    // Repaired, the same command runs the sweep.
+    std::fs::write(&image, good).unwrap();
+    common::sweep(runs.path())
+        .args(["run", file.to_str().unwrap(), "--plain", "--no-plot", "--data", data_dir.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(contains("2 completed"));
+}

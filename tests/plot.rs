@@ -69,6 +69,7 @@ fn run(i: usize, epochs: i64, peak: f64, nan_at: Option<i64>) -> RunData {
             seed: 0,
             params,
             metrics: summaries,
+            settings: Default::default(),
         },
         metrics,
     }

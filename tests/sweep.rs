@@ -240,10 +240,25 @@ fn run_trains_every_trial_and_a_second_run_adds_nothing() {
     assert_complete(runs.path(), "twice", 3, 2);
     // The charts were drawn at the end of the run.
     let plots = runs.path().join("twice/plots");
-    for name in ["curves_val_iou.png", "curves_val_loss.png", "objective_vs_augment_hue_delta.png", "parallel_coordinates.png", "predictions.png"] {
-        let img = image::open(plots.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(img.width() > 300, "{name}");
+    // Sizes as README.md documents them; the grid: 4 columns and 4 validation images of 160 px.
+    for (name, size) in [
+        ("curves_val_iou.png", (1000, 600)),
+        ("curves_val_loss.png", (1000, 600)),
+        ("objective_vs_augment_hue_delta.png", (1000, 600)),
+        ("parallel_coordinates.png", (1200, 600)),
+        ("predictions.png", (8 + 4 * (160 + 8), 44 + 20 + 4 * (160 + 8) + 8)),
+    ] {
+        let img = image::open(plots.join(name)).unwrap_or_else(|e| panic!("{name}: {e}")).into_rgb8();
+        assert_eq!(img.dimensions(), size, "{name}");
+        let colours: HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+        assert!(colours.len() > 50, "{name} is nearly blank: {} colours", colours.len());
     }
+    // The grid's "actual mask" tile of the first image is a binary mask with car and background.
+    let grid = image::open(plots.join("predictions.png")).unwrap().into_rgb8();
+    let tile: Vec<u8> = (0..160u32).flat_map(|y| (0..160u32).map(move |x| (x, y))).map(|(x, y)| grid.get_pixel(8 + 168 + x, 64 + y).0[0]).collect();
+    let (car, background) = (tile.iter().filter(|&&v| v > 225).count(), tile.iter().filter(|&&v| v < 30).count());
+    assert!(car + background > tile.len() * 4 / 5, "a mask tile is black and white but for its smoothed edges");
+    assert!(car > 0 && background > 0, "with both car and background");
     assert!(std::fs::read_to_string(plots.join("index.html")).unwrap().contains("predictions.png"));
     common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain"]).assert().success().stdout(contains("nothing to run"));
     assert_complete(runs.path(), "twice", 3, 2);
@@ -269,6 +284,18 @@ fn run_trains_every_trial_and_a_second_run_adds_nothing() {
         .assert()
         .success()
         .stdout(contains("twice-2").and(contains("twice-3")).and(contains("twice-4")).and(contains("twice-1").not()));
+    // Settings that were not swept come from each run's resolved config (learning_rate is 0.003).
+    common::sweep(runs.path())
+        .args(["ls", "--where", "train.learning_rate < 0.01 and augment.hue_delta >= 0.2", "--sort", "train.epochs"])
+        .assert()
+        .success()
+        .stdout(contains("twice-2").and(contains("twice-3")).and(contains("twice-1").not()));
+    common::sweep(runs.path()).args(["ls", "--where", "train.learning_rate > 0.01"]).assert().success().stdout(contains("twice-2").not());
+    common::sweep(runs.path())
+        .args(["ls", "--where", "train.learnin_rate < 1"])
+        .assert()
+        .code(2)
+        .stderr(contains("unknown field \"train.learnin_rate\"").and(contains("train.learning_rate")));
     common::sweep(runs.path()).args(["show", "twice-2"]).assert().success().stdout(contains("epoch").and(contains("checkpoints")));
     common::sweep(runs.path())
         .args(["compare", "twice-1", "twice-3"])
@@ -304,8 +331,16 @@ fn run_trains_every_trial_and_a_second_run_adds_nothing() {
     common::sweep(runs.path())
         .args(["predict", "twice-1", "/no/such.png", "--out", out.to_str().unwrap()])
         .assert()
-        .code(1)
-        .stderr(contains("/no/such.png"));
+        .code(2)
+        .stderr(contains("/no/such.png: no such image file"));
+    // A file that is not an image is bad input too, named.
+    let junk = runs.path().join("junk.png");
+    std::fs::write(&junk, b"not a png").unwrap();
+    common::sweep(runs.path())
+        .args(["predict", "twice-1", junk.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(contains("junk.png"));
 }
 
 #[test]

@@ -67,9 +67,13 @@ fn hint_suffix(hint: &str) -> String {
 }
 
 impl DataError {
-    /// Whether the user's input is at fault (exit 2) rather than the machine (exit 1).
+    /// Whether the user's input is at fault (exit 2) rather than the machine (exit 1). A file
+    /// that does not exist was named by the user; any other I/O failure is the machine's.
     pub fn is_bad_input(&self) -> bool {
-        !matches!(self, DataError::Io { .. })
+        match self {
+            DataError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            _ => true,
+        }
     }
 
     fn io(path: &Path, source: std::io::Error) -> Self {
@@ -144,6 +148,27 @@ pub fn scan(dir: &Path) -> Result<Vec<SampleFiles>, DataError> {
     }
     files.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(files)
+}
+
+/// Reads every pair's sizes from the file headers (no pixel decoding: about 0.1 ms a pair) and
+/// checks that each image and mask can be opened and that their sizes agree. A sweep runs this
+/// before registering trials, so that an unreadable file or a wrong-sized mask is one clear error
+/// up front rather than a failed trial per config.
+pub fn check_headers(files: &[SampleFiles]) -> Result<(), DataError> {
+    files.par_iter().try_for_each(|f| {
+        let image_size = header_size(&f.image)?;
+        let mask_size = header_size(&f.mask)?;
+        if image_size != mask_size {
+            return Err(DataError::MaskSize { mask: f.mask.clone(), image: f.image.clone(), mask_size, image_size });
+        }
+        Ok(())
+    })
+}
+
+/// An image file's (width, height) from its header.
+fn header_size(path: &Path) -> Result<(u32, u32), DataError> {
+    let reader = image::ImageReader::open(path).map_err(|e| DataError::io(path, e))?.with_guessed_format().map_err(|e| DataError::io(path, e))?;
+    reader.into_dimensions().map_err(|e| DataError::Decode { path: path.to_path_buf(), reason: e.to_string() })
 }
 
 /// Decodes an image file to RGB (grayscale and RGBA images are converted; alpha is dropped).

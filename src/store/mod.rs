@@ -293,6 +293,44 @@ pub struct RunRow {
     pub seed: i64,
     pub params: BTreeMap<String, serde_json::Value>,
     pub metrics: BTreeMap<String, MetricSummary>,
+    /// Settings of the resolved config beyond the swept `params`, by dotted key; filled only
+    /// where a query asks for them (see [`settings_of`]), empty otherwise.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+/// A resolved config as dotted settings: `train.learning_rate` -> 0.001, `metric.name` ->
+/// "val_iou", every key a sweep file can set.
+pub fn settings_of(config: &RunConfig) -> BTreeMap<String, serde_json::Value> {
+    let mut out = BTreeMap::new();
+    if let Ok(serde_json::Value::Object(sections)) = serde_json::to_value(config) {
+        for (section, value) in sections {
+            match value {
+                serde_json::Value::Object(keys) => out.extend(keys.into_iter().map(|(k, v)| (format!("{section}.{k}"), as_written(v)))),
+                other => drop(out.insert(section, other)),
+            }
+        }
+    }
+    // Left out of the canonical JSON at its default; a setting all the same.
+    out.entry("data.split_by".to_string()).or_insert_with(|| serde_json::json!("image"));
+    out
+}
+
+/// A number stored as `f32` (`augment.hue_delta`) reads back as the decimal a user wrote (0.1),
+/// not as its widened `f64` (0.10000000149011612), so that `hue_delta = 0.1` matches.
+fn as_written(v: serde_json::Value) -> serde_json::Value {
+    match v.as_f64() {
+        Some(x) if v.is_f64() && (x as f32) as f64 == x => {
+            (x as f32).to_string().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(v, serde_json::Value::Number)
+        }
+        _ => v,
+    }
+}
+
+/// Whether `name` is a dotted config setting (`train.learning_rate`).
+pub fn is_setting(name: &str) -> bool {
+    static KEYS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| settings_of(&RunConfig::default()).into_keys().collect()).iter().any(|k| k == name)
 }
 
 impl RunRow {
@@ -364,7 +402,9 @@ pub trait Store: Send {
     /// `<sweep>-<n>`, in the given order, in one transaction.
     fn enqueue(&mut self, sweep: &str, trials: &[NewTrial]) -> StoreResult<EnqueueReport>;
 
-    /// Puts the sweep's `failed` and `diverged` runs back in the queue; returns how many.
+    /// Puts the sweep's `failed` runs back in the queue with their crash count reset; returns
+    /// how many. `diverged` runs stay: a diverged trial is a result (the same config and seed
+    /// diverge again), not a failure to retry.
     fn requeue_failed(&mut self, sweep: &str) -> StoreResult<usize>;
 
     /// Claims the next run of `sweep` (or of any sweep): the lowest-numbered `queued` run, or a

@@ -326,6 +326,7 @@ fn run_row(r: &Row) -> RunRow {
         seed: r.get("seed"),
         params: serde_json::from_str(&params).unwrap_or_default(),
         metrics: BTreeMap::new(),
+        settings: BTreeMap::new(),
     }
 }
 
@@ -465,7 +466,7 @@ impl Store for PostgresStore {
         self.transact(|c| {
             let n = c
                 .execute(
-                    "UPDATE runs SET status = 'queued', finished = NULL, host = NULL, pid = NULL WHERE sweep = $1 AND status = 'failed'",
+                    "UPDATE runs SET status = 'queued', finished = NULL, host = NULL, pid = NULL, crashes = 0 WHERE sweep = $1 AND status = 'failed'",
                     &[&sweep],
                 )
                 .map_err(classify)?;

@@ -2,7 +2,8 @@
 //! `train.learning_rate < 0.01 and val_iou > 0.9 and not status = failed`.
 //!
 //! A field is a run attribute (`id`, `sweep`, `status`, `attempt`, `epochs`, `seed`, `host`), a
-//! swept parameter by its key (`augment.hue_delta`), or a metric: `val_iou` is the run's best
+//! setting by its key (`augment.hue_delta`: swept or not, read from the run's resolved config;
+//! the caller fills [`RunRow::settings`] for settings that were not swept), or a metric: `val_iou` is the run's best
 //! value over its epochs (lowest for losses, highest otherwise), `final_val_iou` its last value,
 //! `best_val_iou` the same as `val_iou`. Filters are evaluated in Rust on the listed rows: user
 //! text never becomes SQL.
@@ -42,7 +43,7 @@ pub fn field(run: &RunRow, name: &str) -> Option<Value> {
         "host" => return run.host.clone().map(Value::Str),
         _ => {}
     }
-    if let Some(v) = run.params.get(name) {
+    if let Some(v) = run.params.get(name).or_else(|| run.settings.get(name)) {
         return Some(match v {
             serde_json::Value::Number(n) => Value::Num(n.as_f64().unwrap_or(f64::NAN)),
             serde_json::Value::Bool(b) => Value::Bool(*b),
@@ -73,6 +74,7 @@ pub fn is_known_field(name: &str, param_keys: &[String]) -> bool {
     let base = name.strip_prefix("final_").or_else(|| name.strip_prefix("last_")).or_else(|| name.strip_prefix("best_")).unwrap_or(name);
     matches!(name, "id" | "run" | "sweep" | "status" | "attempt" | "epochs" | "seed" | "host")
         || param_keys.iter().any(|k| k == name)
+        || super::is_setting(name)
         || Objective::parse_name(base).is_some()
         || base.starts_with("train_") // extra per-epoch values such as train_lr
 }
@@ -337,6 +339,7 @@ mod tests {
             seed: 1,
             params,
             metrics,
+            settings: BTreeMap::new(),
         }
     }
 

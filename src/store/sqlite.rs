@@ -351,6 +351,7 @@ impl SqliteStore {
                     seed: r.get(14)?,
                     params: serde_json::from_str(&params).unwrap_or_default(),
                     metrics: BTreeMap::new(),
+                    settings: BTreeMap::new(),
                 })
             })
             .map_err(self.err())?
@@ -479,7 +480,10 @@ impl Store for SqliteStore {
         let path = self.path.clone();
         let tx = self.immediate()?;
         let n = tx
-            .execute("UPDATE runs SET status = 'queued', finished = NULL, host = NULL, pid = NULL WHERE sweep = ?1 AND status = 'failed'", [sweep])
+            .execute(
+                "UPDATE runs SET status = 'queued', finished = NULL, host = NULL, pid = NULL, crashes = 0 WHERE sweep = ?1 AND status = 'failed'",
+                [sweep],
+            )
             .map_err(|e| map_err(&path, e))?;
         tx.commit().map_err(|e| map_err(&path, e))?;
         Ok(n)

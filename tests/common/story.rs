@@ -145,4 +145,9 @@ pub fn story(store: &mut dyn Store) {
     let g = store.claim(Some("s"), &worker(8), 60.0).unwrap().unwrap();
     assert_eq!(g.lease.run, "s-4");
     assert!(store.claim(Some("s"), &worker(9), 60.0).unwrap().is_none(), "nothing left to claim");
+    // Retrying a trial that failed by crashing starts its crash count again: one crash requeues.
+    assert_eq!(store.requeue_failed("s").unwrap(), 1);
+    let h = store.claim(Some("s"), &worker(10), 60.0).unwrap().unwrap();
+    assert_eq!(h.lease.run, "s-2");
+    assert_eq!(store.record_crash(&h.lease, "killed once more", 2).unwrap(), RunStatus::Queued);
 }
