@@ -757,6 +757,9 @@ fn cmd_ls(g: &Global, args: &LsArgs) -> Result<ExitCode> {
     let wanted: Vec<&str> = filter.iter().flat_map(|f| f.fields()).chain(args.sort.as_deref()).filter(|f| store::is_setting(f)).collect();
     if !wanted.is_empty() {
         for run in &mut runs {
+            if wanted.iter().all(|k| run.params.contains_key(*k)) {
+                continue;
+            }
             let settings = store::settings_of(&store.run_config(&run.id)?);
             run.settings.extend(wanted.iter().filter_map(|k| settings.get(*k).map(|v| (k.to_string(), v.clone()))));
         }
@@ -839,15 +842,21 @@ fn cmd_best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
     };
     let checkpoints = store.checkpoints(&best.run.id)?;
     let best_ckpt = checkpoints.iter().find(|c| c.kind == "best").cloned();
+    // A run keeps two checkpoints: its objective's best epoch and its last. For another metric,
+    // the last one is the right one when that is the metric's best epoch.
+    let last_is_it =
+        checkpoints.iter().any(|c| c.kind == "last" && c.epoch == best.epoch) && best_ckpt.as_ref().is_none_or(|c| c.epoch != best.epoch);
+    let kind = if last_is_it { CheckpointKind::Last } else { CheckpointKind::Best };
     let evaluation = if args.eval {
         set_cpu_threads(args.compute.threads.unwrap_or_else(crate::util::available_cores));
         let device = args.compute.device.open()?;
         let run_dir = worker::run_dir(&g.runs_dir(), &best.run.sweep, &best.run.id);
-        let (config, model, state) = crate::train::load_model(&run_dir, CheckpointKind::Best, &device)?;
+        let (config, model, state) = crate::train::load_model(&run_dir, kind, &device)?;
         let crate::train::DataSplit { samples, val, .. } = crate::train::load_split(&config, &g.runs_dir())?;
         let loader = data::Loader::eval(samples, val, config.train.batch_size, config.augment.rescale);
         let metrics = crate::train::evaluate(&model, &loader, &device);
-        Some((metrics, state.best.map(|b| b.epoch).unwrap_or(0)))
+        let epoch = if last_is_it { state.epochs_done } else { state.best.map(|b| b.epoch).unwrap_or(0) };
+        Some((metrics, epoch))
     } else {
         None
     };
@@ -881,7 +890,13 @@ fn cmd_best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
     println!();
     print!("{}", report::compare(std::slice::from_ref(&best.run)).split("\n\n").nth(1).unwrap_or(""));
     if let Some((m, epoch)) = evaluation {
-        println!("\nre-evaluated the best checkpoint (epoch {epoch}) on the validation split:");
+        println!("\nre-evaluated the {} checkpoint (epoch {epoch}) on the validation split:", kind.as_str());
+        if epoch as i64 != best.epoch {
+            println!(
+                "(the run keeps checkpoints of its objective's best epoch and of its last epoch; {metric}'s best epoch {} has none)",
+                best.epoch
+            );
+        }
         println!(
             "loss {}  dice {}  iou {}  fg_iou {}",
             report::fmt_num(m.loss),

@@ -316,6 +316,8 @@ fn run_trains_every_trial_and_a_second_run_adds_nothing() {
 
     // The best run's checkpoint reloads and evaluates; predict writes masks at the input's size.
     common::sweep(runs.path()).args(["best", "--eval"]).assert().success().stdout(contains("re-evaluated the best checkpoint"));
+    // Another metric than the objective: the checkpoint evaluated is said, with its epoch.
+    common::sweep(runs.path()).args(["best", "--metric", "loss", "--eval"]).assert().success().stdout(contains("re-evaluated the "));
     let panel = runs.path().join("panel");
     common::sweep(runs.path()).args(["plot", "--run", "twice-2", "--out", panel.to_str().unwrap()]).assert().success();
     assert!(image::open(panel.join("run_twice-2.png")).is_ok());
@@ -530,4 +532,18 @@ fn asking_for_a_gpu_this_build_lacks_is_an_error_not_a_panic() {
         .code(2)
         .stderr(contains("--features cuda").and(contains("panicked").not()));
     common::sweep(runs.path()).args(["eval", "x-1", "--device", "tpu"]).assert().code(2).stderr(contains("expected cpu, cuda"));
+}
+
+#[test]
+fn a_worker_stops_after_max_trials_and_leaves_the_rest_queued() {
+    let runs = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(&runs.path().join("sweep.db")).unwrap();
+    s.register_sweep("w", "spec").unwrap();
+    s.enqueue("w", &common::trials(3)).unwrap();
+    drop(s);
+    common::sweep(runs.path()).args(["worker", "--sweep", "w", "--max-trials", "1"]).assert().success();
+    let count = |status: RunStatus| store(runs.path()).runs(&RunFilter::default()).unwrap().iter().filter(|r| r.status == status).count();
+    assert_eq!((count(RunStatus::Completed), count(RunStatus::Queued)), (1, 2), "one trial, then the worker stopped");
+    common::sweep(runs.path()).args(["worker", "--sweep", "w"]).assert().success();
+    assert_eq!(count(RunStatus::Completed), 3, "a worker without a cap takes the rest");
 }
