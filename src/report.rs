@@ -394,22 +394,11 @@ mod tests {
             RunRow {
                 id: id.into(),
                 sweep: id[..id.len() - 2].into(),
-                seq: 1,
                 status: crate::store::RunStatus::Completed,
-                attempt: 1,
-                host: None,
-                pid: None,
-                created: 0.0,
-                started: None,
-                finished: None,
-                heartbeat: None,
-                error: None,
-                code_version: None,
                 config_hash: config.hash(),
-                seed: 0,
                 params: [("augment.hue_delta".to_string(), serde_json::json!(hue))].into(),
-                metrics: BTreeMap::new(),
                 settings: crate::store::settings_of(&config),
+                ..RunRow::default()
             }
         };
         // Runs of two sweeps: the optimiser was not swept in either, but it differs.

@@ -36,9 +36,10 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A run's lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
+    #[default]
     Queued,
     Running,
     Completed,
@@ -274,7 +275,7 @@ impl MetricSummary {
 }
 
 /// A run as listed: its row, parameters and metric summaries (keyed `<split>_<name>`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct RunRow {
     pub id: String,
     pub sweep: String,

@@ -321,26 +321,7 @@ mod tests {
             "val_iou".to_string(),
             MetricSummary { last_epoch: 3, last: iou - 0.1, min: Some(0.1), min_epoch: Some(1), max: Some(iou), max_epoch: Some(2) },
         );
-        RunRow {
-            id: "s-1".into(),
-            sweep: "s".into(),
-            seq: 1,
-            status,
-            attempt: 1,
-            host: None,
-            pid: None,
-            created: 0.0,
-            started: None,
-            finished: None,
-            heartbeat: None,
-            error: None,
-            code_version: None,
-            config_hash: String::new(),
-            seed: 1,
-            params,
-            metrics,
-            settings: BTreeMap::new(),
-        }
+        RunRow { id: "s-1".into(), sweep: "s".into(), seq: 1, status, attempt: 1, seed: 1, params, metrics, ..RunRow::default() }
     }
 
     fn check(expr: &str, lr: f64, iou: f64, expected: bool) {
