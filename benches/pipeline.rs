@@ -7,7 +7,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use sweep::data::synth::{self, SynthSpec};
+use sweep::config::SynthSpec;
+use sweep::data::synth;
 use sweep::data::{self, Augment, Loader};
 
 fn main() {

@@ -6,9 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use sweep::checkpoint::EpochSummary;
-use sweep::device::DeviceSpec;
-use sweep::metrics::SplitMetrics;
+use sweep::train::checkpoint::EpochSummary;
+use sweep::train::device::DeviceSpec;
+use sweep::train::metrics::SplitMetrics;
 use sweep::store::{NewTrial, RunStatus, SqliteStore, Store, WorkerInfo};
 use sweep::train::{self, Faults, RunContext};
 
@@ -22,7 +22,7 @@ fn main() {
          [train]\nepochs = 20\nbatch_size = 6\n[parameters]\n\"augment.hue_delta\" = {{ values = [{}] }}\n\"train.learning_rate\" = {{ value = 0.003 }}\n",
         hues.join(", ")
     );
-    let spec = sweep::spec::parse(&text, Path::new("b.toml")).unwrap();
+    let spec = sweep::study::spec::parse(&text, Path::new("b.toml")).unwrap();
     let mut store = SqliteStore::open(&runs_dir.join("sweep.db")).unwrap();
     store.register_sweep("b", &spec.text).unwrap();
     let trials: Vec<NewTrial> = spec.trials(None).into_iter().map(|t| NewTrial { config: t.config, params: t.params }).collect();
@@ -36,7 +36,7 @@ fn main() {
             let mut config = claim.config.clone();
             config.train.epochs = 20;
             let ctx = RunContext {
-                run_dir: sweep::worker::run_dir(&runs_dir, "b", &claim.lease.run),
+                run_dir: sweep::runner::worker::run_dir(&runs_dir, "b", &claim.lease.run),
                 runs_root: &runs_dir,
                 device: device.clone(),
                 faults: Faults::default(),
@@ -44,7 +44,7 @@ fn main() {
             struct Log<'a>(&'a mut SqliteStore, sweep::store::Lease);
             impl train::Observer for Log<'_> {
                 fn on_epoch(&mut self, s: &EpochSummary, c: &[train::SavedCheckpoint]) -> Result<(), String> {
-                    self.0.log_epoch(&self.1, &sweep::worker::epoch_log(s, c)).map_err(|e| e.to_string())
+                    self.0.log_epoch(&self.1, &sweep::runner::worker::epoch_log(s, c)).map_err(|e| e.to_string())
                 }
             }
             train::train(&config, &ctx, &mut Log(&mut store, claim.lease.clone())).unwrap();
@@ -53,14 +53,14 @@ fn main() {
                 let v = 0.05 + 0.1 * (i as f64 / 50.0) * e as f64 / 20.0;
                 let m = SplitMetrics { loss: 1.0 - v, dice: v, iou: v, fg_iou: v * 0.8 };
                 let s = EpochSummary { epoch: e, train: m, val: m, learning_rate: 3e-3, seconds: 1.0, wall: e as f64 };
-                store.log_epoch(&claim.lease, &sweep::worker::epoch_log(&s, &[])).unwrap();
+                store.log_epoch(&claim.lease, &sweep::runner::worker::epoch_log(&s, &[])).unwrap();
             }
         }
         store.finish(&claim.lease, RunStatus::Completed, None).unwrap();
     }
     let mut files = 0;
     let times = common::time_n(1, 3, || {
-        let written = sweep::plot::plot_sweep(&store, "b", &runs_dir, None, &device, 4).unwrap();
+        let written = sweep::report::charts::plot_sweep(&store, "b", &runs_dir, None, &device, 4).unwrap();
         assert!(written.errors.is_empty(), "{:?}", written.errors);
         files = written.files.len();
     });

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use crate::data::DataError;
-use crate::spec::SpecError;
+use crate::study::spec::SpecError;
 use crate::store::StoreError;
 use crate::train::TrainError;
 

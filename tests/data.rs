@@ -10,8 +10,9 @@ use image::{GrayImage, Rgb, RgbImage, Rgba, RgbaImage};
 use predicates::str::contains;
 use sweep::config::SplitBy;
 use sweep::data::augment::{Draw, rgb_to_hsv};
-use sweep::data::synth::{self, SynthSpec};
-use sweep::data::{self, Augment, DataError, Loader};
+use sweep::data::synth;
+use sweep::config::{Augment, SynthSpec};
+use sweep::data::{self, DataError, Loader};
 
 #[test]
 fn loader_reads_the_carvana_layout_with_palette_gif_masks() {

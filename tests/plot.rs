@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use sweep::config::Objective;
-use sweep::metrics::Goal;
-use sweep::plot::charts::{self, CHART_SIZE, PANELS_SIZE, PARALLEL_SIZE};
-use sweep::plot::series::{self, Axis, RunData};
+use sweep::config::Goal;
+use sweep::report::charts::draw::{self, CHART_SIZE, PANELS_SIZE, PARALLEL_SIZE};
+use sweep::report::charts::series::{self, Axis, RunData};
 use sweep::store::{MetricRow, MetricSummary, RunRow, RunStatus};
 
 /// A run whose val iou climbs to `peak` over `epochs` epochs (NaN at epoch `nan_at`).
@@ -154,19 +154,19 @@ fn every_chart_is_a_readable_png_with_one_run_and_with_two_hundred() {
         let runs = runs(n);
         for metric in ["iou", "dice", "loss"] {
             let path = dir.path().join(format!("{n}_curves_{metric}.png"));
-            charts::draw_curves(&series::learning_curves(&runs, metric, "val_iou", Goal::Maximize), &path).unwrap();
+            draw::draw_curves(&series::learning_curves(&runs, metric, "val_iou", Goal::Maximize), &path).unwrap();
             check_png(&path, CHART_SIZE);
         }
         for (key, log) in PARAMS {
             let path = dir.path().join(format!("{n}_{key}.png"));
-            charts::draw_scatter(&series::scatter(&runs, key, log, "val_iou", Goal::Maximize), &path).unwrap();
+            draw::draw_scatter(&series::scatter(&runs, key, log, "val_iou", Goal::Maximize), &path).unwrap();
             check_png(&path, CHART_SIZE);
         }
         let path = dir.path().join(format!("{n}_parallel.png"));
-        charts::draw_parallel(&series::parallel(&runs, &PARAMS.map(|(k, l)| (k.to_string(), l)), "val_iou", Goal::Maximize), &path).unwrap();
+        draw::draw_parallel(&series::parallel(&runs, &PARAMS.map(|(k, l)| (k.to_string(), l)), "val_iou", Goal::Maximize), &path).unwrap();
         check_png(&path, PARALLEL_SIZE);
         let path = dir.path().join(format!("{n}_panels.png"));
-        charts::draw_panels(&series::run_panels(&runs[0]), &path).unwrap();
+        draw::draw_panels(&series::run_panels(&runs[0]), &path).unwrap();
         check_png(&path, PANELS_SIZE);
     }
 }
@@ -175,7 +175,7 @@ fn every_chart_is_a_readable_png_with_one_run_and_with_two_hundred() {
 fn the_index_page_holds_the_leaderboard_and_every_chart() {
     let runs = runs(4);
     let files = vec![Path::new("/x/curves_val_iou.png").to_path_buf(), Path::new("/x/predictions.png").to_path_buf()];
-    let html = sweep::plot::index_html("s", &runs, &Objective::default(), &files);
+    let html = sweep::report::charts::index_html("s", &runs, &Objective::default(), &files);
     assert!(html.contains("<img src=\"curves_val_iou.png\"") && html.contains("<img src=\"predictions.png\""));
     let first_row = html.find("<tr class=\"best\">").unwrap();
     let best = series::best_run(&runs, "val_iou", Goal::Maximize).unwrap();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
-use sweep::spec::{self, Method};
+use sweep::study::spec::{self, Method};
 use sweep::store::{RunFilter, RunStatus, SqliteStore, Store};
 
 fn parse(text: &str) -> Result<spec::SweepSpec, String> {
@@ -494,7 +494,7 @@ fn ctrl_c_once_checkpoints_and_stops_twice_stops_now_and_both_resume() {
         for r in s.runs(&RunFilter::default()).unwrap() {
             assert_eq!(r.status, RunStatus::Queued, "{} was given back ({interrupts} Ctrl-C)", r.id);
             let last =
-                sweep::checkpoint::RunDir::new(runs.path().join("stop").join(&r.id)).load(sweep::checkpoint::CheckpointKind::Last).unwrap().unwrap();
+                sweep::train::checkpoint::RunDir::new(runs.path().join("stop").join(&r.id)).load(sweep::train::checkpoint::CheckpointKind::Last).unwrap().unwrap();
             assert_eq!(last.state.epochs_done as i64, r.epochs(), "{}: the tracker and the checkpoint agree", r.id);
             assert!(r.epochs() < 150, "{} stopped early", r.id);
         }

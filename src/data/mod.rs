@@ -26,7 +26,7 @@ use rayon::prelude::*;
 
 use crate::config::SplitBy;
 
-pub use augment::Augment;
+
 pub use pipeline::{Batch, Loader};
 
 /// Image file extensions recognised in `train/` (lower case).
@@ -64,6 +64,12 @@ pub enum DataError {
 
 fn hint_suffix(hint: &str) -> String {
     if hint.is_empty() { String::new() } else { format!("; {hint}") }
+}
+
+impl From<crate::config::Invalid> for DataError {
+    fn from(e: crate::config::Invalid) -> Self {
+        DataError::Invalid { key: e.key, value: e.value, expected: e.expected }
+    }
 }
 
 impl DataError {

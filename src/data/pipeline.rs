@@ -13,7 +13,8 @@ use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 
-use super::{Augment, Sample};
+use super::Sample;
+use crate::config::Augment;
 use crate::util::derive_seed;
 
 /// Salt separating the shuffle stream from the augmentation stream of the same seed.

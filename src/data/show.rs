@@ -5,9 +5,10 @@ use std::path::Path;
 
 use image::{GrayImage, Rgb, RgbImage};
 
-use super::augment::{Augment, Draw};
+use super::augment::Draw;
+use crate::config::Augment;
 use super::{DataStats, Sample};
-use crate::plot::canvas::{Canvas, fit, mask_to_rgb, overlay};
+use crate::report::canvas::{Canvas, fit, mask_to_rgb, overlay};
 
 const TILE_W: u32 = 200;
 const TILE_H: u32 = 150;
@@ -152,6 +153,6 @@ fn overlay_outline(img: &RgbImage, mask: &GrayImage) -> RgbImage {
     let full = overlay(img, mask);
     RgbImage::from_fn(img.width(), img.height(), |x, y| {
         let o = *full.get_pixel(x, y);
-        if o.0 == crate::plot::canvas::MASK_TINT { o } else { *img.get_pixel(x, y) }
+        if o.0 == crate::report::canvas::MASK_TINT { o } else { *img.get_pixel(x, y) }
     })
 }

@@ -19,40 +19,13 @@ use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 
 use super::DataError;
+use crate::config::SynthSpec;
 use crate::util::{TempDir, derive_seed, splitmix64};
 
 /// Bumped whenever the images change, so cached sets from an older generator are not reused.
 pub const GENERATOR_VERSION: u32 = 1;
 
-/// What to generate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct SynthSpec {
-    pub count: usize,
-    pub width: u32,
-    pub height: u32,
-    pub seed: u64,
-}
-
-impl Default for SynthSpec {
-    /// 400 images of 240x160 (Carvana's 3:2 aspect), seed 0.
-    fn default() -> Self {
-        Self { count: 400, width: 240, height: 160, seed: 0 }
-    }
-}
-
 impl SynthSpec {
-    pub fn validate(&self) -> Result<(), DataError> {
-        if self.count == 0 {
-            return Err(DataError::Invalid { key: "count", value: "0".into(), expected: "must be at least 1".into() });
-        }
-        for (key, v) in [("width", self.width), ("height", self.height)] {
-            if !(16..=4096).contains(&v) {
-                return Err(DataError::Invalid { key, value: v.to_string(), expected: "image sides must be in [16, 4096]".into() });
-            }
-        }
-        Ok(())
-    }
-
     /// The image id of sample `index`.
     pub fn id(index: usize) -> String {
         format!("synth_{index:05}")

@@ -21,7 +21,6 @@
 //!   every value reaches SQL as a bound parameter.
 
 pub mod postgres;
-pub mod query;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -30,7 +29,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{RunConfig, Split};
-use crate::metrics::Goal;
+use crate::config::Goal;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -65,6 +64,11 @@ impl RunStatus {
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Whether the run ended without a result to rank: failed or diverged.
+    pub fn is_unsuccessful(&self) -> bool {
+        matches!(self, RunStatus::Failed | RunStatus::Diverged)
     }
 
     /// Whether the run has ended (it will not be claimed again unless requeued).
@@ -228,7 +232,7 @@ pub struct CheckpointRow {
     pub kind: String,
     pub epoch: i64,
     pub path: String,
-    #[serde(with = "crate::metrics::nonfinite")]
+    #[serde(with = "crate::config::nonfinite")]
     pub metric_value: f64,
 }
 
@@ -247,7 +251,7 @@ pub struct MetricRow {
     pub epoch: i64,
     pub split: String,
     pub name: String,
-    #[serde(with = "crate::metrics::nonfinite")]
+    #[serde(with = "crate::config::nonfinite")]
     pub value: f64,
     pub wall: f64,
 }
@@ -256,7 +260,7 @@ pub struct MetricRow {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
 pub struct MetricSummary {
     pub last_epoch: i64,
-    #[serde(with = "crate::metrics::nonfinite")]
+    #[serde(with = "crate::config::nonfinite")]
     pub last: f64,
     pub min: Option<f64>,
     pub min_epoch: Option<i64>,
@@ -456,6 +460,23 @@ pub trait Store: Send {
     fn jobs(&self, sweep: Option<&str>) -> StoreResult<Vec<JobRow>>;
 }
 
+/// The sweep called `name`, or an error that suggests the closest name the tracker has.
+pub fn find_sweep(store: &dyn Store, name: &str) -> StoreResult<SweepInfo> {
+    let sweeps = store.sweeps()?;
+    if let Some(found) = sweeps.iter().find(|s| s.name == name) {
+        return Ok(found.clone());
+    }
+    let names = sweeps.iter().map(|s| s.name.as_str());
+    Err(StoreError::UnknownSweep { name: name.to_string(), suggestions: crate::util::did_you_mean(name, names).map(|s| vec![s.to_string()]).unwrap_or_default() })
+}
+
+/// The kept checkpoint that holds `epoch`: the `best` one if it is of that epoch, else the `last`
+/// one if it is; None when neither is (a trial keeps only those two).
+pub fn checkpoint_for_epoch(checkpoints: &[CheckpointRow], epoch: i64) -> Option<&CheckpointRow> {
+    let of_kind = |kind: &str| checkpoints.iter().find(|c| c.kind == kind && c.epoch == epoch);
+    of_kind("best").or_else(|| of_kind("last"))
+}
+
 /// Whether `location` names a PostgreSQL server rather than a SQLite file.
 pub fn is_postgres(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
@@ -475,7 +496,7 @@ pub fn open(location: &str, create: bool) -> StoreResult<Box<dyn Store>> {
 /// Splits a metric value into (value, kind) for storage: NaN and infinities are stored as NULL
 /// plus a kind, because SQLite turns NaN into NULL (PostgreSQL does the same for the contract).
 pub(crate) fn encode_value(v: f64) -> (Option<f64>, &'static str) {
-    match crate::metrics::nonfinite::kind_name(v) {
+    match crate::config::nonfinite::kind_name(v) {
         None => (Some(v), "finite"),
         Some("NaN") => (None, "nan"),
         Some(k) => (None, k),

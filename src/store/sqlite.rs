@@ -21,7 +21,7 @@ use super::{
     validate_sweep_name,
 };
 use crate::config::RunConfig;
-use crate::metrics::Goal;
+use crate::config::Goal;
 use crate::util::{now_unix, sha256_hex};
 
 /// The schema, one migration per version, each a list of SQL scripts run in order. Append only:

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use sweep::config::Split;
-use sweep::metrics::Goal;
+use sweep::config::Goal;
 use sweep::store::{
     CheckpointRow, EnqueueReport, EpochLog, MetricValue, NewTrial, RunFilter, RunStatus, Store, StoreError, SweepRegistration, WorkerInfo,
 };

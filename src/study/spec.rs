@@ -19,7 +19,7 @@ use serde_json::{Map, Value as Json, json};
 use toml_edit::{Document, Item, TableLike};
 
 use crate::config::{Objective, OptimizerKind, RunConfig, Schedule, SplitBy};
-use crate::metrics::Goal;
+use crate::config::Goal;
 use crate::util::did_you_mean;
 
 /// Every problem found in a sweep file, each located.
@@ -196,101 +196,123 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
         }
     };
     let root = doc.as_table();
-    for (key, _) in root.iter() {
-        if !TOP_KEYS.contains(&key) {
-            let span = root.key(key).and_then(|k| k.span());
-            v.report(span, unknown_key_message(key, "", TOP_KEYS));
-        }
-    }
-
-    let default_name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("sweep").to_string();
-    let name = v.string(root, "name").unwrap_or(default_name);
-    if let Err(e) = crate::store::validate_sweep_name(&name) {
-        v.report(item_span(root, "name"), format!("name: {e}"));
-    }
-    let description = v.string(root, "description");
-    let method = match v.string(root, "method").as_deref() {
-        None | Some("grid") => Method::Grid,
-        Some("random") => Method::Random,
-        Some(other) => {
-            let hint =
-                if other == "bayes" { " (Bayesian search is not supported)".to_string() } else { did_you_mean_suffix(other, &["grid", "random"]) };
-            v.report(item_span(root, "method"), format!("method = {other:?} is not a method; use \"grid\" or \"random\"{hint}"));
-            Method::Grid
-        }
-    };
-    let run_cap = v.uint(root, "run_cap");
-    if run_cap == Some(0) {
-        v.report(item_span(root, "run_cap"), "run_cap must be at least 1".into());
-    }
-    let seed = v.uint(root, "seed").unwrap_or(0) as u64;
-    let metric = v.metric(root);
-    if method == Method::Random && run_cap.is_none() {
-        v.report(item_span(root, "method"), "method = \"random\" needs run_cap = N (how many configs to draw)".into());
-    }
-
-    // Base settings: defaults, then the sweep seed for the seeds the file leaves unset, then the
-    // file's sections, key by key, type-checked against the defaults.
-    let mut base = serde_json::to_value(RunConfig::default()).expect("defaults serialise");
-    base["train"]["seed"] = json!(seed);
-    base["data"]["split_seed"] = json!(seed);
-    // Left out of the canonical JSON at its default (see `SplitBy`), but a setting all the same.
-    base["data"]["split_by"] = json!("image");
-    base["metric"] = serde_json::to_value(&metric).expect("metric serialises");
-    let defaults = base.clone();
-    let mut key_spans: BTreeMap<String, Option<std::ops::Range<usize>>> = BTreeMap::new();
-    for section in SECTIONS {
-        let Some(item) = root.get(section) else { continue };
-        let Some(table) = item.as_table_like() else {
-            v.report(item.span(), format!("[{section}] must be a table of settings"));
-            continue;
-        };
-        let known: Vec<&str> = defaults[section].as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
-        for (key, value) in table.iter() {
-            let span = table.key(key).and_then(|k| k.span()).or_else(|| value.span());
-            if !known.contains(&key) {
-                v.report(span, unknown_key_message(key, &format!("{section}."), &known));
-                continue;
-            }
-            let dotted = format!("{section}.{key}");
-            key_spans.insert(dotted.clone(), value.span().or(span.clone()));
-            let Some(given) = v.json(value) else { continue };
-            match check_type(&dotted, &defaults[section][key], &given) {
-                Ok(ok) => base[section][key] = ok,
-                Err(msg) => v.report(value.span().or(span), msg),
-            }
-        }
-    }
-    let base_config: Option<RunConfig> = match serde_json::from_value(base.clone()) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            v.report(None, format!("the settings do not form a valid configuration: {e}"));
-            None
-        }
-    };
-    if let Some(config) = &base_config {
-        let param_keys: HashSet<String> = parameter_keys(root);
-        for p in config.validate() {
-            // A base value that every trial overrides does not need to be valid on its own.
-            if param_keys.contains(&p.key) {
-                continue;
-            }
-            let span = key_spans.get(&p.key).cloned().flatten().or_else(|| item_span(root, p.key.split('.').next().unwrap_or("")));
-            v.report(span, format!("{}: {}", p.key, p.message.trim_start_matches("= ")));
-        }
-    }
-
+    let header = v.header(root, path);
+    let (base, defaults) = v.base_settings(root, header.seed, &header.metric);
     let base_ok = v.problems.is_empty();
-    let parameters = v.parameters(root, &defaults, method);
+    let parameters = v.parameters(root, &defaults, header.method);
     // Trials are checked even when some parameters were refused, so that one run of the
     // validator reports every problem; only a broken base makes the trials meaningless.
-    let Some(base) = base_config.filter(|_| base_ok) else {
+    let Some(base) = base.filter(|_| base_ok) else {
         return Err(v.finish());
     };
+    let Header { name, description, method, run_cap, seed, metric } = header;
     let spec = SweepSpec { name, description, method, metric, run_cap, seed, base, parameters, text: text.to_string(), path: path.to_path_buf() };
     // Every trial must be a valid config: check them now so that a bad value fails here.
     check_trials(&spec, &mut v, root);
     if v.problems.is_empty() { Ok(spec) } else { Err(v.finish()) }
+}
+
+/// The top-level keys of a sweep file.
+struct Header {
+    name: String,
+    description: Option<String>,
+    method: Method,
+    run_cap: Option<usize>,
+    seed: u64,
+    metric: Objective,
+}
+
+impl Validator<'_> {
+    /// The top-level keys: name, description, method, run_cap, seed and `[metric]`.
+    fn header(&mut self, root: &toml_edit::Table, path: &Path) -> Header {
+        for (key, _) in root.iter() {
+            if !TOP_KEYS.contains(&key) {
+                let span = root.key(key).and_then(|k| k.span());
+                self.report(span, unknown_key_message(key, "", TOP_KEYS));
+            }
+        }
+        let default_name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("sweep").to_string();
+        let name = self.string(root, "name").unwrap_or(default_name);
+        if let Err(e) = crate::store::validate_sweep_name(&name) {
+            self.report(item_span(root, "name"), format!("name: {e}"));
+        }
+        let description = self.string(root, "description");
+        let method = match self.string(root, "method").as_deref() {
+            None | Some("grid") => Method::Grid,
+            Some("random") => Method::Random,
+            Some(other) => {
+                let hint =
+                    if other == "bayes" { " (Bayesian search is not supported)".to_string() } else { did_you_mean_suffix(other, &["grid", "random"]) };
+                self.report(item_span(root, "method"), format!("method = {other:?} is not a method; use \"grid\" or \"random\"{hint}"));
+                Method::Grid
+            }
+        };
+        let run_cap = self.uint(root, "run_cap");
+        if run_cap == Some(0) {
+            self.report(item_span(root, "run_cap"), "run_cap must be at least 1".into());
+        }
+        let seed = self.uint(root, "seed").unwrap_or(0) as u64;
+        let metric = self.metric(root);
+        if method == Method::Random && run_cap.is_none() {
+            self.report(item_span(root, "method"), "method = \"random\" needs run_cap = N (how many configs to draw)".into());
+        }
+        Header { name, description, method, run_cap, seed, metric }
+    }
+
+    /// The base settings every trial starts from: the defaults, then the sweep seed for the seeds
+    /// the file leaves unset, then the file's sections, key by key, type-checked against the
+    /// defaults. Returns the base config (None if it is not one) and the defaults as JSON.
+    fn base_settings(&mut self, root: &toml_edit::Table, seed: u64, metric: &Objective) -> (Option<RunConfig>, Json) {
+        let mut base = serde_json::to_value(RunConfig::default()).expect("defaults serialise");
+        base["train"]["seed"] = json!(seed);
+        base["data"]["split_seed"] = json!(seed);
+        // Left out of the canonical JSON at its default (see `SplitBy`), but a setting all the same.
+        base["data"]["split_by"] = json!("image");
+        base["metric"] = serde_json::to_value(metric).expect("metric serialises");
+        let defaults = base.clone();
+        let mut key_spans: BTreeMap<String, Option<std::ops::Range<usize>>> = BTreeMap::new();
+        for section in SECTIONS {
+            let Some(item) = root.get(section) else { continue };
+            let Some(table) = item.as_table_like() else {
+                self.report(item.span(), format!("[{section}] must be a table of settings"));
+                continue;
+            };
+            let known: Vec<&str> = defaults[section].as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+            for (key, value) in table.iter() {
+                let span = table.key(key).and_then(|k| k.span()).or_else(|| value.span());
+                if !known.contains(&key) {
+                    self.report(span, unknown_key_message(key, &format!("{section}."), &known));
+                    continue;
+                }
+                let dotted = format!("{section}.{key}");
+                key_spans.insert(dotted.clone(), value.span().or(span.clone()));
+                let Some(given) = self.json(value) else { continue };
+                match check_type(&dotted, &defaults[section][key], &given) {
+                    Ok(ok) => base[section][key] = ok,
+                    Err(msg) => self.report(value.span().or(span), msg),
+                }
+            }
+        }
+        let config: Option<RunConfig> = match serde_json::from_value(base) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.report(None, format!("the settings do not form a valid configuration: {e}"));
+                None
+            }
+        };
+        if let Some(config) = &config {
+            let param_keys: HashSet<String> = parameter_keys(root);
+            for p in config.validate() {
+                // A base value that every trial overrides does not need to be valid on its own.
+                if param_keys.contains(&p.key) {
+                    continue;
+                }
+                let span = key_spans.get(&p.key).cloned().flatten().or_else(|| item_span(root, p.key.split('.').next().unwrap_or("")));
+                self.report(span, format!("{}: {}", p.key, p.message.trim_start_matches("= ")));
+            }
+        }
+        (config, defaults)
+    }
 }
 
 /// The keys the `[parameters]` table sweeps (flattened).
@@ -531,143 +553,21 @@ impl Validator<'_> {
     }
 
     fn domain(&mut self, key: &str, item: &Item, span: Option<std::ops::Range<usize>>, default: &Json, method: Method) -> Option<Domain> {
-        let Some(t) = item.as_table_like() else {
+        let Some(table) = item.as_table_like() else {
             self.report(span, format!("parameter {key:?} must be a table such as {{ values = [...] }}, {{ value = x }} or {{ distribution = \"uniform\", min = 0, max = 1 }}"));
             return None;
         };
-        for (k, v) in t.iter() {
+        for (k, v) in table.iter() {
             if !PARAM_KEYS.contains(&k) {
-                self.report(t.key(k).and_then(|x| x.span()).or(v.span()), format!("parameter {key:?}: {}", unknown_key_message(k, "", PARAM_KEYS)));
+                self.report(table.key(k).and_then(|x| x.span()).or(v.span()), format!("parameter {key:?}: {}", unknown_key_message(k, "", PARAM_KEYS)));
             }
         }
-        let at = |name: &str| t.get(name).and_then(|i| i.span()).or(span.clone());
-        let typed_list = |this: &mut Self, name: &str| -> Option<Vec<Json>> {
-            let item = t.get(name)?;
-            let list = match this.json(item)? {
-                Json::Array(list) => list,
-                _ => {
-                    this.report(item.span(), format!("parameter {key:?}: {name} must be a list"));
-                    return None;
-                }
-            };
-            if list.is_empty() {
-                this.report(item.span(), format!("parameter {key:?}: {name} is empty; an empty grid has no trials"));
-                return None;
-            }
-            let mut out = Vec::new();
-            for v in list {
-                match check_type(key, default, &v) {
-                    Ok(ok) => out.push(ok),
-                    Err(msg) => this.report(item.span(), format!("parameter {key:?}: {msg}")),
-                }
-            }
-            Some(out)
-        };
-        let number = |this: &mut Self, name: &str| -> Option<f64> {
-            let item = t.get(name)?;
-            match item.as_float().or_else(|| item.as_integer().map(|i| i as f64)) {
-                Some(x) if x.is_finite() => Some(x),
-                _ => {
-                    this.report(item.span(), format!("parameter {key:?}: {name} must be a number"));
-                    None
-                }
-            }
-        };
-        let domain = if let Some(dist_item) = t.get("distribution") {
-            let dist = dist_item.as_str().unwrap_or("");
-            let need = |this: &mut Self, name: &str| -> Option<f64> {
-                if t.get(name).is_none() {
-                    this.report(dist_item.span(), format!("parameter {key:?}: distribution {dist:?} needs {name}"));
-                }
-                number(this, name)
-            };
-            let domain = match dist {
-                "uniform" | "log_uniform_values" | "q_uniform" | "int_uniform" => {
-                    let (min, max) = (need(self, "min"), need(self, "max"));
-                    let q = if dist == "q_uniform" { need(self, "q") } else { Some(1.0) };
-                    let (min, max, q) = (min?, max?, q?);
-                    if min >= max {
-                        self.report(at("min"), format!("parameter {key:?}: min = {min} must be less than max = {max}"));
-                        return None;
-                    }
-                    match dist {
-                        "uniform" => Domain::Uniform { min, max },
-                        "log_uniform_values" if min <= 0.0 => {
-                            self.report(at("min"), format!("parameter {key:?}: log_uniform_values needs min > 0 (got {min})"));
-                            return None;
-                        }
-                        "log_uniform_values" => Domain::LogUniformValues { min, max },
-                        "q_uniform" if q <= 0.0 => {
-                            self.report(at("q"), format!("parameter {key:?}: q must be > 0"));
-                            return None;
-                        }
-                        "q_uniform" => Domain::QUniform { min, max, q },
-                        _ if min.fract() != 0.0 || max.fract() != 0.0 => {
-                            self.report(at("min"), format!("parameter {key:?}: int_uniform needs whole-number min and max"));
-                            return None;
-                        }
-                        _ => Domain::IntUniform { min: min as i64, max: max as i64 },
-                    }
-                }
-                "categorical" => {
-                    let values = typed_list(self, "values").or_else(|| {
-                        if t.get("values").is_none() {
-                            self.report(dist_item.span(), format!("parameter {key:?}: categorical needs values = [...]"));
-                        }
-                        None
-                    })?;
-                    let probabilities = match t.get("probabilities") {
-                        None => vec![1.0 / values.len() as f64; values.len()],
-                        Some(p) => {
-                            let ps: Option<Vec<f64>> =
-                                p.as_array().and_then(|a| a.iter().map(|x| x.as_float().or(x.as_integer().map(|i| i as f64))).collect());
-                            match ps {
-                                Some(ps)
-                                    if ps.len() == values.len() && ps.iter().all(|&x| x >= 0.0) && (ps.iter().sum::<f64>() - 1.0).abs() < 1e-6 =>
-                                {
-                                    ps
-                                }
-                                _ => {
-                                    self.report(
-                                        p.span(),
-                                        format!("parameter {key:?}: probabilities must be {} non-negative numbers summing to 1", values.len()),
-                                    );
-                                    return None;
-                                }
-                            }
-                        }
-                    };
-                    Domain::Categorical { values, probabilities }
-                }
-                other => {
-                    self.report(
-                        dist_item.span(),
-                        format!(
-                            "parameter {key:?}: distribution {other:?} is not one of {}{}",
-                            DISTRIBUTIONS.join(", "),
-                            did_you_mean_suffix(other, DISTRIBUTIONS)
-                        ),
-                    );
-                    return None;
-                }
-            };
-            if !matches!(domain, Domain::Categorical { .. }) && !default.is_number() {
-                self.report(
-                    dist_item.span(),
-                    format!("parameter {key:?}: a numeric distribution cannot set a non-numeric setting; use values = [...]"),
-                );
-                return None;
-            }
-            if matches!(domain, Domain::Uniform { .. } | Domain::LogUniformValues { .. } | Domain::QUniform { .. })
-                && !default.as_f64().is_some_and(|_| default.is_f64())
-            {
-                self.report(dist_item.span(), format!("parameter {key:?} is a whole number: use int_uniform or values"));
-                return None;
-            }
-            domain
-        } else if t.get("values").is_some() {
-            Domain::Values(typed_list(self, "values")?)
-        } else if let Some(v) = t.get("value") {
+        let e = Entry { key, table, span: span.clone(), default };
+        let domain = if let Some(dist_item) = table.get("distribution") {
+            self.distribution(&e, dist_item)?
+        } else if table.get("values").is_some() {
+            Domain::Values(self.typed_list(&e, "values")?)
+        } else if let Some(v) = table.get("value") {
             let given = self.json(v)?;
             match check_type(key, default, &given) {
                 Ok(ok) => Domain::Value(ok),
@@ -685,6 +585,145 @@ impl Validator<'_> {
             return None;
         }
         Some(domain)
+    }
+
+    /// A list of values of the parameter's type (`values = [...]`), never empty.
+    fn typed_list(&mut self, e: &Entry, name: &str) -> Option<Vec<Json>> {
+        let key = e.key;
+        let item = e.table.get(name)?;
+        let list = match self.json(item)? {
+            Json::Array(list) => list,
+            _ => {
+                self.report(item.span(), format!("parameter {key:?}: {name} must be a list"));
+                return None;
+            }
+        };
+        if list.is_empty() {
+            self.report(item.span(), format!("parameter {key:?}: {name} is empty; an empty grid has no trials"));
+            return None;
+        }
+        let mut out = Vec::new();
+        for v in list {
+            match check_type(key, e.default, &v) {
+                Ok(ok) => out.push(ok),
+                Err(msg) => self.report(item.span(), format!("parameter {key:?}: {msg}")),
+            }
+        }
+        Some(out)
+    }
+
+    /// A finite number the distribution `dist` needs (`min`, `max`, `q`).
+    fn required_number(&mut self, e: &Entry, dist_item: &Item, dist: &str, name: &str) -> Option<f64> {
+        let key = e.key;
+        let Some(item) = e.table.get(name) else {
+            self.report(dist_item.span(), format!("parameter {key:?}: distribution {dist:?} needs {name}"));
+            return None;
+        };
+        match item.as_float().or_else(|| item.as_integer().map(|i| i as f64)) {
+            Some(x) if x.is_finite() => Some(x),
+            _ => {
+                self.report(item.span(), format!("parameter {key:?}: {name} must be a number"));
+                None
+            }
+        }
+    }
+
+    /// `{ distribution = ..., ... }`: the distribution, checked against the setting's type.
+    fn distribution(&mut self, e: &Entry, dist_item: &Item) -> Option<Domain> {
+        let key = e.key;
+        let dist = dist_item.as_str().unwrap_or("");
+        let domain = match dist {
+            "uniform" | "log_uniform_values" | "q_uniform" | "int_uniform" => self.bounded(e, dist_item, dist)?,
+            "categorical" => self.categorical(e, dist_item)?,
+            other => {
+                self.report(
+                    dist_item.span(),
+                    format!("parameter {key:?}: distribution {other:?} is not one of {}{}", DISTRIBUTIONS.join(", "), did_you_mean_suffix(other, DISTRIBUTIONS)),
+                );
+                return None;
+            }
+        };
+        if !matches!(domain, Domain::Categorical { .. }) && !e.default.is_number() {
+            self.report(dist_item.span(), format!("parameter {key:?}: a numeric distribution cannot set a non-numeric setting; use values = [...]"));
+            return None;
+        }
+        if matches!(domain, Domain::Uniform { .. } | Domain::LogUniformValues { .. } | Domain::QUniform { .. })
+            && !e.default.as_f64().is_some_and(|_| e.default.is_f64())
+        {
+            self.report(dist_item.span(), format!("parameter {key:?} is a whole number: use int_uniform or values"));
+            return None;
+        }
+        Some(domain)
+    }
+
+    /// The distributions between `min` and `max`: uniform, log-uniform, quantised, integer.
+    fn bounded(&mut self, e: &Entry, dist_item: &Item, dist: &str) -> Option<Domain> {
+        let key = e.key;
+        let (min, max) = (self.required_number(e, dist_item, dist, "min"), self.required_number(e, dist_item, dist, "max"));
+        let q = if dist == "q_uniform" { self.required_number(e, dist_item, dist, "q") } else { Some(1.0) };
+        let (min, max, q) = (min?, max?, q?);
+        if min >= max {
+            self.report(e.at("min"), format!("parameter {key:?}: min = {min} must be less than max = {max}"));
+            return None;
+        }
+        Some(match dist {
+            "uniform" => Domain::Uniform { min, max },
+            "log_uniform_values" if min <= 0.0 => {
+                self.report(e.at("min"), format!("parameter {key:?}: log_uniform_values needs min > 0 (got {min})"));
+                return None;
+            }
+            "log_uniform_values" => Domain::LogUniformValues { min, max },
+            "q_uniform" if q <= 0.0 => {
+                self.report(e.at("q"), format!("parameter {key:?}: q must be > 0"));
+                return None;
+            }
+            "q_uniform" => Domain::QUniform { min, max, q },
+            _ if min.fract() != 0.0 || max.fract() != 0.0 => {
+                self.report(e.at("min"), format!("parameter {key:?}: int_uniform needs whole-number min and max"));
+                return None;
+            }
+            _ => Domain::IntUniform { min: min as i64, max: max as i64 },
+        })
+    }
+
+    /// `{ distribution = "categorical", values = [...], probabilities = [...] }`.
+    fn categorical(&mut self, e: &Entry, dist_item: &Item) -> Option<Domain> {
+        let key = e.key;
+        if e.table.get("values").is_none() {
+            self.report(dist_item.span(), format!("parameter {key:?}: categorical needs values = [...]"));
+            return None;
+        }
+        let values = self.typed_list(e, "values")?;
+        let probabilities = match e.table.get("probabilities") {
+            None => vec![1.0 / values.len() as f64; values.len()],
+            Some(p) => {
+                let ps: Option<Vec<f64>> = p.as_array().and_then(|a| a.iter().map(|x| x.as_float().or(x.as_integer().map(|i| i as f64))).collect());
+                match ps {
+                    Some(ps) if ps.len() == values.len() && ps.iter().all(|&x| x >= 0.0) && (ps.iter().sum::<f64>() - 1.0).abs() < 1e-6 => ps,
+                    _ => {
+                        self.report(p.span(), format!("parameter {key:?}: probabilities must be {} non-negative numbers summing to 1", values.len()));
+                        return None;
+                    }
+                }
+            }
+        };
+        Some(Domain::Categorical { values, probabilities })
+    }
+}
+
+/// One entry of `[parameters]` while it is validated: its key, its table, where it is, and the
+/// default value of the setting it sweeps (which gives the type its values must have).
+struct Entry<'a> {
+    key: &'a str,
+    table: &'a dyn TableLike,
+    span: Option<std::ops::Range<usize>>,
+    default: &'a Json,
+}
+
+impl Entry<'_> {
+    /// Where the entry's field `name` is, or the entry itself.
+    fn at(&self, name: &str) -> Option<std::ops::Range<usize>> {
+        self.table.get(name).and_then(|i| i.span()).or(self.span.clone())
     }
 }
 

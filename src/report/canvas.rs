@@ -8,7 +8,7 @@ use image::{GrayImage, Rgb, RgbImage};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::register_fonts;
+use super::fonts::register_fonts;
 
 /// The colour a car mask is drawn with in overlays.
 pub const MASK_TINT: [u8; 3] = [255, 40, 40];

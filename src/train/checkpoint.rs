@@ -21,7 +21,8 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
-use crate::metrics::{SplitMetrics, nonfinite};
+use crate::config::nonfinite;
+use crate::train::metrics::SplitMetrics;
 use crate::util::atomic_write;
 
 const MAGIC: &[u8; 8] = b"SWEEPCKP";

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::metrics::Goal;
+use crate::config::Goal;
 use crate::report::fmt_param;
 use crate::store::{MetricRow, RunRow};
 

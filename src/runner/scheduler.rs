@@ -18,11 +18,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::device::DeviceSpec;
-use crate::progress::Progress;
-use crate::spec::{SweepSpec, Trial};
+use crate::train::device::DeviceSpec;
+use crate::runner::progress::Progress;
+use crate::study::spec::{SweepSpec, Trial};
 use crate::store::{self, Lease, NewTrial, RunFilter, RunRow, RunStatus, SweepRegistration};
-use crate::worker::Event;
+use crate::runner::worker::Event;
 
 /// How to run a sweep locally.
 #[derive(Debug, Clone)]
@@ -61,6 +61,8 @@ pub struct SweepOutcome {
     pub elapsed: Duration,
     /// Messages of workers that could not start at all.
     pub worker_errors: Vec<String>,
+    /// Worker processes started (none when every trial had already ended).
+    pub workers_started: usize,
 }
 
 impl SweepOutcome {
@@ -75,7 +77,39 @@ impl SweepOutcome {
 
     /// Whether any trial failed or diverged (the exit code is then 1).
     pub fn any_failed(&self) -> bool {
-        self.runs.iter().any(|r| matches!(r.status, RunStatus::Failed | RunStatus::Diverged)) || !self.worker_errors.is_empty()
+        self.runs.iter().any(|r| r.status.is_unsuccessful()) || !self.worker_errors.is_empty()
+    }
+
+    /// Whether there was nothing to do: every trial had ended before this sweep started.
+    pub fn nothing_ran(&self) -> bool {
+        self.workers_started == 0 && self.runs.iter().all(|r| r.status.is_final())
+    }
+
+    /// How to run the failed trials again, when there are any.
+    pub fn retry_hint(&self) -> String {
+        let failed = self.runs.iter().filter(|r| r.status == RunStatus::Failed).count();
+        if failed > 0 { format!(" ({failed} failed: --retry-failed runs them again)") } else { String::new() }
+    }
+
+    /// What kept trials from completing, one message each kind, for a sweep whose worker logs are
+    /// in `log_dir`: trials that did not run to the end, and trials that failed or diverged.
+    pub fn problems(&self, log_dir: &Path) -> Vec<String> {
+        let mut problems = Vec::new();
+        let unfinished: Vec<&str> = self.runs.iter().filter(|r| !r.status.is_final()).map(|r| r.id.as_str()).collect();
+        if !unfinished.is_empty() {
+            problems.push(format!(
+                "{} trial(s) did not run to the end ({}): the workers stopped early; see {}",
+                unfinished.len(),
+                unfinished.join(", "),
+                log_dir.display()
+            ));
+        }
+        let failed: Vec<String> =
+            self.runs.iter().filter(|r| r.status.is_unsuccessful()).map(|r| format!("{} ({})", r.id, r.status.as_str())).collect();
+        if !failed.is_empty() {
+            problems.push(format!("{} trial(s) did not complete: {}; see `sweep show RUN`", failed.len(), failed.join(", ")));
+        }
+        problems
     }
 }
 
@@ -113,6 +147,7 @@ struct WorkerProcess {
     /// The run it holds, from its last Claimed event.
     lease: Option<Lease>,
     index: usize,
+    started: Instant,
 }
 
 enum Message {
@@ -122,111 +157,154 @@ enum Message {
 
 /// Runs the sweep's queued trials in worker processes until the queue is empty or a stop.
 pub fn run(spec: &SweepSpec, options: &RunOptions) -> crate::Result<SweepOutcome> {
-    crate::signals::install();
+    crate::runner::signals::install();
     let store = store::open(&options.store, false)?;
     let runs = store.runs(&RunFilter { sweep: Some(spec.name.clone()), status: None })?;
     let pending = runs.iter().filter(|r| !r.status.is_final()).count();
-    let done = runs.len() - pending;
     let slots: Vec<Option<usize>> = match &options.devices {
         Some(devices) => devices.iter().map(|&d| Some(d)).collect(),
         None => vec![None; options.workers.clamp(1, pending.max(1))],
     };
-    let threads = options.threads.unwrap_or_else(|| (crate::util::available_cores() / slots.len()).max(1));
     let log_dir = options.runs_dir.join(&spec.name).join("logs");
     std::fs::create_dir_all(&log_dir).map_err(|e| crate::Error::io(&log_dir, e))?;
-
-    let mut progress = Progress::new(&spec.name, slots.len(), runs.len(), done, options.plain);
     let (tx, rx) = mpsc::channel::<Message>();
-    let mut workers: HashMap<usize, WorkerProcess> = HashMap::new();
-    let mut worker_errors = Vec::new();
-    let mut spawned = 0usize;
-    let mut forwarded = 0usize;
-    let mut interrupted = false;
-    // Respawns are bounded: a worker that cannot even start would otherwise loop forever.
-    let mut early_deaths = 0usize;
-
+    let mut supervisor = Supervisor {
+        spec,
+        options,
+        threads: options.threads.unwrap_or_else(|| (crate::util::available_cores() / slots.len()).max(1)),
+        progress: Progress::new(&spec.name, slots.len(), runs.len(), runs.len() - pending, options.plain),
+        slots,
+        log_dir,
+        tx,
+        store,
+        workers: HashMap::new(),
+        worker_errors: Vec::new(),
+        spawned: 0,
+        forwarded: 0,
+        interrupted: false,
+        early_deaths: 0,
+    };
     if pending > 0 {
-        for (slot, device) in slots.iter().enumerate() {
-            let w = spawn(spec, options, slot, *device, threads, &log_dir, spawned, &tx)?;
-            spawned += 1;
-            workers.insert(slot, w);
+        for slot in 0..supervisor.slots.len() {
+            supervisor.spawn(slot)?;
         }
     }
-    let mut store = store;
-    let mut started_at: HashMap<usize, Instant> = workers.keys().map(|&k| (k, Instant::now())).collect();
-    while !workers.is_empty() {
-        // Forward each new Ctrl-C to every worker (they are in their own process groups).
-        let interrupts = crate::signals::interrupts() + usize::from(crate::signals::terminated());
-        while forwarded < interrupts {
-            forwarded += 1;
-            interrupted = true;
-            let signal = if crate::signals::terminated() { libc::SIGTERM } else { libc::SIGINT };
-            for w in workers.values() {
+    while !supervisor.workers.is_empty() {
+        supervisor.forward_interrupts();
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(Message::Event(slot, event)) => supervisor.on_event(slot, event),
+            Ok(Message::Closed(slot)) => supervisor.on_exit(slot)?,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let elapsed = supervisor.progress.finish();
+    let runs = supervisor.store.runs(&RunFilter { sweep: Some(spec.name.clone()), status: None })?;
+    Ok(SweepOutcome {
+        runs,
+        interrupted: supervisor.interrupted,
+        elapsed,
+        worker_errors: supervisor.worker_errors,
+        workers_started: supervisor.spawned,
+    })
+}
+
+/// The supervisor of a local sweep: its worker processes, one per slot, and what it has seen.
+struct Supervisor<'a> {
+    spec: &'a SweepSpec,
+    options: &'a RunOptions,
+    /// One entry per worker slot: the GPU index it uses, if any.
+    slots: Vec<Option<usize>>,
+    threads: usize,
+    log_dir: PathBuf,
+    tx: mpsc::Sender<Message>,
+    store: Box<dyn store::Store>,
+    progress: Progress,
+    workers: HashMap<usize, WorkerProcess>,
+    worker_errors: Vec<String>,
+    /// Worker processes started so far (names their log files).
+    spawned: usize,
+    /// Ctrl-C / SIGTERM signals already forwarded to the workers.
+    forwarded: usize,
+    interrupted: bool,
+    /// Workers that died within two seconds of starting. Respawns are bounded: a worker that
+    /// cannot even start would otherwise loop forever.
+    early_deaths: usize,
+}
+
+impl Supervisor<'_> {
+    /// Starts a worker process in `slot`.
+    fn spawn(&mut self, slot: usize) -> crate::Result<()> {
+        let device = self.slots.get(slot).copied().flatten();
+        let worker = spawn(self.spec, self.options, slot, device, self.threads, &self.log_dir, self.spawned, &self.tx)?;
+        self.spawned += 1;
+        self.workers.insert(slot, worker);
+        Ok(())
+    }
+
+    /// Forwards each new Ctrl-C to every worker (they are in their own process groups).
+    fn forward_interrupts(&mut self) {
+        let interrupts = crate::runner::signals::interrupts() + usize::from(crate::runner::signals::terminated());
+        while self.forwarded < interrupts {
+            self.forwarded += 1;
+            self.interrupted = true;
+            let signal = if crate::runner::signals::terminated() { libc::SIGTERM } else { libc::SIGINT };
+            for w in self.workers.values() {
                 // SAFETY: kill has no memory effects; the pid is our own child's.
                 unsafe { libc::kill(w.child.id() as libc::pid_t, signal) };
             }
-            progress.println(if forwarded == 1 {
+            self.progress.println(if self.forwarded == 1 {
                 "stopping: the running trials finish their epoch and checkpoint (Ctrl-C again to stop now)"
             } else {
                 "stopping now"
             });
         }
-        let message = match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(m) => m,
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        match message {
-            Message::Event(slot, event) => {
-                if let Some(w) = workers.get_mut(&slot) {
-                    match &event {
-                        Event::Claimed { run, attempt, .. } => w.lease = Some(Lease { run: run.clone(), attempt: *attempt }),
-                        Event::Finished { .. } | Event::Released { .. } => w.lease = None,
-                        _ => {}
-                    }
-                }
-                progress.event(slot, &event);
-            }
-            Message::Closed(slot) => {
-                let Some(mut w) = workers.remove(&slot) else { continue };
-                let status = w.child.wait().map_err(|e| crate::Error::io("worker process", e))?;
-                progress.worker_exited(slot);
-                let lived = started_at.remove(&slot).map_or(Duration::ZERO, |t| t.elapsed());
-                let clean = status.success() && w.lease.is_none();
-                if clean {
-                    continue;
-                }
-                let log = log_dir.join(format!("worker-{}.log", w.index + 1));
-                let cause = describe_exit(status);
-                if let Some(lease) = w.lease.take() {
-                    let message = format!("worker process {cause}; see {}", log.display());
-                    match store.record_crash(&lease, &message, options.max_attempts) {
-                        Ok(RunStatus::Failed) => progress.failed_by_supervisor(&format!("[{}] failed: {message}", lease.run)),
-                        Ok(_) => progress.requeued(&format!("[{}] worker {cause}; requeued to resume from its last checkpoint", lease.run)),
-                        Err(e) => progress.println(&format!("[{}] worker {cause}; {e}", lease.run)),
-                    }
-                } else {
-                    let tail = log_tail(&log);
-                    worker_errors.push(format!("worker {} {cause}: {tail}", w.index + 1));
-                }
-                if lived < Duration::from_secs(2) {
-                    early_deaths += 1;
-                }
-                let stopping = interrupted || crate::signals::interrupts() > 0 || crate::signals::terminated();
-                let more = store.runs(&RunFilter { sweep: Some(spec.name.clone()), status: Some(RunStatus::Queued) })?.len();
-                if !stopping && more > 0 && early_deaths < 5 {
-                    let device = slots.get(slot).copied().flatten();
-                    let replacement = spawn(spec, options, slot, device, threads, &log_dir, spawned, &tx)?;
-                    spawned += 1;
-                    workers.insert(slot, replacement);
-                    started_at.insert(slot, Instant::now());
-                }
+    }
+
+    /// A worker reported: remember which trial it holds, and show it.
+    fn on_event(&mut self, slot: usize, event: Event) {
+        if let Some(w) = self.workers.get_mut(&slot) {
+            match &event {
+                Event::Claimed { run, attempt, .. } => w.lease = Some(Lease { run: run.clone(), attempt: *attempt }),
+                Event::Finished { .. } | Event::Released { .. } => w.lease = None,
+                _ => {}
             }
         }
+        self.progress.event(slot, &event);
     }
-    let elapsed = progress.finish();
-    let runs = store.runs(&RunFilter { sweep: Some(spec.name.clone()), status: None })?;
-    Ok(SweepOutcome { runs, interrupted, elapsed, worker_errors })
+
+    /// A worker's output closed: reap it; if it died holding a trial, record the crash (the
+    /// trial is requeued, or failed after `max_attempts` crashes in a row); start a replacement
+    /// while trials are queued and nobody asked to stop.
+    fn on_exit(&mut self, slot: usize) -> crate::Result<()> {
+        let Some(mut w) = self.workers.remove(&slot) else { return Ok(()) };
+        let status = w.child.wait().map_err(|e| crate::Error::io("worker process", e))?;
+        self.progress.worker_exited(slot);
+        if status.success() && w.lease.is_none() {
+            return Ok(());
+        }
+        let log = self.log_dir.join(format!("worker-{}.log", w.index + 1));
+        let cause = describe_exit(status);
+        if let Some(lease) = w.lease.take() {
+            let message = format!("worker process {cause}; see {}", log.display());
+            match self.store.record_crash(&lease, &message, self.options.max_attempts) {
+                Ok(RunStatus::Failed) => self.progress.failed_by_supervisor(&format!("[{}] failed: {message}", lease.run)),
+                Ok(_) => self.progress.requeued(&format!("[{}] worker {cause}; requeued to resume from its last checkpoint", lease.run)),
+                Err(e) => self.progress.println(&format!("[{}] worker {cause}; {e}", lease.run)),
+            }
+        } else {
+            self.worker_errors.push(format!("worker {} {cause}: {}", w.index + 1, log_tail(&log)));
+        }
+        if w.started.elapsed() < Duration::from_secs(2) {
+            self.early_deaths += 1;
+        }
+        let stopping = self.interrupted || crate::runner::signals::interrupts() > 0 || crate::runner::signals::terminated();
+        let queued = self.store.runs(&RunFilter { sweep: Some(self.spec.name.clone()), status: Some(RunStatus::Queued) })?.len();
+        if !stopping && queued > 0 && self.early_deaths < 5 {
+            self.spawn(slot)?;
+        }
+        Ok(())
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -291,7 +369,7 @@ fn spawn(
         }
         let _ = tx.send(Message::Closed(slot));
     });
-    Ok(WorkerProcess { child, lease: None, index })
+    Ok(WorkerProcess { child, lease: None, index, started: Instant::now() })
 }
 
 fn describe_exit(status: std::process::ExitStatus) -> String {

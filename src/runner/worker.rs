@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{EpochSummary, RunDir};
+use crate::train::checkpoint::{EpochSummary, RunDir};
 use crate::config::Split;
-use crate::device::{DeviceSpec, panic_message};
+use crate::train::device::{DeviceSpec, panic_message};
 use crate::store::{self, CheckpointRow, Claim, EpochLog, Lease, MetricValue, RunFilter, RunStatus, Store, StoreError, WorkerInfo};
 use crate::train::{self, Faults, Observer, Outcome, RunContext, SavedCheckpoint, StepProgress, StopRequest};
 
@@ -155,14 +155,14 @@ pub fn run_dir(runs_dir: &std::path::Path, sweep: &str, run: &str) -> RunDir {
 
 /// Claims and trains trials until none is left, `max_trials` are done, or a stop is requested.
 pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
-    crate::signals::install();
+    crate::runner::signals::install();
     let mut store = store::open(&options.store, false)?;
     let device = options.device.open().map_err(crate::train::TrainError::from)?;
     let events = Events { format: options.events };
     let worker = WorkerInfo::this_process();
     let mut summary = WorkerSummary::default();
     loop {
-        if options.max_trials.is_some_and(|m| summary.trials >= m) || crate::signals::stop_request() != StopRequest::Continue {
+        if options.max_trials.is_some_and(|m| summary.trials >= m) || crate::runner::signals::stop_request() != StopRequest::Continue {
             break;
         }
         let Some(claim) = store.claim(options.sweep.as_deref(), &worker, options.stale_after)? else {
@@ -174,7 +174,7 @@ pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
             }
             let wait = Instant::now();
             while wait.elapsed() < Duration::from_secs_f64(options.heartbeat_every.clamp(0.2, 2.0)) {
-                if crate::signals::stop_request() != StopRequest::Continue {
+                if crate::runner::signals::stop_request() != StopRequest::Continue {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -327,7 +327,7 @@ impl Observer for TrialObserver<'_> {
         if self.lease_lost.load(Ordering::SeqCst) {
             return StopRequest::Now;
         }
-        crate::signals::stop_request()
+        crate::runner::signals::stop_request()
     }
 }
 

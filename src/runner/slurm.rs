@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::device::DeviceSpec;
+use crate::store::{JobRow, RunFilter, RunRow, RunStatus, Store};
+use crate::train::device::DeviceSpec;
 
 /// How to submit.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +135,61 @@ pub fn submit(sweep: &str, script_text: &str, runs_dir: &Path) -> Result<(String
         return Err(crate::Error::Usage(format!("sbatch printed no job id (output: {out:?})")));
     }
     Ok((job, path))
+}
+
+/// Submits the script and records the job in the tracker, so that `sweep status` can ask SLURM
+/// about it; returns (job id, script path).
+pub fn submit_and_record(store: &mut dyn Store, sweep: &str, script_text: &str, runs_dir: &Path, workers: usize) -> crate::Result<(String, PathBuf)> {
+    let (job, path) = submit(sweep, script_text, runs_dir)?;
+    store.record_job(&JobRow {
+        sweep: sweep.to_string(),
+        launcher: "slurm".into(),
+        job_id: job.clone(),
+        workers: workers as i64,
+        script: path.display().to_string(),
+        submitted: crate::util::now_unix(),
+    })?;
+    Ok((job, path))
+}
+
+/// How waiting for a job ended.
+#[derive(Debug, Clone)]
+pub struct Waited {
+    /// The sweep's trials when the wait ended.
+    pub runs: Vec<RunRow>,
+    /// Ctrl-C stopped the wait (the job goes on).
+    pub interrupted: bool,
+}
+
+/// Follows a submitted job until it leaves SLURM's queue (or Ctrl-C), calling `report` with a
+/// progress line whenever it changes: trials done and running, and the array tasks' states.
+pub fn wait(store: &dyn Store, sweep: &str, job: &str, mut report: impl FnMut(&str)) -> crate::Result<Waited> {
+    let started = std::time::Instant::now();
+    let mut last = String::new();
+    loop {
+        let runs = store.runs(&RunFilter { sweep: Some(sweep.to_string()), status: None })?;
+        let states = job_states(job).map_err(|e| crate::Error::Usage(e.to_string()))?;
+        let done = runs.iter().filter(|r| r.status.is_final()).count();
+        let running = runs.iter().filter(|r| r.status == RunStatus::Running).count();
+        let slurm: Vec<String> = states.iter().map(|(s, n)| format!("{n} {}", s.to_lowercase())).collect();
+        let line = format!(
+            "[{}] {done}/{} trials done, {running} running; slurm: {}",
+            crate::util::format_duration(started.elapsed().as_secs_f64()),
+            runs.len(),
+            if slurm.is_empty() { "finished".to_string() } else { slurm.join(", ") }
+        );
+        if line != last {
+            report(&line);
+            last = line;
+        }
+        if states.is_empty() {
+            return Ok(Waited { runs, interrupted: false });
+        }
+        if crate::runner::signals::interrupts() > 0 {
+            return Ok(Waited { runs, interrupted: true });
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
 }
 
 /// The states of a job's array tasks still known to the scheduler, with how many are in each

@@ -2,16 +2,15 @@
 //! the parameters that vary, epoch and step, current loss, last val iou, ETA) under an overall
 //! bar; otherwise plain log lines, one per event that matters.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::{fmt_num, fmt_param};
+use crate::report::{fmt_num, short_params};
 use crate::store::RunStatus;
 use crate::util::format_duration;
-use crate::worker::Event;
+use crate::runner::worker::Event;
 
 /// Where one worker's trial stands.
 #[derive(Debug, Clone)]
@@ -61,11 +60,6 @@ impl TrialState {
         }
         parts.join(" | ")
     }
-}
-
-/// A compact `key=value` list, naming parameters by their last segment.
-pub fn short_params(params: &BTreeMap<String, serde_json::Value>) -> String {
-    params.iter().map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), fmt_param(v))).collect::<Vec<_>>().join(" ")
 }
 
 pub struct Progress {

@@ -9,9 +9,74 @@
 //! text never becomes SQL.
 
 use crate::config::Objective;
-use crate::metrics::Goal;
+use crate::config::Goal;
 
-use super::RunRow;
+use crate::store::{RunFilter, RunRow, RunStatus, Store, is_setting, settings_of};
+
+/// What `sweep ls` lists: runs of a sweep and status, kept by a `--where` filter and ordered by
+/// a `--sort` key (metrics best first, other fields ascending; runs without the key last).
+#[derive(Debug, Clone, Default)]
+pub struct Listing<'a> {
+    pub sweep: Option<String>,
+    pub status: Option<RunStatus>,
+    pub filter: Option<&'a str>,
+    pub sort: Option<&'a str>,
+}
+
+/// The runs a [`Listing`] selects. A filter that does not parse, or a field that is neither a
+/// setting, a metric nor a run attribute, is a usage error naming the flag and the fix.
+pub fn list(store: &dyn Store, listing: &Listing) -> crate::Result<Vec<RunRow>> {
+    let mut runs = store.runs(&RunFilter { sweep: listing.sweep.clone(), status: listing.status })?;
+    let keys = crate::report::param_keys(&runs);
+    let filter = listing.filter.map(|text| Filter::parse(text).map_err(|e| crate::Error::Usage(format!("--where: {e}")))).transpose()?;
+    if let Some(f) = filter.iter().flat_map(|f| f.fields()).find(|f| !is_known_field(f, &keys)) {
+        return Err(crate::Error::Usage(format!(
+            "--where: unknown field {f:?}; use a setting such as train.learning_rate{}, a metric such as val_iou or final_val_loss, \
+             or one of id, sweep, status, attempt, epochs, seed, host",
+            if keys.is_empty() { String::new() } else { format!(" (swept: {})", keys.join(", ")) }
+        )));
+    }
+    if let Some(key) = listing.sort
+        && !is_known_field(key, &keys)
+    {
+        return Err(crate::Error::Usage(format!(
+            "--sort: unknown field {key:?}; use a metric such as val_iou or a setting such as train.learning_rate"
+        )));
+    }
+    // Settings that were not swept are read from each run's resolved config, only when asked for.
+    let wanted: Vec<&str> = filter.iter().flat_map(|f| f.fields()).chain(listing.sort).filter(|f| is_setting(f)).collect();
+    if !wanted.is_empty() {
+        for run in &mut runs {
+            if wanted.iter().all(|k| run.params.contains_key(*k)) {
+                continue;
+            }
+            let settings = settings_of(&store.run_config(&run.id)?);
+            run.settings.extend(wanted.iter().filter_map(|k| settings.get(*k).map(|v| (k.to_string(), v.clone()))));
+        }
+    }
+    if let Some(filter) = &filter {
+        runs.retain(|r| filter.matches(r));
+    }
+    if let Some(key) = listing.sort {
+        sort_by_field(&mut runs, key);
+    }
+    Ok(runs)
+}
+
+/// Orders runs by a field: a metric best first, anything else ascending; runs without it last.
+pub fn sort_by_field(runs: &mut [RunRow], key: &str) {
+    let descending = is_metric(key) && Goal::for_metric(key) == Goal::Maximize;
+    runs.sort_by(|a, b| {
+        let ord = match (field(a, key), field(b, key)) {
+            (Some(Value::Num(x)), Some(Value::Num(y))) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+            (Some(x), Some(y)) => x.display().cmp(&y.display()),
+            (Some(_), None) => return std::cmp::Ordering::Less,
+            (None, Some(_)) => return std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        };
+        if descending { ord.reverse() } else { ord }
+    });
+}
 
 /// A value a field takes on a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,7 +139,7 @@ pub fn is_known_field(name: &str, param_keys: &[String]) -> bool {
     let base = name.strip_prefix("final_").or_else(|| name.strip_prefix("last_")).or_else(|| name.strip_prefix("best_")).unwrap_or(name);
     matches!(name, "id" | "run" | "sweep" | "status" | "attempt" | "epochs" | "seed" | "host")
         || param_keys.iter().any(|k| k == name)
-        || super::is_setting(name)
+        || is_setting(name)
         || Objective::parse_name(base).is_some()
         || base.starts_with("train_") // extra per-epoch values such as train_lr
 }

@@ -23,12 +23,13 @@ use burn::optim::{
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::checkpoint::{BestSoFar, CheckpointError, CheckpointKind, EpochSummary, RunDir, TrainState};
-use crate::config::{OptimizerKind, Problem, RunConfig, SplitBy, TrainConfig};
+use crate::train::checkpoint::{BestSoFar, CheckpointError, CheckpointKind, EpochSummary, RunDir, TrainState};
+use crate::config::{Objective, OptimizerKind, Problem, RunConfig, SplitBy, TrainConfig};
 use crate::data::{self, Batch, DataError, Loader, Sample};
-use crate::device::DeviceError;
-use crate::metrics::{Confusion, MetricAccumulator, SplitMetrics, bce_dice_loss, confusion_counts};
-use crate::model::{ModelError, UNet};
+use crate::train::device::DeviceError;
+use crate::train::metrics::{Confusion, MetricAccumulator, SplitMetrics, bce_dice_loss, confusion_counts};
+use crate::config::ModelError;
+use crate::train::model::UNet;
 
 /// Why a run could not train.
 #[derive(Debug, thiserror::Error)]
@@ -306,14 +307,7 @@ pub fn train(config: &RunConfig, ctx: &RunContext, observer: &mut dyn Observer) 
     }
     let config_hash = config.hash();
     let run = &ctx.run_dir;
-    // The resolved config goes to disk before anything else, so the directory describes itself.
-    match run.read_config() {
-        Ok(existing) if existing.hash() != config_hash => {
-            return Err(TrainError::ConfigMismatch { path: run.config_path(), expected: config_hash, found: existing.hash() });
-        }
-        Ok(_) => {}
-        Err(_) => run.write_config(config).map_err(TrainError::io(&run.root))?,
-    }
+    write_or_check_config(run, config, &config_hash)?;
 
     let DataSplit { samples, train: train_idx, val: val_idx } = load_split(config, ctx.runs_root)?;
     let t = &config.train;
@@ -323,62 +317,24 @@ pub fn train(config: &RunConfig, ctx: &RunContext, observer: &mut dyn Observer) 
 
     let device = &ctx.device;
     let train_device = device.clone().autodiff();
-    let mut model = config.model.init(&train_device, t.seed);
-    let mut optim = optimizer(t);
-    let mut state = TrainState::new(config_hash.clone());
-
-    if let Some(last) = run.load(CheckpointKind::Last)? {
-        if last.state.config_hash != config_hash {
-            return Err(TrainError::ConfigMismatch {
-                path: run.checkpoint_path(CheckpointKind::Last),
-                expected: config_hash,
-                found: last.state.config_hash,
-            });
-        }
-        let path = run.checkpoint_path(CheckpointKind::Last);
-        model = restore(model, last.model, &path)?;
-        if let Some(bytes) = last.optimizer {
-            optim = optim
-                .from_bytes(bytes)
-                .map_err(|e| CheckpointError { path: path.clone(), reason: format!("the optimizer record cannot be read: {e}") })?;
-        }
-        state = last.state;
-        let checkpoints = current_checkpoints(run, &state);
-        observer.replay(&state.history, &checkpoints).map_err(TrainError::Observer)?;
+    let fresh = Trained { model: config.model.init(&train_device, t.seed), optim: optimizer(t), state: TrainState::new(config_hash.clone()) };
+    let (mut trained, resumed) = resume(run, &config_hash, fresh)?;
+    if resumed {
+        let checkpoints = current_checkpoints(run, &trained.state);
+        observer.replay(&trained.state.history, &checkpoints).map_err(TrainError::Observer)?;
     }
 
-    observer.on_start(state.epochs_done, steps);
-    let objective = &config.metric;
-    for epoch in state.epochs_done..t.epochs {
+    observer.on_start(trained.state.epochs_done, steps);
+    for epoch in trained.state.epochs_done..t.epochs {
         let started = Instant::now();
-        let mut acc = MetricAccumulator::default();
-        let mut learning_rate = t.learning_rate;
-        for (step, batch) in train_loader.epoch(epoch).enumerate() {
-            let at = (epoch + 1, step + 1);
-            if observer.stop_request() == StopRequest::Now {
-                return Ok(Outcome::Stopped { epochs_done: state.epochs_done });
-            }
-            if ctx.faults.panic_at == Some(at) {
-                panic!("injected fault: panic at epoch {} step {}", at.0, at.1);
-            }
-            learning_rate = t.learning_rate_at(epoch, step, steps);
-            let n = batch.len;
-            let (images, masks) = batch_tensors(batch, &train_device);
-            let logits = model.forward(images);
-            let (loss, dice) = bce_dice_loss(logits.clone(), masks.clone());
-            let (mut loss_value, dice_value, confusion) = batch_results(loss.clone().detach(), dice.detach(), logits.detach(), masks);
-            if ctx.faults.nan_loss_at == Some(at) {
-                loss_value = f64::NAN;
-            }
-            if !loss_value.is_finite() {
-                return Ok(Outcome::Diverged { epoch: at.0, step: at.1, value: loss_value });
-            }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(learning_rate, model, grads);
-            acc.add_batch(loss_value, dice_value, n, &confusion);
-            observer.on_step(&StepProgress { epoch: at.0, epochs: t.epochs, step: at.1, steps, loss: loss_value, learning_rate });
-        }
-        let val = evaluate(&model, &val_loader, device);
+        let end;
+        (trained, end) = train_epoch(trained, epoch, &train_loader, ctx, t, observer)?;
+        let (acc, learning_rate) = match end {
+            EpochEnd::Trained(acc, learning_rate) => (acc, learning_rate),
+            EpochEnd::Stopped => return Ok(Outcome::Stopped { epochs_done: trained.state.epochs_done }),
+            EpochEnd::Diverged { step, value } => return Ok(Outcome::Diverged { epoch: epoch + 1, step, value }),
+        };
+        let val = evaluate(&trained.model, &val_loader, device);
         let summary = EpochSummary {
             epoch: epoch + 1,
             train: acc.finish(),
@@ -389,34 +345,132 @@ pub fn train(config: &RunConfig, ctx: &RunContext, observer: &mut dyn Observer) 
         };
         if !summary.val.loss.is_finite() {
             // Record the epoch that showed it, then stop: the run is diverged.
-            state.history.push(summary.clone());
+            trained.state.history.push(summary.clone());
             observer.on_epoch(&summary, &[]).map_err(TrainError::Observer)?;
             return Ok(Outcome::Diverged { epoch: epoch + 1, step: steps, value: summary.val.loss });
         }
-
-        let value = summary.metric(&objective.name).unwrap_or(f64::NAN);
-        let mut saved = Vec::new();
-        let model_bytes = model.clone().into_record().into_bytes().map_err(|e| TrainError::Observer(format!("serialising the model: {e}")))?;
-        if objective.goal.improves(value, state.best.map(|b| b.value)) {
-            state.best = Some(BestSoFar { epoch: epoch + 1, value });
-            let mut best_state = state.clone();
-            best_state.epochs_done = epoch + 1;
-            best_state.history.push(summary.clone());
-            let path = run.save(CheckpointKind::Best, &best_state, &model_bytes, None).map_err(TrainError::io(&run.root))?;
-            saved.push(SavedCheckpoint { kind: CheckpointKind::Best, epoch: epoch + 1, path, metric_value: value });
-        }
-        state.epochs_done = epoch + 1;
-        state.history.push(summary.clone());
-        let optim_bytes = optim.into_bytes().map_err(|e| TrainError::Observer(format!("serialising the optimizer: {e}")))?;
-        let path = run.save(CheckpointKind::Last, &state, &model_bytes, Some(&optim_bytes)).map_err(TrainError::io(&run.root))?;
-        saved.push(SavedCheckpoint { kind: CheckpointKind::Last, epoch: epoch + 1, path, metric_value: value });
+        let saved = save_checkpoints(run, &config.metric, &summary, &mut trained)?;
         observer.on_epoch(&summary, &saved).map_err(TrainError::Observer)?;
 
         if epoch + 1 < t.epochs && observer.stop_request() != StopRequest::Continue {
-            return Ok(Outcome::Stopped { epochs_done: state.epochs_done });
+            return Ok(Outcome::Stopped { epochs_done: trained.state.epochs_done });
         }
     }
-    Ok(Outcome::Completed { epochs: state.epochs_done, best: state.best })
+    Ok(Outcome::Completed { epochs: trained.state.epochs_done, best: trained.state.best })
+}
+
+/// What training holds between epochs: the model, the optimiser, and where training stands.
+struct Trained {
+    model: UNet,
+    optim: ModuleOptimizer,
+    state: TrainState,
+}
+
+/// How an epoch's training steps ended.
+enum EpochEnd {
+    /// Every step ran: the accumulated metrics and the last step's learning rate.
+    Trained(MetricAccumulator, f64),
+    /// A stop-now request came between two steps.
+    Stopped,
+    /// A step's loss was NaN or infinite; the optimiser did not apply it.
+    Diverged { step: usize, value: f64 },
+}
+
+/// Writes the resolved config into the run directory before anything else, so that the
+/// directory describes itself; a directory that holds another config is an error.
+fn write_or_check_config(run: &RunDir, config: &RunConfig, config_hash: &str) -> Result<(), TrainError> {
+    match run.read_config() {
+        Ok(existing) if existing.hash() != config_hash => {
+            Err(TrainError::ConfigMismatch { path: run.config_path(), expected: config_hash.to_string(), found: existing.hash() })
+        }
+        Ok(_) => Ok(()),
+        Err(_) => run.write_config(config).map_err(TrainError::io(&run.root)),
+    }
+}
+
+/// Restores model, optimiser and state from the `last` checkpoint, if there is one; says
+/// whether it did.
+fn resume(run: &RunDir, config_hash: &str, fresh: Trained) -> Result<(Trained, bool), TrainError> {
+    let Some(last) = run.load(CheckpointKind::Last)? else { return Ok((fresh, false)) };
+    let path = run.checkpoint_path(CheckpointKind::Last);
+    if last.state.config_hash != config_hash {
+        return Err(TrainError::ConfigMismatch { path, expected: config_hash.to_string(), found: last.state.config_hash });
+    }
+    let model = restore(fresh.model, last.model, &path)?;
+    let optim = match last.optimizer {
+        Some(bytes) => fresh
+            .optim
+            .from_bytes(bytes)
+            .map_err(|e| CheckpointError { path: path.clone(), reason: format!("the optimizer record cannot be read: {e}") })?,
+        None => fresh.optim,
+    };
+    Ok((Trained { model, optim, state: last.state }, true))
+}
+
+/// One epoch's training steps (0-based `epoch`). Takes the model by value, so that the
+/// optimiser can update parameters that nothing else holds in place.
+fn train_epoch(
+    mut trained: Trained,
+    epoch: usize,
+    loader: &Loader,
+    ctx: &RunContext,
+    t: &TrainConfig,
+    observer: &mut dyn Observer,
+) -> Result<(Trained, EpochEnd), TrainError> {
+    let steps = loader.batches_per_epoch();
+    let train_device = ctx.device.clone().autodiff();
+    let mut acc = MetricAccumulator::default();
+    let mut learning_rate = t.learning_rate;
+    for (step, batch) in loader.epoch(epoch).enumerate() {
+        let at = (epoch + 1, step + 1);
+        if observer.stop_request() == StopRequest::Now {
+            return Ok((trained, EpochEnd::Stopped));
+        }
+        if ctx.faults.panic_at == Some(at) {
+            panic!("injected fault: panic at epoch {} step {}", at.0, at.1);
+        }
+        learning_rate = t.learning_rate_at(epoch, step, steps);
+        let n = batch.len;
+        let (images, masks) = batch_tensors(batch, &train_device);
+        let logits = trained.model.forward(images);
+        let (loss, dice) = bce_dice_loss(logits.clone(), masks.clone());
+        let (mut loss_value, dice_value, confusion) = batch_results(loss.clone().detach(), dice.detach(), logits.detach(), masks);
+        if ctx.faults.nan_loss_at == Some(at) {
+            loss_value = f64::NAN;
+        }
+        if !loss_value.is_finite() {
+            return Ok((trained, EpochEnd::Diverged { step: at.1, value: loss_value }));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &trained.model);
+        trained.model = trained.optim.step(learning_rate, trained.model, grads);
+        acc.add_batch(loss_value, dice_value, n, &confusion);
+        observer.on_step(&StepProgress { epoch: at.0, epochs: t.epochs, step: at.1, steps, loss: loss_value, learning_rate });
+    }
+    Ok((trained, EpochEnd::Trained(acc, learning_rate)))
+}
+
+/// Saves the epoch's checkpoints: `best` when the objective improved, then `last` (with the
+/// optimiser), and advances the state past the epoch. Returns what was saved.
+fn save_checkpoints(run: &RunDir, objective: &Objective, summary: &EpochSummary, trained: &mut Trained) -> Result<Vec<SavedCheckpoint>, TrainError> {
+    let epoch = summary.epoch;
+    let value = summary.metric(&objective.name).unwrap_or(f64::NAN);
+    let mut saved = Vec::new();
+    let model_bytes = trained.model.clone().into_record().into_bytes().map_err(|e| TrainError::Observer(format!("serialising the model: {e}")))?;
+    let state = &mut trained.state;
+    if objective.goal.improves(value, state.best.map(|b| b.value)) {
+        state.best = Some(BestSoFar { epoch, value });
+        let mut best_state = state.clone();
+        best_state.epochs_done = epoch;
+        best_state.history.push(summary.clone());
+        let path = run.save(CheckpointKind::Best, &best_state, &model_bytes, None).map_err(TrainError::io(&run.root))?;
+        saved.push(SavedCheckpoint { kind: CheckpointKind::Best, epoch, path, metric_value: value });
+    }
+    state.epochs_done = epoch;
+    state.history.push(summary.clone());
+    let optim_bytes = trained.optim.into_bytes().map_err(|e| TrainError::Observer(format!("serialising the optimizer: {e}")))?;
+    let path = run.save(CheckpointKind::Last, state, &model_bytes, Some(&optim_bytes)).map_err(TrainError::io(&run.root))?;
+    saved.push(SavedCheckpoint { kind: CheckpointKind::Last, epoch, path, metric_value: value });
+    Ok(saved)
 }
 
 /// The checkpoints a resumed run has on disk, as the observer should know them.

@@ -1,43 +1,22 @@
-//! Pictures: image grids ([`canvas`]) and comparison charts of a sweep and of a run.
+//! Comparison charts of a sweep and of a trial.
 //!
 //! `sweep plot` (and the end of `sweep run`) writes under `runs/<sweep>/plots/`: learning curves
-//! per metric, the objective against each swept parameter, parallel coordinates, the best run's
+//! per metric, the objective against each swept parameter, parallel coordinates, the best trial's
 //! two-panel chart and prediction grid, and an `index.html` showing them all with the
-//! leaderboard. Chart data comes from the pure functions of [`series`]; [`charts`] only draws.
-//!
-//! Text is drawn with DejaVu Sans, compiled into the binary and registered with plotters on first
-//! use, so charts render identically on a machine with no fonts installed (CI has none).
+//! leaderboard. Chart data comes from the pure functions of [`series`]; [`draw`] only draws. The
+//! prediction grid needs the model, so the caller passes it in as a function (`train::predict`
+//! draws it): this module reads the tracker and never touches tensors.
 
-pub mod canvas;
-pub mod charts;
+pub mod draw;
 pub mod series;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
-use burn::tensor::Device;
-use image::{GrayImage, RgbImage};
 
-use crate::checkpoint::CheckpointKind;
 use crate::config::Objective;
 use crate::store::{RunFilter, Store, StoreError};
-use canvas::{Canvas, fit, mask_to_rgb, overlay};
 use series::RunData;
-
-/// DejaVu Sans (Bitstream Vera license, see `fonts/DejaVuSans-LICENSE.txt`).
-static DEJAVU_SANS: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
-
-/// Registers the shipped font as plotters' "sans-serif" family (idempotent).
-pub fn register_fonts() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, DEJAVU_SANS)
-            .unwrap_or_else(|_| panic!("the shipped font is a valid TrueType file"));
-        plotters::style::register_font("sans-serif", plotters::style::FontStyle::Bold, DEJAVU_SANS)
-            .unwrap_or_else(|_| panic!("the shipped font is a valid TrueType file"));
-    });
-}
 
 /// A chart that could not be drawn.
 #[derive(Debug, thiserror::Error)]
@@ -74,14 +53,20 @@ pub fn load_runs(store: &dyn Store, sweep: &str) -> Result<Vec<RunData>, StoreEr
 /// from the stored sweep file, or from the runs' parameters if that no longer parses.
 fn swept_parameters(store: &dyn Store, sweep: &str, runs: &[RunData]) -> Vec<(String, bool)> {
     let spec = store.sweeps().ok().and_then(|all| all.into_iter().find(|s| s.name == sweep));
-    if let Some(spec) = spec.and_then(|s| crate::spec::parse(&s.spec, Path::new(&format!("{sweep}.toml"))).ok()) {
+    if let Some(spec) = spec.and_then(|s| crate::study::spec::parse(&s.spec, Path::new(&format!("{sweep}.toml"))).ok()) {
         return spec.parameters.iter().map(|p| (p.key.clone(), p.domain.is_log())).collect();
     }
     crate::report::param_keys(&runs.iter().map(|r| r.row.clone()).collect::<Vec<_>>()).into_iter().map(|k| (k, false)).collect()
 }
 
 /// Draws every chart of a sweep into `out` (default `<runs>/<sweep>/plots`).
-pub fn plot_sweep(store: &dyn Store, sweep: &str, runs_dir: &Path, out: Option<&Path>, device: &Device, samples: usize) -> crate::Result<Written> {
+/// Draws the prediction grid of a trial (its sweep and id) into a PNG file.
+pub type PredictionGrid<'a> = &'a dyn Fn(&str, &str, &Path) -> crate::Result<()>;
+
+/// Draws every chart of `sweep` into `out` (default `runs/<sweep>/plots/`), and the best trial's
+/// prediction grid with `predictions` when given. A chart that fails is reported in
+/// [`Written::errors`]; the others are still written.
+pub fn plot_sweep(store: &dyn Store, sweep: &str, runs_dir: &Path, out: Option<&Path>, predictions: Option<PredictionGrid>) -> crate::Result<Written> {
     let runs = load_runs(store, sweep)?;
     if runs.is_empty() {
         return Err(StoreError::UnknownSweep { name: sweep.to_string(), suggestions: Vec::new() }.into());
@@ -98,25 +83,27 @@ pub fn plot_sweep(store: &dyn Store, sweep: &str, runs_dir: &Path, out: Option<&
     for metric in ["iou", "dice", "loss"] {
         let chart = series::learning_curves(&runs, metric, &objective.name, goal);
         let path = dir.join(format!("curves_val_{metric}.png"));
-        record(path.clone(), charts::draw_curves(&chart, &path));
+        record(path.clone(), draw::draw_curves(&chart, &path));
     }
     for (key, log) in &params {
         let data = series::scatter(&runs, key, *log, &objective.name, goal);
         let path = dir.join(format!("objective_vs_{}.png", slug(key)));
-        record(path.clone(), charts::draw_scatter(&data, &path));
+        record(path.clone(), draw::draw_scatter(&data, &path));
     }
     if !params.is_empty() {
         let data = series::parallel(&runs, &params, &objective.name, goal);
         let path = dir.join("parallel_coordinates.png");
-        record(path.clone(), charts::draw_parallel(&data, &path));
+        record(path.clone(), draw::draw_parallel(&data, &path));
     }
     let best = series::best_run(&runs, &objective.name, goal);
     if let Some(best) = best.as_deref().and_then(|id| runs.iter().find(|r| r.row.id == id)) {
         let path = dir.join(format!("run_{}.png", best.row.id));
-        record(path.clone(), charts::draw_panels(&series::run_panels(best), &path));
-        let path = dir.join("predictions.png");
-        let result = prediction_grid(runs_dir, &best.row.sweep, &best.row.id, device, samples, &path).map_err(|e| e.to_string().into());
-        record(path, result);
+        record(path.clone(), draw::draw_panels(&series::run_panels(best), &path));
+        if let Some(grid) = predictions {
+            let path = dir.join("predictions.png");
+            let result = grid(&best.row.sweep, &best.row.id, &path).map_err(|e| e.to_string().into());
+            record(path, result);
+        }
     }
     let index = dir.join("index.html");
     let html = index_html(sweep, &runs, &objective, &written.files);
@@ -132,47 +119,9 @@ pub fn plot_run(store: &dyn Store, run: &str, out: &Path) -> crate::Result<PathB
     let row = store.run(run)?;
     let metrics = store.metrics(run)?;
     let path = out.join(format!("run_{run}.png"));
-    charts::draw_panels(&series::run_panels(&RunData { row, metrics }), &path)
+    draw::draw_panels(&series::run_panels(&RunData { row, metrics }), &path)
         .map_err(|e| crate::Error::io(&path, std::io::Error::other(e.to_string())))?;
     Ok(path)
-}
-
-/// Tile side of the prediction grid.
-const TILE: u32 = 160;
-
-/// The tutorial's prediction grid for a run: input | actual mask | predicted mask | overlay for
-/// the first `samples` images of its validation split.
-pub fn prediction_grid(runs_dir: &Path, sweep: &str, run: &str, device: &Device, samples: usize, path: &Path) -> crate::Result<()> {
-    let run_dir = crate::worker::run_dir(runs_dir, sweep, run);
-    let (config, model, state) = crate::train::load_model(&run_dir, CheckpointKind::Best, device)?;
-    let crate::train::DataSplit { samples: data, val, .. } = crate::train::load_split(&config, runs_dir)?;
-    let predictor = crate::predict::Predictor::new(model, &config, device.clone());
-    let shown: Vec<usize> = val.into_iter().take(samples.max(1)).collect();
-    let (gap, label_h, header) = (8u32, 20u32, 44u32);
-    let columns = ["input", "actual mask", "predicted mask", "overlay (prediction)"];
-    let width = gap + columns.len() as u32 * (TILE + gap);
-    let height = header + label_h + shown.len() as u32 * (TILE + gap) + gap;
-    let mut canvas = Canvas::new(width, height, [250, 250, 250]);
-    let epoch = state.best.map(|b| b.epoch).unwrap_or(state.epochs_done);
-    canvas.text(&format!("{run}: best checkpoint (epoch {epoch}) on validation images"), gap as i32, 10, 18.0, [30, 30, 30]);
-    for (k, name) in columns.iter().enumerate() {
-        canvas.text_centred(name, (gap + k as u32 * (TILE + gap) + TILE / 2) as i32, header as i32, 14.0, [30, 30, 30]);
-    }
-    for (row, &i) in shown.iter().enumerate() {
-        let sample = &data[i];
-        let predicted = threshold(&predictor.probabilities(&sample.image));
-        let tiles: [RgbImage; 4] = [sample.image.clone(), mask_to_rgb(&sample.mask), mask_to_rgb(&predicted), overlay(&sample.image, &predicted)];
-        let y = header + label_h + row as u32 * (TILE + gap);
-        for (k, tile) in tiles.iter().enumerate() {
-            let fitted = fit(tile, TILE, TILE);
-            canvas.blit(&fitted, gap + k as u32 * (TILE + gap) + (TILE - fitted.width()) / 2, y + (TILE - fitted.height()) / 2);
-        }
-    }
-    canvas.save_png(path).map_err(|e| crate::Error::io(path, e))
-}
-
-fn threshold(probs: &GrayImage) -> GrayImage {
-    GrayImage::from_fn(probs.width(), probs.height(), |x, y| image::Luma([u8::from(probs.get_pixel(x, y)[0] > 127)]))
 }
 
 fn escape(s: &str) -> String {

@@ -1,12 +1,18 @@
 //! Text, CSV and JSON renderings of what the tracker holds: run lists, one run's history,
 //! comparisons, leaderboards and exports. Pure functions from rows to strings.
 
+pub mod canvas;
+pub mod charts;
+pub mod filter;
+pub mod fonts;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use crate::config::Objective;
-use crate::metrics::{Goal, METRIC_NAMES};
-use crate::store::{CheckpointRow, MetricRow, RunRow, query};
+use crate::config::{Goal, METRIC_NAMES};
+use crate::store::{CheckpointRow, MetricRow, RunRow, RunStatus, SweepInfo};
+use crate::study::spec::{SweepSpec, Trial};
 use crate::util::{format_duration, format_utc};
 
 /// A number the way tables show it: 4 significant digits, no exponent for everyday magnitudes.
@@ -119,7 +125,7 @@ pub fn runs_table(runs: &[RunRow]) -> String {
     for r in runs {
         let mut row = vec![r.id.clone(), r.status.as_str().to_string(), r.epochs().to_string()];
         row.extend(keys.iter().map(|k| r.params.get(k).map(fmt_param).unwrap_or_else(|| "-".into())));
-        row.extend(metrics.iter().map(|m| cell(query::metric(r, m))));
+        row.extend(metrics.iter().map(|m| cell(filter::metric(r, m))));
         t.row(row);
     }
     t.render()
@@ -164,6 +170,78 @@ pub fn csv_line(cells: &[String]) -> String {
 }
 
 /// Pivots metric rows to one row per epoch: (epoch, `<split>_<name>` -> value).
+/// A compact `key=value` list, naming parameters by their last segment.
+pub fn short_params(params: &BTreeMap<String, serde_json::Value>) -> String {
+    params.iter().map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), fmt_param(v))).collect::<Vec<_>>().join(" ")
+}
+
+/// The trial whose best epoch is best by the objective, with that value and epoch.
+pub fn best_so_far<'a>(runs: &'a [RunRow], objective: &Objective) -> Option<(&'a RunRow, f64, i64)> {
+    runs.iter().filter_map(|r| r.best(&objective.name, objective.goal).map(|(v, e)| (r, v, e))).max_by(|a, b| {
+        let ord = a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal);
+        if objective.goal == Goal::Maximize { ord } else { ord.reverse() }
+    })
+}
+
+/// `sweep status` for one sweep: counts per status, the running trials, its batch jobs
+/// (`jobs`: one line each) and the best so far. `now` is the current Unix time.
+pub fn sweep_status(sweep: &SweepInfo, runs: &[RunRow], objective: &Objective, jobs: &[String], now: f64) -> String {
+    let mut out = String::new();
+    let counts: Vec<String> = RunStatus::ALL.iter().filter_map(|s| sweep.counts.get(s.as_str()).map(|n| format!("{n} {}", s.as_str()))).collect();
+    let _ = writeln!(out, "sweep {}: {} trial(s): {}", sweep.name, runs.len(), counts.join(", "));
+    let running: Vec<_> = runs.iter().filter(|r| r.status == RunStatus::Running).collect();
+    if !running.is_empty() {
+        let mut t = Table::new(["running", "epochs", "host", "pid", "heartbeat", "params"]);
+        for r in running {
+            let age = r.heartbeat.map(|h| format!("{} ago", format_duration(now - h))).unwrap_or_else(|| "-".into());
+            t.row(vec![
+                r.id.clone(),
+                r.epochs().to_string(),
+                r.host.clone().unwrap_or_default(),
+                r.pid.map(|p| p.to_string()).unwrap_or_default(),
+                age,
+                short_params(&r.params),
+            ]);
+        }
+        out.push_str(&t.render());
+    }
+    for job in jobs {
+        let _ = writeln!(out, "{job}");
+    }
+    match best_so_far(runs, objective) {
+        Some((r, v, e)) => {
+            let _ = writeln!(out, "best so far: {} {} = {} (epoch {e}) {}", r.id, objective.name, fmt_num(v), short_params(&r.params));
+        }
+        None => out.push_str("best so far: none yet\n"),
+    }
+    out
+}
+
+/// The `--dry-run` table of a sweep file: each trial with its id and status where the tracker
+/// already has it (`known`: the sweep's runs), its swept values and its config hash.
+pub fn dry_run(spec: &SweepSpec, trials: &[Trial], known: &[RunRow]) -> String {
+    let known: std::collections::HashMap<&str, &RunRow> = known.iter().map(|r| (r.config_hash.as_str(), r)).collect();
+    let keys: Vec<String> = spec.parameters.iter().map(|p| p.key.clone()).collect();
+    let mut t = Table::new(["#", "run", "status"].into_iter().map(String::from).chain(keys.iter().cloned()).chain(["config".to_string()]));
+    for (i, trial) in trials.iter().enumerate() {
+        let hash = trial.config.hash();
+        let (id, status) = known.get(hash.as_str()).map(|r| (r.id.clone(), r.status.as_str().to_string())).unwrap_or(("-".into(), "new".into()));
+        let mut row = vec![(i + 1).to_string(), id, status];
+        row.extend(keys.iter().map(|k| trial.params.get(k).map(fmt_param).unwrap_or_else(|| "-".into())));
+        row.push(hash[..10].to_string());
+        t.row(row);
+    }
+    format!(
+        "sweep {} ({:?}, {} trial(s), metric {} {})\n{}",
+        spec.name,
+        spec.method,
+        trials.len(),
+        spec.metric.name,
+        spec.metric.goal.as_str(),
+        t.render()
+    )
+}
+
 pub fn epochs_of(metrics: &[MetricRow]) -> BTreeMap<i64, BTreeMap<String, f64>> {
     let mut by_epoch: BTreeMap<i64, BTreeMap<String, f64>> = BTreeMap::new();
     for m in metrics {
@@ -364,7 +442,7 @@ pub fn export_json(runs: &[(RunRow, Vec<MetricRow>)]) -> serde_json::Value {
 
 /// A float as JSON: finite values as numbers, NaN and infinities as strings.
 pub fn json_number(v: f64) -> serde_json::Value {
-    match crate::metrics::nonfinite::kind_name(v) {
+    match crate::config::nonfinite::kind_name(v) {
         None => serde_json::json!(v),
         Some(k) => serde_json::Value::String(k.into()),
     }

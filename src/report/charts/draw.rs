@@ -8,7 +8,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::register_fonts;
+use crate::report::fonts::register_fonts;
 use super::series::{Axis, Chart, Parallel, Scatter};
 
 /// Learning-curve and scatter charts.
@@ -54,7 +54,7 @@ fn render(path: &Path, size: (u32, u32), draw: impl FnOnce(&DrawingArea<BitMapBa
         root.present().map_err(err)?;
     }
     let img = image::RgbImage::from_raw(size.0, size.1, buffer).ok_or("buffer size")?;
-    super::canvas::save_png(&img, path).map_err(err)?;
+    crate::report::canvas::save_png(&img, path).map_err(err)?;
     Ok(())
 }
 

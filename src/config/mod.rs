@@ -11,10 +11,14 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::data::Augment;
-use crate::data::synth::SynthSpec;
-use crate::metrics::{Goal, METRIC_NAMES};
-use crate::model::UNetConfig;
+mod augment;
+mod model;
+pub mod objective;
+
+pub use augment::Augment;
+pub use model::{ModelError, UNetConfig, WeightInit, nearest_valid};
+pub use objective::{Goal, METRIC_NAMES, Objective, Split, nonfinite};
+
 
 /// Every setting of one training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,6 +86,45 @@ impl DataConfig {
             height: self.synthetic_size[0] as u32,
             seed: self.synthetic_seed,
         }
+    }
+}
+
+/// A setting outside its range: the dotted key, the value, and what would be right.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key} = {value}: {expected}")]
+pub struct Invalid {
+    pub key: &'static str,
+    pub value: String,
+    pub expected: String,
+}
+
+/// The synthetic set to generate (`data.synthetic_*`; `sweep data synth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct SynthSpec {
+    pub count: usize,
+    pub width: u32,
+    pub height: u32,
+    pub seed: u64,
+}
+
+impl Default for SynthSpec {
+    /// 400 images of 240x160 (Carvana's 3:2 aspect), seed 0.
+    fn default() -> Self {
+        Self { count: 400, width: 240, height: 160, seed: 0 }
+    }
+}
+
+impl SynthSpec {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.count == 0 {
+            return Err(Invalid { key: "count", value: "0".into(), expected: "must be at least 1".into() });
+        }
+        for (key, v) in [("width", self.width), ("height", self.height)] {
+            if !(16..=4096).contains(&v) {
+                return Err(Invalid { key, value: v.to_string(), expected: "image sides must be in [16, 4096]".into() });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -220,59 +263,6 @@ impl TrainConfig {
     }
 }
 
-/// Which split a metric was measured on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    Train,
-    Val,
-}
-
-impl Split {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Val => "val",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Split> {
-        match s {
-            "train" => Some(Split::Train),
-            "val" | "valid" | "validation" => Some(Split::Val),
-            _ => None,
-        }
-    }
-}
-
-/// The metric a run's `best` checkpoint and a sweep's ranking follow, e.g. `val_iou`, maximise.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Objective {
-    /// `<split>_<metric>`: split `train` or `val`, metric `loss`, `dice`, `iou` or `fg_iou`.
-    pub name: String,
-    pub goal: Goal,
-}
-
-impl Default for Objective {
-    fn default() -> Self {
-        Self { name: "val_iou".into(), goal: Goal::Maximize }
-    }
-}
-
-impl Objective {
-    /// Splits `val_iou` into (Val, "iou"); None if the name is not `<split>_<metric>`.
-    pub fn parse_name(name: &str) -> Option<(Split, &str)> {
-        let (split, metric) = name.split_once('_')?;
-        let split = Split::parse(split)?;
-        METRIC_NAMES.contains(&metric).then_some((split, metric))
-    }
-
-    pub fn split_and_metric(&self) -> (Split, &str) {
-        Self::parse_name(&self.name).unwrap_or((Split::Val, "iou"))
-    }
-}
-
 /// One problem found in a configuration: the dotted key and what would be right.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -310,7 +300,7 @@ impl RunConfig {
         }
         if let Err(e) = self.model.validate() {
             match e {
-                crate::model::ModelError::Invalid { key, value, expected } => bad(key, format!("= {value} {expected}")),
+                ModelError::Invalid { key, value, expected } => bad(key, format!("= {value} {expected}")),
                 other => bad("model", other.to_string()),
             }
         }
@@ -353,10 +343,7 @@ impl RunConfig {
             }
         }
         if let Err(e) = self.augment.validate() {
-            match e {
-                crate::data::DataError::Invalid { key, value, expected } => bad(key, format!("= {value} {expected}")),
-                other => bad("augment", other.to_string()),
-            }
+            bad(e.key, format!("= {} {}", e.value, e.expected));
         }
         if Objective::parse_name(&self.metric.name).is_none() {
             bad(

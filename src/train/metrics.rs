@@ -15,8 +15,6 @@
 use burn::tensor::activation::relu;
 use burn::tensor::{Int, Tensor, activation::sigmoid};
 
-/// The metric names every epoch records, for each split.
-pub const METRIC_NAMES: [&str; 4] = ["loss", "dice", "iou", "fg_iou"];
 
 /// Pixel-mean binary cross-entropy from logits.
 ///
@@ -119,64 +117,14 @@ impl Confusion {
 /// One split's metrics for one epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct SplitMetrics {
-    #[serde(with = "nonfinite")]
+    #[serde(with = "crate::config::nonfinite")]
     pub loss: f64,
-    #[serde(with = "nonfinite")]
+    #[serde(with = "crate::config::nonfinite")]
     pub dice: f64,
-    #[serde(with = "nonfinite")]
+    #[serde(with = "crate::config::nonfinite")]
     pub iou: f64,
-    #[serde(with = "nonfinite")]
+    #[serde(with = "crate::config::nonfinite")]
     pub fg_iou: f64,
-}
-
-/// Serde for floats that may be NaN or infinite: JSON has no such numbers (serde_json would write
-/// `null` and fail to read it back), so they are written as the strings "NaN", "inf" and "-inf".
-pub mod nonfinite {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        match kind_name(*v) {
-            None => s.serialize_f64(*v),
-            Some(name) => s.serialize_str(name),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Repr {
-            Num(f64),
-            Text(String),
-            Null(()),
-        }
-        match Repr::deserialize(d)? {
-            Repr::Num(v) => Ok(v),
-            Repr::Null(()) => Ok(f64::NAN),
-            Repr::Text(t) => parse_kind(&t).ok_or_else(|| serde::de::Error::custom(format!("not a number: {t:?}"))),
-        }
-    }
-
-    /// "NaN", "inf" or "-inf" for a non-finite value; None for a finite one.
-    pub fn kind_name(v: f64) -> Option<&'static str> {
-        if v.is_nan() {
-            Some("NaN")
-        } else if v == f64::INFINITY {
-            Some("inf")
-        } else if v == f64::NEG_INFINITY {
-            Some("-inf")
-        } else {
-            None
-        }
-    }
-
-    pub fn parse_kind(t: &str) -> Option<f64> {
-        match t {
-            "NaN" | "nan" => Some(f64::NAN),
-            "inf" | "+inf" | "Infinity" => Some(f64::INFINITY),
-            "-inf" | "-Infinity" => Some(f64::NEG_INFINITY),
-            _ => None,
-        }
-    }
 }
 
 impl SplitMetrics {
@@ -232,42 +180,3 @@ impl MetricAccumulator {
     }
 }
 
-/// Whether a metric is better when lower (`loss`) or higher (everything else).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Goal {
-    #[serde(alias = "minimize", alias = "min")]
-    Minimize,
-    #[serde(alias = "maximize", alias = "max")]
-    Maximize,
-}
-
-impl Goal {
-    /// The natural direction of a metric name (with or without a split prefix).
-    pub fn for_metric(name: &str) -> Goal {
-        let base = name.rsplit('_').next().unwrap_or(name);
-        if base == "loss" || name.ends_with("loss") { Goal::Minimize } else { Goal::Maximize }
-    }
-
-    /// Whether `candidate` beats `incumbent`. NaN never improves on anything.
-    pub fn improves(&self, candidate: f64, incumbent: Option<f64>) -> bool {
-        if candidate.is_nan() {
-            return false;
-        }
-        match incumbent {
-            None => true,
-            Some(best) if best.is_nan() => true,
-            Some(best) => match self {
-                Goal::Minimize => candidate < best,
-                Goal::Maximize => candidate > best,
-            },
-        }
-    }
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Goal::Minimize => "minimize",
-            Goal::Maximize => "maximize",
-        }
-    }
-}

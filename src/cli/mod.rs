@@ -1,0 +1,163 @@
+//! The command line: clap definitions, and one library call per subcommand.
+//!
+//! This is the edge where typed library errors get their context (`anyhow`), and where results
+//! are printed. Each subcommand parses its arguments, calls one library function and prints what
+//! it returns; the commands are grouped by what they work on: running a sweep ([`run`]), reading
+//! the tracker ([`tracker`]), using a trained model ([`model`]), charts ([`plot`]) and datasets
+//! ([`data`]).
+
+pub mod data;
+pub mod model;
+pub mod plot;
+pub mod run;
+pub mod tracker;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::store::{self, Store, StoreError};
+use crate::train::device::{DeviceSpec, set_cpu_threads};
+use data::DataCommand;
+use model::{EvalArgs, PredictArgs};
+use plot::PlotArgs;
+use run::{RunArgs, WorkerArgs};
+use tracker::{BestArgs, CompareArgs, ExportArgs, LsArgs, ShowRunArgs, StatusArgs};
+
+#[derive(Debug, Parser)]
+#[command(name = "sweep", version, about = "Hyperparameter sweeps and experiment tracking for U-Net segmentation")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command understands.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Where runs, checkpoints, plots and the cached synthetic dataset go.
+    #[arg(long, global = true, env = "SWEEP_RUNS", default_value = "runs")]
+    pub runs_dir: PathBuf,
+    /// The tracker: a SQLite file (default: <runs-dir>/sweep.db) or a postgres://user@host/db URL.
+    #[arg(long, global = true, env = "SWEEP_STORE")]
+    pub store: Option<String>,
+}
+
+impl Global {
+    /// The runs directory as an absolute path: workers and stored checkpoint paths use it.
+    pub fn runs_dir(&self) -> PathBuf {
+        std::path::absolute(&self.runs_dir).unwrap_or_else(|_| self.runs_dir.clone())
+    }
+
+    pub fn store_location(&self) -> String {
+        self.store.clone().unwrap_or_else(|| self.runs_dir().join("sweep.db").display().to_string())
+    }
+
+    pub fn open_store(&self) -> Result<Box<dyn Store>> {
+        Ok(store::open(&self.store_location(), false)?)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Expand a sweep file into trials and train them in parallel workers (resumable).
+    Run(RunArgs),
+    /// Claim and train trials from the tracker until none is left (what `run` starts per worker).
+    Worker(WorkerArgs),
+    /// Counts per status, the running trials and the best so far.
+    Status(StatusArgs),
+    /// List runs.
+    Ls(LsArgs),
+    /// One run: parameters, per-epoch metrics, checkpoints, error.
+    Show(ShowRunArgs),
+    /// The best run by a metric.
+    Best(BestArgs),
+    /// Runs side by side: the parameters that differ, then their metrics.
+    Compare(CompareArgs),
+    /// Every run with its parameters and per-epoch metrics, as CSV or JSON.
+    Export(ExportArgs),
+    /// Rebuild a run's model from its directory and evaluate it.
+    Eval(EvalArgs),
+    /// Predict masks for images with a run's model.
+    Predict(PredictArgs),
+    /// Draw a sweep's charts (PNG) and an index.html, or one run's two-panel chart.
+    Plot(PlotArgs),
+    /// Generate and inspect datasets.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ComputeArgs {
+    /// cpu, cuda[:K] (needs the `cuda` feature) or vulkan[:K] (needs the `vulkan` feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// CPU threads for tensor operations (default: all cores, divided among workers).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let g = cli.global;
+    match cli.command {
+        Command::Run(args) => run::run(&g, &args),
+        Command::Worker(args) => run::worker(&g, &args),
+        Command::Status(args) => tracker::status(&g, &args),
+        Command::Ls(args) => tracker::ls(&g, &args),
+        Command::Show(args) => tracker::show(&g, &args),
+        Command::Best(args) => tracker::best(&g, &args),
+        Command::Compare(args) => tracker::compare(&g, &args),
+        Command::Export(args) => tracker::export(&g, &args),
+        Command::Eval(args) => model::eval(&g, &args),
+        Command::Predict(args) => model::predict(&g, &args),
+        Command::Plot(args) => plot::plot(&g, &args),
+        Command::Data(DataCommand::Synth(args)) => data::synth(&args),
+        Command::Data(DataCommand::Show(args)) => data::show(&g, &args),
+    }
+}
+
+/// The exit code for an error: 2 when the user's input was wrong, 1 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<crate::Error>() {
+            return e.exit_code() as u8;
+        }
+        if let Some(e) = cause.downcast_ref::<crate::data::DataError>() {
+            return if e.is_bad_input() { 2 } else { 1 };
+        }
+        if let Some(e) = cause.downcast_ref::<crate::train::TrainError>() {
+            return if e.is_bad_input() { 2 } else { 1 };
+        }
+        if cause.downcast_ref::<crate::train::device::DeviceError>().is_some() {
+            return 2;
+        }
+        if let Some(e) = cause.downcast_ref::<StoreError>() {
+            return if e.is_bad_input() { 2 } else { 1 };
+        }
+        if cause.downcast_ref::<crate::study::spec::SpecError>().is_some() || cause.downcast_ref::<UsageError>().is_some() {
+            return 2;
+        }
+    }
+    1
+}
+
+/// A command-line value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+impl ComputeArgs {
+    /// Sets the CPU threads and opens the device (a missing GPU is an error here).
+    pub fn open(&self) -> Result<burn::tensor::Device> {
+        set_cpu_threads(self.threads.unwrap_or_else(crate::util::available_cores));
+        Ok(self.device.open()?)
+    }
+}

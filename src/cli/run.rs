@@ -1,0 +1,281 @@
+//! `sweep run` and `sweep worker`: register a sweep's trials and train them, locally in worker
+//! processes or as a SLURM job array; or be one of those workers.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+
+use super::{ComputeArgs, Global, usage};
+use crate::report;
+use crate::runner::scheduler::{self, RunOptions, SweepOutcome};
+use crate::runner::worker::{self, EventFormat, WorkerOptions};
+use crate::runner::{self as runner, slurm};
+use crate::store::{self, RunFilter, SweepRegistration};
+use crate::study::spec::SweepSpec;
+use crate::train::device::{DeviceSpec, set_cpu_threads};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The sweep file (TOML).
+    pub file: PathBuf,
+    /// Trials trained at once, each in its own process.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// GPU indices, one worker each (e.g. 0,1); sets CUDA_VISIBLE_DEVICES per worker.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Option<Vec<usize>>,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+    /// A Carvana-layout directory that replaces data.source in every trial.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Print the expanded trial table and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run failed trials again (they resume from their last checkpoint).
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// A trial whose worker dies this many times in a row, without finishing an epoch, fails.
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: i64,
+    /// Seconds without a heartbeat after which a running trial is reclaimed.
+    #[arg(long, default_value_t = 60.0)]
+    pub stale_after: f64,
+    /// Seconds between heartbeats.
+    #[arg(long, default_value_t = 5.0)]
+    pub heartbeat_every: f64,
+    /// Log lines instead of progress bars.
+    #[arg(long)]
+    pub plain: bool,
+    /// Do not draw the charts at the end.
+    #[arg(long)]
+    pub no_plot: bool,
+    /// Where the workers run: `local` processes, or a `slurm` job array.
+    #[arg(long, value_enum, default_value = "local")]
+    pub launcher: Launcher,
+    /// SLURM: the partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// SLURM: GPUs per worker (`--gres=gpu:G`).
+    #[arg(long, default_value_t = 0)]
+    pub gpus_per_worker: u32,
+    /// SLURM: time limit per worker, HH:MM:SS.
+    #[arg(long)]
+    pub time: Option<String>,
+    /// SLURM: an extra sbatch option, e.g. --sbatch-arg=--account=proj (repeatable).
+    #[arg(long = "sbatch-arg", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
+    /// SLURM: wait for the job, showing progress, then print the leaderboard.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Launcher {
+    Local,
+    Slurm,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Only claim trials of this sweep.
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// Stop after this many trials.
+    #[arg(long)]
+    pub max_trials: Option<usize>,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+    #[arg(long, value_enum, default_value = "human")]
+    pub events: EventFormat,
+    #[arg(long, default_value_t = 60.0)]
+    pub stale_after: f64,
+    #[arg(long, default_value_t = 5.0)]
+    pub heartbeat_every: f64,
+}
+
+/// `sweep run FILE`: validate, register, then train (or print the dry-run table).
+pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
+    let spec = crate::study::spec::load(&args.file)?;
+    let data_override = args.data.as_ref().map(|d| d.display().to_string());
+    let trials = spec.trials(data_override.as_deref());
+    let runs_dir = g.runs_dir();
+    if args.dry_run {
+        let known = g.open_store().ok().and_then(|s| s.runs(&RunFilter { sweep: Some(spec.name.clone()), status: None }).ok()).unwrap_or_default();
+        print!("{}", report::dry_run(&spec, &trials, &known));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let device = device_of(args)?;
+    // Check the device here once, so that a missing GPU is one clear error, not one per worker.
+    // (Under SLURM the GPUs are on the compute nodes, not here.)
+    if args.launcher == Launcher::Local {
+        device.open()?;
+    }
+    scheduler::prepare_data(&trials, &runs_dir).context("preparing the dataset")?;
+    let store_location = g.store_location();
+    let reg = scheduler::register(&spec, &trials, &store_location, args.retry_failed)?;
+    match &reg.registration {
+        SweepRegistration::New => println!("sweep {}: {} trials registered in {store_location}", spec.name, reg.added.len()),
+        SweepRegistration::Unchanged => {
+            println!("sweep {}: {} trials known; resuming ({} new)", spec.name, reg.existing + reg.added.len(), reg.added.len())
+        }
+        SweepRegistration::SpecChanged { .. } => println!(
+            "sweep {}: the sweep file changed since the last run; {} new trial(s) added ({} already known)",
+            spec.name,
+            reg.added.len(),
+            reg.existing
+        ),
+    }
+    if reg.requeued > 0 {
+        println!("retrying {} failed trial(s)", reg.requeued);
+    }
+    if args.launcher == Launcher::Slurm {
+        return run_on_slurm(g, args, &spec, &store_location, device);
+    }
+    let options = RunOptions {
+        store: store_location,
+        runs_dir: runs_dir.clone(),
+        workers: args.workers.max(1),
+        device,
+        devices: args.devices.clone(),
+        threads: args.compute.threads,
+        retry_failed: args.retry_failed,
+        max_attempts: args.max_attempts.max(1),
+        stale_after: args.stale_after,
+        heartbeat_every: args.heartbeat_every,
+        plain: args.plain,
+    };
+    let outcome = scheduler::run(&spec, &options)?;
+    if reg.added.is_empty() && reg.requeued == 0 && outcome.nothing_ran() {
+        println!("nothing to run: every trial of {} has finished{}", spec.name, outcome.retry_hint());
+    }
+    let counts: Vec<String> = outcome.counts().iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
+    println!("\nsweep {} finished in {}: {}", spec.name, crate::util::format_duration(outcome.elapsed.as_secs_f64()), counts.join(", "));
+    for e in &outcome.worker_errors {
+        eprintln!("error: {e}");
+    }
+    finish(g, args, &spec, &outcome)
+}
+
+/// The device the workers use: `--devices` implies CUDA unless `--device` names a GPU.
+fn device_of(args: &RunArgs) -> Result<DeviceSpec> {
+    if let Some(devices) = &args.devices {
+        if devices.is_empty() {
+            return Err(usage("--devices needs at least one GPU index, e.g. --devices 0,1"));
+        }
+        if !args.compute.device.is_gpu() && args.compute.device != DeviceSpec::Cpu {
+            return Err(usage("--devices needs a GPU --device (cuda or vulkan)"));
+        }
+    }
+    Ok(match (&args.devices, args.compute.device) {
+        (Some(_), DeviceSpec::Cpu) => DeviceSpec::Cuda(0),
+        (_, d) => d,
+    })
+}
+
+/// The end of a sweep: leaderboard, charts, and the exit code (1 when a trial did not complete).
+fn finish(g: &Global, args: &RunArgs, spec: &SweepSpec, outcome: &SweepOutcome) -> Result<ExitCode> {
+    println!("\n{}", report::leaderboard(&outcome.runs, &spec.metric.name, spec.metric.goal, 10));
+    if !args.no_plot && outcome.runs.iter().any(|r| r.epochs() > 0) {
+        draw_charts(g, &spec.name)?;
+    }
+    if outcome.interrupted {
+        println!("interrupted: run the same command to resume");
+        return Ok(ExitCode::from(1));
+    }
+    let problems = outcome.problems(&g.runs_dir().join(&spec.name).join("logs"));
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    Ok(if problems.is_empty() && !outcome.any_failed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The sweep's charts at the end of `sweep run`; a chart that cannot be drawn is a warning, not
+/// a failure of the sweep.
+fn draw_charts(g: &Global, sweep: &str) -> Result<()> {
+    let store = g.open_store()?;
+    match runner::draw_charts(store.as_ref(), sweep, &g.runs_dir()) {
+        Ok(w) => {
+            println!("charts: {}", w.dir.join("index.html").display());
+            for e in &w.errors {
+                eprintln!("warning: a chart could not be drawn: {e}");
+            }
+        }
+        Err(e) => eprintln!("warning: the charts could not be drawn: {e}"),
+    }
+    Ok(())
+}
+
+/// `--launcher slurm`: submit a job array of workers, record it, and with `--wait` follow it.
+fn run_on_slurm(g: &Global, args: &RunArgs, spec: &SweepSpec, store_location: &str, device: DeviceSpec) -> Result<ExitCode> {
+    let runs_dir = g.runs_dir();
+    if !store::is_postgres(store_location) {
+        eprintln!(
+            "note: the tracker is the SQLite file {store_location}; workers on other nodes need a shared store: \
+             use --store postgres://user@host/db for a multi-node cluster"
+        );
+    }
+    let options = slurm::SlurmOptions {
+        workers: args.workers.max(1),
+        partition: args.partition.clone(),
+        gpus_per_worker: args.gpus_per_worker,
+        cpus_per_worker: args.compute.threads,
+        time: args.time.clone(),
+        sbatch_args: args.sbatch_args.clone(),
+        device,
+        stale_after: args.stale_after,
+        heartbeat_every: args.heartbeat_every,
+    };
+    let exe = std::env::current_exe().context("locating the sweep binary")?;
+    let workdir = std::env::current_dir().context("reading the working directory")?;
+    let script = slurm::script(&spec.name, store_location, &runs_dir, &exe, &workdir, &options).map_err(|e| usage(e.to_string()))?;
+    let mut store = store::open(store_location, false)?;
+    let (job, path) = slurm::submit_and_record(store.as_mut(), &spec.name, &script, &runs_dir, options.workers)?;
+    println!("submitted slurm job {job}: {} worker task(s) for sweep {} ({})", options.workers, spec.name, path.display());
+    if !args.wait {
+        println!("follow it with `sweep status {}`", spec.name);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let waited = slurm::wait(store.as_ref(), &spec.name, &job, |line| println!("{line}")).map_err(|e| usage(e.to_string()))?;
+    if waited.interrupted {
+        println!("stopped waiting; the job goes on (cancel it with scancel {job})");
+        return Ok(ExitCode::from(1));
+    }
+    let runs = waited.runs;
+    println!("\n{}", report::leaderboard(&runs, &spec.metric.name, spec.metric.goal, 10));
+    if !args.no_plot && runs.iter().any(|r| r.epochs() > 0) {
+        draw_charts(g, &spec.name)?;
+    }
+    let unfinished = runs.iter().filter(|r| !r.status.is_final()).count();
+    if unfinished > 0 {
+        eprintln!("the job ended with {unfinished} trial(s) unfinished; submit again to resume them");
+        return Ok(ExitCode::from(1));
+    }
+    let failed = runs.iter().any(|r| r.status.is_unsuccessful());
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `sweep worker`: claim and train trials until none is left.
+pub fn worker(g: &Global, args: &WorkerArgs) -> Result<ExitCode> {
+    let threads = args.compute.threads.unwrap_or_else(crate::util::available_cores);
+    set_cpu_threads(threads);
+    let faults = match std::env::var("SWEEP_FAULT") {
+        Ok(spec) => crate::train::Faults::parse(&spec).map_err(usage)?,
+        Err(_) => Default::default(),
+    };
+    let options = WorkerOptions {
+        store: g.store_location(),
+        sweep: args.sweep.clone(),
+        runs_dir: g.runs_dir(),
+        device: args.compute.device,
+        max_trials: args.max_trials,
+        stale_after: args.stale_after,
+        heartbeat_every: args.heartbeat_every,
+        events: args.events,
+        faults,
+    };
+    let summary = worker::run(&options)?;
+    Ok(if summary.failed > 0 || summary.stopped { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

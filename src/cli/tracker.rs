@@ -1,0 +1,282 @@
+//! Commands that read the tracker: `status`, `ls`, `show`, `best`, `compare`, `export`.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+
+use super::{ComputeArgs, Global, usage};
+use crate::config::{Goal, Objective, Split};
+use crate::report::{self, filter::Listing};
+use crate::store::{self, RunFilter, RunStatus};
+use crate::train::checkpoint::CheckpointKind;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A sweep name (default: every sweep).
+    pub sweep: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// queued, running, completed, failed, pruned or diverged.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Sort by a metric (best first) or a field, e.g. val_iou or train.learning_rate.
+    #[arg(long)]
+    pub sort: Option<String>,
+    /// A filter, e.g. "train.learning_rate < 0.01 and val_iou > 0.9".
+    #[arg(long = "where")]
+    pub filter: Option<String>,
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowRunArgs {
+    pub run: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GoalArg {
+    Max,
+    Min,
+}
+
+#[derive(Debug, Args)]
+pub struct BestArgs {
+    /// loss, dice, iou or fg_iou (val_ unless --split or a split_ prefix says otherwise).
+    #[arg(long, default_value = "iou")]
+    pub metric: String,
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// train or val.
+    #[arg(long)]
+    pub split: Option<String>,
+    /// Override the direction inferred from the name (loss: min; dice, iou, fg_iou: max).
+    #[arg(long, value_enum)]
+    pub goal: Option<GoalArg>,
+    /// Reload the best checkpoint and evaluate it again.
+    #[arg(long)]
+    pub eval: bool,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    #[arg(required = true, num_args = 2..)]
+    pub runs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Write here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub sweep: Option<String>,
+}
+
+/// `sweep status [SWEEP]`: counts per status, the running trials, jobs, and the best so far.
+pub fn status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
+    let store = g.open_store()?;
+    let selected = match &args.sweep {
+        Some(name) => vec![store::find_sweep(store.as_ref(), name)?],
+        None => store.sweeps()?,
+    };
+    if selected.is_empty() {
+        println!("no sweep in {} yet", store.location());
+    }
+    let now = crate::util::now_unix();
+    for sweep in selected {
+        let runs = store.runs(&RunFilter { sweep: Some(sweep.name.clone()), status: None })?;
+        let objective = runs.first().and_then(|r| store.run_config(&r.id).ok()).map(|c| c.metric).unwrap_or_default();
+        let jobs: Vec<String> = store.jobs(Some(&sweep.name))?.iter().map(|job| crate::runner::slurm::describe(&job.job_id)).collect();
+        println!("{}", report::sweep_status(&sweep, &runs, &objective, &jobs, now));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sweep ls`: the runs that match, sorted, as a table, CSV or JSON.
+pub fn ls(g: &Global, args: &LsArgs) -> Result<ExitCode> {
+    let store = g.open_store()?;
+    let status = match &args.status {
+        Some(s) => Some(
+            RunStatus::parse(s).ok_or_else(|| usage(format!("--status {s}: expected one of {}", RunStatus::ALL.map(|s| s.as_str()).join(", "))))?,
+        ),
+        None => None,
+    };
+    let listing = Listing { sweep: args.sweep.clone(), status, filter: args.filter.as_deref(), sort: args.sort.as_deref() };
+    let runs = report::filter::list(store.as_ref(), &listing)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&runs)?)?;
+    } else if args.csv {
+        write!(out, "{}", report::runs_csv(&runs))?;
+    } else if runs.is_empty() {
+        writeln!(out, "no runs match")?;
+    } else {
+        write!(out, "{}", report::runs_table(&runs))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sweep show RUN`: one trial's settings, epochs, checkpoints and error.
+pub fn show(g: &Global, args: &ShowRunArgs) -> Result<ExitCode> {
+    store::validate_run_id(&args.run)?;
+    let store = g.open_store()?;
+    let run = store.run(&args.run)?;
+    let config = store.run_config(&args.run)?;
+    let text = report::show_run(&run, &store.metrics(&args.run)?, &store.checkpoints(&args.run)?, &config.metric);
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--metric iou --split val` → `val_iou`; `--metric train_loss` stays.
+fn metric_name(metric: &str, split: Option<&str>) -> Result<String> {
+    let name = match (Objective::parse_name(metric), split) {
+        (Some(_), None) => metric.to_string(),
+        (Some(_), Some(s)) => return Err(usage(format!("--metric {metric} already names its split; drop --split {s}"))),
+        (None, s) => {
+            let split = match s {
+                None => Split::Val,
+                Some(s) => Split::parse(s).ok_or_else(|| usage(format!("--split {s}: expected train or val")))?,
+            };
+            format!("{}_{metric}", split.as_str())
+        }
+    };
+    if Objective::parse_name(&name).is_none() {
+        return Err(usage(format!("--metric {metric}: expected loss, dice, iou or fg_iou (optionally prefixed train_ or val_)")));
+    }
+    Ok(name)
+}
+
+/// `sweep best`: the best trial by a metric, optionally re-evaluated from its checkpoint.
+pub fn best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
+    let metric = metric_name(&args.metric, args.split.as_deref())?;
+    let goal = match args.goal {
+        Some(GoalArg::Max) => Goal::Maximize,
+        Some(GoalArg::Min) => Goal::Minimize,
+        None => Goal::for_metric(&metric),
+    };
+    let store = g.open_store()?;
+    if let Some(s) = &args.sweep {
+        store::find_sweep(store.as_ref(), s)?;
+    }
+    let Some(best) = store.best(&metric, goal, args.sweep.as_deref())? else {
+        bail!("no run has a {metric} value yet{}", args.sweep.as_ref().map(|s| format!(" in sweep {s}")).unwrap_or_default());
+    };
+    let checkpoints = store.checkpoints(&best.run.id)?;
+    let best_ckpt = checkpoints.iter().find(|c| c.kind == "best").cloned();
+    // A trial keeps two checkpoints: its objective's best epoch and its last. For another
+    // metric, the last one is the right one when that is the metric's best epoch.
+    let kind = store::checkpoint_for_epoch(&checkpoints, best.epoch).and_then(|c| CheckpointKind::parse(&c.kind)).unwrap_or(CheckpointKind::Best);
+    let evaluation = if args.eval {
+        let device = args.compute.open()?;
+        let run_dir = crate::runner::worker::run_dir(&g.runs_dir(), &best.run.sweep, &best.run.id);
+        Some(crate::train::predict::evaluate_checkpoint(&run_dir, kind, &g.runs_dir(), None, &device)?)
+    } else {
+        None
+    };
+    if args.json {
+        let mut v = serde_json::json!({
+            "run": best.run.id,
+            "sweep": best.run.sweep,
+            "status": best.run.status,
+            "metric": metric,
+            "goal": goal.as_str(),
+            "value": best.value,
+            "epoch": best.epoch,
+            "params": best.run.params,
+            "metrics": best.run.metrics,
+            "checkpoint": best_ckpt,
+        });
+        if let Some(e) = &evaluation {
+            let m = &e.metrics;
+            v["eval"] = serde_json::json!({"checkpoint_epoch": e.epoch, "loss": report::json_number(m.loss), "dice": report::json_number(m.dice), "iou": report::json_number(m.iou), "fg_iou": report::json_number(m.fg_iou)});
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("best run     {} (sweep {}, {})", best.run.id, best.run.sweep, best.run.status.as_str());
+    println!("{metric:<12} {} at epoch {} ({})", report::fmt_num(best.value), best.epoch, goal.as_str());
+    for (i, (k, v)) in best.run.params.iter().enumerate() {
+        println!("{:<12} {k} = {}", if i == 0 { "params" } else { "" }, report::fmt_param(v));
+    }
+    if let Some(c) = &best_ckpt {
+        println!("checkpoint   {} (epoch {})", c.path, c.epoch);
+    }
+    println!();
+    print!("{}", report::compare(std::slice::from_ref(&best.run)).split("\n\n").nth(1).unwrap_or(""));
+    if let Some(e) = evaluation {
+        println!("\nre-evaluated the {} checkpoint (epoch {}) on the validation split:", kind.as_str(), e.epoch);
+        if e.epoch as i64 != best.epoch {
+            println!(
+                "(the run keeps checkpoints of its objective's best epoch and of its last epoch; {metric}'s best epoch {} has none)",
+                best.epoch
+            );
+        }
+        let m = &e.metrics;
+        println!(
+            "loss {}  dice {}  iou {}  fg_iou {}",
+            report::fmt_num(m.loss),
+            report::fmt_num(m.dice),
+            report::fmt_num(m.iou),
+            report::fmt_num(m.fg_iou)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sweep compare RUN RUN...`: the settings that differ, then the metrics.
+pub fn compare(g: &Global, args: &CompareArgs) -> Result<ExitCode> {
+    let store = g.open_store()?;
+    let runs: Vec<_> = args
+        .runs
+        .iter()
+        .map(|id| {
+            store::validate_run_id(id)?;
+            let mut run = store.run(id)?;
+            run.settings = store::settings_of(&store.run_config(id)?);
+            Ok::<_, store::StoreError>(run)
+        })
+        .collect::<Result<_, _>>()?;
+    print!("{}", report::compare(&runs));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sweep export`: every run with its per-epoch metrics, as CSV or JSON.
+pub fn export(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
+    let store = g.open_store()?;
+    let runs = store.runs(&RunFilter { sweep: args.sweep.clone(), status: None })?;
+    let with_metrics: Vec<_> = runs.into_iter().map(|r| store.metrics(&r.id).map(|m| (r, m))).collect::<Result<_, _>>()?;
+    let text = match args.format {
+        ExportFormat::Csv => report::export_csv(&with_metrics),
+        ExportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report::export_json(&with_metrics))?),
+    };
+    match &args.out {
+        Some(path) => {
+            crate::util::atomic_write(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {} runs to {}", with_metrics.len(), path.display());
+        }
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

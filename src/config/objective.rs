@@ -1,0 +1,153 @@
+//! The objective: which metric a trial is judged by and in which direction. The metric names,
+//! the splits they are measured on, and the goal are plain values shared by training (the best
+//! checkpoint), the tracker (`best`, summaries), the reports and the sweep files, so they live
+//! here, apart from the tensor code that computes the metrics.
+
+use serde::{Deserialize, Serialize};
+
+/// The metric names every epoch records, for each split.
+pub const METRIC_NAMES: [&str; 4] = ["loss", "dice", "iou", "fg_iou"];
+
+/// Which split a metric was measured on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Val,
+}
+
+impl Split {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Val => "val",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Split> {
+        match s {
+            "train" => Some(Split::Train),
+            "val" | "valid" | "validation" => Some(Split::Val),
+            _ => None,
+        }
+    }
+}
+
+/// The metric a run's `best` checkpoint and a sweep's ranking follow, e.g. `val_iou`, maximise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objective {
+    /// `<split>_<metric>`: split `train` or `val`, metric `loss`, `dice`, `iou` or `fg_iou`.
+    pub name: String,
+    pub goal: Goal,
+}
+
+impl Default for Objective {
+    fn default() -> Self {
+        Self { name: "val_iou".into(), goal: Goal::Maximize }
+    }
+}
+
+impl Objective {
+    /// Splits `val_iou` into (Val, "iou"); None if the name is not `<split>_<metric>`.
+    pub fn parse_name(name: &str) -> Option<(Split, &str)> {
+        let (split, metric) = name.split_once('_')?;
+        let split = Split::parse(split)?;
+        METRIC_NAMES.contains(&metric).then_some((split, metric))
+    }
+
+    pub fn split_and_metric(&self) -> (Split, &str) {
+        Self::parse_name(&self.name).unwrap_or((Split::Val, "iou"))
+    }
+}
+
+/// Whether a metric is better when lower (`loss`) or higher (everything else).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Goal {
+    #[serde(alias = "minimize", alias = "min")]
+    Minimize,
+    #[serde(alias = "maximize", alias = "max")]
+    Maximize,
+}
+
+impl Goal {
+    /// The natural direction of a metric name (with or without a split prefix).
+    pub fn for_metric(name: &str) -> Goal {
+        let base = name.rsplit('_').next().unwrap_or(name);
+        if base == "loss" || name.ends_with("loss") { Goal::Minimize } else { Goal::Maximize }
+    }
+
+    /// Whether `candidate` beats `incumbent`. NaN never improves on anything.
+    pub fn improves(&self, candidate: f64, incumbent: Option<f64>) -> bool {
+        if candidate.is_nan() {
+            return false;
+        }
+        match incumbent {
+            None => true,
+            Some(best) if best.is_nan() => true,
+            Some(best) => match self {
+                Goal::Minimize => candidate < best,
+                Goal::Maximize => candidate > best,
+            },
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Goal::Minimize => "minimize",
+            Goal::Maximize => "maximize",
+        }
+    }
+}
+
+/// Serde for floats that may be NaN or infinite: JSON has no such numbers (serde_json would write
+/// `null` and fail to read it back), so they are written as the strings "NaN", "inf" and "-inf".
+pub mod nonfinite {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        match kind_name(*v) {
+            None => s.serialize_f64(*v),
+            Some(name) => s.serialize_str(name),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Num(f64),
+            Text(String),
+            Null(()),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Num(v) => Ok(v),
+            Repr::Null(()) => Ok(f64::NAN),
+            Repr::Text(t) => parse_kind(&t).ok_or_else(|| serde::de::Error::custom(format!("not a number: {t:?}"))),
+        }
+    }
+
+    /// "NaN", "inf" or "-inf" for a non-finite value; None for a finite one.
+    pub fn kind_name(v: f64) -> Option<&'static str> {
+        if v.is_nan() {
+            Some("NaN")
+        } else if v == f64::INFINITY {
+            Some("inf")
+        } else if v == f64::NEG_INFINITY {
+            Some("-inf")
+        } else {
+            None
+        }
+    }
+
+    pub fn parse_kind(t: &str) -> Option<f64> {
+        match t {
+            "NaN" | "nan" => Some(f64::NAN),
+            "inf" | "+inf" | "Infinity" => Some(f64::INFINITY),
+            "-inf" | "-Infinity" => Some(f64::NEG_INFINITY),
+            _ => None,
+        }
+    }
+}
+

@@ -1,0 +1,16 @@
+//! Training one trial, and everything that touches tensors: the U-Net ([`model`]), the loss and
+//! metrics ([`metrics`]), the loop over epochs with validation, divergence and resume
+//! ([`trainer`]), checkpoints and trial directories ([`checkpoint`]), the device ([`device`]) and
+//! inference ([`predict`]). Nothing outside this module depends on burn.
+
+pub mod checkpoint;
+pub mod device;
+pub mod metrics;
+pub mod model;
+pub mod predict;
+pub mod trainer;
+
+pub use trainer::{
+    DataSplit, Faults, NullObserver, Observer, Outcome, RunContext, SavedCheckpoint, StepProgress, StopRequest, TrainError, batch_tensors,
+    dataset_dir, evaluate, load_model, load_split, optimizer, train,
+};
