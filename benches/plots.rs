@@ -6,10 +6,10 @@ mod common;
 
 use std::path::Path;
 
+use sweep::store::{NewTrial, RunStatus, SqliteStore, Store, WorkerInfo};
 use sweep::train::checkpoint::EpochSummary;
 use sweep::train::device::DeviceSpec;
 use sweep::train::metrics::SplitMetrics;
-use sweep::store::{NewTrial, RunStatus, SqliteStore, Store, WorkerInfo};
 use sweep::train::{self, Faults, RunContext};
 
 fn main() {

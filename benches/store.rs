@@ -7,8 +7,8 @@ mod common;
 use std::process::Command;
 use std::time::Instant;
 
-use sweep::config::{RunConfig, Split};
 use sweep::config::Goal;
+use sweep::config::{RunConfig, Split};
 use sweep::store::{CheckpointRow, EpochLog, MetricValue, NewTrial, RunFilter, SqliteStore, Store, WorkerInfo};
 
 const RUNS: usize = 10_000;

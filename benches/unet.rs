@@ -12,9 +12,9 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Distribution, Tensor};
 use sweep::config::TrainConfig;
+use sweep::config::UNetConfig;
 use sweep::train::device::{DeviceSpec, set_cpu_threads};
 use sweep::train::metrics::bce_dice_loss;
-use sweep::config::UNetConfig;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();

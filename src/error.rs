@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use crate::data::DataError;
-use crate::study::spec::SpecError;
 use crate::store::StoreError;
+use crate::study::spec::SpecError;
 use crate::train::TrainError;
 
 /// Any failure of a `sweep` library operation.

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use image::{GrayImage, Rgb, RgbImage, Rgba, RgbaImage};
 use predicates::str::contains;
 use sweep::config::SplitBy;
+use sweep::config::{Augment, SynthSpec};
 use sweep::data::augment::{Draw, rgb_to_hsv};
 use sweep::data::synth;
-use sweep::config::{Augment, SynthSpec};
 use sweep::data::{self, DataError, Loader};
 
 #[test]

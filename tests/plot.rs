@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use sweep::config::Objective;
 use sweep::config::Goal;
+use sweep::config::Objective;
 use sweep::report::charts::draw::{self, CHART_SIZE, PANELS_SIZE, PARALLEL_SIZE};
 use sweep::report::charts::series::{self, Axis, RunData};
 use sweep::store::{MetricRow, MetricSummary, RunRow, RunStatus};

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
-use sweep::study::spec::{self, Method};
 use sweep::store::{RunFilter, RunStatus, SqliteStore, Store};
+use sweep::study::spec::{self, Method};
 
 fn parse(text: &str) -> Result<spec::SweepSpec, String> {
     spec::parse(text, Path::new("sweeps/test.toml")).map_err(|e| e.to_string())
@@ -227,19 +227,60 @@ fn assert_complete(runs: &Path, sweep: &str, trials: usize, epochs: i64) {
     }
 }
 
+/// One sweep trained once for the tests below, which only read it: `sweep run` of a 3-trial
+/// grid with 2 workers, the same file again, then the file edited to add a fourth value. It
+/// lives in cargo's temporary directory for integration tests (a static is never dropped, so a
+/// `TempDir` would be left behind in /tmp), cleared at the start of each test run.
+struct Trained {
+    runs: PathBuf,
+    first: String,
+    again: String,
+    edited: String,
+}
+
+fn trained() -> &'static Trained {
+    static TRAINED: std::sync::OnceLock<Trained> = std::sync::OnceLock::new();
+    TRAINED.get_or_init(|| {
+        let runs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sweep-trained");
+        let _ = std::fs::remove_dir_all(&runs);
+        std::fs::create_dir_all(&runs).unwrap();
+        let file = runs.join("s.toml");
+        let run = |args: &[&str]| {
+            let out = common::sweep(&runs).arg("run").arg(&file).args(args).arg("--plain").output().unwrap();
+            assert!(out.status.success(), "sweep run failed: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        std::fs::write(&file, common::tiny_sweep("twice", 2, &[0.0, 0.2, 0.4])).unwrap();
+        let first = run(&["--workers", "2"]);
+        let again = run(&[]);
+        std::fs::write(&file, common::tiny_sweep("twice", 2, &[0.0, 0.2, 0.4, 0.5])).unwrap();
+        let edited = run(&[]);
+        Trained { runs, first, again, edited }
+    })
+}
+
 #[test]
-fn run_trains_every_trial_and_a_second_run_adds_nothing() {
-    let runs = tempfile::tempdir().unwrap();
-    let file = runs.path().join("s.toml");
-    std::fs::write(&file, common::tiny_sweep("twice", 2, &[0.0, 0.2, 0.4])).unwrap();
-    common::sweep(runs.path())
-        .args(["run", file.to_str().unwrap(), "--workers", "2", "--plain"])
-        .assert()
-        .success()
-        .stdout(contains("3 trials registered").and(contains("rank")).and(contains("3 completed")));
-    assert_complete(runs.path(), "twice", 3, 2);
-    // The charts were drawn at the end of the run.
-    let plots = runs.path().join("twice/plots");
+fn run_trains_every_trial_and_prints_the_leaderboard() {
+    let t = trained();
+    assert!(t.first.contains("3 trials registered"), "{}", t.first);
+    assert!(t.first.contains("rank") && t.first.contains("3 completed"), "{}", t.first);
+    assert_complete(&t.runs, "twice", 4, 2);
+}
+
+#[test]
+fn a_second_run_of_the_same_file_adds_nothing() {
+    assert!(trained().again.contains("nothing to run"), "{}", trained().again);
+}
+
+#[test]
+fn an_edited_file_under_the_same_name_adds_only_its_new_configs() {
+    let edited = &trained().edited;
+    assert!(edited.contains("the sweep file changed") && edited.contains("1 new trial(s) added (3 already known)"), "{edited}");
+}
+
+#[test]
+fn the_charts_are_drawn_at_the_end_of_a_run_in_their_documented_sizes() {
+    let plots = &trained().runs.join("twice/plots");
     // Sizes as README.md documents them; the grid: 4 columns and 4 validation images of 160 px.
     for (name, size) in [
         ("curves_val_iou.png", (1000, 600)),
@@ -253,93 +294,147 @@ fn run_trains_every_trial_and_a_second_run_adds_nothing() {
         let colours: HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
         assert!(colours.len() > 50, "{name} is nearly blank: {} colours", colours.len());
     }
-    // The grid's "actual mask" tile of the first image is a binary mask with car and background.
-    let grid = image::open(plots.join("predictions.png")).unwrap().into_rgb8();
+    assert!(std::fs::read_to_string(plots.join("index.html")).unwrap().contains("predictions.png"));
+}
+
+#[test]
+fn the_prediction_grid_shows_the_actual_mask_in_black_and_white() {
+    let grid = image::open(&trained().runs.join("twice/plots/predictions.png")).unwrap().into_rgb8();
+    // The "actual mask" tile of the first image.
     let tile: Vec<u8> = (0..160u32).flat_map(|y| (0..160u32).map(move |x| (x, y))).map(|(x, y)| grid.get_pixel(8 + 168 + x, 64 + y).0[0]).collect();
     let (car, background) = (tile.iter().filter(|&&v| v > 225).count(), tile.iter().filter(|&&v| v < 30).count());
     assert!(car + background > tile.len() * 4 / 5, "a mask tile is black and white but for its smoothed edges");
     assert!(car > 0 && background > 0, "with both car and background");
-    assert!(std::fs::read_to_string(plots.join("index.html")).unwrap().contains("predictions.png"));
-    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain"]).assert().success().stdout(contains("nothing to run"));
-    assert_complete(runs.path(), "twice", 3, 2);
+}
 
-    // An edited file under the same name adds only its new configs, and says so.
-    std::fs::write(&file, common::tiny_sweep("twice", 2, &[0.0, 0.2, 0.4, 0.5])).unwrap();
-    common::sweep(runs.path())
-        .args(["run", file.to_str().unwrap(), "--plain"])
-        .assert()
-        .success()
-        .stdout(contains("the sweep file changed").and(contains("1 new trial(s) added (3 already known)")));
-    assert_complete(runs.path(), "twice", 4, 2);
-
-    // The tracker answers.
-    common::sweep(runs.path()).args(["best", "--metric", "iou"]).assert().success().stdout(contains("best run").and(contains("twice-")));
-    common::sweep(runs.path())
+#[test]
+fn best_ranks_by_the_metric_in_its_natural_direction() {
+    let runs = &trained().runs;
+    common::sweep(runs).args(["best", "--metric", "iou"]).assert().success().stdout(contains("best run").and(contains("twice-")));
+    common::sweep(runs)
         .args(["best", "--metric", "loss", "--json"])
         .assert()
         .success()
         .stdout(contains("\"goal\": \"minimize\"").and(contains("\"metric\": \"val_loss\"")));
-    common::sweep(runs.path())
+}
+
+#[test]
+fn ls_filters_and_sorts_by_a_swept_setting() {
+    common::sweep(&trained().runs)
         .args(["ls", "--sort", "val_iou", "--where", "augment.hue_delta >= 0.2"])
         .assert()
         .success()
         .stdout(contains("twice-2").and(contains("twice-3")).and(contains("twice-4")).and(contains("twice-1").not()));
-    // Settings that were not swept come from each run's resolved config (learning_rate is 0.003).
-    common::sweep(runs.path())
+}
+
+#[test]
+fn ls_reads_settings_that_were_not_swept_from_each_trials_config() {
+    let runs = &trained().runs;
+    // learning_rate is 0.003 in every trial.
+    common::sweep(runs)
         .args(["ls", "--where", "train.learning_rate < 0.01 and augment.hue_delta >= 0.2", "--sort", "train.epochs"])
         .assert()
         .success()
         .stdout(contains("twice-2").and(contains("twice-3")).and(contains("twice-1").not()));
-    common::sweep(runs.path()).args(["ls", "--where", "train.learning_rate > 0.01"]).assert().success().stdout(contains("twice-2").not());
-    common::sweep(runs.path())
+    common::sweep(runs).args(["ls", "--where", "train.learning_rate > 0.01"]).assert().success().stdout(contains("twice-2").not());
+}
+
+#[test]
+fn ls_refuses_an_unknown_field_or_a_broken_filter_with_exit_code_2() {
+    let runs = &trained().runs;
+    common::sweep(runs)
         .args(["ls", "--where", "train.learnin_rate < 1"])
         .assert()
         .code(2)
         .stderr(contains("unknown field \"train.learnin_rate\"").and(contains("train.learning_rate")));
-    common::sweep(runs.path()).args(["show", "twice-2"]).assert().success().stdout(contains("epoch").and(contains("checkpoints")));
-    common::sweep(runs.path())
+    common::sweep(runs).args(["ls", "--where", "val_iou >"]).assert().code(2).stderr(contains("expected a value"));
+    common::sweep(runs).args(["ls", "--where", "colour = red"]).assert().code(2).stderr(contains("unknown field"));
+}
+
+#[test]
+fn show_prints_a_trials_epochs_and_checkpoints() {
+    common::sweep(&trained().runs).args(["show", "twice-2"]).assert().success().stdout(contains("epoch").and(contains("checkpoints")));
+}
+
+#[test]
+fn show_refuses_an_unknown_or_unsafe_trial_id_with_exit_code_2() {
+    let runs = &trained().runs;
+    common::sweep(runs).args(["show", "twice-99"]).assert().code(2).stderr(contains("no run \"twice-99\""));
+    common::sweep(runs).args(["show", "../etc"]).assert().code(2);
+}
+
+#[test]
+fn compare_shows_the_settings_that_differ_and_the_metrics() {
+    common::sweep(&trained().runs)
         .args(["compare", "twice-1", "twice-3"])
         .assert()
         .success()
         .stdout(contains("augment.hue_delta").and(contains("best val_iou")));
-    common::sweep(runs.path()).args(["status", "twice"]).assert().success().stdout(contains("4 completed").and(contains("best so far")));
-    let csv = runs.path().join("export.csv");
-    common::sweep(runs.path()).args(["export", "--format", "csv", "--out", csv.to_str().unwrap()]).assert().success();
-    let text = std::fs::read_to_string(&csv).unwrap();
-    assert_eq!(text.lines().count(), 1 + 4 * 2, "a header and one line per run and epoch");
-    assert!(text.lines().next().unwrap().contains("val_iou"));
-    common::sweep(runs.path()).args(["export", "--format", "json"]).assert().success().stdout(contains("\"epochs\""));
-    common::sweep(runs.path()).args(["show", "twice-99"]).assert().code(2).stderr(contains("no run \"twice-99\""));
-    common::sweep(runs.path()).args(["show", "../etc"]).assert().code(2);
-    common::sweep(runs.path()).args(["ls", "--where", "val_iou >"]).assert().code(2).stderr(contains("expected a value"));
-    common::sweep(runs.path()).args(["ls", "--where", "colour = red"]).assert().code(2).stderr(contains("unknown field"));
+}
 
-    // The best run's checkpoint reloads and evaluates; predict writes masks at the input's size.
-    common::sweep(runs.path()).args(["best", "--eval"]).assert().success().stdout(contains("re-evaluated the best checkpoint"));
+#[test]
+fn status_counts_the_trials_and_names_the_best_so_far() {
+    common::sweep(&trained().runs).args(["status", "twice"]).assert().success().stdout(contains("4 completed").and(contains("best so far")));
+}
+
+#[test]
+fn export_writes_a_line_per_trial_and_epoch() {
+    let runs = &trained().runs;
+    let out = tempfile::tempdir().unwrap();
+    let csv = out.path().join("export.csv");
+    common::sweep(runs).args(["export", "--format", "csv", "--out", csv.to_str().unwrap()]).assert().success();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 1 + 4 * 2, "a header and one line per trial and epoch");
+    assert!(text.lines().next().unwrap().contains("val_iou"));
+    common::sweep(runs).args(["export", "--format", "json"]).assert().success().stdout(contains("\"epochs\""));
+}
+
+#[test]
+fn best_eval_reloads_the_checkpoint_that_holds_the_metrics_best_epoch() {
+    let runs = &trained().runs;
+    common::sweep(runs).args(["best", "--eval"]).assert().success().stdout(contains("re-evaluated the best checkpoint"));
     // Another metric than the objective: the checkpoint evaluated is said, with its epoch.
-    common::sweep(runs.path()).args(["best", "--metric", "loss", "--eval"]).assert().success().stdout(contains("re-evaluated the "));
-    let panel = runs.path().join("panel");
-    common::sweep(runs.path()).args(["plot", "--run", "twice-2", "--out", panel.to_str().unwrap()]).assert().success();
-    assert!(image::open(panel.join("run_twice-2.png")).is_ok());
-    common::sweep(runs.path()).args(["eval", "twice-1", "--checkpoint", "last"]).assert().success().stdout(contains("fg_iou"));
-    let img = runs.path().join("car.png");
+    common::sweep(runs).args(["best", "--metric", "loss", "--eval"]).assert().success().stdout(contains("re-evaluated the "));
+}
+
+#[test]
+fn plot_run_draws_one_trials_two_panel_chart() {
+    let out = tempfile::tempdir().unwrap();
+    common::sweep(&trained().runs).args(["plot", "--run", "twice-2", "--out", out.path().to_str().unwrap()]).assert().success();
+    assert!(image::open(out.path().join("run_twice-2.png")).is_ok());
+}
+
+#[test]
+fn eval_rebuilds_a_trials_model_and_evaluates_its_last_checkpoint() {
+    common::sweep(&trained().runs).args(["eval", "twice-1", "--checkpoint", "last"]).assert().success().stdout(contains("fg_iou"));
+}
+
+#[test]
+fn predict_writes_binary_masks_at_the_inputs_size() {
+    let out = tempfile::tempdir().unwrap();
+    let img = out.path().join("car.png");
     image::RgbImage::from_fn(75, 50, |x, y| image::Rgb([(x * 3) as u8, (y * 5) as u8, 80])).save(&img).unwrap();
-    let out = runs.path().join("pred");
-    common::sweep(runs.path()).args(["predict", "twice-1", img.to_str().unwrap(), "--out", out.to_str().unwrap()]).assert().success();
-    let mask = image::open(out.join("car_mask.png")).unwrap().into_luma8();
+    let pred = out.path().join("pred");
+    common::sweep(&trained().runs).args(["predict", "twice-1", img.to_str().unwrap(), "--out", pred.to_str().unwrap()]).assert().success();
+    let mask = image::open(pred.join("car_mask.png")).unwrap().into_luma8();
     assert_eq!(mask.dimensions(), (75, 50), "the mask has the input's size");
     assert!(mask.iter().all(|&v| v == 0 || v == 255));
-    assert!(out.join("car_overlay.png").is_file());
-    common::sweep(runs.path())
-        .args(["predict", "twice-1", "/no/such.png", "--out", out.to_str().unwrap()])
+    assert!(pred.join("car_overlay.png").is_file());
+}
+
+#[test]
+fn predict_names_a_missing_or_broken_image_with_exit_code_2() {
+    let out = tempfile::tempdir().unwrap();
+    let runs = &trained().runs;
+    common::sweep(runs)
+        .args(["predict", "twice-1", "/no/such.png", "--out", out.path().to_str().unwrap()])
         .assert()
         .code(2)
         .stderr(contains("/no/such.png: no such image file"));
-    // A file that is not an image is bad input too, named.
-    let junk = runs.path().join("junk.png");
+    let junk = out.path().join("junk.png");
     std::fs::write(&junk, b"not a png").unwrap();
-    common::sweep(runs.path())
-        .args(["predict", "twice-1", junk.to_str().unwrap(), "--out", out.to_str().unwrap()])
+    common::sweep(runs)
+        .args(["predict", "twice-1", junk.to_str().unwrap(), "--out", out.path().to_str().unwrap()])
         .assert()
         .code(2)
         .stderr(contains("junk.png"));
@@ -493,8 +588,10 @@ fn ctrl_c_once_checkpoints_and_stops_twice_stops_now_and_both_resume() {
         assert_eq!(s.integrity_check().unwrap(), "ok");
         for r in s.runs(&RunFilter::default()).unwrap() {
             assert_eq!(r.status, RunStatus::Queued, "{} was given back ({interrupts} Ctrl-C)", r.id);
-            let last =
-                sweep::train::checkpoint::RunDir::new(runs.path().join("stop").join(&r.id)).load(sweep::train::checkpoint::CheckpointKind::Last).unwrap().unwrap();
+            let last = sweep::train::checkpoint::RunDir::new(runs.path().join("stop").join(&r.id))
+                .load(sweep::train::checkpoint::CheckpointKind::Last)
+                .unwrap()
+                .unwrap();
             assert_eq!(last.state.epochs_done as i64, r.epochs(), "{}: the tracker and the checkpoint agree", r.id);
             assert!(r.epochs() < 150, "{} stopped early", r.id);
         }

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use sweep::train::checkpoint::{CheckpointKind, EpochSummary, RunDir};
 use sweep::config::RunConfig;
-use sweep::train::device::DeviceSpec;
 use sweep::config::{Goal, ModelError, UNetConfig};
+use sweep::train::checkpoint::{CheckpointKind, EpochSummary, RunDir};
+use sweep::train::device::DeviceSpec;
 use sweep::train::metrics::{Confusion, MetricAccumulator, bce_dice_loss, bce_with_logits, confusion_counts, soft_dice};
 use sweep::train::{self, Faults, Observer, Outcome, RunContext, SavedCheckpoint, StepProgress, StopRequest};
 

@@ -138,7 +138,10 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<StoreError>() {
             return if e.is_bad_input() { 2 } else { 1 };
         }
-        if cause.downcast_ref::<crate::study::spec::SpecError>().is_some() || cause.downcast_ref::<UsageError>().is_some() {
+        if cause.downcast_ref::<crate::study::spec::SpecError>().is_some()
+            || cause.downcast_ref::<crate::config::Invalid>().is_some()
+            || cause.downcast_ref::<UsageError>().is_some()
+        {
             return 2;
         }
     }

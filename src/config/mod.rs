@@ -19,7 +19,6 @@ pub use augment::Augment;
 pub use model::{ModelError, UNetConfig, WeightInit, nearest_valid};
 pub use objective::{Goal, METRIC_NAMES, Objective, Split, nonfinite};
 
-
 /// Every setting of one training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

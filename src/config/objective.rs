@@ -150,4 +150,3 @@ pub mod nonfinite {
         }
     }
 }
-

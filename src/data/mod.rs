@@ -26,7 +26,6 @@ use rayon::prelude::*;
 
 use crate::config::SplitBy;
 
-
 pub use pipeline::{Batch, Loader};
 
 /// Image file extensions recognised in `train/` (lower case).

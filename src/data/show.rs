@@ -6,8 +6,8 @@ use std::path::Path;
 use image::{GrayImage, Rgb, RgbImage};
 
 use super::augment::Draw;
-use crate::config::Augment;
 use super::{DataStats, Sample};
+use crate::config::Augment;
 use crate::report::canvas::{Canvas, fit, mask_to_rgb, overlay};
 
 const TILE_W: u32 = 200;

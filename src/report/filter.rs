@@ -8,8 +8,8 @@
 //! `best_val_iou` the same as `val_iou`. Filters are evaluated in Rust on the listed rows: user
 //! text never becomes SQL.
 
-use crate::config::Objective;
 use crate::config::Goal;
+use crate::config::Objective;
 
 use crate::store::{RunFilter, RunRow, RunStatus, Store, is_setting, settings_of};
 

@@ -23,7 +23,14 @@ pub fn draw_charts(store: &dyn Store, sweep: &str, runs_dir: &Path) -> crate::Re
 
 /// Draws every chart of a sweep into `out` (default `runs/<sweep>/plots/`), the prediction grid
 /// with `samples` validation images predicted on `device`.
-pub fn draw_charts_to(store: &dyn Store, sweep: &str, runs_dir: &Path, out: Option<&Path>, device: DeviceSpec, samples: usize) -> crate::Result<Written> {
+pub fn draw_charts_to(
+    store: &dyn Store,
+    sweep: &str,
+    runs_dir: &Path,
+    out: Option<&Path>,
+    device: DeviceSpec,
+    samples: usize,
+) -> crate::Result<Written> {
     let device = device.open().map_err(crate::train::TrainError::from)?;
     let grid = |sweep: &str, trial: &str, path: &Path| crate::train::predict::prediction_grid(runs_dir, sweep, trial, &device, samples, path);
     charts::plot_sweep(store, sweep, runs_dir, out, Some(&grid))

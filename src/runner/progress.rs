@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::report::{fmt_num, short_params};
+use crate::runner::worker::Event;
 use crate::store::RunStatus;
 use crate::util::format_duration;
-use crate::runner::worker::Event;
 
 /// Where one worker's trial stands.
 #[derive(Debug, Clone)]

@@ -18,11 +18,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::train::device::DeviceSpec;
 use crate::runner::progress::Progress;
-use crate::study::spec::{SweepSpec, Trial};
-use crate::store::{self, Lease, NewTrial, RunFilter, RunRow, RunStatus, SweepRegistration};
 use crate::runner::worker::Event;
+use crate::store::{self, Lease, NewTrial, RunFilter, RunRow, RunStatus, SweepRegistration};
+use crate::study::spec::{SweepSpec, Trial};
+use crate::train::device::DeviceSpec;
 
 /// How to run a sweep locally.
 #[derive(Debug, Clone)]

@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::train::checkpoint::{EpochSummary, RunDir};
 use crate::config::Split;
-use crate::train::device::{DeviceSpec, panic_message};
 use crate::store::{self, CheckpointRow, Claim, EpochLog, Lease, MetricValue, RunFilter, RunStatus, Store, StoreError, WorkerInfo};
+use crate::train::checkpoint::{EpochSummary, RunDir};
+use crate::train::device::{DeviceSpec, panic_message};
 use crate::train::{self, Faults, Observer, Outcome, RunContext, SavedCheckpoint, StepProgress, StopRequest};
 
 /// What a worker reports, one JSON object per line on stdout in `--events json` mode.

@@ -28,8 +28,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{RunConfig, Split};
 use crate::config::Goal;
+use crate::config::{RunConfig, Split};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -467,7 +467,10 @@ pub fn find_sweep(store: &dyn Store, name: &str) -> StoreResult<SweepInfo> {
         return Ok(found.clone());
     }
     let names = sweeps.iter().map(|s| s.name.as_str());
-    Err(StoreError::UnknownSweep { name: name.to_string(), suggestions: crate::util::did_you_mean(name, names).map(|s| vec![s.to_string()]).unwrap_or_default() })
+    Err(StoreError::UnknownSweep {
+        name: name.to_string(),
+        suggestions: crate::util::did_you_mean(name, names).map(|s| vec![s.to_string()]).unwrap_or_default(),
+    })
 }
 
 /// The kept checkpoint that holds `epoch`: the `best` one if it is of that epoch, else the `last`

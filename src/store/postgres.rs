@@ -21,8 +21,8 @@ use super::{
     RunStatus, Store, StoreError, StoreResult, SweepInfo, SweepRegistration, WorkerInfo, code_version, decode_value, encode_value,
     validate_sweep_name,
 };
-use crate::config::RunConfig;
 use crate::config::Goal;
+use crate::config::RunConfig;
 use crate::util::{now_unix, sha256_hex};
 
 /// The schema, one migration per version, each a list of SQL scripts run in order. Append only.

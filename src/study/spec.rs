@@ -18,8 +18,8 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Map, Value as Json, json};
 use toml_edit::{Document, Item, TableLike};
 
-use crate::config::{Objective, OptimizerKind, RunConfig, Schedule, SplitBy};
 use crate::config::Goal;
+use crate::config::{Objective, OptimizerKind, RunConfig, Schedule, SplitBy};
 use crate::util::did_you_mean;
 
 /// Every problem found in a sweep file, each located.
@@ -241,8 +241,11 @@ impl Validator<'_> {
             None | Some("grid") => Method::Grid,
             Some("random") => Method::Random,
             Some(other) => {
-                let hint =
-                    if other == "bayes" { " (Bayesian search is not supported)".to_string() } else { did_you_mean_suffix(other, &["grid", "random"]) };
+                let hint = if other == "bayes" {
+                    " (Bayesian search is not supported)".to_string()
+                } else {
+                    did_you_mean_suffix(other, &["grid", "random"])
+                };
                 self.report(item_span(root, "method"), format!("method = {other:?} is not a method; use \"grid\" or \"random\"{hint}"));
                 Method::Grid
             }
@@ -559,7 +562,10 @@ impl Validator<'_> {
         };
         for (k, v) in table.iter() {
             if !PARAM_KEYS.contains(&k) {
-                self.report(table.key(k).and_then(|x| x.span()).or(v.span()), format!("parameter {key:?}: {}", unknown_key_message(k, "", PARAM_KEYS)));
+                self.report(
+                    table.key(k).and_then(|x| x.span()).or(v.span()),
+                    format!("parameter {key:?}: {}", unknown_key_message(k, "", PARAM_KEYS)),
+                );
             }
         }
         let e = Entry { key, table, span: span.clone(), default };
@@ -638,7 +644,11 @@ impl Validator<'_> {
             other => {
                 self.report(
                     dist_item.span(),
-                    format!("parameter {key:?}: distribution {other:?} is not one of {}{}", DISTRIBUTIONS.join(", "), did_you_mean_suffix(other, DISTRIBUTIONS)),
+                    format!(
+                        "parameter {key:?}: distribution {other:?} is not one of {}{}",
+                        DISTRIBUTIONS.join(", "),
+                        did_you_mean_suffix(other, DISTRIBUTIONS)
+                    ),
                 );
                 return None;
             }

@@ -15,7 +15,6 @@
 use burn::tensor::activation::relu;
 use burn::tensor::{Int, Tensor, activation::sigmoid};
 
-
 /// Pixel-mean binary cross-entropy from logits.
 ///
 /// # Shapes
@@ -179,4 +178,3 @@ impl MetricAccumulator {
         }
     }
 }
-

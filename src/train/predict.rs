@@ -7,14 +7,14 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 use image::{GrayImage, RgbImage};
 
-use crate::config::RunConfig;
 use crate::config::Augment;
+use crate::config::RunConfig;
 use crate::data::{self, DataError};
+use crate::report::canvas::{Canvas, fit, mask_to_rgb, overlay, save_png};
+use crate::train::TrainError;
 use crate::train::checkpoint::{CheckpointKind, RunDir, TrainState};
 use crate::train::metrics::SplitMetrics;
-use crate::train::TrainError;
 use crate::train::model::UNet;
-use crate::report::canvas::{Canvas, fit, mask_to_rgb, overlay, save_png};
 
 /// A model ready to predict.
 pub struct Predictor {
@@ -106,7 +106,13 @@ pub struct Evaluation {
 /// Rebuilds a trial's model from its directory and checkpoint `kind`, and evaluates it in eval
 /// mode on its validation split (rebuilt from its config under `runs_dir`), or on every image of
 /// `data` when given.
-pub fn evaluate_checkpoint(run: &RunDir, kind: CheckpointKind, runs_dir: &Path, data: Option<&Path>, device: &Device) -> Result<Evaluation, TrainError> {
+pub fn evaluate_checkpoint(
+    run: &RunDir,
+    kind: CheckpointKind,
+    runs_dir: &Path,
+    data: Option<&Path>,
+    device: &Device,
+) -> Result<Evaluation, TrainError> {
     let (config, model, state) = super::load_model(run, kind, device)?;
     let [h, w] = config.data.image_size;
     let (samples, indices, on) = match data {

@@ -23,12 +23,12 @@ use burn::optim::{
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::train::checkpoint::{BestSoFar, CheckpointError, CheckpointKind, EpochSummary, RunDir, TrainState};
+use crate::config::ModelError;
 use crate::config::{Objective, OptimizerKind, Problem, RunConfig, SplitBy, TrainConfig};
 use crate::data::{self, Batch, DataError, Loader, Sample};
+use crate::train::checkpoint::{BestSoFar, CheckpointError, CheckpointKind, EpochSummary, RunDir, TrainState};
 use crate::train::device::DeviceError;
 use crate::train::metrics::{Confusion, MetricAccumulator, SplitMetrics, bce_dice_loss, confusion_counts};
-use crate::config::ModelError;
 use crate::train::model::UNet;
 
 /// Why a run could not train.

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use sweep::config::Split;
 use sweep::config::Goal;
+use sweep::config::Split;
 use sweep::store::{
     CheckpointRow, EnqueueReport, EpochLog, MetricValue, NewTrial, RunFilter, RunStatus, Store, StoreError, SweepRegistration, WorkerInfo,
 };

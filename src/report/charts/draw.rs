@@ -8,8 +8,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::report::fonts::register_fonts;
 use super::series::{Axis, Chart, Parallel, Scatter};
+use crate::report::fonts::register_fonts;
 
 /// Learning-curve and scatter charts.
 pub const CHART_SIZE: (u32, u32) = (1000, 600);

@@ -13,7 +13,6 @@ pub mod series;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-
 use crate::config::Objective;
 use crate::store::{RunFilter, Store, StoreError};
 use series::RunData;
@@ -66,7 +65,13 @@ pub type PredictionGrid<'a> = &'a dyn Fn(&str, &str, &Path) -> crate::Result<()>
 /// Draws every chart of `sweep` into `out` (default `runs/<sweep>/plots/`), and the best trial's
 /// prediction grid with `predictions` when given. A chart that fails is reported in
 /// [`Written::errors`]; the others are still written.
-pub fn plot_sweep(store: &dyn Store, sweep: &str, runs_dir: &Path, out: Option<&Path>, predictions: Option<PredictionGrid>) -> crate::Result<Written> {
+pub fn plot_sweep(
+    store: &dyn Store,
+    sweep: &str,
+    runs_dir: &Path,
+    out: Option<&Path>,
+    predictions: Option<PredictionGrid>,
+) -> crate::Result<Written> {
     let runs = load_runs(store, sweep)?;
     if runs.is_empty() {
         return Err(StoreError::UnknownSweep { name: sweep.to_string(), suggestions: Vec::new() }.into());
