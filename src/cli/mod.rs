@@ -38,7 +38,7 @@ pub struct Cli {
 /// Options every command understands.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// Where runs, checkpoints, plots and the cached synthetic dataset go.
+    /// Where trial directories (configs, checkpoints), charts and the cached synthetic dataset go.
     #[arg(long, global = true, env = "SWEEP_RUNS", default_value = "runs")]
     pub runs_dir: PathBuf,
     /// The tracker: a SQLite file (default: <runs-dir>/sweep.db) or a postgres://user@host/db URL.
@@ -69,21 +69,21 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Counts per status, the running trials and the best so far.
     Status(StatusArgs),
-    /// List runs.
+    /// List trials, filtered and sorted.
     Ls(LsArgs),
-    /// One run: parameters, per-epoch metrics, checkpoints, error.
+    /// One trial: parameters, per-epoch metrics, checkpoints, error or pruning reason.
     Show(ShowRunArgs),
-    /// The best run by a metric.
+    /// The best trial by a metric.
     Best(BestArgs),
-    /// Runs side by side: the parameters that differ, then their metrics.
+    /// Trials side by side: the settings that differ, then their metrics.
     Compare(CompareArgs),
-    /// Every run with its parameters and per-epoch metrics, as CSV or JSON.
+    /// Every trial with its parameters and per-epoch metrics, as CSV or JSON.
     Export(ExportArgs),
-    /// Rebuild a run's model from its directory and evaluate it.
+    /// Rebuild a trial's model from its directory and evaluate it.
     Eval(EvalArgs),
-    /// Predict masks for images with a run's model.
+    /// Predict masks for images with a trial's model.
     Predict(PredictArgs),
-    /// Draw a sweep's charts (PNG) and an index.html, or one run's two-panel chart.
+    /// Draw a sweep's charts (PNG) and an index.html, or one trial's two-panel chart.
     Plot(PlotArgs),
     /// Generate and inspect datasets.
     #[command(subcommand)]

@@ -14,11 +14,12 @@ use crate::train::checkpoint::{CheckpointKind, RunDir};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// A run id (e.g. hue-3) or a run directory.
+    /// A trial id (e.g. hue-3) or a trial directory.
+    #[arg(value_name = "TRIAL")]
     pub run: String,
     #[arg(long, default_value = "best")]
     pub checkpoint: String,
-    /// Evaluate on every image of this Carvana-layout directory instead of the run's validation split.
+    /// Evaluate on every image of this Carvana-layout directory instead of the trial's validation split.
     #[arg(long)]
     pub data: Option<PathBuf>,
     #[command(flatten)]
@@ -27,7 +28,8 @@ pub struct EvalArgs {
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// A run id (e.g. hue-3) or a run directory.
+    /// A trial id (e.g. hue-3) or a trial directory.
+    #[arg(value_name = "TRIAL")]
     pub run: String,
     /// Images to segment.
     #[arg(required = true)]
@@ -41,8 +43,8 @@ pub struct PredictArgs {
     pub compute: ComputeArgs,
 }
 
-/// A run given on the command line: a run directory, or a run id looked up in the tracker (or,
-/// without one, under the runs directory).
+/// A trial given on the command line: a trial directory, or a trial id looked up in the tracker
+/// (or, without one, under the runs directory).
 fn resolve_run_dir(g: &Global, run: &str) -> Result<RunDir> {
     let path = Path::new(run);
     if path.join("config.json").is_file() {
@@ -66,7 +68,7 @@ fn checkpoint_kind(s: &str) -> Result<CheckpointKind> {
     CheckpointKind::parse(s).ok_or_else(|| usage(format!("--checkpoint {s}: expected best or last")))
 }
 
-/// `sweep eval RUN`: rebuild the model from the trial's directory and evaluate it.
+/// `sweep eval TRIAL`: rebuild the model from the trial's directory and evaluate it.
 pub fn eval(g: &Global, args: &EvalArgs) -> Result<ExitCode> {
     let kind = checkpoint_kind(&args.checkpoint)?;
     let device = args.compute.open()?;
@@ -90,7 +92,7 @@ pub fn eval(g: &Global, args: &EvalArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `sweep predict RUN IMAGES...`: a mask and an overlay per image.
+/// `sweep predict TRIAL IMAGES...`: a mask and an overlay per image.
 pub fn predict(g: &Global, args: &PredictArgs) -> Result<ExitCode> {
     let kind = checkpoint_kind(&args.checkpoint)?;
     // Every input is checked before the model loads, so a typo costs nothing.

@@ -18,8 +18,8 @@ pub struct PlotArgs {
     /// Output directory (default: <runs-dir>/<sweep>/plots).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Only the tutorial's two-panel chart (dice loss and loss, train vs validation) of this run.
-    #[arg(long)]
+    /// Only the tutorial's two-panel chart (dice loss and loss, train vs validation) of this trial.
+    #[arg(long, value_name = "TRIAL")]
     pub run: Option<String>,
     /// Validation images in the prediction grid.
     #[arg(long, default_value_t = 4)]

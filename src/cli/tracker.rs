@@ -40,6 +40,8 @@ pub struct LsArgs {
 
 #[derive(Debug, Args)]
 pub struct ShowRunArgs {
+    /// A trial id, e.g. hue-3.
+    #[arg(value_name = "TRIAL")]
     pub run: String,
 }
 
@@ -73,7 +75,8 @@ pub struct BestArgs {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    #[arg(required = true, num_args = 2..)]
+    /// Two or more trial ids.
+    #[arg(required = true, num_args = 2.., value_name = "TRIAL")]
     pub runs: Vec<String>,
 }
 
@@ -114,7 +117,7 @@ pub fn status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `sweep ls`: the runs that match, sorted, as a table, CSV or JSON.
+/// `sweep ls`: the trials that match, sorted, as a table, CSV or JSON.
 pub fn ls(g: &Global, args: &LsArgs) -> Result<ExitCode> {
     let store = g.open_store()?;
     let status = match &args.status {
@@ -138,7 +141,7 @@ pub fn ls(g: &Global, args: &LsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `sweep show RUN`: one trial's settings, epochs, checkpoints and error.
+/// `sweep show TRIAL`: one trial's settings, epochs, checkpoints and error.
 pub fn show(g: &Global, args: &ShowRunArgs) -> Result<ExitCode> {
     store::validate_run_id(&args.run)?;
     let store = g.open_store()?;
@@ -245,7 +248,7 @@ pub fn best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `sweep compare RUN RUN...`: the settings that differ, then the metrics.
+/// `sweep compare TRIAL TRIAL...`: the settings that differ, then the metrics.
 pub fn compare(g: &Global, args: &CompareArgs) -> Result<ExitCode> {
     let store = g.open_store()?;
     let runs: Vec<_> = args
@@ -262,7 +265,7 @@ pub fn compare(g: &Global, args: &CompareArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `sweep export`: every run with its per-epoch metrics, as CSV or JSON.
+/// `sweep export`: every trial with its per-epoch metrics, as CSV or JSON.
 pub fn export(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
     let store = g.open_store()?;
     let runs = store.runs(&RunFilter { sweep: args.sweep.clone(), status: None })?;
