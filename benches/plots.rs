@@ -36,7 +36,7 @@ fn main() {
             let mut config = claim.config.clone();
             config.train.epochs = 20;
             let ctx = RunContext {
-                run_dir: sweep::runner::worker::run_dir(&runs_dir, "b", &claim.lease.run),
+                run_dir: sweep::train::checkpoint::RunDir::of(&runs_dir, "b", &claim.lease.run),
                 runs_root: &runs_dir,
                 device: device.clone(),
                 faults: Faults::default(),

@@ -54,7 +54,7 @@ fn resolve_run_dir(g: &Global, run: &str) -> Result<RunDir> {
     let runs_dir = g.runs_dir();
     if let Ok(store) = g.open_store() {
         match store.run(run) {
-            Ok(row) => return Ok(crate::runner::worker::run_dir(&runs_dir, &row.sweep, &row.id)),
+            Ok(row) => return Ok(RunDir::of(&runs_dir, &row.sweep, &row.id)),
             Err(e @ StoreError::UnknownRun { .. }) => return Err(e.into()),
             Err(_) => {}
         }

@@ -193,7 +193,7 @@ pub fn best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
     let kind = store::checkpoint_for_epoch(&checkpoints, best.epoch).and_then(|c| CheckpointKind::parse(&c.kind)).unwrap_or(CheckpointKind::Best);
     let evaluation = if args.eval {
         let device = args.compute.open()?;
-        let run_dir = crate::runner::worker::run_dir(&g.runs_dir(), &best.run.sweep, &best.run.id);
+        let run_dir = crate::train::checkpoint::RunDir::of(&g.runs_dir(), &best.run.sweep, &best.run.id);
         Some(crate::train::predict::evaluate_checkpoint(&run_dir, kind, &g.runs_dir(), None, &device)?)
     } else {
         None

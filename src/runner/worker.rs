@@ -148,11 +148,6 @@ fn human(event: &Event) -> String {
     }
 }
 
-/// The run directory of a run: `<runs>/<sweep>/<run id>`.
-pub fn run_dir(runs_dir: &std::path::Path, sweep: &str, run: &str) -> RunDir {
-    RunDir::new(runs_dir.join(sweep).join(run))
-}
-
 /// Claims and trains trials until none is left, `max_trials` are done, or a stop is requested.
 pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
     crate::runner::signals::install();
@@ -216,7 +211,7 @@ fn run_trial(
     let lease_lost = Arc::new(AtomicBool::new(false));
     let heartbeat = Heartbeat::start(options, claim.lease.clone(), lease_lost.clone());
     let ctx = RunContext {
-        run_dir: run_dir(&options.runs_dir, &claim.sweep, &run),
+        run_dir: RunDir::of(&options.runs_dir, &claim.sweep, &run),
         runs_root: &options.runs_dir,
         device: device.clone(),
         faults: options.faults.clone(),

@@ -15,7 +15,7 @@
 //! sections' bytes (burn's burnpack records of the model and, in `last`, the optimiser). A file
 //! whose length does not match its header is refused as corrupt.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
@@ -136,6 +136,11 @@ pub struct RunDir {
 }
 
 impl RunDir {
+    /// The directory of trial `id` of `sweep` under the runs directory: `<runs>/<sweep>/<id>`.
+    pub fn of(runs_dir: &Path, sweep: &str, id: &str) -> Self {
+        Self::new(runs_dir.join(sweep).join(id))
+    }
+
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
     }

@@ -142,7 +142,7 @@ const TILE: u32 = 160;
 /// The tutorial's prediction grid for a run: input | actual mask | predicted mask | overlay for
 /// the first `samples` images of its validation split.
 pub fn prediction_grid(runs_dir: &Path, sweep: &str, run: &str, device: &Device, samples: usize, path: &Path) -> crate::Result<()> {
-    let run_dir = crate::runner::worker::run_dir(runs_dir, sweep, run);
+    let run_dir = RunDir::of(runs_dir, sweep, run);
     let (config, model, state) = super::load_model(&run_dir, CheckpointKind::Best, device)?;
     let super::DataSplit { samples: data, val, .. } = super::load_split(&config, runs_dir)?;
     let predictor = crate::train::predict::Predictor::new(model, &config, device.clone());
