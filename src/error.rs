@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use crate::data::DataError;
+use crate::report::ReportError;
 use crate::store::StoreError;
 use crate::study::spec::SpecError;
 use crate::train::TrainError;
@@ -23,6 +24,8 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error(transparent)]
     Train(#[from] TrainError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
     /// A command-line value that cannot be used (an unknown run id, a bad `--where`).
     #[error("{0}")]
     Usage(String),
@@ -43,6 +46,7 @@ impl Error {
             Error::Spec(_) => true,
             Error::Store(e) => e.is_bad_input(),
             Error::Train(e) => e.is_bad_input(),
+            Error::Report(e) => e.is_bad_input(),
             Error::Usage(_) => true,
             Error::Io { .. } => false,
         };

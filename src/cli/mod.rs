@@ -135,6 +135,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<crate::train::device::DeviceError>().is_some() {
             return 2;
         }
+        if let Some(e) = cause.downcast_ref::<crate::report::ReportError>() {
+            return if e.is_bad_input() { 2 } else { 1 };
+        }
         if let Some(e) = cause.downcast_ref::<StoreError>() {
             return if e.is_bad_input() { 2 } else { 1 };
         }

@@ -11,6 +11,7 @@
 use crate::config::Goal;
 use crate::config::Objective;
 
+use crate::report::ReportError;
 use crate::store::{RunFilter, RunRow, RunStatus, Store, is_setting, settings_of};
 
 /// What `sweep ls` lists: runs of a sweep and status, kept by a `--where` filter and ordered by
@@ -25,12 +26,12 @@ pub struct Listing<'a> {
 
 /// The runs a [`Listing`] selects. A filter that does not parse, or a field that is neither a
 /// setting, a metric nor a run attribute, is a usage error naming the flag and the fix.
-pub fn list(store: &dyn Store, listing: &Listing) -> crate::Result<Vec<RunRow>> {
+pub fn list(store: &dyn Store, listing: &Listing) -> Result<Vec<RunRow>, ReportError> {
     let mut runs = store.runs(&RunFilter { sweep: listing.sweep.clone(), status: listing.status })?;
     let keys = crate::report::param_keys(&runs);
-    let filter = listing.filter.map(|text| Filter::parse(text).map_err(|e| crate::Error::Usage(format!("--where: {e}")))).transpose()?;
+    let filter = listing.filter.map(|text| Filter::parse(text).map_err(|e| ReportError::Usage(format!("--where: {e}")))).transpose()?;
     if let Some(f) = filter.iter().flat_map(|f| f.fields()).find(|f| !is_known_field(f, &keys)) {
-        return Err(crate::Error::Usage(format!(
+        return Err(ReportError::Usage(format!(
             "--where: unknown field {f:?}; use a setting such as train.learning_rate{}, a metric such as val_iou or final_val_loss, \
              or one of id, sweep, status, attempt, epochs, seed, host",
             if keys.is_empty() { String::new() } else { format!(" (swept: {})", keys.join(", ")) }
@@ -39,7 +40,7 @@ pub fn list(store: &dyn Store, listing: &Listing) -> crate::Result<Vec<RunRow>> 
     if let Some(key) = listing.sort
         && !is_known_field(key, &keys)
     {
-        return Err(crate::Error::Usage(format!(
+        return Err(ReportError::Usage(format!(
             "--sort: unknown field {key:?}; use a metric such as val_iou or a setting such as train.learning_rate"
         )));
     }

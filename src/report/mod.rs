@@ -16,6 +16,29 @@ use crate::study::spec::{SweepSpec, Trial};
 use crate::util::{format_duration, format_utc};
 
 /// A number the way tables show it: 4 significant digits, no exponent for everyday magnitudes.
+/// What can go wrong reading the tracker for a report or a chart.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A flag's value that cannot be used; the message names the flag and the fix.
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Plot(#[from] charts::PlotError),
+}
+
+impl ReportError {
+    /// Whether the user's input was wrong (exit code 2).
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            ReportError::Store(e) => e.is_bad_input(),
+            ReportError::Usage(_) => true,
+            ReportError::Plot(_) => false,
+        }
+    }
+}
+
 pub fn fmt_num(v: f64) -> String {
     if v.is_nan() {
         return "NaN".into();

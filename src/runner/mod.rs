@@ -32,6 +32,8 @@ pub fn draw_charts_to(
     samples: usize,
 ) -> crate::Result<Written> {
     let device = device.open().map_err(crate::train::TrainError::from)?;
-    let grid = |sweep: &str, trial: &str, path: &Path| crate::train::predict::prediction_grid(runs_dir, sweep, trial, &device, samples, path);
-    charts::plot_sweep(store, sweep, runs_dir, out, Some(&grid))
+    let grid = |sweep: &str, trial: &str, path: &Path| {
+        crate::train::predict::prediction_grid(runs_dir, sweep, trial, &device, samples, path).map_err(|e| e.to_string())
+    };
+    Ok(charts::plot_sweep(store, sweep, runs_dir, out, Some(&grid))?)
 }

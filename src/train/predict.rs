@@ -141,7 +141,7 @@ const TILE: u32 = 160;
 
 /// The tutorial's prediction grid for a run: input | actual mask | predicted mask | overlay for
 /// the first `samples` images of its validation split.
-pub fn prediction_grid(runs_dir: &Path, sweep: &str, run: &str, device: &Device, samples: usize, path: &Path) -> crate::Result<()> {
+pub fn prediction_grid(runs_dir: &Path, sweep: &str, run: &str, device: &Device, samples: usize, path: &Path) -> Result<(), TrainError> {
     let run_dir = RunDir::of(runs_dir, sweep, run);
     let (config, model, state) = super::load_model(&run_dir, CheckpointKind::Best, device)?;
     let super::DataSplit { samples: data, val, .. } = super::load_split(&config, runs_dir)?;
@@ -167,7 +167,7 @@ pub fn prediction_grid(runs_dir: &Path, sweep: &str, run: &str, device: &Device,
             canvas.blit(&fitted, gap + k as u32 * (TILE + gap) + (TILE - fitted.width()) / 2, y + (TILE - fitted.height()) / 2);
         }
     }
-    canvas.save_png(path).map_err(|e| crate::Error::io(path, e))
+    canvas.save_png(path).map_err(TrainError::io(path))
 }
 
 fn threshold(probs: &GrayImage) -> GrayImage {

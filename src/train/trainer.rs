@@ -70,7 +70,7 @@ impl TrainError {
         }
     }
 
-    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
         move |source| TrainError::Io { path: path.to_path_buf(), source }
     }
 }

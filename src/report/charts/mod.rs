@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::config::Objective;
+use crate::report::ReportError;
 use crate::store::{RunFilter, Store, StoreError};
 use series::RunData;
 
@@ -60,7 +61,7 @@ fn swept_parameters(store: &dyn Store, sweep: &str, runs: &[RunData]) -> Vec<(St
 
 /// Draws every chart of a sweep into `out` (default `<runs>/<sweep>/plots`).
 /// Draws the prediction grid of a trial (its sweep and id) into a PNG file.
-pub type PredictionGrid<'a> = &'a dyn Fn(&str, &str, &Path) -> crate::Result<()>;
+pub type PredictionGrid<'a> = &'a dyn Fn(&str, &str, &Path) -> Result<(), String>;
 
 /// Draws every chart of `sweep` into `out` (default `runs/<sweep>/plots/`), and the best trial's
 /// prediction grid with `predictions` when given. A chart that fails is reported in
@@ -71,7 +72,7 @@ pub fn plot_sweep(
     runs_dir: &Path,
     out: Option<&Path>,
     predictions: Option<PredictionGrid>,
-) -> crate::Result<Written> {
+) -> Result<Written, StoreError> {
     let runs = load_runs(store, sweep)?;
     if runs.is_empty() {
         return Err(StoreError::UnknownSweep { name: sweep.to_string(), suggestions: Vec::new() }.into());
@@ -106,7 +107,7 @@ pub fn plot_sweep(
         record(path.clone(), draw::draw_panels(&series::run_panels(best), &path));
         if let Some(grid) = predictions {
             let path = dir.join("predictions.png");
-            let result = grid(&best.row.sweep, &best.row.id, &path).map_err(|e| e.to_string().into());
+            let result = grid(&best.row.sweep, &best.row.id, &path).map_err(|e| e.into());
             record(path, result);
         }
     }
@@ -120,12 +121,12 @@ pub fn plot_sweep(
 }
 
 /// The tutorial's two-panel chart of one run.
-pub fn plot_run(store: &dyn Store, run: &str, out: &Path) -> crate::Result<PathBuf> {
+pub fn plot_run(store: &dyn Store, run: &str, out: &Path) -> Result<PathBuf, ReportError> {
     let row = store.run(run)?;
     let metrics = store.metrics(run)?;
     let path = out.join(format!("run_{run}.png"));
     draw::draw_panels(&series::run_panels(&RunData { row, metrics }), &path)
-        .map_err(|e| crate::Error::io(&path, std::io::Error::other(e.to_string())))?;
+        .map_err(|e| PlotError { path: path.clone(), reason: e.to_string() })?;
     Ok(path)
 }
 
