@@ -1,8 +1,10 @@
 //! The tracker: sweeps, runs, their parameters, per-epoch metrics and checkpoints.
 //!
 //! [`Store`] is the contract every backend keeps (SQLite here, PostgreSQL for multi-machine
-//! sweeps); the story test in `tests/store.rs` runs against each. Only the backend modules speak
-//! SQL. The guarantees, per operation:
+//! sweeps); the story test in `tests/common/story.rs` runs against each. The policy that keeps it
+//! is written once, in `policy` (the operations), `schema` (the tables) and `sql` (what the
+//! policy asks of a backend, and where the two SQL dialects differ); the backend modules hold
+//! only what is their engine's own. The guarantees, per operation:
 //!
 //! - Every state change is one transaction: a reader never sees half of it, and a process killed
 //!   at any point leaves the store as it was before the change or after it.
@@ -20,7 +22,10 @@
 //! - Names never escape the runs directory: sweep names are restricted to `[A-Za-z0-9._-]`, and
 //!   every value reaches SQL as a bound parameter.
 
+mod policy;
 pub mod postgres;
+mod schema;
+mod sql;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -423,6 +428,7 @@ pub trait Store: Send {
     fn log_epoch(&mut self, lease: &Lease, epoch: &EpochLog) -> StoreResult<()>;
 
     /// Ends the run with `status` (completed, failed, pruned, diverged) and an optional error.
+    /// Ending it again the same way under the same lease is recognised as done (a retried write).
     fn finish(&mut self, lease: &Lease, status: RunStatus, error: Option<&str>) -> StoreResult<()>;
 
     /// Gives the run back to the queue (a worker stopped on request); it resumes later.
@@ -454,6 +460,7 @@ pub trait Store: Send {
     fn best(&self, metric: &str, goal: Goal, sweep: Option<&str>) -> StoreResult<Option<BestRun>>;
 
     /// Remembers a submitted batch job of a sweep (so that `status` can ask the scheduler).
+    /// Recording the same (launcher, job id) again changes nothing.
     fn record_job(&mut self, job: &JobRow) -> StoreResult<()>;
 
     /// The batch jobs of a sweep (or of all), oldest first.
@@ -495,46 +502,6 @@ pub fn open(location: &str, create: bool) -> StoreResult<Box<dyn Store>> {
     let store = if create { SqliteStore::open(path)? } else { SqliteStore::open_existing(path)? };
     Ok(Box::new(store))
 }
-
-/// Splits a metric value into (value, kind) for storage: NaN and infinities are stored as NULL
-/// plus a kind, because SQLite turns NaN into NULL (PostgreSQL does the same for the contract).
-pub(crate) fn encode_value(v: f64) -> (Option<f64>, &'static str) {
-    match crate::config::nonfinite::kind_name(v) {
-        None => (Some(v), "finite"),
-        Some("NaN") => (None, "nan"),
-        Some(k) => (None, k),
-    }
-}
-
-/// The inverse of [`encode_value`].
-pub(crate) fn decode_value(v: Option<f64>, kind: &str) -> f64 {
-    match kind {
-        "finite" => v.unwrap_or(f64::NAN),
-        "inf" => f64::INFINITY,
-        "-inf" => f64::NEG_INFINITY,
-        _ => f64::NAN,
-    }
-}
-
-/// The one-row-per-run results view, the same SQL for every backend.
-pub(crate) const RUN_RESULTS_VIEW: &str = "CREATE VIEW run_results AS
-    SELECT r.id AS run, r.sweep, r.status, r.params, r.seed, r.attempt,
-        (SELECT MAX(last_epoch) FROM metric_summary s WHERE s.run = r.id) AS epochs,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'loss') AS final_val_loss,
-        (SELECT min_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'loss') AS best_val_loss,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'dice') AS final_val_dice,
-        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'dice') AS best_val_dice,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'iou') AS final_val_iou,
-        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'iou') AS best_val_iou,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'fg_iou') AS final_val_fg_iou,
-        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'val' AND s.name = 'fg_iou') AS best_val_fg_iou,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'loss') AS final_train_loss,
-        (SELECT min_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'loss') AS best_train_loss,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'dice') AS final_train_dice,
-        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'dice') AS best_train_dice,
-        (SELECT last_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'iou') AS final_train_iou,
-        (SELECT max_value FROM metric_summary s WHERE s.run = r.id AND s.split = 'train' AND s.name = 'iou') AS best_train_iou
-    FROM runs r;";
 
 /// The version of this build, recorded with every run.
 pub fn code_version() -> String {

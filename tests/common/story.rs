@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use sweep::config::Goal;
 use sweep::config::Split;
 use sweep::store::{
-    CheckpointRow, EnqueueReport, EpochLog, MetricValue, NewTrial, RunFilter, RunStatus, Store, StoreError, SweepRegistration, WorkerInfo,
+    CheckpointRow, EnqueueReport, EpochLog, JobRow, MetricValue, NewTrial, RunFilter, RunStatus, Store, StoreError, SweepRegistration, WorkerInfo,
 };
 
 fn trial(hue: f64) -> NewTrial {
@@ -81,6 +81,7 @@ pub fn story(store: &mut dyn Store) {
     assert_eq!(checkpoints.len(), 1);
     assert_eq!((checkpoints[0].epoch, checkpoints[0].path.as_str()), (3, "/runs/s/ckpt-3"));
     store.finish(&a.lease, RunStatus::Completed, None).unwrap();
+    store.finish(&a.lease, RunStatus::Completed, None).expect("the same end again is a retried write, recognised as done");
 
     // A run counts with its best epoch, in the metric's direction.
     let run = store.run("s-1").unwrap();
@@ -129,6 +130,24 @@ pub fn story(store: &mut dyn Store) {
     assert_eq!(sweeps[0].counts.get("completed"), Some(&1));
     assert!(matches!(store.run("s-9"), Err(StoreError::UnknownRun { .. })));
 
+    // Batch jobs: recording one again (a retried write) changes nothing; listed per sweep, oldest first.
+    let job = JobRow {
+        sweep: "s".into(),
+        launcher: "slurm".into(),
+        job_id: "4242".into(),
+        workers: 3,
+        script: "/runs/s/slurm/job.sh".into(),
+        submitted: 2000.0,
+    };
+    let earlier = JobRow { job_id: "4241".into(), workers: 1, submitted: 1999.5, ..job.clone() };
+    store.record_job(&job).unwrap();
+    store.record_job(&job).unwrap();
+    store.record_job(&earlier).unwrap();
+    assert_eq!(store.jobs(Some("s")).unwrap(), [earlier.clone(), job.clone()]);
+    assert_eq!(store.jobs(None).unwrap(), [earlier, job.clone()]);
+    assert!(store.jobs(Some("other")).unwrap().is_empty());
+    assert!(store.record_job(&JobRow { sweep: "nope".into(), job_id: "1".into(), ..job }).is_err(), "a job belongs to a known sweep");
+
     // Failed runs come back only when asked; release and crashes requeue.
     assert_eq!(store.requeue_failed("s").unwrap(), 1);
     let d = store.claim(Some("s"), &worker(5), 60.0).unwrap().unwrap();
@@ -150,4 +169,7 @@ pub fn story(store: &mut dyn Store) {
     let h = store.claim(Some("s"), &worker(10), 60.0).unwrap().unwrap();
     assert_eq!(h.lease.run, "s-2");
     assert_eq!(store.record_crash(&h.lease, "killed once more", 2).unwrap(), RunStatus::Queued);
+    // Without a sweep named, a claim takes from any sweep.
+    let i = store.claim(None, &worker(11), 60.0).unwrap().unwrap();
+    assert_eq!((i.lease.run.as_str(), i.sweep.as_str(), i.resumed), ("s-2", "s", true));
 }

@@ -1,0 +1,572 @@
+//! The tracker's policy, written once for every backend: what each [`Store`] operation reads and
+//! writes, the lease rule, the metric summary, the crash rule and its message, and how `best`
+//! picks. A backend implements [`Backend`] (its transactions, its locking, its connection) and
+//! gets [`Store`] from here; each statement below is the same text on both engines (see
+//! [`super::sql`] for the few named differences).
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::sql::{Conditions, Failure, Row, Tx, Value};
+use super::{
+    BestRun, CheckpointRow, Claim, EnqueueReport, EpochLog, JobRow, Lease, MetricRow, MetricSummary, NewTrial, RunFilter, RunRow, RunStatus, Store,
+    StoreError, StoreResult, SweepInfo, SweepRegistration, WorkerInfo, code_version, validate_sweep_name,
+};
+use crate::config::RunConfig;
+use crate::config::Goal;
+use crate::util::{now_unix, sha256_hex};
+
+/// What a backend provides for the policy to run on.
+pub(crate) trait Backend: Send {
+    /// Where the store lives, for messages.
+    fn location(&self) -> String;
+
+    /// Runs `op` as one write transaction and commits what it did, or nothing if it fails.
+    fn write<T>(&mut self, op: impl FnMut(&mut dyn Tx) -> Result<T, Failure>) -> StoreResult<T>;
+
+    /// Runs `op`, which only reads.
+    fn read<T>(&self, op: impl FnMut(&mut dyn Tx) -> Result<T, Failure>) -> StoreResult<T>;
+
+    /// [`Store::claim`]: [`claim`] under the backend's own locking and recovery.
+    fn claim_run(&mut self, sweep: Option<&str>, worker: &WorkerInfo, stale_after: f64) -> StoreResult<Option<Claim>>;
+}
+
+impl<B: Backend> Store for B {
+    fn location(&self) -> String {
+        Backend::location(self)
+    }
+
+    fn register_sweep(&mut self, name: &str, spec: &str) -> StoreResult<SweepRegistration> {
+        validate_sweep_name(name)?;
+        self.write(|tx| register_sweep(tx, name, spec))
+    }
+
+    fn enqueue(&mut self, sweep: &str, trials: &[NewTrial]) -> StoreResult<EnqueueReport> {
+        validate_sweep_name(sweep)?;
+        self.write(|tx| enqueue(tx, sweep, trials))
+    }
+
+    fn requeue_failed(&mut self, sweep: &str) -> StoreResult<usize> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE runs SET status = 'queued', finished = NULL, host = NULL, pid = NULL, crashes = 0 WHERE sweep = $1 AND status = 'failed'",
+                &[sweep.into()],
+            )?;
+            Ok(n as usize)
+        })
+    }
+
+    fn claim(&mut self, sweep: Option<&str>, worker: &WorkerInfo, stale_after: f64) -> StoreResult<Option<Claim>> {
+        self.claim_run(sweep, worker, stale_after)
+    }
+
+    fn heartbeat(&mut self, lease: &Lease) -> StoreResult<()> {
+        self.write(|tx| {
+            let values: [Value; 3] = [lease.run.as_str().into(), lease.attempt.into(), now_unix().into()];
+            match tx.execute("UPDATE runs SET heartbeat = $3 WHERE id = $1 AND attempt = $2 AND status = 'running'", &values)? {
+                0 => Err(lease_lost(lease)),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn log_epoch(&mut self, lease: &Lease, epoch: &EpochLog) -> StoreResult<()> {
+        self.write(|tx| log_epoch(tx, lease, epoch))
+    }
+
+    fn finish(&mut self, lease: &Lease, status: RunStatus, error: Option<&str>) -> StoreResult<()> {
+        self.write(|tx| {
+            let values: [Value; 5] = [lease.run.as_str().into(), lease.attempt.into(), status.as_str().into(), now_unix().into(), error.into()];
+            let update =
+                "UPDATE runs SET status = $3, finished = $4, heartbeat = $4, error = $5 WHERE id = $1 AND attempt = $2 AND status = 'running'";
+            end_run(tx, lease, status, update, &values)
+        })
+    }
+
+    fn release(&mut self, lease: &Lease) -> StoreResult<()> {
+        self.write(|tx| {
+            let values: [Value; 2] = [lease.run.as_str().into(), lease.attempt.into()];
+            let update = "UPDATE runs SET status = 'queued', host = NULL, pid = NULL WHERE id = $1 AND attempt = $2 AND status = 'running'";
+            end_run(tx, lease, RunStatus::Queued, update, &values)
+        })
+    }
+
+    fn record_crash(&mut self, lease: &Lease, message: &str, max_attempts: i64) -> StoreResult<RunStatus> {
+        self.write(|tx| record_crash(tx, lease, message, max_attempts))
+    }
+
+    fn sweeps(&self) -> StoreResult<Vec<SweepInfo>> {
+        self.read(sweeps)
+    }
+
+    fn runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRow>> {
+        self.read(|tx| read_runs(tx, filter, None))
+    }
+
+    fn run(&self, id: &str) -> StoreResult<RunRow> {
+        self.read(|tx| run(tx, id))
+    }
+
+    fn run_config(&self, id: &str) -> StoreResult<RunConfig> {
+        self.read(|tx| {
+            let Some(row) = tx.query_opt("SELECT config FROM run_configs WHERE run = $1", &[id.into()])? else {
+                return Err(unknown_run(tx, id));
+            };
+            serde_json::from_str(&row.text(0)?).map_err(|e| Failure::Invalid(format!("run {id}: unreadable config: {e}")))
+        })
+    }
+
+    fn metrics(&self, id: &str) -> StoreResult<Vec<MetricRow>> {
+        self.read(|tx| {
+            let rows =
+                tx.query("SELECT epoch, split, name, value, kind, wall FROM metrics WHERE run = $1 ORDER BY epoch, split, name", &[id.into()])?;
+            rows.iter()
+                .map(|r| {
+                    let value = decode_value(r.opt_real(3)?, &r.text(4)?);
+                    Ok(MetricRow { epoch: r.int(0)?, split: r.text(1)?, name: r.text(2)?, value, wall: r.real(5)? })
+                })
+                .collect()
+        })
+    }
+
+    fn checkpoints(&self, id: &str) -> StoreResult<Vec<CheckpointRow>> {
+        self.read(|tx| {
+            let rows = tx.query("SELECT kind, epoch, path, metric_value, metric_kind FROM checkpoints WHERE run = $1 ORDER BY kind", &[id.into()])?;
+            rows.iter()
+                .map(|r| {
+                    let metric_value = decode_value(r.opt_real(3)?, &r.text(4)?);
+                    Ok(CheckpointRow { kind: r.text(0)?, epoch: r.int(1)?, path: r.text(2)?, metric_value })
+                })
+                .collect()
+        })
+    }
+
+    fn best(&self, metric: &str, goal: Goal, sweep: Option<&str>) -> StoreResult<Option<BestRun>> {
+        self.read(|tx| best(tx, metric, goal, sweep))
+    }
+
+    fn record_job(&mut self, job: &JobRow) -> StoreResult<()> {
+        // Recording a job twice is harmless: a write whose reply was lost is retried.
+        self.write(|tx| {
+            let values: [Value; 6] = [
+                job.sweep.as_str().into(),
+                job.launcher.as_str().into(),
+                job.job_id.as_str().into(),
+                job.workers.into(),
+                job.script.as_str().into(),
+                job.submitted.into(),
+            ];
+            tx.execute(
+                "INSERT INTO jobs (sweep, launcher, job_id, workers, script, submitted) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (launcher, job_id) DO NOTHING",
+                &values,
+            )?;
+            Ok(())
+        })
+    }
+
+    fn jobs(&self, sweep: Option<&str>) -> StoreResult<Vec<JobRow>> {
+        self.read(|tx| {
+            let mut filter = Conditions::after(Vec::new());
+            filter.equal("sweep", sweep);
+            let sql = format!("SELECT sweep, launcher, job_id, workers, script, submitted FROM jobs {} ORDER BY submitted", filter.sql());
+            let rows = tx.query(&sql, &filter.values)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(JobRow {
+                        sweep: r.text(0)?,
+                        launcher: r.text(1)?,
+                        job_id: r.text(2)?,
+                        workers: r.int(3)?,
+                        script: r.text(4)?,
+                        submitted: r.real(5)?,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+fn lease_lost(lease: &Lease) -> Failure {
+    StoreError::LeaseLost { run: lease.run.clone(), attempt: lease.attempt }.into()
+}
+
+fn register_sweep(tx: &mut dyn Tx, name: &str, spec: &str) -> Result<SweepRegistration, Failure> {
+    let hash = sha256_hex(spec.as_bytes());
+    let now = now_unix();
+    let values: [Value; 4] = [name.into(), spec.into(), hash.as_str().into(), now.into()];
+    let inserted = tx
+        .execute("INSERT INTO sweeps (name, spec, spec_hash, created, updated) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (name) DO NOTHING", &values)?
+        == 1;
+    let result = if inserted {
+        SweepRegistration::New
+    } else {
+        // Locked, so that a concurrent registration cannot change the spec between this read
+        // and the update.
+        let sql = format!("SELECT spec_hash FROM sweeps WHERE name = $1{}", tx.dialect().lock_rows);
+        let previous_hash = tx.query_one(&sql, &[name.into()])?.text(0)?;
+        if previous_hash == hash {
+            SweepRegistration::Unchanged
+        } else {
+            tx.execute("UPDATE sweeps SET spec = $2, spec_hash = $3, updated = $4 WHERE name = $1", &values)?;
+            SweepRegistration::SpecChanged { previous_hash }
+        }
+    };
+    tx.execute("INSERT INTO sweep_versions (sweep, spec, spec_hash, created) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", &values)?;
+    Ok(result)
+}
+
+fn enqueue(tx: &mut dyn Tx, sweep: &str, trials: &[NewTrial]) -> Result<EnqueueReport, Failure> {
+    let now = now_unix();
+    let version = code_version();
+    // The sweep row's lock serialises enqueues of one sweep, so that run numbers stay dense.
+    let sql = format!("SELECT name FROM sweeps WHERE name = $1{}", tx.dialect().lock_rows);
+    if tx.query_opt(&sql, &[sweep.into()])?.is_none() {
+        return Err(StoreError::UnknownSweep { name: sweep.to_string(), suggestions: Vec::new() }.into());
+    }
+    let mut seq = tx.query_one("SELECT COALESCE(MAX(seq), 0) FROM runs WHERE sweep = $1", &[sweep.into()])?.int(0)?;
+    let mut report = EnqueueReport::default();
+    for trial in trials {
+        let id = format!("{sweep}-{}", seq + 1);
+        let params = serde_json::to_string(&trial.params).expect("params serialise");
+        let run: [Value; 8] = [
+            id.as_str().into(),
+            sweep.into(),
+            (seq + 1).into(),
+            params.into(),
+            trial.config.hash().into(),
+            (trial.config.train.seed as i64).into(),
+            now.into(),
+            version.as_str().into(),
+        ];
+        // A config the sweep already has is skipped (its hash is unique within the sweep).
+        let inserted = tx.execute(
+            "INSERT INTO runs (id, sweep, seq, params, config_hash, seed, status, attempt, created, code_version)
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $8) ON CONFLICT (sweep, config_hash) DO NOTHING",
+            &run,
+        )?;
+        if inserted == 0 {
+            report.existing += 1;
+            continue;
+        }
+        seq += 1;
+        tx.execute("INSERT INTO run_configs (run, config) VALUES ($1, $2)", &[id.as_str().into(), trial.config.canonical_json().into()])?;
+        for (name, value) in &trial.params {
+            tx.execute(
+                "INSERT INTO params (run, name, value, num) VALUES ($1, $2, $3, $4)",
+                &[id.as_str().into(), name.as_str().into(), value.to_string().into(), value.as_f64().into()],
+            )?;
+        }
+        report.added.push(id);
+    }
+    Ok(report)
+}
+
+/// What a claim reads back from the claimed row, in the order [`claimed`] reads it.
+pub(crate) const CLAIMED_COLUMNS: &str = "id, attempt, sweep, params, (SELECT config FROM run_configs c WHERE c.run = runs.id)";
+
+/// Claims the next run in `tx`: a run whose worker died (its heartbeat older than `stale_after`
+/// seconds) before new work, then the lowest-numbered queued one (across sweeps, the oldest
+/// sweep's). Each pick is one UPDATE of one row chosen by a subquery that walks the
+/// (status, sweep, seq) index. Where the backend keeps a claim `token`, it is written on the row,
+/// so that a retry can find a claim whose reply was lost.
+pub(crate) fn claim(
+    tx: &mut dyn Tx,
+    sweep: Option<&str>,
+    worker: &WorkerInfo,
+    stale_after: f64,
+    token: Option<&str>,
+) -> Result<Option<Claim>, Failure> {
+    let now = now_unix();
+    let mut set = "status = 'running', attempt = attempt + 1, host = $1, pid = $2, heartbeat = $3, started = COALESCE(started, $3), finished = NULL"
+        .to_string();
+    let mut values: Vec<Value> = vec![worker.host.as_str().into(), i64::from(worker.pid).into(), now.into()];
+    if let Some(token) = token {
+        values.push(token.into());
+        set.push_str(", claim_token = $4");
+    }
+    let order = if sweep.is_some() { "seq" } else { "created, seq" };
+    for stale in [true, false] {
+        let mut pick = Conditions::after(values.clone());
+        if stale {
+            let cutoff = pick.bind(now - stale_after);
+            pick.and(format!("status = 'running' AND (heartbeat IS NULL OR heartbeat < {cutoff})"));
+        } else {
+            pick.and("status = 'queued'");
+        }
+        pick.equal("sweep", sweep);
+        let sql = format!(
+            "UPDATE runs SET {set} WHERE id = (SELECT id FROM runs {} ORDER BY {order} LIMIT 1{}) RETURNING {CLAIMED_COLUMNS}",
+            pick.sql(),
+            tx.dialect().skip_locked
+        );
+        if let Some(row) = tx.query_opt(&sql, &pick.values)? {
+            return claimed(&row).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// The claim a row of [`CLAIMED_COLUMNS`] describes.
+pub(crate) fn claimed(row: &Row) -> Result<Claim, Failure> {
+    let (run, attempt) = (row.text(0)?, row.int(1)?);
+    let config = serde_json::from_str(&row.text(4)?).map_err(|e| Failure::Invalid(format!("run {run} has an unreadable config: {e}")))?;
+    Ok(Claim {
+        sweep: row.text(2)?,
+        config,
+        params: serde_json::from_str(&row.text(3)?).unwrap_or_default(),
+        resumed: attempt > 1,
+        lease: Lease { run, attempt },
+    })
+}
+
+/// Keeps a metric's summary up to date with a newly recorded value ($5, NULL when not finite,
+/// with its kind $6) of epoch $4: the latest epoch's value, and the lowest and highest finite
+/// values with the earliest epoch that reached each.
+const SUMMARIZE: &str =
+    "INSERT INTO metric_summary AS m (run, split, name, last_epoch, last_value, last_kind, min_value, min_epoch, max_value, max_epoch)
+     VALUES ($1, $2, $3, CAST($4 AS BIGINT), CAST($5 AS DOUBLE PRECISION), $6, CAST($5 AS DOUBLE PRECISION),
+             CASE WHEN CAST($5 AS DOUBLE PRECISION) IS NULL THEN NULL ELSE CAST($4 AS BIGINT) END,
+             CAST($5 AS DOUBLE PRECISION), CASE WHEN CAST($5 AS DOUBLE PRECISION) IS NULL THEN NULL ELSE CAST($4 AS BIGINT) END)
+     ON CONFLICT (run, split, name) DO UPDATE SET
+        last_value = CASE WHEN excluded.last_epoch >= m.last_epoch THEN excluded.last_value ELSE m.last_value END,
+        last_kind  = CASE WHEN excluded.last_epoch >= m.last_epoch THEN excluded.last_kind ELSE m.last_kind END,
+        last_epoch = CASE WHEN excluded.last_epoch >= m.last_epoch THEN excluded.last_epoch ELSE m.last_epoch END,
+        min_epoch  = CASE WHEN excluded.min_value IS NOT NULL AND (m.min_value IS NULL OR excluded.min_value < m.min_value
+                          OR (excluded.min_value = m.min_value AND excluded.min_epoch < m.min_epoch)) THEN excluded.min_epoch ELSE m.min_epoch END,
+        min_value  = CASE WHEN excluded.min_value IS NOT NULL AND (m.min_value IS NULL OR excluded.min_value < m.min_value)
+                          THEN excluded.min_value ELSE m.min_value END,
+        max_epoch  = CASE WHEN excluded.max_value IS NOT NULL AND (m.max_value IS NULL OR excluded.max_value > m.max_value
+                          OR (excluded.max_value = m.max_value AND excluded.max_epoch < m.max_epoch)) THEN excluded.max_epoch ELSE m.max_epoch END,
+        max_value  = CASE WHEN excluded.max_value IS NOT NULL AND (m.max_value IS NULL OR excluded.max_value > m.max_value)
+                          THEN excluded.max_value ELSE m.max_value END";
+
+/// Records an epoch under the lease. Metrics are kept once per (run, epoch, split, name), and
+/// only a newly kept value moves the summary, so that logging an epoch again (a retry) changes
+/// nothing. A checkpoint row moves only forward in epochs.
+fn log_epoch(tx: &mut dyn Tx, lease: &Lease, epoch: &EpochLog) -> Result<(), Failure> {
+    let now = now_unix();
+    // Recording an epoch is progress: the crash count starts again.
+    let held = tx.execute(
+        "UPDATE runs SET heartbeat = $3, crashes = 0 WHERE id = $1 AND attempt = $2 AND status = 'running'",
+        &[lease.run.as_str().into(), lease.attempt.into(), now.into()],
+    )?;
+    if held == 0 {
+        return Err(lease_lost(lease));
+    }
+    for m in &epoch.metrics {
+        let (value, kind) = encode_value(m.value);
+        let split = m.split.as_str();
+        let inserted = tx.execute(
+            "INSERT INTO metrics (run, epoch, split, name, value, kind, wall) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            &[lease.run.as_str().into(), epoch.epoch.into(), split.into(), m.name.as_str().into(), value.into(), kind.into(), epoch.wall.into()],
+        )?;
+        if inserted == 1 {
+            tx.execute(SUMMARIZE, &[lease.run.as_str().into(), split.into(), m.name.as_str().into(), epoch.epoch.into(), value.into(), kind.into()])?;
+        }
+    }
+    for ck in &epoch.checkpoints {
+        let (value, kind) = encode_value(ck.metric_value);
+        tx.execute(
+            "INSERT INTO checkpoints (run, kind, epoch, path, metric_value, metric_kind, created) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (run, kind) DO UPDATE SET epoch = excluded.epoch, path = excluded.path,
+                metric_value = excluded.metric_value, metric_kind = excluded.metric_kind, created = excluded.created
+             WHERE excluded.epoch >= checkpoints.epoch",
+            &[lease.run.as_str().into(), ck.kind.as_str().into(), ck.epoch.into(), ck.path.as_str().into(), value.into(), kind.into(), now.into()],
+        )?;
+    }
+    Ok(())
+}
+
+/// Applies an end-of-run write (`update`, which changes the row only under the lease), or
+/// recognises that it already went through: the run is in the state `status` under the same
+/// attempt, because an earlier try's reply was lost.
+fn end_run(tx: &mut dyn Tx, lease: &Lease, status: RunStatus, update: &str, values: &[Value]) -> Result<(), Failure> {
+    if tx.execute(update, values)? == 1 {
+        return Ok(());
+    }
+    match tx.query_opt("SELECT status, attempt FROM runs WHERE id = $1", &[lease.run.as_str().into()])? {
+        Some(row) if row.text(0)? == status.as_str() && row.int(1)? == lease.attempt => Ok(()),
+        _ => Err(lease_lost(lease)),
+    }
+}
+
+/// The crash rule: a run whose worker died goes back to the queue, until `max_attempts` attempts
+/// in a row died before recording an epoch (`log_epoch` resets the count); then it fails, its
+/// error saying how many, so that a trial that kills its worker every time does not loop.
+fn record_crash(tx: &mut dyn Tx, lease: &Lease, message: &str, max_attempts: i64) -> Result<RunStatus, Failure> {
+    let sql = format!("SELECT status, attempt, crashes FROM runs WHERE id = $1{}", tx.dialect().lock_rows);
+    let row = tx.query_opt(&sql, &[lease.run.as_str().into()])?.ok_or_else(|| lease_lost(lease))?;
+    if row.text(0)? != RunStatus::Running.as_str() || row.int(1)? != lease.attempt {
+        return Err(lease_lost(lease));
+    }
+    let crashes = row.int(2)? + 1;
+    let (status, finished, error) = if crashes >= max_attempts {
+        (RunStatus::Failed, Some(now_unix()), format!("{message} ({crashes} attempts in a row ended this way)"))
+    } else {
+        (RunStatus::Queued, None, message.to_string())
+    };
+    tx.execute(
+        "UPDATE runs SET status = $2, error = $3, finished = $4, crashes = $5, host = NULL, pid = NULL WHERE id = $1",
+        &[lease.run.as_str().into(), status.as_str().into(), error.into(), finished.into(), crashes.into()],
+    )?;
+    Ok(status)
+}
+
+fn sweeps(tx: &mut dyn Tx) -> Result<Vec<SweepInfo>, Failure> {
+    let mut sweeps = tx
+        .query("SELECT name, spec, spec_hash, created, updated FROM sweeps ORDER BY created", &[])?
+        .iter()
+        .map(|r| {
+            Ok(SweepInfo {
+                name: r.text(0)?,
+                spec: r.text(1)?,
+                spec_hash: r.text(2)?,
+                created: r.real(3)?,
+                updated: r.real(4)?,
+                counts: BTreeMap::new(),
+            })
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    for r in tx.query("SELECT sweep, status, count(*) FROM runs GROUP BY sweep, status", &[])? {
+        let sweep = r.text(0)?;
+        if let Some(s) = sweeps.iter_mut().find(|s| s.name == sweep) {
+            s.counts.insert(r.text(1)?, r.int(2)?);
+        }
+    }
+    Ok(sweeps)
+}
+
+fn run(tx: &mut dyn Tx, id: &str) -> Result<RunRow, Failure> {
+    match read_runs(tx, &RunFilter::default(), Some(id))?.pop() {
+        Some(run) => Ok(run),
+        None => Err(unknown_run(tx, id)),
+    }
+}
+
+/// The error for a run id that is not there, suggesting a near one of the same sweep.
+fn unknown_run(tx: &mut dyn Tx, id: &str) -> Failure {
+    let like = format!("{}%", id.split('-').next().unwrap_or(id));
+    let ids: Vec<String> = match tx.query("SELECT id FROM runs WHERE id LIKE $1 ORDER BY seq LIMIT 200", &[like.into()]) {
+        Ok(rows) => rows.iter().filter_map(|r| r.text(0).ok()).collect(),
+        Err(e) => return e,
+    };
+    let suggestions = crate::util::did_you_mean(id, ids.iter().map(String::as_str)).map(|s| vec![s.to_string()]).unwrap_or_default();
+    StoreError::UnknownRun { id: id.to_string(), suggestions }.into()
+}
+
+/// Runs by id, or by sweep and status, with their metric summaries.
+fn read_runs(tx: &mut dyn Tx, filter: &RunFilter, id: Option<&str>) -> Result<Vec<RunRow>, Failure> {
+    let mut conditions = Conditions::after(Vec::new());
+    conditions.equal("r.id", id);
+    conditions.equal("r.sweep", filter.sweep.as_deref());
+    conditions.equal("r.status", filter.status.map(|s| s.as_str()));
+    let sql = format!(
+        "SELECT r.id, r.sweep, r.seq, r.status, r.attempt, r.host, r.pid, r.created, r.started, r.finished, r.heartbeat, r.error,
+                r.code_version, r.config_hash, r.seed, r.params
+         FROM runs r {} ORDER BY r.sweep, r.seq",
+        conditions.sql()
+    );
+    let mut runs = tx.query(&sql, &conditions.values)?.iter().map(run_row).collect::<Result<Vec<_>, Failure>>()?;
+    if runs.is_empty() {
+        return Ok(runs);
+    }
+    let index: HashMap<String, usize> = runs.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
+    let columns = "s.run, s.split, s.name, s.last_epoch, s.last_value, s.last_kind, s.min_value, s.min_epoch, s.max_value, s.max_epoch";
+    let summaries = match id {
+        Some(id) => tx.query(&format!("SELECT {columns} FROM metric_summary s WHERE s.run = $1"), &[id.into()])?,
+        None => tx.query(&format!("SELECT {columns} FROM metric_summary s JOIN runs r ON r.id = s.run {}", conditions.sql()), &conditions.values)?,
+    };
+    for r in &summaries {
+        let Some(&i) = index.get(&r.text(0)?) else { continue };
+        let summary = MetricSummary {
+            last_epoch: r.int(3)?,
+            last: decode_value(r.opt_real(4)?, &r.text(5)?),
+            min: r.opt_real(6)?,
+            min_epoch: r.opt_int(7)?,
+            max: r.opt_real(8)?,
+            max_epoch: r.opt_int(9)?,
+        };
+        runs[i].metrics.insert(format!("{}_{}", r.text(1)?, r.text(2)?), summary);
+    }
+    Ok(runs)
+}
+
+fn run_row(r: &Row) -> Result<RunRow, Failure> {
+    Ok(RunRow {
+        id: r.text(0)?,
+        sweep: r.text(1)?,
+        seq: r.int(2)?,
+        status: RunStatus::parse(&r.text(3)?).unwrap_or(RunStatus::Failed),
+        attempt: r.int(4)?,
+        host: r.opt_text(5)?,
+        pid: r.opt_int(6)?,
+        created: r.real(7)?,
+        started: r.opt_real(8)?,
+        finished: r.opt_real(9)?,
+        heartbeat: r.opt_real(10)?,
+        error: r.opt_text(11)?,
+        code_version: r.opt_text(12)?,
+        config_hash: r.text(13)?,
+        seed: r.int(14)?,
+        params: serde_json::from_str(&r.text(15)?).unwrap_or_default(),
+        metrics: BTreeMap::new(),
+        settings: BTreeMap::new(),
+    })
+}
+
+/// The run whose best epoch is best by `metric` (`<split>_<name>`, `val` when no split is
+/// given), read from the summaries' index; ties go to the earlier run id.
+fn best(tx: &mut dyn Tx, metric: &str, goal: Goal, sweep: Option<&str>) -> Result<Option<BestRun>, Failure> {
+    let (split, name) = metric.split_once('_').unwrap_or(("val", metric));
+    let (extreme, order) = match goal {
+        Goal::Maximize => ("max", "DESC"),
+        Goal::Minimize => ("min", "ASC"),
+    };
+    let mut conditions = Conditions::after(vec![split.into(), name.into()]);
+    conditions.and(format!("s.split = $1 AND s.name = $2 AND s.{extreme}_value IS NOT NULL"));
+    // The join to runs only where a sweep narrows the search.
+    let join = if sweep.is_some() { "JOIN runs r ON r.id = s.run" } else { "" };
+    conditions.equal("r.sweep", sweep);
+    let sql = format!(
+        "SELECT s.run, s.{extreme}_value, s.{extreme}_epoch FROM metric_summary s {join} {} ORDER BY s.{extreme}_value {order}, s.run LIMIT 1",
+        conditions.sql()
+    );
+    let Some(row) = tx.query_opt(&sql, &conditions.values)? else { return Ok(None) };
+    let (value, epoch) = (row.real(1)?, row.int(2)?);
+    Ok(Some(BestRun { run: run(tx, &row.text(0)?)?, value, epoch }))
+}
+
+/// Splits a metric value into (value, kind) for storage: NaN and infinities are stored as NULL
+/// plus a kind, because SQLite turns NaN into NULL (PostgreSQL does the same for the contract).
+pub(crate) fn encode_value(v: f64) -> (Option<f64>, &'static str) {
+    match crate::config::nonfinite::kind_name(v) {
+        None => (Some(v), "finite"),
+        Some("NaN") => (None, "nan"),
+        Some(k) => (None, k),
+    }
+}
+
+/// The inverse of [`encode_value`].
+pub(crate) fn decode_value(v: Option<f64>, kind: &str) -> f64 {
+    match kind {
+        "finite" => v.unwrap_or(f64::NAN),
+        "inf" => f64::INFINITY,
+        "-inf" => f64::NEG_INFINITY,
+        _ => f64::NAN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_and_infinities_are_stored_as_a_value_plus_a_kind() {
+        for v in [1.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let (stored, kind) = encode_value(v);
+            let back = decode_value(stored, kind);
+            assert!(back == v || (v.is_nan() && back.is_nan()), "{v} -> {stored:?} {kind} -> {back}");
+            assert_eq!(stored.is_none(), !v.is_finite(), "SQLite would turn NaN into NULL, so no non-finite value is stored as a number");
+        }
+    }
+}
