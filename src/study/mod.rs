@@ -4,9 +4,10 @@
 //! into the parameter space and expands it into trials, each a resolved `RunConfig` identified by
 //! its hash. The rest is the search itself, after Optuna's roles: [`history`] is the read-only
 //! snapshot of a sweep's trials that policies decide from (Optuna's frozen trials), [`space`] the
-//! parameters with their conditions, [`sampler`] grid and random search (what to try next),
-//! [`pruner`] the early-stopping rules (whether a trial goes on), and [`objective`] the trial as a
-//! learning curve, with a fake one for tests. Policies return decisions; the runner acts on them.
+//! parameters with their conditions, [`sampler`] grid and random search and [`tpe`] Bayesian
+//! search (what to try next), [`pruner`] the early-stopping rules (whether a trial goes on), and
+//! [`objective`] the trial as a learning curve, with a fake one for tests. Policies return
+//! decisions; the runner acts on them.
 
 pub mod history;
 pub mod objective;
@@ -14,3 +15,4 @@ pub mod pruner;
 pub mod sampler;
 pub mod space;
 pub mod spec;
+pub mod tpe;
