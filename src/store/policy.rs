@@ -11,8 +11,8 @@ use super::{
     BestRun, CheckpointRow, Claim, EnqueueReport, EpochLog, JobRow, Lease, MetricRow, MetricSummary, NewTrial, RunFilter, RunRow, RunStatus, Store,
     StoreError, StoreResult, SweepInfo, SweepRegistration, WorkerInfo, code_version, validate_sweep_name,
 };
-use crate::config::RunConfig;
 use crate::config::Goal;
+use crate::config::RunConfig;
 use crate::util::{now_unix, sha256_hex};
 
 /// What a backend provides for the policy to run on.

@@ -13,13 +13,16 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use rand::RngExt;
 use rand::rngs::ChaCha8Rng;
-use rand::{RngExt, SeedableRng};
 use serde_json::{Map, Value as Json, json};
 use toml_edit::{Document, Item, TableLike};
 
 use crate::config::Goal;
 use crate::config::{Objective, OptimizerKind, RunConfig, Schedule, SplitBy};
+use crate::study::history::Point;
+use crate::study::sampler::{Grid, Random};
+use crate::study::space::Space;
 use crate::util::did_you_mean;
 
 /// Every problem found in a sweep file, each located.
@@ -94,7 +97,8 @@ impl Domain {
         matches!(self, Domain::LogUniformValues { .. })
     }
 
-    fn grid_values(&self) -> Vec<Json> {
+    /// The values of a finite domain, in order (empty for a distribution).
+    pub(crate) fn grid_values(&self) -> Vec<Json> {
         match self {
             Domain::Value(v) => vec![v.clone()],
             Domain::Values(vs) | Domain::Categorical { values: vs, .. } => vs.clone(),
@@ -102,7 +106,9 @@ impl Domain {
         }
     }
 
-    fn sample(&self, rng: &mut ChaCha8Rng) -> Json {
+    /// One draw from the domain. Random search's draws, and so the identities of recorded
+    /// random trials, depend on the exact numbers this takes from the stream.
+    pub(crate) fn sample(&self, rng: &mut ChaCha8Rng) -> Json {
         match self {
             Domain::Value(v) => v.clone(),
             Domain::Values(vs) => vs[rng.random_range(0..vs.len())].clone(),
@@ -737,7 +743,9 @@ impl Entry<'_> {
     }
 }
 
-/// Expands the spec and checks every trial's config, reporting a bad value at its parameter.
+/// Checks the config of every trial that runs, reporting a bad value at its parameter. A grid's
+/// points past `run_cap` never run and are not checked, so that a capped grid of any size is
+/// validated at once.
 fn check_trials(spec: &SweepSpec, v: &mut Validator, root: &toml_edit::Table) {
     let mut spans: BTreeMap<String, Option<std::ops::Range<usize>>> = BTreeMap::new();
     if let Some(t) = root.get("parameters").and_then(Item::as_table_like) {
@@ -745,12 +753,9 @@ fn check_trials(spec: &SweepSpec, v: &mut Validator, root: &toml_edit::Table) {
             spans.insert(key, span.or_else(|| item.span()));
         });
     }
-    let points = match spec.method {
-        Method::Grid => grid_points(&spec.parameters),
-        Method::Random => random_points(spec),
-    };
     // Continuous domains are checked at their ends as well as at the drawn points.
-    let mut probes = points.clone();
+    let first = points(spec).next().unwrap_or_default();
+    let mut probes = Vec::new();
     for p in &spec.parameters {
         let ends = match &p.domain {
             Domain::Uniform { min, max } | Domain::LogUniformValues { min, max } | Domain::QUniform { min, max, .. } => vec![json!(min), json!(max)],
@@ -758,13 +763,14 @@ fn check_trials(spec: &SweepSpec, v: &mut Validator, root: &toml_edit::Table) {
             _ => Vec::new(),
         };
         for end in ends {
-            let mut point = points.first().cloned().unwrap_or_default();
+            let mut point = first.clone();
             point.insert(p.key.clone(), end);
             probes.push(point);
         }
     }
-    for point in &probes {
-        if let Err(problems) = resolve(spec, point) {
+    // The trials are streamed, never collected: a grid may be far larger than what runs of it.
+    for point in points(spec).chain(probes) {
+        if let Err(problems) = resolve(spec, &point) {
             for (key, message) in problems {
                 let span = spans.get(&key).cloned().flatten().or_else(|| point.keys().find_map(|k| spans.get(k).cloned().flatten()));
                 let value = point.get(&key).map(|x| format!(" (value {x})")).unwrap_or_default();
@@ -774,41 +780,18 @@ fn check_trials(spec: &SweepSpec, v: &mut Validator, root: &toml_edit::Table) {
     }
 }
 
-/// The grid's points: the cartesian product of the parameters' values, the last parameter
-/// varying fastest.
-fn grid_points(parameters: &[Parameter]) -> Vec<BTreeMap<String, Json>> {
-    let mut points = vec![BTreeMap::new()];
-    for p in parameters {
-        let values = p.domain.grid_values();
-        points = points
-            .into_iter()
-            .flat_map(|point| {
-                values.iter().map(move |v| {
-                    let mut next = point.clone();
-                    next.insert(p.key.clone(), v.clone());
-                    next
-                })
-            })
-            .collect();
-    }
-    points
-}
-
-/// `run_cap` draws from the sweep's seed, skipping draws that repeat an earlier point.
-fn random_points(spec: &SweepSpec) -> Vec<BTreeMap<String, Json>> {
-    let cap = spec.run_cap.unwrap_or(1);
-    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
-    let mut seen = HashSet::new();
-    let mut points = Vec::new();
-    let mut attempts = 0;
-    while points.len() < cap && attempts < cap * 100 {
-        attempts += 1;
-        let point: BTreeMap<String, Json> = spec.parameters.iter().map(|p| (p.key.clone(), p.domain.sample(&mut rng))).collect();
-        if seen.insert(serde_json::to_string(&point).unwrap_or_default()) {
-            points.push(point);
+/// The points that run, in order, streamed: a grid's first `run_cap` indices (all of them
+/// without a cap), or random search's first `run_cap` draws.
+fn points(spec: &SweepSpec) -> Box<dyn Iterator<Item = Point>> {
+    let space = Space::unconditional(&spec.parameters);
+    match spec.method {
+        Method::Grid => {
+            let grid = Grid::new(space).expect("a grid's parameters are lists (checked by the validator)");
+            let n = spec.run_cap.map_or(grid.len(), |cap| grid.len().min(cap as u128));
+            Box::new((0..n).filter_map(move |i| grid.point(i)))
         }
+        Method::Random => Box::new(Random::new(space, spec.seed).first(spec.run_cap.unwrap_or(1))),
     }
-    points
 }
 
 /// The config of one point, or the problems it has as (key, message).
@@ -827,16 +810,7 @@ impl SweepSpec {
     /// The trials of this sweep, in order. `data_override` replaces `data.source` in every trial
     /// (`sweep run --data DIR`).
     pub fn trials(&self, data_override: Option<&str>) -> Vec<Trial> {
-        let points = match self.method {
-            Method::Grid => grid_points(&self.parameters),
-            Method::Random => random_points(self),
-        };
-        let points = match self.run_cap {
-            Some(cap) if self.method == Method::Grid => points.into_iter().take(cap).collect(),
-            _ => points,
-        };
-        points
-            .into_iter()
+        points(self)
             .map(|params| {
                 let mut config = resolve(self, &params).expect("trials were validated when the spec was parsed");
                 if let Some(dir) = data_override {

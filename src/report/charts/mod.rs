@@ -125,8 +125,7 @@ pub fn plot_run(store: &dyn Store, run: &str, out: &Path) -> Result<PathBuf, Rep
     let row = store.run(run)?;
     let metrics = store.metrics(run)?;
     let path = out.join(format!("run_{run}.png"));
-    draw::draw_panels(&series::run_panels(&RunData { row, metrics }), &path)
-        .map_err(|e| PlotError { path: path.clone(), reason: e.to_string() })?;
+    draw::draw_panels(&series::run_panels(&RunData { row, metrics }), &path).map_err(|e| PlotError { path: path.clone(), reason: e.to_string() })?;
     Ok(path)
 }
 

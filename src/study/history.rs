@@ -1,0 +1,125 @@
+//! What the tracker knows of a sweep's trials, as samplers and pruners see it: a read-only
+//! snapshot of every trial's point, state and per-epoch objective values, with the objective's
+//! name and direction.
+//!
+//! Samplers and pruners keep no state of their own: everything they decide is a function of a
+//! `History` (and their settings and seed). That is what lets any worker ask for the next point,
+//! and a killed sweep resume with the same study, because the tracker is the only memory.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+
+use crate::config::Goal;
+
+/// One point of a sweep's space: the swept settings and their values. A conditional parameter
+/// whose condition does not hold is absent.
+pub type Point = BTreeMap<String, Json>;
+
+/// Where a trial is in its life, as far as a search is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrialState {
+    Queued,
+    Running,
+    Completed,
+    Pruned,
+    /// Crashed or diverged: its values, if any, are not a judgement of its point.
+    Failed,
+}
+
+/// One trial as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialRecord {
+    /// Its number in the sweep (the `n` of the id `<sweep>-<n>`).
+    pub number: usize,
+    pub point: Point,
+    pub state: TrialState,
+    /// The objective's value at each recorded epoch (epochs count from 1).
+    pub values: BTreeMap<usize, f64>,
+}
+
+impl TrialRecord {
+    /// The value at `epoch`, if that epoch was recorded.
+    pub fn value_at(&self, epoch: usize) -> Option<f64> {
+        self.values.get(&epoch).copied()
+    }
+
+    /// The deepest recorded epoch and its value.
+    pub fn last(&self) -> Option<(usize, f64)> {
+        self.values.iter().next_back().map(|(&e, &v)| (e, v))
+    }
+
+    /// The best finite value over the recorded epochs, in the goal's direction.
+    pub fn best(&self, goal: Goal) -> Option<f64> {
+        self.values.values().copied().filter(|v| v.is_finite()).min_by(|a, b| compare(goal, *a, *b))
+    }
+}
+
+/// The trials of one sweep and the objective they are judged by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    /// The objective's name, e.g. `val_iou` (pruners name it in their reasons).
+    pub metric: String,
+    pub goal: Goal,
+    pub trials: Vec<TrialRecord>,
+}
+
+impl History {
+    pub fn new(metric: impl Into<String>, goal: Goal, trials: Vec<TrialRecord>) -> History {
+        History { metric: metric.into(), goal, trials }
+    }
+
+    /// The trial with this number.
+    pub fn trial(&self, number: usize) -> Option<&TrialRecord> {
+        self.trials.iter().find(|t| t.number == number)
+    }
+
+    /// Orders two values best first in the goal's direction; NaN ranks after every number.
+    pub fn compare(&self, a: f64, b: f64) -> Ordering {
+        compare(self.goal, a, b)
+    }
+}
+
+/// Best first; NaN last, so that a diverged value never looks good in either direction.
+fn compare(goal: Goal, a: f64, b: f64) -> Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        (false, false) => match goal {
+            Goal::Maximize => b.total_cmp(&a),
+            Goal::Minimize => a.total_cmp(&b),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(values: &[(usize, f64)]) -> TrialRecord {
+        TrialRecord { number: 0, point: Point::new(), state: TrialState::Completed, values: values.iter().copied().collect() }
+    }
+
+    #[test]
+    fn values_order_best_first_in_the_goals_direction_with_nan_last() {
+        let mut xs = [0.5, f64::NAN, 0.9, 0.1];
+        xs.sort_by(|a, b| compare(Goal::Maximize, *a, *b));
+        assert_eq!(&xs[..3], [0.9, 0.5, 0.1]);
+        assert!(xs[3].is_nan());
+        xs.sort_by(|a, b| compare(Goal::Minimize, *a, *b));
+        assert_eq!(&xs[..3], [0.1, 0.5, 0.9]);
+        assert!(xs[3].is_nan());
+    }
+
+    #[test]
+    fn a_trial_knows_its_deepest_epoch_and_its_best_finite_value() {
+        let t = record(&[(1, 0.2), (2, 0.6), (3, f64::NAN), (4, 0.5)]);
+        assert_eq!(t.last(), Some((4, 0.5)));
+        assert_eq!(t.best(Goal::Maximize), Some(0.6));
+        assert_eq!(t.best(Goal::Minimize), Some(0.2));
+        assert_eq!(t.value_at(2), Some(0.6));
+        assert_eq!(record(&[]).last(), None);
+    }
+}
