@@ -9,8 +9,8 @@ mod services;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use sweep::config::{RunConfig, Split};
-use sweep::store::{self, EpochLog, MetricValue, NewTrial, RunStatus, WorkerInfo};
+use sweep::config::{Split, TrialConfig};
+use sweep::store::{self, EpochLog, MetricValue, NewTrial, TrialStatus, WorkerInfo};
 
 const TRIALS: usize = 2000;
 const WORKERS: usize = 16;
@@ -20,7 +20,7 @@ fn fill(location: &str) {
     s.register_sweep("b", "bench").unwrap();
     let trials: Vec<NewTrial> = (0..TRIALS)
         .map(|i| {
-            let mut config = RunConfig::default();
+            let mut config = TrialConfig::default();
             config.train.seed = i as u64;
             NewTrial { config, params: Default::default() }
         })
@@ -52,7 +52,7 @@ fn race(location: &str) -> (Vec<Duration>, Duration) {
                     let Some(claim) = s.claim(Some("b"), &me, 3600.0).unwrap() else { break };
                     latencies.push(t.elapsed());
                     s.log_epoch(&claim.lease, &log).unwrap();
-                    s.finish(&claim.lease, RunStatus::Completed, None).unwrap();
+                    s.finish(&claim.lease, TrialStatus::Completed, None).unwrap();
                 }
                 latencies
             })

@@ -6,11 +6,11 @@ mod common;
 
 use std::path::Path;
 
-use sweep::store::{NewTrial, RunStatus, SqliteStore, Store, WorkerInfo};
+use sweep::store::{NewTrial, SqliteStore, Store, TrialStatus, WorkerInfo};
 use sweep::train::checkpoint::EpochSummary;
 use sweep::train::device::DeviceSpec;
 use sweep::train::metrics::SplitMetrics;
-use sweep::train::{self, Faults, RunContext};
+use sweep::train::{self, Faults, TrialContext};
 
 fn main() {
     common::header("charts");
@@ -35,8 +35,8 @@ fn main() {
             // One real run, so that the prediction grid has a checkpoint to load.
             let mut config = claim.config.clone();
             config.train.epochs = 20;
-            let ctx = RunContext {
-                run_dir: sweep::train::checkpoint::RunDir::of(&runs_dir, "b", &claim.lease.run),
+            let ctx = TrialContext {
+                run_dir: sweep::train::checkpoint::TrialDir::of(&runs_dir, "b", &claim.lease.run),
                 runs_root: &runs_dir,
                 device: device.clone(),
                 faults: Faults::default(),
@@ -56,7 +56,7 @@ fn main() {
                 store.log_epoch(&claim.lease, &sweep::runner::worker::epoch_log(&s, &[])).unwrap();
             }
         }
-        store.finish(&claim.lease, RunStatus::Completed, None).unwrap();
+        store.finish(&claim.lease, TrialStatus::Completed, None).unwrap();
     }
     let mut files = 0;
     let times = common::time_n(1, 3, || {

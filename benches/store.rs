@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use sweep::config::Goal;
-use sweep::config::{RunConfig, Split};
-use sweep::store::{CheckpointRow, EpochLog, MetricValue, NewTrial, RunFilter, SqliteStore, Store, WorkerInfo};
+use sweep::config::{Split, TrialConfig};
+use sweep::store::{CheckpointRow, EpochLog, MetricValue, NewTrial, SqliteStore, Store, TrialFilter, WorkerInfo};
 
 const RUNS: usize = 10_000;
 const EPOCHS: i64 = 50;
@@ -44,7 +44,7 @@ fn main() {
     let started = Instant::now();
     let trials: Vec<NewTrial> = (0..RUNS)
         .map(|i| {
-            let mut config = RunConfig::default();
+            let mut config = TrialConfig::default();
             config.train.seed = i as u64;
             config.train.learning_rate = 1e-4 * (1.0 + (i % 100) as f64);
             let mut params = std::collections::BTreeMap::new();
@@ -69,7 +69,7 @@ fn main() {
             store.log_epoch(&claim.lease, &log).unwrap();
             log_times.push(t.elapsed());
         }
-        store.finish(&claim.lease, sweep::store::RunStatus::Completed, None).unwrap();
+        store.finish(&claim.lease, sweep::store::TrialStatus::Completed, None).unwrap();
     }
     let generate = started.elapsed();
     claim_times.sort();
@@ -88,8 +88,8 @@ fn main() {
         std::hint::black_box(store.best("val_loss", Goal::Minimize, Some("b")).unwrap().unwrap());
     });
     let ls = common::time_n(1, 5, || {
-        let runs = store.runs(&RunFilter::default()).unwrap();
-        std::hint::black_box(sweep::report::runs_table(&runs));
+        let runs = store.trials(&TrialFilter::default()).unwrap();
+        std::hint::black_box(sweep::report::trials_table(&runs));
     });
     drop(store);
     let exe = env!("CARGO_BIN_EXE_sweep");

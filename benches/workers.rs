@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::Instant;
 
-use sweep::store::{RunFilter, SqliteStore, Store};
+use sweep::store::{SqliteStore, Store, TrialFilter};
 
 const SWEEP: &str = r#"name = "w"
 seed = 1
@@ -63,7 +63,7 @@ fn main() {
         let wall = started.elapsed().as_secs_f64();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let store = SqliteStore::open(&runs.join("sweep.db")).unwrap();
-        let rows = store.runs(&RunFilter::default()).unwrap();
+        let rows = store.trials(&TrialFilter::default()).unwrap();
         let trial: Vec<f64> = rows.iter().map(|r| r.finished.unwrap() - r.started.unwrap()).collect();
         let mean = trial.iter().sum::<f64>() / trial.len() as f64;
         let overhead = (workers as f64 * wall - trial.iter().sum::<f64>()) / trial.len() as f64;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use predicates::str::contains;
 use services::{Postgres, Slurm, wait_until};
 use sweep::config::Split;
-use sweep::store::{EpochLog, MetricValue, PostgresStore, RunFilter, RunStatus, Store, StoreError, WorkerInfo};
+use sweep::store::{EpochLog, MetricValue, PostgresStore, Store, StoreError, TrialFilter, TrialStatus, WorkerInfo};
 
 fn epoch(e: i64) -> EpochLog {
     EpochLog {
@@ -37,7 +37,7 @@ fn the_contract_story_holds_on_postgres_and_migrations_apply_once() {
     drop(store);
     // Opening again applies nothing; a newer schema is refused.
     let again = PostgresStore::open(&url).unwrap();
-    assert_eq!(again.runs(&RunFilter::default()).unwrap().len(), 4);
+    assert_eq!(again.trials(&TrialFilter::default()).unwrap().len(), 4);
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     admin.batch_execute("UPDATE sweep_schema SET version = 99").unwrap();
     assert!(matches!(PostgresStore::open(&url), Err(StoreError::NewerSchema { found: 99, .. })));
@@ -59,11 +59,11 @@ fn a_lost_connection_is_retried_and_no_epoch_is_lost() {
     store.heartbeat(&claim.lease).unwrap();
     // Cut again in the middle of the end-of-run write's retry path: finishing is still exact.
     pg.terminate_connections("lost");
-    store.finish(&claim.lease, RunStatus::Completed, None).unwrap();
+    store.finish(&claim.lease, TrialStatus::Completed, None).unwrap();
     let epochs: Vec<i64> = store.metrics(&claim.lease.run).unwrap().iter().filter(|m| m.name == "iou").map(|m| m.epoch).collect();
     assert_eq!(epochs, [1, 2], "both epochs recorded, once each");
     assert!(store.metrics(&claim.lease.run).unwrap().iter().any(|m| m.name == "loss" && m.value.is_nan()));
-    assert_eq!(store.run(&claim.lease.run).unwrap().status, RunStatus::Completed);
+    assert_eq!(store.trial(&claim.lease.run).unwrap().status, TrialStatus::Completed);
 }
 
 #[test]
@@ -80,14 +80,14 @@ fn a_claim_whose_reply_was_lost_is_taken_back_not_left_to_go_stale() {
     assert!(store.reconnects() >= 1, "the connection was dropped and re-made");
     assert_eq!(claim.lease.attempt, 1, "the committed claim itself, not a second one");
     let running: Vec<String> =
-        store.runs(&RunFilter::default()).unwrap().into_iter().filter(|r| r.status == RunStatus::Running).map(|r| r.id).collect();
+        store.trials(&TrialFilter::default()).unwrap().into_iter().filter(|r| r.status == TrialStatus::Running).map(|r| r.id).collect();
     assert_eq!(running, std::slice::from_ref(&claim.lease.run), "no orphaned run left running until its heartbeat goes stale");
     store.log_epoch(&claim.lease, &epoch(1)).unwrap();
-    store.finish(&claim.lease, RunStatus::Completed, None).unwrap();
+    store.finish(&claim.lease, TrialStatus::Completed, None).unwrap();
     // Every other run is still there to claim, once each.
     let mut rest = Vec::new();
     while let Some(c) = store.claim(Some("s"), &me, 600.0).unwrap() {
-        store.finish(&c.lease, RunStatus::Completed, None).unwrap();
+        store.finish(&c.lease, TrialStatus::Completed, None).unwrap();
         rest.push(c.lease.run);
     }
     assert_eq!(rest.len(), 2);
@@ -120,7 +120,7 @@ fn many_connections_claim_every_run_exactly_once() {
                 let mut mine = Vec::new();
                 while let Some(claim) = store.claim(Some("s"), &me, 600.0).unwrap() {
                     store.log_epoch(&claim.lease, &epoch(1)).unwrap();
-                    store.finish(&claim.lease, RunStatus::Completed, None).unwrap();
+                    store.finish(&claim.lease, TrialStatus::Completed, None).unwrap();
                     mine.push(claim.lease.run);
                 }
                 mine
@@ -130,14 +130,14 @@ fn many_connections_claim_every_run_exactly_once() {
     let claimed: Vec<String> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
     let unique: HashSet<&String> = claimed.iter().collect();
     assert_eq!((claimed.len(), unique.len()), (96, 96), "every run claimed once");
-    let runs = store.runs(&RunFilter::default()).unwrap();
-    assert!(runs.iter().all(|r| r.status == RunStatus::Completed && r.attempt == 1));
+    let runs = store.trials(&TrialFilter::default()).unwrap();
+    assert!(runs.iter().all(|r| r.status == TrialStatus::Completed && r.attempt == 1));
 }
 
 /// Waits until `n` runs of the sweep have at least one epoch.
 fn wait_for_progress(store: &PostgresStore, sweep: &str, n: usize) {
     wait_until(Duration::from_secs(120), "trials to record epochs", || {
-        store.runs(&RunFilter { sweep: Some(sweep.into()), status: None }).unwrap().iter().filter(|r| r.epochs() >= 1).count() >= n
+        store.trials(&TrialFilter { sweep: Some(sweep.into()), status: None }).unwrap().iter().filter(|r| r.epochs() >= 1).count() >= n
     });
 }
 
@@ -183,11 +183,11 @@ fn a_sweep_runs_as_a_slurm_array_against_postgres_and_survives_a_cancelled_task(
     assert!(stdout.contains("charts: ") && runs.path().join("cluster/plots/index.html").is_file(), "charts drawn at the end: {stdout}");
 
     // Every trial completed exactly once, with its checkpoints, and the tracker answers.
-    let rows = store.runs(&RunFilter { sweep: Some("cluster".into()), status: None }).unwrap();
+    let rows = store.trials(&TrialFilter { sweep: Some("cluster".into()), status: None }).unwrap();
     assert_eq!(rows.len(), 6);
     assert_eq!(rows.iter().map(|r| &r.config_hash).collect::<HashSet<_>>().len(), 6);
     for r in &rows {
-        assert_eq!(r.status, RunStatus::Completed, "{} {:?}", r.id, r.error);
+        assert_eq!(r.status, TrialStatus::Completed, "{} {:?}", r.id, r.error);
         let epochs: Vec<i64> = store.metrics(&r.id).unwrap().iter().filter(|m| m.split == "val" && m.name == "iou").map(|m| m.epoch).collect();
         assert_eq!(epochs, (1..=40).collect::<Vec<_>>(), "{}: contiguous epochs, none twice", r.id);
         assert!(runs.path().join("cluster").join(&r.id).join("checkpoints/best.ckpt").is_file());
@@ -199,7 +199,7 @@ fn a_sweep_runs_as_a_slurm_array_against_postgres_and_survives_a_cancelled_task(
     );
     let workers: HashSet<&Option<i64>> = rows.iter().map(|r| &r.pid).collect();
     assert!(workers.len() >= 2, "several workers took part");
-    common::sweep(runs.path()).args(["--store", &url, "best", "--metric", "iou"]).assert().success().stdout(contains("best run     cluster-"));
+    common::sweep(runs.path()).args(["--store", &url, "best", "--metric", "iou"]).assert().success().stdout(contains("best trial   cluster-"));
     common::sweep(runs.path())
         .args(["--store", &url, "status", "cluster"])
         .env("SLURM_CONF", &slurm.conf)

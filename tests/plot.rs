@@ -7,11 +7,11 @@ use std::path::Path;
 use sweep::config::Goal;
 use sweep::config::Objective;
 use sweep::report::charts::draw::{self, CHART_SIZE, PANELS_SIZE, PARALLEL_SIZE};
-use sweep::report::charts::series::{self, Axis, RunData};
-use sweep::store::{MetricRow, MetricSummary, RunRow, RunStatus};
+use sweep::report::charts::series::{self, Axis, TrialData};
+use sweep::store::{MetricRow, MetricSummary, TrialRow, TrialStatus};
 
 /// A run whose val iou climbs to `peak` over `epochs` epochs (NaN at epoch `nan_at`).
-fn run(i: usize, epochs: i64, peak: f64, nan_at: Option<i64>) -> RunData {
+fn run(i: usize, epochs: i64, peak: f64, nan_at: Option<i64>) -> TrialData {
     let mut metrics = Vec::new();
     for e in 1..=epochs {
         let t = e as f64 / epochs as f64;
@@ -50,23 +50,23 @@ fn run(i: usize, epochs: i64, peak: f64, nan_at: Option<i64>) -> RunData {
     params.insert("augment.hue_delta".to_string(), serde_json::json!((i % 4) as f64 * 0.1));
     params.insert("train.learning_rate".to_string(), serde_json::json!(10f64.powf(-4.0 + (i % 7) as f64 * 0.4)));
     params.insert("train.optimizer".to_string(), serde_json::json!(["adam", "sgd", "rmsprop"][i % 3]));
-    RunData {
-        row: RunRow {
+    TrialData {
+        row: TrialRow {
             id: format!("s-{}", i + 1),
             sweep: "s".into(),
             seq: i as i64 + 1,
-            status: RunStatus::Completed,
+            status: TrialStatus::Completed,
             attempt: 1,
             config_hash: format!("{i}"),
             params,
             metrics: summaries,
-            ..RunRow::default()
+            ..TrialRow::default()
         },
         metrics,
     }
 }
 
-fn runs(n: usize) -> Vec<RunData> {
+fn runs(n: usize) -> Vec<TrialData> {
     (0..n).map(|i| run(i, 6, 0.6 + 0.3 * ((i * 37) % 100) as f64 / 100.0, (i == 1).then_some(3))).collect()
 }
 

@@ -13,7 +13,7 @@ use predicates::str::contains;
 use rusqlite::Connection;
 use sweep::config::Split;
 use sweep::store::sqlite::SCHEMA_VERSION;
-use sweep::store::{EpochLog, MetricValue, NewTrial, RunFilter, RunStatus, SqliteStore, Store, StoreError, WorkerInfo};
+use sweep::store::{EpochLog, MetricValue, NewTrial, SqliteStore, Store, StoreError, TrialFilter, TrialStatus, WorkerInfo};
 
 const CHILD_ENV: &str = "SWEEP_TEST_STORE_CHILD";
 
@@ -45,14 +45,14 @@ fn migrating_twice_is_harmless_and_an_older_file_is_migrated_on_open() {
     }
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-    let run = store.runs(&RunFilter::default()).unwrap().pop().unwrap();
+    let run = store.trials(&TrialFilter::default()).unwrap().pop().unwrap();
     let summary = run.metrics["val_iou"];
     assert_eq!((summary.max, summary.max_epoch, summary.last_epoch), (Some(0.7), Some(2), 3), "summaries were backfilled");
     assert!(summary.last.is_nan());
     drop(store);
     let again = SqliteStore::open(&path).unwrap();
     assert_eq!(again.schema_version().unwrap(), SCHEMA_VERSION);
-    assert_eq!(again.runs(&RunFilter::default()).unwrap().len(), 1);
+    assert_eq!(again.trials(&TrialFilter::default()).unwrap().len(), 1);
     let view: f64 = again.connection().query_row("SELECT best_val_iou FROM run_results WHERE run = 's-1'", [], |r| r.get(0)).unwrap();
     assert_eq!(view, 0.7, "the results view has one row per run with its best value");
 }
@@ -99,9 +99,9 @@ fn every_value_reaches_sql_as_a_bound_parameter() {
     let mut params = std::collections::BTreeMap::new();
     params.insert("data.source".to_string(), serde_json::json!(config.data.source));
     store.enqueue("s", &[NewTrial { config: config.clone(), params }]).unwrap();
-    let run = store.run("s-1").unwrap();
+    let run = store.trial("s-1").unwrap();
     assert_eq!(run.params["data.source"], serde_json::json!(config.data.source));
-    assert_eq!(store.run_config("s-1").unwrap().data.source, config.data.source);
+    assert_eq!(store.trial_config("s-1").unwrap().data.source, config.data.source);
     assert!(store.sweeps().unwrap()[0].spec.contains("DROP TABLE"));
 }
 
@@ -115,8 +115,11 @@ fn big_epoch(epoch: i64, n: usize) -> EpochLog {
     }
 }
 
-/// Child processes for the multi-process tests: this test binary run again with an env var.
+/// Not a test: the body of the child processes that the multi-process tests start, by running
+/// this test binary again with `--ignored --exact child_process_entry` and an env var naming the
+/// mode. Ignored so that a normal run lists it as what it is; it does nothing without the env var.
 #[test]
+#[ignore = "entry point of the child processes of the multi-process tests, not a test"]
 fn child_process_entry() {
     let Ok(mode) = std::env::var(CHILD_ENV) else { return };
     let path = std::env::var("SWEEP_TEST_STORE_PATH").unwrap();
@@ -129,7 +132,7 @@ fn child_process_entry() {
                 for e in 1..=3 {
                     store.log_epoch(&claim.lease, &big_epoch(e, 8)).unwrap();
                 }
-                store.finish(&claim.lease, RunStatus::Completed, None).unwrap();
+                store.finish(&claim.lease, TrialStatus::Completed, None).unwrap();
                 println!("CLAIMED {}", claim.lease.run);
             }
         }
@@ -149,7 +152,7 @@ fn child_process_entry() {
 
 fn child(mode: &str, path: &Path) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
+    cmd.args(["--ignored", "--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, mode)
         .env("SWEEP_TEST_STORE_PATH", path)
         .stdout(Stdio::piped())
@@ -181,8 +184,8 @@ fn eight_processes_claim_every_run_exactly_once_without_lock_errors() {
     assert_eq!(claimed.len(), 64, "every run claimed");
     assert_eq!(unique.len(), 64, "no run claimed twice");
     let store = SqliteStore::open(&path).unwrap();
-    let runs = store.runs(&RunFilter::default()).unwrap();
-    assert!(runs.iter().all(|r| r.status == RunStatus::Completed && r.attempt == 1 && r.epochs() == 3));
+    let runs = store.trials(&TrialFilter::default()).unwrap();
+    assert!(runs.iter().all(|r| r.status == TrialStatus::Completed && r.attempt == 1 && r.epochs() == 3));
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
 
@@ -257,9 +260,9 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing_recorded() {
     assert!(log.contains("disk is full"), "{log}");
     let store = SqliteStore::open(&dir.path().join("copy.db")).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
-    let runs = store.runs(&RunFilter::default()).unwrap();
+    let runs = store.trials(&TrialFilter::default()).unwrap();
     assert_eq!(runs.len(), 1, "the first sweep's run is intact and nothing half-added");
-    assert_eq!((runs[0].status, runs[0].epochs()), (RunStatus::Completed, 1));
+    assert_eq!((runs[0].status, runs[0].epochs()), (TrialStatus::Completed, 1));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
-use sweep::store::{RunFilter, RunStatus, SqliteStore, Store};
+use sweep::store::{SqliteStore, Store, TrialFilter, TrialStatus};
 use sweep::study::spec::{self, Method};
 
 fn parse(text: &str) -> Result<spec::SweepSpec, String> {
@@ -205,12 +205,12 @@ fn store(runs: &Path) -> SqliteStore {
 fn assert_complete(runs: &Path, sweep: &str, trials: usize, epochs: i64) {
     let store = store(runs);
     assert_eq!(store.integrity_check().unwrap(), "ok");
-    let rows = store.runs(&RunFilter { sweep: Some(sweep.into()), status: None }).unwrap();
+    let rows = store.trials(&TrialFilter { sweep: Some(sweep.into()), status: None }).unwrap();
     assert_eq!(rows.len(), trials, "one run per config");
     let hashes: HashSet<&String> = rows.iter().map(|r| &r.config_hash).collect();
     assert_eq!(hashes.len(), trials, "no config twice");
     for r in &rows {
-        assert_eq!(r.status, RunStatus::Completed, "{} {:?}", r.id, r.error);
+        assert_eq!(r.status, TrialStatus::Completed, "{} {:?}", r.id, r.error);
         let metrics = store.metrics(&r.id).unwrap();
         let mut per_name: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
         for m in metrics {
@@ -310,7 +310,7 @@ fn the_prediction_grid_shows_the_actual_mask_in_black_and_white() {
 #[test]
 fn best_ranks_by_the_metric_in_its_natural_direction() {
     let runs = &trained().runs;
-    common::sweep(runs).args(["best", "--metric", "iou"]).assert().success().stdout(contains("best run").and(contains("twice-")));
+    common::sweep(runs).args(["best", "--metric", "iou"]).assert().success().stdout(contains("best trial").and(contains("twice-")));
     common::sweep(runs)
         .args(["best", "--metric", "loss", "--json"])
         .assert()
@@ -359,7 +359,7 @@ fn show_prints_a_trials_epochs_and_checkpoints() {
 #[test]
 fn show_refuses_an_unknown_or_unsafe_trial_id_with_exit_code_2() {
     let runs = &trained().runs;
-    common::sweep(runs).args(["show", "twice-99"]).assert().code(2).stderr(contains("no run \"twice-99\""));
+    common::sweep(runs).args(["show", "twice-99"]).assert().code(2).stderr(contains("no trial \"twice-99\""));
     common::sweep(runs).args(["show", "../etc"]).assert().code(2);
 }
 
@@ -454,8 +454,8 @@ fn a_trial_that_panics_or_diverges_is_recorded_and_the_sweep_goes_on() {
         .stdout(contains("failed"))
         .stderr(contains("did not complete"));
     let s = store(runs.path());
-    for r in s.runs(&RunFilter::default()).unwrap() {
-        assert_eq!(r.status, RunStatus::Failed);
+    for r in s.trials(&TrialFilter::default()).unwrap() {
+        assert_eq!(r.status, TrialStatus::Failed);
         assert!(r.error.as_deref().unwrap().contains("injected fault: panic at epoch 2 step 1"), "{:?}", r.error);
         assert_eq!(r.epochs(), 1, "the epoch before the panic was kept");
     }
@@ -470,8 +470,8 @@ fn a_trial_that_panics_or_diverges_is_recorded_and_the_sweep_goes_on() {
     let file = runs.path().join("nan.toml");
     std::fs::write(&file, common::tiny_sweep("nan", 2, &[0.0])).unwrap();
     common::sweep(runs.path()).env("SWEEP_FAULT", "nan@1:2").args(["run", file.to_str().unwrap(), "--plain"]).assert().code(1);
-    let r = store(runs.path()).run("nan-1").unwrap();
-    assert_eq!(r.status, RunStatus::Diverged);
+    let r = store(runs.path()).trial("nan-1").unwrap();
+    assert_eq!(r.status, TrialStatus::Diverged);
     assert!(r.error.unwrap().contains("epoch 1, step 2"));
 }
 
@@ -539,7 +539,7 @@ fn killed_workers_lose_nothing_and_a_rerun_completes_every_config_exactly_once()
         .unwrap();
     assert!(status.success());
     assert_complete(runs.path(), "kills", 8, 60);
-    let attempts: i64 = store(runs.path()).runs(&RunFilter::default()).unwrap().iter().map(|r| r.attempt).sum();
+    let attempts: i64 = store(runs.path()).trials(&TrialFilter::default()).unwrap().iter().map(|r| r.attempt).sum();
     assert!(attempts > 8, "some trials were resumed after a kill ({attempts} attempts for 8 trials)");
 }
 
@@ -548,7 +548,7 @@ fn wait_for_epochs(runs: &Path, sweep: &str, n: usize, epochs: i64) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Ok(s) = SqliteStore::open(&runs.join("sweep.db")) {
-            let rows = s.runs(&RunFilter { sweep: Some(sweep.into()), status: None }).unwrap_or_default();
+            let rows = s.trials(&TrialFilter { sweep: Some(sweep.into()), status: None }).unwrap_or_default();
             if rows.len() == n && rows.iter().all(|r| r.epochs() >= epochs) {
                 return;
             }
@@ -586,9 +586,9 @@ fn ctrl_c_once_checkpoints_and_stops_twice_stops_now_and_both_resume() {
         assert!(stdout.contains("run the same command to resume"), "{stdout}");
         let s = store(runs.path());
         assert_eq!(s.integrity_check().unwrap(), "ok");
-        for r in s.runs(&RunFilter::default()).unwrap() {
-            assert_eq!(r.status, RunStatus::Queued, "{} was given back ({interrupts} Ctrl-C)", r.id);
-            let last = sweep::train::checkpoint::RunDir::new(runs.path().join("stop").join(&r.id))
+        for r in s.trials(&TrialFilter::default()).unwrap() {
+            assert_eq!(r.status, TrialStatus::Queued, "{} was given back ({interrupts} Ctrl-C)", r.id);
+            let last = sweep::train::checkpoint::TrialDir::new(runs.path().join("stop").join(&r.id))
                 .load(sweep::train::checkpoint::CheckpointKind::Last)
                 .unwrap()
                 .unwrap();
@@ -639,8 +639,8 @@ fn a_worker_stops_after_max_trials_and_leaves_the_rest_queued() {
     s.enqueue("w", &common::trials(3)).unwrap();
     drop(s);
     common::sweep(runs.path()).args(["worker", "--sweep", "w", "--max-trials", "1"]).assert().success();
-    let count = |status: RunStatus| store(runs.path()).runs(&RunFilter::default()).unwrap().iter().filter(|r| r.status == status).count();
-    assert_eq!((count(RunStatus::Completed), count(RunStatus::Queued)), (1, 2), "one trial, then the worker stopped");
+    let count = |status: TrialStatus| store(runs.path()).trials(&TrialFilter::default()).unwrap().iter().filter(|r| r.status == status).count();
+    assert_eq!((count(TrialStatus::Completed), count(TrialStatus::Queued)), (1, 2), "one trial, then the worker stopped");
     common::sweep(runs.path()).args(["worker", "--sweep", "w"]).assert().success();
-    assert_eq!(count(RunStatus::Completed), 3, "a worker without a cap takes the rest");
+    assert_eq!(count(TrialStatus::Completed), 3, "a worker without a cap takes the rest");
 }

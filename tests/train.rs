@@ -7,12 +7,12 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use sweep::config::RunConfig;
+use sweep::config::TrialConfig;
 use sweep::config::{Goal, ModelError, UNetConfig};
-use sweep::train::checkpoint::{CheckpointKind, EpochSummary, RunDir};
+use sweep::train::checkpoint::{CheckpointKind, EpochSummary, TrialDir};
 use sweep::train::device::DeviceSpec;
 use sweep::train::metrics::{Confusion, MetricAccumulator, bce_dice_loss, bce_with_logits, confusion_counts, soft_dice};
-use sweep::train::{self, Faults, Observer, Outcome, RunContext, SavedCheckpoint, StepProgress, StopRequest};
+use sweep::train::{self, Faults, Observer, Outcome, SavedCheckpoint, StepProgress, StopRequest, TrialContext};
 
 fn cpu() -> Device {
     DeviceSpec::Cpu.open().unwrap()
@@ -197,8 +197,8 @@ impl Observer for Recorder {
     }
 }
 
-fn context<'a>(dir: &Path, runs: &'a Path, faults: Faults) -> RunContext<'a> {
-    RunContext { run_dir: RunDir::new(dir), runs_root: runs, device: cpu(), faults }
+fn context<'a>(dir: &Path, runs: &'a Path, faults: Faults) -> TrialContext<'a> {
+    TrialContext { run_dir: TrialDir::new(dir), runs_root: runs, device: cpu(), faults }
 }
 
 fn metric_values(epochs: &[EpochSummary]) -> Vec<[f64; 8]> {
@@ -239,7 +239,7 @@ fn the_same_seed_gives_the_same_metrics_and_another_seed_does_not() {
     let runs = tempfile::tempdir().unwrap();
     let mut config = common::tiny_config();
     config.train.epochs = 1;
-    let run = |dir: &str, config: &RunConfig| {
+    let run = |dir: &str, config: &TrialConfig| {
         let mut r = Recorder::default();
         train::train(config, &context(&runs.path().join(dir), runs.path(), Faults::default()), &mut r).unwrap();
         metric_values(&r.epochs)
@@ -262,7 +262,7 @@ fn a_nan_loss_ends_the_run_as_diverged_with_epoch_and_step() {
         other => panic!("expected divergence, got {other:?}"),
     }
     assert_eq!(r.epochs.len(), 1, "epoch 1 was recorded, epoch 2 never completed");
-    let last = RunDir::new(&dir).load(CheckpointKind::Last).unwrap().unwrap();
+    let last = TrialDir::new(&dir).load(CheckpointKind::Last).unwrap().unwrap();
     assert_eq!(last.state.epochs_done, 1, "the last good checkpoint is kept");
 }
 
@@ -276,7 +276,7 @@ fn the_best_checkpoint_follows_the_objective_in_its_direction() {
         config.metric.goal = goal;
         let dir = runs.path().join(name);
         train::train(&config, &context(&dir, runs.path(), Faults::default()), &mut Recorder::default()).unwrap();
-        let run = RunDir::new(&dir);
+        let run = TrialDir::new(&dir);
         let last = run.load(CheckpointKind::Last).unwrap().unwrap();
         let values: Vec<f64> = last.state.history.iter().map(|h| h.metric(name).unwrap()).collect();
         let best_epoch = match goal {
@@ -297,7 +297,7 @@ fn a_saved_model_loads_back_with_identical_predictions() {
     let mut config = common::tiny_config();
     config.train.epochs = 2;
     train::train(&config, &context(&dir, runs.path(), Faults::default()), &mut Recorder::default()).unwrap();
-    let run = RunDir::new(&dir);
+    let run = TrialDir::new(&dir);
     let device = cpu();
     device.seed(123);
     let input = Tensor::<4>::random([2, 3, 32, 32], Distribution::Default, &device);

@@ -24,7 +24,7 @@ use data::DataCommand;
 use model::{EvalArgs, PredictArgs};
 use plot::PlotArgs;
 use run::{RunArgs, WorkerArgs};
-use tracker::{BestArgs, CompareArgs, ExportArgs, LsArgs, ShowRunArgs, StatusArgs};
+use tracker::{BestArgs, CompareArgs, ExportArgs, LsArgs, ShowTrialArgs, StatusArgs};
 
 #[derive(Debug, Parser)]
 #[command(name = "sweep", version, about = "Hyperparameter sweeps and experiment tracking for U-Net segmentation")]
@@ -72,7 +72,7 @@ pub enum Command {
     /// List trials, filtered and sorted.
     Ls(LsArgs),
     /// One trial: parameters, per-epoch metrics, checkpoints, error or pruning reason.
-    Show(ShowRunArgs),
+    Show(ShowTrialArgs),
     /// The best trial by a metric.
     Best(BestArgs),
     /// Trials side by side: the settings that differ, then their metrics.

@@ -10,7 +10,7 @@ use clap::Args;
 use super::{ComputeArgs, Global, usage};
 use crate::report;
 use crate::store::{self, StoreError};
-use crate::train::checkpoint::{CheckpointKind, RunDir};
+use crate::train::checkpoint::{CheckpointKind, TrialDir};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -45,23 +45,23 @@ pub struct PredictArgs {
 
 /// A trial given on the command line: a trial directory, or a trial id looked up in the tracker
 /// (or, without one, under the runs directory).
-fn resolve_run_dir(g: &Global, run: &str) -> Result<RunDir> {
+fn resolve_run_dir(g: &Global, run: &str) -> Result<TrialDir> {
     let path = Path::new(run);
     if path.join("config.json").is_file() {
-        return Ok(RunDir::new(path));
+        return Ok(TrialDir::new(path));
     }
-    store::validate_run_id(run).map_err(|_| usage(format!("{run}: neither a run directory (no config.json) nor a run id")))?;
+    store::validate_trial_id(run).map_err(|_| usage(format!("{run}: neither a trial directory (no config.json) nor a trial id")))?;
     let runs_dir = g.runs_dir();
     if let Ok(store) = g.open_store() {
-        match store.run(run) {
-            Ok(row) => return Ok(RunDir::of(&runs_dir, &row.sweep, &row.id)),
-            Err(e @ StoreError::UnknownRun { .. }) => return Err(e.into()),
+        match store.trial(run) {
+            Ok(row) => return Ok(TrialDir::of(&runs_dir, &row.sweep, &row.id)),
+            Err(e @ StoreError::UnknownTrial { .. }) => return Err(e.into()),
             Err(_) => {}
         }
     }
     let found =
         std::fs::read_dir(&runs_dir).ok().and_then(|entries| entries.flatten().map(|e| e.path().join(run)).find(|p| p.join("config.json").is_file()));
-    found.map(RunDir::new).ok_or_else(|| usage(format!("no run {run:?} under {}", runs_dir.display())))
+    found.map(TrialDir::new).ok_or_else(|| usage(format!("no trial {run:?} under {}", runs_dir.display())))
 }
 
 fn checkpoint_kind(s: &str) -> Result<CheckpointKind> {

@@ -32,10 +32,10 @@ pub struct PlotArgs {
 pub fn plot(g: &Global, args: &PlotArgs) -> Result<ExitCode> {
     let store = g.open_store()?;
     if let Some(run) = &args.run {
-        store::validate_run_id(run)?;
-        let row = store.run(run)?;
+        store::validate_trial_id(run)?;
+        let row = store.trial(run)?;
         let out = args.out.clone().unwrap_or_else(|| g.runs_dir().join(&row.sweep).join("plots"));
-        let path = crate::report::charts::plot_run(store.as_ref(), run, &out)?;
+        let path = crate::report::charts::plot_trial(store.as_ref(), run, &out)?;
         println!("wrote {}", path.display());
         return Ok(ExitCode::SUCCESS);
     }

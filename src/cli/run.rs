@@ -9,10 +9,10 @@ use clap::{Args, ValueEnum};
 
 use super::{ComputeArgs, Global, usage};
 use crate::report;
-use crate::runner::scheduler::{self, RunOptions, SweepOutcome};
+use crate::runner::scheduler::{self, SweepOptions, SweepOutcome};
 use crate::runner::worker::{self, EventFormat, WorkerOptions};
 use crate::runner::{self as runner, slurm};
-use crate::store::{self, RunFilter, SweepRegistration};
+use crate::store::{self, SweepRegistration, TrialFilter};
 use crate::study::spec::SweepSpec;
 use crate::train::device::{DeviceSpec, set_cpu_threads};
 
@@ -103,7 +103,8 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     let trials = spec.trials(data_override.as_deref());
     let runs_dir = g.runs_dir();
     if args.dry_run {
-        let known = g.open_store().ok().and_then(|s| s.runs(&RunFilter { sweep: Some(spec.name.clone()), status: None }).ok()).unwrap_or_default();
+        let known =
+            g.open_store().ok().and_then(|s| s.trials(&TrialFilter { sweep: Some(spec.name.clone()), status: None }).ok()).unwrap_or_default();
         print!("{}", report::dry_run(&spec, &trials, &known));
         return Ok(ExitCode::SUCCESS);
     }
@@ -134,7 +135,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     if args.launcher == Launcher::Slurm {
         return run_on_slurm(g, args, &spec, &store_location, device);
     }
-    let options = RunOptions {
+    let options = SweepOptions {
         store: store_location,
         runs_dir: runs_dir.clone(),
         workers: args.workers.max(1),

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use super::{ComputeArgs, Global, usage};
 use crate::config::{Goal, Objective, Split};
 use crate::report::{self, filter::Listing};
-use crate::store::{self, RunFilter, RunStatus};
+use crate::store::{self, TrialFilter, TrialStatus};
 use crate::train::checkpoint::CheckpointKind;
 
 #[derive(Debug, Args)]
@@ -39,7 +39,7 @@ pub struct LsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ShowRunArgs {
+pub struct ShowTrialArgs {
     /// A trial id, e.g. hue-3.
     #[arg(value_name = "TRIAL")]
     pub run: String,
@@ -109,8 +109,8 @@ pub fn status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
     }
     let now = crate::util::now_unix();
     for sweep in selected {
-        let runs = store.runs(&RunFilter { sweep: Some(sweep.name.clone()), status: None })?;
-        let objective = runs.first().and_then(|r| store.run_config(&r.id).ok()).map(|c| c.metric).unwrap_or_default();
+        let runs = store.trials(&TrialFilter { sweep: Some(sweep.name.clone()), status: None })?;
+        let objective = runs.first().and_then(|r| store.trial_config(&r.id).ok()).map(|c| c.metric).unwrap_or_default();
         let jobs: Vec<String> = store.jobs(Some(&sweep.name))?.iter().map(|job| crate::runner::slurm::describe(&job.job_id)).collect();
         println!("{}", report::sweep_status(&sweep, &runs, &objective, &jobs, now));
     }
@@ -122,7 +122,8 @@ pub fn ls(g: &Global, args: &LsArgs) -> Result<ExitCode> {
     let store = g.open_store()?;
     let status = match &args.status {
         Some(s) => Some(
-            RunStatus::parse(s).ok_or_else(|| usage(format!("--status {s}: expected one of {}", RunStatus::ALL.map(|s| s.as_str()).join(", "))))?,
+            TrialStatus::parse(s)
+                .ok_or_else(|| usage(format!("--status {s}: expected one of {}", TrialStatus::ALL.map(|s| s.as_str()).join(", "))))?,
         ),
         None => None,
     };
@@ -132,22 +133,22 @@ pub fn ls(g: &Global, args: &LsArgs) -> Result<ExitCode> {
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&runs)?)?;
     } else if args.csv {
-        write!(out, "{}", report::runs_csv(&runs))?;
+        write!(out, "{}", report::trials_csv(&runs))?;
     } else if runs.is_empty() {
         writeln!(out, "no runs match")?;
     } else {
-        write!(out, "{}", report::runs_table(&runs))?;
+        write!(out, "{}", report::trials_table(&runs))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `sweep show TRIAL`: one trial's settings, epochs, checkpoints and error.
-pub fn show(g: &Global, args: &ShowRunArgs) -> Result<ExitCode> {
-    store::validate_run_id(&args.run)?;
+pub fn show(g: &Global, args: &ShowTrialArgs) -> Result<ExitCode> {
+    store::validate_trial_id(&args.run)?;
     let store = g.open_store()?;
-    let run = store.run(&args.run)?;
-    let config = store.run_config(&args.run)?;
-    let text = report::show_run(&run, &store.metrics(&args.run)?, &store.checkpoints(&args.run)?, &config.metric);
+    let run = store.trial(&args.run)?;
+    let config = store.trial_config(&args.run)?;
+    let text = report::show_trial(&run, &store.metrics(&args.run)?, &store.checkpoints(&args.run)?, &config.metric);
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }
@@ -186,29 +187,29 @@ pub fn best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
     let Some(best) = store.best(&metric, goal, args.sweep.as_deref())? else {
         bail!("no run has a {metric} value yet{}", args.sweep.as_ref().map(|s| format!(" in sweep {s}")).unwrap_or_default());
     };
-    let checkpoints = store.checkpoints(&best.run.id)?;
+    let checkpoints = store.checkpoints(&best.trial.id)?;
     let best_ckpt = checkpoints.iter().find(|c| c.kind == "best").cloned();
     // A trial keeps two checkpoints: its objective's best epoch and its last. For another
     // metric, the last one is the right one when that is the metric's best epoch.
     let kind = store::checkpoint_for_epoch(&checkpoints, best.epoch).and_then(|c| CheckpointKind::parse(&c.kind)).unwrap_or(CheckpointKind::Best);
     let evaluation = if args.eval {
         let device = args.compute.open()?;
-        let run_dir = crate::train::checkpoint::RunDir::of(&g.runs_dir(), &best.run.sweep, &best.run.id);
+        let run_dir = crate::train::checkpoint::TrialDir::of(&g.runs_dir(), &best.trial.sweep, &best.trial.id);
         Some(crate::train::predict::evaluate_checkpoint(&run_dir, kind, &g.runs_dir(), None, &device)?)
     } else {
         None
     };
     if args.json {
         let mut v = serde_json::json!({
-            "run": best.run.id,
-            "sweep": best.run.sweep,
-            "status": best.run.status,
+            "run": best.trial.id,
+            "sweep": best.trial.sweep,
+            "status": best.trial.status,
             "metric": metric,
             "goal": goal.as_str(),
             "value": best.value,
             "epoch": best.epoch,
-            "params": best.run.params,
-            "metrics": best.run.metrics,
+            "params": best.trial.params,
+            "metrics": best.trial.metrics,
             "checkpoint": best_ckpt,
         });
         if let Some(e) = &evaluation {
@@ -218,16 +219,16 @@ pub fn best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("best run     {} (sweep {}, {})", best.run.id, best.run.sweep, best.run.status.as_str());
+    println!("best trial   {} (sweep {}, {})", best.trial.id, best.trial.sweep, best.trial.status.as_str());
     println!("{metric:<12} {} at epoch {} ({})", report::fmt_num(best.value), best.epoch, goal.as_str());
-    for (i, (k, v)) in best.run.params.iter().enumerate() {
+    for (i, (k, v)) in best.trial.params.iter().enumerate() {
         println!("{:<12} {k} = {}", if i == 0 { "params" } else { "" }, report::fmt_param(v));
     }
     if let Some(c) = &best_ckpt {
         println!("checkpoint   {} (epoch {})", c.path, c.epoch);
     }
     println!();
-    print!("{}", report::compare(std::slice::from_ref(&best.run)).split("\n\n").nth(1).unwrap_or(""));
+    print!("{}", report::compare(std::slice::from_ref(&best.trial)).split("\n\n").nth(1).unwrap_or(""));
     if let Some(e) = evaluation {
         println!("\nre-evaluated the {} checkpoint (epoch {}) on the validation split:", kind.as_str(), e.epoch);
         if e.epoch as i64 != best.epoch {
@@ -255,9 +256,9 @@ pub fn compare(g: &Global, args: &CompareArgs) -> Result<ExitCode> {
         .runs
         .iter()
         .map(|id| {
-            store::validate_run_id(id)?;
-            let mut run = store.run(id)?;
-            run.settings = store::settings_of(&store.run_config(id)?);
+            store::validate_trial_id(id)?;
+            let mut run = store.trial(id)?;
+            run.settings = store::settings_of(&store.trial_config(id)?);
             Ok::<_, store::StoreError>(run)
         })
         .collect::<Result<_, _>>()?;
@@ -268,7 +269,7 @@ pub fn compare(g: &Global, args: &CompareArgs) -> Result<ExitCode> {
 /// `sweep export`: every trial with its per-epoch metrics, as CSV or JSON.
 pub fn export(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
     let store = g.open_store()?;
-    let runs = store.runs(&RunFilter { sweep: args.sweep.clone(), status: None })?;
+    let runs = store.trials(&TrialFilter { sweep: args.sweep.clone(), status: None })?;
     let with_metrics: Vec<_> = runs.into_iter().map(|r| store.metrics(&r.id).map(|m| (r, m))).collect::<Result<_, _>>()?;
     let text = match args.format {
         ExportFormat::Csv => report::export_csv(&with_metrics),

@@ -2,7 +2,7 @@
 //!
 //! The sweep file's sections `[data]`, `[model]`, `[train]`, `[augment]` and `[metric]` map onto the
 //! structs here field for field; a trial is the defaults, overlaid with the file's base settings,
-//! overlaid with one point of the parameter space. The resolved [`RunConfig`] is written into the
+//! overlaid with one point of the parameter space. The resolved [`TrialConfig`] is written into the
 //! run directory before training starts, and its hash identifies the trial in the store.
 //!
 //! Defaults are the tutorial's where it has one (Adam, learning rate 1e-3, batch 3, 5 epochs, hue
@@ -23,7 +23,7 @@ pub use objective::{Goal, METRIC_NAMES, Objective, Split, nonfinite};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[derive(Default)]
-pub struct RunConfig {
+pub struct TrialConfig {
     pub data: DataConfig,
     pub model: UNetConfig,
     pub train: TrainConfig,
@@ -269,7 +269,7 @@ pub struct Problem {
     pub message: String,
 }
 
-impl RunConfig {
+impl TrialConfig {
     /// Checks every value against its range. Returns all problems, not just the first.
     pub fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
@@ -359,7 +359,7 @@ impl RunConfig {
 
     /// The canonical JSON of this configuration (stable key order and number formatting).
     pub fn canonical_json(&self) -> String {
-        serde_json::to_string(self).expect("a RunConfig always serialises")
+        serde_json::to_string(self).expect("a TrialConfig always serialises")
     }
 
     /// The trial's identity: SHA-256 of the canonical JSON.
@@ -374,7 +374,7 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_the_tutorials() {
-        let c = RunConfig::default();
+        let c = TrialConfig::default();
         assert!(c.validate().is_empty(), "{:?}", c.validate());
         assert_eq!((c.train.batch_size, c.train.epochs, c.train.learning_rate), (3, 5, 1e-3));
         assert_eq!(c.augment.hue_delta, 0.1);
@@ -391,7 +391,7 @@ mod tests {
 
     #[test]
     fn validation_reports_every_problem_with_its_key() {
-        let mut c = RunConfig::default();
+        let mut c = TrialConfig::default();
         c.train.learning_rate = -1.0;
         c.augment.hue_delta = 0.9;
         c.data.image_size = [100, 128];
@@ -415,10 +415,10 @@ mod tests {
 
     #[test]
     fn hash_changes_with_any_setting() {
-        let a = RunConfig::default();
+        let a = TrialConfig::default();
         let mut b = a.clone();
         b.augment.hue_delta = 0.2;
         assert_ne!(a.hash(), b.hash());
-        assert_eq!(a.hash(), RunConfig::default().hash());
+        assert_eq!(a.hash(), TrialConfig::default().hash());
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! A field is a run attribute (`id`, `sweep`, `status`, `attempt`, `epochs`, `seed`, `host`), a
 //! setting by its key (`augment.hue_delta`: swept or not, read from the run's resolved config;
-//! the caller fills [`RunRow::settings`] for settings that were not swept), or a metric: `val_iou` is the run's best
+//! the caller fills [`TrialRow::settings`] for settings that were not swept), or a metric: `val_iou` is the run's best
 //! value over its epochs (lowest for losses, highest otherwise), `final_val_iou` its last value,
 //! `best_val_iou` the same as `val_iou`. Filters are evaluated in Rust on the listed rows: user
 //! text never becomes SQL.
@@ -12,22 +12,22 @@ use crate::config::Goal;
 use crate::config::Objective;
 
 use crate::report::ReportError;
-use crate::store::{RunFilter, RunRow, RunStatus, Store, is_setting, settings_of};
+use crate::store::{Store, TrialFilter, TrialRow, TrialStatus, is_setting, settings_of};
 
 /// What `sweep ls` lists: runs of a sweep and status, kept by a `--where` filter and ordered by
 /// a `--sort` key (metrics best first, other fields ascending; runs without the key last).
 #[derive(Debug, Clone, Default)]
 pub struct Listing<'a> {
     pub sweep: Option<String>,
-    pub status: Option<RunStatus>,
+    pub status: Option<TrialStatus>,
     pub filter: Option<&'a str>,
     pub sort: Option<&'a str>,
 }
 
 /// The runs a [`Listing`] selects. A filter that does not parse, or a field that is neither a
 /// setting, a metric nor a run attribute, is a usage error naming the flag and the fix.
-pub fn list(store: &dyn Store, listing: &Listing) -> Result<Vec<RunRow>, ReportError> {
-    let mut runs = store.runs(&RunFilter { sweep: listing.sweep.clone(), status: listing.status })?;
+pub fn list(store: &dyn Store, listing: &Listing) -> Result<Vec<TrialRow>, ReportError> {
+    let mut runs = store.trials(&TrialFilter { sweep: listing.sweep.clone(), status: listing.status })?;
     let keys = crate::report::param_keys(&runs);
     let filter = listing.filter.map(|text| Filter::parse(text).map_err(|e| ReportError::Usage(format!("--where: {e}")))).transpose()?;
     if let Some(f) = filter.iter().flat_map(|f| f.fields()).find(|f| !is_known_field(f, &keys)) {
@@ -51,7 +51,7 @@ pub fn list(store: &dyn Store, listing: &Listing) -> Result<Vec<RunRow>, ReportE
             if wanted.iter().all(|k| run.params.contains_key(*k)) {
                 continue;
             }
-            let settings = settings_of(&store.run_config(&run.id)?);
+            let settings = settings_of(&store.trial_config(&run.id)?);
             run.settings.extend(wanted.iter().filter_map(|k| settings.get(*k).map(|v| (k.to_string(), v.clone()))));
         }
     }
@@ -65,7 +65,7 @@ pub fn list(store: &dyn Store, listing: &Listing) -> Result<Vec<RunRow>, ReportE
 }
 
 /// Orders runs by a field: a metric best first, anything else ascending; runs without it last.
-pub fn sort_by_field(runs: &mut [RunRow], key: &str) {
+pub fn sort_by_field(runs: &mut [TrialRow], key: &str) {
     let descending = is_metric(key) && Goal::for_metric(key) == Goal::Maximize;
     runs.sort_by(|a, b| {
         let ord = match (field(a, key), field(b, key)) {
@@ -98,7 +98,7 @@ impl Value {
 }
 
 /// Looks a field up on a run. None when the run has no such value (yet).
-pub fn field(run: &RunRow, name: &str) -> Option<Value> {
+pub fn field(run: &TrialRow, name: &str) -> Option<Value> {
     match name {
         "id" | "run" => return Some(Value::Str(run.id.clone())),
         "sweep" => return Some(Value::Str(run.sweep.clone())),
@@ -121,7 +121,7 @@ pub fn field(run: &RunRow, name: &str) -> Option<Value> {
 }
 
 /// A metric field: `val_iou` / `best_val_iou` (best epoch) or `final_val_iou` / `last_val_iou`.
-pub fn metric(run: &RunRow, name: &str) -> Option<f64> {
+pub fn metric(run: &TrialRow, name: &str) -> Option<f64> {
     if let Some(rest) = name.strip_prefix("final_").or_else(|| name.strip_prefix("last_")) {
         return run.last(rest);
     }
@@ -189,7 +189,7 @@ impl Filter {
         }
     }
 
-    pub fn matches(&self, run: &RunRow) -> bool {
+    pub fn matches(&self, run: &TrialRow) -> bool {
         match self {
             Filter::And(a, b) => a.matches(run) && b.matches(run),
             Filter::Or(a, b) => a.matches(run) || b.matches(run),
@@ -376,9 +376,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::store::{MetricSummary, RunStatus};
+    use crate::store::{MetricSummary, TrialStatus};
 
-    fn run(lr: f64, iou: f64, status: RunStatus) -> RunRow {
+    fn run(lr: f64, iou: f64, status: TrialStatus) -> TrialRow {
         let mut params = BTreeMap::new();
         params.insert("train.learning_rate".to_string(), serde_json::json!(lr));
         params.insert("train.optimizer".to_string(), serde_json::json!("adam"));
@@ -387,12 +387,12 @@ mod tests {
             "val_iou".to_string(),
             MetricSummary { last_epoch: 3, last: iou - 0.1, min: Some(0.1), min_epoch: Some(1), max: Some(iou), max_epoch: Some(2) },
         );
-        RunRow { id: "s-1".into(), sweep: "s".into(), seq: 1, status, attempt: 1, seed: 1, params, metrics, ..RunRow::default() }
+        TrialRow { id: "s-1".into(), sweep: "s".into(), seq: 1, status, attempt: 1, seed: 1, params, metrics, ..TrialRow::default() }
     }
 
     fn check(expr: &str, lr: f64, iou: f64, expected: bool) {
         let f = Filter::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
-        assert_eq!(f.matches(&run(lr, iou, RunStatus::Completed)), expected, "{expr} with lr {lr} iou {iou}");
+        assert_eq!(f.matches(&run(lr, iou, TrialStatus::Completed)), expected, "{expr} with lr {lr} iou {iou}");
     }
 
     #[test]

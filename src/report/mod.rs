@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use crate::config::Objective;
 use crate::config::{Goal, METRIC_NAMES};
-use crate::store::{CheckpointRow, MetricRow, RunRow, RunStatus, SweepInfo};
+use crate::store::{CheckpointRow, MetricRow, SweepInfo, TrialRow, TrialStatus};
 use crate::study::spec::{SweepSpec, Trial};
 use crate::util::{format_duration, format_utc};
 
@@ -120,7 +120,7 @@ impl Table {
 }
 
 /// Parameter keys that take more than one value among `runs` (all keys when there is one run).
-pub fn varying_params(runs: &[&RunRow]) -> Vec<String> {
+pub fn varying_params(runs: &[&TrialRow]) -> Vec<String> {
     let mut values: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for r in runs {
         for (k, v) in &r.params {
@@ -131,7 +131,7 @@ pub fn varying_params(runs: &[&RunRow]) -> Vec<String> {
 }
 
 /// Every parameter key of `runs`.
-pub fn param_keys(runs: &[RunRow]) -> Vec<String> {
+pub fn param_keys(runs: &[TrialRow]) -> Vec<String> {
     let keys: BTreeSet<&String> = runs.iter().flat_map(|r| r.params.keys()).collect();
     keys.into_iter().cloned().collect()
 }
@@ -141,7 +141,7 @@ fn cell(v: Option<f64>) -> String {
 }
 
 /// The `sweep ls` table: id, status, epochs, parameters, best validation metrics.
-pub fn runs_table(runs: &[RunRow]) -> String {
+pub fn trials_table(runs: &[TrialRow]) -> String {
     let keys = param_keys(runs);
     let metrics = ["val_iou", "val_dice", "val_loss", "val_fg_iou"];
     let mut t = Table::new(["run", "status", "epochs"].into_iter().map(String::from).chain(keys.iter().cloned()).chain(metrics.map(String::from)));
@@ -155,7 +155,7 @@ pub fn runs_table(runs: &[RunRow]) -> String {
 }
 
 /// Runs as CSV: attributes, every parameter, best and final value of every metric.
-pub fn runs_csv(runs: &[RunRow]) -> String {
+pub fn trials_csv(runs: &[TrialRow]) -> String {
     let keys = param_keys(runs);
     let metric_keys: BTreeSet<&String> = runs.iter().flat_map(|r| r.metrics.keys()).collect();
     let mut header = vec!["run".to_string(), "sweep".into(), "status".into(), "attempt".into(), "epochs".into(), "seed".into()];
@@ -199,7 +199,7 @@ pub fn short_params(params: &BTreeMap<String, serde_json::Value>) -> String {
 }
 
 /// The trial whose best epoch is best by the objective, with that value and epoch.
-pub fn best_so_far<'a>(runs: &'a [RunRow], objective: &Objective) -> Option<(&'a RunRow, f64, i64)> {
+pub fn best_so_far<'a>(runs: &'a [TrialRow], objective: &Objective) -> Option<(&'a TrialRow, f64, i64)> {
     runs.iter().filter_map(|r| r.best(&objective.name, objective.goal).map(|(v, e)| (r, v, e))).max_by(|a, b| {
         let ord = a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal);
         if objective.goal == Goal::Maximize { ord } else { ord.reverse() }
@@ -208,11 +208,11 @@ pub fn best_so_far<'a>(runs: &'a [RunRow], objective: &Objective) -> Option<(&'a
 
 /// `sweep status` for one sweep: counts per status, the running trials, its batch jobs
 /// (`jobs`: one line each) and the best so far. `now` is the current Unix time.
-pub fn sweep_status(sweep: &SweepInfo, runs: &[RunRow], objective: &Objective, jobs: &[String], now: f64) -> String {
+pub fn sweep_status(sweep: &SweepInfo, runs: &[TrialRow], objective: &Objective, jobs: &[String], now: f64) -> String {
     let mut out = String::new();
-    let counts: Vec<String> = RunStatus::ALL.iter().filter_map(|s| sweep.counts.get(s.as_str()).map(|n| format!("{n} {}", s.as_str()))).collect();
+    let counts: Vec<String> = TrialStatus::ALL.iter().filter_map(|s| sweep.counts.get(s.as_str()).map(|n| format!("{n} {}", s.as_str()))).collect();
     let _ = writeln!(out, "sweep {}: {} trial(s): {}", sweep.name, runs.len(), counts.join(", "));
-    let running: Vec<_> = runs.iter().filter(|r| r.status == RunStatus::Running).collect();
+    let running: Vec<_> = runs.iter().filter(|r| r.status == TrialStatus::Running).collect();
     if !running.is_empty() {
         let mut t = Table::new(["running", "epochs", "host", "pid", "heartbeat", "params"]);
         for r in running {
@@ -242,8 +242,8 @@ pub fn sweep_status(sweep: &SweepInfo, runs: &[RunRow], objective: &Objective, j
 
 /// The `--dry-run` table of a sweep file: each trial with its id and status where the tracker
 /// already has it (`known`: the sweep's runs), its swept values and its config hash.
-pub fn dry_run(spec: &SweepSpec, trials: &[Trial], known: &[RunRow]) -> String {
-    let known: std::collections::HashMap<&str, &RunRow> = known.iter().map(|r| (r.config_hash.as_str(), r)).collect();
+pub fn dry_run(spec: &SweepSpec, trials: &[Trial], known: &[TrialRow]) -> String {
+    let known: std::collections::HashMap<&str, &TrialRow> = known.iter().map(|r| (r.config_hash.as_str(), r)).collect();
     let keys: Vec<String> = spec.parameters.iter().map(|p| p.key.clone()).collect();
     let mut t = Table::new(["#", "run", "status"].into_iter().map(String::from).chain(keys.iter().cloned()).chain(["config".to_string()]));
     for (i, trial) in trials.iter().enumerate() {
@@ -292,9 +292,9 @@ pub fn epoch_table(metrics: &[MetricRow]) -> String {
 }
 
 /// `sweep show RUN`.
-pub fn show_run(run: &RunRow, metrics: &[MetricRow], checkpoints: &[CheckpointRow], objective: &Objective) -> String {
+pub fn show_trial(run: &TrialRow, metrics: &[MetricRow], checkpoints: &[CheckpointRow], objective: &Objective) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "run          {} (sweep {}, #{})", run.id, run.sweep, run.seq);
+    let _ = writeln!(out, "trial        {} (sweep {}, #{})", run.id, run.sweep, run.seq);
     let _ = writeln!(out, "status       {} (attempt {})", run.status.as_str(), run.attempt);
     if let (Some(host), Some(pid)) = (&run.host, run.pid) {
         let _ = writeln!(out, "worker       {host} pid {pid}");
@@ -306,7 +306,7 @@ pub fn show_run(run: &RunRow, metrics: &[MetricRow], checkpoints: &[CheckpointRo
         (Some(started), Some(finished)) => {
             let _ = writeln!(out, "finished     {} UTC (took {})", format_utc(finished), format_duration(finished - started));
         }
-        (Some(started), None) if run.status == crate::store::RunStatus::Running => {
+        (Some(started), None) if run.status == crate::store::TrialStatus::Running => {
             let beat = run.heartbeat.unwrap_or(started);
             let _ = writeln!(out, "running for  {} (last heartbeat {} UTC)", format_duration(beat - started), format_utc(beat));
         }
@@ -346,14 +346,14 @@ pub fn show_run(run: &RunRow, metrics: &[MetricRow], checkpoints: &[CheckpointRo
 
 /// The leaderboard printed at the end of `sweep run` and by `sweep status`: the top `n` runs by
 /// `metric`, with the parameters that vary.
-pub fn leaderboard(runs: &[RunRow], metric: &str, goal: Goal, n: usize) -> String {
-    let mut ranked: Vec<(&RunRow, f64, i64)> = runs.iter().filter_map(|r| r.best(metric, goal).map(|(v, e)| (r, v, e))).collect();
+pub fn leaderboard(runs: &[TrialRow], metric: &str, goal: Goal, n: usize) -> String {
+    let mut ranked: Vec<(&TrialRow, f64, i64)> = runs.iter().filter_map(|r| r.best(metric, goal).map(|(v, e)| (r, v, e))).collect();
     ranked.sort_by(|a, b| {
         let ord = a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal);
         let ord = if goal == Goal::Maximize { ord.reverse() } else { ord };
         ord.then(a.0.seq.cmp(&b.0.seq))
     });
-    let all: Vec<&RunRow> = runs.iter().collect();
+    let all: Vec<&TrialRow> = runs.iter().collect();
     let keys = varying_params(&all);
     let mut t = Table::new(
         ["rank", "run", "status"].into_iter().map(String::from).chain(keys.iter().cloned()).chain([format!("best {metric}"), "epoch".to_string()]),
@@ -365,16 +365,16 @@ pub fn leaderboard(runs: &[RunRow], metric: &str, goal: Goal, n: usize) -> Strin
         row.push(e.to_string());
         t.row(row);
     }
-    if t.is_empty() { format!("no run has a {metric} yet\n") } else { t.render() }
+    if t.is_empty() { format!("no trial has a {metric} yet\n") } else { t.render() }
 }
 
 /// `sweep compare`: the settings that differ (swept or not, from each run's resolved config when
-/// [`RunRow::settings`] holds it; for one run, its swept parameters), then each metric's best and
+/// [`TrialRow::settings`] holds it; for one run, its swept parameters), then each metric's best and
 /// final values.
-pub fn compare(runs: &[RunRow]) -> String {
+pub fn compare(runs: &[TrialRow]) -> String {
     let mut out = String::new();
     let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
-    let value = |r: &RunRow, k: &str| r.params.get(k).or_else(|| r.settings.get(k)).map(fmt_param);
+    let value = |r: &TrialRow, k: &str| r.params.get(k).or_else(|| r.settings.get(k)).map(fmt_param);
     let differing: Vec<String> = if runs.len() > 1 {
         let keys: BTreeSet<&String> = runs.iter().flat_map(|r| r.params.keys().chain(r.settings.keys())).collect();
         keys.into_iter().filter(|k| runs.iter().map(|r| value(r, k)).collect::<BTreeSet<_>>().len() > 1).cloned().collect()
@@ -418,8 +418,8 @@ pub fn compare(runs: &[RunRow]) -> String {
 }
 
 /// Per-epoch export rows as CSV: run attributes, parameters, then one column per metric.
-pub fn export_csv(runs: &[(RunRow, Vec<MetricRow>)]) -> String {
-    let rows: Vec<RunRow> = runs.iter().map(|(r, _)| r.clone()).collect();
+pub fn export_csv(runs: &[(TrialRow, Vec<MetricRow>)]) -> String {
+    let rows: Vec<TrialRow> = runs.iter().map(|(r, _)| r.clone()).collect();
     let keys = param_keys(&rows);
     let metric_keys: BTreeSet<String> = runs.iter().flat_map(|(_, ms)| ms.iter().map(|m| format!("{}_{}", m.split, m.name))).collect();
     let mut header = vec!["run".to_string(), "sweep".into(), "status".into(), "seed".into()];
@@ -440,7 +440,7 @@ pub fn export_csv(runs: &[(RunRow, Vec<MetricRow>)]) -> String {
 }
 
 /// The JSON export: every run with its attributes, parameters, summaries and epochs.
-pub fn export_json(runs: &[(RunRow, Vec<MetricRow>)]) -> serde_json::Value {
+pub fn export_json(runs: &[(TrialRow, Vec<MetricRow>)]) -> serde_json::Value {
     let items: Vec<serde_json::Value> = runs
         .iter()
         .map(|(r, metrics)| {
@@ -489,17 +489,17 @@ mod tests {
     #[test]
     fn compare_shows_every_setting_that_differs_swept_or_not() {
         let run = |id: &str, hue: f64, optimizer: &str| {
-            let mut config = crate::config::RunConfig::default();
+            let mut config = crate::config::TrialConfig::default();
             config.augment.hue_delta = hue as f32;
             config.train.optimizer = if optimizer == "sgd" { crate::config::OptimizerKind::Sgd } else { crate::config::OptimizerKind::Adam };
-            RunRow {
+            TrialRow {
                 id: id.into(),
                 sweep: id[..id.len() - 2].into(),
-                status: crate::store::RunStatus::Completed,
+                status: crate::store::TrialStatus::Completed,
                 config_hash: config.hash(),
                 params: [("augment.hue_delta".to_string(), serde_json::json!(hue))].into(),
                 settings: crate::store::settings_of(&config),
-                ..RunRow::default()
+                ..TrialRow::default()
             }
         };
         // Runs of two sweeps: the optimiser was not swept in either, but it differs.
@@ -507,7 +507,7 @@ mod tests {
         let table: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).collect();
         assert_eq!(table.len(), 2, "{text}");
         assert!(table[1].starts_with("train.optimizer") && table[1].contains("adam") && table[1].contains("sgd"), "{text}");
-        assert_eq!(crate::store::settings_of(&crate::config::RunConfig::default())["augment.hue_delta"], serde_json::json!(0.1));
+        assert_eq!(crate::store::settings_of(&crate::config::TrialConfig::default())["augment.hue_delta"], serde_json::json!(0.1));
         let same = compare(&[run("hue-1", 0.1, "adam"), run("hue-2", 0.1, "adam")]);
         assert!(same.starts_with("the runs share every setting"), "{same}");
     }

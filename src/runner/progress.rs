@@ -9,7 +9,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::report::{fmt_num, short_params};
 use crate::runner::worker::Event;
-use crate::store::RunStatus;
+use crate::store::TrialStatus;
 use crate::util::format_duration;
 
 /// Where one worker's trial stands.
@@ -168,7 +168,7 @@ impl Progress {
             Event::Finished { run, status, error, seconds } => {
                 self.trials[worker] = None;
                 self.done += 1;
-                if matches!(status, RunStatus::Failed | RunStatus::Diverged) {
+                if matches!(status, TrialStatus::Failed | TrialStatus::Diverged) {
                     self.failed += 1;
                 }
                 let line = match error {

@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 
 use crate::runner::progress::Progress;
 use crate::runner::worker::Event;
-use crate::store::{self, Lease, NewTrial, RunFilter, RunRow, RunStatus, SweepRegistration};
+use crate::store::{self, Lease, NewTrial, SweepRegistration, TrialFilter, TrialRow, TrialStatus};
 use crate::study::spec::{SweepSpec, Trial};
 use crate::train::device::DeviceSpec;
 
 /// How to run a sweep locally.
 #[derive(Debug, Clone)]
-pub struct RunOptions {
+pub struct SweepOptions {
     pub store: String,
     pub runs_dir: PathBuf,
     pub workers: usize,
@@ -56,7 +56,7 @@ pub struct Registration {
 /// How a local sweep ended.
 #[derive(Debug, Clone)]
 pub struct SweepOutcome {
-    pub runs: Vec<RunRow>,
+    pub runs: Vec<TrialRow>,
     pub interrupted: bool,
     pub elapsed: Duration,
     /// Messages of workers that could not start at all.
@@ -67,7 +67,7 @@ pub struct SweepOutcome {
 
 impl SweepOutcome {
     /// Runs of the sweep by status.
-    pub fn counts(&self) -> BTreeMap<RunStatus, usize> {
+    pub fn counts(&self) -> BTreeMap<TrialStatus, usize> {
         let mut counts = BTreeMap::new();
         for r in &self.runs {
             *counts.entry(r.status).or_default() += 1;
@@ -87,7 +87,7 @@ impl SweepOutcome {
 
     /// How to run the failed trials again, when there are any.
     pub fn retry_hint(&self) -> String {
-        let failed = self.runs.iter().filter(|r| r.status == RunStatus::Failed).count();
+        let failed = self.runs.iter().filter(|r| r.status == TrialStatus::Failed).count();
         if failed > 0 { format!(" ({failed} failed: --retry-failed runs them again)") } else { String::new() }
     }
 
@@ -156,10 +156,10 @@ enum Message {
 }
 
 /// Runs the sweep's queued trials in worker processes until the queue is empty or a stop.
-pub fn run(spec: &SweepSpec, options: &RunOptions) -> crate::Result<SweepOutcome> {
+pub fn run(spec: &SweepSpec, options: &SweepOptions) -> crate::Result<SweepOutcome> {
     crate::runner::signals::install();
     let store = store::open(&options.store, false)?;
-    let runs = store.runs(&RunFilter { sweep: Some(spec.name.clone()), status: None })?;
+    let runs = store.trials(&TrialFilter { sweep: Some(spec.name.clone()), status: None })?;
     let pending = runs.iter().filter(|r| !r.status.is_final()).count();
     let slots: Vec<Option<usize>> = match &options.devices {
         Some(devices) => devices.iter().map(|&d| Some(d)).collect(),
@@ -199,7 +199,7 @@ pub fn run(spec: &SweepSpec, options: &RunOptions) -> crate::Result<SweepOutcome
         }
     }
     let elapsed = supervisor.progress.finish();
-    let runs = supervisor.store.runs(&RunFilter { sweep: Some(spec.name.clone()), status: None })?;
+    let runs = supervisor.store.trials(&TrialFilter { sweep: Some(spec.name.clone()), status: None })?;
     Ok(SweepOutcome {
         runs,
         interrupted: supervisor.interrupted,
@@ -212,7 +212,7 @@ pub fn run(spec: &SweepSpec, options: &RunOptions) -> crate::Result<SweepOutcome
 /// The supervisor of a local sweep: its worker processes, one per slot, and what it has seen.
 struct Supervisor<'a> {
     spec: &'a SweepSpec,
-    options: &'a RunOptions,
+    options: &'a SweepOptions,
     /// One entry per worker slot: the GPU index it uses, if any.
     slots: Vec<Option<usize>>,
     threads: usize,
@@ -288,7 +288,7 @@ impl Supervisor<'_> {
         if let Some(lease) = w.lease.take() {
             let message = format!("worker process {cause}; see {}", log.display());
             match self.store.record_crash(&lease, &message, self.options.max_attempts) {
-                Ok(RunStatus::Failed) => self.progress.failed_by_supervisor(&format!("[{}] failed: {message}", lease.run)),
+                Ok(TrialStatus::Failed) => self.progress.failed_by_supervisor(&format!("[{}] failed: {message}", lease.run)),
                 Ok(_) => self.progress.requeued(&format!("[{}] worker {cause}; requeued to resume from its last checkpoint", lease.run)),
                 Err(e) => self.progress.println(&format!("[{}] worker {cause}; {e}", lease.run)),
             }
@@ -299,7 +299,7 @@ impl Supervisor<'_> {
             self.early_deaths += 1;
         }
         let stopping = self.interrupted || crate::runner::signals::interrupts() > 0 || crate::runner::signals::terminated();
-        let queued = self.store.runs(&RunFilter { sweep: Some(self.spec.name.clone()), status: Some(RunStatus::Queued) })?.len();
+        let queued = self.store.trials(&TrialFilter { sweep: Some(self.spec.name.clone()), status: Some(TrialStatus::Queued) })?.len();
         if !stopping && queued > 0 && self.early_deaths < 5 {
             self.spawn(slot)?;
         }
@@ -310,7 +310,7 @@ impl Supervisor<'_> {
 #[allow(clippy::too_many_arguments)]
 fn spawn(
     spec: &SweepSpec,
-    options: &RunOptions,
+    options: &SweepOptions,
     slot: usize,
     device: Option<usize>,
     threads: usize,

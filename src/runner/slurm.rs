@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::store::{JobRow, RunFilter, RunRow, RunStatus, Store};
+use crate::store::{JobRow, Store, TrialFilter, TrialRow, TrialStatus};
 use crate::train::device::DeviceSpec;
 
 /// How to submit.
@@ -156,7 +156,7 @@ pub fn submit_and_record(store: &mut dyn Store, sweep: &str, script_text: &str, 
 #[derive(Debug, Clone)]
 pub struct Waited {
     /// The sweep's trials when the wait ended.
-    pub runs: Vec<RunRow>,
+    pub runs: Vec<TrialRow>,
     /// Ctrl-C stopped the wait (the job goes on).
     pub interrupted: bool,
 }
@@ -167,10 +167,10 @@ pub fn wait(store: &dyn Store, sweep: &str, job: &str, mut report: impl FnMut(&s
     let started = std::time::Instant::now();
     let mut last = String::new();
     loop {
-        let runs = store.runs(&RunFilter { sweep: Some(sweep.to_string()), status: None })?;
+        let runs = store.trials(&TrialFilter { sweep: Some(sweep.to_string()), status: None })?;
         let states = job_states(job).map_err(|e| crate::Error::Usage(e.to_string()))?;
         let done = runs.iter().filter(|r| r.status.is_final()).count();
-        let running = runs.iter().filter(|r| r.status == RunStatus::Running).count();
+        let running = runs.iter().filter(|r| r.status == TrialStatus::Running).count();
         let slurm: Vec<String> = states.iter().map(|(s, n)| format!("{n} {}", s.to_lowercase())).collect();
         let line = format!(
             "[{}] {done}/{} trials done, {running} running; slurm: {}",

@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Split;
-use crate::store::{self, CheckpointRow, Claim, EpochLog, Lease, MetricValue, RunFilter, RunStatus, Store, StoreError, WorkerInfo};
-use crate::train::checkpoint::{EpochSummary, RunDir};
+use crate::store::{self, CheckpointRow, Claim, EpochLog, Lease, MetricValue, Store, StoreError, TrialFilter, TrialStatus, WorkerInfo};
+use crate::train::checkpoint::{EpochSummary, TrialDir};
 use crate::train::device::{DeviceSpec, panic_message};
-use crate::train::{self, Faults, Observer, Outcome, RunContext, SavedCheckpoint, StepProgress, StopRequest};
+use crate::train::{self, Faults, Observer, Outcome, SavedCheckpoint, StepProgress, StopRequest, TrialContext};
 
 /// What a worker reports, one JSON object per line on stdout in `--events json` mode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,7 +55,7 @@ pub enum Event {
     },
     Finished {
         run: String,
-        status: RunStatus,
+        status: TrialStatus,
         error: Option<String>,
         seconds: f64,
     },
@@ -163,7 +163,7 @@ pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
         let Some(claim) = store.claim(options.sweep.as_deref(), &worker, options.stale_after)? else {
             // Nothing to claim. While other workers still hold runs, wait: one of them may die or
             // be preempted, and its run come back (released, or stale after `stale_after`).
-            let others = store.runs(&RunFilter { sweep: options.sweep.clone(), status: Some(RunStatus::Running) })?;
+            let others = store.trials(&TrialFilter { sweep: options.sweep.clone(), status: Some(TrialStatus::Running) })?;
             if others.is_empty() {
                 break;
             }
@@ -183,7 +183,7 @@ pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
                 summary.stopped = true;
                 break;
             }
-            Some(RunStatus::Failed | RunStatus::Diverged) => summary.failed += 1,
+            Some(TrialStatus::Failed | TrialStatus::Diverged) => summary.failed += 1,
             Some(_) => {}
         }
     }
@@ -198,7 +198,7 @@ fn run_trial(
     claim: &Claim,
     device: &burn::tensor::Device,
     events: &Events,
-) -> crate::Result<Option<RunStatus>> {
+) -> crate::Result<Option<TrialStatus>> {
     let started = Instant::now();
     let run = claim.lease.run.clone();
     events.emit(&Event::Claimed {
@@ -210,8 +210,8 @@ fn run_trial(
     });
     let lease_lost = Arc::new(AtomicBool::new(false));
     let heartbeat = Heartbeat::start(options, claim.lease.clone(), lease_lost.clone());
-    let ctx = RunContext {
-        run_dir: RunDir::of(&options.runs_dir, &claim.sweep, &run),
+    let ctx = TrialContext {
+        run_dir: TrialDir::of(&options.runs_dir, &claim.sweep, &run),
         runs_root: &options.runs_dir,
         device: device.clone(),
         faults: options.faults.clone(),
@@ -228,18 +228,18 @@ fn run_trial(
     heartbeat.stop();
     let store = observer.store;
     let (status, error) = match result {
-        Ok(Ok(Outcome::Completed { .. })) => (Some(RunStatus::Completed), None),
+        Ok(Ok(Outcome::Completed { .. })) => (Some(TrialStatus::Completed), None),
         Ok(Ok(Outcome::Diverged { epoch, step, value })) => (
-            Some(RunStatus::Diverged),
+            Some(TrialStatus::Diverged),
             Some(format!("the loss became {} at epoch {epoch}, step {step}; lower train.learning_rate", crate::report::fmt_num(value))),
         ),
         Ok(Ok(Outcome::Stopped { .. })) => (None, None),
-        Ok(Err(e)) => (Some(RunStatus::Failed), Some(e.to_string())),
-        Err(panic) => (Some(RunStatus::Failed), Some(format!("panicked: {}", panic_message(&*panic)))),
+        Ok(Err(e)) => (Some(TrialStatus::Failed), Some(e.to_string())),
+        Err(panic) => (Some(TrialStatus::Failed), Some(format!("panicked: {}", panic_message(&*panic)))),
     };
     if lease_lost.load(Ordering::SeqCst) {
         // Another worker holds the run now: it is theirs to finish.
-        eprintln!("warning: {run}: lease lost to another worker; leaving the run to it");
+        eprintln!("warning: {run}: lease lost to another worker; leaving the trial to it");
         return Ok(status);
     }
     let recorded = match status {
@@ -248,7 +248,7 @@ fn run_trial(
     };
     match recorded {
         Ok(()) => {}
-        Err(StoreError::LeaseLost { .. }) => eprintln!("warning: {run}: lease lost to another worker; leaving the run to it"),
+        Err(StoreError::LeaseLost { .. }) => eprintln!("warning: {run}: lease lost to another worker; leaving the trial to it"),
         Err(e) => return Err(e.into()),
     }
     match status {

@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Goal;
-use crate::config::{RunConfig, Split};
+use crate::config::{Split, TrialConfig};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -42,7 +42,7 @@ pub use sqlite::SqliteStore;
 /// A run's lifecycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum RunStatus {
+pub enum TrialStatus {
     #[default]
     Queued,
     Running,
@@ -52,18 +52,18 @@ pub enum RunStatus {
     Diverged,
 }
 
-impl RunStatus {
-    pub const ALL: [RunStatus; 6] =
-        [RunStatus::Queued, RunStatus::Running, RunStatus::Completed, RunStatus::Failed, RunStatus::Pruned, RunStatus::Diverged];
+impl TrialStatus {
+    pub const ALL: [TrialStatus; 6] =
+        [TrialStatus::Queued, TrialStatus::Running, TrialStatus::Completed, TrialStatus::Failed, TrialStatus::Pruned, TrialStatus::Diverged];
 
     pub fn as_str(&self) -> &'static str {
         match self {
-            RunStatus::Queued => "queued",
-            RunStatus::Running => "running",
-            RunStatus::Completed => "completed",
-            RunStatus::Failed => "failed",
-            RunStatus::Pruned => "pruned",
-            RunStatus::Diverged => "diverged",
+            TrialStatus::Queued => "queued",
+            TrialStatus::Running => "running",
+            TrialStatus::Completed => "completed",
+            TrialStatus::Failed => "failed",
+            TrialStatus::Pruned => "pruned",
+            TrialStatus::Diverged => "diverged",
         }
     }
 
@@ -73,12 +73,12 @@ impl RunStatus {
 
     /// Whether the run ended without a result to rank: failed or diverged.
     pub fn is_unsuccessful(&self) -> bool {
-        matches!(self, RunStatus::Failed | RunStatus::Diverged)
+        matches!(self, TrialStatus::Failed | TrialStatus::Diverged)
     }
 
     /// Whether the run has ended (it will not be claimed again unless requeued).
     pub fn is_final(&self) -> bool {
-        matches!(self, RunStatus::Completed | RunStatus::Failed | RunStatus::Pruned | RunStatus::Diverged)
+        matches!(self, TrialStatus::Completed | TrialStatus::Failed | TrialStatus::Pruned | TrialStatus::Diverged)
     }
 }
 
@@ -99,13 +99,13 @@ pub enum StoreError {
     NewerSchema { path: PathBuf, found: i64, supported: i64 },
     #[error("{}: no tracker here yet; run a sweep first, or point --store at an existing file", path.display())]
     Missing { path: PathBuf },
-    #[error("no run {id:?}{}", suggestion_suffix(suggestions))]
-    UnknownRun { id: String, suggestions: Vec<String> },
+    #[error("no trial {id:?}{}", suggestion_suffix(suggestions))]
+    UnknownTrial { id: String, suggestions: Vec<String> },
     #[error("no sweep {name:?}{}", suggestion_suffix(suggestions))]
     UnknownSweep { name: String, suggestions: Vec<String> },
     #[error("{what} {name:?} {reason}")]
     InvalidName { what: &'static str, name: String, reason: &'static str },
-    #[error("run {run}: lease lost (attempt {attempt} was reclaimed by another worker)")]
+    #[error("trial {run}: lease lost (attempt {attempt} was reclaimed by another worker)")]
     LeaseLost { run: String, attempt: i64 },
     #[error(
         "{}: the tracker file is on a network file system ({fs}), where SQLite's locking is unreliable and \
@@ -130,7 +130,7 @@ impl StoreError {
                 | StoreError::ReadOnly { .. }
                 | StoreError::NewerSchema { .. }
                 | StoreError::Missing { .. }
-                | StoreError::UnknownRun { .. }
+                | StoreError::UnknownTrial { .. }
                 | StoreError::UnknownSweep { .. }
                 | StoreError::InvalidName { .. }
                 | StoreError::NetworkFilesystem { .. }
@@ -156,18 +156,18 @@ pub fn validate_sweep_name(name: &str) -> StoreResult<()> {
 }
 
 /// Checks a run id given on the command line before it is used to build a path.
-pub fn validate_run_id(id: &str) -> StoreResult<()> {
+pub fn validate_trial_id(id: &str) -> StoreResult<()> {
     validate_sweep_name(id).map_err(|_| StoreError::InvalidName {
-        what: "run id",
+        what: "trial id",
         name: id.to_string(),
-        reason: "is not a run id (ids look like hue-3)",
+        reason: "is not a trial id (ids look like hue-3)",
     })
 }
 
 /// A trial to add to a sweep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTrial {
-    pub config: RunConfig,
+    pub config: TrialConfig,
     /// The swept parameters and their values (the keys of the sweep file's `[parameters]`).
     pub params: BTreeMap<String, serde_json::Value>,
 }
@@ -217,7 +217,7 @@ pub struct Lease {
 pub struct Claim {
     pub lease: Lease,
     pub sweep: String,
-    pub config: RunConfig,
+    pub config: TrialConfig,
     pub params: BTreeMap<String, serde_json::Value>,
     /// Whether an earlier attempt started it (a checkpoint may exist to resume from).
     pub resumed: bool,
@@ -285,11 +285,11 @@ impl MetricSummary {
 
 /// A run as listed: its row, parameters and metric summaries (keyed `<split>_<name>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
-pub struct RunRow {
+pub struct TrialRow {
     pub id: String,
     pub sweep: String,
     pub seq: i64,
-    pub status: RunStatus,
+    pub status: TrialStatus,
     pub attempt: i64,
     pub host: Option<String>,
     pub pid: Option<i64>,
@@ -311,7 +311,7 @@ pub struct RunRow {
 
 /// A resolved config as dotted settings: `train.learning_rate` -> 0.001, `metric.name` ->
 /// "val_iou", every key a sweep file can set.
-pub fn settings_of(config: &RunConfig) -> BTreeMap<String, serde_json::Value> {
+pub fn settings_of(config: &TrialConfig) -> BTreeMap<String, serde_json::Value> {
     let mut out = BTreeMap::new();
     if let Ok(serde_json::Value::Object(sections)) = serde_json::to_value(config) {
         for (section, value) in sections {
@@ -340,10 +340,10 @@ fn as_written(v: serde_json::Value) -> serde_json::Value {
 /// Whether `name` is a dotted config setting (`train.learning_rate`).
 pub fn is_setting(name: &str) -> bool {
     static KEYS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    KEYS.get_or_init(|| settings_of(&RunConfig::default()).into_keys().collect()).iter().any(|k| k == name)
+    KEYS.get_or_init(|| settings_of(&TrialConfig::default()).into_keys().collect()).iter().any(|k| k == name)
 }
 
-impl RunRow {
+impl TrialRow {
     /// The best value of `<split>_<metric>` over the run's epochs, with its epoch.
     pub fn best(&self, metric: &str, goal: Goal) -> Option<(f64, i64)> {
         self.metrics.get(metric)?.best(goal)
@@ -362,9 +362,9 @@ impl RunRow {
 
 /// Which runs to list.
 #[derive(Debug, Clone, Default)]
-pub struct RunFilter {
+pub struct TrialFilter {
     pub sweep: Option<String>,
-    pub status: Option<RunStatus>,
+    pub status: Option<TrialStatus>,
 }
 
 /// A sweep as listed.
@@ -391,10 +391,10 @@ pub struct JobRow {
     pub submitted: f64,
 }
 
-/// The best run by a metric.
+/// The best trial by a metric.
 #[derive(Debug, Clone, PartialEq)]
-pub struct BestRun {
-    pub run: RunRow,
+pub struct BestTrial {
+    pub trial: TrialRow,
     pub value: f64,
     pub epoch: i64,
 }
@@ -429,26 +429,26 @@ pub trait Store: Send {
 
     /// Ends the run with `status` (completed, failed, pruned, diverged) and an optional error.
     /// Ending it again the same way under the same lease is recognised as done (a retried write).
-    fn finish(&mut self, lease: &Lease, status: RunStatus, error: Option<&str>) -> StoreResult<()>;
+    fn finish(&mut self, lease: &Lease, status: TrialStatus, error: Option<&str>) -> StoreResult<()>;
 
     /// Gives the run back to the queue (a worker stopped on request); it resumes later.
     fn release(&mut self, lease: &Lease) -> StoreResult<()>;
 
     /// A worker process died while holding `lease`: the run goes back to the queue, or is marked
     /// failed with `message` once `max_attempts` attempts in a row died before recording an epoch.
-    fn record_crash(&mut self, lease: &Lease, message: &str, max_attempts: i64) -> StoreResult<RunStatus>;
+    fn record_crash(&mut self, lease: &Lease, message: &str, max_attempts: i64) -> StoreResult<TrialStatus>;
 
     /// Every sweep with its run counts per status.
     fn sweeps(&self) -> StoreResult<Vec<SweepInfo>>;
 
     /// Runs matching `filter`, ordered by sweep and number, with params and metric summaries.
-    fn runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRow>>;
+    fn trials(&self, filter: &TrialFilter) -> StoreResult<Vec<TrialRow>>;
 
     /// One run by id.
-    fn run(&self, id: &str) -> StoreResult<RunRow>;
+    fn trial(&self, id: &str) -> StoreResult<TrialRow>;
 
     /// One run's resolved config.
-    fn run_config(&self, id: &str) -> StoreResult<RunConfig>;
+    fn trial_config(&self, id: &str) -> StoreResult<TrialConfig>;
 
     /// Every metric value of a run, by epoch, split and name.
     fn metrics(&self, id: &str) -> StoreResult<Vec<MetricRow>>;
@@ -457,7 +457,7 @@ pub trait Store: Send {
     fn checkpoints(&self, id: &str) -> StoreResult<Vec<CheckpointRow>>;
 
     /// The run whose best epoch is best by `metric` (`<split>_<name>`) in direction `goal`.
-    fn best(&self, metric: &str, goal: Goal, sweep: Option<&str>) -> StoreResult<Option<BestRun>>;
+    fn best(&self, metric: &str, goal: Goal, sweep: Option<&str>) -> StoreResult<Option<BestTrial>>;
 
     /// Remembers a submitted batch job of a sweep (so that `status` can ask the scheduler).
     /// Recording the same (launcher, job id) again changes nothing.

@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::sql::{Conditions, Failure, Row, Tx, Value};
 use super::{
-    BestRun, CheckpointRow, Claim, EnqueueReport, EpochLog, JobRow, Lease, MetricRow, MetricSummary, NewTrial, RunFilter, RunRow, RunStatus, Store,
-    StoreError, StoreResult, SweepInfo, SweepRegistration, WorkerInfo, code_version, validate_sweep_name,
+    BestTrial, CheckpointRow, Claim, EnqueueReport, EpochLog, JobRow, Lease, MetricRow, MetricSummary, NewTrial, Store, StoreError, StoreResult,
+    SweepInfo, SweepRegistration, TrialFilter, TrialRow, TrialStatus, WorkerInfo, code_version, validate_sweep_name,
 };
 use crate::config::Goal;
-use crate::config::RunConfig;
+use crate::config::TrialConfig;
 use crate::util::{now_unix, sha256_hex};
 
 /// What a backend provides for the policy to run on.
@@ -73,12 +73,12 @@ impl<B: Backend> Store for B {
         self.write(|tx| log_epoch(tx, lease, epoch))
     }
 
-    fn finish(&mut self, lease: &Lease, status: RunStatus, error: Option<&str>) -> StoreResult<()> {
+    fn finish(&mut self, lease: &Lease, status: TrialStatus, error: Option<&str>) -> StoreResult<()> {
         self.write(|tx| {
             let values: [Value; 5] = [lease.run.as_str().into(), lease.attempt.into(), status.as_str().into(), now_unix().into(), error.into()];
             let update =
                 "UPDATE runs SET status = $3, finished = $4, heartbeat = $4, error = $5 WHERE id = $1 AND attempt = $2 AND status = 'running'";
-            end_run(tx, lease, status, update, &values)
+            end_trial(tx, lease, status, update, &values)
         })
     }
 
@@ -86,11 +86,11 @@ impl<B: Backend> Store for B {
         self.write(|tx| {
             let values: [Value; 2] = [lease.run.as_str().into(), lease.attempt.into()];
             let update = "UPDATE runs SET status = 'queued', host = NULL, pid = NULL WHERE id = $1 AND attempt = $2 AND status = 'running'";
-            end_run(tx, lease, RunStatus::Queued, update, &values)
+            end_trial(tx, lease, TrialStatus::Queued, update, &values)
         })
     }
 
-    fn record_crash(&mut self, lease: &Lease, message: &str, max_attempts: i64) -> StoreResult<RunStatus> {
+    fn record_crash(&mut self, lease: &Lease, message: &str, max_attempts: i64) -> StoreResult<TrialStatus> {
         self.write(|tx| record_crash(tx, lease, message, max_attempts))
     }
 
@@ -98,18 +98,18 @@ impl<B: Backend> Store for B {
         self.read(sweeps)
     }
 
-    fn runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRow>> {
+    fn trials(&self, filter: &TrialFilter) -> StoreResult<Vec<TrialRow>> {
         self.read(|tx| read_runs(tx, filter, None))
     }
 
-    fn run(&self, id: &str) -> StoreResult<RunRow> {
-        self.read(|tx| run(tx, id))
+    fn trial(&self, id: &str) -> StoreResult<TrialRow> {
+        self.read(|tx| trial(tx, id))
     }
 
-    fn run_config(&self, id: &str) -> StoreResult<RunConfig> {
+    fn trial_config(&self, id: &str) -> StoreResult<TrialConfig> {
         self.read(|tx| {
             let Some(row) = tx.query_opt("SELECT config FROM run_configs WHERE run = $1", &[id.into()])? else {
-                return Err(unknown_run(tx, id));
+                return Err(unknown_trial(tx, id));
             };
             serde_json::from_str(&row.text(0)?).map_err(|e| Failure::Invalid(format!("run {id}: unreadable config: {e}")))
         })
@@ -140,7 +140,7 @@ impl<B: Backend> Store for B {
         })
     }
 
-    fn best(&self, metric: &str, goal: Goal, sweep: Option<&str>) -> StoreResult<Option<BestRun>> {
+    fn best(&self, metric: &str, goal: Goal, sweep: Option<&str>) -> StoreResult<Option<BestTrial>> {
         self.read(|tx| best(tx, metric, goal, sweep))
     }
 
@@ -380,7 +380,7 @@ fn log_epoch(tx: &mut dyn Tx, lease: &Lease, epoch: &EpochLog) -> Result<(), Fai
 /// Applies an end-of-run write (`update`, which changes the row only under the lease), or
 /// recognises that it already went through: the run is in the state `status` under the same
 /// attempt, because an earlier try's reply was lost.
-fn end_run(tx: &mut dyn Tx, lease: &Lease, status: RunStatus, update: &str, values: &[Value]) -> Result<(), Failure> {
+fn end_trial(tx: &mut dyn Tx, lease: &Lease, status: TrialStatus, update: &str, values: &[Value]) -> Result<(), Failure> {
     if tx.execute(update, values)? == 1 {
         return Ok(());
     }
@@ -393,17 +393,17 @@ fn end_run(tx: &mut dyn Tx, lease: &Lease, status: RunStatus, update: &str, valu
 /// The crash rule: a run whose worker died goes back to the queue, until `max_attempts` attempts
 /// in a row died before recording an epoch (`log_epoch` resets the count); then it fails, its
 /// error saying how many, so that a trial that kills its worker every time does not loop.
-fn record_crash(tx: &mut dyn Tx, lease: &Lease, message: &str, max_attempts: i64) -> Result<RunStatus, Failure> {
+fn record_crash(tx: &mut dyn Tx, lease: &Lease, message: &str, max_attempts: i64) -> Result<TrialStatus, Failure> {
     let sql = format!("SELECT status, attempt, crashes FROM runs WHERE id = $1{}", tx.dialect().lock_rows);
     let row = tx.query_opt(&sql, &[lease.run.as_str().into()])?.ok_or_else(|| lease_lost(lease))?;
-    if row.text(0)? != RunStatus::Running.as_str() || row.int(1)? != lease.attempt {
+    if row.text(0)? != TrialStatus::Running.as_str() || row.int(1)? != lease.attempt {
         return Err(lease_lost(lease));
     }
     let crashes = row.int(2)? + 1;
     let (status, finished, error) = if crashes >= max_attempts {
-        (RunStatus::Failed, Some(now_unix()), format!("{message} ({crashes} attempts in a row ended this way)"))
+        (TrialStatus::Failed, Some(now_unix()), format!("{message} ({crashes} attempts in a row ended this way)"))
     } else {
-        (RunStatus::Queued, None, message.to_string())
+        (TrialStatus::Queued, None, message.to_string())
     };
     tx.execute(
         "UPDATE runs SET status = $2, error = $3, finished = $4, crashes = $5, host = NULL, pid = NULL WHERE id = $1",
@@ -436,26 +436,26 @@ fn sweeps(tx: &mut dyn Tx) -> Result<Vec<SweepInfo>, Failure> {
     Ok(sweeps)
 }
 
-fn run(tx: &mut dyn Tx, id: &str) -> Result<RunRow, Failure> {
-    match read_runs(tx, &RunFilter::default(), Some(id))?.pop() {
+fn trial(tx: &mut dyn Tx, id: &str) -> Result<TrialRow, Failure> {
+    match read_runs(tx, &TrialFilter::default(), Some(id))?.pop() {
         Some(run) => Ok(run),
-        None => Err(unknown_run(tx, id)),
+        None => Err(unknown_trial(tx, id)),
     }
 }
 
 /// The error for a run id that is not there, suggesting a near one of the same sweep.
-fn unknown_run(tx: &mut dyn Tx, id: &str) -> Failure {
+fn unknown_trial(tx: &mut dyn Tx, id: &str) -> Failure {
     let like = format!("{}%", id.split('-').next().unwrap_or(id));
     let ids: Vec<String> = match tx.query("SELECT id FROM runs WHERE id LIKE $1 ORDER BY seq LIMIT 200", &[like.into()]) {
         Ok(rows) => rows.iter().filter_map(|r| r.text(0).ok()).collect(),
         Err(e) => return e,
     };
     let suggestions = crate::util::did_you_mean(id, ids.iter().map(String::as_str)).map(|s| vec![s.to_string()]).unwrap_or_default();
-    StoreError::UnknownRun { id: id.to_string(), suggestions }.into()
+    StoreError::UnknownTrial { id: id.to_string(), suggestions }.into()
 }
 
 /// Runs by id, or by sweep and status, with their metric summaries.
-fn read_runs(tx: &mut dyn Tx, filter: &RunFilter, id: Option<&str>) -> Result<Vec<RunRow>, Failure> {
+fn read_runs(tx: &mut dyn Tx, filter: &TrialFilter, id: Option<&str>) -> Result<Vec<TrialRow>, Failure> {
     let mut conditions = Conditions::after(Vec::new());
     conditions.equal("r.id", id);
     conditions.equal("r.sweep", filter.sweep.as_deref());
@@ -491,12 +491,12 @@ fn read_runs(tx: &mut dyn Tx, filter: &RunFilter, id: Option<&str>) -> Result<Ve
     Ok(runs)
 }
 
-fn run_row(r: &Row) -> Result<RunRow, Failure> {
-    Ok(RunRow {
+fn run_row(r: &Row) -> Result<TrialRow, Failure> {
+    Ok(TrialRow {
         id: r.text(0)?,
         sweep: r.text(1)?,
         seq: r.int(2)?,
-        status: RunStatus::parse(&r.text(3)?).unwrap_or(RunStatus::Failed),
+        status: TrialStatus::parse(&r.text(3)?).unwrap_or(TrialStatus::Failed),
         attempt: r.int(4)?,
         host: r.opt_text(5)?,
         pid: r.opt_int(6)?,
@@ -516,7 +516,7 @@ fn run_row(r: &Row) -> Result<RunRow, Failure> {
 
 /// The run whose best epoch is best by `metric` (`<split>_<name>`, `val` when no split is
 /// given), read from the summaries' index; ties go to the earlier run id.
-fn best(tx: &mut dyn Tx, metric: &str, goal: Goal, sweep: Option<&str>) -> Result<Option<BestRun>, Failure> {
+fn best(tx: &mut dyn Tx, metric: &str, goal: Goal, sweep: Option<&str>) -> Result<Option<BestTrial>, Failure> {
     let (split, name) = metric.split_once('_').unwrap_or(("val", metric));
     let (extreme, order) = match goal {
         Goal::Maximize => ("max", "DESC"),
@@ -533,7 +533,7 @@ fn best(tx: &mut dyn Tx, metric: &str, goal: Goal, sweep: Option<&str>) -> Resul
     );
     let Some(row) = tx.query_opt(&sql, &conditions.values)? else { return Ok(None) };
     let (value, epoch) = (row.real(1)?, row.int(2)?);
-    Ok(Some(BestRun { run: run(tx, &row.text(0)?)?, value, epoch }))
+    Ok(Some(BestTrial { trial: trial(tx, &row.text(0)?)?, value, epoch }))
 }
 
 /// Splits a metric value into (value, kind) for storage: NaN and infinities are stored as NULL

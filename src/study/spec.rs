@@ -3,11 +3,11 @@
 //! A sweep file is TOML with keys familiar to W&B Sweeps users (`name`, `method`, `metric`,
 //! `run_cap`, `parameters` with `values` / `value` / `distribution`), plus base settings in the
 //! sections `[data]`, `[model]`, `[train]` and `[augment]`, whose keys are the fields of
-//! [`RunConfig`]. Validation happens before anything runs and reports every problem it finds, each
+//! [`TrialConfig`]. Validation happens before anything runs and reports every problem it finds, each
 //! with its position in the file, the key, and what would be right.
 //!
 //! The set of valid keys and their types is not listed here a second time: it is read off the
-//! serialised default [`RunConfig`], so a setting added to the config is accepted by sweep files
+//! serialised default [`TrialConfig`], so a setting added to the config is accepted by sweep files
 //! at once.
 
 use std::collections::{BTreeMap, HashSet};
@@ -19,7 +19,7 @@ use serde_json::{Map, Value as Json, json};
 use toml_edit::{Document, Item, TableLike};
 
 use crate::config::Goal;
-use crate::config::{Objective, OptimizerKind, RunConfig, Schedule, SplitBy};
+use crate::config::{Objective, OptimizerKind, Schedule, SplitBy, TrialConfig};
 use crate::study::history::Point;
 use crate::study::sampler::{Grid, Random};
 use crate::study::space::Space;
@@ -152,7 +152,7 @@ pub struct SweepSpec {
     pub run_cap: Option<usize>,
     pub seed: u64,
     /// Defaults overlaid with the file's sections (before any parameter).
-    pub base: RunConfig,
+    pub base: TrialConfig,
     pub parameters: Vec<Parameter>,
     /// The file as written (stored with the sweep).
     pub text: String,
@@ -163,7 +163,7 @@ pub struct SweepSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trial {
     pub params: BTreeMap<String, Json>,
-    pub config: RunConfig,
+    pub config: TrialConfig,
 }
 
 const TOP_KEYS: &[&str] = &["name", "description", "method", "metric", "run_cap", "seed", "data", "model", "train", "augment", "parameters"];
@@ -271,8 +271,8 @@ impl Validator<'_> {
     /// The base settings every trial starts from: the defaults, then the sweep seed for the seeds
     /// the file leaves unset, then the file's sections, key by key, type-checked against the
     /// defaults. Returns the base config (None if it is not one) and the defaults as JSON.
-    fn base_settings(&mut self, root: &toml_edit::Table, seed: u64, metric: &Objective) -> (Option<RunConfig>, Json) {
-        let mut base = serde_json::to_value(RunConfig::default()).expect("defaults serialise");
+    fn base_settings(&mut self, root: &toml_edit::Table, seed: u64, metric: &Objective) -> (Option<TrialConfig>, Json) {
+        let mut base = serde_json::to_value(TrialConfig::default()).expect("defaults serialise");
         base["train"]["seed"] = json!(seed);
         base["data"]["split_seed"] = json!(seed);
         // Left out of the canonical JSON at its default (see `SplitBy`), but a setting all the same.
@@ -302,7 +302,7 @@ impl Validator<'_> {
                 }
             }
         }
-        let config: Option<RunConfig> = match serde_json::from_value(base) {
+        let config: Option<TrialConfig> = match serde_json::from_value(base) {
             Ok(c) => Some(c),
             Err(e) => {
                 self.report(None, format!("the settings do not form a valid configuration: {e}"));
@@ -795,13 +795,13 @@ fn points(spec: &SweepSpec) -> Box<dyn Iterator<Item = Point>> {
 }
 
 /// The config of one point, or the problems it has as (key, message).
-fn resolve(spec: &SweepSpec, point: &BTreeMap<String, Json>) -> Result<RunConfig, Vec<(String, String)>> {
+fn resolve(spec: &SweepSpec, point: &BTreeMap<String, Json>) -> Result<TrialConfig, Vec<(String, String)>> {
     let mut value = serde_json::to_value(&spec.base).expect("configs serialise");
     for (key, v) in point {
         let (section, field) = key.split_once('.').expect("parameter keys are section.key");
         value[section][field] = v.clone();
     }
-    let config: RunConfig = serde_json::from_value(value).map_err(|e| vec![("parameters".to_string(), e.to_string())])?;
+    let config: TrialConfig = serde_json::from_value(value).map_err(|e| vec![("parameters".to_string(), e.to_string())])?;
     let problems = config.validate();
     if problems.is_empty() { Ok(config) } else { Err(problems.into_iter().map(|p| (p.key, p.message)).collect()) }
 }

@@ -3,7 +3,7 @@
 //! A run directory holds everything needed to rebuild its model without the tracker:
 //!
 //! ```text
-//! <run dir>/config.json            the resolved RunConfig, written before training starts
+//! <run dir>/config.json            the resolved TrialConfig, written before training starts
 //! <run dir>/checkpoints/last.ckpt  model + optimiser + training state after the latest epoch
 //! <run dir>/checkpoints/best.ckpt  model + training state at the best epoch of the objective
 //! ```
@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::config::RunConfig;
+use crate::config::TrialConfig;
 use crate::config::nonfinite;
 use crate::train::metrics::SplitMetrics;
 use crate::util::atomic_write;
@@ -91,7 +91,7 @@ pub struct BestSoFar {
 /// Where training stands: enough to resume exactly and to re-log what the tracker may have missed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
-    /// Hash of the RunConfig this state belongs to.
+    /// Hash of the TrialConfig this state belongs to.
     pub config_hash: String,
     /// Completed epochs; training resumes at this 0-based epoch.
     pub epochs_done: usize,
@@ -131,11 +131,11 @@ pub struct CheckpointError {
 
 /// The files of one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunDir {
+pub struct TrialDir {
     pub root: PathBuf,
 }
 
-impl RunDir {
+impl TrialDir {
     /// The directory of trial `id` of `sweep` under the runs directory: `<runs>/<sweep>/<id>`.
     pub fn of(runs_dir: &Path, sweep: &str, id: &str) -> Self {
         Self::new(runs_dir.join(sweep).join(id))
@@ -154,17 +154,19 @@ impl RunDir {
     }
 
     /// Reads the resolved config the run was started with.
-    pub fn read_config(&self) -> Result<RunConfig, CheckpointError> {
+    pub fn read_config(&self) -> Result<TrialConfig, CheckpointError> {
         let path = self.config_path();
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| CheckpointError { path: path.clone(), reason: format!("cannot read the run's config ({e}); is this a run directory?") })?;
-        serde_json::from_str(&text).map_err(|e| CheckpointError { path, reason: format!("not a valid run config: {e}") })
+        let text = std::fs::read_to_string(&path).map_err(|e| CheckpointError {
+            path: path.clone(),
+            reason: format!("cannot read the trial's config ({e}); is this a trial directory?"),
+        })?;
+        serde_json::from_str(&text).map_err(|e| CheckpointError { path, reason: format!("not a valid trial config: {e}") })
     }
 
     /// Writes the resolved config (atomically), creating the directory.
-    pub fn write_config(&self, config: &RunConfig) -> std::io::Result<()> {
+    pub fn write_config(&self, config: &TrialConfig) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.root)?;
-        let text = serde_json::to_string_pretty(config).expect("a RunConfig always serialises");
+        let text = serde_json::to_string_pretty(config).expect("a TrialConfig always serialises");
         atomic_write(&self.config_path(), text.as_bytes())
     }
 
@@ -205,7 +207,7 @@ impl RunDir {
 }
 
 fn parse(bytes: &[u8]) -> Result<Checkpoint, String> {
-    let corrupt = |what: &str| format!("corrupt checkpoint ({what}); delete it to restart the run from scratch");
+    let corrupt = |what: &str| format!("corrupt checkpoint ({what}); delete it to restart the trial from scratch");
     if bytes.len() < 16 || &bytes[..8] != MAGIC {
         return Err(corrupt("not a sweep checkpoint"));
     }
@@ -242,7 +244,7 @@ mod tests {
     #[test]
     fn round_trip_and_truncation_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let run = RunDir::new(dir.path());
+        let run = TrialDir::new(dir.path());
         let mut state = TrainState::new("abc".into());
         state.epochs_done = 2;
         state.best = Some(BestSoFar { epoch: 1, value: f64::NAN });

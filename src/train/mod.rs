@@ -11,6 +11,6 @@ pub mod predict;
 pub mod trainer;
 
 pub use trainer::{
-    DataSplit, Faults, NullObserver, Observer, Outcome, RunContext, SavedCheckpoint, StepProgress, StopRequest, TrainError, batch_tensors,
+    DataSplit, Faults, NullObserver, Observer, Outcome, SavedCheckpoint, StepProgress, StopRequest, TrainError, TrialContext, batch_tensors,
     dataset_dir, evaluate, load_model, load_split, optimizer, train,
 };

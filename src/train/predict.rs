@@ -8,11 +8,11 @@ use burn::tensor::{Device, Tensor, TensorData};
 use image::{GrayImage, RgbImage};
 
 use crate::config::Augment;
-use crate::config::RunConfig;
+use crate::config::TrialConfig;
 use crate::data::{self, DataError};
 use crate::report::canvas::{Canvas, fit, mask_to_rgb, overlay, save_png};
 use crate::train::TrainError;
-use crate::train::checkpoint::{CheckpointKind, RunDir, TrainState};
+use crate::train::checkpoint::{CheckpointKind, TrainState, TrialDir};
 use crate::train::metrics::SplitMetrics;
 use crate::train::model::UNet;
 
@@ -35,7 +35,7 @@ pub struct Written {
 }
 
 impl Predictor {
-    pub fn new(model: UNet, config: &RunConfig, device: Device) -> Self {
+    pub fn new(model: UNet, config: &TrialConfig, device: Device) -> Self {
         let [h, w] = config.data.image_size;
         Self { model: burn::module::Module::valid(&model), size: (h as u32, w as u32), rescale: config.augment.rescale, device }
     }
@@ -99,7 +99,7 @@ pub struct Evaluation {
     pub epoch: usize,
     /// Images evaluated.
     pub images: usize,
-    /// What they were, for people: "the run's validation split" or "every image of DIR".
+    /// What they were, for people: "the trial's validation split" or "every image of DIR".
     pub on: String,
 }
 
@@ -107,7 +107,7 @@ pub struct Evaluation {
 /// mode on its validation split (rebuilt from its config under `runs_dir`), or on every image of
 /// `data` when given.
 pub fn evaluate_checkpoint(
-    run: &RunDir,
+    run: &TrialDir,
     kind: CheckpointKind,
     runs_dir: &Path,
     data: Option<&Path>,
@@ -123,7 +123,7 @@ pub fn evaluate_checkpoint(
         }
         None => {
             let super::DataSplit { samples, val, .. } = super::load_split(&config, runs_dir)?;
-            (samples, val, "the run's validation split".to_string())
+            (samples, val, "the trial's validation split".to_string())
         }
     };
     let images = indices.len();
@@ -142,7 +142,7 @@ const TILE: u32 = 160;
 /// The tutorial's prediction grid for a run: input | actual mask | predicted mask | overlay for
 /// the first `samples` images of its validation split.
 pub fn prediction_grid(runs_dir: &Path, sweep: &str, run: &str, device: &Device, samples: usize, path: &Path) -> Result<(), TrainError> {
-    let run_dir = RunDir::of(runs_dir, sweep, run);
+    let run_dir = TrialDir::of(runs_dir, sweep, run);
     let (config, model, state) = super::load_model(&run_dir, CheckpointKind::Best, device)?;
     let super::DataSplit { samples: data, val, .. } = super::load_split(&config, runs_dir)?;
     let predictor = crate::train::predict::Predictor::new(model, &config, device.clone());

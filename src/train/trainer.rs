@@ -1,4 +1,4 @@
-//! The training loop of one run: data, model and optimiser from a [`RunConfig`], epochs of
+//! The training loop of one run: data, model and optimiser from a [`TrialConfig`], epochs of
 //! training and validation, checkpoints, and reports to an [`Observer`] (the tracker, progress).
 //!
 //! Guarantees:
@@ -24,9 +24,9 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::config::ModelError;
-use crate::config::{Objective, OptimizerKind, Problem, RunConfig, SplitBy, TrainConfig};
+use crate::config::{Objective, OptimizerKind, Problem, SplitBy, TrainConfig, TrialConfig};
 use crate::data::{self, Batch, DataError, Loader, Sample};
-use crate::train::checkpoint::{BestSoFar, CheckpointError, CheckpointKind, EpochSummary, RunDir, TrainState};
+use crate::train::checkpoint::{BestSoFar, CheckpointError, CheckpointKind, EpochSummary, TrainState, TrialDir};
 use crate::train::device::DeviceError;
 use crate::train::metrics::{Confusion, MetricAccumulator, SplitMetrics, bce_dice_loss, confusion_counts};
 use crate::train::model::UNet;
@@ -176,8 +176,8 @@ impl Faults {
 }
 
 /// Everything a run needs besides its config.
-pub struct RunContext<'a> {
-    pub run_dir: RunDir,
+pub struct TrialContext<'a> {
+    pub run_dir: TrialDir,
     /// The runs root, where the synthetic dataset is cached.
     pub runs_root: &'a Path,
     pub device: Device,
@@ -185,7 +185,7 @@ pub struct RunContext<'a> {
 }
 
 /// The dataset directory a config points at, generating the synthetic set if needed.
-pub fn dataset_dir(config: &RunConfig, runs_root: &Path) -> Result<PathBuf, DataError> {
+pub fn dataset_dir(config: &TrialConfig, runs_root: &Path) -> Result<PathBuf, DataError> {
     if config.data.is_synthetic() { data::synth::ensure(runs_root, &config.data.synth_spec()) } else { Ok(PathBuf::from(&config.data.source)) }
 }
 
@@ -197,7 +197,7 @@ pub struct DataSplit {
 }
 
 /// The decoded dataset of a config, and its (train, validation) split.
-pub fn load_split(config: &RunConfig, runs_root: &Path) -> Result<DataSplit, DataError> {
+pub fn load_split(config: &TrialConfig, runs_root: &Path) -> Result<DataSplit, DataError> {
     let dir = dataset_dir(config, runs_root)?;
     let [h, w] = config.data.image_size;
     let samples = data::cached(&dir, Some((h as u32, w as u32)))?;
@@ -282,11 +282,11 @@ pub fn evaluate(model: &UNet, loader: &Loader, device: &Device) -> SplitMetrics 
 }
 
 /// Rebuilds a run's model from its directory alone (config.json and a checkpoint).
-pub fn load_model(run: &RunDir, kind: CheckpointKind, device: &Device) -> Result<(RunConfig, UNet, TrainState), TrainError> {
+pub fn load_model(run: &TrialDir, kind: CheckpointKind, device: &Device) -> Result<(TrialConfig, UNet, TrainState), TrainError> {
     let config = run.read_config()?;
     let checkpoint = run.load(kind)?.ok_or_else(|| CheckpointError {
         path: run.checkpoint_path(kind),
-        reason: format!("the run has no `{}` checkpoint yet (it has not finished an epoch)", kind.as_str()),
+        reason: format!("the trial has no `{}` checkpoint yet (it has not finished an epoch)", kind.as_str()),
     })?;
     let model = restore(config.model.init(device, 0), checkpoint.model, &run.checkpoint_path(kind))?;
     Ok((config, model, checkpoint.state))
@@ -296,11 +296,11 @@ pub fn load_model(run: &RunDir, kind: CheckpointKind, device: &Device) -> Result
 fn restore(model: UNet, record: burn::tensor::Bytes, path: &Path) -> Result<UNet, CheckpointError> {
     let bad = |reason: String| CheckpointError { path: path.to_path_buf(), reason };
     let record = ModuleRecord::from_bytes(record).map_err(|e| bad(format!("the model record cannot be read: {e}")))?;
-    model.try_load_record(record).map_err(|e| bad(format!("the model record does not fit the run's config: {e}")))
+    model.try_load_record(record).map_err(|e| bad(format!("the model record does not fit the trial's config: {e}")))
 }
 
 /// Trains one run to completion, divergence or a stop request.
-pub fn train(config: &RunConfig, ctx: &RunContext, observer: &mut dyn Observer) -> Result<Outcome, TrainError> {
+pub fn train(config: &TrialConfig, ctx: &TrialContext, observer: &mut dyn Observer) -> Result<Outcome, TrainError> {
     let problems = config.validate();
     if !problems.is_empty() {
         return Err(TrainError::Config(problems));
@@ -378,7 +378,7 @@ enum EpochEnd {
 
 /// Writes the resolved config into the run directory before anything else, so that the
 /// directory describes itself; a directory that holds another config is an error.
-fn write_or_check_config(run: &RunDir, config: &RunConfig, config_hash: &str) -> Result<(), TrainError> {
+fn write_or_check_config(run: &TrialDir, config: &TrialConfig, config_hash: &str) -> Result<(), TrainError> {
     match run.read_config() {
         Ok(existing) if existing.hash() != config_hash => {
             Err(TrainError::ConfigMismatch { path: run.config_path(), expected: config_hash.to_string(), found: existing.hash() })
@@ -390,7 +390,7 @@ fn write_or_check_config(run: &RunDir, config: &RunConfig, config_hash: &str) ->
 
 /// Restores model, optimiser and state from the `last` checkpoint, if there is one; says
 /// whether it did.
-fn resume(run: &RunDir, config_hash: &str, fresh: Trained) -> Result<(Trained, bool), TrainError> {
+fn resume(run: &TrialDir, config_hash: &str, fresh: Trained) -> Result<(Trained, bool), TrainError> {
     let Some(last) = run.load(CheckpointKind::Last)? else { return Ok((fresh, false)) };
     let path = run.checkpoint_path(CheckpointKind::Last);
     if last.state.config_hash != config_hash {
@@ -413,7 +413,7 @@ fn train_epoch(
     mut trained: Trained,
     epoch: usize,
     loader: &Loader,
-    ctx: &RunContext,
+    ctx: &TrialContext,
     t: &TrainConfig,
     observer: &mut dyn Observer,
 ) -> Result<(Trained, EpochEnd), TrainError> {
@@ -451,7 +451,12 @@ fn train_epoch(
 
 /// Saves the epoch's checkpoints: `best` when the objective improved, then `last` (with the
 /// optimiser), and advances the state past the epoch. Returns what was saved.
-fn save_checkpoints(run: &RunDir, objective: &Objective, summary: &EpochSummary, trained: &mut Trained) -> Result<Vec<SavedCheckpoint>, TrainError> {
+fn save_checkpoints(
+    run: &TrialDir,
+    objective: &Objective,
+    summary: &EpochSummary,
+    trained: &mut Trained,
+) -> Result<Vec<SavedCheckpoint>, TrainError> {
     let epoch = summary.epoch;
     let value = summary.metric(&objective.name).unwrap_or(f64::NAN);
     let mut saved = Vec::new();
@@ -474,7 +479,7 @@ fn save_checkpoints(run: &RunDir, objective: &Objective, summary: &EpochSummary,
 }
 
 /// The checkpoints a resumed run has on disk, as the observer should know them.
-fn current_checkpoints(run: &RunDir, state: &TrainState) -> Vec<SavedCheckpoint> {
+fn current_checkpoints(run: &TrialDir, state: &TrainState) -> Vec<SavedCheckpoint> {
     let mut out = Vec::new();
     if let Some(best) = state.best {
         out.push(SavedCheckpoint {
@@ -496,6 +501,6 @@ fn current_checkpoints(run: &RunDir, state: &TrainState) -> Vec<SavedCheckpoint>
     out
 }
 
-fn run_objective_name(run: &RunDir) -> String {
+fn run_objective_name(run: &TrialDir) -> String {
     run.read_config().map(|c| c.metric.name).unwrap_or_else(|_| "val_iou".into())
 }

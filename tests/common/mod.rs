@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use image::{GrayImage, Rgb, RgbImage};
-use sweep::config::RunConfig;
+use sweep::config::TrialConfig;
 
 /// A config that trains in a fraction of a second: 32x32 inputs, a 2-level U-Net with 4 filters.
-pub fn tiny_config() -> RunConfig {
-    let mut c = RunConfig::default();
+pub fn tiny_config() -> TrialConfig {
+    let mut c = TrialConfig::default();
     c.data.image_size = [32, 32];
     c.data.synthetic_count = 24;
     c.data.synthetic_size = [48, 64];

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use sweep::config::Goal;
 use sweep::config::Split;
 use sweep::store::{
-    CheckpointRow, EnqueueReport, EpochLog, JobRow, MetricValue, NewTrial, RunFilter, RunStatus, Store, StoreError, SweepRegistration, WorkerInfo,
+    CheckpointRow, EnqueueReport, EpochLog, JobRow, MetricValue, NewTrial, Store, StoreError, SweepRegistration, TrialFilter, TrialStatus, WorkerInfo,
 };
 
 fn trial(hue: f64) -> NewTrial {
@@ -80,12 +80,12 @@ pub fn story(store: &mut dyn Store) {
     let checkpoints = store.checkpoints("s-1").unwrap();
     assert_eq!(checkpoints.len(), 1);
     assert_eq!((checkpoints[0].epoch, checkpoints[0].path.as_str()), (3, "/runs/s/ckpt-3"));
-    store.finish(&a.lease, RunStatus::Completed, None).unwrap();
-    store.finish(&a.lease, RunStatus::Completed, None).expect("the same end again is a retried write, recognised as done");
+    store.finish(&a.lease, TrialStatus::Completed, None).unwrap();
+    store.finish(&a.lease, TrialStatus::Completed, None).expect("the same end again is a retried write, recognised as done");
 
     // A run counts with its best epoch, in the metric's direction.
-    let run = store.run("s-1").unwrap();
-    assert_eq!(run.status, RunStatus::Completed);
+    let run = store.trial("s-1").unwrap();
+    assert_eq!(run.status, TrialStatus::Completed);
     assert_eq!(run.best("val_iou", Goal::Maximize), Some((0.90, 2)));
     assert_eq!(run.best("val_loss", Goal::Minimize), Some((0.40, 2)));
     assert_eq!(run.last("val_iou"), Some(0.80));
@@ -95,9 +95,9 @@ pub fn story(store: &mut dyn Store) {
 
     // Failure keeps its message.
     store.log_epoch(&b.lease, &epoch(1, 0.95, 0.30)).unwrap();
-    store.finish(&b.lease, RunStatus::Failed, Some("boom at epoch 2")).unwrap();
-    assert_eq!(store.run("s-2").unwrap().error.as_deref(), Some("boom at epoch 2"));
-    assert!(matches!(store.finish(&b.lease, RunStatus::Completed, None), Err(StoreError::LeaseLost { .. })), "a finished run has no lease");
+    store.finish(&b.lease, TrialStatus::Failed, Some("boom at epoch 2")).unwrap();
+    assert_eq!(store.trial("s-2").unwrap().error.as_deref(), Some("boom at epoch 2"));
+    assert!(matches!(store.finish(&b.lease, TrialStatus::Completed, None), Err(StoreError::LeaseLost { .. })), "a finished run has no lease");
 
     // A stale run is reclaimed by the next claim, and the old lease can no longer write.
     let c = store.claim(Some("s"), &worker(3), 60.0).unwrap().unwrap();
@@ -108,27 +108,27 @@ pub fn story(store: &mut dyn Store) {
     assert!(matches!(store.log_epoch(&c.lease, &epoch(1, 0.1, 0.9)), Err(StoreError::LeaseLost { .. })));
     assert!(store.metrics("s-3").unwrap().is_empty(), "a refused epoch writes nothing");
     store.log_epoch(&c2.lease, &epoch(1, 0.60, 0.60)).unwrap();
-    store.finish(&c2.lease, RunStatus::Diverged, Some("the loss became NaN at epoch 2, step 1")).unwrap();
+    store.finish(&c2.lease, TrialStatus::Diverged, Some("the loss became NaN at epoch 2, step 1")).unwrap();
 
     // Best over the sweep, in both directions, and as overridden.
     let best = store.best("val_iou", Goal::Maximize, Some("s")).unwrap().unwrap();
-    assert_eq!((best.run.id.as_str(), best.value, best.epoch), ("s-2", 0.95, 1));
+    assert_eq!((best.trial.id.as_str(), best.value, best.epoch), ("s-2", 0.95, 1));
     let best = store.best("val_loss", Goal::Minimize, None).unwrap().unwrap();
-    assert_eq!((best.run.id.as_str(), best.value), ("s-2", 0.30));
+    assert_eq!((best.trial.id.as_str(), best.value), ("s-2", 0.30));
     let worst = store.best("val_iou", Goal::Minimize, Some("s")).unwrap().unwrap();
-    assert_eq!((worst.run.id.as_str(), worst.value), ("s-3", 0.60));
+    assert_eq!((worst.trial.id.as_str(), worst.value), ("s-3", 0.60));
     assert!(store.best("val_dice", Goal::Maximize, None).unwrap().is_none());
 
     // Listing and comparing.
-    let runs = store.runs(&RunFilter { sweep: Some("s".into()), status: None }).unwrap();
+    let runs = store.trials(&TrialFilter { sweep: Some("s".into()), status: None }).unwrap();
     assert_eq!(runs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["s-1", "s-2", "s-3", "s-4"]);
-    assert_eq!(runs[3].status, RunStatus::Queued);
-    let failed = store.runs(&RunFilter { sweep: None, status: Some(RunStatus::Failed) }).unwrap();
+    assert_eq!(runs[3].status, TrialStatus::Queued);
+    let failed = store.trials(&TrialFilter { sweep: None, status: Some(TrialStatus::Failed) }).unwrap();
     assert_eq!(failed.len(), 1);
     let sweeps = store.sweeps().unwrap();
     assert_eq!(sweeps[0].spec, "spec v2");
     assert_eq!(sweeps[0].counts.get("completed"), Some(&1));
-    assert!(matches!(store.run("s-9"), Err(StoreError::UnknownRun { .. })));
+    assert!(matches!(store.trial("s-9"), Err(StoreError::UnknownTrial { .. })));
 
     // Batch jobs: recording one again (a retried write) changes nothing; listed per sweep, oldest first.
     let job = JobRow {
@@ -153,14 +153,14 @@ pub fn story(store: &mut dyn Store) {
     let d = store.claim(Some("s"), &worker(5), 60.0).unwrap().unwrap();
     assert_eq!((d.lease.run.as_str(), d.resumed), ("s-2", true));
     store.release(&d.lease).unwrap();
-    assert_eq!(store.run("s-2").unwrap().status, RunStatus::Queued);
+    assert_eq!(store.trial("s-2").unwrap().status, TrialStatus::Queued);
     let e = store.claim(Some("s"), &worker(6), 60.0).unwrap().unwrap();
     assert_eq!(e.lease.run, "s-2");
-    assert_eq!(store.record_crash(&e.lease, "killed", 2).unwrap(), RunStatus::Queued);
+    assert_eq!(store.record_crash(&e.lease, "killed", 2).unwrap(), TrialStatus::Queued);
     let f = store.claim(Some("s"), &worker(7), 60.0).unwrap().unwrap();
     assert_eq!(f.lease.run, "s-2");
-    assert_eq!(store.record_crash(&f.lease, "killed again", 2).unwrap(), RunStatus::Failed, "two crashes in a row without an epoch");
-    assert!(store.run("s-2").unwrap().error.unwrap().contains("killed again"));
+    assert_eq!(store.record_crash(&f.lease, "killed again", 2).unwrap(), TrialStatus::Failed, "two crashes in a row without an epoch");
+    assert!(store.trial("s-2").unwrap().error.unwrap().contains("killed again"));
     let g = store.claim(Some("s"), &worker(8), 60.0).unwrap().unwrap();
     assert_eq!(g.lease.run, "s-4");
     assert!(store.claim(Some("s"), &worker(9), 60.0).unwrap().is_none(), "nothing left to claim");
@@ -168,7 +168,7 @@ pub fn story(store: &mut dyn Store) {
     assert_eq!(store.requeue_failed("s").unwrap(), 1);
     let h = store.claim(Some("s"), &worker(10), 60.0).unwrap().unwrap();
     assert_eq!(h.lease.run, "s-2");
-    assert_eq!(store.record_crash(&h.lease, "killed once more", 2).unwrap(), RunStatus::Queued);
+    assert_eq!(store.record_crash(&h.lease, "killed once more", 2).unwrap(), TrialStatus::Queued);
     // Without a sweep named, a claim takes from any sweep.
     let i = store.claim(None, &worker(11), 60.0).unwrap().unwrap();
     assert_eq!((i.lease.run.as_str(), i.sweep.as_str(), i.resumed), ("s-2", "s", true));

@@ -230,7 +230,7 @@ pub fn draw_scatter(s: &Scatter, path: &Path) -> DrawResult<()> {
         if let Some(best) = &s.best {
             let (w, _) = root.dim_in_pixel();
             root.draw_text(
-                &format!("red: best run {best}"),
+                &format!("red: best trial {best}"),
                 &TextStyle::from((FONT, 13).into_font()).color(&PALETTE[3]).pos(Pos::new(HPos::Right, VPos::Top)),
                 (w as i32 - 20, 40),
             )

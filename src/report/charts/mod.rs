@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Objective;
 use crate::report::ReportError;
-use crate::store::{RunFilter, Store, StoreError};
-use series::RunData;
+use crate::store::{Store, StoreError, TrialFilter};
+use series::TrialData;
 
 /// A chart that could not be drawn.
 #[derive(Debug, thiserror::Error)]
@@ -41,17 +41,17 @@ fn slug(key: &str) -> String {
 }
 
 /// Every run of `sweep` with its metrics.
-pub fn load_runs(store: &dyn Store, sweep: &str) -> Result<Vec<RunData>, StoreError> {
+pub fn load_trials(store: &dyn Store, sweep: &str) -> Result<Vec<TrialData>, StoreError> {
     store
-        .runs(&RunFilter { sweep: Some(sweep.to_string()), status: None })?
+        .trials(&TrialFilter { sweep: Some(sweep.to_string()), status: None })?
         .into_iter()
-        .map(|row| store.metrics(&row.id).map(|metrics| RunData { row, metrics }))
+        .map(|row| store.metrics(&row.id).map(|metrics| TrialData { row, metrics }))
         .collect()
 }
 
 /// The swept parameters of a sweep, in file order, each with whether it is log-distributed; read
 /// from the stored sweep file, or from the runs' parameters if that no longer parses.
-fn swept_parameters(store: &dyn Store, sweep: &str, runs: &[RunData]) -> Vec<(String, bool)> {
+fn swept_parameters(store: &dyn Store, sweep: &str, runs: &[TrialData]) -> Vec<(String, bool)> {
     let spec = store.sweeps().ok().and_then(|all| all.into_iter().find(|s| s.name == sweep));
     if let Some(spec) = spec.and_then(|s| crate::study::spec::parse(&s.spec, Path::new(&format!("{sweep}.toml"))).ok()) {
         return spec.parameters.iter().map(|p| (p.key.clone(), p.domain.is_log())).collect();
@@ -73,11 +73,11 @@ pub fn plot_sweep(
     out: Option<&Path>,
     predictions: Option<PredictionGrid>,
 ) -> Result<Written, StoreError> {
-    let runs = load_runs(store, sweep)?;
+    let runs = load_trials(store, sweep)?;
     if runs.is_empty() {
         return Err(StoreError::UnknownSweep { name: sweep.to_string(), suggestions: Vec::new() }.into());
     }
-    let objective = store.run_config(&runs[0].row.id).map(|c| c.metric).unwrap_or_default();
+    let objective = store.trial_config(&runs[0].row.id).map(|c| c.metric).unwrap_or_default();
     let params = swept_parameters(store, sweep, &runs);
     let dir = out.map(Path::to_path_buf).unwrap_or_else(|| runs_dir.join(sweep).join("plots"));
     let mut written = Written { dir: dir.clone(), ..Written::default() };
@@ -121,11 +121,12 @@ pub fn plot_sweep(
 }
 
 /// The tutorial's two-panel chart of one run.
-pub fn plot_run(store: &dyn Store, run: &str, out: &Path) -> Result<PathBuf, ReportError> {
-    let row = store.run(run)?;
+pub fn plot_trial(store: &dyn Store, run: &str, out: &Path) -> Result<PathBuf, ReportError> {
+    let row = store.trial(run)?;
     let metrics = store.metrics(run)?;
     let path = out.join(format!("run_{run}.png"));
-    draw::draw_panels(&series::run_panels(&RunData { row, metrics }), &path).map_err(|e| PlotError { path: path.clone(), reason: e.to_string() })?;
+    draw::draw_panels(&series::run_panels(&TrialData { row, metrics }), &path)
+        .map_err(|e| PlotError { path: path.clone(), reason: e.to_string() })?;
     Ok(path)
 }
 
@@ -134,7 +135,7 @@ fn escape(s: &str) -> String {
 }
 
 /// One page with every chart of the sweep and its leaderboard.
-pub fn index_html(sweep: &str, runs: &[RunData], objective: &Objective, files: &[PathBuf]) -> String {
+pub fn index_html(sweep: &str, runs: &[TrialData], objective: &Objective, files: &[PathBuf]) -> String {
     let mut html = String::new();
     let _ = write!(
         html,
@@ -151,7 +152,7 @@ pub fn index_html(sweep: &str, runs: &[RunData], objective: &Objective, files: &
     );
     let keys = series::varying_params(runs);
     let ranked = series::ranked(runs, &objective.name, objective.goal);
-    html.push_str("<h2>Leaderboard</h2>\n<table><tr><th>rank</th><th>run</th><th>status</th>");
+    html.push_str("<h2>Leaderboard</h2>\n<table><tr><th>rank</th><th>trial</th><th>status</th>");
     for k in &keys {
         let _ = write!(html, "<th>{}</th>", escape(k));
     }

@@ -8,16 +8,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::Goal;
 use crate::report::fmt_param;
-use crate::store::{MetricRow, RunRow};
+use crate::store::{MetricRow, TrialRow};
 
 /// A run with its per-epoch metrics, as the charts need it.
 #[derive(Debug, Clone)]
-pub struct RunData {
-    pub row: RunRow,
+pub struct TrialData {
+    pub row: TrialRow,
     pub metrics: Vec<MetricRow>,
 }
 
-impl RunData {
+impl TrialData {
     /// The finite (epoch, value) points of `<split>_<name>`, by epoch.
     pub fn points(&self, split: &str, name: &str) -> Vec<(f64, f64)> {
         let mut pts: Vec<(f64, f64)> =
@@ -68,21 +68,21 @@ pub fn legend_size(runs: usize) -> usize {
 }
 
 /// Parameter keys whose values differ between runs (all of them for a single run).
-pub fn varying_params(runs: &[RunData]) -> Vec<String> {
-    let rows: Vec<&RunRow> = runs.iter().map(|r| &r.row).collect();
+pub fn varying_params(runs: &[TrialData]) -> Vec<String> {
+    let rows: Vec<&TrialRow> = runs.iter().map(|r| &r.row).collect();
     crate::report::varying_params(&rows)
 }
 
 /// A legend label: the run id and its values of the parameters that vary, by their last segment.
-pub fn label(row: &RunRow, keys: &[String]) -> String {
+pub fn label(row: &TrialRow, keys: &[String]) -> String {
     let values: Vec<String> =
         keys.iter().filter_map(|k| row.params.get(k).map(|v| format!("{}={}", k.rsplit('.').next().unwrap_or(k), fmt_param(v)))).collect();
     if values.is_empty() { row.id.clone() } else { format!("{} {}", row.id, values.join(" ")) }
 }
 
 /// The id of the best run by `objective` (`<split>_<name>`) in direction `goal`.
-pub fn best_run(runs: &[RunData], objective: &str, goal: Goal) -> Option<String> {
-    let mut best: Option<(&RunRow, f64)> = None;
+pub fn best_run(runs: &[TrialData], objective: &str, goal: Goal) -> Option<String> {
+    let mut best: Option<(&TrialRow, f64)> = None;
     for r in runs {
         if let Some((v, _)) = r.row.best(objective, goal)
             && best.is_none_or(|(_, b)| goal.improves(v, Some(b)))
@@ -94,8 +94,8 @@ pub fn best_run(runs: &[RunData], objective: &str, goal: Goal) -> Option<String>
 }
 
 /// Runs ranked best first by `objective` (runs without a value last, in id order).
-pub fn ranked<'a>(runs: &'a [RunData], objective: &str, goal: Goal) -> Vec<&'a RunData> {
-    let mut sorted: Vec<&RunData> = runs.iter().collect();
+pub fn ranked<'a>(runs: &'a [TrialData], objective: &str, goal: Goal) -> Vec<&'a TrialData> {
+    let mut sorted: Vec<&TrialData> = runs.iter().collect();
     sorted.sort_by(|a, b| {
         let (va, vb) = (a.row.best(objective, goal).map(|x| x.0), b.row.best(objective, goal).map(|x| x.0));
         match (va, vb) {
@@ -137,7 +137,7 @@ fn range_of<'a>(values: impl Iterator<Item = &'a f64>) -> (f64, f64) {
 /// (by the sweep's objective) highlighted. Series come best run first (the legend's order). With
 /// more than [`LEGEND_RUNS`] runs the legend names the best ones only and the rest are drawn thin
 /// and grey.
-pub fn learning_curves(runs: &[RunData], metric: &str, objective: &str, goal: Goal) -> Chart {
+pub fn learning_curves(runs: &[TrialData], metric: &str, objective: &str, goal: Goal) -> Chart {
     let keys = varying_params(runs);
     let best = best_run(runs, objective, goal);
     let ranked = ranked(runs, objective, goal);
@@ -159,7 +159,7 @@ pub fn learning_curves(runs: &[RunData], metric: &str, objective: &str, goal: Go
     let ys = range_of(series.iter().flat_map(|s| s.points.iter().map(|p| &p.1)));
     let hidden = runs.len().saturating_sub(legend_size(runs.len()));
     Chart {
-        title: format!("{metric} of every run by epoch: validation solid, training dashed (best: {})", best.as_deref().unwrap_or("none yet")),
+        title: format!("{metric} of every trial by epoch: validation solid, training dashed (best: {})", best.as_deref().unwrap_or("none yet")),
         x_label: "epoch".into(),
         y_label: metric.replace('_', " "),
         series,
@@ -170,7 +170,7 @@ pub fn learning_curves(runs: &[RunData], metric: &str, objective: &str, goal: Go
 }
 
 /// The tutorial's two-panel chart of one run: dice loss (1 - dice) and loss, train vs validation.
-pub fn run_panels(run: &RunData) -> [Chart; 2] {
+pub fn run_panels(run: &TrialData) -> [Chart; 2] {
     let panel = |name: &str, title: &str, transform: fn(f64) -> f64| {
         let series: Vec<Series> = ["train", "val"]
             .iter()
@@ -237,7 +237,7 @@ impl Axis {
 
 /// The axis of parameter `key` over `runs`: numeric when every value is a number (log if
 /// `log` and all are positive), categorical otherwise (strings, booleans), in sorted order.
-pub fn axis(runs: &[RunData], key: &str, log: bool) -> Axis {
+pub fn axis(runs: &[TrialData], key: &str, log: bool) -> Axis {
     let values: Vec<&serde_json::Value> = runs.iter().filter_map(|r| r.row.params.get(key)).collect();
     let numbers: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).filter(|v| v.is_finite()).collect();
     if !values.is_empty() && numbers.len() == values.len() {
@@ -260,7 +260,7 @@ pub struct Scatter {
     pub y_range: (f64, f64),
 }
 
-pub fn scatter(runs: &[RunData], param: &str, log: bool, objective: &str, goal: Goal) -> Scatter {
+pub fn scatter(runs: &[TrialData], param: &str, log: bool, objective: &str, goal: Goal) -> Scatter {
     let axis = axis(runs, param, log);
     let points: Vec<(f64, f64, String)> = runs
         .iter()
@@ -291,7 +291,7 @@ pub struct Parallel {
     pub value_range: (f64, f64),
 }
 
-pub fn parallel(runs: &[RunData], params: &[(String, bool)], objective: &str, goal: Goal) -> Parallel {
+pub fn parallel(runs: &[TrialData], params: &[(String, bool)], objective: &str, goal: Goal) -> Parallel {
     let axes: Vec<(String, Axis)> = params.iter().map(|(k, log)| (k.clone(), axis(runs, k, *log))).collect();
     let lines: Vec<(Vec<f64>, f64)> = runs
         .iter()
