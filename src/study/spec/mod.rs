@@ -10,6 +10,8 @@
 //! serialised default [`TrialConfig`], so a setting added to the config is accepted by sweep files
 //! at once.
 
+pub mod search;
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -22,8 +24,9 @@ use crate::config::Goal;
 use crate::config::{Objective, OptimizerKind, Schedule, SplitBy, TrialConfig};
 use crate::study::history::Point;
 use crate::study::sampler::{Grid, Random};
-use crate::study::space::Space;
+use crate::study::tpe::TpeSettings;
 use crate::util::did_you_mean;
+pub use search::{Conditions, EarlyTerminate};
 
 /// Every problem found in a sweep file, each located.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -52,6 +55,8 @@ impl std::fmt::Display for Located {
 pub enum Method {
     Grid,
     Random,
+    /// Tree-structured Parzen estimators (TPE), W&B's name.
+    Bayes,
 }
 
 /// Where a parameter's values come from.
@@ -154,6 +159,12 @@ pub struct SweepSpec {
     /// Defaults overlaid with the file's sections (before any parameter).
     pub base: TrialConfig,
     pub parameters: Vec<Parameter>,
+    /// `when` conditions, by the key of the parameter they restrict.
+    pub conditions: Conditions,
+    /// TPE's settings (`[bayes]`), for `method = "bayes"`.
+    pub bayes: TpeSettings,
+    /// `[early_terminate]`: the pruner, if any.
+    pub early_terminate: Option<EarlyTerminate>,
     /// The file as written (stored with the sweep).
     pub text: String,
     pub path: PathBuf,
@@ -166,9 +177,10 @@ pub struct Trial {
     pub config: TrialConfig,
 }
 
-const TOP_KEYS: &[&str] = &["name", "description", "method", "metric", "run_cap", "seed", "data", "model", "train", "augment", "parameters"];
+const TOP_KEYS: &[&str] =
+    &["name", "description", "method", "metric", "run_cap", "seed", "bayes", "early_terminate", "data", "model", "train", "augment", "parameters"];
 const SECTIONS: &[&str] = &["data", "model", "train", "augment"];
-const PARAM_KEYS: &[&str] = &["values", "value", "distribution", "min", "max", "q", "probabilities"];
+const PARAM_KEYS: &[&str] = &["values", "value", "distribution", "min", "max", "q", "probabilities", "when"];
 const DISTRIBUTIONS: &[&str] = &["uniform", "log_uniform_values", "int_uniform", "q_uniform", "categorical"];
 
 /// String settings with a fixed set of choices.
@@ -205,14 +217,30 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
     let header = v.header(root, path);
     let (base, defaults) = v.base_settings(root, header.seed, &header.metric);
     let base_ok = v.problems.is_empty();
-    let parameters = v.parameters(root, &defaults, header.method);
+    let (parameters, conditions) = v.parameters(root, &defaults, header.method);
+    let bayes = v.bayes(root, header.method);
+    let early_terminate = base.as_ref().and_then(|b| v.early_terminate(root, b.train.epochs));
     // Trials are checked even when some parameters were refused, so that one run of the
     // validator reports every problem; only a broken base makes the trials meaningless.
     let Some(base) = base.filter(|_| base_ok) else {
         return Err(v.finish());
     };
     let Header { name, description, method, run_cap, seed, metric } = header;
-    let spec = SweepSpec { name, description, method, metric, run_cap, seed, base, parameters, text: text.to_string(), path: path.to_path_buf() };
+    let spec = SweepSpec {
+        name,
+        description,
+        method,
+        metric,
+        run_cap,
+        seed,
+        base,
+        parameters,
+        conditions,
+        bayes,
+        early_terminate,
+        text: text.to_string(),
+        path: path.to_path_buf(),
+    };
     // Every trial must be a valid config: check them now so that a bad value fails here.
     check_trials(&spec, &mut v, root);
     if v.problems.is_empty() { Ok(spec) } else { Err(v.finish()) }
@@ -246,13 +274,10 @@ impl Validator<'_> {
         let method = match self.string(root, "method").as_deref() {
             None | Some("grid") => Method::Grid,
             Some("random") => Method::Random,
+            Some("bayes") => Method::Bayes,
             Some(other) => {
-                let hint = if other == "bayes" {
-                    " (Bayesian search is not supported)".to_string()
-                } else {
-                    did_you_mean_suffix(other, &["grid", "random"])
-                };
-                self.report(item_span(root, "method"), format!("method = {other:?} is not a method; use \"grid\" or \"random\"{hint}"));
+                let hint = did_you_mean_suffix(other, &["grid", "random", "bayes"]);
+                self.report(item_span(root, "method"), format!("method = {other:?} is not a method; use \"grid\", \"random\" or \"bayes\"{hint}"));
                 Method::Grid
             }
         };
@@ -262,8 +287,9 @@ impl Validator<'_> {
         }
         let seed = self.uint(root, "seed").unwrap_or(0) as u64;
         let metric = self.metric(root);
-        if method == Method::Random && run_cap.is_none() {
-            self.report(item_span(root, "method"), "method = \"random\" needs run_cap = N (how many configs to draw)".into());
+        if method != Method::Grid && run_cap.is_none() {
+            let name = if method == Method::Random { "random" } else { "bayes" };
+            self.report(item_span(root, "method"), format!("method = \"{name}\" needs run_cap = N (how many configs to try)"));
         }
         Header { name, description, method, run_cap, seed, metric }
     }
@@ -533,11 +559,12 @@ impl Validator<'_> {
         })
     }
 
-    fn parameters(&mut self, root: &toml_edit::Table, defaults: &Json, method: Method) -> Vec<Parameter> {
-        let Some(item) = root.get("parameters") else { return Vec::new() };
+    fn parameters(&mut self, root: &toml_edit::Table, defaults: &Json, method: Method) -> (Vec<Parameter>, Conditions) {
+        let mut conditions = Conditions::new();
+        let Some(item) = root.get("parameters") else { return (Vec::new(), conditions) };
         let Some(table) = item.as_table_like() else {
             self.report(item.span(), "parameters must be a table of \"section.key\" = { values = [...] }".into());
-            return Vec::new();
+            return (Vec::new(), conditions);
         };
         let mut entries = Vec::new();
         collect_parameter_entries(table, "", &mut |key, span, item| entries.push((key, span, item)));
@@ -554,11 +581,16 @@ impl Validator<'_> {
                 self.report(span, format!("parameter {key:?}: {}", unknown_key_message(field, &format!("{section}."), &known)));
                 continue;
             };
+            if let Some(when) = item.as_table_like().and_then(|t| t.get("when"))
+                && let Some(condition) = self.condition(&key, when, span.clone(), &out)
+            {
+                conditions.insert(key.clone(), condition);
+            }
             if let Some(domain) = self.domain(&key, item, span.clone(), default, method) {
                 out.push(Parameter { key, domain });
             }
         }
-        out
+        (out, conditions)
     }
 
     fn domain(&mut self, key: &str, item: &Item, span: Option<std::ops::Range<usize>>, default: &Json, method: Method) -> Option<Domain> {
@@ -754,7 +786,7 @@ fn check_trials(spec: &SweepSpec, v: &mut Validator, root: &toml_edit::Table) {
         });
     }
     // Continuous domains are checked at their ends as well as at the drawn points.
-    let first = points(spec).next().unwrap_or_default();
+    let first = checked_points(spec).next().unwrap_or_default();
     let mut probes = Vec::new();
     for p in &spec.parameters {
         let ends = match &p.domain {
@@ -769,7 +801,7 @@ fn check_trials(spec: &SweepSpec, v: &mut Validator, root: &toml_edit::Table) {
         }
     }
     // The trials are streamed, never collected: a grid may be far larger than what runs of it.
-    for point in points(spec).chain(probes) {
+    for point in checked_points(spec).chain(probes) {
         if let Err(problems) = resolve(spec, &point) {
             for (key, message) in problems {
                 let span = spans.get(&key).cloned().flatten().or_else(|| point.keys().find_map(|k| spans.get(k).cloned().flatten()));
@@ -783,7 +815,7 @@ fn check_trials(spec: &SweepSpec, v: &mut Validator, root: &toml_edit::Table) {
 /// The points that run, in order, streamed: a grid's first `run_cap` indices (all of them
 /// without a cap), or random search's first `run_cap` draws.
 fn points(spec: &SweepSpec) -> Box<dyn Iterator<Item = Point>> {
-    let space = Space::unconditional(&spec.parameters);
+    let space = spec.space();
     match spec.method {
         Method::Grid => {
             let grid = Grid::new(space).expect("a grid's parameters are lists (checked by the validator)");
@@ -791,6 +823,20 @@ fn points(spec: &SweepSpec) -> Box<dyn Iterator<Item = Point>> {
             Box::new((0..n).filter_map(move |i| grid.point(i)))
         }
         Method::Random => Box::new(Random::new(space, spec.seed).first(spec.run_cap.unwrap_or(1))),
+        // Asked one at a time by the workers (see `SweepSpec::sampler`); none is known up front.
+        Method::Bayes => Box::new(std::iter::empty()),
+    }
+}
+
+/// The points the validator checks: every trial of a grid or random search, and for TPE the
+/// random points it starts from (the rest are drawn from the same domains).
+fn checked_points(spec: &SweepSpec) -> Box<dyn Iterator<Item = Point>> {
+    match spec.method {
+        Method::Bayes => {
+            let n = spec.bayes.startup_trials.max(1).min(spec.run_cap.unwrap_or(1));
+            Box::new(Random::new(spec.space(), spec.seed).first(n))
+        }
+        _ => points(spec),
     }
 }
 

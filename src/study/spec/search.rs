@@ -1,0 +1,220 @@
+//! How a sweep searches: the `bayes` method's settings (`[bayes]`), early termination
+//! (`[early_terminate]`, W&B's keys) and conditional parameters (`when`), read from the sweep
+//! file and validated like every other key; and the sampler, pruner and space a validated sweep
+//! gives to the workers.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+use toml_edit::{Item, TableLike};
+
+use super::{Domain, Method, Parameter, SweepSpec, Trial, Validator, did_you_mean_suffix, resolve, unknown_key_message};
+use crate::study::history::Point;
+use crate::study::pruner::{Asha, Hyperband, Median, Pruner, PrunerError};
+use crate::study::sampler::{Grid, Random, Sampler};
+use crate::study::space::{Condition, Dimension, Space, same_value};
+use crate::study::tpe::{Tpe, TpeSettings};
+
+const TYPES: &[&str] = &["median", "asha", "hyperband"];
+const BAYES_KEYS: &[&str] = &["startup_trials", "candidates"];
+
+/// `[early_terminate]`: the rule that stops unpromising trials at an epoch boundary.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EarlyTerminate {
+    /// `type = "median"`: below the median of the other trials at the same epoch.
+    Median { warmup: usize, startup_trials: usize },
+    /// `type = "asha"`: asynchronous successive halving, rungs at `min_iter * eta^k`.
+    Asha { min_iter: usize, max_iter: usize, eta: usize },
+    /// `type = "hyperband"`: several ASHA brackets with different first rungs.
+    Hyperband { min_iter: usize, max_iter: usize, eta: usize },
+}
+
+impl EarlyTerminate {
+    /// The pruner this rule names (its settings were checked when the file was read).
+    pub fn pruner(&self) -> Box<dyn Pruner + Send> {
+        let checked = "early_terminate settings are validated when the sweep file is read";
+        match *self {
+            EarlyTerminate::Median { warmup, startup_trials } => Box::new(Median { warmup_epochs: warmup, startup_trials }),
+            EarlyTerminate::Asha { min_iter, max_iter, eta } => Box::new(Asha::new(min_iter, max_iter, eta).expect(checked)),
+            EarlyTerminate::Hyperband { min_iter, max_iter, eta } => Box::new(Hyperband::new(min_iter, max_iter, eta).expect(checked)),
+        }
+    }
+}
+
+/// A whole number >= 0 from a table-like item.
+fn whole(v: &mut Validator, table: &dyn TableLike, section: &str, key: &str) -> Option<usize> {
+    let item = table.get(key)?;
+    match item.as_integer() {
+        Some(i) if i >= 0 => Some(i as usize),
+        _ => {
+            v.report(item.span(), format!("{section}.{key} must be a whole number >= 0"));
+            None
+        }
+    }
+}
+
+/// Reports every key of `table` that is not in `known`.
+fn unknown_keys(v: &mut Validator, table: &dyn TableLike, section: &str, known: &[&str]) {
+    for (key, value) in table.iter() {
+        if !known.contains(&key) {
+            v.report(table.key(key).and_then(|k| k.span()).or(value.span()), unknown_key_message(key, &format!("{section}."), known));
+        }
+    }
+}
+
+impl Validator<'_> {
+    /// `[bayes]`: TPE's settings, Optuna's defaults where the file is silent.
+    pub(super) fn bayes(&mut self, root: &toml_edit::Table, method: Method) -> TpeSettings {
+        let mut settings = TpeSettings::default();
+        let Some(item) = root.get("bayes") else { return settings };
+        let Some(table) = item.as_table_like() else {
+            self.report(item.span(), "[bayes] must be a table: startup_trials = 10, candidates = 24".into());
+            return settings;
+        };
+        if method != Method::Bayes {
+            self.report(item.span(), "[bayes] only applies to method = \"bayes\"; remove it or change the method".into());
+        }
+        unknown_keys(self, table, "bayes", BAYES_KEYS);
+        if let Some(n) = whole(self, table, "bayes", "startup_trials") {
+            settings.startup_trials = n;
+        }
+        match whole(self, table, "bayes", "candidates") {
+            Some(0) => self.report(table.get("candidates").and_then(Item::span), "bayes.candidates must be at least 1".into()),
+            Some(n) => settings.candidates = n,
+            None => {}
+        }
+        settings
+    }
+
+    /// `[early_terminate]`: type and its settings; `max_iter` defaults to `train.epochs`.
+    pub(super) fn early_terminate(&mut self, root: &toml_edit::Table, epochs: usize) -> Option<EarlyTerminate> {
+        let item = root.get("early_terminate")?;
+        let Some(table) = item.as_table_like() else {
+            self.report(item.span(), "[early_terminate] must be a table, e.g. type = \"hyperband\", min_iter = 2, eta = 3".into());
+            return None;
+        };
+        let Some(kind) = table.get("type") else {
+            self.report(item.span(), format!("[early_terminate] needs type = one of {}", TYPES.join(", ")));
+            return None;
+        };
+        let kind_span = kind.span();
+        let rule = match kind.as_str() {
+            Some("median") => {
+                unknown_keys(self, table, "early_terminate", &["type", "warmup", "startup_trials"]);
+                let warmup = whole(self, table, "early_terminate", "warmup").unwrap_or(0);
+                let startup_trials = whole(self, table, "early_terminate", "startup_trials").unwrap_or(Median::default().startup_trials);
+                EarlyTerminate::Median { warmup, startup_trials }
+            }
+            Some(kind @ ("asha" | "hyperband")) => {
+                unknown_keys(self, table, "early_terminate", &["type", "min_iter", "max_iter", "eta"]);
+                let min_iter = whole(self, table, "early_terminate", "min_iter").unwrap_or(1);
+                let max_iter = whole(self, table, "early_terminate", "max_iter").unwrap_or(epochs);
+                let eta = whole(self, table, "early_terminate", "eta").unwrap_or(3);
+                let checked =
+                    if kind == "asha" { Asha::new(min_iter, max_iter, eta).map(|_| ()) } else { Hyperband::new(min_iter, max_iter, eta).map(|_| ()) };
+                if let Err(e) = checked {
+                    let at = match e {
+                        PrunerError::Eta(_) => "eta",
+                        PrunerError::MinIter(_) => "min_iter",
+                        PrunerError::MinAboveMax { .. } => "max_iter",
+                    };
+                    let span = table.get(at).and_then(Item::span).or(kind_span);
+                    let default_note = if at == "max_iter" && table.get("max_iter").is_none() { " (max_iter defaults to train.epochs)" } else { "" };
+                    self.report(span, format!("early_terminate: {e}{default_note}"));
+                    return None;
+                }
+                if max_iter > epochs {
+                    self.report(
+                        table.get("max_iter").and_then(Item::span).or(kind_span),
+                        format!("early_terminate.max_iter = {max_iter} is more than train.epochs = {epochs}; a trial never gets there"),
+                    );
+                    return None;
+                }
+                if kind == "asha" { EarlyTerminate::Asha { min_iter, max_iter, eta } } else { EarlyTerminate::Hyperband { min_iter, max_iter, eta } }
+            }
+            Some(other) => {
+                self.report(
+                    kind_span,
+                    format!("early_terminate.type = {other:?} is not a pruner; use one of {}{}", TYPES.join(", "), did_you_mean_suffix(other, TYPES)),
+                );
+                return None;
+            }
+            None => {
+                self.report(kind_span, format!("early_terminate.type must be a string: one of {}", TYPES.join(", ")));
+                return None;
+            }
+        };
+        Some(rule)
+    }
+
+    /// A parameter's `when = { "section.key" = [values] }`: the parameter applies only when an
+    /// earlier parameter takes one of the values.
+    pub(super) fn condition(&mut self, key: &str, item: &Item, span: Option<std::ops::Range<usize>>, earlier: &[Parameter]) -> Option<Condition> {
+        let Some(table) = item.as_table_like().filter(|t| t.len() == 1) else {
+            self.report(
+                span,
+                format!("parameter {key:?}: when must name one earlier parameter and its values, e.g. when = {{ \"train.optimizer\" = [\"sgd\"] }}"),
+            );
+            return None;
+        };
+        let (on, values) = table.iter().next().expect("one entry");
+        let Some(target) = earlier.iter().find(|p| p.key == on) else {
+            let names: Vec<&str> = earlier.iter().map(|p| p.key.as_str()).collect();
+            let hint = if names.is_empty() { " (no parameter is listed before it)".to_string() } else { did_you_mean_suffix(on, &names) };
+            self.report(span, format!("parameter {key:?}: when names {on:?}, which is not a parameter listed before it{hint}"));
+            return None;
+        };
+        let values = match self.json(values)? {
+            Json::Array(list) if !list.is_empty() => list,
+            Json::Array(_) => {
+                self.report(span, format!("parameter {key:?}: when lists no values for {on:?}, so it could never apply"));
+                return None;
+            }
+            one => vec![one],
+        };
+        let takes = |v: &Json| match &target.domain {
+            Domain::Value(x) => same_value(x, v),
+            Domain::Values(xs) | Domain::Categorical { values: xs, .. } => xs.iter().any(|x| same_value(x, v)),
+            Domain::Uniform { min, max } | Domain::LogUniformValues { min, max } | Domain::QUniform { min, max, .. } => {
+                v.as_f64().is_some_and(|x| (*min..=*max).contains(&x))
+            }
+            Domain::IntUniform { min, max } => v.as_i64().is_some_and(|x| (*min..=*max).contains(&x)),
+        };
+        if let Some(bad) = values.iter().find(|v| !takes(v)) {
+            self.report(span, format!("parameter {key:?}: when = {{ {on:?} = ... }} lists {bad}, a value {on:?} never takes"));
+            return None;
+        }
+        Some(Condition { key: on.to_string(), values })
+    }
+}
+
+impl SweepSpec {
+    /// The space the samplers search: the parameters in file order with their conditions.
+    pub fn space(&self) -> Space {
+        let dimensions = self.parameters.iter().map(|p| Dimension { parameter: p.clone(), when: self.conditions.get(&p.key).cloned() }).collect();
+        Space::new(dimensions).expect("conditions look back at earlier parameters (checked by the validator)")
+    }
+
+    /// The sweep's sampler: the grid, the random stream or TPE, all seeded from the sweep.
+    pub fn sampler(&self) -> Box<dyn Sampler + Send> {
+        match self.method {
+            Method::Grid => Box::new(Grid::new(self.space()).expect("a grid's parameters are lists (checked by the validator)")),
+            Method::Random => Box::new(Random::new(self.space(), self.seed)),
+            Method::Bayes => Box::new(Tpe::new(self.space(), self.seed, self.bayes.clone())),
+        }
+    }
+
+    /// Whether trials are asked for one at a time as workers free up (TPE), rather than all
+    /// enqueued when the sweep is registered.
+    pub fn is_lazy(&self) -> bool {
+        self.method == Method::Bayes
+    }
+
+    /// The trial of a point the sampler proposed, or why it is not a valid config.
+    pub fn trial_of(&self, point: &Point) -> Result<Trial, Vec<(String, String)>> {
+        Ok(Trial { params: point.clone(), config: resolve(self, point)? })
+    }
+}
+
+/// `when` conditions by the key of the parameter they belong to.
+pub type Conditions = BTreeMap<String, Condition>;

@@ -1,0 +1,117 @@
+//! Smart sweeps in the sweep file: `method = "bayes"`, `[early_terminate]` and conditional
+//! parameters (`when`), each validated like every other key with its file, line and column.
+
+use std::path::Path;
+
+use sweep::study::history::History;
+use sweep::study::spec::{self, EarlyTerminate, Method};
+
+/// Checks that parsing `text` fails with exactly the given (line, column, fragment) problems.
+fn check_errors(text: &str, expected: &[(usize, usize, &str)]) {
+    let err = spec::parse(text, Path::new("sweeps/bad.toml")).unwrap_err();
+    let got: Vec<(usize, usize, String)> = err.problems.iter().map(|p| (p.line, p.column, p.message.clone())).collect();
+    assert_eq!(got.len(), expected.len(), "{err}");
+    for ((line, col, msg), (el, ec, fragment)) in got.iter().zip(expected) {
+        assert_eq!((line, col), (el, ec), "{msg}");
+        assert!(msg.contains(fragment), "{msg:?} should mention {fragment:?}");
+    }
+}
+
+const BAYES: &str = r#"name = "b"
+method = "bayes"
+run_cap = 20
+seed = 4
+[train]
+epochs = 12
+[bayes]
+startup_trials = 6
+[early_terminate]
+type = "hyperband"
+min_iter = 2
+eta = 3
+[parameters]
+"train.optimizer" = { values = ["adam", "sgd", "rmsprop"] }
+"train.momentum" = { distribution = "uniform", min = 0.0, max = 0.95, when = { "train.optimizer" = ["sgd", "rmsprop"] } }
+"train.learning_rate" = { distribution = "log_uniform_values", min = 0.0003, max = 0.03 }
+"#;
+
+#[test]
+fn a_bayes_sweep_reads_its_settings_pruner_and_conditions() {
+    let s = spec::parse(BAYES, Path::new("sweeps/b.toml")).unwrap();
+    assert_eq!(s.method, Method::Bayes);
+    assert!(s.is_lazy(), "TPE asks for trials one at a time");
+    assert!(s.trials(None).is_empty(), "nothing is enqueued up front");
+    assert_eq!(s.bayes.startup_trials, 6);
+    assert_eq!(s.bayes.candidates, 24, "Optuna's default");
+    assert_eq!(s.early_terminate, Some(EarlyTerminate::Hyperband { min_iter: 2, max_iter: 12, eta: 3 }), "max_iter defaults to train.epochs");
+    assert_eq!(s.conditions["train.momentum"].key, "train.optimizer");
+}
+
+#[test]
+fn a_conditional_parameter_is_left_out_where_its_condition_fails() {
+    let s = spec::parse(BAYES, Path::new("sweeps/b.toml")).unwrap();
+    let sampler = s.sampler();
+    let mut history = History::new("val_iou", s.metric.goal, Vec::new());
+    let mut seen_adam = false;
+    for number in 1..=6 {
+        let point = sampler.ask(&history).expect("the startup points");
+        let optimizer = point["train.optimizer"].as_str().unwrap().to_string();
+        assert_eq!(point.contains_key("train.momentum"), optimizer != "adam", "{point:?}");
+        seen_adam |= optimizer == "adam";
+        let trial = s.trial_of(&point).unwrap();
+        assert_eq!(serde_json::to_value(trial.config.train.optimizer).unwrap(), serde_json::json!(optimizer));
+        history.trials.push(sweep::study::history::TrialRecord {
+            number,
+            point,
+            state: sweep::study::history::TrialState::Queued,
+            values: Default::default(),
+        });
+    }
+    assert!(seen_adam, "six draws over three optimisers include adam (seeded)");
+}
+
+#[test]
+fn every_pruner_type_is_read_with_its_defaults() {
+    let with = |rule: &str| spec::parse(&format!("[train]\nepochs = 9\n[early_terminate]\n{rule}\n"), Path::new("s.toml")).unwrap().early_terminate;
+    assert_eq!(with("type = \"median\"\nwarmup = 2"), Some(EarlyTerminate::Median { warmup: 2, startup_trials: 5 }));
+    assert_eq!(with("type = \"asha\""), Some(EarlyTerminate::Asha { min_iter: 1, max_iter: 9, eta: 3 }));
+    assert_eq!(
+        with("type = \"hyperband\"\nmin_iter = 3\nmax_iter = 9\neta = 2"),
+        Some(EarlyTerminate::Hyperband { min_iter: 3, max_iter: 9, eta: 2 })
+    );
+}
+
+#[test]
+fn bad_early_termination_settings_are_reported_at_their_key() {
+    check_errors("[early_terminate]\ntype = \"hyperbnd\"\n", &[(2, 8, "not a pruner; use one of median, asha, hyperband (did you mean hyperband?)")]);
+    check_errors("[early_terminate]\ntype = \"asha\"\neta = 1\n", &[(3, 7, "eta = 1 must be at least 2")]);
+    check_errors("[early_terminate]\ntype = \"asha\"\nmin_iter = 6\nmax_iter = 4\n", &[(4, 12, "min_iter = 6 must not exceed max_iter = 4")]);
+    check_errors("[train]\nepochs = 5\n[early_terminate]\ntype = \"asha\"\nmin_iter = 6\n", &[(4, 8, "(max_iter defaults to train.epochs)")]);
+    check_errors("[train]\nepochs = 5\n[early_terminate]\ntype = \"asha\"\nmax_iter = 8\n", &[(5, 12, "more than train.epochs = 5")]);
+    check_errors("[early_terminate]\ntype = \"median\"\nmin_iter = 2\n", &[(3, 1, "unknown key early_terminate.min_iter")]);
+    check_errors("[early_terminate]\nmin_iter = 2\n", &[(1, 1, "needs type")]);
+}
+
+#[test]
+fn bad_methods_and_bayes_settings_are_reported() {
+    check_errors("method = \"baye\"\n", &[(1, 10, "use \"grid\", \"random\" or \"bayes\" (did you mean bayes?)")]);
+    check_errors("method = \"bayes\"\n", &[(1, 10, "method = \"bayes\" needs run_cap")]);
+    check_errors("[bayes]\nstartup_trials = 3\n", &[(1, 1, "only applies to method = \"bayes\"")]);
+    check_errors(
+        "method = \"bayes\"\nrun_cap = 4\n[bayes]\ncandidates = 0\nstartups = 2\n",
+        &[(4, 14, "at least 1"), (5, 1, "unknown key bayes.startups")],
+    );
+}
+
+#[test]
+fn a_condition_must_name_an_earlier_parameter_and_values_it_takes() {
+    let head = "method = \"random\"\nrun_cap = 2\n[parameters]\n\"train.optimizer\" = { values = [\"adam\", \"sgd\"] }\n";
+    check_errors(
+        &format!("{head}\"train.momentum\" = {{ values = [0.0, 0.9], when = {{ \"train.optimiser\" = [\"sgd\"] }} }}\n"),
+        &[(5, 1, "when names \"train.optimiser\", which is not a parameter listed before it (did you mean train.optimizer?)")],
+    );
+    check_errors(
+        &format!("{head}\"train.momentum\" = {{ values = [0.0, 0.9], when = {{ \"train.optimizer\" = [\"sgdd\"] }} }}\n"),
+        &[(5, 1, "lists \"sgdd\", a value \"train.optimizer\" never takes")],
+    );
+}
