@@ -115,3 +115,96 @@ fn a_condition_must_name_an_earlier_parameter_and_values_it_takes() {
         &[(5, 1, "lists \"sgdd\", a value \"train.optimizer\" never takes")],
     );
 }
+
+mod common;
+
+use predicates::prelude::PredicateBooleanExt;
+use predicates::str::contains;
+use sweep::store::{SqliteStore, Store, TrialFilter, TrialStatus};
+
+/// A tiny TPE sweep with the median pruner: 6 trials of 4 epochs over a wide learning rate, so
+/// that some trials fall behind the others and stop early.
+fn tiny_bayes(name: &str) -> String {
+    format!(
+        r#"name = "{name}"
+method = "bayes"
+run_cap = 6
+seed = 2
+[data]
+source = "synthetic"
+image_size = 32
+val_fraction = 0.25
+synthetic_count = 24
+synthetic_size = [48, 64]
+[model]
+base_filters = 4
+depth = 2
+[train]
+epochs = 4
+batch_size = 6
+[bayes]
+startup_trials = 3
+[early_terminate]
+type = "median"
+startup_trials = 1
+[parameters]
+"train.learning_rate" = {{ distribution = "log_uniform_values", min = 0.00001, max = 0.05 }}
+"augment.hue_delta" = {{ distribution = "uniform", min = 0.0, max = 0.3 }}
+"#
+    )
+}
+
+#[test]
+fn a_bayes_sweep_asks_trials_up_to_its_cap_and_prunes_with_a_reason() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("b.toml");
+    std::fs::write(&file, tiny_bayes("tpe")).unwrap();
+    common::sweep(runs.path())
+        .args(["run", file.to_str().unwrap(), "--workers", "1", "--plain", "--no-plot"])
+        .assert()
+        .success()
+        .stdout(contains("bayes search of up to 6 trials"));
+    let store = SqliteStore::open(&runs.path().join("sweep.db")).unwrap();
+    let trials = store.trials(&TrialFilter { sweep: Some("tpe".into()), status: None }).unwrap();
+    assert_eq!(trials.len(), 6, "exactly run_cap trials were asked for");
+    assert!(trials.iter().all(|t| matches!(t.status, TrialStatus::Completed | TrialStatus::Pruned)), "{trials:?}");
+    let pruned: Vec<_> = trials.iter().filter(|t| t.status == TrialStatus::Pruned).collect();
+    assert!(!pruned.is_empty(), "a learning rate 5000x too small falls below the median");
+    for t in &pruned {
+        let reason = t.error.as_deref().unwrap_or_default();
+        assert!(reason.contains("val_iou") && reason.contains("below the median"), "{reason}");
+        assert!(t.epochs() < 4, "{} stopped early", t.id);
+    }
+    common::sweep(runs.path()).args(["show", &pruned[0].id]).assert().success().stdout(contains("below the median"));
+    common::sweep(runs.path()).args(["status", "tpe"]).assert().success().stdout(contains("pruned"));
+    // A rerun of a finished bayes sweep asks for nothing more.
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain", "--no-plot"]).assert().success().stdout(contains("nothing to run"));
+    assert_eq!(store.trials(&TrialFilter { sweep: Some("tpe".into()), status: None }).unwrap().len(), 6);
+}
+
+#[test]
+fn the_same_bayes_sweep_with_one_worker_gives_the_same_trials_and_decisions() {
+    let outcome = |dir: &std::path::Path| {
+        let file = dir.join("b.toml");
+        std::fs::write(&file, tiny_bayes("same")).unwrap();
+        common::sweep(dir).args(["run", file.to_str().unwrap(), "--workers", "1", "--plain", "--no-plot"]).assert().success();
+        let store = SqliteStore::open(&dir.join("sweep.db")).unwrap();
+        let trials = store.trials(&TrialFilter { sweep: Some("same".into()), status: None }).unwrap();
+        trials.into_iter().map(|t| (t.config_hash, t.status, t.epochs(), t.best("val_iou", sweep::config::Goal::Maximize))).collect::<Vec<_>>()
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    assert_eq!(outcome(a.path()), outcome(b.path()));
+}
+
+#[test]
+fn a_bayes_dry_run_says_how_trials_are_asked() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("b.toml");
+    std::fs::write(&file, tiny_bayes("dry")).unwrap();
+    common::sweep(runs.path())
+        .args(["run", file.to_str().unwrap(), "--dry-run"])
+        .assert()
+        .success()
+        .stdout(contains("up to 6 trials").and(contains("the first 3 are drawn at random")));
+    assert!(!runs.path().join("sweep.db").exists(), "a dry run registers nothing");
+}

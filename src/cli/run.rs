@@ -102,6 +102,17 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     let data_override = args.data.as_ref().map(|d| d.display().to_string());
     let trials = spec.trials(data_override.as_deref());
     let runs_dir = g.runs_dir();
+    if args.dry_run && spec.is_lazy() {
+        println!(
+            "sweep {} (bayes, metric {} {}): up to {} trials, each asked from TPE when a worker frees up; the first {} are drawn at random",
+            spec.name,
+            spec.metric.name,
+            spec.metric.goal.as_str(),
+            spec.run_cap.unwrap_or(0),
+            spec.bayes.startup_trials
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.dry_run {
         let known =
             g.open_store().ok().and_then(|s| s.trials(&TrialFilter { sweep: Some(spec.name.clone()), status: None }).ok()).unwrap_or_default();
@@ -118,6 +129,9 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     let store_location = g.store_location();
     let reg = scheduler::register(&spec, &trials, &store_location, args.retry_failed)?;
     match &reg.registration {
+        SweepRegistration::New if spec.is_lazy() => {
+            println!("sweep {}: bayes search of up to {} trials registered in {store_location}", spec.name, spec.run_cap.unwrap_or(0))
+        }
         SweepRegistration::New => println!("sweep {}: {} trials registered in {store_location}", spec.name, reg.added.len()),
         SweepRegistration::Unchanged => {
             println!("sweep {}: {} trials known; resuming ({} new)", spec.name, reg.existing + reg.added.len(), reg.added.len())

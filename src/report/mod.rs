@@ -198,9 +198,9 @@ pub fn short_params(params: &BTreeMap<String, serde_json::Value>) -> String {
     params.iter().map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), fmt_param(v))).collect::<Vec<_>>().join(" ")
 }
 
-/// The trial whose best epoch is best by the objective, with that value and epoch.
+/// The completed trial whose best epoch is best by the objective, with that value and epoch.
 pub fn best_so_far<'a>(runs: &'a [TrialRow], objective: &Objective) -> Option<(&'a TrialRow, f64, i64)> {
-    runs.iter().filter_map(|r| r.best(&objective.name, objective.goal).map(|(v, e)| (r, v, e))).max_by(|a, b| {
+    runs.iter().filter(|r| r.status == TrialStatus::Completed).filter_map(|r| r.best(&objective.name, objective.goal).map(|(v, e)| (r, v, e))).max_by(|a, b| {
         let ord = a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal);
         if objective.goal == Goal::Maximize { ord } else { ord.reverse() }
     })
@@ -347,7 +347,10 @@ pub fn show_trial(run: &TrialRow, metrics: &[MetricRow], checkpoints: &[Checkpoi
 /// The leaderboard printed at the end of `sweep run` and by `sweep status`: the top `n` runs by
 /// `metric`, with the parameters that vary.
 pub fn leaderboard(runs: &[TrialRow], metric: &str, goal: Goal, n: usize) -> String {
-    let mut ranked: Vec<(&TrialRow, f64, i64)> = runs.iter().filter_map(|r| r.best(metric, goal).map(|(v, e)| (r, v, e))).collect();
+    // Only completed trials are ranked (Optuna's rule): a pruned trial's value is from fewer
+    // epochs, and a failed or diverged one's is not a result.
+    let mut ranked: Vec<(&TrialRow, f64, i64)> =
+        runs.iter().filter(|r| r.status == TrialStatus::Completed).filter_map(|r| r.best(metric, goal).map(|(v, e)| (r, v, e))).collect();
     ranked.sort_by(|a, b| {
         let ord = a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal);
         let ord = if goal == Goal::Maximize { ord.reverse() } else { ord };
@@ -365,7 +368,9 @@ pub fn leaderboard(runs: &[TrialRow], metric: &str, goal: Goal, n: usize) -> Str
         row.push(e.to_string());
         t.row(row);
     }
-    if t.is_empty() { format!("no trial has a {metric} yet\n") } else { t.render() }
+    let unranked = runs.iter().filter(|r| r.status != TrialStatus::Completed).count();
+    let note = if unranked > 0 { format!("({unranked} trial(s) not completed are not ranked)\n") } else { String::new() };
+    if t.is_empty() { format!("no completed trial has a {metric} yet\n{note}") } else { format!("{}{note}", t.render()) }
 }
 
 /// `sweep compare`: the settings that differ (swept or not, from each run's resolved config when

@@ -7,6 +7,7 @@ pub mod progress;
 pub mod scheduler;
 pub mod signals;
 pub mod slurm;
+pub mod study;
 pub mod worker;
 
 use std::path::Path;

@@ -160,7 +160,9 @@ pub fn run(spec: &SweepSpec, options: &SweepOptions) -> crate::Result<SweepOutco
     crate::runner::signals::install();
     let store = store::open(&options.store, false)?;
     let runs = store.trials(&TrialFilter { sweep: Some(spec.name.clone()), status: None })?;
-    let pending = runs.iter().filter(|r| !r.status.is_final()).count();
+    // A lazily sampled sweep (TPE) has trials yet to be asked for, up to its run_cap.
+    let to_ask = if spec.is_lazy() { spec.run_cap.unwrap_or(0).saturating_sub(runs.len()) } else { 0 };
+    let pending = runs.iter().filter(|r| !r.status.is_final()).count() + to_ask;
     let slots: Vec<Option<usize>> = match &options.devices {
         Some(devices) => devices.iter().map(|&d| Some(d)).collect(),
         None => vec![None; options.workers.clamp(1, pending.max(1))],
@@ -172,7 +174,7 @@ pub fn run(spec: &SweepSpec, options: &SweepOptions) -> crate::Result<SweepOutco
         spec,
         options,
         threads: options.threads.unwrap_or_else(|| (crate::util::available_cores() / slots.len()).max(1)),
-        progress: Progress::new(&spec.name, slots.len(), runs.len(), runs.len() - pending, options.plain),
+        progress: Progress::new(&spec.name, slots.len(), runs.len() + to_ask, runs.len() + to_ask - pending, options.plain),
         slots,
         log_dir,
         tx,
@@ -261,6 +263,14 @@ impl Supervisor<'_> {
         }
     }
 
+    /// Whether trials are left for a replacement worker: queued ones, or (TPE) ones not yet
+    /// asked for below the run_cap.
+    fn more_to_run(&self) -> crate::Result<bool> {
+        let trials = self.store.trials(&TrialFilter { sweep: Some(self.spec.name.clone()), status: None })?;
+        let queued = trials.iter().any(|t| t.status == TrialStatus::Queued);
+        Ok(queued || (self.spec.is_lazy() && trials.len() < self.spec.run_cap.unwrap_or(0)))
+    }
+
     /// A worker reported: remember which trial it holds, and show it.
     fn on_event(&mut self, slot: usize, event: Event) {
         if let Some(w) = self.workers.get_mut(&slot) {
@@ -299,8 +309,7 @@ impl Supervisor<'_> {
             self.early_deaths += 1;
         }
         let stopping = self.interrupted || crate::runner::signals::interrupts() > 0 || crate::runner::signals::terminated();
-        let queued = self.store.trials(&TrialFilter { sweep: Some(self.spec.name.clone()), status: Some(TrialStatus::Queued) })?.len();
-        if !stopping && queued > 0 && self.early_deaths < 5 {
+        if !stopping && self.more_to_run()? && self.early_deaths < 5 {
             self.spawn(slot)?;
         }
         Ok(())

@@ -19,9 +19,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Split;
+use crate::runner::study::Study;
 use crate::store::{self, CheckpointRow, Claim, EpochLog, Lease, MetricValue, Store, StoreError, TrialFilter, TrialStatus, WorkerInfo};
 use crate::train::checkpoint::{EpochSummary, TrialDir};
 use crate::train::device::{DeviceSpec, panic_message};
+use crate::study::pruner::Decision;
 use crate::train::{self, Faults, Observer, Outcome, SavedCheckpoint, StepProgress, StopRequest, TrialContext};
 
 /// What a worker reports, one JSON object per line on stdout in `--events json` mode.
@@ -155,12 +157,24 @@ pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
     let device = options.device.open().map_err(crate::train::TrainError::from)?;
     let events = Events { format: options.events };
     let worker = WorkerInfo::this_process();
+    // The sweep's sampler and pruner, read back from the tracker (a worker of any sweep only
+    // trains what is queued).
+    let study = match &options.sweep {
+        Some(sweep) => Study::load(store.as_ref(), sweep)?,
+        None => None,
+    };
     let mut summary = WorkerSummary::default();
     loop {
         if options.max_trials.is_some_and(|m| summary.trials >= m) || crate::runner::signals::stop_request() != StopRequest::Continue {
             break;
         }
         let Some(claim) = store.claim(options.sweep.as_deref(), &worker, options.stale_after)? else {
+            // Nothing queued: a lazily sampled sweep asks its sampler for the next trial.
+            if let Some(study) = study.as_ref().filter(|s| s.is_lazy())
+                && study.ask(store.as_mut())?.is_some()
+            {
+                continue;
+            }
             // Nothing to claim. While other workers still hold runs, wait: one of them may die or
             // be preempted, and its run come back (released, or stale after `stale_after`).
             let others = store.trials(&TrialFilter { sweep: options.sweep.clone(), status: Some(TrialStatus::Running) })?;
@@ -177,7 +191,8 @@ pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
             continue;
         };
         summary.trials += 1;
-        let status = run_trial(options, store.as_mut(), &claim, &device, &events)?;
+        let study = study.as_ref().filter(|s| s.spec().name == claim.sweep);
+        let status = run_trial(options, store.as_mut(), &claim, &device, &events, study)?;
         match status {
             None => {
                 summary.stopped = true;
@@ -198,6 +213,7 @@ fn run_trial(
     claim: &Claim,
     device: &burn::tensor::Device,
     events: &Events,
+    study: Option<&Study>,
 ) -> crate::Result<Option<TrialStatus>> {
     let started = Instant::now();
     let run = claim.lease.run.clone();
@@ -223,16 +239,20 @@ fn run_trial(
         lease_lost: lease_lost.clone(),
         last_step: None,
         epochs: claim.config.train.epochs,
+        study,
+        pruned: None,
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train::train(&claim.config, &ctx, &mut observer)));
     heartbeat.stop();
     let store = observer.store;
+    let pruned = observer.pruned;
     let (status, error) = match result {
         Ok(Ok(Outcome::Completed { .. })) => (Some(TrialStatus::Completed), None),
         Ok(Ok(Outcome::Diverged { epoch, step, value })) => (
             Some(TrialStatus::Diverged),
             Some(format!("the loss became {} at epoch {epoch}, step {step}; lower train.learning_rate", crate::report::fmt_num(value))),
         ),
+        Ok(Ok(Outcome::Stopped { .. })) if pruned.is_some() => (Some(TrialStatus::Pruned), pruned),
         Ok(Ok(Outcome::Stopped { .. })) => (None, None),
         Ok(Err(e)) => (Some(TrialStatus::Failed), Some(e.to_string())),
         Err(panic) => (Some(TrialStatus::Failed), Some(format!("panicked: {}", panic_message(&*panic)))),
@@ -266,6 +286,10 @@ struct TrialObserver<'a> {
     lease_lost: Arc<AtomicBool>,
     last_step: Option<Instant>,
     epochs: usize,
+    /// The sweep's study, when its pruner judges this trial after each epoch.
+    study: Option<&'a Study>,
+    /// Why the pruner stopped this trial.
+    pruned: Option<String>,
 }
 
 impl TrialObserver<'_> {
@@ -307,6 +331,12 @@ impl Observer for TrialObserver<'_> {
             val_iou: summary.val.iou,
             seconds: summary.seconds,
         });
+        if let Some(study) = self.study
+            && summary.epoch < self.epochs
+            && let Decision::Prune { reason } = study.judge(&*self.store, &self.lease.run, summary.epoch).map_err(|e| e.to_string())?
+        {
+            self.pruned = Some(reason);
+        }
         Ok(())
     }
 
@@ -321,6 +351,10 @@ impl Observer for TrialObserver<'_> {
     fn stop_request(&self) -> StopRequest {
         if self.lease_lost.load(Ordering::SeqCst) {
             return StopRequest::Now;
+        }
+        if self.pruned.is_some() {
+            // The epoch is recorded and checkpointed: stop there.
+            return StopRequest::AfterEpoch;
         }
         crate::runner::signals::stop_request()
     }

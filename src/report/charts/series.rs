@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::Goal;
 use crate::report::fmt_param;
-use crate::store::{MetricRow, TrialRow};
+use crate::store::{MetricRow, TrialRow, TrialStatus};
 
 /// A run with its per-epoch metrics, as the charts need it.
 #[derive(Debug, Clone)]
@@ -40,6 +40,8 @@ pub struct Series {
     pub highlighted: bool,
     /// Index into the palette (for runs named in the legend).
     pub colour: Option<usize>,
+    /// The trial was pruned: its curve stops early on purpose, and ends in a cross.
+    pub pruned: bool,
 }
 
 /// A chart's lines with the ranges that hold them.
@@ -80,10 +82,10 @@ pub fn label(row: &TrialRow, keys: &[String]) -> String {
     if values.is_empty() { row.id.clone() } else { format!("{} {}", row.id, values.join(" ")) }
 }
 
-/// The id of the best run by `objective` (`<split>_<name>`) in direction `goal`.
+/// The id of the best completed trial by `objective` (`<split>_<name>`) in direction `goal`.
 pub fn best_run(runs: &[TrialData], objective: &str, goal: Goal) -> Option<String> {
     let mut best: Option<(&TrialRow, f64)> = None;
-    for r in runs {
+    for r in runs.iter().filter(|r| r.row.status == TrialStatus::Completed) {
         if let Some((v, _)) = r.row.best(objective, goal)
             && best.is_none_or(|(_, b)| goal.improves(v, Some(b)))
         {
@@ -151,15 +153,23 @@ pub fn learning_curves(runs: &[TrialData], metric: &str, objective: &str, goal: 
             if points.is_empty() {
                 continue;
             }
-            let label = if split == "val" && colour.is_some() { label(&run.row, &keys) } else { String::new() };
-            series.push(Series { run: run.row.id.clone(), label, split: split.into(), points, highlighted, colour });
+            let pruned = run.row.status == TrialStatus::Pruned;
+            let label = match (split == "val" && colour.is_some(), pruned) {
+                (false, _) => String::new(),
+                (true, false) => label(&run.row, &keys),
+                (true, true) => format!("{} (pruned)", label(&run.row, &keys)),
+            };
+            series.push(Series { run: run.row.id.clone(), label, split: split.into(), points, highlighted, colour, pruned });
         }
     }
     let xs = range_of(series.iter().flat_map(|s| s.points.iter().map(|p| &p.0)));
     let ys = range_of(series.iter().flat_map(|s| s.points.iter().map(|p| &p.1)));
     let hidden = runs.len().saturating_sub(legend_size(runs.len()));
     Chart {
-        title: format!("{metric} of every trial by epoch: validation solid, training dashed (best: {})", best.as_deref().unwrap_or("none yet")),
+        title: format!(
+            "{metric} of every trial by epoch: validation solid, training dashed, pruned ending in x (best: {})",
+            best.as_deref().unwrap_or("none yet")
+        ),
         x_label: "epoch".into(),
         y_label: metric.replace('_', " "),
         series,
@@ -182,6 +192,7 @@ pub fn run_panels(run: &TrialData) -> [Chart; 2] {
                 points: run.points(split, name).into_iter().map(|(x, y)| (x, transform(y))).collect(),
                 highlighted: false,
                 colour: Some(i),
+                pruned: false,
             })
             .collect();
         let xs = range_of(series.iter().flat_map(|s| s.points.iter().map(|p| &p.0)));

@@ -1,0 +1,92 @@
+//! A sweep's study as the workers run it: the sweep file read back from the tracker, its sampler
+//! asked for a new trial when the queue is empty (`method = "bayes"`), and its pruner consulted
+//! after every epoch (`[early_terminate]`).
+//!
+//! Everything is derived from the tracker, never from a worker's memory: the sampler and the
+//! pruner see the history the tracker holds at the moment they are asked, and asking happens
+//! inside one store transaction under the sweep's lock. So any number of workers on any machines
+//! cooperate without a coordinator, and a killed sweep resumes with the same study.
+
+use std::path::Path;
+
+use crate::store::{NewTrial, Store, TrialHistory, TrialStatus};
+use crate::study::history::{History, TrialRecord, TrialState};
+use crate::study::pruner::{Decision, Pruner};
+use crate::study::sampler::Sampler;
+use crate::study::spec::{self, SweepSpec};
+
+/// The sampler and pruner of one sweep.
+pub struct Study {
+    spec: SweepSpec,
+    sampler: Box<dyn Sampler + Send>,
+    pruner: Option<Box<dyn Pruner + Send>>,
+}
+
+impl Study {
+    /// The study of `sweep`, from the sweep file the tracker keeps. None when the tracker has no
+    /// such sweep.
+    pub fn load(store: &dyn Store, sweep: &str) -> crate::Result<Option<Study>> {
+        let Some(info) = store.sweeps()?.into_iter().find(|s| s.name == sweep) else { return Ok(None) };
+        let spec = spec::parse(&info.spec, Path::new(&format!("{sweep}.toml")))?;
+        Ok(Some(Study::of(spec)))
+    }
+
+    /// The study of a parsed sweep file.
+    pub fn of(spec: SweepSpec) -> Study {
+        Study { sampler: spec.sampler(), pruner: spec.early_terminate.as_ref().map(|e| e.pruner()), spec }
+    }
+
+    pub fn spec(&self) -> &SweepSpec {
+        &self.spec
+    }
+
+    /// Whether trials are asked one at a time (TPE) rather than all enqueued up front.
+    pub fn is_lazy(&self) -> bool {
+        self.spec.is_lazy()
+    }
+
+    /// Asks the sampler for the next trial and enqueues it, under the sweep's lock, unless the
+    /// sweep already has `run_cap` trials. Returns the new trial's id; None when the cap is
+    /// reached or the sampler has nothing new.
+    pub fn ask(&self, store: &mut dyn Store) -> crate::Result<Option<String>> {
+        let spec = &self.spec;
+        let mut sample = |rows: &[TrialHistory]| {
+            let history = history(spec, rows);
+            let point = self.sampler.ask(&history)?;
+            // Points come from validated domains; a combination the config refuses is skipped.
+            let trial = spec.trial_of(&point).ok()?;
+            Some(NewTrial { config: trial.config, params: trial.params })
+        };
+        Ok(store.ask(&spec.name, &spec.metric.name, spec.run_cap, &mut sample)?)
+    }
+
+    /// The pruner's decision for trial `id` after `epoch` (counted from 1). Always `Continue`
+    /// without `[early_terminate]`.
+    pub fn judge(&self, store: &dyn Store, id: &str, epoch: usize) -> crate::Result<Decision> {
+        let Some(pruner) = &self.pruner else { return Ok(Decision::Continue) };
+        let rows = store.history(&self.spec.name, &self.spec.metric.name)?;
+        let Some(number) = rows.iter().find(|r| r.id == id).map(|r| r.seq as usize) else { return Ok(Decision::Continue) };
+        Ok(pruner.decide(&history(&self.spec, &rows), number, epoch))
+    }
+}
+
+/// The tracker's rows as the study core sees them. A diverged trial counts as pruned: it stopped
+/// early on its own, and TPE should learn that its region is bad rather than ignore it.
+fn history(spec: &SweepSpec, rows: &[TrialHistory]) -> History {
+    let trials = rows
+        .iter()
+        .map(|r| TrialRecord {
+            number: r.seq as usize,
+            point: r.params.clone(),
+            state: match r.status {
+                TrialStatus::Queued => TrialState::Queued,
+                TrialStatus::Running => TrialState::Running,
+                TrialStatus::Completed => TrialState::Completed,
+                TrialStatus::Pruned | TrialStatus::Diverged => TrialState::Pruned,
+                TrialStatus::Failed => TrialState::Failed,
+            },
+            values: r.values.iter().map(|(&epoch, &v)| (epoch as usize, v)).collect(),
+        })
+        .collect();
+    History::new(spec.metric.name.clone(), spec.metric.goal, trials)
+}
