@@ -19,6 +19,8 @@
 //!   writes the checkpoint files first). Logging the same epoch again changes nothing: metrics
 //!   are kept once per (run, epoch, split, name).
 //! - NaN and infinite metric values round-trip (stored as a value plus a kind).
+//! - [`Store::best`] ranks only `completed` trials (a failed, diverged or pruned trial's value is
+//!   not a judgement of its point), ties going to the earlier trial by its number.
 //! - Names never escape the runs directory: sweep names are restricted to `[A-Za-z0-9._-]`, and
 //!   every value reaches SQL as a bound parameter.
 
@@ -456,7 +458,9 @@ pub trait Store: Send {
     /// A run's checkpoint rows.
     fn checkpoints(&self, id: &str) -> StoreResult<Vec<CheckpointRow>>;
 
-    /// The run whose best epoch is best by `metric` (`<split>_<name>`) in direction `goal`.
+    /// The completed run whose best epoch is best by `metric` (`<split>_<name>`) in direction
+    /// `goal`; ties go to the lower run number. Failed, diverged, pruned, queued and running
+    /// runs never rank.
     fn best(&self, metric: &str, goal: Goal, sweep: Option<&str>) -> StoreResult<Option<BestTrial>>;
 
     /// Remembers a submitted batch job of a sweep (so that `status` can ask the scheduler).

@@ -514,21 +514,29 @@ fn run_row(r: &Row) -> Result<TrialRow, Failure> {
     })
 }
 
-/// The run whose best epoch is best by `metric` (`<split>_<name>`, `val` when no split is
-/// given), read from the summaries' index; ties go to the earlier run id.
+/// A metric's (split, name) in the `metrics` table: `val_iou` is (`val`, `iou`), `val_fg_iou` is
+/// (`val`, `fg_iou`), and a name without a split is a `val` one.
+fn split_metric(metric: &str) -> (&str, &str) {
+    metric.split_once('_').unwrap_or(("val", metric))
+}
+
+/// The completed run whose best epoch is best by `metric` (`<split>_<name>`, `val` when no split
+/// is given), read from the summaries' index. Only completed runs rank, as in Optuna: a failed
+/// or diverged run's value is not a judgement of its point, nor a pruned or unfinished one's a
+/// final one. Ties go to the lower run number (`s-2` before `s-10`), then to the id across
+/// sweeps.
 fn best(tx: &mut dyn Tx, metric: &str, goal: Goal, sweep: Option<&str>) -> Result<Option<BestTrial>, Failure> {
-    let (split, name) = metric.split_once('_').unwrap_or(("val", metric));
+    let (split, name) = split_metric(metric);
     let (extreme, order) = match goal {
         Goal::Maximize => ("max", "DESC"),
         Goal::Minimize => ("min", "ASC"),
     };
     let mut conditions = Conditions::after(vec![split.into(), name.into()]);
-    conditions.and(format!("s.split = $1 AND s.name = $2 AND s.{extreme}_value IS NOT NULL"));
-    // The join to runs only where a sweep narrows the search.
-    let join = if sweep.is_some() { "JOIN runs r ON r.id = s.run" } else { "" };
+    conditions.and(format!("s.split = $1 AND s.name = $2 AND s.{extreme}_value IS NOT NULL AND r.status = 'completed'"));
     conditions.equal("r.sweep", sweep);
     let sql = format!(
-        "SELECT s.run, s.{extreme}_value, s.{extreme}_epoch FROM metric_summary s {join} {} ORDER BY s.{extreme}_value {order}, s.run LIMIT 1",
+        "SELECT s.run, s.{extreme}_value, s.{extreme}_epoch FROM metric_summary s JOIN runs r ON r.id = s.run {}
+         ORDER BY s.{extreme}_value {order}, r.seq, r.id LIMIT 1",
         conditions.sql()
     );
     let Some(row) = tx.query_opt(&sql, &conditions.values)? else { return Ok(None) };

@@ -110,13 +110,14 @@ pub fn story(store: &mut dyn Store) {
     store.log_epoch(&c2.lease, &epoch(1, 0.60, 0.60)).unwrap();
     store.finish(&c2.lease, TrialStatus::Diverged, Some("the loss became NaN at epoch 2, step 1")).unwrap();
 
-    // Best over the sweep, in both directions, and as overridden.
+    // Best over the sweep, in both directions, and as overridden: completed trials only, so
+    // neither the failed s-2 (val_iou 0.95, val_loss 0.30) nor the diverged s-3 (0.60) ranks.
     let best = store.best("val_iou", Goal::Maximize, Some("s")).unwrap().unwrap();
-    assert_eq!((best.trial.id.as_str(), best.value, best.epoch), ("s-2", 0.95, 1));
+    assert_eq!((best.trial.id.as_str(), best.value, best.epoch), ("s-1", 0.90, 2), "a failed trial with a better value is not best");
     let best = store.best("val_loss", Goal::Minimize, None).unwrap().unwrap();
-    assert_eq!((best.trial.id.as_str(), best.value), ("s-2", 0.30));
+    assert_eq!((best.trial.id.as_str(), best.value), ("s-1", 0.40));
     let worst = store.best("val_iou", Goal::Minimize, Some("s")).unwrap().unwrap();
-    assert_eq!((worst.trial.id.as_str(), worst.value), ("s-3", 0.60));
+    assert_eq!((worst.trial.id.as_str(), worst.value), ("s-1", 0.70), "a diverged trial is not best either way");
     assert!(store.best("val_dice", Goal::Maximize, None).unwrap().is_none());
 
     // Listing and comparing.
