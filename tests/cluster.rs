@@ -44,6 +44,13 @@ fn the_contract_story_holds_on_postgres_and_migrations_apply_once() {
 }
 
 #[test]
+fn the_history_and_ask_story_holds_on_postgres() {
+    let pg = Postgres::start();
+    let url = pg.create_db("ask_story");
+    story::ask_story(&mut PostgresStore::open(&url).unwrap());
+}
+
+#[test]
 fn a_lost_connection_is_retried_and_no_epoch_is_lost() {
     let pg = Postgres::start();
     let url = pg.create_db("lost");

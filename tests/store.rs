@@ -26,6 +26,14 @@ fn the_contract_story_holds_on_sqlite() {
 }
 
 #[test]
+fn the_history_and_ask_story_holds_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    story::ask_story(&mut store);
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+#[test]
 fn migrating_twice_is_harmless_and_an_older_file_is_migrated_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");

@@ -92,3 +92,12 @@ pub fn write_carvana(dir: &Path, n: usize, w: u32, h: u32) -> Vec<(RgbImage, Gra
     }
     out
 }
+
+/// The trial a deterministic sampler derives from a history of `n` trials: the tiny config with
+/// training seed `n`, swept as `train.seed`.
+pub fn seeded_trial(n: usize) -> sweep::store::NewTrial {
+    let mut config = tiny_config();
+    config.train.seed = n as u64;
+    let params = [("train.seed".to_string(), serde_json::json!(n))].into();
+    sweep::store::NewTrial { config, params }
+}
