@@ -44,6 +44,13 @@ fn the_contract_story_holds_on_postgres_and_migrations_apply_once() {
 }
 
 #[test]
+fn the_history_and_ask_story_holds_on_postgres() {
+    let pg = Postgres::start();
+    let url = pg.create_db("ask_story");
+    story::ask_story(&mut PostgresStore::open(&url).unwrap());
+}
+
+#[test]
 fn a_lost_connection_is_retried_and_no_epoch_is_lost() {
     let pg = Postgres::start();
     let url = pg.create_db("lost");
@@ -132,6 +139,28 @@ fn many_connections_claim_every_run_exactly_once() {
     assert_eq!((claimed.len(), unique.len()), (96, 96), "every run claimed once");
     let runs = store.trials(&TrialFilter::default()).unwrap();
     assert!(runs.iter().all(|r| r.status == TrialStatus::Completed && r.attempt == 1));
+}
+
+#[test]
+fn six_connections_asking_up_to_a_cap_add_each_trial_once() {
+    let pg = Postgres::start();
+    let url = pg.create_db("asks");
+    let mut store = PostgresStore::open(&url).unwrap();
+    store.register_sweep("s", "spec").unwrap();
+    let handles: Vec<_> = (0..6)
+        .map(|w| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                common::ask_and_train(&mut PostgresStore::open(&url).unwrap(), &WorkerInfo { host: format!("node{w}"), pid: w }, w as usize, 30)
+            })
+        })
+        .collect();
+    let claimed: Vec<String> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let runs = store.trials(&TrialFilter::default()).unwrap();
+    assert_eq!(runs.len(), 30, "exactly the cap");
+    assert_eq!(runs.iter().map(|r| &r.config_hash).collect::<HashSet<_>>().len(), 30, "no config twice");
+    assert_eq!(runs.iter().map(|r| r.seq).collect::<Vec<_>>(), (1..=30).collect::<Vec<_>>(), "run numbers 1 to 30, no gap");
+    assert_eq!((claimed.len(), claimed.iter().collect::<HashSet<_>>().len()), (30, 30), "every trial claimed once");
 }
 
 /// Waits until `n` runs of the sweep have at least one epoch.

@@ -26,6 +26,14 @@ fn the_contract_story_holds_on_sqlite() {
 }
 
 #[test]
+fn the_history_and_ask_story_holds_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    story::ask_story(&mut store);
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+#[test]
 fn migrating_twice_is_harmless_and_an_older_file_is_migrated_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
@@ -136,6 +144,13 @@ fn child_process_entry() {
                 println!("CLAIMED {}", claim.lease.run);
             }
         }
+        // Ask for trials up to a cap of 40 and train them, printing what was claimed.
+        "ask" => {
+            let index = std::env::var("SWEEP_TEST_ASKER").unwrap().parse().unwrap();
+            for id in common::ask_and_train(&mut store, &me, index, 40) {
+                println!("CLAIMED {id}");
+            }
+        }
         // Log large epochs forever (until killed).
         "log" => {
             let claim = store.claim(Some("s"), &me, 600.0).unwrap().unwrap();
@@ -169,6 +184,21 @@ fn eight_processes_claim_every_run_exactly_once_without_lock_errors() {
     store.enqueue("s", &common::trials(64)).unwrap();
     drop(store);
     let children: Vec<_> = (0..8).map(|_| child("claim", &path).spawn().unwrap()).collect();
+    let mut claimed = claimed_by(children);
+    claimed.sort();
+    let mut unique = claimed.clone();
+    unique.dedup();
+    assert_eq!(claimed.len(), 64, "every run claimed");
+    assert_eq!(unique.len(), 64, "no run claimed twice");
+    let store = SqliteStore::open(&path).unwrap();
+    let runs = store.trials(&TrialFilter::default()).unwrap();
+    assert!(runs.iter().all(|r| r.status == TrialStatus::Completed && r.attempt == 1 && r.epochs() == 3));
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+/// The ids the children printed as claimed, after checking that each succeeded without a lock
+/// error.
+fn claimed_by(children: Vec<std::process::Child>) -> Vec<String> {
     let mut claimed = Vec::new();
     for c in children {
         let out = c.wait_with_output().unwrap();
@@ -178,14 +208,27 @@ fn eight_processes_claim_every_run_exactly_once_without_lock_errors() {
         // The test harness may print its own words before ours on the same line.
         claimed.extend(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_once("CLAIMED ").map(|(_, id)| id.trim().to_string())));
     }
-    claimed.sort();
-    let mut unique = claimed.clone();
-    unique.dedup();
-    assert_eq!(claimed.len(), 64, "every run claimed");
-    assert_eq!(unique.len(), 64, "no run claimed twice");
+    claimed
+}
+
+#[test]
+fn eight_processes_asking_up_to_a_cap_add_each_trial_once_with_dense_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    SqliteStore::open(&path).unwrap().register_sweep("s", "spec").unwrap();
+    let children: Vec<_> = (0..8).map(|i| child("ask", &path).env("SWEEP_TEST_ASKER", i.to_string()).spawn().unwrap()).collect();
+    let mut claimed = claimed_by(children);
     let store = SqliteStore::open(&path).unwrap();
-    let runs = store.trials(&TrialFilter::default()).unwrap();
-    assert!(runs.iter().all(|r| r.status == TrialStatus::Completed && r.attempt == 1 && r.epochs() == 3));
+    let trials = store.trials(&TrialFilter::default()).unwrap();
+    assert_eq!(trials.len(), 40, "exactly the cap");
+    let hashes: std::collections::HashSet<&str> = trials.iter().map(|t| t.config_hash.as_str()).collect();
+    assert_eq!(hashes.len(), 40, "no config twice");
+    let mut ids: Vec<String> = (1..=40).map(|n| format!("s-{n}")).collect();
+    assert_eq!(trials.iter().map(|t| &t.id).collect::<Vec<_>>(), ids.iter().collect::<Vec<_>>(), "ids 1 to 40, no gap");
+    claimed.sort();
+    ids.sort();
+    assert_eq!(claimed, ids, "every trial claimed, once");
+    assert!(trials.iter().all(|t| t.status == TrialStatus::Completed && t.attempt == 1));
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
 

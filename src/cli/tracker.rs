@@ -185,7 +185,7 @@ pub fn best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
         store::find_sweep(store.as_ref(), s)?;
     }
     let Some(best) = store.best(&metric, goal, args.sweep.as_deref())? else {
-        bail!("no run has a {metric} value yet{}", args.sweep.as_ref().map(|s| format!(" in sweep {s}")).unwrap_or_default());
+        bail!("no completed trial has a {metric} value yet{}", args.sweep.as_ref().map(|s| format!(" in sweep {s}")).unwrap_or_default());
     };
     let checkpoints = store.checkpoints(&best.trial.id)?;
     let best_ckpt = checkpoints.iter().find(|c| c.kind == "best").cloned();

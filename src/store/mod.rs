@@ -19,6 +19,14 @@
 //!   writes the checkpoint files first). Logging the same epoch again changes nothing: metrics
 //!   are kept once per (run, epoch, split, name).
 //! - NaN and infinite metric values round-trip (stored as a value plus a kind).
+//! - [`Store::history`] reads a sweep's trials and one metric's per-epoch values in one query, so
+//!   every trial and value it returns belongs to one committed state.
+//! - [`Store::ask`] reads the history, asks the sampler and enqueues its point in one write
+//!   transaction that holds the sweep's lock, so askers on any number of machines are
+//!   serialised per sweep: each sees the trials the ones before it added, and together they
+//!   never exceed the cap, duplicate a config or leave a gap in the run numbers.
+//! - [`Store::best`] ranks only `completed` trials (a failed, diverged or pruned trial's value is
+//!   not a judgement of its point), ties going to the earlier trial by its number.
 //! - Names never escape the runs directory: sweep names are restricted to `[A-Za-z0-9._-]`, and
 //!   every value reaches SQL as a bound parameter.
 
@@ -391,6 +399,18 @@ pub struct JobRow {
     pub submitted: f64,
 }
 
+/// One trial as a sampler sees it: what it tried, how it ended, and one metric per epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialHistory {
+    pub id: String,
+    pub seq: i64,
+    pub status: TrialStatus,
+    /// The swept parameters and their values, as enqueued.
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// The metric's value at each recorded epoch (NaN and infinities as recorded).
+    pub values: BTreeMap<i64, f64>,
+}
+
 /// The best trial by a metric.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BestTrial {
@@ -456,7 +476,31 @@ pub trait Store: Send {
     /// A run's checkpoint rows.
     fn checkpoints(&self, id: &str) -> StoreResult<Vec<CheckpointRow>>;
 
-    /// The run whose best epoch is best by `metric` (`<split>_<name>`) in direction `goal`.
+    /// Every trial of `sweep` in `seq` order, each with its values of `metric` (`<split>_<name>`,
+    /// e.g. `val_iou`) by epoch; read in one query, so the answer is one committed state.
+    fn history(&self, sweep: &str, metric: &str) -> StoreResult<Vec<TrialHistory>>;
+
+    /// Adds the sweep's next trial as `sample` picks it from the sweep's history (of `metric`),
+    /// in one write transaction that holds the sweep's lock (SQLite: the whole file, taken by
+    /// `BEGIN IMMEDIATE`; PostgreSQL: the sweep's row, `FOR UPDATE`), so that concurrent askers
+    /// each see the trials added before them. Returns the new trial's id (`<sweep>-<n>`, enqueued
+    /// as [`Store::enqueue`] would); None when the sweep already has `cap` trials (then `sample`
+    /// is not called), when `sample` returns None, or when its trial's config is already in the
+    /// sweep. An unknown sweep is [`StoreError::UnknownSweep`].
+    ///
+    /// On PostgreSQL a transaction cut by a lost connection is run again, `sample` with it, so
+    /// `sample` may be called more than once: pass a deterministic function of the history.
+    fn ask(
+        &mut self,
+        sweep: &str,
+        metric: &str,
+        cap: Option<usize>,
+        sample: &mut dyn FnMut(&[TrialHistory]) -> Option<NewTrial>,
+    ) -> StoreResult<Option<String>>;
+
+    /// The completed run whose best epoch is best by `metric` (`<split>_<name>`) in direction
+    /// `goal`; ties go to the lower run number. Failed, diverged, pruned, queued and running
+    /// runs never rank.
     fn best(&self, metric: &str, goal: Goal, sweep: Option<&str>) -> StoreResult<Option<BestTrial>>;
 
     /// Remembers a submitted batch job of a sweep (so that `status` can ask the scheduler).

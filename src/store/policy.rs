@@ -1,15 +1,15 @@
 //! The tracker's policy, written once for every backend: what each [`Store`] operation reads and
-//! writes, the lease rule, the metric summary, the crash rule and its message, and how `best`
-//! picks. A backend implements [`Backend`] (its transactions, its locking, its connection) and
-//! gets [`Store`] from here; each statement below is the same text on both engines (see
-//! [`super::sql`] for the few named differences).
+//! writes, the lease rule, the metric summary, the crash rule and its message, how `ask` adds a
+//! trial under the sweep's lock, and how `best` picks. A backend implements [`Backend`] (its
+//! transactions, its locking, its connection) and gets [`Store`] from here; each statement below
+//! is the same text on both engines (see [`super::sql`] for the few named differences).
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::sql::{Conditions, Failure, Row, Tx, Value};
 use super::{
     BestTrial, CheckpointRow, Claim, EnqueueReport, EpochLog, JobRow, Lease, MetricRow, MetricSummary, NewTrial, Store, StoreError, StoreResult,
-    SweepInfo, SweepRegistration, TrialFilter, TrialRow, TrialStatus, WorkerInfo, code_version, validate_sweep_name,
+    SweepInfo, SweepRegistration, TrialFilter, TrialHistory, TrialRow, TrialStatus, WorkerInfo, code_version, validate_sweep_name,
 };
 use crate::config::Goal;
 use crate::config::TrialConfig;
@@ -140,6 +140,37 @@ impl<B: Backend> Store for B {
         })
     }
 
+    fn history(&self, sweep: &str, metric: &str) -> StoreResult<Vec<TrialHistory>> {
+        self.read(|tx| {
+            let trials = history(tx, sweep, metric)?;
+            // Only an empty answer needs the second query that tells "no trials yet" from "no
+            // such sweep".
+            if trials.is_empty() && tx.query_opt("SELECT name FROM sweeps WHERE name = $1", &[sweep.into()])?.is_none() {
+                return Err(unknown_sweep(sweep));
+            }
+            Ok(trials)
+        })
+    }
+
+    fn ask(
+        &mut self,
+        sweep: &str,
+        metric: &str,
+        cap: Option<usize>,
+        sample: &mut dyn FnMut(&[TrialHistory]) -> Option<NewTrial>,
+    ) -> StoreResult<Option<String>> {
+        validate_sweep_name(sweep)?;
+        self.write(|tx| {
+            lock_sweep(tx, sweep)?;
+            let trials = history(tx, sweep, metric)?;
+            if cap.is_some_and(|cap| trials.len() >= cap) {
+                return Ok(None);
+            }
+            let Some(trial) = sample(&trials) else { return Ok(None) };
+            Ok(add_trials(tx, sweep, std::slice::from_ref(&trial))?.added.pop())
+        })
+    }
+
     fn best(&self, metric: &str, goal: Goal, sweep: Option<&str>) -> StoreResult<Option<BestTrial>> {
         self.read(|tx| best(tx, metric, goal, sweep))
     }
@@ -215,14 +246,31 @@ fn register_sweep(tx: &mut dyn Tx, name: &str, spec: &str) -> Result<SweepRegist
     Ok(result)
 }
 
+fn unknown_sweep(sweep: &str) -> Failure {
+    StoreError::UnknownSweep { name: sweep.to_string(), suggestions: Vec::new() }.into()
+}
+
+/// Takes the sweep's lock for the rest of the transaction (on SQLite the write transaction
+/// already holds the whole file). It serialises everything that adds trials to a sweep, so that
+/// run numbers stay dense and an asker sees the trials added before it.
+fn lock_sweep(tx: &mut dyn Tx, sweep: &str) -> Result<(), Failure> {
+    let sql = format!("SELECT name FROM sweeps WHERE name = $1{}", tx.dialect().lock_rows);
+    match tx.query_opt(&sql, &[sweep.into()])? {
+        Some(_) => Ok(()),
+        None => Err(unknown_sweep(sweep)),
+    }
+}
+
 fn enqueue(tx: &mut dyn Tx, sweep: &str, trials: &[NewTrial]) -> Result<EnqueueReport, Failure> {
+    lock_sweep(tx, sweep)?;
+    add_trials(tx, sweep, trials)
+}
+
+/// Adds the trials whose config the sweep does not have yet, numbered after its last run; the
+/// caller holds the sweep's lock ([`lock_sweep`]).
+fn add_trials(tx: &mut dyn Tx, sweep: &str, trials: &[NewTrial]) -> Result<EnqueueReport, Failure> {
     let now = now_unix();
     let version = code_version();
-    // The sweep row's lock serialises enqueues of one sweep, so that run numbers stay dense.
-    let sql = format!("SELECT name FROM sweeps WHERE name = $1{}", tx.dialect().lock_rows);
-    if tx.query_opt(&sql, &[sweep.into()])?.is_none() {
-        return Err(StoreError::UnknownSweep { name: sweep.to_string(), suggestions: Vec::new() }.into());
-    }
     let mut seq = tx.query_one("SELECT COALESCE(MAX(seq), 0) FROM runs WHERE sweep = $1", &[sweep.into()])?.int(0)?;
     let mut report = EnqueueReport::default();
     for trial in trials {
@@ -514,21 +562,59 @@ fn run_row(r: &Row) -> Result<TrialRow, Failure> {
     })
 }
 
-/// The run whose best epoch is best by `metric` (`<split>_<name>`, `val` when no split is
-/// given), read from the summaries' index; ties go to the earlier run id.
+/// A metric's (split, name) in the `metrics` table: `val_iou` is (`val`, `iou`), `val_fg_iou` is
+/// (`val`, `fg_iou`), and a name without a split is a `val` one.
+fn split_metric(metric: &str) -> (&str, &str) {
+    metric.split_once('_').unwrap_or(("val", metric))
+}
+
+/// The sweep's trials in `seq` order with their values of `metric` by epoch: one query, a
+/// trial without a value of the metric still answering one row (the LEFT JOIN's NULLs).
+fn history(tx: &mut dyn Tx, sweep: &str, metric: &str) -> Result<Vec<TrialHistory>, Failure> {
+    let (split, name) = split_metric(metric);
+    let rows = tx.query(
+        "SELECT r.id, r.seq, r.status, r.params, m.epoch, m.value, m.kind
+         FROM runs r LEFT JOIN metrics m ON m.run = r.id AND m.split = $2 AND m.name = $3
+         WHERE r.sweep = $1 ORDER BY r.seq, m.epoch",
+        &[sweep.into(), split.into(), name.into()],
+    )?;
+    let mut trials: Vec<TrialHistory> = Vec::new();
+    for r in &rows {
+        let id = r.text(0)?;
+        if trials.last().is_none_or(|t| t.id != id) {
+            trials.push(TrialHistory {
+                id,
+                seq: r.int(1)?,
+                status: TrialStatus::parse(&r.text(2)?).unwrap_or(TrialStatus::Failed),
+                params: serde_json::from_str(&r.text(3)?).unwrap_or_default(),
+                values: BTreeMap::new(),
+            });
+        }
+        if let Some(epoch) = r.opt_int(4)? {
+            let value = decode_value(r.opt_real(5)?, &r.text(6)?);
+            trials.last_mut().expect("pushed above").values.insert(epoch, value);
+        }
+    }
+    Ok(trials)
+}
+
+/// The completed run whose best epoch is best by `metric` (`<split>_<name>`, `val` when no split
+/// is given), read from the summaries' index. Only completed runs rank, as in Optuna: a failed
+/// or diverged run's value is not a judgement of its point, nor a pruned or unfinished one's a
+/// final one. Ties go to the lower run number (`s-2` before `s-10`), then to the id across
+/// sweeps.
 fn best(tx: &mut dyn Tx, metric: &str, goal: Goal, sweep: Option<&str>) -> Result<Option<BestTrial>, Failure> {
-    let (split, name) = metric.split_once('_').unwrap_or(("val", metric));
+    let (split, name) = split_metric(metric);
     let (extreme, order) = match goal {
         Goal::Maximize => ("max", "DESC"),
         Goal::Minimize => ("min", "ASC"),
     };
     let mut conditions = Conditions::after(vec![split.into(), name.into()]);
-    conditions.and(format!("s.split = $1 AND s.name = $2 AND s.{extreme}_value IS NOT NULL"));
-    // The join to runs only where a sweep narrows the search.
-    let join = if sweep.is_some() { "JOIN runs r ON r.id = s.run" } else { "" };
+    conditions.and(format!("s.split = $1 AND s.name = $2 AND s.{extreme}_value IS NOT NULL AND r.status = 'completed'"));
     conditions.equal("r.sweep", sweep);
     let sql = format!(
-        "SELECT s.run, s.{extreme}_value, s.{extreme}_epoch FROM metric_summary s {join} {} ORDER BY s.{extreme}_value {order}, s.run LIMIT 1",
+        "SELECT s.run, s.{extreme}_value, s.{extreme}_epoch FROM metric_summary s JOIN runs r ON r.id = s.run {}
+         ORDER BY s.{extreme}_value {order}, r.seq, r.id LIMIT 1",
         conditions.sql()
     );
     let Some(row) = tx.query_opt(&sql, &conditions.values)? else { return Ok(None) };

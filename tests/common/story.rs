@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::common::seeded_trial;
 use sweep::config::Goal;
 use sweep::config::Split;
 use sweep::store::{
-    CheckpointRow, EnqueueReport, EpochLog, JobRow, MetricValue, NewTrial, Store, StoreError, SweepRegistration, TrialFilter, TrialStatus, WorkerInfo,
+    CheckpointRow, EnqueueReport, EpochLog, JobRow, MetricValue, NewTrial, Store, StoreError, SweepRegistration, TrialFilter, TrialHistory,
+    TrialStatus, WorkerInfo,
 };
 
 fn trial(hue: f64) -> NewTrial {
@@ -110,13 +112,14 @@ pub fn story(store: &mut dyn Store) {
     store.log_epoch(&c2.lease, &epoch(1, 0.60, 0.60)).unwrap();
     store.finish(&c2.lease, TrialStatus::Diverged, Some("the loss became NaN at epoch 2, step 1")).unwrap();
 
-    // Best over the sweep, in both directions, and as overridden.
+    // Best over the sweep, in both directions, and as overridden: completed trials only, so
+    // neither the failed s-2 (val_iou 0.95, val_loss 0.30) nor the diverged s-3 (0.60) ranks.
     let best = store.best("val_iou", Goal::Maximize, Some("s")).unwrap().unwrap();
-    assert_eq!((best.trial.id.as_str(), best.value, best.epoch), ("s-2", 0.95, 1));
+    assert_eq!((best.trial.id.as_str(), best.value, best.epoch), ("s-1", 0.90, 2), "a failed trial with a better value is not best");
     let best = store.best("val_loss", Goal::Minimize, None).unwrap().unwrap();
-    assert_eq!((best.trial.id.as_str(), best.value), ("s-2", 0.30));
+    assert_eq!((best.trial.id.as_str(), best.value), ("s-1", 0.40));
     let worst = store.best("val_iou", Goal::Minimize, Some("s")).unwrap().unwrap();
-    assert_eq!((worst.trial.id.as_str(), worst.value), ("s-3", 0.60));
+    assert_eq!((worst.trial.id.as_str(), worst.value), ("s-1", 0.70), "a diverged trial is not best either way");
     assert!(store.best("val_dice", Goal::Maximize, None).unwrap().is_none());
 
     // Listing and comparing.
@@ -172,4 +175,70 @@ pub fn story(store: &mut dyn Store) {
     // Without a sweep named, a claim takes from any sweep.
     let i = store.claim(None, &worker(11), 60.0).unwrap().unwrap();
     assert_eq!((i.lease.run.as_str(), i.sweep.as_str(), i.resumed), ("s-2", "s", true));
+}
+
+/// A smart sweep's operations: `ask` adds what the sampler picks from the history, one trial
+/// per call, up to a cap and never twice; `history` reads every trial with one metric by epoch;
+/// `best` breaks ties by trial number.
+pub fn ask_story(store: &mut dyn Store) {
+    store.register_sweep("a", "spec").unwrap();
+    assert_eq!(store.history("a", "val_iou").unwrap(), [], "a new sweep has no history");
+    assert!(matches!(store.history("nope", "val_iou"), Err(StoreError::UnknownSweep { .. })));
+
+    // Ask adds the sampled trial with the next id; the sampler sees every trial added before.
+    let mut seen = Vec::new();
+    let mut sampler = |h: &[TrialHistory]| {
+        seen.push(h.len());
+        Some(seeded_trial(h.len()))
+    };
+    for n in 1..=12 {
+        assert_eq!(store.ask("a", "val_iou", Some(12), &mut sampler).unwrap(), Some(format!("a-{n}")));
+    }
+    // At the cap the sampler is not called.
+    assert_eq!(store.ask("a", "val_iou", Some(12), &mut sampler).unwrap(), None);
+    assert_eq!(seen, (0..12).collect::<Vec<_>>(), "called once per trial added, with the history so far, and not at the cap");
+    // A config the sweep already has is refused; so is no config at all.
+    assert_eq!(store.ask("a", "val_iou", None, &mut |_| Some(seeded_trial(0))).unwrap(), None, "a duplicate config adds nothing");
+    assert_eq!(store.ask("a", "val_iou", None, &mut |_| None).unwrap(), None);
+    assert!(matches!(store.ask("nope", "val_iou", None, &mut |_| Some(seeded_trial(0))), Err(StoreError::UnknownSweep { .. })));
+    let queued = store.trials(&TrialFilter { sweep: Some("a".into()), status: None }).unwrap();
+    assert_eq!(queued.len(), 12);
+    assert!(queued.iter().all(|t| t.status == TrialStatus::Queued && t.seed == t.seq - 1), "enqueued as enqueue does");
+
+    // Trials 1 to 10 run two epochs; 2 and 10 tie at the best val_iou; 3 is pruned.
+    for n in 1..=10 {
+        let c = store.claim(Some("a"), &worker(100 + n), 60.0).unwrap().unwrap();
+        assert_eq!(c.lease.run, format!("a-{n}"));
+        store.log_epoch(&c.lease, &epoch(1, 0.5, 0.5)).unwrap();
+        store.log_epoch(&c.lease, &epoch(2, if n == 2 || n == 10 { 0.9 } else { 0.6 }, 0.4)).unwrap();
+        let status = if n == 3 { TrialStatus::Pruned } else { TrialStatus::Completed };
+        store.finish(&c.lease, status, None).unwrap();
+    }
+    let best = store.best("val_iou", Goal::Maximize, Some("a")).unwrap().unwrap();
+    assert_eq!((best.trial.id.as_str(), best.value), ("a-2", 0.9), "a tie goes to the lower trial number, not the lower id text (a-10)");
+
+    // History: every trial in seq order, with the named metric's values by epoch only.
+    let history = store.history("a", "val_iou").unwrap();
+    let ids: Vec<String> = (1..=12).map(|n| format!("a-{n}")).collect();
+    assert_eq!(history.iter().map(|t| &t.id).collect::<Vec<_>>(), ids.iter().collect::<Vec<_>>());
+    assert_eq!(history.iter().map(|t| t.seq).collect::<Vec<_>>(), (1..=12).collect::<Vec<_>>());
+    assert_eq!(history[0].values, BTreeMap::from([(1, 0.5), (2, 0.6)]));
+    assert_eq!(history[9].values, BTreeMap::from([(1, 0.5), (2, 0.9)]));
+    assert_eq!(history[4].params, BTreeMap::from([("train.seed".to_string(), serde_json::json!(4))]));
+    let statuses: Vec<TrialStatus> = history.iter().map(|t| t.status).collect();
+    assert_eq!(statuses[1..4], [TrialStatus::Completed, TrialStatus::Pruned, TrialStatus::Completed]);
+    assert!(history[10..].iter().all(|t| t.status == TrialStatus::Queued && t.values.is_empty()), "a trial without epochs is there, without values");
+    let losses = store.history("a", "val_loss").unwrap();
+    assert_eq!(losses[0].values, BTreeMap::from([(1, 0.5), (2, 0.4)]), "another metric, by name");
+    let nan = store.history("a", "val_fg_iou").unwrap();
+    assert!(nan[0].values.len() == 2 && nan[0].values.values().all(|v| v.is_nan()), "NaN is decoded as NaN");
+    assert_eq!(store.history("a", "train_lr").unwrap()[0].values[&1], f64::INFINITY);
+    assert!(store.history("a", "val_dice").unwrap().iter().all(|t| t.values.is_empty()), "a metric never recorded has no values");
+
+    // Ask samples from that history.
+    let mut sampler = |h: &[TrialHistory]| {
+        assert_eq!(h[1].values[&2], 0.9);
+        Some(seeded_trial(h.len()))
+    };
+    assert_eq!(store.ask("a", "val_iou", Some(13), &mut sampler).unwrap().as_deref(), Some("a-13"));
 }
