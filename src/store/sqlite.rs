@@ -266,11 +266,13 @@ fn value_of(v: ValueRef<'_>) -> Result<Value, Failure> {
 /// and numbers those by first appearance, not by N.
 fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        let placeholder = c == '$' && chars.peek().is_some_and(char::is_ascii_digit);
-        out.push(if placeholder { '?' } else { c });
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + 1..];
+        out.push(if rest.starts_with(|c: char| c.is_ascii_digit()) { '?' } else { '$' });
     }
+    out.push_str(rest);
     out
 }
 
@@ -361,6 +363,11 @@ fn map_err(path: &Path, e: rusqlite::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_renumbered_for_sqlite() {
+        assert_eq!(numbered("SELECT $2, '$', $10 WHERE x = $1"), "SELECT ?2, '$', ?10 WHERE x = ?1");
+    }
 
     #[test]
     fn network_file_systems_are_recognised_by_their_magic_numbers() {
