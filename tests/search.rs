@@ -190,7 +190,7 @@ fn the_same_bayes_sweep_with_one_worker_gives_the_same_trials_and_decisions() {
         common::sweep(dir).args(["run", file.to_str().unwrap(), "--workers", "1", "--plain", "--no-plot"]).assert().success();
         let store = SqliteStore::open(&dir.join("sweep.db")).unwrap();
         let trials = store.trials(&TrialFilter { sweep: Some("same".into()), status: None }).unwrap();
-        trials.into_iter().map(|t| (t.config_hash, t.status, t.epochs(), t.best("val_iou", sweep::config::Goal::Maximize))).collect::<Vec<_>>()
+        trials.iter().map(|t| (t.config_hash.clone(), t.status, t.epochs(), t.best("val_iou", sweep::config::Goal::Maximize))).collect::<Vec<_>>()
     };
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     assert_eq!(outcome(a.path()), outcome(b.path()));
