@@ -24,11 +24,19 @@ pub struct Study {
 
 impl Study {
     /// The study of `sweep`, from the sweep file the tracker keeps. None when the tracker has no
-    /// such sweep.
+    /// such sweep, or when its recorded file does not parse with this build (a sweep registered
+    /// through the library, or by another version): its queued trials are then trained as they
+    /// are, without asking for more or pruning, and a warning says so.
     pub fn load(store: &dyn Store, sweep: &str) -> crate::Result<Option<Study>> {
         let Some(info) = store.sweeps()?.into_iter().find(|s| s.name == sweep) else { return Ok(None) };
-        let spec = spec::parse(&info.spec, Path::new(&format!("{sweep}.toml")))?;
-        Ok(Some(Study::of(spec)))
+        match spec::parse(&info.spec, Path::new(&format!("{sweep}.toml"))) {
+            Ok(spec) => Ok(Some(Study::of(spec))),
+            Err(e) => {
+                let first = e.problems.first().map(ToString::to_string).unwrap_or_default();
+                eprintln!("warning: sweep {sweep}: its recorded sweep file does not parse ({first}); training its queued trials without sampling or pruning");
+                Ok(None)
+            }
+        }
     }
 
     /// The study of a parsed sweep file.
