@@ -477,7 +477,8 @@ pub trait Store: Send {
     fn checkpoints(&self, id: &str) -> StoreResult<Vec<CheckpointRow>>;
 
     /// Every trial of `sweep` in `seq` order, each with its values of `metric` (`<split>_<name>`,
-    /// e.g. `val_iou`) by epoch; read in one query, so the answer is one committed state.
+    /// e.g. `val_iou`) by epoch; read in one query, so the answer is one committed state. An
+    /// unknown sweep is [`StoreError::UnknownSweep`] (a known one without trials answers empty).
     fn history(&self, sweep: &str, metric: &str) -> StoreResult<Vec<TrialHistory>>;
 
     /// Adds the sweep's next trial as `sample` picks it from the sweep's history (of `metric`),
