@@ -490,7 +490,10 @@ pub trait Store: Send {
     /// sweep. An unknown sweep is [`StoreError::UnknownSweep`].
     ///
     /// On PostgreSQL a transaction cut by a lost connection is run again, `sample` with it, so
-    /// `sample` may be called more than once: pass a deterministic function of the history.
+    /// `sample` may be called more than once: pass a deterministic function of the history. A
+    /// transaction rolled back by the cut adds nothing; one whose commit went through but whose
+    /// reply was lost is seen by the retry as part of the history, which may then add one more
+    /// trial (the cap and the no-duplicate rule still hold).
     fn ask(
         &mut self,
         sweep: &str,
