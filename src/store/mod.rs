@@ -477,7 +477,8 @@ pub trait Store: Send {
     fn checkpoints(&self, id: &str) -> StoreResult<Vec<CheckpointRow>>;
 
     /// Every trial of `sweep` in `seq` order, each with its values of `metric` (`<split>_<name>`,
-    /// e.g. `val_iou`) by epoch; read in one query, so the answer is one committed state.
+    /// e.g. `val_iou`) by epoch; read in one query, so the answer is one committed state. An
+    /// unknown sweep is [`StoreError::UnknownSweep`] (a known one without trials answers empty).
     fn history(&self, sweep: &str, metric: &str) -> StoreResult<Vec<TrialHistory>>;
 
     /// Adds the sweep's next trial as `sample` picks it from the sweep's history (of `metric`),
@@ -489,7 +490,10 @@ pub trait Store: Send {
     /// sweep. An unknown sweep is [`StoreError::UnknownSweep`].
     ///
     /// On PostgreSQL a transaction cut by a lost connection is run again, `sample` with it, so
-    /// `sample` may be called more than once: pass a deterministic function of the history.
+    /// `sample` may be called more than once: pass a deterministic function of the history. A
+    /// transaction rolled back by the cut adds nothing; one whose commit went through but whose
+    /// reply was lost is seen by the retry as part of the history, which may then add one more
+    /// trial (the cap and the no-duplicate rule still hold).
     fn ask(
         &mut self,
         sweep: &str,
