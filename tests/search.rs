@@ -1,21 +1,12 @@
 //! Smart sweeps in the sweep file: `method = "bayes"`, `[early_terminate]` and conditional
 //! parameters (`when`), each validated like every other key with its file, line and column.
 
+mod common;
+
 use std::path::Path;
 
 use sweep::study::history::History;
 use sweep::study::spec::{self, EarlyTerminate, Method};
-
-/// Checks that parsing `text` fails with exactly the given (line, column, fragment) problems.
-fn check_errors(text: &str, expected: &[(usize, usize, &str)]) {
-    let err = spec::parse(text, Path::new("sweeps/bad.toml")).unwrap_err();
-    let got: Vec<(usize, usize, String)> = err.problems.iter().map(|p| (p.line, p.column, p.message.clone())).collect();
-    assert_eq!(got.len(), expected.len(), "{err}");
-    for ((line, col, msg), (el, ec, fragment)) in got.iter().zip(expected) {
-        assert_eq!((line, col), (el, ec), "{msg}");
-        assert!(msg.contains(fragment), "{msg:?} should mention {fragment:?}");
-    }
-}
 
 const BAYES: &str = r#"name = "b"
 method = "bayes"
@@ -83,21 +74,24 @@ fn every_pruner_type_is_read_with_its_defaults() {
 
 #[test]
 fn bad_early_termination_settings_are_reported_at_their_key() {
-    check_errors("[early_terminate]\ntype = \"hyperbnd\"\n", &[(2, 8, "not a pruner; use one of median, asha, hyperband (did you mean hyperband?)")]);
-    check_errors("[early_terminate]\ntype = \"asha\"\neta = 1\n", &[(3, 7, "eta = 1 must be at least 2")]);
-    check_errors("[early_terminate]\ntype = \"asha\"\nmin_iter = 6\nmax_iter = 4\n", &[(4, 12, "min_iter = 6 must not exceed max_iter = 4")]);
-    check_errors("[train]\nepochs = 5\n[early_terminate]\ntype = \"asha\"\nmin_iter = 6\n", &[(4, 8, "(max_iter defaults to train.epochs)")]);
-    check_errors("[train]\nepochs = 5\n[early_terminate]\ntype = \"asha\"\nmax_iter = 8\n", &[(5, 12, "more than train.epochs = 5")]);
-    check_errors("[early_terminate]\ntype = \"median\"\nmin_iter = 2\n", &[(3, 1, "unknown key early_terminate.min_iter")]);
-    check_errors("[early_terminate]\nmin_iter = 2\n", &[(1, 1, "needs type")]);
+    common::check_errors(
+        "[early_terminate]\ntype = \"hyperbnd\"\n",
+        &[(2, 8, "not a pruner; use one of median, asha, hyperband (did you mean hyperband?)")],
+    );
+    common::check_errors("[early_terminate]\ntype = \"asha\"\neta = 1\n", &[(3, 7, "eta = 1 must be at least 2")]);
+    common::check_errors("[early_terminate]\ntype = \"asha\"\nmin_iter = 6\nmax_iter = 4\n", &[(4, 12, "min_iter = 6 must not exceed max_iter = 4")]);
+    common::check_errors("[train]\nepochs = 5\n[early_terminate]\ntype = \"asha\"\nmin_iter = 6\n", &[(4, 8, "(max_iter defaults to train.epochs)")]);
+    common::check_errors("[train]\nepochs = 5\n[early_terminate]\ntype = \"asha\"\nmax_iter = 8\n", &[(5, 12, "more than train.epochs = 5")]);
+    common::check_errors("[early_terminate]\ntype = \"median\"\nmin_iter = 2\n", &[(3, 1, "unknown key early_terminate.min_iter")]);
+    common::check_errors("[early_terminate]\nmin_iter = 2\n", &[(1, 1, "needs type")]);
 }
 
 #[test]
 fn bad_methods_and_bayes_settings_are_reported() {
-    check_errors("method = \"baye\"\n", &[(1, 10, "use \"grid\", \"random\" or \"bayes\" (did you mean bayes?)")]);
-    check_errors("method = \"bayes\"\n", &[(1, 10, "method = \"bayes\" needs run_cap")]);
-    check_errors("[bayes]\nstartup_trials = 3\n", &[(1, 1, "only applies to method = \"bayes\"")]);
-    check_errors(
+    common::check_errors("method = \"baye\"\n", &[(1, 10, "use \"grid\", \"random\" or \"bayes\" (did you mean bayes?)")]);
+    common::check_errors("method = \"bayes\"\n", &[(1, 10, "method = \"bayes\" needs run_cap")]);
+    common::check_errors("[bayes]\nstartup_trials = 3\n", &[(1, 1, "only applies to method = \"bayes\"")]);
+    common::check_errors(
         "method = \"bayes\"\nrun_cap = 4\n[bayes]\ncandidates = 0\nstartups = 2\n",
         &[(4, 14, "at least 1"), (5, 1, "unknown key bayes.startups")],
     );
@@ -106,17 +100,15 @@ fn bad_methods_and_bayes_settings_are_reported() {
 #[test]
 fn a_condition_must_name_an_earlier_parameter_and_values_it_takes() {
     let head = "method = \"random\"\nrun_cap = 2\n[parameters]\n\"train.optimizer\" = { values = [\"adam\", \"sgd\"] }\n";
-    check_errors(
+    common::check_errors(
         &format!("{head}\"train.momentum\" = {{ values = [0.0, 0.9], when = {{ \"train.optimiser\" = [\"sgd\"] }} }}\n"),
         &[(5, 1, "when names \"train.optimiser\", which is not a parameter listed before it (did you mean train.optimizer?)")],
     );
-    check_errors(
+    common::check_errors(
         &format!("{head}\"train.momentum\" = {{ values = [0.0, 0.9], when = {{ \"train.optimizer\" = [\"sgdd\"] }} }}\n"),
         &[(5, 1, "lists \"sgdd\", a value \"train.optimizer\" never takes")],
     );
 }
-
-mod common;
 
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
@@ -130,16 +122,7 @@ fn tiny_bayes(name: &str) -> String {
 method = "bayes"
 run_cap = 6
 seed = 2
-[data]
-source = "synthetic"
-image_size = 32
-val_fraction = 0.25
-synthetic_count = 24
-synthetic_size = [48, 64]
-[model]
-base_filters = 4
-depth = 2
-[train]
+{data_and_model}[train]
 epochs = 4
 batch_size = 6
 [bayes]
@@ -150,7 +133,8 @@ startup_trials = 1
 [parameters]
 "train.learning_rate" = {{ distribution = "log_uniform_values", min = 0.00001, max = 0.05 }}
 "augment.hue_delta" = {{ distribution = "uniform", min = 0.0, max = 0.3 }}
-"#
+"#,
+        data_and_model = common::TINY_DATA_AND_MODEL
     )
 }
 

@@ -108,21 +108,9 @@ seed = 5
     assert!(s.is_log("train.learning_rate") && !s.is_log("train.batch_size"));
 }
 
-/// Checks that parsing `text` fails with exactly the given (line, column, fragment) problems.
-fn check_errors(text: &str, expected: &[(usize, usize, &str)]) {
-    let err = spec::parse(text, Path::new("sweeps/bad.toml")).unwrap_err();
-    let got: Vec<(usize, usize, String)> = err.problems.iter().map(|p| (p.line, p.column, p.message.clone())).collect();
-    assert_eq!(got.len(), expected.len(), "{err}");
-    for ((line, col, msg), (el, ec, fragment)) in got.iter().zip(expected) {
-        assert_eq!((line, col), (el, ec), "{msg}");
-        assert!(msg.contains(fragment), "{msg:?} should mention {fragment:?}");
-    }
-    assert!(err.to_string().starts_with("sweeps/bad.toml:"), "{err}");
-}
-
 #[test]
 fn validation_reports_every_problem_with_its_line_and_column() {
-    check_errors(
+    common::check_errors(
         r#"name = "bad"
 methd = "grid"
 [augment]
@@ -149,7 +137,7 @@ split_by = "cars"
 
 #[test]
 fn bad_parameters_are_reported_at_the_parameter() {
-    check_errors(
+    common::check_errors(
         r#"name = "bad"
 [data]
 image_size = 128
@@ -168,11 +156,11 @@ image_size = 128
             (9, 1, "grid\" needs finite values"),
         ],
     );
-    check_errors("name = \"r\"\nmethod = \"random\"\n", &[(2, 10, "needs run_cap")]);
-    check_errors("name = \"x/y\"\n", &[(1, 8, "may only contain")]);
-    check_errors("name = \"t\"\nseed = [\n", &[(2, 9, "not valid TOML")]);
-    check_errors("[metric]\nname = \"accuracy\"\n", &[(2, 8, "not a metric")]);
-    check_errors("[augment]\nresize = [64, 64]\n", &[(2, 1, "data.image_size")]);
+    common::check_errors("name = \"r\"\nmethod = \"random\"\n", &[(2, 10, "needs run_cap")]);
+    common::check_errors("name = \"x/y\"\n", &[(1, 8, "may only contain")]);
+    common::check_errors("name = \"t\"\nseed = [\n", &[(2, 9, "not valid TOML")]);
+    common::check_errors("[metric]\nname = \"accuracy\"\n", &[(2, 8, "not a metric")]);
+    common::check_errors("[augment]\nresize = [64, 64]\n", &[(2, 1, "data.image_size")]);
 }
 
 #[test]

@@ -200,10 +200,12 @@ pub fn short_params(params: &BTreeMap<String, serde_json::Value>) -> String {
 
 /// The completed trial whose best epoch is best by the objective, with that value and epoch.
 pub fn best_so_far<'a>(runs: &'a [TrialRow], objective: &Objective) -> Option<(&'a TrialRow, f64, i64)> {
-    runs.iter().filter(|r| r.status == TrialStatus::Completed).filter_map(|r| r.best(&objective.name, objective.goal).map(|(v, e)| (r, v, e))).max_by(|a, b| {
-        let ord = a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal);
-        if objective.goal == Goal::Maximize { ord } else { ord.reverse() }
-    })
+    runs.iter().filter(|r| r.status == TrialStatus::Completed).filter_map(|r| r.best(&objective.name, objective.goal).map(|(v, e)| (r, v, e))).max_by(
+        |a, b| {
+            let ord = a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal);
+            if objective.goal == Goal::Maximize { ord } else { ord.reverse() }
+        },
+    )
 }
 
 /// `sweep status` for one sweep: counts per status, the running trials, its batch jobs

@@ -33,7 +33,9 @@ impl Study {
             Ok(spec) => Ok(Some(Study::of(spec))),
             Err(e) => {
                 let first = e.problems.first().map(ToString::to_string).unwrap_or_default();
-                eprintln!("warning: sweep {sweep}: its recorded sweep file does not parse ({first}); training its queued trials without sampling or pruning");
+                eprintln!(
+                    "warning: sweep {sweep}: its recorded sweep file does not parse ({first}); training its queued trials without sampling or pruning"
+                );
                 Ok(None)
             }
         }

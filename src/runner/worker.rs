@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::Split;
 use crate::runner::study::Study;
 use crate::store::{self, CheckpointRow, Claim, EpochLog, Lease, MetricValue, Store, StoreError, TrialFilter, TrialStatus, WorkerInfo};
+use crate::study::pruner::Decision;
 use crate::train::checkpoint::{EpochSummary, TrialDir};
 use crate::train::device::{DeviceSpec, panic_message};
-use crate::study::pruner::Decision;
 use crate::train::{self, Faults, Observer, Outcome, SavedCheckpoint, StepProgress, StopRequest, TrialContext};
 
 /// What a worker reports, one JSON object per line on stdout in `--events json` mode.

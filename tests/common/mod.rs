@@ -44,6 +44,31 @@ pub fn sweep(runs: &Path) -> assert_cmd::Command {
     cmd
 }
 
+/// The sweep-file sections of the tiny model on a tiny synthetic set (trains in a second).
+pub const TINY_DATA_AND_MODEL: &str = r#"[data]
+source = "synthetic"
+image_size = 32
+val_fraction = 0.25
+synthetic_count = 24
+synthetic_size = [48, 64]
+[model]
+base_filters = 4
+depth = 2
+"#;
+
+/// Checks that parsing sweep-file `text` fails with exactly the given (line, column, fragment)
+/// problems, named after `sweeps/bad.toml`.
+pub fn check_errors(text: &str, expected: &[(usize, usize, &str)]) {
+    let err = sweep::study::spec::parse(text, Path::new("sweeps/bad.toml")).unwrap_err();
+    let got: Vec<(usize, usize, String)> = err.problems.iter().map(|p| (p.line, p.column, p.message.clone())).collect();
+    assert_eq!(got.len(), expected.len(), "{err}");
+    for ((line, col, msg), (el, ec, fragment)) in got.iter().zip(expected) {
+        assert_eq!((line, col), (el, ec), "{msg}");
+        assert!(msg.contains(fragment), "{msg:?} should mention {fragment:?}");
+    }
+    assert!(err.to_string().starts_with("sweeps/bad.toml:"), "{err}");
+}
+
 /// A sweep file for tests: the tiny model over `grid` values of `augment.hue_delta`.
 pub fn tiny_sweep(name: &str, epochs: usize, hue_values: &[f64]) -> String {
     let values: Vec<String> = hue_values.iter().map(|v| format!("{v:?}")).collect();
@@ -54,16 +79,7 @@ seed = 3
 [metric]
 name = "val_iou"
 goal = "maximize"
-[data]
-source = "synthetic"
-image_size = 32
-val_fraction = 0.25
-synthetic_count = 24
-synthetic_size = [48, 64]
-[model]
-base_filters = 4
-depth = 2
-[train]
+{TINY_DATA_AND_MODEL}[train]
 epochs = {epochs}
 batch_size = 6
 learning_rate = 0.003

@@ -107,7 +107,8 @@ fn line_chart(area: &DrawingArea<BitMapBackend<'_>, Shift>, chart: &Chart, legen
             drawn.label(label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
         }
         // A pruned trial's validation curve ends in a cross where the pruner stopped it.
-        if s.pruned && s.split == "val"
+        if s.pruned
+            && s.split == "val"
             && let Some(&end) = s.points.last()
         {
             ctx.draw_series(std::iter::once(Cross::new(end, 6, ShapeStyle { color: colour, filled: false, stroke_width: 2 }))).map_err(err)?;

@@ -281,11 +281,11 @@ impl Validator<'_> {
                 Method::Grid
             }
         };
-        let run_cap = self.uint(root, "run_cap");
+        let run_cap = self.uint(root, "", "run_cap");
         if run_cap == Some(0) {
             self.report(item_span(root, "run_cap"), "run_cap must be at least 1".into());
         }
-        let seed = self.uint(root, "seed").unwrap_or(0) as u64;
+        let seed = self.uint(root, "", "seed").unwrap_or(0) as u64;
         let metric = self.metric(root);
         if method != Method::Grid && run_cap.is_none() {
             let name = if method == Method::Random { "random" } else { "bayes" };
@@ -470,12 +470,14 @@ impl Validator<'_> {
         }
     }
 
-    fn uint(&mut self, table: &toml_edit::Table, key: &str) -> Option<usize> {
+    /// A whole number >= 0 at `key` of `table`; `prefix` names the section in messages
+    /// (`""` at the top level, `"bayes."` in `[bayes]`).
+    pub(super) fn uint(&mut self, table: &dyn TableLike, prefix: &str, key: &str) -> Option<usize> {
         let item = table.get(key)?;
         match item.as_integer() {
             Some(i) if i >= 0 => Some(i as usize),
             _ => {
-                self.report(item.span(), format!("{key} must be a whole number >= 0"));
+                self.report(item.span(), format!("{prefix}{key} must be a whole number >= 0"));
                 None
             }
         }

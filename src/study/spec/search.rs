@@ -41,18 +41,6 @@ impl EarlyTerminate {
     }
 }
 
-/// A whole number >= 0 from a table-like item.
-fn whole(v: &mut Validator, table: &dyn TableLike, section: &str, key: &str) -> Option<usize> {
-    let item = table.get(key)?;
-    match item.as_integer() {
-        Some(i) if i >= 0 => Some(i as usize),
-        _ => {
-            v.report(item.span(), format!("{section}.{key} must be a whole number >= 0"));
-            None
-        }
-    }
-}
-
 /// Reports every key of `table` that is not in `known`.
 fn unknown_keys(v: &mut Validator, table: &dyn TableLike, section: &str, known: &[&str]) {
     for (key, value) in table.iter() {
@@ -75,10 +63,10 @@ impl Validator<'_> {
             self.report(item.span(), "[bayes] only applies to method = \"bayes\"; remove it or change the method".into());
         }
         unknown_keys(self, table, "bayes", BAYES_KEYS);
-        if let Some(n) = whole(self, table, "bayes", "startup_trials") {
+        if let Some(n) = self.uint(table, "bayes.", "startup_trials") {
             settings.startup_trials = n;
         }
-        match whole(self, table, "bayes", "candidates") {
+        match self.uint(table, "bayes.", "candidates") {
             Some(0) => self.report(table.get("candidates").and_then(Item::span), "bayes.candidates must be at least 1".into()),
             Some(n) => settings.candidates = n,
             None => {}
@@ -101,15 +89,15 @@ impl Validator<'_> {
         let rule = match kind.as_str() {
             Some("median") => {
                 unknown_keys(self, table, "early_terminate", &["type", "warmup", "startup_trials"]);
-                let warmup = whole(self, table, "early_terminate", "warmup").unwrap_or(0);
-                let startup_trials = whole(self, table, "early_terminate", "startup_trials").unwrap_or(Median::default().startup_trials);
+                let warmup = self.uint(table, "early_terminate.", "warmup").unwrap_or(0);
+                let startup_trials = self.uint(table, "early_terminate.", "startup_trials").unwrap_or(Median::default().startup_trials);
                 EarlyTerminate::Median { warmup, startup_trials }
             }
             Some(kind @ ("asha" | "hyperband")) => {
                 unknown_keys(self, table, "early_terminate", &["type", "min_iter", "max_iter", "eta"]);
-                let min_iter = whole(self, table, "early_terminate", "min_iter").unwrap_or(1);
-                let max_iter = whole(self, table, "early_terminate", "max_iter").unwrap_or(epochs);
-                let eta = whole(self, table, "early_terminate", "eta").unwrap_or(3);
+                let min_iter = self.uint(table, "early_terminate.", "min_iter").unwrap_or(1);
+                let max_iter = self.uint(table, "early_terminate.", "max_iter").unwrap_or(epochs);
+                let eta = self.uint(table, "early_terminate.", "eta").unwrap_or(3);
                 let checked =
                     if kind == "asha" { Asha::new(min_iter, max_iter, eta).map(|_| ()) } else { Hyperband::new(min_iter, max_iter, eta).map(|_| ()) };
                 if let Err(e) = checked {
