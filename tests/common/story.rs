@@ -194,6 +194,18 @@ pub fn ask_story(store: &mut dyn Store) {
     for n in 1..=12 {
         assert_eq!(store.ask("a", "val_iou", Some(12), &mut sampler).unwrap(), Some(format!("a-{n}")));
     }
+    // A sampler must recognise its own points in the history, so swept values come back bit for
+    // bit: a float whose shortest form has 17 significant digits is where a lossy parser (serde_json
+    // without `float_roundtrip`) drifts by one ulp, and the sampler then proposed an existing trial
+    // again and again.
+    let mut exact = seeded_trial(1000);
+    let lr = 0.000_439_784_894_463_348_36_f64;
+    exact.params.insert("train.learning_rate".into(), serde_json::json!(lr));
+    store.register_sweep("exact", "spec").unwrap();
+    store.enqueue("exact", &[exact]).unwrap();
+    let back = store.history("exact", "val_iou").unwrap()[0].params["train.learning_rate"].as_f64().unwrap();
+    assert_eq!(back.to_bits(), lr.to_bits(), "{back:e} read back for {lr:e}");
+    assert_eq!(store.trial("exact-1").unwrap().params["train.learning_rate"].as_f64().unwrap().to_bits(), lr.to_bits());
     // At the cap the sampler is not called.
     assert_eq!(store.ask("a", "val_iou", Some(12), &mut sampler).unwrap(), None);
     assert_eq!(seen, (0..12).collect::<Vec<_>>(), "called once per trial added, with the history so far, and not at the cap");
