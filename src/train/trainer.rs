@@ -328,7 +328,7 @@ pub fn train(config: &TrialConfig, ctx: &TrialContext, observer: &mut dyn Observ
     for epoch in trained.state.epochs_done..t.epochs {
         let started = Instant::now();
         let end;
-        (trained, end) = train_epoch(trained, epoch, &train_loader, ctx, t, observer)?;
+        (trained, end) = train_epoch(trained, epoch, &train_loader, &train_device, ctx, t, observer)?;
         let (acc, learning_rate) = match end {
             EpochEnd::Trained(acc, learning_rate) => (acc, learning_rate),
             EpochEnd::Stopped => return Ok(Outcome::Stopped { epochs_done: trained.state.epochs_done }),
@@ -413,12 +413,12 @@ fn train_epoch(
     mut trained: Trained,
     epoch: usize,
     loader: &Loader,
+    train_device: &Device,
     ctx: &TrialContext,
     t: &TrainConfig,
     observer: &mut dyn Observer,
 ) -> Result<(Trained, EpochEnd), TrainError> {
     let steps = loader.batches_per_epoch();
-    let train_device = ctx.device.clone().autodiff();
     let mut acc = MetricAccumulator::default();
     let mut learning_rate = t.learning_rate;
     for (step, batch) in loader.epoch(epoch).enumerate() {
@@ -431,7 +431,7 @@ fn train_epoch(
         }
         learning_rate = t.learning_rate_at(epoch, step, steps);
         let n = batch.len;
-        let (images, masks) = batch_tensors(batch, &train_device);
+        let (images, masks) = batch_tensors(batch, train_device);
         let logits = trained.model.forward(images);
         let (loss, dice) = bce_dice_loss(logits.clone(), masks.clone());
         let (mut loss_value, dice_value, confusion) = batch_results(loss.clone().detach(), dice.detach(), logits.detach(), masks);
