@@ -11,7 +11,7 @@ use super::{ComputeArgs, Global, usage};
 use crate::report;
 use crate::runner::scheduler::{self, SweepOptions, SweepOutcome};
 use crate::runner::worker::{self, EventFormat, WorkerOptions};
-use crate::runner::{self as runner, slurm};
+use crate::runner::{self, slurm};
 use crate::store::{self, SweepRegistration, TrialFilter};
 use crate::study::spec::SweepSpec;
 use crate::train::device::{DeviceSpec, set_cpu_threads};

@@ -50,11 +50,6 @@ impl Study {
         &self.spec
     }
 
-    /// Whether trials are asked one at a time (TPE) rather than all enqueued up front.
-    pub fn is_lazy(&self) -> bool {
-        self.spec.is_lazy()
-    }
-
     /// Asks the sampler for the next trial and enqueues it, under the sweep's lock, unless the
     /// sweep already has `run_cap` trials. Returns the new trial's id; None when the cap is
     /// reached or the sampler has nothing new.

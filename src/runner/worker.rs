@@ -170,7 +170,7 @@ pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
         }
         let Some(claim) = store.claim(options.sweep.as_deref(), &worker, options.stale_after)? else {
             // Nothing queued: a lazily sampled sweep asks its sampler for the next trial.
-            if let Some(study) = study.as_ref().filter(|s| s.is_lazy())
+            if let Some(study) = study.as_ref().filter(|s| s.spec().is_lazy())
                 && study.ask(store.as_mut())?.is_some()
             {
                 continue;

@@ -75,7 +75,7 @@ pub fn plot_sweep(
 ) -> Result<Written, StoreError> {
     let runs = load_trials(store, sweep)?;
     if runs.is_empty() {
-        return Err(StoreError::UnknownSweep { name: sweep.to_string(), suggestions: Vec::new() }.into());
+        return Err(StoreError::UnknownSweep { name: sweep.to_string(), suggestions: Vec::new() });
     }
     let objective = store.trial_config(&runs[0].row.id).map(|c| c.metric).unwrap_or_default();
     let params = swept_parameters(store, sweep, &runs);
