@@ -192,3 +192,88 @@ fn a_bayes_dry_run_says_how_trials_are_asked() {
         .stdout(contains("up to 6 trials").and(contains("the first 3 are drawn at random")));
     assert!(!runs.path().join("sweep.db").exists(), "a dry run registers nothing");
 }
+
+/// A tiny TPE sweep with ASHA: rungs at epochs 2 and 4 of 6, half the trials promoted at each.
+fn tiny_asha(name: &str) -> String {
+    format!(
+        r#"name = "{name}"
+method = "bayes"
+run_cap = 4
+seed = 5
+{data_and_model}[train]
+epochs = 6
+batch_size = 6
+[bayes]
+startup_trials = 2
+[early_terminate]
+type = "asha"
+min_iter = 2
+eta = 2
+[parameters]
+"train.learning_rate" = {{ distribution = "log_uniform_values", min = 0.00001, max = 0.05 }}
+"#,
+        data_and_model = common::TINY_DATA_AND_MODEL
+    )
+}
+
+/// What a sweep decided, trial by trial: identity, status, epochs, best value and pruning reason.
+type Outcome = Vec<(String, TrialStatus, i64, Option<(f64, i64)>, Option<String>)>;
+
+fn outcome_of(runs: &Path, name: &str) -> Outcome {
+    let store = SqliteStore::open(&runs.join("sweep.db")).unwrap();
+    let trials = store.trials(&TrialFilter { sweep: Some(name.into()), status: None }).unwrap();
+    trials.iter().map(|t| (t.config_hash.clone(), t.status, t.epochs(), t.best("val_iou", sweep::config::Goal::Maximize), t.error.clone())).collect()
+}
+
+#[test]
+fn a_worker_killed_between_rungs_resumes_its_trial_and_the_sweep_decides_as_if_it_never_died() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    // The reference: the same sweep, never interrupted.
+    let straight = tempfile::tempdir().unwrap();
+    let file = straight.path().join("a.toml");
+    std::fs::write(&file, tiny_asha("rung")).unwrap();
+    common::sweep(straight.path()).args(["run", file.to_str().unwrap(), "--workers", "1", "--plain", "--no-plot"]).assert().success();
+    let expected = outcome_of(straight.path(), "rung");
+    assert_eq!(expected.len(), 4);
+    assert!(expected.iter().any(|t| t.1 == TrialStatus::Pruned), "ASHA stops some trial at a rung: {expected:?}");
+
+    // Again, with the worker SIGKILLed while the first trial is past its first rung (epoch 2)
+    // and short of its second (epoch 4).
+    let killed = tempfile::tempdir().unwrap();
+    let file = killed.path().join("a.toml");
+    std::fs::write(&file, tiny_asha("rung")).unwrap();
+    let mut supervisor = Command::new(common::sweep_bin())
+        .arg("--runs-dir")
+        .arg(killed.path())
+        .args(["run", file.to_str().unwrap(), "--workers", "1", "--plain", "--no-plot", "--stale-after", "2", "--heartbeat-every", "0.5"])
+        .env_remove("SWEEP_FAULT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let victim = loop {
+        assert!(Instant::now() < deadline, "the first trial never reached epoch 3");
+        std::thread::sleep(Duration::from_millis(20));
+        let Ok(store) = SqliteStore::open(&killed.path().join("sweep.db")) else { continue };
+        let Ok(first) = store.trial("rung-1") else { continue };
+        if first.epochs() == 3 {
+            break first;
+        }
+    };
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", supervisor.id())).unwrap();
+    let workers: Vec<i32> = children.split_whitespace().map(|p| p.parse().unwrap()).collect();
+    assert_eq!(workers.len(), 1);
+    assert_eq!(victim.pid, Some(workers[0] as i64), "the worker training rung-1 is the one killed");
+    unsafe { libc::kill(workers[0], libc::SIGKILL) };
+    // The supervisor starts a new worker, which reclaims rung-1 once it is stale and resumes it
+    // from its last checkpoint.
+    assert!(supervisor.wait().unwrap().success(), "the supervisor finished the sweep after the kill");
+    common::sweep(killed.path()).args(["run", file.to_str().unwrap(), "--plain", "--no-plot"]).assert().success().stdout(contains("nothing to run"));
+
+    let resumed = SqliteStore::open(&killed.path().join("sweep.db")).unwrap().trial("rung-1").unwrap();
+    assert!(resumed.attempt >= 2, "rung-1 was resumed, not restarted under a new id");
+    assert_eq!(outcome_of(killed.path(), "rung"), expected, "the kill changed no trial, decision or metric");
+}
