@@ -7,9 +7,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use sweep::config::SynthSpec;
+use sweep::config::{Augment, SynthSpec};
 use sweep::data::synth;
-use sweep::data::{self, Augment, Loader};
+use sweep::data::{self, Loader};
 
 fn main() {
     common::header("data pipeline");
