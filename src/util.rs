@@ -13,11 +13,12 @@ use sha2::{Digest, Sha256};
 
 /// Writes `bytes` to `path` so that a reader (or a process killed half-way) only ever sees the old
 /// file or the complete new one: the data goes to a temporary sibling, is flushed to disk, and is
-/// renamed over the target; then the directory entry itself is flushed.
+/// renamed over the target; then the directory entry itself is flushed. The sibling is named
+/// `.<name>.tmp-<pid>-<host>`, so that [`remove_stale_temp_files`] can tell whose it is.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or_else(|| io::Error::other("path has no file name"))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(".{}.tmp-{}-{}", name.to_string_lossy(), std::process::id(), hostname()));
     let result = (|| {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
@@ -30,6 +31,58 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Removes the temporary files of [`atomic_write`] in `dir` whose writer is gone: a process
+/// killed in the middle of a write leaves one behind. A file is removed when its name says it
+/// is this host's and its process is this one (which is not writing while it asks) or no longer
+/// alive; a file of another host is left alone, since its pid says nothing here. Returns the
+/// files removed.
+pub fn remove_stale_temp_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let (me, host) = (std::process::id(), hostname());
+    let mut removed = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let Some((pid, owner_host)) = path.file_name().and_then(|n| n.to_str()).and_then(temp_file_owner) else { continue };
+        let ours = owner_host.is_none_or(|h| h == host);
+        if ours && (pid == me || !process_alive(pid)) && path.is_file() {
+            fs::remove_file(&path)?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
+/// The writer of an [`atomic_write`] temporary file, from its name `.<name>.tmp-<pid>-<host>`:
+/// its pid and host (None in names written before the host was added). None if the name is not
+/// one of these files.
+fn temp_file_owner(file_name: &str) -> Option<(u32, Option<&str>)> {
+    let (target, owner) = file_name.strip_prefix('.')?.rsplit_once(".tmp-")?;
+    if target.is_empty() {
+        return None;
+    }
+    let (pid, host) = match owner.split_once('-') {
+        Some((pid, host)) => (pid, Some(host)),
+        None => (owner, None),
+    };
+    let pid = pid.parse().ok().filter(|&p| p > 0)?;
+    Some((pid, host))
+}
+
+/// Whether process `pid` exists on this machine (signal 0 checks without sending anything).
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 sends nothing; it only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Flushes a directory's entries (a rename is only durable once its directory is).
@@ -236,5 +289,14 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"second");
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn temp_file_names_say_whose_they_are() {
+        assert_eq!(temp_file_owner(".last.ckpt.tmp-123-node-7.local"), Some((123, Some("node-7.local"))));
+        assert_eq!(temp_file_owner(".last.ckpt.tmp-123"), Some((123, None)));
+        for not_ours in ["last.ckpt", ".last.ckpt", ".last.ckpt.tmp-x-host", ".last.ckpt.tmp-0-host", "..tmp-5", ".a.tmp--host"] {
+            assert_eq!(temp_file_owner(not_ours), None, "{not_ours}");
+        }
     }
 }

@@ -416,3 +416,107 @@ fn a_sweep_over_bad_data_stops_before_registering_anything() {
         .success()
         .stdout(contains("2 completed"));
 }
+
+// ---- issue 15: masks at any bit depth, truncated and oversized files, too small to split ----
+
+#[test]
+fn a_16_bit_png_mask_with_values_0_1_is_read_as_foreground() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("train")).unwrap();
+    std::fs::create_dir_all(dir.path().join("train_masks")).unwrap();
+    for (id, one) in [("a", 1u16), ("b", 65535)] {
+        RgbImage::new(20, 10).save(dir.path().join(format!("train/{id}.png"))).unwrap();
+        let mask: image::ImageBuffer<image::Luma<u16>, Vec<u16>> = image::ImageBuffer::from_fn(20, 10, |x, _| image::Luma([if x < 5 { one } else { 0 }]));
+        mask.save(dir.path().join(format!("train_masks/{id}_mask.png"))).unwrap();
+    }
+    let samples = data::load(&data::scan(dir.path()).unwrap(), None).unwrap();
+    for s in &samples {
+        assert!((s.foreground_fraction() - 0.25).abs() < 1e-9, "{}: {}", s.id, s.foreground_fraction());
+        assert_eq!((s.mask.get_pixel(4, 0)[0], s.mask.get_pixel(5, 0)[0]), (1, 0), "{}", s.id);
+    }
+}
+
+#[test]
+fn a_truncated_jpeg_is_refused_by_data_show_naming_the_file() {
+    let runs = tempfile::tempdir().unwrap();
+    let set = runs.path().join("set");
+    common::sweep(runs.path()).args(["data", "synth", "--count", "4", "--size", "40", "--seed", "1", "--out"]).arg(&set).assert().success();
+    let jpg = std::fs::read_dir(set.join("train")).unwrap().next().unwrap().unwrap().path();
+    let bytes = std::fs::read(&jpg).unwrap();
+    std::fs::write(&jpg, &bytes[..bytes.len() / 2]).unwrap();
+    let err = data::decode_image(&jpg).unwrap_err();
+    assert!(matches!(err, DataError::Decode { .. }), "{err}");
+    let name = jpg.file_name().unwrap().to_str().unwrap();
+    common::sweep(runs.path())
+        .args(["data", "show", "--data"])
+        .arg(&set)
+        .arg("--out")
+        .arg(runs.path().join("show.png"))
+        .assert()
+        .code(2)
+        .stderr(contains(name).and(contains("truncated")));
+}
+
+/// A PNG that declares `w` x `h` RGB pixels and holds none: what a decoder reads before it
+/// allocates the pixels.
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+        out
+    };
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8 bits, RGB, deflate, no filter, no interlace
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])); // an empty zlib stream
+    png.extend(chunk(b"IEND", &[]));
+    png
+}
+
+#[test]
+fn an_image_over_the_decoders_memory_limit_says_so_and_how_to_fix_it() {
+    let runs = tempfile::tempdir().unwrap();
+    let set = runs.path().join("set");
+    common::write_carvana(&set, 3, 40, 32);
+    std::fs::remove_file(set.join("train/car001_01.jpg")).unwrap();
+    std::fs::write(set.join("train/car001_01.png"), png_header_only(20000, 20000)).unwrap();
+    let files = data::scan(&set).unwrap();
+    for err in [data::check_headers(&files).unwrap_err(), data::load(&files, None).unwrap_err()] {
+        assert!(matches!(err, DataError::TooLarge { size: (20000, 20000), .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("car001_01.png") && msg.contains("20000x20000"), "{msg}");
+        assert!(msg.contains("memory limit of 512 MiB") && msg.contains("1145 MiB") && msg.contains("resize"), "{msg}");
+        assert!(!msg.contains("corrupt"), "{msg}");
+    }
+    common::sweep(runs.path()).args(["data", "show", "--data"]).arg(&set).assert().code(2).stderr(contains("memory limit"));
+}
+
+#[test]
+fn a_dataset_too_small_to_split_stops_the_sweep_before_registering_anything() {
+    let runs = tempfile::tempdir().unwrap();
+    let data_dir = runs.path().join("one");
+    common::write_carvana(&data_dir, 1, 40, 32);
+    let file = runs.path().join("s.toml");
+    std::fs::write(&file, common::tiny_sweep("small", 1, &[0.0, 0.1])).unwrap();
+    common::sweep(runs.path())
+        .args(["run", file.to_str().unwrap(), "--plain", "--data", data_dir.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(contains("data.val_fraction").and(contains("out of 1")).and(contains("at least 2 images")));
+    assert!(!runs.path().join("sweep.db").exists(), "no trial was registered");
+}

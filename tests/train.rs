@@ -7,6 +7,7 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use predicates::prelude::PredicateBooleanExt;
 use sweep::config::TrialConfig;
 use sweep::config::{Goal, ModelError, UNetConfig};
 use sweep::train::checkpoint::{CheckpointKind, EpochSummary, TrialDir};
@@ -355,4 +356,156 @@ fn split_by_car_holds_out_whole_cars_of_a_carvana_directory() {
     assert!(config.canonical_json().contains("\"split_by\":\"car\""));
     config.data.split_by = sweep::config::SplitBy::Image;
     assert!(!config.canonical_json().contains("split_by"));
+}
+
+// ---- issue 15: validation over the whole split, checkpoint order, leftovers, predict names ----
+
+#[test]
+fn validation_metrics_do_not_depend_on_the_batch_size() {
+    let runs = tempfile::tempdir().unwrap();
+    let config = common::tiny_config();
+    let split = train::load_split(&config, runs.path()).unwrap();
+    assert!(split.val.len() >= 5, "{}", split.val.len());
+    let model = config.model.init(&cpu(), 7);
+    let measure = |batch: usize| {
+        let loader = sweep::data::Loader::eval(split.samples.clone(), split.val.clone(), batch, config.augment.rescale);
+        train::evaluate(&model, &loader, &cpu())
+    };
+    // One batch holding the whole split is the definition: the split's BCE and soft dice.
+    let whole = measure(split.val.len());
+    for batch in [1, 2, 4] {
+        let m = measure(batch);
+        for ((name, a), (_, b)) in m.named().into_iter().zip(whole.named()) {
+            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "batch {batch}: {name} {a} vs {b} over the whole split");
+        }
+    }
+}
+
+/// A tracker as the worker keeps it: the epochs recorded, and the epoch of each checkpoint row
+/// (a row only moves forward, as the store's upsert does).
+#[derive(Default)]
+struct Tracker {
+    epochs: Vec<usize>,
+    checkpoints: std::collections::HashMap<CheckpointKind, usize>,
+}
+
+impl Tracker {
+    fn record(&mut self, epoch: usize, saved: &[SavedCheckpoint]) {
+        if !self.epochs.contains(&epoch) {
+            self.epochs.push(epoch);
+        }
+        for c in saved {
+            let row = self.checkpoints.entry(c.kind).or_insert(c.epoch);
+            *row = (*row).max(c.epoch);
+        }
+    }
+}
+
+impl Observer for Tracker {
+    fn on_epoch(&mut self, s: &EpochSummary, saved: &[SavedCheckpoint]) -> Result<(), String> {
+        self.record(s.epoch, saved);
+        Ok(())
+    }
+    fn on_checkpoint(&mut self, saved: &SavedCheckpoint) -> Result<(), String> {
+        assert!(self.epochs.contains(&saved.epoch), "a checkpoint of epoch {} before its epoch was recorded", saved.epoch);
+        self.record(saved.epoch, std::slice::from_ref(saved));
+        Ok(())
+    }
+    fn replay(&mut self, history: &[EpochSummary], saved: &[SavedCheckpoint]) -> Result<(), String> {
+        for (i, h) in history.iter().enumerate() {
+            self.record(h.epoch, if i + 1 == history.len() { saved } else { &[] });
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_crash_between_an_epochs_writes_never_leaves_a_best_checkpoint_the_tracker_has_not_recorded() {
+    let runs = tempfile::tempdir().unwrap();
+    let mut config = common::tiny_config();
+    config.train.epochs = 2;
+    config.metric.name = "train_loss".into(); // falls every epoch here, so each epoch writes both files
+    config.metric.goal = Goal::Minimize;
+    for (epoch, write) in [(1, 1), (1, 2), (2, 1), (2, 2)] {
+        let dir = runs.path().join(format!("crash-{epoch}-{write}"));
+        let run = TrialDir::new(&dir);
+        let mut tracker = Tracker::default();
+        let faults = Faults { crash_after_write: Some((epoch, write)), ..Faults::default() };
+        let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            train::train(&config, &context(&dir, runs.path(), faults), &mut tracker).unwrap();
+        }));
+        assert!(crashed.is_err(), "the fault at write {write} of epoch {epoch} fired");
+        if let Some(best) = run.read_state(CheckpointKind::Best).unwrap() {
+            assert!(tracker.epochs.contains(&best.epochs_done), "write {write} of epoch {epoch}: best.ckpt holds epoch {} that the tracker never recorded (it has {:?})", best.epochs_done, tracker.epochs);
+        }
+        // Resumed: best.ckpt holds the best epoch, the tracker says so, and every epoch is there.
+        train::train(&config, &context(&dir, runs.path(), Faults::default()), &mut tracker).unwrap();
+        let state = run.load(CheckpointKind::Last).unwrap().unwrap().state;
+        let best = state.best.unwrap().epoch;
+        assert_eq!(run.read_state(CheckpointKind::Best).unwrap().unwrap().epochs_done, best, "crash at write {write} of epoch {epoch}");
+        assert_eq!((tracker.checkpoints[&CheckpointKind::Best], tracker.checkpoints[&CheckpointKind::Last]), (best, 2));
+        assert_eq!(tracker.epochs, vec![1, 2]);
+    }
+}
+
+#[test]
+fn temp_files_of_dead_writers_are_removed_when_a_trial_resumes_and_a_live_writers_are_kept() {
+    let runs = tempfile::tempdir().unwrap();
+    let dir = runs.path().join("run");
+    let mut config = common::tiny_config();
+    config.train.epochs = 1;
+    train::train(&config, &context(&dir, runs.path(), Faults::default()), &mut Recorder::default()).unwrap();
+    let host = sweep::util::hostname();
+    let dead = {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        child.id()
+    };
+    let mut live = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    let ck = dir.join("checkpoints");
+    let dead_here = ck.join(format!(".last.ckpt.tmp-{dead}-{host}"));
+    let older_name = ck.join(format!(".best.ckpt.tmp-{dead}"));
+    let dead_config = dir.join(format!(".config.json.tmp-{dead}-{host}"));
+    let live_here = ck.join(format!(".last.ckpt.tmp-{}-{host}", live.id()));
+    let other_host = ck.join(format!(".last.ckpt.tmp-{dead}-another-node"));
+    for p in [&dead_here, &older_name, &dead_config, &live_here, &other_host] {
+        std::fs::write(p, b"half a checkpoint").unwrap();
+    }
+    train::train(&config, &context(&dir, runs.path(), Faults::default()), &mut Recorder::default()).unwrap();
+    for gone in [&dead_here, &older_name, &dead_config] {
+        assert!(!gone.exists(), "{} is removed", gone.display());
+    }
+    assert!(live_here.exists(), "a live writer's file is kept");
+    assert!(other_host.exists(), "another host's file is kept: its pid says nothing here");
+    live.kill().unwrap();
+    live.wait().unwrap();
+    train::train(&config, &context(&dir, runs.path(), Faults::default()), &mut Recorder::default()).unwrap();
+    assert!(!live_here.exists(), "removed once its writer is gone");
+    assert!(TrialDir::new(&dir).load(CheckpointKind::Last).unwrap().is_some(), "the checkpoints themselves are kept");
+}
+
+#[test]
+fn predict_refuses_two_images_that_would_write_the_same_outputs() {
+    let runs = tempfile::tempdir().unwrap();
+    let dir = runs.path().join("run");
+    let mut config = common::tiny_config();
+    config.train.epochs = 1;
+    train::train(&config, &context(&dir, runs.path(), Faults::default()), &mut Recorder::default()).unwrap();
+    let image = image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([(x * 6) as u8, (y * 8) as u8, 90]));
+    let [ax, bx, by] = ["a/x.jpg", "b/x.png", "b/y.png"].map(|p| runs.path().join(p));
+    for p in [&ax, &bx, &by] {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        image.save(p).unwrap();
+    }
+    let out = runs.path().join("pred");
+    let predict = |images: [&Path; 2]| common::sweep(runs.path()).arg("predict").arg(&dir).args(images).arg("--out").arg(&out).assert();
+    predict([&ax, &bx]).code(2).stderr(
+        predicates::str::contains("a/x.jpg")
+            .and(predicates::str::contains("b/x.png"))
+            .and(predicates::str::contains("x_mask.png"))
+            .and(predicates::str::contains("separate --out")),
+    );
+    assert!(!out.join("x_mask.png").exists(), "nothing is written");
+    predict([&ax, &by]).success();
+    assert!(out.join("x_mask.png").is_file() && out.join("y_mask.png").is_file());
 }

@@ -31,10 +31,11 @@ pub struct PredictArgs {
     /// A trial id (e.g. hue-3) or a trial directory.
     #[arg(value_name = "TRIAL")]
     pub run: String,
-    /// Images to segment.
+    /// Images to segment. Two with the same name (a/x.jpg, b/x.jpg or x.png) would write the same
+    /// outputs and are refused: give them separate --out directories.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
-    /// Output directory for <name>_mask.png and <name>_overlay.png.
+    /// Output directory for <name>_mask.png and <name>_overlay.png (<name>: the image's file name without its extension).
     #[arg(long)]
     pub out: PathBuf,
     #[arg(long, default_value = "best")]
@@ -99,6 +100,7 @@ pub fn predict(g: &Global, args: &PredictArgs) -> Result<ExitCode> {
     if let Some(missing) = args.images.iter().find(|p| !p.is_file()) {
         return Err(usage(format!("{}: no such image file; name JPEG or PNG files", missing.display())));
     }
+    crate::train::predict::check_output_names(&args.images, &args.out)?;
     let device = args.compute.open()?;
     let run = resolve_run_dir(g, &args.run)?;
     let (config, model, _) = crate::train::load_model(&run, kind, &device)?;

@@ -10,13 +10,13 @@
 //! the same worker process.
 
 pub mod augment;
+pub mod decode;
 pub mod pipeline;
 pub mod show;
 pub mod synth;
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -24,8 +24,9 @@ use image::imageops::FilterType;
 use image::{GrayImage, RgbImage};
 use rayon::prelude::*;
 
-use crate::config::SplitBy;
+use crate::config::{DataConfig, SplitBy};
 
+pub use decode::{decode_image, decode_limit, decode_mask};
 pub use pipeline::{Batch, Loader};
 
 /// Image file extensions recognised in `train/` (lower case).
@@ -47,6 +48,11 @@ pub enum DataError {
     MaskSize { mask: PathBuf, image: PathBuf, mask_size: (u32, u32), image_size: (u32, u32) },
     #[error("{}: cannot decode ({reason}); the file is corrupt, truncated or not an image", path.display())]
     Decode { path: PathBuf, reason: String },
+    #[error(
+        "{}: the image is {}x{}{}, over the image decoder's memory limit of {} MiB; resize it (training resizes every image to data.image_size anyway, so a few thousand pixels a side loses nothing)",
+        path.display(), size.0, size.1, bytes.map(|b| format!(" and its pixels take {} MiB decoded", b.div_ceil(1 << 20))).unwrap_or_default(), limit >> 20
+    )]
+    TooLarge { path: PathBuf, size: (u32, u32), bytes: Option<u64>, limit: u64 },
     #[error("{}: the dataset is empty: no .jpg/.jpeg/.png image in {}", path.display(), path.join("train").display())]
     Empty { path: PathBuf },
     #[error("{key} = {value}: {expected}")]
@@ -59,6 +65,11 @@ pub enum DataError {
     },
     #[error("{}: already exists; choose another --out or remove it first", path.display())]
     Exists { path: PathBuf },
+    #[error(
+        "{} and {} would both write {stem}_mask.png and {stem}_overlay.png in {}: outputs are named after the image's file name without its extension; predict them into separate --out directories",
+        first.display(), second.display(), out.display()
+    )]
+    OutputClash { first: PathBuf, second: PathBuf, stem: String, out: PathBuf },
 }
 
 fn hint_suffix(hint: &str) -> String {
@@ -156,72 +167,18 @@ pub fn scan(dir: &Path) -> Result<Vec<SampleFiles>, DataError> {
 }
 
 /// Reads every pair's sizes from the file headers (no pixel decoding: about 0.1 ms a pair) and
-/// checks that each image and mask can be opened and that their sizes agree. A sweep runs this
-/// before registering trials, so that an unreadable file or a wrong-sized mask is one clear error
-/// up front rather than a failed trial per config.
+/// checks that each image and mask can be opened, fits the decoder's memory limit, and that their
+/// sizes agree. A sweep runs this before registering trials, so that an unreadable file or a
+/// wrong-sized mask is one clear error up front rather than a failed trial per config.
 pub fn check_headers(files: &[SampleFiles]) -> Result<(), DataError> {
     files.par_iter().try_for_each(|f| {
-        let image_size = header_size(&f.image)?;
-        let mask_size = header_size(&f.mask)?;
+        let image_size = decode::header_size(&f.image)?;
+        let mask_size = decode::header_size(&f.mask)?;
         if image_size != mask_size {
             return Err(DataError::MaskSize { mask: f.mask.clone(), image: f.image.clone(), mask_size, image_size });
         }
         Ok(())
     })
-}
-
-/// An image file's (width, height) from its header.
-fn header_size(path: &Path) -> Result<(u32, u32), DataError> {
-    let reader = image::ImageReader::open(path).map_err(|e| DataError::io(path, e))?.with_guessed_format().map_err(|e| DataError::io(path, e))?;
-    reader.into_dimensions().map_err(|e| DataError::Decode { path: path.to_path_buf(), reason: e.to_string() })
-}
-
-/// Decodes an image file to RGB (grayscale and RGBA images are converted; alpha is dropped).
-pub fn decode_image(path: &Path) -> Result<RgbImage, DataError> {
-    let reader = image::ImageReader::open(path).map_err(|e| DataError::io(path, e))?.with_guessed_format().map_err(|e| DataError::io(path, e))?;
-    let img = reader.decode().map_err(|e| DataError::Decode { path: path.to_path_buf(), reason: e.to_string() })?;
-    Ok(img.into_rgb8())
-}
-
-/// Decodes a mask file to 0/1 values: any value above 0 is foreground.
-///
-/// GIF masks are read as palette indices (Carvana's masks are palette GIFs whose indices are 0 and
-/// 1), never through their palette colours; PNG masks are read as gray levels, so 0/1 and 0/255
-/// masks both work.
-pub fn decode_mask(path: &Path) -> Result<GrayImage, DataError> {
-    let is_gif = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("gif"));
-    let decode_err = |reason: String| DataError::Decode { path: path.to_path_buf(), reason };
-    let mut mask = if is_gif {
-        let file = fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-        let mut options = gif::DecodeOptions::new();
-        options.set_color_output(gif::ColorOutput::Indexed);
-        let mut decoder = options.read_info(BufReader::new(file)).map_err(|e| decode_err(e.to_string()))?;
-        let (w, h) = (decoder.width() as u32, decoder.height() as u32);
-        let frame = decoder.read_next_frame().map_err(|e| decode_err(e.to_string()))?.ok_or_else(|| decode_err("no image frame".into()))?;
-        let mut canvas = GrayImage::new(w, h);
-        // A frame may cover only part of the logical screen; the rest stays background.
-        for y in 0..frame.height as u32 {
-            for x in 0..frame.width as u32 {
-                let (cx, cy) = (x + frame.left as u32, y + frame.top as u32);
-                if cx < w && cy < h {
-                    canvas.put_pixel(cx, cy, image::Luma([frame.buffer[(y * frame.width as u32 + x) as usize]]));
-                }
-            }
-        }
-        canvas
-    } else {
-        let img = image::ImageReader::open(path)
-            .map_err(|e| DataError::io(path, e))?
-            .with_guessed_format()
-            .map_err(|e| DataError::io(path, e))?
-            .decode()
-            .map_err(|e| decode_err(e.to_string()))?;
-        img.into_luma8()
-    };
-    for v in mask.iter_mut() {
-        *v = u8::from(*v > 0);
-    }
-    Ok(mask)
 }
 
 /// Whether going from `from` to `to` shrinks both sides by at least half.
@@ -338,6 +295,24 @@ pub fn split(ids: &[String], val_fraction: f64, seed: u64, by: SplitBy) -> (Vec<
     val.sort_unstable();
     train.sort_unstable();
     (train, val)
+}
+
+/// The (train, validation) split a data config asks for, refused when either side would be empty
+/// (a dataset too small to split, or split by car with too few cars). A sweep checks this
+/// before registering trials, from the file names alone.
+pub fn split_for(ids: &[String], data: &DataConfig) -> Result<(Vec<usize>, Vec<usize>), DataError> {
+    let (train, val) = split(ids, data.val_fraction, data.split_seed, data.split_by);
+    if !train.is_empty() && !val.is_empty() {
+        return Ok((train, val));
+    }
+    let (t, v, n) = (train.len(), val.len(), ids.len());
+    let expected = match data.split_by {
+        SplitBy::Image => format!("leaves {t} training and {v} validation images out of {n}; a dataset needs at least 2 images, one on each side: use more images"),
+        SplitBy::Car => format!(
+            "leaves {t} training and {v} validation images out of {n} split by car; use images of more cars, or data.split_by = \"image\""
+        ),
+    };
+    Err(DataError::Invalid { key: "data.val_fraction", value: data.val_fraction.to_string(), expected })
 }
 
 /// Summary statistics of a dataset, as `sweep data show` prints them.

@@ -124,8 +124,9 @@ pub fn register(spec: &SweepSpec, trials: &[Trial], store_location: &str, retry_
 }
 
 /// Makes sure every dataset the trials use exists (generating the synthetic one once, here,
-/// rather than in every worker at the same time) and is readable: every image and mask opens and
-/// each mask has its image's size (checked from the file headers).
+/// rather than in every worker at the same time), can be split into training and validation,
+/// and is readable: every image and mask opens and each mask has its image's size (checked from
+/// the file headers).
 pub fn prepare_data(trials: &[Trial], runs_dir: &Path) -> crate::Result<()> {
     let mut seen = std::collections::HashSet::new();
     for t in trials {
@@ -135,6 +136,8 @@ pub fn prepare_data(trials: &[Trial], runs_dir: &Path) -> crate::Result<()> {
         }
         let dir = crate::train::dataset_dir(&t.config, runs_dir)?;
         let files = crate::data::scan(&dir)?;
+        let ids: Vec<String> = files.iter().map(|f| f.id.clone()).collect();
+        crate::data::split_for(&ids, &t.config.data)?;
         if !t.config.data.is_synthetic() {
             crate::data::check_headers(&files)?;
         }

@@ -294,7 +294,12 @@ struct TrialObserver<'a> {
 
 impl TrialObserver<'_> {
     fn log(&mut self, summary: &EpochSummary, checkpoints: &[SavedCheckpoint]) -> Result<(), String> {
-        let result = self.store.log_epoch(&self.lease, &epoch_log(summary, checkpoints));
+        self.record(&epoch_log(summary, checkpoints))
+    }
+
+    /// Writes to the tracker under the trial's lease; a lost lease stops training.
+    fn record(&mut self, log: &EpochLog) -> Result<(), String> {
+        let result = self.store.log_epoch(&self.lease, log);
         if let Err(StoreError::LeaseLost { .. }) = &result {
             self.lease_lost.store(true, Ordering::SeqCst);
         }
@@ -340,6 +345,11 @@ impl Observer for TrialObserver<'_> {
         Ok(())
     }
 
+    fn on_checkpoint(&mut self, saved: &SavedCheckpoint) -> Result<(), String> {
+        // The epoch's metrics are recorded already: this adds the checkpoint row alone.
+        self.record(&EpochLog { epoch: saved.epoch as i64, wall: crate::util::now_unix(), metrics: Vec::new(), checkpoints: vec![checkpoint_row(saved)] })
+    }
+
     fn replay(&mut self, history: &[EpochSummary], checkpoints: &[SavedCheckpoint]) -> Result<(), String> {
         for (i, summary) in history.iter().enumerate() {
             let rows: Vec<SavedCheckpoint> = if i + 1 == history.len() { checkpoints.to_vec() } else { Vec::new() };
@@ -375,16 +385,12 @@ pub fn epoch_log(summary: &EpochSummary, checkpoints: &[SavedCheckpoint]) -> Epo
         epoch: summary.epoch as i64,
         wall: summary.wall,
         metrics,
-        checkpoints: checkpoints
-            .iter()
-            .map(|c| CheckpointRow {
-                kind: c.kind.as_str().to_string(),
-                epoch: c.epoch as i64,
-                path: c.path.display().to_string(),
-                metric_value: c.metric_value,
-            })
-            .collect(),
+        checkpoints: checkpoints.iter().map(checkpoint_row).collect(),
     }
+}
+
+fn checkpoint_row(c: &SavedCheckpoint) -> CheckpointRow {
+    CheckpointRow { kind: c.kind.as_str().to_string(), epoch: c.epoch as i64, path: c.path.display().to_string(), metric_value: c.metric_value }
 }
 
 /// A thread that refreshes the run's heartbeat on its own connection.

@@ -170,6 +170,15 @@ impl TrialDir {
         atomic_write(&self.config_path(), text.as_bytes())
     }
 
+    /// Removes the temporary files that writers killed in the middle of a checkpoint or config
+    /// write left in the directory, never one a live writer on this host is using (see
+    /// [`crate::util::remove_stale_temp_files`]).
+    pub fn remove_stale_temp_files(&self) -> std::io::Result<Vec<PathBuf>> {
+        let mut removed = crate::util::remove_stale_temp_files(&self.root)?;
+        removed.extend(crate::util::remove_stale_temp_files(&self.root.join("checkpoints"))?);
+        Ok(removed)
+    }
+
     /// Writes a checkpoint atomically.
     pub fn save(&self, kind: CheckpointKind, state: &TrainState, model: &[u8], optimizer: Option<&[u8]>) -> std::io::Result<PathBuf> {
         let path = self.checkpoint_path(kind);
@@ -204,10 +213,35 @@ impl TrialDir {
         };
         parse(&bytes).map(Some).map_err(|reason| CheckpointError { path, reason })
     }
+
+    /// Reads only a checkpoint's training state (its header), not the model: what a resume
+    /// needs to know which epoch a checkpoint holds. Ok(None) if there is none of this kind.
+    pub fn read_state(&self, kind: CheckpointKind) -> Result<Option<TrainState>, CheckpointError> {
+        use std::io::Read;
+        let path = self.checkpoint_path(kind);
+        let fail = |reason: String| CheckpointError { path: path.clone(), reason };
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        let mut prefix = [0u8; 16];
+        file.read_exact(&mut prefix).map_err(|_| fail(corrupt("truncated header")))?;
+        let header_len = check_prefix(&prefix).map_err(fail)?;
+        let mut header = vec![0u8; header_len];
+        file.read_exact(&mut header).map_err(|_| fail(corrupt("truncated header")))?;
+        let header: Header = serde_json::from_slice(&header).map_err(|e| fail(corrupt(&format!("bad header: {e}"))))?;
+        Ok(Some(header.state))
+    }
 }
 
-fn parse(bytes: &[u8]) -> Result<Checkpoint, String> {
-    let corrupt = |what: &str| format!("corrupt checkpoint ({what}); delete it to restart the trial from scratch");
+fn corrupt(what: &str) -> String {
+    format!("corrupt checkpoint ({what}); delete it to restart the trial from scratch")
+}
+
+/// Checks the magic and the format version of a checkpoint's first 16 bytes; returns the
+/// header's length. The error is the reason, for a [`CheckpointError`].
+fn check_prefix(bytes: &[u8]) -> Result<usize, String> {
     if bytes.len() < 16 || &bytes[..8] != MAGIC {
         return Err(corrupt("not a sweep checkpoint"));
     }
@@ -215,7 +249,11 @@ fn parse(bytes: &[u8]) -> Result<Checkpoint, String> {
     if version != FORMAT_VERSION {
         return Err(format!("checkpoint format {version} is not supported by this build (it reads format {FORMAT_VERSION})"));
     }
-    let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    Ok(u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize)
+}
+
+fn parse(bytes: &[u8]) -> Result<Checkpoint, String> {
+    let header_len = check_prefix(bytes)?;
     let header_end = 16usize.checked_add(header_len).filter(|&e| e <= bytes.len()).ok_or_else(|| corrupt("truncated header"))?;
     let header: Header = serde_json::from_slice(&bytes[16..header_end]).map_err(|e| corrupt(&format!("bad header: {e}")))?;
     let total: u64 = header.sections.iter().map(|(_, len)| len).sum();
@@ -255,6 +293,8 @@ mod tests {
         assert_eq!(ck.state.epochs_done, 2);
         assert!(ck.state.best.unwrap().value.is_nan());
         assert!(run.load(CheckpointKind::Best).unwrap().is_none());
+        assert_eq!(run.read_state(CheckpointKind::Last).unwrap().unwrap().epochs_done, 2, "the header alone says the epoch");
+        assert!(run.read_state(CheckpointKind::Best).unwrap().is_none());
 
         let path = run.checkpoint_path(CheckpointKind::Last);
         let bytes = std::fs::read(&path).unwrap();

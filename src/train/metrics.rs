@@ -3,8 +3,11 @@
 //! - `loss` = pixel-mean binary cross-entropy + (1 - dice). The cross-entropy is computed from
 //!   logits as `max(x, 0) - x*y + log(1 + exp(-|x|))`, which never overflows.
 //! - `dice` = (2 * sum(y*p) + 1) / (sum(y) + sum(p) + 1), the tutorial's soft dice (smooth = 1) on
-//!   probabilities, over the whole batch flattened. An epoch's dice is the mean over batches
-//!   weighted by batch size.
+//!   probabilities. Training takes it over each batch flattened and reports an epoch's loss and
+//!   dice as the mean over batches weighted by batch size, as Keras does. Validation takes the
+//!   cross-entropy's mean over every pixel of the split and the dice from sums over the whole
+//!   split ([`SplitSums`]), so that its values do not depend on the batch size: a sweep over
+//!   `train.batch_size` compares one measure.
 //! - `iou` = mean IoU over the two classes (background, car) from one confusion matrix accumulated
 //!   over the whole split, predictions thresholded at probability 0.5 (logit 0), as
 //!   `tf.keras.metrics.MeanIoU(num_classes=2)` computes it when given class ids: IoU_c =
@@ -54,6 +57,53 @@ pub fn confusion_counts(logits: Tensor<4>, targets: Tensor<4>) -> Tensor<1, Int>
     let actual = targets.greater_elem(0.5).int();
     let tp = (predicted.clone() * actual.clone()).sum();
     Tensor::cat(vec![tp, predicted.sum(), actual.sum()], 0)
+}
+
+/// The sums a whole split's loss and dice are made of, over one batch, computed on the device:
+/// [sum of per-pixel cross-entropy, sum(y*p), sum(p), sum(y)].
+///
+/// # Shapes
+/// - logits, targets: [batch, 1, h, w]; returns [4]
+pub fn split_sums(logits: Tensor<4>, targets: Tensor<4>) -> Tensor<1> {
+    let bce = (relu(logits.clone()) - logits.clone() * targets.clone() + logits.clone().abs().neg().exp().log1p()).sum();
+    let probs = sigmoid(logits);
+    let intersection = (probs.clone() * targets.clone()).sum();
+    Tensor::cat(vec![bce, intersection, probs.sum(), targets.sum()], 0)
+}
+
+/// Accumulates [`split_sums`] and confusion matrices over a whole split, in f64, into metrics
+/// that do not depend on how the split was batched.
+#[derive(Debug, Clone, Default)]
+pub struct SplitSums {
+    bce: f64,
+    intersection: f64,
+    predicted: f64,
+    actual: f64,
+    pixels: u64,
+    confusion: Confusion,
+}
+
+impl SplitSums {
+    /// Adds one batch of `pixels` pixels: its [`split_sums`] and its confusion matrix.
+    pub fn add_batch(&mut self, sums: [f64; 4], pixels: u64, confusion: &Confusion) {
+        self.bce += sums[0];
+        self.intersection += sums[1];
+        self.predicted += sums[2];
+        self.actual += sums[3];
+        self.pixels += pixels;
+        self.confusion.add(confusion);
+    }
+
+    /// loss = mean cross-entropy over every pixel + 1 - dice; dice from the split's sums.
+    pub fn finish(&self) -> SplitMetrics {
+        let dice = (2.0 * self.intersection + 1.0) / (self.predicted + self.actual + 1.0);
+        SplitMetrics {
+            loss: self.bce / self.pixels.max(1) as f64 + 1.0 - dice,
+            dice,
+            iou: self.confusion.mean_iou(),
+            fg_iou: self.confusion.foreground_iou().unwrap_or(f64::NAN),
+        }
+    }
 }
 
 /// A binary confusion matrix over pixels (car is the positive class).
@@ -142,7 +192,8 @@ impl SplitMetrics {
     }
 }
 
-/// Accumulates batch results into a split's epoch metrics.
+/// Accumulates training batches into an epoch's metrics, as Keras reports them: loss and dice
+/// are per-batch values averaged with the batch sizes as weights.
 #[derive(Debug, Clone, Default)]
 pub struct MetricAccumulator {
     loss_sum: f64,

@@ -67,7 +67,7 @@ impl Predictor {
     pub fn predict_file(&self, path: &Path, out: &Path) -> Result<Written, DataError> {
         let image = data::decode_image(path)?;
         let mask = self.mask(&image);
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+        let stem = output_stem(path);
         let mask_path = out.join(format!("{stem}_mask.png"));
         let overlay_path = out.join(format!("{stem}_overlay.png"));
         let io = |p: &Path| {
@@ -87,6 +87,26 @@ impl Predictor {
         let foreground = mask.iter().filter(|&&v| v > 0).count() as f64 / mask.len().max(1) as f64;
         Ok(Written { mask: mask_path, overlay: overlay_path, foreground })
     }
+}
+
+/// What an image's outputs are named after: its file name without the extension.
+pub fn output_stem(path: &Path) -> String {
+    path.file_stem().map_or_else(|| "image".to_string(), |s| s.to_string_lossy().into_owned())
+}
+
+/// Refuses a list of images of which two would write the same outputs into `out` (`a/x.jpg`
+/// and `b/x.png` both make `x_mask.png`): one would silently replace the other. Checked before
+/// anything is written.
+pub fn check_output_names(images: &[PathBuf], out: &Path) -> Result<(), DataError> {
+    let mut seen: std::collections::HashMap<String, &PathBuf> = std::collections::HashMap::new();
+    for image in images {
+        let stem = output_stem(image);
+        if let Some(first) = seen.get(&stem) {
+            return Err(DataError::OutputClash { first: (*first).clone(), second: image.clone(), stem, out: out.to_path_buf() });
+        }
+        seen.insert(stem, image);
+    }
+    Ok(())
 }
 
 /// What [`evaluate_checkpoint`] measured.

@@ -6,9 +6,11 @@
 //!   device, and every shuffle and augmentation from seeds derived from (seed, epoch, sample).
 //! - A run resumed from `last` ends with the same metrics as an uninterrupted one: the checkpoint
 //!   holds the model (with BatchNorm's running statistics), the optimiser state and the epoch.
-//! - An epoch is reported to the observer only after its checkpoint files are on disk, and the
+//! - An epoch is reported to the observer only after its `last` checkpoint is on disk, and the
 //!   checkpoint remembers every epoch's metrics, so an observer that missed a report (the process
-//!   died in between) gets it again on resume through [`Observer::replay`].
+//!   died in between) gets it again on resume through [`Observer::replay`]. `best` is written
+//!   only after its epoch is reported, so it never holds an epoch the tracker has not recorded
+//!   (see `save_and_record`).
 //! - A NaN or infinite loss ends the run as [`Outcome::Diverged`] with the epoch and step; the
 //!   optimiser never applies that step.
 
@@ -24,11 +26,11 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::config::ModelError;
-use crate::config::{Objective, OptimizerKind, Problem, SplitBy, TrainConfig, TrialConfig};
+use crate::config::{Objective, OptimizerKind, Problem, TrainConfig, TrialConfig};
 use crate::data::{self, Batch, DataError, Loader, Sample};
 use crate::train::checkpoint::{BestSoFar, CheckpointError, CheckpointKind, EpochSummary, TrainState, TrialDir};
 use crate::train::device::DeviceError;
-use crate::train::metrics::{Confusion, MetricAccumulator, SplitMetrics, bce_dice_loss, confusion_counts};
+use crate::train::metrics::{Confusion, MetricAccumulator, SplitMetrics, SplitSums, bce_dice_loss, confusion_counts, split_sums};
 use crate::train::model::UNet;
 
 /// Why a run could not train.
@@ -126,6 +128,12 @@ pub trait Observer {
     fn on_step(&mut self, _progress: &StepProgress) {}
     /// An epoch finished and its checkpoints are on disk: record it. An error ends training.
     fn on_epoch(&mut self, summary: &EpochSummary, checkpoints: &[SavedCheckpoint]) -> Result<(), String>;
+    /// A checkpoint written after its epoch was recorded: the `best` one, which is written only
+    /// once the tracker holds its epoch. Record it.
+    fn on_checkpoint(&mut self, saved: &SavedCheckpoint) -> Result<(), String> {
+        let _ = saved;
+        Ok(())
+    }
     /// On resume: every epoch the checkpoint remembers, with its checkpoints, so that an observer
     /// can record any it missed. Recording one twice must be harmless.
     fn replay(&mut self, history: &[EpochSummary], checkpoints: &[SavedCheckpoint]) -> Result<(), String> {
@@ -155,10 +163,14 @@ pub struct Faults {
     pub nan_loss_at: Option<(usize, usize)>,
     /// Panic at this (epoch, step).
     pub panic_at: Option<(usize, usize)>,
+    /// Panic once the n-th checkpoint file of this epoch is on disk: (epoch, n), both 1-based.
+    /// A crash between two writes of an epoch's bookkeeping.
+    pub crash_after_write: Option<(usize, usize)>,
 }
 
 impl Faults {
-    /// Parses `nan@E:S`, `panic@E:S`, comma-separated.
+    /// Parses `nan@E:S`, `panic@E:S` (epoch E, step S) and `write@E:N` (after the N-th checkpoint
+    /// file of epoch E), comma-separated.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let mut faults = Faults::default();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -168,10 +180,18 @@ impl Faults {
             match kind {
                 "nan" => faults.nan_loss_at = Some(at),
                 "panic" => faults.panic_at = Some(at),
-                _ => return Err(format!("fault {part:?}: kind must be nan or panic")),
+                "write" => faults.crash_after_write = Some(at),
+                _ => return Err(format!("fault {part:?}: kind must be nan, panic or write")),
             }
         }
         Ok(faults)
+    }
+
+    /// Called after the `n`-th checkpoint file of (1-based) `epoch` is on disk.
+    fn written(&self, epoch: usize, n: usize) {
+        if self.crash_after_write == Some((epoch, n)) {
+            panic!("injected fault: crash after checkpoint write {n} of epoch {epoch}");
+        }
     }
 }
 
@@ -202,24 +222,7 @@ pub fn load_split(config: &TrialConfig, runs_root: &Path) -> Result<DataSplit, D
     let [h, w] = config.data.image_size;
     let samples = data::cached(&dir, Some((h as u32, w as u32)))?;
     let ids: Vec<String> = samples.iter().map(|s| s.id.clone()).collect();
-    let (train, val) = data::split(&ids, config.data.val_fraction, config.data.split_seed, config.data.split_by);
-    if train.is_empty() || val.is_empty() {
-        return Err(DataError::Invalid {
-            key: "data.val_fraction",
-            value: config.data.val_fraction.to_string(),
-            expected: match config.data.split_by {
-                SplitBy::Image => {
-                    format!("leaves {} training and {} validation images out of {}; use more images", train.len(), val.len(), ids.len())
-                }
-                SplitBy::Car => format!(
-                    "leaves {} training and {} validation images out of {} split by car; use images of more cars, or data.split_by = \"image\"",
-                    train.len(),
-                    val.len(),
-                    ids.len()
-                ),
-            },
-        });
-    }
+    let (train, val) = data::split_for(&ids, &config.data)?;
     Ok(DataSplit { samples, train, val })
 }
 
@@ -266,19 +269,21 @@ fn batch_results(loss: Tensor<1>, dice: Tensor<1>, logits: Tensor<4>, masks: Ten
     (scalars[0], scalars[1], confusion)
 }
 
-/// Evaluates `model` (in eval mode: BatchNorm uses its running statistics) on `loader`'s batches.
+/// Evaluates `model` (in eval mode: BatchNorm uses its running statistics) on `loader`'s batches,
+/// over the whole split: the loss and dice are the split's, whatever the batch size.
 pub fn evaluate(model: &UNet, loader: &Loader, device: &Device) -> SplitMetrics {
     let model = model.valid();
-    let mut acc = MetricAccumulator::default();
+    let mut sums = SplitSums::default();
     for batch in loader.epoch(0) {
-        let n = batch.len;
         let (images, masks) = batch_tensors(batch, device);
         let logits = model.forward(images);
-        let (loss, dice) = bce_dice_loss(logits.clone(), masks.clone());
-        let (loss, dice, confusion) = batch_results(loss, dice, logits, masks);
-        acc.add_batch(loss, dice, n, &confusion);
+        let pixels = logits.shape().num_elements() as u64;
+        let values: Vec<f64> = split_sums(logits.clone(), masks.clone()).into_data().iter::<f64>().collect();
+        let counts: Vec<i64> = confusion_counts(logits, masks).into_data().iter::<i64>().collect();
+        let confusion = Confusion::from_counts(counts[0] as u64, counts[1] as u64, counts[2] as u64, pixels);
+        sums.add_batch([values[0], values[1], values[2], values[3]], pixels, &confusion);
     }
-    acc.finish()
+    sums.finish()
 }
 
 /// Rebuilds a run's model from its directory alone (config.json and a checkpoint).
@@ -299,8 +304,23 @@ fn restore(model: UNet, record: burn::tensor::Bytes, path: &Path) -> Result<UNet
     model.try_load_record(record).map_err(|e| bad(format!("the model record does not fit the trial's config: {e}")))
 }
 
-/// Trains one run to completion, divergence or a stop request.
+/// Trains one run to completion, divergence or a stop request. When it starts and when it ends,
+/// the temporary files of writers killed in the trial directory are removed.
 pub fn train(config: &TrialConfig, ctx: &TrialContext, observer: &mut dyn Observer) -> Result<Outcome, TrainError> {
+    remove_stale_temp_files(&ctx.run_dir);
+    let outcome = train_trial(config, ctx, observer);
+    remove_stale_temp_files(&ctx.run_dir);
+    outcome
+}
+
+/// Cleaning up is best effort: a leftover costs disk space, never correctness.
+fn remove_stale_temp_files(run: &TrialDir) {
+    if let Err(e) = run.remove_stale_temp_files() {
+        eprintln!("warning: {}: cannot remove leftover temporary files: {e}", run.root.display());
+    }
+}
+
+fn train_trial(config: &TrialConfig, ctx: &TrialContext, observer: &mut dyn Observer) -> Result<Outcome, TrainError> {
     let problems = config.validate();
     if !problems.is_empty() {
         return Err(TrainError::Config(problems));
@@ -320,8 +340,9 @@ pub fn train(config: &TrialConfig, ctx: &TrialContext, observer: &mut dyn Observ
     let fresh = Trained { model: config.model.init(&train_device, t.seed), optim: optimizer(t), state: TrainState::new(config_hash.clone()) };
     let (mut trained, resumed) = resume(run, &config_hash, fresh)?;
     if resumed {
-        let checkpoints = current_checkpoints(run, &trained.state);
-        observer.replay(&trained.state.history, &checkpoints).map_err(TrainError::Observer)?;
+        let last = last_checkpoint(run, &config.metric, &trained.state);
+        observer.replay(&trained.state.history, &last).map_err(TrainError::Observer)?;
+        settle_best(run, &mut trained, observer)?;
     }
 
     observer.on_start(trained.state.epochs_done, steps);
@@ -349,8 +370,7 @@ pub fn train(config: &TrialConfig, ctx: &TrialContext, observer: &mut dyn Observ
             observer.on_epoch(&summary, &[]).map_err(TrainError::Observer)?;
             return Ok(Outcome::Diverged { epoch: epoch + 1, step: steps, value: summary.val.loss });
         }
-        let saved = save_checkpoints(run, &config.metric, &summary, &mut trained)?;
-        observer.on_epoch(&summary, &saved).map_err(TrainError::Observer)?;
+        save_and_record(run, &config.metric, &summary, &mut trained, ctx, observer)?;
 
         if epoch + 1 < t.epochs && observer.stop_request() != StopRequest::Continue {
             return Ok(Outcome::Stopped { epochs_done: trained.state.epochs_done });
@@ -449,58 +469,81 @@ fn train_epoch(
     Ok((trained, EpochEnd::Trained(acc, learning_rate)))
 }
 
-/// Saves the epoch's checkpoints: `best` when the objective improved, then `last` (with the
-/// optimiser), and advances the state past the epoch. Returns what was saved.
-fn save_checkpoints(
+/// Ends an epoch on disk and in the tracker, in the one order after which a crash at any point
+/// leaves no checkpoint of an epoch the tracker never recorded:
+///
+/// 1. `last` (model, optimiser, and the state past this epoch, with `best` moved to it if the
+///    objective improved);
+/// 2. the epoch, with `last`, to the observer (the tracker);
+/// 3. if the objective improved, `best` (the same model and state), then its record.
+///
+/// A crash after 1 or 2 leaves `best` at an older, recorded epoch while `last` already names
+/// this one as the best: [`settle_best`] rewrites `best` from `last` on resume.
+fn save_and_record(
     run: &TrialDir,
     objective: &Objective,
     summary: &EpochSummary,
     trained: &mut Trained,
-) -> Result<Vec<SavedCheckpoint>, TrainError> {
+    ctx: &TrialContext,
+    observer: &mut dyn Observer,
+) -> Result<(), TrainError> {
     let epoch = summary.epoch;
     let value = summary.metric(&objective.name).unwrap_or(f64::NAN);
-    let mut saved = Vec::new();
-    let model_bytes = trained.model.clone().into_record().into_bytes().map_err(|e| TrainError::Observer(format!("serialising the model: {e}")))?;
     let state = &mut trained.state;
-    if objective.goal.improves(value, state.best.map(|b| b.value)) {
+    let improved = objective.goal.improves(value, state.best.map(|b| b.value));
+    if improved {
         state.best = Some(BestSoFar { epoch, value });
-        let mut best_state = state.clone();
-        best_state.epochs_done = epoch;
-        best_state.history.push(summary.clone());
-        let path = run.save(CheckpointKind::Best, &best_state, &model_bytes, None).map_err(TrainError::io(&run.root))?;
-        saved.push(SavedCheckpoint { kind: CheckpointKind::Best, epoch, path, metric_value: value });
     }
     state.epochs_done = epoch;
     state.history.push(summary.clone());
+    let model_bytes = model_bytes(&trained.model)?;
     let optim_bytes = trained.optim.into_bytes().map_err(|e| TrainError::Observer(format!("serialising the optimizer: {e}")))?;
-    let path = run.save(CheckpointKind::Last, state, &model_bytes, Some(&optim_bytes)).map_err(TrainError::io(&run.root))?;
-    saved.push(SavedCheckpoint { kind: CheckpointKind::Last, epoch, path, metric_value: value });
-    Ok(saved)
+    let path = run.save(CheckpointKind::Last, &trained.state, &model_bytes, Some(&optim_bytes)).map_err(TrainError::io(&run.root))?;
+    ctx.faults.written(epoch, 1);
+    let last = SavedCheckpoint { kind: CheckpointKind::Last, epoch, path, metric_value: value };
+    observer.on_epoch(summary, std::slice::from_ref(&last)).map_err(TrainError::Observer)?;
+    if improved {
+        let best = save_best(run, &trained.state, &model_bytes)?;
+        ctx.faults.written(epoch, 2);
+        observer.on_checkpoint(&best).map_err(TrainError::Observer)?;
+    }
+    Ok(())
 }
 
-/// The checkpoints a resumed run has on disk, as the observer should know them.
-fn current_checkpoints(run: &TrialDir, state: &TrainState) -> Vec<SavedCheckpoint> {
-    let mut out = Vec::new();
-    if let Some(best) = state.best {
-        out.push(SavedCheckpoint {
-            kind: CheckpointKind::Best,
-            epoch: best.epoch,
-            path: run.checkpoint_path(CheckpointKind::Best),
-            metric_value: best.value,
-        });
-    }
-    if state.epochs_done > 0 {
-        let value = state.history.last().and_then(|h| h.metric(&run_objective_name(run))).unwrap_or(f64::NAN);
-        out.push(SavedCheckpoint {
-            kind: CheckpointKind::Last,
-            epoch: state.epochs_done,
-            path: run.checkpoint_path(CheckpointKind::Last),
-            metric_value: value,
-        });
-    }
-    out
+fn model_bytes(model: &UNet) -> Result<burn::tensor::Bytes, TrainError> {
+    model.clone().into_record().into_bytes().map_err(|e| TrainError::Observer(format!("serialising the model: {e}")))
 }
 
-fn run_objective_name(run: &TrialDir) -> String {
-    run.read_config().map(|c| c.metric.name).unwrap_or_else(|_| "val_iou".into())
+/// Writes `best` for the epoch `state` ends at, which must be its best epoch.
+fn save_best(run: &TrialDir, state: &TrainState, model_bytes: &[u8]) -> Result<SavedCheckpoint, TrainError> {
+    let best = state.best.expect("the best epoch is known when best is saved");
+    debug_assert_eq!(best.epoch, state.epochs_done);
+    let path = run.save(CheckpointKind::Best, state, model_bytes, None).map_err(TrainError::io(&run.root))?;
+    Ok(SavedCheckpoint { kind: CheckpointKind::Best, epoch: best.epoch, path, metric_value: best.value })
+}
+
+/// On resume, after the history is recorded: makes `best.ckpt` hold the best epoch that `last`
+/// names, and records it. A crash between writing `last` and `best` leaves `best` behind; the
+/// best epoch is then `last`'s own, and `last` holds its model. A `best` that holds another epoch
+/// and cannot be rebuilt (written by an older version in the other order) is not recorded.
+fn settle_best(run: &TrialDir, trained: &mut Trained, observer: &mut dyn Observer) -> Result<(), TrainError> {
+    let Some(best) = trained.state.best else { return Ok(()) };
+    let on_disk = run.read_state(CheckpointKind::Best)?.map(|s| s.epochs_done);
+    let saved = if on_disk == Some(best.epoch) {
+        SavedCheckpoint { kind: CheckpointKind::Best, epoch: best.epoch, path: run.checkpoint_path(CheckpointKind::Best), metric_value: best.value }
+    } else if best.epoch == trained.state.epochs_done {
+        save_best(run, &trained.state, &model_bytes(&trained.model)?)?
+    } else {
+        return Ok(());
+    };
+    observer.on_checkpoint(&saved).map_err(TrainError::Observer)
+}
+
+/// The `last` checkpoint of a resumed run, as the observer should know it.
+fn last_checkpoint(run: &TrialDir, objective: &Objective, state: &TrainState) -> Vec<SavedCheckpoint> {
+    if state.epochs_done == 0 {
+        return Vec::new();
+    }
+    let value = state.history.last().and_then(|h| h.metric(&objective.name)).unwrap_or(f64::NAN);
+    vec![SavedCheckpoint { kind: CheckpointKind::Last, epoch: state.epochs_done, path: run.checkpoint_path(CheckpointKind::Last), metric_value: value }]
 }
