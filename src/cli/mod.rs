@@ -7,6 +7,7 @@
 //! ([`data`]).
 
 pub mod data;
+pub mod limits;
 pub mod model;
 pub mod plot;
 pub mod run;
@@ -95,8 +96,9 @@ pub struct ComputeArgs {
     /// cpu, cuda[:K] (needs the `cuda` feature) or vulkan[:K] (needs the `vulkan` feature).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
-    /// CPU threads for tensor operations (default: all cores, divided among workers).
-    #[arg(long)]
+    /// CPU threads for tensor operations (default: all cores, divided among workers); at most 4
+    /// per core of this machine (64 on a smaller one, for SLURM nodes larger than the submit host).
+    #[arg(long, value_parser = limits::threads)]
     pub threads: Option<usize>,
 }
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
-use super::{ComputeArgs, Global, usage};
+use super::{ComputeArgs, Global, limits, usage};
 use crate::report;
 use crate::runner::scheduler::{self, SweepOptions, SweepOutcome};
 use crate::runner::worker::{self, EventFormat, WorkerOptions};
@@ -20,8 +20,8 @@ use crate::train::device::{DeviceSpec, set_cpu_threads};
 pub struct RunArgs {
     /// The sweep file (TOML).
     pub file: PathBuf,
-    /// Trials trained at once, each in its own process.
-    #[arg(long, default_value_t = 1)]
+    /// Trials trained at once, each in its own process (1 to 1024).
+    #[arg(long, default_value_t = 1, value_parser = limits::workers)]
     pub workers: usize,
     /// GPU indices, one worker each (e.g. 0,1); sets CUDA_VISIBLE_DEVICES per worker.
     #[arg(long, value_delimiter = ',')]
@@ -37,14 +37,15 @@ pub struct RunArgs {
     /// Run failed trials again (they resume from their last checkpoint).
     #[arg(long)]
     pub retry_failed: bool,
-    /// A trial whose worker dies this many times in a row, without finishing an epoch, fails.
-    #[arg(long, default_value_t = 3)]
+    /// A trial whose worker dies this many times in a row, without finishing an epoch, fails (1 to 1000).
+    #[arg(long, default_value_t = 3, value_parser = limits::max_attempts)]
     pub max_attempts: i64,
-    /// Seconds without a heartbeat after which a running trial is reclaimed.
-    #[arg(long, default_value_t = 60.0)]
+    /// Seconds without a heartbeat after which a running trial is reclaimed (1 to 604800, at
+    /// least twice --heartbeat-every).
+    #[arg(long, default_value_t = 60.0, value_parser = limits::stale_after)]
     pub stale_after: f64,
-    /// Seconds between heartbeats.
-    #[arg(long, default_value_t = 5.0)]
+    /// Seconds between heartbeats (0.1 to 3600).
+    #[arg(long, default_value_t = 5.0, value_parser = limits::heartbeat_every)]
     pub heartbeat_every: f64,
     /// Log lines instead of progress bars.
     #[arg(long)]
@@ -83,21 +84,24 @@ pub struct WorkerArgs {
     /// Only claim trials of this sweep.
     #[arg(long)]
     pub sweep: Option<String>,
-    /// Stop after this many trials.
-    #[arg(long)]
+    /// Stop after this many trials (at least 1).
+    #[arg(long, value_parser = limits::max_trials)]
     pub max_trials: Option<usize>,
     #[command(flatten)]
     pub compute: ComputeArgs,
     #[arg(long, value_enum, default_value = "human")]
     pub events: EventFormat,
-    #[arg(long, default_value_t = 60.0)]
+    /// Seconds without a heartbeat after which a running trial is reclaimed (1 to 604800).
+    #[arg(long, default_value_t = 60.0, value_parser = limits::stale_after)]
     pub stale_after: f64,
-    #[arg(long, default_value_t = 5.0)]
+    /// Seconds between heartbeats (0.1 to 3600).
+    #[arg(long, default_value_t = 5.0, value_parser = limits::heartbeat_every)]
     pub heartbeat_every: f64,
 }
 
 /// `sweep run FILE`: validate, register, then train (or print the dry-run table).
 pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
+    limits::check_heartbeat(args.stale_after, args.heartbeat_every).map_err(usage)?;
     let spec = crate::study::spec::load(&args.file)?;
     let data_override = args.data.as_ref().map(|d| d.display().to_string());
     let trials = spec.trials(data_override.as_deref());
@@ -128,11 +132,12 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     scheduler::prepare_data(&trials, &runs_dir).context("preparing the dataset")?;
     let store_location = g.store_location();
     let reg = scheduler::register(&spec, &trials, &store_location, args.retry_failed)?;
+    let shown = store::redact_url(&store_location);
     match &reg.registration {
         SweepRegistration::New if spec.is_lazy() => {
-            println!("sweep {}: bayes search of up to {} trials registered in {store_location}", spec.name, spec.run_cap.unwrap_or(0))
+            println!("sweep {}: bayes search of up to {} trials registered in {shown}", spec.name, spec.run_cap.unwrap_or(0))
         }
-        SweepRegistration::New => println!("sweep {}: {} trials registered in {store_location}", spec.name, reg.added.len()),
+        SweepRegistration::New => println!("sweep {}: {} trials registered in {shown}", spec.name, reg.added.len()),
         SweepRegistration::Unchanged => {
             println!("sweep {}: {} trials known; resuming ({} new)", spec.name, reg.existing + reg.added.len(), reg.added.len())
         }
@@ -152,12 +157,12 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     let options = SweepOptions {
         store: store_location,
         runs_dir: runs_dir.clone(),
-        workers: args.workers.max(1),
+        workers: args.workers,
         device,
         devices: args.devices.clone(),
         threads: args.compute.threads,
         retry_failed: args.retry_failed,
-        max_attempts: args.max_attempts.max(1),
+        max_attempts: args.max_attempts,
         stale_after: args.stale_after,
         heartbeat_every: args.heartbeat_every,
         plain: args.plain,
@@ -233,7 +238,7 @@ fn run_on_slurm(g: &Global, args: &RunArgs, spec: &SweepSpec, store_location: &s
         );
     }
     let options = slurm::SlurmOptions {
-        workers: args.workers.max(1),
+        workers: args.workers,
         partition: args.partition.clone(),
         gpus_per_worker: args.gpus_per_worker,
         cpus_per_worker: args.compute.threads,
@@ -247,7 +252,7 @@ fn run_on_slurm(g: &Global, args: &RunArgs, spec: &SweepSpec, store_location: &s
     let workdir = std::env::current_dir().context("reading the working directory")?;
     let script = slurm::script(&spec.name, store_location, &runs_dir, &exe, &workdir, &options).map_err(|e| usage(e.to_string()))?;
     let mut store = store::open(store_location, false)?;
-    let (job, path) = slurm::submit_and_record(store.as_mut(), &spec.name, &script, &runs_dir, options.workers)?;
+    let (job, path) = slurm::submit_and_record(store.as_mut(), store_location, &spec.name, &script, &runs_dir, options.workers)?;
     println!("submitted slurm job {job}: {} worker task(s) for sweep {} ({})", options.workers, spec.name, path.display());
     if !args.wait {
         println!("follow it with `sweep status {}`", spec.name);
@@ -274,6 +279,7 @@ fn run_on_slurm(g: &Global, args: &RunArgs, spec: &SweepSpec, store_location: &s
 
 /// `sweep worker`: claim and train trials until none is left.
 pub fn worker(g: &Global, args: &WorkerArgs) -> Result<ExitCode> {
+    limits::check_heartbeat(args.stale_after, args.heartbeat_every).map_err(usage)?;
     let threads = args.compute.threads.unwrap_or_else(crate::util::available_cores);
     set_cpu_threads(threads);
     let faults = match std::env::var("SWEEP_FAULT") {
