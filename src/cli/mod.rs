@@ -91,6 +91,14 @@ pub enum Command {
     Data(DataCommand),
 }
 
+impl Command {
+    /// Whether the command must go on when its output's reader goes away (`sweep run | head`):
+    /// a sweep or a worker never stops because nobody reads its progress any more.
+    pub fn outlives_its_reader(&self) -> bool {
+        matches!(self, Command::Run(_) | Command::Worker(_))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ComputeArgs {
     /// cpu, cuda[:K] (needs the `cuda` feature) or vulkan[:K] (needs the `vulkan` feature).

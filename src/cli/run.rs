@@ -107,7 +107,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     let trials = spec.trials(data_override.as_deref());
     let runs_dir = g.runs_dir();
     if args.dry_run && spec.is_lazy() {
-        println!(
+        crate::outln!(
             "sweep {} (bayes, metric {} {}): up to {} trials, each asked from TPE when a worker frees up; the first {} are drawn at random",
             spec.name,
             spec.metric.name,
@@ -120,7 +120,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     if args.dry_run {
         let known =
             g.open_store().ok().and_then(|s| s.trials(&TrialFilter { sweep: Some(spec.name.clone()), status: None }).ok()).unwrap_or_default();
-        print!("{}", report::dry_run(&spec, &trials, &known));
+        crate::out!("{}", report::dry_run(&spec, &trials, &known));
         return Ok(ExitCode::SUCCESS);
     }
     let device = device_of(args)?;
@@ -135,13 +135,13 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     let shown = store::redact_url(&store_location);
     match &reg.registration {
         SweepRegistration::New if spec.is_lazy() => {
-            println!("sweep {}: bayes search of up to {} trials registered in {shown}", spec.name, spec.run_cap.unwrap_or(0))
+            crate::outln!("sweep {}: bayes search of up to {} trials registered in {shown}", spec.name, spec.run_cap.unwrap_or(0))
         }
-        SweepRegistration::New => println!("sweep {}: {} trials registered in {shown}", spec.name, reg.added.len()),
+        SweepRegistration::New => crate::outln!("sweep {}: {} trials registered in {shown}", spec.name, reg.added.len()),
         SweepRegistration::Unchanged => {
-            println!("sweep {}: {} trials known; resuming ({} new)", spec.name, reg.existing + reg.added.len(), reg.added.len())
+            crate::outln!("sweep {}: {} trials known; resuming ({} new)", spec.name, reg.existing + reg.added.len(), reg.added.len())
         }
-        SweepRegistration::SpecChanged { .. } => println!(
+        SweepRegistration::SpecChanged { .. } => crate::outln!(
             "sweep {}: the sweep file changed since the last run; {} new trial(s) added ({} already known)",
             spec.name,
             reg.added.len(),
@@ -149,7 +149,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
         ),
     }
     if reg.requeued > 0 {
-        println!("retrying {} failed trial(s)", reg.requeued);
+        crate::outln!("retrying {} failed trial(s)", reg.requeued);
     }
     if args.launcher == Launcher::Slurm {
         return run_on_slurm(g, args, &spec, &store_location, device);
@@ -169,12 +169,12 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     };
     let outcome = scheduler::run(&spec, &options)?;
     if reg.added.is_empty() && reg.requeued == 0 && outcome.nothing_ran() {
-        println!("nothing to run: every trial of {} has finished{}", spec.name, outcome.retry_hint());
+        crate::outln!("nothing to run: every trial of {} has finished{}", spec.name, outcome.retry_hint());
     }
     let counts: Vec<String> = outcome.counts().iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
-    println!("\nsweep {} finished in {}: {}", spec.name, crate::util::format_duration(outcome.elapsed.as_secs_f64()), counts.join(", "));
+    crate::outln!("\nsweep {} finished in {}: {}", spec.name, crate::util::format_duration(outcome.elapsed.as_secs_f64()), counts.join(", "));
     for e in &outcome.worker_errors {
-        eprintln!("error: {e}");
+        crate::errln!("error: {e}");
     }
     finish(g, args, &spec, &outcome)
 }
@@ -197,17 +197,17 @@ fn device_of(args: &RunArgs) -> Result<DeviceSpec> {
 
 /// The end of a sweep: leaderboard, charts, and the exit code (1 when a trial did not complete).
 fn finish(g: &Global, args: &RunArgs, spec: &SweepSpec, outcome: &SweepOutcome) -> Result<ExitCode> {
-    println!("\n{}", report::leaderboard(&outcome.runs, &spec.metric.name, spec.metric.goal, 10));
+    crate::outln!("\n{}", report::leaderboard(&outcome.runs, &spec.metric.name, spec.metric.goal, 10));
     if !args.no_plot && outcome.runs.iter().any(|r| r.epochs() > 0) {
         draw_charts(g, &spec.name)?;
     }
     if outcome.interrupted {
-        println!("interrupted: run the same command to resume");
+        crate::outln!("interrupted: run the same command to resume");
         return Ok(ExitCode::from(1));
     }
     let problems = outcome.problems(&g.runs_dir().join(&spec.name).join("logs"));
     for p in &problems {
-        eprintln!("{p}");
+        crate::errln!("{p}");
     }
     Ok(if problems.is_empty() && !outcome.any_failed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -218,12 +218,12 @@ fn draw_charts(g: &Global, sweep: &str) -> Result<()> {
     let store = g.open_store()?;
     match runner::draw_charts(store.as_ref(), sweep, &g.runs_dir()) {
         Ok(w) => {
-            println!("charts: {}", w.dir.join("index.html").display());
+            crate::outln!("charts: {}", w.dir.join("index.html").display());
             for e in &w.errors {
-                eprintln!("warning: a chart could not be drawn: {e}");
+                crate::errln!("warning: a chart could not be drawn: {e}");
             }
         }
-        Err(e) => eprintln!("warning: the charts could not be drawn: {e}"),
+        Err(e) => crate::errln!("warning: the charts could not be drawn: {e}"),
     }
     Ok(())
 }
@@ -232,7 +232,7 @@ fn draw_charts(g: &Global, sweep: &str) -> Result<()> {
 fn run_on_slurm(g: &Global, args: &RunArgs, spec: &SweepSpec, store_location: &str, device: DeviceSpec) -> Result<ExitCode> {
     let runs_dir = g.runs_dir();
     if !store::is_postgres(store_location) {
-        eprintln!(
+        crate::errln!(
             "note: the tracker is the SQLite file {store_location}; workers on other nodes need a shared store: \
              use --store postgres://user@host/db for a multi-node cluster"
         );
@@ -253,24 +253,24 @@ fn run_on_slurm(g: &Global, args: &RunArgs, spec: &SweepSpec, store_location: &s
     let script = slurm::script(&spec.name, store_location, &runs_dir, &exe, &workdir, &options).map_err(|e| usage(e.to_string()))?;
     let mut store = store::open(store_location, false)?;
     let (job, path) = slurm::submit_and_record(store.as_mut(), store_location, &spec.name, &script, &runs_dir, options.workers)?;
-    println!("submitted slurm job {job}: {} worker task(s) for sweep {} ({})", options.workers, spec.name, path.display());
+    crate::outln!("submitted slurm job {job}: {} worker task(s) for sweep {} ({})", options.workers, spec.name, path.display());
     if !args.wait {
-        println!("follow it with `sweep status {}`", spec.name);
+        crate::outln!("follow it with `sweep status {}`", spec.name);
         return Ok(ExitCode::SUCCESS);
     }
-    let waited = slurm::wait(store.as_ref(), &spec.name, &job, |line| println!("{line}")).map_err(|e| usage(e.to_string()))?;
+    let waited = slurm::wait(store.as_ref(), &spec.name, &job, |line| crate::outln!("{line}")).map_err(|e| usage(e.to_string()))?;
     if waited.interrupted {
-        println!("stopped waiting; the job goes on (cancel it with scancel {job})");
+        crate::outln!("stopped waiting; the job goes on (cancel it with scancel {job})");
         return Ok(ExitCode::from(1));
     }
     let runs = waited.runs;
-    println!("\n{}", report::leaderboard(&runs, &spec.metric.name, spec.metric.goal, 10));
+    crate::outln!("\n{}", report::leaderboard(&runs, &spec.metric.name, spec.metric.goal, 10));
     if !args.no_plot && runs.iter().any(|r| r.epochs() > 0) {
         draw_charts(g, &spec.name)?;
     }
     let unfinished = runs.iter().filter(|r| !r.status.is_final()).count();
     if unfinished > 0 {
-        eprintln!("the job ended with {unfinished} trial(s) unfinished; submit again to resume them");
+        crate::errln!("the job ended with {unfinished} trial(s) unfinished; submit again to resume them");
         return Ok(ExitCode::from(1));
     }
     let failed = runs.iter().any(|r| r.status.is_unsuccessful());

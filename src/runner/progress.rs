@@ -105,7 +105,7 @@ impl Progress {
             Some((multi, _, _)) => {
                 let _ = multi.println(line);
             }
-            None => println!("{line}"),
+            None => crate::outln!("{line}"),
         }
     }
 
@@ -139,7 +139,7 @@ impl Progress {
                 });
                 if self.bars.is_none() {
                     let how = if *resumed { format!("resumed (attempt {attempt})") } else { "started".into() };
-                    println!("[{run}] {how} on worker {} {}", worker + 1, short_params(params));
+                    crate::outln!("[{run}] {how} on worker {} {}", worker + 1, short_params(params));
                 }
             }
             Event::Step { epoch, epochs, step, steps, loss, .. } => {
@@ -155,7 +155,7 @@ impl Progress {
                     t.val_iou = Some(*val_iou);
                 }
                 if self.bars.is_none() {
-                    println!(
+                    crate::outln!(
                         "[{run}] epoch {epoch}/{epochs}  train loss {}  val loss {}  dice {}  iou {}  ({})",
                         fmt_num(*train_loss),
                         fmt_num(*val_loss),
