@@ -120,6 +120,21 @@ impl Postgres {
         self.url(name)
     }
 
+    /// A new database `db` owned by a new role `user` that must log in with `password` over TCP
+    /// (scram-sha-256), unlike the trusted superuser; returns its URL without the password.
+    pub fn create_db_with_password(&self, db: &str, user: &str, password: &str) -> String {
+        let mut c = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap();
+        c.batch_execute(&format!("CREATE ROLE {user} LOGIN PASSWORD '{password}'")).unwrap();
+        c.batch_execute(&format!("CREATE DATABASE {db} OWNER {user}")).unwrap();
+        let hba = self.dir.path().join("data/pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(&hba, format!("host all {user} 127.0.0.1/32 scram-sha-256\n{rules}")).unwrap();
+        c.batch_execute("SELECT pg_reload_conf()").unwrap();
+        let url = format!("postgres://{user}@127.0.0.1:{}/{db}", self.port);
+        wait_until(Duration::from_secs(10), "the server to ask for the password", || postgres::Client::connect(&url, postgres::NoTls).is_err());
+        url
+    }
+
     /// Closes every client connection to `db` from the server side (what a restart or a network
     /// cut does to a worker).
     pub fn terminate_connections(&self, db: &str) -> u64 {
