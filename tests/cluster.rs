@@ -195,7 +195,7 @@ fn a_sweep_runs_as_a_slurm_array_against_postgres_and_survives_a_cancelled_task(
     let job = store.jobs(Some("cluster")).unwrap().remove(0);
     assert_eq!((job.launcher.as_str(), job.workers), ("slurm", 3));
     let script = std::fs::read_to_string(&job.script).unwrap();
-    assert!(script.contains("#SBATCH --array=0-2") && script.contains("worker --sweep cluster"), "{script}");
+    assert!(script.contains("#SBATCH --array=0-2") && script.contains("worker --sweep=cluster"), "{script}");
 
     // Cancel one array task in the middle of its trial: its trial goes to the others.
     wait_for_progress(&store, "cluster", 2);
