@@ -7,10 +7,15 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = sweep::cli::Cli::parse();
+    // A sweep goes on when its output's reader goes away; a command that only prints ends
+    // quietly, as Unix tools do.
+    if !cli.command.outlives_its_reader() {
+        sweep::util::end_on_broken_pipe();
+    }
     match sweep::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            sweep::errln!("error: {err:#}");
             ExitCode::from(sweep::cli::exit_code(&err))
         }
     }

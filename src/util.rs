@@ -83,6 +83,40 @@ pub fn process_alive(pid: u32) -> bool {
     // SAFETY: kill with signal 0 sends nothing; it only checks that the process exists.
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+/// Writes to standard output (or error), ignoring failure. For what `sweep run` and `sweep worker`
+/// print: a sweep must go on when the reader of its output goes away (`sweep run | head -2`), so
+/// these commands keep SIGPIPE ignored and drop what cannot be written, where `println!` would
+/// panic. Used through [`out!`](crate::out), [`outln!`](crate::outln) and [`errln!`](crate::errln).
+pub fn write_ignoring_errors(stderr: bool, args: std::fmt::Arguments) {
+    let _ = if stderr { io::stderr().lock().write_fmt(args) } else { io::stdout().lock().write_fmt(args) };
+}
+
+/// Lets SIGPIPE end the process, as it ends `cat` or `ls`: for commands that only print, whose
+/// reader going away (`sweep ls | head -1`) means the rest is not wanted. The shell sees status
+/// 141 (128 + SIGPIPE), no message, where Rust's default (SIGPIPE ignored) would make the next
+/// `println!` panic with exit code 101.
+pub fn end_on_broken_pipe() {
+    // SAFETY: setting a signal's disposition to its default has no memory effects.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
+/// `print!` that ignores a closed output (see [`write_ignoring_errors`]).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::util::write_ignoring_errors(false, format_args!($($arg)*)) };
+}
+
+/// `println!` that ignores a closed output (see [`write_ignoring_errors`]).
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::util::write_ignoring_errors(false, format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::util::write_ignoring_errors(false, format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `eprintln!` that ignores a closed output (see [`write_ignoring_errors`]).
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::util::write_ignoring_errors(true, format_args!("{}\n", format_args!($($arg)*))) };
 }
 
 /// Flushes a directory's entries (a rename is only durable once its directory is).

@@ -195,7 +195,7 @@ fn a_sweep_runs_as_a_slurm_array_against_postgres_and_survives_a_cancelled_task(
     let job = store.jobs(Some("cluster")).unwrap().remove(0);
     assert_eq!((job.launcher.as_str(), job.workers), ("slurm", 3));
     let script = std::fs::read_to_string(&job.script).unwrap();
-    assert!(script.contains("#SBATCH --array=0-2") && script.contains("worker --sweep cluster"), "{script}");
+    assert!(script.contains("#SBATCH --array=0-2") && script.contains("worker --sweep=cluster"), "{script}");
 
     // Cancel one array task in the middle of its trial: its trial goes to the others.
     wait_for_progress(&store, "cluster", 2);
@@ -240,3 +240,94 @@ fn a_sweep_runs_as_a_slurm_array_against_postgres_and_survives_a_cancelled_task(
 }
 
 use predicates::prelude::PredicateBooleanExt;
+
+/// `sweep --runs-dir RUNS --store STORE ARGS`, with no password from this environment.
+fn sweep_at(runs: &std::path::Path, store: &str) -> assert_cmd::Command {
+    let mut cmd = common::sweep(runs);
+    cmd.args(["--store", store]).env_remove("PGPASSWORD").env("PGPASSFILE", runs.join("no-such-pgpass"));
+    cmd
+}
+
+/// Issue 15, item 24: the password was on every worker's command line and in the sbatch script.
+/// It may come from the URL, PGPASSWORD or a password file, and shows nowhere else.
+#[test]
+fn a_password_never_reaches_a_command_line_a_script_a_log_or_a_message() {
+    use std::os::unix::fs::PermissionsExt;
+    let secret = "Pw0rd-in-url";
+    let pg = Postgres::start();
+    let bare = pg.create_db_with_password("secretive", "sweeper", secret);
+    let with_password = bare.replace("sweeper@", &format!("sweeper:{secret}@"));
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("p.toml");
+    std::fs::write(&file, common::tiny_sweep("private", 6, &[0.0, 0.1])).unwrap();
+    let no_secret = |what: &str, text: &str| assert!(!text.contains(secret), "the password is in {what}: {text}");
+
+    // A wrong password: refused, and the message shows the URL without it.
+    let out = sweep_at(runs.path(), &bare.replace("sweeper@", "sweeper:WrongPw@")).arg("ls").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&bare) && !stderr.contains("WrongPw"), "{stderr}");
+    // PGPASSWORD and a password file readable by its owner only give the password.
+    sweep_at(runs.path(), &bare).arg("ls").env("PGPASSWORD", secret).assert().success();
+    let pgpass = runs.path().join("pgpass");
+    std::fs::write(&pgpass, format!("# sweeps\n127.0.0.1:{}:secretive:sweeper:{secret}\n", pg.port)).unwrap();
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    sweep_at(runs.path(), &bare).arg("ls").env("PGPASSFILE", &pgpass).assert().success();
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = sweep_at(runs.path(), &bare).arg("ls").env("PGPASSFILE", &pgpass).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("chmod 600"), "{out:?}");
+
+    // A local sweep with the password in its URL: its workers' command lines hold the URL without it.
+    let mut supervisor = std::process::Command::new(common::sweep_bin())
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .args(["--store", &with_password, "run", file.to_str().unwrap(), "--workers", "2", "--plain", "--no-plot"])
+        .env_remove("PGPASSWORD")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = HashSet::new();
+    let children = format!("/proc/{0}/task/{0}/children", supervisor.id());
+    while supervisor.try_wait().unwrap().is_none() {
+        for pid in std::fs::read_to_string(&children).unwrap_or_default().split_whitespace() {
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(" worker ") && seen.insert(pid.to_string()) {
+                no_secret("a worker's command line", &cmdline);
+                assert!(cmdline.contains(&format!("--store={bare}")), "{cmdline}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = supervisor.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!seen.is_empty(), "the workers were seen");
+    no_secret("the output of sweep run", &String::from_utf8_lossy(&out.stdout));
+    no_secret("the errors of sweep run", &String::from_utf8_lossy(&out.stderr));
+    let store = PostgresStore::open(&with_password).unwrap();
+    let rows = store.trials(&TrialFilter { sweep: Some("private".into()), status: None }).unwrap();
+    assert!(rows.len() == 2 && rows.iter().all(|r| r.status == TrialStatus::Completed), "{rows:?}");
+
+    // The same sweep as a SLURM job: the script holds the URL without the password, and the
+    // tasks get it from the environment sbatch passes on.
+    let slurm = Slurm::start();
+    std::fs::write(&file, common::tiny_sweep("private", 2, &[0.2])).unwrap();
+    let out = sweep_at(runs.path(), &with_password)
+        .args(["run", file.to_str().unwrap(), "--launcher", "slurm", "--workers", "1", "--wait", "--no-plot"])
+        .env("SLURM_CONF", &slurm.conf)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    no_secret("the output of sweep run --launcher slurm", &String::from_utf8_lossy(&out.stdout));
+    let job = store.jobs(Some("private")).unwrap().remove(0);
+    let script = std::fs::read_to_string(&job.script).unwrap();
+    no_secret("the sbatch script", &script);
+    assert!(script.contains(&format!("--store={bare}")), "{script}");
+    assert!(store.trials(&TrialFilter { sweep: Some("private".into()), status: None }).unwrap().iter().all(|r| r.status == TrialStatus::Completed));
+    for dir in ["private/logs", "private/slurm"] {
+        for entry in std::fs::read_dir(runs.path().join(dir)).unwrap().flatten() {
+            no_secret(&entry.path().display().to_string(), &std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+    }
+}

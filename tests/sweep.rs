@@ -525,7 +525,8 @@ fn killed_workers_lose_nothing_and_a_rerun_completes_every_config_exactly_once()
     let status = Command::new(common::sweep_bin())
         .arg("--runs-dir")
         .arg(runs.path())
-        .args(["run", file.to_str().unwrap(), "--plain", "--workers", "2", "--stale-after", "3", "--max-attempts", "1000"])
+        .args(["run", file.to_str().unwrap(), "--plain", "--workers", "2", "--stale-after", "3", "--heartbeat-every", "0.5"])
+        .args(["--max-attempts", "1000"])
         .stdout(Stdio::null())
         .status()
         .unwrap();
@@ -635,4 +636,150 @@ fn a_worker_stops_after_max_trials_and_leaves_the_rest_queued() {
     assert_eq!((count(TrialStatus::Completed), count(TrialStatus::Queued)), (1, 2), "one trial, then the worker stopped");
     common::sweep(runs.path()).args(["worker", "--sweep", "w"]).assert().success();
     assert_eq!(count(TrialStatus::Completed), 3, "a worker without a cap takes the rest");
+}
+
+/// Issue 15, item 15: absurd or zero values were accepted (100,000 threads hung the machine).
+#[test]
+fn numeric_flags_out_of_range_are_refused_with_exit_code_2_naming_the_flag_and_range() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("s.toml");
+    std::fs::write(&file, common::tiny_sweep("ranges", 1, &[0.0])).unwrap();
+    for (flag, value, range) in [
+        ("--threads", "100000", "from 1 to"),
+        ("--workers", "0", "from 1 to 1024"),
+        ("--stale-after", "0", "seconds from 1 to 604800"),
+        ("--heartbeat-every", "0", "seconds from 0.1 to 3600"),
+        ("--max-attempts", "0", "from 1 to 1000"),
+    ] {
+        common::sweep(runs.path())
+            .args(["run", file.to_str().unwrap(), flag, value])
+            .assert()
+            .code(2)
+            .stderr(contains(format!("invalid value '{value}' for '{flag}")).and(contains(range)));
+    }
+    common::sweep(runs.path())
+        .args(["run", file.to_str().unwrap(), "--stale-after", "3", "--heartbeat-every", "5"])
+        .assert()
+        .code(2)
+        .stderr(contains("--stale-after 3 must be at least twice --heartbeat-every 5"));
+    common::sweep(runs.path()).args(["worker", "--threads", "0"]).assert().code(2).stderr(contains("'--threads <THREADS>'"));
+    assert!(!runs.path().join("sweep.db").exists(), "nothing was registered");
+}
+
+/// Issue 15, item 9: a sweep named `-x` passed validation, then every worker read `--sweep -x`
+/// as two options.
+#[test]
+fn a_sweep_name_that_reads_as_an_option_is_refused_at_validation() {
+    common::check_errors("name = \"-x\"\n", &[(1, 8, "must not start with '-'")]);
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("s.toml");
+    std::fs::write(&file, common::tiny_sweep("-x", 1, &[0.0])).unwrap();
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap()]).assert().code(2).stderr(contains("must not start with '-'"));
+}
+
+/// Issue 15, item 18: `ls` and `export` listed nothing and exited 0 for a misspelt sweep.
+#[test]
+fn ls_and_export_of_an_unknown_sweep_exit_2_with_a_did_you_mean() {
+    let runs = &trained().runs;
+    for args in [&["ls", "--sweep", "twise"][..], &["export", "--format", "csv", "--sweep", "twise"]] {
+        common::sweep(runs).args(args).assert().code(2).stderr(contains("twise").and(contains("twice")));
+    }
+}
+
+/// Issue 15, item 16: a filter's value of the wrong kind matched nothing, silently; deep
+/// nesting overflowed the stack (exit 134).
+#[test]
+fn ls_refuses_a_value_of_the_wrong_kind_and_deep_nesting_with_exit_code_2() {
+    let runs = &trained().runs;
+    common::sweep(runs)
+        .args(["ls", "--where", "val_iou > abc"])
+        .assert()
+        .code(2)
+        .stderr(contains("at column 11").and(contains("val_iou is a number")).and(contains("e.g. val_iou > 0.5")));
+    let deep = format!("{}val_iou > 0.5{}", "(".repeat(20_000), ")".repeat(20_000));
+    common::sweep(runs).args(["ls", "--where", &deep]).assert().code(2).stderr(contains("nest more than 64 deep"));
+}
+
+/// Issue 15, item 23: README's `--where` example named a key that does not exist. Every `--where`
+/// example in README (the code spans of its `--where` paragraph that compare, and any
+/// `--where "..."` in it) runs against a real tracker.
+#[test]
+fn every_where_example_in_the_readme_runs() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("`--where` takes").expect("README describes --where");
+    let paragraph = readme[start..].split("\n\n").next().unwrap();
+    let spans = paragraph.split('`').skip(1).step_by(2);
+    let mut examples: Vec<String> = spans.filter(|s| s.contains(['<', '>', '=']) && !s.starts_with("--")).map(str::to_string).collect();
+    for quote in ['"', '\''] {
+        for rest in readme.split(&format!("--where {quote}")).skip(1) {
+            examples.extend(rest.split(quote).next().map(str::to_string));
+        }
+    }
+    assert!(examples.len() >= 3, "{examples:?}");
+    for example in &examples {
+        let out = common::sweep(&trained().runs).args(["ls", "--where", example]).output().unwrap();
+        assert!(out.status.success(), "--where {example:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// Runs `sweep --runs-dir RUNS ARGS` with its standard output a pipe whose reader has already
+/// gone.
+fn run_into_closed_pipe(runs: &Path, args: &[&str]) -> std::process::Output {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two new descriptors into the array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both descriptors are ours and open; the read end is closed at once.
+    let (read, write) = unsafe { (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    let mut cmd = Command::new(common::sweep_bin());
+    cmd.arg("--runs-dir").arg(runs).args(args).env_remove("SWEEP_STORE").env_remove("SWEEP_RUNS");
+    cmd.stdout(Stdio::from(write)).stderr(Stdio::piped()).output().unwrap()
+}
+
+/// Issue 15, item 19: output to a closed pipe panicked (exit 101).
+#[test]
+fn commands_that_print_end_quietly_when_their_reader_has_gone() {
+    use std::os::unix::process::ExitStatusExt;
+    let runs = &trained().runs;
+    for args in [
+        &["ls"][..],
+        &["ls", "--json"],
+        &["export", "--format", "csv"],
+        &["status"],
+        &["show", "twice-1"],
+        &["best"],
+        &["compare", "twice-1", "twice-2"],
+    ] {
+        let out = run_into_closed_pipe(runs, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "sweep {args:?} ends as `ls` does: {:?} {stderr}", out.status);
+        assert!(stderr.is_empty(), "sweep {args:?} says nothing: {stderr}");
+    }
+}
+
+/// Issue 15, item 19: `sweep run ... | head -2` killed the sweep mid-trial. Its output's reader
+/// goes away after two lines; the sweep trains every trial to the end all the same.
+#[test]
+fn a_sweep_goes_on_when_the_reader_of_its_output_goes_away() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("s.toml");
+    std::fs::write(&file, common::tiny_sweep("headed", 2, &[0.0, 0.2])).unwrap();
+    let pipeline = format!("'{}' --runs-dir '{}' run '{}' --workers 2 --plain 2>&1 | head -2", common::sweep_bin().display(), runs.path().display(), file.display());
+    let out = Command::new("bash").args(["-o", "pipefail", "-c", &pipeline]).env_remove("SWEEP_STORE").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the sweep exits 0: {:?} {stdout}", out.status);
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    assert_complete(runs.path(), "headed", 2, 2);
+}
+
+/// Issue 15, item 19: the unread output of a sweep run into a closed pipe is dropped, not fatal.
+#[test]
+fn a_sweep_run_into_a_closed_pipe_completes() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("s.toml");
+    std::fs::write(&file, common::tiny_sweep("closed", 1, &[0.0])).unwrap();
+    let out = run_into_closed_pipe(runs.path(), &["run", file.to_str().unwrap(), "--plain", "--no-plot"]);
+    assert!(out.status.success(), "{:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert_complete(runs.path(), "closed", 1, 1);
 }

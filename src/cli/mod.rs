@@ -7,6 +7,7 @@
 //! ([`data`]).
 
 pub mod data;
+pub mod limits;
 pub mod model;
 pub mod plot;
 pub mod run;
@@ -90,13 +91,22 @@ pub enum Command {
     Data(DataCommand),
 }
 
+impl Command {
+    /// Whether the command must go on when its output's reader goes away (`sweep run | head`):
+    /// a sweep or a worker never stops because nobody reads its progress any more.
+    pub fn outlives_its_reader(&self) -> bool {
+        matches!(self, Command::Run(_) | Command::Worker(_))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ComputeArgs {
     /// cpu, cuda[:K] (needs the `cuda` feature) or vulkan[:K] (needs the `vulkan` feature).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
-    /// CPU threads for tensor operations (default: all cores, divided among workers).
-    #[arg(long)]
+    /// CPU threads for tensor operations (default: all cores, divided among workers); at most 4
+    /// per core of this machine (64 on a smaller one, for SLURM nodes larger than the submit host).
+    #[arg(long, value_parser = limits::threads)]
     pub threads: Option<usize>,
 }
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
-use super::{ComputeArgs, Global, usage};
+use super::{ComputeArgs, Global, limits, usage};
 use crate::report;
 use crate::runner::scheduler::{self, SweepOptions, SweepOutcome};
 use crate::runner::worker::{self, EventFormat, WorkerOptions};
@@ -20,8 +20,8 @@ use crate::train::device::{DeviceSpec, set_cpu_threads};
 pub struct RunArgs {
     /// The sweep file (TOML).
     pub file: PathBuf,
-    /// Trials trained at once, each in its own process.
-    #[arg(long, default_value_t = 1)]
+    /// Trials trained at once, each in its own process (1 to 1024).
+    #[arg(long, default_value_t = 1, value_parser = limits::workers)]
     pub workers: usize,
     /// GPU indices, one worker each (e.g. 0,1); sets CUDA_VISIBLE_DEVICES per worker.
     #[arg(long, value_delimiter = ',')]
@@ -37,14 +37,15 @@ pub struct RunArgs {
     /// Run failed trials again (they resume from their last checkpoint).
     #[arg(long)]
     pub retry_failed: bool,
-    /// A trial whose worker dies this many times in a row, without finishing an epoch, fails.
-    #[arg(long, default_value_t = 3)]
+    /// A trial whose worker dies this many times in a row, without finishing an epoch, fails (1 to 1000).
+    #[arg(long, default_value_t = 3, value_parser = limits::max_attempts)]
     pub max_attempts: i64,
-    /// Seconds without a heartbeat after which a running trial is reclaimed.
-    #[arg(long, default_value_t = 60.0)]
+    /// Seconds without a heartbeat after which a running trial is reclaimed (1 to 604800, at
+    /// least twice --heartbeat-every).
+    #[arg(long, default_value_t = 60.0, value_parser = limits::stale_after)]
     pub stale_after: f64,
-    /// Seconds between heartbeats.
-    #[arg(long, default_value_t = 5.0)]
+    /// Seconds between heartbeats (0.1 to 3600).
+    #[arg(long, default_value_t = 5.0, value_parser = limits::heartbeat_every)]
     pub heartbeat_every: f64,
     /// Log lines instead of progress bars.
     #[arg(long)]
@@ -83,27 +84,30 @@ pub struct WorkerArgs {
     /// Only claim trials of this sweep.
     #[arg(long)]
     pub sweep: Option<String>,
-    /// Stop after this many trials.
-    #[arg(long)]
+    /// Stop after this many trials (at least 1).
+    #[arg(long, value_parser = limits::max_trials)]
     pub max_trials: Option<usize>,
     #[command(flatten)]
     pub compute: ComputeArgs,
     #[arg(long, value_enum, default_value = "human")]
     pub events: EventFormat,
-    #[arg(long, default_value_t = 60.0)]
+    /// Seconds without a heartbeat after which a running trial is reclaimed (1 to 604800).
+    #[arg(long, default_value_t = 60.0, value_parser = limits::stale_after)]
     pub stale_after: f64,
-    #[arg(long, default_value_t = 5.0)]
+    /// Seconds between heartbeats (0.1 to 3600).
+    #[arg(long, default_value_t = 5.0, value_parser = limits::heartbeat_every)]
     pub heartbeat_every: f64,
 }
 
 /// `sweep run FILE`: validate, register, then train (or print the dry-run table).
 pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
+    limits::check_heartbeat(args.stale_after, args.heartbeat_every).map_err(usage)?;
     let spec = crate::study::spec::load(&args.file)?;
     let data_override = args.data.as_ref().map(|d| d.display().to_string());
     let trials = spec.trials(data_override.as_deref());
     let runs_dir = g.runs_dir();
     if args.dry_run && spec.is_lazy() {
-        println!(
+        crate::outln!(
             "sweep {} (bayes, metric {} {}): up to {} trials, each asked from TPE when a worker frees up; the first {} are drawn at random",
             spec.name,
             spec.metric.name,
@@ -116,7 +120,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     if args.dry_run {
         let known =
             g.open_store().ok().and_then(|s| s.trials(&TrialFilter { sweep: Some(spec.name.clone()), status: None }).ok()).unwrap_or_default();
-        print!("{}", report::dry_run(&spec, &trials, &known));
+        crate::out!("{}", report::dry_run(&spec, &trials, &known));
         return Ok(ExitCode::SUCCESS);
     }
     let device = device_of(args)?;
@@ -128,15 +132,16 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     scheduler::prepare_data(&trials, &runs_dir).context("preparing the dataset")?;
     let store_location = g.store_location();
     let reg = scheduler::register(&spec, &trials, &store_location, args.retry_failed)?;
+    let shown = store::redact_url(&store_location);
     match &reg.registration {
         SweepRegistration::New if spec.is_lazy() => {
-            println!("sweep {}: bayes search of up to {} trials registered in {store_location}", spec.name, spec.run_cap.unwrap_or(0))
+            crate::outln!("sweep {}: bayes search of up to {} trials registered in {shown}", spec.name, spec.run_cap.unwrap_or(0))
         }
-        SweepRegistration::New => println!("sweep {}: {} trials registered in {store_location}", spec.name, reg.added.len()),
+        SweepRegistration::New => crate::outln!("sweep {}: {} trials registered in {shown}", spec.name, reg.added.len()),
         SweepRegistration::Unchanged => {
-            println!("sweep {}: {} trials known; resuming ({} new)", spec.name, reg.existing + reg.added.len(), reg.added.len())
+            crate::outln!("sweep {}: {} trials known; resuming ({} new)", spec.name, reg.existing + reg.added.len(), reg.added.len())
         }
-        SweepRegistration::SpecChanged { .. } => println!(
+        SweepRegistration::SpecChanged { .. } => crate::outln!(
             "sweep {}: the sweep file changed since the last run; {} new trial(s) added ({} already known)",
             spec.name,
             reg.added.len(),
@@ -144,7 +149,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
         ),
     }
     if reg.requeued > 0 {
-        println!("retrying {} failed trial(s)", reg.requeued);
+        crate::outln!("retrying {} failed trial(s)", reg.requeued);
     }
     if args.launcher == Launcher::Slurm {
         return run_on_slurm(g, args, &spec, &store_location, device);
@@ -152,24 +157,24 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     let options = SweepOptions {
         store: store_location,
         runs_dir: runs_dir.clone(),
-        workers: args.workers.max(1),
+        workers: args.workers,
         device,
         devices: args.devices.clone(),
         threads: args.compute.threads,
         retry_failed: args.retry_failed,
-        max_attempts: args.max_attempts.max(1),
+        max_attempts: args.max_attempts,
         stale_after: args.stale_after,
         heartbeat_every: args.heartbeat_every,
         plain: args.plain,
     };
     let outcome = scheduler::run(&spec, &options)?;
     if reg.added.is_empty() && reg.requeued == 0 && outcome.nothing_ran() {
-        println!("nothing to run: every trial of {} has finished{}", spec.name, outcome.retry_hint());
+        crate::outln!("nothing to run: every trial of {} has finished{}", spec.name, outcome.retry_hint());
     }
     let counts: Vec<String> = outcome.counts().iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
-    println!("\nsweep {} finished in {}: {}", spec.name, crate::util::format_duration(outcome.elapsed.as_secs_f64()), counts.join(", "));
+    crate::outln!("\nsweep {} finished in {}: {}", spec.name, crate::util::format_duration(outcome.elapsed.as_secs_f64()), counts.join(", "));
     for e in &outcome.worker_errors {
-        eprintln!("error: {e}");
+        crate::errln!("error: {e}");
     }
     finish(g, args, &spec, &outcome)
 }
@@ -192,17 +197,17 @@ fn device_of(args: &RunArgs) -> Result<DeviceSpec> {
 
 /// The end of a sweep: leaderboard, charts, and the exit code (1 when a trial did not complete).
 fn finish(g: &Global, args: &RunArgs, spec: &SweepSpec, outcome: &SweepOutcome) -> Result<ExitCode> {
-    println!("\n{}", report::leaderboard(&outcome.runs, &spec.metric.name, spec.metric.goal, 10));
+    crate::outln!("\n{}", report::leaderboard(&outcome.runs, &spec.metric.name, spec.metric.goal, 10));
     if !args.no_plot && outcome.runs.iter().any(|r| r.epochs() > 0) {
         draw_charts(g, &spec.name)?;
     }
     if outcome.interrupted {
-        println!("interrupted: run the same command to resume");
+        crate::outln!("interrupted: run the same command to resume");
         return Ok(ExitCode::from(1));
     }
     let problems = outcome.problems(&g.runs_dir().join(&spec.name).join("logs"));
     for p in &problems {
-        eprintln!("{p}");
+        crate::errln!("{p}");
     }
     Ok(if problems.is_empty() && !outcome.any_failed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -213,12 +218,12 @@ fn draw_charts(g: &Global, sweep: &str) -> Result<()> {
     let store = g.open_store()?;
     match runner::draw_charts(store.as_ref(), sweep, &g.runs_dir()) {
         Ok(w) => {
-            println!("charts: {}", w.dir.join("index.html").display());
+            crate::outln!("charts: {}", w.dir.join("index.html").display());
             for e in &w.errors {
-                eprintln!("warning: a chart could not be drawn: {e}");
+                crate::errln!("warning: a chart could not be drawn: {e}");
             }
         }
-        Err(e) => eprintln!("warning: the charts could not be drawn: {e}"),
+        Err(e) => crate::errln!("warning: the charts could not be drawn: {e}"),
     }
     Ok(())
 }
@@ -227,13 +232,13 @@ fn draw_charts(g: &Global, sweep: &str) -> Result<()> {
 fn run_on_slurm(g: &Global, args: &RunArgs, spec: &SweepSpec, store_location: &str, device: DeviceSpec) -> Result<ExitCode> {
     let runs_dir = g.runs_dir();
     if !store::is_postgres(store_location) {
-        eprintln!(
+        crate::errln!(
             "note: the tracker is the SQLite file {store_location}; workers on other nodes need a shared store: \
              use --store postgres://user@host/db for a multi-node cluster"
         );
     }
     let options = slurm::SlurmOptions {
-        workers: args.workers.max(1),
+        workers: args.workers,
         partition: args.partition.clone(),
         gpus_per_worker: args.gpus_per_worker,
         cpus_per_worker: args.compute.threads,
@@ -247,25 +252,25 @@ fn run_on_slurm(g: &Global, args: &RunArgs, spec: &SweepSpec, store_location: &s
     let workdir = std::env::current_dir().context("reading the working directory")?;
     let script = slurm::script(&spec.name, store_location, &runs_dir, &exe, &workdir, &options).map_err(|e| usage(e.to_string()))?;
     let mut store = store::open(store_location, false)?;
-    let (job, path) = slurm::submit_and_record(store.as_mut(), &spec.name, &script, &runs_dir, options.workers)?;
-    println!("submitted slurm job {job}: {} worker task(s) for sweep {} ({})", options.workers, spec.name, path.display());
+    let (job, path) = slurm::submit_and_record(store.as_mut(), store_location, &spec.name, &script, &runs_dir, options.workers)?;
+    crate::outln!("submitted slurm job {job}: {} worker task(s) for sweep {} ({})", options.workers, spec.name, path.display());
     if !args.wait {
-        println!("follow it with `sweep status {}`", spec.name);
+        crate::outln!("follow it with `sweep status {}`", spec.name);
         return Ok(ExitCode::SUCCESS);
     }
-    let waited = slurm::wait(store.as_ref(), &spec.name, &job, |line| println!("{line}")).map_err(|e| usage(e.to_string()))?;
+    let waited = slurm::wait(store.as_ref(), &spec.name, &job, |line| crate::outln!("{line}")).map_err(|e| usage(e.to_string()))?;
     if waited.interrupted {
-        println!("stopped waiting; the job goes on (cancel it with scancel {job})");
+        crate::outln!("stopped waiting; the job goes on (cancel it with scancel {job})");
         return Ok(ExitCode::from(1));
     }
     let runs = waited.runs;
-    println!("\n{}", report::leaderboard(&runs, &spec.metric.name, spec.metric.goal, 10));
+    crate::outln!("\n{}", report::leaderboard(&runs, &spec.metric.name, spec.metric.goal, 10));
     if !args.no_plot && runs.iter().any(|r| r.epochs() > 0) {
         draw_charts(g, &spec.name)?;
     }
     let unfinished = runs.iter().filter(|r| !r.status.is_final()).count();
     if unfinished > 0 {
-        eprintln!("the job ended with {unfinished} trial(s) unfinished; submit again to resume them");
+        crate::errln!("the job ended with {unfinished} trial(s) unfinished; submit again to resume them");
         return Ok(ExitCode::from(1));
     }
     let failed = runs.iter().any(|r| r.status.is_unsuccessful());
@@ -274,6 +279,7 @@ fn run_on_slurm(g: &Global, args: &RunArgs, spec: &SweepSpec, store_location: &s
 
 /// `sweep worker`: claim and train trials until none is left.
 pub fn worker(g: &Global, args: &WorkerArgs) -> Result<ExitCode> {
+    limits::check_heartbeat(args.stale_after, args.heartbeat_every).map_err(usage)?;
     let threads = args.compute.threads.unwrap_or_else(crate::util::available_cores);
     set_cpu_threads(threads);
     let faults = match std::env::var("SWEEP_FAULT") {

@@ -127,6 +127,9 @@ pub fn ls(g: &Global, args: &LsArgs) -> Result<ExitCode> {
         ),
         None => None,
     };
+    if let Some(s) = &args.sweep {
+        store::find_sweep(store.as_ref(), s)?;
+    }
     let listing = Listing { sweep: args.sweep.clone(), status, filter: args.filter.as_deref(), sort: args.sort.as_deref() };
     let runs = report::filter::list(store.as_ref(), &listing)?;
     let mut out = std::io::stdout().lock();
@@ -269,6 +272,9 @@ pub fn compare(g: &Global, args: &CompareArgs) -> Result<ExitCode> {
 /// `sweep export`: every trial with its per-epoch metrics, as CSV or JSON.
 pub fn export(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
     let store = g.open_store()?;
+    if let Some(s) = &args.sweep {
+        store::find_sweep(store.as_ref(), s)?;
+    }
     let runs = store.trials(&TrialFilter { sweep: args.sweep.clone(), status: None })?;
     let with_metrics: Vec<_> = runs.into_iter().map(|r| store.metrics(&r.id).map(|m| (r, m))).collect::<Result<_, _>>()?;
     let text = match args.format {

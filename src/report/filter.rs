@@ -29,7 +29,10 @@ pub struct Listing<'a> {
 pub fn list(store: &dyn Store, listing: &Listing) -> Result<Vec<TrialRow>, ReportError> {
     let mut runs = store.trials(&TrialFilter { sweep: listing.sweep.clone(), status: listing.status })?;
     let keys = crate::report::param_keys(&runs);
-    let filter = listing.filter.map(|text| Filter::parse(text).map_err(|e| ReportError::Usage(format!("--where: {e}")))).transpose()?;
+    let filter = listing
+        .filter
+        .map(|text| Filter::parse(text).and_then(|f| f.check_values(text).map(|()| f)).map_err(|e| ReportError::Usage(format!("--where: {e}"))))
+        .transpose()?;
     if let Some(f) = filter.iter().flat_map(|f| f.fields()).find(|f| !is_known_field(f, &keys)) {
         return Err(ReportError::Usage(format!(
             "--where: unknown field {f:?}; use a setting such as train.learning_rate{}, a metric such as val_iou or final_val_loss, \
@@ -155,14 +158,20 @@ enum Op {
     Ne,
 }
 
-/// A parsed `--where` expression.
+/// A parsed `--where` expression. Chains of `and` and `or` are flat lists, so that the tree is
+/// only as deep as the parentheses and `not`s, which [`MAX_NESTING`] bounds: no expression can
+/// exhaust the stack, whether parsed, evaluated or dropped.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
-    Cmp { field: String, op: OpToken, value: Value },
-    And(Box<Filter>, Box<Filter>),
-    Or(Box<Filter>, Box<Filter>),
+    /// `field op value`; `at` is the value's offset in the text, for messages.
+    Cmp { field: String, op: OpToken, value: Value, at: usize },
+    All(Vec<Filter>),
+    Any(Vec<Filter>),
     Not(Box<Filter>),
 }
+
+/// How deep parentheses and `not` may nest in a `--where` expression.
+pub const MAX_NESTING: usize = 64;
 
 /// A comparison operator as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +181,7 @@ impl Filter {
     /// Parses an expression; the error says where and what was expected.
     pub fn parse(text: &str) -> Result<Filter, String> {
         let tokens = tokenize(text)?;
-        let mut p = Parser { tokens, pos: 0, text };
+        let mut p = Parser { tokens, pos: 0, text, depth: 0 };
         let f = p.or()?;
         if p.pos < p.tokens.len() {
             return Err(p.error("and, or, or the end of the expression"));
@@ -182,24 +191,87 @@ impl Filter {
 
     /// The fields the expression mentions.
     pub fn fields(&self) -> Vec<&str> {
+        self.comparisons().into_iter().map(|(field, _, _)| field).collect()
+    }
+
+    /// Every comparison: its field, its value and the value's offset in the text.
+    fn comparisons(&self) -> Vec<(&str, &Value, usize)> {
         match self {
-            Filter::Cmp { field, .. } => vec![field.as_str()],
-            Filter::And(a, b) | Filter::Or(a, b) => [a.fields(), b.fields()].concat(),
-            Filter::Not(a) => a.fields(),
+            Filter::Cmp { field, value, at, .. } => vec![(field.as_str(), value, *at)],
+            Filter::All(parts) | Filter::Any(parts) => parts.iter().flat_map(Filter::comparisons).collect(),
+            Filter::Not(a) => a.comparisons(),
         }
+    }
+
+    /// Checks that each comparison's value can be of its field's kind: a number for a metric,
+    /// `attempt`, `epochs`, `seed` or a numeric setting, true or false for a yes/no setting, a
+    /// status name for `status`. `text` is the expression, for the message's position.
+    pub fn check_values(&self, text: &str) -> Result<(), String> {
+        for (field, value, at) in self.comparisons() {
+            if let Err(why) = value_fits(field, value) {
+                return Err(format!("at column {} of {text:?}: {why}", at + 1));
+            }
+        }
+        Ok(())
     }
 
     pub fn matches(&self, run: &TrialRow) -> bool {
         match self {
-            Filter::And(a, b) => a.matches(run) && b.matches(run),
-            Filter::Or(a, b) => a.matches(run) || b.matches(run),
+            Filter::All(parts) => parts.iter().all(|f| f.matches(run)),
+            Filter::Any(parts) => parts.iter().any(|f| f.matches(run)),
             Filter::Not(a) => !a.matches(run),
-            Filter::Cmp { field: name, op, value } => match field(run, name) {
+            Filter::Cmp { field: name, op, value, .. } => match field(run, name) {
                 None => false,
                 Some(actual) => compare(&actual, op.0, value),
             },
         }
     }
+}
+
+/// The kind of value a field takes, as far as it is known before any run is read.
+enum Kind {
+    Number,
+    Bool,
+    Status,
+    Any,
+}
+
+fn kind_of(field: &str) -> Kind {
+    match field {
+        "attempt" | "epochs" | "seed" => return Kind::Number,
+        "status" => return Kind::Status,
+        _ if is_metric(field) => return Kind::Number,
+        _ => {}
+    }
+    static DEFAULTS: std::sync::OnceLock<std::collections::BTreeMap<String, serde_json::Value>> = std::sync::OnceLock::new();
+    match DEFAULTS.get_or_init(|| settings_of(&crate::config::TrialConfig::default())).get(field) {
+        Some(serde_json::Value::Number(_)) => Kind::Number,
+        Some(serde_json::Value::Bool(_)) => Kind::Bool,
+        _ => Kind::Any,
+    }
+}
+
+/// Whether `value` can be compared with `field`; the reason and the fix when not.
+fn value_fits(field: &str, value: &Value) -> Result<(), String> {
+    let fits = match (kind_of(field), value) {
+        (Kind::Number, Value::Num(_)) | (Kind::Bool, Value::Bool(_)) | (Kind::Any, _) => true,
+        (Kind::Number, Value::Str(s)) => s.trim().parse::<f64>().is_ok(),
+        (Kind::Bool, Value::Str(s)) => s.parse::<bool>().is_ok(),
+        (Kind::Status, Value::Str(s)) => TrialStatus::parse(s).is_some(),
+        _ => false,
+    };
+    if fits {
+        return Ok(());
+    }
+    let given = value.display();
+    Err(match kind_of(field) {
+        Kind::Number => format!("{field} is a number and {given:?} is not; compare it with a number, e.g. {field} > 0.5"),
+        Kind::Bool => format!("{field} is true or false, not {given:?}; e.g. {field} = true"),
+        _ => format!(
+            "{given:?} is not a status; use one of {}, e.g. status = completed",
+            TrialStatus::ALL.map(|s| s.as_str()).join(", ")
+        ),
+    })
 }
 
 fn compare(actual: &Value, op: Op, expected: &Value) -> bool {
@@ -299,6 +371,8 @@ struct Parser<'a> {
     tokens: Vec<(usize, Token)>,
     pos: usize,
     text: &'a str,
+    /// Parentheses and `not`s open at this point.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -318,35 +392,51 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> Result<Filter, String> {
-        let mut left = self.and()?;
+        let mut parts = vec![self.and()?];
         while self.is_word("or") {
             self.pos += 1;
-            left = Filter::Or(Box::new(left), Box::new(self.and()?));
+            parts.push(self.and()?);
         }
-        Ok(left)
+        Ok(if parts.len() == 1 { parts.remove(0) } else { Filter::Any(parts) })
     }
 
     fn and(&mut self) -> Result<Filter, String> {
-        let mut left = self.unary()?;
+        let mut parts = vec![self.unary()?];
         while self.is_word("and") {
             self.pos += 1;
-            left = Filter::And(Box::new(left), Box::new(self.unary()?));
+            parts.push(self.unary()?);
         }
-        Ok(left)
+        Ok(if parts.len() == 1 { parts.remove(0) } else { Filter::All(parts) })
+    }
+
+    /// Enters a parenthesis or a `not`, refusing to nest deeper than [`MAX_NESTING`].
+    fn nest(&mut self) -> Result<(), String> {
+        if self.depth == MAX_NESTING {
+            let col = self.tokens[self.pos].0 + 1;
+            return Err(format!(
+                "at column {col}: parentheses and 'not' nest more than {MAX_NESTING} deep; write the condition flatter"
+            ));
+        }
+        self.depth += 1;
+        self.pos += 1;
+        Ok(())
     }
 
     fn unary(&mut self) -> Result<Filter, String> {
         if self.is_word("not") {
-            self.pos += 1;
-            return Ok(Filter::Not(Box::new(self.unary()?)));
+            self.nest()?;
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(Filter::Not(Box::new(inner)));
         }
         if self.peek() == Some(&Token::Open) {
-            self.pos += 1;
+            self.nest()?;
             let inner = self.or()?;
             if self.peek() != Some(&Token::Close) {
                 return Err(self.error("')'"));
             }
             self.pos += 1;
+            self.depth -= 1;
             return Ok(inner);
         }
         let field = match self.peek() {
@@ -359,6 +449,7 @@ impl Parser<'_> {
             _ => return Err(self.error("a comparison (<, <=, >, >=, =, !=)")),
         };
         self.pos += 1;
+        let at = self.tokens.get(self.pos).map_or(self.text.len(), |(col, _)| *col);
         let value = match self.peek() {
             Some(Token::Num(v)) => Value::Num(*v),
             Some(Token::Str(s)) => Value::Str(s.clone()),
@@ -367,7 +458,7 @@ impl Parser<'_> {
             _ => return Err(self.error("a value (a number, a word or a quoted string)")),
         };
         self.pos += 1;
-        Ok(Filter::Cmp { field, op: OpToken(op), value })
+        Ok(Filter::Cmp { field, op: OpToken(op), value, at })
     }
 }
 
@@ -414,5 +505,36 @@ mod tests {
         let e = Filter::parse("val_iou 0.9").unwrap_err();
         assert!(e.contains("column 9") && e.contains("comparison"), "{e}");
         assert!(Filter::parse("(val_iou > 1").unwrap_err().contains("')'"));
+    }
+
+    /// Issue 15, item 16: 20,000 nested parentheses overflowed the stack.
+    #[test]
+    fn deep_nesting_is_refused_with_its_position_and_long_chains_are_fine() {
+        let deep = format!("{}val_iou > 0.5{}", "(".repeat(20_000), ")".repeat(20_000));
+        let e = Filter::parse(&deep).unwrap_err();
+        assert!(e.contains("at column 65") && e.contains("nest more than 64 deep"), "{}", &e[..e.len().min(200)]);
+        let nots = format!("{}val_iou > 0.5", "not ".repeat(20_000));
+        assert!(Filter::parse(&nots).unwrap_err().contains("nest more than 64 deep"));
+        let ok = format!("{}val_iou > 0.5{}", "(".repeat(64), ")".repeat(64));
+        check(&ok, 0.1, 0.95, true);
+        // A chain of 20,000 comparisons is flat: parsed, evaluated and dropped without recursion.
+        let chain = vec!["val_iou > 0.5"; 20_000].join(" and ");
+        check(&chain, 0.1, 0.95, true);
+        check(&vec!["val_iou > 0.99"; 20_000].join(" or "), 0.1, 0.95, false);
+    }
+
+    /// Issue 15, item 16: `val_iou > abc` matched nothing, silently.
+    #[test]
+    fn a_value_of_the_wrong_kind_is_an_error_naming_its_position_and_the_fix() {
+        let checked = |text: &str| Filter::parse(text).unwrap().check_values(text);
+        let e = checked("val_iou > abc").unwrap_err();
+        assert!(e.contains("at column 11") && e.contains("val_iou is a number and \"abc\" is not") && e.contains("val_iou > 0.5"), "{e}");
+        let e = checked("train.learning_rate < 0.01 and epochs >= many").unwrap_err();
+        assert!(e.contains("at column 42") && e.contains("epochs is a number"), "{e}");
+        assert!(checked("augment.horizontal_flip = yes").unwrap_err().contains("true or false"));
+        assert!(checked("status = done").unwrap_err().contains("use one of queued"));
+        for fine in ["val_iou > '0.5'", "augment.horizontal_flip = true", "train.optimizer = adam", "status = failed", "host = node1"] {
+            assert_eq!(checked(fine), Ok(()), "{fine}");
+        }
     }
 }

@@ -62,12 +62,53 @@ impl TrialState {
     }
 }
 
+/// The sweep's pace so far, from what the workers reported: how long epochs took, and how many
+/// epochs a trial has. Nothing is guessed before an epoch has been timed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pace {
+    epoch_seconds: f64,
+    epochs_timed: usize,
+    trial_epochs: usize,
+    trials_seen: usize,
+}
+
+impl Pace {
+    /// An epoch ended after `seconds`.
+    pub fn epoch(&mut self, seconds: f64) {
+        if seconds.is_finite() && seconds >= 0.0 {
+            self.epoch_seconds += seconds;
+            self.epochs_timed += 1;
+        }
+    }
+
+    /// A trial of `epochs` epochs was claimed.
+    pub fn trial(&mut self, epochs: usize) {
+        self.trial_epochs += epochs;
+        self.trials_seen += 1;
+    }
+
+    /// Seconds until the sweep ends: the epochs left (`running` holds each running trial's
+    /// epochs left; each of `not_started` trials has as many as the trials seen, on average) at
+    /// the mean epoch time, trained `workers` at a time. None until an epoch has been timed.
+    pub fn eta(&self, running: &[f64], not_started: usize, workers: usize) -> Option<f64> {
+        if self.epochs_timed == 0 || self.trials_seen == 0 {
+            return None;
+        }
+        let mean_epoch = self.epoch_seconds / self.epochs_timed as f64;
+        let epochs_per_trial = self.trial_epochs as f64 / self.trials_seen as f64;
+        let epochs_left = running.iter().sum::<f64>() + not_started as f64 * epochs_per_trial;
+        let parallel = workers.min(running.len() + not_started).max(1);
+        Some(epochs_left * mean_epoch / parallel as f64)
+    }
+}
+
 pub struct Progress {
     bars: Option<(MultiProgress, Vec<ProgressBar>, ProgressBar)>,
     trials: Vec<Option<TrialState>>,
     done: usize,
     total: usize,
     failed: usize,
+    pace: Pace,
     started: Instant,
 }
 
@@ -86,7 +127,7 @@ impl Progress {
                 .collect();
             let overall = multi.add(
                 ProgressBar::new(total as u64).with_style(
-                    ProgressStyle::with_template("{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} trials {msg} ({elapsed}, ETA {eta})")
+                    ProgressStyle::with_template("{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} trials ({elapsed}) {msg}")
                         .expect("valid template")
                         .progress_chars("=> "),
                 ),
@@ -96,7 +137,7 @@ impl Progress {
             overall.enable_steady_tick(Duration::from_millis(500));
             (multi, worker_bars, overall)
         });
-        Self { bars, trials: vec![None; workers], done, total, failed: 0, started: Instant::now() }
+        Self { bars, trials: vec![None; workers], done, total, failed: 0, pace: Pace::default(), started: Instant::now() }
     }
 
     /// Prints a line above the bars (or plainly).
@@ -105,7 +146,7 @@ impl Progress {
             Some((multi, _, _)) => {
                 let _ = multi.println(line);
             }
-            None => println!("{line}"),
+            None => crate::outln!("{line}"),
         }
     }
 
@@ -126,6 +167,7 @@ impl Progress {
         self.ensure_slot(worker);
         match event {
             Event::Claimed { run, params, resumed, epochs, attempt } => {
+                self.pace.trial(*epochs);
                 self.trials[worker] = Some(TrialState {
                     run: run.clone(),
                     params: short_params(params),
@@ -139,7 +181,7 @@ impl Progress {
                 });
                 if self.bars.is_none() {
                     let how = if *resumed { format!("resumed (attempt {attempt})") } else { "started".into() };
-                    println!("[{run}] {how} on worker {} {}", worker + 1, short_params(params));
+                    crate::outln!("[{run}] {how} on worker {} {}", worker + 1, short_params(params));
                 }
             }
             Event::Step { epoch, epochs, step, steps, loss, .. } => {
@@ -151,11 +193,12 @@ impl Progress {
                 }
             }
             Event::Epoch { run, epoch, epochs, train_loss, val_loss, val_dice, val_iou, seconds } => {
+                self.pace.epoch(*seconds);
                 if let Some(t) = &mut self.trials[worker] {
                     t.val_iou = Some(*val_iou);
                 }
                 if self.bars.is_none() {
-                    println!(
+                    crate::outln!(
                         "[{run}] epoch {epoch}/{epochs}  train loss {}  val loss {}  dice {}  iou {}  ({})",
                         fmt_num(*train_loss),
                         fmt_num(*val_loss),
@@ -212,8 +255,22 @@ impl Progress {
                 bar.set_message(trial.as_ref().map_or_else(|| "idle".to_string(), TrialState::line));
             }
             overall.set_position(self.done.min(self.total) as u64);
-            overall.set_message(if self.failed > 0 { format!("({} failed)", self.failed) } else { String::new() });
+            overall.set_message(self.overall_message());
         }
+    }
+
+    /// After the overall bar: failures, and the ETA once the pace is known.
+    fn overall_message(&self) -> String {
+        let running: Vec<f64> = self.trials.iter().flatten().map(|t| t.epochs as f64 * (1.0 - t.fraction())).collect();
+        let not_started = self.total.saturating_sub(self.done + running.len());
+        let mut parts = Vec::new();
+        if self.failed > 0 {
+            parts.push(format!("{} failed", self.failed));
+        }
+        if let Some(eta) = self.pace.eta(&running, not_started, self.trials.len()) {
+            parts.push(format!("ETA {}", format_duration(eta)));
+        }
+        parts.join(", ")
     }
 
     /// Removes the bars.
@@ -226,5 +283,30 @@ impl Progress {
             let _ = multi.clear();
         }
         self.started.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15, item 22: the bar said `ETA 0s` at 0/4 trials and `ETA 3w` at 2/4.
+    #[test]
+    fn the_eta_is_hidden_until_an_epoch_is_timed_then_follows_the_epochs_left() {
+        let mut pace = Pace::default();
+        assert_eq!(pace.eta(&[], 4, 2), None, "nothing known at 0/4");
+        pace.trial(3);
+        pace.trial(3);
+        assert_eq!(pace.eta(&[3.0, 3.0], 2, 2), None, "no epoch timed yet");
+        pace.epoch(10.0);
+        pace.epoch(10.0);
+        // Two trials at 2 of 3 epochs left each, two of 3 epochs to start: 10 epochs of 10 s, two at a time.
+        assert_eq!(pace.eta(&[2.0, 2.0], 2, 2), Some(50.0));
+        // At 2/4 done, the two left running on two workers with one epoch each to go: 10 s.
+        assert_eq!(pace.eta(&[1.0, 1.0], 0, 2), Some(10.0));
+        // The last trial alone: one worker works, whatever the slots.
+        assert_eq!(pace.eta(&[1.5], 0, 4), Some(15.0));
+        pace.epoch(f64::NAN);
+        assert_eq!(pace.eta(&[1.0], 0, 1), Some(10.0), "a bad duration is not counted");
     }
 }

@@ -339,20 +339,26 @@ fn spawn(
         (Some(d), other) => (other.with_index(d), None),
         (None, other) => (other, None),
     };
+    // Values go as `--flag=value`, so that none can read as an option. A password goes through
+    // the environment, never on the command line that `ps` shows.
+    let (store, password) = store::credentials::split_password(&options.store);
+    let mut runs_dir = std::ffi::OsString::from("--runs-dir=");
+    runs_dir.push(&options.runs_dir);
     let mut cmd = Command::new(exe);
-    cmd.arg("--runs-dir")
-        .arg(&options.runs_dir)
-        .arg("--store")
-        .arg(&options.store)
-        .args(["worker", "--sweep", &spec.name, "--events", "json"])
-        .args(["--device", &device_spec.to_string(), "--threads", &threads.to_string()])
-        .args(["--stale-after", &options.stale_after.to_string(), "--heartbeat-every", &options.heartbeat_every.to_string()])
+    cmd.arg(runs_dir)
+        .arg(format!("--store={store}"))
+        .args(["worker", &format!("--sweep={}", spec.name), "--events=json"])
+        .args([format!("--device={device_spec}"), format!("--threads={threads}")])
+        .args([format!("--stale-after={}", options.stale_after), format!("--heartbeat-every={}", options.heartbeat_every)])
         .env("RAYON_NUM_THREADS", threads.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log));
     if let Some(d) = cuda_visible {
         cmd.env("CUDA_VISIBLE_DEVICES", d.to_string());
+    }
+    if let Some(password) = password {
+        cmd.env(store::credentials::PASSWORD_ENV, password);
     }
     {
         use std::os::unix::process::CommandExt;

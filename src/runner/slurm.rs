@@ -95,11 +95,13 @@ pub fn script(sweep: &str, store: &str, runs_dir: &Path, exe: &Path, workdir: &P
     let device = if options.gpus_per_worker > 0 { options.device.with_index(0) } else { options.device };
     s.push_str("set -eu\n");
     s.push_str(&format!("cd {}\n", shell_quote(&workdir.display().to_string())));
+    // Values go as `--flag=value`, so that none can read as an option; the store's password
+    // never goes into the script (the workers get it from the environment sbatch passes on).
     s.push_str(&format!(
-        "exec {} --runs-dir {} --store {} worker --sweep {} --device {} --threads \"${{SLURM_CPUS_PER_TASK:-1}}\" --events human --stale-after {} --heartbeat-every {}\n",
+        "exec {} --runs-dir={} --store={} worker --sweep={} --device={} --threads=\"${{SLURM_CPUS_PER_TASK:-1}}\" --events=human --stale-after={} --heartbeat-every={}\n",
         shell_quote(&exe.display().to_string()),
         shell_quote(&runs_dir.display().to_string()),
-        shell_quote(store),
+        shell_quote(&crate::store::redact_url(store)),
         shell_quote(sweep),
         device,
         options.stale_after,
@@ -109,7 +111,12 @@ pub fn script(sweep: &str, store: &str, runs_dir: &Path, exe: &Path, workdir: &P
 }
 
 fn run(command: &str, args: &[&str]) -> Result<String, SlurmError> {
-    let out = Command::new(command).args(args).output().map_err(|e| match e.kind() {
+    run_with_env(command, args, &[])
+}
+
+/// Runs a SLURM client command with extra environment variables (never shown in errors).
+fn run_with_env(command: &str, args: &[&str], env: &[(&str, &str)]) -> Result<String, SlurmError> {
+    let out = Command::new(command).args(args).envs(env.iter().copied()).output().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => SlurmError::Missing { command: command.to_string() },
         _ => SlurmError::Failed { command: command.to_string(), stderr: e.to_string() },
     })?;
@@ -123,12 +130,15 @@ fn run(command: &str, args: &[&str]) -> Result<String, SlurmError> {
 }
 
 /// Writes the script next to the sweep's runs and submits it; returns (job id, script path).
-pub fn submit(sweep: &str, script_text: &str, runs_dir: &Path) -> Result<(String, PathBuf), crate::Error> {
+/// The store's `password`, if any, goes to sbatch in its environment (`PGPASSWORD`), which sbatch
+/// passes on to the job's tasks (its default `--export=ALL`): never into the script.
+pub fn submit(sweep: &str, script_text: &str, runs_dir: &Path, password: Option<&str>) -> Result<(String, PathBuf), crate::Error> {
     let dir = runs_dir.join(sweep).join("slurm");
     std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
     let path = dir.join(format!("sweep-{sweep}-{}.sbatch", crate::util::now_unix() as u64));
     crate::util::atomic_write(&path, script_text.as_bytes()).map_err(|e| crate::Error::io(&path, e))?;
-    let out = run("sbatch", &["--parsable", &path.display().to_string()]).map_err(|e| crate::Error::Usage(e.to_string()))?;
+    let env: Vec<(&str, &str)> = password.map(|p| (crate::store::credentials::PASSWORD_ENV, p)).into_iter().collect();
+    let out = run_with_env("sbatch", &["--parsable", &path.display().to_string()], &env).map_err(|e| crate::Error::Usage(e.to_string()))?;
     // --parsable prints "jobid" or "jobid;cluster".
     let job = out.trim().split(';').next().unwrap_or("").to_string();
     if job.is_empty() {
@@ -138,9 +148,18 @@ pub fn submit(sweep: &str, script_text: &str, runs_dir: &Path) -> Result<(String
 }
 
 /// Submits the script and records the job in the tracker, so that `sweep status` can ask SLURM
-/// about it; returns (job id, script path).
-pub fn submit_and_record(store: &mut dyn Store, sweep: &str, script_text: &str, runs_dir: &Path, workers: usize) -> crate::Result<(String, PathBuf)> {
-    let (job, path) = submit(sweep, script_text, runs_dir)?;
+/// about it; returns (job id, script path). `store_url` is where the workers find the tracker:
+/// its password, if any, reaches them through the environment (see [`submit`]).
+pub fn submit_and_record(
+    store: &mut dyn Store,
+    store_url: &str,
+    sweep: &str,
+    script_text: &str,
+    runs_dir: &Path,
+    workers: usize,
+) -> crate::Result<(String, PathBuf)> {
+    let (_, password) = crate::store::credentials::split_password(store_url);
+    let (job, path) = submit(sweep, script_text, runs_dir, password.as_deref())?;
     store.record_job(&JobRow {
         sweep: sweep.to_string(),
         launcher: "slurm".into(),
@@ -252,7 +271,7 @@ mod tests {
         ] {
             assert!(s.contains(line), "{line} in\n{s}");
         }
-        assert!(s.contains("exec /opt/sweep --runs-dir /shared/runs --store postgres://u@db:5432/sweeps worker --sweep hue --device cuda:0"), "{s}");
+        assert!(s.contains("exec /opt/sweep --runs-dir=/shared/runs --store=postgres://u@db:5432/sweeps worker --sweep=hue --device=cuda:0"), "{s}");
         let bad = SlurmOptions { sbatch_args: vec!["x\n#SBATCH --evil".into()], ..options };
         assert!(script("hue", "s", Path::new("/r"), Path::new("/e"), Path::new("/w"), &bad).is_err());
     }

@@ -33,7 +33,7 @@ impl Study {
             Ok(spec) => Ok(Some(Study::of(spec))),
             Err(e) => {
                 let first = e.problems.first().map(ToString::to_string).unwrap_or_default();
-                eprintln!(
+                crate::errln!(
                     "warning: sweep {sweep}: its recorded sweep file does not parse ({first}); training its queued trials without sampling or pruning"
                 );
                 Ok(None)

@@ -259,7 +259,7 @@ fn run_trial(
     };
     if lease_lost.load(Ordering::SeqCst) {
         // Another worker holds the run now: it is theirs to finish.
-        eprintln!("warning: {run}: lease lost to another worker; leaving the trial to it");
+        crate::errln!("warning: {run}: lease lost to another worker; leaving the trial to it");
         return Ok(status);
     }
     let recorded = match status {
@@ -268,7 +268,7 @@ fn run_trial(
     };
     match recorded {
         Ok(()) => {}
-        Err(StoreError::LeaseLost { .. }) => eprintln!("warning: {run}: lease lost to another worker; leaving the trial to it"),
+        Err(StoreError::LeaseLost { .. }) => crate::errln!("warning: {run}: lease lost to another worker; leaving the trial to it"),
         Err(e) => return Err(e.into()),
     }
     match status {
@@ -411,7 +411,7 @@ impl Heartbeat {
                 let mut store = match store::open(&location, false) {
                     Ok(s) => s,
                     Err(e) => {
-                        eprintln!("warning: heartbeat: cannot open the tracker: {e}");
+                        crate::errln!("warning: heartbeat: cannot open the tracker: {e}");
                         return;
                     }
                 };
@@ -429,7 +429,7 @@ impl Heartbeat {
                             return;
                         }
                         // A transient failure (a locked or unreachable store): try again later.
-                        Err(e) => eprintln!("warning: heartbeat for {}: {e}", lease.run),
+                        Err(e) => crate::errln!("warning: heartbeat for {}: {e}", lease.run),
                     }
                 }
             })

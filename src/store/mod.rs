@@ -30,6 +30,7 @@
 //! - Names never escape the runs directory: sweep names are restricted to `[A-Za-z0-9._-]`, and
 //!   every value reaches SQL as a bound parameter.
 
+pub mod credentials;
 mod policy;
 pub mod postgres;
 mod schema;
@@ -44,6 +45,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Goal;
 use crate::config::{Split, TrialConfig};
 
+pub use credentials::redact as redact_url;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -156,6 +158,9 @@ pub fn validate_sweep_name(name: &str) -> StoreResult<()> {
     }
     if name.starts_with('.') || name.contains("..") {
         return invalid("must not start with '.' or contain '..'");
+    }
+    if name.starts_with('-') {
+        return invalid("must not start with '-' (it would read as an option on a command line)");
     }
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
         return invalid("may only contain letters, digits, '_', '-' and '.' (no '/' or spaces)");

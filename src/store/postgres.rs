@@ -25,6 +25,7 @@ use super::schema::{
     self, CHECKPOINTS, CLAIM_TOKEN, JOBS, METRIC_SUMMARY, METRICS, Migration, PARAMS, RUN_CONFIGS, RUN_RESULTS_VIEW, RUNS, RUNS_BY_STATUS,
     SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS, SWEEPS,
 };
+use super::credentials::{self, redact};
 use super::sql::{Dialect, Failure, Row, Tx, Value};
 use super::{Claim, StoreError, StoreResult, WorkerInfo};
 
@@ -61,7 +62,12 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 const RETRY_FOR: Duration = Duration::from_secs(300);
 
 pub struct PostgresStore {
+    /// The URL without its password: what messages show.
     url: String,
+    /// How to connect, the password included (from the URL, `PGPASSWORD` or the password file).
+    config: ::postgres::Config,
+    /// Why a password file was passed over, to add to a failed login's message.
+    password_note: Option<String>,
     session: RefCell<Option<Session>>,
     /// Connections re-established after a loss (for tests and logs).
     reconnects: Cell<u64>,
@@ -76,25 +82,20 @@ struct Session {
     statements: HashMap<String, Statement>,
 }
 
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
 impl PostgresStore {
     /// Connects (retrying while the server is unreachable) and applies missing migrations.
     pub fn open(url: &str) -> StoreResult<Self> {
-        let mut store = Self { url: url.to_string(), session: RefCell::new(None), reconnects: Cell::new(0), lose_next_claim_reply: Cell::new(false) };
-        let location: PathBuf = redact(url).into();
+        let location = redact(url);
+        let resolved = credentials::resolve(url).map_err(|detail| StoreError::Backend { path: location.clone().into(), detail })?;
+        let mut store = Self {
+            url: location.clone(),
+            config: resolved.config,
+            password_note: resolved.note,
+            session: RefCell::new(None),
+            reconnects: Cell::new(0),
+            lose_next_claim_reply: Cell::new(false),
+        };
+        let location: PathBuf = location.into();
         store.write(|tx| {
             // One migrator at a time, across machines.
             tx.batch("SELECT pg_advisory_xact_lock(727365)")?;
@@ -124,7 +125,7 @@ impl PostgresStore {
     }
 
     fn backend(&self, detail: impl std::fmt::Display) -> StoreError {
-        StoreError::Backend { path: redact(&self.url).into(), detail: detail.to_string() }
+        StoreError::Backend { path: self.url.clone().into(), detail: detail.to_string() }
     }
 
     /// Runs `op` on a live connection; on a lost connection, reconnects with backoff and runs it
@@ -136,7 +137,7 @@ impl PostgresStore {
         loop {
             let mut slot = self.session.borrow_mut();
             if slot.is_none() {
-                match Client::connect(&self.url, NoTls) {
+                match self.config.connect(NoTls) {
                     Ok(client) => {
                         if !last_error.is_empty() {
                             self.reconnects.set(self.reconnects.get() + 1);
@@ -144,7 +145,10 @@ impl PostgresStore {
                         *slot = Some(Session { client, statements: HashMap::new() });
                     }
                     Err(e) if is_connection_error(&e) => last_error = e.to_string(),
-                    Err(e) => return Err(self.backend(format!("cannot connect: {e}"))),
+                    Err(e) => {
+                        let note = self.password_note.as_ref().map(|n| format!("; {n}")).unwrap_or_default();
+                        return Err(self.backend(format!("cannot connect: {e}{note}")));
+                    }
                 }
             }
             if let Some(session) = slot.as_mut() {
@@ -212,7 +216,7 @@ fn classify(e: ::postgres::Error) -> Failure {
 
 impl Backend for PostgresStore {
     fn location(&self) -> String {
-        redact(&self.url)
+        self.url.clone()
     }
 
     fn write<T>(&mut self, mut op: impl FnMut(&mut dyn Tx) -> Result<T, Failure>) -> StoreResult<T> {

@@ -2,7 +2,7 @@
 //! in a temporary directory on free loopback ports, stopped by pid when dropped.
 //!
 //! They need Debian's `postgresql` (server binaries under /usr/lib/postgresql/<v>/bin) and
-//! `slurm-wlm`; `.ci/run` installs them. As root, PostgreSQL runs as the `postgres` user
+//! `slurm-wlm`; `tests/install-deps.sh` installs them. As root, PostgreSQL runs as the `postgres` user
 //! (initdb refuses root); SLURM uses `auth/none`, so munge is not needed.
 #![allow(dead_code)]
 
@@ -64,13 +64,13 @@ pub struct Postgres {
 
 fn postgres_bin() -> PathBuf {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL's server binaries are needed: apt-get install postgresql (see .ci/run)")
+        .expect("PostgreSQL's server binaries are needed: run tests/install-deps.sh")
         .flatten()
         .map(|e| e.path().join("bin"))
         .filter(|p| p.join("initdb").is_file())
         .collect();
     versions.sort();
-    versions.pop().expect("no /usr/lib/postgresql/<version>/bin/initdb: apt-get install postgresql")
+    versions.pop().expect("no /usr/lib/postgresql/<version>/bin/initdb: run tests/install-deps.sh")
 }
 
 impl Postgres {
@@ -118,6 +118,21 @@ impl Postgres {
         let mut c = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap();
         c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
         self.url(name)
+    }
+
+    /// A new database `db` owned by a new role `user` that must log in with `password` over TCP
+    /// (scram-sha-256), unlike the trusted superuser; returns its URL without the password.
+    pub fn create_db_with_password(&self, db: &str, user: &str, password: &str) -> String {
+        let mut c = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap();
+        c.batch_execute(&format!("CREATE ROLE {user} LOGIN PASSWORD '{password}'")).unwrap();
+        c.batch_execute(&format!("CREATE DATABASE {db} OWNER {user}")).unwrap();
+        let hba = self.dir.path().join("data/pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(&hba, format!("host all {user} 127.0.0.1/32 scram-sha-256\n{rules}")).unwrap();
+        c.batch_execute("SELECT pg_reload_conf()").unwrap();
+        let url = format!("postgres://{user}@127.0.0.1:{}/{db}", self.port);
+        wait_until(Duration::from_secs(10), "the server to ask for the password", || postgres::Client::connect(&url, postgres::NoTls).is_err());
+        url
     }
 
     /// Closes every client connection to `db` from the server side (what a restart or a network
@@ -182,7 +197,7 @@ impl Slurm {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
-                .unwrap_or_else(|e| panic!("{daemon}: {e}; apt-get install slurm-wlm (see .ci/run)"));
+                .unwrap_or_else(|e| panic!("{daemon}: {e}; run tests/install-deps.sh"));
             assert!(status.success(), "{daemon} did not start: {}", std::fs::read_to_string(d.join(format!("{daemon}.log"))).unwrap_or_default());
         }
         let mut slurm = Slurm { conf: conf.clone(), pids: Vec::new(), dir };
