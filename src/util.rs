@@ -83,6 +83,8 @@ pub fn process_alive(pid: u32) -> bool {
     // SAFETY: kill with signal 0 sends nothing; it only checks that the process exists.
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Writes to standard output (or error), ignoring failure. For what `sweep run` and `sweep worker`
 /// print: a sweep must go on when the reader of its output goes away (`sweep run | head -2`), so
 /// these commands keep SIGPIPE ignored and drop what cannot be written, where `println!` would
