@@ -12,7 +12,7 @@ use crate::report;
 use crate::runner::scheduler::{self, SweepOptions, SweepOutcome};
 use crate::runner::worker::{self, EventFormat, WorkerOptions};
 use crate::runner::{self, slurm};
-use crate::store::{self, SweepRegistration, TrialFilter};
+use crate::store::{self, Reclaim, SweepRegistration, TrialFilter};
 use crate::study::spec::SweepSpec;
 use crate::train::device::{DeviceSpec, set_cpu_threads};
 
@@ -38,9 +38,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub retry_failed: bool,
     /// A trial whose worker dies this many times in a row, without finishing an epoch, fails.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = Reclaim::DEFAULT_MAX_ATTEMPTS)]
     pub max_attempts: i64,
-    /// Seconds without a heartbeat after which a running trial is reclaimed.
+    /// Seconds without a heartbeat after which a running trial is reclaimed (at once when its
+    /// worker's pid is gone on this host).
     #[arg(long, default_value_t = 60.0)]
     pub stale_after: f64,
     /// Seconds between heartbeats.
@@ -90,6 +91,11 @@ pub struct WorkerArgs {
     pub compute: ComputeArgs,
     #[arg(long, value_enum, default_value = "human")]
     pub events: EventFormat,
+    /// A trial whose worker dies this many times in a row, without finishing an epoch, fails.
+    #[arg(long, default_value_t = Reclaim::DEFAULT_MAX_ATTEMPTS)]
+    pub max_attempts: i64,
+    /// Seconds without a heartbeat after which a running trial is reclaimed (at once when its
+    /// worker's pid is gone on this host).
     #[arg(long, default_value_t = 60.0)]
     pub stale_after: f64,
     #[arg(long, default_value_t = 5.0)]
@@ -286,7 +292,7 @@ pub fn worker(g: &Global, args: &WorkerArgs) -> Result<ExitCode> {
         runs_dir: g.runs_dir(),
         device: args.compute.device,
         max_trials: args.max_trials,
-        stale_after: args.stale_after,
+        reclaim: Reclaim { stale_after: args.stale_after, max_attempts: args.max_attempts.max(1) },
         heartbeat_every: args.heartbeat_every,
         events: args.events,
         faults,

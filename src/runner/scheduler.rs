@@ -344,6 +344,7 @@ fn spawn(
         .args(["worker", "--sweep", &spec.name, "--events", "json"])
         .args(["--device", &device_spec.to_string(), "--threads", &threads.to_string()])
         .args(["--stale-after", &options.stale_after.to_string(), "--heartbeat-every", &options.heartbeat_every.to_string()])
+        .args(["--max-attempts", &options.max_attempts.to_string()])
         .env("RAYON_NUM_THREADS", threads.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

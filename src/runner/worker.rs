@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Split;
 use crate::runner::study::Study;
-use crate::store::{self, CheckpointRow, Claim, EpochLog, Lease, MetricValue, Store, StoreError, TrialFilter, TrialStatus, WorkerInfo};
+use crate::store::{self, CheckpointRow, Claim, EpochLog, Lease, MetricValue, Reclaim, Store, StoreError, TrialFilter, TrialStatus, WorkerInfo};
 use crate::study::pruner::Decision;
 use crate::train::checkpoint::{EpochSummary, TrialDir};
 use crate::train::device::{DeviceSpec, panic_message};
@@ -90,8 +90,8 @@ pub struct WorkerOptions {
     pub runs_dir: PathBuf,
     pub device: DeviceSpec,
     pub max_trials: Option<usize>,
-    /// A `running` run whose heartbeat is older than this many seconds is reclaimed.
-    pub stale_after: f64,
+    /// When a `running` run whose worker died is taken over, and when it fails instead.
+    pub reclaim: Reclaim,
     pub heartbeat_every: f64,
     pub events: EventFormat,
     pub faults: Faults,
@@ -168,7 +168,7 @@ pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
         if options.max_trials.is_some_and(|m| summary.trials >= m) || crate::runner::signals::stop_request() != StopRequest::Continue {
             break;
         }
-        let Some(claim) = store.claim(options.sweep.as_deref(), &worker, options.stale_after)? else {
+        let Some(claim) = store.claim(options.sweep.as_deref(), &worker, &options.reclaim)? else {
             // Nothing queued: a lazily sampled sweep asks its sampler for the next trial.
             if let Some(study) = study.as_ref().filter(|s| s.spec().is_lazy())
                 && study.ask(store.as_mut())?.is_some()

@@ -155,10 +155,12 @@ pub struct Faults {
     pub nan_loss_at: Option<(usize, usize)>,
     /// Panic at this (epoch, step).
     pub panic_at: Option<(usize, usize)>,
+    /// Kill the process with SIGKILL at this (epoch, step), as the OOM killer would.
+    pub kill_at: Option<(usize, usize)>,
 }
 
 impl Faults {
-    /// Parses `nan@E:S`, `panic@E:S`, comma-separated.
+    /// Parses `nan@E:S`, `panic@E:S`, `kill@E:S`, comma-separated.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let mut faults = Faults::default();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -168,7 +170,8 @@ impl Faults {
             match kind {
                 "nan" => faults.nan_loss_at = Some(at),
                 "panic" => faults.panic_at = Some(at),
-                _ => return Err(format!("fault {part:?}: kind must be nan or panic")),
+                "kill" => faults.kill_at = Some(at),
+                _ => return Err(format!("fault {part:?}: kind must be nan, panic or kill")),
             }
         }
         Ok(faults)
@@ -428,6 +431,10 @@ fn train_epoch(
         }
         if ctx.faults.panic_at == Some(at) {
             panic!("injected fault: panic at epoch {} step {}", at.0, at.1);
+        }
+        if ctx.faults.kill_at == Some(at) {
+            // SAFETY: raise has no memory effects; the process ends here.
+            unsafe { libc::raise(libc::SIGKILL) };
         }
         learning_rate = t.learning_rate_at(epoch, step, steps);
         let n = batch.len;
