@@ -467,6 +467,81 @@ fn a_trial_that_panics_or_diverges_is_recorded_and_the_sweep_goes_on() {
     assert!(r.error.unwrap().contains("epoch 1, step 2"));
 }
 
+#[test]
+fn worker_logs_keep_every_start_and_errors_point_at_what_holds_the_reason() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("s.toml");
+    std::fs::write(&file, common::tiny_sweep("logs", 1, &[0.0])).unwrap();
+    // A diverged trial: its worker exits with 1, and the reason is the tracker's, not an empty log's.
+    let out = common::sweep(runs.path()).env("SWEEP_FAULT", "nan@1:1").args(["run", file.to_str().unwrap(), "--plain"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("logs-1 (diverged); see `sweep show RUN`"), "{stderr}");
+    assert!(!stderr.contains("exited with code") && !stderr.contains("worker-1.log"), "no worker error pointing at a log: {stderr}");
+    // A second start appends to the same log (issue 15, item 20): the first start's lines stay.
+    let log = runs.path().join("logs/logs/worker-1.log");
+    let first = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(runs.path().join("t.toml"), common::tiny_sweep("logs", 1, &[0.0, 0.1])).unwrap();
+    common::sweep(runs.path()).args(["run", runs.path().join("t.toml").to_str().unwrap(), "--plain"]).assert().code(1);
+    let after = std::fs::read_to_string(&log).unwrap();
+    assert!(after.starts_with(&first), "the first start's lines are kept:\n{after}");
+    assert_eq!(after.matches("=== sweep run: worker 1 of sweep logs started").count(), 2, "one header per start:\n{after}");
+}
+
+#[test]
+fn a_trial_that_kills_its_worker_after_an_epoch_fails_after_max_attempts() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("s.toml");
+    std::fs::write(&file, common::tiny_sweep("loop", 3, &[0.0])).unwrap();
+    // Every attempt records (or replays) epoch 1, then its worker is SIGKILLed at epoch 2: replaying
+    // epoch 1 on resume is not progress, so the third death in a row fails the trial (issue 15, item 8).
+    let out = common::sweep(runs.path())
+        .env("SWEEP_FAULT", "kill@2:1")
+        .args(["run", file.to_str().unwrap(), "--plain", "--no-plot", "--max-attempts", "3"])
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let r = store(runs.path()).trial("loop-1").unwrap();
+    assert_eq!((r.status, r.attempt, r.epochs()), (TrialStatus::Failed, 3, 1), "{:?}", r.error);
+    let error = r.error.unwrap();
+    assert!(error.contains("killed by signal 9") && error.contains("3 attempts in a row"), "{error}");
+}
+
+#[test]
+fn a_standalone_worker_killed_before_its_first_epoch_counts_a_crash() {
+    let runs = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(&runs.path().join("sweep.db")).unwrap();
+    s.register_sweep("w", "spec").unwrap();
+    s.enqueue("w", &common::trials(1)).unwrap();
+    drop(s);
+    // Each worker is SIGKILLed in its first step, as the OOM killer would; no supervisor sees it.
+    // The next worker on this host finds the dead pid and takes the trial over at once (not after
+    // --stale-after), counting the crash; at --max-attempts the trial fails instead (issue 15,
+    // items 8 and 10).
+    let worker = || {
+        common::sweep(runs.path())
+            .env("SWEEP_FAULT", "kill@1:1")
+            .args(["worker", "--sweep", "w", "--max-attempts", "2", "--stale-after", "600"])
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap()
+    };
+    for attempt in 1..=2 {
+        let out = worker();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&out.status), Some(libc::SIGKILL), "attempt {attempt}");
+        let r = store(runs.path()).trial("w-1").unwrap();
+        assert_eq!((r.status, r.attempt), (TrialStatus::Running, attempt));
+    }
+    let out = worker();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = store(runs.path()).trial("w-1").unwrap();
+    assert_eq!((r.status, r.attempt), (TrialStatus::Failed, 2), "{:?}", r.error);
+    let error = r.error.unwrap();
+    assert!(error.contains("is gone") && error.contains("2 attempts in a row"), "{error}");
+}
+
 /// Live worker processes of a `sweep run` (its direct children).
 fn worker_pids(supervisor: u32) -> Vec<i32> {
     let children = std::fs::read_to_string(format!("/proc/{supervisor}/task/{supervisor}/children")).unwrap_or_default();

@@ -169,7 +169,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
         plain: args.plain,
     };
     let outcome = scheduler::run(&spec, &options)?;
-    if reg.added.is_empty() && reg.requeued == 0 && outcome.nothing_ran() {
+    if outcome.nothing_ran() {
         println!("nothing to run: every trial of {} has finished{}", spec.name, outcome.retry_hint());
     }
     let counts: Vec<String> = outcome.counts().iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
