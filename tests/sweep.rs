@@ -711,3 +711,51 @@ fn a_worker_stops_after_max_trials_and_leaves_the_rest_queued() {
     common::sweep(runs.path()).args(["worker", "--sweep", "w"]).assert().success();
     assert_eq!(count(TrialStatus::Completed), 3, "a worker without a cap takes the rest");
 }
+
+#[test]
+fn a_runs_directory_reused_with_another_store_is_refused_naming_both() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("s.toml");
+    std::fs::write(&file, common::tiny_sweep("shared", 1, &[0.0])).unwrap();
+    let (a, b) = (runs.path().join("a.db"), runs.path().join("b.db"));
+    let with = |store: &Path| {
+        let mut cmd = common::sweep(runs.path());
+        cmd.arg("--store").arg(store);
+        cmd
+    };
+    with(&a).args(["run", file.to_str().unwrap(), "--plain", "--no-plot"]).assert().success();
+    let trial_dir = runs.path().join("shared/shared-1");
+    let files = |dir: &Path| -> BTreeMap<PathBuf, Vec<u8>> {
+        walk(dir).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect()
+    };
+    let before = files(&trial_dir);
+    assert!(before.contains_key(&trial_dir.join("tracker.json")), "the trial directory says which tracker it belongs to");
+    // Tracker b's trial shared-1 would be another trial under the same name (issue 15, item 5).
+    let clash = |out: std::process::Output| {
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("belongs to the tracker") && stderr.contains(a.to_str().unwrap()) && stderr.contains(b.to_str().unwrap()), "{stderr}");
+    };
+    clash(with(&b).args(["run", file.to_str().unwrap(), "--plain"]).output().unwrap());
+    assert!(SqliteStore::open(&b).unwrap().trials(&TrialFilter::default()).unwrap().is_empty(), "nothing registered in b");
+    // A worker of b refuses it too: at its start for its sweep, or at the trial for any sweep;
+    // the trial is given back, untouched.
+    let mut store_b = SqliteStore::open(&b).unwrap();
+    store_b.register_sweep("shared", "spec").unwrap();
+    store_b.enqueue("shared", &common::trials(1)).unwrap();
+    drop(store_b);
+    clash(with(&b).args(["worker", "--sweep", "shared"]).output().unwrap());
+    clash(with(&b).args(["worker"]).output().unwrap());
+    assert_eq!(SqliteStore::open(&b).unwrap().trial("shared-1").unwrap().status, TrialStatus::Queued);
+    assert_eq!(files(&trial_dir), before, "tracker a's trial directory is as it was");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
+}

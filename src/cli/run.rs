@@ -133,7 +133,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     }
     scheduler::prepare_data(&trials, &runs_dir).context("preparing the dataset")?;
     let store_location = g.store_location();
-    let reg = scheduler::register(&spec, &trials, &store_location, args.retry_failed)?;
+    let reg = scheduler::register(&spec, &trials, &store_location, &runs_dir, args.retry_failed)?;
     match &reg.registration {
         SweepRegistration::New if spec.is_lazy() => {
             println!("sweep {}: bayes search of up to {} trials registered in {store_location}", spec.name, spec.run_cap.unwrap_or(0))

@@ -123,9 +123,11 @@ impl SweepOutcome {
     }
 }
 
-/// Registers the sweep and enqueues its trials (idempotent).
-pub fn register(spec: &SweepSpec, trials: &[Trial], store_location: &str, retry_failed: bool) -> crate::Result<Registration> {
+/// Registers the sweep and enqueues its trials (idempotent), once it is sure that the sweep's
+/// directory under `runs_dir` holds no other tracker's trials.
+pub fn register(spec: &SweepSpec, trials: &[Trial], store_location: &str, runs_dir: &Path, retry_failed: bool) -> crate::Result<Registration> {
     let mut store = store::open(store_location, true)?;
+    crate::runner::TrackerMark::of(store.as_ref())?.check_sweep_dir(runs_dir, &spec.name)?;
     let registration = store.register_sweep(&spec.name, &spec.text)?;
     let new: Vec<NewTrial> = trials.iter().map(|t| NewTrial { config: t.config.clone(), params: t.params.clone() }).collect();
     let report = store.enqueue(&spec.name, &new)?;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Split;
+use crate::runner::TrackerMark;
 use crate::runner::study::Study;
 use crate::store::{self, CheckpointRow, Claim, EpochLog, Lease, MetricValue, Reclaim, Store, StoreError, TrialFilter, TrialStatus, WorkerInfo};
 use crate::study::pruner::Decision;
@@ -157,6 +158,10 @@ pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
     let device = options.device.open().map_err(crate::train::TrainError::from)?;
     let events = Events { format: options.events };
     let worker = WorkerInfo::this_process();
+    let mark = TrackerMark::of(store.as_ref())?;
+    if let Some(sweep) = &options.sweep {
+        mark.check_sweep_dir(&options.runs_dir, sweep)?;
+    }
     // The sweep's sampler and pruner, read back from the tracker (a worker of any sweep only
     // trains what is queued).
     let study = match &options.sweep {
@@ -192,7 +197,7 @@ pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
         };
         summary.trials += 1;
         let study = study.as_ref().filter(|s| s.spec().name == claim.sweep);
-        let status = run_trial(options, store.as_mut(), &claim, &device, &events, study)?;
+        let status = run_trial(options, store.as_mut(), &claim, &mark, &device, &events, study)?;
         match status {
             None => {
                 summary.stopped = true;
@@ -211,12 +216,19 @@ fn run_trial(
     options: &WorkerOptions,
     store: &mut dyn Store,
     claim: &Claim,
+    mark: &TrackerMark,
     device: &burn::tensor::Device,
     events: &Events,
     study: Option<&Study>,
 ) -> crate::Result<Option<TrialStatus>> {
     let started = Instant::now();
     let run = claim.lease.run.clone();
+    let run_dir = TrialDir::of(&options.runs_dir, &claim.sweep, &run);
+    if let Err(e) = mark.claim(&run_dir) {
+        // Another tracker's trial of the same name: not this trial's fault. Give it back.
+        let _ = store.release(&claim.lease);
+        return Err(e);
+    }
     events.emit(&Event::Claimed {
         run: run.clone(),
         attempt: claim.lease.attempt,
@@ -227,7 +239,7 @@ fn run_trial(
     let lease_lost = Arc::new(AtomicBool::new(false));
     let heartbeat = Heartbeat::start(options, claim.lease.clone(), lease_lost.clone());
     let ctx = TrialContext {
-        run_dir: TrialDir::of(&options.runs_dir, &claim.sweep, &run),
+        run_dir,
         runs_root: &options.runs_dir,
         device: device.clone(),
         faults: options.faults.clone(),

@@ -126,6 +126,12 @@ pub enum StoreError {
     UnknownSweep { name: String, suggestions: Vec<String> },
     #[error("{what} {name:?} {reason}")]
     InvalidName { what: &'static str, name: String, reason: &'static str },
+    #[error(
+        "{}: this trial directory belongs to the tracker {owner} (id {owner_id}), not to {this} (id {this_id}); \
+         nothing in it was changed. Give each tracker its own --runs-dir, or use --store {owner}",
+        dir.display()
+    )]
+    OtherTracker { dir: PathBuf, owner: String, owner_id: String, this: String, this_id: String },
     #[error("trial {run}: lease lost (attempt {attempt} was reclaimed by another worker)")]
     LeaseLost { run: String, attempt: i64 },
     #[error(
@@ -150,6 +156,7 @@ impl StoreError {
             StoreError::NotADatabase { .. }
                 | StoreError::ForeignDatabase { .. }
                 | StoreError::IsADirectory { .. }
+                | StoreError::OtherTracker { .. }
                 | StoreError::ReadOnly { .. }
                 | StoreError::NewerSchema { .. }
                 | StoreError::Missing { .. }
