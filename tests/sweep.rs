@@ -759,3 +759,27 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn best_follows_the_sweeps_objective_when_no_metric_is_named() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("loss.toml");
+    let by_loss = common::tiny_sweep("byloss", 1, &[0.0, 0.3]).replace("name = \"val_iou\"\ngoal = \"maximize\"", "name = \"val_loss\"\ngoal = \"minimize\"");
+    assert!(by_loss.contains("val_loss"));
+    std::fs::write(&file, by_loss).unwrap();
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain", "--no-plot"]).assert().success();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = common::sweep(runs.path()).args(["best", "--json"]).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let best = json(&[]);
+    assert_eq!((best["metric"].as_str(), best["goal"].as_str()), (Some("val_loss"), Some("minimize")), "{best}");
+    assert_eq!(best["run"], json(&["--metric", "loss"])["run"]);
+    // Another sweep with another objective in the same tracker: which one must be said.
+    std::fs::write(runs.path().join("iou.toml"), common::tiny_sweep("byiou", 1, &[0.0])).unwrap();
+    common::sweep(runs.path()).args(["run", runs.path().join("iou.toml").to_str().unwrap(), "--plain", "--no-plot"]).assert().success();
+    common::sweep(runs.path()).args(["best"]).assert().code(2).stderr(contains("byloss (val_loss minimize)").and(contains("byiou (val_iou maximize)")));
+    assert_eq!(json(&["--sweep", "byloss"])["metric"], "val_loss");
+    assert_eq!(json(&["--sweep", "byiou"])["metric"], "val_iou");
+}
