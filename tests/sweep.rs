@@ -783,3 +783,34 @@ fn best_follows_the_sweeps_objective_when_no_metric_is_named() {
     assert_eq!(json(&["--sweep", "byloss"])["metric"], "val_loss");
     assert_eq!(json(&["--sweep", "byiou"])["metric"], "val_iou");
 }
+
+#[test]
+fn the_dry_run_lists_what_the_run_registers_and_says_when_random_search_runs_out() {
+    let runs = tempfile::tempdir().unwrap();
+    // A grid value repeated: one trial, in the dry run as in the tracker (issue 15, item 14).
+    let file = runs.path().join("dup.toml");
+    std::fs::write(&file, common::tiny_sweep("dup", 1, &[0.1, 0.1, 0.2])).unwrap();
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--dry-run"]).assert().success().stdout(contains("(Grid, 2 trial(s)"));
+    common::sweep(runs.path())
+        .args(["run", file.to_str().unwrap(), "--plain", "--no-plot"])
+        .assert()
+        .success()
+        .stdout(contains("sweep dup: 2 trials registered"));
+    // Random search over 2 values with run_cap 5: 2 trials, and a note that says why.
+    let random = common::tiny_sweep("few", 1, &[0.0, 0.1]).replace("method = \"grid\"", "method = \"random\"\nrun_cap = 5");
+    std::fs::write(runs.path().join("few.toml"), random).unwrap();
+    common::sweep(runs.path())
+        .args(["run", runs.path().join("few.toml").to_str().unwrap(), "--dry-run"])
+        .assert()
+        .success()
+        .stdout(contains("note: random search found only 2 distinct configs of the run_cap = 5").and(contains("2 trial(s)")));
+}
+
+#[test]
+fn a_sweep_without_a_seed_and_a_default_config_share_one_seed() {
+    let spec = parse("name = \"s\"\n").unwrap();
+    let config = &spec.trials(None)[0].config;
+    let default = sweep::config::TrialConfig::default();
+    assert_eq!((spec.seed, config.train.seed, config.data.split_seed), (0, 0, 0));
+    assert_eq!((default.train.seed, default.data.split_seed), (0, 0), "one default seed (issue 15, item 14)");
+}

@@ -107,6 +107,9 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     let spec = crate::study::spec::load(&args.file)?;
     let data_override = args.data.as_ref().map(|d| d.display().to_string());
     let trials = spec.trials(data_override.as_deref());
+    if let Some(note) = spec.shortfall(trials.len()) {
+        println!("note: {note}");
+    }
     let runs_dir = g.runs_dir();
     if args.dry_run && spec.is_lazy() {
         println!(
