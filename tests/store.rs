@@ -437,3 +437,37 @@ fn a_store_path_that_is_a_directory_is_bad_input() {
             .stderr(contains("is a directory; --store takes a tracker file"));
     }
 }
+
+#[test]
+fn a_full_disk_mid_sweep_fails_no_trial_and_the_next_run_resumes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("small")).unwrap();
+    std::fs::write(dir.path().join("s.toml"), common::tiny_sweep("disk", 12, &[0.0, 0.1])).unwrap();
+    // The disk under the store fills while two trials train (issue 15, item 10); then space is
+    // freed and the same command runs again, with a --stale-after it must not wait for.
+    let out = in_mount_namespace(
+        r#"mount -t tmpfs -o size=8m tmpfs "$D/small" || exit 90
+        run() { "$SWEEP" --runs-dir "$D/runs" --store "$D/small/t.db" run "$D/s.toml" --plain --no-plot --workers 2 --stale-after 600 "$@"; }
+        run > "$D/full.log" 2>&1 &
+        sweep=$!
+        until "$SWEEP" --runs-dir "$D/runs" --store "$D/small/t.db" ls --where "epochs >= 1" 2>/dev/null | grep -q disk-2; do sleep 0.1; done
+        dd if=/dev/zero of="$D/small/fill" bs=4k 2>/dev/null
+        wait $sweep
+        echo "full=$?"
+        rm "$D/small/fill"
+        timeout 120 "$SWEEP" --runs-dir "$D/runs" --store "$D/small/t.db" run "$D/s.toml" --plain --no-plot --workers 2 --stale-after 600 > "$D/again.log" 2>&1
+        echo "again=$?"
+        cp "$D/small/t.db" "$D/copy.db"
+        "#,
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let full = std::fs::read_to_string(dir.path().join("full.log")).unwrap_or_default();
+    let again = std::fs::read_to_string(dir.path().join("again.log")).unwrap_or_default();
+    assert!(stdout.contains("full=1") && full.contains("disk is full"), "{stdout}\n{full}");
+    assert!(stdout.contains("again=0"), "the next run took the trials over at once and finished them: {stdout}\n{full}\n{again}");
+    let store = SqliteStore::open(&dir.path().join("copy.db")).unwrap();
+    for r in store.trials(&TrialFilter::default()).unwrap() {
+        assert_eq!((r.status, r.epochs()), (TrialStatus::Completed, 12), "{} {:?}", r.id, r.error);
+    }
+}

@@ -253,11 +253,22 @@ fn run_trial(
         epochs: claim.config.train.epochs,
         study,
         pruned: None,
+        store_failure: None,
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train::train(&claim.config, &ctx, &mut observer)));
     heartbeat.stop();
     let store = observer.store;
     let pruned = observer.pruned;
+    if let Some(failure) = observer.store_failure {
+        // Not the trial's fault: give it back (its checkpoint is on disk) if the tracker still
+        // takes that write, and stop this worker with the tracker's error. If even that write
+        // fails, the trial stays `running` under this pid, which the next claim on this host
+        // takes over at once.
+        if store.release(&claim.lease).is_ok() {
+            events.emit(&Event::Released { run });
+        }
+        return Err(failure.into());
+    }
     let (status, error) = match result {
         Ok(Ok(Outcome::Completed { .. })) => (Some(TrialStatus::Completed), None),
         Ok(Ok(Outcome::Diverged { epoch, step, value })) => (
@@ -302,15 +313,25 @@ struct TrialObserver<'a> {
     study: Option<&'a Study>,
     /// Why the pruner stopped this trial.
     pruned: Option<String>,
+    /// The tracker could not record an epoch (a full disk, a server gone for good): the trial is
+    /// not at fault, and is given back rather than failed.
+    store_failure: Option<StoreError>,
 }
 
 impl TrialObserver<'_> {
     fn log(&mut self, summary: &EpochSummary, checkpoints: &[SavedCheckpoint]) -> Result<(), String> {
-        let result = self.store.log_epoch(&self.lease, &epoch_log(summary, checkpoints));
-        if let Err(StoreError::LeaseLost { .. }) = &result {
-            self.lease_lost.store(true, Ordering::SeqCst);
+        match self.store.log_epoch(&self.lease, &epoch_log(summary, checkpoints)) {
+            Ok(()) => Ok(()),
+            Err(e @ StoreError::LeaseLost { .. }) => {
+                self.lease_lost.store(true, Ordering::SeqCst);
+                Err(e.to_string())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                self.store_failure = Some(e);
+                Err(message)
+            }
         }
-        result.map_err(|e| e.to_string())
     }
 }
 
