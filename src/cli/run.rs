@@ -37,7 +37,9 @@ pub struct RunArgs {
     /// Run failed trials again (they resume from their last checkpoint).
     #[arg(long)]
     pub retry_failed: bool,
-    /// A trial whose worker dies this many times in a row, without finishing an epoch, fails.
+    /// A trial whose worker dies this many times in a row, without finishing a new epoch, fails.
+    /// Apart from that, once 5 workers died within 2 s of starting, no more are started (the
+    /// message names the trial they held).
     #[arg(long, default_value_t = Reclaim::DEFAULT_MAX_ATTEMPTS)]
     pub max_attempts: i64,
     /// Seconds without a heartbeat after which a running trial is reclaimed (at once when its
