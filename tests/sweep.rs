@@ -725,16 +725,17 @@ fn a_runs_directory_reused_with_another_store_is_refused_naming_both() {
     };
     with(&a).args(["run", file.to_str().unwrap(), "--plain", "--no-plot"]).assert().success();
     let trial_dir = runs.path().join("shared/shared-1");
-    let files = |dir: &Path| -> BTreeMap<PathBuf, Vec<u8>> {
-        walk(dir).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect()
-    };
+    let files = |dir: &Path| -> BTreeMap<PathBuf, Vec<u8>> { walk(dir).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect() };
     let before = files(&trial_dir);
     assert!(before.contains_key(&trial_dir.join("tracker.json")), "the trial directory says which tracker it belongs to");
     // Tracker b's trial shared-1 would be another trial under the same name (issue 15, item 5).
     let clash = |out: std::process::Output| {
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         assert_eq!(out.status.code(), Some(2), "{stderr}");
-        assert!(stderr.contains("belongs to the tracker") && stderr.contains(a.to_str().unwrap()) && stderr.contains(b.to_str().unwrap()), "{stderr}");
+        assert!(
+            stderr.contains("belongs to the tracker") && stderr.contains(a.to_str().unwrap()) && stderr.contains(b.to_str().unwrap()),
+            "{stderr}"
+        );
     };
     clash(with(&b).args(["run", file.to_str().unwrap(), "--plain"]).output().unwrap());
     assert!(SqliteStore::open(&b).unwrap().trials(&TrialFilter::default()).unwrap().is_empty(), "nothing registered in b");
@@ -764,7 +765,8 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn best_follows_the_sweeps_objective_when_no_metric_is_named() {
     let runs = tempfile::tempdir().unwrap();
     let file = runs.path().join("loss.toml");
-    let by_loss = common::tiny_sweep("byloss", 1, &[0.0, 0.3]).replace("name = \"val_iou\"\ngoal = \"maximize\"", "name = \"val_loss\"\ngoal = \"minimize\"");
+    let by_loss =
+        common::tiny_sweep("byloss", 1, &[0.0, 0.3]).replace("name = \"val_iou\"\ngoal = \"maximize\"", "name = \"val_loss\"\ngoal = \"minimize\"");
     assert!(by_loss.contains("val_loss"));
     std::fs::write(&file, by_loss).unwrap();
     common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain", "--no-plot"]).assert().success();
@@ -779,7 +781,11 @@ fn best_follows_the_sweeps_objective_when_no_metric_is_named() {
     // Another sweep with another objective in the same tracker: which one must be said.
     std::fs::write(runs.path().join("iou.toml"), common::tiny_sweep("byiou", 1, &[0.0])).unwrap();
     common::sweep(runs.path()).args(["run", runs.path().join("iou.toml").to_str().unwrap(), "--plain", "--no-plot"]).assert().success();
-    common::sweep(runs.path()).args(["best"]).assert().code(2).stderr(contains("byloss (val_loss minimize)").and(contains("byiou (val_iou maximize)")));
+    common::sweep(runs.path())
+        .args(["best"])
+        .assert()
+        .code(2)
+        .stderr(contains("byloss (val_loss minimize)").and(contains("byiou (val_iou maximize)")));
     assert_eq!(json(&["--sweep", "byloss"])["metric"], "val_loss");
     assert_eq!(json(&["--sweep", "byiou"])["metric"], "val_iou");
 }

@@ -525,7 +525,14 @@ mod tests {
     fn best_so_far_and_the_leaderboard_rank_completed_trials_ties_by_trial_number() {
         let run = |seq: i64, status: crate::store::TrialStatus, iou: f64| {
             let summary = crate::store::MetricSummary { last_epoch: 1, last: iou, max: Some(iou), max_epoch: Some(1), ..Default::default() };
-            TrialRow { id: format!("s-{seq}"), sweep: "s".into(), seq, status, metrics: [("val_iou".to_string(), summary)].into(), ..TrialRow::default() }
+            TrialRow {
+                id: format!("s-{seq}"),
+                sweep: "s".into(),
+                seq,
+                status,
+                metrics: [("val_iou".to_string(), summary)].into(),
+                ..TrialRow::default()
+            }
         };
         use crate::store::TrialStatus::{Completed, Diverged, Failed};
         // In the tracker's order: s-2 and s-10 tie; s-3 failed and s-4 diverged with better values.

@@ -65,6 +65,12 @@ impl TrackerMark {
     }
 
     fn clash(&self, dir: &Path, owner: TrackerMark) -> StoreError {
-        StoreError::OtherTracker { dir: dir.to_path_buf(), owner: owner.store, owner_id: owner.id, this: self.store.clone(), this_id: self.id.clone() }
+        StoreError::OtherTracker {
+            dir: dir.to_path_buf(),
+            owner: owner.store,
+            owner_id: owner.id,
+            this: self.store.clone(),
+            this_id: self.id.clone(),
+        }
     }
 }

@@ -112,7 +112,12 @@ impl SweepOutcome {
         let unfinished: Vec<&str> = self.runs.iter().filter(|r| !r.status.is_final()).map(|r| r.id.as_str()).collect();
         if !unfinished.is_empty() {
             let why = self.gave_up.clone().unwrap_or_else(|| "the workers stopped early".to_string());
-            problems.push(format!("{} trial(s) did not run to the end ({}): {why}; see {}", unfinished.len(), unfinished.join(", "), log_dir.display()));
+            problems.push(format!(
+                "{} trial(s) did not run to the end ({}): {why}; see {}",
+                unfinished.len(),
+                unfinished.join(", "),
+                log_dir.display()
+            ));
         }
         let failed: Vec<String> =
             self.runs.iter().filter(|r| r.status.is_unsuccessful()).map(|r| format!("{} ({})", r.id, r.status.as_str())).collect();
@@ -362,11 +367,7 @@ fn quick_deaths_message(deaths: &[Option<String>]) -> String {
         *held.entry(trial.as_str()).or_default() += 1;
     }
     let culprit = held.iter().max_by_key(|&(trial, n)| (*n, std::cmp::Reverse(*trial)));
-    let base = format!(
-        "the supervisor started no more workers after {} of them died within {}s of starting",
-        deaths.len(),
-        QUICK_DEATH.as_secs()
-    );
+    let base = format!("the supervisor started no more workers after {} of them died within {}s of starting", deaths.len(), QUICK_DEATH.as_secs());
     match culprit {
         Some((trial, n)) => format!("{base}; {n} of them held trial {trial}, which keeps killing its worker (`sweep show {trial}`)"),
         None => format!("{base} before claiming a trial"),

@@ -238,12 +238,7 @@ fn run_trial(
     });
     let lease_lost = Arc::new(AtomicBool::new(false));
     let heartbeat = Heartbeat::start(options, claim.lease.clone(), lease_lost.clone());
-    let ctx = TrialContext {
-        run_dir,
-        runs_root: &options.runs_dir,
-        device: device.clone(),
-        faults: options.faults.clone(),
-    };
+    let ctx = TrialContext { run_dir, runs_root: &options.runs_dir, device: device.clone(), faults: options.faults.clone() };
     let mut observer = TrialObserver {
         store,
         lease: claim.lease.clone(),

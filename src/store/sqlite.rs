@@ -86,7 +86,8 @@ impl SqliteStore {
             .conn
             .prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name")
             .map_err(|e| map_err(p, e))?;
-        let tables: Vec<String> = stmt.query_map([], |r| r.get(0)).map_err(|e| map_err(p, e))?.collect::<Result<_, _>>().map_err(|e| map_err(p, e))?;
+        let tables: Vec<String> =
+            stmt.query_map([], |r| r.get(0)).map_err(|e| map_err(p, e))?.collect::<Result<_, _>>().map_err(|e| map_err(p, e))?;
         let is_tracker = ["sweeps", "runs"].iter().all(|t| tables.iter().any(|name| name == t));
         if tables.is_empty() || is_tracker {
             return Ok(());
