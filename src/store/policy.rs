@@ -332,33 +332,32 @@ pub(crate) fn claim(
     token: Option<&str>,
 ) -> Result<Option<Claim>, Failure> {
     let now = now_unix();
-    let mut set = "status = 'running', attempt = attempt + 1, host = $1, pid = $2, heartbeat = $3, started = COALESCE(started, $3), finished = NULL"
-        .to_string();
     let mut values: Vec<Value> = vec![worker.host.as_str().into(), i64::from(worker.pid).into(), now.into()];
     if let Some(token) = token {
         values.push(token.into());
-        set.push_str(", claim_token = $4");
     }
     for dead in abandoned(tx, sweep, reclaim, now)? {
         let crashes = dead.crashes + 1;
         let (status, error) = crash_rule(&dead.cause, crashes, reclaim.max_attempts);
-        let mut take = Conditions::after(values.clone());
-        let (id, attempt, count) = (take.bind(dead.id.as_str()), take.bind(dead.attempt), take.bind(crashes));
-        let unchanged = format!("id = {id} AND attempt = {attempt} AND status = 'running'");
+        // Only as the row was read: a concurrent claimer may have taken it since.
+        let unchanged = "id = $1 AND attempt = $2 AND status = 'running'";
+        let row: [Value; 3] = [dead.id.as_str().into(), dead.attempt.into(), crashes.into()];
         if status == TrialStatus::Failed {
-            let (error, finished) = (take.bind(error), take.bind(now));
-            let sql = format!(
-                "UPDATE runs SET status = 'failed', error = {error}, finished = {finished}, crashes = {count}, host = NULL, pid = NULL WHERE {unchanged}"
-            );
-            tx.execute(&sql, &take.values)?;
+            let sql =
+                format!("UPDATE runs SET status = 'failed', error = $4, finished = $5, crashes = $3, host = NULL, pid = NULL WHERE {unchanged}");
+            tx.execute(&sql, &[row[0].clone(), row[1].clone(), row[2].clone(), error.into(), now.into()])?;
             continue;
         }
-        let sql = format!("UPDATE runs SET {set}, crashes = {count} WHERE {unchanged} RETURNING {CLAIMED_COLUMNS}");
+        let mut take = Conditions::after(row.to_vec());
+        let worker_values: Vec<String> = values.iter().map(|v| take.bind(v.clone())).collect();
+        let set = claim_set(&worker_values);
+        let sql = format!("UPDATE runs SET {set}, crashes = $3 WHERE {unchanged} RETURNING {CLAIMED_COLUMNS}");
         if let Some(row) = tx.query_opt(&sql, &take.values)? {
             return claimed(&row).map(Some);
         }
     }
     let order = if sweep.is_some() { "seq" } else { "created, seq" };
+    let set = claim_set(&["$1", "$2", "$3", "$4"].map(String::from)[..values.len()]);
     let mut pick = Conditions::after(values);
     pick.and("status = 'queued'");
     pick.equal("sweep", sweep);
@@ -368,6 +367,19 @@ pub(crate) fn claim(
         tx.dialect().skip_locked
     );
     tx.query_opt(&sql, &pick.values)?.map(|row| claimed(&row)).transpose()
+}
+
+/// What a claim sets on the row it takes: the worker's host, pid and the time at the given
+/// placeholders, and the claim token where a fourth is given.
+fn claim_set(placeholders: &[String]) -> String {
+    let (host, pid, now) = (&placeholders[0], &placeholders[1], &placeholders[2]);
+    let mut set = format!(
+        "status = 'running', attempt = attempt + 1, host = {host}, pid = {pid}, heartbeat = {now}, started = COALESCE(started, {now}), finished = NULL"
+    );
+    if let Some(token) = placeholders.get(3) {
+        set.push_str(&format!(", claim_token = {token}"));
+    }
+    set
 }
 
 /// A `running` run whose worker is dead, as read.
