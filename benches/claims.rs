@@ -10,7 +10,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use sweep::config::{Split, TrialConfig};
-use sweep::store::{self, EpochLog, MetricValue, NewTrial, TrialStatus, WorkerInfo};
+use sweep::store::{self, EpochLog, MetricValue, NewTrial, Reclaim, TrialStatus, WorkerInfo};
 
 const TRIALS: usize = 2000;
 const WORKERS: usize = 16;
@@ -49,7 +49,7 @@ fn race(location: &str) -> (Vec<Duration>, Duration) {
                 barrier.wait();
                 loop {
                     let t = Instant::now();
-                    let Some(claim) = s.claim(Some("b"), &me, 3600.0).unwrap() else { break };
+                    let Some(claim) = s.claim(Some("b"), &me, &Reclaim::after(3600.0)).unwrap() else { break };
                     latencies.push(t.elapsed());
                     s.log_epoch(&claim.lease, &log).unwrap();
                     s.finish(&claim.lease, TrialStatus::Completed, None).unwrap();

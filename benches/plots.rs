@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use sweep::store::{NewTrial, SqliteStore, Store, TrialStatus, WorkerInfo};
+use sweep::store::{NewTrial, Reclaim, SqliteStore, Store, TrialStatus, WorkerInfo};
 use sweep::train::checkpoint::EpochSummary;
 use sweep::train::device::DeviceSpec;
 use sweep::train::metrics::SplitMetrics;
@@ -30,7 +30,7 @@ fn main() {
     let worker = WorkerInfo { host: "bench".into(), pid: 1 };
     let device = DeviceSpec::Cpu.open().unwrap();
     for i in 0..50 {
-        let claim = store.claim(Some("b"), &worker, 3600.0).unwrap().unwrap();
+        let claim = store.claim(Some("b"), &worker, &Reclaim::after(3600.0)).unwrap().unwrap();
         if i == 0 {
             // One real run, so that the prediction grid has a checkpoint to load.
             let mut config = claim.config.clone();

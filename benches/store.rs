@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use sweep::config::Goal;
 use sweep::config::{Split, TrialConfig};
-use sweep::store::{CheckpointRow, EpochLog, MetricValue, NewTrial, SqliteStore, Store, TrialFilter, WorkerInfo};
+use sweep::store::{CheckpointRow, EpochLog, MetricValue, NewTrial, Reclaim, SqliteStore, Store, TrialFilter, WorkerInfo};
 
 const RUNS: usize = 10_000;
 const EPOCHS: i64 = 50;
@@ -61,7 +61,7 @@ fn main() {
     let mut log_times = Vec::new();
     for run in 0..RUNS {
         let t = Instant::now();
-        let claim = store.claim(Some("b"), &worker, 3600.0).unwrap().unwrap();
+        let claim = store.claim(Some("b"), &worker, &Reclaim::after(3600.0)).unwrap().unwrap();
         claim_times.push(t.elapsed());
         for e in 1..=EPOCHS {
             let log = epoch(e, run);

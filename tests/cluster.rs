@@ -14,7 +14,7 @@ use std::time::Duration;
 use predicates::str::contains;
 use services::{Postgres, Slurm, wait_until};
 use sweep::config::Split;
-use sweep::store::{EpochLog, MetricValue, PostgresStore, Store, StoreError, TrialFilter, TrialStatus, WorkerInfo};
+use sweep::store::{EpochLog, MetricValue, PostgresStore, Reclaim, Store, StoreError, TrialFilter, TrialStatus, WorkerInfo};
 
 fn epoch(e: i64) -> EpochLog {
     EpochLog {
@@ -37,7 +37,7 @@ fn the_contract_story_holds_on_postgres_and_migrations_apply_once() {
     drop(store);
     // Opening again applies nothing; a newer schema is refused.
     let again = PostgresStore::open(&url).unwrap();
-    assert_eq!(again.trials(&TrialFilter::default()).unwrap().len(), 4);
+    assert_eq!(again.trials(&TrialFilter::default()).unwrap().len(), 6, "the story's 4 trials of s and 2 of c");
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     admin.batch_execute("UPDATE sweep_schema SET version = 99").unwrap();
     assert!(matches!(PostgresStore::open(&url), Err(StoreError::NewerSchema { found: 99, .. })));
@@ -57,7 +57,7 @@ fn a_lost_connection_is_retried_and_no_epoch_is_lost() {
     let mut store = PostgresStore::open(&url).unwrap();
     store.register_sweep("s", "spec").unwrap();
     store.enqueue("s", &common::trials(2)).unwrap();
-    let claim = store.claim(Some("s"), &WorkerInfo { host: "h".into(), pid: 1 }, 60.0).unwrap().unwrap();
+    let claim = store.claim(Some("s"), &WorkerInfo { host: "h".into(), pid: 1 }, &Reclaim::after(60.0)).unwrap().unwrap();
     store.log_epoch(&claim.lease, &epoch(1)).unwrap();
     // The server cuts the connection (a restart, a failover, a network cut).
     assert!(pg.terminate_connections("lost") >= 1);
@@ -83,7 +83,7 @@ fn a_claim_whose_reply_was_lost_is_taken_back_not_left_to_go_stale() {
     let me = WorkerInfo { host: "h".into(), pid: 7 };
     // The claim commits on the server; its reply never arrives; the store reconnects and retries.
     store.lose_next_claim_reply();
-    let claim = store.claim(Some("s"), &me, 600.0).unwrap().expect("a run");
+    let claim = store.claim(Some("s"), &me, &Reclaim::after(600.0)).unwrap().expect("a run");
     assert!(store.reconnects() >= 1, "the connection was dropped and re-made");
     assert_eq!(claim.lease.attempt, 1, "the committed claim itself, not a second one");
     let running: Vec<String> =
@@ -93,7 +93,7 @@ fn a_claim_whose_reply_was_lost_is_taken_back_not_left_to_go_stale() {
     store.finish(&claim.lease, TrialStatus::Completed, None).unwrap();
     // Every other run is still there to claim, once each.
     let mut rest = Vec::new();
-    while let Some(c) = store.claim(Some("s"), &me, 600.0).unwrap() {
+    while let Some(c) = store.claim(Some("s"), &me, &Reclaim::after(600.0)).unwrap() {
         store.finish(&c.lease, TrialStatus::Completed, None).unwrap();
         rest.push(c.lease.run);
     }
@@ -103,10 +103,10 @@ fn a_claim_whose_reply_was_lost_is_taken_back_not_left_to_go_stale() {
     // A database made before the claim token existed (schema 1) is migrated on open.
     drop(store);
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-    admin.batch_execute("ALTER TABLE runs DROP COLUMN claim_token; UPDATE sweep_schema SET version = 1").unwrap();
+    admin.batch_execute("ALTER TABLE runs DROP COLUMN claim_token; DROP TABLE tracker; UPDATE sweep_schema SET version = 1").unwrap();
     let mut store = PostgresStore::open(&url).unwrap();
     store.enqueue("s", &common::trials(4)).unwrap();
-    assert!(store.claim(Some("s"), &me, 600.0).unwrap().is_some(), "claims work after the migration");
+    assert!(store.claim(Some("s"), &me, &Reclaim::after(600.0)).unwrap().is_some(), "claims work after the migration");
     let version: i64 = admin.query_one("SELECT version FROM sweep_schema", &[]).unwrap().get(0);
     assert_eq!(version, sweep::store::postgres::SCHEMA_VERSION);
 }
@@ -125,7 +125,7 @@ fn many_connections_claim_every_run_exactly_once() {
                 let mut store = PostgresStore::open(&url).unwrap();
                 let me = WorkerInfo { host: format!("node{w}"), pid: w };
                 let mut mine = Vec::new();
-                while let Some(claim) = store.claim(Some("s"), &me, 600.0).unwrap() {
+                while let Some(claim) = store.claim(Some("s"), &me, &Reclaim::after(600.0)).unwrap() {
                     store.log_epoch(&claim.lease, &epoch(1)).unwrap();
                     store.finish(&claim.lease, TrialStatus::Completed, None).unwrap();
                     mine.push(claim.lease.run);

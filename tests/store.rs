@@ -9,11 +9,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 use rusqlite::Connection;
 use sweep::config::Split;
 use sweep::store::sqlite::SCHEMA_VERSION;
-use sweep::store::{EpochLog, MetricValue, NewTrial, SqliteStore, Store, StoreError, TrialFilter, TrialStatus, WorkerInfo};
+use sweep::store::{EpochLog, MetricValue, NewTrial, Reclaim, SqliteStore, Store, StoreError, TrialFilter, TrialStatus, WorkerInfo};
 
 const CHILD_ENV: &str = "SWEEP_TEST_STORE_CHILD";
 
@@ -136,7 +137,7 @@ fn child_process_entry() {
     match mode.as_str() {
         // Claim runs until none is left, logging 3 epochs for each, and print what was claimed.
         "claim" => {
-            while let Some(claim) = store.claim(Some("s"), &me, 600.0).unwrap() {
+            while let Some(claim) = store.claim(Some("s"), &me, &Reclaim::after(600.0)).unwrap() {
                 for e in 1..=3 {
                     store.log_epoch(&claim.lease, &big_epoch(e, 8)).unwrap();
                 }
@@ -153,7 +154,7 @@ fn child_process_entry() {
         }
         // Log large epochs forever (until killed).
         "log" => {
-            let claim = store.claim(Some("s"), &me, 600.0).unwrap().unwrap();
+            let claim = store.claim(Some("s"), &me, &Reclaim::after(600.0)).unwrap().unwrap();
             println!("READY");
             let mut e = 1;
             loop {
@@ -354,8 +355,119 @@ fn claims_wait_for_a_busy_writer_instead_of_failing() {
         blocker.execute_batch("COMMIT").unwrap();
     });
     let started = Instant::now();
-    let claim = store.claim(Some("s"), &WorkerInfo { host: "h".into(), pid: 1 }, 60.0).unwrap();
+    let claim = store.claim(Some("s"), &WorkerInfo { host: "h".into(), pid: 1 }, &Reclaim::after(60.0)).unwrap();
     assert!(claim.is_some());
     assert!(started.elapsed() >= Duration::from_millis(600), "it waited for the lock");
     handle.join().unwrap();
+}
+
+#[test]
+fn a_run_whose_worker_is_gone_on_this_host_is_taken_over_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    store.register_sweep("s", "spec").unwrap();
+    store.enqueue("s", &common::trials(2)).unwrap();
+    let here = WorkerInfo::this_process();
+    // s-1's worker is this live process; s-2's was a process of this host that has ended.
+    let mut ended = Command::new("true").spawn().unwrap();
+    let gone = WorkerInfo { host: here.host.clone(), pid: ended.id() };
+    ended.wait().unwrap();
+    let patient = Reclaim::after(600.0);
+    assert_eq!(store.claim(Some("s"), &here, &patient).unwrap().unwrap().lease.run, "s-1");
+    assert_eq!(store.claim(Some("s"), &gone, &patient).unwrap().unwrap().lease.run, "s-2");
+    // Both heartbeats are fresh, but s-2's worker is gone: it is taken over at once, as a crash.
+    let taken = store.claim(Some("s"), &here, &patient).unwrap().expect("s-2 taken over without waiting 600 s");
+    assert_eq!((taken.lease.run.as_str(), taken.lease.attempt, taken.resumed), ("s-2", 2, true));
+    assert!(store.claim(Some("s"), &here, &patient).unwrap().is_none(), "s-1's worker is alive: it keeps its run");
+    // Gone again at the last attempt: the run fails, saying why.
+    drop(store);
+    let c = Connection::open(dir.path().join("t.db")).unwrap();
+    c.execute("UPDATE runs SET pid = ?1 WHERE id = 's-2'", [i64::from(gone.pid)]).unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    assert!(store.claim(Some("s"), &here, &Reclaim { stale_after: 600.0, max_attempts: 2 }).unwrap().is_none());
+    let failed = store.trial("s-2").unwrap();
+    assert_eq!(failed.status, TrialStatus::Failed);
+    assert!(failed.error.as_deref().unwrap().contains(&format!("pid {} on {}) is gone", gone.pid, here.host)), "{:?}", failed.error);
+}
+
+#[test]
+fn another_applications_sqlite_file_is_refused_byte_for_byte_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT); INSERT INTO notes (text) VALUES ('keep me');").unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = SqliteStore::open(&path).err().unwrap();
+    assert!(matches!(&err, StoreError::ForeignDatabase { tables, .. } if tables == &["notes"]), "{err}");
+    for args in [&["ls"][..], &["status"], &["run", "sweeps/quick.toml", "--plain"]] {
+        common::sweep(&dir.path().join("runs"))
+            .arg("--store")
+            .arg(&path)
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .assert()
+            .code(2)
+            .stderr(contains("another application's SQLite database (tables notes)").and(contains("left untouched")));
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before, "not a byte changed");
+    let mut siblings: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    siblings.sort();
+    assert_eq!(siblings, ["app.db", "runs"], "no -wal or -shm file left beside it");
+
+    // A new empty file becomes a tracker; so does a missing one.
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    common::sweep(dir.path()).arg("--store").arg(&empty).arg("ls").assert().success();
+    assert_eq!(SqliteStore::open(&empty).unwrap().schema_version().unwrap(), SCHEMA_VERSION);
+}
+
+#[test]
+fn a_store_path_that_is_a_directory_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["ls"][..], &["run", "sweeps/quick.toml", "--plain"]] {
+        common::sweep(dir.path())
+            .arg("--store")
+            .arg(dir.path())
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .assert()
+            .code(2)
+            .stderr(contains("is a directory; --store takes a tracker file"));
+    }
+}
+
+#[test]
+fn a_full_disk_mid_sweep_fails_no_trial_and_the_next_run_resumes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("small")).unwrap();
+    std::fs::write(dir.path().join("s.toml"), common::tiny_sweep("disk", 12, &[0.0, 0.1])).unwrap();
+    // The disk under the store fills while two trials train (issue 15, item 10); then space is
+    // freed and the same command runs again, with a --stale-after it must not wait for.
+    let out = in_mount_namespace(
+        r#"mount -t tmpfs -o size=8m tmpfs "$D/small" || exit 90
+        run() { "$SWEEP" --runs-dir "$D/runs" --store "$D/small/t.db" run "$D/s.toml" --plain --no-plot --workers 2 --stale-after 600 "$@"; }
+        run > "$D/full.log" 2>&1 &
+        sweep=$!
+        until "$SWEEP" --runs-dir "$D/runs" --store "$D/small/t.db" ls --where "epochs >= 1" 2>/dev/null | grep -q disk-2; do sleep 0.1; done
+        dd if=/dev/zero of="$D/small/fill" bs=4k 2>/dev/null
+        wait $sweep
+        echo "full=$?"
+        rm "$D/small/fill"
+        timeout 120 "$SWEEP" --runs-dir "$D/runs" --store "$D/small/t.db" run "$D/s.toml" --plain --no-plot --workers 2 --stale-after 600 > "$D/again.log" 2>&1
+        echo "again=$?"
+        cp "$D/small/t.db" "$D/copy.db"
+        "#,
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let full = std::fs::read_to_string(dir.path().join("full.log")).unwrap_or_default();
+    let again = std::fs::read_to_string(dir.path().join("again.log")).unwrap_or_default();
+    assert!(stdout.contains("full=1") && full.contains("disk is full"), "{stdout}\n{full}");
+    assert!(stdout.contains("again=0"), "the next run took the trials over at once and finished them: {stdout}\n{full}\n{again}");
+    let store = SqliteStore::open(&dir.path().join("copy.db")).unwrap();
+    for r in store.trials(&TrialFilter::default()).unwrap() {
+        assert_eq!((r.status, r.epochs()), (TrialStatus::Completed, 12), "{} {:?}", r.id, r.error);
+    }
 }

@@ -467,6 +467,81 @@ fn a_trial_that_panics_or_diverges_is_recorded_and_the_sweep_goes_on() {
     assert!(r.error.unwrap().contains("epoch 1, step 2"));
 }
 
+#[test]
+fn worker_logs_keep_every_start_and_errors_point_at_what_holds_the_reason() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("s.toml");
+    std::fs::write(&file, common::tiny_sweep("logs", 1, &[0.0])).unwrap();
+    // A diverged trial: its worker exits with 1, and the reason is the tracker's, not an empty log's.
+    let out = common::sweep(runs.path()).env("SWEEP_FAULT", "nan@1:1").args(["run", file.to_str().unwrap(), "--plain"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("logs-1 (diverged); see `sweep show RUN`"), "{stderr}");
+    assert!(!stderr.contains("exited with code") && !stderr.contains("worker-1.log"), "no worker error pointing at a log: {stderr}");
+    // A second start appends to the same log (issue 15, item 20): the first start's lines stay.
+    let log = runs.path().join("logs/logs/worker-1.log");
+    let first = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(runs.path().join("t.toml"), common::tiny_sweep("logs", 1, &[0.0, 0.1])).unwrap();
+    common::sweep(runs.path()).args(["run", runs.path().join("t.toml").to_str().unwrap(), "--plain"]).assert().code(1);
+    let after = std::fs::read_to_string(&log).unwrap();
+    assert!(after.starts_with(&first), "the first start's lines are kept:\n{after}");
+    assert_eq!(after.matches("=== sweep run: worker 1 of sweep logs started").count(), 2, "one header per start:\n{after}");
+}
+
+#[test]
+fn a_trial_that_kills_its_worker_after_an_epoch_fails_after_max_attempts() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("s.toml");
+    std::fs::write(&file, common::tiny_sweep("loop", 3, &[0.0])).unwrap();
+    // Every attempt records (or replays) epoch 1, then its worker is SIGKILLed at epoch 2: replaying
+    // epoch 1 on resume is not progress, so the third death in a row fails the trial (issue 15, item 8).
+    let out = common::sweep(runs.path())
+        .env("SWEEP_FAULT", "kill@2:1")
+        .args(["run", file.to_str().unwrap(), "--plain", "--no-plot", "--max-attempts", "3"])
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let r = store(runs.path()).trial("loop-1").unwrap();
+    assert_eq!((r.status, r.attempt, r.epochs()), (TrialStatus::Failed, 3, 1), "{:?}", r.error);
+    let error = r.error.unwrap();
+    assert!(error.contains("killed by signal 9") && error.contains("3 attempts in a row"), "{error}");
+}
+
+#[test]
+fn a_standalone_worker_killed_before_its_first_epoch_counts_a_crash() {
+    let runs = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(&runs.path().join("sweep.db")).unwrap();
+    s.register_sweep("w", "spec").unwrap();
+    s.enqueue("w", &common::trials(1)).unwrap();
+    drop(s);
+    // Each worker is SIGKILLed in its first step, as the OOM killer would; no supervisor sees it.
+    // The next worker on this host finds the dead pid and takes the trial over at once (not after
+    // --stale-after), counting the crash; at --max-attempts the trial fails instead (issue 15,
+    // items 8 and 10).
+    let worker = || {
+        common::sweep(runs.path())
+            .env("SWEEP_FAULT", "kill@1:1")
+            .args(["worker", "--sweep", "w", "--max-attempts", "2", "--stale-after", "600"])
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap()
+    };
+    for attempt in 1..=2 {
+        let out = worker();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&out.status), Some(libc::SIGKILL), "attempt {attempt}");
+        let r = store(runs.path()).trial("w-1").unwrap();
+        assert_eq!((r.status, r.attempt), (TrialStatus::Running, attempt));
+    }
+    let out = worker();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = store(runs.path()).trial("w-1").unwrap();
+    assert_eq!((r.status, r.attempt), (TrialStatus::Failed, 2), "{:?}", r.error);
+    let error = r.error.unwrap();
+    assert!(error.contains("is gone") && error.contains("2 attempts in a row"), "{error}");
+}
+
 /// Live worker processes of a `sweep run` (its direct children).
 fn worker_pids(supervisor: u32) -> Vec<i32> {
     let children = std::fs::read_to_string(format!("/proc/{supervisor}/task/{supervisor}/children")).unwrap_or_default();
@@ -782,4 +857,113 @@ fn a_sweep_run_into_a_closed_pipe_completes() {
     let out = run_into_closed_pipe(runs.path(), &["run", file.to_str().unwrap(), "--plain", "--no-plot"]);
     assert!(out.status.success(), "{:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
     assert_complete(runs.path(), "closed", 1, 1);
+}
+
+#[test]
+fn a_runs_directory_reused_with_another_store_is_refused_naming_both() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("s.toml");
+    std::fs::write(&file, common::tiny_sweep("shared", 1, &[0.0])).unwrap();
+    let (a, b) = (runs.path().join("a.db"), runs.path().join("b.db"));
+    let with = |store: &Path| {
+        let mut cmd = common::sweep(runs.path());
+        cmd.arg("--store").arg(store);
+        cmd
+    };
+    with(&a).args(["run", file.to_str().unwrap(), "--plain", "--no-plot"]).assert().success();
+    let trial_dir = runs.path().join("shared/shared-1");
+    let files = |dir: &Path| -> BTreeMap<PathBuf, Vec<u8>> { walk(dir).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect() };
+    let before = files(&trial_dir);
+    assert!(before.contains_key(&trial_dir.join("tracker.json")), "the trial directory says which tracker it belongs to");
+    // Tracker b's trial shared-1 would be another trial under the same name (issue 15, item 5).
+    let clash = |out: std::process::Output| {
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("belongs to the tracker") && stderr.contains(a.to_str().unwrap()) && stderr.contains(b.to_str().unwrap()),
+            "{stderr}"
+        );
+    };
+    clash(with(&b).args(["run", file.to_str().unwrap(), "--plain"]).output().unwrap());
+    assert!(SqliteStore::open(&b).unwrap().trials(&TrialFilter::default()).unwrap().is_empty(), "nothing registered in b");
+    // A worker of b refuses it too: at its start for its sweep, or at the trial for any sweep;
+    // the trial is given back, untouched.
+    let mut store_b = SqliteStore::open(&b).unwrap();
+    store_b.register_sweep("shared", "spec").unwrap();
+    store_b.enqueue("shared", &common::trials(1)).unwrap();
+    drop(store_b);
+    clash(with(&b).args(["worker", "--sweep", "shared"]).output().unwrap());
+    clash(with(&b).args(["worker"]).output().unwrap());
+    assert_eq!(SqliteStore::open(&b).unwrap().trial("shared-1").unwrap().status, TrialStatus::Queued);
+    assert_eq!(files(&trial_dir), before, "tracker a's trial directory is as it was");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
+}
+
+#[test]
+fn best_follows_the_sweeps_objective_when_no_metric_is_named() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("loss.toml");
+    let by_loss =
+        common::tiny_sweep("byloss", 1, &[0.0, 0.3]).replace("name = \"val_iou\"\ngoal = \"maximize\"", "name = \"val_loss\"\ngoal = \"minimize\"");
+    assert!(by_loss.contains("val_loss"));
+    std::fs::write(&file, by_loss).unwrap();
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain", "--no-plot"]).assert().success();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = common::sweep(runs.path()).args(["best", "--json"]).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let best = json(&[]);
+    assert_eq!((best["metric"].as_str(), best["goal"].as_str()), (Some("val_loss"), Some("minimize")), "{best}");
+    assert_eq!(best["run"], json(&["--metric", "loss"])["run"]);
+    // Another sweep with another objective in the same tracker: which one must be said.
+    std::fs::write(runs.path().join("iou.toml"), common::tiny_sweep("byiou", 1, &[0.0])).unwrap();
+    common::sweep(runs.path()).args(["run", runs.path().join("iou.toml").to_str().unwrap(), "--plain", "--no-plot"]).assert().success();
+    common::sweep(runs.path())
+        .args(["best"])
+        .assert()
+        .code(2)
+        .stderr(contains("byloss (val_loss minimize)").and(contains("byiou (val_iou maximize)")));
+    assert_eq!(json(&["--sweep", "byloss"])["metric"], "val_loss");
+    assert_eq!(json(&["--sweep", "byiou"])["metric"], "val_iou");
+}
+
+#[test]
+fn the_dry_run_lists_what_the_run_registers_and_says_when_random_search_runs_out() {
+    let runs = tempfile::tempdir().unwrap();
+    // A grid value repeated: one trial, in the dry run as in the tracker (issue 15, item 14).
+    let file = runs.path().join("dup.toml");
+    std::fs::write(&file, common::tiny_sweep("dup", 1, &[0.1, 0.1, 0.2])).unwrap();
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--dry-run"]).assert().success().stdout(contains("(Grid, 2 trial(s)"));
+    common::sweep(runs.path())
+        .args(["run", file.to_str().unwrap(), "--plain", "--no-plot"])
+        .assert()
+        .success()
+        .stdout(contains("sweep dup: 2 trials registered"));
+    // Random search over 2 values with run_cap 5: 2 trials, and a note that says why.
+    let random = common::tiny_sweep("few", 1, &[0.0, 0.1]).replace("method = \"grid\"", "method = \"random\"\nrun_cap = 5");
+    std::fs::write(runs.path().join("few.toml"), random).unwrap();
+    common::sweep(runs.path())
+        .args(["run", runs.path().join("few.toml").to_str().unwrap(), "--dry-run"])
+        .assert()
+        .success()
+        .stdout(contains("note: random search found only 2 distinct configs of the run_cap = 5").and(contains("2 trial(s)")));
+}
+
+#[test]
+fn a_sweep_without_a_seed_and_a_default_config_share_one_seed() {
+    let spec = parse("name = \"s\"\n").unwrap();
+    let config = &spec.trials(None)[0].config;
+    let default = sweep::config::TrialConfig::default();
+    assert_eq!((spec.seed, config.train.seed, config.data.split_seed), (0, 0, 0));
+    assert_eq!((default.train.seed, default.data.split_seed), (0, 0), "one default seed (issue 15, item 14)");
 }

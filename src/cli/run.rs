@@ -12,7 +12,7 @@ use crate::report;
 use crate::runner::scheduler::{self, SweepOptions, SweepOutcome};
 use crate::runner::worker::{self, EventFormat, WorkerOptions};
 use crate::runner::{self, slurm};
-use crate::store::{self, SweepRegistration, TrialFilter};
+use crate::store::{self, Reclaim, SweepRegistration, TrialFilter};
 use crate::study::spec::SweepSpec;
 use crate::train::device::{DeviceSpec, set_cpu_threads};
 
@@ -37,11 +37,13 @@ pub struct RunArgs {
     /// Run failed trials again (they resume from their last checkpoint).
     #[arg(long)]
     pub retry_failed: bool,
-    /// A trial whose worker dies this many times in a row, without finishing an epoch, fails (1 to 1000).
-    #[arg(long, default_value_t = 3, value_parser = limits::max_attempts)]
+    /// A trial whose worker dies this many times in a row, without finishing a new epoch, fails
+    /// (1 to 1000). Apart from that, once 5 workers died within 2 s of starting, no more are
+    /// started (the message names the trial they held).
+    #[arg(long, default_value_t = Reclaim::DEFAULT_MAX_ATTEMPTS, value_parser = limits::max_attempts)]
     pub max_attempts: i64,
-    /// Seconds without a heartbeat after which a running trial is reclaimed (1 to 604800, at
-    /// least twice --heartbeat-every).
+    /// Seconds without a heartbeat after which a running trial is reclaimed, at once when its
+    /// worker's pid is gone on this host (1 to 604800, at least twice --heartbeat-every).
     #[arg(long, default_value_t = 60.0, value_parser = limits::stale_after)]
     pub stale_after: f64,
     /// Seconds between heartbeats (0.1 to 3600).
@@ -91,7 +93,11 @@ pub struct WorkerArgs {
     pub compute: ComputeArgs,
     #[arg(long, value_enum, default_value = "human")]
     pub events: EventFormat,
-    /// Seconds without a heartbeat after which a running trial is reclaimed (1 to 604800).
+    /// A trial whose worker dies this many times in a row, without finishing an epoch, fails (1 to 1000).
+    #[arg(long, default_value_t = Reclaim::DEFAULT_MAX_ATTEMPTS, value_parser = limits::max_attempts)]
+    pub max_attempts: i64,
+    /// Seconds without a heartbeat after which a running trial is reclaimed, at once when its
+    /// worker's pid is gone on this host (1 to 604800).
     #[arg(long, default_value_t = 60.0, value_parser = limits::stale_after)]
     pub stale_after: f64,
     /// Seconds between heartbeats (0.1 to 3600).
@@ -105,6 +111,9 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     let spec = crate::study::spec::load(&args.file)?;
     let data_override = args.data.as_ref().map(|d| d.display().to_string());
     let trials = spec.trials(data_override.as_deref());
+    if let Some(note) = spec.shortfall(trials.len()) {
+        crate::outln!("note: {note}");
+    }
     let runs_dir = g.runs_dir();
     if args.dry_run && spec.is_lazy() {
         crate::outln!(
@@ -131,7 +140,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     }
     scheduler::prepare_data(&trials, &runs_dir).context("preparing the dataset")?;
     let store_location = g.store_location();
-    let reg = scheduler::register(&spec, &trials, &store_location, args.retry_failed)?;
+    let reg = scheduler::register(&spec, &trials, &store_location, &runs_dir, args.retry_failed)?;
     let shown = store::redact_url(&store_location);
     match &reg.registration {
         SweepRegistration::New if spec.is_lazy() => {
@@ -168,7 +177,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
         plain: args.plain,
     };
     let outcome = scheduler::run(&spec, &options)?;
-    if reg.added.is_empty() && reg.requeued == 0 && outcome.nothing_ran() {
+    if outcome.nothing_ran() {
         crate::outln!("nothing to run: every trial of {} has finished{}", spec.name, outcome.retry_hint());
     }
     let counts: Vec<String> = outcome.counts().iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
@@ -247,6 +256,7 @@ fn run_on_slurm(g: &Global, args: &RunArgs, spec: &SweepSpec, store_location: &s
         device,
         stale_after: args.stale_after,
         heartbeat_every: args.heartbeat_every,
+        max_attempts: args.max_attempts,
     };
     let exe = std::env::current_exe().context("locating the sweep binary")?;
     let workdir = std::env::current_dir().context("reading the working directory")?;
@@ -292,7 +302,7 @@ pub fn worker(g: &Global, args: &WorkerArgs) -> Result<ExitCode> {
         runs_dir: g.runs_dir(),
         device: args.compute.device,
         max_trials: args.max_trials,
-        stale_after: args.stale_after,
+        reclaim: Reclaim { stale_after: args.stale_after, max_attempts: args.max_attempts.max(1) },
         heartbeat_every: args.heartbeat_every,
         events: args.events,
         faults,

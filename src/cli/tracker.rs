@@ -53,9 +53,10 @@ pub enum GoalArg {
 
 #[derive(Debug, Args)]
 pub struct BestArgs {
-    /// loss, dice, iou or fg_iou (val_ unless --split or a split_ prefix says otherwise).
-    #[arg(long, default_value = "iou")]
-    pub metric: String,
+    /// loss, dice, iou or fg_iou (val_ unless --split or a split_ prefix says otherwise); default:
+    /// the sweep's objective (its metric.name and goal).
+    #[arg(long)]
+    pub metric: Option<String>,
     #[arg(long)]
     pub sweep: Option<String>,
     /// train or val.
@@ -110,7 +111,7 @@ pub fn status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
     let now = crate::util::now_unix();
     for sweep in selected {
         let runs = store.trials(&TrialFilter { sweep: Some(sweep.name.clone()), status: None })?;
-        let objective = runs.first().and_then(|r| store.trial_config(&r.id).ok()).map(|c| c.metric).unwrap_or_default();
+        let objective = sweep_objective(store.as_ref(), &sweep.name)?.unwrap_or_default();
         let jobs: Vec<String> = store.jobs(Some(&sweep.name))?.iter().map(|job| crate::runner::slurm::describe(&job.job_id)).collect();
         println!("{}", report::sweep_status(&sweep, &runs, &objective, &jobs, now));
     }
@@ -175,18 +176,60 @@ fn metric_name(metric: &str, split: Option<&str>) -> Result<String> {
     Ok(name)
 }
 
-/// `sweep best`: the best trial by a metric, optionally re-evaluated from its checkpoint.
-pub fn best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
-    let metric = metric_name(&args.metric, args.split.as_deref())?;
-    let goal = match args.goal {
-        Some(GoalArg::Max) => Goal::Maximize,
-        Some(GoalArg::Min) => Goal::Minimize,
-        None => Goal::for_metric(&metric),
+/// A sweep's objective (`metric.name` and `goal`), as its trials' resolved configs hold it; None
+/// for a sweep without trials.
+fn sweep_objective(store: &dyn store::Store, sweep: &str) -> Result<Option<Objective>> {
+    let first = store.trials(&TrialFilter { sweep: Some(sweep.to_string()), status: None })?.into_iter().next();
+    Ok(match first {
+        Some(trial) => Some(store.trial_config(&trial.id)?.metric),
+        None => None,
+    })
+}
+
+/// What `sweep best` ranks by without `--metric`: the objective of the sweep named, or the one
+/// every sweep of the tracker shares.
+fn default_objective(store: &dyn store::Store, sweep: Option<&str>) -> Result<Objective> {
+    let names = match sweep {
+        Some(s) => vec![s.to_string()],
+        None => store.sweeps()?.into_iter().map(|s| s.name).collect(),
     };
+    let mut objectives: Vec<(String, Objective)> = Vec::new();
+    for name in names {
+        if let Some(objective) = sweep_objective(store, &name)? {
+            objectives.push((name, objective));
+        }
+    }
+    match objectives.as_slice() {
+        [] => Ok(Objective::default()),
+        [(_, first), rest @ ..] if rest.iter().all(|(_, o)| o == first) => Ok(first.clone()),
+        _ => {
+            let each: Vec<String> = objectives.iter().map(|(s, o)| format!("{s} ({} {})", o.name, o.goal.as_str())).collect();
+            Err(usage(format!("the sweeps follow different objectives: {}; name one with --sweep, or a --metric", each.join(", "))))
+        }
+    }
+}
+
+/// `sweep best`: the best trial by a metric (the sweep's objective unless `--metric` names
+/// another), optionally re-evaluated from its checkpoint.
+pub fn best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
     let store = g.open_store()?;
     if let Some(s) = &args.sweep {
         store::find_sweep(store.as_ref(), s)?;
     }
+    let objective = match &args.metric {
+        Some(m) => {
+            let name = metric_name(m, args.split.as_deref())?;
+            Objective { goal: Goal::for_metric(&name), name }
+        }
+        None if args.split.is_some() => return Err(usage("--split needs --metric (without it, best follows the sweep's objective)")),
+        None => default_objective(store.as_ref(), args.sweep.as_deref())?,
+    };
+    let metric = objective.name;
+    let goal = match args.goal {
+        Some(GoalArg::Max) => Goal::Maximize,
+        Some(GoalArg::Min) => Goal::Minimize,
+        None => objective.goal,
+    };
     let Some(best) = store.best(&metric, goal, args.sweep.as_deref())? else {
         bail!("no completed trial has a {metric} value yet{}", args.sweep.as_ref().map(|s| format!(" in sweep {s}")).unwrap_or_default());
     };

@@ -57,6 +57,10 @@ pub struct DataConfig {
     pub synthetic_seed: u64,
 }
 
+/// The one default seed: a sweep file's `seed`, and through it `train.seed` and
+/// `data.split_seed`, when nothing sets them.
+pub const DEFAULT_SEED: u64 = 0;
+
 impl Default for DataConfig {
     fn default() -> Self {
         let synth = SynthSpec::default();
@@ -64,7 +68,7 @@ impl Default for DataConfig {
             source: "synthetic".into(),
             image_size: [128, 128],
             val_fraction: 0.2,
-            split_seed: 42,
+            split_seed: DEFAULT_SEED,
             split_by: SplitBy::Image,
             synthetic_count: synth.count,
             synthetic_size: [synth.height as usize, synth.width as usize],
@@ -242,7 +246,7 @@ impl Default for TrainConfig {
             lr_min: 0.0,
             lr_step_epochs: 10,
             lr_gamma: 0.1,
-            seed: 42,
+            seed: DEFAULT_SEED,
         }
     }
 }

@@ -198,14 +198,24 @@ pub fn short_params(params: &BTreeMap<String, serde_json::Value>) -> String {
     params.iter().map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), fmt_param(v))).collect::<Vec<_>>().join(" ")
 }
 
-/// The completed trial whose best epoch is best by the objective, with that value and epoch.
+/// The completed trial whose best epoch is best by the objective, with that value and epoch
+/// (the leaderboard's first: ties go to the lower trial number, as in [`crate::store::Store::best`]).
 pub fn best_so_far<'a>(runs: &'a [TrialRow], objective: &Objective) -> Option<(&'a TrialRow, f64, i64)> {
-    runs.iter().filter(|r| r.status == TrialStatus::Completed).filter_map(|r| r.best(&objective.name, objective.goal).map(|(v, e)| (r, v, e))).max_by(
-        |a, b| {
-            let ord = a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal);
-            if objective.goal == Goal::Maximize { ord } else { ord.reverse() }
-        },
-    )
+    ranked(runs, &objective.name, objective.goal).into_iter().next()
+}
+
+/// The completed trials with their best value of `metric` and its epoch, best first, ties going
+/// to the lower trial number. Only completed trials rank (Optuna's rule): a pruned trial's value
+/// is from fewer epochs, and a failed or diverged one's is not a result.
+fn ranked<'a>(runs: &'a [TrialRow], metric: &str, goal: Goal) -> Vec<(&'a TrialRow, f64, i64)> {
+    let mut ranked: Vec<(&TrialRow, f64, i64)> =
+        runs.iter().filter(|r| r.status == TrialStatus::Completed).filter_map(|r| r.best(metric, goal).map(|(v, e)| (r, v, e))).collect();
+    ranked.sort_by(|a, b| {
+        let ord = a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal);
+        let ord = if goal == Goal::Maximize { ord.reverse() } else { ord };
+        ord.then(a.0.seq.cmp(&b.0.seq))
+    });
+    ranked
 }
 
 /// `sweep status` for one sweep: counts per status, the running trials, its batch jobs
@@ -349,15 +359,7 @@ pub fn show_trial(run: &TrialRow, metrics: &[MetricRow], checkpoints: &[Checkpoi
 /// The leaderboard printed at the end of `sweep run` and by `sweep status`: the top `n` runs by
 /// `metric`, with the parameters that vary.
 pub fn leaderboard(runs: &[TrialRow], metric: &str, goal: Goal, n: usize) -> String {
-    // Only completed trials are ranked (Optuna's rule): a pruned trial's value is from fewer
-    // epochs, and a failed or diverged one's is not a result.
-    let mut ranked: Vec<(&TrialRow, f64, i64)> =
-        runs.iter().filter(|r| r.status == TrialStatus::Completed).filter_map(|r| r.best(metric, goal).map(|(v, e)| (r, v, e))).collect();
-    ranked.sort_by(|a, b| {
-        let ord = a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal);
-        let ord = if goal == Goal::Maximize { ord.reverse() } else { ord };
-        ord.then(a.0.seq.cmp(&b.0.seq))
-    });
+    let ranked = ranked(runs, metric, goal);
     let all: Vec<&TrialRow> = runs.iter().collect();
     let keys = varying_params(&all);
     let mut t = Table::new(
@@ -517,6 +519,29 @@ mod tests {
         assert_eq!(crate::store::settings_of(&crate::config::TrialConfig::default())["augment.hue_delta"], serde_json::json!(0.1));
         let same = compare(&[run("hue-1", 0.1, "adam"), run("hue-2", 0.1, "adam")]);
         assert!(same.starts_with("the runs share every setting"), "{same}");
+    }
+
+    #[test]
+    fn best_so_far_and_the_leaderboard_rank_completed_trials_ties_by_trial_number() {
+        let run = |seq: i64, status: crate::store::TrialStatus, iou: f64| {
+            let summary = crate::store::MetricSummary { last_epoch: 1, last: iou, max: Some(iou), max_epoch: Some(1), ..Default::default() };
+            TrialRow {
+                id: format!("s-{seq}"),
+                sweep: "s".into(),
+                seq,
+                status,
+                metrics: [("val_iou".to_string(), summary)].into(),
+                ..TrialRow::default()
+            }
+        };
+        use crate::store::TrialStatus::{Completed, Diverged, Failed};
+        // In the tracker's order: s-2 and s-10 tie; s-3 failed and s-4 diverged with better values.
+        let runs = [run(2, Completed, 0.8), run(3, Failed, 0.9), run(4, Diverged, 0.95), run(5, Completed, 0.7), run(10, Completed, 0.8)];
+        let (best, value, _) = best_so_far(&runs, &Objective::default()).unwrap();
+        assert_eq!((best.id.as_str(), value), ("s-2", 0.8), "a tie goes to the lower trial number, as in the tracker's best");
+        let board = leaderboard(&runs, "val_iou", Goal::Maximize, 10);
+        let order: Vec<&str> = board.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).filter(|id| id.starts_with("s-")).collect();
+        assert_eq!(order, ["s-2", "s-10", "s-5"], "{board}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! tracker and trains them. [`progress`] shows what they report; [`signals`] turns Ctrl-C and
 //! SIGTERM into requests that the loops poll.
 
+mod owner;
 pub mod progress;
 pub mod scheduler;
 pub mod signals;
@@ -11,6 +12,8 @@ pub mod study;
 pub mod worker;
 
 use std::path::Path;
+
+pub use owner::TrackerMark;
 
 use crate::report::charts::{self, Written};
 use crate::store::Store;

@@ -53,6 +53,15 @@ pub struct Registration {
     pub requeued: usize,
 }
 
+/// A worker that dies within this long of its start died quickly: it may not be able to start at
+/// all, or its trial kills it at once.
+pub const QUICK_DEATH: Duration = Duration::from_secs(2);
+
+/// After this many quick deaths in one `sweep run`, the supervisor starts no more workers (the
+/// crash rule fails a trial that kills its worker sooner, after `--max-attempts`; this bounds
+/// workers that cannot even claim a trial).
+pub const QUICK_DEATHS_ALLOWED: usize = 5;
+
 /// How a local sweep ended.
 #[derive(Debug, Clone)]
 pub struct SweepOutcome {
@@ -63,6 +72,10 @@ pub struct SweepOutcome {
     pub worker_errors: Vec<String>,
     /// Worker processes started (none when every trial had already ended).
     pub workers_started: usize,
+    /// Trials that were not final when the sweep started, by the tracker (0: nothing to run).
+    pub pending: usize,
+    /// Why the supervisor stopped starting workers before every trial ended, if it did.
+    pub gave_up: Option<String>,
 }
 
 impl SweepOutcome {
@@ -80,9 +93,10 @@ impl SweepOutcome {
         self.runs.iter().any(|r| r.status.is_unsuccessful()) || !self.worker_errors.is_empty()
     }
 
-    /// Whether there was nothing to do: every trial had ended before this sweep started.
+    /// Whether there was nothing to do: the tracker held no trial left to run when this sweep
+    /// started.
     pub fn nothing_ran(&self) -> bool {
-        self.workers_started == 0 && self.runs.iter().all(|r| r.status.is_final())
+        self.pending == 0
     }
 
     /// How to run the failed trials again, when there are any.
@@ -97,8 +111,9 @@ impl SweepOutcome {
         let mut problems = Vec::new();
         let unfinished: Vec<&str> = self.runs.iter().filter(|r| !r.status.is_final()).map(|r| r.id.as_str()).collect();
         if !unfinished.is_empty() {
+            let why = self.gave_up.clone().unwrap_or_else(|| "the workers stopped early".to_string());
             problems.push(format!(
-                "{} trial(s) did not run to the end ({}): the workers stopped early; see {}",
+                "{} trial(s) did not run to the end ({}): {why}; see {}",
                 unfinished.len(),
                 unfinished.join(", "),
                 log_dir.display()
@@ -113,9 +128,11 @@ impl SweepOutcome {
     }
 }
 
-/// Registers the sweep and enqueues its trials (idempotent).
-pub fn register(spec: &SweepSpec, trials: &[Trial], store_location: &str, retry_failed: bool) -> crate::Result<Registration> {
+/// Registers the sweep and enqueues its trials (idempotent), once it is sure that the sweep's
+/// directory under `runs_dir` holds no other tracker's trials.
+pub fn register(spec: &SweepSpec, trials: &[Trial], store_location: &str, runs_dir: &Path, retry_failed: bool) -> crate::Result<Registration> {
     let mut store = store::open(store_location, true)?;
+    crate::runner::TrackerMark::of(store.as_ref())?.check_sweep_dir(runs_dir, &spec.name)?;
     let registration = store.register_sweep(&spec.name, &spec.text)?;
     let new: Vec<NewTrial> = trials.iter().map(|t| NewTrial { config: t.config.clone(), params: t.params.clone() }).collect();
     let report = store.enqueue(&spec.name, &new)?;
@@ -149,6 +166,11 @@ struct WorkerProcess {
     child: Child,
     /// The run it holds, from its last Claimed event.
     lease: Option<Lease>,
+    /// The trial it held last (for the quick-death message).
+    last_trial: Option<String>,
+    /// It reported that it ran out of trials (Idle): an exit code of 1 then only says that some
+    /// of its trials failed or it was stopped, which the tracker records.
+    done: bool,
     index: usize,
     started: Instant,
 }
@@ -187,7 +209,8 @@ pub fn run(spec: &SweepSpec, options: &SweepOptions) -> crate::Result<SweepOutco
         spawned: 0,
         forwarded: 0,
         interrupted: false,
-        early_deaths: 0,
+        quick_deaths: Vec::new(),
+        gave_up: None,
     };
     if pending > 0 {
         for slot in 0..supervisor.slots.len() {
@@ -211,6 +234,8 @@ pub fn run(spec: &SweepSpec, options: &SweepOptions) -> crate::Result<SweepOutco
         elapsed,
         worker_errors: supervisor.worker_errors,
         workers_started: supervisor.spawned,
+        pending,
+        gave_up: supervisor.gave_up,
     })
 }
 
@@ -232,9 +257,12 @@ struct Supervisor<'a> {
     /// Ctrl-C / SIGTERM signals already forwarded to the workers.
     forwarded: usize,
     interrupted: bool,
-    /// Workers that died within two seconds of starting. Respawns are bounded: a worker that
-    /// cannot even start would otherwise loop forever.
-    early_deaths: usize,
+    /// Workers that died within [`QUICK_DEATH`] of starting, each with the trial it held last.
+    /// Respawns are bounded ([`QUICK_DEATHS_ALLOWED`]): a worker that cannot even start would
+    /// otherwise loop forever.
+    quick_deaths: Vec<Option<String>>,
+    /// Why no more workers were started, once the quick deaths reached the bound.
+    gave_up: Option<String>,
 }
 
 impl Supervisor<'_> {
@@ -278,8 +306,12 @@ impl Supervisor<'_> {
     fn on_event(&mut self, slot: usize, event: Event) {
         if let Some(w) = self.workers.get_mut(&slot) {
             match &event {
-                Event::Claimed { run, attempt, .. } => w.lease = Some(Lease { run: run.clone(), attempt: *attempt }),
+                Event::Claimed { run, attempt, .. } => {
+                    w.lease = Some(Lease { run: run.clone(), attempt: *attempt });
+                    w.last_trial = Some(run.clone());
+                }
                 Event::Finished { .. } | Event::Released { .. } => w.lease = None,
+                Event::Idle { .. } => w.done = true,
                 _ => {}
             }
         }
@@ -293,29 +325,55 @@ impl Supervisor<'_> {
         let Some(mut w) = self.workers.remove(&slot) else { return Ok(()) };
         let status = w.child.wait().map_err(|e| crate::Error::io("worker process", e))?;
         self.progress.worker_exited(slot);
-        if status.success() && w.lease.is_none() {
+        if (status.success() || w.done) && w.lease.is_none() {
             return Ok(());
         }
         let log = self.log_dir.join(format!("worker-{}.log", w.index + 1));
         let cause = describe_exit(status);
+        // What the worker said before it died, if anything: the reason a user reads.
+        let said = log_tail(&log).map(|line| format!(": {line} ({})", log.display())).unwrap_or_default();
         if let Some(lease) = w.lease.take() {
-            let message = format!("worker process {cause}; see {}", log.display());
+            let message = format!("worker process {cause}{said}");
             match self.store.record_crash(&lease, &message, self.options.max_attempts) {
                 Ok(TrialStatus::Failed) => self.progress.failed_by_supervisor(&format!("[{}] failed: {message}", lease.run)),
                 Ok(_) => self.progress.requeued(&format!("[{}] worker {cause}; requeued to resume from its last checkpoint", lease.run)),
                 Err(e) => self.progress.println(&format!("[{}] worker {cause}; {e}", lease.run)),
             }
+        } else if said.is_empty() {
+            self.worker_errors.push(format!("worker {} {cause} without a message (its log {} says nothing)", w.index + 1, log.display()));
         } else {
-            self.worker_errors.push(format!("worker {} {cause}: {}", w.index + 1, log_tail(&log)));
+            self.worker_errors.push(format!("worker {} {cause}{said}", w.index + 1));
         }
-        if w.started.elapsed() < Duration::from_secs(2) {
-            self.early_deaths += 1;
+        if w.started.elapsed() < QUICK_DEATH {
+            self.quick_deaths.push(w.last_trial.clone());
         }
         let stopping = self.interrupted || crate::runner::signals::interrupts() > 0 || crate::runner::signals::terminated();
-        if !stopping && self.more_to_run()? && self.early_deaths < 5 {
-            self.spawn(slot)?;
+        if stopping || !self.more_to_run()? {
+            return Ok(());
         }
-        Ok(())
+        if self.quick_deaths.len() >= QUICK_DEATHS_ALLOWED {
+            if self.gave_up.is_none() {
+                self.gave_up = Some(quick_deaths_message(&self.quick_deaths));
+                self.progress.println(&format!("stopping: {}", self.gave_up.as_deref().unwrap_or_default()));
+            }
+            return Ok(());
+        }
+        self.spawn(slot)
+    }
+}
+
+/// Why the supervisor stopped starting workers: how many died quickly, and the trial they held
+/// most often (the one that keeps killing its worker), if they held one.
+fn quick_deaths_message(deaths: &[Option<String>]) -> String {
+    let mut held: BTreeMap<&str, usize> = BTreeMap::new();
+    for trial in deaths.iter().flatten() {
+        *held.entry(trial.as_str()).or_default() += 1;
+    }
+    let culprit = held.iter().max_by_key(|&(trial, n)| (*n, std::cmp::Reverse(*trial)));
+    let base = format!("the supervisor started no more workers after {} of them died within {}s of starting", deaths.len(), QUICK_DEATH.as_secs());
+    match culprit {
+        Some((trial, n)) => format!("{base}; {n} of them held trial {trial}, which keeps killing its worker (`sweep show {trial}`)"),
+        None => format!("{base} before claiming a trial"),
     }
 }
 
@@ -332,7 +390,7 @@ fn spawn(
 ) -> crate::Result<WorkerProcess> {
     let exe = std::env::current_exe().map_err(|e| crate::Error::io("current executable", e))?;
     let log_path = log_dir.join(format!("worker-{}.log", index + 1));
-    let log = std::fs::File::create(&log_path).map_err(|e| crate::Error::io(&log_path, e))?;
+    let log = open_log(&log_path, &spec.name, index + 1)?;
     // One GPU per worker. With CUDA the worker sees only its own GPU, as device 0.
     let (device_spec, cuda_visible) = match (device, options.device) {
         (Some(d), DeviceSpec::Cuda(_)) => (DeviceSpec::Cuda(0), Some(d)),
@@ -350,6 +408,7 @@ fn spawn(
         .args(["worker", &format!("--sweep={}", spec.name), "--events=json"])
         .args([format!("--device={device_spec}"), format!("--threads={threads}")])
         .args([format!("--stale-after={}", options.stale_after), format!("--heartbeat-every={}", options.heartbeat_every)])
+        .arg(format!("--max-attempts={}", options.max_attempts))
         .env("RAYON_NUM_THREADS", threads.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -387,8 +446,22 @@ fn spawn(
         }
         let _ = tx.send(Message::Closed(slot));
     });
-    Ok(WorkerProcess { child, lease: None, index, started: Instant::now() })
+    Ok(WorkerProcess { child, lease: None, last_trial: None, done: false, index, started: Instant::now() })
 }
+
+/// Opens a worker's log for appending, after a header line for this start: the log keeps what
+/// earlier runs' workers wrote (the tracker's errors may point at it), and each start's lines
+/// can be told apart.
+fn open_log(path: &Path, sweep: &str, number: usize) -> crate::Result<std::fs::File> {
+    use std::io::Write;
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| crate::Error::io(path, e))?;
+    let now = crate::util::now_unix();
+    writeln!(log, "{LOG_HEADER} {number} of sweep {sweep} started at unix time {now:.0} ===").map_err(|e| crate::Error::io(path, e))?;
+    Ok(log)
+}
+
+/// How each start's part of a worker log begins.
+const LOG_HEADER: &str = "=== sweep run: worker";
 
 fn describe_exit(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
@@ -411,10 +484,24 @@ fn signal_name(sig: i32) -> &'static str {
     }
 }
 
-/// The last non-empty line of a worker's log, for a one-line error.
-fn log_tail(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string))
-        .unwrap_or_else(|| format!("see {}", path.display()))
+/// The last non-empty line the latest start of a worker wrote to its log, for a one-line error;
+/// None when it wrote nothing.
+fn log_tail(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().rev().take_while(|l| !l.starts_with(LOG_HEADER)).find(|l| !l.trim().is_empty())?;
+    Some(line.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quick_deaths_message_names_the_trial_that_keeps_killing_its_worker() {
+        let held = |t: &str| Some(t.to_string());
+        let message = quick_deaths_message(&[held("s-4"), None, held("s-4"), held("s-2"), held("s-4")]);
+        assert!(message.contains("after 5 of them died within 2s of starting"), "{message}");
+        assert!(message.contains("3 of them held trial s-4, which keeps killing its worker (`sweep show s-4`)"), "{message}");
+        assert!(quick_deaths_message(&[None, None]).ends_with("before claiming a trial"));
+    }
 }

@@ -32,6 +32,7 @@ pub struct SlurmOptions {
     pub device: DeviceSpec,
     pub stale_after: f64,
     pub heartbeat_every: f64,
+    pub max_attempts: i64,
 }
 
 /// SLURM could not be used.
@@ -98,7 +99,7 @@ pub fn script(sweep: &str, store: &str, runs_dir: &Path, exe: &Path, workdir: &P
     // Values go as `--flag=value`, so that none can read as an option; the store's password
     // never goes into the script (the workers get it from the environment sbatch passes on).
     s.push_str(&format!(
-        "exec {} --runs-dir={} --store={} worker --sweep={} --device={} --threads=\"${{SLURM_CPUS_PER_TASK:-1}}\" --events=human --stale-after={} --heartbeat-every={}\n",
+        "exec {} --runs-dir={} --store={} worker --sweep={} --device={} --threads=\"${{SLURM_CPUS_PER_TASK:-1}}\" --events=human --stale-after={} --heartbeat-every={} --max-attempts={}\n",
         shell_quote(&exe.display().to_string()),
         shell_quote(&runs_dir.display().to_string()),
         shell_quote(&crate::store::redact_url(store)),
@@ -106,6 +107,7 @@ pub fn script(sweep: &str, store: &str, runs_dir: &Path, exe: &Path, workdir: &P
         device,
         options.stale_after,
         options.heartbeat_every,
+        options.max_attempts,
     ));
     Ok(s)
 }
@@ -254,6 +256,7 @@ mod tests {
             device: DeviceSpec::Cuda(0),
             stale_after: 60.0,
             heartbeat_every: 5.0,
+            max_attempts: 4,
         };
         let s =
             script("hue", "postgres://u@db:5432/sweeps", Path::new("/shared/runs"), Path::new("/opt/sweep"), Path::new("/home/u/exp dir"), &options)

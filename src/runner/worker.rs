@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Split;
+use crate::runner::TrackerMark;
 use crate::runner::study::Study;
-use crate::store::{self, CheckpointRow, Claim, EpochLog, Lease, MetricValue, Store, StoreError, TrialFilter, TrialStatus, WorkerInfo};
+use crate::store::{self, CheckpointRow, Claim, EpochLog, Lease, MetricValue, Reclaim, Store, StoreError, TrialFilter, TrialStatus, WorkerInfo};
 use crate::study::pruner::Decision;
 use crate::train::checkpoint::{EpochSummary, TrialDir};
 use crate::train::device::{DeviceSpec, panic_message};
@@ -90,8 +91,8 @@ pub struct WorkerOptions {
     pub runs_dir: PathBuf,
     pub device: DeviceSpec,
     pub max_trials: Option<usize>,
-    /// A `running` run whose heartbeat is older than this many seconds is reclaimed.
-    pub stale_after: f64,
+    /// When a `running` run whose worker died is taken over, and when it fails instead.
+    pub reclaim: Reclaim,
     pub heartbeat_every: f64,
     pub events: EventFormat,
     pub faults: Faults,
@@ -157,6 +158,10 @@ pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
     let device = options.device.open().map_err(crate::train::TrainError::from)?;
     let events = Events { format: options.events };
     let worker = WorkerInfo::this_process();
+    let mark = TrackerMark::of(store.as_ref())?;
+    if let Some(sweep) = &options.sweep {
+        mark.check_sweep_dir(&options.runs_dir, sweep)?;
+    }
     // The sweep's sampler and pruner, read back from the tracker (a worker of any sweep only
     // trains what is queued).
     let study = match &options.sweep {
@@ -168,7 +173,7 @@ pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
         if options.max_trials.is_some_and(|m| summary.trials >= m) || crate::runner::signals::stop_request() != StopRequest::Continue {
             break;
         }
-        let Some(claim) = store.claim(options.sweep.as_deref(), &worker, options.stale_after)? else {
+        let Some(claim) = store.claim(options.sweep.as_deref(), &worker, &options.reclaim)? else {
             // Nothing queued: a lazily sampled sweep asks its sampler for the next trial.
             if let Some(study) = study.as_ref().filter(|s| s.spec().is_lazy())
                 && study.ask(store.as_mut())?.is_some()
@@ -192,7 +197,7 @@ pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
         };
         summary.trials += 1;
         let study = study.as_ref().filter(|s| s.spec().name == claim.sweep);
-        let status = run_trial(options, store.as_mut(), &claim, &device, &events, study)?;
+        let status = run_trial(options, store.as_mut(), &claim, &mark, &device, &events, study)?;
         match status {
             None => {
                 summary.stopped = true;
@@ -211,12 +216,19 @@ fn run_trial(
     options: &WorkerOptions,
     store: &mut dyn Store,
     claim: &Claim,
+    mark: &TrackerMark,
     device: &burn::tensor::Device,
     events: &Events,
     study: Option<&Study>,
 ) -> crate::Result<Option<TrialStatus>> {
     let started = Instant::now();
     let run = claim.lease.run.clone();
+    let run_dir = TrialDir::of(&options.runs_dir, &claim.sweep, &run);
+    if let Err(e) = mark.claim(&run_dir) {
+        // Another tracker's trial of the same name: not this trial's fault. Give it back.
+        let _ = store.release(&claim.lease);
+        return Err(e);
+    }
     events.emit(&Event::Claimed {
         run: run.clone(),
         attempt: claim.lease.attempt,
@@ -226,12 +238,7 @@ fn run_trial(
     });
     let lease_lost = Arc::new(AtomicBool::new(false));
     let heartbeat = Heartbeat::start(options, claim.lease.clone(), lease_lost.clone());
-    let ctx = TrialContext {
-        run_dir: TrialDir::of(&options.runs_dir, &claim.sweep, &run),
-        runs_root: &options.runs_dir,
-        device: device.clone(),
-        faults: options.faults.clone(),
-    };
+    let ctx = TrialContext { run_dir, runs_root: &options.runs_dir, device: device.clone(), faults: options.faults.clone() };
     let mut observer = TrialObserver {
         store,
         lease: claim.lease.clone(),
@@ -241,11 +248,22 @@ fn run_trial(
         epochs: claim.config.train.epochs,
         study,
         pruned: None,
+        store_failure: None,
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train::train(&claim.config, &ctx, &mut observer)));
     heartbeat.stop();
     let store = observer.store;
     let pruned = observer.pruned;
+    if let Some(failure) = observer.store_failure {
+        // Not the trial's fault: give it back (its checkpoint is on disk) if the tracker still
+        // takes that write, and stop this worker with the tracker's error. If even that write
+        // fails, the trial stays `running` under this pid, which the next claim on this host
+        // takes over at once.
+        if store.release(&claim.lease).is_ok() {
+            events.emit(&Event::Released { run });
+        }
+        return Err(failure.into());
+    }
     let (status, error) = match result {
         Ok(Ok(Outcome::Completed { .. })) => (Some(TrialStatus::Completed), None),
         Ok(Ok(Outcome::Diverged { epoch, step, value })) => (
@@ -290,6 +308,9 @@ struct TrialObserver<'a> {
     study: Option<&'a Study>,
     /// Why the pruner stopped this trial.
     pruned: Option<String>,
+    /// The tracker could not record an epoch (a full disk, a server gone for good): the trial is
+    /// not at fault, and is given back rather than failed.
+    store_failure: Option<StoreError>,
 }
 
 impl TrialObserver<'_> {
@@ -297,13 +318,21 @@ impl TrialObserver<'_> {
         self.record(&epoch_log(summary, checkpoints))
     }
 
-    /// Writes to the tracker under the trial's lease; a lost lease stops training.
+    /// Writes to the tracker under the trial's lease. A lost lease stops training; any other
+    /// failure of the tracker (a full disk) is kept aside: it is not the trial's fault.
     fn record(&mut self, log: &EpochLog) -> Result<(), String> {
-        let result = self.store.log_epoch(&self.lease, log);
-        if let Err(StoreError::LeaseLost { .. }) = &result {
-            self.lease_lost.store(true, Ordering::SeqCst);
+        match self.store.log_epoch(&self.lease, log) {
+            Ok(()) => Ok(()),
+            Err(e @ StoreError::LeaseLost { .. }) => {
+                self.lease_lost.store(true, Ordering::SeqCst);
+                Err(e.to_string())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                self.store_failure = Some(e);
+                Err(message)
+            }
         }
-        result.map_err(|e| e.to_string())
     }
 }
 

@@ -10,11 +10,16 @@
 //!   at any point leaves the store as it was before the change or after it.
 //! - [`Store::enqueue`] never duplicates a trial: a run is identified within its sweep by the hash
 //!   of its resolved config.
-//! - [`Store::claim`] hands each queued run to exactly one worker, and also reclaims a `running`
-//!   run whose heartbeat is older than `stale_after` (its worker died). Each claim increments the
-//!   run's `attempt`; the [`Lease`] it returns carries that attempt, and every later write for the
-//!   run (heartbeat, epoch, finish) is refused with [`StoreError::LeaseLost`] once another worker
-//!   holds a newer attempt, so a worker thought dead cannot overwrite its successor.
+//! - [`Store::claim`] hands each queued run to exactly one worker, and also takes over a
+//!   `running` run whose worker died: its heartbeat is older than `stale_after`, or its worker's
+//!   pid is gone on this host ([`Reclaim`]). Each claim increments the run's `attempt`; the
+//!   [`Lease`] it returns carries that attempt, and every later write for the run (heartbeat,
+//!   epoch, finish) is refused with [`StoreError::LeaseLost`] once another worker holds a newer
+//!   attempt, so a worker thought dead cannot overwrite its successor.
+//! - The crash rule is one rule, whoever notices the death: a supervisor that saw its worker die
+//!   ([`Store::record_crash`]) or a claim that takes over an abandoned run. Each death counts one
+//!   crash; `max_attempts` crashes in a row fail the run; only a newly recorded epoch (not one
+//!   replayed on resume) starts the count again.
 //! - [`Store::log_epoch`] commits an epoch's metrics and its checkpoint rows together (the caller
 //!   writes the checkpoint files first). Logging the same epoch again changes nothing: metrics
 //!   are kept once per (run, epoch, split, name).
@@ -97,6 +102,14 @@ impl TrialStatus {
 pub enum StoreError {
     #[error("{}: not a sweep tracker (the file is not an SQLite database); point --store at another file", path.display())]
     NotADatabase { path: PathBuf },
+    #[error(
+        "{}: not a sweep tracker but another application's SQLite database (tables {}); it was left untouched: \
+         point --store at a new file or at an existing tracker",
+        path.display(), tables.join(", ")
+    )]
+    ForeignDatabase { path: PathBuf, tables: Vec<String> },
+    #[error("{}: is a directory; --store takes a tracker file, e.g. {}", path.display(), path.join("sweep.db").display())]
+    IsADirectory { path: PathBuf },
     #[error("{}: the tracker is read-only ({detail}); make it writable or choose another file with --store", path.display())]
     ReadOnly { path: PathBuf, detail: String },
     #[error("{}: the disk is full; free some space and run again (nothing recorded so far was lost)", path.display())]
@@ -115,6 +128,12 @@ pub enum StoreError {
     UnknownSweep { name: String, suggestions: Vec<String> },
     #[error("{what} {name:?} {reason}")]
     InvalidName { what: &'static str, name: String, reason: &'static str },
+    #[error(
+        "{}: this trial directory belongs to the tracker {owner} (id {owner_id}), not to {this} (id {this_id}); \
+         nothing in it was changed. Give each tracker its own --runs-dir, or use --store {owner}",
+        dir.display()
+    )]
+    OtherTracker { dir: PathBuf, owner: String, owner_id: String, this: String, this_id: String },
     #[error("trial {run}: lease lost (attempt {attempt} was reclaimed by another worker)")]
     LeaseLost { run: String, attempt: i64 },
     #[error(
@@ -137,6 +156,9 @@ impl StoreError {
         matches!(
             self,
             StoreError::NotADatabase { .. }
+                | StoreError::ForeignDatabase { .. }
+                | StoreError::IsADirectory { .. }
+                | StoreError::OtherTracker { .. }
                 | StoreError::ReadOnly { .. }
                 | StoreError::NewerSchema { .. }
                 | StoreError::Missing { .. }
@@ -215,6 +237,28 @@ pub struct WorkerInfo {
 impl WorkerInfo {
     pub fn this_process() -> Self {
         Self { host: crate::util::hostname(), pid: std::process::id() }
+    }
+}
+
+/// When a claim takes over a `running` run whose worker died, and when it fails the run instead.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reclaim {
+    /// A run whose heartbeat is older than this many seconds is abandoned (its worker, on any
+    /// machine, is presumed dead). A run whose worker's pid is gone on this host is abandoned at
+    /// once.
+    pub stale_after: f64,
+    /// A run whose worker died this many times in a row, without recording a new epoch in
+    /// between, fails instead of being taken over again.
+    pub max_attempts: i64,
+}
+
+impl Reclaim {
+    /// `--max-attempts`' default.
+    pub const DEFAULT_MAX_ATTEMPTS: i64 = 3;
+
+    /// Runs abandoned for `stale_after` seconds are taken over, up to the default attempts.
+    pub fn after(stale_after: f64) -> Self {
+        Self { stale_after, max_attempts: Self::DEFAULT_MAX_ATTEMPTS }
     }
 }
 
@@ -429,6 +473,10 @@ pub trait Store: Send {
     /// Where the store lives, for messages.
     fn location(&self) -> String;
 
+    /// The tracker's identity: drawn once when the tracker is created and never changed, so that
+    /// a trial directory can say which tracker it belongs to.
+    fn tracker_id(&self) -> StoreResult<String>;
+
     /// Records a sweep's spec (the file as written). A spec that differs from the stored one is
     /// recorded as a new version and reported, never silently replaced.
     fn register_sweep(&mut self, name: &str, spec: &str) -> StoreResult<SweepRegistration>;
@@ -442,9 +490,10 @@ pub trait Store: Send {
     /// diverge again), not a failure to retry.
     fn requeue_failed(&mut self, sweep: &str) -> StoreResult<usize>;
 
-    /// Claims the next run of `sweep` (or of any sweep): the lowest-numbered `queued` run, or a
-    /// `running` one whose heartbeat is older than `stale_after` seconds.
-    fn claim(&mut self, sweep: Option<&str>, worker: &WorkerInfo, stale_after: f64) -> StoreResult<Option<Claim>>;
+    /// Claims the next run of `sweep` (or of any sweep): first a `running` one whose worker died
+    /// (see [`Reclaim`]; taking it over counts a crash, and a run at `max_attempts` crashes is
+    /// failed instead), then the lowest-numbered `queued` run.
+    fn claim(&mut self, sweep: Option<&str>, worker: &WorkerInfo, reclaim: &Reclaim) -> StoreResult<Option<Claim>>;
 
     /// Refreshes the lease's heartbeat. Fails with `LeaseLost` if the run was reclaimed.
     fn heartbeat(&mut self, lease: &Lease) -> StoreResult<()>;
@@ -460,7 +509,8 @@ pub trait Store: Send {
     fn release(&mut self, lease: &Lease) -> StoreResult<()>;
 
     /// A worker process died while holding `lease`: the run goes back to the queue, or is marked
-    /// failed with `message` once `max_attempts` attempts in a row died before recording an epoch.
+    /// failed with `message` once `max_attempts` attempts in a row died before recording a new
+    /// epoch (an epoch replayed from a checkpoint on resume is not progress).
     fn record_crash(&mut self, lease: &Lease, message: &str, max_attempts: i64) -> StoreResult<TrialStatus>;
 
     /// Every sweep with its run counts per status.

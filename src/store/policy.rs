@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::sql::{Conditions, Failure, Row, Tx, Value};
 use super::{
-    BestTrial, CheckpointRow, Claim, EnqueueReport, EpochLog, JobRow, Lease, MetricRow, MetricSummary, NewTrial, Store, StoreError, StoreResult,
-    SweepInfo, SweepRegistration, TrialFilter, TrialHistory, TrialRow, TrialStatus, WorkerInfo, code_version, validate_sweep_name,
+    BestTrial, CheckpointRow, Claim, EnqueueReport, EpochLog, JobRow, Lease, MetricRow, MetricSummary, NewTrial, Reclaim, Store, StoreError,
+    StoreResult, SweepInfo, SweepRegistration, TrialFilter, TrialHistory, TrialRow, TrialStatus, WorkerInfo, code_version, validate_sweep_name,
 };
 use crate::config::Goal;
 use crate::config::TrialConfig;
@@ -27,12 +27,16 @@ pub(crate) trait Backend: Send {
     fn read<T>(&self, op: impl FnMut(&mut dyn Tx) -> Result<T, Failure>) -> StoreResult<T>;
 
     /// [`Store::claim`]: [`claim`] under the backend's own locking and recovery.
-    fn claim_run(&mut self, sweep: Option<&str>, worker: &WorkerInfo, stale_after: f64) -> StoreResult<Option<Claim>>;
+    fn claim_run(&mut self, sweep: Option<&str>, worker: &WorkerInfo, reclaim: &Reclaim) -> StoreResult<Option<Claim>>;
 }
 
 impl<B: Backend> Store for B {
     fn location(&self) -> String {
         Backend::location(self)
+    }
+
+    fn tracker_id(&self) -> StoreResult<String> {
+        self.read(|tx| tx.query_one("SELECT id FROM tracker", &[])?.text(0))
     }
 
     fn register_sweep(&mut self, name: &str, spec: &str) -> StoreResult<SweepRegistration> {
@@ -55,8 +59,8 @@ impl<B: Backend> Store for B {
         })
     }
 
-    fn claim(&mut self, sweep: Option<&str>, worker: &WorkerInfo, stale_after: f64) -> StoreResult<Option<Claim>> {
-        self.claim_run(sweep, worker, stale_after)
+    fn claim(&mut self, sweep: Option<&str>, worker: &WorkerInfo, reclaim: &Reclaim) -> StoreResult<Option<Claim>> {
+        self.claim_run(sweep, worker, reclaim)
     }
 
     fn heartbeat(&mut self, lease: &Lease) -> StoreResult<()> {
@@ -312,46 +316,116 @@ fn add_trials(tx: &mut dyn Tx, sweep: &str, trials: &[NewTrial]) -> Result<Enque
 /// What a claim reads back from the claimed row, in the order [`claimed`] reads it.
 pub(crate) const CLAIMED_COLUMNS: &str = "id, attempt, sweep, params, (SELECT config FROM run_configs c WHERE c.run = runs.id)";
 
-/// Claims the next run in `tx`: a run whose worker died (its heartbeat older than `stale_after`
-/// seconds) before new work, then the lowest-numbered queued one (across sweeps, the oldest
-/// sweep's). Each pick is one UPDATE of one row chosen by a subquery that walks the
-/// (status, sweep, seq) index. Where the backend keeps a claim `token`, it is written on the row,
-/// so that a retry can find a claim whose reply was lost.
+/// Claims the next run in `tx`: a run whose worker died ([`abandoned`]) before new work, then
+/// the lowest-numbered queued one (across sweeps, the oldest sweep's). Taking over an abandoned
+/// run counts a crash ([`crash_rule`]): at `max_attempts` the run is failed instead, and the next
+/// one is looked at. Each take is one UPDATE of one row, conditioned on the row being as it was
+/// read (its status and attempt), so that concurrent claimers never take the same attempt; the
+/// queued pick is chosen by a subquery that walks the (status, sweep, seq) index. Where the
+/// backend keeps a claim `token`, it is written on the row, so that a retry can find a claim
+/// whose reply was lost.
 pub(crate) fn claim(
     tx: &mut dyn Tx,
     sweep: Option<&str>,
     worker: &WorkerInfo,
-    stale_after: f64,
+    reclaim: &Reclaim,
     token: Option<&str>,
 ) -> Result<Option<Claim>, Failure> {
     let now = now_unix();
-    let mut set = "status = 'running', attempt = attempt + 1, host = $1, pid = $2, heartbeat = $3, started = COALESCE(started, $3), finished = NULL"
-        .to_string();
     let mut values: Vec<Value> = vec![worker.host.as_str().into(), i64::from(worker.pid).into(), now.into()];
     if let Some(token) = token {
         values.push(token.into());
-        set.push_str(", claim_token = $4");
     }
-    let order = if sweep.is_some() { "seq" } else { "created, seq" };
-    for stale in [true, false] {
-        let mut pick = Conditions::after(values.clone());
-        if stale {
-            let cutoff = pick.bind(now - stale_after);
-            pick.and(format!("status = 'running' AND (heartbeat IS NULL OR heartbeat < {cutoff})"));
-        } else {
-            pick.and("status = 'queued'");
+    for dead in abandoned(tx, sweep, reclaim, now)? {
+        let crashes = dead.crashes + 1;
+        let (status, error) = crash_rule(&dead.cause, crashes, reclaim.max_attempts);
+        // Only as the row was read: a concurrent claimer may have taken it since.
+        let unchanged = "id = $1 AND attempt = $2 AND status = 'running'";
+        let row: [Value; 3] = [dead.id.as_str().into(), dead.attempt.into(), crashes.into()];
+        if status == TrialStatus::Failed {
+            let sql =
+                format!("UPDATE runs SET status = 'failed', error = $4, finished = $5, crashes = $3, host = NULL, pid = NULL WHERE {unchanged}");
+            tx.execute(&sql, &[row[0].clone(), row[1].clone(), row[2].clone(), error.into(), now.into()])?;
+            continue;
         }
-        pick.equal("sweep", sweep);
-        let sql = format!(
-            "UPDATE runs SET {set} WHERE id = (SELECT id FROM runs {} ORDER BY {order} LIMIT 1{}) RETURNING {CLAIMED_COLUMNS}",
-            pick.sql(),
-            tx.dialect().skip_locked
-        );
-        if let Some(row) = tx.query_opt(&sql, &pick.values)? {
+        let mut take = Conditions::after(row.to_vec());
+        let worker_values: Vec<String> = values.iter().map(|v| take.bind(v.clone())).collect();
+        let set = claim_set(&worker_values);
+        let sql = format!("UPDATE runs SET {set}, crashes = $3 WHERE {unchanged} RETURNING {CLAIMED_COLUMNS}");
+        if let Some(row) = tx.query_opt(&sql, &take.values)? {
             return claimed(&row).map(Some);
         }
     }
-    Ok(None)
+    let order = if sweep.is_some() { "seq" } else { "created, seq" };
+    let set = claim_set(&["$1", "$2", "$3", "$4"].map(String::from)[..values.len()]);
+    let mut pick = Conditions::after(values);
+    pick.and("status = 'queued'");
+    pick.equal("sweep", sweep);
+    let sql = format!(
+        "UPDATE runs SET {set} WHERE id = (SELECT id FROM runs {} ORDER BY {order} LIMIT 1{}) RETURNING {CLAIMED_COLUMNS}",
+        pick.sql(),
+        tx.dialect().skip_locked
+    );
+    tx.query_opt(&sql, &pick.values)?.map(|row| claimed(&row)).transpose()
+}
+
+/// What a claim sets on the row it takes: the worker's host, pid and the time at the given
+/// placeholders, and the claim token where a fourth is given.
+fn claim_set(placeholders: &[String]) -> String {
+    let (host, pid, now) = (&placeholders[0], &placeholders[1], &placeholders[2]);
+    let mut set = format!(
+        "status = 'running', attempt = attempt + 1, host = {host}, pid = {pid}, heartbeat = {now}, started = COALESCE(started, {now}), finished = NULL"
+    );
+    if let Some(token) = placeholders.get(3) {
+        set.push_str(&format!(", claim_token = {token}"));
+    }
+    set
+}
+
+/// A `running` run whose worker is dead, as read.
+struct Abandoned {
+    id: String,
+    attempt: i64,
+    crashes: i64,
+    /// How its worker was found dead, for the run's error.
+    cause: String,
+}
+
+/// The `running` runs (of `sweep`) whose worker died, in claim order: its heartbeat is older than
+/// `stale_after` seconds (a worker on any machine), or it ran on this host and its pid is gone
+/// (which only this host can tell, and tells at once).
+fn abandoned(tx: &mut dyn Tx, sweep: Option<&str>, reclaim: &Reclaim, now: f64) -> Result<Vec<Abandoned>, Failure> {
+    let here = crate::util::hostname();
+    let mut pick = Conditions::after(Vec::new());
+    let (cutoff, host) = (pick.bind(now - reclaim.stale_after), pick.bind(here.as_str()));
+    pick.and(format!("status = 'running' AND (heartbeat IS NULL OR heartbeat < {cutoff} OR host = {host})"));
+    pick.equal("sweep", sweep);
+    let order = if sweep.is_some() { "seq" } else { "created, seq" };
+    let sql = format!("SELECT id, attempt, crashes, host, pid, heartbeat FROM runs {} ORDER BY {order}", pick.sql());
+    let mut dead = Vec::new();
+    for r in tx.query(&sql, &pick.values)? {
+        let (host, pid, heartbeat) = (r.opt_text(3)?.unwrap_or_default(), r.opt_int(4)?, r.opt_real(5)?);
+        let cause = if heartbeat.is_none_or(|h| h < now - reclaim.stale_after) {
+            format!("its worker (pid {} on {host}) sent no heartbeat for {}s", pid.unwrap_or(0), fmt_seconds(reclaim.stale_after))
+        } else if host == here && pid.is_some_and(process_gone) {
+            format!("its worker process (pid {} on {host}) is gone", pid.unwrap_or(0))
+        } else {
+            continue;
+        };
+        dead.push(Abandoned { id: r.text(0)?, attempt: r.int(1)?, crashes: r.int(2)?, cause });
+    }
+    Ok(dead)
+}
+
+fn fmt_seconds(s: f64) -> String {
+    if s.fract() == 0.0 { format!("{s:.0}") } else { format!("{s}") }
+}
+
+/// Whether no process `pid` exists on this host (a pid this process may not signal exists).
+fn process_gone(pid: i64) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return true };
+    // SAFETY: signal 0 only checks that the process exists.
+    pid > 0 && unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 /// The claim a row of [`CLAIMED_COLUMNS`] describes.
@@ -393,14 +467,14 @@ const SUMMARIZE: &str =
 /// nothing. A checkpoint row moves only forward in epochs.
 fn log_epoch(tx: &mut dyn Tx, lease: &Lease, epoch: &EpochLog) -> Result<(), Failure> {
     let now = now_unix();
-    // Recording an epoch is progress: the crash count starts again.
     let held = tx.execute(
-        "UPDATE runs SET heartbeat = $3, crashes = 0 WHERE id = $1 AND attempt = $2 AND status = 'running'",
+        "UPDATE runs SET heartbeat = $3 WHERE id = $1 AND attempt = $2 AND status = 'running'",
         &[lease.run.as_str().into(), lease.attempt.into(), now.into()],
     )?;
     if held == 0 {
         return Err(lease_lost(lease));
     }
+    let mut progress = false;
     for m in &epoch.metrics {
         let (value, kind) = encode_value(m.value);
         let split = m.split.as_str();
@@ -409,8 +483,15 @@ fn log_epoch(tx: &mut dyn Tx, lease: &Lease, epoch: &EpochLog) -> Result<(), Fai
             &[lease.run.as_str().into(), epoch.epoch.into(), split.into(), m.name.as_str().into(), value.into(), kind.into(), epoch.wall.into()],
         )?;
         if inserted == 1 {
+            progress = true;
             tx.execute(SUMMARIZE, &[lease.run.as_str().into(), split.into(), m.name.as_str().into(), epoch.epoch.into(), value.into(), kind.into()])?;
         }
+    }
+    if progress {
+        // A newly recorded epoch is progress: the crash count starts again. An epoch replayed
+        // from a checkpoint on resume (recorded already) is not, or a trial that kills its worker
+        // after its first epoch would never reach `max_attempts`.
+        tx.execute("UPDATE runs SET crashes = 0 WHERE id = $1", &[lease.run.as_str().into()])?;
     }
     for ck in &epoch.checkpoints {
         let (value, kind) = encode_value(ck.metric_value);
@@ -438,9 +519,19 @@ fn end_trial(tx: &mut dyn Tx, lease: &Lease, status: TrialStatus, update: &str, 
     }
 }
 
-/// The crash rule: a run whose worker died goes back to the queue, until `max_attempts` attempts
-/// in a row died before recording an epoch (`log_epoch` resets the count); then it fails, its
-/// error saying how many, so that a trial that kills its worker every time does not loop.
+/// The crash rule, for every way a worker's death is noticed: the run's `crashes`-th death in a
+/// row (without a new epoch in between: `log_epoch` resets the count) sends it back to the queue,
+/// until `max_attempts`; then it fails, its error saying how many, so that a trial that kills its
+/// worker every time does not loop. Returns the run's new status and its error.
+fn crash_rule(cause: &str, crashes: i64, max_attempts: i64) -> (TrialStatus, String) {
+    if crashes >= max_attempts {
+        (TrialStatus::Failed, format!("{cause} ({crashes} attempts in a row ended this way without finishing an epoch)"))
+    } else {
+        (TrialStatus::Queued, cause.to_string())
+    }
+}
+
+/// A supervisor saw the worker holding `lease` die: [`crash_rule`].
 fn record_crash(tx: &mut dyn Tx, lease: &Lease, message: &str, max_attempts: i64) -> Result<TrialStatus, Failure> {
     let sql = format!("SELECT status, attempt, crashes FROM runs WHERE id = $1{}", tx.dialect().lock_rows);
     let row = tx.query_opt(&sql, &[lease.run.as_str().into()])?.ok_or_else(|| lease_lost(lease))?;
@@ -448,11 +539,8 @@ fn record_crash(tx: &mut dyn Tx, lease: &Lease, message: &str, max_attempts: i64
         return Err(lease_lost(lease));
     }
     let crashes = row.int(2)? + 1;
-    let (status, finished, error) = if crashes >= max_attempts {
-        (TrialStatus::Failed, Some(now_unix()), format!("{message} ({crashes} attempts in a row ended this way)"))
-    } else {
-        (TrialStatus::Queued, None, message.to_string())
-    };
+    let (status, error) = crash_rule(message, crashes, max_attempts);
+    let finished = (status == TrialStatus::Failed).then(now_unix);
     tx.execute(
         "UPDATE runs SET status = $2, error = $3, finished = $4, crashes = $5, host = NULL, pid = NULL WHERE id = $1",
         &[lease.run.as_str().into(), status.as_str().into(), error.into(), finished.into(), crashes.into()],

@@ -23,11 +23,11 @@ use ::postgres::{Client, GenericClient, NoTls, Statement};
 use super::policy::{self, Backend, CLAIMED_COLUMNS};
 use super::schema::{
     self, CHECKPOINTS, CLAIM_TOKEN, JOBS, METRIC_SUMMARY, METRICS, Migration, PARAMS, RUN_CONFIGS, RUN_RESULTS_VIEW, RUNS, RUNS_BY_STATUS,
-    SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS, SWEEPS,
+    SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS, SWEEPS, TRACKER,
 };
 use super::credentials::{self, redact};
 use super::sql::{Dialect, Failure, Row, Tx, Value};
-use super::{Claim, StoreError, StoreResult, WorkerInfo};
+use super::{Claim, Reclaim, StoreError, StoreResult, WorkerInfo};
 
 /// PostgreSQL's side of the SQL the policy writes once.
 const DIALECT: Dialect =
@@ -53,6 +53,8 @@ const MIGRATIONS: &[Migration] = &[
     ],
     // 2: the claim token.
     &[CLAIM_TOKEN],
+    // 3: the tracker's identity.
+    &[TRACKER],
 ];
 
 /// The schema version this build writes.
@@ -237,7 +239,7 @@ impl Backend for PostgresStore {
     /// LOCKED`: atomic on its own, one round trip). The row remembers this call's token, so that
     /// a retry after a lost reply takes back the claim that did commit instead of leaving it to
     /// go stale.
-    fn claim_run(&mut self, sweep: Option<&str>, worker: &WorkerInfo, stale_after: f64) -> StoreResult<Option<Claim>> {
+    fn claim_run(&mut self, sweep: Option<&str>, worker: &WorkerInfo, reclaim: &Reclaim) -> StoreResult<Option<Claim>> {
         let token = claim_token(worker);
         let mut retry = false;
         self.transact(|s| {
@@ -248,7 +250,7 @@ impl Backend for PostgresStore {
                     return policy::claimed(&row).map(Some);
                 }
             }
-            let claim = policy::claim(&mut tx, sweep, worker, stale_after, Some(&token))?;
+            let claim = policy::claim(&mut tx, sweep, worker, reclaim, Some(&token))?;
             if claim.is_some() && self.lose_next_claim_reply.replace(false) {
                 return Err(Failure::ConnectionLost("the reply to a claim was lost (injected)".into()));
             }

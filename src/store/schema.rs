@@ -141,6 +141,14 @@ pub(crate) const JOBS: &str = "CREATE TABLE jobs (
     PRIMARY KEY (launcher, job_id)
 )";
 
+/// The tracker's identity, one row drawn when the tracker is created ([`name_tracker`]): trial
+/// directories record it, so that a runs directory shared by two trackers is noticed.
+pub(crate) const TRACKER: &str = "CREATE TABLE tracker (
+    one     {integer} PRIMARY KEY CHECK (one = 1),
+    id      TEXT NOT NULL,
+    created {real} NOT NULL
+)";
+
 /// One row per run with its headline results, for reading the store with other tools.
 pub(crate) const RUN_RESULTS_VIEW: &str = "CREATE VIEW run_results AS
     SELECT r.id AS run, r.sweep, r.status, r.params, r.seed, r.attempt,
@@ -183,5 +191,21 @@ pub(crate) fn upgrade(
         }
         tx.batch(&mark(i as i64 + 1))?;
     }
+    if target == migrations.len() {
+        name_tracker(tx)?;
+    }
+    Ok(())
+}
+
+/// Gives the tracker its identity, once: a tracker made before identities existed gets one when
+/// it is migrated, and an existing one is never replaced.
+fn name_tracker(tx: &mut dyn Tx) -> Result<(), Failure> {
+    if tx.query_opt("SELECT id FROM tracker", &[])?.is_some() {
+        return Ok(());
+    }
+    let now = crate::util::now_unix();
+    let seed = format!("{}/{}/{now}/{:?}", crate::util::hostname(), std::process::id(), std::time::Instant::now());
+    let id = crate::util::sha256_hex(seed.as_bytes())[..16].to_string();
+    tx.execute("INSERT INTO tracker (one, id, created) VALUES (1, $1, $2) ON CONFLICT (one) DO NOTHING", &[id.into(), now.into()])?;
     Ok(())
 }

@@ -20,10 +20,10 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use super::policy::{self, Backend};
 use super::schema::{
     self, CHECKPOINTS, JOBS, METRIC_SUMMARY, METRICS, Migration, PARAMS, RUN_CONFIGS, RUN_RESULTS_VIEW, RUNS, RUNS_BY_STATUS, RUNS_BY_SWEEP,
-    SUMMARY_BACKFILL, SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS, SWEEPS,
+    SUMMARY_BACKFILL, SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS, SWEEPS, TRACKER,
 };
 use super::sql::{Dialect, Failure, Row, Tx, Value};
-use super::{Claim, StoreError, StoreResult, WorkerInfo};
+use super::{Claim, Reclaim, StoreError, StoreResult, WorkerInfo};
 
 /// SQLite's side of the SQL the policy writes once.
 const DIALECT: Dialect = Dialect { integer: "INTEGER", real: "REAL", without_rowid: " WITHOUT ROWID", lock_rows: "", skip_locked: "" };
@@ -37,6 +37,8 @@ const MIGRATIONS: &[Migration] = &[
     &[METRIC_SUMMARY, SUMMARY_BY_MAX, SUMMARY_BY_MIN, SUMMARY_BACKFILL, RUN_RESULTS_VIEW],
     // 3: batch jobs (SLURM arrays) submitted for a sweep.
     &[JOBS],
+    // 4: the tracker's identity.
+    &[TRACKER],
 ];
 
 /// The schema version this build writes.
@@ -56,6 +58,9 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) a tracker file for reading and writing, migrating it.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        if path.is_dir() {
+            return Err(StoreError::IsADirectory { path: path.to_path_buf() });
+        }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| io_error(path, e))?;
         }
@@ -72,9 +77,30 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Refuses another application's database before anything is written to it (switching to
+    /// WAL mode alone rewrites the file's header): the schema is only ever created in an empty
+    /// file, and a file with tables is a tracker only if it has the tracker's `sweeps` and `runs`.
+    fn refuse_foreign(&self) -> StoreResult<()> {
+        let p = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .map_err(|e| map_err(p, e))?;
+        let tables: Vec<String> =
+            stmt.query_map([], |r| r.get(0)).map_err(|e| map_err(p, e))?.collect::<Result<_, _>>().map_err(|e| map_err(p, e))?;
+        let is_tracker = ["sweeps", "runs"].iter().all(|t| tables.iter().any(|name| name == t));
+        if tables.is_empty() || is_tracker {
+            return Ok(());
+        }
+        Err(StoreError::ForeignDatabase { path: p.clone(), tables })
+    }
+
     /// Opens an existing tracker for queries. A read-only file is fine as long as its schema is
     /// current; an older writable file is migrated first.
     pub fn open_existing(path: &Path) -> StoreResult<Self> {
+        if path.is_dir() {
+            return Err(StoreError::IsADirectory { path: path.to_path_buf() });
+        }
         if !path.exists() {
             return Err(StoreError::Missing { path: path.to_path_buf() });
         }
@@ -124,6 +150,7 @@ impl SqliteStore {
         self.conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // The first read tells a non-database file apart before anything is written to it.
         self.conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())).map_err(|e| map_err(p, e))?;
+        self.refuse_foreign()?;
         if write {
             let mode: String = self.conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| map_err(p, e))?;
             if !mode.eq_ignore_ascii_case("wal") {
@@ -196,8 +223,8 @@ impl Backend for SqliteStore {
 
     /// The claim's pick and update run under the write lock: no other claim can see the run
     /// between them.
-    fn claim_run(&mut self, sweep: Option<&str>, worker: &WorkerInfo, stale_after: f64) -> StoreResult<Option<Claim>> {
-        self.write(|tx| policy::claim(tx, sweep, worker, stale_after, None))
+    fn claim_run(&mut self, sweep: Option<&str>, worker: &WorkerInfo, reclaim: &Reclaim) -> StoreResult<Option<Claim>> {
+        self.write(|tx| policy::claim(tx, sweep, worker, reclaim, None))
     }
 }
 

@@ -110,7 +110,7 @@ pub struct Random {
 
 /// A small space runs out of new points: random search gives up after this many draws per point
 /// it was asked for (the rule `run_cap * 100` that sweeps have always used).
-const DRAWS_PER_POINT: usize = 100;
+pub(crate) const DRAWS_PER_POINT: usize = 100;
 
 impl Random {
     pub fn new(space: Space, seed: u64) -> Random {

@@ -166,11 +166,13 @@ pub struct Faults {
     /// Panic once the n-th checkpoint file of this epoch is on disk: (epoch, n), both 1-based.
     /// A crash between two writes of an epoch's bookkeeping.
     pub crash_after_write: Option<(usize, usize)>,
+    /// Kill the process with SIGKILL at this (epoch, step), as the OOM killer would.
+    pub kill_at: Option<(usize, usize)>,
 }
 
 impl Faults {
-    /// Parses `nan@E:S`, `panic@E:S` (epoch E, step S) and `write@E:N` (after the N-th checkpoint
-    /// file of epoch E), comma-separated.
+    /// Parses `nan@E:S`, `panic@E:S`, `kill@E:S` (epoch E, step S) and `write@E:N` (after the
+    /// N-th checkpoint file of epoch E), comma-separated.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let mut faults = Faults::default();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -181,7 +183,8 @@ impl Faults {
                 "nan" => faults.nan_loss_at = Some(at),
                 "panic" => faults.panic_at = Some(at),
                 "write" => faults.crash_after_write = Some(at),
-                _ => return Err(format!("fault {part:?}: kind must be nan, panic or write")),
+                "kill" => faults.kill_at = Some(at),
+                _ => return Err(format!("fault {part:?}: kind must be nan, panic, kill or write")),
             }
         }
         Ok(faults)
@@ -448,6 +451,10 @@ fn train_epoch(
         }
         if ctx.faults.panic_at == Some(at) {
             panic!("injected fault: panic at epoch {} step {}", at.0, at.1);
+        }
+        if ctx.faults.kill_at == Some(at) {
+            // SAFETY: raise has no memory effects; the process ends here.
+            unsafe { libc::raise(libc::SIGKILL) };
         }
         learning_rate = t.learning_rate_at(epoch, step, steps);
         let n = batch.len;

@@ -124,11 +124,11 @@ pub fn seeded_trial(n: usize) -> sweep::store::NewTrial {
 /// length and of `worker_index`: two askers that saw the same history would both add a config
 /// (a different one each) as the same run number, which only the sweep's lock prevents.
 pub fn ask_and_train(store: &mut dyn sweep::store::Store, worker: &sweep::store::WorkerInfo, worker_index: usize, cap: usize) -> Vec<String> {
-    use sweep::store::{EpochLog, MetricValue, TrialStatus};
+    use sweep::store::{EpochLog, MetricValue, Reclaim, TrialStatus};
     let mut claimed = Vec::new();
     loop {
         let asked = store.ask("s", "val_iou", Some(cap), &mut |h| Some(seeded_trial(h.len() * 100 + worker_index))).unwrap();
-        let Some(claim) = store.claim(Some("s"), worker, 600.0).unwrap() else {
+        let Some(claim) = store.claim(Some("s"), worker, &Reclaim::after(600.0)).unwrap() else {
             if asked.is_none() {
                 return claimed;
             }

@@ -286,7 +286,7 @@ impl Validator<'_> {
         if run_cap == Some(0) {
             self.report(item_span(root, "run_cap"), "run_cap must be at least 1".into());
         }
-        let seed = self.uint(root, "", "seed").unwrap_or(0) as u64;
+        let seed = self.uint(root, "", "seed").map_or(crate::config::DEFAULT_SEED, |s| s as u64);
         let metric = self.metric(root);
         if method != Method::Grid && run_cap.is_none() {
             let name = if method == Method::Random { "random" } else { "bayes" };
@@ -644,6 +644,9 @@ impl SweepSpec {
     /// The trials of this sweep, in order. `data_override` replaces `data.source` in every trial
     /// (`sweep run --data DIR`).
     pub fn trials(&self, data_override: Option<&str>) -> Vec<Trial> {
+        // A config listed twice (a value repeated in a grid) is one trial, as the tracker
+        // registers it: the dry run shows what the run registers.
+        let mut seen = HashSet::new();
         points(self)
             .map(|params| {
                 let mut config = resolve(self, &params).expect("trials were validated when the spec was parsed");
@@ -652,7 +655,19 @@ impl SweepSpec {
                 }
                 Trial { params, config }
             })
+            .filter(|t| seen.insert(t.config.hash()))
             .collect()
+    }
+
+    /// What to tell the user when random search found fewer new configs than `run_cap` asked
+    /// for (`found` trials): the space has no more, or they are too rare to draw.
+    pub fn shortfall(&self, found: usize) -> Option<String> {
+        let cap = self.run_cap.filter(|&cap| self.method == Method::Random && found < cap)?;
+        Some(format!(
+            "random search found only {found} distinct configs of the run_cap = {cap} asked for: the space has no more \
+             (in {} draws); lower run_cap or widen the parameters",
+            cap.saturating_mul(crate::study::sampler::DRAWS_PER_POINT)
+        ))
     }
 
     /// Whether parameter `key` is swept on a log scale.
