@@ -22,6 +22,8 @@ use crate::store::TrialStatus;
 const MAX_BATCH_ITEMS: usize = 1000;
 const MAX_BATCH_PARAMS: usize = 100;
 const MAX_BATCH_TAGS: usize = 100;
+/// MLflow 2.x keeps tag values up to 5000 characters (later versions more).
+const MAX_TAG_CHARS: usize = 5000;
 /// The tag that finds a trial's MLflow run again.
 pub const TRIAL_TAG: &str = "sweep.trial";
 /// `incomplete` while a run is being written, `complete` once everything reached the server.
@@ -74,9 +76,14 @@ pub fn run_tags(rec: &TrialRecord) -> Vec<(String, String)> {
         ("sweep.status".to_string(), r.status.as_str().to_string()),
     ];
     if let Some(reason) = rec.reason() {
-        tags.push(("sweep.reason".to_string(), reason.to_string()));
+        tags.push(("sweep.reason".to_string(), truncate(reason, MAX_TAG_CHARS)));
     }
     tags
+}
+
+/// The first `max` characters of `text`.
+fn truncate(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
 }
 
 /// A setting's value as an MLflow param: strings as they are, anything else as JSON.
