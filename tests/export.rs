@@ -82,26 +82,25 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A private `mlflow server` on a free loopback port with a temporary backend store; stopped
+/// A server this test started (`mlflow server`, `tensorboard`) on a free loopback port; stopped
 /// (its whole process group, by id) when dropped, also when a test panics.
-struct MlflowServer {
+struct Server {
     child: Child,
     url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
-impl MlflowServer {
-    fn start() -> Self {
+impl Server {
+    /// Starts `program args... --host 127.0.0.1 --port P` from the test venv in its own process
+    /// group, logging to `dir` (removed after the server), and waits until `probe` (a path)
+    /// answers 200.
+    fn start(dir: tempfile::TempDir, program: &str, args: &[&std::ffi::OsStr], probe: &str) -> Self {
         use std::os::unix::process::CommandExt as _;
-        let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(venv().join("bin/mlflow"))
-            .args(["server", "--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
-            .arg("--backend-store-uri")
-            .arg(format!("sqlite:///{}", dir.path().join("mlflow.db").display()))
-            .arg("--artifacts-destination")
-            .arg(dir.path().join("artifacts"))
+        let child = Command::new(venv().join("bin").join(program))
+            .args(args)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .env("MLFLOW_DISABLE_TELEMETRY", "true")
             .process_group(0)
             .stdin(Stdio::null())
@@ -109,39 +108,55 @@ impl MlflowServer {
             .stderr(log)
             .spawn()
             .unwrap();
-        let server = MlflowServer { child, url: format!("http://127.0.0.1:{port}"), _dir: dir };
-        server.wait_until_up();
+        let server = Server { child, url: format!("http://127.0.0.1:{port}"), dir };
+        server.wait_until_up(probe);
         server
     }
 
-    fn wait_until_up(&self) {
+    /// A private `mlflow server` with a temporary backend store and artifact directory.
+    fn mlflow() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = format!("sqlite:///{}", dir.path().join("mlflow.db").display());
+        let artifacts = dir.path().join("artifacts");
+        let args = ["server", "--workers", "1", "--backend-store-uri", &store, "--artifacts-destination"].map(std::ffi::OsStr::new);
+        Self::start(dir, "mlflow", &[&args[..], &[artifacts.as_os_str()]].concat(), "/health")
+    }
+
+    /// TensorBoard serving `logdir`.
+    fn tensorboard(logdir: &Path) -> Self {
+        Self::start(tempfile::tempdir().unwrap(), "tensorboard", &["--logdir".as_ref(), logdir.as_os_str()], "/data/plugins_listing")
+    }
+
+    /// POSTs JSON to a path and returns the JSON answer.
+    fn post(&self, path: &str, body: Value) -> Value {
+        let mut response = ureq::post(format!("{}{path}", self.url)).header("Content-Type", "application/json").send(body.to_string()).unwrap();
+        serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
+    }
+
+    fn wait_until_up(&self, probe: &str) {
         let start = Instant::now();
-        let health = format!("{}/health", self.url);
+        let url = format!("{}{probe}", self.url);
         while start.elapsed() < Duration::from_secs(180) {
-            if ureq::get(&health).call().is_ok_and(|r| r.status() == 200) {
+            if ureq::get(&url).call().is_ok_and(|r| r.status() == 200) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(300));
         }
-        let log = std::fs::read_to_string(self._dir.path().join("server.log")).unwrap_or_default();
-        panic!("mlflow server at {} did not answer within 180 s:\n{log}", self.url);
+        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        panic!("{url} did not answer within 180 s:\n{log}");
     }
 }
 
-impl Drop for MlflowServer {
+impl Drop for Server {
     fn drop(&mut self) {
         let group = self.child.id() as i32;
-        // SAFETY: signalling the process group this test started (its leader is our child).
+        // SAFETY: signals only the process group this test started (its leader is our child).
         unsafe { libc::kill(-group, libc::SIGTERM) };
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if self.child.try_wait().ok().flatten().is_some() {
-                // The workers may outlive the leader by a moment.
-                unsafe { libc::kill(-group, libc::SIGKILL) };
-                return;
-            }
+        while start.elapsed() < Duration::from_secs(10) && self.child.try_wait().ok().flatten().is_none() {
             std::thread::sleep(Duration::from_millis(100));
         }
+        // Workers may outlive their leader by a moment.
         unsafe { libc::kill(-group, libc::SIGKILL) };
         let _ = self.child.wait();
     }
@@ -229,7 +244,7 @@ fn check_mlflow_matches_the_tracker(t: &Trained, read: &Value) {
 #[test]
 fn mlflow_export_is_read_back_by_mlflows_client_and_a_second_export_duplicates_nothing() {
     let t = trained();
-    let server = MlflowServer::start();
+    let server = Server::mlflow();
     common::sweep(&t.runs)
         .args(["export", "--format", "mlflow", "--to", &server.url])
         .assert()
@@ -245,7 +260,9 @@ fn mlflow_export_is_read_back_by_mlflows_client_and_a_second_export_duplicates_n
         .assert()
         .success()
         .stdout(contains("0 new, 2 updated, 0 metric values sent"));
-    let second = python(READ_MLFLOW, &[&server.url, "exp"]);
+    // And under another experiment name: every trial again, once.
+    common::sweep(&t.runs).args(["export", "--format", "mlflow", "--to", &server.url, "--experiment", "mine"]).assert().success();
+    let second = python(READ_MLFLOW, &[&server.url, "exp", "mine"]);
     check_mlflow_matches_the_tracker(t, &second);
     let ids = |read: &Value| -> Vec<Value> { read["exp"]["runs"].as_array().unwrap().iter().map(|r| r["run_id"].clone()).collect() };
     assert_eq!(ids(&first), ids(&second), "the same MLflow runs");
@@ -254,11 +271,7 @@ fn mlflow_export_is_read_back_by_mlflows_client_and_a_second_export_duplicates_n
         let ckpt = t.runs.join("exp").join(id).join("checkpoints/best.ckpt");
         assert_eq!(run["artifacts"]["checkpoints/best.ckpt"], std::fs::metadata(&ckpt).unwrap().len(), "{id}");
     }
-
-    // Under another experiment name, every trial again, once.
-    common::sweep(&t.runs).args(["export", "--format", "mlflow", "--to", &server.url, "--experiment", "mine"]).assert().success();
-    let mine = python(READ_MLFLOW, &[&server.url, "mine"]);
-    assert_eq!(mine["mine"]["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(second["mine"]["runs"].as_array().unwrap().len(), 2);
 }
 
 #[test]
@@ -365,4 +378,23 @@ fn tensorboard_export_is_read_back_by_tensorboards_event_accumulator_with_hparam
         .collect();
     assert!(metrics.contains(&("val/iou", "DATASET_VALIDATION")) && metrics.contains(&("train/loss", "DATASET_TRAINING")), "{metrics:?}");
     assert_eq!(metrics.len(), 10, "every metric: {metrics:?}");
+
+    // TensorBoard itself: its HParams tab's data, one session group per trial with its hparam and
+    // its last val/iou.
+    let tensorboard = Server::tensorboard(&dir);
+    let statuses = ["STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING", "STATUS_UNKNOWN"];
+    let request = serde_json::json!({
+        "experimentName": "", "allowedStatuses": statuses, "startIndex": 0, "sliceSize": 100,
+        "colParams": [{"hparam": "augment.hue_delta"}, {"metric": {"group": "", "tag": "val/iou"}}],
+    });
+    let groups = tensorboard.post("/data/plugin/hparams/session_groups", request);
+    let groups = groups["sessionGroups"].as_array().unwrap_or_else(|| panic!("{groups:#}"));
+    assert_eq!(groups.len(), trials.len(), "{groups:#?}");
+    for (row, metrics) in &trials {
+        let group = groups.iter().find(|g| g["name"] == row.id.as_str()).unwrap_or_else(|| panic!("no session group {}", row.id));
+        assert_eq!(group["hparams"]["augment.hue_delta"], row.params["augment.hue_delta"]);
+        let last = metrics.iter().filter(|m| m.split == "val" && m.name == "iou").max_by_key(|m| m.epoch).unwrap();
+        let value = group["metricValues"].as_array().unwrap().iter().find(|v| v["name"]["tag"] == "val/iou").unwrap();
+        assert_eq!((value["trainingStep"].as_i64(), value["value"].as_f64()), (Some(last.epoch), Some(last.value as f32 as f64)), "{}", row.id);
+    }
 }

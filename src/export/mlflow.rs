@@ -220,6 +220,28 @@ fn upload_artifacts(client: &Client, target: &MlflowTarget, run_id: &str, rec: &
     Ok(files.len())
 }
 
+/// The items of one `runs/log-batch` request.
+#[derive(Debug, Default, PartialEq)]
+struct Batch {
+    params: Vec<Value>,
+    metrics: Vec<Value>,
+    tags: Vec<Value>,
+}
+
+/// Splits params, metrics and tags into requests within MLflow's limits (100 params, 100 tags,
+/// 1000 items in all), each kind in its order; params and tags go first.
+fn batches(params: Vec<Value>, metrics: Vec<Value>, tags: Vec<Value>) -> Vec<Batch> {
+    let (mut params, mut metrics, mut tags) = (params.into_iter().peekable(), metrics.into_iter().peekable(), tags.into_iter().peekable());
+    let mut out = Vec::new();
+    while params.peek().is_some() || metrics.peek().is_some() || tags.peek().is_some() {
+        let params: Vec<Value> = params.by_ref().take(MAX_BATCH_PARAMS).collect();
+        let tags: Vec<Value> = tags.by_ref().take(MAX_BATCH_TAGS).collect();
+        let metrics = metrics.by_ref().take(MAX_BATCH_ITEMS - params.len() - tags.len()).collect();
+        out.push(Batch { params, metrics, tags });
+    }
+    out
+}
+
 /// A blocking JSON client of one tracking server.
 struct Client {
     base: String,
@@ -382,13 +404,10 @@ impl Client {
 
     /// Params, metrics and tags in as many `runs/log-batch` requests as MLflow's limits need.
     fn log_batch(&self, run_id: &str, params: Vec<Value>, metrics: Vec<Value>, tags: Vec<Value>) -> Result<(), ExportError> {
-        let (mut params, mut metrics, mut tags) = (params.into_iter().peekable(), metrics.into_iter().peekable(), tags.into_iter().peekable());
-        while params.peek().is_some() || metrics.peek().is_some() || tags.peek().is_some() {
-            let p: Vec<Value> = params.by_ref().take(MAX_BATCH_PARAMS).collect();
-            let t: Vec<Value> = tags.by_ref().take(MAX_BATCH_TAGS).collect();
-            let m: Vec<Value> = metrics.by_ref().take(MAX_BATCH_ITEMS - p.len() - t.len()).collect();
-            let body = json!({"run_id": run_id, "params": p, "metrics": m, "tags": t});
-            self.post("runs/log-batch", &body, &format!("logging {} params, {} metric values and {} tags", p.len(), m.len(), t.len()))?;
+        for batch in batches(params, metrics, tags) {
+            let what = format!("logging {} params, {} metric values and {} tags", batch.params.len(), batch.metrics.len(), batch.tags.len());
+            let body = json!({"run_id": run_id, "params": batch.params, "metrics": batch.metrics, "tags": batch.tags});
+            self.post("runs/log-batch", &body, &what)?;
         }
         Ok(())
     }
@@ -421,5 +440,40 @@ fn id_of(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_batches_keep_mlflows_limits_and_every_item_in_order() {
+        let items = |n: usize, kind: &str| (0..n).map(|i| json!(format!("{kind}{i}"))).collect::<Vec<_>>();
+        let got = batches(items(250, "p"), items(2500, "m"), items(3, "t"));
+        for b in &got {
+            assert!(b.params.len() <= 100 && b.tags.len() <= 100 && b.params.len() + b.metrics.len() + b.tags.len() <= 1000, "{b:?}");
+        }
+        let all = |f: fn(&Batch) -> &Vec<Value>| got.iter().flat_map(f).cloned().collect::<Vec<_>>();
+        assert_eq!(all(|b| &b.params), items(250, "p"));
+        assert_eq!(all(|b| &b.metrics), items(2500, "m"));
+        assert_eq!(all(|b| &b.tags), items(3, "t"));
+        // 897 metrics beside 100 params and 3 tags, 900 beside 100 params, then 703 in one request.
+        assert_eq!(got.iter().map(|b| b.metrics.len()).collect::<Vec<_>>(), [897, 900, 703]);
+        assert!(batches(Vec::new(), Vec::new(), Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn trial_statuses_map_to_mlflow_run_statuses() {
+        let cases = [
+            (TrialStatus::Completed, "FINISHED"),
+            (TrialStatus::Failed, "FAILED"),
+            (TrialStatus::Diverged, "FAILED"),
+            (TrialStatus::Pruned, "KILLED"),
+            (TrialStatus::Running, "RUNNING"),
+        ];
+        for (status, expected) in cases {
+            assert_eq!(run_status(status), expected, "{status:?}");
+        }
     }
 }
