@@ -245,11 +245,7 @@ fn check_mlflow_matches_the_tracker(t: &Trained, read: &Value) {
 fn mlflow_export_is_read_back_by_mlflows_client_and_a_second_export_duplicates_nothing() {
     let t = trained();
     let server = Server::mlflow();
-    common::sweep(&t.runs)
-        .args(["export", "--format", "mlflow", "--to", &server.url])
-        .assert()
-        .success()
-        .stdout(contains("2 new, 0 updated"));
+    common::sweep(&t.runs).args(["export", "--format", "mlflow", "--to", &server.url]).assert().success().stdout(contains("2 new, 0 updated"));
     let first = python(READ_MLFLOW, &[&server.url, "exp"]);
     check_mlflow_matches_the_tracker(t, &first);
 

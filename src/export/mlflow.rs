@@ -57,6 +57,7 @@ pub struct MlflowReport {
 /// The MLflow run status of a trial.
 pub fn run_status(status: TrialStatus) -> &'static str {
     match status {
+        // (Queued trials are not exported: nothing is recorded for them yet.)
         TrialStatus::Queued => "SCHEDULED",
         TrialStatus::Running => "RUNNING",
         TrialStatus::Completed => "FINISHED",
@@ -144,7 +145,13 @@ struct Sent {
 }
 
 /// Writes what `run_id` lacks of `rec`: params, metric steps, tags, artifacts, then its status.
-fn export_trial(client: &Client, target: &MlflowTarget, run_id: &str, rec: &TrialRecord, existing: Option<&ExistingRun>) -> Result<Sent, ExportError> {
+fn export_trial(
+    client: &Client,
+    target: &MlflowTarget,
+    run_id: &str,
+    rec: &TrialRecord,
+    existing: Option<&ExistingRun>,
+) -> Result<Sent, ExportError> {
     let params: Vec<Value> = rec
         .settings
         .iter()
@@ -171,9 +178,12 @@ fn missing_metrics(client: &Client, run_id: &str, rec: &TrialRecord, existing: b
     let mut out = Vec::new();
     for (key, series) in rec.metric_series() {
         let present = if existing { client.metric_steps(run_id, &key)? } else { BTreeSet::new() };
-        out.extend(series.into_iter().filter(|m| !present.contains(&m.epoch)).map(|m| {
-            json!({"key": key, "value": crate::report::json_number(m.value), "timestamp": millis(m.wall), "step": m.epoch})
-        }));
+        out.extend(
+            series
+                .into_iter()
+                .filter(|m| !present.contains(&m.epoch))
+                .map(|m| json!({"key": key, "value": crate::report::json_number(m.value), "timestamp": millis(m.wall), "step": m.epoch})),
+        );
     }
     Ok(out)
 }
@@ -355,9 +365,8 @@ impl Client {
                 let keys = |field: &str| -> BTreeSet<String> {
                     run["data"][field].as_array().into_iter().flatten().filter_map(|kv| kv["key"].as_str().map(str::to_string)).collect()
                 };
-                let tag = |key: &str| {
-                    run["data"]["tags"].as_array().into_iter().flatten().find(|kv| kv["key"] == key).and_then(|kv| kv["value"].as_str())
-                };
+                let tag =
+                    |key: &str| run["data"]["tags"].as_array().into_iter().flatten().find(|kv| kv["key"] == key).and_then(|kv| kv["value"].as_str());
                 if let Some(trial) = tag(TRIAL_TAG) {
                     let run_id = run["info"]["run_id"].as_str().unwrap_or_default().to_string();
                     out.insert(trial.to_string(), ExistingRun { run_id, params: keys("params"), tags: keys("tags") });
