@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod export;
 pub mod report;
 pub mod runner;
 pub mod store;

@@ -78,7 +78,7 @@ pub enum Command {
     Best(BestArgs),
     /// Trials side by side: the settings that differ, then their metrics.
     Compare(CompareArgs),
-    /// Every trial with its parameters and per-epoch metrics, as CSV or JSON.
+    /// Every trial with its parameters and per-epoch metrics: CSV, JSON, MLflow or TensorBoard.
     Export(ExportArgs),
     /// Rebuild a trial's model from its directory and evaluate it.
     Eval(EvalArgs),

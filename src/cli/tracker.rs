@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use super::{ComputeArgs, Global, usage};
 use crate::config::{Goal, Objective, Split};
+use crate::export;
 use crate::report::{self, filter::Listing};
 use crate::store::{self, TrialFilter, TrialStatus};
 use crate::train::checkpoint::CheckpointKind;
@@ -81,21 +82,35 @@ pub struct CompareArgs {
     pub runs: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
     Csv,
     Json,
+    /// To an MLflow tracking server (--to URL).
+    Mlflow,
+    /// TensorBoard event files under a directory (--out DIR).
+    Tensorboard,
 }
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     #[arg(long, value_enum)]
     pub format: ExportFormat,
-    /// Write here instead of standard output.
+    /// csv, json: write this file instead of standard output; tensorboard: the log directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Only this sweep's trials.
     #[arg(long)]
     pub sweep: Option<String>,
+    /// mlflow: the tracking server's URL, e.g. http://127.0.0.1:5000.
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
+    /// mlflow: one experiment of this name for every exported sweep (default: one per sweep, named after it).
+    #[arg(long, value_name = "NAME")]
+    pub experiment: Option<String>,
+    /// mlflow: also upload each trial's best checkpoint and chart (needs a server that proxies artifacts).
+    #[arg(long)]
+    pub artifacts: bool,
 }
 
 /// `sweep status [SWEEP]`: counts per status, the running trials, jobs, and the best so far.
@@ -312,17 +327,29 @@ pub fn compare(g: &Global, args: &CompareArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `sweep export`: every trial with its per-epoch metrics, as CSV or JSON.
+/// `sweep export`: every trial with its per-epoch metrics, as CSV or JSON, to an MLflow server or
+/// as TensorBoard event files.
 pub fn export(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
+    check_export_flags(args)?;
+    match args.format {
+        ExportFormat::Csv | ExportFormat::Json => export_file(g, args),
+        ExportFormat::Mlflow => export_mlflow(g, args),
+        ExportFormat::Tensorboard => export_tensorboard(g, args),
+    }
+}
+
+/// CSV or JSON, to a file or standard output.
+fn export_file(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
     let store = g.open_store()?;
     if let Some(s) = &args.sweep {
         store::find_sweep(store.as_ref(), s)?;
     }
     let runs = store.trials(&TrialFilter { sweep: args.sweep.clone(), status: None })?;
     let with_metrics: Vec<_> = runs.into_iter().map(|r| store.metrics(&r.id).map(|m| (r, m))).collect::<Result<_, _>>()?;
-    let text = match args.format {
-        ExportFormat::Csv => report::export_csv(&with_metrics),
-        ExportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report::export_json(&with_metrics))?),
+    let text = if args.format == ExportFormat::Csv {
+        report::export_csv(&with_metrics)
+    } else {
+        format!("{}\n", serde_json::to_string_pretty(&report::export_json(&with_metrics))?)
     };
     match &args.out {
         Some(path) => {
@@ -331,5 +358,79 @@ pub fn export(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
         }
         None => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Each export flag with the formats it belongs to.
+fn check_export_flags(args: &ExportArgs) -> Result<()> {
+    let format = args.format.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+    let mlflow = args.format == ExportFormat::Mlflow;
+    for (given, flag) in [(args.to.is_some(), "--to"), (args.experiment.is_some(), "--experiment"), (args.artifacts, "--artifacts")] {
+        if given && !mlflow {
+            return Err(usage(format!("{flag} is for --format mlflow, not --format {format}")));
+        }
+    }
+    if mlflow && args.to.is_none() {
+        return Err(usage("--format mlflow needs --to URL, the tracking server (e.g. --to http://127.0.0.1:5000)"));
+    }
+    if mlflow && args.out.is_some() {
+        return Err(usage("--out is not for --format mlflow; the trials go to the server given by --to"));
+    }
+    if args.format == ExportFormat::Tensorboard && args.out.is_none() {
+        return Err(usage("--format tensorboard needs --out DIR, the log directory to point TensorBoard at"));
+    }
+    Ok(())
+}
+
+/// The trials an export sends, and a note on the queued ones it leaves out.
+fn export_records(g: &Global, args: &ExportArgs) -> Result<Vec<export::TrialRecord>> {
+    let store = g.open_store()?;
+    let (records, queued) = export::gather(store.as_ref(), &TrialFilter { sweep: args.sweep.clone(), status: None })?;
+    if queued > 0 {
+        eprintln!("left out {queued} queued trial{} (nothing recorded yet)", if queued == 1 { "" } else { "s" });
+    }
+    Ok(records)
+}
+
+fn export_error(e: export::ExportError) -> anyhow::Error {
+    if e.is_bad_input() { usage(e.to_string()) } else { anyhow::Error::new(e) }
+}
+
+fn export_mlflow(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
+    let records = export_records(g, args)?;
+    let target = export::mlflow::MlflowTarget {
+        url: args.to.clone().unwrap_or_default(),
+        experiment: args.experiment.clone(),
+        artifacts: args.artifacts,
+        runs_dir: g.runs_dir(),
+    };
+    let report = export::mlflow::export(&target, &records).map_err(export_error)?;
+    let experiments: Vec<String> = report.experiments.iter().map(|(name, id)| format!("{name:?} (id {id})")).collect();
+    println!(
+        "exported {} trials to {}, experiment{} {}: {} new, {} updated, {} metric values sent{}",
+        records.len(),
+        target.url,
+        if experiments.len() == 1 { "" } else { "s" },
+        if experiments.is_empty() { "none".to_string() } else { experiments.join(", ") },
+        report.created.len(),
+        report.updated.len(),
+        report.metric_values,
+        if args.artifacts { format!(", {} artifacts uploaded", report.artifacts) } else { String::new() },
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export_tensorboard(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
+    let records = export_records(g, args)?;
+    let dir = args.out.clone().unwrap_or_default();
+    let report = export::tensorboard::export(&dir, &records).map_err(export_error)?;
+    println!(
+        "wrote {} trials ({} scalars; hparams {}) to {}; view them with: tensorboard --logdir {}",
+        report.trials,
+        report.scalars,
+        if report.hparams.is_empty() { "none".to_string() } else { report.hparams.join(", ") },
+        dir.display(),
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,396 @@
+//! `sweep export --format mlflow | tensorboard`, read back by the tools themselves: a real
+//! `mlflow server` and MLflow's Python client, TensorBoard's `EventAccumulator` and its HParams
+//! protos. They come from a test-only virtual environment that `tests/python-deps.sh` makes;
+//! these tests fail (never skip) without it.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use predicates::prelude::*;
+use predicates::str::contains;
+use serde_json::Value;
+use sweep::store::{MetricRow, SqliteStore, Store, TrialFilter, TrialRow, TrialStatus};
+
+/// The test virtual environment: `$SWEEP_TEST_VENV`, or `<target dir>/test-venv` where
+/// `tests/python-deps.sh` puts it.
+fn venv() -> PathBuf {
+    let dir = std::env::var_os("SWEEP_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("test-venv"));
+    assert!(
+        dir.join("bin/python").is_file() && dir.join("bin/mlflow").is_file(),
+        "{}: no test virtual environment with mlflow and tensorboard; run tests/python-deps.sh \
+         (with the same CARGO_TARGET_DIR), or point SWEEP_TEST_VENV at one",
+        dir.display()
+    );
+    dir
+}
+
+/// Runs a Python script in the test venv with `args`; returns its standard output as JSON.
+fn python(script: &str, args: &[&str]) -> Value {
+    let out = Command::new(venv().join("bin/python")).arg("-c").arg(script).args(args).output().unwrap();
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// One sweep trained once for every test here: `exp-1` fails at epoch 2 (an injected panic) after
+/// recording epoch 1, `exp-2` completes 2 epochs.
+struct Trained {
+    runs: PathBuf,
+}
+
+fn trained() -> &'static Trained {
+    static TRAINED: std::sync::OnceLock<Trained> = std::sync::OnceLock::new();
+    TRAINED.get_or_init(|| {
+        let runs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("export-trained");
+        let _ = std::fs::remove_dir_all(&runs);
+        std::fs::create_dir_all(&runs).unwrap();
+        let file = runs.join("exp.toml");
+        std::fs::write(&file, common::tiny_sweep("exp", 2, &[0.0])).unwrap();
+        common::sweep(&runs).env("SWEEP_FAULT", "panic@2:1").args(["run", file.to_str().unwrap(), "--plain", "--no-plot"]).assert().code(1);
+        std::fs::write(&file, common::tiny_sweep("exp", 2, &[0.0, 0.3])).unwrap();
+        // Exit code 1 all the same: the sweep holds a failed trial.
+        common::sweep(&runs).args(["run", file.to_str().unwrap(), "--plain"]).assert().code(1);
+        let t = Trained { runs };
+        let statuses: Vec<TrialStatus> = t.trials().iter().map(|(r, _)| r.status).collect();
+        assert_eq!(statuses, [TrialStatus::Failed, TrialStatus::Completed]);
+        t
+    })
+}
+
+impl Trained {
+    /// Every trial with its metric rows, from the tracker.
+    fn trials(&self) -> Vec<(TrialRow, Vec<MetricRow>)> {
+        let store = SqliteStore::open(&self.runs.join("sweep.db")).unwrap();
+        let rows = store.trials(&TrialFilter::default()).unwrap();
+        rows.into_iter().map(|r| (store.metrics(&r.id).unwrap(), r)).map(|(m, r)| (r, m)).collect()
+    }
+
+    fn settings(&self, id: &str) -> BTreeMap<String, Value> {
+        let store = SqliteStore::open(&self.runs.join("sweep.db")).unwrap();
+        sweep::store::settings_of(&store.trial_config(id).unwrap())
+    }
+}
+
+/// A free loopback port (free when this returns; nothing else here binds ports at random).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A server this test started (`mlflow server`, `tensorboard`) on a free loopback port; stopped
+/// (its whole process group, by id) when dropped, also when a test panics.
+struct Server {
+    child: Child,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `program args... --host 127.0.0.1 --port P` from the test venv in its own process
+    /// group, logging to `dir` (removed after the server), and waits until `probe` (a path)
+    /// answers 200.
+    fn start(dir: tempfile::TempDir, program: &str, args: &[&std::ffi::OsStr], probe: &str) -> Self {
+        use std::os::unix::process::CommandExt as _;
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = Command::new(venv().join("bin").join(program))
+            .args(args)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .env("MLFLOW_DISABLE_TELEMETRY", "true")
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let server = Server { child, url: format!("http://127.0.0.1:{port}"), dir };
+        server.wait_until_up(probe);
+        server
+    }
+
+    /// A private `mlflow server` with a temporary backend store and artifact directory.
+    fn mlflow() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = format!("sqlite:///{}", dir.path().join("mlflow.db").display());
+        let artifacts = dir.path().join("artifacts");
+        let args = ["server", "--workers", "1", "--backend-store-uri", &store, "--artifacts-destination"].map(std::ffi::OsStr::new);
+        Self::start(dir, "mlflow", &[&args[..], &[artifacts.as_os_str()]].concat(), "/health")
+    }
+
+    /// TensorBoard serving `logdir`.
+    fn tensorboard(logdir: &Path) -> Self {
+        Self::start(tempfile::tempdir().unwrap(), "tensorboard", &["--logdir".as_ref(), logdir.as_os_str()], "/data/plugins_listing")
+    }
+
+    /// POSTs JSON to a path and returns the JSON answer.
+    fn post(&self, path: &str, body: Value) -> Value {
+        let mut response = ureq::post(format!("{}{path}", self.url)).header("Content-Type", "application/json").send(body.to_string()).unwrap();
+        serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
+    }
+
+    fn wait_until_up(&self, probe: &str) {
+        let start = Instant::now();
+        let url = format!("{}{probe}", self.url);
+        while start.elapsed() < Duration::from_secs(180) {
+            if ureq::get(&url).call().is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        panic!("{url} did not answer within 180 s:\n{log}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let group = self.child.id() as i32;
+        // SAFETY: signals only the process group this test started (its leader is our child).
+        unsafe { libc::kill(-group, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) && self.child.try_wait().ok().flatten().is_none() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Workers may outlive their leader by a moment.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// MLflow's view of experiments, through its own client: per experiment, every run with its
+/// info, params, tags and full metric histories ([step, value, timestamp], non-finite values as
+/// strings), and the artifacts under `checkpoints/`.
+const READ_MLFLOW: &str = r#"
+import json, math, sys
+from mlflow.tracking import MlflowClient
+client = MlflowClient(tracking_uri=sys.argv[1])
+num = lambda v: v if math.isfinite(v) else str(v)
+out = {}
+for name in sys.argv[2:]:
+    e = client.get_experiment_by_name(name)
+    runs = []
+    for r in client.search_runs([e.experiment_id], max_results=1000):
+        rid = r.info.run_id
+        runs.append({
+            "run_id": rid, "name": r.info.run_name, "status": r.info.status,
+            "start": r.info.start_time, "end": r.info.end_time,
+            "params": r.data.params, "tags": r.data.tags,
+            "metrics": {k: [[m.step, num(m.value), m.timestamp] for m in client.get_metric_history(rid, k)] for k in r.data.metrics},
+            "artifacts": {a.path: a.file_size for a in client.list_artifacts(rid, "checkpoints")},
+        })
+    out[name] = {"id": e.experiment_id, "runs": runs}
+print(json.dumps(out))
+"#;
+
+fn millis(unix: f64) -> i64 {
+    (unix * 1000.0).round() as i64
+}
+
+/// A tracker value as the readers report it: a number, or "nan" / "inf" / "-inf".
+fn as_read(v: f64) -> Value {
+    if v.is_finite() { serde_json::json!(v) } else { Value::String(format!("{v}").to_lowercase()) }
+}
+
+/// Checks MLflow's view of experiment `exp` against the tracker: one run per trial with its
+/// status, times, every setting as a param, the tags, and each metric's full history.
+fn check_mlflow_matches_the_tracker(t: &Trained, read: &Value) {
+    let runs = read["exp"]["runs"].as_array().unwrap();
+    let trials = t.trials();
+    assert_eq!(runs.len(), trials.len(), "one MLflow run per trial: {read:#}");
+    for (row, metrics) in &trials {
+        let run = runs.iter().find(|r| r["tags"]["sweep.trial"] == row.id.as_str()).unwrap_or_else(|| panic!("no run for {}", row.id));
+        assert_eq!(run["name"], row.id.as_str());
+        let status = match row.status {
+            TrialStatus::Completed => "FINISHED",
+            TrialStatus::Failed => "FAILED",
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(run["status"], status, "{}", row.id);
+        assert_eq!(run["start"], millis(row.started.unwrap()), "{}", row.id);
+        assert_eq!(run["end"], millis(row.finished.unwrap()), "{}", row.id);
+
+        let params: BTreeMap<String, String> = serde_json::from_value(run["params"].clone()).unwrap();
+        let settings: BTreeMap<String, String> =
+            t.settings(&row.id).into_iter().map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect();
+        assert_eq!(params, settings, "{}: every setting, as written", row.id);
+        assert_eq!(params["augment.hue_delta"], row.params["augment.hue_delta"].to_string());
+
+        let tags = &run["tags"];
+        assert_eq!(tags["sweep.sweep"], "exp");
+        assert_eq!(tags["sweep.config_hash"], row.config_hash.as_str());
+        assert_eq!(tags["sweep.status"], row.status.as_str());
+        assert_eq!(tags["sweep.export"], "complete");
+        assert_eq!(tags["mlflow.runName"], row.id.as_str());
+        match &row.error {
+            Some(error) => assert_eq!(tags["sweep.reason"], error.as_str()),
+            None => assert!(tags.get("sweep.reason").is_none(), "{tags}"),
+        }
+
+        let mut expected: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for m in metrics {
+            expected.entry(format!("{}_{}", m.split, m.name)).or_default().push(serde_json::json!([m.epoch, as_read(m.value), millis(m.wall)]));
+        }
+        let got: BTreeMap<String, Vec<Value>> = serde_json::from_value(run["metrics"].clone()).unwrap();
+        assert_eq!(got, expected, "{}: every epoch of every metric", row.id);
+        assert_eq!(got["val_iou"].len() as i64, row.epochs());
+    }
+}
+
+#[test]
+fn mlflow_export_is_read_back_by_mlflows_client_and_a_second_export_duplicates_nothing() {
+    let t = trained();
+    let server = Server::mlflow();
+    common::sweep(&t.runs).args(["export", "--format", "mlflow", "--to", &server.url]).assert().success().stdout(contains("2 new, 0 updated"));
+    let first = python(READ_MLFLOW, &[&server.url, "exp"]);
+    check_mlflow_matches_the_tracker(t, &first);
+
+    // Again, with the checkpoints as artifacts: the same runs are found and updated, no metric
+    // value is sent twice, and the best checkpoints arrive whole.
+    common::sweep(&t.runs)
+        .args(["export", "--format", "mlflow", "--to", &server.url, "--sweep", "exp", "--artifacts"])
+        .assert()
+        .success()
+        .stdout(contains("0 new, 2 updated, 0 metric values sent"));
+    // And under another experiment name: every trial again, once.
+    common::sweep(&t.runs).args(["export", "--format", "mlflow", "--to", &server.url, "--experiment", "mine"]).assert().success();
+    let second = python(READ_MLFLOW, &[&server.url, "exp", "mine"]);
+    check_mlflow_matches_the_tracker(t, &second);
+    let ids = |read: &Value| -> Vec<Value> { read["exp"]["runs"].as_array().unwrap().iter().map(|r| r["run_id"].clone()).collect() };
+    assert_eq!(ids(&first), ids(&second), "the same MLflow runs");
+    for run in second["exp"]["runs"].as_array().unwrap() {
+        let id = run["tags"]["sweep.trial"].as_str().unwrap();
+        let ckpt = t.runs.join("exp").join(id).join("checkpoints/best.ckpt");
+        assert_eq!(run["artifacts"]["checkpoints/best.ckpt"], std::fs::metadata(&ckpt).unwrap().len(), "{id}");
+    }
+    assert_eq!(second["mine"]["runs"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn mlflow_export_to_a_closed_port_fails_clearly_and_says_what_was_sent() {
+    let t = trained();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    common::sweep(&t.runs)
+        .args(["export", "--format", "mlflow", "--to", &url])
+        .assert()
+        .code(1)
+        .stderr(contains(format!("MLflow server {url}: looking up experiment \"exp\" failed")))
+        .stderr(contains("is the server running"))
+        .stderr(contains("stopped at trial exp-1").and(contains("not sent: 1 more")));
+}
+
+#[test]
+fn export_flags_that_do_not_fit_the_format_are_refused_with_exit_code_2() {
+    let t = trained();
+    let cases: [(&[&str], &str); 5] = [
+        (&["--format", "mlflow"], "--format mlflow needs --to URL"),
+        (&["--format", "csv", "--to", "http://127.0.0.1:1"], "--to is for --format mlflow"),
+        (&["--format", "tensorboard"], "--format tensorboard needs --out DIR"),
+        (&["--format", "mlflow", "--to", "127.0.0.1:5000"], "--to 127.0.0.1:5000: expected the tracking server's http://"),
+        (&["--format", "mlflow", "--to", "http://127.0.0.1:1", "--sweep", "nope"], "no sweep \"nope\""),
+    ];
+    for (args, message) in cases {
+        common::sweep(&t.runs).arg("export").args(args).assert().code(2).stderr(contains(message));
+    }
+}
+
+/// TensorBoard's view of an export: per trial directory, every scalar series ([step, value,
+/// wall_time]) read by `EventAccumulator`, and the HParams plugin data of the trial and of the
+/// root parsed with the plugin's own protos.
+const READ_TENSORBOARD: &str = r#"
+import json, math, os, sys
+from google.protobuf import json_format
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+num = lambda v: v if math.isfinite(v) else str(v)
+def hparams(acc):
+    out = {}
+    for tag, content in acc.PluginTagToContent("hparams").items():
+        out[tag] = json_format.MessageToDict(plugin_data_pb2.HParamsPluginData.FromString(content))
+    return out
+root = sys.argv[1]
+out = {"trials": {}}
+acc = EventAccumulator(root, size_guidance={"scalars": 0}); acc.Reload()
+out["root"] = hparams(acc)
+for name in sorted(os.listdir(root)):
+    path = os.path.join(root, name)
+    if not os.path.isdir(path):
+        continue
+    acc = EventAccumulator(path, size_guidance={"scalars": 0}); acc.Reload()
+    scalars = {tag: [[e.step, num(e.value), e.wall_time] for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    out["trials"][name] = {"scalars": scalars, "hparams": hparams(acc), "files": len(os.listdir(path))}
+print(json.dumps(out))
+"#;
+
+#[test]
+fn tensorboard_export_is_read_back_by_tensorboards_event_accumulator_with_hparams() {
+    let t = trained();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("tb");
+    for _ in 0..2 {
+        // Twice: the second export replaces the files of the first.
+        common::sweep(&t.runs).args(["export", "--format", "tensorboard", "--out"]).arg(&dir).assert().success().stdout(contains("wrote 2 trials"));
+    }
+    let read = python(READ_TENSORBOARD, &[dir.to_str().unwrap()]);
+    let trials = t.trials();
+    assert_eq!(read["trials"].as_object().unwrap().len(), trials.len(), "{read:#}");
+    for (row, metrics) in &trials {
+        let got = &read["trials"][&row.id];
+        assert_eq!(got["files"], 1, "{}: one event file, replaced by the second export", row.id);
+        let mut expected: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for m in metrics {
+            // TensorBoard's scalars are 32-bit floats.
+            expected.entry(format!("{}/{}", m.split, m.name)).or_default().push(serde_json::json!([m.epoch, as_read(m.value as f32 as f64), m.wall]));
+        }
+        let scalars: BTreeMap<String, Vec<Value>> = serde_json::from_value(got["scalars"].clone()).unwrap();
+        assert_eq!(scalars, expected, "{}: every scalar at its epoch and wall time", row.id);
+
+        let start = &got["hparams"]["_hparams_/session_start_info"]["sessionStartInfo"];
+        // (A google.protobuf.Value reads back as the plain JSON value.)
+        assert_eq!(start["hparams"]["augment.hue_delta"], row.params["augment.hue_delta"], "{}", row.id);
+        assert_eq!(start["groupName"], row.id.as_str());
+        assert_eq!(start["startTimeSecs"], row.started.unwrap());
+        let end = &got["hparams"]["_hparams_/session_end_info"]["sessionEndInfo"];
+        assert_eq!(end["status"], if row.status == TrialStatus::Completed { "STATUS_SUCCESS" } else { "STATUS_FAILURE" });
+        assert_eq!(end["endTimeSecs"], row.finished.unwrap());
+    }
+    let experiment = &read["root"]["_hparams_/experiment"]["experiment"];
+    assert_eq!(experiment["name"], "exp");
+    let hparams: Vec<&Value> = experiment["hparamInfos"].as_array().unwrap().iter().collect();
+    assert_eq!(hparams.len(), 1, "the one swept setting (every other is the same in both trials): {experiment:#}");
+    assert_eq!(hparams[0]["name"], "augment.hue_delta");
+    assert_eq!(hparams[0]["type"], "DATA_TYPE_FLOAT64");
+    assert_eq!(hparams[0]["domainInterval"], serde_json::json!({"maxValue": 0.3}), "min 0.0 is the proto3 default, left out");
+    assert_eq!(hparams[0]["differs"], true);
+    let metrics: Vec<(&str, &str)> = experiment["metricInfos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"]["tag"].as_str().unwrap(), m["datasetType"].as_str().unwrap()))
+        .collect();
+    assert!(metrics.contains(&("val/iou", "DATASET_VALIDATION")) && metrics.contains(&("train/loss", "DATASET_TRAINING")), "{metrics:?}");
+    assert_eq!(metrics.len(), 10, "every metric: {metrics:?}");
+
+    // TensorBoard itself: its HParams tab's data, one session group per trial with its hparam and
+    // its last val/iou.
+    let tensorboard = Server::tensorboard(&dir);
+    let statuses = ["STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING", "STATUS_UNKNOWN"];
+    let request = serde_json::json!({
+        "experimentName": "", "allowedStatuses": statuses, "startIndex": 0, "sliceSize": 100,
+        "colParams": [{"hparam": "augment.hue_delta"}, {"metric": {"group": "", "tag": "val/iou"}}],
+    });
+    let groups = tensorboard.post("/data/plugin/hparams/session_groups", request);
+    let groups = groups["sessionGroups"].as_array().unwrap_or_else(|| panic!("{groups:#}"));
+    assert_eq!(groups.len(), trials.len(), "{groups:#?}");
+    for (row, metrics) in &trials {
+        let group = groups.iter().find(|g| g["name"] == row.id.as_str()).unwrap_or_else(|| panic!("no session group {}", row.id));
+        assert_eq!(group["hparams"]["augment.hue_delta"], row.params["augment.hue_delta"]);
+        let last = metrics.iter().filter(|m| m.split == "val" && m.name == "iou").max_by_key(|m| m.epoch).unwrap();
+        let value = group["metricValues"].as_array().unwrap().iter().find(|v| v["name"]["tag"] == "val/iou").unwrap();
+        assert_eq!((value["trainingStep"].as_i64(), value["value"].as_f64()), (Some(last.epoch), Some(last.value as f32 as f64)), "{}", row.id);
+    }
+}
