@@ -4,15 +4,21 @@
 # - PostgreSQL's server binaries (the cluster tests start a private server with initdb/pg_ctl);
 # - SLURM (the cluster tests start slurmctld and slurmd with a one-node config, auth/none);
 # - unshare, runuser and mount from util-linux (the disk-fault tests mount a private tmpfs; as
-#   root, PostgreSQL is started as the postgres user).
+#   root, PostgreSQL is started as the postgres user);
+# - Python's venv module, for the test-only virtual environment of MLflow and TensorBoard that
+#   tests/python-deps.sh makes (the export tests read our output back with those tools).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v slurmctld >/dev/null 2>&1 || need+=(slurm-wlm)
 { command -v unshare && command -v runuser; } >/dev/null 2>&1 || need+=(util-linux)
 command -v mount >/dev/null 2>&1 || need+=(mount)
-[ "${#need[@]}" -eq 0 ] && exit 0
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+if [ "${#need[@]}" -eq 0 ]; then
+  exec tests/python-deps.sh
+fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "tests/install-deps.sh: no apt-get here; install these (Debian names) by hand: ${need[*]}" >&2
@@ -22,3 +28,4 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 echo "tests/install-deps.sh: installing ${need[*]}" >&2
 as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+exec tests/python-deps.sh
