@@ -60,7 +60,7 @@ fn main() {
     }
     let mut files = 0;
     let times = common::time_n(1, 3, || {
-        let written = sweep::report::charts::plot_sweep(&store, "b", &runs_dir, None, &device, 4).unwrap();
+        let written = sweep::runner::draw_charts_to(&store, "b", &runs_dir, None, DeviceSpec::Cpu, 4).unwrap();
         assert!(written.errors.is_empty(), "{:?}", written.errors);
         files = written.files.len();
     });
