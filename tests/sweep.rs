@@ -291,7 +291,7 @@ fn the_charts_are_drawn_at_the_end_of_a_run_in_their_documented_sizes() {
 
 #[test]
 fn the_prediction_grid_shows_the_actual_mask_in_black_and_white() {
-    let grid = image::open(&trained().runs.join("twice/plots/predictions.png")).unwrap().into_rgb8();
+    let grid = image::open(trained().runs.join("twice/plots/predictions.png")).unwrap().into_rgb8();
     // The "actual mask" tile of the first image.
     let tile: Vec<u8> = (0..160u32).flat_map(|y| (0..160u32).map(move |x| (x, y))).map(|(x, y)| grid.get_pixel(8 + 168 + x, 64 + y).0[0]).collect();
     let (car, background) = (tile.iter().filter(|&&v| v > 225).count(), tile.iter().filter(|&&v| v < 30).count());
