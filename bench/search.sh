@@ -2,13 +2,15 @@
 # Smart search side by side, in one run on one machine: the search space of sweeps/bayes.toml
 # (12 trials of 9 epochs, 2 in parallel) searched by
 #   1. PyTorch + Optuna (TPE, a pruner: median by default, as measured before `sweep` had one),
-#   2. `sweep` with bayes and the sweep file's pruner (Hyperband unless PRUNER says otherwise),
+#   2. `sweep` with bayes and the sweep file's pruner (ASHA, rungs at 2 and 6 epochs; PRUNER
+#      replaces it),
 #   3. `sweep` with the same file without [early_terminate] (every trial trains every epoch),
 # all on the same synthetic dataset at 64x64. Prints wall clock, trials pruned, epochs trained, and
 # the best validation mean IoU that each had recorded at 25%, 50% and 100% of Optuna's wall clock.
 #
 # Usage: bench/search.sh [PYTHON]   (PYTHON needs `pip install torch optuna pillow numpy`)
 #        OPTUNA_PRUNER=median|hyperband  PRUNER="type = \"asha\"..." (replaces the file's pruner)
+#        KEEP=1 keeps the trackers, logs and Optuna's epochs in the printed directory
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${1:-python3}
@@ -16,7 +18,7 @@ PY=${1:-python3}
 cargo build --release --quiet
 BIN=target/release/sweep
 T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+if [ -n "${KEEP:-}" ]; then echo "results in $T"; else trap 'rm -rf "$T"' EXIT; fi
 
 # The dataset the synthetic source generates by default (400 images of 240x160, seed 0), on disk
 # so that both tools read the same files.
