@@ -164,6 +164,26 @@ fn a_bayes_sweep_asks_trials_up_to_its_cap_and_prunes_with_a_reason() {
     // A rerun of a finished bayes sweep asks for nothing more.
     common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain", "--no-plot"]).assert().success().stdout(contains("nothing to run"));
     assert_eq!(store.trials(&TrialFilter { sweep: Some("tpe".into()), status: None }).unwrap().len(), 6);
+
+    // One more epoch (issue 16, item 4): the completed trials continue, at their points; the
+    // pruned ones stay pruned; nothing is asked for anew.
+    std::fs::write(&file, tiny_bayes("tpe").replace("epochs = 4", "epochs = 5")).unwrap();
+    let completed: Vec<_> = trials.iter().filter(|t| t.status == TrialStatus::Completed).collect();
+    let note = format!("note: {} was pruned: it would stay as it is", pruned[0].id);
+    let continues = format!("{} trial(s) would continue from their last checkpoint", completed.len());
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--dry-run"]).assert().success().stdout(contains(continues).and(contains(note)));
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain", "--no-plot"]).assert().success();
+    let after = store.trials(&TrialFilter { sweep: Some("tpe".into()), status: None }).unwrap();
+    assert_eq!(after.len(), 6);
+    for (before, after) in trials.iter().zip(&after) {
+        assert_eq!((&after.id, &after.params), (&before.id, &before.params));
+        let expected = match before.status {
+            TrialStatus::Completed => (before.attempt + 1, 5),
+            _ => (before.attempt, before.epochs()),
+        };
+        assert_eq!((after.attempt, after.epochs()), expected, "{}", after.id);
+    }
+    assert!(after.iter().filter(|t| pruned.iter().any(|p| p.id == t.id)).all(|t| t.status == TrialStatus::Pruned));
 }
 
 #[test]

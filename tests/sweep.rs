@@ -189,6 +189,58 @@ fn dry_run_prints_the_trial_table() {
     assert!(!runs.path().join("sweep.db").exists(), "a dry run registers nothing");
 }
 
+/// Issue 16, item 4: raising `train.epochs` (and only that) continues the completed trials from
+/// their last checkpoint under their ids, and they end as trials trained straight through to the
+/// new count; the same file again adds nothing, and a lower count retrains nothing.
+#[test]
+fn raising_train_epochs_continues_the_trials_to_the_new_count() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("grow.toml");
+    let run = |text: String, args: &[&str]| {
+        std::fs::write(&file, text).unwrap();
+        let out = common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain", "--no-plot"]).args(args).assert().success();
+        String::from_utf8(out.get_output().stdout.clone()).unwrap()
+    };
+    run(common::tiny_sweep("grow", 1, &[0.0, 0.1]), &[]);
+    let before = store(runs.path()).metrics("grow-1").unwrap();
+
+    let dry = run(common::tiny_sweep("grow", 2, &[0.0, 0.1]), &["--dry-run"]);
+    assert!(dry.contains("extend 1 -> 2"), "{dry}");
+    assert!(dry.contains("2 trial(s) would continue from their last checkpoint to the new train.epochs: grow-1 (1 -> 2 epochs)"), "{dry}");
+    let out = run(common::tiny_sweep("grow", 2, &[0.0, 0.1]), &[]);
+    assert!(out.contains("2 trial(s) continue from their last checkpoint"), "{out}");
+    let rows = store(runs.path()).trials(&TrialFilter { sweep: Some("grow".into()), status: None }).unwrap();
+    let summary: Vec<(&str, TrialStatus, i64, i64)> = rows.iter().map(|r| (r.id.as_str(), r.status, r.attempt, r.epochs())).collect();
+    assert_eq!(summary, [("grow-1", TrialStatus::Completed, 2, 2), ("grow-2", TrialStatus::Completed, 2, 2)]);
+    // Epoch 1 was not trained again: the checkpoint's own history holds the first run's epoch 1.
+    let state = sweep::train::checkpoint::TrialDir::new(runs.path().join("grow/grow-1"))
+        .read_state(sweep::train::checkpoint::CheckpointKind::Last)
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.history[0].wall, before[0].wall, "epoch 1 is the first run's");
+    // Values as bits, so that a NaN (fg_iou without a car predicted) compares equal to itself.
+    let bits = |metrics: &[sweep::store::MetricRow]| -> Vec<(i64, String, String, u64, u64)> {
+        metrics.iter().map(|m| (m.epoch, m.split.clone(), m.name.clone(), m.value.to_bits(), m.wall.to_bits())).collect()
+    };
+    let after = store(runs.path()).metrics("grow-1").unwrap();
+    assert_eq!(bits(&after)[..before.len()].to_vec(), bits(&before), "its history stays");
+
+    // The same trial trained straight through to 2 epochs, in another sweep.
+    std::fs::write(runs.path().join("straight.toml"), common::tiny_sweep("straight", 2, &[0.0])).unwrap();
+    common::sweep(runs.path()).args(["run", runs.path().join("straight.toml").to_str().unwrap(), "--plain", "--no-plot"]).assert().success();
+    let values = |id: &str| -> Vec<(i64, String, String, u64)> {
+        let metrics = store(runs.path()).metrics(id).unwrap();
+        metrics.into_iter().filter(|m| m.name != "seconds").map(|m| (m.epoch, m.split, m.name, m.value.to_bits())).collect()
+    };
+    assert_eq!(values("grow-1"), values("straight-1"));
+
+    let again = run(common::tiny_sweep("grow", 2, &[0.0, 0.1]), &[]);
+    assert!(again.contains("nothing to run"), "{again}");
+    let lower = run(common::tiny_sweep("grow", 1, &[0.0, 0.1]), &[]);
+    assert!(lower.contains("note: grow-1 has 2 epochs as its target already") && lower.contains("nothing to run"), "{lower}");
+    assert_eq!(store(runs.path()).trials(&TrialFilter { sweep: Some("grow".into()), status: None }).unwrap().len(), 2);
+}
+
 fn store(runs: &Path) -> SqliteStore {
     SqliteStore::open(&runs.join("sweep.db")).unwrap()
 }
@@ -840,7 +892,12 @@ fn a_sweep_goes_on_when_the_reader_of_its_output_goes_away() {
     let runs = tempfile::tempdir().unwrap();
     let file = runs.path().join("s.toml");
     std::fs::write(&file, common::tiny_sweep("headed", 2, &[0.0, 0.2])).unwrap();
-    let pipeline = format!("'{}' --runs-dir '{}' run '{}' --workers 2 --plain 2>&1 | head -2", common::sweep_bin().display(), runs.path().display(), file.display());
+    let pipeline = format!(
+        "'{}' --runs-dir '{}' run '{}' --workers 2 --plain 2>&1 | head -2",
+        common::sweep_bin().display(),
+        runs.path().display(),
+        file.display()
+    );
     let out = Command::new("bash").args(["-o", "pipefail", "-c", &pipeline]).env_remove("SWEEP_STORE").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "the sweep exits 0: {:?} {stdout}", out.status);

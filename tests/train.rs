@@ -233,6 +233,18 @@ fn a_resumed_run_ends_with_the_same_metrics_as_an_uninterrupted_one() {
     train::train(&config, &context(&dir_c, runs.path(), Faults::default()), &mut second).unwrap();
     let resumed: Vec<EpochSummary> = first.epochs.iter().chain(&second.epochs).cloned().collect();
     assert_eq!(metric_values(&resumed), metric_values(&straight.epochs));
+
+    // Completed with 1 epoch as its target, then continued to 3 (issue 16, item 4).
+    let dir_d = runs.path().join("d");
+    let mut first = Recorder::default();
+    let outcome = train::train(&config.with_epochs(1), &context(&dir_d, runs.path(), Faults::default()), &mut first).unwrap();
+    assert!(matches!(outcome, Outcome::Completed { epochs: 1, .. }), "{outcome:?}");
+    let mut second = Recorder::default();
+    train::train(&config, &context(&dir_d, runs.path(), Faults::default()), &mut second).unwrap();
+    assert_eq!(second.replayed, vec![1], "it goes on from its checkpoint");
+    let continued: Vec<EpochSummary> = first.epochs.iter().chain(&second.epochs).cloned().collect();
+    assert_eq!(metric_values(&continued), metric_values(&straight.epochs));
+    assert_eq!(TrialDir::new(&dir_d).read_config().unwrap(), config, "the directory describes the trial as it is now");
 }
 
 #[test]
@@ -436,7 +448,12 @@ fn a_crash_between_an_epochs_writes_never_leaves_a_best_checkpoint_the_tracker_h
         }));
         assert!(crashed.is_err(), "the fault at write {write} of epoch {epoch} fired");
         if let Some(best) = run.read_state(CheckpointKind::Best).unwrap() {
-            assert!(tracker.epochs.contains(&best.epochs_done), "write {write} of epoch {epoch}: best.ckpt holds epoch {} that the tracker never recorded (it has {:?})", best.epochs_done, tracker.epochs);
+            assert!(
+                tracker.epochs.contains(&best.epochs_done),
+                "write {write} of epoch {epoch}: best.ckpt holds epoch {} that the tracker never recorded (it has {:?})",
+                best.epochs_done,
+                tracker.epochs
+            );
         }
         // Resumed: best.ckpt holds the best epoch, the tracker says so, and every epoch is there.
         train::train(&config, &context(&dir, runs.path(), Faults::default()), &mut tracker).unwrap();

@@ -12,7 +12,7 @@ use crate::report;
 use crate::runner::scheduler::{self, SweepOptions, SweepOutcome};
 use crate::runner::worker::{self, EventFormat, WorkerOptions};
 use crate::runner::{self, slurm};
-use crate::store::{self, Reclaim, SweepRegistration, TrialFilter};
+use crate::store::{self, Reclaim, SweepRegistration};
 use crate::study::spec::SweepSpec;
 use crate::train::device::{DeviceSpec, set_cpu_threads};
 
@@ -115,21 +115,24 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
         crate::outln!("note: {note}");
     }
     let runs_dir = g.runs_dir();
-    if args.dry_run && spec.is_lazy() {
-        crate::outln!(
-            "sweep {} (bayes, metric {} {}): up to {} trials, each asked from TPE when a worker frees up; the first {} are drawn at random",
-            spec.name,
-            spec.metric.name,
-            spec.metric.goal.as_str(),
-            spec.run_cap.unwrap_or(0),
-            spec.bayes.startup_trials
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
     if args.dry_run {
-        let known =
-            g.open_store().ok().and_then(|s| s.trials(&TrialFilter { sweep: Some(spec.name.clone()), status: None }).ok()).unwrap_or_default();
-        crate::out!("{}", report::dry_run(&spec, &trials, &known));
+        // A tracker that is not there yet (or holds no such sweep) knows no trial.
+        let store = g.open_store().ok();
+        let (known, _, plan) = scheduler::plan(&spec, &trials, store.as_deref()).or_else(|_| scheduler::plan(&spec, &trials, None))?;
+        if spec.is_lazy() {
+            crate::outln!(
+                "sweep {} (bayes, metric {} {}): up to {} trials, each asked from TPE when a worker frees up; the first {} are drawn at random",
+                spec.name,
+                spec.metric.name,
+                spec.metric.goal.as_str(),
+                spec.run_cap.unwrap_or(0),
+                spec.bayes.startup_trials
+            );
+            let (extended, kept) = report::continuations(&plan);
+            crate::out!("{}", report::extension_notes(&extended, &kept, true));
+        } else {
+            crate::out!("{}", report::dry_run(&spec, &trials, &known, &plan));
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let device = device_of(args)?;
@@ -157,6 +160,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
             reg.existing
         ),
     }
+    crate::out!("{}", report::extension_notes(&reg.extended, &reg.kept, false));
     if reg.requeued > 0 {
         crate::outln!("retrying {} failed trial(s)", reg.requeued);
     }

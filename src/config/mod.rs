@@ -370,6 +370,43 @@ impl TrialConfig {
     pub fn hash(&self) -> String {
         crate::util::sha256_hex(self.canonical_json().as_bytes())
     }
+
+    /// This config with another epoch target.
+    pub fn with_epochs(&self, epochs: usize) -> TrialConfig {
+        let mut config = self.clone();
+        config.train.epochs = epochs;
+        config
+    }
+
+    /// What a trial keeps when only its epoch target changes: the hash of the config with
+    /// `train.epochs` set to 0 (a value no trial has). Two configs of one lineage are one trial
+    /// trained for more or fewer epochs, so a higher target continues the trial from its last
+    /// checkpoint. Under a cosine schedule the learning rate of every step depends on the epoch
+    /// count, so more epochs are another trial: the lineage is then the config's own hash. Never
+    /// stored: the tracker keeps [`TrialConfig::hash`].
+    pub fn lineage(&self) -> String {
+        match self.train.lr_schedule {
+            Schedule::Cosine => self.hash(),
+            Schedule::Constant | Schedule::Step => self.with_epochs(0).hash(),
+        }
+    }
+
+    /// Whether a trial trained under `earlier` continues under this config: the same lineage,
+    /// and at least as many epochs.
+    pub fn continues(&self, earlier: &TrialConfig) -> bool {
+        self.lineage() == earlier.lineage() && self.train.epochs >= earlier.train.epochs
+    }
+
+    /// The epoch target under which a checkpoint with `epochs_done` epochs, written for the
+    /// config hash `hash`, was trained, if this config continues that one (see
+    /// [`TrialConfig::continues`]). A checkpoint keeps only the hash of its config, so the
+    /// targets it can have had are tried, from its own epoch count up to this config's.
+    pub fn continued_from(&self, hash: &str, epochs_done: usize) -> Option<usize> {
+        (epochs_done.max(1)..=self.train.epochs).find(|&epochs| {
+            let earlier = self.with_epochs(epochs);
+            earlier.hash() == hash && self.continues(&earlier)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -415,6 +452,24 @@ mod tests {
         t.lr_gamma = 0.5;
         assert_eq!(t.learning_rate_at(1, 9, 10), 1.0);
         assert_eq!(t.learning_rate_at(2, 0, 10), 0.5);
+    }
+
+    #[test]
+    fn a_higher_epoch_target_continues_a_trial_unless_the_schedule_stretches_with_it() {
+        let short = TrialConfig { train: TrainConfig { epochs: 2, ..TrainConfig::default() }, ..TrialConfig::default() };
+        let long = short.with_epochs(5);
+        assert_ne!(short.hash(), long.hash(), "the epoch count stays part of the identity");
+        assert!(long.continues(&short) && !short.continues(&long));
+        assert_eq!(long.continued_from(&short.hash(), 2), Some(2));
+        assert_eq!(long.continued_from(&short.hash(), 1), Some(2), "a checkpoint of an unfinished trial");
+        assert_eq!(short.continued_from(&long.hash(), 2), None);
+        let mut other = long.clone();
+        other.augment.hue_delta = 0.2;
+        assert!(!other.continues(&short), "any other change is another trial");
+        let cosine = |c: &TrialConfig| TrialConfig { train: TrainConfig { lr_schedule: Schedule::Cosine, ..c.train.clone() }, ..c.clone() };
+        assert!(!cosine(&long).continues(&cosine(&short)), "a cosine schedule's every step depends on the epoch count");
+        let step = |c: &TrialConfig| TrialConfig { train: TrainConfig { lr_schedule: Schedule::Step, ..c.train.clone() }, ..c.clone() };
+        assert!(step(&long).continues(&step(&short)));
     }
 
     #[test]

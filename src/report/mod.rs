@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use crate::config::Objective;
 use crate::config::{Goal, METRIC_NAMES};
-use crate::store::{CheckpointRow, MetricRow, SweepInfo, TrialRow, TrialStatus};
+use crate::store::{CheckpointRow, Extension, Kept, MetricRow, Registering, SweepInfo, TrialRow, TrialStatus};
 use crate::study::spec::{SweepSpec, Trial};
 use crate::util::{format_duration, format_utc};
 
@@ -253,28 +253,59 @@ pub fn sweep_status(sweep: &SweepInfo, runs: &[TrialRow], objective: &Objective,
 }
 
 /// The `--dry-run` table of a sweep file: each trial with its id and status where the tracker
-/// already has it (`known`: the sweep's runs), its swept values and its config hash.
-pub fn dry_run(spec: &SweepSpec, trials: &[Trial], known: &[TrialRow]) -> String {
-    let known: std::collections::HashMap<&str, &TrialRow> = known.iter().map(|r| (r.config_hash.as_str(), r)).collect();
+/// already has it (`known`: the sweep's runs), or what registering it would do (`plan`, one per
+/// trial: new, or a trial whose epoch target rises), its swept values and its config hash; then
+/// the trials that would continue or be kept.
+pub fn dry_run(spec: &SweepSpec, trials: &[Trial], known: &[TrialRow], plan: &[Registering]) -> String {
+    let status_of: std::collections::HashMap<&str, &str> = known.iter().map(|r| (r.id.as_str(), r.status.as_str())).collect();
     let keys: Vec<String> = spec.parameters.iter().map(|p| p.key.clone()).collect();
     let mut t = Table::new(["#", "run", "status"].into_iter().map(String::from).chain(keys.iter().cloned()).chain(["config".to_string()]));
-    for (i, trial) in trials.iter().enumerate() {
+    for (i, (trial, registering)) in trials.iter().zip(plan).enumerate() {
         let hash = trial.config.hash();
-        let (id, status) = known.get(hash.as_str()).map(|r| (r.id.clone(), r.status.as_str().to_string())).unwrap_or(("-".into(), "new".into()));
+        let (id, status) = match registering {
+            Registering::New => ("-".to_string(), "new".to_string()),
+            Registering::Known(id) => (id.clone(), status_of.get(id.as_str()).unwrap_or(&"known").to_string()),
+            Registering::Extend(e) => (e.id.clone(), format!("extend {} -> {}", e.from, e.to)),
+            Registering::Keep(k) => (k.id.clone(), format!("{} (kept)", status_of.get(k.id.as_str()).unwrap_or(&"known"))),
+        };
         let mut row = vec![(i + 1).to_string(), id, status];
         row.extend(keys.iter().map(|k| trial.params.get(k).map(fmt_param).unwrap_or_else(|| "-".into())));
         row.push(hash[..10].to_string());
         t.row(row);
     }
+    let (extended, kept) = continuations(plan);
     format!(
-        "sweep {} ({:?}, {} trial(s), metric {} {})\n{}",
+        "sweep {} ({:?}, {} trial(s), metric {} {})\n{}{}",
         spec.name,
         spec.method,
         trials.len(),
         spec.metric.name,
         spec.metric.goal.as_str(),
-        t.render()
+        t.render(),
+        extension_notes(&extended, &kept, true)
     )
+}
+
+/// The trials of a registration plan whose epoch target would rise, and those kept as they are.
+pub fn continuations(plan: &[Registering]) -> (Vec<Extension>, Vec<Kept>) {
+    let extended = plan.iter().filter_map(|p| if let Registering::Extend(e) = p { Some(e.clone()) } else { None }).collect();
+    let kept = plan.iter().filter_map(|p| if let Registering::Keep(k) = p { Some(k.clone()) } else { None }).collect();
+    (extended, kept)
+}
+
+/// Lines that say which trials continue to a higher epoch target (`would`: in a dry run) and
+/// which the file asks for with another target but stay as they are; empty when none.
+pub fn extension_notes(extended: &[Extension], kept: &[Kept], would: bool) -> String {
+    let mut out = String::new();
+    if !extended.is_empty() {
+        let list: Vec<String> = extended.iter().map(|e| format!("{} ({} -> {} epochs)", e.id, e.from, e.to)).collect();
+        let verb = if would { "would continue" } else { "continue" };
+        let _ = writeln!(out, "{} trial(s) {verb} from their last checkpoint to the new train.epochs: {}", extended.len(), list.join(", "));
+    }
+    for k in kept {
+        let _ = writeln!(out, "note: {} {}: it {} as it is", k.id, k.reason, if would { "would stay" } else { "stays" });
+    }
+    out
 }
 
 pub fn epochs_of(metrics: &[MetricRow]) -> BTreeMap<i64, BTreeMap<String, f64>> {

@@ -9,7 +9,8 @@
 //! stop now), and prints the leaderboard at the end.
 //!
 //! Trials are identified by their config hash, so running the same file again adds nothing twice:
-//! completed trials are skipped and interrupted ones resume.
+//! completed trials are skipped and interrupted ones resume. A file that only raises
+//! `train.epochs` continues its trials to the new count ([`store::plan_registration`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::runner::progress::Progress;
 use crate::runner::worker::Event;
-use crate::store::{self, Lease, NewTrial, SweepRegistration, TrialFilter, TrialRow, TrialStatus};
+use crate::store::{self, KnownTrial, Lease, NewTrial, Registering, SweepRegistration, TrialFilter, TrialRow, TrialStatus};
 use crate::study::spec::{SweepSpec, Trial};
 use crate::train::device::DeviceSpec;
 
@@ -51,6 +52,10 @@ pub struct Registration {
     pub added: Vec<String>,
     pub existing: usize,
     pub requeued: usize,
+    /// Trials whose epoch target rose: they continue from their last checkpoint.
+    pub extended: Vec<store::Extension>,
+    /// Trials the file asks for with another epoch target, left as they are.
+    pub kept: Vec<store::Kept>,
 }
 
 /// A worker that dies within this long of its start died quickly: it may not be able to start at
@@ -134,10 +139,46 @@ pub fn register(spec: &SweepSpec, trials: &[Trial], store_location: &str, runs_d
     let mut store = store::open(store_location, true)?;
     crate::runner::TrackerMark::of(store.as_ref())?.check_sweep_dir(runs_dir, &spec.name)?;
     let registration = store.register_sweep(&spec.name, &spec.text)?;
-    let new: Vec<NewTrial> = trials.iter().map(|t| NewTrial { config: t.config.clone(), params: t.params.clone() }).collect();
-    let report = store.enqueue(&spec.name, &new)?;
+    let report = if spec.is_lazy() {
+        // A sampler adds the trials one at a time; the ones it has asked for take the file's
+        // epoch target.
+        let asked = asked_trials(spec, store.as_ref())?;
+        store.extend(&spec.name, &asked)?
+    } else {
+        let new: Vec<NewTrial> = trials.iter().map(|t| NewTrial { config: t.config.clone(), params: t.params.clone() }).collect();
+        store.enqueue(&spec.name, &new)?
+    };
     let requeued = if retry_failed { store.requeue_failed(&spec.name)? } else { 0 };
-    Ok(Registration { registration, added: report.added, existing: report.existing, requeued })
+    Ok(Registration { registration, added: report.added, existing: report.existing, requeued, extended: report.extended, kept: report.kept })
+}
+
+/// What [`register`] would do with `trials` (for a sampled sweep: the trials asked so far, under
+/// the file as it is now), for the dry run: the sweep's trials as the tracker holds them, the
+/// trials looked at, and how each would register. An empty tracker holds no trial.
+pub fn plan(spec: &SweepSpec, trials: &[Trial], store: Option<&dyn store::Store>) -> crate::Result<(Vec<TrialRow>, Vec<NewTrial>, Vec<Registering>)> {
+    let filter = TrialFilter { sweep: Some(spec.name.clone()), status: None };
+    let known_rows = match store {
+        Some(store) => store.trials(&filter)?,
+        None => Vec::new(),
+    };
+    let looked_at = match store {
+        Some(store) if spec.is_lazy() => asked_trials(spec, store)?,
+        _ => trials.iter().map(|t| NewTrial { config: t.config.clone(), params: t.params.clone() }).collect(),
+    };
+    let mut known = Vec::new();
+    for row in &known_rows {
+        let config = store.expect("rows come from a store").trial_config(&row.id)?;
+        known.push(KnownTrial { id: row.id.clone(), seq: row.seq, status: row.status, config_hash: row.config_hash.clone(), config });
+    }
+    let plan = store::plan_registration(&looked_at, &known);
+    Ok((known_rows, looked_at, plan))
+}
+
+/// The points a lazily sampled sweep has asked for so far, each resolved under the file as it
+/// is now (a point the file no longer allows is left out).
+fn asked_trials(spec: &SweepSpec, store: &dyn store::Store) -> crate::Result<Vec<NewTrial>> {
+    let rows = store.trials(&TrialFilter { sweep: Some(spec.name.clone()), status: None })?;
+    Ok(rows.iter().filter_map(|r| spec.trial_of(&r.params).ok()).map(|t| NewTrial { config: t.config, params: t.params }).collect())
 }
 
 /// Makes sure every dataset the trials use exists (generating the synthetic one once, here,

@@ -9,7 +9,8 @@
 //! - Every state change is one transaction: a reader never sees half of it, and a process killed
 //!   at any point leaves the store as it was before the change or after it.
 //! - [`Store::enqueue`] never duplicates a trial: a run is identified within its sweep by the hash
-//!   of its resolved config.
+//!   of its resolved config, and a config that only raises a run's `train.epochs` continues that
+//!   run ([`plan_registration`]).
 //! - [`Store::claim`] hands each queued run to exactly one worker, and also takes over a
 //!   `running` run whose worker died: its heartbeat is older than `stale_after`, or its worker's
 //!   pid is gone on this host ([`Reclaim`]). Each claim increments the run's `attempt`; the
@@ -42,7 +43,7 @@ mod schema;
 mod sql;
 pub mod sqlite;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -212,8 +213,108 @@ pub struct NewTrial {
 pub struct EnqueueReport {
     /// Ids of runs created now.
     pub added: Vec<String>,
-    /// Trials already present (same config hash).
+    /// Trials already present (the same config hash, or the same trial with another epoch
+    /// target: those are also in `extended` or `kept`).
     pub existing: usize,
+    /// Trials whose epoch target rose (see [`plan_registration`]).
+    pub extended: Vec<Extension>,
+    /// Trials of a config the file asks for with another epoch target, left as they are.
+    pub kept: Vec<Kept>,
+}
+
+/// A trial whose epoch target rose: it continues from its last checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extension {
+    pub id: String,
+    pub from: usize,
+    pub to: usize,
+    /// It had completed, and goes back to the queue.
+    pub requeued: bool,
+}
+
+/// A trial left as it is although the file asks for its config with another epoch target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub id: String,
+    /// Why, for people: "was pruned", "is running (...)", "has 8 epochs as its target ...".
+    pub reason: String,
+}
+
+/// A trial of a sweep, as [`plan_registration`] compares configs against it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnownTrial {
+    pub id: String,
+    pub seq: i64,
+    pub status: TrialStatus,
+    pub config_hash: String,
+    pub config: TrialConfig,
+}
+
+/// What registering one trial does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registering {
+    /// The sweep has the config: the trial with this id.
+    Known(String),
+    /// A new trial.
+    New,
+    /// The sweep has the config with a lower epoch target: that trial continues.
+    Extend(Extension),
+    /// The sweep has the config with another epoch target, and that trial stays as it is.
+    Keep(Kept),
+}
+
+/// How each of `trials` registers in a sweep that holds `known`, the one rule for `sweep run`
+/// and its dry run. A config the sweep has is that trial. A config that differs from a trial's
+/// only in `train.epochs` ([`TrialConfig::lineage`]) is that trial (the one with the most epochs,
+/// when an older version made several): a higher target continues it from its last checkpoint
+/// (a completed trial goes back to the queue; a queued or failed one will train to it), while a
+/// running, pruned or diverged trial, or one with a higher target already, stays as it is. A
+/// trial whose own config the file asks for is never taken over, and where `train.epochs` is a
+/// swept parameter each value is its own trial. Anything else is new.
+pub fn plan_registration(trials: &[NewTrial], known: &[KnownTrial]) -> Vec<Registering> {
+    let hashes: Vec<String> = trials.iter().map(|t| t.config.hash()).collect();
+    let by_hash: HashMap<&str, &KnownTrial> = known.iter().map(|k| (k.config_hash.as_str(), k)).collect();
+    let asked: HashSet<&str> = hashes.iter().map(String::as_str).collect();
+    let mut lineages: HashMap<String, &KnownTrial> = HashMap::new();
+    for k in known.iter().filter(|k| !asked.contains(k.config_hash.as_str())) {
+        let entry = lineages.entry(k.config.lineage()).or_insert(k);
+        if (k.config.train.epochs, std::cmp::Reverse(k.seq)) > (entry.config.train.epochs, std::cmp::Reverse(entry.seq)) {
+            *entry = k;
+        }
+    }
+    trials
+        .iter()
+        .zip(&hashes)
+        .map(|(trial, hash)| {
+            if let Some(k) = by_hash.get(hash.as_str()) {
+                return Registering::Known(k.id.clone());
+            }
+            if trial.params.contains_key("train.epochs") {
+                return Registering::New;
+            }
+            // Each known trial continues as one config at most.
+            match lineages.remove(&trial.config.lineage()) {
+                Some(k) => continuation(k, trial.config.train.epochs),
+                None => Registering::New,
+            }
+        })
+        .collect()
+}
+
+/// What a target of `to` epochs does to the known trial `k` of the same lineage.
+fn continuation(k: &KnownTrial, to: usize) -> Registering {
+    let from = k.config.train.epochs;
+    let keep = |reason: String| Registering::Keep(Kept { id: k.id.clone(), reason });
+    if from > to {
+        return keep(format!("has {from} epochs as its target already (a lower train.epochs retrains nothing)"));
+    }
+    match k.status {
+        TrialStatus::Running => keep("is running (run the sweep again once it has ended to extend it)".into()),
+        TrialStatus::Pruned | TrialStatus::Diverged => keep(format!("was {}", k.status.as_str())),
+        TrialStatus::Completed | TrialStatus::Queued | TrialStatus::Failed => {
+            Registering::Extend(Extension { id: k.id.clone(), from, to, requeued: k.status == TrialStatus::Completed })
+        }
+    }
 }
 
 /// What [`Store::register_sweep`] found.
@@ -482,8 +583,14 @@ pub trait Store: Send {
     fn register_sweep(&mut self, name: &str, spec: &str) -> StoreResult<SweepRegistration>;
 
     /// Adds the trials whose config hash the sweep does not have yet, as `queued` runs with ids
-    /// `<sweep>-<n>`, in the given order, in one transaction.
+    /// `<sweep>-<n>`, in the given order, in one transaction; a trial that only raises the
+    /// epoch target of one the sweep has continues that one instead (its config and hash become
+    /// the new ones, a completed one is queued again, see [`plan_registration`]).
     fn enqueue(&mut self, sweep: &str, trials: &[NewTrial]) -> StoreResult<EnqueueReport>;
+
+    /// Raises the epoch targets as [`Store::enqueue`] would, and adds no trial: for a sweep whose
+    /// trials a sampler asks for (TPE), `trials` are its trials' points under the current file.
+    fn extend(&mut self, sweep: &str, trials: &[NewTrial]) -> StoreResult<EnqueueReport>;
 
     /// Puts the sweep's `failed` runs back in the queue with their crash count reset; returns
     /// how many. `diverged` runs stay: a diverged trial is a result (the same config and seed
@@ -609,4 +716,38 @@ pub fn open(location: &str, create: bool) -> StoreResult<Box<dyn Store>> {
 /// The version of this build, recorded with every run.
 pub fn code_version() -> String {
     format!("sweep {}", env!("CARGO_PKG_VERSION"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_trial(epochs: usize, params: &[(&str, serde_json::Value)]) -> NewTrial {
+        let config = TrialConfig::default().with_epochs(epochs);
+        NewTrial { config, params: params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect() }
+    }
+
+    fn known(id: &str, seq: i64, status: TrialStatus, epochs: usize) -> KnownTrial {
+        let config = TrialConfig::default().with_epochs(epochs);
+        KnownTrial { id: id.into(), seq, status, config_hash: config.hash(), config }
+    }
+
+    #[test]
+    fn a_higher_epoch_target_continues_the_trial_with_the_most_epochs_unless_it_runs() {
+        let plan =
+            |status, trial: &NewTrial| plan_registration(std::slice::from_ref(trial), &[known("s-1", 1, status, 2), known("s-2", 2, status, 3)]);
+        let extend = Registering::Extend(Extension { id: "s-2".into(), from: 3, to: 5, requeued: true });
+        assert_eq!(plan(TrialStatus::Completed, &new_trial(5, &[])), [extend]);
+        assert_eq!(plan(TrialStatus::Completed, &new_trial(3, &[])), [Registering::Known("s-2".into())]);
+        assert!(matches!(&plan(TrialStatus::Running, &new_trial(5, &[]))[0], Registering::Keep(k) if k.reason.starts_with("is running")));
+        assert!(matches!(&plan(TrialStatus::Queued, &new_trial(5, &[]))[0], Registering::Extend(e) if !e.requeued));
+        assert_eq!(plan(TrialStatus::Completed, &new_trial(5, &[("train.epochs", serde_json::json!(5))])), [Registering::New], "a swept epoch count");
+    }
+
+    #[test]
+    fn a_trial_the_file_asks_for_is_never_taken_over_by_another_epoch_target() {
+        let known = [known("s-1", 1, TrialStatus::Completed, 2)];
+        let plan = plan_registration(&[new_trial(2, &[]), new_trial(4, &[])], &known);
+        assert_eq!(plan, [Registering::Known("s-1".into()), Registering::New]);
+    }
 }

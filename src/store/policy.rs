@@ -4,12 +4,13 @@
 //! transactions, its locking, its connection) and gets [`Store`] from here; each statement below
 //! is the same text on both engines (see [`super::sql`] for the few named differences).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::sql::{Conditions, Failure, Row, Tx, Value};
 use super::{
-    BestTrial, CheckpointRow, Claim, EnqueueReport, EpochLog, JobRow, Lease, MetricRow, MetricSummary, NewTrial, Reclaim, Store, StoreError,
-    StoreResult, SweepInfo, SweepRegistration, TrialFilter, TrialHistory, TrialRow, TrialStatus, WorkerInfo, code_version, validate_sweep_name,
+    BestTrial, CheckpointRow, Claim, EnqueueReport, EpochLog, Extension, JobRow, KnownTrial, Lease, MetricRow, MetricSummary, NewTrial, Reclaim,
+    Registering, Store, StoreError, StoreResult, SweepInfo, SweepRegistration, TrialFilter, TrialHistory, TrialRow, TrialStatus, WorkerInfo,
+    code_version, plan_registration, validate_sweep_name,
 };
 use crate::config::Goal;
 use crate::config::TrialConfig;
@@ -46,7 +47,12 @@ impl<B: Backend> Store for B {
 
     fn enqueue(&mut self, sweep: &str, trials: &[NewTrial]) -> StoreResult<EnqueueReport> {
         validate_sweep_name(sweep)?;
-        self.write(|tx| enqueue(tx, sweep, trials))
+        self.write(|tx| enqueue(tx, sweep, trials, true))
+    }
+
+    fn extend(&mut self, sweep: &str, trials: &[NewTrial]) -> StoreResult<EnqueueReport> {
+        validate_sweep_name(sweep)?;
+        self.write(|tx| enqueue(tx, sweep, trials, false))
     }
 
     fn requeue_failed(&mut self, sweep: &str) -> StoreResult<usize> {
@@ -265,9 +271,73 @@ fn lock_sweep(tx: &mut dyn Tx, sweep: &str) -> Result<(), Failure> {
     }
 }
 
-fn enqueue(tx: &mut dyn Tx, sweep: &str, trials: &[NewTrial]) -> Result<EnqueueReport, Failure> {
+/// Registers `trials` by [`plan_registration`]: continues the trials whose epoch target rises,
+/// and (with `add`) adds the new ones; the rest are known.
+fn enqueue(tx: &mut dyn Tx, sweep: &str, trials: &[NewTrial], add: bool) -> Result<EnqueueReport, Failure> {
     lock_sweep(tx, sweep)?;
-    add_trials(tx, sweep, trials)
+    let hashes: HashSet<String> =
+        tx.query("SELECT config_hash FROM runs WHERE sweep = $1", &[sweep.into()])?.iter().map(|r| r.text(0)).collect::<Result<_, _>>()?;
+    // Every config is read only when the file asks for one that the sweep does not have.
+    if trials.iter().all(|t| hashes.contains(&t.config.hash())) {
+        return Ok(EnqueueReport { existing: trials.len(), ..EnqueueReport::default() });
+    }
+    let known = known_trials(tx, sweep)?;
+    let mut report = EnqueueReport::default();
+    let mut new = Vec::new();
+    for (trial, plan) in trials.iter().zip(plan_registration(trials, &known)) {
+        match plan {
+            Registering::New => new.push(trial.clone()),
+            Registering::Known(_) => report.existing += 1,
+            Registering::Extend(extension) => {
+                continue_trial(tx, &extension, &trial.config)?;
+                report.existing += 1;
+                report.extended.push(extension);
+            }
+            Registering::Keep(kept) => {
+                report.existing += 1;
+                report.kept.push(kept);
+            }
+        }
+    }
+    if add {
+        let added = add_trials(tx, sweep, &new)?;
+        report.existing += added.existing;
+        report.added = added.added;
+    }
+    Ok(report)
+}
+
+/// The sweep's trials with their configs, for [`plan_registration`].
+fn known_trials(tx: &mut dyn Tx, sweep: &str) -> Result<Vec<KnownTrial>, Failure> {
+    let rows = tx.query(
+        "SELECT r.id, r.seq, r.status, r.config_hash, c.config FROM runs r JOIN run_configs c ON c.run = r.id WHERE r.sweep = $1 ORDER BY r.seq",
+        &[sweep.into()],
+    )?;
+    rows.iter()
+        .map(|r| {
+            let id = r.text(0)?;
+            let config = serde_json::from_str(&r.text(4)?).map_err(|e| Failure::Invalid(format!("run {id} has an unreadable config: {e}")))?;
+            let status = TrialStatus::parse(&r.text(2)?).unwrap_or(TrialStatus::Failed);
+            Ok(KnownTrial { id, seq: r.int(1)?, status, config_hash: r.text(3)?, config })
+        })
+        .collect()
+}
+
+/// Gives a trial its new epoch target: its config and hash become `config`'s, and a completed
+/// trial goes back to the queue (it keeps its id, attempts, epochs and metrics).
+fn continue_trial(tx: &mut dyn Tx, extension: &Extension, config: &TrialConfig) -> Result<(), Failure> {
+    let id = extension.id.as_str();
+    tx.execute(
+        "UPDATE runs SET config_hash = $2,
+            status = CASE WHEN status = 'completed' THEN 'queued' ELSE status END,
+            finished = CASE WHEN status = 'completed' THEN NULL ELSE finished END,
+            host = CASE WHEN status = 'completed' THEN NULL ELSE host END,
+            pid = CASE WHEN status = 'completed' THEN NULL ELSE pid END
+         WHERE id = $1",
+        &[id.into(), config.hash().into()],
+    )?;
+    tx.execute("UPDATE run_configs SET config = $2 WHERE run = $1", &[id.into(), config.canonical_json().into()])?;
+    Ok(())
 }
 
 /// Adds the trials whose config the sweep does not have yet, numbered after its last run; the

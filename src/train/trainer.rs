@@ -6,6 +6,8 @@
 //!   device, and every shuffle and augmentation from seeds derived from (seed, epoch, sample).
 //! - A run resumed from `last` ends with the same metrics as an uninterrupted one: the checkpoint
 //!   holds the model (with BatchNorm's running statistics), the optimiser state and the epoch.
+//!   So does a trial whose epoch target rose ([`TrialConfig::continues`]): it goes on from `last`
+//!   and ends as one trained straight through to the new target.
 //! - An epoch is reported to the observer only after its `last` checkpoint is on disk, and the
 //!   checkpoint remembers every epoch's metrics, so an observer that missed a report (the process
 //!   died in between) gets it again on resume through [`Observer::replay`]. `best` is written
@@ -341,7 +343,7 @@ fn train_trial(config: &TrialConfig, ctx: &TrialContext, observer: &mut dyn Obse
     let device = &ctx.device;
     let train_device = device.clone().autodiff();
     let fresh = Trained { model: config.model.init(&train_device, t.seed), optim: optimizer(t), state: TrainState::new(config_hash.clone()) };
-    let (mut trained, resumed) = resume(run, &config_hash, fresh)?;
+    let (mut trained, resumed) = resume(run, config, &config_hash, fresh)?;
     if resumed {
         let last = last_checkpoint(run, &config.metric, &trained.state);
         observer.replay(&trained.state.history, &last).map_err(TrainError::Observer)?;
@@ -400,24 +402,30 @@ enum EpochEnd {
 }
 
 /// Writes the resolved config into the run directory before anything else, so that the
-/// directory describes itself; a directory that holds another config is an error.
+/// directory describes itself; a directory that holds another config is an error, unless this
+/// config only raises its epoch target ([`TrialConfig::continues`]): then the trial goes on, and
+/// the directory says so.
 fn write_or_check_config(run: &TrialDir, config: &TrialConfig, config_hash: &str) -> Result<(), TrainError> {
     match run.read_config() {
-        Ok(existing) if existing.hash() != config_hash => {
+        Ok(existing) if existing.hash() == config_hash => Ok(()),
+        Ok(existing) if !config.continues(&existing) => {
             Err(TrainError::ConfigMismatch { path: run.config_path(), expected: config_hash.to_string(), found: existing.hash() })
         }
-        Ok(_) => Ok(()),
-        Err(_) => run.write_config(config).map_err(TrainError::io(&run.root)),
+        _ => run.write_config(config).map_err(TrainError::io(&run.root)),
     }
 }
 
 /// Restores model, optimiser and state from the `last` checkpoint, if there is one; says
-/// whether it did.
-fn resume(run: &TrialDir, config_hash: &str, fresh: Trained) -> Result<(Trained, bool), TrainError> {
-    let Some(last) = run.load(CheckpointKind::Last)? else { return Ok((fresh, false)) };
+/// whether it did. A checkpoint written under a lower epoch target of the same trial continues
+/// under this one, and carries this config's hash from its next save on.
+fn resume(run: &TrialDir, config: &TrialConfig, config_hash: &str, fresh: Trained) -> Result<(Trained, bool), TrainError> {
+    let Some(mut last) = run.load(CheckpointKind::Last)? else { return Ok((fresh, false)) };
     let path = run.checkpoint_path(CheckpointKind::Last);
     if last.state.config_hash != config_hash {
-        return Err(TrainError::ConfigMismatch { path, expected: config_hash.to_string(), found: last.state.config_hash });
+        if config.continued_from(&last.state.config_hash, last.state.epochs_done).is_none() {
+            return Err(TrainError::ConfigMismatch { path, expected: config_hash.to_string(), found: last.state.config_hash });
+        }
+        last.state.config_hash = config_hash.to_string();
     }
     let model = restore(fresh.model, last.model, &path)?;
     let optim = match last.optimizer {
@@ -552,5 +560,10 @@ fn last_checkpoint(run: &TrialDir, objective: &Objective, state: &TrainState) ->
         return Vec::new();
     }
     let value = state.history.last().and_then(|h| h.metric(&objective.name)).unwrap_or(f64::NAN);
-    vec![SavedCheckpoint { kind: CheckpointKind::Last, epoch: state.epochs_done, path: run.checkpoint_path(CheckpointKind::Last), metric_value: value }]
+    vec![SavedCheckpoint {
+        kind: CheckpointKind::Last,
+        epoch: state.epochs_done,
+        path: run.checkpoint_path(CheckpointKind::Last),
+        metric_value: value,
+    }]
 }

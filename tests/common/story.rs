@@ -6,8 +6,8 @@ use crate::common::seeded_trial;
 use sweep::config::Goal;
 use sweep::config::Split;
 use sweep::store::{
-    CheckpointRow, EnqueueReport, EpochLog, JobRow, MetricValue, NewTrial, Reclaim, Store, StoreError, SweepRegistration, TrialFilter, TrialHistory,
-    TrialStatus, WorkerInfo,
+    CheckpointRow, EnqueueReport, EpochLog, Extension, JobRow, Kept, MetricValue, NewTrial, Reclaim, Store, StoreError, SweepRegistration,
+    TrialFilter, TrialHistory, TrialStatus, WorkerInfo,
 };
 
 fn trial(hue: f64) -> NewTrial {
@@ -54,9 +54,9 @@ pub fn story(store: &mut dyn Store) {
 
     // Enqueue never duplicates a config.
     let report = store.enqueue("s", &[trial(0.0), trial(0.1), trial(0.2)]).unwrap();
-    assert_eq!(report, EnqueueReport { added: vec!["s-1".into(), "s-2".into(), "s-3".into()], existing: 0 });
+    assert_eq!(report, EnqueueReport { added: vec!["s-1".into(), "s-2".into(), "s-3".into()], ..EnqueueReport::default() });
     let report = store.enqueue("s", &[trial(0.1), trial(0.3)]).unwrap();
-    assert_eq!(report, EnqueueReport { added: vec!["s-4".into()], existing: 1 });
+    assert_eq!(report, EnqueueReport { added: vec!["s-4".into()], existing: 1, ..EnqueueReport::default() });
     assert!(matches!(store.enqueue("nope", &[trial(0.0)]), Err(StoreError::UnknownSweep { .. })));
 
     // Claims go in order, each run to one worker.
@@ -207,6 +207,47 @@ pub fn story(store: &mut dyn Store) {
     assert_eq!((failed.status, failed.attempt), (TrialStatus::Failed, 2));
     let error = failed.error.unwrap();
     assert!(error.contains("sent no heartbeat") && error.contains("2 attempts in a row"), "{error}");
+
+    extend_story(store);
+}
+
+/// Raising `train.epochs` continues a trial (issue 16, item 4): a completed trial takes the new
+/// config under its id and goes back to the queue with its epochs and attempts; a pruned one, a
+/// running one and a lower target change nothing; running the file again adds nothing.
+fn extend_story(store: &mut dyn Store) {
+    let with_epochs = |t: NewTrial, epochs| NewTrial { config: t.config.with_epochs(epochs), ..t };
+    store.register_sweep("e", "epochs 3").unwrap();
+    store.enqueue("e", &[trial(0.1), trial(0.2)]).unwrap();
+    let done = store.claim(Some("e"), &worker(30), &Reclaim::after(60.0)).unwrap().unwrap();
+    for n in 1..=3 {
+        store.log_epoch(&done.lease, &epoch(n, 0.5, 0.5)).unwrap();
+    }
+    store.finish(&done.lease, TrialStatus::Completed, None).unwrap();
+    let cut = store.claim(Some("e"), &worker(31), &Reclaim::after(60.0)).unwrap().unwrap();
+    store.log_epoch(&cut.lease, &epoch(1, 0.1, 0.9)).unwrap();
+    store.finish(&cut.lease, TrialStatus::Pruned, Some("below the median")).unwrap();
+
+    let longer = [with_epochs(trial(0.1), 5), with_epochs(trial(0.2), 5)];
+    let report = store.enqueue("e", &longer).unwrap();
+    let extended = Extension { id: "e-1".into(), from: 3, to: 5, requeued: true };
+    let pruned = Kept { id: "e-2".into(), reason: "was pruned".into() };
+    assert_eq!(report, EnqueueReport { added: vec![], existing: 2, extended: vec![extended], kept: vec![pruned.clone()] });
+    let row = store.trial("e-1").unwrap();
+    assert_eq!((row.status, row.finished, row.epochs(), row.attempt), (TrialStatus::Queued, None, 3, 1));
+    assert_eq!(row.config_hash, longer[0].config.hash(), "the trial is the new config now");
+    assert_eq!(store.trial_config("e-1").unwrap().train.epochs, 5);
+    assert_eq!(store.metrics("e-1").unwrap().len(), 18, "its epochs stay");
+    let again = store.claim(Some("e"), &worker(32), &Reclaim::after(60.0)).unwrap().unwrap();
+    assert_eq!((again.lease.run.as_str(), again.lease.attempt, again.resumed, again.config.train.epochs), ("e-1", 2, true, 5));
+
+    let report = store.enqueue("e", &longer).unwrap();
+    assert_eq!((report.added.len(), report.existing, report.extended.len()), (0, 2, 0), "a rerun adds nothing");
+    assert_eq!(report.kept, [pruned]);
+    let report = store.enqueue("e", &[with_epochs(trial(0.1), 2), with_epochs(trial(0.2), 2)]).unwrap();
+    assert!(report.added.is_empty() && report.extended.is_empty(), "a lower target retrains nothing: {report:?}");
+    assert_eq!(report.kept.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(), ["e-1", "e-2"]);
+    assert!(report.kept[0].reason.contains("has 5 epochs as its target already"), "{:?}", report.kept);
+    assert_eq!(store.trial_config("e-1").unwrap().train.epochs, 5);
 }
 
 /// A smart sweep's operations: `ask` adds what the sampler picks from the history, one trial
