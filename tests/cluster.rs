@@ -37,7 +37,11 @@ fn the_contract_story_holds_on_postgres_and_migrations_apply_once() {
     drop(store);
     // Opening again applies nothing; a newer schema is refused.
     let again = PostgresStore::open(&url).unwrap();
-    assert_eq!(again.trials(&TrialFilter::default()).unwrap().len(), 5, "the story's trials: s-2, s-4 and s-5 of s (s-1 and s-3 removed), and 2 of c");
+    assert_eq!(
+        again.trials(&TrialFilter::default()).unwrap().len(),
+        5,
+        "the story's trials: s-2, s-4 and s-5 of s (s-1 and s-3 removed), and 2 of c"
+    );
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     admin.batch_execute("UPDATE sweep_schema SET version = 99").unwrap();
     assert!(matches!(PostgresStore::open(&url), Err(StoreError::NewerSchema { found: 99, .. })));

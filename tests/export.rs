@@ -391,7 +391,11 @@ fn tensorboard_export_is_read_back_by_tensorboards_event_accumulator_with_hparam
     assert_eq!(experiment["name"], "exp");
     let hparams: Vec<&Value> = experiment["hparamInfos"].as_array().unwrap().iter().collect();
     let names: Vec<&str> = hparams.iter().map(|h| h["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["augment.hue_delta", "tag.stage", "tag.team"], "the one swept setting (every other is the same in both trials), then the tags: {experiment:#}");
+    assert_eq!(
+        names,
+        ["augment.hue_delta", "tag.stage", "tag.team"],
+        "the one swept setting (every other is the same in both trials), then the tags: {experiment:#}"
+    );
     assert_eq!(hparams[0]["type"], "DATA_TYPE_FLOAT64");
     assert_eq!(hparams[0]["domainInterval"], serde_json::json!({"maxValue": 0.3}), "min 0.0 is the proto3 default, left out");
     assert_eq!(hparams[0]["differs"], true);

@@ -127,7 +127,7 @@ pub fn command() -> clap::Command {
     // these get hidden copies.
     let hidden: Vec<clap::Arg> = cmd.get_arguments().filter(|a| a.is_global_set()).map(|a| a.clone().hide(true)).collect();
     for path in WITHOUT_TRACKER {
-        let sub = path.iter().fold(Some(&mut cmd), |cmd, name| cmd?.find_subcommand_mut(name)).expect("a subcommand of WITHOUT_TRACKER");
+        let sub = path.iter().try_fold(&mut cmd, |cmd, name| cmd.find_subcommand_mut(name)).expect("a subcommand of WITHOUT_TRACKER");
         *sub = std::mem::take(sub).args(hidden.clone());
     }
     cmd

@@ -146,10 +146,7 @@ pub enum StoreError {
         path.display()
     )]
     NetworkFilesystem { path: PathBuf, fs: &'static str },
-    #[error(
-        "{} running: a running trial is never removed (nothing was removed); wait for it to end, or stop its sweep first",
-        describe_running(ids)
-    )]
+    #[error("{} running: a running trial is never removed (nothing was removed); wait for it to end, or stop its sweep first", describe_running(ids))]
     Running { ids: Vec<String> },
     #[error("{}: {detail}", path.display())]
     Backend { path: PathBuf, detail: String },

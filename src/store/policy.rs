@@ -330,7 +330,8 @@ fn remove(tx: &mut dyn Tx, ids: &[String]) -> Result<Vec<TrialRow>, Failure> {
     let now = now_unix();
     for r in &rows {
         let id = r.id.as_str();
-        let values: [Value; 6] = [id.into(), r.sweep.as_str().into(), r.seq.into(), r.config_hash.as_str().into(), r.status.as_str().into(), now.into()];
+        let values: [Value; 6] =
+            [id.into(), r.sweep.as_str().into(), r.seq.into(), r.config_hash.as_str().into(), r.status.as_str().into(), now.into()];
         tx.execute("INSERT INTO removed_runs (id, sweep, seq, config_hash, status, removed) VALUES ($1, $2, $3, $4, $5, $6)", &values)?;
         for table in TRIAL_TABLES {
             tx.execute(&format!("DELETE FROM {table} WHERE run = $1"), &[id.into()])?;
@@ -707,7 +708,9 @@ fn read_runs(tx: &mut dyn Tx, filter: &TrialFilter, id: Option<&str>) -> Result<
     }
     let tags = match id {
         Some(id) => tx.query("SELECT t.run, t.name, t.value FROM run_tags t WHERE t.run = $1", &[id.into()])?,
-        None => tx.query(&format!("SELECT t.run, t.name, t.value FROM run_tags t JOIN runs r ON r.id = t.run {}", conditions.sql()), &conditions.values)?,
+        None => {
+            tx.query(&format!("SELECT t.run, t.name, t.value FROM run_tags t JOIN runs r ON r.id = t.run {}", conditions.sql()), &conditions.values)?
+        }
     };
     for r in &tags {
         if let Some(&i) = index.get(&r.text(0)?) {
