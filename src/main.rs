@@ -3,10 +3,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = sweep::cli::Cli::parse();
+    let cli = sweep::cli::parse();
     // A sweep goes on when its output's reader goes away; a command that only prints ends
     // quietly, as Unix tools do.
     if !cli.command.outlives_its_reader() {

@@ -56,6 +56,9 @@ fn trained() -> &'static Trained {
         std::fs::write(&file, common::tiny_sweep("exp", 2, &[0.0, 0.3])).unwrap();
         // Exit code 1 all the same: the sweep holds a failed trial.
         common::sweep(&runs).args(["run", file.to_str().unwrap(), "--plain"]).assert().code(1);
+        // Tags and a note (issue 16, item 3) travel with the exports.
+        common::sweep(&runs).args(["tag", "exp-2", "team=vision", "stage=final"]).assert().success();
+        common::sweep(&runs).args(["note", "exp-2", "the one to beat"]).assert().success();
         let t = Trained { runs };
         let statuses: Vec<TrialStatus> = t.trials().iter().map(|(r, _)| r.status).collect();
         assert_eq!(statuses, [TrialStatus::Failed, TrialStatus::Completed]);
@@ -230,6 +233,10 @@ fn check_mlflow_matches_the_tracker(t: &Trained, read: &Value) {
             Some(error) => assert_eq!(tags["sweep.reason"], error.as_str()),
             None => assert!(tags.get("sweep.reason").is_none(), "{tags}"),
         }
+        for (name, value) in &row.tags {
+            assert_eq!(tags[name], value.as_str(), "{}: the trial's tags under their own names", row.id);
+        }
+        assert_eq!(tags.get("mlflow.note.content").and_then(Value::as_str), row.note.as_deref(), "{}: the note as MLflow's", row.id);
 
         let mut expected: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for m in metrics {
@@ -268,6 +275,25 @@ fn mlflow_export_is_read_back_by_mlflows_client_and_a_second_export_duplicates_n
         assert_eq!(run["artifacts"]["checkpoints/best.ckpt"], std::fs::metadata(&ckpt).unwrap().len(), "{id}");
     }
     assert_eq!(second["mine"]["runs"].as_array().unwrap().len(), 2);
+
+    // A tag removed and a note cleared (in a copy of the tracker, which the other tests share)
+    // are deleted from the MLflow run by the next export; a tag added in MLflow is kept.
+    let copy = tempfile::tempdir().unwrap();
+    let store = copy.path().join("copy.db");
+    let source = SqliteStore::open(&t.runs.join("sweep.db")).unwrap();
+    source.connection().execute("VACUUM INTO ?1", [store.to_str().unwrap()]).unwrap();
+    let run_of = |read: &Value, trial: &str| -> Value {
+        read["exp"]["runs"].as_array().unwrap().iter().find(|r| r["tags"]["sweep.trial"] == trial).unwrap().clone()
+    };
+    let mlflow_run = run_of(&second, "exp-2")["run_id"].as_str().unwrap().to_string();
+    server.post("/api/2.0/mlflow/runs/set-tag", serde_json::json!({"run_id": mlflow_run, "key": "reviewed", "value": "yes"}));
+    let on_copy = |args: &[&str]| common::sweep(&t.runs).arg("--store").arg(&store).args(args).assert().success();
+    on_copy(&["tag", "exp-2", "team="]);
+    on_copy(&["note", "exp-2", ""]);
+    on_copy(&["export", "--format", "mlflow", "--to", &server.url, "--sweep", "exp"]);
+    let tags = run_of(&python(READ_MLFLOW, &[&server.url, "exp"]), "exp-2")["tags"].clone();
+    assert!(tags.get("team").is_none() && tags.get("mlflow.note.content").is_none(), "{tags:#}");
+    assert_eq!((tags["stage"].as_str(), tags["reviewed"].as_str()), (Some("final"), Some("yes")), "{tags:#}");
 }
 
 #[test]
@@ -352,6 +378,9 @@ fn tensorboard_export_is_read_back_by_tensorboards_event_accumulator_with_hparam
         let start = &got["hparams"]["_hparams_/session_start_info"]["sessionStartInfo"];
         // (A google.protobuf.Value reads back as the plain JSON value.)
         assert_eq!(start["hparams"]["augment.hue_delta"], row.params["augment.hue_delta"], "{}", row.id);
+        for (name, value) in &row.tags {
+            assert_eq!(start["hparams"][format!("tag.{name}")], value.as_str(), "{}: tags as hparams", row.id);
+        }
         assert_eq!(start["groupName"], row.id.as_str());
         assert_eq!(start["startTimeSecs"], row.started.unwrap());
         let end = &got["hparams"]["_hparams_/session_end_info"]["sessionEndInfo"];
@@ -361,8 +390,12 @@ fn tensorboard_export_is_read_back_by_tensorboards_event_accumulator_with_hparam
     let experiment = &read["root"]["_hparams_/experiment"]["experiment"];
     assert_eq!(experiment["name"], "exp");
     let hparams: Vec<&Value> = experiment["hparamInfos"].as_array().unwrap().iter().collect();
-    assert_eq!(hparams.len(), 1, "the one swept setting (every other is the same in both trials): {experiment:#}");
-    assert_eq!(hparams[0]["name"], "augment.hue_delta");
+    let names: Vec<&str> = hparams.iter().map(|h| h["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["augment.hue_delta", "tag.stage", "tag.team"],
+        "the one swept setting (every other is the same in both trials), then the tags: {experiment:#}"
+    );
     assert_eq!(hparams[0]["type"], "DATA_TYPE_FLOAT64");
     assert_eq!(hparams[0]["domainInterval"], serde_json::json!({"maxValue": 0.3}), "min 0.0 is the proto3 default, left out");
     assert_eq!(hparams[0]["differs"], true);

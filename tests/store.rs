@@ -59,9 +59,11 @@ fn migrating_twice_is_harmless_and_an_older_file_is_migrated_on_open() {
     assert_eq!((summary.max, summary.max_epoch, summary.last_epoch), (Some(0.7), Some(2), 3), "summaries were backfilled");
     assert!(summary.last.is_nan());
     drop(store);
-    let again = SqliteStore::open(&path).unwrap();
+    let mut again = SqliteStore::open(&path).unwrap();
     assert_eq!(again.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(again.trials(&TrialFilter::default()).unwrap().len(), 1);
+    again.tag("s-1", &[("kept".to_string(), Some("yes".to_string()))]).unwrap();
+    assert_eq!((again.trial("s-1").unwrap().tags["kept"].as_str(), again.trial("s-1").unwrap().note), ("yes", None), "a migrated trial takes tags");
     let view: f64 = again.connection().query_row("SELECT best_val_iou FROM run_results WHERE run = 's-1'", [], |r| r.get(0)).unwrap();
     assert_eq!(view, 0.7, "the results view has one row per run with its best value");
 }

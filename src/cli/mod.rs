@@ -3,11 +3,12 @@
 //! This is the edge where typed library errors get their context (`anyhow`), and where results
 //! are printed. Each subcommand parses its arguments, calls one library function and prints what
 //! it returns; the commands are grouped by what they work on: running a sweep ([`run`]), reading
-//! the tracker ([`tracker`]), using a trained model ([`model`]), charts ([`plot`]) and datasets
-//! ([`data`]).
+//! the tracker ([`tracker`]), managing trials ([`manage`]), using a trained model ([`model`]),
+//! charts ([`plot`]) and datasets ([`data`]).
 
 pub mod data;
 pub mod limits;
+pub mod manage;
 pub mod model;
 pub mod plot;
 pub mod run;
@@ -17,18 +18,27 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 use crate::store::{self, Store, StoreError};
 use crate::train::device::{DeviceSpec, set_cpu_threads};
 use data::DataCommand;
+use manage::{NoteArgs, RmArgs, TagArgs};
 use model::{EvalArgs, PredictArgs};
 use plot::PlotArgs;
 use run::{RunArgs, WorkerArgs};
 use tracker::{BestArgs, CompareArgs, ExportArgs, LsArgs, ShowTrialArgs, StatusArgs};
 
+/// What `sweep --help` ends with.
+const EXIT_CODES: &str = "Exit codes:
+  0  success
+  1  a trial or runtime failure (a trial of the sweep failed or diverged, an interrupted sweep,
+     an unreachable server)
+  2  bad usage or bad input (a malformed sweep file, an out-of-range value, a missing dataset,
+     an unknown trial or sweep)";
+
 #[derive(Debug, Parser)]
-#[command(name = "sweep", version, about = "Hyperparameter sweeps and experiment tracking for U-Net segmentation")]
+#[command(name = "sweep", version, about = "Hyperparameter sweeps and experiment tracking for U-Net segmentation", after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -86,9 +96,47 @@ pub enum Command {
     Predict(PredictArgs),
     /// Draw a sweep's charts (PNG) and an index.html, or one trial's two-panel chart.
     Plot(PlotArgs),
+    /// Set or remove a trial's tags (name=value, name=).
+    Tag(TagArgs),
+    /// Set or clear a trial's note.
+    Note(NoteArgs),
+    /// Remove trials with their directories (never a running one), after a confirmation.
+    Rm(RmArgs),
     /// Generate and inspect datasets.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Print a shell completion script: sweep completions bash > ~/.local/share/bash-completion/completions/sweep
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish (or elvish, powershell).
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// The subcommands that use neither the runs directory nor the tracker: their help leaves
+/// `--runs-dir` and `--store` out (they are global options of every other command).
+const WITHOUT_TRACKER: [&[&str]; 2] = [&["data", "synth"], &["completions"]];
+
+/// The command line's definition, as `sweep` parses it.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    // A subcommand that has an argument of a global option's id does not get the global one:
+    // these get hidden copies.
+    let hidden: Vec<clap::Arg> = cmd.get_arguments().filter(|a| a.is_global_set()).map(|a| a.clone().hide(true)).collect();
+    for path in WITHOUT_TRACKER {
+        let sub = path.iter().try_fold(&mut cmd, |cmd, name| cmd.find_subcommand_mut(name)).expect("a subcommand of WITHOUT_TRACKER");
+        *sub = std::mem::take(sub).args(hidden.clone());
+    }
+    cmd
+}
+
+/// Parses the process's command line (exiting with clap's message and code 2 on bad usage).
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 impl Command {
@@ -125,6 +173,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(args) => model::eval(&g, &args),
         Command::Predict(args) => model::predict(&g, &args),
         Command::Plot(args) => plot::plot(&g, &args),
+        Command::Tag(args) => manage::tag(&g, &args),
+        Command::Note(args) => manage::note(&g, &args),
+        Command::Rm(args) => manage::rm(&g, &args),
+        Command::Completions(args) => {
+            clap_complete::generate(args.shell, &mut command(), "sweep", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Data(DataCommand::Synth(args)) => data::synth(&args),
         Command::Data(DataCommand::Show(args)) => data::show(&g, &args),
     }

@@ -17,6 +17,7 @@ pub struct EvalArgs {
     /// A trial id (e.g. hue-3) or a trial directory.
     #[arg(value_name = "TRIAL")]
     pub run: String,
+    /// Which checkpoint: best (the objective's best epoch) or last.
     #[arg(long, default_value = "best")]
     pub checkpoint: String,
     /// Evaluate on every image of this Carvana-layout directory instead of the trial's validation split.
@@ -38,6 +39,7 @@ pub struct PredictArgs {
     /// Output directory for <name>_mask.png and <name>_overlay.png (<name>: the image's file name without its extension).
     #[arg(long)]
     pub out: PathBuf,
+    /// Which checkpoint: best (the objective's best epoch) or last.
     #[arg(long, default_value = "best")]
     pub checkpoint: String,
     #[command(flatten)]

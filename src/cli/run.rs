@@ -77,7 +77,9 @@ pub struct RunArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Launcher {
+    /// Worker processes on this machine.
     Local,
+    /// A SLURM job array, one task per worker.
     Slurm,
 }
 
@@ -91,6 +93,7 @@ pub struct WorkerArgs {
     pub max_trials: Option<usize>,
     #[command(flatten)]
     pub compute: ComputeArgs,
+    /// How to report progress: human (readable lines) or json (one object per line, for `sweep run`).
     #[arg(long, value_enum, default_value = "human")]
     pub events: EventFormat,
     /// A trial whose worker dies this many times in a row, without finishing an epoch, fails (1 to 1000).

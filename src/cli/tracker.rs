@@ -18,10 +18,14 @@ use crate::train::checkpoint::CheckpointKind;
 pub struct StatusArgs {
     /// A sweep name (default: every sweep).
     pub sweep: Option<String>,
+    /// Print JSON instead of text: one object per sweep.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct LsArgs {
+    /// Only this sweep's trials.
     #[arg(long)]
     pub sweep: Option<String>,
     /// queued, running, completed, failed, pruned or diverged.
@@ -30,11 +34,13 @@ pub struct LsArgs {
     /// Sort by a metric (best first) or a field, e.g. val_iou or train.learning_rate.
     #[arg(long)]
     pub sort: Option<String>,
-    /// A filter, e.g. "train.learning_rate < 0.01 and val_iou > 0.9".
+    /// A filter, e.g. "train.learning_rate < 0.01 and val_iou > 0.9" or 'tag.team = "vision"'.
     #[arg(long = "where")]
     pub filter: Option<String>,
+    /// Print JSON instead of a table: every trial with its parameters, metric summaries, tags and note.
     #[arg(long, conflicts_with = "csv")]
     pub json: bool,
+    /// Print CSV instead of a table.
     #[arg(long)]
     pub csv: bool,
 }
@@ -44,11 +50,16 @@ pub struct ShowTrialArgs {
     /// A trial id, e.g. hue-3.
     #[arg(value_name = "TRIAL")]
     pub run: String,
+    /// Print JSON instead of text: the trial, its epochs and its checkpoints.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum GoalArg {
+    /// Higher is better.
     Max,
+    /// Lower is better.
     Min,
 }
 
@@ -58,6 +69,7 @@ pub struct BestArgs {
     /// the sweep's objective (its metric.name and goal).
     #[arg(long)]
     pub metric: Option<String>,
+    /// Only this sweep's trials.
     #[arg(long)]
     pub sweep: Option<String>,
     /// train or val.
@@ -69,6 +81,7 @@ pub struct BestArgs {
     /// Reload the best checkpoint and evaluate it again.
     #[arg(long)]
     pub eval: bool,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -80,11 +93,16 @@ pub struct CompareArgs {
     /// Two or more trial ids.
     #[arg(required = true, num_args = 2.., value_name = "TRIAL")]
     pub runs: Vec<String>,
+    /// Print JSON instead of tables: the settings that differ, and each trial with its settings and metrics.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
+    /// One row per trial and epoch (--out FILE or standard output).
     Csv,
+    /// Every trial with its epochs (--out FILE or standard output).
     Json,
     /// To an MLflow tracking server (--to URL).
     Mlflow,
@@ -94,6 +112,7 @@ pub enum ExportFormat {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
+    /// What to write: csv, json, mlflow or tensorboard.
     #[arg(long, value_enum)]
     pub format: ExportFormat,
     /// csv, json: write this file instead of standard output; tensorboard: the log directory.
@@ -120,17 +139,43 @@ pub fn status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
         Some(name) => vec![store::find_sweep(store.as_ref(), name)?],
         None => store.sweeps()?,
     };
-    if selected.is_empty() {
+    if selected.is_empty() && !args.json {
         println!("no sweep in {} yet", store.location());
     }
     let now = crate::util::now_unix();
+    let mut json = Vec::new();
     for sweep in selected {
         let runs = store.trials(&TrialFilter { sweep: Some(sweep.name.clone()), status: None })?;
         let objective = sweep_objective(store.as_ref(), &sweep.name)?.unwrap_or_default();
+        if args.json {
+            json.push(status_json(&sweep, &runs, &objective, &store.jobs(Some(&sweep.name))?));
+            continue;
+        }
         let jobs: Vec<String> = store.jobs(Some(&sweep.name))?.iter().map(|job| crate::runner::slurm::describe(&job.job_id)).collect();
         println!("{}", report::sweep_status(&sweep, &runs, &objective, &jobs, now));
     }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sweep status --json`'s object for one sweep: its counts, running trials, best so far and jobs.
+fn status_json(sweep: &store::SweepInfo, runs: &[store::TrialRow], objective: &Objective, jobs: &[store::JobRow]) -> serde_json::Value {
+    let running: Vec<&str> = runs.iter().filter(|r| r.status == TrialStatus::Running).map(|r| r.id.as_str()).collect();
+    let best = report::best_so_far(runs, objective)
+        .map(|(r, value, epoch)| serde_json::json!({"run": r.id, "value": report::json_number(value), "epoch": epoch, "params": r.params}));
+    serde_json::json!({
+        "sweep": sweep.name,
+        "created": sweep.created,
+        "updated": sweep.updated,
+        "trials": runs.len(),
+        "counts": sweep.counts,
+        "running": running,
+        "objective": {"metric": objective.name, "goal": objective.goal.as_str()},
+        "best": best,
+        "jobs": jobs,
+    })
 }
 
 /// `sweep ls`: the trials that match, sorted, as a table, CSV or JSON.
@@ -167,8 +212,15 @@ pub fn show(g: &Global, args: &ShowTrialArgs) -> Result<ExitCode> {
     let store = g.open_store()?;
     let run = store.trial(&args.run)?;
     let config = store.trial_config(&args.run)?;
-    let text = report::show_trial(&run, &store.metrics(&args.run)?, &store.checkpoints(&args.run)?, &config.metric);
-    print!("{text}");
+    let (metrics, checkpoints) = (store.metrics(&args.run)?, store.checkpoints(&args.run)?);
+    if args.json {
+        let mut v = report::export_json(&[(run, metrics)]).as_array_mut().and_then(|a| a.pop()).unwrap_or_default();
+        v["objective"] = serde_json::json!({"metric": config.metric.name, "goal": config.metric.goal.as_str()});
+        v["checkpoints"] = serde_json::to_value(&checkpoints)?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", report::show_trial(&run, &metrics, &checkpoints, &config.metric));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -323,6 +375,11 @@ pub fn compare(g: &Global, args: &CompareArgs) -> Result<ExitCode> {
             Ok::<_, store::StoreError>(run)
         })
         .collect::<Result<_, _>>()?;
+    if args.json {
+        let v = serde_json::json!({"differing": report::differing_settings(&runs), "trials": runs});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     print!("{}", report::compare(&runs));
     Ok(ExitCode::SUCCESS)
 }

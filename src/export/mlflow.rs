@@ -8,6 +8,11 @@
 //! keeps its id, its links and whatever people added to it in MLflow's UI. A run being exported
 //! carries `sweep.export = incomplete` until its last request succeeds, so an export interrupted
 //! by a server that goes away leaves a mark on the one run it was writing.
+//!
+//! The tags people put on a trial (`sweep tag`) go under their own names and its note (`sweep
+//! note`) as `mlflow.note.content`, the run's description. `sweep.tags` lists the names the
+//! export wrote, so that a tag removed from the trial (or a note cleared) is deleted from the
+//! run by the next export, while tags added in MLflow's UI are left alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -66,7 +71,14 @@ pub fn run_status(status: TrialStatus) -> &'static str {
     }
 }
 
-/// The tags of a trial's MLflow run. (Tags users set on trials will join them here.)
+/// MLflow's own tag for a run's description (the "Description" of its page).
+pub const NOTE_TAG: &str = "mlflow.note.content";
+/// The names of the trial's own tags (and of the note's tag) the export wrote, comma-separated.
+pub const USER_TAGS_TAG: &str = "sweep.tags";
+
+/// The tags of a trial's MLflow run: ours under `sweep.`, the tags people put on the trial under
+/// their own names (which `validate_tag_name` keeps out of `sweep.` and `mlflow.`), and the
+/// trial's note as the run's description.
 pub fn run_tags(rec: &TrialRecord) -> Vec<(String, String)> {
     let r = &rec.row;
     let mut tags = vec![
@@ -79,7 +91,21 @@ pub fn run_tags(rec: &TrialRecord) -> Vec<(String, String)> {
     if let Some(reason) = rec.reason() {
         tags.push(("sweep.reason".to_string(), truncate(reason, MAX_TAG_CHARS)));
     }
+    tags.extend(r.tags.iter().map(|(k, v)| (k.clone(), truncate(v, MAX_TAG_CHARS))));
+    if let Some(note) = &r.note {
+        tags.push((NOTE_TAG.to_string(), truncate(note, MAX_TAG_CHARS)));
+    }
+    tags.push((USER_TAGS_TAG.to_string(), user_tag_names(rec).into_iter().collect::<Vec<_>>().join(",")));
     tags
+}
+
+/// The names of the tags that carry the trial's own tags and note.
+fn user_tag_names(rec: &TrialRecord) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = rec.row.tags.keys().cloned().collect();
+    if rec.row.note.is_some() {
+        names.insert(NOTE_TAG.to_string());
+    }
+    names
 }
 
 /// The first `max` characters of `text`.
@@ -136,6 +162,8 @@ struct ExistingRun {
     run_id: String,
     params: BTreeSet<String>,
     tags: BTreeSet<String>,
+    /// The trial's own tags an earlier export wrote (its `sweep.tags`).
+    user_tags: BTreeSet<String>,
 }
 
 #[derive(Debug, Default)]
@@ -163,8 +191,15 @@ fn export_trial(
     let metrics = missing_metrics(client, run_id, rec, existing.is_some())?;
     let sent = Sent { metric_values: metrics.len(), artifacts: 0 };
     client.log_batch(run_id, params, metrics, tags)?;
-    if existing.is_some_and(|run| run.tags.contains("sweep.reason")) && rec.reason().is_none() {
-        client.post("runs/delete-tag", &json!({"run_id": run_id, "key": "sweep.reason"}), "deleting a stale tag")?;
+    if let Some(run) = existing {
+        let current = user_tag_names(rec);
+        let mut stale: Vec<&str> = run.user_tags.difference(&current).map(String::as_str).collect();
+        if run.tags.contains("sweep.reason") && rec.reason().is_none() {
+            stale.push("sweep.reason");
+        }
+        for key in stale.into_iter().filter(|k| run.tags.contains(*k)) {
+            client.post("runs/delete-tag", &json!({"run_id": run_id, "key": key}), "deleting a stale tag")?;
+        }
     }
     let artifacts = if target.artifacts { upload_artifacts(client, target, run_id, rec)? } else { 0 };
     client.update_run(run_id, rec)?;
@@ -369,7 +404,8 @@ impl Client {
                     |key: &str| run["data"]["tags"].as_array().into_iter().flatten().find(|kv| kv["key"] == key).and_then(|kv| kv["value"].as_str());
                 if let Some(trial) = tag(TRIAL_TAG) {
                     let run_id = run["info"]["run_id"].as_str().unwrap_or_default().to_string();
-                    out.insert(trial.to_string(), ExistingRun { run_id, params: keys("params"), tags: keys("tags") });
+                    let user_tags = tag(USER_TAGS_TAG).unwrap_or_default().split(',').filter(|t| !t.is_empty()).map(str::to_string).collect();
+                    out.insert(trial.to_string(), ExistingRun { run_id, params: keys("params"), tags: keys("tags"), user_tags });
                 }
             }
             match reply["next_page_token"].as_str() {

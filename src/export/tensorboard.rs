@@ -75,26 +75,43 @@ fn trial_events(rec: &TrialRecord, hparams: &[HParam]) -> Vec<Event> {
 #[derive(Debug, Clone, PartialEq)]
 struct HParam {
     key: String,
-    /// Whether a sweep file swept it (then a trial whose condition left it out has no value).
-    swept: bool,
+    source: Source,
+}
+
+/// Where a trial's value of an hparam comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Source {
+    /// A swept parameter, as recorded (a trial whose condition left it out has no value).
+    Param,
+    /// Any other setting, from the resolved config.
+    Setting,
+    /// A tag people put on the trial (`tag.<name>`; a trial without it has no value).
+    Tag,
 }
 
 impl HParam {
-    /// A trial's value: a swept parameter as recorded, any other setting from the resolved config.
-    fn value<'a>(&self, rec: &'a TrialRecord) -> Option<&'a Value> {
-        if self.swept { rec.row.params.get(&self.key) } else { rec.settings.get(&self.key) }
+    fn value(&self, rec: &TrialRecord) -> Option<Value> {
+        match self.source {
+            Source::Param => rec.row.params.get(&self.key).cloned(),
+            Source::Setting => rec.settings.get(&self.key).cloned(),
+            Source::Tag => rec.row.tags.get(self.key.strip_prefix("tag.")?).map(|v| Value::String(v.clone())),
+        }
     }
 }
 
-/// The settings the HParams tab shows: every swept parameter of the exported trials, and every
-/// other setting whose value differs between them.
+/// The settings the HParams tab shows: every swept parameter of the exported trials, every
+/// other setting whose value differs between them, and every tag, as `tag.<name>`.
 fn hparams(records: &[TrialRecord]) -> Vec<HParam> {
     let swept: BTreeSet<&String> = records.iter().flat_map(|r| r.row.params.keys()).collect();
     let mut keys: BTreeSet<&String> = swept.clone();
     if let Some(first) = records.first() {
         keys.extend(first.settings.iter().filter(|(k, v)| records.iter().any(|r| r.settings.get(*k) != Some(*v))).map(|(k, _)| k));
     }
-    keys.into_iter().map(|k| HParam { key: k.clone(), swept: swept.contains(k) }).collect()
+    let source = |k: &String| if swept.contains(k) { Source::Param } else { Source::Setting };
+    let mut out: Vec<HParam> = keys.into_iter().map(|k| HParam { key: k.clone(), source: source(k) }).collect();
+    let tags: BTreeSet<&String> = records.iter().flat_map(|r| r.row.tags.keys()).collect();
+    out.extend(tags.into_iter().map(|t| HParam { key: format!("tag.{t}"), source: Source::Tag }));
+    out
 }
 
 fn proto_value(v: &Value) -> ProtoValue {
@@ -108,7 +125,7 @@ fn proto_value(v: &Value) -> ProtoValue {
 }
 
 fn session_start(rec: &TrialRecord, hparams: &[HParam], start: f64) -> HParamsPluginData {
-    let values = hparams.iter().filter_map(|h| h.value(rec).map(|v| (h.key.clone(), proto_value(v)))).collect();
+    let values = hparams.iter().filter_map(|h| h.value(rec).map(|v| (h.key.clone(), proto_value(&v)))).collect();
     let info = SessionStartInfo { hparams: values, group_name: rec.row.id.clone(), start_time_secs: start };
     HParamsPluginData { version: 0, data: Some(PluginPayload::SessionStart(info)) }
 }
@@ -157,7 +174,7 @@ fn experiment_event(records: &[TrialRecord], hparams: &[HParam], created: f64) -
 /// An hparam's type and domain from the values the trials took: an interval for numbers, the
 /// values seen for booleans and strings (anything else is shown as its JSON text).
 fn hparam_info(records: &[TrialRecord], h: &HParam) -> HParamInfo {
-    let values: Vec<&Value> = records.iter().filter_map(|r| h.value(r)).collect();
+    let values: Vec<Value> = records.iter().filter_map(|r| h.value(r)).collect();
     let distinct: BTreeSet<String> = values.iter().map(|v| v.to_string()).collect();
     let (data_type, domain) = if !values.is_empty() && values.iter().all(|v| v.is_number()) {
         let xs = values.iter().filter_map(|v| v.as_f64());

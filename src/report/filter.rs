@@ -5,7 +5,8 @@
 //! setting by its key (`augment.hue_delta`: swept or not, read from the run's resolved config;
 //! the caller fills [`TrialRow::settings`] for settings that were not swept), or a metric: `val_iou` is the run's best
 //! value over its epochs (lowest for losses, highest otherwise), `final_val_iou` its last value,
-//! `best_val_iou` the same as `val_iou`. Filters are evaluated in Rust on the listed rows: user
+//! `best_val_iou` the same as `val_iou`, or a tag: `tag.team` is the value of the trial's tag
+//! `team` (a trial without it matches no comparison of it). Filters are evaluated in Rust on the listed rows: user
 //! text never becomes SQL.
 
 use crate::config::Goal;
@@ -36,7 +37,7 @@ pub fn list(store: &dyn Store, listing: &Listing) -> Result<Vec<TrialRow>, Repor
     if let Some(f) = filter.iter().flat_map(|f| f.fields()).find(|f| !is_known_field(f, &keys)) {
         return Err(ReportError::Usage(format!(
             "--where: unknown field {f:?}; use a setting such as train.learning_rate{}, a metric such as val_iou or final_val_loss, \
-             or one of id, sweep, status, attempt, epochs, seed, host",
+             a tag such as tag.team, or one of id, sweep, status, attempt, epochs, seed, host",
             if keys.is_empty() { String::new() } else { format!(" (swept: {})", keys.join(", ")) }
         )));
     }
@@ -112,6 +113,9 @@ pub fn field(run: &TrialRow, name: &str) -> Option<Value> {
         "host" => return run.host.clone().map(Value::Str),
         _ => {}
     }
+    if let Some(tag) = tag_name(name) {
+        return run.tags.get(tag).map(|v| Value::Str(v.clone()));
+    }
     if let Some(v) = run.params.get(name).or_else(|| run.settings.get(name)) {
         return Some(match v {
             serde_json::Value::Number(n) => Value::Num(n.as_f64().unwrap_or(f64::NAN)),
@@ -138,12 +142,18 @@ pub fn is_metric(name: &str) -> bool {
     Objective::parse_name(base).is_some() || base.starts_with("train_")
 }
 
+/// The tag a field names: `tag.team` -> `team`.
+pub fn tag_name(field: &str) -> Option<&str> {
+    field.strip_prefix("tag.").filter(|t| !t.is_empty())
+}
+
 /// Whether `name` can be a field at all (for error messages before any run is seen).
 pub fn is_known_field(name: &str, param_keys: &[String]) -> bool {
     let base = name.strip_prefix("final_").or_else(|| name.strip_prefix("last_")).or_else(|| name.strip_prefix("best_")).unwrap_or(name);
     matches!(name, "id" | "run" | "sweep" | "status" | "attempt" | "epochs" | "seed" | "host")
         || param_keys.iter().any(|k| k == name)
         || is_setting(name)
+        || tag_name(name).is_some()
         || Objective::parse_name(base).is_some()
         || base.starts_with("train_") // extra per-epoch values such as train_lr
 }
@@ -280,6 +290,8 @@ fn compare(actual: &Value, op: Op, expected: &Value) -> bool {
         (Value::Str(a), Value::Str(b)) => Some(a.cmp(b)),
         (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
         (Value::Num(a), Value::Str(b)) => b.parse::<f64>().ok().and_then(|b| a.partial_cmp(&b)),
+        // A tag's text against a number: `tag.lr = 0.1` holds for the tag "0.1".
+        (Value::Str(a), Value::Num(b)) => a.trim().parse::<f64>().ok().and_then(|a| a.partial_cmp(b)),
         (Value::Bool(a), Value::Str(b)) => b.parse::<bool>().ok().map(|b| a.cmp(&b)),
         _ => None,
     };
@@ -496,6 +508,23 @@ mod tests {
         check("train.learning_rate <= 1e-3", 0.001, 0.5, true);
         check("train.optimizer = 'adam' and epochs = 3", 0.1, 0.5, true);
         check("val_dice > 0", 0.1, 0.5, false); // a metric the run does not have
+    }
+
+    #[test]
+    fn tags_are_fields_and_an_untagged_trial_matches_no_comparison_of_them() {
+        let mut tagged = run(0.1, 0.5, TrialStatus::Completed);
+        tagged.tags.insert("team".into(), "vision".into());
+        tagged.tags.insert("lr-note".into(), "0.1".into());
+        let untagged = run(0.1, 0.5, TrialStatus::Completed);
+        let holds = |expr: &str, r: &TrialRow| Filter::parse(expr).unwrap().matches(r);
+        assert!(holds(r#"tag.team = "vision""#, &tagged));
+        assert!(holds("tag.team = vision and val_iou > 0.4", &tagged));
+        assert!(!holds("tag.team = audio", &tagged));
+        assert!(holds("tag.lr-note = 0.1", &tagged), "a tag's text compares with a number");
+        assert!(!holds("tag.team = vision", &untagged));
+        assert!(!holds("tag.team != vision", &untagged), "a trial without the tag matches no comparison of it");
+        assert!(holds("not tag.team = vision", &untagged));
+        assert!(is_known_field("tag.team", &[]) && !is_known_field("tag.", &[]));
     }
 
     #[test]

@@ -140,18 +140,59 @@ fn cell(v: Option<f64>) -> String {
     v.map(fmt_num).unwrap_or_else(|| "-".into())
 }
 
-/// The `sweep ls` table: id, status, epochs, parameters, best validation metrics.
+/// Every tag name of `runs`.
+pub fn tag_names(runs: &[TrialRow]) -> Vec<String> {
+    let names: BTreeSet<&String> = runs.iter().flat_map(|r| r.tags.keys()).collect();
+    names.into_iter().cloned().collect()
+}
+
+/// A trial's tags as `name=value` pairs, for a table cell.
+pub fn tags_cell(tags: &BTreeMap<String, String>) -> String {
+    if tags.is_empty() { "-".into() } else { tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ") }
+}
+
+/// The `sweep ls` table: id, status, epochs, parameters, best validation metrics, and the tags
+/// when a trial has some.
 pub fn trials_table(runs: &[TrialRow]) -> String {
     let keys = param_keys(runs);
     let metrics = ["val_iou", "val_dice", "val_loss", "val_fg_iou"];
-    let mut t = Table::new(["run", "status", "epochs"].into_iter().map(String::from).chain(keys.iter().cloned()).chain(metrics.map(String::from)));
+    let tagged = runs.iter().any(|r| !r.tags.is_empty());
+    let mut t = Table::new(
+        ["run", "status", "epochs"]
+            .into_iter()
+            .map(String::from)
+            .chain(keys.iter().cloned())
+            .chain(metrics.map(String::from))
+            .chain(tagged.then(|| "tags".to_string())),
+    );
     for r in runs {
         let mut row = vec![r.id.clone(), r.status.as_str().to_string(), r.epochs().to_string()];
         row.extend(keys.iter().map(|k| r.params.get(k).map(fmt_param).unwrap_or_else(|| "-".into())));
         row.extend(metrics.iter().map(|m| cell(filter::metric(r, m))));
+        if tagged {
+            row.push(tags_cell(&r.tags));
+        }
         t.row(row);
     }
     t.render()
+}
+
+/// The CSV columns of tags and the note, after the others: `tag.<name>` per tag name of `runs`,
+/// and `note` when a trial has one.
+fn annotation_header(runs: &[TrialRow]) -> (Vec<String>, bool) {
+    (tag_names(runs), runs.iter().any(|r| r.note.is_some()))
+}
+
+fn annotation_cells(r: &TrialRow, (tags, note): &(Vec<String>, bool)) -> Vec<String> {
+    let mut cells: Vec<String> = tags.iter().map(|t| r.tags.get(t).cloned().unwrap_or_default()).collect();
+    if *note {
+        cells.push(r.note.clone().unwrap_or_default());
+    }
+    cells
+}
+
+fn annotation_columns((tags, note): &(Vec<String>, bool)) -> Vec<String> {
+    tags.iter().map(|t| format!("tag.{t}")).chain(note.then(|| "note".to_string())).collect()
 }
 
 /// Runs as CSV: attributes, every parameter, best and final value of every metric.
@@ -164,6 +205,8 @@ pub fn trials_csv(runs: &[TrialRow]) -> String {
         header.push(format!("best_{m}"));
         header.push(format!("final_{m}"));
     }
+    let annotations = annotation_header(runs);
+    header.extend(annotation_columns(&annotations));
     let mut out = csv_line(&header);
     for r in runs {
         let mut row =
@@ -173,6 +216,7 @@ pub fn trials_csv(runs: &[TrialRow]) -> String {
             row.push(r.best(m, Goal::for_metric(m)).map(|(v, _)| v.to_string()).unwrap_or_default());
             row.push(r.last(m).map(|v| v.to_string()).unwrap_or_default());
         }
+        row.extend(annotation_cells(r, &annotations));
         out.push_str(&csv_line(&row));
     }
     out
@@ -369,6 +413,14 @@ pub fn show_trial(run: &TrialRow, metrics: &[MetricRow], checkpoints: &[Checkpoi
     for (i, (k, v)) in run.params.iter().enumerate() {
         let _ = writeln!(out, "{:<13}{k} = {}", if i == 0 { "params" } else { "" }, fmt_param(v));
     }
+    if !run.tags.is_empty() {
+        let _ = writeln!(out, "tags         {}", tags_cell(&run.tags));
+    }
+    if let Some(note) = &run.note {
+        for (i, line) in note.lines().enumerate() {
+            let _ = writeln!(out, "{:<13}{line}", if i == 0 { "note" } else { "" });
+        }
+    }
     if let Some(e) = &run.error {
         let _ = writeln!(out, "error        {e}");
     }
@@ -408,19 +460,29 @@ pub fn leaderboard(runs: &[TrialRow], metric: &str, goal: Goal, n: usize) -> Str
     if t.is_empty() { format!("no completed trial has a {metric} yet\n{note}") } else { format!("{}{note}", t.render()) }
 }
 
+fn setting_value<'a>(r: &'a TrialRow, k: &str) -> Option<&'a serde_json::Value> {
+    r.params.get(k).or_else(|| r.settings.get(k))
+}
+
+/// The settings whose values differ between `runs` (swept or not, where [`TrialRow::settings`]
+/// holds them); for one run, its swept parameters.
+pub fn differing_settings(runs: &[TrialRow]) -> Vec<String> {
+    if runs.len() < 2 {
+        return param_keys(runs);
+    }
+    let keys: BTreeSet<&String> = runs.iter().flat_map(|r| r.params.keys().chain(r.settings.keys())).collect();
+    let value = |r: &TrialRow, k: &str| setting_value(r, k).map(fmt_param);
+    keys.into_iter().filter(|k| runs.iter().map(|r| value(r, k)).collect::<BTreeSet<_>>().len() > 1).cloned().collect()
+}
+
 /// `sweep compare`: the settings that differ (swept or not, from each run's resolved config when
 /// [`TrialRow::settings`] holds it; for one run, its swept parameters), then each metric's best and
 /// final values.
 pub fn compare(runs: &[TrialRow]) -> String {
     let mut out = String::new();
     let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
-    let value = |r: &TrialRow, k: &str| r.params.get(k).or_else(|| r.settings.get(k)).map(fmt_param);
-    let differing: Vec<String> = if runs.len() > 1 {
-        let keys: BTreeSet<&String> = runs.iter().flat_map(|r| r.params.keys().chain(r.settings.keys())).collect();
-        keys.into_iter().filter(|k| runs.iter().map(|r| value(r, k)).collect::<BTreeSet<_>>().len() > 1).cloned().collect()
-    } else {
-        param_keys(runs)
-    };
+    let value = |r: &TrialRow, k: &str| setting_value(r, k).map(fmt_param);
+    let differing = differing_settings(runs);
     let mut t = Table::new(std::iter::once("setting".to_string()).chain(ids.iter().cloned()));
     for k in &differing {
         let mut row = vec![k.clone()];
@@ -466,6 +528,8 @@ pub fn export_csv(runs: &[(TrialRow, Vec<MetricRow>)]) -> String {
     header.extend(keys.iter().cloned());
     header.push("epoch".into());
     header.extend(metric_keys.iter().cloned());
+    let annotations = annotation_header(&rows);
+    header.extend(annotation_columns(&annotations));
     let mut out = csv_line(&header);
     for (r, metrics) in runs {
         for (epoch, values) in epochs_of(metrics) {
@@ -473,6 +537,7 @@ pub fn export_csv(runs: &[(TrialRow, Vec<MetricRow>)]) -> String {
             row.extend(keys.iter().map(|k| r.params.get(k).map(fmt_param_exact).unwrap_or_default()));
             row.push(epoch.to_string());
             row.extend(metric_keys.iter().map(|k| values.get(k).map(|v| v.to_string()).unwrap_or_default()));
+            row.extend(annotation_cells(r, &annotations));
             out.push_str(&csv_line(&row));
         }
     }

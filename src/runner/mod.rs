@@ -1,10 +1,11 @@
 //! Running a sweep: the supervisor of `sweep run` ([`scheduler`]) starts worker processes
 //! ([`worker`]) locally or as a SLURM job array ([`slurm`]); each worker claims trials from the
 //! tracker and trains them. [`progress`] shows what they report; [`signals`] turns Ctrl-C and
-//! SIGTERM into requests that the loops poll.
+//! SIGTERM into requests that the loops poll. [`remove`] removes trials with their directories.
 
 mod owner;
 pub mod progress;
+pub mod remove;
 pub mod scheduler;
 pub mod signals;
 pub mod slurm;

@@ -50,6 +50,14 @@ impl TrackerMark {
         }
     }
 
+    /// An error naming both trackers if `dir` belongs to another one; nothing is written.
+    pub fn check_dir(&self, dir: &TrialDir) -> crate::Result<()> {
+        match Self::read(dir) {
+            Some(owner) if owner.id != self.id => Err(self.clash(&dir.root, owner).into()),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks every trial directory of `sweep` under `runs_dir`: an error naming both trackers
     /// for the first that belongs to another one.
     pub fn check_sweep_dir(&self, runs_dir: &Path, sweep: &str) -> crate::Result<()> {

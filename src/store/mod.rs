@@ -33,6 +33,9 @@
 //!   never exceed the cap, duplicate a config or leave a gap in the run numbers.
 //! - [`Store::best`] ranks only `completed` trials (a failed, diverged or pruned trial's value is
 //!   not a judgement of its point), ties going to the earlier trial by its number.
+//! - [`Store::remove`] removes trials and everything recorded for them in one transaction, and
+//!   refuses, removing nothing, when one of them is running; a removed trial's number is never
+//!   given again.
 //! - Names never escape the runs directory: sweep names are restricted to `[A-Za-z0-9._-]`, and
 //!   every value reaches SQL as a bound parameter.
 
@@ -144,8 +147,17 @@ pub enum StoreError {
         path.display()
     )]
     NetworkFilesystem { path: PathBuf, fs: &'static str },
+    #[error("{} running: a running trial is never removed (nothing was removed); wait for it to end, or stop its sweep first", describe_running(ids))]
+    Running { ids: Vec<String> },
     #[error("{}: {detail}", path.display())]
     Backend { path: PathBuf, detail: String },
+}
+
+fn describe_running(ids: &[String]) -> String {
+    match ids {
+        [one] => format!("trial {one} is"),
+        many => format!("trials {} are", many.join(", ")),
+    }
 }
 
 fn suggestion_suffix(s: &[String]) -> String {
@@ -167,6 +179,7 @@ impl StoreError {
                 | StoreError::UnknownSweep { .. }
                 | StoreError::InvalidName { .. }
                 | StoreError::NetworkFilesystem { .. }
+                | StoreError::Running { .. }
         )
     }
 }
@@ -198,6 +211,23 @@ pub fn validate_trial_id(id: &str) -> StoreResult<()> {
         name: id.to_string(),
         reason: "is not a trial id (ids look like hue-3)",
     })
+}
+
+/// Checks a tag's name (`sweep tag TRIAL name=value`): 1 to 64 letters, digits, '_', '-' and '.',
+/// starting with a letter or digit, so that `--where tag.<name> = ...` can name it; names under
+/// `sweep.` and `mlflow.` are the exports' own.
+pub fn validate_tag_name(name: &str) -> StoreResult<()> {
+    let invalid = |reason| Err(StoreError::InvalidName { what: "tag name", name: name.to_string(), reason });
+    if name.is_empty() || name.len() > 64 {
+        return invalid("must have 1 to 64 characters");
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+        return invalid("must start with a letter or digit and hold only letters, digits, '_', '-' and '.'");
+    }
+    if name.starts_with("sweep.") || name.starts_with("mlflow.") {
+        return invalid("is reserved: names under sweep. and mlflow. are the tags the MLflow export writes");
+    }
+    Ok(())
 }
 
 /// A trial to add to a sweep.
@@ -461,6 +491,10 @@ pub struct TrialRow {
     pub seed: i64,
     pub params: BTreeMap<String, serde_json::Value>,
     pub metrics: BTreeMap<String, MetricSummary>,
+    /// Tags people put on the trial (`sweep tag`).
+    pub tags: BTreeMap<String, String>,
+    /// The trial's note (`sweep note`).
+    pub note: Option<String>,
     /// Settings of the resolved config beyond the swept `params`, by dotted key; filled only
     /// where a query asks for them (see [`settings_of`]), empty otherwise.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -675,6 +709,20 @@ pub trait Store: Send {
 
     /// The batch jobs of a sweep (or of all), oldest first.
     fn jobs(&self, sweep: Option<&str>) -> StoreResult<Vec<JobRow>>;
+
+    /// Sets tags of a trial (`Some(value)`) and removes others (`None`), in one transaction.
+    /// Names are checked with [`validate_tag_name`]; an unknown trial is
+    /// [`StoreError::UnknownTrial`].
+    fn tag(&mut self, id: &str, changes: &[(String, Option<String>)]) -> StoreResult<()>;
+
+    /// Replaces the trial's note; None or an empty text clears it.
+    fn set_note(&mut self, id: &str, note: Option<&str>) -> StoreResult<()>;
+
+    /// Removes trials with their configs, parameters, metrics, checkpoint rows and tags, in one
+    /// transaction, and returns their rows as they were. Nothing is removed when one of them is
+    /// running ([`StoreError::Running`], naming them) or unknown. The removed trials' numbers are
+    /// kept (table `removed_runs`), so that a config enqueued again gets a new id.
+    fn remove(&mut self, ids: &[String]) -> StoreResult<Vec<TrialRow>>;
 }
 
 /// The sweep called `name`, or an error that suggests the closest name the tracker has.

@@ -10,7 +10,7 @@ use super::sql::{Conditions, Failure, Row, Tx, Value};
 use super::{
     BestTrial, CheckpointRow, Claim, EnqueueReport, EpochLog, Extension, JobRow, KnownTrial, Lease, MetricRow, MetricSummary, NewTrial, Reclaim,
     Registering, Store, StoreError, StoreResult, SweepInfo, SweepRegistration, TrialFilter, TrialHistory, TrialRow, TrialStatus, WorkerInfo,
-    code_version, plan_registration, validate_sweep_name,
+    code_version, plan_registration, validate_sweep_name, validate_tag_name,
 };
 use crate::config::Goal;
 use crate::config::TrialConfig;
@@ -225,6 +225,38 @@ impl<B: Backend> Store for B {
                 .collect()
         })
     }
+
+    fn tag(&mut self, id: &str, changes: &[(String, Option<String>)]) -> StoreResult<()> {
+        for (name, _) in changes {
+            validate_tag_name(name)?;
+        }
+        self.write(|tx| {
+            lock_trial(tx, id)?;
+            for (name, value) in changes {
+                match value {
+                    Some(value) => tx.execute(
+                        "INSERT INTO run_tags (run, name, value) VALUES ($1, $2, $3) ON CONFLICT (run, name) DO UPDATE SET value = excluded.value",
+                        &[id.into(), name.as_str().into(), value.as_str().into()],
+                    )?,
+                    None => tx.execute("DELETE FROM run_tags WHERE run = $1 AND name = $2", &[id.into(), name.as_str().into()])?,
+                };
+            }
+            Ok(())
+        })
+    }
+
+    fn set_note(&mut self, id: &str, note: Option<&str>) -> StoreResult<()> {
+        let note = note.filter(|n| !n.is_empty());
+        self.write(|tx| {
+            lock_trial(tx, id)?;
+            tx.execute("UPDATE runs SET note = $2 WHERE id = $1", &[id.into(), note.into()])?;
+            Ok(())
+        })
+    }
+
+    fn remove(&mut self, ids: &[String]) -> StoreResult<Vec<TrialRow>> {
+        self.write(|tx| remove(tx, ids))
+    }
 }
 
 fn lease_lost(lease: &Lease) -> Failure {
@@ -269,6 +301,49 @@ fn lock_sweep(tx: &mut dyn Tx, sweep: &str) -> Result<(), Failure> {
         Some(_) => Ok(()),
         None => Err(unknown_sweep(sweep)),
     }
+}
+
+/// Locks a trial's row for the rest of the transaction (so that a concurrent `remove` waits), or
+/// the error for an unknown one.
+fn lock_trial(tx: &mut dyn Tx, id: &str) -> Result<(), Failure> {
+    let sql = format!("SELECT status FROM runs WHERE id = $1{}", tx.dialect().lock_rows);
+    match tx.query_opt(&sql, &[id.into()])? {
+        Some(_) => Ok(()),
+        None => Err(unknown_trial(tx, id)),
+    }
+}
+
+/// The tables that hold a trial's records, each keyed by its column `run`; emptied before the
+/// trial's row, which they reference.
+const TRIAL_TABLES: [&str; 6] = ["run_tags", "metric_summary", "metrics", "checkpoints", "params", "run_configs"];
+
+/// [`Store::remove`]: every trial is locked and read first, and nothing is deleted unless all of
+/// them exist and none is running; each leaves its number in `removed_runs`.
+fn remove(tx: &mut dyn Tx, ids: &[String]) -> Result<Vec<TrialRow>, Failure> {
+    let mut rows: Vec<TrialRow> = Vec::new();
+    for id in ids {
+        if rows.iter().any(|r| &r.id == id) {
+            continue;
+        }
+        lock_trial(tx, id)?;
+        rows.push(trial(tx, id)?);
+    }
+    let running: Vec<String> = rows.iter().filter(|r| r.status == TrialStatus::Running).map(|r| r.id.clone()).collect();
+    if !running.is_empty() {
+        return Err(StoreError::Running { ids: running }.into());
+    }
+    let now = now_unix();
+    for r in &rows {
+        let id = r.id.as_str();
+        let values: [Value; 6] =
+            [id.into(), r.sweep.as_str().into(), r.seq.into(), r.config_hash.as_str().into(), r.status.as_str().into(), now.into()];
+        tx.execute("INSERT INTO removed_runs (id, sweep, seq, config_hash, status, removed) VALUES ($1, $2, $3, $4, $5, $6)", &values)?;
+        for table in TRIAL_TABLES {
+            tx.execute(&format!("DELETE FROM {table} WHERE run = $1"), &[id.into()])?;
+        }
+        tx.execute("DELETE FROM runs WHERE id = $1", &[id.into()])?;
+    }
+    Ok(rows)
 }
 
 /// Registers `trials` by [`plan_registration`]: continues the trials whose epoch target rises,
@@ -340,12 +415,18 @@ fn continue_trial(tx: &mut dyn Tx, extension: &Extension, config: &TrialConfig) 
     Ok(())
 }
 
-/// Adds the trials whose config the sweep does not have yet, numbered after its last run; the
-/// caller holds the sweep's lock ([`lock_sweep`]).
+/// Adds the trials whose config the sweep does not have yet, numbered after its last run (a
+/// removed one included: numbers are never given twice); the caller holds the sweep's lock
+/// ([`lock_sweep`]).
 fn add_trials(tx: &mut dyn Tx, sweep: &str, trials: &[NewTrial]) -> Result<EnqueueReport, Failure> {
     let now = now_unix();
     let version = code_version();
-    let mut seq = tx.query_one("SELECT COALESCE(MAX(seq), 0) FROM runs WHERE sweep = $1", &[sweep.into()])?.int(0)?;
+    let mut seq = tx
+        .query_one(
+            "SELECT COALESCE(MAX(seq), 0) FROM (SELECT seq FROM runs WHERE sweep = $1 UNION ALL SELECT seq FROM removed_runs WHERE sweep = $1) AS s",
+            &[sweep.into()],
+        )?
+        .int(0)?;
     let mut report = EnqueueReport::default();
     for trial in trials {
         let id = format!("{sweep}-{}", seq + 1);
@@ -668,7 +749,7 @@ fn read_runs(tx: &mut dyn Tx, filter: &TrialFilter, id: Option<&str>) -> Result<
     conditions.equal("r.status", filter.status.map(|s| s.as_str()));
     let sql = format!(
         "SELECT r.id, r.sweep, r.seq, r.status, r.attempt, r.host, r.pid, r.created, r.started, r.finished, r.heartbeat, r.error,
-                r.code_version, r.config_hash, r.seed, r.params
+                r.code_version, r.config_hash, r.seed, r.params, r.note
          FROM runs r {} ORDER BY r.sweep, r.seq",
         conditions.sql()
     );
@@ -694,6 +775,17 @@ fn read_runs(tx: &mut dyn Tx, filter: &TrialFilter, id: Option<&str>) -> Result<
         };
         runs[i].metrics.insert(format!("{}_{}", r.text(1)?, r.text(2)?), summary);
     }
+    let tags = match id {
+        Some(id) => tx.query("SELECT t.run, t.name, t.value FROM run_tags t WHERE t.run = $1", &[id.into()])?,
+        None => {
+            tx.query(&format!("SELECT t.run, t.name, t.value FROM run_tags t JOIN runs r ON r.id = t.run {}", conditions.sql()), &conditions.values)?
+        }
+    };
+    for r in &tags {
+        if let Some(&i) = index.get(&r.text(0)?) {
+            runs[i].tags.insert(r.text(1)?, r.text(2)?);
+        }
+    }
     Ok(runs)
 }
 
@@ -715,6 +807,8 @@ fn run_row(r: &Row) -> Result<TrialRow, Failure> {
         config_hash: r.text(13)?,
         seed: r.int(14)?,
         params: serde_json::from_str(&r.text(15)?).unwrap_or_default(),
+        note: r.opt_text(16)?,
+        tags: BTreeMap::new(),
         metrics: BTreeMap::new(),
         settings: BTreeMap::new(),
     })

@@ -22,8 +22,8 @@ use ::postgres::{Client, GenericClient, NoTls, Statement};
 
 use super::policy::{self, Backend, CLAIMED_COLUMNS};
 use super::schema::{
-    self, CHECKPOINTS, CLAIM_TOKEN, JOBS, METRIC_SUMMARY, METRICS, Migration, PARAMS, RUN_CONFIGS, RUN_RESULTS_VIEW, RUNS, RUNS_BY_STATUS,
-    SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS, SWEEPS, TRACKER,
+    self, CHECKPOINTS, CLAIM_TOKEN, JOBS, METRIC_SUMMARY, METRICS, Migration, PARAMS, REMOVED_RUNS, RUN_CONFIGS, RUN_NOTE, RUN_RESULTS_VIEW,
+    RUN_TAGS, RUNS, RUNS_BY_STATUS, SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS, SWEEPS, TRACKER,
 };
 use super::credentials::{self, redact};
 use super::sql::{Dialect, Failure, Row, Tx, Value};
@@ -55,6 +55,8 @@ const MIGRATIONS: &[Migration] = &[
     &[CLAIM_TOKEN],
     // 3: the tracker's identity.
     &[TRACKER],
+    // 4: tags and notes on trials; removed trials' numbers.
+    &[RUN_TAGS, RUN_NOTE, REMOVED_RUNS],
 ];
 
 /// The schema version this build writes.

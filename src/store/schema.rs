@@ -149,6 +149,28 @@ pub(crate) const TRACKER: &str = "CREATE TABLE tracker (
     created {real} NOT NULL
 )";
 
+/// Tags people put on trials (`sweep tag`): one value per (trial, name).
+pub(crate) const RUN_TAGS: &str = "CREATE TABLE run_tags (
+    run   TEXT NOT NULL REFERENCES runs(id),
+    name  TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run, name)
+){without_rowid}";
+
+/// A trial's free-text note (`sweep note`).
+pub(crate) const RUN_NOTE: &str = "ALTER TABLE runs ADD COLUMN note TEXT";
+
+/// Trials removed with `sweep rm`: what they were, so that their numbers are never given again
+/// (an id names one trial for good: in trial directories, exports and MLflow runs).
+pub(crate) const REMOVED_RUNS: &str = "CREATE TABLE removed_runs (
+    id          TEXT PRIMARY KEY,
+    sweep       TEXT NOT NULL REFERENCES sweeps(name),
+    seq         {integer} NOT NULL,
+    config_hash TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    removed     {real} NOT NULL
+)";
+
 /// One row per run with its headline results, for reading the store with other tools.
 pub(crate) const RUN_RESULTS_VIEW: &str = "CREATE VIEW run_results AS
     SELECT r.id AS run, r.sweep, r.status, r.params, r.seed, r.attempt,

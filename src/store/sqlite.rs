@@ -19,8 +19,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use super::policy::{self, Backend};
 use super::schema::{
-    self, CHECKPOINTS, JOBS, METRIC_SUMMARY, METRICS, Migration, PARAMS, RUN_CONFIGS, RUN_RESULTS_VIEW, RUNS, RUNS_BY_STATUS, RUNS_BY_SWEEP,
-    SUMMARY_BACKFILL, SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS, SWEEPS, TRACKER,
+    self, CHECKPOINTS, JOBS, METRIC_SUMMARY, METRICS, Migration, PARAMS, REMOVED_RUNS, RUN_CONFIGS, RUN_NOTE, RUN_RESULTS_VIEW, RUN_TAGS, RUNS,
+    RUNS_BY_STATUS, RUNS_BY_SWEEP, SUMMARY_BACKFILL, SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS, SWEEPS, TRACKER,
 };
 use super::sql::{Dialect, Failure, Row, Tx, Value};
 use super::{Claim, Reclaim, StoreError, StoreResult, WorkerInfo};
@@ -39,6 +39,8 @@ const MIGRATIONS: &[Migration] = &[
     &[JOBS],
     // 4: the tracker's identity.
     &[TRACKER],
+    // 5: tags and notes on trials; removed trials' numbers.
+    &[RUN_TAGS, RUN_NOTE, REMOVED_RUNS],
 ];
 
 /// The schema version this build writes.

@@ -209,6 +209,7 @@ pub fn story(store: &mut dyn Store) {
     assert!(error.contains("sent no heartbeat") && error.contains("2 attempts in a row"), "{error}");
 
     extend_story(store);
+    tags_notes_and_removal(store);
 }
 
 /// Raising `train.epochs` continues a trial (issue 16, item 4): a completed trial takes the new
@@ -248,6 +249,48 @@ fn extend_story(store: &mut dyn Store) {
     assert_eq!(report.kept.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(), ["e-1", "e-2"]);
     assert!(report.kept[0].reason.contains("has 5 epochs as its target already"), "{:?}", report.kept);
     assert_eq!(store.trial_config("e-1").unwrap().train.epochs, 5);
+}
+
+/// Tags and notes are set, replaced and removed in one transaction each and read with the trial;
+/// removal takes all the trials asked for or none, never a running one, and a removed trial's
+/// number is never given again. Sweep `s` holds s-1 completed, s-2 and s-4 running, s-3 diverged.
+fn tags_notes_and_removal(store: &mut dyn Store) {
+    let set = |name: &str, value: Option<&str>| (name.to_string(), value.map(str::to_string));
+    store.tag("s-1", &[set("team", Some("vision")), set("stage", Some("draft"))]).unwrap();
+    store.tag("s-1", &[set("stage", Some("final")), set("team", None), set("absent", None)]).unwrap();
+    store.tag("s-3", &[set("team", Some("audio"))]).unwrap();
+    assert_eq!(store.trial("s-1").unwrap().tags, BTreeMap::from([("stage".to_string(), "final".to_string())]));
+    assert!(matches!(store.tag("s-9", &[set("a", Some("b"))]), Err(StoreError::UnknownTrial { .. })));
+    for reserved in ["sweep.trial", "mlflow.note.content", "a b", ""] {
+        assert!(matches!(store.tag("s-1", &[set(reserved, Some("x"))]), Err(StoreError::InvalidName { .. })), "{reserved:?}");
+    }
+    store.set_note("s-1", Some("the baseline\nwith a second line")).unwrap();
+    assert_eq!(store.trial("s-1").unwrap().note.as_deref(), Some("the baseline\nwith a second line"));
+    let listed = store.trials(&TrialFilter { sweep: Some("s".into()), status: None }).unwrap();
+    assert_eq!((listed[0].tags.len(), listed[1].tags.len(), listed[2].tags["team"].as_str()), (1, 0, "audio"));
+    assert_eq!((listed[0].note.as_deref(), listed[1].note.as_deref()), (Some("the baseline\nwith a second line"), None));
+    store.set_note("s-1", Some("")).unwrap();
+    assert_eq!(store.trial("s-1").unwrap().note, None, "an empty note clears it");
+    assert!(matches!(store.set_note("s-9", Some("x")), Err(StoreError::UnknownTrial { .. })));
+
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    match store.remove(&ids(&["s-3", "s-2", "s-4"])) {
+        Err(StoreError::Running { ids }) => assert_eq!(ids, ["s-2", "s-4"]),
+        other => panic!("expected a refusal naming the running trials, got {other:?}"),
+    }
+    assert!(matches!(store.remove(&ids(&["s-3", "nope-1"])), Err(StoreError::UnknownTrial { .. })));
+    assert_eq!(store.trial("s-3").unwrap().tags["team"], "audio", "a refused removal removes nothing");
+    let removed = store.remove(&ids(&["s-3", "s-1", "s-3"])).unwrap();
+    assert_eq!(removed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["s-3", "s-1"]);
+    assert_eq!(removed[1].status, TrialStatus::Completed);
+    for id in ["s-1", "s-3"] {
+        assert!(matches!(store.trial(id), Err(StoreError::UnknownTrial { .. })), "{id}");
+        assert!(store.metrics(id).unwrap().is_empty() && store.checkpoints(id).unwrap().is_empty(), "{id}");
+    }
+    assert!(store.best("val_iou", Goal::Maximize, Some("s")).unwrap().is_none(), "s-1 was the only completed trial");
+    // s-1's config comes back as a new trial with a new number.
+    assert_eq!(store.enqueue("s", &[trial(0.0)]).unwrap().added, ["s-5"]);
+    assert_eq!(store.sweeps().unwrap()[0].counts.get("completed"), None);
 }
 
 /// A smart sweep's operations: `ask` adds what the sampler picks from the history, one trial

@@ -1,0 +1,161 @@
+//! Commands that manage trials in the tracker: `tag`, `note`, `rm`.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::{Global, usage};
+use crate::report;
+use crate::store::{self, TrialFilter, TrialRow, TrialStatus};
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// A trial id, e.g. hue-3.
+    #[arg(value_name = "TRIAL")]
+    pub run: String,
+    /// name=value sets a tag (replacing its value); name= (nothing after '=') removes it. Names:
+    /// letters, digits, '_', '-' and '.'; query them with --where 'tag.name = "value"'.
+    #[arg(value_name = "NAME=VALUE", required = true, num_args = 1..)]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NoteArgs {
+    /// A trial id, e.g. hue-3.
+    #[arg(value_name = "TRIAL")]
+    pub run: String,
+    /// The note, replacing the trial's note; "" clears it.
+    #[arg(value_name = "TEXT")]
+    pub text: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Trial ids to remove, e.g. hue-3 hue-4.
+    #[arg(value_name = "TRIAL", required_unless_present = "sweep", conflicts_with = "sweep")]
+    pub runs: Vec<String>,
+    /// Remove this sweep's trials instead (all of them, or those of --status).
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// With --sweep: only the trials of this status (queued, completed, failed, pruned or diverged).
+    #[arg(long, requires = "sweep")]
+    pub status: Option<String>,
+    /// Remove without asking (needed when standard input is not a terminal, e.g. in scripts).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// `name=value` as a change: `Some(value)` sets, `name=` removes.
+fn tag_change(arg: &str) -> Result<(String, Option<String>)> {
+    let Some((name, value)) = arg.split_once('=') else {
+        return Err(usage(format!("{arg:?}: expected NAME=VALUE to set a tag, or NAME= to remove it")));
+    };
+    store::validate_tag_name(name)?;
+    Ok((name.to_string(), (!value.is_empty()).then(|| value.to_string())))
+}
+
+/// `sweep tag TRIAL name=value...`: sets and removes tags, then prints the trial's tags.
+pub fn tag(g: &Global, args: &TagArgs) -> Result<ExitCode> {
+    store::validate_trial_id(&args.run)?;
+    let changes = args.tags.iter().map(|a| tag_change(a)).collect::<Result<Vec<_>>>()?;
+    let mut store = g.open_store()?;
+    store.tag(&args.run, &changes)?;
+    let trial = store.trial(&args.run)?;
+    println!("{}: {}", trial.id, if trial.tags.is_empty() { "no tags".to_string() } else { report::tags_cell(&trial.tags) });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sweep note TRIAL TEXT`: replaces the trial's note ("" clears it).
+pub fn note(g: &Global, args: &NoteArgs) -> Result<ExitCode> {
+    store::validate_trial_id(&args.run)?;
+    let mut store = g.open_store()?;
+    store.set_note(&args.run, Some(&args.text))?;
+    println!("{}: {}", args.run, if args.text.is_empty() { "note cleared" } else { "note set" });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sweep rm`: removes the selected trials with their directories, after a confirmation. Running
+/// trials are never removed: they are named and left; when every selected trial is running,
+/// nothing is removed and the exit code is 2.
+pub fn rm(g: &Global, args: &RmArgs) -> Result<ExitCode> {
+    let mut store = g.open_store()?;
+    let selected = select(store.as_ref(), args)?;
+    let (running, removable): (Vec<TrialRow>, Vec<TrialRow>) = selected.into_iter().partition(|t| t.status == TrialStatus::Running);
+    let running_ids: Vec<&str> = running.iter().map(|t| t.id.as_str()).collect();
+    if removable.is_empty() && !running.is_empty() {
+        return Err(store::StoreError::Running { ids: running_ids.iter().map(|s| s.to_string()).collect() }.into());
+    }
+    if removable.is_empty() {
+        println!("no trial to remove");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !running.is_empty() {
+        eprintln!("left {} (running: a running trial is never removed)", running_ids.join(", "));
+    }
+    let listing: Vec<String> = removable.iter().map(|t| format!("{} ({})", t.id, t.status.as_str())).collect();
+    if !args.yes
+        && !confirm(&format!(
+            "remove {} and {} under {}?",
+            listing.join(", "),
+            if removable.len() == 1 { "its directory" } else { "their directories" },
+            g.runs_dir().display()
+        ))?
+    {
+        println!("nothing removed");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ids: Vec<String> = removable.iter().map(|t| t.id.clone()).collect();
+    let removal = crate::runner::remove::remove_trials(store.as_mut(), &g.runs_dir(), &ids)?;
+    let removed: Vec<&str> = removal.removed.iter().map(|t| t.id.as_str()).collect();
+    println!("removed {} trial{}: {}", removed.len(), if removed.len() == 1 { "" } else { "s" }, removed.join(", "));
+    if removal.left.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (dir, e) in &removal.left {
+        eprintln!("error: {}: {e}; the trial is gone from the tracker: delete the directory by hand", dir.display());
+    }
+    Ok(ExitCode::from(1))
+}
+
+/// The trials `sweep rm` names: the ids given (each must exist), or a sweep's, of a status.
+fn select(store: &dyn store::Store, args: &RmArgs) -> Result<Vec<TrialRow>> {
+    let Some(sweep) = &args.sweep else {
+        let mut trials: Vec<TrialRow> = Vec::new();
+        for id in &args.runs {
+            store::validate_trial_id(id)?;
+            if !trials.iter().any(|t| &t.id == id) {
+                trials.push(store.trial(id)?);
+            }
+        }
+        return Ok(trials);
+    };
+    store::find_sweep(store, sweep)?;
+    let status = match &args.status {
+        None => None,
+        Some(s) if s == TrialStatus::Running.as_str() => return Err(usage("--status running: a running trial is never removed")),
+        Some(s) => Some(TrialStatus::parse(s).ok_or_else(|| {
+            usage(format!(
+                "--status {s}: expected one of {}",
+                TrialStatus::ALL.iter().filter(|s| **s != TrialStatus::Running).map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        })?),
+    };
+    Ok(store.trials(&TrialFilter { sweep: Some(sweep.clone()), status })?)
+}
+
+/// Asks `question` on the terminal; true for y or yes. Without a terminal, a usage error that
+/// says to pass --yes.
+fn confirm(question: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(usage(format!(
+            "{question} Standard input is not a terminal, so nothing was asked and nothing removed: pass --yes to remove without asking"
+        )));
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
