@@ -166,6 +166,18 @@ fn every_command_that_prints_a_table_prints_json_too() {
     assert_eq!(compare["differing"], serde_json::json!(["train.seed"]));
     assert_eq!(compare["trials"].as_array().map(Vec::len), Some(2));
     assert_eq!(json(runs, &["best", "--json"])["run"], "m-1");
+    // The dry run's table, as JSON: one document on standard output, notes on standard error.
+    let file = runs.join("dry.toml");
+    std::fs::write(&file, common::tiny_sweep("dry", 1, &[0.0, 0.1]).replace("method = \"grid\"", "method = \"random\"\nrun_cap = 3")).unwrap();
+    let dry = json(runs, &["run", file.to_str().unwrap(), "--dry-run", "--json"]);
+    assert_eq!((dry["sweep"].as_str(), dry["method"].as_str(), dry["metric"].as_str()), (Some("dry"), Some("random"), Some("val_iou")));
+    let trials = dry["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 2, "random search over two values finds two configs: {dry}");
+    let mut hues: Vec<f64> = trials.iter().map(|t| t["params"]["augment.hue_delta"].as_f64().unwrap()).collect();
+    hues.sort_by(f64::total_cmp);
+    assert_eq!(hues, [0.0, 0.1]);
+    assert!(trials.iter().all(|t| t["status"] == "new" && t["trial"].is_null() && t["config_hash"].as_str().unwrap().len() == 64), "{dry}");
+    common::sweep(runs).args(["run", file.to_str().unwrap(), "--dry-run", "--json"]).assert().success().stderr(contains("note: random search found only 2"));
 }
 
 /// Every argument of every command, with its command's path, where `missing` holds.

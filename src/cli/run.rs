@@ -34,6 +34,9 @@ pub struct RunArgs {
     /// Print the expanded trial table and stop.
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: print the trials as JSON instead of a table.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
     /// Run failed trials again (they resume from their last checkpoint).
     #[arg(long)]
     pub retry_failed: bool,
@@ -115,14 +118,17 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     let data_override = args.data.as_ref().map(|d| d.display().to_string());
     let trials = spec.trials(data_override.as_deref());
     if let Some(note) = spec.shortfall(trials.len()) {
-        crate::outln!("note: {note}");
+        // Beside JSON, on standard error: standard output stays one JSON document.
+        if args.json { crate::errln!("note: {note}") } else { crate::outln!("note: {note}") }
     }
     let runs_dir = g.runs_dir();
     if args.dry_run {
         // A tracker that is not there yet (or holds no such sweep) knows no trial.
         let store = g.open_store().ok();
         let (known, _, plan) = scheduler::plan(&spec, &trials, store.as_deref()).or_else(|_| scheduler::plan(&spec, &trials, None))?;
-        if spec.is_lazy() {
+        if args.json {
+            crate::outln!("{}", serde_json::to_string_pretty(&report::dry_run_json(&spec, &trials, &known, &plan))?);
+        } else if spec.is_lazy() {
             crate::outln!(
                 "sweep {} (bayes, metric {} {}): up to {} trials, each asked from TPE when a worker frees up; the first {} are drawn at random",
                 spec.name,

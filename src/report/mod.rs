@@ -14,6 +14,7 @@ use crate::config::{Goal, METRIC_NAMES};
 use crate::store::{CheckpointRow, Extension, Kept, MetricRow, Registering, SweepInfo, TrialRow, TrialStatus};
 use crate::study::spec::{SweepSpec, Trial};
 use crate::util::{format_duration, format_utc};
+use serde::Serialize;
 
 /// A number the way tables show it: 4 significant digits, no exponent for everyday magnitudes.
 /// What can go wrong reading the tracker for a report or a chart.
@@ -296,25 +297,47 @@ pub fn sweep_status(sweep: &SweepInfo, runs: &[TrialRow], objective: &Objective,
     out
 }
 
-/// The `--dry-run` table of a sweep file: each trial with its id and status where the tracker
-/// already has it (`known`: the sweep's runs), or what registering it would do (`plan`, one per
-/// trial: new, or a trial whose epoch target rises), its swept values and its config hash; then
-/// the trials that would continue or be kept.
-pub fn dry_run(spec: &SweepSpec, trials: &[Trial], known: &[TrialRow], plan: &[Registering]) -> String {
+/// One line of the dry-run table: a trial of the sweep file and what registering it would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRunRow {
+    /// Position in the file's expansion, from 1.
+    pub index: usize,
+    /// The trial's id when the tracker knows its config already.
+    pub trial: Option<String>,
+    /// `new`, the known trial's status, `extend A -> B`, or `<status> (kept)`.
+    pub status: String,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub config_hash: String,
+}
+
+/// The rows of a dry run: `trials` as the file expands them, against the trials `known` to the
+/// tracker, by the registration `plan`.
+pub fn dry_run_rows(trials: &[Trial], known: &[TrialRow], plan: &[Registering]) -> Vec<DryRunRow> {
     let status_of: std::collections::HashMap<&str, &str> = known.iter().map(|r| (r.id.as_str(), r.status.as_str())).collect();
+    trials
+        .iter()
+        .zip(plan)
+        .enumerate()
+        .map(|(i, (trial, registering))| {
+            let (id, status) = match registering {
+                Registering::New => (None, "new".to_string()),
+                Registering::Known(id) => (Some(id.clone()), status_of.get(id.as_str()).unwrap_or(&"known").to_string()),
+                Registering::Extend(e) => (Some(e.id.clone()), format!("extend {} -> {}", e.from, e.to)),
+                Registering::Keep(k) => (Some(k.id.clone()), format!("{} (kept)", status_of.get(k.id.as_str()).unwrap_or(&"known"))),
+            };
+            DryRunRow { index: i + 1, trial: id, status, params: trial.params.clone(), config_hash: trial.config.hash() }
+        })
+        .collect()
+}
+
+/// The dry-run table of a grid or random sweep, with the notes on trials that would continue.
+pub fn dry_run(spec: &SweepSpec, trials: &[Trial], known: &[TrialRow], plan: &[Registering]) -> String {
     let keys: Vec<String> = spec.parameters.iter().map(|p| p.key.clone()).collect();
     let mut t = Table::new(["#", "run", "status"].into_iter().map(String::from).chain(keys.iter().cloned()).chain(["config".to_string()]));
-    for (i, (trial, registering)) in trials.iter().zip(plan).enumerate() {
-        let hash = trial.config.hash();
-        let (id, status) = match registering {
-            Registering::New => ("-".to_string(), "new".to_string()),
-            Registering::Known(id) => (id.clone(), status_of.get(id.as_str()).unwrap_or(&"known").to_string()),
-            Registering::Extend(e) => (e.id.clone(), format!("extend {} -> {}", e.from, e.to)),
-            Registering::Keep(k) => (k.id.clone(), format!("{} (kept)", status_of.get(k.id.as_str()).unwrap_or(&"known"))),
-        };
-        let mut row = vec![(i + 1).to_string(), id, status];
-        row.extend(keys.iter().map(|k| trial.params.get(k).map(fmt_param).unwrap_or_else(|| "-".into())));
-        row.push(hash[..10].to_string());
+    for r in dry_run_rows(trials, known, plan) {
+        let mut row = vec![r.index.to_string(), r.trial.unwrap_or_else(|| "-".into()), r.status];
+        row.extend(keys.iter().map(|k| r.params.get(k).map(fmt_param).unwrap_or_else(|| "-".into())));
+        row.push(r.config_hash[..10].to_string());
         t.row(row);
     }
     let (extended, kept) = continuations(plan);
@@ -328,6 +351,28 @@ pub fn dry_run(spec: &SweepSpec, trials: &[Trial], known: &[TrialRow], plan: &[R
         t.render(),
         extension_notes(&extended, &kept, true)
     )
+}
+
+/// A dry run as JSON: the sweep, its method and objective, and (for grid and random search) the
+/// trials as [`dry_run_rows`] gives them; a bayes sweep asks its trials lazily, so it lists only
+/// `run_cap` and which trials already recorded would continue or stay.
+pub fn dry_run_json(spec: &SweepSpec, trials: &[Trial], known: &[TrialRow], plan: &[Registering]) -> serde_json::Value {
+    let (extended, kept) = continuations(plan);
+    let mut out = serde_json::json!({
+        "sweep": spec.name,
+        "method": format!("{:?}", spec.method).to_lowercase(),
+        "metric": spec.metric.name,
+        "goal": spec.metric.goal.as_str(),
+        "extended": extended,
+        "kept": kept,
+    });
+    if spec.is_lazy() {
+        out["run_cap"] = serde_json::json!(spec.run_cap);
+        out["startup_trials"] = serde_json::json!(spec.bayes.startup_trials);
+    } else {
+        out["trials"] = serde_json::json!(dry_run_rows(trials, known, plan));
+    }
+    out
 }
 
 /// The trials of a registration plan whose epoch target would rise, and those kept as they are.

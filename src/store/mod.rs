@@ -253,7 +253,7 @@ pub struct EnqueueReport {
 }
 
 /// A trial whose epoch target rose: it continues from its last checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Extension {
     pub id: String,
     pub from: usize,
@@ -263,7 +263,7 @@ pub struct Extension {
 }
 
 /// A trial left as it is although the file asks for its config with another epoch target.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Kept {
     pub id: String,
     /// Why, for people: "was pruned", "is running (...)", "has 8 epochs as its target ...".
