@@ -15,7 +15,10 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v slurmctld >/dev/null 2>&1 || need+=(slurm-wlm)
 { command -v unshare && command -v runuser; } >/dev/null 2>&1 || need+=(util-linux)
 command -v mount >/dev/null 2>&1 || need+=(mount)
-python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# Debian's python3 imports ensurepip but cannot make a virtual environment without python3-venv:
+# try one (only when the test venv is not there yet).
+venv_works() { local d rc; d=$(mktemp -d); python3 -m venv "$d/v" >/dev/null 2>&1 && rc=0 || rc=1; rm -rf "$d"; return "$rc"; }
+[ -x "${SWEEP_TEST_VENV:-${CARGO_TARGET_DIR:-target}/test-venv}/bin/python" ] || venv_works || need+=(python3-venv)
 if [ "${#need[@]}" -eq 0 ]; then
   exec tests/python-deps.sh
 fi
