@@ -574,9 +574,7 @@ fn fmt_seconds(s: f64) -> String {
 
 /// Whether no process `pid` exists on this host (a pid this process may not signal exists).
 fn process_gone(pid: i64) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return true };
-    // SAFETY: signal 0 only checks that the process exists.
-    pid > 0 && unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    pid > 0 && u32::try_from(pid).map_or(true, |p| !crate::util::process_alive(p))
 }
 
 /// The claim a row of [`CLAIMED_COLUMNS`] describes.
