@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Smart search side by side, in one run on one machine: the search space of sweeps/bayes.toml
-# (12 trials of 9 epochs, 2 in parallel) searched by
+# (its run_cap trials of its epochs, 2 in parallel) searched by
 #   1. PyTorch + Optuna (TPE, a pruner: median by default, as measured before `sweep` had one),
 #   2. `sweep` with bayes and the sweep file's pruner (ASHA, rungs at 2 and 6 epochs; PRUNER
 #      replaces it),
@@ -32,7 +32,9 @@ awk '/^\[early_terminate\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' "$T/pru
 
 now() { date +%s.%N; }
 t0=$(now)
-(cd bench && "$PY" optuna_search.py --data "$T/cars" --out "$T/optuna.jsonl" --pruner "${OPTUNA_PRUNER:-median}" > "$T/optuna.json")
+TRIALS=$(sed -n 's/^run_cap = \([0-9]*\).*/\1/p' sweeps/bayes.toml)
+EPOCHS=$(sed -n 's/^epochs = \([0-9]*\).*/\1/p' sweeps/bayes.toml)
+(cd bench && "$PY" optuna_search.py --data "$T/cars" --out "$T/optuna.jsonl" --trials "$TRIALS" --epochs "$EPOCHS" --pruner "${OPTUNA_PRUNER:-median}" > "$T/optuna.json")
 t1=$(now)
 "$BIN" --runs-dir "$T/pruned" run "$T/pruned.toml" --workers 2 --plain --no-plot > "$T/pruned.log"
 t2=$(now)

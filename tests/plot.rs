@@ -165,6 +165,14 @@ fn every_chart_is_a_readable_png_with_one_run_and_with_two_hundred() {
         let path = dir.path().join(format!("{n}_parallel.png"));
         draw::draw_parallel(&series::parallel(&runs, &PARAMS.map(|(k, l)| (k.to_string(), l)), "val_iou", Goal::Maximize), &path).unwrap();
         check_png(&path, PARALLEL_SIZE);
+        match sweep::report::importance::importance(&runs, "val_iou", Goal::Maximize) {
+            Ok(importances) => {
+                let path = dir.path().join(format!("{n}_importance.png"));
+                draw::draw_importance(&importances, "val_iou", &path).unwrap();
+                check_png(&path, draw::IMPORTANCE_SIZE);
+            }
+            Err(e) => assert_eq!(n, 1, "{e}"),
+        }
         let path = dir.path().join(format!("{n}_panels.png"));
         draw::draw_panels(&series::run_panels(&runs[0]), &path).unwrap();
         check_png(&path, PANELS_SIZE);

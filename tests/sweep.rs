@@ -396,6 +396,13 @@ fn ls_refuses_an_unknown_field_or_a_broken_filter_with_exit_code_2() {
 }
 
 #[test]
+fn importance_needs_five_finished_trials_and_names_an_unknown_sweep() {
+    let runs = &trained().runs;
+    common::sweep(runs).args(["importance", "twice"]).assert().code(1).stderr(contains("at least 5 completed or pruned trials with a value of val_iou; there are 4"));
+    common::sweep(runs).args(["importance", "twyce"]).assert().code(2).stderr(contains("twice"));
+}
+
+#[test]
 fn show_prints_a_trials_epochs_and_checkpoints() {
     common::sweep(&trained().runs).args(["show", "twice-2"]).assert().success().stdout(contains("epoch").and(contains("checkpoints")));
 }
@@ -730,6 +737,16 @@ fn four_workers_share_one_store_without_lock_errors() {
     std::fs::write(&file, common::tiny_sweep("four", 2, &hues)).unwrap();
     common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--workers", "4", "--plain", "--heartbeat-every", "0.1"]).assert().success();
     assert_complete(runs.path(), "four", 8, 2);
+    // Parameter importance from the real tracker: 8 completed trials, one swept parameter.
+    let out = common::sweep(runs.path()).args(["importance", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["sweep"].as_str(), v["objective"].as_str(), v["trials"].as_u64()), (Some("four"), Some("val_iou"), Some(8)), "{v}");
+    let only = &v["importances"][0];
+    assert_eq!(only["parameter"], "augment.hue_delta", "{v}");
+    assert!([0.0, 1.0].contains(&only["importance"].as_f64().unwrap()), "one parameter explains all or nothing: {v}");
+    let img = image::open(runs.path().join("four/plots/importance.png")).unwrap().into_rgb8();
+    assert_eq!(img.dimensions(), (1000, 500));
     let logs: Vec<PathBuf> = std::fs::read_dir(runs.path().join("four/logs")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(logs.len(), 4);
     for log in logs {

@@ -27,7 +27,7 @@ use manage::{NoteArgs, RmArgs, TagArgs};
 use model::{EvalArgs, PredictArgs};
 use plot::PlotArgs;
 use run::{RunArgs, WorkerArgs};
-use tracker::{BestArgs, CompareArgs, ExportArgs, LsArgs, ShowTrialArgs, StatusArgs};
+use tracker::{BestArgs, CompareArgs, ExportArgs, ImportanceArgs, LsArgs, ShowTrialArgs, StatusArgs};
 
 /// What `sweep --help` ends with.
 const EXIT_CODES: &str = "Exit codes:
@@ -88,6 +88,8 @@ pub enum Command {
     Best(BestArgs),
     /// Trials side by side: the settings that differ, then their metrics.
     Compare(CompareArgs),
+    /// Which swept parameters explain the objective (permutation importance over a random forest).
+    Importance(ImportanceArgs),
     /// Every trial with its parameters and per-epoch metrics: CSV, JSON, MLflow or TensorBoard.
     Export(ExportArgs),
     /// Rebuild a trial's model from its directory and evaluate it.
@@ -169,6 +171,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Show(args) => tracker::show(&g, &args),
         Command::Best(args) => tracker::best(&g, &args),
         Command::Compare(args) => tracker::compare(&g, &args),
+        Command::Importance(args) => tracker::importance(&g, &args),
         Command::Export(args) => tracker::export(&g, &args),
         Command::Eval(args) => model::eval(&g, &args),
         Command::Predict(args) => model::predict(&g, &args),

@@ -24,6 +24,15 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ImportanceArgs {
+    /// A sweep name (default: the tracker's only sweep).
+    pub sweep: Option<String>,
+    /// Print JSON instead of text: the sweep, its objective and each parameter's importance.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct LsArgs {
     /// Only this sweep's trials.
     #[arg(long)]
@@ -489,5 +498,50 @@ fn export_tensorboard(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
         dir.display(),
         dir.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The sweep a command about one sweep means: the one named, else the tracker's only one.
+fn the_sweep(store: &dyn store::Store, named: Option<&str>) -> Result<String> {
+    if let Some(name) = named {
+        return Ok(store::find_sweep(store, name)?.name);
+    }
+    let names: Vec<String> = store.sweeps()?.into_iter().map(|s| s.name).collect();
+    match names.as_slice() {
+        [] => bail!("the tracker has no sweep yet: start one with `sweep run SWEEP_FILE`"),
+        [one] => Ok(one.clone()),
+        _ => Err(usage(format!("the tracker holds {} sweeps ({}): name one, e.g. `sweep importance {}`", names.len(), names.join(", "), names[0]))),
+    }
+}
+
+/// `sweep importance`: which swept parameters explain the sweep's objective.
+pub fn importance(g: &Global, args: &ImportanceArgs) -> Result<ExitCode> {
+    use crate::report::importance;
+    let store = g.open_store()?;
+    let sweep = the_sweep(store.as_ref(), args.sweep.as_deref())?;
+    let objective = sweep_objective(store.as_ref(), &sweep)?.unwrap_or_default();
+    let runs = report::charts::load_trials(store.as_ref(), &sweep)?;
+    let ranked = importance::importance(&runs, &objective.name, objective.goal).with_context(|| format!("sweep {sweep}"))?;
+    let trials = importance::judged(&runs, &objective.name, objective.goal).len();
+    if args.json {
+        let v = serde_json::json!({
+            "sweep": sweep,
+            "objective": objective.name,
+            "goal": objective.goal.as_str(),
+            "trials": trials,
+            "method": "permutation importance over a random forest (out-of-bag error)",
+            "importances": ranked,
+        });
+        crate::outln!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::outln!("parameter importance for {} ({}) in sweep {sweep}, from {trials} completed or pruned trials", objective.name, objective.goal.as_str());
+    crate::outln!("(permutation importance over a random forest: README, Parameter importance)");
+    crate::outln!();
+    let mut table = report::Table::new(["parameter", "importance", ""]);
+    for p in &ranked {
+        table.row(vec![p.parameter.clone(), format!("{:.1}%", p.importance * 100.0), "#".repeat((p.importance * 40.0).round() as usize)]);
+    }
+    crate::out!("{}", table.render());
     Ok(ExitCode::SUCCESS)
 }

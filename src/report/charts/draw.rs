@@ -9,6 +9,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::series::{Axis, Chart, Parallel, Scatter};
+use crate::report::importance::ParamImportance;
 use crate::report::fonts::register_fonts;
 
 /// Learning-curve and scatter charts.
@@ -326,4 +327,55 @@ pub fn draw_parallel(p: &Parallel, path: &Path) -> DrawResult<()> {
         }
         Ok(())
     })
+}
+
+/// The parameter-importance bar chart.
+pub const IMPORTANCE_SIZE: (u32, u32) = (1000, 500);
+
+/// Parameter importance as horizontal bars, most important on top.
+pub fn draw_importance(importances: &[ParamImportance], objective: &str, path: &Path) -> DrawResult<()> {
+    render(path, IMPORTANCE_SIZE, |root| importance_chart(root, importances, objective))
+}
+
+/// Draws the importance bars on any backend (PNG files here, SVG for pages).
+pub fn importance_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, importances: &[ParamImportance], objective: &str) -> DrawResult<()> {
+    let n = importances.len().max(1);
+    let label_width = importances.iter().map(|p| p.parameter.len()).max().unwrap_or(8).clamp(8, 40) as u32 * 8 + 16;
+    let mut ctx = ChartBuilder::on(root)
+        .caption(format!("parameter importance for {objective} (permutation importance, random forest)"), (FONT, 20))
+        .margin(20)
+        .x_label_area_size(44)
+        .y_label_area_size(label_width)
+        .build_cartesian_2d(0.0..1.0, (0..n).into_segmented())
+        .map_err(err)?;
+    // Rows counted from the bottom: the most important parameter is drawn in the top row.
+    let row = |i: usize| n - 1 - i;
+    ctx.configure_mesh()
+        .disable_y_mesh()
+        .x_desc("share of the objective's out-of-bag error explained")
+        .axis_desc_style((FONT, 16))
+        .label_style((FONT, 14))
+        .light_line_style(LIGHT_GRID)
+        .bold_line_style(GRID)
+        .y_labels(n)
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(k) if *k < n => importances.get(n - 1 - k).map(|p| p.parameter.clone()).unwrap_or_default(),
+            _ => String::new(),
+        })
+        .x_label_formatter(&|x| format!("{:.0}%", x * 100.0))
+        .draw()
+        .map_err(err)?;
+    ctx.draw_series(importances.iter().enumerate().map(|(i, p)| {
+        let y = row(i);
+        let mut bar = Rectangle::new([(0.0, SegmentValue::Exact(y)), (p.importance, SegmentValue::Exact(y + 1))], PALETTE[0].filled());
+        bar.set_margin(6, 6, 0, 0);
+        bar
+    }))
+    .map_err(err)?;
+    ctx.draw_series(importances.iter().enumerate().map(|(i, p)| {
+        let style = TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+        Text::new(format!("{:.1}%", p.importance * 100.0), (p.importance.min(0.88) + 0.01, SegmentValue::CenterOf(row(i))), style)
+    }))
+    .map_err(err)?;
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! Comparison charts of a sweep and of a trial.
 //!
 //! `sweep plot` (and the end of `sweep run`) writes under `runs/<sweep>/plots/`: learning curves
-//! per metric, the objective against each swept parameter, parallel coordinates, the best trial's
+//! per metric, the objective against each swept parameter, parallel coordinates, parameter
+//! importance (from 5 completed or pruned trials on), the best trial's
 //! two-panel chart and prediction grid, and an `index.html` showing them all with the
 //! leaderboard. Chart data comes from the pure functions of [`series`]; [`draw`] only draws. The
 //! prediction grid needs the model, so the caller passes it in as a function (`train::predict`
@@ -100,6 +101,11 @@ pub fn plot_sweep(
         let data = series::parallel(&runs, &params, &objective.name, goal);
         let path = dir.join("parallel_coordinates.png");
         record(path.clone(), draw::draw_parallel(&data, &path));
+    }
+    // Too few finished trials for importance is no failure: the chart appears once there are.
+    if let Ok(importances) = crate::report::importance::importance(&runs, &objective.name, goal) {
+        let path = dir.join("importance.png");
+        record(path.clone(), draw::draw_importance(&importances, &objective.name, &path));
     }
     let best = series::best_run(&runs, &objective.name, goal);
     if let Some(best) = best.as_deref().and_then(|id| runs.iter().find(|r| r.row.id == id)) {

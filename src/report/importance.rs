@@ -1,0 +1,229 @@
+//! Parameter importance: which swept parameters explain the objective.
+//!
+//! Permutation importance (Breiman, 2001) over a random forest: a forest of regression trees
+//! (smartcore's `RandomForestRegressor`, 128 trees, bootstrap samples) learns the objective from
+//! the parameters of the completed and pruned trials; then each parameter's column is shuffled
+//! and the growth of the forest's out-of-bag squared error is that parameter's importance. A
+//! parameter the objective does not depend on leaves the error where it was (importance about 0)
+//! whatever its scale or number of values, unlike split counts. The importances are clamped at
+//! 0 and scaled to sum to 1; the forest and the shuffles are seeded, so the same trials always
+//! give the same answer.
+//!
+//! Encoding: a numeric parameter is its value (trees only compare, so a log scale changes
+//! nothing), a categorical one (strings, booleans) the index of its value in sorted order, and a
+//! conditional parameter that did not apply to a trial a value below all others, so the trees
+//! can split the trials where it applied from the rest.
+
+use rand::rngs::ChaCha8Rng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use smartcore::ensemble::random_forest_regressor::{RandomForestRegressor, RandomForestRegressorParameters};
+use smartcore::linalg::basic::matrix::DenseMatrix;
+
+use crate::config::Goal;
+use crate::report::charts::series::{self, Axis, TrialData};
+use crate::store::TrialStatus;
+
+/// Fewer trials than this say nothing about which parameter matters.
+pub const MIN_TRIALS: usize = 5;
+const TREES: usize = 128;
+/// Shuffles per parameter, averaged: one shuffle of a dozen trials is noisy.
+const SHUFFLES: usize = 16;
+const SEED: u64 = 0;
+
+/// One swept parameter and the share of the objective it explains.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ParamImportance {
+    pub parameter: String,
+    /// In [0, 1]; a sweep's importances sum to 1 (or are all 0 when nothing is explained).
+    pub importance: f64,
+}
+
+/// Why there is no importance to show.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ImportanceError {
+    #[error(
+        "parameter importance needs at least {MIN_TRIALS} completed or pruned trials with a value of {objective}; there {} {found}",
+        if *found == 1 { "is" } else { "are" }
+    )]
+    TooFewTrials { objective: String, found: usize },
+    #[error("no swept parameter takes two different values among the completed and pruned trials")]
+    NothingVaries,
+    #[error("the random forest could not be fitted: {0}")]
+    Forest(String),
+}
+
+/// The importance of every parameter that varies among the completed and pruned trials of
+/// `runs`, most important first (ties in parameter order). A trial's objective value is its best
+/// of `objective` in direction `goal` (for a pruned trial, the best it reached before it stopped).
+pub fn importance(runs: &[TrialData], objective: &str, goal: Goal) -> Result<Vec<ParamImportance>, ImportanceError> {
+    let judged = judged(runs, objective, goal);
+    if judged.len() < MIN_TRIALS {
+        return Err(ImportanceError::TooFewTrials { objective: objective.to_string(), found: judged.len() });
+    }
+    let trials: Vec<TrialData> = judged.iter().map(|(r, _)| (*r).clone()).collect();
+    let keys = series::varying_params(&trials);
+    if keys.is_empty() {
+        return Err(ImportanceError::NothingVaries);
+    }
+    let columns: Vec<Vec<f64>> = keys.iter().map(|k| encode(&trials, k)).collect();
+    let y: Vec<f64> = judged.iter().map(|(_, v)| *v).collect();
+    let scores = permutation_importance(&columns, &y)?;
+    let total: f64 = scores.iter().sum();
+    let mut out: Vec<ParamImportance> = keys
+        .into_iter()
+        .zip(scores)
+        .map(|(parameter, s)| ParamImportance { parameter, importance: if total > 0.0 { s / total } else { 0.0 } })
+        .collect();
+    out.sort_by(|a, b| b.importance.total_cmp(&a.importance));
+    Ok(out)
+}
+
+/// The trials importance learns from, with their objective values: the completed and pruned
+/// trials with a finite value of `objective`.
+pub fn judged<'a>(runs: &'a [TrialData], objective: &str, goal: Goal) -> Vec<(&'a TrialData, f64)> {
+    runs.iter()
+        .filter(|r| matches!(r.row.status, TrialStatus::Completed | TrialStatus::Pruned))
+        .filter_map(|r| r.row.best(objective, goal).map(|(v, _)| (r, v)))
+        .filter(|(_, v)| v.is_finite())
+        .collect()
+}
+
+/// Parameter `key` of every trial as a number the trees can split on (see the module's notes).
+fn encode(trials: &[TrialData], key: &str) -> Vec<f64> {
+    let axis = series::axis(trials, key, false);
+    let positions: Vec<Option<f64>> = trials.iter().map(|t| t.row.params.get(key).filter(|v| !v.is_null()).and_then(|v| axis.position(v))).collect();
+    let below = match &axis {
+        Axis::Numeric { min, max, .. } => min - (max - min).abs().max(1.0),
+        Axis::Categorical(_) => -1.0,
+    };
+    positions.into_iter().map(|p| p.unwrap_or(below)).collect()
+}
+
+/// The out-of-bag error growth of each column when it is shuffled, averaged over shuffles and
+/// clamped at 0.
+fn permutation_importance(columns: &[Vec<f64>], y: &[f64]) -> Result<Vec<f64>, ImportanceError> {
+    let rows = y.len();
+    let matrix = |cols: &[Vec<f64>]| -> Result<DenseMatrix<f64>, ImportanceError> {
+        let data: Vec<Vec<f64>> = (0..rows).map(|i| cols.iter().map(|c| c[i]).collect()).collect();
+        DenseMatrix::from_2d_vec(&data).map_err(|e| ImportanceError::Forest(e.to_string()))
+    };
+    let x = matrix(columns)?;
+    let y = y.to_vec();
+    let params = RandomForestRegressorParameters::default()
+        .with_n_trees(TREES)
+        .with_m(columns.len())
+        .with_keep_samples(true)
+        .with_seed(SEED);
+    let forest = RandomForestRegressor::fit(&x, &y, params).map_err(|e| ImportanceError::Forest(e.to_string()))?;
+    let oob_error = |x: &DenseMatrix<f64>| -> Result<f64, ImportanceError> {
+        let predicted = forest.predict_oob(x).map_err(|e| ImportanceError::Forest(e.to_string()))?;
+        Ok(predicted.iter().zip(&y).map(|(p, t)| (p - t).powi(2)).sum::<f64>() / rows as f64)
+    };
+    let base = oob_error(&x)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+    let mut scores = Vec::with_capacity(columns.len());
+    for j in 0..columns.len() {
+        let mut growth = 0.0;
+        for _ in 0..SHUFFLES {
+            let mut shuffled = columns.to_vec();
+            shuffled[j].shuffle(&mut rng);
+            growth += oob_error(&matrix(&shuffled)?)? - base;
+        }
+        scores.push((growth / SHUFFLES as f64).max(0.0));
+    }
+    Ok(scores)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::store::{MetricRow, MetricSummary, TrialRow};
+    use rand::RngExt;
+
+    /// A trial with `params` whose validation IoU at epoch 1 is `value`.
+    fn trial(n: usize, params: &[(&str, serde_json::Value)], value: f64, status: TrialStatus) -> TrialData {
+        let finite = value.is_finite().then_some(value);
+        let summary = MetricSummary { last_epoch: 1, last: value, max: finite, max_epoch: finite.map(|_| 1), min: finite, min_epoch: finite.map(|_| 1) };
+        let row = TrialRow {
+            id: format!("s-{n}"),
+            sweep: "s".into(),
+            seq: n as i64,
+            status,
+            params: params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<BTreeMap<_, _>>(),
+            metrics: [("val_iou".to_string(), summary)].into(),
+            ..TrialRow::default()
+        };
+        let metrics = vec![MetricRow { epoch: 1, split: "val".into(), name: "iou".into(), value, wall: 0.0 }];
+        TrialData { row, metrics }
+    }
+
+    /// The objective depends on the learning rate (strongly, non-linearly) and not at all on the
+    /// hue, whose values are drawn from the same generator: the learning rate must come first
+    /// with most of the importance, for every seed.
+    #[test]
+    fn the_parameter_that_matters_ranks_first_and_noise_near_zero() {
+        for seed in 0..10 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let runs: Vec<TrialData> = (0..24)
+                .map(|n| {
+                    let lr: f64 = 10f64.powf(rng.random_range(-4.0..-1.0));
+                    let hue: f64 = rng.random_range(0.0..0.3);
+                    let value = 0.9 - 0.05 * (lr.log10() + 2.5).powi(2) + rng.random_range(-0.002..0.002);
+                    trial(n, &[("train.learning_rate", lr.into()), ("augment.hue_delta", hue.into())], value, TrialStatus::Completed)
+                })
+                .collect();
+            let ranked = importance(&runs, "val_iou", Goal::Maximize).unwrap();
+            assert_eq!(ranked[0].parameter, "train.learning_rate", "seed {seed}: {ranked:?}");
+            assert!(ranked[0].importance > 0.8, "seed {seed}: {ranked:?}");
+            let sum: f64 = ranked.iter().map(|r| r.importance).sum();
+            assert!((sum - 1.0).abs() < 1e-9, "{ranked:?}");
+        }
+    }
+
+    /// A categorical parameter that matters, a conditional one that only applies to one of its
+    /// values, and pruned trials taking part; failed trials do not.
+    #[test]
+    fn categorical_conditional_and_pruned_trials_take_part() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut runs = Vec::new();
+        for n in 0..30 {
+            let optimizer = ["adam", "sgd", "rmsprop"][n % 3];
+            let mut params = vec![("train.optimizer", serde_json::json!(optimizer)), ("augment.hue_delta", rng.random_range(0.0..0.3).into())];
+            if optimizer == "sgd" {
+                params.push(("train.momentum", rng.random_range(0.5..0.95).into()));
+            }
+            let value = if optimizer == "adam" { 0.9 } else { 0.6 } + rng.random_range(-0.01..0.01);
+            let status = if value < 0.7 && n % 2 == 0 { TrialStatus::Pruned } else { TrialStatus::Completed };
+            runs.push(trial(n, &params, value, status));
+        }
+        runs.push(trial(99, &[("train.optimizer", "adam".into()), ("augment.hue_delta", 5.0.into())], f64::NAN, TrialStatus::Failed));
+        let ranked = importance(&runs, "val_iou", Goal::Maximize).unwrap();
+        assert_eq!(ranked[0].parameter, "train.optimizer", "{ranked:?}");
+        assert_eq!(ranked.len(), 3, "{ranked:?}");
+    }
+
+    #[test]
+    fn too_few_trials_or_nothing_varying_says_why() {
+        let runs: Vec<TrialData> =
+            (0..4).map(|n| trial(n, &[("train.learning_rate", (0.001 * (n + 1) as f64).into())], 0.5, TrialStatus::Completed)).collect();
+        let e = importance(&runs, "val_iou", Goal::Maximize).unwrap_err();
+        assert_eq!(e, ImportanceError::TooFewTrials { objective: "val_iou".into(), found: 4 });
+        assert!(e.to_string().contains("at least 5 completed or pruned trials"), "{e}");
+        let same: Vec<TrialData> = (0..6).map(|n| trial(n, &[("train.learning_rate", 0.001.into())], 0.5, TrialStatus::Completed)).collect();
+        assert_eq!(importance(&same, "val_iou", Goal::Maximize).unwrap_err(), ImportanceError::NothingVaries);
+    }
+
+    #[test]
+    fn the_same_trials_give_the_same_importances() {
+        let runs: Vec<TrialData> = (0..12)
+            .map(|n| {
+                let lr = 0.0005 * (n + 1) as f64;
+                trial(n, &[("train.learning_rate", lr.into()), ("augment.hue_delta", ((n * 7 % 5) as f64 * 0.05).into())], 0.5 + lr * 10.0, TrialStatus::Completed)
+            })
+            .collect();
+        assert_eq!(importance(&runs, "val_iou", Goal::Maximize).unwrap(), importance(&runs, "val_iou", Goal::Maximize).unwrap());
+    }
+}
