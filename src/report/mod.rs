@@ -5,6 +5,7 @@ pub mod canvas;
 pub mod charts;
 pub mod filter;
 pub mod fonts;
+pub mod html;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
