@@ -235,7 +235,7 @@ fn a_missing_trial_sweep_or_page_is_a_404_page() {
         assert_eq!(status, 404, "GET {path}: {body}");
         assert!(body.contains("<h1>Not found</h1>"), "GET {path}: a page, not a panic: {body}");
     }
-    assert!(server.get("/sweeps/uj").1.contains("did you mean \"ui\""), "the 404 suggests the closest sweep");
+    assert!(server.get("/sweeps/uj").1.contains("did you mean ui?"), "the 404 suggests the closest sweep (escaped)");
     let (status, body) = server.get("/compare?runs=ui-1");
     assert_eq!(status, 400, "{body}");
     assert_eq!(server.get("/").0, 200, "the server is still up");

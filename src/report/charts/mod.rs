@@ -10,7 +10,6 @@
 pub mod draw;
 pub mod series;
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::config::Objective;
