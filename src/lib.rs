@@ -12,6 +12,7 @@ pub mod runner;
 pub mod store;
 pub mod study;
 pub mod train;
+pub mod ui;
 pub mod util;
 
 pub use error::{Error, Result};

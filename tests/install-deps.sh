@@ -5,6 +5,8 @@
 # - SLURM (the cluster tests start slurmctld and slurmd with a one-node config, auth/none);
 # - unshare, runuser and mount from util-linux (the disk-fault tests mount a private tmpfs; as
 #   root, PostgreSQL is started as the postgres user);
+# - Chromium (Debian's `chromium`): the browser test of `sweep ui` drives it headless over the
+#   DevTools protocol (tests/ui.rs; SWEEP_CHROMIUM names another binary);
 # - Python's venv module, for the test-only virtual environment of MLflow and TensorBoard that
 #   tests/python-deps.sh makes (the export tests read our output back with those tools).
 set -euo pipefail
@@ -15,6 +17,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v slurmctld >/dev/null 2>&1 || need+=(slurm-wlm)
 { command -v unshare && command -v runuser; } >/dev/null 2>&1 || need+=(util-linux)
 command -v mount >/dev/null 2>&1 || need+=(mount)
+[ -x "${SWEEP_CHROMIUM:-/usr/bin/chromium}" ] || need+=(chromium)
 # Debian's python3 imports ensurepip but cannot make a virtual environment without python3-venv:
 # try one (only when the test venv is not there yet).
 venv_works() { local d rc; d=$(mktemp -d); python3 -m venv "$d/v" >/dev/null 2>&1 && rc=0 || rc=1; rm -rf "$d"; return "$rc"; }

@@ -187,5 +187,20 @@ fn the_index_page_holds_the_leaderboard_and_every_chart() {
     assert!(html.contains("<img src=\"curves_val_iou.png\"") && html.contains("<img src=\"predictions.png\""));
     let first_row = html.find("<tr class=\"best\">").unwrap();
     let best = series::best_run(&runs, "val_iou", Goal::Maximize).unwrap();
-    assert!(html[first_row..].starts_with(&format!("<tr class=\"best\"><td>1</td><td>{best}</td>")), "{html}");
+    assert!(html[first_row..].starts_with(&format!("<tr class=\"best\"><td>1</td><td class=\"l\">{best}</td>")), "{html}");
+    assert!(!html.contains("href=\"/") && !html.contains("<script"), "the offline export links to no route and polls nothing");
+}
+
+#[test]
+fn every_chart_draws_as_svg_from_the_same_code_as_its_png() {
+    let runs = runs(3);
+    let curves = series::learning_curves(&runs, "iou", "val_iou", Goal::Maximize);
+    let svg = draw::svg(&draw::Curves(&curves)).unwrap();
+    assert!(svg.contains("<svg") && svg.contains(&format!("width=\"{}\"", CHART_SIZE.0)), "{}", &svg[..200.min(svg.len())]);
+    assert!(svg.contains(&curves.title) && svg.contains("<polyline"), "the title as text, the curves as lines");
+    let scatter = series::scatter(&runs, PARAMS[0].0, PARAMS[0].1, "val_iou", Goal::Maximize);
+    assert!(draw::svg(&scatter).unwrap().contains("<circle"));
+    let parallel = series::parallel(&runs, &PARAMS.map(|(k, l)| (k.to_string(), l)), "val_iou", Goal::Maximize);
+    assert!(draw::svg(&parallel).unwrap().contains(&format!("width=\"{}\"", PARALLEL_SIZE.0)));
+    assert!(draw::svg(&draw::Panels(&series::run_panels(&runs[0]))).unwrap().contains("dice"));
 }

@@ -13,6 +13,7 @@ pub mod model;
 pub mod plot;
 pub mod run;
 pub mod tracker;
+pub mod ui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,7 @@ use model::{EvalArgs, PredictArgs};
 use plot::PlotArgs;
 use run::{RunArgs, WorkerArgs};
 use tracker::{BestArgs, CompareArgs, ExportArgs, ImportanceArgs, LsArgs, ShowTrialArgs, StatusArgs};
+use ui::UiArgs;
 
 /// What `sweep --help` ends with.
 const EXIT_CODES: &str = "Exit codes:
@@ -98,6 +100,8 @@ pub enum Command {
     Predict(PredictArgs),
     /// Draw a sweep's charts (PNG) and an index.html, or one trial's two-panel chart.
     Plot(PlotArgs),
+    /// A read-only web dashboard of the sweeps, updated while they run (http://127.0.0.1:8080/).
+    Ui(UiArgs),
     /// Set or remove a trial's tags (name=value, name=).
     Tag(TagArgs),
     /// Set or clear a trial's note.
@@ -176,6 +180,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(args) => model::eval(&g, &args),
         Command::Predict(args) => model::predict(&g, &args),
         Command::Plot(args) => plot::plot(&g, &args),
+        Command::Ui(args) => ui::ui(&g, &args),
         Command::Tag(args) => manage::tag(&g, &args),
         Command::Note(args) => manage::note(&g, &args),
         Command::Rm(args) => manage::rm(&g, &args),
@@ -204,6 +209,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return 2;
         }
         if let Some(e) = cause.downcast_ref::<crate::report::ReportError>() {
+            return if e.is_bad_input() { 2 } else { 1 };
+        }
+        if let Some(e) = cause.downcast_ref::<crate::ui::UiError>() {
             return if e.is_bad_input() { 2 } else { 1 };
         }
         if let Some(e) = cause.downcast_ref::<StoreError>() {

@@ -19,8 +19,21 @@ pub struct StatusArgs {
     /// A sweep name (default: every sweep).
     pub sweep: Option<String>,
     /// Print JSON instead of text: one object per sweep.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     pub json: bool,
+    /// Refresh in the terminal until Ctrl-C; ends by itself once no trial is queued or running.
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between refreshes of --watch.
+    #[arg(long, default_value_t = 2.0, value_name = "SECS", requires = "watch", value_parser = watch_interval)]
+    pub interval: f64,
+}
+
+fn watch_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.1..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?}: expected seconds between 0.1 and 3600, e.g. --interval 2")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -141,9 +154,32 @@ pub struct ExportArgs {
     pub artifacts: bool,
 }
 
-/// `sweep status [SWEEP]`: counts per status, the running trials, jobs, and the best so far.
+/// `sweep status [SWEEP]`: counts per status, the running trials, jobs, and the best so far;
+/// with `--watch`, again every `--interval` seconds (the screen cleared on a terminal) until no
+/// trial is queued or running.
 pub fn status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
+    if !args.watch {
+        return status_once(g, args).map(|_| ExitCode::SUCCESS);
+    }
+    let clear = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    loop {
+        if clear {
+            print!("\x1b[2J\x1b[H");
+        }
+        let active = status_once(g, args)?;
+        if active == 0 {
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("({active} trial(s) queued or running; refreshing every {}s, Ctrl-C to stop)", args.interval);
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(std::time::Duration::from_secs_f64(args.interval));
+    }
+}
+
+/// Prints the status once; returns how many trials are queued or running.
+fn status_once(g: &Global, args: &StatusArgs) -> Result<usize> {
     let store = g.open_store()?;
+    let mut active = 0;
     let selected = match &args.sweep {
         Some(name) => vec![store::find_sweep(store.as_ref(), name)?],
         None => store.sweeps()?,
@@ -155,6 +191,7 @@ pub fn status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
     let mut json = Vec::new();
     for sweep in selected {
         let runs = store.trials(&TrialFilter { sweep: Some(sweep.name.clone()), status: None })?;
+        active += runs.iter().filter(|r| matches!(r.status, TrialStatus::Queued | TrialStatus::Running)).count();
         let objective = sweep_objective(store.as_ref(), &sweep.name)?.unwrap_or_default();
         if args.json {
             json.push(status_json(&sweep, &runs, &objective, &store.jobs(Some(&sweep.name))?));
@@ -166,7 +203,7 @@ pub fn status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&json)?);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(active)
 }
 
 /// `sweep status --json`'s object for one sweep: its counts, running trials, best so far and jobs.

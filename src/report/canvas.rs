@@ -71,9 +71,14 @@ pub fn save_png(img: &RgbImage, path: &Path) -> std::io::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
+    crate::util::atomic_write(path, &png_bytes(img)?)
+}
+
+/// An RGB image encoded as PNG.
+pub fn png_bytes(img: &RgbImage) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).map_err(std::io::Error::other)?;
-    crate::util::atomic_write(path, &bytes)
+    Ok(bytes)
 }
 
 /// A 0/1 mask as a black-and-white picture.

@@ -6,6 +6,7 @@ pub mod charts;
 pub mod filter;
 pub mod fonts;
 pub mod importance;
+pub mod html;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

@@ -160,8 +160,18 @@ pub fn evaluate_checkpoint(
 const TILE: u32 = 160;
 
 /// The tutorial's prediction grid for a run: input | actual mask | predicted mask | overlay for
-/// the first `samples` images of its validation split.
+/// the first `samples` images of its validation split, saved as a PNG file.
 pub fn prediction_grid(runs_dir: &Path, sweep: &str, run: &str, device: &Device, samples: usize, path: &Path) -> Result<(), TrainError> {
+    draw_prediction_grid(runs_dir, sweep, run, device, samples)?.save_png(path).map_err(TrainError::io(path))
+}
+
+/// The prediction grid of [`prediction_grid`] as PNG bytes (for `sweep ui`, which keeps it in memory).
+pub fn prediction_grid_png(runs_dir: &Path, sweep: &str, run: &str, device: &Device, samples: usize) -> Result<Vec<u8>, TrainError> {
+    let canvas = draw_prediction_grid(runs_dir, sweep, run, device, samples)?;
+    crate::report::canvas::png_bytes(canvas.image()).map_err(TrainError::io(Path::new(run)))
+}
+
+fn draw_prediction_grid(runs_dir: &Path, sweep: &str, run: &str, device: &Device, samples: usize) -> Result<Canvas, TrainError> {
     let run_dir = TrialDir::of(runs_dir, sweep, run);
     let (config, model, state) = super::load_model(&run_dir, CheckpointKind::Best, device)?;
     let super::DataSplit { samples: data, val, .. } = super::load_split(&config, runs_dir)?;
@@ -187,7 +197,7 @@ pub fn prediction_grid(runs_dir: &Path, sweep: &str, run: &str, device: &Device,
             canvas.blit(&fitted, gap + k as u32 * (TILE + gap) + (TILE - fitted.width()) / 2, y + (TILE - fitted.height()) / 2);
         }
     }
-    canvas.save_png(path).map_err(TrainError::io(path))
+    Ok(canvas)
 }
 
 fn threshold(probs: &GrayImage) -> GrayImage {

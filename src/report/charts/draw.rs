@@ -44,14 +44,23 @@ fn err(e: impl std::fmt::Display) -> Box<dyn std::error::Error> {
     e.to_string().into()
 }
 
-/// Draws into a fresh white buffer of `size` and saves it as PNG.
-fn render(path: &Path, size: (u32, u32), draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> DrawResult<()>) -> DrawResult<()> {
+/// A chart drawn on any plotters backend, so that PNG files and SVG pages share one drawing code.
+pub trait Figure {
+    /// Its size in pixels.
+    fn size(&self) -> (u32, u32);
+    /// Draws it on `root`, which is white and of [`Figure::size`].
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()>;
+}
+
+/// Draws `figure` into a fresh white buffer and saves it as PNG.
+pub fn png(figure: &impl Figure, path: &Path) -> DrawResult<()> {
     register_fonts();
+    let size = figure.size();
     let mut buffer = vec![255u8; (size.0 * size.1 * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buffer, size).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        draw(&root)?;
+        figure.draw_on(&root)?;
         root.present().map_err(err)?;
     }
     let img = image::RgbImage::from_raw(size.0, size.1, buffer).ok_or("buffer size")?;
@@ -59,8 +68,49 @@ fn render(path: &Path, size: (u32, u32), draw: impl FnOnce(&DrawingArea<BitMapBa
     Ok(())
 }
 
+/// Draws `figure` as an SVG document (text as text, in the page's sans-serif font).
+pub fn svg(figure: &impl Figure) -> DrawResult<String> {
+    register_fonts();
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, figure.size()).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        figure.draw_on(&root)?;
+        root.present().map_err(err)?;
+    }
+    Ok(out)
+}
+
+/// Learning curves of every run for one metric (legend low when higher is better).
+pub struct Curves<'a>(pub &'a Chart);
+
+impl Figure for Curves<'_> {
+    fn size(&self) -> (u32, u32) {
+        CHART_SIZE
+    }
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()> {
+        line_chart(root, self.0, !self.0.y_label.contains("loss"))
+    }
+}
+
+/// The tutorial's two panels of one run, side by side.
+pub struct Panels<'a>(pub &'a [Chart; 2]);
+
+impl Figure for Panels<'_> {
+    fn size(&self) -> (u32, u32) {
+        PANELS_SIZE
+    }
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()> {
+        let areas = root.split_evenly((1, 2));
+        for (area, chart) in areas.iter().zip(self.0) {
+            line_chart(area, chart, false)?;
+        }
+        Ok(())
+    }
+}
+
 /// Draws one line chart (learning curves or a run panel) on `area`.
-fn line_chart(area: &DrawingArea<BitMapBackend<'_>, Shift>, chart: &Chart, legend_low: bool) -> DrawResult<()> {
+fn line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, legend_low: bool) -> DrawResult<()> {
     let mut ctx = ChartBuilder::on(area)
         .caption(&chart.title, (FONT, 20))
         .margin(14)
@@ -150,21 +200,14 @@ fn line_chart(area: &DrawingArea<BitMapBackend<'_>, Shift>, chart: &Chart, legen
     Ok(())
 }
 
-/// Learning curves of every run for one metric.
+/// Learning curves of every run for one metric, as a PNG file.
 pub fn draw_curves(chart: &Chart, path: &Path) -> DrawResult<()> {
-    let increasing = !chart.y_label.contains("loss");
-    render(path, CHART_SIZE, |root| line_chart(root, chart, increasing))
+    png(&Curves(chart), path)
 }
 
-/// The tutorial's two panels for one run, side by side.
+/// The tutorial's two panels for one run, side by side, as a PNG file.
 pub fn draw_panels(panels: &[Chart; 2], path: &Path) -> DrawResult<()> {
-    render(path, PANELS_SIZE, |root| {
-        let areas = root.split_evenly((1, 2));
-        for (area, chart) in areas.iter().zip(panels) {
-            line_chart(area, chart, false)?;
-        }
-        Ok(())
-    })
+    png(&Panels(panels), path)
 }
 
 /// A deterministic jitter in [-0.15, 0.15] for categorical scatter points.
@@ -172,9 +215,17 @@ fn jitter(id: &str) -> f64 {
     (crate::util::hash64(id.as_bytes()) % 1000) as f64 / 1000.0 * 0.3 - 0.15
 }
 
-/// The objective against one parameter.
+/// The objective against one parameter, as a PNG file.
 pub fn draw_scatter(s: &Scatter, path: &Path) -> DrawResult<()> {
-    render(path, CHART_SIZE, |root| {
+    png(s, path)
+}
+
+impl Figure for Scatter {
+    fn size(&self) -> (u32, u32) {
+        CHART_SIZE
+    }
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()> {
+        let s = self;
         let title = format!("{} vs {}", s.objective, s.param);
         let mut builder = ChartBuilder::on(root);
         builder.caption(&title, (FONT, 20)).margin(14).x_label_area_size(48).y_label_area_size(64);
@@ -245,7 +296,7 @@ pub fn draw_scatter(s: &Scatter, path: &Path) -> DrawResult<()> {
             .map_err(err)?;
         }
         Ok(())
-    })
+    }
 }
 
 /// A viridis-like colour for t in [0, 1] (dark purple to yellow).
@@ -265,9 +316,18 @@ pub fn viridis(t: f64) -> RGBColor {
     RGBColor(c(0), c(1), c(2))
 }
 
-/// Parallel coordinates of the swept parameters and the objective, lines coloured by it.
+/// Parallel coordinates of the swept parameters and the objective, lines coloured by it, as a
+/// PNG file.
 pub fn draw_parallel(p: &Parallel, path: &Path) -> DrawResult<()> {
-    render(path, PARALLEL_SIZE, |root| {
+    png(p, path)
+}
+
+impl Figure for Parallel {
+    fn size(&self) -> (u32, u32) {
+        PARALLEL_SIZE
+    }
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()> {
+        let p = self;
         let n_axes = p.axes.len() + 1;
         let (lo, hi) = p.value_range;
         let norm = |v: f64| if (hi - lo).abs() < 1e-12 { 0.5 } else { (v - lo) / (hi - lo) };
@@ -326,19 +386,33 @@ pub fn draw_parallel(p: &Parallel, path: &Path) -> DrawResult<()> {
             }
         }
         Ok(())
-    })
+    }
 }
 
 /// The parameter-importance bar chart.
 pub const IMPORTANCE_SIZE: (u32, u32) = (1000, 500);
 
 /// Parameter importance as horizontal bars, most important on top.
-pub fn draw_importance(importances: &[ParamImportance], objective: &str, path: &Path) -> DrawResult<()> {
-    render(path, IMPORTANCE_SIZE, |root| importance_chart(root, importances, objective))
+pub struct Importances<'a> {
+    pub importances: &'a [ParamImportance],
+    pub objective: &'a str,
 }
 
-/// Draws the importance bars on any backend (PNG files here, SVG for pages).
-pub fn importance_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, importances: &[ParamImportance], objective: &str) -> DrawResult<()> {
+impl Figure for Importances<'_> {
+    fn size(&self) -> (u32, u32) {
+        IMPORTANCE_SIZE
+    }
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()> {
+        importance_chart(root, self.importances, self.objective)
+    }
+}
+
+/// Parameter importance as horizontal bars, into a PNG file.
+pub fn draw_importance(importances: &[ParamImportance], objective: &str, path: &Path) -> DrawResult<()> {
+    png(&Importances { importances, objective }, path)
+}
+
+fn importance_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, importances: &[ParamImportance], objective: &str) -> DrawResult<()> {
     let n = importances.len().max(1);
     let label_width = importances.iter().map(|p| p.parameter.len()).max().unwrap_or(8).clamp(8, 40) as u32 * 8 + 16;
     let mut ctx = ChartBuilder::on(root)

@@ -11,11 +11,11 @@
 pub mod draw;
 pub mod series;
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::config::Objective;
-use crate::report::ReportError;
+use crate::report::importance::ParamImportance;
+use crate::report::{ReportError, html};
 use crate::store::{Store, StoreError, TrialFilter};
 use series::TrialData;
 
@@ -52,7 +52,7 @@ pub fn load_trials(store: &dyn Store, sweep: &str) -> Result<Vec<TrialData>, Sto
 
 /// The swept parameters of a sweep, in file order, each with whether it is log-distributed; read
 /// from the stored sweep file, or from the runs' parameters if that no longer parses.
-fn swept_parameters(store: &dyn Store, sweep: &str, runs: &[TrialData]) -> Vec<(String, bool)> {
+pub fn swept_parameters(store: &dyn Store, sweep: &str, runs: &[TrialData]) -> Vec<(String, bool)> {
     let spec = store.sweeps().ok().and_then(|all| all.into_iter().find(|s| s.name == sweep));
     if let Some(spec) = spec.and_then(|s| crate::study::spec::parse(&s.spec, Path::new(&format!("{sweep}.toml"))).ok()) {
         return spec.parameters.iter().map(|p| (p.key.clone(), p.domain.is_log())).collect();
@@ -87,24 +87,13 @@ pub fn plot_sweep(
         Err(e) => written.errors.push(format!("{}: {e}", path.display())),
     };
     let goal = objective.goal;
-    for metric in ["iou", "dice", "loss"] {
-        let chart = series::learning_curves(&runs, metric, &objective.name, goal);
-        let path = dir.join(format!("curves_val_{metric}.png"));
-        record(path.clone(), draw::draw_curves(&chart, &path));
-    }
-    for (key, log) in &params {
-        let data = series::scatter(&runs, key, *log, &objective.name, goal);
-        let path = dir.join(format!("objective_vs_{}.png", slug(key)));
-        record(path.clone(), draw::draw_scatter(&data, &path));
-    }
-    if !params.is_empty() {
-        let data = series::parallel(&runs, &params, &objective.name, goal);
-        let path = dir.join("parallel_coordinates.png");
-        record(path.clone(), draw::draw_parallel(&data, &path));
+    for chart in sweep_charts(&runs, &params, &objective) {
+        let path = dir.join(&chart.file);
+        record(path.clone(), chart.png(&path));
     }
     // Too few finished trials for importance is no failure: the chart appears once there are.
     if let Ok(importances) = crate::report::importance::importance(&runs, &objective.name, goal) {
-        let path = dir.join("importance.png");
+        let path = dir.join(IMPORTANCE_FILE);
         record(path.clone(), draw::draw_importance(&importances, &objective.name, &path));
     }
     let best = series::best_run(&runs, &objective.name, goal);
@@ -118,7 +107,8 @@ pub fn plot_sweep(
         }
     }
     let index = dir.join("index.html");
-    let html = index_html(sweep, &runs, &objective, &written.files);
+    let info = store.sweeps()?.into_iter().find(|s| s.name == sweep);
+    let html = export_page(sweep, info.as_ref(), &runs, &objective, &written.files);
     match crate::util::atomic_write(&index, html.as_bytes()) {
         Ok(()) => written.files.push(index),
         Err(e) => written.errors.push(format!("{}: {e}", index.display())),
@@ -136,60 +126,140 @@ pub fn plot_trial(store: &dyn Store, run: &str, out: &Path) -> Result<PathBuf, R
     Ok(path)
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+/// One chart of a sweep's page: its file name (PNG export), its title and its data.
+pub struct SweepChart {
+    pub file: String,
+    pub title: String,
+    pub figure: SweepFigure,
 }
 
-/// One page with every chart of the sweep and its leaderboard.
+/// The data of one chart of a sweep.
+pub enum SweepFigure {
+    Curves(series::Chart),
+    Scatter(series::Scatter),
+    Parallel(series::Parallel),
+}
+
+impl SweepChart {
+    /// Draws it into a PNG file.
+    pub fn png(&self, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+        match &self.figure {
+            SweepFigure::Curves(c) => draw::png(&draw::Curves(c), path),
+            SweepFigure::Scatter(s) => draw::png(s, path),
+            SweepFigure::Parallel(p) => draw::png(p, path),
+        }
+    }
+
+    /// Draws it as an SVG document.
+    pub fn svg(&self) -> Result<String, Box<dyn std::error::Error>> {
+        match &self.figure {
+            SweepFigure::Curves(c) => draw::svg(&draw::Curves(c)),
+            SweepFigure::Scatter(s) => draw::svg(s),
+            SweepFigure::Parallel(p) => draw::svg(p),
+        }
+    }
+}
+
+/// The charts of a sweep's page, in page order: validation learning curves of IoU, dice and loss
+/// (pruned trials end in a cross), the objective against each swept parameter, and parallel
+/// coordinates coloured by the objective.
+pub fn sweep_charts(runs: &[TrialData], params: &[(String, bool)], objective: &Objective) -> Vec<SweepChart> {
+    let goal = objective.goal;
+    let mut charts: Vec<SweepChart> = ["iou", "dice", "loss"]
+        .into_iter()
+        .map(|metric| SweepChart {
+            file: format!("curves_val_{metric}.png"),
+            title: format!("learning curves: val_{metric}"),
+            figure: SweepFigure::Curves(series::learning_curves(runs, metric, &objective.name, goal)),
+        })
+        .collect();
+    for (key, log) in params {
+        charts.push(SweepChart {
+            file: format!("objective_vs_{}.png", slug(key)),
+            title: format!("{} vs {key}", objective.name),
+            figure: SweepFigure::Scatter(series::scatter(runs, key, *log, &objective.name, goal)),
+        });
+    }
+    if !params.is_empty() {
+        charts.push(SweepChart {
+            file: "parallel_coordinates.png".into(),
+            title: "parallel coordinates".into(),
+            figure: SweepFigure::Parallel(series::parallel(runs, params, &objective.name, goal)),
+        });
+    }
+    charts
+}
+
+/// The file name of the importance chart.
+pub const IMPORTANCE_FILE: &str = "importance.png";
+
+/// The importance section of a sweep's page: each parameter's share with the chart `picture`
+/// draws for it, or why there is none yet.
+pub fn importance_view(
+    runs: &[TrialData],
+    objective: &Objective,
+    picture: impl FnOnce(&[ParamImportance]) -> Option<html::Picture>,
+) -> html::ImportanceView {
+    match crate::report::importance::importance(runs, &objective.name, objective.goal) {
+        Ok(ranked) => {
+            let chart = picture(&ranked);
+            html::ImportanceView::Ranked(ranked.into_iter().map(|p| (p.parameter, p.importance)).collect(), chart)
+        }
+        Err(e) => html::ImportanceView::Unavailable(format!("No parameter importance yet: {e}.")),
+    }
+}
+
+/// The method and pruner of a stored sweep file, for pages (`?` when it no longer parses).
+pub fn method_and_pruner(name: &str, spec: &str) -> (String, String) {
+    match crate::study::spec::parse(spec, Path::new(&format!("{name}.toml"))) {
+        Ok(spec) => {
+            let method = serde_json::to_value(spec.method).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| "?".into());
+            use crate::study::spec::EarlyTerminate;
+            let pruner = match spec.early_terminate {
+                None => "none",
+                Some(EarlyTerminate::Median { .. }) => "median",
+                Some(EarlyTerminate::Asha { .. }) => "asha",
+                Some(EarlyTerminate::Hyperband { .. }) => "hyperband",
+            };
+            (method, pruner.to_string())
+        }
+        Err(_) => ("?".into(), "?".into()),
+    }
+}
+
+/// The static `index.html` of a sweep: the same page as `sweep ui`'s sweep page, with the chart
+/// files beside it as images and no links to routes.
+fn export_page(sweep: &str, info: Option<&crate::store::SweepInfo>, runs: &[TrialData], objective: &Objective, files: &[PathBuf]) -> String {
+    let (method, pruner) = info.map(|i| method_and_pruner(sweep, &i.spec)).unwrap_or_else(|| ("?".into(), "?".into()));
+    let ranked: Vec<TrialData> = series::ranked(runs, &objective.name, objective.goal).into_iter().cloned().collect();
+    let importance_file = files.iter().any(|f| f.file_name().is_some_and(|n| n == IMPORTANCE_FILE));
+    let importance = importance_view(runs, objective, |_| importance_file.then(|| html::Picture::File(IMPORTANCE_FILE.into())));
+    let charts = files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "png") && f.file_name().is_some_and(|n| n != IMPORTANCE_FILE))
+        .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().to_string()))
+        .map(|name| (name.clone(), html::Picture::File(name)))
+        .collect();
+    html::sweep_page(&html::SweepView {
+        name: sweep,
+        info,
+        method: &method,
+        pruner: &pruner,
+        objective,
+        runs: &ranked,
+        total: runs.len(),
+        sort: None,
+        filter: None,
+        filter_error: None,
+        charts,
+        importance,
+        spec: info.map(|i| i.spec.as_str()),
+        links: html::Links::Files,
+    })
+}
+
+/// One page with every chart of the sweep and its leaderboard (the static export, without the
+/// tracker's sweep row).
 pub fn index_html(sweep: &str, runs: &[TrialData], objective: &Objective, files: &[PathBuf]) -> String {
-    let mut html = String::new();
-    let _ = write!(
-        html,
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>sweep {s}</title>\n<style>\
-         body{{font-family:sans-serif;margin:24px;color:#222}} table{{border-collapse:collapse;margin:12px 0 24px}}\
-         td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}} td:nth-child(2),th{{text-align:left}}\
-         img{{max-width:100%;border:1px solid #ddd;margin:8px 0}} .best{{background:#fff3c4}}</style></head><body>\n\
-         <h1>sweep {s}</h1>\n<p>{n} runs; objective <b>{o}</b> ({g}). Generated {t} UTC.</p>\n",
-        s = escape(sweep),
-        n = runs.len(),
-        o = escape(&objective.name),
-        g = objective.goal.as_str(),
-        t = crate::util::format_utc(crate::util::now_unix()),
-    );
-    let keys = series::varying_params(runs);
-    let ranked = series::ranked(runs, &objective.name, objective.goal);
-    html.push_str("<h2>Leaderboard</h2>\n<table><tr><th>rank</th><th>trial</th><th>status</th>");
-    for k in &keys {
-        let _ = write!(html, "<th>{}</th>", escape(k));
-    }
-    let _ = writeln!(html, "<th>best {}</th><th>epoch</th></tr>", escape(&objective.name));
-    for (i, r) in ranked.iter().enumerate() {
-        let best = r.row.best(&objective.name, objective.goal);
-        let _ = write!(
-            html,
-            "<tr{}><td>{}</td><td>{}</td><td>{}</td>",
-            if i == 0 && best.is_some() { " class=\"best\"" } else { "" },
-            i + 1,
-            escape(&r.row.id),
-            r.row.status.as_str()
-        );
-        for k in &keys {
-            let _ = write!(html, "<td>{}</td>", escape(&r.row.params.get(k).map(crate::report::fmt_param).unwrap_or_else(|| "-".into())));
-        }
-        match best {
-            Some((v, e)) => {
-                let _ = writeln!(html, "<td>{}</td><td>{e}</td></tr>", crate::report::fmt_num(v));
-            }
-            None => html.push_str("<td>-</td><td>-</td></tr>\n"),
-        }
-    }
-    html.push_str("</table>\n");
-    for f in files {
-        if f.extension().is_some_and(|e| e == "png") {
-            let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            let _ = write!(html, "<h3>{}</h3>\n<img src=\"{}\" alt=\"{}\">\n", escape(&name), escape(&name), escape(&name));
-        }
-    }
-    html.push_str("</body></html>\n");
-    html
+    export_page(sweep, None, runs, objective, files)
 }

@@ -1,0 +1,516 @@
+//! The pages of the dashboard as HTML strings: the sweeps, a sweep (leaderboard, charts, sweep
+//! file), a trial, and a comparison. Pure functions from tracker rows and drawn charts to text,
+//! shared by `sweep ui` (charts inline as SVG, links to its routes) and the static `index.html`
+//! that `sweep run` and `sweep plot` write next to the PNG charts (charts as `<img>`, no routes):
+//! one rendering code for the live pages and their offline export.
+//!
+//! A page marked live carries a few lines of plain JavaScript: it polls a small JSON state
+//! endpoint and, when the state changes, fetches the page again and swaps its `#live` part, so a
+//! new epoch appears without a reload and the filter box keeps what is being typed.
+
+use std::fmt::Write as _;
+
+use crate::config::{METRIC_NAMES, Objective};
+use crate::report::charts::series::TrialData;
+use crate::report::{epochs_of, filter, fmt_num, fmt_param, short_params, tags_cell};
+use crate::store::{CheckpointRow, MetricRow, SweepInfo, TrialRow, TrialStatus};
+use crate::util::{format_duration, format_utc};
+
+/// HTML-escapes text for element content and attribute values.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+/// Percent-encodes a query or path value (everything but unreserved characters).
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// Where the links of a page point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// `sweep ui`'s routes (`/sweeps/NAME`, `/runs/ID`, `/compare?runs=...`).
+    Server,
+    /// A static page among files: no routes, trials are not links.
+    Files,
+}
+
+impl Links {
+    fn trial(self, id: &str) -> String {
+        match self {
+            Links::Server => format!("<a href=\"/runs/{}\">{}</a>", url_encode(id), escape(id)),
+            Links::Files => escape(id),
+        }
+    }
+
+    fn sweep(self, name: &str) -> String {
+        match self {
+            Links::Server => format!("<a href=\"/sweeps/{}\">{}</a>", url_encode(name), escape(name)),
+            Links::Files => escape(name),
+        }
+    }
+}
+
+/// A chart on a page: drawn inline (SVG text) or an image file next to the page.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Picture {
+    Svg(String),
+    File(String),
+    /// A route that serves an image (computed when asked for, e.g. the prediction grid).
+    Url(String),
+}
+
+impl Picture {
+    fn html(&self, alt: &str) -> String {
+        match self {
+            Picture::Svg(svg) => format!("<div class=\"chart\">{}</div>", strip_xml_declaration(svg)),
+            Picture::File(src) | Picture::Url(src) => format!("<img src=\"{}\" alt=\"{}\">", escape(src), escape(alt)),
+        }
+    }
+}
+
+fn strip_xml_declaration(svg: &str) -> &str {
+    match svg.find("<svg") {
+        Some(i) => &svg[i..],
+        None => svg,
+    }
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:0;color:#222}\
+header{background:#24323f;color:#fff;padding:10px 24px}header a{color:#fff;text-decoration:none;font-weight:bold}\
+main{margin:16px 24px}table{border-collapse:collapse;margin:8px 0 20px}\
+td,th{border:1px solid #ccc;padding:3px 9px;text-align:right}td.l,th{text-align:left}th a{color:#222}\
+.best{background:#fff3c4}.pruned{color:#8a5a00}.failed,.diverged{color:#b00020}.running{color:#1565c0}\
+.chart svg,img{max-width:100%;height:auto;border:1px solid #ddd;margin:6px 0}\
+pre{background:#f6f6f6;padding:10px;overflow:auto}.error{color:#b00020;font-weight:bold}\
+.note{color:#555}input[type=text]{width:40em}";
+
+/// A whole page: `title`, the navigation bar, `body`; with `state` (a JSON URL) the page polls it
+/// and swaps its `#live` part when it changes.
+pub fn layout(title: &str, body: &str, links: Links, state: Option<&str>) -> String {
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{}</title>\n<style>{STYLE}</style></head>\n<body{}>\n",
+        escape(title),
+        state.map(|s| format!(" data-state=\"{}\"", escape(s))).unwrap_or_default()
+    );
+    if links == Links::Server {
+        html.push_str("<header><a href=\"/\">sweep</a> · read-only dashboard</header>\n");
+    }
+    let _ = write!(html, "<main>\n{body}</main>\n");
+    if state.is_some() {
+        html.push_str(REFRESH_SCRIPT);
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+/// Polls the page's state URL every 2 s; when the answer changes, fetches the page again and
+/// replaces `#live` with the new one (no framework, no reload).
+const REFRESH_SCRIPT: &str = r#"<script>
+(function () {
+  var url = document.body.dataset.state, last = null;
+  async function tick() {
+    try {
+      var state = await (await fetch(url, {cache: "no-store"})).text();
+      if (last !== null && state !== last) {
+        var page = await (await fetch(location.href, {cache: "no-store"})).text();
+        var fresh = new DOMParser().parseFromString(page, "text/html").getElementById("live");
+        if (fresh) document.getElementById("live").replaceWith(fresh);
+      }
+      last = state;
+    } catch (e) {}
+    setTimeout(tick, 2000);
+  }
+  tick();
+})();
+</script>
+"#;
+
+/// A sweep as the index lists it.
+#[derive(Debug, Clone)]
+pub struct SweepSummary {
+    pub info: SweepInfo,
+    /// `grid`, `random`, `bayes` (`?` when the stored file no longer parses).
+    pub method: String,
+    /// The `[early_terminate]` type, or `none`.
+    pub pruner: String,
+    pub objective: Objective,
+    /// The best completed trial so far: id, value, epoch.
+    pub best: Option<(String, f64, i64)>,
+}
+
+/// `/`: every sweep with its counts per status and its best so far.
+pub fn sweeps_page(sweeps: &[SweepSummary]) -> String {
+    let mut body = String::from("<h1>Sweeps</h1>\n<div id=\"live\">\n");
+    if sweeps.is_empty() {
+        body.push_str("<p>No sweep in the tracker yet: start one with <code>sweep run FILE</code>.</p>\n");
+    } else {
+        body.push_str("<table><tr><th>sweep</th><th>method</th><th>pruner</th><th>trials</th>");
+        for s in TrialStatus::ALL {
+            let _ = write!(body, "<th>{}</th>", s.as_str());
+        }
+        body.push_str("<th>objective</th><th>best so far</th><th>started (UTC)</th><th>updated (UTC)</th></tr>\n");
+        for s in sweeps {
+            let total: i64 = s.info.counts.values().sum();
+            let _ = write!(
+                body,
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{total}</td>",
+                Links::Server.sweep(&s.info.name),
+                escape(&s.method),
+                escape(&s.pruner)
+            );
+            for status in TrialStatus::ALL {
+                let _ = write!(body, "<td>{}</td>", s.info.counts.get(status.as_str()).copied().unwrap_or(0));
+            }
+            let best = match &s.best {
+                Some((id, v, e)) => format!("{} = {} ({}, epoch {e})", escape(&s.objective.name), fmt_num(*v), Links::Server.trial(id)),
+                None => "none yet".into(),
+            };
+            let _ = writeln!(
+                body,
+                "<td class=\"l\">{} ({})</td><td class=\"l\">{best}</td><td>{}</td><td>{}</td></tr>",
+                escape(&s.objective.name),
+                s.objective.goal.as_str(),
+                format_utc(s.info.created),
+                format_utc(s.info.updated)
+            );
+        }
+        body.push_str("</table>\n");
+    }
+    body.push_str("</div>\n");
+    layout("sweep: sweeps", &body, Links::Server, Some("/api/sweeps"))
+}
+
+/// What the sweep page shows about parameter importance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImportanceView {
+    /// Parameters with their share of the objective's explained error, most important first, and the
+    /// bar chart when one was drawn.
+    Ranked(Vec<(String, f64)>, Option<Picture>),
+    /// Why there is none (too few finished trials, or not computed).
+    Unavailable(String),
+}
+
+/// Everything the sweep page shows.
+#[derive(Debug, Clone)]
+pub struct SweepView<'a> {
+    pub name: &'a str,
+    /// The counts per status, started and updated (absent in a static export without the row).
+    pub info: Option<&'a SweepInfo>,
+    pub method: &'a str,
+    pub pruner: &'a str,
+    pub objective: &'a Objective,
+    /// The leaderboard's trials, in its order (filtered and sorted by the caller).
+    pub runs: &'a [TrialData],
+    /// The trials the filter kept out of `runs` would be counted here.
+    pub total: usize,
+    /// The sort key and the filter as asked, and why the filter was refused.
+    pub sort: Option<&'a str>,
+    pub filter: Option<&'a str>,
+    pub filter_error: Option<&'a str>,
+    /// Titled charts: learning curves, objective vs each parameter, parallel coordinates.
+    pub charts: Vec<(String, Picture)>,
+    pub importance: ImportanceView,
+    /// The sweep file as written.
+    pub spec: Option<&'a str>,
+    pub links: Links,
+}
+
+/// The leaderboard's metric columns besides the objective.
+fn metric_columns(objective: &Objective) -> Vec<String> {
+    ["val_iou", "val_dice", "val_loss"].into_iter().filter(|m| *m != objective.name).map(String::from).collect()
+}
+
+/// `/sweeps/NAME` (and the static `index.html`): the leaderboard, the charts, importance and
+/// the sweep file.
+pub fn sweep_page(v: &SweepView) -> String {
+    let mut body = String::new();
+    let _ = writeln!(body, "<h1>sweep {}</h1>", escape(v.name));
+    let _ = writeln!(
+        body,
+        "<p>method <b>{}</b>, pruner <b>{}</b>, objective <b>{}</b> ({}){}.</p>",
+        escape(v.method),
+        escape(v.pruner),
+        escape(&v.objective.name),
+        v.objective.goal.as_str(),
+        v.info.map(|i| format!("; started {} UTC", format_utc(i.created))).unwrap_or_default()
+    );
+    if v.links == Links::Server {
+        let _ = writeln!(
+            body,
+            "<form method=\"get\">filter <input type=\"text\" name=\"where\" value=\"{}\" placeholder=\"val_iou &gt; 0.5 and augment.hue_delta &lt; 0.2\">\
+             {}<button>apply</button> <span class=\"note\">the <code>sweep ls --where</code> language</span></form>",
+            escape(v.filter.unwrap_or("")),
+            v.sort.map(|s| format!("<input type=\"hidden\" name=\"sort\" value=\"{}\">", escape(s))).unwrap_or_default()
+        );
+        if let Some(e) = v.filter_error {
+            let _ = writeln!(body, "<p class=\"error\">{}</p>", escape(e));
+        }
+    }
+    body.push_str("<div id=\"live\">\n");
+    if let Some(info) = v.info {
+        let counts: Vec<String> =
+            TrialStatus::ALL.iter().filter_map(|s| info.counts.get(s.as_str()).map(|n| format!("{n} {}", s.as_str()))).collect();
+        let _ = writeln!(body, "<p>{} trial(s): {}; updated {} UTC.</p>", v.total, counts.join(", "), format_utc(info.updated));
+    } else {
+        let _ = writeln!(body, "<p>{} trial(s). Generated {} UTC.</p>", v.total, format_utc(crate::util::now_unix()));
+    }
+    body.push_str("<h2>Leaderboard</h2>\n");
+    leaderboard(&mut body, v);
+    for (title, picture) in &v.charts {
+        let _ = writeln!(body, "<h3>{}</h3>\n{}", escape(title), picture.html(title));
+    }
+    body.push_str("<h2>Parameter importance</h2>\n");
+    match &v.importance {
+        ImportanceView::Ranked(ranked, chart) => {
+            body.push_str("<table><tr><th>parameter</th><th>importance</th></tr>\n");
+            for (p, share) in ranked {
+                let _ = writeln!(body, "<tr><td class=\"l\">{}</td><td>{:.1}%</td></tr>", escape(p), share * 100.0);
+            }
+            body.push_str("</table>\n");
+            if let Some(chart) = chart {
+                body.push_str(&chart.html("parameter importance"));
+            }
+        }
+        ImportanceView::Unavailable(why) => {
+            let _ = writeln!(body, "<p class=\"note\">{}</p>", escape(why));
+        }
+    }
+    body.push_str("</div>\n");
+    if let Some(spec) = v.spec {
+        let _ = writeln!(body, "<h2>Sweep file</h2>\n<pre>{}</pre>", escape(spec));
+    }
+    let state = format!("/api/sweeps/{}", url_encode(v.name));
+    let live = (v.links == Links::Server).then_some(state.as_str());
+    layout(&format!("sweep {}", v.name), &body, v.links, live)
+}
+
+/// The leaderboard: a row per trial with its parameters and metrics, column headers sorting by
+/// them (server pages), check boxes to compare trials.
+fn leaderboard(body: &mut String, v: &SweepView) {
+    if v.runs.is_empty() {
+        body.push_str("<p>No trial matches.</p>\n");
+        return;
+    }
+    let keys = crate::report::charts::series::varying_params(v.runs);
+    let metrics = metric_columns(v.objective);
+    let server = v.links == Links::Server;
+    let header = |key: &str, label: &str| {
+        if server {
+            let filter = v.filter.map(|f| format!("&where={}", url_encode(f))).unwrap_or_default();
+            format!("<th><a href=\"?sort={}{filter}\">{}</a></th>", url_encode(key), escape(label))
+        } else {
+            format!("<th>{}</th>", escape(label))
+        }
+    };
+    if server {
+        body.push_str("<form method=\"get\" action=\"/compare\">\n");
+    }
+    body.push_str("<table><tr><th>rank</th>");
+    body.push_str(&header("id", "trial"));
+    body.push_str(&header("status", "status"));
+    body.push_str(&header("epochs", "epochs"));
+    for k in &keys {
+        body.push_str(&header(k, k));
+    }
+    body.push_str(&header(&v.objective.name, &format!("best {}", v.objective.name)));
+    body.push_str("<th>epoch</th>");
+    for m in &metrics {
+        body.push_str(&header(m, &format!("best {m}")));
+    }
+    if server {
+        body.push_str("<th>compare</th>");
+    }
+    body.push_str("</tr>\n");
+    let best = crate::report::charts::series::best_run(v.runs, &v.objective.name, v.objective.goal);
+    for (i, r) in v.runs.iter().enumerate() {
+        let row = &r.row;
+        let is_best = best.as_deref() == Some(row.id.as_str());
+        let _ = write!(
+            body,
+            "<tr{}><td>{}</td><td class=\"l\">{}</td><td class=\"l {status}\">{status}</td><td>{}</td>",
+            if is_best { " class=\"best\"" } else { "" },
+            i + 1,
+            v.links.trial(&row.id),
+            row.epochs(),
+            status = row.status.as_str(),
+        );
+        for k in &keys {
+            let _ = write!(body, "<td>{}</td>", escape(&row.params.get(k).map(fmt_param).unwrap_or_else(|| "-".into())));
+        }
+        match row.best(&v.objective.name, v.objective.goal) {
+            Some((value, epoch)) => {
+                let _ = write!(body, "<td>{}</td><td>{epoch}</td>", fmt_num(value));
+            }
+            None => body.push_str("<td>-</td><td>-</td>"),
+        }
+        for m in &metrics {
+            let _ = write!(body, "<td>{}</td>", filter::metric(row, m).map(fmt_num).unwrap_or_else(|| "-".into()));
+        }
+        if server {
+            let _ = write!(body, "<td><input type=\"checkbox\" name=\"runs\" value=\"{}\"></td>", escape(&row.id));
+        }
+        body.push_str("</tr>\n");
+    }
+    body.push_str("</table>\n");
+    if server {
+        body.push_str("<button>compare the checked trials</button></form>\n");
+    }
+}
+
+/// Everything the trial page shows.
+#[derive(Debug, Clone)]
+pub struct TrialView<'a> {
+    pub row: &'a TrialRow,
+    pub metrics: &'a [MetricRow],
+    pub checkpoints: &'a [CheckpointRow],
+    /// Each checkpoint's file as a link (None: not under the runs directory).
+    pub checkpoint_links: Vec<Option<String>>,
+    /// Every setting of the resolved config, by dotted key.
+    pub settings: &'a std::collections::BTreeMap<String, serde_json::Value>,
+    pub objective: &'a Objective,
+    pub panels: Picture,
+    /// The prediction grid of the best checkpoint, or a sentence saying why there is none.
+    pub predictions: Result<Picture, String>,
+}
+
+/// `/runs/ID`: status, settings, the per-epoch table, checkpoints, the two-panel chart and the
+/// prediction grid.
+pub fn trial_page(v: &TrialView) -> String {
+    let r = v.row;
+    let mut body = String::new();
+    let _ = writeln!(body, "<h1>trial {}</h1>\n<p>sweep {}, #{}</p>", escape(&r.id), Links::Server.sweep(&r.sweep), r.seq);
+    body.push_str("<div id=\"live\">\n<table>\n");
+    let mut attr = |k: &str, val: String| {
+        let _ = writeln!(body, "<tr><th>{}</th><td class=\"l\">{val}</td></tr>", escape(k));
+    };
+    attr("status", format!("<span class=\"{s}\">{s}</span> (attempt {})", r.attempt, s = r.status.as_str()));
+    if let Some(e) = &r.error {
+        let label = if r.status == TrialStatus::Pruned { "pruned because" } else { "error" };
+        attr(label, format!("<pre>{}</pre>", escape(e)));
+    }
+    if let (Some(host), Some(pid)) = (&r.host, r.pid) {
+        attr("worker", format!("{} pid {pid}", escape(host)));
+    }
+    if let Some(started) = r.started {
+        attr("started", format!("{} UTC", format_utc(started)));
+    }
+    if let (Some(started), Some(finished)) = (r.started, r.finished) {
+        attr("finished", format!("{} UTC (took {})", format_utc(finished), format_duration(finished - started)));
+    }
+    attr("objective", format!("{} ({})", escape(&v.objective.name), v.objective.goal.as_str()));
+    attr("parameters", escape(&if r.params.is_empty() { "(none swept)".to_string() } else { short_params(&r.params) }));
+    if !r.tags.is_empty() {
+        attr("tags", escape(&tags_cell(&r.tags)));
+    }
+    if let Some(note) = &r.note {
+        attr("note", escape(note));
+    }
+    body.push_str("</table>\n<h2>Epochs</h2>\n");
+    epoch_table(&mut body, v.metrics);
+    body.push_str("<h2>Checkpoints</h2>\n");
+    if v.checkpoints.is_empty() {
+        body.push_str("<p>No checkpoint yet.</p>\n");
+    } else {
+        let _ = writeln!(body, "<table><tr><th>kind</th><th>epoch</th><th>{}</th><th>file</th></tr>", escape(&v.objective.name));
+        for (c, link) in v.checkpoints.iter().zip(v.checkpoint_links.iter().chain(std::iter::repeat(&None))) {
+            let file = match link {
+                Some(href) => format!("<a href=\"{}\">{}</a>", escape(href), escape(&c.path)),
+                None => escape(&c.path),
+            };
+            let _ = writeln!(
+                body,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{file}</td></tr>",
+                escape(&c.kind),
+                c.epoch,
+                fmt_num(c.metric_value)
+            );
+        }
+        body.push_str("</table>\n");
+    }
+    let _ = writeln!(body, "<h2>Learning curves</h2>\n{}", v.panels.html("dice loss and loss"));
+    body.push_str("<h2>Predictions of the best checkpoint</h2>\n");
+    match &v.predictions {
+        Ok(p) => body.push_str(&p.html("prediction grid")),
+        Err(why) => {
+            let _ = writeln!(body, "<p class=\"note\">{}</p>", escape(why));
+        }
+    }
+    body.push_str("\n</div>\n<h2>Settings</h2>\n<table><tr><th>setting</th><th>value</th></tr>\n");
+    for (k, val) in v.settings {
+        let swept = if r.params.contains_key(k) { " class=\"best\"" } else { "" };
+        let _ = writeln!(body, "<tr{swept}><td class=\"l\">{}</td><td>{}</td></tr>", escape(k), escape(&fmt_param(val)));
+    }
+    body.push_str("</table>\n<p class=\"note\">Highlighted: the swept parameters.</p>\n");
+    let state = format!("/api/runs/{}", url_encode(&r.id));
+    layout(&format!("trial {}", r.id), &body, Links::Server, Some(&state))
+}
+
+fn epoch_table(body: &mut String, metrics: &[MetricRow]) {
+    if metrics.is_empty() {
+        body.push_str("<p>No epoch recorded yet.</p>\n");
+        return;
+    }
+    let columns: Vec<String> = ["train", "val"].iter().flat_map(|s| METRIC_NAMES.iter().map(move |m| format!("{s}_{m}"))).collect();
+    body.push_str("<table class=\"epochs\"><tr><th>epoch</th>");
+    for c in columns.iter().chain([&"lr".to_string(), &"seconds".to_string()]) {
+        let _ = write!(body, "<th>{}</th>", escape(c));
+    }
+    body.push_str("</tr>\n");
+    for (epoch, values) in epochs_of(metrics) {
+        let _ = write!(body, "<tr><td>{epoch}</td>");
+        for c in columns.iter().map(String::as_str).chain(["train_lr", "train_seconds"]) {
+            let _ = write!(body, "<td>{}</td>", values.get(c).map(|v| fmt_num(*v)).unwrap_or_else(|| "-".into()));
+        }
+        body.push_str("</tr>\n");
+    }
+    body.push_str("</table>\n");
+}
+
+/// `/compare?runs=a,b`: the settings that differ, then each metric's best and final value side
+/// by side (`runs` carry their [`TrialRow::settings`]).
+pub fn compare_page(runs: &[TrialRow]) -> String {
+    let mut body = String::from("<h1>Compare</h1>\n<h2>Settings that differ</h2>\n");
+    let differing = crate::report::differing_settings(runs);
+    let head: String = runs.iter().map(|r| format!("<th>{}</th>", Links::Server.trial(&r.id))).collect();
+    if differing.is_empty() {
+        body.push_str("<p>The trials share every setting.</p>\n");
+    } else {
+        let _ = writeln!(body, "<table><tr><th>setting</th>{head}</tr>");
+        for k in &differing {
+            let _ = write!(body, "<tr><td class=\"l\">{}</td>", escape(k));
+            for r in runs {
+                let value = r.params.get(k).or_else(|| r.settings.get(k)).map(fmt_param).unwrap_or_else(|| "-".into());
+                let _ = write!(body, "<td>{}</td>", escape(&value));
+            }
+            body.push_str("</tr>\n");
+        }
+        body.push_str("</table>\n");
+    }
+    let _ = writeln!(body, "<h2>Metrics</h2>\n<table><tr><th>metric</th>{head}</tr>");
+    let mut row = |label: &str, cells: Vec<String>| {
+        let _ = writeln!(body, "<tr><td class=\"l\">{}</td>{}</tr>", escape(label), cells.iter().map(|c| format!("<td>{}</td>", escape(c))).collect::<String>());
+    };
+    row("status", runs.iter().map(|r| r.status.as_str().to_string()).collect());
+    row("epochs", runs.iter().map(|r| r.epochs().to_string()).collect());
+    for split in ["val", "train"] {
+        for m in METRIC_NAMES {
+            let key = format!("{split}_{m}");
+            let goal = crate::config::Goal::for_metric(&key);
+            row(&format!("best {key}"), runs.iter().map(|r| r.best(&key, goal).map(|(v, e)| format!("{} @{e}", fmt_num(v))).unwrap_or("-".into())).collect());
+            row(&format!("final {key}"), runs.iter().map(|r| r.last(&key).map(fmt_num).unwrap_or("-".into())).collect());
+        }
+    }
+    body.push_str("</table>\n");
+    layout("sweep: compare", &body, Links::Server, None)
+}
+
+/// A page that says what went wrong (404 for a missing trial or sweep, 400 for a bad request).
+pub fn message_page(title: &str, message: &str) -> String {
+    let body = format!("<h1>{}</h1>\n<p class=\"error\">{}</p>\n<p><a href=\"/\">all sweeps</a></p>\n", escape(title), escape(message));
+    layout(title, &body, Links::Server, None)
+}

@@ -1,0 +1,135 @@
+//! `sweep ui`: a read-only web dashboard over the tracker and the runs directory.
+//!
+//! The pages (the sweeps, a sweep, a trial, a comparison) are rendered on the server by
+//! `report::html`, charts drawn as SVG by the same plotters code that writes the PNG charts, so
+//! the page needs no CDN and works offline; a few lines of script on each page poll a small JSON
+//! state route and swap in what changed. Every route is a GET (any other method is refused with
+//! 405): nothing here writes the tracker. Files are served only from under the runs directory
+//! ([`pages::contained`]). The HTTP stack is axum on tokio; the tracker's calls are blocking, so
+//! each request runs its page function on tokio's blocking threads, one tracker connection at a
+//! time (SQLite in WAL mode: this reader never blocks the workers that write).
+
+pub mod pages;
+
+use std::net::{SocketAddr, ToSocketAddrs as _};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+pub use pages::{Dashboard, Reply};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum UiError {
+    #[error("--host {host}: not an address to listen on; use an IP address such as 127.0.0.1 (the default) or 0.0.0.0")]
+    BadHost { host: String },
+    #[error("port {port} on {host} is already in use (another `sweep ui`?); choose another with --port, e.g. --port {}", .port.wrapping_add(1).max(1024))]
+    PortInUse { host: String, port: u16 },
+    #[error("cannot listen on {host} port {port}: {source}; choose another --host or --port")]
+    Bind {
+        host: String,
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the web server failed: {0}")]
+    Server(#[source] std::io::Error),
+}
+
+impl UiError {
+    /// Whether a flag was wrong (exit 2): an address that cannot be used or a port in use.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, UiError::Server(_))
+    }
+}
+
+/// Whether listening on `addr` exposes the dashboard beyond this machine.
+pub fn is_exposed(addr: &SocketAddr) -> bool {
+    !addr.ip().is_loopback()
+}
+
+/// Serves `dashboard` on `host:port` until Ctrl-C or SIGTERM; `ready` is told the address once
+/// the port is bound (port 0 picks a free one).
+pub fn serve(dashboard: Dashboard, host: &str, port: u16, ready: impl FnOnce(SocketAddr)) -> Result<(), UiError> {
+    let addr = (host, port).to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(|| UiError::BadHost { host: host.to_string() })?;
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| match source.kind() {
+        std::io::ErrorKind::AddrInUse => UiError::PortInUse { host: host.to_string(), port },
+        _ => UiError::Bind { host: host.to_string(), port, source },
+    })?;
+    listener.set_nonblocking(true).map_err(UiError::Server)?;
+    ready(listener.local_addr().map_err(UiError::Server)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(UiError::Server)?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(UiError::Server)?;
+        axum::serve(listener, router(Arc::new(dashboard))).with_graceful_shutdown(shutdown()).await.map_err(UiError::Server)
+    })
+}
+
+/// Resolves at Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => drop(t.recv().await),
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// The routes: GET only (axum answers 405 to other methods on them), a 404 page elsewhere.
+pub fn router(state: Arc<Dashboard>) -> Router {
+    Router::new()
+        .route("/", get(|State(d): State<Arc<Dashboard>>| answer(d, |d| d.index())))
+        .route("/sweeps/{name}", get(sweep))
+        .route("/runs/{id}", get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.trial(&id))))
+        .route(
+            "/runs/{id}/predictions.png",
+            get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.predictions(&id))),
+        )
+        .route("/compare", get(compare))
+        .route("/api/sweeps", get(|State(d): State<Arc<Dashboard>>| answer(d, |d| d.sweeps_state())))
+        .route("/api/sweeps/{name}", get(|State(d): State<Arc<Dashboard>>, UrlPath(n): UrlPath<String>| answer(d, move |d| d.sweep_state(&n))))
+        .route("/api/runs/{id}", get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.trial_state(&id))))
+        .route("/files/{*path}", get(|State(d): State<Arc<Dashboard>>, UrlPath(p): UrlPath<String>| answer(d, move |d| d.file(&p))))
+        .fallback(|| async { into_response(Reply::not_found("no such page")) })
+        .with_state(state)
+}
+
+async fn sweep(State(d): State<Arc<Dashboard>>, UrlPath(name): UrlPath<String>, Query(query): Query<Vec<(String, String)>>) -> Response {
+    let value = |key: &str| query.iter().rev().find(|(k, v)| k == key && !v.trim().is_empty()).map(|(_, v)| v.clone());
+    let (sort, filter) = (value("sort"), value("where"));
+    answer(d, move |d| d.sweep(&name, sort.as_deref(), filter.as_deref())).await
+}
+
+/// `/compare?runs=a,b` or `?runs=a&runs=b` (the leaderboard's check boxes).
+async fn compare(State(d): State<Arc<Dashboard>>, Query(query): Query<Vec<(String, String)>>) -> Response {
+    let ids: Vec<String> =
+        query.iter().filter(|(k, _)| k == "runs").flat_map(|(_, v)| v.split(',')).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    answer(d, move |d| d.compare(&ids)).await
+}
+
+/// Runs a page function on a blocking thread (the tracker's calls block) and answers with it.
+async fn answer(d: Arc<Dashboard>, page: impl FnOnce(&Dashboard) -> Reply + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(move || page(&d)).await {
+        Ok(reply) => into_response(reply),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("the page failed: {e}")).into_response(),
+    }
+}
+
+fn into_response(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, reply.body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}

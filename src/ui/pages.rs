@@ -1,0 +1,319 @@
+//! What each route of `sweep ui` answers, as plain blocking functions of the tracker and the runs
+//! directory: the server (`ui::serve`) runs them on tokio's blocking threads. They only read.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::config::Objective;
+use crate::report::charts::{self, draw, series::TrialData};
+use crate::report::filter::{self, Listing};
+use crate::report::html::{self, Links, Picture, SweepSummary, SweepView, TrialView};
+use crate::report::{ReportError, best_so_far};
+use crate::store::{self, Store, StoreError, TrialFilter};
+
+/// An HTTP answer: status, content type, body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    fn html(status: u16, page: String) -> Self {
+        Self { status, content_type: "text/html; charset=utf-8", body: page.into_bytes() }
+    }
+
+    fn json(value: serde_json::Value) -> Self {
+        Self { status: 200, content_type: "application/json", body: value.to_string().into_bytes() }
+    }
+
+    /// The 404 page.
+    pub fn not_found(what: &str) -> Self {
+        Self::html(404, html::message_page("Not found", what))
+    }
+
+    fn bad_request(what: &str) -> Self {
+        Self::html(400, html::message_page("Bad request", what))
+    }
+
+    /// A tracker error as a page: 404 for a trial or sweep that does not exist, 500 otherwise.
+    fn store_error(e: &StoreError) -> Self {
+        match e {
+            StoreError::UnknownTrial { .. } | StoreError::UnknownSweep { .. } | StoreError::InvalidName { .. } => Self::not_found(&e.to_string()),
+            other => Self::html(500, html::message_page("The tracker could not be read", &other.to_string())),
+        }
+    }
+}
+
+/// A prediction grid, computed once per trial and best epoch.
+type Grid = Arc<OnceLock<Result<Vec<u8>, String>>>;
+
+/// The dashboard's state: the tracker (one connection, used by one request at a time), the runs
+/// directory, and the prediction grids computed so far.
+pub struct Dashboard {
+    store: Mutex<Box<dyn Store>>,
+    /// Canonical: every file served must resolve under it.
+    runs_dir: PathBuf,
+    grids: Mutex<HashMap<(String, i64), Grid>>,
+}
+
+impl Dashboard {
+    pub fn new(store: Box<dyn Store>, runs_dir: &Path) -> Self {
+        let runs_dir = runs_dir.canonicalize().unwrap_or_else(|_| runs_dir.to_path_buf());
+        Self { store: Mutex::new(store), runs_dir, grids: Mutex::new(HashMap::new()) }
+    }
+
+    fn with_store<T>(&self, f: impl FnOnce(&dyn Store) -> T) -> T {
+        let store = self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(store.as_ref())
+    }
+
+    /// `/`: every sweep.
+    pub fn index(&self) -> Reply {
+        match self.with_store(sweep_summaries) {
+            Ok(sweeps) => Reply::html(200, html::sweeps_page(&sweeps)),
+            Err(e) => Reply::store_error(&e),
+        }
+    }
+
+    /// `/sweeps/NAME?sort=KEY&where=FILTER`.
+    pub fn sweep(&self, name: &str, sort: Option<&str>, filter: Option<&str>) -> Reply {
+        let loaded = self.with_store(|s| -> Result<_, StoreError> {
+            let info = store::find_sweep(s, name)?;
+            let all = charts::load_trials(s, name)?;
+            let listing = Listing { sweep: Some(name.to_string()), status: None, filter, sort };
+            let listed = filter::list(s, &listing);
+            let params = charts::swept_parameters(s, name, &all);
+            Ok((info, all, listed, params))
+        });
+        let (info, all, listed, params) = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => return Reply::store_error(&e),
+        };
+        let objective = objective_of(&info);
+        let (rows, filter_error) = match listed {
+            Ok(rows) => (rows, None),
+            Err(ReportError::Usage(message)) => (Vec::new(), Some(message.replacen("--where: ", "filter: ", 1).replacen("--sort: ", "sort: ", 1))),
+            Err(ReportError::Store(e)) => return Reply::store_error(&e),
+            Err(e) => return Reply::html(500, html::message_page("Error", &e.to_string())),
+        };
+        // The leaderboard keeps the listing's order (by the objective when no sort is asked for).
+        let mut shown: Vec<TrialData> = rows.iter().filter_map(|r| all.iter().find(|t| t.row.id == r.id).cloned()).collect();
+        if sort.is_none() {
+            shown = charts::series::ranked(&shown, &objective.name, objective.goal).into_iter().cloned().collect();
+        }
+        let charts: Vec<(String, Picture)> = charts::sweep_charts(&shown, &params, &objective)
+            .into_iter()
+            .map(|c| {
+                let picture = c.svg().map(Picture::Svg).unwrap_or_else(|e| Picture::Svg(format!("<p class=\"error\">{}</p>", html::escape(&e.to_string()))));
+                (c.title, picture)
+            })
+            .collect();
+        // Importance of the trials shown: a filter asks which parameters matter among those.
+        let importance = charts::importance_view(&shown, &objective, |ranked| {
+            let figure = draw::Importances { importances: ranked, objective: &objective.name };
+            Some(draw::svg(&figure).map(Picture::Svg).unwrap_or_else(|e| Picture::Svg(format!("<p class=\"error\">{}</p>", html::escape(&e.to_string())))))
+        });
+        let (method, pruner) = charts::method_and_pruner(name, &info.spec);
+        let page = html::sweep_page(&SweepView {
+            name,
+            info: Some(&info),
+            method: &method,
+            pruner: &pruner,
+            objective: &objective,
+            runs: &shown,
+            total: all.len(),
+            sort,
+            filter,
+            filter_error: filter_error.as_deref(),
+            charts,
+            importance,
+            spec: Some(&info.spec),
+            links: Links::Server,
+        });
+        Reply::html(if filter_error.is_some() { 400 } else { 200 }, page)
+    }
+
+    /// `/runs/ID`.
+    pub fn trial(&self, id: &str) -> Reply {
+        let loaded = self.with_store(|s| -> Result<_, StoreError> {
+            store::validate_trial_id(id)?;
+            let row = s.trial(id)?;
+            let metrics = s.metrics(id)?;
+            let checkpoints = s.checkpoints(id)?;
+            let config = s.trial_config(id)?;
+            Ok((row, metrics, checkpoints, config))
+        });
+        let (row, metrics, checkpoints, config) = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => return Reply::store_error(&e),
+        };
+        let settings = store::settings_of(&config);
+        let objective = config.metric.clone();
+        let data = TrialData { row: row.clone(), metrics: metrics.clone() };
+        let panels = charts::draw::svg(&charts::draw::Panels(&charts::series::run_panels(&data)))
+            .map(Picture::Svg)
+            .unwrap_or_else(|e| Picture::Svg(html::escape(&e.to_string())));
+        let best = checkpoints.iter().find(|c| c.kind == "best");
+        let predictions = match best {
+            Some(c) => Ok(Picture::Url(format!("/runs/{}/predictions.png?epoch={}", html::url_encode(id), c.epoch))),
+            None => Err("This trial has no best checkpoint yet, so there is no prediction to show.".to_string()),
+        };
+        let checkpoint_links = checkpoints.iter().map(|c| self.file_link(Path::new(&c.path))).collect();
+        Reply::html(
+            200,
+            html::trial_page(&TrialView {
+                row: &row,
+                metrics: &metrics,
+                checkpoints: &checkpoints,
+                checkpoint_links,
+                settings: &settings,
+                objective: &objective,
+                panels,
+                predictions,
+            }),
+        )
+    }
+
+    /// `/runs/ID/predictions.png`: the prediction grid of the trial's best checkpoint, computed
+    /// on first request and kept in memory (per best epoch, so a running trial's grid follows).
+    pub fn predictions(&self, id: &str) -> Reply {
+        let found = self.with_store(|s| -> Result<_, StoreError> {
+            store::validate_trial_id(id)?;
+            let row = s.trial(id)?;
+            Ok((row.sweep, s.checkpoints(id)?.into_iter().find(|c| c.kind == "best").map(|c| c.epoch)))
+        });
+        let (sweep, epoch) = match found {
+            Ok((sweep, Some(epoch))) => (sweep, epoch),
+            Ok((_, None)) => return Reply::not_found(&format!("trial {id} has no best checkpoint yet")),
+            Err(e) => return Reply::store_error(&e),
+        };
+        let grid = self.grids.lock().unwrap_or_else(|p| p.into_inner()).entry((id.to_string(), epoch)).or_default().clone();
+        let result = grid.get_or_init(|| {
+            let device = crate::train::device::DeviceSpec::Cpu.open().map_err(|e| e.to_string())?;
+            crate::train::predict::prediction_grid_png(&self.runs_dir, &sweep, id, &device, 4).map_err(|e| e.to_string())
+        });
+        match result {
+            Ok(png) => Reply { status: 200, content_type: "image/png", body: png.clone() },
+            Err(e) => Reply::html(500, html::message_page("The prediction grid could not be drawn", e)),
+        }
+    }
+
+    /// `/compare?runs=a,b`.
+    pub fn compare(&self, ids: &[String]) -> Reply {
+        if ids.len() < 2 {
+            return Reply::bad_request("compare needs two or more trials: /compare?runs=ID,ID (check them on a sweep's leaderboard)");
+        }
+        let loaded = self.with_store(|s| {
+            ids.iter()
+                .map(|id| {
+                    store::validate_trial_id(id)?;
+                    let mut row = s.trial(id)?;
+                    row.settings = store::settings_of(&s.trial_config(id)?);
+                    Ok(row)
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        });
+        match loaded {
+            Ok(runs) => Reply::html(200, html::compare_page(&runs)),
+            Err(e) => Reply::store_error(&e),
+        }
+    }
+
+    /// `/api/sweeps`: what the index shows, for its refresh.
+    pub fn sweeps_state(&self) -> Reply {
+        match self.with_store(|s| s.sweeps()) {
+            Ok(sweeps) => Reply::json(serde_json::json!(sweeps.iter().map(|s| serde_json::json!({"sweep": s.name, "updated": s.updated, "counts": s.counts})).collect::<Vec<_>>())),
+            Err(e) => Reply::store_error(&e),
+        }
+    }
+
+    /// `/api/sweeps/NAME`: each trial's status and recorded epochs (what the page's script polls).
+    pub fn sweep_state(&self, name: &str) -> Reply {
+        let trials = self.with_store(|s| {
+            store::find_sweep(s, name)?;
+            s.trials(&TrialFilter { sweep: Some(name.to_string()), status: None })
+        });
+        match trials {
+            Ok(rows) => Reply::json(serde_json::json!({
+                "sweep": name,
+                "trials": rows.iter().map(|r| serde_json::json!({"id": r.id, "status": r.status, "epochs": r.epochs()})).collect::<Vec<_>>(),
+            })),
+            Err(e) => Reply::store_error(&e),
+        }
+    }
+
+    /// `/api/runs/ID`: the trial's status, attempt and recorded epochs.
+    pub fn trial_state(&self, id: &str) -> Reply {
+        match self.with_store(|s| store::validate_trial_id(id).and_then(|()| s.trial(id))) {
+            Ok(r) => Reply::json(serde_json::json!({"id": r.id, "status": r.status, "attempt": r.attempt, "epochs": r.epochs()})),
+            Err(e) => Reply::store_error(&e),
+        }
+    }
+
+    /// `/files/PATH`: a file under the runs directory (charts, checkpoints, configs). Anything that
+    /// would leave it (`..`, an absolute path, a symbolic link pointing out) is a 404.
+    pub fn file(&self, relative: &str) -> Reply {
+        let Some(path) = contained(&self.runs_dir, relative) else {
+            return Reply::not_found(&format!("no file {relative:?} in the runs directory"));
+        };
+        match std::fs::read(&path) {
+            Ok(body) => Reply { status: 200, content_type: content_type(&path), body },
+            Err(_) => Reply::not_found(&format!("no file {relative:?} in the runs directory")),
+        }
+    }
+
+    /// The `/files/...` link of a file under the runs directory.
+    fn file_link(&self, path: &Path) -> Option<String> {
+        let canonical = path.canonicalize().ok()?;
+        let relative = canonical.strip_prefix(&self.runs_dir).ok()?;
+        let parts: Vec<String> = relative.components().map(|c| html::url_encode(&c.as_os_str().to_string_lossy())).collect();
+        Some(format!("/files/{}", parts.join("/")))
+    }
+}
+
+/// `relative` resolved under `root` (canonical), or None when it is not a plain relative path of
+/// normal components, or when it resolves (symbolic links followed) outside `root` or to
+/// anything but a file.
+pub fn contained(root: &Path, relative: &str) -> Option<PathBuf> {
+    let rel = Path::new(relative);
+    if relative.is_empty() || relative.contains('\0') || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    let resolved = root.join(rel).canonicalize().ok()?;
+    (resolved.starts_with(root) && resolved.is_file()).then_some(resolved)
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("png") => "image/png",
+        Some("svg") => "image/svg+xml",
+        Some("html") => "text/html; charset=utf-8",
+        Some("json") => "application/json",
+        Some("toml" | "txt" | "log" | "sh") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The objective a sweep's file names (the default when it no longer parses).
+fn objective_of(info: &store::SweepInfo) -> Objective {
+    crate::study::spec::parse(&info.spec, Path::new(&format!("{}.toml", info.name))).map(|s| s.metric).unwrap_or_default()
+}
+
+/// Every sweep with its method, pruner, objective and best so far.
+fn sweep_summaries(s: &dyn Store) -> Result<Vec<SweepSummary>, StoreError> {
+    let mut sweeps = s.sweeps()?;
+    sweeps.sort_by(|a, b| b.updated.total_cmp(&a.updated));
+    sweeps
+        .into_iter()
+        .map(|info| {
+            let runs = s.trials(&TrialFilter { sweep: Some(info.name.clone()), status: None })?;
+            let objective = objective_of(&info);
+            let best = best_so_far(&runs, &objective).map(|(r, v, e)| (r.id.clone(), v, e));
+            let (method, pruner) = charts::method_and_pruner(&info.name, &info.spec);
+            Ok(SweepSummary { info, method, pruner, objective, best })
+        })
+        .collect()
+}

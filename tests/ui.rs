@@ -1,0 +1,423 @@
+//! `sweep ui` (issue 14): the real binary serving a tracker that a real tiny sweep filled, spoken
+//! to over raw HTTP/1.1 on a loopback port (so paths reach it exactly as written: `..`,
+//! `%2e%2e`), the traversal cases, 404 pages, 405 on other methods, refusals at start, a sweep
+//! that runs while the pages are read, `sweep status --watch`, and headless Chromium seeing a new
+//! epoch appear on the sweep page without a reload.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `sweep ui` process on a free loopback port, stopped (by its pid) when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    /// Starts `sweep --runs-dir RUNS ui --port 0 ARGS` and waits for the address it prints.
+    fn start(runs: &Path, args: &[&str]) -> Server {
+        let mut child = Command::new(common::sweep_bin())
+            .arg("--runs-dir")
+            .arg(runs)
+            .args(["ui", "--port", "0"])
+            .args(args)
+            .env_remove("SWEEP_STORE")
+            .env_remove("SWEEP_RUNS")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.split("http://").nth(1).and_then(|rest| rest.split('/').next()).map(String::from);
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let mut err = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            panic!("sweep ui did not start: {line:?} {err}");
+        };
+        Server { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// `METHOD path` as written; the status and the body.
+    fn request(&self, method: &str, path: &str) -> (u16, Vec<u8>) {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        write!(stream, "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", self.addr).unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a header");
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status");
+        (status, raw[split + 4..].to_vec())
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let (status, body) = self.request("GET", path);
+        (status, String::from_utf8_lossy(&body).to_string())
+    }
+
+    /// The page at `path`, which must answer 200.
+    fn page(&self, path: &str) -> String {
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Stops the server and returns what it wrote to standard error.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut err = String::new();
+        self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        err
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tiny grid sweep `ui` of two trials (hue 0 and 0.3, 2 epochs), trained once for the tests
+/// that only read it, in cargo's temporary directory for integration tests.
+fn trained() -> &'static Path {
+    static RUNS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    RUNS.get_or_init(|| {
+        let runs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-trained");
+        let _ = std::fs::remove_dir_all(&runs);
+        std::fs::create_dir_all(&runs).unwrap();
+        let file = runs.join("ui.toml");
+        std::fs::write(&file, common::tiny_sweep("ui", 2, &[0.0, 0.3])).unwrap();
+        let out = common::sweep(&runs).arg("run").arg(&file).args(["--workers", "2", "--plain"]).output().unwrap();
+        assert!(out.status.success(), "sweep run failed: {}", String::from_utf8_lossy(&out.stderr));
+        runs
+    })
+}
+
+/// A running `sweep run` of one tiny trial with many epochs on a larger synthetic set (a few
+/// seconds each), stopped with Ctrl-C twice by its pid when dropped.
+struct Running {
+    child: Child,
+}
+
+impl Running {
+    fn start(runs: &Path, name: &str, epochs: usize) -> Running {
+        std::fs::create_dir_all(runs).unwrap();
+        let file = runs.join(format!("{name}.toml"));
+        let text = common::tiny_sweep(name, epochs, &[0.1]).replace("synthetic_count = 24", "synthetic_count = 160");
+        std::fs::write(&file, text).unwrap();
+        let child = Command::new(common::sweep_bin())
+            .arg("--runs-dir")
+            .arg(runs)
+            .args(["run", file.to_str().unwrap(), "--plain", "--workers", "1"])
+            .env_remove("SWEEP_STORE")
+            .env_remove("SWEEP_RUNS")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Running { child }
+    }
+
+    /// Waits until trial `<name>-1` has recorded an epoch, as the tracker says.
+    fn wait_for_an_epoch(runs: &Path, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            let out = common::sweep(runs).args(["show", &format!("{name}-1"), "--json"]).output().unwrap();
+            if out.status.success() && serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok_and(|v| !v["epochs"].as_array().is_none_or(|e| e.is_empty())) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        panic!("no epoch of {name}-1 recorded within 120 s");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let pid = self.child.id() as libc::pid_t;
+        for _ in 0..2 {
+            // SAFETY: signals the sweep this test started, by its pid.
+            unsafe { libc::kill(pid, libc::SIGINT) };
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_pages_show_the_sweeps_a_sweep_a_trial_and_a_comparison() {
+    let server = Server::start(trained(), &[]);
+    let index = server.page("/");
+    assert!(index.contains("<a href=\"/sweeps/ui\">ui</a>") && index.contains("grid") && index.contains("none"), "{index}");
+    assert!(index.contains("best so far") && index.contains("val_iou = "), "{index}");
+
+    let sweep = server.page("/sweeps/ui");
+    for part in ["Leaderboard", "href=\"/runs/ui-1\"", "href=\"/runs/ui-2\"", "learning curves: val_iou", "val_iou vs augment.hue_delta", "parallel coordinates"] {
+        assert!(sweep.contains(part), "the sweep page lacks {part:?}");
+    }
+    assert!(sweep.matches("<svg").count() >= 5, "charts inline as SVG");
+    assert!(sweep.contains("Parameter importance"));
+    assert!(sweep.contains("&quot;augment.hue_delta&quot; = { values = [0.0, 0.3] }"), "the sweep file as written");
+    assert!(!sweep.contains("src=\"http") && !sweep.contains("<link"), "nothing from elsewhere: the page works offline");
+
+    let trial = server.page("/runs/ui-1");
+    for part in ["trial ui-1", "completed", "Epochs", "train_loss", "Checkpoints", "best", "last", "<svg", "/runs/ui-1/predictions.png", "train.learning_rate"] {
+        assert!(trial.contains(part), "the trial page lacks {part:?}");
+    }
+    let checkpoint = trial.split("href=\"/files/").nth(1).and_then(|s| s.split('"').next()).expect("a checkpoint link");
+    let (status, bytes) = server.request("GET", &format!("/files/{checkpoint}"));
+    assert_eq!(status, 200);
+    let expected = std::fs::read(trained().join("ui/ui-1/checkpoints").join(checkpoint.rsplit('/').next().unwrap())).unwrap();
+    assert_eq!(bytes, expected, "the checkpoint's bytes");
+
+    let (status, png) = server.request("GET", "/runs/ui-1/predictions.png");
+    assert_eq!(status, 200);
+    let grid = image::load_from_memory(&png).unwrap().into_rgb8();
+    let colours: HashSet<[u8; 3]> = grid.pixels().map(|p| p.0).collect();
+    assert!(colours.len() > 50, "the prediction grid is nearly blank: {} colours", colours.len());
+
+    let compare = server.page("/compare?runs=ui-1,ui-2");
+    assert!(compare.contains("augment.hue_delta") && compare.contains("best val_iou"), "{compare}");
+    assert!(!compare.contains(">train.learning_rate<"), "only the settings that differ: {compare}");
+    assert_eq!(server.page("/compare?runs=ui-1&runs=ui-2"), compare, "the leaderboard's check boxes ask the same");
+
+    let state: serde_json::Value = serde_json::from_str(&server.page("/api/sweeps/ui")).unwrap();
+    assert_eq!(state["trials"][0]["epochs"], 2, "{state}");
+}
+
+#[test]
+fn the_leaderboard_sorts_by_any_column_and_filters_with_the_where_language() {
+    let server = Server::start(trained(), &[]);
+    let order = |page: &str| -> Vec<String> {
+        page.split("<td class=\"l\"><a href=\"/runs/").skip(1).filter_map(|s| s.split('"').next()).map(String::from).collect()
+    };
+    let by_hue = server.page("/sweeps/ui?sort=augment.hue_delta");
+    assert_eq!(order(&by_hue), ["ui-1", "ui-2"]);
+    let hue = |id: &str| if id == "ui-1" { 0.0 } else { 0.3 };
+    let by_id_desc: Vec<String> = order(&server.page("/sweeps/ui?sort=id"));
+    assert_eq!(by_id_desc, ["ui-1", "ui-2"]);
+    let filtered = server.page("/sweeps/ui?where=augment.hue_delta+%3E+0.1");
+    assert_eq!(order(&filtered), ["ui-2"], "only hue 0.3 > 0.1");
+    assert!(order(&filtered).iter().all(|id| hue(id) > 0.1));
+    assert!(filtered.contains("value=\"augment.hue_delta &gt; 0.1\""), "the box keeps the filter");
+
+    let (status, page) = server.get("/sweeps/ui?where=val_iou+%3E%3E+1");
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("class=\"error\">filter: "), "the filter's error on the page: {page}");
+    let (status, page) = server.get("/sweeps/ui?where=nosuch+%3E+1");
+    assert_eq!(status, 400);
+    assert!(page.contains("unknown field") && page.contains("nosuch"), "{page}");
+    let (status, page) = server.get("/sweeps/ui?sort=nosuch");
+    assert_eq!(status, 400);
+    assert!(page.contains("sort: unknown field"), "{page}");
+    assert_eq!(server.get("/").0, 200, "the server is still up");
+}
+
+#[test]
+fn a_missing_trial_sweep_or_page_is_a_404_page() {
+    let server = Server::start(trained(), &[]);
+    for path in ["/sweeps/nosuch", "/runs/ui-99", "/runs/..%2Fx", "/runs/ui-99/predictions.png", "/api/sweeps/nosuch", "/api/runs/nope-1", "/nosuch", "/compare?runs=ui-1,ui-99"] {
+        let (status, body) = server.get(path);
+        assert_eq!(status, 404, "GET {path}: {body}");
+        assert!(body.contains("<h1>Not found</h1>"), "GET {path}: a page, not a panic: {body}");
+    }
+    assert!(server.get("/sweeps/uj").1.contains("did you mean ui?"), "the 404 suggests the closest sweep (escaped)");
+    let (status, body) = server.get("/compare?runs=ui-1");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(server.get("/").0, 200, "the server is still up");
+}
+
+#[test]
+fn no_route_changes_the_tracker_other_methods_are_405() {
+    let runs = trained();
+    let before = common::sweep(runs).args(["ls", "--json"]).output().unwrap().stdout;
+    let server = Server::start(runs, &[]);
+    for method in ["POST", "PUT", "DELETE", "PATCH"] {
+        for path in ["/", "/sweeps/ui", "/runs/ui-1", "/compare?runs=ui-1,ui-2", "/api/sweeps/ui", "/files/ui/ui-1/config.json"] {
+            assert_eq!(server.request(method, path).0, 405, "{method} {path}");
+        }
+    }
+    drop(server);
+    assert_eq!(common::sweep(runs).args(["ls", "--json"]).output().unwrap().stdout, before, "the tracker is as it was");
+}
+
+#[test]
+fn file_routes_never_leave_the_runs_directory() {
+    let runs = trained();
+    let outside = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-secret.txt");
+    std::fs::write(&outside, "secret").unwrap();
+    let link = runs.join("ui/link-out");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    let server = Server::start(runs, &[]);
+    assert_eq!(server.get("/files/ui/ui-1/config.json").0, 200, "a file inside is served");
+    for path in [
+        "/files/../ui-secret.txt",
+        "/files/ui/../../ui-secret.txt",
+        "/files/%2e%2e/ui-secret.txt",
+        "/files/%2E%2E%2Fui-secret.txt",
+        "/files/ui/%2e%2e/%2e%2e/ui-secret.txt",
+        &format!("/files/{}", outside.display()),
+        &format!("/files/%2F{}", outside.display().to_string().trim_start_matches('/')),
+        "/files//etc/passwd",
+        "/files/ui/link-out",
+        "/files/ui",
+        "/files/nosuch.png",
+    ] {
+        let (status, body) = server.get(path);
+        assert_eq!(status, 404, "GET {path}");
+        assert!(!body.contains("secret") || body.contains("no file"), "GET {path}: {body}");
+        assert!(!body.contains("root:"), "GET {path}: {body}");
+    }
+}
+
+#[test]
+fn a_missing_or_foreign_store_is_refused_at_start_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.db");
+    let out = common::sweep(dir.path()).args(["--store", missing.to_str().unwrap(), "ui", "--port", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no tracker here yet"));
+    assert!(!missing.exists(), "no empty tracker was made");
+    let foreign = dir.path().join("other.db");
+    rusqlite::Connection::open(&foreign).unwrap().execute_batch("CREATE TABLE notes (body TEXT)").unwrap();
+    let out = common::sweep(dir.path()).args(["--store", foreign.to_str().unwrap(), "ui", "--port", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a sweep tracker"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error_naming_it_and_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = common::sweep(trained()).args(["ui", "--port", &port]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("port {port}")) && err.contains("in use") && err.contains("--port"), "{err}");
+}
+
+#[test]
+fn listening_beyond_this_machine_warns_that_the_tracker_becomes_readable() {
+    let local = Server::start(trained(), &[]);
+    assert!(local.addr.starts_with("127.0.0.1:"), "{}", local.addr);
+    assert!(!local.stop().contains("warning"));
+    let open = Server::start(trained(), &["--host", "0.0.0.0"]);
+    let err = open.stop();
+    assert!(err.contains("warning: --host 0.0.0.0") && err.contains("readable"), "{err}");
+}
+
+#[test]
+fn the_server_stays_up_and_current_while_a_sweep_writes_the_tracker() {
+    let runs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-live-wal");
+    let _ = std::fs::remove_dir_all(&runs);
+    let sweep = Running::start(&runs, "wal", 4);
+    Running::wait_for_an_epoch(&runs, "wal");
+    let server = Server::start(&runs, &[]);
+    let mut epochs_seen = HashSet::new();
+    let mut sweep = sweep;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let (status, page) = server.get("/sweeps/wal");
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(server.get("/runs/wal-1").0, 200);
+        let state: serde_json::Value = serde_json::from_str(&server.page("/api/runs/wal-1")).unwrap();
+        epochs_seen.insert(state["epochs"].as_i64().unwrap());
+        if let Some(status) = sweep.child.try_wait().unwrap() {
+            assert!(status.success(), "the sweep ran to its end while the pages were read: {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sweep did not end within 180 s");
+    }
+    let state: serde_json::Value = serde_json::from_str(&server.page("/api/runs/wal-1")).unwrap();
+    assert_eq!((state["status"].as_str(), state["epochs"].as_i64()), (Some("completed"), Some(4)), "{state}");
+    assert!(epochs_seen.len() >= 2, "the pages followed the epochs as they came: {epochs_seen:?}");
+}
+
+#[test]
+fn status_watch_refreshes_until_nothing_is_queued_or_running() {
+    let out = common::sweep(trained()).args(["status", "--watch", "--interval", "0.2"]).timeout(Duration::from_secs(30)).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("sweep ui:").count(), 1, "a finished sweep is shown once: {text}");
+
+    let runs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-watch");
+    let _ = std::fs::remove_dir_all(&runs);
+    let _sweep = Running::start(&runs, "watch", 3);
+    Running::wait_for_an_epoch(&runs, "watch");
+    let out = common::sweep(&runs).args(["status", "--watch", "--interval", "0.3"]).timeout(Duration::from_secs(180)).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.matches("sweep watch:").count() >= 2, "refreshed while it ran: {text}");
+    assert!(text.contains("refreshing every 0.3s") && text.trim_end().ends_with(|c: char| c != ')'), "{text}");
+    assert!(text.contains("1 completed"), "the last frame shows the end: {text}");
+
+    let out = common::sweep(&runs).args(["status", "--interval", "1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "--interval needs --watch");
+}
+
+/// The system Chromium (`SWEEP_CHROMIUM` overrides the path). Missing is a failure that says how
+/// to install it, never a silent skip.
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("SWEEP_CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(path.is_file(), "{} not found: the browser test needs Chromium (tests/install-deps.sh installs Debian's `chromium`)", path.display());
+    path
+}
+
+#[test]
+fn chromium_sees_a_new_epoch_on_the_sweep_page_without_a_reload() {
+    use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+    use headless_chrome::{Browser, LaunchOptions};
+
+    let runs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-browser");
+    let _ = std::fs::remove_dir_all(&runs);
+    let _sweep = Running::start(&runs, "live", 40);
+    Running::wait_for_an_epoch(&runs, "live");
+    let server = Server::start(&runs, &[]);
+
+    let options = LaunchOptions::default_builder()
+        .path(Some(chromium()))
+        .headless(true)
+        .sandbox(false)
+        .window_size(Some((1280, 1600)))
+        .idle_browser_timeout(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    let browser = Browser::new(options).expect("chromium starts");
+    let tab = browser.new_tab().unwrap();
+    tab.navigate_to(&server.url("/sweeps/live")).unwrap().wait_until_navigated().unwrap();
+    let eval = |js: &str| tab.evaluate(js, false).unwrap().value.unwrap_or(serde_json::Value::Null);
+    // The leaderboard's epochs cell of live-1, and a mark that a reload would wipe out.
+    let epochs_js = "Number(document.querySelector('#live table tr:nth-child(2) td:nth-child(4)').textContent)";
+    eval("window.stillTheSamePage = true");
+    let first = eval(epochs_js).as_f64().expect("an epochs cell");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let later = loop {
+        let now = eval(epochs_js).as_f64().unwrap_or(first);
+        if now > first {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "no new epoch appeared within 120 s (still {first})");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(eval("window.stillTheSamePage"), serde_json::json!(true), "the page was not reloaded");
+    assert!(later > first);
+
+    let png = tab.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true).unwrap();
+    let shot = image::load_from_memory(&png).unwrap().into_rgb8();
+    let colours: HashSet<[u8; 3]> = shot.pixels().map(|p| p.0).collect();
+    assert!(colours.len() > 100, "the screenshot looks blank: {} colours", colours.len());
+}
