@@ -67,6 +67,7 @@ fn our_convolution_matches_burns_forward_and_every_gradient() {
         case(2, 33, 17, [11, 3], 3), // channel blocks of 8 and a remainder
         case(5, 8, 1, [7, 9], 1),    // the head
         case(6, 2, 5, [31, 1], 3),   // one column: every tap but the centre's in the padding
+        case(2, 3, 4, [64, 66], 3),  // 64x64 and more: our forward instead of flex's
     ];
     assert!(uses_own_kernels(&cpu().autodiff()), "the comparison would compare burn with itself");
     for (i, case) in cases.into_iter().enumerate() {
@@ -78,15 +79,16 @@ fn our_convolution_matches_burns_forward_and_every_gradient() {
     }
 }
 
-/// Losses of `steps` Adam steps of a tiny U-Net on one fixed batch.
+/// Losses of `steps` Adam steps of a tiny U-Net on one fixed batch (64x64: the top level takes
+/// our forward, the levels below flex's).
 fn loss_curve(steps: usize) -> Vec<f32> {
     let device = cpu().autodiff();
     let config = UNetConfig { base_filters: 4, depth: 2, ..UNetConfig::default() };
     let mut model = config.init(&device, 3);
     let mut optim = sweep::train::optimizer(&TrainConfig { learning_rate: 3e-3, ..TrainConfig::default() });
     device.seed(5);
-    let x = Tensor::<4>::random([4, 3, 20, 12], Distribution::Default, &device);
-    let y = Tensor::<4>::random([4, 1, 20, 12], Distribution::Bernoulli(0.4), &device);
+    let x = Tensor::<4>::random([2, 3, 64, 64], Distribution::Default, &device);
+    let y = Tensor::<4>::random([2, 1, 64, 64], Distribution::Bernoulli(0.4), &device);
     (0..steps)
         .map(|_| {
             let (loss, _) = bce_dice_loss(model.forward(x.clone()), y.clone());
@@ -103,13 +105,14 @@ fn training_with_our_kernels_follows_burns_loss_curve_and_is_reproducible() {
     let ours = loss_curve(20);
     let burns = with_burn_kernels(|| loss_curve(20));
     assert_eq!(ours, loss_curve(20), "the same seed gives the same losses, bit for bit");
-    // The two runs differ only in the rounding of the convolution gradients (about 1e-7
-    // relative), which Adam's normalised steps carry into the weights without growing much in 20
-    // steps of 3e-3: measured, the losses differ by at most 1.2e-7 (one unit in the last place of
-    // a loss near 1). 1e-5 leaves a margin of 80 for other CPUs' GEMM kernels, while a wrong
-    // gradient (a transposed tap, a missing sample) moves the loss by far more within a few steps.
+    // The two runs differ only in rounding (sums in another order, about 1e-7 relative per op),
+    // but Adam divides each gradient by its own running magnitude, so a weight whose gradient
+    // is near zero can step the other way, and the trajectories drift apart slowly: measured,
+    // the losses agree to 1e-7 for the first 8 steps and differ by at most 3e-4 (of a loss near
+    // 1.1) over the 20. 2e-3 keeps a margin of 7 for that drift; an actually wrong gradient is
+    // caught at 1e-4 op by op above, and moves the loss by much more.
     for (step, (a, b)) in ours.iter().zip(&burns).enumerate() {
-        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "step {step}: {a} with our kernels, {b} with burn's");
+        assert!((a - b).abs() <= 2e-3 * b.abs().max(1.0), "step {step}: {a} with our kernels, {b} with burn's");
     }
     assert!(ours[19] < ours[0] - 0.05, "the model learns: {ours:?}");
 }
@@ -130,6 +133,6 @@ fn our_kernels_run_on_flex_only() {
 fn inference_takes_our_route_and_matches_burns() {
     let config = UNetConfig { base_filters: 4, depth: 2, ..UNetConfig::default() };
     let model = config.init(&cpu(), 1).valid();
-    let x = Tensor::<4>::random([2, 3, 8, 12], Distribution::Default, &cpu());
+    let x = Tensor::<4>::random([2, 3, 64, 68], Distribution::Default, &cpu());
     assert_close("logits", values(model.forward(x.clone())), values(with_burn_kernels(|| model.forward(x))));
 }

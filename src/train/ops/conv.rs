@@ -1,4 +1,4 @@
-//! The convolution weight gradient as im2col + GEMM, on plain `f32` slices.
+//! The convolution and its weight gradient as im2col + GEMM, on plain `f32` slices.
 //!
 //! burn's default weight gradient is a convolution with batch and channels swapped, which flex
 //! runs on its direct small-channel path whenever the batch is small: the slowest part of a
@@ -91,6 +91,73 @@ pub fn bias_grad(dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
         }
     }
     grad
+}
+
+/// The convolution itself, `[batch, channels_out, oh, ow]` flattened: for each sample and row
+/// tile, `out[:, tile] = W[channels_out, (ci, kh, kw)] * col[(ci, kh, kw), tile] + bias`. Units
+/// (sample, row tile) write disjoint parts of the output, so the result does not depend on the
+/// thread count.
+pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    assert_eq!(x.len(), g.batch * g.channels_in * g.input_pixels(), "conv: input size");
+    assert_eq!(weight.len(), g.channels_out * g.channels_in * g.kernel_len(), "conv: weight size");
+    let [out_h, out_w] = g.output;
+    let columns = g.channels_in * g.kernel_len();
+    let tile_rows = (TILE_PIXELS / out_w.max(1)).clamp(1, out_h.max(1));
+    let units: Vec<(usize, usize)> = (0..g.batch).flat_map(|b| (0..out_h).step_by(tile_rows).map(move |r| (b, r))).collect();
+    let mut out = vec![0.0f32; g.batch * g.channels_out * g.output_pixels()];
+    let out_ptr = SharedOut(out.as_mut_ptr());
+    units.par_iter().for_each_init(Vec::new, |col, &(b, row0)| {
+        let rows = tile_rows.min(out_h - row0);
+        let pixels = rows * out_w;
+        col.resize(columns * pixels, 0.0);
+        im2col(col, x, g, b, 0..g.channels_in, row0..row0 + rows);
+        let dst = out_ptr.at((b * g.channels_out) * g.output_pixels() + row0 * out_w);
+        // SAFETY: the destination is rows `row0..row0 + rows` of every output plane of sample
+        // `b` (stride oh*ow), which no other unit writes; weight is [channels_out, columns]
+        // row-major and col is [columns, pixels].
+        unsafe {
+            for co in 0..g.channels_out {
+                std::slice::from_raw_parts_mut(dst.add(co * g.output_pixels()), pixels).fill(bias[co]);
+            }
+            gemm::gemm(
+                g.channels_out,
+                pixels,
+                columns,
+                dst,
+                1,
+                g.output_pixels() as isize,
+                true,
+                weight.as_ptr(),
+                1,
+                columns as isize,
+                col.as_ptr(),
+                1,
+                pixels as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    });
+    out
+}
+
+/// The output buffer, shared by units that write disjoint parts of it.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+
+// SAFETY: the units that share it write disjoint elements (see `forward`).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: callers pass offsets inside the buffer.
+        unsafe { self.0.add(offset) }
+    }
 }
 
 /// One unit: the weight-gradient columns of `channels`, summed over `samples`, as a
@@ -260,6 +327,51 @@ mod tests {
         check(geometry(1, 2, 2, [3, 4], 3, 1, 2)); // padding wider than the taps reach
         check(ConvGeometry { dilation: [2, 1], output: [3, 4], ..geometry(2, 3, 2, [7, 4], 3, 1, 1) });
         check(geometry(2, 3, 4, [130, 3], 3, 1, 1)); // more than one row tile
+    }
+
+    /// The convolution by its definition, in f64.
+    fn reference_forward(x: &[f32], w: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec<f32> {
+        let [kh_n, kw_n] = g.kernel;
+        let mut out = Vec::with_capacity(g.batch * g.channels_out * g.output_pixels());
+        for b in 0..g.batch {
+            for co in 0..g.channels_out {
+                for oh in 0..g.output[0] {
+                    for ow in 0..g.output[1] {
+                        let mut sum = bias[co] as f64;
+                        for ci in 0..g.channels_in {
+                            for kh in 0..kh_n {
+                                for kw in 0..kw_n {
+                                    let ih = (oh * g.stride[0] + kh * g.dilation[0]) as isize - g.padding[0] as isize;
+                                    let iw = (ow * g.stride[1] + kw * g.dilation[1]) as isize - g.padding[1] as isize;
+                                    if ih < 0 || iw < 0 || ih >= g.input[0] as isize || iw >= g.input[1] as isize {
+                                        continue;
+                                    }
+                                    let xv = x[((b * g.channels_in + ci) * g.input[0] + ih as usize) * g.input[1] + iw as usize];
+                                    sum += xv as f64 * w[((co * g.channels_in + ci) * kh_n + kh) * kw_n + kw] as f64;
+                                }
+                            }
+                        }
+                        out.push(sum as f32);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for g in [geometry(1, 1, 1, [5, 7], 3, 1, 1), geometry(3, 11, 5, [9, 6], 3, 1, 1), geometry(2, 4, 3, [7, 9], 3, 2, 1), geometry(2, 5, 2, [6, 5], 1, 1, 0), geometry(2, 3, 4, [130, 3], 3, 1, 1)] {
+            let x = values(g.batch * g.channels_in * g.input_pixels(), 1);
+            let w = values(g.channels_out * g.channels_in * g.kernel_len(), 3);
+            let bias = values(g.channels_out, 9);
+            let ours = forward(&x, &w, &bias, &g);
+            let expected = reference_forward(&x, &w, &bias, &g);
+            assert_eq!(ours.len(), expected.len());
+            for (i, (a, e)) in ours.iter().zip(&expected).enumerate() {
+                assert!((a - e).abs() <= 1e-4 * e.abs().max(1.0), "{g:?}: element {i}: {a} against {e}");
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Our own CPU kernels, registered for burn's `flex` backend through its backend extension.
 //!
 //! The model calls [`conv2d`] for every convolution. On a flex device (with or without
-//! autodiff) it runs [`ConvBackend::conv2d_with_bias`]: burn's forward and input gradient, and
-//! the weight and bias gradients from [`conv`] (im2col + GEMM; see there for why). Every other
+//! autodiff) it runs [`ConvBackend::conv2d_with_bias`]: the forward from [`conv`] on planes of
+//! 64x64 pixels or more and flex's on smaller ones, flex's input gradient, and the weight and
+//! bias gradients from [`conv`] (im2col + GEMM; see there for why). Every other
 //! device (vulkan, cuda) keeps burn's `conv2d`, so the model code is one path for all backends:
 //! an extension op called on a backend it was not registered for would panic, hence the routing
 //! here and nowhere else. [`with_burn_kernels`] runs a closure on burn's ops alone, for the tests
@@ -68,11 +69,34 @@ pub trait ConvBackend: Backend {
     fn conv2d_with_bias(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self>;
 }
 
-/// Inference (and the inner op under autodiff): burn's forward, which beats an im2col of ours.
+/// Inference: the forward alone.
 impl ConvBackend for Flex {
     fn conv2d_with_bias(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
-        Flex::conv2d(x, weight, Some(bias), options)
+        forward(x, weight, bias, options)
     }
+}
+
+/// Output planes of at least this many pixels take our forward; smaller ones flex's, whose
+/// layout suits many channels over few pixels better (`cargo bench --bench conv`).
+const OWN_FORWARD_MIN_PIXELS: usize = 64 * 64;
+
+/// The forward: ours (im2col + GEMM straight into the NCHW output) on large planes, flex's on
+/// small ones.
+fn forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+    let [batch, _, h, w] = x.shape().dims();
+    let [channels_out, _, kh, kw] = weight.shape().dims();
+    let out = |size: usize, k: usize, axis: usize| {
+        let (begin, end) = options.padding[axis];
+        (size + begin + end - options.dilation[axis] * (k - 1) - 1) / options.stride[axis] + 1
+    };
+    let output = [out(h, kh, 0), out(w, kw, 1)];
+    if output[0] * output[1] < OWN_FORWARD_MIN_PIXELS {
+        return Flex::conv2d(x, weight, Some(bias), options);
+    }
+    let g = geometry_of(&x, &weight, &options, output);
+    let (x, weight, bias) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
+    let y = conv::forward(f32s(&x), f32s(&weight), f32s(&bias), &g);
+    FlexTensor::from_data(TensorData::new(y, [batch, channels_out, output[0], output[1]]))
 }
 
 /// Training: the same forward, with our backward for the weight and the bias.
@@ -81,12 +105,10 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
         match ConvBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (x, weight) = (x.into_primitive(), weight.into_primitive());
-                let output = Flex::conv2d(x.clone(), weight.clone(), Some(bias.into_primitive()), options.clone());
+                let output = forward(x.clone(), weight.clone(), bias.into_primitive(), options.clone());
                 prep.finish(ConvState { x, weight, options }, output)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(Flex::conv2d(x.into_primitive(), weight.into_primitive(), Some(bias.into_primitive()), options))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(forward(x.into_primitive(), weight.into_primitive(), bias.into_primitive(), options)),
         }
     }
 }
@@ -137,9 +159,13 @@ fn bias_grad(x: &FlexTensor, weight: &FlexTensor, output_grad: &FlexTensor, opti
 }
 
 fn geometry(x: &FlexTensor, weight: &FlexTensor, output_grad: &FlexTensor, options: &ConvOptions<2>) -> ConvGeometry {
+    let [_, _, oh, ow] = output_grad.shape().dims();
+    geometry_of(x, weight, options, [oh, ow])
+}
+
+fn geometry_of(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>, [oh, ow]: [usize; 2]) -> ConvGeometry {
     let [batch, channels_in, h, w] = x.shape().dims();
     let [channels_out, _, kh, kw] = weight.shape().dims();
-    let [_, _, oh, ow] = output_grad.shape().dims();
     ConvGeometry {
         batch,
         channels_in,
