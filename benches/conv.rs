@@ -34,7 +34,9 @@ fn main() {
     common::header(&format!("3x3 convolution kernels, ours against flex's, {threads} threads"));
     println!("| batch | in -> out | size | forward flex | forward ours | weight grad flex | weight grad ours | input grad flex |");
     println!("|--:|--:|--:|--:|--:|--:|--:|--:|");
-    for (batch, ci, co, size) in [(4, 3, 16, 128), (4, 16, 16, 128), (8, 16, 16, 128), (4, 32, 32, 64), (8, 64, 64, 32), (4, 256, 256, 8), (8, 8, 8, 64), (8, 64, 128, 8)] {
+    for (batch, ci, co, size) in
+        [(4, 3, 16, 128), (4, 16, 16, 128), (8, 16, 16, 128), (4, 32, 32, 64), (8, 64, 64, 32), (4, 256, 256, 8), (8, 8, 8, 64), (8, 64, 128, 8)]
+    {
         let g = ConvGeometry {
             batch,
             channels_in: ci,
@@ -49,7 +51,12 @@ fn main() {
         let (x, w, b) = (values(batch * ci * size * size, 1), values(co * ci * 9, 2), values(co, 3));
         let dy = values(batch * co * size * size, 4);
         let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
-        let (xt, wt, bt, dyt) = (flex(x.clone(), [batch, ci, size, size]), flex(w.clone(), [co, ci, 3, 3]), FlexTensor::from_data(TensorData::new(b.clone(), [co])), flex(dy.clone(), [batch, co, size, size]));
+        let (xt, wt, bt, dyt) = (
+            flex(x.clone(), [batch, ci, size, size]),
+            flex(w.clone(), [co, ci, 3, 3]),
+            FlexTensor::from_data(TensorData::new(b.clone(), [co])),
+            flex(dy.clone(), [batch, co, size, size]),
+        );
         let fwd_flex = time(|| drop(Flex::conv2d(xt.clone(), wt.clone(), Some(bt.clone()), options.clone())));
         let fwd_ours = time(|| drop(conv::forward(&x, &w, &b, &g)));
         let wg_flex = time(|| drop(Flex::conv2d_weight_backward(xt.clone(), wt.clone(), dyt.clone(), options.clone())));

@@ -60,9 +60,8 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
     assert_eq!(dy.len(), g.batch * g.channels_out * g.output_pixels(), "conv weight gradient: output gradient size");
     let columns = g.channels_in * g.kernel_len();
     let per_sample = g.batch * g.channels_out * columns <= PARTIAL_BUDGET;
-    let sample_groups: Vec<Range<usize>> = if per_sample { (0..g.batch).map(|b| b..b + 1).collect() } else { vec![0..g.batch] };
-    let channel_blocks: Vec<Range<usize>> =
-        (0..g.channels_in).step_by(CHANNEL_BLOCK).map(|c| c..(c + CHANNEL_BLOCK).min(g.channels_in)).collect();
+    let sample_groups: Vec<Range<usize>> = if per_sample { (0..g.batch).map(|b| b..b + 1).collect() } else { std::iter::once(0..g.batch).collect() };
+    let channel_blocks: Vec<Range<usize>> = (0..g.channels_in).step_by(CHANNEL_BLOCK).map(|c| c..(c + CHANNEL_BLOCK).min(g.channels_in)).collect();
     let units: Vec<(Range<usize>, Range<usize>)> =
         sample_groups.iter().flat_map(|s| channel_blocks.iter().map(move |c| (s.clone(), c.clone()))).collect();
     let partials: Vec<Vec<f32>> = units.par_iter().map(|(samples, channels)| block_grad(x, dy, g, samples.clone(), channels.clone())).collect();
@@ -100,6 +99,7 @@ pub fn bias_grad(dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
 pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec<f32> {
     assert_eq!(x.len(), g.batch * g.channels_in * g.input_pixels(), "conv: input size");
     assert_eq!(weight.len(), g.channels_out * g.channels_in * g.kernel_len(), "conv: weight size");
+    assert_eq!(bias.len(), g.channels_out, "conv: bias size");
     let [out_h, out_w] = g.output;
     let columns = g.channels_in * g.kernel_len();
     let tile_rows = (TILE_PIXELS / out_w.max(1)).clamp(1, out_h.max(1));
@@ -116,8 +116,8 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec
         // `b` (stride oh*ow), which no other unit writes; weight is [channels_out, columns]
         // row-major and col is [columns, pixels].
         unsafe {
-            for co in 0..g.channels_out {
-                std::slice::from_raw_parts_mut(dst.add(co * g.output_pixels()), pixels).fill(bias[co]);
+            for (co, &b) in bias.iter().enumerate() {
+                std::slice::from_raw_parts_mut(dst.add(co * g.output_pixels()), pixels).fill(b);
             }
             gemm::gemm(
                 g.channels_out,
@@ -361,7 +361,13 @@ mod tests {
 
     #[test]
     fn forward_matches_the_definition() {
-        for g in [geometry(1, 1, 1, [5, 7], 3, 1, 1), geometry(3, 11, 5, [9, 6], 3, 1, 1), geometry(2, 4, 3, [7, 9], 3, 2, 1), geometry(2, 5, 2, [6, 5], 1, 1, 0), geometry(2, 3, 4, [130, 3], 3, 1, 1)] {
+        for g in [
+            geometry(1, 1, 1, [5, 7], 3, 1, 1),
+            geometry(3, 11, 5, [9, 6], 3, 1, 1),
+            geometry(2, 4, 3, [7, 9], 3, 2, 1),
+            geometry(2, 5, 2, [6, 5], 1, 1, 0),
+            geometry(2, 3, 4, [130, 3], 3, 1, 1),
+        ] {
             let x = values(g.batch * g.channels_in * g.input_pixels(), 1);
             let w = values(g.channels_out * g.channels_in * g.kernel_len(), 3);
             let bias = values(g.channels_out, 9);

@@ -13,6 +13,7 @@ pub mod conv;
 
 use std::cell::Cell;
 
+use burn::backend::TensorMetadata;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -22,7 +23,6 @@ use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, backend_extension};
 use burn::tensor::ops::ConvOptions;
-use burn::backend::TensorMetadata;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use conv::ConvGeometry;
@@ -52,12 +52,9 @@ pub fn uses_own_kernels(device: &Device) -> bool {
 /// - output: [batch, channels_out, oh, ow]
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
     match bias {
-        Some(bias) if options.groups == 1 && x.dtype() == DType::F32 && uses_own_kernels(&x.device()) => Tensor::from_dispatch(<Dispatch as ConvBackend>::conv2d_with_bias(
-            x.into_dispatch(),
-            weight.into_dispatch(),
-            bias.into_dispatch(),
-            options,
-        )),
+        Some(bias) if options.groups == 1 && x.dtype() == DType::F32 && uses_own_kernels(&x.device()) => Tensor::from_dispatch(
+            <Dispatch as ConvBackend>::conv2d_with_bias(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), options),
+        ),
         bias => burn::tensor::module::conv2d(x, weight, bias, options),
     }
 }
@@ -182,4 +179,3 @@ fn geometry_of(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>, [o
 fn f32s(tensor: &FlexTensor) -> &[f32] {
     tensor.as_slice::<f32>().expect("a contiguous f32 tensor")
 }
-
