@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The U-Net on our default CPU backend against the identical PyTorch model, side by side in one
-# run: one training step and one inference forward at 128x128, base 16 and 32, batch 4 and 8,
-# the same thread count, medians after warm-up. Then the peak RSS of a training process.
+# run: one training step and one inference forward at 128x128 (depth 5), base 16 and 32, batch 4
+# and 8, and at the main job's shape (64x64, base 8, depth 4, batch 8); the same thread count,
+# medians after warm-up. "burn's ops" is the same step without our kernels (`train::ops`).
+# Then the peak RSS of a training process.
 #
 # Usage: bench/compare.sh [PYTHON]   (PYTHON defaults to python3; it needs `pip install torch`)
 set -euo pipefail
@@ -14,16 +16,17 @@ BIN=$(cargo bench --bench unet --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))
 field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
 echo "## U-Net step vs PyTorch ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $THREADS threads, $(date -u +%F))"
 echo
-echo "| base | batch | train ours | train PyTorch | ratio | inference ours | inference PyTorch | ratio |"
-echo "|--:|--:|--:|--:|--:|--:|--:|--:|"
-for base in 16 32; do
-  for batch in 4 8; do
-    ours=$("$BIN" --base "$base" --batch "$batch" --threads "$THREADS" 2>/dev/null | tail -1)
-    ref=$("$PY" bench/unet_torch.py --base "$base" --batch "$batch" --threads "$THREADS" 2>/dev/null | tail -1)
-    to=$(echo "$ours" | field train_ms); tr=$(echo "$ref" | field train_ms)
-    io=$(echo "$ours" | field infer_ms); ir=$(echo "$ref" | field infer_ms)
-    printf "| %s | %s | %.0f ms | %.0f ms | %.2fx | %.0f ms | %.0f ms | %.2fx |\n" "$base" "$batch" "$to" "$tr" "$(echo "$to / $tr" | bc -l)" "$io" "$ir" "$(echo "$io / $ir" | bc -l)"
-  done
+echo "| size | depth | base | batch | train ours | train, burn's ops | train PyTorch | ratio | inference ours | inference PyTorch | ratio |"
+echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+for shape in "128 5 16 4" "128 5 16 8" "128 5 32 4" "128 5 32 8" "64 4 8 8"; do
+  read -r size depth base batch <<<"$shape"
+  args=(--size "$size" --depth "$depth" --base "$base" --batch "$batch" --threads "$THREADS")
+  ours=$("$BIN" "${args[@]}" 2>/dev/null | tail -1)
+  burn=$("$BIN" "${args[@]}" --burn-kernels 2>/dev/null | tail -1)
+  ref=$("$PY" bench/unet_torch.py "${args[@]}" 2>/dev/null | tail -1)
+  to=$(echo "$ours" | field train_ms); tb=$(echo "$burn" | field train_ms); tr=$(echo "$ref" | field train_ms)
+  io=$(echo "$ours" | field infer_ms); ir=$(echo "$ref" | field infer_ms)
+  printf "| %s | %s | %s | %s | %.0f ms | %.0f ms | %.0f ms | %.2fx | %.0f ms | %.0f ms | %.2fx |\n" "$size" "$depth" "$base" "$batch" "$to" "$tb" "$tr" "$(echo "$to / $tr" | bc -l)" "$io" "$ir" "$(echo "$io / $ir" | bc -l)"
 done
 echo
 rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }

@@ -2,7 +2,7 @@
 BatchNorm in every block), BCE + dice loss, Adam; one training step and one inference forward,
 timed the same way (median after warm-up, same thread count, 128x128 inputs).
 
-Usage: python bench/unet_torch.py --base 32 --batch 4 [--threads 2] [--steps 8]
+Usage: python bench/unet_torch.py --base 32 --batch 4 [--size 128] [--depth 5] [--threads 2] [--steps 8]
 Prints one JSON line: {"train_ms": ..., "infer_ms": ...}. PyTorch is a benchmark-only
 dependency: `pip install torch`.
 """
@@ -80,12 +80,13 @@ def main():
     ap.add_argument("--base", type=int, default=32)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--depth", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=8)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = UNet(a.base)
+    model = UNet(a.base, a.depth)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     x = torch.rand(a.batch, 3, a.size, a.size)
     y = (torch.rand(a.batch, 1, a.size, a.size) > 0.5).float()

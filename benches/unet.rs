@@ -2,8 +2,10 @@
 //! forward at 128x128 on the default CPU backend, median after warm-up: the Rust side of
 //! `bench/compare.sh`, which runs the identical PyTorch model beside it.
 //!
-//! Usage: cargo bench --bench unet -- --base 32 --batch 4 [--threads 2] [--steps 8]
-//! Prints one JSON line: {"train_ms": ..., "infer_ms": ...}.
+//! Usage: cargo bench --bench unet -- --base 32 --batch 4 [--size 128] [--depth 5] [--threads 2]
+//! [--steps 8] [--burn-kernels]
+//! Prints one JSON line: {"train_ms": ..., "infer_ms": ...}. `--burn-kernels` runs burn's own ops
+//! instead of `train::ops`' (issue 13), for the before/after comparison.
 
 #[path = "common.rs"]
 mod common;
@@ -23,10 +25,18 @@ fn arg(name: &str, default: usize) -> usize {
 
 fn main() {
     let (base, batch, size, threads, steps) = (arg("--base", 32), arg("--batch", 4), arg("--size", 128), arg("--threads", 2), arg("--steps", 8));
+    if std::env::args().any(|a| a == "--burn-kernels") {
+        sweep::train::ops::with_burn_kernels(|| run(base, batch, size, threads, steps));
+    } else {
+        run(base, batch, size, threads, steps);
+    }
+}
+
+fn run(base: usize, batch: usize, size: usize, threads: usize, steps: usize) {
     set_cpu_threads(threads);
     let device = DeviceSpec::Cpu.open().unwrap();
     let train_device = device.clone().autodiff();
-    let config = UNetConfig { base_filters: base, depth: 5, ..UNetConfig::default() };
+    let config = UNetConfig { base_filters: base, depth: arg("--depth", 5), ..UNetConfig::default() };
     let mut model = config.init(&train_device, 0);
     let mut optim = sweep::train::optimizer(&TrainConfig::default());
     device.seed(0);

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod device;
 pub mod metrics;
 pub mod model;
+pub mod ops;
 pub mod predict;
 pub mod trainer;
 

@@ -17,10 +17,12 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
+use super::ops;
 use crate::config::{UNetConfig, WeightInit};
 
 impl UNetConfig {
@@ -108,6 +110,15 @@ impl Init<'_> {
     }
 }
 
+/// `layer` applied to `x` through [`ops::conv2d`], which takes our kernels on the CPU. The
+/// model's convolutions have stride 1 and `Same` padding with odd kernels: `(k - 1) / 2` rows and
+/// columns on every side, as burn's `Conv2d::forward` computes it.
+fn conv(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    debug_assert!(layer.stride == [1, 1] && layer.kernel_size.iter().all(|k| k % 2 == 1) && layer.padding == PaddingConfig2d::Same);
+    let options = ConvOptions::new(layer.stride, layer.kernel_size.map(|k| (k - 1) / 2), layer.dilation, layer.groups);
+    ops::conv2d(x, layer.weight.val(), layer.bias.as_ref().map(|bias| bias.val()), options)
+}
+
 /// conv 3x3 -> BN -> ReLU -> conv 3x3 -> BN -> ReLU.
 #[derive(Module, Debug)]
 pub struct ConvBlock {
@@ -122,8 +133,8 @@ impl ConvBlock {
     /// - input: [batch, in_channels, h, w]
     /// - output: [batch, out_channels, h, w]
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.norm1.forward(self.conv1.forward(x))); // [batch, n, h, w]
-        relu(self.norm2.forward(self.conv2.forward(x))) // [batch, n, h, w]
+        let x = relu(self.norm1.forward(conv(&self.conv1, x))); // [batch, n, h, w]
+        relu(self.norm2.forward(conv(&self.conv2, x))) // [batch, n, h, w]
     }
 }
 
@@ -188,6 +199,6 @@ impl UNet {
         for (decoder, skip) in self.decoders.iter().zip(skips.into_iter().rev()) {
             x = decoder.forward(x, skip); // back up one level per decoder
         }
-        self.head.forward(x) // [batch, 1, h, w]
+        conv(&self.head, x) // [batch, 1, h, w]
     }
 }

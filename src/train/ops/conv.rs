@@ -1,0 +1,388 @@
+//! The convolution and its weight gradient as im2col + GEMM, on plain `f32` slices.
+//!
+//! burn's default weight gradient is a convolution with batch and channels swapped, which flex
+//! runs on its direct small-channel path whenever the batch is small: the slowest part of a
+//! training step. Here the gradient is what it is mathematically, a product over the batch and
+//! the output pixels: `dW[co, (ci, kh, kw)] = sum_{b, p} dY[b, co, p] * col_b[(ci, kh, kw), p]`,
+//! where `col_b` is the im2col matrix of sample `b`. The pixels are taken in row tiles, so a
+//! tile's columns stay in cache for its GEMM, and the work is split into units that each own a
+//! block of input channels (and, when the gradient is small, one sample): every element of the
+//! result is summed in one fixed order whatever the thread count, so runs stay reproducible.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+/// Input channels per unit of work: its GEMM has `CHANNEL_BLOCK * kh * kw` columns.
+const CHANNEL_BLOCK: usize = 8;
+/// Output pixels per im2col tile (rounded to whole rows): the tile of a block fits in L2.
+const TILE_PIXELS: usize = 2048;
+/// Per-sample partial gradients are kept (one more level of parallelism) while they total at
+/// most this many floats; larger layers sum the batch inside each unit instead.
+const PARTIAL_BUDGET: usize = 1 << 21;
+
+/// The shape of one 2-D convolution (groups = 1), in the terms the kernels need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    pub batch: usize,
+    pub channels_in: usize,
+    pub channels_out: usize,
+    /// `[height, width]` of the input.
+    pub input: [usize; 2],
+    /// `[height, width]` of the output.
+    pub output: [usize; 2],
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    /// Padding before the first row and column (the end padding only shows in `output`).
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl ConvGeometry {
+    fn kernel_len(&self) -> usize {
+        self.kernel[0] * self.kernel[1]
+    }
+
+    fn output_pixels(&self) -> usize {
+        self.output[0] * self.output[1]
+    }
+
+    fn input_pixels(&self) -> usize {
+        self.input[0] * self.input[1]
+    }
+}
+
+/// The gradient of the loss with respect to the weight, `[channels_out, channels_in, kh, kw]`
+/// flattened, from the input `x` (`[batch, channels_in, h, w]`) and the output gradient `dy`
+/// (`[batch, channels_out, oh, ow]`), both contiguous.
+pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    assert_eq!(x.len(), g.batch * g.channels_in * g.input_pixels(), "conv weight gradient: input size");
+    assert_eq!(dy.len(), g.batch * g.channels_out * g.output_pixels(), "conv weight gradient: output gradient size");
+    let columns = g.channels_in * g.kernel_len();
+    let per_sample = g.batch * g.channels_out * columns <= PARTIAL_BUDGET;
+    let sample_groups: Vec<Range<usize>> = if per_sample { (0..g.batch).map(|b| b..b + 1).collect() } else { std::iter::once(0..g.batch).collect() };
+    let channel_blocks: Vec<Range<usize>> = (0..g.channels_in).step_by(CHANNEL_BLOCK).map(|c| c..(c + CHANNEL_BLOCK).min(g.channels_in)).collect();
+    let units: Vec<(Range<usize>, Range<usize>)> =
+        sample_groups.iter().flat_map(|s| channel_blocks.iter().map(move |c| (s.clone(), c.clone()))).collect();
+    let partials: Vec<Vec<f32>> = units.par_iter().map(|(samples, channels)| block_grad(x, dy, g, samples.clone(), channels.clone())).collect();
+
+    // Sum the partials in unit order: samples in order, each block into its columns.
+    let mut grad = vec![0.0f32; g.channels_out * columns];
+    for ((_, channels), partial) in units.iter().zip(&partials) {
+        let width = channels.len() * g.kernel_len();
+        let first = channels.start * g.kernel_len();
+        for (co, row) in partial.chunks_exact(width).enumerate() {
+            let dst = &mut grad[co * columns + first..co * columns + first + width];
+            dst.iter_mut().zip(row).for_each(|(d, s)| *d += s);
+        }
+    }
+    grad
+}
+
+/// The gradient of the loss with respect to the bias, `[channels_out]`: `dy` summed over the
+/// batch and the pixels, in order.
+pub fn bias_grad(dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let pixels = g.output_pixels();
+    let mut grad = vec![0.0f32; g.channels_out];
+    for sample in dy.chunks_exact(g.channels_out * pixels) {
+        for (sum, plane) in grad.iter_mut().zip(sample.chunks_exact(pixels)) {
+            *sum += plane.iter().sum::<f32>();
+        }
+    }
+    grad
+}
+
+/// The convolution itself, `[batch, channels_out, oh, ow]` flattened: for each sample and row
+/// tile, `out[:, tile] = W[channels_out, (ci, kh, kw)] * col[(ci, kh, kw), tile] + bias`. Units
+/// (sample, row tile) write disjoint parts of the output, so the result does not depend on the
+/// thread count.
+pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    assert_eq!(x.len(), g.batch * g.channels_in * g.input_pixels(), "conv: input size");
+    assert_eq!(weight.len(), g.channels_out * g.channels_in * g.kernel_len(), "conv: weight size");
+    assert_eq!(bias.len(), g.channels_out, "conv: bias size");
+    let [out_h, out_w] = g.output;
+    let columns = g.channels_in * g.kernel_len();
+    let tile_rows = (TILE_PIXELS / out_w.max(1)).clamp(1, out_h.max(1));
+    let units: Vec<(usize, usize)> = (0..g.batch).flat_map(|b| (0..out_h).step_by(tile_rows).map(move |r| (b, r))).collect();
+    let mut out = vec![0.0f32; g.batch * g.channels_out * g.output_pixels()];
+    let out_ptr = SharedOut(out.as_mut_ptr());
+    units.par_iter().for_each_init(Vec::new, |col, &(b, row0)| {
+        let rows = tile_rows.min(out_h - row0);
+        let pixels = rows * out_w;
+        col.resize(columns * pixels, 0.0);
+        im2col(col, x, g, b, 0..g.channels_in, row0..row0 + rows);
+        let dst = out_ptr.at((b * g.channels_out) * g.output_pixels() + row0 * out_w);
+        // SAFETY: the destination is rows `row0..row0 + rows` of every output plane of sample
+        // `b` (stride oh*ow), which no other unit writes; weight is [channels_out, columns]
+        // row-major and col is [columns, pixels].
+        unsafe {
+            for (co, &b) in bias.iter().enumerate() {
+                std::slice::from_raw_parts_mut(dst.add(co * g.output_pixels()), pixels).fill(b);
+            }
+            gemm::gemm(
+                g.channels_out,
+                pixels,
+                columns,
+                dst,
+                1,
+                g.output_pixels() as isize,
+                true,
+                weight.as_ptr(),
+                1,
+                columns as isize,
+                col.as_ptr(),
+                1,
+                pixels as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    });
+    out
+}
+
+/// The output buffer, shared by units that write disjoint parts of it.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+
+// SAFETY: the units that share it write disjoint elements (see `forward`).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: callers pass offsets inside the buffer.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+/// One unit: the weight-gradient columns of `channels`, summed over `samples`, as a
+/// `[channels_out, channels.len() * kh * kw]` row-major block.
+fn block_grad(x: &[f32], dy: &[f32], g: &ConvGeometry, samples: Range<usize>, channels: Range<usize>) -> Vec<f32> {
+    let [out_h, out_w] = g.output;
+    let columns = channels.len() * g.kernel_len();
+    let tile_rows = (TILE_PIXELS / out_w.max(1)).clamp(1, out_h.max(1));
+    let mut acc = vec![0.0f32; g.channels_out * columns];
+    let mut col = vec![0.0f32; columns * tile_rows * out_w];
+    for b in samples {
+        for row0 in (0..out_h).step_by(tile_rows) {
+            let rows = tile_rows.min(out_h - row0);
+            let pixels = rows * out_w;
+            let col = &mut col[..columns * pixels];
+            im2col(col, x, g, b, channels.clone(), row0..row0 + rows);
+            let dy_tile = &dy[(b * g.channels_out) * g.output_pixels() + row0 * out_w..];
+            // acc[co, j] += sum_p dy_tile[co, p] * col[j, p]
+            // SAFETY: every pointer addresses a live buffer with the strides and extents given:
+            // acc is [channels_out, columns] row-major; dy_tile rows are output planes
+            // (stride oh*ow) of which the first `pixels` are read; col is [columns, pixels].
+            unsafe {
+                gemm::gemm(
+                    g.channels_out,
+                    columns,
+                    pixels,
+                    acc.as_mut_ptr(),
+                    1,
+                    columns as isize,
+                    true,
+                    dy_tile.as_ptr(),
+                    1,
+                    g.output_pixels() as isize,
+                    col.as_ptr(),
+                    pixels as isize,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        }
+    }
+    acc
+}
+
+/// Fills `col` (`[channels.len() * kh * kw, rows.len() * ow]`) with the input values each
+/// output pixel of `rows` sees through each kernel tap, zero where the tap falls in the padding.
+fn im2col(col: &mut [f32], x: &[f32], g: &ConvGeometry, b: usize, channels: Range<usize>, rows: Range<usize>) {
+    let [in_h, in_w] = g.input;
+    let out_w = g.output[1];
+    let pixels = rows.len() * out_w;
+    let mut taps = col.chunks_exact_mut(pixels);
+    for c in channels {
+        let plane = &x[(b * g.channels_in + c) * g.input_pixels()..][..g.input_pixels()];
+        for kh in 0..g.kernel[0] {
+            for kw in 0..g.kernel[1] {
+                let dst = taps.next().expect("im2col: one row per tap");
+                let shift_w = (kw * g.dilation[1]) as isize - g.padding[1] as isize;
+                for (out_row, dst_row) in rows.clone().zip(dst.chunks_exact_mut(out_w)) {
+                    let ih = (out_row * g.stride[0] + kh * g.dilation[0]) as isize - g.padding[0] as isize;
+                    if ih < 0 || ih >= in_h as isize {
+                        dst_row.fill(0.0);
+                        continue;
+                    }
+                    let src_row = &plane[ih as usize * in_w..][..in_w];
+                    copy_row(dst_row, src_row, shift_w, g.stride[1]);
+                }
+            }
+        }
+    }
+}
+
+/// `dst[i] = src[i * stride + shift]`, zero where that index is outside `src`.
+fn copy_row(dst: &mut [f32], src: &[f32], shift: isize, stride: usize) {
+    let inside = |i: usize| {
+        let at = (i * stride) as isize + shift;
+        (at >= 0 && at < src.len() as isize).then_some(at as usize)
+    };
+    if stride == 1 {
+        // One contiguous run, zeros on either side.
+        let lo = (-shift).clamp(0, dst.len() as isize) as usize;
+        let hi = (src.len() as isize - shift).clamp(lo as isize, dst.len() as isize) as usize;
+        dst[..lo].fill(0.0);
+        dst[lo..hi].copy_from_slice(&src[(lo as isize + shift) as usize..(hi as isize + shift) as usize]);
+        dst[hi..].fill(0.0);
+    } else {
+        for (i, d) in dst.iter_mut().enumerate() {
+            *d = inside(i).map_or(0.0, |at| src[at]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, summed naively in f64.
+    fn reference(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+        let [kh_n, kw_n] = g.kernel;
+        let mut out = vec![0.0f32; g.channels_out * g.channels_in * kh_n * kw_n];
+        for co in 0..g.channels_out {
+            for ci in 0..g.channels_in {
+                for kh in 0..kh_n {
+                    for kw in 0..kw_n {
+                        let mut sum = 0.0f64;
+                        for b in 0..g.batch {
+                            for oh in 0..g.output[0] {
+                                for ow in 0..g.output[1] {
+                                    let ih = (oh * g.stride[0] + kh * g.dilation[0]) as isize - g.padding[0] as isize;
+                                    let iw = (ow * g.stride[1] + kw * g.dilation[1]) as isize - g.padding[1] as isize;
+                                    if ih < 0 || iw < 0 || ih >= g.input[0] as isize || iw >= g.input[1] as isize {
+                                        continue;
+                                    }
+                                    let xv = x[((b * g.channels_in + ci) * g.input[0] + ih as usize) * g.input[1] + iw as usize];
+                                    let dv = dy[((b * g.channels_out + co) * g.output[0] + oh) * g.output[1] + ow];
+                                    sum += xv as f64 * dv as f64;
+                                }
+                            }
+                        }
+                        out[((co * g.channels_in + ci) * kh_n + kh) * kw_n + kw] = sum as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0).collect()
+    }
+
+    fn check(g: ConvGeometry) {
+        let x = values(g.batch * g.channels_in * g.input_pixels(), 1);
+        let dy = values(g.batch * g.channels_out * g.output_pixels(), 7);
+        let ours = weight_grad(&x, &dy, &g);
+        let expected = reference(&x, &dy, &g);
+        for (i, (a, e)) in ours.iter().zip(&expected).enumerate() {
+            assert!((a - e).abs() <= 1e-4 * e.abs().max(1.0), "{g:?}: element {i}: {a} against {e}");
+        }
+    }
+
+    fn geometry(batch: usize, ci: usize, co: usize, input: [usize; 2], kernel: usize, stride: usize, padding: usize) -> ConvGeometry {
+        let out = |n: usize| (n + 2 * padding - kernel) / stride + 1;
+        ConvGeometry {
+            batch,
+            channels_in: ci,
+            channels_out: co,
+            input,
+            output: [out(input[0]), out(input[1])],
+            kernel: [kernel, kernel],
+            stride: [stride, stride],
+            padding: [padding, padding],
+            dilation: [1, 1],
+        }
+    }
+
+    #[test]
+    fn weight_grad_matches_the_definition() {
+        check(geometry(1, 1, 1, [5, 7], 3, 1, 1));
+        check(geometry(3, 11, 5, [9, 6], 3, 1, 1)); // channel blocks of 8 and 3
+        check(geometry(2, 4, 3, [7, 9], 3, 2, 1)); // strided
+        check(geometry(2, 5, 2, [6, 5], 1, 1, 0)); // the head's 1x1
+        check(geometry(1, 2, 2, [3, 4], 3, 1, 2)); // padding wider than the taps reach
+        check(ConvGeometry { dilation: [2, 1], output: [3, 4], ..geometry(2, 3, 2, [7, 4], 3, 1, 1) });
+        check(geometry(2, 3, 4, [130, 3], 3, 1, 1)); // more than one row tile
+    }
+
+    /// The convolution by its definition, in f64.
+    fn reference_forward(x: &[f32], w: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec<f32> {
+        let [kh_n, kw_n] = g.kernel;
+        let mut out = Vec::with_capacity(g.batch * g.channels_out * g.output_pixels());
+        for b in 0..g.batch {
+            for co in 0..g.channels_out {
+                for oh in 0..g.output[0] {
+                    for ow in 0..g.output[1] {
+                        let mut sum = bias[co] as f64;
+                        for ci in 0..g.channels_in {
+                            for kh in 0..kh_n {
+                                for kw in 0..kw_n {
+                                    let ih = (oh * g.stride[0] + kh * g.dilation[0]) as isize - g.padding[0] as isize;
+                                    let iw = (ow * g.stride[1] + kw * g.dilation[1]) as isize - g.padding[1] as isize;
+                                    if ih < 0 || iw < 0 || ih >= g.input[0] as isize || iw >= g.input[1] as isize {
+                                        continue;
+                                    }
+                                    let xv = x[((b * g.channels_in + ci) * g.input[0] + ih as usize) * g.input[1] + iw as usize];
+                                    sum += xv as f64 * w[((co * g.channels_in + ci) * kh_n + kh) * kw_n + kw] as f64;
+                                }
+                            }
+                        }
+                        out.push(sum as f32);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for g in [
+            geometry(1, 1, 1, [5, 7], 3, 1, 1),
+            geometry(3, 11, 5, [9, 6], 3, 1, 1),
+            geometry(2, 4, 3, [7, 9], 3, 2, 1),
+            geometry(2, 5, 2, [6, 5], 1, 1, 0),
+            geometry(2, 3, 4, [130, 3], 3, 1, 1),
+        ] {
+            let x = values(g.batch * g.channels_in * g.input_pixels(), 1);
+            let w = values(g.channels_out * g.channels_in * g.kernel_len(), 3);
+            let bias = values(g.channels_out, 9);
+            let ours = forward(&x, &w, &bias, &g);
+            let expected = reference_forward(&x, &w, &bias, &g);
+            assert_eq!(ours.len(), expected.len());
+            for (i, (a, e)) in ours.iter().zip(&expected).enumerate() {
+                assert!((a - e).abs() <= 1e-4 * e.abs().max(1.0), "{g:?}: element {i}: {a} against {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn bias_grad_sums_every_sample_and_pixel() {
+        let g = geometry(2, 1, 2, [2, 2], 1, 1, 0);
+        assert_eq!(bias_grad(&[1.0, 2.0, 3.0, 4.0, 10.0, 10.0, 10.0, 10.0, 0.5, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0], &g), vec![12.0, 44.0]);
+    }
+}
