@@ -420,7 +420,8 @@ fn importance_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, importanc
         .margin(20)
         .x_label_area_size(44)
         .y_label_area_size(label_width)
-        .build_cartesian_2d(0.0..1.0, (0..n).into_segmented())
+        // An integer range includes its end: rows 0..=n-1, one per parameter.
+        .build_cartesian_2d(0.0..1.0, (0..n - 1).into_segmented())
         .map_err(err)?;
     // Rows counted from the bottom: the most important parameter is drawn in the top row.
     let row = |i: usize| n - 1 - i;
