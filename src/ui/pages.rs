@@ -112,7 +112,8 @@ impl Dashboard {
             })
             .collect();
         // Importance of the trials shown: a filter asks which parameters matter among those.
-        let importance = charts::importance_view(&shown, &objective, |ranked| {
+        let importances = crate::report::importance::importance(&shown, &objective.name, objective.goal);
+        let importance = charts::importance_view(&importances, |ranked| {
             let figure = draw::Importances { importances: ranked, objective: &objective.name };
             Some(draw::svg(&figure).map(Picture::Svg).unwrap_or_else(|e| Picture::Svg(format!("<p class=\"error\">{}</p>", html::escape(&e.to_string())))))
         });

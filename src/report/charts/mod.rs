@@ -14,7 +14,7 @@ pub mod series;
 use std::path::{Path, PathBuf};
 
 use crate::config::Objective;
-use crate::report::importance::ParamImportance;
+use crate::report::importance::{self, ImportanceError, ParamImportance};
 use crate::report::{ReportError, html};
 use crate::store::{Store, StoreError, TrialFilter};
 use series::TrialData;
@@ -92,9 +92,10 @@ pub fn plot_sweep(
         record(path.clone(), chart.png(&path));
     }
     // Too few finished trials for importance is no failure: the chart appears once there are.
-    if let Ok(importances) = crate::report::importance::importance(&runs, &objective.name, goal) {
+    let importances = importance::importance(&runs, &objective.name, goal);
+    if let Ok(importances) = &importances {
         let path = dir.join(IMPORTANCE_FILE);
-        record(path.clone(), draw::draw_importance(&importances, &objective.name, &path));
+        record(path.clone(), draw::draw_importance(importances, &objective.name, &path));
     }
     let best = series::best_run(&runs, &objective.name, goal);
     if let Some(best) = best.as_deref().and_then(|id| runs.iter().find(|r| r.row.id == id)) {
@@ -108,7 +109,7 @@ pub fn plot_sweep(
     }
     let index = dir.join("index.html");
     let info = store.sweeps()?.into_iter().find(|s| s.name == sweep);
-    let html = export_page(sweep, info.as_ref(), &runs, &objective, &written.files);
+    let html = export_page(sweep, info.as_ref(), &runs, &objective, &importances, &written.files);
     match crate::util::atomic_write(&index, html.as_bytes()) {
         Ok(()) => written.files.push(index),
         Err(e) => written.errors.push(format!("{}: {e}", index.display())),
@@ -196,14 +197,13 @@ pub const IMPORTANCE_FILE: &str = "importance.png";
 /// The importance section of a sweep's page: each parameter's share with the chart `picture`
 /// draws for it, or why there is none yet.
 pub fn importance_view(
-    runs: &[TrialData],
-    objective: &Objective,
+    importances: &Result<Vec<ParamImportance>, ImportanceError>,
     picture: impl FnOnce(&[ParamImportance]) -> Option<html::Picture>,
 ) -> html::ImportanceView {
-    match crate::report::importance::importance(runs, &objective.name, objective.goal) {
+    match importances {
         Ok(ranked) => {
-            let chart = picture(&ranked);
-            html::ImportanceView::Ranked(ranked.into_iter().map(|p| (p.parameter, p.importance)).collect(), chart)
+            let chart = picture(ranked);
+            html::ImportanceView::Ranked(ranked.iter().map(|p| (p.parameter.clone(), p.importance)).collect(), chart)
         }
         Err(e) => html::ImportanceView::Unavailable(format!("No parameter importance yet: {e}.")),
     }
@@ -229,11 +229,18 @@ pub fn method_and_pruner(name: &str, spec: &str) -> (String, String) {
 
 /// The static `index.html` of a sweep: the same page as `sweep ui`'s sweep page, with the chart
 /// files beside it as images and no links to routes.
-fn export_page(sweep: &str, info: Option<&crate::store::SweepInfo>, runs: &[TrialData], objective: &Objective, files: &[PathBuf]) -> String {
+fn export_page(
+    sweep: &str,
+    info: Option<&crate::store::SweepInfo>,
+    runs: &[TrialData],
+    objective: &Objective,
+    importances: &Result<Vec<ParamImportance>, ImportanceError>,
+    files: &[PathBuf],
+) -> String {
     let (method, pruner) = info.map(|i| method_and_pruner(sweep, &i.spec)).unwrap_or_else(|| ("?".into(), "?".into()));
     let ranked: Vec<TrialData> = series::ranked(runs, &objective.name, objective.goal).into_iter().cloned().collect();
     let importance_file = files.iter().any(|f| f.file_name().is_some_and(|n| n == IMPORTANCE_FILE));
-    let importance = importance_view(runs, objective, |_| importance_file.then(|| html::Picture::File(IMPORTANCE_FILE.into())));
+    let importance = importance_view(importances, |_| importance_file.then(|| html::Picture::File(IMPORTANCE_FILE.into())));
     let charts = files
         .iter()
         .filter(|f| f.extension().is_some_and(|e| e == "png") && f.file_name().is_some_and(|n| n != IMPORTANCE_FILE))
@@ -261,5 +268,5 @@ fn export_page(sweep: &str, info: Option<&crate::store::SweepInfo>, runs: &[Tria
 /// One page with every chart of the sweep and its leaderboard (the static export, without the
 /// tracker's sweep row).
 pub fn index_html(sweep: &str, runs: &[TrialData], objective: &Objective, files: &[PathBuf]) -> String {
-    export_page(sweep, None, runs, objective, files)
+    export_page(sweep, None, runs, objective, &importance::importance(runs, &objective.name, objective.goal), files)
 }
