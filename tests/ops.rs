@@ -4,7 +4,9 @@
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::ChaCha8Rng;
 use sweep::config::{TrainConfig, UNetConfig};
 use sweep::train::device::DeviceSpec;
 use sweep::train::metrics::bce_dice_loss;
@@ -12,6 +14,13 @@ use sweep::train::ops::{self, uses_own_kernels, with_burn_kernels};
 
 fn cpu() -> Device {
     DeviceSpec::Cpu.open().unwrap()
+}
+
+/// A random tensor from its own seeded stream. Not `device.seed` + `Tensor::random`: the device's
+/// generator is shared by every test thread of this binary, so another test drawing in between
+/// would hand the two sides of a comparison different inputs.
+fn random<const D: usize>(shape: [usize; D], distribution: Distribution, rng: &mut ChaCha8Rng, device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::random::<f32, _, _>(shape, distribution, rng), device)
 }
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -33,12 +42,12 @@ fn assert_close(what: &str, ours: Vec<f32>, burns: Vec<f32>) {
 /// Forward and gradients (input, weight, bias) of `conv` on one case, on an autodiff device.
 fn conv_and_grads(conv: fn(Tensor<4>, Tensor<4>, Option<Tensor<1>>, ConvOptions<2>) -> Tensor<4>, case: Case, seed: u64) -> [Vec<f32>; 4] {
     let device = cpu().autodiff();
-    device.seed(seed);
+    let rng = &mut ChaCha8Rng::seed_from_u64(seed);
     let Case { batch, channels_in, channels_out, size: [h, w], kernel } = case;
-    let x = Tensor::<4>::random([batch, channels_in, h, w], Distribution::Normal(0.0, 1.0), &device).require_grad();
-    let weight = Tensor::<4>::random([channels_out, channels_in, kernel, kernel], Distribution::Normal(0.0, 0.3), &device).require_grad();
-    let bias = Tensor::<1>::random([channels_out], Distribution::Normal(0.0, 1.0), &device).require_grad();
-    let probe = Tensor::<4>::random([batch, channels_out, h, w], Distribution::Normal(0.0, 1.0), &device);
+    let x = random([batch, channels_in, h, w], Distribution::Normal(0.0, 1.0), rng, &device).require_grad();
+    let weight = random([channels_out, channels_in, kernel, kernel], Distribution::Normal(0.0, 0.3), rng, &device).require_grad();
+    let bias = random([channels_out], Distribution::Normal(0.0, 1.0), rng, &device).require_grad();
+    let probe = random([batch, channels_out, h, w], Distribution::Normal(0.0, 1.0), rng, &device);
     let padding = (kernel - 1) / 2; // `Same`, as the model uses it
     let out = conv(x.clone(), weight.clone(), Some(bias.clone()), ConvOptions::new([1, 1], [padding, padding], [1, 1], 1));
     let grads = (out.clone() * probe).sum().backward();
@@ -86,9 +95,9 @@ fn loss_curve(steps: usize) -> Vec<f32> {
     let config = UNetConfig { base_filters: 4, depth: 2, ..UNetConfig::default() };
     let mut model = config.init(&device, 3);
     let mut optim = sweep::train::optimizer(&TrainConfig { learning_rate: 3e-3, ..TrainConfig::default() });
-    device.seed(5);
-    let x = Tensor::<4>::random([2, 3, 64, 64], Distribution::Default, &device);
-    let y = Tensor::<4>::random([2, 1, 64, 64], Distribution::Bernoulli(0.4), &device);
+    let rng = &mut ChaCha8Rng::seed_from_u64(5);
+    let x = random([2, 3, 64, 64], Distribution::Default, rng, &device);
+    let y = random([2, 1, 64, 64], Distribution::Bernoulli(0.4), rng, &device);
     (0..steps)
         .map(|_| {
             let (loss, _) = bce_dice_loss(model.forward(x.clone()), y.clone());
