@@ -1,6 +1,6 @@
 //! The convolution kernels of `train::ops::conv` against flex's, one op at a time, at the
 //! U-Net's layer shapes (3x3, `Same` padding): the forward, the weight gradient and the input
-//! gradient, median of 10 after warm-up. What pays is wired into `train::ops`; the rest is
+//! gradient (ours: our forward over the flipped kernel), median of 10 after warm-up. What pays is wired into `train::ops`; the rest is
 //! recorded in BENCHMARKS.md (issue 13).
 //!
 //! Usage: cargo bench --bench conv [-- --threads 2]
@@ -32,8 +32,8 @@ fn main() {
     let threads = std::env::args().skip_while(|a| a != "--threads").nth(1).and_then(|v| v.parse().ok()).unwrap_or(2);
     set_cpu_threads(threads);
     common::header(&format!("3x3 convolution kernels, ours against flex's, {threads} threads"));
-    println!("| batch | in -> out | size | forward flex | forward ours | weight grad flex | weight grad ours | input grad flex |");
-    println!("|--:|--:|--:|--:|--:|--:|--:|--:|");
+    println!("| batch | in -> out | size | forward flex | forward ours | weight grad flex | weight grad ours | input grad flex | input grad ours |");
+    println!("|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (batch, ci, co, size) in
         [(4, 3, 16, 128), (4, 16, 16, 128), (8, 16, 16, 128), (4, 32, 32, 64), (8, 64, 64, 32), (4, 256, 256, 8), (8, 8, 8, 64), (8, 64, 128, 8)]
     {
@@ -62,6 +62,9 @@ fn main() {
         let wg_flex = time(|| drop(Flex::conv2d_weight_backward(xt.clone(), wt.clone(), dyt.clone(), options.clone())));
         let wg_ours = time(|| drop(conv::weight_grad(&x, &dy, &g)));
         let xg_flex = time(|| drop(Flex::conv2d_x_backward(xt.clone(), wt.clone(), dyt.clone(), options.clone())));
-        println!("| {batch} | {ci} -> {co} | {size} | {fwd_flex:.2} ms | {fwd_ours:.2} ms | {wg_flex:.2} ms | {wg_ours:.2} ms | {xg_flex:.2} ms |");
+        let xg_ours = time(|| drop(conv::input_grad(&dy, &w, &g)));
+        println!(
+            "| {batch} | {ci} -> {co} | {size} | {fwd_flex:.2} ms | {fwd_ours:.2} ms | {wg_flex:.2} ms | {wg_ours:.2} ms | {xg_flex:.2} ms | {xg_ours:.2} ms |"
+        );
     }
 }

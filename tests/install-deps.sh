@@ -5,8 +5,8 @@
 # - SLURM (the cluster tests start slurmctld and slurmd with a one-node config, auth/none);
 # - unshare, runuser and mount from util-linux (the disk-fault tests mount a private tmpfs; as
 #   root, PostgreSQL is started as the postgres user);
-# - Chromium (Debian's `chromium`): the browser test of `sweep ui` drives it headless over the
-#   DevTools protocol (tests/ui.rs; SWEEP_CHROMIUM names another binary);
+# - Chromium and its WebDriver (Debian's `chromium`, `chromium-driver`): the browser test of
+#   `sweep ui` drives it headless (tests/ui.rs; SWEEP_CHROMIUM, SWEEP_CHROMEDRIVER name others);
 # - Python's venv module, for the test-only virtual environment of MLflow and TensorBoard that
 #   tests/python-deps.sh makes (the export tests read our output back with those tools).
 set -euo pipefail
@@ -18,6 +18,7 @@ command -v slurmctld >/dev/null 2>&1 || need+=(slurm-wlm)
 { command -v unshare && command -v runuser; } >/dev/null 2>&1 || need+=(util-linux)
 command -v mount >/dev/null 2>&1 || need+=(mount)
 [ -x "${SWEEP_CHROMIUM:-/usr/bin/chromium}" ] || need+=(chromium)
+[ -x "${SWEEP_CHROMEDRIVER:-/usr/bin/chromedriver}" ] || need+=(chromium-driver)
 # Debian's python3 imports ensurepip but cannot make a virtual environment without python3-venv:
 # try one (only when the test venv is not there yet).
 venv_works() { local d rc; d=$(mktemp -d); python3 -m venv "$d/v" >/dev/null 2>&1 && rc=0 || rc=1; rm -rf "$d"; return "$rc"; }

@@ -34,7 +34,7 @@ fn a_bayes_sweep_reads_its_settings_pruner_and_conditions() {
     assert!(s.trials(None).is_empty(), "nothing is enqueued up front");
     assert_eq!(s.bayes.startup_trials, 6);
     assert_eq!(s.bayes.candidates, 24, "Optuna's default");
-    assert_eq!(s.early_terminate, Some(EarlyTerminate::Hyperband { min_iter: 2, max_iter: 12, eta: 3 }), "max_iter defaults to train.epochs");
+    assert_eq!(s.early_terminate, Some(EarlyTerminate::Hyperband { min_iter: 2, max_iter: 12, eta: 3, bootstrap_count: 0 }), "max_iter defaults to train.epochs");
     assert_eq!(s.conditions["train.momentum"].key, "train.optimizer");
 }
 
@@ -65,10 +65,10 @@ fn a_conditional_parameter_is_left_out_where_its_condition_fails() {
 fn every_pruner_type_is_read_with_its_defaults() {
     let with = |rule: &str| spec::parse(&format!("[train]\nepochs = 9\n[early_terminate]\n{rule}\n"), Path::new("s.toml")).unwrap().early_terminate;
     assert_eq!(with("type = \"median\"\nwarmup = 2"), Some(EarlyTerminate::Median { warmup: 2, startup_trials: 5 }));
-    assert_eq!(with("type = \"asha\""), Some(EarlyTerminate::Asha { min_iter: 1, max_iter: 9, eta: 3 }));
+    assert_eq!(with("type = \"asha\""), Some(EarlyTerminate::Asha { min_iter: 1, max_iter: 9, eta: 3, bootstrap_count: 0 }));
     assert_eq!(
         with("type = \"hyperband\"\nmin_iter = 3\nmax_iter = 9\neta = 2"),
-        Some(EarlyTerminate::Hyperband { min_iter: 3, max_iter: 9, eta: 2 })
+        Some(EarlyTerminate::Hyperband { min_iter: 3, max_iter: 9, eta: 2, bootstrap_count: 0 })
     );
 }
 

@@ -137,7 +137,9 @@ impl Running {
         let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
             let out = common::sweep(runs).args(["show", &format!("{name}-1"), "--json"]).output().unwrap();
-            if out.status.success() && serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok_and(|v| !v["epochs"].as_array().is_none_or(|e| e.is_empty())) {
+            if out.status.success()
+                && serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok_and(|v| !v["epochs"].as_array().is_none_or(|e| e.is_empty()))
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(300));
@@ -166,7 +168,14 @@ fn the_pages_show_the_sweeps_a_sweep_a_trial_and_a_comparison() {
     assert!(index.contains("best so far") && index.contains("val_iou = "), "{index}");
 
     let sweep = server.page("/sweeps/ui");
-    for part in ["Leaderboard", "href=\"/runs/ui-1\"", "href=\"/runs/ui-2\"", "learning curves: val_iou", "val_iou vs augment.hue_delta", "parallel coordinates"] {
+    for part in [
+        "Leaderboard",
+        "href=\"/runs/ui-1\"",
+        "href=\"/runs/ui-2\"",
+        "learning curves: val_iou",
+        "val_iou vs augment.hue_delta",
+        "parallel coordinates",
+    ] {
         assert!(sweep.contains(part), "the sweep page lacks {part:?}");
     }
     assert!(sweep.matches("<svg").count() >= 5, "charts inline as SVG");
@@ -175,7 +184,18 @@ fn the_pages_show_the_sweeps_a_sweep_a_trial_and_a_comparison() {
     assert!(!sweep.contains("src=\"http") && !sweep.contains("<link"), "nothing from elsewhere: the page works offline");
 
     let trial = server.page("/runs/ui-1");
-    for part in ["trial ui-1", "completed", "Epochs", "train_loss", "Checkpoints", "best", "last", "<svg", "/runs/ui-1/predictions.png", "train.learning_rate"] {
+    for part in [
+        "trial ui-1",
+        "completed",
+        "Epochs",
+        "train_loss",
+        "Checkpoints",
+        "best",
+        "last",
+        "<svg",
+        "/runs/ui-1/predictions.png",
+        "train.learning_rate",
+    ] {
         assert!(trial.contains(part), "the trial page lacks {part:?}");
     }
     let checkpoint = trial.split("href=\"/files/").nth(1).and_then(|s| s.split('"').next()).expect("a checkpoint link");
@@ -230,7 +250,16 @@ fn the_leaderboard_sorts_by_any_column_and_filters_with_the_where_language() {
 #[test]
 fn a_missing_trial_sweep_or_page_is_a_404_page() {
     let server = Server::start(trained(), &[]);
-    for path in ["/sweeps/nosuch", "/runs/ui-99", "/runs/..%2Fx", "/runs/ui-99/predictions.png", "/api/sweeps/nosuch", "/api/runs/nope-1", "/nosuch", "/compare?runs=ui-1,ui-99"] {
+    for path in [
+        "/sweeps/nosuch",
+        "/runs/ui-99",
+        "/runs/..%2Fx",
+        "/runs/ui-99/predictions.png",
+        "/api/sweeps/nosuch",
+        "/api/runs/nope-1",
+        "/nosuch",
+        "/compare?runs=ui-1,ui-99",
+    ] {
         let (status, body) = server.get(path);
         assert_eq!(status, 404, "GET {path}: {body}");
         assert!(body.contains("<h1>Not found</h1>"), "GET {path}: a page, not a panic: {body}");
@@ -369,37 +398,124 @@ fn status_watch_refreshes_until_nothing_is_queued_or_running() {
     assert_eq!(out.status.code(), Some(2), "--interval needs --watch");
 }
 
-/// The system Chromium (`SWEEP_CHROMIUM` overrides the path). Missing is a failure that says how
-/// to install it, never a silent skip.
-fn chromium() -> PathBuf {
-    let path = std::env::var_os("SWEEP_CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(path.is_file(), "{} not found: the browser test needs Chromium (tests/install-deps.sh installs Debian's `chromium`)", path.display());
+/// A system binary (`var` overrides the path). Missing is a failure that says how to install
+/// it, never a silent skip.
+fn system_binary(var: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default));
+    assert!(
+        path.is_file(),
+        "{} not found: the browser test needs Chromium and its WebDriver (tests/install-deps.sh installs Debian's `chromium` and `chromium-driver`; {var} names another)",
+        path.display()
+    );
     path
+}
+
+/// Headless Chromium driven over W3C WebDriver: Debian's `chromedriver` on a free loopback port,
+/// one session, spoken to with ureq (already a dependency) and serde_json. Four commands are all
+/// the test needs; a WebDriver or DevTools crate would add minutes of CI build time (the
+/// DevTools one compiled a 1.1 MB generated protocol and a TLS stack). Both processes are
+/// stopped when it is dropped.
+struct Browser {
+    driver: Child,
+    base: String,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = Command::new(system_binary("SWEEP_CHROMEDRIVER", "/usr/bin/chromedriver"))
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let mut browser = Browser { driver, base: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while ureq::get(format!("{}/status", browser.base)).call().is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not answer on port {port} within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let chromium = system_binary("SWEEP_CHROMIUM", "/usr/bin/chromium");
+        // Headless, no sandbox (CI runs as root), and none of the background connections that a
+        // closed network refuses.
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1280,1600",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ];
+        let session = browser.command(
+            "POST",
+            "/session",
+            serde_json::json!({
+                "capabilities": { "alwaysMatch": { "goog:chromeOptions": { "binary": chromium, "args": args } } }
+            }),
+        );
+        let id = session["sessionId"].as_str().expect("a WebDriver session id").to_string();
+        browser.base = format!("{}/session/{id}", browser.base);
+        browser
+    }
+
+    /// One WebDriver command; its `value`. An error answer fails the test with the driver's words.
+    fn command(&self, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let url = format!("{}{path}", self.base);
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(120))).build().into();
+        let reply = match method {
+            "GET" => agent.get(&url).call(),
+            "DELETE" => agent.delete(&url).call(),
+            _ => agent.post(&url).header("Content-Type", "application/json").send(body.to_string()),
+        };
+        let mut reply = reply.unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
+        let status = reply.status().as_u16();
+        let text = reply.body_mut().read_to_string().unwrap();
+        let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("WebDriver {method} {path}: {status} {text}"));
+        assert!(status == 200, "WebDriver {method} {path}: {status} {}", answer["value"]);
+        answer["value"].clone()
+    }
+
+    fn navigate(&self, url: &str) {
+        self.command("POST", "/url", serde_json::json!({ "url": url }));
+    }
+
+    /// The value of a JavaScript expression in the page.
+    fn eval(&self, expression: &str) -> serde_json::Value {
+        self.command("POST", "/execute/sync", serde_json::json!({ "script": format!("return {expression};"), "args": [] }))
+    }
+
+    /// A PNG of the viewport.
+    fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let encoded = self.command("GET", "/screenshot", serde_json::Value::Null);
+        base64::engine::general_purpose::STANDARD.decode(encoded.as_str().expect("base64 text")).expect("a base64 screenshot")
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if self.base.contains("/session/") {
+            let _ = ureq::delete(&self.base).call();
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
 }
 
 #[test]
 fn chromium_sees_a_new_epoch_on_the_sweep_page_without_a_reload() {
-    use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
-    use headless_chrome::{Browser, LaunchOptions};
-
     let runs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-browser");
     let _ = std::fs::remove_dir_all(&runs);
     let _sweep = Running::start(&runs, "live", 40);
     Running::wait_for_an_epoch(&runs, "live");
     let server = Server::start(&runs, &[]);
 
-    let options = LaunchOptions::default_builder()
-        .path(Some(chromium()))
-        .headless(true)
-        .sandbox(false)
-        .window_size(Some((1280, 1600)))
-        .idle_browser_timeout(Duration::from_secs(300))
-        .build()
-        .unwrap();
-    let browser = Browser::new(options).expect("chromium starts");
-    let tab = browser.new_tab().unwrap();
-    tab.navigate_to(&server.url("/sweeps/live")).unwrap().wait_until_navigated().unwrap();
-    let eval = |js: &str| tab.evaluate(js, false).unwrap().value.unwrap_or(serde_json::Value::Null);
+    let browser = Browser::start();
+    browser.navigate(&server.url("/sweeps/live"));
+    let eval = |js: &str| browser.eval(js);
     // The leaderboard's epochs cell of live-1, and a mark that a reload would wipe out.
     let epochs_js = "Number(document.querySelector('#live table tr:nth-child(2) td:nth-child(4)').textContent)";
     eval("window.stillTheSamePage = true");
@@ -416,7 +532,7 @@ fn chromium_sees_a_new_epoch_on_the_sweep_page_without_a_reload() {
     assert_eq!(eval("window.stillTheSamePage"), serde_json::json!(true), "the page was not reloaded");
     assert!(later > first);
 
-    let png = tab.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true).unwrap();
+    let png = browser.screenshot();
     let shot = image::load_from_memory(&png).unwrap().into_rgb8();
     let colours: HashSet<[u8; 3]> = shot.pixels().map(|p| p.0).collect();
     assert!(colours.len() > 100, "the screenshot looks blank: {} colours", colours.len());

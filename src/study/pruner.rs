@@ -89,6 +89,9 @@ pub struct Halving {
     min_iter: usize,
     max_iter: usize,
     eta: usize,
+    /// The first `bootstrap` trials to reach a rung stop there (Optuna's `bootstrap_count`): a
+    /// rung promotes only once it has more values than that to compare.
+    bootstrap: usize,
 }
 
 impl Halving {
@@ -102,7 +105,7 @@ impl Halving {
         if min_iter > max_iter {
             return Err(PrunerError::MinAboveMax { min_iter, max_iter });
         }
-        Ok(Halving { min_iter, max_iter, eta })
+        Ok(Halving { min_iter, max_iter, eta, bootstrap: 0 })
     }
 
     /// The epochs at which trials are compared. `max_iter` itself is no rung: a trial that
@@ -113,8 +116,9 @@ impl Halving {
 
     /// The ASHA decision at a rung among `competitors` (the trials that may be compared with
     /// this one, itself included): continue if at most `max(1, n / eta) - 1` of the `n` values
-    /// recorded at the rung are strictly better. The first trial to reach a rung always goes on;
-    /// that optimism is the price of never waiting for stragglers.
+    /// recorded at the rung are strictly better. Without a bootstrap the first trial to reach a
+    /// rung always goes on, which is the price of never waiting for stragglers; with one, the
+    /// first `bootstrap` trials stop there instead (`n <= bootstrap`).
     fn decide<'a>(&self, history: &History, number: usize, epoch: usize, competitors: impl Iterator<Item = &'a TrialRecord>) -> Decision {
         let Some(value) = history.trial(number).and_then(|t| t.value_at(epoch)) else { return Decision::Continue };
         if !self.rungs().contains(&epoch) {
@@ -125,6 +129,17 @@ impl Halving {
         }
         let others: Vec<f64> = competitors.filter(|t| t.number != number).filter_map(|t| t.value_at(epoch)).collect();
         let n = others.len() + 1;
+        if n <= self.bootstrap {
+            return Decision::Prune {
+                reason: format!(
+                    "{} {} at epoch {epoch}: trial {n} to reach this rung, and bootstrap_count = {} stops the first {} (a rung promotes once more values compare)",
+                    history.metric,
+                    fmt(value),
+                    self.bootstrap,
+                    self.bootstrap
+                ),
+            };
+        }
         let keep = (n / self.eta).max(1);
         let better = others.iter().filter(|&&o| history.compare(o, value).is_lt()).count();
         if better < keep {
@@ -153,6 +168,12 @@ impl Asha {
     pub fn new(min_iter: usize, max_iter: usize, eta: usize) -> Result<Asha, PrunerError> {
         Ok(Asha { halving: Halving::new(min_iter, max_iter, eta)? })
     }
+
+    /// The first `count` trials to reach each rung stop there (see [`Halving`]).
+    pub fn with_bootstrap(mut self, count: usize) -> Asha {
+        self.halving.bootstrap = count;
+        self
+    }
 }
 
 impl Pruner for Asha {
@@ -176,9 +197,15 @@ impl Hyperband {
         let first = Halving::new(min_iter, max_iter, eta)?;
         let brackets = std::iter::successors(Some(first.min_iter), |r| r.checked_mul(eta))
             .take_while(|&r| r <= max_iter)
-            .map(|r| Halving { min_iter: r, max_iter, eta })
+            .map(|r| Halving { min_iter: r, max_iter, eta, bootstrap: 0 })
             .collect();
         Ok(Hyperband { brackets })
+    }
+
+    /// The first `count` trials to reach each rung of a bracket stop there (see [`Halving`]).
+    pub fn with_bootstrap(mut self, count: usize) -> Hyperband {
+        self.brackets.iter_mut().for_each(|b| b.bootstrap = count);
+        self
     }
 
     pub fn brackets(&self) -> &[Halving] {
@@ -339,6 +366,37 @@ mod tests {
         let h = history(Goal::Maximize, trials);
         assert_eq!(asha.decide(&h, 6, 1), prune("val_iou 0.45 at epoch 1 ranks 6 of the 7 trials at this rung; only the best 2 (1/3) continue"));
         assert_eq!(asha.decide(&h, 6, 2), Decision::Continue, "epoch 2 is no rung");
+    }
+
+    #[test]
+    fn asha_with_a_bootstrap_stops_the_first_arrivals_at_each_rung() {
+        let asha = Asha::new(1, 27, 3).unwrap().with_bootstrap(2);
+        let arrivals = [0.50, 0.40, 0.60, 0.55, 0.70, 0.45, 0.65];
+        let mut trials = Vec::new();
+        let mut decisions = Vec::new();
+        for (i, v) in arrivals.iter().enumerate() {
+            trials.push(trial(i + 1, Running, &[*v, 0.9, 0.9]));
+            let h = history(Goal::Maximize, trials.clone());
+            decisions.push(asha.decide(&h, i + 1, 1) == Decision::Continue);
+        }
+        // n = 1 and 2 are the bootstrap; from n = 3 on, the rule of the test above.
+        assert_eq!(decisions, [false, false, true, false, true, false, true]);
+        let h = history(Goal::Maximize, trials[..1].to_vec());
+        assert_eq!(
+            asha.decide(&h, 1, 1),
+            prune(
+                "val_iou 0.5 at epoch 1: trial 1 to reach this rung, and bootstrap_count = 2 stops the first 2 (a rung promotes once more values compare)"
+            )
+        );
+        // Rung 3 counts its own arrivals: with all seven there, trial 3 is the third to compare.
+        let h = history(Goal::Maximize, trials);
+        assert_eq!(asha.decide(&h, 3, 3), Decision::Continue, "0.9 ties the best: none strictly better");
+        let hb = Hyperband::new(1, 27, 3).unwrap().with_bootstrap(1);
+        let h = history(Goal::Maximize, vec![trial(0, Running, &[0.5]), trial(1, Running, &[0.9])]);
+        // Trials 0 and 1 are in brackets 0 and 1: each is the first of its own bracket at rung 1,
+        // but bracket 1's first rung is epoch 3.
+        assert!(matches!(hb.decide(&h, 0, 1), Decision::Prune { .. }));
+        assert_eq!(hb.decide(&h, 1, 1), Decision::Continue, "epoch 1 is no rung of bracket 1");
     }
 
     #[test]

@@ -16,7 +16,6 @@ use burn::module::{Initializer, Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::ChaCha8Rng;
@@ -133,8 +132,8 @@ impl ConvBlock {
     /// - input: [batch, in_channels, h, w]
     /// - output: [batch, out_channels, h, w]
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.norm1.forward(conv(&self.conv1, x))); // [batch, n, h, w]
-        relu(self.norm2.forward(conv(&self.conv2, x))) // [batch, n, h, w]
+        let x = ops::batch_norm_relu(&self.norm1, conv(&self.conv1, x)); // [batch, n, h, w]
+        ops::batch_norm_relu(&self.norm2, conv(&self.conv2, x)) // [batch, n, h, w]
     }
 }
 
@@ -170,7 +169,7 @@ impl DecoderBlock {
     pub fn forward(&self, x: Tensor<4>, skip: Tensor<4>) -> Tensor<4> {
         let up = self.up.forward(x); // [batch, n, h, w]
         let joined = Tensor::cat(vec![skip, up], 1); // [batch, 2n, h, w], skip first as in Keras
-        self.conv.forward(relu(self.norm.forward(joined))) // [batch, n, h, w]
+        self.conv.forward(ops::batch_norm_relu(&self.norm, joined)) // [batch, n, h, w]
     }
 }
 

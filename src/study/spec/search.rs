@@ -24,9 +24,10 @@ pub enum EarlyTerminate {
     /// `type = "median"`: below the median of the other trials at the same epoch.
     Median { warmup: usize, startup_trials: usize },
     /// `type = "asha"`: asynchronous successive halving, rungs at `min_iter * eta^k`.
-    Asha { min_iter: usize, max_iter: usize, eta: usize },
+    /// `bootstrap_count` (Optuna's): the first that many trials at a rung stop there.
+    Asha { min_iter: usize, max_iter: usize, eta: usize, bootstrap_count: usize },
     /// `type = "hyperband"`: several ASHA brackets with different first rungs.
-    Hyperband { min_iter: usize, max_iter: usize, eta: usize },
+    Hyperband { min_iter: usize, max_iter: usize, eta: usize, bootstrap_count: usize },
 }
 
 impl EarlyTerminate {
@@ -35,8 +36,12 @@ impl EarlyTerminate {
         let checked = "early_terminate settings are validated when the sweep file is read";
         match *self {
             EarlyTerminate::Median { warmup, startup_trials } => Box::new(Median { warmup_epochs: warmup, startup_trials }),
-            EarlyTerminate::Asha { min_iter, max_iter, eta } => Box::new(Asha::new(min_iter, max_iter, eta).expect(checked)),
-            EarlyTerminate::Hyperband { min_iter, max_iter, eta } => Box::new(Hyperband::new(min_iter, max_iter, eta).expect(checked)),
+            EarlyTerminate::Asha { min_iter, max_iter, eta, bootstrap_count } => {
+                Box::new(Asha::new(min_iter, max_iter, eta).expect(checked).with_bootstrap(bootstrap_count))
+            }
+            EarlyTerminate::Hyperband { min_iter, max_iter, eta, bootstrap_count } => {
+                Box::new(Hyperband::new(min_iter, max_iter, eta).expect(checked).with_bootstrap(bootstrap_count))
+            }
         }
     }
 }
@@ -94,10 +99,11 @@ impl Validator<'_> {
                 EarlyTerminate::Median { warmup, startup_trials }
             }
             Some(kind @ ("asha" | "hyperband")) => {
-                unknown_keys(self, table, "early_terminate", &["type", "min_iter", "max_iter", "eta"]);
+                unknown_keys(self, table, "early_terminate", &["type", "min_iter", "max_iter", "eta", "bootstrap_count"]);
                 let min_iter = self.uint(table, "early_terminate.", "min_iter").unwrap_or(1);
                 let max_iter = self.uint(table, "early_terminate.", "max_iter").unwrap_or(epochs);
                 let eta = self.uint(table, "early_terminate.", "eta").unwrap_or(3);
+                let bootstrap_count = self.uint(table, "early_terminate.", "bootstrap_count").unwrap_or(0);
                 let checked =
                     if kind == "asha" { Asha::new(min_iter, max_iter, eta).map(|_| ()) } else { Hyperband::new(min_iter, max_iter, eta).map(|_| ()) };
                 if let Err(e) = checked {
@@ -118,7 +124,11 @@ impl Validator<'_> {
                     );
                     return None;
                 }
-                if kind == "asha" { EarlyTerminate::Asha { min_iter, max_iter, eta } } else { EarlyTerminate::Hyperband { min_iter, max_iter, eta } }
+                if kind == "asha" {
+                    EarlyTerminate::Asha { min_iter, max_iter, eta, bootstrap_count }
+                } else {
+                    EarlyTerminate::Hyperband { min_iter, max_iter, eta, bootstrap_count }
+                }
             }
             Some(other) => {
                 self.report(

@@ -1,4 +1,4 @@
-//! The convolution and its weight gradient as im2col + GEMM, on plain `f32` slices.
+//! The convolution and its gradients as im2col + GEMM, on plain `f32` slices.
 //!
 //! burn's default weight gradient is a convolution with batch and channels swapped, which flex
 //! runs on its direct small-channel path whenever the batch is small: the slowest part of a
@@ -143,6 +143,36 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec
         }
     });
     out
+}
+
+/// The gradient of the loss with respect to the input, `[batch, channels_in, h, w]` flattened,
+/// from the output gradient `dy` and the weight, for a convolution `g` with stride and dilation 1
+/// and a begin padding smaller than the kernel. It is itself a convolution: of `dy` with the
+/// kernel flipped and its channel axes swapped, padded by `k - 1 - padding`, so it takes
+/// [`forward`] (whose im2col reads the taps that fall outside `dy` as zeros).
+pub fn input_grad(dy: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    assert!(g.stride == [1, 1] && g.dilation == [1, 1], "conv input gradient: stride and dilation 1 only");
+    assert!(g.padding[0] < g.kernel[0] && g.padding[1] < g.kernel[1], "conv input gradient: padding smaller than the kernel");
+    let taps = g.kernel_len();
+    assert_eq!(weight.len(), g.channels_out * g.channels_in * taps, "conv input gradient: weight size");
+    // flipped[ci, co, a, b] = weight[co, ci, kh - 1 - a, kw - 1 - b]
+    let mut flipped = vec![0.0f32; weight.len()];
+    for co in 0..g.channels_out {
+        for ci in 0..g.channels_in {
+            let src = &weight[(co * g.channels_in + ci) * taps..][..taps];
+            let dst = &mut flipped[(ci * g.channels_out + co) * taps..][..taps];
+            dst.iter_mut().zip(src.iter().rev()).for_each(|(d, s)| *d = *s);
+        }
+    }
+    let back = ConvGeometry {
+        channels_in: g.channels_out,
+        channels_out: g.channels_in,
+        input: g.output,
+        output: g.input,
+        padding: [g.kernel[0] - 1 - g.padding[0], g.kernel[1] - 1 - g.padding[1]],
+        ..*g
+    };
+    forward(dy, &flipped, &vec![0.0; g.channels_in], &back)
 }
 
 /// The output buffer, shared by units that write disjoint parts of it.
@@ -359,20 +389,71 @@ mod tests {
         out
     }
 
-    #[test]
-    fn forward_matches_the_definition() {
-        for g in [
+    /// Shapes for the forward and the input gradient.
+    fn cases() -> Vec<ConvGeometry> {
+        vec![
             geometry(1, 1, 1, [5, 7], 3, 1, 1),
             geometry(3, 11, 5, [9, 6], 3, 1, 1),
-            geometry(2, 4, 3, [7, 9], 3, 2, 1),
+            geometry(2, 4, 3, [7, 9], 3, 2, 1), // strided (the forward only)
             geometry(2, 5, 2, [6, 5], 1, 1, 0),
             geometry(2, 3, 4, [130, 3], 3, 1, 1),
-        ] {
+            geometry(1, 2, 3, [6, 6], 3, 1, 0), // no padding: the output is smaller than the input
+            ConvGeometry { output: [4, 5], ..geometry(2, 3, 2, [5, 6], 2, 1, 0) }, // an even kernel
+        ]
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for g in cases() {
             let x = values(g.batch * g.channels_in * g.input_pixels(), 1);
             let w = values(g.channels_out * g.channels_in * g.kernel_len(), 3);
             let bias = values(g.channels_out, 9);
             let ours = forward(&x, &w, &bias, &g);
             let expected = reference_forward(&x, &w, &bias, &g);
+            assert_eq!(ours.len(), expected.len());
+            for (i, (a, e)) in ours.iter().zip(&expected).enumerate() {
+                assert!((a - e).abs() <= 1e-4 * e.abs().max(1.0), "{g:?}: element {i}: {a} against {e}");
+            }
+        }
+    }
+
+    /// The input gradient by its definition, in f64: every output pixel's gradient sent back
+    /// through every tap.
+    fn reference_input_grad(dy: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f32> {
+        let [kh_n, kw_n] = g.kernel;
+        let mut dx = vec![0.0f64; g.batch * g.channels_in * g.input_pixels()];
+        for b in 0..g.batch {
+            for co in 0..g.channels_out {
+                for oh in 0..g.output[0] {
+                    for ow in 0..g.output[1] {
+                        let d = dy[((b * g.channels_out + co) * g.output[0] + oh) * g.output[1] + ow] as f64;
+                        for ci in 0..g.channels_in {
+                            for kh in 0..kh_n {
+                                for kw in 0..kw_n {
+                                    let ih = (oh + kh) as isize - g.padding[0] as isize;
+                                    let iw = (ow + kw) as isize - g.padding[1] as isize;
+                                    if ih < 0 || iw < 0 || ih >= g.input[0] as isize || iw >= g.input[1] as isize {
+                                        continue;
+                                    }
+                                    dx[((b * g.channels_in + ci) * g.input[0] + ih as usize) * g.input[1] + iw as usize] +=
+                                        d * w[((co * g.channels_in + ci) * kh_n + kh) * kw_n + kw] as f64;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        dx.into_iter().map(|v| v as f32).collect()
+    }
+
+    #[test]
+    fn input_grad_matches_the_definition() {
+        for g in cases().into_iter().filter(|g| g.stride == [1, 1]) {
+            let dy = values(g.batch * g.channels_out * g.output_pixels(), 5);
+            let w = values(g.channels_out * g.channels_in * g.kernel_len(), 3);
+            let ours = input_grad(&dy, &w, &g);
+            let expected = reference_input_grad(&dy, &w, &g);
             assert_eq!(ours.len(), expected.len());
             for (i, (a, e)) in ours.iter().zip(&expected).enumerate() {
                 assert!((a - e).abs() <= 1e-4 * e.abs().max(1.0), "{g:?}: element {i}: {a} against {e}");

@@ -1,15 +1,17 @@
 //! Our own CPU kernels, registered for burn's `flex` backend through its backend extension.
 //!
-//! The model calls [`conv2d`] for every convolution. On a flex device (with or without
-//! autodiff) it runs [`ConvBackend::conv2d_with_bias`]: the forward from [`conv`] on planes of
-//! 64x64 pixels or more and flex's on smaller ones, flex's input gradient, and the weight and
-//! bias gradients from [`conv`] (im2col + GEMM; see there for why). Every other
+//! The model calls [`conv2d`] for every convolution and [`batch_norm_relu`] for every batch
+//! normalisation (each is followed by a ReLU). On a flex device (with or without
+//! autodiff) it runs [`ConvBackend::conv2d_with_bias`]: the forward and every gradient from
+//! [`conv`] (im2col + GEMM; see there for why); and [`NormBackend`] runs batch
+//! norm and ReLU as one op, forward and backward ([`norm`]). Every other
 //! device (vulkan, cuda) keeps burn's `conv2d`, so the model code is one path for all backends:
 //! an extension op called on a backend it was not registered for would panic, hence the routing
 //! here and nowhere else. [`with_burn_kernels`] runs a closure on burn's ops alone, for the tests
 //! and benchmarks that compare the two.
 
 pub mod conv;
+pub mod norm;
 
 use std::cell::Cell;
 
@@ -19,13 +21,15 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::ModuleOps;
+use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, backend_extension};
+use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, DispatchDevice, Flex, backend_extension};
+use burn::nn::BatchNorm;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use conv::ConvGeometry;
+use norm::NormGeometry;
 
 thread_local! {
     static BURN_KERNELS: Cell<bool> = const { Cell::new(false) };
@@ -73,12 +77,8 @@ impl ConvBackend for Flex {
     }
 }
 
-/// Output planes of at least this many pixels take our forward; smaller ones flex's, whose
-/// layout suits many channels over few pixels better (`cargo bench --bench conv`).
-const OWN_FORWARD_MIN_PIXELS: usize = 64 * 64;
-
-/// The forward: ours (im2col + GEMM straight into the NCHW output) on large planes, flex's on
-/// small ones.
+/// The forward: im2col + GEMM straight into the NCHW output (measured faster than flex's at
+/// every layer shape of the U-Net, 1 and 2 threads: `cargo bench --bench conv`).
 fn forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
     let [batch, _, h, w] = x.shape().dims();
     let [channels_out, _, kh, kw] = weight.shape().dims();
@@ -87,9 +87,6 @@ fn forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, options: ConvOpt
         (size + begin + end - options.dilation[axis] * (k - 1) - 1) / options.stride[axis] + 1
     };
     let output = [out(h, kh, 0), out(w, kw, 1)];
-    if output[0] * output[1] < OWN_FORWARD_MIN_PIXELS {
-        return Flex::conv2d(x, weight, Some(bias), options);
-    }
     let g = geometry_of(&x, &weight, &options, output);
     let (x, weight, bias) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
     let y = conv::forward(f32s(&x), f32s(&weight), f32s(&bias), &g);
@@ -136,9 +133,25 @@ impl Backward<Flex, 3> for ConvBackward {
             grads.register::<Flex>(node.id, bias_grad(&x, &weight, &output_grad, &options));
         }
         if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, Flex::conv2d_x_backward(x, weight, output_grad, options));
+            grads.register::<Flex>(node.id, input_grad(x, weight, output_grad, options));
         }
     }
+}
+
+/// The input gradient, `[batch, channels_in, h, w]`: ours ([`conv::input_grad`]) with stride and
+/// dilation 1 (every convolution of the U-Net), flex's (a transposed convolution) otherwise.
+fn input_grad(x: FlexTensor, weight: FlexTensor, output_grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+    let [batch, channels_in, h, w] = x.shape().dims();
+    let [_, _, kh, kw] = weight.shape().dims();
+    let [pad_h, pad_w] = options.padding_begin();
+    let plain = options.stride == [1, 1] && options.dilation == [1, 1] && pad_h < kh && pad_w < kw;
+    if !plain {
+        return Flex::conv2d_x_backward(x, weight, output_grad, options);
+    }
+    let g = geometry(&x, &weight, &output_grad, &options);
+    let (weight, dy) = (weight.to_contiguous(), output_grad.to_contiguous());
+    let dx = conv::input_grad(f32s(&dy), f32s(&weight), &g);
+    FlexTensor::from_data(TensorData::new(dx, [batch, channels_in, h, w]))
 }
 
 /// The weight gradient, `[channels_out, channels_in, kh, kw]`.
@@ -178,4 +191,164 @@ fn geometry_of(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>, [o
 
 fn f32s(tensor: &FlexTensor) -> &[f32] {
     tensor.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+/// `relu(layer.forward(x))`: on flex one fused op ([`NormBackend`]), which in training also
+/// updates the layer's running statistics exactly as burn's `BatchNorm::forward` does; burn's
+/// `BatchNorm` and `relu` elsewhere.
+///
+/// # Shapes
+/// - x: [batch, channels, h, w]; output: the same
+pub fn batch_norm_relu(layer: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    if x.dtype() != DType::F32 || !uses_own_kernels(&device) {
+        return burn::tensor::activation::relu(layer.forward(x));
+    }
+    if !(device.is_autodiff() && layer.training.is_enabled()) {
+        let (mean, var) = (layer.running_mean.value().to_device(&device), layer.running_var.value().to_device(&device));
+        return Tensor::from_dispatch(<Dispatch as NormBackend>::batch_norm_relu(
+            x.into_dispatch(),
+            layer.gamma.val().into_dispatch(),
+            layer.beta.val().into_dispatch(),
+            mean.into_dispatch(),
+            var.into_dispatch(),
+            layer.epsilon,
+        ));
+    }
+    let (output, mean, var) = <Dispatch as NormBackend>::batch_norm_relu_train(
+        x.into_dispatch(),
+        layer.gamma.val().into_dispatch(),
+        layer.beta.val().into_dispatch(),
+        layer.epsilon,
+    );
+    let momentum = layer.momentum;
+    for (state, batch) in [(&layer.running_mean, mean), (&layer.running_var, var)] {
+        let batch = Tensor::<1>::from_dispatch(batch).detach();
+        let running = state.value_sync().to_device(&device).mul_scalar(1.0 - momentum).add(batch.mul_scalar(momentum));
+        state.update(running.detach());
+    }
+    Tensor::from_dispatch(output)
+}
+
+/// Batch norm followed by ReLU as one op: registered for flex, plain and under autodiff.
+#[backend_extension(Flex, Autodiff)]
+pub trait NormBackend: Backend {
+    /// Training: normalised with the batch's own statistics; returns the output and the batch
+    /// mean and biased variance per channel (for the running statistics).
+    fn batch_norm_relu_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Inference: normalised with the given (running) statistics.
+    fn batch_norm_relu(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self>;
+}
+
+impl NormBackend for Flex {
+    fn batch_norm_relu_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (x, gamma, beta) = (x.to_contiguous(), gamma.to_contiguous(), beta.to_contiguous());
+        let g = norm_geometry(&x);
+        let (mean, var) = norm::statistics(f32s(&x), &g);
+        let inv_std = norm::inverse_std(&var, epsilon);
+        let output = norm::normalize_relu(f32s(&x), &mean, &inv_std, f32s(&gamma), f32s(&beta), &g);
+        (FlexTensor::from_data(TensorData::new(output, x.shape())), per_channel(mean), per_channel(var))
+    }
+
+    fn batch_norm_relu(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, mean: FlexTensor, variance: FlexTensor, epsilon: f64) -> FlexTensor {
+        let [x, gamma, beta, mean, variance] = [x, gamma, beta, mean, variance].map(|t| t.to_contiguous());
+        let g = norm_geometry(&x);
+        let inv_std = norm::inverse_std(f32s(&variance), epsilon);
+        FlexTensor::from_data(TensorData::new(norm::normalize_relu(f32s(&x), f32s(&mean), &inv_std, f32s(&gamma), f32s(&beta), &g), x.shape()))
+    }
+}
+
+impl<C: CheckpointStrategy> NormBackend for Autodiff<Flex, C> {
+    fn batch_norm_relu_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        match NormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (x, gamma) = (x.into_primitive().to_contiguous(), gamma.into_primitive().to_contiguous());
+                let (output, mean, var) = Flex::batch_norm_relu_train(x.clone(), gamma.clone(), beta.into_primitive(), epsilon);
+                let inv_std = norm::inverse_std(f32s(&var), epsilon);
+                let state = NormState { x, output: output.clone(), gamma, mean: mean.clone(), inv_std };
+                (prep.finish(state, output), Self::from_inner(mean), Self::from_inner(var))
+            }
+            OpsKind::UnTracked(prep) => {
+                let (output, mean, var) = Flex::batch_norm_relu_train(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), epsilon);
+                (prep.finish(output), Self::from_inner(mean), Self::from_inner(var))
+            }
+        }
+    }
+
+    /// Inference is never tracked ([`batch_norm_relu`] takes it only off autodiff or with the
+    /// layer in eval mode); here for a caller that would, through burn's ops, which track it.
+    fn batch_norm_relu(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        Self::relu(Self::batch_norm(x, gamma, beta, mean, variance, epsilon))
+    }
+}
+
+/// The backward of [`NormBackend::batch_norm_relu_train`] on flex.
+#[derive(Debug)]
+struct NormBackward;
+
+/// What the backward keeps of the forward: its input and output (shared, not copied), gamma, and
+/// the batch statistics.
+#[derive(Debug, Clone)]
+struct NormState {
+    x: FlexTensor,
+    output: FlexTensor,
+    gamma: FlexTensor,
+    mean: FlexTensor,
+    inv_std: Vec<f32>,
+}
+
+impl Backward<Flex, 3> for NormBackward {
+    type State = NormState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let output_grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let NormState { x, output, gamma, mean, inv_std } = ops.state;
+        let g = norm_geometry(&x);
+        let result = norm::backward(f32s(&x), f32s(&output), f32s(&output_grad), f32s(&gamma), f32s(&mean), &inv_std, &g);
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(result.x, x.shape())));
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<Flex>(node.id, per_channel(result.gamma));
+        }
+        if let Some(node) = node_beta {
+            grads.register::<Flex>(node.id, per_channel(result.beta));
+        }
+    }
+}
+
+fn norm_geometry(x: &FlexTensor) -> NormGeometry {
+    let dims = x.shape().dims::<4>();
+    NormGeometry { batch: dims[0], channels: dims[1], pixels: dims[2] * dims[3] }
+}
+
+fn per_channel(values: Vec<f32>) -> FlexTensor {
+    let channels = values.len();
+    FlexTensor::from_data(TensorData::new(values, [channels]))
 }
