@@ -418,6 +418,7 @@ fn system_binary(var: &str, default: &str) -> PathBuf {
 struct Browser {
     driver: Child,
     base: String,
+    agent: ureq::Agent,
 }
 
 impl Browser {
@@ -429,9 +430,11 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
-        let mut browser = Browser { driver, base: format!("http://127.0.0.1:{port}") };
+        // Error statuses come back as answers, whose `value` says what the driver refused.
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(120))).build().into();
+        let mut browser = Browser { driver, base: format!("http://127.0.0.1:{port}"), agent };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while ureq::get(format!("{}/status", browser.base)).call().is_err() {
+        while browser.agent.get(format!("{}/status", browser.base)).call().is_err() {
             assert!(Instant::now() < deadline, "chromedriver did not answer on port {port} within 30 s");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -463,12 +466,9 @@ impl Browser {
     /// One WebDriver command; its `value`. An error answer fails the test with the driver's words.
     fn command(&self, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
         let url = format!("{}{path}", self.base);
-        let agent: ureq::Agent =
-            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(120))).build().into();
         let reply = match method {
-            "GET" => agent.get(&url).call(),
-            "DELETE" => agent.delete(&url).call(),
-            _ => agent.post(&url).header("Content-Type", "application/json").send(body.to_string()),
+            "GET" => self.agent.get(&url).call(),
+            _ => self.agent.post(&url).header("Content-Type", "application/json").send(body.to_string()),
         };
         let mut reply = reply.unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
         let status = reply.status().as_u16();
@@ -498,7 +498,7 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         if self.base.contains("/session/") {
-            let _ = ureq::delete(&self.base).call();
+            let _ = self.agent.delete(&self.base).call();
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
