@@ -9,6 +9,7 @@
 //! block of input channels (and, when the gradient is small, one sample): every element of the
 //! result is summed in one fixed order whatever the thread count, so runs stay reproducible.
 
+use std::cell::RefCell;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -104,44 +105,52 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec
     let columns = g.channels_in * g.kernel_len();
     let tile_rows = (TILE_PIXELS / out_w.max(1)).clamp(1, out_h.max(1));
     let units: Vec<(usize, usize)> = (0..g.batch).flat_map(|b| (0..out_h).step_by(tile_rows).map(move |r| (b, r))).collect();
-    let mut out = vec![0.0f32; g.batch * g.channels_out * g.output_pixels()];
+    let len = g.batch * g.channels_out * g.output_pixels();
+    // Not zeroed first: every unit writes the bias over its part before the GEMM adds to it.
+    let mut out: Vec<f32> = Vec::with_capacity(len);
     let out_ptr = SharedOut(out.as_mut_ptr());
-    units.par_iter().for_each_init(Vec::new, |col, &(b, row0)| {
+    units.par_iter().for_each(|&(b, row0)| {
         let rows = tile_rows.min(out_h - row0);
         let pixels = rows * out_w;
-        col.resize(columns * pixels, 0.0);
-        im2col(col, x, g, b, 0..g.channels_in, row0..row0 + rows);
-        let dst = out_ptr.at((b * g.channels_out) * g.output_pixels() + row0 * out_w);
-        // SAFETY: the destination is rows `row0..row0 + rows` of every output plane of sample
-        // `b` (stride oh*ow), which no other unit writes; weight is [channels_out, columns]
-        // row-major and col is [columns, pixels].
-        unsafe {
-            for (co, &b) in bias.iter().enumerate() {
-                std::slice::from_raw_parts_mut(dst.add(co * g.output_pixels()), pixels).fill(b);
+        with_scratch(columns * pixels, |col| {
+            im2col(col, x, g, b, 0..g.channels_in, row0..row0 + rows);
+            let dst = out_ptr.at((b * g.channels_out) * g.output_pixels() + row0 * out_w);
+            // SAFETY: the destination is rows `row0..row0 + rows` of every output plane of
+            // sample `b` (stride oh*ow), inside the allocation and written by no other unit;
+            // the bias is written there first, so the GEMM reads initialised values. weight is
+            // [channels_out, columns] row-major and col is [columns, pixels].
+            unsafe {
+                for (co, &b) in bias.iter().enumerate() {
+                    let plane = dst.add(co * g.output_pixels());
+                    (0..pixels).for_each(|i| plane.add(i).write(b));
+                }
+                gemm::gemm(
+                    g.channels_out,
+                    pixels,
+                    columns,
+                    dst,
+                    1,
+                    g.output_pixels() as isize,
+                    true,
+                    weight.as_ptr(),
+                    1,
+                    columns as isize,
+                    col.as_ptr(),
+                    1,
+                    pixels as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
             }
-            gemm::gemm(
-                g.channels_out,
-                pixels,
-                columns,
-                dst,
-                1,
-                g.output_pixels() as isize,
-                true,
-                weight.as_ptr(),
-                1,
-                columns as isize,
-                col.as_ptr(),
-                1,
-                pixels as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
+        });
     });
+    // SAFETY: the units cover every sample and every row tile, and each wrote all of its rows
+    // in every output plane: all `len` values are initialised.
+    unsafe { out.set_len(len) };
     out
 }
 
@@ -197,44 +206,63 @@ fn block_grad(x: &[f32], dy: &[f32], g: &ConvGeometry, samples: Range<usize>, ch
     let columns = channels.len() * g.kernel_len();
     let tile_rows = (TILE_PIXELS / out_w.max(1)).clamp(1, out_h.max(1));
     let mut acc = vec![0.0f32; g.channels_out * columns];
-    let mut col = vec![0.0f32; columns * tile_rows * out_w];
-    for b in samples {
-        for row0 in (0..out_h).step_by(tile_rows) {
-            let rows = tile_rows.min(out_h - row0);
-            let pixels = rows * out_w;
-            let col = &mut col[..columns * pixels];
-            im2col(col, x, g, b, channels.clone(), row0..row0 + rows);
-            let dy_tile = &dy[(b * g.channels_out) * g.output_pixels() + row0 * out_w..];
-            // acc[co, j] += sum_p dy_tile[co, p] * col[j, p]
-            // SAFETY: every pointer addresses a live buffer with the strides and extents given:
-            // acc is [channels_out, columns] row-major; dy_tile rows are output planes
-            // (stride oh*ow) of which the first `pixels` are read; col is [columns, pixels].
-            unsafe {
-                gemm::gemm(
-                    g.channels_out,
-                    columns,
-                    pixels,
-                    acc.as_mut_ptr(),
-                    1,
-                    columns as isize,
-                    true,
-                    dy_tile.as_ptr(),
-                    1,
-                    g.output_pixels() as isize,
-                    col.as_ptr(),
-                    pixels as isize,
-                    1,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
+    with_scratch(columns * tile_rows * out_w, |col| {
+        for b in samples {
+            for row0 in (0..out_h).step_by(tile_rows) {
+                let rows = tile_rows.min(out_h - row0);
+                let pixels = rows * out_w;
+                let col = &mut col[..columns * pixels];
+                im2col(col, x, g, b, channels.clone(), row0..row0 + rows);
+                let dy_tile = &dy[(b * g.channels_out) * g.output_pixels() + row0 * out_w..];
+                // acc[co, j] += sum_p dy_tile[co, p] * col[j, p]
+                // SAFETY: every pointer addresses a live buffer with the strides and extents given:
+                // acc is [channels_out, columns] row-major; dy_tile rows are output planes
+                // (stride oh*ow) of which the first `pixels` are read; col is [columns, pixels].
+                unsafe {
+                    gemm::gemm(
+                        g.channels_out,
+                        columns,
+                        pixels,
+                        acc.as_mut_ptr(),
+                        1,
+                        columns as isize,
+                        true,
+                        dy_tile.as_ptr(),
+                        1,
+                        g.output_pixels() as isize,
+                        col.as_ptr(),
+                        pixels as isize,
+                        1,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
             }
         }
-    }
+    });
     acc
+}
+
+thread_local! {
+    /// Each thread's im2col buffer, kept between calls: every use overwrites what it reads, so it
+    /// is neither freed nor zeroed per tile.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's scratch buffer, at least `len` long (its old contents remain: `f`
+/// writes before it reads). `f` must not call back into rayon, which could run another unit
+/// that wants the buffer on this thread.
+fn with_scratch<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
+    SCRATCH.with_borrow_mut(|scratch| {
+        if scratch.len() < len {
+            scratch.resize(len, 0.0);
+        }
+        f(&mut scratch[..len])
+    })
 }
 
 /// Fills `col` (`[channels.len() * kh * kw, rows.len() * ow]`) with the input values each

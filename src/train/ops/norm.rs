@@ -7,6 +7,8 @@
 //! once; the backward reads twice and writes once. Every channel's sums run over its samples and
 //! pixels in one fixed order whatever the thread count, so runs stay reproducible.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 /// Elements per unit of parallel work when writing, so that tiny planes are not one task each.
@@ -62,17 +64,21 @@ pub fn normalize_relu(x: &[f32], mean: &[f32], inv_std: &[f32], gamma: &[f32], b
     for per_channel in [mean, inv_std, gamma, beta] {
         assert_eq!(per_channel.len(), g.channels, "batch norm: one value per channel");
     }
-    let mut out = vec![0.0f32; g.len()];
-    out.par_chunks_mut(g.pixels.max(1))
-        .zip(x.par_chunks(g.pixels.max(1)))
-        .with_min_len(MIN_ELEMENTS_PER_TASK.div_ceil(g.pixels.max(1)))
-        .enumerate()
-        .for_each(|(plane, (out, x))| {
-            let c = plane % g.channels;
-            let (center, scale, shift) = (mean[c], inv_std[c] * gamma[c], beta[c]);
-            out.iter_mut().zip(x).for_each(|(y, &v)| *y = ((v - center) * scale + shift).max(0.0));
-        });
-    out
+    // SAFETY: the planes of `pixels` elements tile all `g.len()` values, and each plane is
+    // written whole (zipped with the input's plane of the same length, asserted above).
+    unsafe {
+        written(g.len(), |out| {
+            out.par_chunks_mut(g.pixels.max(1))
+                .zip(x.par_chunks(g.pixels.max(1)))
+                .with_min_len(MIN_ELEMENTS_PER_TASK.div_ceil(g.pixels.max(1)))
+                .enumerate()
+                .for_each(|(plane, (out, x))| {
+                    let c = plane % g.channels;
+                    let (center, scale, shift) = (mean[c], inv_std[c] * gamma[c], beta[c]);
+                    out.iter_mut().zip(x).for_each(|(y, &v)| *y = MaybeUninit::new(((v - center) * scale + shift).max(0.0)));
+                });
+        })
+    }
 }
 
 /// The gradients of batch norm + ReLU with respect to its input and parameters.
@@ -107,19 +113,36 @@ pub fn backward(x: &[f32], y: &[f32], dy: &[f32], gamma: &[f32], mean: &[f32], i
         })
         .unzip();
     let n = g.count() as f32;
-    let mut dx = vec![0.0f32; g.len()];
-    dx.par_chunks_mut(g.pixels.max(1)).with_min_len(MIN_ELEMENTS_PER_TASK.div_ceil(g.pixels.max(1))).enumerate().for_each(|(plane, dx)| {
-        let c = plane % g.channels;
-        let at = plane * g.pixels;
-        let (x, y, dy) = (&x[at..at + g.pixels], &y[at..at + g.pixels], &dy[at..at + g.pixels]);
-        let (scale, mean_d, mean_d_hat) = (gamma[c] * inv_std[c], dbeta[c] / n, dgamma[c] / n);
-        for (i, out) in dx.iter_mut().enumerate() {
-            let d = if y[i] > 0.0 { dy[i] } else { 0.0 };
-            let x_hat = (x[i] - mean[c]) * inv_std[c];
-            *out = scale * (d - mean_d - x_hat * mean_d_hat);
-        }
-    });
+    // SAFETY: the planes of `pixels` elements tile all `g.len()` values; each is written whole.
+    let dx = unsafe {
+        written(g.len(), |dx| {
+            dx.par_chunks_mut(g.pixels.max(1)).with_min_len(MIN_ELEMENTS_PER_TASK.div_ceil(g.pixels.max(1))).enumerate().for_each(|(plane, dx)| {
+                let c = plane % g.channels;
+                let at = plane * g.pixels;
+                let (x, y, dy) = (&x[at..at + g.pixels], &y[at..at + g.pixels], &dy[at..at + g.pixels]);
+                let (scale, mean_d, mean_d_hat) = (gamma[c] * inv_std[c], dbeta[c] / n, dgamma[c] / n);
+                for (i, out) in dx.iter_mut().enumerate() {
+                    let d = if y[i] > 0.0 { dy[i] } else { 0.0 };
+                    let x_hat = (x[i] - mean[c]) * inv_std[c];
+                    *out = MaybeUninit::new(scale * (d - mean_d - x_hat * mean_d_hat));
+                }
+            });
+        })
+    };
     NormGradients { x: dx, gamma: dgamma, beta: dbeta }
+}
+
+/// A vector of `len` values that `fill` writes into its spare capacity (as `MaybeUninit`),
+/// without zeroing it first.
+///
+/// # Safety
+/// `fill` must write every one of the `len` elements.
+unsafe fn written(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    fill(&mut out.spare_capacity_mut()[..len]);
+    // SAFETY: the caller's promise: all `len` elements are written.
+    unsafe { out.set_len(len) };
+    out
 }
 
 #[cfg(test)]
