@@ -1,13 +1,15 @@
-"""The data side of the PyTorch references (`bench/optuna_search.py`, `bench/hue_torch.py`): the
-Carvana-layout loader, the seeded split, the augmentations of `sweeps/*.toml` (hue, flip, shifts)
-and the validation mean IoU, as close to `sweep`'s as PyTorch makes them (the hue shift is a YIQ
-rotation here and the resize PIL's box filter).
+"""What the PyTorch references (`bench/optuna_search.py`, `bench/hue_torch.py`) share: the
+Carvana-layout loader, the seeded split, the augmentations of `sweeps/*.toml` (hue, flip, shifts),
+the validation mean IoU and one epoch of training, as close to `sweep`'s as PyTorch makes them
+(the hue shift is a YIQ rotation here and the resize PIL's box filter).
 """
 import math
 
 import numpy as np
 import torch
 from PIL import Image
+
+from unet_torch import loss_fn
 
 
 def load(data, size):
@@ -80,3 +82,19 @@ def mean_iou(logits, y):
         if union:
             ious.append((p & t).sum().item() / union)
     return sum(ious) / len(ious)
+
+
+def epoch(model, opt, x, y, train_idx, val_idx, params, rng, batch):
+    """One epoch: the training split shuffled and augmented in batches, then the validation mean
+    IoU (returned)."""
+    model.train()
+    order = rng.permutation(train_idx)
+    for b in range(0, len(order), batch):
+        idx = order[b : b + batch]
+        xb, yb = augment(x[idx], y[idx], params, rng)
+        opt.zero_grad()
+        loss_fn(model(xb), yb).backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        return mean_iou(torch.cat([model(x[val_idx[b : b + 32]]) for b in range(0, len(val_idx), 32)]), y[val_idx])

@@ -16,8 +16,8 @@ import time
 import numpy as np
 import torch
 
-from data_torch import augment, load, mean_iou, split
-from unet_torch import UNet, loss_fn
+from data_torch import epoch, load, split
+from unet_torch import UNet
 
 HUES = [0.0, 0.1, 0.2, 0.3]
 
@@ -35,17 +35,7 @@ def train(job):
     opt = torch.optim.Adam(model.parameters(), lr=0.003)
     best = float("nan")
     for _ in range(args.epochs):
-        model.train()
-        order = rng.permutation(train_idx)
-        for b in range(0, len(order), 8):
-            idx = order[b : b + 8]
-            xb, yb = augment(x[idx], y[idx], params, rng)
-            opt.zero_grad()
-            loss_fn(model(xb), yb).backward()
-            opt.step()
-        model.eval()
-        with torch.no_grad():
-            iou = mean_iou(torch.cat([model(x[val_idx[b : b + 32]]) for b in range(0, len(val_idx), 32)]), y[val_idx])
+        iou = epoch(model, opt, x, y, train_idx, val_idx, params, rng, 8)
         best = iou if best != best else max(best, iou)
     return {"trial": number, "hue_delta": hue, "best_val_iou": best, "wall": time.time() - start}
 

@@ -18,8 +18,8 @@ import numpy as np
 import optuna
 import torch
 
-from data_torch import augment, load, mean_iou, split
-from unet_torch import UNet, loss_fn
+from data_torch import epoch, load, split
+from unet_torch import UNet
 
 
 def main():
@@ -59,22 +59,12 @@ def main():
             "rmsprop": lambda: torch.optim.RMSprop(model.parameters(), lr=lr, momentum=params["momentum"]),
         }[params["optimizer"]]()
         iou = float("nan")
-        for epoch in range(1, args.epochs + 1):
-            model.train()
-            order = rng.permutation(train_idx)
-            for b in range(0, len(order), args.batch):
-                idx = order[b : b + args.batch]
-                xb, yb = augment(x[idx], y[idx], params, rng)
-                opt.zero_grad()
-                loss_fn(model(xb), yb).backward()
-                opt.step()
-            model.eval()
-            with torch.no_grad():
-                iou = mean_iou(torch.cat([model(x[val_idx[b : b + 32]]) for b in range(0, len(val_idx), 32)]), y[val_idx])
+        for number in range(1, args.epochs + 1):
+            iou = epoch(model, opt, x, y, train_idx, val_idx, params, rng, args.batch)
             with lock:
-                log.write(json.dumps({"trial": trial.number, "epoch": epoch, "val_iou": iou, "wall": time.time() - start}) + "\n")
+                log.write(json.dumps({"trial": trial.number, "epoch": number, "val_iou": iou, "wall": time.time() - start}) + "\n")
                 log.flush()
-            trial.report(iou, epoch)
+            trial.report(iou, number)
             if trial.should_prune():
                 raise optuna.TrialPruned()
         return iou
