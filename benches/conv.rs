@@ -1,7 +1,7 @@
 //! The convolution kernels of `train::ops::conv` against flex's, one op at a time, at the
 //! U-Net's layer shapes (3x3, `Same` padding): the forward, the weight gradient and the input
-//! gradient (ours: our forward over the flipped kernel), median of 10 after warm-up. What pays is wired into `train::ops`; the rest is
-//! recorded in BENCHMARKS.md (issue 13).
+//! gradient (ours: our forward over the flipped kernel), median of 10 after warm-up. What pays
+//! is wired into `train::ops`; the rest is recorded in BENCHMARKS.md (issue 13).
 //!
 //! Usage: cargo bench --bench conv [-- --threads 2]
 

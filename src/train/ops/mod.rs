@@ -255,12 +255,8 @@ pub trait NormBackend: Backend {
 
 impl NormBackend for Flex {
     fn batch_norm_relu_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let (x, gamma, beta) = (x.to_contiguous(), gamma.to_contiguous(), beta.to_contiguous());
-        let g = norm_geometry(&x);
-        let (mean, var) = norm::statistics(f32s(&x), &g);
-        let inv_std = norm::inverse_std(&var, epsilon);
-        let output = norm::normalize_relu(f32s(&x), &mean, &inv_std, f32s(&gamma), f32s(&beta), &g);
-        (FlexTensor::from_data(TensorData::new(output, x.shape())), per_channel(mean), per_channel(var))
+        let (output, mean, var, _) = norm_train(&x.to_contiguous(), &gamma.to_contiguous(), &beta.to_contiguous(), epsilon);
+        (output, mean, var)
     }
 
     fn batch_norm_relu(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, mean: FlexTensor, variance: FlexTensor, epsilon: f64) -> FlexTensor {
@@ -281,8 +277,7 @@ impl<C: CheckpointStrategy> NormBackend for Autodiff<Flex, C> {
         match NormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (x, gamma) = (x.into_primitive().to_contiguous(), gamma.into_primitive().to_contiguous());
-                let (output, mean, var) = Flex::batch_norm_relu_train(x.clone(), gamma.clone(), beta.into_primitive(), epsilon);
-                let inv_std = norm::inverse_std(f32s(&var), epsilon);
+                let (output, mean, var, inv_std) = norm_train(&x, &gamma, &beta.into_primitive().to_contiguous(), epsilon);
                 let state = NormState { x, output: output.clone(), gamma, mean: mean.clone(), inv_std };
                 (prep.finish(state, output), Self::from_inner(mean), Self::from_inner(var))
             }
@@ -341,6 +336,16 @@ impl Backward<Flex, 3> for NormBackward {
             grads.register::<Flex>(node.id, per_channel(result.beta));
         }
     }
+}
+
+/// The training forward on contiguous tensors: the output, the batch mean and biased variance
+/// per channel, and `1 / sqrt(variance + epsilon)` (which the backward needs too).
+fn norm_train(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, epsilon: f64) -> (FlexTensor, FlexTensor, FlexTensor, Vec<f32>) {
+    let g = norm_geometry(x);
+    let (mean, var) = norm::statistics(f32s(x), &g);
+    let inv_std = norm::inverse_std(&var, epsilon);
+    let output = norm::normalize_relu(f32s(x), &mean, &inv_std, f32s(gamma), f32s(beta), &g);
+    (FlexTensor::from_data(TensorData::new(output, x.shape())), per_channel(mean), per_channel(var), inv_std)
 }
 
 fn norm_geometry(x: &FlexTensor) -> NormGeometry {
