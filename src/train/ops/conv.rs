@@ -278,6 +278,10 @@ fn im2col(col: &mut [f32], x: &[f32], g: &ConvGeometry, b: usize, channels: Rang
             for kw in 0..g.kernel[1] {
                 let dst = taps.next().expect("im2col: one row per tap");
                 let shift_w = (kw * g.dilation[1]) as isize - g.padding[1] as isize;
+                if g.stride == [1, 1] && in_w == out_w {
+                    shifted_plane(dst, plane, in_w, rows.start as isize + (kh * g.dilation[0]) as isize - g.padding[0] as isize, shift_w);
+                    continue;
+                }
                 for (out_row, dst_row) in rows.clone().zip(dst.chunks_exact_mut(out_w)) {
                     let ih = (out_row * g.stride[0] + kh * g.dilation[0]) as isize - g.padding[0] as isize;
                     if ih < 0 || ih >= in_h as isize {
@@ -288,6 +292,38 @@ fn im2col(col: &mut [f32], x: &[f32], g: &ConvGeometry, b: usize, channels: Rang
                     copy_row(dst_row, src_row, shift_w, g.stride[1]);
                 }
             }
+        }
+    }
+}
+
+/// One tap of a stride-1 convolution whose output rows are as wide as the input's (`Same`
+/// padding, as the U-Net's): `dst` (`rows x width`) is the input `plane` moved up by `first_row`
+/// rows and left by `shift` columns, zero where that falls outside it. The rows inside the plane
+/// are then one contiguous run of the input, copied at once; the columns that wrapped around from
+/// the neighbouring row are zeroed after.
+fn shifted_plane(dst: &mut [f32], plane: &[f32], width: usize, first_row: isize, shift: isize) {
+    let (rows, height) = ((dst.len() / width) as isize, (plane.len() / width) as isize);
+    // Output rows `lo..hi` read input rows `first_row + lo..first_row + hi`, all inside the plane.
+    let lo = (-first_row).clamp(0, rows);
+    let hi = (height - first_row).clamp(lo, rows);
+    let (lo, hi) = (lo as usize * width, hi as usize * width);
+    dst[..lo].fill(0.0);
+    dst[hi..].fill(0.0);
+    if lo == hi {
+        return;
+    }
+    // dst[i] = plane[first_row * width + shift + i] for i in lo..hi, clipped to the plane (what the
+    // clipping leaves out lies in the zeroed columns below).
+    let offset = first_row * width as isize + shift;
+    let start = (lo as isize).max(-offset) as usize;
+    let end = (hi as isize).min(plane.len() as isize - offset) as usize;
+    dst[lo..start].fill(0.0);
+    dst[start..end].copy_from_slice(&plane[(start as isize + offset) as usize..(end as isize + offset) as usize]);
+    dst[end..hi].fill(0.0);
+    let zeroed = if shift < 0 { 0..(-shift as usize).min(width) } else { width - (shift as usize).min(width)..width };
+    if !zeroed.is_empty() {
+        for row in dst[lo..hi].chunks_exact_mut(width) {
+            row[zeroed.clone()].fill(0.0);
         }
     }
 }
@@ -385,6 +421,18 @@ mod tests {
         check(geometry(1, 2, 2, [3, 4], 3, 1, 2)); // padding wider than the taps reach
         check(ConvGeometry { dilation: [2, 1], output: [3, 4], ..geometry(2, 3, 2, [7, 4], 3, 1, 1) });
         check(geometry(2, 3, 4, [130, 3], 3, 1, 1)); // more than one row tile
+        for g in same_width_cases() {
+            check(g);
+        }
+    }
+
+    /// Stride 1 with the output as wide as the input: the taps im2col copies as shifted planes.
+    fn same_width_cases() -> Vec<ConvGeometry> {
+        vec![
+            geometry(2, 2, 3, [6, 1], 5, 1, 2), // taps shifted past the whole row
+            ConvGeometry { dilation: [2, 2], padding: [2, 2], ..geometry(2, 3, 2, [7, 5], 3, 1, 1) }, // dilated
+            geometry(1, 2, 2, [300, 9], 3, 1, 1), // row tiles of 227 and 73 rows
+        ]
     }
 
     /// The convolution by its definition, in f64.
@@ -432,7 +480,7 @@ mod tests {
 
     #[test]
     fn forward_matches_the_definition() {
-        for g in cases() {
+        for g in cases().into_iter().chain(same_width_cases()) {
             let x = values(g.batch * g.channels_in * g.input_pixels(), 1);
             let w = values(g.channels_out * g.channels_in * g.kernel_len(), 3);
             let bias = values(g.channels_out, 9);
@@ -477,7 +525,7 @@ mod tests {
 
     #[test]
     fn input_grad_matches_the_definition() {
-        for g in cases().into_iter().filter(|g| g.stride == [1, 1]) {
+        for g in cases().into_iter().chain(same_width_cases()).filter(|g| g.stride == [1, 1] && g.dilation == [1, 1]) {
             let dy = values(g.batch * g.channels_out * g.output_pixels(), 5);
             let w = values(g.channels_out * g.channels_in * g.kernel_len(), 3);
             let ours = input_grad(&dy, &w, &g);

@@ -45,11 +45,31 @@ pub fn statistics(x: &[f32], g: &NormGeometry) -> (Vec<f32>, Vec<f32>) {
     (0..g.channels)
         .into_par_iter()
         .map(|c| {
-            let mean = g.planes(x, c).flatten().map(|&v| v as f64).sum::<f64>() / g.count();
-            let var = g.planes(x, c).flatten().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / g.count();
+            let mean = lane_sum(g.planes(x, c), |v| v as f64) / g.count();
+            let var = lane_sum(g.planes(x, c), |v| (v as f64 - mean).powi(2)) / g.count();
             (mean as f32, var as f32)
         })
         .unzip()
+}
+
+/// Lanes of the f64 sums below: independent accumulators that the compiler keeps in vector
+/// registers (one running sum would wait on each addition in turn).
+const LANES: usize = 8;
+
+/// The sum of `term(v)` over every value of `planes`, in [`LANES`] interleaved f64 lanes added
+/// in a fixed order: the result depends on the data alone.
+#[inline(always)]
+fn lane_sum<'a>(planes: impl Iterator<Item = &'a [f32]>, term: impl Fn(f32) -> f64) -> f64 {
+    let mut lanes = [0.0f64; LANES];
+    for plane in planes {
+        let chunks = plane.chunks_exact(LANES);
+        let tail = chunks.remainder();
+        for chunk in chunks {
+            lanes.iter_mut().zip(chunk).for_each(|(lane, &v)| *lane += term(v));
+        }
+        lanes.iter_mut().zip(tail).for_each(|(lane, &v)| *lane += term(v));
+    }
+    lanes.iter().sum()
 }
 
 /// `1 / sqrt(variance + epsilon)` per channel.
@@ -100,16 +120,24 @@ pub fn backward(x: &[f32], y: &[f32], dy: &[f32], gamma: &[f32], mean: &[f32], i
     let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = (0..g.channels)
         .into_par_iter()
         .map(|c| {
-            let (mut sum, mut sum_hat) = (0.0f64, 0.0f64);
-            for ((x, y), dy) in g.planes(x, c).zip(g.planes(y, c)).zip(g.planes(dy, c)) {
-                for ((&x, &y), &dy) in x.iter().zip(y).zip(dy) {
-                    if y > 0.0 {
-                        sum += dy as f64;
-                        sum_hat += dy as f64 * ((x - mean[c]) * inv_std[c]) as f64;
-                    }
+            // Over the channel's values where the ReLU passed: sum dy and sum dy * (x - mean),
+            // in lanes as `lane_sum` does (the scale by inv_std is applied to the total).
+            let (mut sum, mut sum_centered) = ([0.0f64; LANES], [0.0f64; LANES]);
+            let mut add = |x: &[f32], y: &[f32], dy: &[f32]| {
+                for (((&x, &y), &dy), (sum, centered)) in x.iter().zip(y).zip(dy).zip(sum.iter_mut().zip(sum_centered.iter_mut())) {
+                    let d = if y > 0.0 { dy as f64 } else { 0.0 };
+                    *sum += d;
+                    *centered += d * (x as f64 - mean[c] as f64);
                 }
+            };
+            for ((x, y), dy) in g.planes(x, c).zip(g.planes(y, c)).zip(g.planes(dy, c)) {
+                let (xs, ys, dys) = (x.chunks_exact(LANES), y.chunks_exact(LANES), dy.chunks_exact(LANES));
+                let (x_tail, y_tail, dy_tail) = (xs.remainder(), ys.remainder(), dys.remainder());
+                xs.zip(ys).zip(dys).for_each(|((x, y), dy)| add(x, y, dy));
+                add(x_tail, y_tail, dy_tail);
             }
-            (sum as f32, sum_hat as f32)
+            let total = |lanes: [f64; LANES]| lanes.iter().sum::<f64>();
+            (total(sum) as f32, (total(sum_centered) * inv_std[c] as f64) as f32)
         })
         .unzip();
     let n = g.count() as f32;
@@ -120,11 +148,11 @@ pub fn backward(x: &[f32], y: &[f32], dy: &[f32], gamma: &[f32], mean: &[f32], i
                 let c = plane % g.channels;
                 let at = plane * g.pixels;
                 let (x, y, dy) = (&x[at..at + g.pixels], &y[at..at + g.pixels], &dy[at..at + g.pixels]);
-                let (scale, mean_d, mean_d_hat) = (gamma[c] * inv_std[c], dbeta[c] / n, dgamma[c] / n);
-                for (i, out) in dx.iter_mut().enumerate() {
-                    let d = if y[i] > 0.0 { dy[i] } else { 0.0 };
-                    let x_hat = (x[i] - mean[c]) * inv_std[c];
-                    *out = MaybeUninit::new(scale * (d - mean_d - x_hat * mean_d_hat));
+                // dx = scale * (d - mean_d - (x - mean) * inv_std * mean_d_hat)
+                let (scale, mean_d, slope, center) = (gamma[c] * inv_std[c], dbeta[c] / n, inv_std[c] * dgamma[c] / n, mean[c]);
+                for (((out, &x), &y), &dy) in dx.iter_mut().zip(x).zip(y).zip(dy) {
+                    let d = if y > 0.0 { dy } else { 0.0 };
+                    *out = MaybeUninit::new(scale * (d - mean_d - (x - center) * slope));
                 }
             });
         })
