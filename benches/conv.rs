@@ -34,9 +34,18 @@ fn main() {
     common::header(&format!("3x3 convolution kernels, ours against flex's, {threads} threads"));
     println!("| batch | in -> out | size | forward flex | forward ours | weight grad flex | weight grad ours | input grad flex | input grad ours |");
     println!("|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-    for (batch, ci, co, size) in
-        [(4, 3, 16, 128), (4, 16, 16, 128), (8, 16, 16, 128), (4, 32, 32, 64), (8, 64, 64, 32), (4, 256, 256, 8), (8, 8, 8, 64), (8, 64, 128, 8)]
-    {
+    for (batch, ci, co, size) in [
+        (4, 3, 16, 128),
+        (4, 16, 16, 128),
+        (8, 16, 16, 128),
+        (4, 32, 32, 64),
+        (8, 64, 64, 32),
+        (4, 256, 256, 8),
+        (8, 8, 8, 64),
+        (8, 16, 16, 32),
+        (8, 32, 32, 16),
+        (8, 64, 128, 8),
+    ] {
         let g = ConvGeometry {
             batch,
             channels_in: ci,
