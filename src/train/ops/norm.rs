@@ -62,10 +62,11 @@ const LANES: usize = 8;
 fn lane_sum<'a>(planes: impl Iterator<Item = &'a [f32]>, term: impl Fn(f32) -> f64) -> f64 {
     let mut lanes = [0.0f64; LANES];
     for plane in planes {
-        let chunks = plane.chunks_exact(LANES);
-        let tail = chunks.remainder();
+        let (chunks, tail) = plane.as_chunks::<LANES>();
         for chunk in chunks {
-            lanes.iter_mut().zip(chunk).for_each(|(lane, &v)| *lane += term(v));
+            for l in 0..LANES {
+                lanes[l] += term(chunk[l]);
+            }
         }
         lanes.iter_mut().zip(tail).for_each(|(lane, &v)| *lane += term(v));
     }
@@ -123,18 +124,20 @@ pub fn backward(x: &[f32], y: &[f32], dy: &[f32], gamma: &[f32], mean: &[f32], i
             // Over the channel's values where the ReLU passed: sum dy and sum dy * (x - mean),
             // in lanes as `lane_sum` does (the scale by inv_std is applied to the total).
             let (mut sum, mut sum_centered) = ([0.0f64; LANES], [0.0f64; LANES]);
-            let mut add = |x: &[f32], y: &[f32], dy: &[f32]| {
-                for (((&x, &y), &dy), (sum, centered)) in x.iter().zip(y).zip(dy).zip(sum.iter_mut().zip(sum_centered.iter_mut())) {
-                    let d = if y > 0.0 { dy as f64 } else { 0.0 };
-                    *sum += d;
-                    *centered += d * (x as f64 - mean[c] as f64);
+            let center = mean[c] as f64;
+            let mut add = |x: &[f32; LANES], y: &[f32; LANES], dy: &[f32; LANES]| {
+                for l in 0..LANES {
+                    let d = if y[l] > 0.0 { dy[l] as f64 } else { 0.0 };
+                    sum[l] += d;
+                    sum_centered[l] += d * (x[l] as f64 - center);
                 }
             };
             for ((x, y), dy) in g.planes(x, c).zip(g.planes(y, c)).zip(g.planes(dy, c)) {
-                let (xs, ys, dys) = (x.chunks_exact(LANES), y.chunks_exact(LANES), dy.chunks_exact(LANES));
-                let (x_tail, y_tail, dy_tail) = (xs.remainder(), ys.remainder(), dys.remainder());
-                xs.zip(ys).zip(dys).for_each(|((x, y), dy)| add(x, y, dy));
-                add(x_tail, y_tail, dy_tail);
+                let ((xs, x_tail), (ys, y_tail), (dys, dy_tail)) = (x.as_chunks::<LANES>(), y.as_chunks::<LANES>(), dy.as_chunks::<LANES>());
+                xs.iter().zip(ys).zip(dys).for_each(|((x, y), dy)| add(x, y, dy));
+                // The last values padded with zeros: y = 0 where the ReLU cut, so they add nothing.
+                let pad = |tail: &[f32]| std::array::from_fn(|l| tail.get(l).copied().unwrap_or(0.0));
+                add(&pad(x_tail), &pad(y_tail), &pad(dy_tail));
             }
             let total = |lanes: [f64; LANES]| lanes.iter().sum::<f64>();
             (total(sum) as f32, (total(sum_centered) * inv_std[c] as f64) as f32)
