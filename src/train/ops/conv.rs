@@ -141,27 +141,7 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec
                     let plane = dst.add(co * g.output_pixels());
                     (0..pixels).for_each(|i| plane.add(i).write(b));
                 }
-                gemm::gemm(
-                    g.channels_out,
-                    pixels,
-                    columns,
-                    dst,
-                    1,
-                    g.output_pixels() as isize,
-                    true,
-                    weight.as_ptr(),
-                    1,
-                    columns as isize,
-                    col.as_ptr(),
-                    1,
-                    pixels as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
+                gemm_add(g.channels_out, pixels, columns, (dst, g.output_pixels()), (weight.as_ptr(), columns), (col.as_ptr(), 1, pixels));
             }
         });
     });
@@ -257,21 +237,32 @@ fn add_products(acc: &mut [f32], dy: &[f32], dy_stride: usize, col: &[f32], chan
     }
     // SAFETY: acc is [channels_out, columns] row-major; dy's rows start `dy_stride` apart and
     // the first `pixels` of each are read; col is [columns, pixels] (sizes asserted above).
+    unsafe { gemm_add(channels_out, columns, pixels, (acc.as_mut_ptr(), columns), (dy.as_ptr(), dy_stride), (col.as_ptr(), pixels, 1)) };
+}
+
+/// `dst += lhs * rhs` for an `m x k` times `k x n` product, on this thread, with the `gemm`
+/// crate: `dst` and `lhs` are row-major with the row strides given, `rhs` is given with its column
+/// and row strides.
+///
+/// # Safety
+/// Every pointer must address a live buffer that holds the matrix its strides describe.
+unsafe fn gemm_add(m: usize, n: usize, k: usize, dst: (*mut f32, usize), lhs: (*const f32, usize), rhs: (*const f32, usize, usize)) {
+    // SAFETY: the caller's promise.
     unsafe {
         gemm::gemm(
-            channels_out,
-            columns,
-            pixels,
-            acc.as_mut_ptr(),
+            m,
+            n,
+            k,
+            dst.0,
             1,
-            columns as isize,
+            dst.1 as isize,
             true,
-            dy.as_ptr(),
+            lhs.0,
             1,
-            dy_stride as isize,
-            col.as_ptr(),
-            pixels as isize,
-            1,
+            lhs.1 as isize,
+            rhs.0,
+            rhs.1 as isize,
+            rhs.2 as isize,
             1.0,
             1.0,
             false,
