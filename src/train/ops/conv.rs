@@ -427,10 +427,12 @@ fn shifted_plane(dst: &mut [f32], plane: &[f32], width: usize, first_row: isize,
     // dst[i] = plane[first_row * width + shift + i] for i in lo..hi, clipped to the plane (what the
     // clipping leaves out lies in the zeroed columns below).
     let offset = first_row * width as isize + shift;
-    let start = (lo as isize).max(-offset) as usize;
-    let end = (hi as isize).min(plane.len() as isize - offset) as usize;
+    let start = (-offset).clamp(lo as isize, hi as isize) as usize;
+    let end = (plane.len() as isize - offset).clamp(start as isize, hi as isize) as usize;
     dst[lo..start].fill(0.0);
-    dst[start..end].copy_from_slice(&plane[(start as isize + offset) as usize..(end as isize + offset) as usize]);
+    if start < end {
+        dst[start..end].copy_from_slice(&plane[(start as isize + offset) as usize..(end as isize + offset) as usize]);
+    }
     dst[end..hi].fill(0.0);
     let zeroed = if shift < 0 { 0..(-shift as usize).min(width) } else { width - (shift as usize).min(width)..width };
     if !zeroed.is_empty() {
@@ -546,6 +548,7 @@ mod tests {
             geometry(2, 2, 3, [6, 1], 5, 1, 2), // taps shifted past the whole row
             ConvGeometry { dilation: [2, 2], padding: [2, 2], ..geometry(2, 3, 2, [7, 5], 3, 1, 1) }, // dilated
             geometry(1, 2, 2, [300, 9], 3, 1, 1), // row tiles of 227 and 73 rows
+            geometry(2, 2, 3, [1, 1], 5, 1, 2), // a single pixel: taps shifted past the whole plane
         ]
     }
 
