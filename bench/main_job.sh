@@ -10,16 +10,14 @@
 #        ROUNDS=n (default 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 PY=${1:-python3}
-"$PY" -c "import torch, PIL, numpy" 2>/dev/null || { echo "the reference needs: $PY -m pip install torch pillow numpy" >&2; exit 2; }
+need_python "$PY" "torch, PIL, numpy" "torch pillow numpy"
 # SWEEP_BIN=path measures that binary instead of building this checkout's release binary.
-if [ -z "${SWEEP_BIN:-}" ]; then cargo build --release --quiet; fi
-BIN=$(realpath "${SWEEP_BIN:-target/release/sweep}")
+BIN=$(sweep_bin)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-
-# The dataset `source = "synthetic"` generates (400 images of 240x160, seed 0), on disk for both.
-"$BIN" data synth --out "$T/cars" --count 400 --size 240x160 --seed 0 >/dev/null
+synth_cars "$BIN" "$T/cars"
 sed -e "s|^source = \"synthetic\".*|source = \"$T/cars\"|" -e '/^synthetic_count/d' sweeps/hue.toml > "$T/hue.toml"
 
 now() { date +%s.%N; }

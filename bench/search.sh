@@ -15,17 +15,14 @@
 #        NO_OPTUNA=1 runs only the two `sweep` legs (the time base is then the pruned leg's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 PY=${1:-python3}
-"$PY" -c "import torch, optuna, PIL, numpy" 2>/dev/null || { echo "the reference needs: $PY -m pip install torch optuna pillow numpy" >&2; exit 2; }
+need_python "$PY" "torch, optuna, PIL, numpy" "torch optuna pillow numpy"
 # SWEEP_BIN=path measures that binary instead of building this checkout's release binary.
-if [ -z "${SWEEP_BIN:-}" ]; then cargo build --release --quiet; fi
-BIN=$(realpath "${SWEEP_BIN:-target/release/sweep}")
+BIN=$(sweep_bin)
 T=$(mktemp -d)
 if [ -n "${KEEP:-}" ]; then echo "results in $T"; else trap 'rm -rf "$T"' EXIT; fi
-
-# The dataset the synthetic source generates by default (400 images of 240x160, seed 0), on disk
-# so that both tools read the same files.
-"$BIN" data synth --out "$T/cars" --count 400 --size 240x160 --seed 0 >/dev/null
+synth_cars "$BIN" "$T/cars"
 SEED=${SEED:-$(sed -n 's/^seed = \([0-9]*\).*/\1/p' sweeps/bayes.toml)}
 sed -e "s|^source = \"synthetic\"|source = \"$T/cars\"|" -e '/^synthetic_count/d' -e "s/^seed = .*/seed = $SEED/" sweeps/bayes.toml > "$T/pruned.toml"
 if [ -n "${PRUNER:-}" ]; then
