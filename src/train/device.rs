@@ -75,11 +75,20 @@ impl DeviceSpec {
     /// up here as an error rather than as a panic in the middle of training.
     pub fn open(&self) -> Result<Device, DeviceError> {
         let device = self.device()?;
+        if let DeviceSpec::Vulkan(_) = self {
+            // Without the loader wgpu sees no Vulkan at all and burn reports only "no adapter":
+            // name the missing library instead.
+            vulkan_loader(VULKAN_LOADER).map_err(|reason| DeviceError { spec: self.to_string(), reason })?;
+        }
         probe(&device).map_err(|reason| {
             let hint = match self {
                 DeviceSpec::Cpu => "",
                 DeviceSpec::Cuda(_) => " Is there an NVIDIA GPU with this index and a working driver (nvidia-smi)? Use --device cpu otherwise.",
-                DeviceSpec::Vulkan(_) => " Is there a GPU with this index and a Vulkan driver (vulkaninfo)? Use --device cpu otherwise.",
+                DeviceSpec::Vulkan(_) => {
+                    " The Vulkan loader is installed, but no Vulkan driver reports a discrete GPU with this index: install the GPU's Vulkan \
+                     driver (NVIDIA's driver ships nvidia_icd.json; `vulkaninfo --summary` lists what the loader finds, and \
+                     VK_DRIVER_FILES=/path/to/icd.json names a driver installed elsewhere), or use --device cpu."
+                }
             };
             DeviceError { spec: self.to_string(), reason: format!("{reason}.{hint}") }
         })?;
@@ -106,6 +115,34 @@ impl DeviceSpec {
     }
 }
 
+/// The Vulkan loader's library name on this system (what wgpu opens at run time).
+#[cfg(target_os = "macos")]
+const VULKAN_LOADER: &str = "libvulkan.1.dylib";
+#[cfg(not(target_os = "macos"))]
+const VULKAN_LOADER: &str = "libvulkan.so.1";
+
+/// Checks that the Vulkan loader `library` can be loaded, as wgpu will load it.
+fn vulkan_loader(library: &str) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        let name = std::ffi::CString::new(library).map_err(|_| format!("{library:?} is not a library name"))?;
+        // SAFETY: dlopen takes a NUL-terminated name; a loaded library is closed again at once
+        // (the Vulkan loader runs no code of consequence on load or unload).
+        let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+        if handle.is_null() {
+            return Err(format!(
+                "the Vulkan loader {library} is not installed (Debian and Ubuntu: apt-get install libvulkan1; Fedora: dnf install \
+                 vulkan-loader), and the GPU's Vulkan driver is needed beside it; or use --device cpu"
+            ));
+        }
+        // SAFETY: `handle` came from dlopen above and is closed once.
+        unsafe { libc::dlclose(handle) };
+    }
+    #[cfg(not(unix))]
+    let _ = library;
+    Ok(())
+}
+
 /// Runs `1 + 1` on the device, turning a backend panic (no adapter, no driver) into a message.
 fn probe(device: &Device) -> Result<(), String> {
     let device = device.clone();
@@ -121,12 +158,22 @@ fn probe(device: &Device) -> Result<(), String> {
 }
 
 /// Runs `f`, returning a panic's message as an error without printing the panic.
+///
+/// A GPU backend starts its device on a thread of its own: when that thread panics (no adapter,
+/// no driver), `f` sees only a closed channel. The first panic of any thread while `f` runs is
+/// the cause, so that is the message returned.
 pub fn quiet_catch_unwind<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Result<T, String> {
+    let first = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
     let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    let seen = first.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get_or_insert_with(|| panic_message(info.payload()));
+    }));
     let result = std::panic::catch_unwind(f);
     std::panic::set_hook(previous);
-    result.map_err(|payload| panic_message(&*payload))
+    let first = first.lock().unwrap_or_else(|e| e.into_inner()).take();
+    result.map_err(|payload| first.unwrap_or_else(|| panic_message(&*payload)))
 }
 
 /// The text of a panic payload.
@@ -183,6 +230,30 @@ mod tests {
         assert_eq!("vulkan:2".parse::<DeviceSpec>().unwrap(), DeviceSpec::Vulkan(2));
         assert!("tpu".parse::<DeviceSpec>().is_err());
         assert!("cuda:x".parse::<DeviceSpec>().unwrap_err().to_string().contains("cuda:0"));
+    }
+
+    #[test]
+    fn a_missing_vulkan_loader_is_named_with_the_package_to_install() {
+        let err = vulkan_loader("libvulkan-not-here.so.9").unwrap_err();
+        assert!(err.contains("libvulkan-not-here.so.9") && err.contains("apt-get install libvulkan1"), "{err}");
+        // A library every Linux process has loads, so the check passes where the loader is there.
+        #[cfg(target_os = "linux")]
+        vulkan_loader("libc.so.6").unwrap();
+    }
+
+    #[test]
+    fn a_panic_on_the_backends_own_thread_is_the_message_not_the_closed_channel() {
+        let err = quiet_catch_unwind(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<u32>();
+            std::thread::spawn(move || {
+                let _tx = tx;
+                panic!("No possible adapter available for backend");
+            });
+            rx.recv().unwrap()
+        })
+        .unwrap_err();
+        assert_eq!(err, "No possible adapter available for backend");
+        assert_eq!(quiet_catch_unwind(|| 2 + 2), Ok(4));
     }
 
     #[test]
