@@ -82,7 +82,7 @@ pub fn eval(g: &Global, args: &EvalArgs) -> Result<ExitCode> {
         "{} checkpoint `{}` (epoch {}) on {} ({} images, {:.1}s)",
         run.root.display(),
         kind.as_str(),
-        e.state.epochs_done,
+        e.epoch,
         e.on,
         e.images,
         started.elapsed().as_secs_f64()
