@@ -3,8 +3,12 @@ BatchNorm in every block), BCE + dice loss, Adam; one training step and one infe
 timed the same way (median after warm-up, same thread count, 128x128 inputs).
 
 Usage: python bench/unet_torch.py --base 32 --batch 4 [--size 128] [--depth 5] [--threads 2] [--steps 8]
+       [--warmup 2] [--device cpu|cuda] [--no-tf32]
 Prints one JSON line: {"train_ms": ..., "infer_ms": ...}. PyTorch is a benchmark-only
-dependency: `pip install torch`.
+dependency: `pip install torch`. On CUDA each timed call ends with the stream drained (the step's
+`loss.item()` does it; the clock is read after `torch.cuda.synchronize()` too), PyTorch's defaults
+otherwise: eager, cuDNN without benchmark mode, TF32 convolutions (cuDNN's default) unless
+`--no-tf32` asks for full float32 as burn computes.
 """
 import argparse
 import json
@@ -64,13 +68,15 @@ def loss_fn(logits, y):
     return F.binary_cross_entropy_with_logits(logits, y) + (1 - dice)
 
 
-def median_ms(fn, warmup, steps):
+def median_ms(fn, warmup, steps, sync):
     for _ in range(warmup):
         fn()
+    sync()
     times = []
     for _ in range(steps):
         t = time.perf_counter()
         fn()
+        sync()
         times.append((time.perf_counter() - t) * 1e3)
     return statistics.median(times)
 
@@ -83,13 +89,21 @@ def main():
     ap.add_argument("--depth", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-tf32", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = UNet(a.base, a.depth)
+    dev = torch.device(a.device)
+    if a.no_tf32:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    model = UNet(a.base, a.depth).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-    x = torch.rand(a.batch, 3, a.size, a.size)
-    y = (torch.rand(a.batch, 1, a.size, a.size) > 0.5).float()
+    x = torch.rand(a.batch, 3, a.size, a.size, device=dev)
+    y = (torch.rand(a.batch, 1, a.size, a.size, device=dev) > 0.5).float()
 
     def train_step():
         opt.zero_grad(set_to_none=True)
@@ -98,11 +112,15 @@ def main():
         opt.step()
         return loss.item()
 
-    train = median_ms(train_step, 2, a.steps)
+    train = median_ms(train_step, a.warmup, a.steps, sync)
     model.eval()
     with torch.no_grad():
-        infer = median_ms(lambda: model(x).sum().item(), 2, a.steps)
-    print(json.dumps({"train_ms": train, "infer_ms": infer, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+        infer = median_ms(lambda: model(x).sum().item(), a.warmup, a.steps, sync)
+    out = {"train_ms": train, "infer_ms": infer, "torch": torch.__version__, "threads": torch.get_num_threads(), "device": a.device}
+    if dev.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(dev)
+        out["tf32"] = torch.backends.cudnn.allow_tf32
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
