@@ -17,6 +17,10 @@
 #   strip -o /tmp/unet "$(ls -t target/release/deps/unet-* | grep -v '\.d$' | head -1)" && xz -T2 -c /tmp/unet >.gpu/unet.xz
 # (about 22 and 19 MB: with .gl and the checkout that fits the 64 MiB a GPU call carries; gzip does not)
 # Usage (on the GPU machine, from the repository root): bench/gpu.sh .gpu
+# It takes about 11 minutes on an H200, more than one 10-minute call: the first epoch of each new
+# process and every new shape of step 4 pays CubeCL's autotune and shader compiles. Run steps 1-3
+# and step 4 in two calls where calls are capped (2026-12-04: the last two shapes and the profile
+# ran in a second call).
 # Writes gpu.log, timings.md, cubecl-profile.log and runs.tar.gz (the tracker and the main job's
 # best trial directory, to reload here: see BENCHMARKS.md) to $OUT (default /tmp/gpu-out).
 set -uo pipefail

@@ -331,6 +331,32 @@ fn a_saved_model_loads_back_with_identical_predictions() {
     assert_eq!(pa, pc);
 }
 
+/// A checkpoint that burn's Vulkan backend wrote on an NVIDIA H200 (the main job's best trial,
+/// trained by `bench/gpu.sh`; BENCHMARKS.md, "GPU") reloads on the CPU, whose convolutions and
+/// batch norm are our own kernels, and evaluates to the validation metrics the GPU recorded for
+/// that epoch and to the GPU's own re-evaluation. IoU and foreground IoU count thresholded
+/// pixels: they agree unless a logit lies within float32 rounding of 0, and one pixel of the
+/// 80 x 64 x 64 validation pixels moves IoU by about 3e-6, so 1e-5 allows three. Loss and dice
+/// average float32 probabilities summed in another order: within 7e-8 there.
+#[test]
+fn a_checkpoint_written_on_a_gpu_reloads_on_the_cpu_with_the_metrics_the_gpu_recorded() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vulkan-h200");
+    let recorded: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture.join("recorded.json")).unwrap()).unwrap();
+    let runs = tempfile::tempdir().unwrap();
+    let trial = TrialDir::new(fixture.join("hue-1"));
+    let e = train::predict::evaluate_checkpoint(&trial, CheckpointKind::Best, runs.path(), None, &cpu()).unwrap();
+    assert_eq!((e.epoch, e.images), (11, 80));
+    let m = &e.metrics;
+    for (name, ours) in [("loss", m.loss), ("dice", m.dice), ("iou", m.iou), ("fg_iou", m.fg_iou)] {
+        for source in ["val", "gpu_eval"] {
+            let gpu = recorded[source][name].as_f64().unwrap();
+            assert!((ours - gpu).abs() <= 1e-5, "{name}: {ours} on the CPU, {gpu} recorded on the GPU ({source})");
+        }
+    }
+    // The model is the trained one, not a fresh initialisation that would also load.
+    assert!(m.iou > 0.93, "{}", m.iou);
+}
+
 #[test]
 fn a_run_directory_with_another_config_is_refused() {
     let runs = tempfile::tempdir().unwrap();
