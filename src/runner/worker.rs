@@ -160,6 +160,9 @@ pub fn run(options: &WorkerOptions) -> crate::Result<WorkerSummary> {
     let worker = WorkerInfo::this_process();
     let mark = TrackerMark::of(store.as_ref())?;
     if let Some(sweep) = &options.sweep {
+        // A misspelt sweep is an error (exit 2, with the closest name), not a worker that finds
+        // nothing to do and succeeds: under SLURM that would be jobs that train nothing.
+        store::find_sweep(store.as_ref(), sweep)?;
         mark.check_sweep_dir(&options.runs_dir, sweep)?;
     }
     // The sweep's sampler and pruner, read back from the tracker (a worker of any sweep only
@@ -314,6 +317,18 @@ struct TrialObserver<'a> {
 }
 
 impl TrialObserver<'_> {
+    /// Asks the sweep's pruner about the recorded `epoch` (not the last: a trial that reached its
+    /// target is complete), keeping the reason when it prunes.
+    fn judge(&mut self, epoch: usize) -> Result<(), String> {
+        if let Some(study) = self.study
+            && epoch < self.epochs
+            && let Decision::Prune { reason } = study.judge(&*self.store, &self.lease.run, epoch).map_err(|e| e.to_string())?
+        {
+            self.pruned = Some(reason);
+        }
+        Ok(())
+    }
+
     fn log(&mut self, summary: &EpochSummary, checkpoints: &[SavedCheckpoint]) -> Result<(), String> {
         self.record(&epoch_log(summary, checkpoints))
     }
@@ -365,13 +380,7 @@ impl Observer for TrialObserver<'_> {
             val_iou: summary.val.iou,
             seconds: summary.seconds,
         });
-        if let Some(study) = self.study
-            && summary.epoch < self.epochs
-            && let Decision::Prune { reason } = study.judge(&*self.store, &self.lease.run, summary.epoch).map_err(|e| e.to_string())?
-        {
-            self.pruned = Some(reason);
-        }
-        Ok(())
+        self.judge(summary.epoch)
     }
 
     fn on_checkpoint(&mut self, saved: &SavedCheckpoint) -> Result<(), String> {
@@ -383,6 +392,12 @@ impl Observer for TrialObserver<'_> {
         for (i, summary) in history.iter().enumerate() {
             let rows: Vec<SavedCheckpoint> = if i + 1 == history.len() { checkpoints.to_vec() } else { Vec::new() };
             self.log(summary, &rows)?;
+        }
+        // A worker that died between recording an epoch and saving the pruner's decision on it
+        // (the window holds the `best` checkpoint's write) left that decision unsaved: judge the
+        // last epoch again, as `on_epoch` would have, so the trial stops where it was pruned.
+        if let Some(last) = history.last() {
+            self.judge(last.epoch)?;
         }
         Ok(())
     }

@@ -170,11 +170,14 @@ pub struct Faults {
     pub crash_after_write: Option<(usize, usize)>,
     /// Kill the process with SIGKILL at this (epoch, step), as the OOM killer would.
     pub kill_at: Option<(usize, usize)>,
+    /// Kill the process with SIGKILL once the n-th checkpoint file of this epoch is on disk:
+    /// (epoch, n). A worker's death between recording an epoch and saving what followed it.
+    pub kill_after_write: Option<(usize, usize)>,
 }
 
 impl Faults {
-    /// Parses `nan@E:S`, `panic@E:S`, `kill@E:S` (epoch E, step S) and `write@E:N` (after the
-    /// N-th checkpoint file of epoch E), comma-separated.
+    /// Parses `nan@E:S`, `panic@E:S`, `kill@E:S` (epoch E, step S), `write@E:N` and
+    /// `killwrite@E:N` (after the N-th checkpoint file of epoch E), comma-separated.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let mut faults = Faults::default();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -186,7 +189,8 @@ impl Faults {
                 "panic" => faults.panic_at = Some(at),
                 "write" => faults.crash_after_write = Some(at),
                 "kill" => faults.kill_at = Some(at),
-                _ => return Err(format!("fault {part:?}: kind must be nan, panic, kill or write")),
+                "killwrite" => faults.kill_after_write = Some(at),
+                _ => return Err(format!("fault {part:?}: kind must be nan, panic, kill, write or killwrite")),
             }
         }
         Ok(faults)
@@ -196,6 +200,10 @@ impl Faults {
     fn written(&self, epoch: usize, n: usize) {
         if self.crash_after_write == Some((epoch, n)) {
             panic!("injected fault: crash after checkpoint write {n} of epoch {epoch}");
+        }
+        if self.kill_after_write == Some((epoch, n)) {
+            // SAFETY: raise has no memory effects; the process ends here.
+            unsafe { libc::raise(libc::SIGKILL) };
         }
     }
 }
@@ -348,6 +356,11 @@ fn train_trial(config: &TrialConfig, ctx: &TrialContext, observer: &mut dyn Obse
         let last = last_checkpoint(run, &config.metric, &trained.state);
         observer.replay(&trained.state.history, &last).map_err(TrainError::Observer)?;
         settle_best(run, &mut trained, observer)?;
+        // The replay may have decided the trial stops here (a pruning decision its last run
+        // died before saving): no epoch more.
+        if trained.state.epochs_done < t.epochs && observer.stop_request() != StopRequest::Continue {
+            return Ok(Outcome::Stopped { epochs_done: trained.state.epochs_done });
+        }
     }
 
     observer.on_start(trained.state.epochs_done, steps);
