@@ -34,7 +34,11 @@ fn a_bayes_sweep_reads_its_settings_pruner_and_conditions() {
     assert!(s.trials(None).is_empty(), "nothing is enqueued up front");
     assert_eq!(s.bayes.startup_trials, 6);
     assert_eq!(s.bayes.candidates, 24, "Optuna's default");
-    assert_eq!(s.early_terminate, Some(EarlyTerminate::Hyperband { min_iter: 2, max_iter: 12, eta: 3, bootstrap_count: 0 }), "max_iter defaults to train.epochs");
+    assert_eq!(
+        s.early_terminate,
+        Some(EarlyTerminate::Hyperband { min_iter: 2, max_iter: 12, eta: 3, bootstrap_count: 0 }),
+        "max_iter defaults to train.epochs"
+    );
     assert_eq!(s.conditions["train.momentum"].key, "train.optimizer");
 }
 
@@ -95,6 +99,29 @@ fn bad_methods_and_bayes_settings_are_reported() {
         "method = \"bayes\"\nrun_cap = 4\n[bayes]\ncandidates = 0\nstartups = 2\n",
         &[(4, 14, "at least 1"), (5, 1, "unknown key bayes.startups")],
     );
+}
+
+#[test]
+fn a_parameter_given_twice_in_two_spellings_is_an_error_at_the_second_not_a_panic() {
+    let head = "method = \"random\"\nrun_cap = 2\n[parameters]\n";
+    let fix = "is given twice: `augment.hue_delta`, `\"augment.hue_delta\"` and a nested table name the same setting; keep one";
+    // A dotted key and a quoted one.
+    common::check_errors(&format!("{head}augment.hue_delta = {{ values = [0.1] }}\n\"augment.hue_delta\" = {{ values = [0.2] }}\n"), &[(5, 1, fix)]);
+    // A nested table and a quoted key.
+    common::check_errors(
+        &format!("{head}\"augment.hue_delta\" = {{ values = [0.2] }}\naugment = {{ hue_delta = {{ values = [0.1] }} }}\n"),
+        &[(5, 13, fix)],
+    );
+    // The command says so with exit 2 (it panicked with 101) and registers nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("twice.toml");
+    std::fs::write(
+        &file,
+        format!("name = \"twice\"\n{head}augment.hue_delta = {{ values = [0.1] }}\n\"augment.hue_delta\" = {{ values = [0.2] }}\n"),
+    )
+    .unwrap();
+    common::sweep(&dir.path().join("runs")).args(["run"]).arg(&file).assert().code(2).stderr(predicates::str::contains("twice.toml:6:1"));
+    assert!(!dir.path().join("runs/sweep.db").exists());
 }
 
 #[test]
@@ -211,6 +238,13 @@ fn a_bayes_dry_run_says_how_trials_are_asked() {
         .success()
         .stdout(contains("up to 6 trials").and(contains("the first 3 are drawn at random")));
     assert!(!runs.path().join("sweep.db").exists(), "a dry run registers nothing");
+    // Issue 27, item 15: with run_cap below bayes.startup_trials it said "the first 10 are drawn at random" of 6.
+    std::fs::write(&file, tiny_bayes("dry").replace("startup_trials = 3", "startup_trials = 10")).unwrap();
+    common::sweep(runs.path())
+        .args(["run", file.to_str().unwrap(), "--dry-run"])
+        .assert()
+        .success()
+        .stdout(contains("up to 6 trials").and(contains("all 6 are drawn at random (bayes.startup_trials = 10 is not below run_cap)")));
 }
 
 /// A tiny TPE sweep with ASHA: rungs at epochs 2 and 4 of 6, half the trials promoted at each.
@@ -296,4 +330,48 @@ fn a_worker_killed_between_rungs_resumes_its_trial_and_the_sweep_decides_as_if_i
     let resumed = SqliteStore::open(&killed.path().join("sweep.db")).unwrap().trial("rung-1").unwrap();
     assert!(resumed.attempt >= 2, "rung-1 was resumed, not restarted under a new id");
     assert_eq!(outcome_of(killed.path(), "rung"), expected, "the kill changed no trial, decision or metric");
+}
+
+/// Issue 27, item 1: a worker killed between recording a rung epoch and saving the pruner's
+/// decision on it (the window holds the `best` checkpoint's write) resumed the trial and trained
+/// it to the end: the decision was never asked again. Each trial's worker here dies right after
+/// its epoch-1 `best` checkpoint; the sweep must end as it does with no death.
+#[test]
+fn a_pruning_decision_the_worker_died_before_saving_is_taken_again_on_resume() {
+    let sweep = format!(
+        r#"name = "lost"
+method = "grid"
+seed = 5
+{data_and_model}[train]
+epochs = 4
+batch_size = 6
+[early_terminate]
+type = "asha"
+min_iter = 1
+eta = 4
+[parameters]
+"train.learning_rate" = {{ values = [0.003, 0.00001] }}
+"#,
+        data_and_model = common::TINY_DATA_AND_MODEL
+    );
+    let run = |fault: Option<&str>| {
+        let runs = tempfile::tempdir().unwrap();
+        let file = runs.path().join("lost.toml");
+        std::fs::write(&file, &sweep).unwrap();
+        let mut cmd = common::sweep(runs.path());
+        cmd.args(["run", file.to_str().unwrap(), "--workers", "1", "--plain", "--no-plot", "--stale-after", "2", "--heartbeat-every", "0.5"]);
+        match fault {
+            Some(f) => cmd.env("SWEEP_FAULT", f),
+            None => cmd.env_remove("SWEEP_FAULT"),
+        };
+        cmd.timeout(std::time::Duration::from_secs(300)).assert().success();
+        runs
+    };
+    let straight = run(None);
+    let expected = outcome_of(straight.path(), "lost");
+    assert_eq!(expected.iter().map(|t| (t.1, t.2)).collect::<Vec<_>>(), [(TrialStatus::Completed, 4), (TrialStatus::Pruned, 1)], "{expected:?}");
+    let killed = run(Some("killwrite@1:2"));
+    let store = SqliteStore::open(&killed.path().join("sweep.db")).unwrap();
+    assert!(store.trial("lost-2").unwrap().attempt >= 2, "lost-2's worker died after its first epoch and the trial was resumed");
+    assert_eq!(outcome_of(killed.path(), "lost"), expected, "lost-2 is pruned at epoch 1 as if its worker never died");
 }

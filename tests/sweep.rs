@@ -108,6 +108,24 @@ seed = 5
     assert!(s.is_log("train.learning_rate") && !s.is_log("train.batch_size"));
 }
 
+/// Issue 27, item 2: q_uniform rounded its draw to the nearest multiple of q even outside the
+/// range (min 0.05, max 0.3, q 1 drew 0; min 0, max 0.5, q 0.3 drew 0.6, an invalid hue).
+#[test]
+fn q_uniform_draws_only_multiples_of_q_inside_its_range_and_needs_one_there() {
+    let sweep = |min: f64, max: f64, q: f64| {
+        format!(
+            "name = \"q\"\nmethod = \"random\"\nrun_cap = 40\nseed = 1\n[parameters]\n\"augment.hue_delta\" = {{ distribution = \"q_uniform\", min = {min:?}, max = {max:?}, q = {q:?} }}\n"
+        )
+    };
+    let trials = parse(&sweep(0.0, 0.5, 0.3)).unwrap().trials(None);
+    let drawn: HashSet<String> = trials.iter().map(|t| t.config.augment.hue_delta.to_string()).collect();
+    assert_eq!(drawn, HashSet::from(["0".to_string(), "0.3".to_string()]), "0.45 and above round down to 0.3, never up to 0.6");
+    common::check_errors(&sweep(0.05, 0.3, 1.0), &[(6, 80, "no multiple of q = 1 lies between min = 0.05 and max = 0.3")]);
+    // A bound that is itself a multiple (up to rounding: 0.3 / 0.1 = 2.9999999999999996) is one.
+    let trials = parse(&sweep(0.1, 0.3, 0.1)).unwrap().trials(None);
+    assert!(trials.iter().all(|t| [0.1, 0.2, 0.3].contains(&t.config.augment.hue_delta)));
+}
+
 #[test]
 fn validation_reports_every_problem_with_its_line_and_column() {
     common::check_errors(
@@ -791,6 +809,25 @@ fn a_worker_stops_after_max_trials_and_leaves_the_rest_queued() {
     assert_eq!((count(TrialStatus::Completed), count(TrialStatus::Queued)), (1, 2), "one trial, then the worker stopped");
     common::sweep(runs.path()).args(["worker", "--sweep", "w"]).assert().success();
     assert_eq!(count(TrialStatus::Completed), 3, "a worker without a cap takes the rest");
+}
+
+/// Issue 27, item 4: `worker --sweep` with a misspelt name found nothing to claim and exited 0,
+/// so SLURM jobs with a typo succeeded having trained nothing.
+#[test]
+fn a_worker_of_an_unknown_sweep_exits_2_with_the_closest_name_and_trains_nothing() {
+    let runs = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(&runs.path().join("sweep.db")).unwrap();
+    s.register_sweep("hue", "spec").unwrap();
+    s.enqueue("hue", &common::trials(1)).unwrap();
+    drop(s);
+    common::sweep(runs.path())
+        .args(["worker", "--sweep", "hues"])
+        .assert()
+        .code(2)
+        .stderr(contains("no sweep \"hues\"; did you mean hue?"))
+        .stdout(contains("worker done").not());
+    let queued = store(runs.path()).trials(&TrialFilter { sweep: None, status: Some(TrialStatus::Queued) }).unwrap();
+    assert_eq!(queued.len(), 1, "the other sweep's trial was left alone");
 }
 
 /// Issue 15, item 15: absurd or zero values were accepted (100,000 threads hung the machine).

@@ -129,13 +129,16 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
         if args.json {
             crate::outln!("{}", serde_json::to_string_pretty(&report::dry_run_json(&spec, &trials, &known, &plan))?);
         } else if spec.is_lazy() {
+            let cap = spec.run_cap.unwrap_or(0);
+            let random = match spec.bayes.startup_trials.min(cap) {
+                n if n == cap => format!("all {n} are drawn at random (bayes.startup_trials = {} is not below run_cap)", spec.bayes.startup_trials),
+                n => format!("the first {n} are drawn at random"),
+            };
             crate::outln!(
-                "sweep {} (bayes, metric {} {}): up to {} trials, each asked from TPE when a worker frees up; the first {} are drawn at random",
+                "sweep {} (bayes, metric {} {}): up to {cap} trials, each asked from TPE when a worker frees up; {random}",
                 spec.name,
                 spec.metric.name,
                 spec.metric.goal.as_str(),
-                spec.run_cap.unwrap_or(0),
-                spec.bayes.startup_trials
             );
             let (extended, kept) = report::continuations(&plan);
             crate::out!("{}", report::extension_notes(&extended, &kept, true));

@@ -266,10 +266,7 @@ impl Scale {
             Kind::Linear => json!(x.clamp(self.low, self.high)),
             Kind::Log { min, max } => json!(x.exp().clamp(min, max)),
             Kind::Int { min, max } => json!((x.round() as i64).clamp(min, max)),
-            Kind::Quantised { min, max, q } => {
-                let v = (x.clamp(min, max) / q).round() * q;
-                json!((v * 1e12).round() / 1e12)
-            }
+            Kind::Quantised { min, max, q } => json!(crate::study::spec::quantise(x.clamp(min, max), min, max, q)),
         }
     }
 }

@@ -121,10 +121,7 @@ impl Domain {
             Domain::Uniform { min, max } => json!(rng.random_range(*min..=*max)),
             Domain::LogUniformValues { min, max } => json!(rng.random_range(min.ln()..=max.ln()).exp()),
             Domain::IntUniform { min, max } => json!(rng.random_range(*min..=*max)),
-            Domain::QUniform { min, max, q } => {
-                let v = (rng.random_range(*min..=*max) / q).round() * q;
-                json!((v * 1e12).round() / 1e12)
-            }
+            Domain::QUniform { min, max, q } => json!(quantise(rng.random_range(*min..=*max), *min, *max, *q)),
             Domain::Categorical { values, probabilities } => {
                 let u: f64 = rng.random();
                 let mut acc = 0.0;
@@ -138,6 +135,22 @@ impl Domain {
             }
         }
     }
+}
+
+/// `x` rounded to the nearest multiple of `q` that lies in `[min, max]` (the validator makes sure
+/// there is one), to 12 decimals: `min 0, max 0.5, q 0.3` gives 0 or 0.3, never 0.6. A draw whose
+/// nearest multiple is inside the range keeps it, so random trials drawn before this rule keep
+/// their values.
+pub(crate) fn quantise(x: f64, min: f64, max: f64, q: f64) -> f64 {
+    let (low, high) = quantised_range(min, max, q);
+    let v = (x / q).round().clamp(low, high) * q;
+    (v * 1e12).round() / 1e12
+}
+
+/// The multiples of `q` in `[min, max]` as the first and last k of k * q (first > last: none).
+/// A bound within 1e-9 q of a multiple counts as that multiple (0.3 / 0.1 is 2.9999999999999996).
+pub(crate) fn quantised_range(min: f64, max: f64, q: f64) -> (f64, f64) {
+    ((min / q - 1e-9).ceil(), (max / q + 1e-9).floor())
 }
 
 /// One swept parameter.

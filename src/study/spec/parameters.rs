@@ -20,8 +20,16 @@ impl Validator<'_> {
         let mut entries = Vec::new();
         collect_parameter_entries(table, "", &mut |key, span, item| entries.push((key, span, item)));
         let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (key, key_span, item) in entries {
             let span = key_span.or_else(|| item.span());
+            if !seen.insert(key.clone()) {
+                self.report(
+                    span,
+                    format!("parameter {key:?} is given twice: `{key}`, `\"{key}\"` and a nested table name the same setting; keep one of them"),
+                );
+                continue;
+            }
             let (section, field) = key.split_once('.').unwrap_or(("", key.as_str()));
             if section == "metric" || !SECTIONS.contains(&section) {
                 self.report(span, format!("parameter {key:?} must name a setting as section.key with section one of {}", SECTIONS.join(", ")));
@@ -174,6 +182,18 @@ impl Validator<'_> {
             "log_uniform_values" => Domain::LogUniformValues { min, max },
             "q_uniform" if q <= 0.0 => {
                 self.report(e.at("q"), format!("parameter {key:?}: q must be > 0"));
+                return None;
+            }
+            "q_uniform"
+                if {
+                    let (low, high) = super::quantised_range(min, max, q);
+                    low > high
+                } =>
+            {
+                self.report(
+                    e.at("q"),
+                    format!("parameter {key:?}: no multiple of q = {q} lies between min = {min} and max = {max}; make q smaller or the range wider"),
+                );
                 return None;
             }
             "q_uniform" => Domain::QUniform { min, max, q },
