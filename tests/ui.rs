@@ -51,9 +51,14 @@ impl Server {
 
     /// `METHOD path` as written; the status and the body.
     fn request(&self, method: &str, path: &str) -> (u16, Vec<u8>) {
+        self.request_as(&self.addr, method, path)
+    }
+
+    /// `METHOD path` with `Host: host`.
+    fn request_as(&self, host: &str, method: &str, path: &str) -> (u16, Vec<u8>) {
         let mut stream = TcpStream::connect(&self.addr).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-        write!(stream, "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", self.addr).unwrap();
+        write!(stream, "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").unwrap();
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).unwrap();
         let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a header");
@@ -214,6 +219,9 @@ fn the_pages_show_the_sweeps_a_sweep_a_trial_and_a_comparison() {
     assert!(compare.contains("augment.hue_delta") && compare.contains("best val_iou"), "{compare}");
     assert!(!compare.contains(">train.learning_rate<"), "only the settings that differ: {compare}");
     assert_eq!(server.page("/compare?runs=ui-1&runs=ui-2"), compare, "the leaderboard's check boxes ask the same");
+    // Issue 27, item 15: ids were not deduplicated (a 58 KB URL rendered 3.3 MB).
+    let many = vec!["ui-1,ui-2"; 500].join(",");
+    assert_eq!(server.page(&format!("/compare?runs={many}&runs=ui-2")), compare, "each trial once");
 
     let state: serde_json::Value = serde_json::from_str(&server.page("/api/sweeps/ui")).unwrap();
     assert_eq!(state["trials"][0]["epochs"], 2, "{state}");
@@ -282,6 +290,30 @@ fn no_route_changes_the_tracker_other_methods_are_405() {
     }
     drop(server);
     assert_eq!(common::sweep(runs).args(["ls", "--json"]).output().unwrap().stdout, before, "the tracker is as it was");
+}
+
+/// Issue 27, item 7: any Host was answered, so a DNS-rebinding page (attacker.example resolved
+/// to 127.0.0.1 in the user's browser) could download /files/sweep.db.
+#[test]
+fn a_request_naming_another_host_is_refused_unless_allowed() {
+    let runs = trained();
+    let server = Server::start(runs, &["--allow-host", "lab-box"]);
+    let port = server.addr.rsplit(':').next().unwrap().to_string();
+    for host in
+        ["attacker.example", &format!("attacker.example:{port}"), "localhost.attacker.example", "lab-box.attacker.example", "127.0.0.1.nip.io"]
+    {
+        for path in ["/", "/files/sweep.db", "/api/sweeps"] {
+            let (status, body) = server.request_as(host, "GET", path);
+            let body = String::from_utf8_lossy(&body).to_string();
+            assert_eq!(status, 403, "Host: {host} GET {path}: {body}");
+            assert!(body.contains("--allow-host") && !body.contains("SQLite format"), "{body}");
+        }
+    }
+    for host in
+        [server.addr.clone(), format!("localhost:{port}"), "LOCALHOST".into(), format!("[::1]:{port}"), format!("lab-box:{port}"), "Lab-Box.".into()]
+    {
+        assert_eq!(server.request_as(&host, "GET", "/files/sweep.db").0, 200, "Host: {host}");
+    }
 }
 
 #[test]

@@ -17,6 +17,11 @@ pub struct UiArgs {
     /// readable by anyone who can reach this machine.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// A host name the dashboard answers to besides IP addresses and localhost (repeatable), e.g.
+    /// the machine's name when it listens on 0.0.0.0. Requests naming any other host are refused
+    /// (403), so that a web page cannot read the tracker through DNS rebinding.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_hosts: Vec<String>,
 }
 
 /// `sweep ui`: serves the tracker's sweeps and trials read-only until Ctrl-C. The tracker must
@@ -25,7 +30,7 @@ pub fn ui(g: &Global, args: &UiArgs) -> Result<ExitCode> {
     let store = g.open_store()?;
     let location = store.location();
     let dashboard = crate::ui::Dashboard::new(store, &g.runs_dir());
-    crate::ui::serve(dashboard, &args.host, args.port, |addr| {
+    crate::ui::serve(dashboard, &args.host, args.port, args.allow_hosts.clone(), |addr| {
         if crate::ui::is_exposed(&addr) {
             eprintln!(
                 "warning: --host {}: the dashboard, and with it everything in the tracker, is readable by anyone who can reach \

@@ -8,6 +8,10 @@
 //! ([`pages::contained`]). The HTTP stack is axum on tokio; the tracker's calls are blocking, so
 //! each request runs its page function on tokio's blocking threads, one tracker connection at a
 //! time (SQLite in WAL mode: this reader never blocks the workers that write).
+//!
+//! Every request's `Host` must be an IP address, `localhost` or a name given with `--allow-host`
+//! ([`host_allowed`]): a page on another site whose name is made to resolve to this machine (DNS
+//! rebinding) sends its own name, and is refused before it can read the tracker.
 
 pub mod pages;
 
@@ -15,8 +19,9 @@ use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -52,9 +57,29 @@ pub fn is_exposed(addr: &SocketAddr) -> bool {
     !addr.ip().is_loopback()
 }
 
-/// Serves `dashboard` on `host:port` until Ctrl-C or SIGTERM; `ready` is told the address once
-/// the port is bound (port 0 picks a free one).
-pub fn serve(dashboard: Dashboard, host: &str, port: u16, ready: impl FnOnce(SocketAddr)) -> Result<(), UiError> {
+/// Whether a request's `Host` header names this dashboard: an IP address (no name to rebind),
+/// `localhost` or a name under it, or one of `allowed` (`--allow-host`); any port, any case, a
+/// trailing dot ignored.
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let host = host.trim();
+    let name = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((ip, tail)) if tail.is_empty() || tail.strip_prefix(':').is_some_and(|p| p.chars().all(|c| c.is_ascii_digit())) => ip,
+            _ => return false,
+        },
+        None => host.rsplit_once(':').filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit())).map_or(host, |(name, _)| name),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name.parse::<std::net::IpAddr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
+        || allowed.iter().any(|a| a.trim_end_matches('.').eq_ignore_ascii_case(&name))
+}
+
+/// Serves `dashboard` on `host:port` until Ctrl-C or SIGTERM, answering requests whose `Host`
+/// [`host_allowed`] takes; `ready` is told the address once the port is bound (port 0 picks a
+/// free one).
+pub fn serve(dashboard: Dashboard, host: &str, port: u16, allowed_hosts: Vec<String>, ready: impl FnOnce(SocketAddr)) -> Result<(), UiError> {
     let addr = (host, port).to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(|| UiError::BadHost { host: host.to_string() })?;
     let listener = std::net::TcpListener::bind(addr).map_err(|source| match source.kind() {
         std::io::ErrorKind::AddrInUse => UiError::PortInUse { host: host.to_string(), port },
@@ -65,7 +90,23 @@ pub fn serve(dashboard: Dashboard, host: &str, port: u16, ready: impl FnOnce(Soc
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(UiError::Server)?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(UiError::Server)?;
-        axum::serve(listener, router(Arc::new(dashboard))).with_graceful_shutdown(shutdown()).await.map_err(UiError::Server)
+        let app = router(Arc::new(dashboard)).layer(axum::middleware::from_fn(move |request: Request, next: Next| {
+            let refused = request.headers().get(header::HOST).map(|h| h.to_str().map_or(true, |h| !host_allowed(h, &allowed_hosts)));
+            async move {
+                match refused {
+                    Some(true) => {
+                        let host =
+                            request.headers().get(header::HOST).map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()).unwrap_or_default();
+                        into_response(Reply::forbidden(&format!(
+                            "this dashboard does not answer to the name {host:?}: open it by IP address or localhost, or start it with \
+                             `sweep ui --allow-host NAME` to serve under that name"
+                        )))
+                    }
+                    _ => next.run(request).await,
+                }
+            }
+        }));
+        axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.map_err(UiError::Server)
     })
 }
 
@@ -109,10 +150,18 @@ async fn sweep(State(d): State<Arc<Dashboard>>, UrlPath(name): UrlPath<String>, 
     answer(d, move |d| d.sweep(&name, sort.as_deref(), filter.as_deref())).await
 }
 
-/// `/compare?runs=a,b` or `?runs=a&runs=b` (the leaderboard's check boxes).
+/// `/compare?runs=a,b` or `?runs=a&runs=b` (the leaderboard's check boxes); an id named twice is
+/// compared once.
 async fn compare(State(d): State<Arc<Dashboard>>, Query(query): Query<Vec<(String, String)>>) -> Response {
-    let ids: Vec<String> =
-        query.iter().filter(|(k, _)| k == "runs").flat_map(|(_, v)| v.split(',')).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    let mut seen = std::collections::HashSet::new();
+    let ids: Vec<String> = query
+        .iter()
+        .filter(|(k, _)| k == "runs")
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && seen.insert(*s))
+        .map(String::from)
+        .collect();
     answer(d, move |d| d.compare(&ids)).await
 }
 
@@ -132,4 +181,41 @@ fn into_response(reply: Reply) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_allowed;
+
+    #[test]
+    fn ip_addresses_localhost_and_allowed_names_are_hosts_of_ours_other_names_are_not() {
+        let allowed = vec!["lab-box".to_string(), "ui.example.org".to_string()];
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "10.1.2.3:80",
+            "[::1]:8080",
+            "[::1]",
+            "localhost",
+            "LocalHost:1",
+            "a.localhost",
+            "lab-box:8080",
+            "UI.example.org.",
+            "localhost.",
+        ] {
+            assert!(host_allowed(ok, &allowed), "{ok}");
+        }
+        for bad in [
+            "attacker.example",
+            "attacker.example:8080",
+            "localhost.attacker.example",
+            "lab-box.evil",
+            "127.0.0.1.nip.io",
+            "",
+            "[::1",
+            "lab-box:80:80",
+        ] {
+            assert!(!host_allowed(bad, &allowed), "{bad}");
+        }
+    }
 }

@@ -34,6 +34,10 @@ impl Reply {
         Self::html(404, html::message_page("Not found", what))
     }
 
+    pub fn forbidden(what: &str) -> Self {
+        Self::html(403, html::message_page("Forbidden", what))
+    }
+
     fn bad_request(what: &str) -> Self {
         Self::html(400, html::message_page("Bad request", what))
     }
@@ -107,7 +111,8 @@ impl Dashboard {
         let charts: Vec<(String, Picture)> = charts::sweep_charts(&shown, &params, &objective)
             .into_iter()
             .map(|c| {
-                let picture = c.svg().map(Picture::Svg).unwrap_or_else(|e| Picture::Svg(format!("<p class=\"error\">{}</p>", html::escape(&e.to_string()))));
+                let picture =
+                    c.svg().map(Picture::Svg).unwrap_or_else(|e| Picture::Svg(format!("<p class=\"error\">{}</p>", html::escape(&e.to_string()))));
                 (c.title, picture)
             })
             .collect();
@@ -115,7 +120,11 @@ impl Dashboard {
         let importances = crate::report::importance::importance(&shown, &objective.name, objective.goal);
         let importance = charts::importance_view(&importances, |ranked| {
             let figure = draw::Importances { importances: ranked, objective: &objective.name };
-            Some(draw::svg(&figure).map(Picture::Svg).unwrap_or_else(|e| Picture::Svg(format!("<p class=\"error\">{}</p>", html::escape(&e.to_string())))))
+            Some(
+                draw::svg(&figure)
+                    .map(Picture::Svg)
+                    .unwrap_or_else(|e| Picture::Svg(format!("<p class=\"error\">{}</p>", html::escape(&e.to_string())))),
+            )
         });
         let (method, pruner) = charts::method_and_pruner(name, &info.spec);
         let page = html::sweep_page(&SweepView {
@@ -226,7 +235,9 @@ impl Dashboard {
     /// `/api/sweeps`: what the index shows, for its refresh.
     pub fn sweeps_state(&self) -> Reply {
         match self.with_store(|s| s.sweeps()) {
-            Ok(sweeps) => Reply::json(serde_json::json!(sweeps.iter().map(|s| serde_json::json!({"sweep": s.name, "updated": s.updated, "counts": s.counts})).collect::<Vec<_>>())),
+            Ok(sweeps) => Reply::json(serde_json::json!(
+                sweeps.iter().map(|s| serde_json::json!({"sweep": s.name, "updated": s.updated, "counts": s.counts})).collect::<Vec<_>>()
+            )),
             Err(e) => Reply::store_error(&e),
         }
     }
