@@ -13,7 +13,9 @@ fn main() -> ExitCode {
     match sweep::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            sweep::errln!("error: {err:#}");
+            // Errors quote the user's input (a tag, a file name): escape sequences in it are shown,
+            // not run by the terminal.
+            sweep::errln!("error: {}", sweep::util::terminal_safe(&format!("{err:#}"), true));
             ExitCode::from(sweep::cli::exit_code(&err))
         }
     }

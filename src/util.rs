@@ -108,6 +108,35 @@ macro_rules! out {
     ($($arg:tt)*) => { $crate::util::write_ignoring_errors(false, format_args!($($arg)*)) };
 }
 
+/// `text` as it may reach a terminal: every control character (C0, DEL, C1) and every Unicode
+/// bidirectional control written as a visible escape (`\e`, `\r`, `\u{9b}`, `\u{202e}`;
+/// `\n` and `\t` too unless `keep_newlines`, which keeps line breaks and tabs). Text from the
+/// tracker or the command line (tags, notes, errors, ids) goes through it on its way to a table
+/// or a message: raw, an escape sequence in a tag retitles or recolours the reader's terminal and a
+/// newline breaks a table's rows. JSON and CSV outputs keep the real text (they escape or quote
+/// it themselves).
+pub fn terminal_safe(text: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        let kept = keep_newlines && (c == '\n' || c == '\t');
+        (c.is_control() && !kept) || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if !unsafe_char(c) => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\u{1b}' => out.push_str("\\e"),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// `println!` that ignores a closed output (see [`write_ignoring_errors`]).
 #[macro_export]
 macro_rules! outln {

@@ -49,6 +49,39 @@ fn ids(listed: &Value) -> Vec<&str> {
     listed.as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect()
 }
 
+/// Issue 27, item 8: tag, note and error text reached the terminal raw: an OSC sequence in a tag
+/// retitled the terminal of whoever ran `show` or `ls`, a newline broke the table's rows.
+#[test]
+fn control_characters_in_tags_and_notes_are_shown_escaped_in_text_and_kept_in_json_and_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path();
+    tracker(runs);
+    let sweep = || common::sweep(runs);
+    let evil = "\u{1b}]0;pwned\u{7}\u{1b}[31mred\nrow\u{202e}";
+    let text = |args: &[&str]| String::from_utf8(sweep().args(args).assert().success().get_output().stdout.clone()).unwrap();
+    let echoed = text(&["tag", "m-1", &format!("t={evil}")]);
+    assert_eq!(echoed, "m-1: t=\\e]0;pwned\\u{7}\\e[31mred\\nrow\\u{202e}\n");
+    sweep().args(["note", "m-2", &format!("line one\nline \u{1b}[2Jtwo")]).assert().success();
+    for out in [text(&["ls"]), text(&["show", "m-1"]), text(&["show", "m-2"]), text(&["status"])] {
+        assert!(!out.contains('\u{1b}') && !out.contains('\u{7}') && !out.contains('\u{202e}'), "{out:?}");
+    }
+    let table = text(&["ls"]);
+    assert_eq!(table.lines().count(), 5, "a header and one line per trial: {table}");
+    assert!(text(&["show", "m-2"]).contains("note         line one\n             line \\e[2Jtwo\n"));
+    // JSON and CSV carry the real text.
+    let listed = json(runs, &["ls", "--json"]);
+    assert_eq!(listed[0]["tags"]["t"], evil);
+    let csv = text(&["export", "--format", "csv"]);
+    assert!(csv.contains(&format!("\"{evil}\"")) || csv.contains(evil), "{csv:?}");
+    // An error quoting the input escapes it too.
+    let err = sweep().args(["tag", "m-1", "\u{1b}[31m=x"]).assert().code(2).get_output().stderr.clone();
+    assert!(!String::from_utf8(err).unwrap().contains('\u{1b}'));
+    // A long value is echoed by its start and length.
+    let long = "v".repeat(10_000);
+    let echoed = text(&["tag", "m-3", &format!("long={long}")]);
+    assert!(echoed.len() < 200 && echoed.contains("(10000 characters)"), "{echoed}");
+}
+
 #[test]
 fn tags_and_notes_are_shown_listed_exported_and_queryable() {
     let dir = tempfile::tempdir().unwrap();

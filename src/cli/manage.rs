@@ -63,7 +63,17 @@ pub fn tag(g: &Global, args: &TagArgs) -> Result<ExitCode> {
     let mut store = g.open_store()?;
     store.tag(&args.run, &changes)?;
     let trial = store.trial(&args.run)?;
-    println!("{}: {}", trial.id, if trial.tags.is_empty() { "no tags".to_string() } else { report::tags_cell(&trial.tags) });
+    // A long value is shown by its start and length (`sweep show --json` has it whole).
+    let shown: std::collections::BTreeMap<String, String> = trial
+        .tags
+        .iter()
+        .map(|(k, v)| {
+            let n = v.chars().count();
+            let v = if n > 80 { format!("{}... ({n} characters)", v.chars().take(60).collect::<String>()) } else { v.clone() };
+            (k.clone(), v)
+        })
+        .collect();
+    println!("{}: {}", trial.id, if shown.is_empty() { "no tags".to_string() } else { report::tags_cell(&shown) });
     Ok(ExitCode::SUCCESS)
 }
 

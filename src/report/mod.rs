@@ -92,16 +92,21 @@ impl Table {
         self.rows.is_empty()
     }
 
+    /// The table as text, every cell [`terminal_safe`](crate::util::terminal_safe) (a tag's
+    /// newline or escape sequence is shown escaped, never breaks a row or reaches the terminal).
     pub fn render(&self) -> String {
-        let n = self.headers.len();
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
+        let safe = |cells: &[String]| -> Vec<String> { cells.iter().map(|c| crate::util::terminal_safe(c, false).into_owned()).collect() };
+        let headers = safe(&self.headers);
+        let rows: Vec<Vec<String>> = self.rows.iter().map(|r| safe(r)).collect();
+        let n = headers.len();
+        let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+        for row in &rows {
             for (i, cell) in row.iter().enumerate().take(n) {
                 widths[i] = widths[i].max(cell.chars().count());
             }
         }
         let numeric: Vec<bool> = (0..n)
-            .map(|i| self.rows.iter().all(|r| r.get(i).is_none_or(|c| c == "-" || c.is_empty() || c.parse::<f64>().is_ok() || c == "NaN")))
+            .map(|i| rows.iter().all(|r| r.get(i).is_none_or(|c| c == "-" || c.is_empty() || c.parse::<f64>().is_ok() || c == "NaN")))
             .collect();
         let mut out = String::new();
         let line = |cells: &[String], out: &mut String| {
@@ -114,8 +119,8 @@ impl Table {
             out.push_str(parts.join("  ").trim_end());
             out.push('\n');
         };
-        line(&self.headers, &mut out);
-        for row in &self.rows {
+        line(&headers, &mut out);
+        for row in &rows {
             line(row, &mut out);
         }
         out
@@ -151,7 +156,8 @@ pub fn tag_names(runs: &[TrialRow]) -> Vec<String> {
 
 /// A trial's tags as `name=value` pairs, for a table cell.
 pub fn tags_cell(tags: &BTreeMap<String, String>) -> String {
-    if tags.is_empty() { "-".into() } else { tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ") }
+    let safe = |s: &str| crate::util::terminal_safe(s, false).into_owned();
+    if tags.is_empty() { "-".into() } else { tags.iter().map(|(k, v)| format!("{}={}", safe(k), safe(v))).collect::<Vec<_>>().join(" ") }
 }
 
 /// The `sweep ls` table: id, status, epochs, parameters, best validation metrics, and the tags
@@ -483,7 +489,8 @@ pub fn show_trial(run: &TrialRow, metrics: &[MetricRow], checkpoints: &[Checkpoi
             let _ = writeln!(out, "  {:<5} epoch {:<4} {} = {}  {}", c.kind, c.epoch, objective.name, fmt_num(c.metric_value), c.path);
         }
     }
-    out
+    // The note keeps its lines; any other control character is shown escaped.
+    crate::util::terminal_safe(&out, true).into_owned()
 }
 
 /// The leaderboard printed at the end of `sweep run` and by `sweep status`: the top `n` runs by
