@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use sweep::store::{SqliteStore, Store as _};
+
 /// A `sweep ui` process on a free loopback port, stopped (by its pid) when dropped.
 struct Server {
     child: Child,
@@ -314,6 +316,31 @@ fn a_request_naming_another_host_is_refused_unless_allowed() {
     {
         assert_eq!(server.request_as(&host, "GET", "/files/sweep.db").0, 200, "Host: {host}");
     }
+}
+
+/// Issue 27, item 3: after `rm -rf runs/*` and a new sweep, the dashboard kept showing the old
+/// tracker (held open though deleted) and answered 404 for the new sweep.
+#[test]
+fn a_tracker_deleted_or_replaced_under_the_dashboard_is_noticed() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path();
+    std::fs::copy(trained().join("sweep.db"), runs.join("sweep.db")).unwrap();
+    let server = Server::start(runs, &[]);
+    assert!(server.page("/").contains("/sweeps/ui"));
+    for entry in std::fs::read_dir(runs).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let (status, body) = server.get("/");
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("sweep.db") && body.contains("no tracker"), "{body}");
+    assert_eq!(server.get("/api/sweeps").0, 500);
+    let mut fresh = SqliteStore::open(&runs.join("sweep.db")).unwrap();
+    fresh.register_sweep("fresh", "name = \"fresh\"").unwrap();
+    drop(fresh);
+    let index = server.page("/");
+    assert!(index.contains("/sweeps/fresh") && !index.contains("/sweeps/ui"), "the new tracker, not the old: {index}");
+    assert_eq!(server.get("/sweeps/fresh").0, 200);
+    assert_eq!(server.get("/sweeps/ui").0, 404);
 }
 
 #[test]

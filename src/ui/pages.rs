@@ -57,21 +57,51 @@ type Grid = Arc<OnceLock<Result<Vec<u8>, String>>>;
 /// The dashboard's state: the tracker (one connection, used by one request at a time), the runs
 /// directory, and the prediction grids computed so far.
 pub struct Dashboard {
-    store: Mutex<Box<dyn Store>>,
+    store: Mutex<Opened>,
     /// Canonical: every file served must resolve under it.
     runs_dir: PathBuf,
     grids: Mutex<HashMap<(String, i64), Grid>>,
 }
 
+/// The tracker connection, and for a SQLite file the identity (device, inode) of the file it
+/// opened: a file deleted or replaced since (`rm -rf runs/*`, a new sweep) is noticed at the next
+/// request, which reopens the new file or says that there is none.
+struct Opened {
+    store: Box<dyn Store>,
+    file: Option<(PathBuf, (u64, u64))>,
+}
+
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
 impl Dashboard {
     pub fn new(store: Box<dyn Store>, runs_dir: &Path) -> Self {
         let runs_dir = runs_dir.canonicalize().unwrap_or_else(|_| runs_dir.to_path_buf());
-        Self { store: Mutex::new(store), runs_dir, grids: Mutex::new(HashMap::new()) }
+        let location = store.location();
+        let file = (!store::is_postgres(&location))
+            .then(|| PathBuf::from(&location))
+            .and_then(|path| file_identity(&path).map(|identity| (path, identity)));
+        Self { store: Mutex::new(Opened { store, file }), runs_dir, grids: Mutex::new(HashMap::new()) }
     }
 
-    fn with_store<T>(&self, f: impl FnOnce(&dyn Store) -> T) -> T {
-        let store = self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(store.as_ref())
+    /// Runs `f` on the tracker, after checking that its SQLite file is still the one opened.
+    fn with_store<T>(&self, f: impl FnOnce(&dyn Store) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut opened = self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((path, identity)) = opened.file.clone() {
+            match file_identity(&path) {
+                Some(now) if now == identity => {}
+                // Deleted: keep the old connection (it may come back, or be replaced).
+                None => return Err(StoreError::Missing { path }),
+                Some(now) => {
+                    *opened = Opened { store: store::open(&path.display().to_string(), false)?, file: Some((path, now)) };
+                    // Another tracker: its trial ids name other trials.
+                    self.grids.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+                }
+            }
+        }
+        f(opened.store.as_ref())
     }
 
     /// `/`: every sweep.
