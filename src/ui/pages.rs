@@ -80,9 +80,8 @@ impl Dashboard {
     pub fn new(store: Box<dyn Store>, runs_dir: &Path) -> Self {
         let runs_dir = runs_dir.canonicalize().unwrap_or_else(|_| runs_dir.to_path_buf());
         let location = store.location();
-        let file = (!store::is_postgres(&location))
-            .then(|| PathBuf::from(&location))
-            .and_then(|path| file_identity(&path).map(|identity| (path, identity)));
+        let file =
+            (!store::is_postgres(&location)).then(|| PathBuf::from(&location)).and_then(|path| file_identity(&path).map(|identity| (path, identity)));
         Self { store: Mutex::new(Opened { store, file }), runs_dir, grids: Mutex::new(HashMap::new()) }
     }
 
