@@ -536,8 +536,18 @@ fn a_trial_that_panics_or_diverges_is_recorded_and_the_sweep_goes_on() {
     // Failed trials are retried only when asked (the exit code keeps saying that some failed);
     // with --retry-failed they resume and complete.
     common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain"]).assert().code(1).stdout(contains("nothing to run"));
+    // Issue 27, item 13: raising the epochs of failed trials said "2 trial(s) continue", then
+    // "nothing to run".
+    std::fs::write(&file, common::tiny_sweep("faults", 3, &[0.0, 0.1])).unwrap();
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain"]).assert().code(1).stdout(
+        contains(
+            "2 failed trial(s) take the new train.epochs and run again only with --retry-failed: faults-1 (2 -> 3 epochs), faults-2 (2 -> 3 epochs)",
+        )
+        .and(contains("continue from their last checkpoint").not())
+        .and(contains("nothing to run")),
+    );
     common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain", "--retry-failed"]).assert().success();
-    assert_complete(runs.path(), "faults", 2, 2);
+    assert_complete(runs.path(), "faults", 2, 3);
 
     // A NaN loss: diverged with epoch and step, and exit code 1.
     let file = runs.path().join("nan.toml");

@@ -5,8 +5,8 @@ pub mod canvas;
 pub mod charts;
 pub mod filter;
 pub mod fonts;
-pub mod importance;
 pub mod html;
+pub mod importance;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -394,10 +394,16 @@ pub fn continuations(plan: &[Registering]) -> (Vec<Extension>, Vec<Kept>) {
 /// which the file asks for with another target but stay as they are; empty when none.
 pub fn extension_notes(extended: &[Extension], kept: &[Kept], would: bool) -> String {
     let mut out = String::new();
-    if !extended.is_empty() {
-        let list: Vec<String> = extended.iter().map(|e| format!("{} ({} -> {} epochs)", e.id, e.from, e.to)).collect();
+    let list = |trials: &[&Extension]| trials.iter().map(|e| format!("{} ({} -> {} epochs)", e.id, e.from, e.to)).collect::<Vec<_>>().join(", ");
+    let (failed, continuing): (Vec<&Extension>, Vec<&Extension>) = extended.iter().partition(|e| e.failed);
+    if !continuing.is_empty() {
         let verb = if would { "would continue" } else { "continue" };
-        let _ = writeln!(out, "{} trial(s) {verb} from their last checkpoint to the new train.epochs: {}", extended.len(), list.join(", "));
+        let _ = writeln!(out, "{} trial(s) {verb} from their last checkpoint to the new train.epochs: {}", continuing.len(), list(&continuing));
+    }
+    if !failed.is_empty() {
+        let verb = if would { "would take" } else { "take" };
+        let _ =
+            writeln!(out, "{} failed trial(s) {verb} the new train.epochs and run again only with --retry-failed: {}", failed.len(), list(&failed));
     }
     for k in kept {
         let _ = writeln!(out, "note: {} {}: it {} as it is", k.id, k.reason, if would { "would stay" } else { "stays" });

@@ -260,6 +260,8 @@ pub struct Extension {
     pub to: usize,
     /// It had completed, and goes back to the queue.
     pub requeued: bool,
+    /// It had failed: it takes the new target, and runs again only with `--retry-failed`.
+    pub failed: bool,
 }
 
 /// A trial left as it is although the file asks for its config with another epoch target.
@@ -341,9 +343,13 @@ fn continuation(k: &KnownTrial, to: usize) -> Registering {
     match k.status {
         TrialStatus::Running => keep("is running (run the sweep again once it has ended to extend it)".into()),
         TrialStatus::Pruned | TrialStatus::Diverged => keep(format!("was {}", k.status.as_str())),
-        TrialStatus::Completed | TrialStatus::Queued | TrialStatus::Failed => {
-            Registering::Extend(Extension { id: k.id.clone(), from, to, requeued: k.status == TrialStatus::Completed })
-        }
+        TrialStatus::Completed | TrialStatus::Queued | TrialStatus::Failed => Registering::Extend(Extension {
+            id: k.id.clone(),
+            from,
+            to,
+            requeued: k.status == TrialStatus::Completed,
+            failed: k.status == TrialStatus::Failed,
+        }),
     }
 }
 
@@ -784,7 +790,7 @@ mod tests {
     fn a_higher_epoch_target_continues_the_trial_with_the_most_epochs_unless_it_runs() {
         let plan =
             |status, trial: &NewTrial| plan_registration(std::slice::from_ref(trial), &[known("s-1", 1, status, 2), known("s-2", 2, status, 3)]);
-        let extend = Registering::Extend(Extension { id: "s-2".into(), from: 3, to: 5, requeued: true });
+        let extend = Registering::Extend(Extension { id: "s-2".into(), from: 3, to: 5, requeued: true, failed: false });
         assert_eq!(plan(TrialStatus::Completed, &new_trial(5, &[])), [extend]);
         assert_eq!(plan(TrialStatus::Completed, &new_trial(3, &[])), [Registering::Known("s-2".into())]);
         assert!(matches!(&plan(TrialStatus::Running, &new_trial(5, &[]))[0], Registering::Keep(k) if k.reason.starts_with("is running")));

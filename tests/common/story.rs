@@ -230,7 +230,7 @@ fn extend_story(store: &mut dyn Store) {
 
     let longer = [with_epochs(trial(0.1), 5), with_epochs(trial(0.2), 5)];
     let report = store.enqueue("e", &longer).unwrap();
-    let extended = Extension { id: "e-1".into(), from: 3, to: 5, requeued: true };
+    let extended = Extension { id: "e-1".into(), from: 3, to: 5, requeued: true, failed: false };
     let pruned = Kept { id: "e-2".into(), reason: "was pruned".into() };
     assert_eq!(report, EnqueueReport { added: vec![], existing: 2, extended: vec![extended], kept: vec![pruned.clone()] });
     let row = store.trial("e-1").unwrap();
