@@ -312,8 +312,10 @@ fn mlflow_export_to_a_closed_port_fails_clearly_and_says_what_was_sent() {
 #[test]
 fn export_flags_that_do_not_fit_the_format_are_refused_with_exit_code_2() {
     let t = trained();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--format", "mlflow"], "--format mlflow needs --to URL"),
+        // Issue 27, item 12: the server's 400 with "run again" advice, after connecting.
+        (&["--format", "mlflow", "--to", "http://127.0.0.1:1", "--experiment", " "], "--experiment needs a name"),
         (&["--format", "csv", "--to", "http://127.0.0.1:1"], "--to is for --format mlflow"),
         (&["--format", "tensorboard"], "--format tensorboard needs --out DIR"),
         (&["--format", "mlflow", "--to", "127.0.0.1:5000"], "--to 127.0.0.1:5000: expected the tracking server's http://"),

@@ -82,6 +82,32 @@ fn control_characters_in_tags_and_notes_are_shown_escaped_in_text_and_kept_in_js
     assert!(echoed.len() < 200 && echoed.contains("(10000 characters)"), "{echoed}");
 }
 
+/// Issue 27, item 12: `sweep note T -` stored "-", and a long note could not be given at all.
+#[test]
+fn a_note_is_read_from_standard_input_or_a_file_and_bad_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path();
+    tracker(runs);
+    let sweep = || common::sweep(runs);
+    let note_of = |id: &str| json(runs, &["show", id, "--json"])["note"].clone();
+    sweep().args(["note", "m-1", "-"]).write_stdin("from a pipe\nsecond line\n").assert().success().stdout("m-1: note set\n");
+    assert_eq!(note_of("m-1"), "from a pipe\nsecond line\n");
+    let long = "a long analysis. ".repeat(30_000);
+    let file = dir.path().join("note.md");
+    std::fs::write(&file, &long).unwrap();
+    sweep().args(["note", "m-2", "--file"]).arg(&file).assert().success();
+    assert_eq!(note_of("m-2"), long.as_str());
+    // Too large, not UTF-8, missing, or both ways at once: exit 2, the note unchanged.
+    std::fs::write(&file, "x".repeat((1 << 20) + 1)).unwrap();
+    sweep().args(["note", "m-2", "--file"]).arg(&file).assert().code(2).stderr(contains("over 1048576 bytes"));
+    std::fs::write(&file, [0xff, 0xfe, 0x00]).unwrap();
+    sweep().args(["note", "m-2", "--file"]).arg(&file).assert().code(2).stderr(contains("not UTF-8"));
+    sweep().args(["note", "m-2", "--file", "/nonexistent/note.md"]).assert().code(2).stderr(contains("/nonexistent/note.md"));
+    sweep().args(["note", "m-2", "text", "--file"]).arg(&file).assert().code(2);
+    assert_eq!(note_of("m-2"), long.as_str());
+    sweep().args(["note", "m-1", ""]).assert().success().stdout("m-1: note cleared\n");
+}
+
 #[test]
 fn tags_and_notes_are_shown_listed_exported_and_queryable() {
     let dir = tempfile::tempdir().unwrap();

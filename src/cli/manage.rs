@@ -1,6 +1,6 @@
 //! Commands that manage trials in the tracker: `tag`, `note`, `rm`.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -26,10 +26,16 @@ pub struct NoteArgs {
     /// A trial id, e.g. hue-3.
     #[arg(value_name = "TRIAL")]
     pub run: String,
-    /// The note, replacing the trial's note; "" clears it.
-    #[arg(value_name = "TEXT")]
-    pub text: String,
+    /// The note, replacing the trial's note; "" clears it, - reads it from standard input.
+    #[arg(value_name = "TEXT", required_unless_present = "file", conflicts_with = "file")]
+    pub text: Option<String>,
+    /// Read the note from this file (UTF-8 text; for notes too long for a command line).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
 }
+
+/// The largest note taken (1 MiB): a tracker row, not a document store.
+const NOTE_LIMIT: usize = 1 << 20;
 
 #[derive(Debug, Args)]
 pub struct RmArgs {
@@ -80,10 +86,28 @@ pub fn tag(g: &Global, args: &TagArgs) -> Result<ExitCode> {
 /// `sweep note TRIAL TEXT`: replaces the trial's note ("" clears it).
 pub fn note(g: &Global, args: &NoteArgs) -> Result<ExitCode> {
     store::validate_trial_id(&args.run)?;
+    let (text, from) = match (&args.text, &args.file) {
+        (Some(dash), None) if dash == "-" => (read_note(std::io::stdin().lock()), "standard input".to_string()),
+        (Some(text), None) => (Ok(text.clone().into_bytes()), String::new()),
+        (_, Some(path)) => (std::fs::File::open(path).and_then(read_note), path.display().to_string()),
+        (None, None) => unreachable!("clap requires TEXT or --file"),
+    };
+    let text = text.map_err(|e| usage(format!("reading the note from {from}: {e}")))?;
+    if text.len() > NOTE_LIMIT {
+        return Err(usage(format!("the note from {from} is over {NOTE_LIMIT} bytes; keep notes short and link to longer documents")));
+    }
+    let text = String::from_utf8(text).map_err(|_| usage(format!("the note from {from} is not UTF-8 text")))?;
     let mut store = g.open_store()?;
-    store.set_note(&args.run, Some(&args.text))?;
-    println!("{}: {}", args.run, if args.text.is_empty() { "note cleared" } else { "note set" });
+    store.set_note(&args.run, Some(&text))?;
+    println!("{}: {}", args.run, if text.is_empty() { "note cleared" } else { "note set" });
     Ok(ExitCode::SUCCESS)
+}
+
+/// Up to one byte past [`NOTE_LIMIT`] of `reader` (so that a larger input is seen as too large).
+fn read_note(reader: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+    let mut text = Vec::new();
+    reader.take(NOTE_LIMIT as u64 + 1).read_to_end(&mut text)?;
+    Ok(text)
 }
 
 /// `sweep rm`: removes the selected trials with their directories, after a confirmation. Running

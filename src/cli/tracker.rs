@@ -473,6 +473,9 @@ fn check_export_flags(args: &ExportArgs) -> Result<()> {
             return Err(usage(format!("{flag} is for --format mlflow, not --format {format}")));
         }
     }
+    if args.experiment.as_deref().is_some_and(|e| e.trim().is_empty()) {
+        return Err(usage("--experiment needs a name (MLflow refuses an empty one); leave it out for one experiment per sweep"));
+    }
     if mlflow && args.to.is_none() {
         return Err(usage("--format mlflow needs --to URL, the tracking server (e.g. --to http://127.0.0.1:5000)"));
     }
