@@ -88,6 +88,27 @@ fn bad_early_termination_settings_are_reported_at_their_key() {
     common::check_errors("[train]\nepochs = 5\n[early_terminate]\ntype = \"asha\"\nmax_iter = 8\n", &[(5, 12, "more than train.epochs = 5")]);
     common::check_errors("[early_terminate]\ntype = \"median\"\nmin_iter = 2\n", &[(3, 1, "unknown key early_terminate.min_iter")]);
     common::check_errors("[early_terminate]\nmin_iter = 2\n", &[(1, 1, "needs type")]);
+    // Issue 27, item 11: settings under which pruning means nothing were accepted.
+    let grid = "[parameters]\n\"augment.hue_delta\" = { values = [0.0, 0.1, 0.2] }\n";
+    common::check_errors(
+        &format!("[early_terminate]\ntype = \"asha\"\nbootstrap_count = 1000000000000\n{grid}"),
+        &[(3, 19, "bootstrap_count = 1000000000000 stops the first 1000000000000 trials at each rung, and the sweep has 3")],
+    );
+    common::check_errors(
+        "method = \"random\"\nrun_cap = 4\n[early_terminate]\ntype = \"hyperband\"\nbootstrap_count = 4\n",
+        &[(5, 19, "use a count below 4 (0: none)")],
+    );
+    common::check_errors(
+        "[train]\nepochs = 3\n[early_terminate]\ntype = \"median\"\nwarmup = 100\n",
+        &[(5, 10, "warmup = 100 is not below train.epochs = 3")],
+    );
+    common::check_errors(
+        "method = \"random\"\nrun_cap = 2\n[parameters]\n\"train.learning_rate\" = { distribution = \"log_uniform_values\", min = 0.0001, max = 0.01 }\n\"augment.hue_delta\" = { values = [0.1], when = { \"train.learning_rate\" = [0.001] } }\n",
+        &[(5, 1, "when names \"train.learning_rate\", a continuous parameter, which never takes one exact value")],
+    );
+    // What still holds: a bootstrap below the trial count, a warmup below the epochs, a discrete condition.
+    spec::parse(&format!("[early_terminate]\ntype = \"asha\"\nbootstrap_count = 2\n{grid}"), Path::new("ok.toml")).unwrap();
+    spec::parse("[train]\nepochs = 3\n[early_terminate]\ntype = \"median\"\nwarmup = 2\n", Path::new("ok.toml")).unwrap();
 }
 
 #[test]

@@ -233,7 +233,11 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
     let base_ok = v.problems.is_empty();
     let (parameters, conditions) = v.parameters(root, &defaults, header.method);
     let bayes = v.bayes(root, header.method);
-    let early_terminate = base.as_ref().and_then(|b| v.early_terminate(root, b.train.epochs));
+    // How many trials the sweep can have: run_cap, else the grid's size.
+    let trials = header
+        .run_cap
+        .or_else(|| (header.method == Method::Grid).then(|| parameters.iter().map(|p| p.domain.grid_values().len().max(1)).product::<usize>()));
+    let early_terminate = base.as_ref().and_then(|b| v.early_terminate(root, b.train.epochs, trials));
     // Trials are checked even when some parameters were refused, so that one run of the
     // validator reports every problem; only a broken base makes the trials meaningless.
     let Some(base) = base.filter(|_| base_ok) else {

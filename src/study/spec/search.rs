@@ -80,7 +80,10 @@ impl Validator<'_> {
     }
 
     /// `[early_terminate]`: type and its settings; `max_iter` defaults to `train.epochs`.
-    pub(super) fn early_terminate(&mut self, root: &toml_edit::Table, epochs: usize) -> Option<EarlyTerminate> {
+    /// `[early_terminate]`, checked against the sweep's `epochs` per trial and its number of
+    /// trials (`trials`, when known): settings under which every trial would be pruned, or none
+    /// ever judged, are errors.
+    pub(super) fn early_terminate(&mut self, root: &toml_edit::Table, epochs: usize, trials: Option<usize>) -> Option<EarlyTerminate> {
         let item = root.get("early_terminate")?;
         let Some(table) = item.as_table_like() else {
             self.report(item.span(), "[early_terminate] must be a table, e.g. type = \"hyperband\", min_iter = 2, eta = 3".into());
@@ -96,6 +99,16 @@ impl Validator<'_> {
                 unknown_keys(self, table, "early_terminate", &["type", "warmup", "startup_trials"]);
                 let warmup = self.uint(table, "early_terminate.", "warmup").unwrap_or(0);
                 let startup_trials = self.uint(table, "early_terminate.", "startup_trials").unwrap_or(Median::default().startup_trials);
+                if warmup >= epochs {
+                    self.report(
+                        table.get("warmup").and_then(Item::span).or(kind_span),
+                        format!(
+                            "early_terminate.warmup = {warmup} is not below train.epochs = {epochs}: no epoch would ever be judged; use a \
+                             smaller warmup, or leave [early_terminate] out"
+                        ),
+                    );
+                    return None;
+                }
                 EarlyTerminate::Median { warmup, startup_trials }
             }
             Some(kind @ ("asha" | "hyperband")) => {
@@ -115,6 +128,18 @@ impl Validator<'_> {
                     let span = table.get(at).and_then(Item::span).or(kind_span);
                     let default_note = if at == "max_iter" && table.get("max_iter").is_none() { " (max_iter defaults to train.epochs)" } else { "" };
                     self.report(span, format!("early_terminate: {e}{default_note}"));
+                    return None;
+                }
+                if let Some(n) = trials
+                    && bootstrap_count >= n
+                {
+                    self.report(
+                        table.get("bootstrap_count").and_then(Item::span).or(kind_span),
+                        format!(
+                            "early_terminate.bootstrap_count = {bootstrap_count} stops the first {bootstrap_count} trials at each rung, and \
+                             the sweep has {n}: every trial would stop at its first rung; use a count below {n} (0: none)"
+                        ),
+                    );
                     return None;
                 }
                 if max_iter > epochs {
@@ -170,6 +195,16 @@ impl Validator<'_> {
             }
             one => vec![one],
         };
+        if let Domain::Uniform { .. } | Domain::LogUniformValues { .. } = &target.domain {
+            self.report(
+                span,
+                format!(
+                    "parameter {key:?}: when names {on:?}, a continuous parameter, which never takes one exact value; condition on a \
+                     parameter with values = [...] (or int_uniform, q_uniform)"
+                ),
+            );
+            return None;
+        }
         let takes = |v: &Json| match &target.domain {
             Domain::Value(x) => same_value(x, v),
             Domain::Values(xs) | Domain::Categorical { values: xs, .. } => xs.iter().any(|x| same_value(x, v)),
