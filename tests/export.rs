@@ -324,6 +324,21 @@ fn export_flags_that_do_not_fit_the_format_are_refused_with_exit_code_2() {
     for (args, message) in cases {
         common::sweep(&t.runs).arg("export").args(args).assert().code(2).stderr(contains(message));
     }
+    // Issue 27, item 15: a missing directory, or a file where a directory belongs, was exit 1.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let missing = dir.path().join("missing/trials.csv");
+    let outs: [(&str, &std::path::Path, &str); 4] = [
+        ("csv", &missing, "create it first"),
+        ("json", dir.path(), "a directory; name the file to write"),
+        ("csv", &file.join("trials.csv"), "create it first"),
+        ("tensorboard", &file, "a file, not a directory"),
+    ];
+    for (format, out, message) in outs {
+        common::sweep(&t.runs).args(["export", "--format", format, "--out"]).arg(out).assert().code(2).stderr(contains(message));
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x", "nothing was written");
 }
 
 /// TensorBoard's view of an export: per trial directory, every scalar series ([step, value,

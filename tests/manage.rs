@@ -225,6 +225,11 @@ fn every_command_that_prints_a_table_prints_json_too() {
     assert_eq!(compare["differing"], serde_json::json!(["train.seed"]));
     assert_eq!(compare["trials"].as_array().map(Vec::len), Some(2));
     assert_eq!(json(runs, &["best", "--json"])["run"], "m-1");
+    // Issue 27, item 15: with nothing to rank, --json printed nothing on standard output.
+    let out = common::sweep(runs).args(["best", "--json", "--metric", "train_dice"]).assert().code(1).get_output().clone();
+    let none: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(none["run"].is_null() && none["error"].as_str().unwrap().contains("no completed trial has a train_dice value yet"), "{none}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no completed trial has a train_dice value yet"));
     // The dry run's table, as JSON: one document on standard output, notes on standard error.
     let file = runs.join("dry.toml");
     std::fs::write(&file, common::tiny_sweep("dry", 1, &[0.0, 0.1]).replace("method = \"grid\"", "method = \"random\"\nrun_cap = 3")).unwrap();
@@ -236,7 +241,11 @@ fn every_command_that_prints_a_table_prints_json_too() {
     hues.sort_by(f64::total_cmp);
     assert_eq!(hues, [0.0, 0.1]);
     assert!(trials.iter().all(|t| t["status"] == "new" && t["trial"].is_null() && t["config_hash"].as_str().unwrap().len() == 64), "{dry}");
-    common::sweep(runs).args(["run", file.to_str().unwrap(), "--dry-run", "--json"]).assert().success().stderr(contains("note: random search found only 2"));
+    common::sweep(runs)
+        .args(["run", file.to_str().unwrap(), "--dry-run", "--json"])
+        .assert()
+        .success()
+        .stderr(contains("note: random search found only 2"));
 }
 
 /// Every argument of every command, with its command's path, where `missing` holds.

@@ -88,6 +88,8 @@ fn bad_early_termination_settings_are_reported_at_their_key() {
     common::check_errors("[train]\nepochs = 5\n[early_terminate]\ntype = \"asha\"\nmax_iter = 8\n", &[(5, 12, "more than train.epochs = 5")]);
     common::check_errors("[early_terminate]\ntype = \"median\"\nmin_iter = 2\n", &[(3, 1, "unknown key early_terminate.min_iter")]);
     common::check_errors("[early_terminate]\nmin_iter = 2\n", &[(1, 1, "needs type")]);
+    // Issue 27, item 15: a non-integer eta said "whole number >= 0".
+    common::check_errors("[early_terminate]\ntype = \"asha\"\neta = 2.5\n", &[(3, 7, "early_terminate.eta must be a whole number >= 2")]);
     // Issue 27, item 11: settings under which pruning means nothing were accepted.
     let grid = "[parameters]\n\"augment.hue_delta\" = { values = [0.0, 0.1, 0.2] }\n";
     common::check_errors(
@@ -351,6 +353,36 @@ fn a_worker_killed_between_rungs_resumes_its_trial_and_the_sweep_decides_as_if_i
     let resumed = SqliteStore::open(&killed.path().join("sweep.db")).unwrap().trial("rung-1").unwrap();
     assert!(resumed.attempt >= 2, "rung-1 was resumed, not restarted under a new id");
     assert_eq!(outcome_of(killed.path(), "rung"), expected, "the kill changed no trial, decision or metric");
+}
+
+/// Issue 27, item 15: raising train.epochs under a pruner can turn a completed trial into a
+/// pruned one; the plan says so, trial by trial.
+#[test]
+fn continuing_trials_under_a_pruner_are_told_they_may_end_pruned() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("more.toml");
+    let sweep = |epochs: usize| {
+        format!(
+            "name = \"more\"\nmethod = \"grid\"\n{}[train]\nepochs = {epochs}\nbatch_size = 6\n[early_terminate]\ntype = \"asha\"\nmin_iter = 1\neta = 2\n[parameters]\n\"train.learning_rate\" = {{ values = [0.003, 0.001] }}\n",
+            common::TINY_DATA_AND_MODEL
+        )
+    };
+    std::fs::write(&file, sweep(1)).unwrap();
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain", "--no-plot"]).assert().success();
+    std::fs::write(&file, sweep(3)).unwrap();
+    let note = |id: &str, verb: &str| {
+        format!("note: {id} {verb} judged by the asha pruner at each epoch past 1 on its way to 3, and may end pruned, not completed")
+    };
+    common::sweep(runs.path())
+        .args(["run", file.to_str().unwrap(), "--dry-run"])
+        .assert()
+        .success()
+        .stdout(contains(note("more-1", "would be")).and(contains(note("more-2", "would be"))));
+    common::sweep(runs.path())
+        .args(["run", file.to_str().unwrap(), "--plain", "--no-plot"])
+        .assert()
+        .success()
+        .stdout(contains(note("more-1", "is")).and(contains(note("more-2", "is"))));
 }
 
 /// Issue 27, item 1: a worker killed between recording a rung epoch and saving the pruner's

@@ -260,19 +260,19 @@ fn the_leaderboard_sorts_by_any_column_and_filters_with_the_where_language() {
 #[test]
 fn a_missing_trial_sweep_or_page_is_a_404_page() {
     let server = Server::start(trained(), &[]);
-    for path in [
-        "/sweeps/nosuch",
-        "/runs/ui-99",
-        "/runs/..%2Fx",
-        "/runs/ui-99/predictions.png",
-        "/api/sweeps/nosuch",
-        "/api/runs/nope-1",
-        "/nosuch",
-        "/compare?runs=ui-1,ui-99",
-    ] {
+    for path in ["/sweeps/nosuch", "/runs/ui-99", "/runs/..%2Fx", "/runs/ui-99/predictions.png", "/nosuch", "/compare?runs=ui-1,ui-99"] {
         let (status, body) = server.get(path);
         assert_eq!(status, 404, "GET {path}: {body}");
         assert!(body.contains("<h1>Not found</h1>"), "GET {path}: a page, not a panic: {body}");
+    }
+    // Issue 27, item 15: the JSON routes answered their 404s with HTML.
+    for (path, message) in
+        [("/api/sweeps/nosuch", "no sweep \"nosuch\""), ("/api/runs/nope-1", "no trial \"nope-1\""), ("/api/nosuch", "no such route")]
+    {
+        let (status, body) = server.get(path);
+        assert_eq!(status, 404, "GET {path}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"));
+        assert!(json["error"].as_str().unwrap().contains(message), "GET {path}: {json}");
     }
     assert!(server.get("/sweeps/uj").1.contains("did you mean ui?"), "the 404 suggests the closest sweep (escaped)");
     let (status, body) = server.get("/compare?runs=ui-1");

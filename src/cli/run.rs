@@ -141,7 +141,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
                 spec.metric.goal.as_str(),
             );
             let (extended, kept) = report::continuations(&plan);
-            crate::out!("{}", report::extension_notes(&extended, &kept, true));
+            crate::out!("{}", report::extension_notes(&extended, &kept, true, spec.early_terminate.as_ref().map(|e| e.kind())));
         } else {
             crate::out!("{}", report::dry_run(&spec, &trials, &known, &plan));
         }
@@ -172,7 +172,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
             reg.existing
         ),
     }
-    crate::out!("{}", report::extension_notes(&reg.extended, &reg.kept, false));
+    crate::out!("{}", report::extension_notes(&reg.extended, &reg.kept, false, spec.early_terminate.as_ref().map(|e| e.kind())));
     if reg.requeued > 0 {
         crate::outln!("retrying {} failed trial(s)", reg.requeued);
     }

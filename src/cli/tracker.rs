@@ -344,7 +344,13 @@ pub fn best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
         None => objective.goal,
     };
     let Some(best) = store.best(&metric, goal, args.sweep.as_deref())? else {
-        bail!("no completed trial has a {metric} value yet{}", args.sweep.as_ref().map(|s| format!(" in sweep {s}")).unwrap_or_default());
+        let why = format!("no completed trial has a {metric} value yet{}", args.sweep.as_ref().map(|s| format!(" in sweep {s}")).unwrap_or_default());
+        if args.json {
+            // Scripts read standard output: a document that says so, then the same exit code.
+            let v = serde_json::json!({"run": null, "sweep": args.sweep, "metric": metric, "goal": goal.as_str(), "error": why});
+            crate::outln!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        bail!(why);
     };
     let checkpoints = store.checkpoints(&best.trial.id)?;
     let best_ckpt = checkpoints.iter().find(|c| c.kind == "best").cloned();
@@ -485,6 +491,26 @@ fn check_export_flags(args: &ExportArgs) -> Result<()> {
     if args.format == ExportFormat::Tensorboard && args.out.is_none() {
         return Err(usage("--format tensorboard needs --out DIR, the log directory to point TensorBoard at"));
     }
+    // Where the output goes is checked before anything is read (bad input: exit 2).
+    if let Some(out) = &args.out {
+        if args.format == ExportFormat::Tensorboard {
+            if out.exists() && !out.is_dir() {
+                return Err(usage(format!("--out {}: a file, not a directory; TensorBoard's log directory must be one", out.display())));
+            }
+        } else {
+            if out.is_dir() {
+                return Err(usage(format!(
+                    "--out {}: a directory; name the file to write, e.g. {}",
+                    out.display(),
+                    out.join("trials.csv").display()
+                )));
+            }
+            let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            if !parent.is_dir() {
+                return Err(usage(format!("--out {}: no directory {} to write it in; create it first", out.display(), parent.display())));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -575,7 +601,11 @@ pub fn importance(g: &Global, args: &ImportanceArgs) -> Result<ExitCode> {
         crate::outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    crate::outln!("parameter importance for {} ({}) in sweep {sweep}, from {trials} completed or pruned trials", objective.name, objective.goal.as_str());
+    crate::outln!(
+        "parameter importance for {} ({}) in sweep {sweep}, from {trials} completed or pruned trials",
+        objective.name,
+        objective.goal.as_str()
+    );
     crate::outln!("(permutation importance over a random forest: README, Parameter importance)");
     crate::outln!();
     let mut table = report::Table::new(["parameter", "importance", ""]);

@@ -357,7 +357,7 @@ pub fn dry_run(spec: &SweepSpec, trials: &[Trial], known: &[TrialRow], plan: &[R
         spec.metric.name,
         spec.metric.goal.as_str(),
         t.render(),
-        extension_notes(&extended, &kept, true)
+        extension_notes(&extended, &kept, true, spec.early_terminate.as_ref().map(|e| e.kind()))
     )
 }
 
@@ -392,7 +392,7 @@ pub fn continuations(plan: &[Registering]) -> (Vec<Extension>, Vec<Kept>) {
 
 /// Lines that say which trials continue to a higher epoch target (`would`: in a dry run) and
 /// which the file asks for with another target but stay as they are; empty when none.
-pub fn extension_notes(extended: &[Extension], kept: &[Kept], would: bool) -> String {
+pub fn extension_notes(extended: &[Extension], kept: &[Kept], would: bool, pruned_by: Option<&str>) -> String {
     let mut out = String::new();
     let list = |trials: &[&Extension]| trials.iter().map(|e| format!("{} ({} -> {} epochs)", e.id, e.from, e.to)).collect::<Vec<_>>().join(", ");
     let (failed, continuing): (Vec<&Extension>, Vec<&Extension>) = extended.iter().partition(|e| e.failed);
@@ -404,6 +404,20 @@ pub fn extension_notes(extended: &[Extension], kept: &[Kept], would: bool) -> St
         let verb = if would { "would take" } else { "take" };
         let _ =
             writeln!(out, "{} failed trial(s) {verb} the new train.epochs and run again only with --retry-failed: {}", failed.len(), list(&failed));
+    }
+    // A continued trial passes rungs it had not reached: the pruner judges it there, and it can
+    // end pruned where it had completed.
+    if let Some(pruner) = pruned_by {
+        for e in extended.iter().filter(|e| !e.failed || would) {
+            let _ = writeln!(
+                out,
+                "note: {} {} judged by the {pruner} pruner at each epoch past {} on its way to {}, and may end pruned, not completed",
+                e.id,
+                if would { "would be" } else { "is" },
+                e.from,
+                e.to
+            );
+        }
     }
     for k in kept {
         let _ = writeln!(out, "note: {} {}: it {} as it is", k.id, k.reason, if would { "would stay" } else { "stays" });

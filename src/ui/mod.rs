@@ -140,7 +140,13 @@ pub fn router(state: Arc<Dashboard>) -> Router {
         .route("/api/sweeps/{name}", get(|State(d): State<Arc<Dashboard>>, UrlPath(n): UrlPath<String>| answer(d, move |d| d.sweep_state(&n))))
         .route("/api/runs/{id}", get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.trial_state(&id))))
         .route("/files/{*path}", get(|State(d): State<Arc<Dashboard>>, UrlPath(p): UrlPath<String>| answer(d, move |d| d.file(&p))))
-        .fallback(|| async { into_response(Reply::not_found("no such page")) })
+        .fallback(|uri: axum::http::Uri| async move {
+            if uri.path().starts_with("/api/") {
+                into_response(Reply::json_error(404, "no such route; the JSON routes are /api/sweeps, /api/sweeps/NAME and /api/runs/ID"))
+            } else {
+                into_response(Reply::not_found("no such page"))
+            }
+        })
         .with_state(state)
 }
 

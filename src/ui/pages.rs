@@ -42,6 +42,16 @@ impl Reply {
         Self::html(400, html::message_page("Bad request", what))
     }
 
+    /// An error of a JSON route, as JSON: `{"error": "..."}` with the status.
+    pub fn json_error(status: u16, message: &str) -> Self {
+        Self { status, content_type: "application/json", body: serde_json::json!({ "error": message }).to_string().into_bytes() }
+    }
+
+    /// A tracker error of a JSON route: the status of [`Reply::store_error`], the message as JSON.
+    fn store_error_json(e: &StoreError) -> Self {
+        Self::json_error(Self::store_error(e).status, &e.to_string())
+    }
+
     /// A tracker error as a page: 404 for a trial or sweep that does not exist, 500 otherwise.
     fn store_error(e: &StoreError) -> Self {
         match e {
@@ -267,7 +277,7 @@ impl Dashboard {
             Ok(sweeps) => Reply::json(serde_json::json!(
                 sweeps.iter().map(|s| serde_json::json!({"sweep": s.name, "updated": s.updated, "counts": s.counts})).collect::<Vec<_>>()
             )),
-            Err(e) => Reply::store_error(&e),
+            Err(e) => Reply::store_error_json(&e),
         }
     }
 
@@ -282,7 +292,7 @@ impl Dashboard {
                 "sweep": name,
                 "trials": rows.iter().map(|r| serde_json::json!({"id": r.id, "status": r.status, "epochs": r.epochs()})).collect::<Vec<_>>(),
             })),
-            Err(e) => Reply::store_error(&e),
+            Err(e) => Reply::store_error_json(&e),
         }
     }
 
@@ -290,7 +300,7 @@ impl Dashboard {
     pub fn trial_state(&self, id: &str) -> Reply {
         match self.with_store(|s| store::validate_trial_id(id).and_then(|()| s.trial(id))) {
             Ok(r) => Reply::json(serde_json::json!({"id": r.id, "status": r.status, "attempt": r.attempt, "epochs": r.epochs()})),
-            Err(e) => Reply::store_error(&e),
+            Err(e) => Reply::store_error_json(&e),
         }
     }
 

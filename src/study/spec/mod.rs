@@ -495,7 +495,13 @@ impl Validator<'_> {
         match item.as_integer() {
             Some(i) if i >= 0 => Some(i as usize),
             _ => {
-                self.report(item.span(), format!("{prefix}{key} must be a whole number >= 0"));
+                // The least value the key takes (checked where it is used); 0 for a count.
+                let least = match key {
+                    "eta" => 2,
+                    "min_iter" | "max_iter" => 1,
+                    _ => 0,
+                };
+                self.report(item.span(), format!("{prefix}{key} must be a whole number >= {least}"));
                 None
             }
         }

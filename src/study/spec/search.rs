@@ -32,6 +32,15 @@ pub enum EarlyTerminate {
 
 impl EarlyTerminate {
     /// The pruner this rule names (its settings were checked when the file was read).
+    /// The rule's `type` in the sweep file: median, asha or hyperband.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EarlyTerminate::Median { .. } => "median",
+            EarlyTerminate::Asha { .. } => "asha",
+            EarlyTerminate::Hyperband { .. } => "hyperband",
+        }
+    }
+
     pub fn pruner(&self) -> Box<dyn Pruner + Send> {
         let checked = "early_terminate settings are validated when the sweep file is read";
         match *self {
