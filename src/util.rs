@@ -108,6 +108,23 @@ macro_rules! out {
     ($($arg:tt)*) => { $crate::util::write_ignoring_errors(false, format_args!($($arg)*)) };
 }
 
+/// An error and its causes as one line, "outer: cause: root cause", each cause left out when the
+/// text before it already says it (an error whose message quotes its source, as `path: {source}`
+/// does, would otherwise print "Not a directory (os error 20): Not a directory (os error 20)").
+pub fn error_chain(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.is_empty() {
+            out = text;
+        } else if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
 /// `text` as it may reach a terminal: every control character (C0, DEL, C1) and every Unicode
 /// bidirectional control written as a visible escape (`\e`, `\r`, `\u{9b}`, `\u{202e}`;
 /// `\n` and `\t` too unless `keep_newlines`, which keeps line breaks and tabs). Text from the
@@ -320,6 +337,21 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_chain_says_each_cause_once() {
+        let io = std::io::Error::from_raw_os_error(20);
+        let text = io.to_string();
+        #[derive(Debug, thiserror::Error)]
+        #[error("runs/data: {source}")]
+        struct Quoting {
+            source: std::io::Error,
+        }
+        let err = anyhow::Error::new(Quoting { source: io }).context("preparing the dataset");
+        assert_eq!(error_chain(&err), format!("preparing the dataset: runs/data: {text}"));
+        let plain = anyhow::anyhow!("root").context("middle").context("outer");
+        assert_eq!(error_chain(&plain), "outer: middle: root");
+    }
 
     #[test]
     fn utc_formatting_matches_known_dates() {

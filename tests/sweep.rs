@@ -840,6 +840,21 @@ fn a_worker_of_an_unknown_sweep_exits_2_with_the_closest_name_and_trains_nothing
     assert_eq!(queued.len(), 1, "the other sweep's trial was left alone");
 }
 
+/// Issue 27, item 15: an OS error was printed twice ("Not a directory (os error 20): Not a
+/// directory (os error 20)").
+#[test]
+fn an_os_error_is_printed_once_with_the_path_it_is_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let sweep_file = dir.path().join("s.toml");
+    std::fs::write(&sweep_file, common::tiny_sweep("os", 1, &[0.0])).unwrap();
+    let out = common::sweep(&file).args(["run", sweep_file.to_str().unwrap(), "--plain"]).assert().failure().get_output().clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("(os error 20)").count(), 1, "{stderr}");
+    assert!(stderr.contains("a-file/data/"), "{stderr}");
+}
+
 /// Issue 15, item 15: absurd or zero values were accepted (100,000 threads hung the machine).
 #[test]
 fn numeric_flags_out_of_range_are_refused_with_exit_code_2_naming_the_flag_and_range() {
