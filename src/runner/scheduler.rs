@@ -404,17 +404,19 @@ impl Supervisor<'_> {
 }
 
 /// Why the supervisor stopped starting workers: how many died quickly, and the trial they held
-/// most often (the one that keeps killing its worker), if they held one.
+/// in most of those deaths (the one that keeps killing its worker), if one was; a trial held in
+/// fewer is no culprit (a worker that ended a trial normally and then died names it last).
 fn quick_deaths_message(deaths: &[Option<String>]) -> String {
     let mut held: BTreeMap<&str, usize> = BTreeMap::new();
     for trial in deaths.iter().flatten() {
         *held.entry(trial.as_str()).or_default() += 1;
     }
-    let culprit = held.iter().max_by_key(|&(trial, n)| (*n, std::cmp::Reverse(*trial)));
+    let culprit = held.iter().max_by_key(|&(trial, n)| (*n, std::cmp::Reverse(*trial))).filter(|&(_, n)| 2 * n > deaths.len());
     let base = format!("the supervisor started no more workers after {} of them died within {}s of starting", deaths.len(), QUICK_DEATH.as_secs());
     match culprit {
         Some((trial, n)) => format!("{base}; {n} of them held trial {trial}, which keeps killing its worker (`sweep show {trial}`)"),
-        None => format!("{base} before claiming a trial"),
+        None if held.is_empty() => format!("{base} before claiming a trial"),
+        None => format!("{base}, with no trial in common (the workers die whatever they train: see the worker logs)"),
     }
 }
 
@@ -544,5 +546,9 @@ mod tests {
         assert!(message.contains("after 5 of them died within 2s of starting"), "{message}");
         assert!(message.contains("3 of them held trial s-4, which keeps killing its worker (`sweep show s-4`)"), "{message}");
         assert!(quick_deaths_message(&[None, None]).ends_with("before claiming a trial"));
+        // Issue 27, item 10: a trial held in 1 of 5 deaths (it had ended pruned normally) was blamed.
+        let message = quick_deaths_message(&[held("s-1"), None, None, None, None]);
+        assert!(message.ends_with("with no trial in common (the workers die whatever they train: see the worker logs)"), "{message}");
+        assert!(!quick_deaths_message(&[held("s-1"), held("s-2"), held("s-1"), held("s-2")]).contains("keeps killing"));
     }
 }
