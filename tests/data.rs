@@ -460,6 +460,11 @@ fn a_truncated_jpeg_is_refused_by_data_show_naming_the_file() {
 /// A PNG that declares `w` x `h` RGB pixels and holds none: what a decoder reads before it
 /// allocates the pixels.
 fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    png_header_only_of(w, h, 2)
+}
+
+/// [`png_header_only`] of PNG colour type `color` (0 gray, 2 RGB).
+fn png_header_only_of(w: u32, h: u32, color: u8) -> Vec<u8> {
     fn crc32(bytes: &[u8]) -> u32 {
         let mut crc = !0u32;
         for &b in bytes {
@@ -480,7 +485,7 @@ fn png_header_only(w: u32, h: u32) -> Vec<u8> {
     };
     let mut ihdr = w.to_be_bytes().to_vec();
     ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8 bits, RGB, deflate, no filter, no interlace
+    ihdr.extend_from_slice(&[8, color, 0, 0, 0]); // 8 bits, the colour type, deflate, no filter, no interlace
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     png.extend(chunk(b"IHDR", &ihdr));
     png.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])); // an empty zlib stream
@@ -504,6 +509,59 @@ fn an_image_over_the_decoders_memory_limit_says_so_and_how_to_fix_it() {
         assert!(!msg.contains("corrupt"), "{msg}");
     }
     common::sweep(runs.path()).args(["data", "show", "--data"]).arg(&set).assert().code(2).stderr(contains("memory limit"));
+}
+
+/// Issue 27, item 14: what a dataset holds that the scan passed over in silence, or found only
+/// when decoding.
+#[test]
+fn odd_dataset_entries_are_errors_naming_the_files_before_anything_is_registered() {
+    let fresh = || {
+        let dir = tempfile::tempdir().unwrap();
+        common::write_carvana(dir.path(), 3, 40, 32);
+        dir
+    };
+    // A dangling symbolic link named .jpg, and one that loops (a non-image .jpg is an error too).
+    let dir = fresh();
+    std::os::unix::fs::symlink(dir.path().join("gone.jpg"), dir.path().join("train/car009_01.jpg")).unwrap();
+    let msg = data::scan(dir.path()).unwrap_err().to_string();
+    assert!(msg.contains("car009_01.jpg") && msg.contains("gone.jpg, which does not exist"), "{msg}");
+    let dir = fresh();
+    let lo = dir.path().join("train/car009_01.jpg");
+    std::os::unix::fs::symlink(&lo, &lo).unwrap();
+    let msg = data::scan(dir.path()).unwrap_err().to_string();
+    assert!(msg.contains("car009_01.jpg") && msg.contains("loops"), "{msg}");
+    // x.jpg and x.png: one id, one mask.
+    let dir = fresh();
+    std::fs::copy(dir.path().join("train/car000_01.jpg"), dir.path().join("train/car000_01.png")).unwrap();
+    let err = data::scan(dir.path()).unwrap_err();
+    assert!(matches!(err, DataError::SameId { .. }), "{err}");
+    assert!(err.to_string().contains("car000_01.jpg and") && err.to_string().contains("car000_01.png are both image \"car000_01\""), "{err}");
+    // _mask.gif beside _mask.png.
+    let dir = fresh();
+    std::fs::write(dir.path().join("train_masks/car001_01_mask.png"), b"png").unwrap();
+    let msg = data::scan(dir.path()).unwrap_err().to_string();
+    assert!(msg.contains("car001_01_mask.gif and") && msg.contains("car001_01_mask.png are both masks of"), "{msg}");
+    // A truncated JPEG: found from its tail before registering (exit 2), not in every trial.
+    let runs = fresh();
+    let jpg = runs.path().join("train/car002_01.jpg");
+    let bytes = std::fs::read(&jpg).unwrap();
+    std::fs::write(&jpg, &bytes[..bytes.len() - 10]).unwrap();
+    let err = data::check_headers(&data::scan(runs.path()).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("car002_01.jpg") && err.to_string().contains("cut off"), "{err}");
+    let file = runs.path().join("s.toml");
+    std::fs::write(&file, common::tiny_sweep("cut", 1, &[0.0])).unwrap();
+    common::sweep(&runs.path().join("runs"))
+        .args(["run", file.to_str().unwrap(), "--plain", "--data", runs.path().to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(contains("car002_01.jpg").and(contains("cut off")));
+    assert!(!runs.path().join("runs/sweep.db").exists(), "nothing registered");
+    // A 20000x20000 grayscale PNG takes 400 MB to decode but 1.2 GB as the RGB training uses.
+    let dir = fresh();
+    std::fs::remove_file(dir.path().join("train/car001_01.jpg")).unwrap();
+    std::fs::write(dir.path().join("train/car001_01.png"), png_header_only_of(20000, 20000, 0)).unwrap();
+    let err = data::check_headers(&data::scan(dir.path()).unwrap()).unwrap_err();
+    assert!(matches!(err, DataError::TooLarge { size: (20000, 20000), .. }) && err.to_string().contains("1145 MiB"), "{err}");
 }
 
 #[test]

@@ -111,6 +111,9 @@ pub fn show(g: &Global, args: &ShowArgs) -> Result<ExitCode> {
     augment.validate()?;
     let (dir, title) = resolve_data(g, &args.data)?;
     let files = data::scan(&dir)?;
+    // What the headers show (a mask of another size, a file too large or cut off) is said before
+    // any pixel is decoded.
+    data::check_headers(&files)?;
     let stats = data::survey(&files)?;
     let shown: Vec<_> = files.iter().take(args.samples.max(1)).map(|f| data::load_sample(f, None)).collect::<Result<_, _>>()?;
     let out = args.out.clone().unwrap_or_else(|| g.runs_dir().join("data").join("show.png"));

@@ -41,15 +41,51 @@ fn check_fits(path: &Path, size: (u32, u32), bytes: u64) -> Result<(), DataError
     Ok(())
 }
 
+/// The memory a file of `size` takes decoded, `total` its decoder's own buffer: at least its
+/// pixels as 8-bit RGB, since images and non-GIF masks are converted to that (a 20000x20000
+/// grayscale PNG takes 400 MB to decode and 1.2 GB as RGB).
+fn decoded_bytes(size: (u32, u32), total: u64) -> u64 {
+    total.max(u64::from(size.0) * u64::from(size.1) * 3)
+}
+
 /// A file's (width, height) from its header, after checking that its pixels fit the decode
 /// limit: no pixel is decoded. GIFs (masks) are read as one palette index a pixel.
 pub(super) fn header_size(path: &Path) -> Result<(u32, u32), DataError> {
     let reader = image::ImageReader::open(path).map_err(|e| DataError::io(path, e))?.with_guessed_format().map_err(|e| DataError::io(path, e))?;
     let decoder = reader.into_decoder().map_err(|e| image_error(path, e))?;
     let (w, h) = decoder.dimensions();
-    let bytes = if is_gif(path) { u64::from(w) * u64::from(h) } else { decoder.total_bytes() };
+    let bytes = if is_gif(path) { u64::from(w) * u64::from(h) } else { decoded_bytes((w, h), decoder.total_bytes()) };
     check_fits(path, (w, h), bytes)?;
     Ok((w, h))
+}
+
+/// Checks that a JPEG or PNG file ends as its format ends (the JPEG end-of-image marker, PNG's
+/// IEND chunk, within the last 4 KiB): a file cut off in a copy has a valid header and would fail
+/// only when decoded, in every trial. Reads the tail only; a file whose tail lacks the end (cut
+/// off, or a trailer longer than 4 KiB) is decoded to tell.
+pub(super) fn check_complete(path: &Path) -> Result<(), DataError> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut file = fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut head = [0u8; 8];
+    let n = file.read(&mut head).map_err(|e| DataError::io(path, e))?;
+    let (end, format): (&[u8], &str) = match image::guess_format(&head[..n]) {
+        Ok(ImageFormat::Jpeg) => (&[0xff, 0xd9], "JPEG end-of-image marker"),
+        Ok(ImageFormat::Png) => (b"IEND", "PNG IEND chunk"),
+        _ => return Ok(()),
+    };
+    let len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(4096))).map_err(|e| DataError::io(path, e))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).map_err(|e| DataError::io(path, e))?;
+    if tail.windows(end.len()).any(|w| w == end) {
+        return Ok(());
+    }
+    // No end in the tail: cut off, or a longer trailer than most. Decoding the file says which.
+    match decode_any(path) {
+        Ok(_) => Ok(()),
+        Err(DataError::Decode { .. }) => Err(decode_error(path, format!("the file ends without its {format}: it was cut off"))),
+        Err(other) => Err(other),
+    }
 }
 
 /// Maps a decoder's error: a memory limit is named as such, anything else is a bad file.
@@ -73,7 +109,7 @@ fn decode_any(path: &Path) -> Result<DynamicImage, DataError> {
     }
     let reader = image::ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| DataError::io(path, e))?;
     let decoder = reader.into_decoder().map_err(|e| image_error(path, e))?;
-    check_fits(path, decoder.dimensions(), decoder.total_bytes())?;
+    check_fits(path, decoder.dimensions(), decoded_bytes(decoder.dimensions(), decoder.total_bytes()))?;
     DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, e))
 }
 
@@ -87,7 +123,7 @@ fn decode_jpeg(path: &Path, bytes: &[u8]) -> Result<DynamicImage, DataError> {
     let (w, h) = (w as u32, h as u32);
     let gray = decoder.input_colorspace().is_some_and(|c| matches!(c, ColorSpace::Luma | ColorSpace::LumaA));
     let out = if gray { ColorSpace::Luma } else { ColorSpace::RGB };
-    check_fits(path, (w, h), u64::from(w) * u64::from(h) * out.num_components() as u64)?;
+    check_fits(path, (w, h), decoded_bytes((w, h), u64::from(w) * u64::from(h) * out.num_components() as u64))?;
     decoder.set_options(decoder.options().jpeg_set_out_colorspace(out));
     let pixels = decoder.decode().map_err(|e| decode_error(path, format!("{e:?}")))?;
     let image = if gray {

@@ -53,6 +53,12 @@ pub enum DataError {
         path.display(), size.0, size.1, bytes.map(|b| format!(" and its pixels take {} MiB decoded", b.div_ceil(1 << 20))).unwrap_or_default(), limit >> 20
     )]
     TooLarge { path: PathBuf, size: (u32, u32), bytes: Option<u64>, limit: u64 },
+    #[error("{}: {reason}; remove it, or make it the image it is named as", path.display())]
+    NotAFile { path: PathBuf, reason: String },
+    #[error("{} and {} are both image {id:?} and would share one mask; keep one of them", first.display(), second.display())]
+    SameId { id: String, first: PathBuf, second: PathBuf },
+    #[error("{} and {} are both masks of {}; keep one of them", first.display(), second.display(), image.display())]
+    TwoMasks { image: PathBuf, first: PathBuf, second: PathBuf },
     #[error("{}: the dataset is empty: no .jpg/.jpeg/.png image in {}", path.display(), path.join("train").display())]
     Empty { path: PathBuf },
     #[error("{key} = {value}: {expected}")]
@@ -149,21 +155,50 @@ pub fn scan(dir: &Path) -> Result<Vec<SampleFiles>, DataError> {
     for entry in entries {
         let path = entry.map_err(|e| DataError::io(&images_dir, e))?.path();
         let Some(ext) = path.extension().and_then(|e| e.to_str()) else { continue };
-        if !IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) || !path.is_file() {
+        if !IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) {
             continue;
         }
+        // Named as an image, it is one or an error, as a file that does not decode is: a dangling
+        // or looping symbolic link is never skipped in silence.
+        not_a_file(&path)?;
         let Some(id) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else { continue };
         let tried: Vec<PathBuf> = MASK_PATTERNS.iter().map(|p| masks_dir.join(p.replace("{id}", &id))).collect();
-        match tried.iter().find(|p| p.is_file()) {
-            Some(mask) => files.push(SampleFiles { id, image: path.clone(), mask: mask.clone() }),
-            None => return Err(DataError::MissingMask { image: path, tried: tried[..2].to_vec() }),
+        let found: Vec<&PathBuf> = tried.iter().filter(|p| p.is_file()).collect();
+        match found[..] {
+            [mask] => files.push(SampleFiles { id, image: path.clone(), mask: mask.clone() }),
+            [first, second, ..] => return Err(DataError::TwoMasks { image: path, first: first.clone(), second: second.clone() }),
+            [] => {
+                if let Some(bad) = tried.iter().find(|p| p.symlink_metadata().is_ok()) {
+                    not_a_file(bad)?;
+                }
+                return Err(DataError::MissingMask { image: path, tried: tried[..2].to_vec() });
+            }
         }
     }
     if files.is_empty() {
         return Err(DataError::Empty { path: dir.to_path_buf() });
     }
-    files.sort_by(|a, b| a.id.cmp(&b.id));
+    files.sort_by(|a, b| a.id.cmp(&b.id).then_with(|| a.image.cmp(&b.image)));
+    if let Some(pair) = files.windows(2).find(|w| w[0].id == w[1].id) {
+        return Err(DataError::SameId { id: pair[0].id.clone(), first: pair[0].image.clone(), second: pair[1].image.clone() });
+    }
     Ok(files)
+}
+
+/// Why `path`, named as an image or a mask, is no file to read: a directory, a symbolic link to
+/// nothing, a loop of links. Ok for a file.
+fn not_a_file(path: &Path) -> Result<(), DataError> {
+    let reason = match fs::metadata(path) {
+        Ok(m) if m.is_file() => return Ok(()),
+        Ok(m) if m.is_dir() => "a directory".to_string(),
+        Ok(_) => "not a regular file".to_string(),
+        Err(e) => match fs::read_link(path) {
+            Ok(target) if e.raw_os_error() == Some(libc::ELOOP) => format!("a symbolic link (to {}) that loops", target.display()),
+            Ok(target) => format!("a symbolic link to {}, which does not exist", target.display()),
+            Err(_) => e.to_string(),
+        },
+    };
+    Err(DataError::NotAFile { path: path.to_path_buf(), reason })
 }
 
 /// Reads every pair's sizes from the file headers (no pixel decoding: about 0.1 ms a pair) and
@@ -174,6 +209,8 @@ pub fn check_headers(files: &[SampleFiles]) -> Result<(), DataError> {
     files.par_iter().try_for_each(|f| {
         let image_size = decode::header_size(&f.image)?;
         let mask_size = decode::header_size(&f.mask)?;
+        decode::check_complete(&f.image)?;
+        decode::check_complete(&f.mask)?;
         if image_size != mask_size {
             return Err(DataError::MaskSize { mask: f.mask.clone(), image: f.image.clone(), mask_size, image_size });
         }
