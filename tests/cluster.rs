@@ -54,6 +54,32 @@ fn the_history_and_ask_story_holds_on_postgres() {
     story::ask_story(&mut PostgresStore::open(&url).unwrap());
 }
 
+/// Issue 27, item 9: read-only commands waited a worker's five minutes on an unreachable server,
+/// and a missing database said only "db error".
+#[test]
+fn commands_a_person_waits_on_say_in_seconds_that_the_server_is_unreachable_or_the_database_missing() {
+    let port = services::free_port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/sweeps");
+    let runs = tempfile::tempdir().unwrap();
+    for args in [&["status"][..], &["show", "x-1"]] {
+        let started = std::time::Instant::now();
+        common::sweep(runs.path())
+            .args(["--store", &url])
+            .args(args)
+            .timeout(Duration::from_secs(120))
+            .assert()
+            .code(1)
+            .stderr(contains(format!("127.0.0.1:{port}")).and(contains("unreachable for 8s")));
+        assert!(started.elapsed() < Duration::from_secs(60), "{args:?} took {:?}", started.elapsed());
+    }
+    let pg = Postgres::start();
+    common::sweep(runs.path())
+        .args(["--store", &pg.url("nope"), "ls"])
+        .assert()
+        .code(1)
+        .stderr(contains("database \"nope\" does not exist").and(contains("db error").not()));
+}
+
 #[test]
 fn a_lost_connection_is_retried_and_no_epoch_is_lost() {
     let pg = Postgres::start();

@@ -69,8 +69,10 @@ impl Global {
         self.store.clone().unwrap_or_else(|| self.runs_dir().join("sweep.db").display().to_string())
     }
 
+    /// The tracker for a command a person waits on (an unreachable server is an error in
+    /// seconds; workers and the supervisor of `run` retry for minutes).
     pub fn open_store(&self) -> Result<Box<dyn Store>> {
-        Ok(store::open(&self.store_location(), false)?)
+        Ok(store::open_interactive(&self.store_location())?)
     }
 }
 

@@ -767,6 +767,15 @@ pub fn open(location: &str, create: bool) -> StoreResult<Box<dyn Store>> {
     Ok(Box::new(store))
 }
 
+/// [`open`] for a command a person waits on: an unreachable PostgreSQL server is an error after
+/// [`postgres::INTERACTIVE_RETRY_FOR`], not after a worker's five minutes. The tracker must exist.
+pub fn open_interactive(location: &str) -> StoreResult<Box<dyn Store>> {
+    if is_postgres(location) {
+        return Ok(Box::new(PostgresStore::open_with(location, postgres::INTERACTIVE_RETRY_FOR)?));
+    }
+    Ok(Box::new(SqliteStore::open_existing(std::path::Path::new(location))?))
+}
+
 /// The version of this build, recorded with every run.
 pub fn code_version() -> String {
     format!("sweep {}", env!("CARGO_PKG_VERSION"))

@@ -62,8 +62,12 @@ const MIGRATIONS: &[Migration] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// How long an operation keeps retrying a lost connection.
-const RETRY_FOR: Duration = Duration::from_secs(300);
+/// How long an operation of a worker or a supervisor keeps retrying a lost connection.
+pub const RETRY_FOR: Duration = Duration::from_secs(300);
+
+/// How long an interactive command (`status`, `ls`, `show`, `best`, `ui`, ...) retries before it
+/// says the server is unreachable: a person waits for it, and a restart's blip is shorter.
+pub const INTERACTIVE_RETRY_FOR: Duration = Duration::from_secs(8);
 
 pub struct PostgresStore {
     /// The URL without its password: what messages show.
@@ -73,6 +77,8 @@ pub struct PostgresStore {
     /// Why a password file was passed over, to add to a failed login's message.
     password_note: Option<String>,
     session: RefCell<Option<Session>>,
+    /// How long an unreachable server is retried ([`RETRY_FOR`] or [`INTERACTIVE_RETRY_FOR`]).
+    retry_for: Duration,
     /// Connections re-established after a loss (for tests and logs).
     reconnects: Cell<u64>,
     /// Fault injection for tests: drop the connection right after the next claim commits, as if
@@ -87,8 +93,15 @@ struct Session {
 }
 
 impl PostgresStore {
-    /// Connects (retrying while the server is unreachable) and applies missing migrations.
+    /// Connects (retrying while the server is unreachable, up to [`RETRY_FOR`]) and applies
+    /// missing migrations.
     pub fn open(url: &str) -> StoreResult<Self> {
+        Self::open_with(url, RETRY_FOR)
+    }
+
+    /// [`PostgresStore::open`], retrying an unreachable server for `retry_for` (there and in
+    /// every later operation).
+    pub fn open_with(url: &str, retry_for: Duration) -> StoreResult<Self> {
         let location = redact(url);
         let resolved = credentials::resolve(url).map_err(|detail| StoreError::Backend { path: location.clone().into(), detail })?;
         let mut store = Self {
@@ -96,6 +109,7 @@ impl PostgresStore {
             config: resolved.config,
             password_note: resolved.note,
             session: RefCell::new(None),
+            retry_for,
             reconnects: Cell::new(0),
             lose_next_claim_reply: Cell::new(false),
         };
@@ -151,7 +165,7 @@ impl PostgresStore {
                     Err(e) if is_connection_error(&e) => last_error = e.to_string(),
                     Err(e) => {
                         let note = self.password_note.as_ref().map(|n| format!("; {n}")).unwrap_or_default();
-                        return Err(self.backend(format!("cannot connect: {e}{note}")));
+                        return Err(self.backend(format!("cannot connect: {}{note}", describe(&e))));
                     }
                 }
             }
@@ -167,8 +181,8 @@ impl PostgresStore {
                 }
             }
             drop(slot);
-            if started.elapsed() > RETRY_FOR {
-                return Err(self.backend(format!("the database has been unreachable for {}s: {last_error}", RETRY_FOR.as_secs())));
+            if started.elapsed() > self.retry_for {
+                return Err(self.backend(format!("the database has been unreachable for {}s: {last_error}", self.retry_for.as_secs())));
             }
             std::thread::sleep(delay);
             delay = (delay * 2).min(Duration::from_secs(5));
@@ -181,6 +195,15 @@ fn claim_token(worker: &WorkerInfo) -> String {
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("{}/{}/{}/{}", worker.host, worker.pid, nanos, CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+/// A driver error as people read it: the server's own message where it sent one (`database "x"
+/// does not exist`, not the driver's bare "db error"), else the driver's.
+fn describe(e: &::postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({}: {})", db.message(), db.severity(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 /// Whether an error means the connection is gone (retry on a new one) rather than the query
