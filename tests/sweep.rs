@@ -821,6 +821,49 @@ fn a_worker_stops_after_max_trials_and_leaves_the_rest_queued() {
     assert_eq!(count(TrialStatus::Completed), 3, "a worker without a cap takes the rest");
 }
 
+/// Issue 27, item 5: two `sweep run`s registering different versions of one sweep: the first
+/// announced its own settings while its workers followed the other's. The tracker's version wins,
+/// and the run whose file lost says so.
+#[test]
+fn a_run_whose_sweep_another_run_re_registers_says_which_version_the_workers_follow() {
+    use std::process::{Command, Stdio};
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("race.toml");
+    let text = common::tiny_sweep("race", 20, &[0.0]).replace("synthetic_count = 24", "synthetic_count = 160");
+    std::fs::write(&file, &text).unwrap();
+    let first = Command::new(common::sweep_bin())
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .args(["run", file.to_str().unwrap(), "--plain", "--no-plot", "--workers", "1"])
+        .env_remove("SWEEP_FAULT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "the first run never recorded an epoch");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let Ok(s) = SqliteStore::open(&runs.path().join("sweep.db")) else { continue };
+        if s.trial("race-1").is_ok_and(|t| t.epochs() >= 1) {
+            break;
+        }
+    }
+    // Another run registers another version of the file under the same name.
+    let other = text.replace("[0.0]", "[0.0, 0.3]").replace("method = \"grid\"", "method = \"grid\"\nrun_cap = 9");
+    let mut s = SqliteStore::open(&runs.path().join("sweep.db")).unwrap();
+    s.register_sweep("race", &other).unwrap();
+    drop(s);
+    let out = first.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("note: another `sweep run` registered a different version of sweep race")
+            && stderr.contains(", run_cap 9)")
+            && stderr.contains("the workers follow that version"),
+        "{stderr}"
+    );
+}
+
 /// Issue 27, item 4: `worker --sweep` with a misspelt name found nothing to claim and exited 0,
 /// so SLURM jobs with a typo succeeded having trained nothing.
 #[test]

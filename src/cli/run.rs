@@ -173,6 +173,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
         ),
     }
     crate::out!("{}", report::extension_notes(&reg.extended, &reg.kept, false, spec.early_terminate.as_ref().map(|e| e.kind())));
+    version_note(g, &spec);
     if reg.requeued > 0 {
         crate::outln!("retrying {} failed trial(s)", reg.requeued);
     }
@@ -201,7 +202,32 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     for e in &outcome.worker_errors {
         crate::errln!("error: {e}");
     }
+    version_note(g, &spec);
     finish(g, args, &spec, &outcome)
+}
+
+/// Says so when the tracker holds another version of the sweep than this run's file: another
+/// `sweep run` of the same name registered a different file since. The workers follow the
+/// tracker's version (the last registered), so that is the one named.
+fn version_note(g: &Global, spec: &SweepSpec) {
+    let Ok(store) = g.open_store() else { return };
+    let Ok(info) = store::find_sweep(store.as_ref(), &spec.name) else { return };
+    if info.spec_hash == crate::util::sha256_hex(spec.text.as_bytes()) {
+        return;
+    }
+    let cap = crate::study::spec::parse(&info.spec, std::path::Path::new("(the tracker's version)"))
+        .ok()
+        .and_then(|other| other.run_cap)
+        .map(|n| format!(", run_cap {n}"))
+        .unwrap_or_default();
+    crate::errln!(
+        "note: another `sweep run` registered a different version of sweep {} (spec {}{cap}) after this one, from another file or an \
+         edit of {}: the workers follow that version from then on, not this file; `sweep status {}` shows the sweep as it is",
+        spec.name,
+        &info.spec_hash[..12.min(info.spec_hash.len())],
+        spec.path.display(),
+        spec.name
+    );
 }
 
 /// The device the workers use: `--devices` implies CUDA unless `--device` names a GPU.
