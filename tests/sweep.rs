@@ -1157,3 +1157,31 @@ fn a_sweep_without_a_seed_and_a_default_config_share_one_seed() {
     assert_eq!((spec.seed, config.train.seed, config.data.split_seed), (0, 0, 0));
     assert_eq!((default.train.seed, default.data.split_seed), (0, 0), "one default seed (issue 15, item 14)");
 }
+
+/// Every sweep file of `tests/hostile/` (issue 27: the malformed files of hostile reviews) is
+/// refused by `sweep run FILE --dry-run` with the exit code and the message its header gives,
+/// naming the file, never a panic.
+#[test]
+fn hostile_sweep_files_are_refused_as_their_header_says() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hostile");
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "toml")).collect();
+    files.sort();
+    assert!(files.len() >= 10, "{files:?}");
+    let runs = tempfile::tempdir().unwrap();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let header = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("# {key}: ")).map(str::to_string))
+                .unwrap_or_else(|| panic!("{}: no `# {key}:` line", file.display()))
+        };
+        let (exit, message) = (header("exit").parse::<i32>().unwrap(), header("message"));
+        let out = common::sweep(runs.path()).args(["run", "--dry-run"]).arg(&file).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(exit), "{}: {stderr}", file.display());
+        assert!(stderr.contains(&message) && stderr.contains(file.file_name().unwrap().to_str().unwrap()), "{}: {stderr}", file.display());
+        assert!(!stderr.contains("panicked"), "{}: {stderr}", file.display());
+    }
+    assert!(!runs.path().join("sweep.db").exists(), "nothing was registered");
+}
