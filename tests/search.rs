@@ -355,6 +355,27 @@ fn a_worker_killed_between_rungs_resumes_its_trial_and_the_sweep_decides_as_if_i
     assert_eq!(outcome_of(killed.path(), "rung"), expected, "the kill changed no trial, decision or metric");
 }
 
+/// Issue 27, item 2: a bayes sweep whose sampler ran out of new configs stopped short of its
+/// run_cap without a word.
+#[test]
+fn a_bayes_sweep_that_ends_short_of_its_cap_says_why() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("short.toml");
+    let text = format!(
+        "name = \"short\"\nmethod = \"bayes\"\nrun_cap = 5\nseed = 3\n{}[train]\nepochs = 1\nbatch_size = 6\n[bayes]\nstartup_trials = 1\n[parameters]\n\"augment.hue_delta\" = {{ values = [0.0, 0.1] }}\n",
+        common::TINY_DATA_AND_MODEL
+    );
+    std::fs::write(&file, text).unwrap();
+    common::sweep(runs.path())
+        .args(["run", file.to_str().unwrap(), "--plain", "--no-plot", "--workers", "1"])
+        .assert()
+        .success()
+        .stdout(contains("note: sweep short ended with 2 of its run_cap = 5 trials: the sampler proposed nothing new it could add"));
+    let log = std::fs::read_to_string(runs.path().join("short/logs/worker-1.log")).unwrap();
+    assert!(log.contains("sweep short: no more trials are asked below run_cap = 5: the sampler has no new point left"), "{log}");
+    assert!(log.contains("the space holds fewer configs than run_cap"), "{log}");
+}
+
 /// Issue 27, item 15: raising train.epochs under a pruner can turn a completed trial into a
 /// pruned one; the plan says so, trial by trial.
 #[test]

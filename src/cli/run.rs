@@ -203,6 +203,19 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
         crate::errln!("error: {e}");
     }
     version_note(g, &spec);
+    if spec.is_lazy()
+        && !outcome.interrupted
+        && let Some(cap) = spec.run_cap
+        && outcome.runs.len() < cap
+        && outcome.runs.iter().all(|r| r.status.is_final())
+    {
+        crate::outln!(
+            "note: sweep {} ended with {} of its run_cap = {cap} trials: the sampler proposed nothing new it could add (why: {})",
+            spec.name,
+            outcome.runs.len(),
+            g.runs_dir().join(&spec.name).join("logs").display()
+        );
+    }
     finish(g, args, &spec, &outcome)
 }
 

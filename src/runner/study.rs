@@ -52,17 +52,42 @@ impl Study {
 
     /// Asks the sampler for the next trial and enqueues it, under the sweep's lock, unless the
     /// sweep already has `run_cap` trials. Returns the new trial's id; None when the cap is
-    /// reached or the sampler has nothing new.
+    /// reached or the sampler has nothing new, and then, below the cap, why the sweep stops
+    /// asking (said by the worker, so that a sweep that ends short of its cap says why).
     pub fn ask(&self, store: &mut dyn Store) -> crate::Result<Option<String>> {
         let spec = &self.spec;
+        let mut why: Option<String> = None;
+        let mut below_cap = false;
         let mut sample = |rows: &[TrialHistory]| {
+            below_cap = true;
             let history = history(spec, rows);
-            let point = self.sampler.ask(&history)?;
+            let Some(point) = self.sampler.ask(&history) else {
+                why = Some("the sampler has no new point left to propose (the space holds fewer configs than run_cap)".into());
+                return None;
+            };
             // Points come from validated domains; a combination the config refuses is skipped.
-            let trial = spec.trial_of(&point).ok()?;
+            let trial = match spec.trial_of(&point) {
+                Ok(trial) => trial,
+                Err(problems) => {
+                    let said: Vec<String> = problems.iter().map(|(k, m)| format!("{k}: {m}")).collect();
+                    why = Some(format!("the sampler proposed {}, which the settings refuse ({})", serde_json::json!(point), said.join("; ")));
+                    return None;
+                }
+            };
+            why = Some(format!(
+                "the sampler proposed {}, a config the sweep already has (a small or coarse space is exhausted: more values, finer q, or a lower run_cap)",
+                serde_json::json!(trial.params)
+            ));
             Some(NewTrial { config: trial.config, params: trial.params })
         };
-        Ok(store.ask(&spec.name, &spec.metric.name, spec.run_cap, &mut sample)?)
+        let asked = store.ask(&spec.name, &spec.metric.name, spec.run_cap, &mut sample)?;
+        if asked.is_none()
+            && below_cap
+            && let Some(why) = why
+        {
+            crate::errln!("sweep {}: no more trials are asked below run_cap = {}: {why}", spec.name, spec.run_cap.unwrap_or(0));
+        }
+        Ok(asked)
     }
 
     /// The pruner's decision for trial `id` after `epoch` (counted from 1). Always `Continue`
