@@ -209,7 +209,12 @@ fn a_bayes_sweep_asks_trials_up_to_its_cap_and_prunes_with_a_reason() {
         assert!(reason.contains("val_iou") && reason.contains("below the median"), "{reason}");
         assert!(t.epochs() < 4, "{} stopped early", t.id);
     }
-    common::sweep(runs.path()).args(["show", &pruned[0].id]).assert().success().stdout(contains("below the median"));
+    // Issue 29: the reason was labelled `error`.
+    common::sweep(runs.path())
+        .args(["show", &pruned[0].id])
+        .assert()
+        .success()
+        .stdout(contains("below the median").and(contains("pruned       because ")).and(contains("error ").not()));
     common::sweep(runs.path()).args(["status", "tpe"]).assert().success().stdout(contains("pruned"));
     // A rerun of a finished bayes sweep asks for nothing more.
     common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain", "--no-plot"]).assert().success().stdout(contains("nothing to run"));

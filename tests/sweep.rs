@@ -1133,7 +1133,7 @@ fn the_dry_run_lists_what_the_run_registers_and_says_when_random_search_runs_out
     // A grid value repeated: one trial, in the dry run as in the tracker (issue 15, item 14).
     let file = runs.path().join("dup.toml");
     std::fs::write(&file, common::tiny_sweep("dup", 1, &[0.1, 0.1, 0.2])).unwrap();
-    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--dry-run"]).assert().success().stdout(contains("(Grid, 2 trial(s)"));
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--dry-run"]).assert().success().stdout(contains("(grid, 2 trial(s)"));
     common::sweep(runs.path())
         .args(["run", file.to_str().unwrap(), "--plain", "--no-plot"])
         .assert()

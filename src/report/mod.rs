@@ -350,9 +350,9 @@ pub fn dry_run(spec: &SweepSpec, trials: &[Trial], known: &[TrialRow], plan: &[R
     }
     let (extended, kept) = continuations(plan);
     format!(
-        "sweep {} ({:?}, {} trial(s), metric {} {})\n{}{}",
+        "sweep {} ({}, {} trial(s), metric {} {})\n{}{}",
         spec.name,
-        spec.method,
+        spec.method.as_str(),
         trials.len(),
         spec.metric.name,
         spec.metric.goal.as_str(),
@@ -368,7 +368,7 @@ pub fn dry_run_json(spec: &SweepSpec, trials: &[Trial], known: &[TrialRow], plan
     let (extended, kept) = continuations(plan);
     let mut out = serde_json::json!({
         "sweep": spec.name,
-        "method": format!("{:?}", spec.method).to_lowercase(),
+        "method": spec.method.as_str(),
         "metric": spec.metric.name,
         "goal": spec.metric.goal.as_str(),
         "extended": extended,
@@ -495,7 +495,9 @@ pub fn show_trial(run: &TrialRow, metrics: &[MetricRow], checkpoints: &[Checkpoi
         }
     }
     if let Some(e) = &run.error {
-        let _ = writeln!(out, "error        {e}");
+        // A pruned trial's text is the pruner's reason, not an error.
+        let label = if run.status == TrialStatus::Pruned { "pruned       because" } else { "error       " };
+        let _ = writeln!(out, "{label} {e}");
     }
     out.push('\n');
     if metrics.is_empty() {

@@ -60,6 +60,17 @@ pub enum Method {
     Bayes,
 }
 
+impl Method {
+    /// The method as the sweep file writes it: grid, random or bayes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Grid => "grid",
+            Method::Random => "random",
+            Method::Bayes => "bayes",
+        }
+    }
+}
+
 /// Where a parameter's values come from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Domain {
