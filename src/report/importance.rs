@@ -57,7 +57,10 @@ pub enum ImportanceError {
 /// `runs`, most important first (ties in parameter order). A trial's objective value is its best
 /// of `objective` in direction `goal` (for a pruned trial, the best it reached before it stopped).
 pub fn importance(runs: &[TrialData], objective: &str, goal: Goal) -> Result<Vec<ParamImportance>, ImportanceError> {
-    let judged = judged(runs, objective, goal);
+    let mut judged = judged(runs, objective, goal);
+    // The forest is seeded and reads its rows in order: in trial order, the same trials give the
+    // same answer whichever order a caller lists them in (a leaderboard sorted by any column).
+    judged.sort_by(|(a, _), (b, _)| a.row.seq.cmp(&b.row.seq).then_with(|| a.row.id.cmp(&b.row.id)));
     if judged.len() < MIN_TRIALS {
         return Err(ImportanceError::TooFewTrials { objective: objective.to_string(), found: judged.len() });
     }
@@ -177,6 +180,12 @@ mod tests {
                 .collect();
             let ranked = importance(&runs, "val_iou", Goal::Maximize).unwrap();
             assert_eq!(ranked[0].parameter, "train.learning_rate", "seed {seed}: {ranked:?}");
+            // Issue 29: the same trials in another order (the dashboard's leaderboard, sorted by
+            // any column) gave another answer.
+            let mut reordered = runs.clone();
+            reordered.reverse();
+            reordered.rotate_left(7);
+            assert_eq!(importance(&reordered, "val_iou", Goal::Maximize).unwrap(), ranked, "seed {seed}");
             // With 24 trials the forest also splits on the noise now and then; it never gets
             // near the parameter that matters.
             assert!(ranked[0].importance > 0.65, "seed {seed}: {ranked:?}");
