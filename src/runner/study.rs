@@ -56,10 +56,9 @@ impl Study {
     /// asking (said by the worker, so that a sweep that ends short of its cap says why).
     pub fn ask(&self, store: &mut dyn Store) -> crate::Result<Option<String>> {
         let spec = &self.spec;
+        // Set whenever the sampler is asked (below the cap): why its answer may add no trial.
         let mut why: Option<String> = None;
-        let mut below_cap = false;
         let mut sample = |rows: &[TrialHistory]| {
-            below_cap = true;
             let history = history(spec, rows);
             let Some(point) = self.sampler.ask(&history) else {
                 why = Some("the sampler has no new point left to propose (the space holds fewer configs than run_cap)".into());
@@ -82,7 +81,6 @@ impl Study {
         };
         let asked = store.ask(&spec.name, &spec.metric.name, spec.run_cap, &mut sample)?;
         if asked.is_none()
-            && below_cap
             && let Some(why) = why
         {
             crate::errln!("sweep {}: no more trials are asked below run_cap = {}: {why}", spec.name, spec.run_cap.unwrap_or(0));

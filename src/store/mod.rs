@@ -773,7 +773,7 @@ pub fn open_interactive(location: &str) -> StoreResult<Box<dyn Store>> {
     if is_postgres(location) {
         return Ok(Box::new(PostgresStore::open_with(location, postgres::INTERACTIVE_RETRY_FOR)?));
     }
-    Ok(Box::new(SqliteStore::open_existing(std::path::Path::new(location))?))
+    open(location, false)
 }
 
 /// The version of this build, recorded with every run.

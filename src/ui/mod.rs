@@ -91,18 +91,19 @@ pub fn serve(dashboard: Dashboard, host: &str, port: u16, allowed_hosts: Vec<Str
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(UiError::Server)?;
         let app = router(Arc::new(dashboard)).layer(axum::middleware::from_fn(move |request: Request, next: Next| {
-            let refused = request.headers().get(header::HOST).map(|h| h.to_str().map_or(true, |h| !host_allowed(h, &allowed_hosts)));
+            // The Host it names, when that is not one of ours (no Host at all: HTTP/1.0, allowed).
+            let refused = request
+                .headers()
+                .get(header::HOST)
+                .filter(|h| h.to_str().map_or(true, |h| !host_allowed(h, &allowed_hosts)))
+                .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
             async move {
                 match refused {
-                    Some(true) => {
-                        let host =
-                            request.headers().get(header::HOST).map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()).unwrap_or_default();
-                        into_response(Reply::forbidden(&format!(
-                            "this dashboard does not answer to the name {host:?}: open it by IP address or localhost, or start it with \
-                             `sweep ui --allow-host NAME` to serve under that name"
-                        )))
-                    }
-                    _ => next.run(request).await,
+                    Some(host) => into_response(Reply::forbidden(&format!(
+                        "this dashboard does not answer to the name {host:?}: open it by IP address or localhost, or start it with \
+                         `sweep ui --allow-host NAME` to serve under that name"
+                    ))),
+                    None => next.run(request).await,
                 }
             }
         }));

@@ -49,15 +49,23 @@ impl Reply {
 
     /// A tracker error of a JSON route: the status of [`Reply::store_error`], the message as JSON.
     fn store_error_json(e: &StoreError) -> Self {
-        Self::json_error(Self::store_error(e).status, &e.to_string())
+        Self::json_error(store_error_status(e), &e.to_string())
     }
 
     /// A tracker error as a page: 404 for a trial or sweep that does not exist, 500 otherwise.
     fn store_error(e: &StoreError) -> Self {
-        match e {
-            StoreError::UnknownTrial { .. } | StoreError::UnknownSweep { .. } | StoreError::InvalidName { .. } => Self::not_found(&e.to_string()),
-            other => Self::html(500, html::message_page("The tracker could not be read", &other.to_string())),
+        match store_error_status(e) {
+            404 => Self::not_found(&e.to_string()),
+            status => Self::html(status, html::message_page("The tracker could not be read", &e.to_string())),
         }
+    }
+}
+
+/// The HTTP status of a tracker error: 404 for a trial or sweep that does not exist, 500 otherwise.
+fn store_error_status(e: &StoreError) -> u16 {
+    match e {
+        StoreError::UnknownTrial { .. } | StoreError::UnknownSweep { .. } | StoreError::InvalidName { .. } => 404,
+        _ => 500,
     }
 }
 

@@ -153,15 +153,16 @@ impl Domain {
 /// nearest multiple is inside the range keeps it, so random trials drawn before this rule keep
 /// their values.
 pub(crate) fn quantise(x: f64, min: f64, max: f64, q: f64) -> f64 {
-    let (low, high) = quantised_range(min, max, q);
-    let v = (x / q).round().clamp(low, high) * q;
+    let k = (x / q).round();
+    let v = quantised_range(min, max, q).map_or(k, |(low, high)| k.clamp(low, high)) * q;
     (v * 1e12).round() / 1e12
 }
 
-/// The multiples of `q` in `[min, max]` as the first and last k of k * q (first > last: none).
+/// The multiples of `q` in `[min, max]` as the first and last k of k * q; None when there is none.
 /// A bound within 1e-9 q of a multiple counts as that multiple (0.3 / 0.1 is 2.9999999999999996).
-pub(crate) fn quantised_range(min: f64, max: f64, q: f64) -> (f64, f64) {
-    ((min / q - 1e-9).ceil(), (max / q + 1e-9).floor())
+pub(crate) fn quantised_range(min: f64, max: f64, q: f64) -> Option<(f64, f64)> {
+    let (low, high) = ((min / q - 1e-9).ceil(), (max / q + 1e-9).floor());
+    (low <= high).then_some((low, high))
 }
 
 /// One swept parameter.

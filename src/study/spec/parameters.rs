@@ -184,12 +184,7 @@ impl Validator<'_> {
                 self.report(e.at("q"), format!("parameter {key:?}: q must be > 0"));
                 return None;
             }
-            "q_uniform"
-                if {
-                    let (low, high) = super::quantised_range(min, max, q);
-                    low > high
-                } =>
-            {
+            "q_uniform" if super::quantised_range(min, max, q).is_none() => {
                 self.report(
                     e.at("q"),
                     format!("parameter {key:?}: no multiple of q = {q} lies between min = {min} and max = {max}; make q smaller or the range wider"),
