@@ -36,7 +36,7 @@ fn a_bayes_sweep_reads_its_settings_pruner_and_conditions() {
     assert_eq!(s.bayes.candidates, 24, "Optuna's default");
     assert_eq!(
         s.early_terminate,
-        Some(EarlyTerminate::Hyperband { min_iter: 2, max_iter: 12, eta: 3, bootstrap_count: 0 }),
+        Some(EarlyTerminate::Hyperband { min_iter: 2, max_iter: 12, eta: 3, bootstrap_count: 0, best_so_far: false }),
         "max_iter defaults to train.epochs"
     );
     assert_eq!(s.conditions["train.momentum"].key, "train.optimizer");
@@ -68,20 +68,57 @@ fn a_conditional_parameter_is_left_out_where_its_condition_fails() {
 #[test]
 fn every_pruner_type_is_read_with_its_defaults() {
     let with = |rule: &str| spec::parse(&format!("[train]\nepochs = 9\n[early_terminate]\n{rule}\n"), Path::new("s.toml")).unwrap().early_terminate;
-    assert_eq!(with("type = \"median\"\nwarmup = 2"), Some(EarlyTerminate::Median { warmup: 2, startup_trials: 5 }));
-    assert_eq!(with("type = \"asha\""), Some(EarlyTerminate::Asha { min_iter: 1, max_iter: 9, eta: 3, bootstrap_count: 0 }));
+    let median = EarlyTerminate::Percentile { median: true, percentile: 50.0, warmup: 2, startup_trials: 5, n_min_trials: 1, interval: 1 };
+    assert_eq!(with("type = \"median\"\nwarmup = 2"), Some(median));
     assert_eq!(
-        with("type = \"hyperband\"\nmin_iter = 3\nmax_iter = 9\neta = 2"),
-        Some(EarlyTerminate::Hyperband { min_iter: 3, max_iter: 9, eta: 2, bootstrap_count: 0 })
+        with("type = \"percentile\"\npercentile = 25\nn_min_trials = 3\ninterval = 2\nstartup_trials = 2"),
+        Some(EarlyTerminate::Percentile { median: false, percentile: 25.0, warmup: 0, startup_trials: 2, n_min_trials: 3, interval: 2 })
     );
+    assert_eq!(with("type = \"patient\"\npatience = 3"), Some(EarlyTerminate::Patient { patience: 3, min_delta: 0.0 }));
+    assert_eq!(with("type = \"threshold\"\nlower = 0.05\nwarmup = 1"), Some(EarlyTerminate::Threshold { lower: Some(0.05), upper: None, warmup: 1 }));
+    assert_eq!(with("type = \"asha\""), Some(EarlyTerminate::Asha { min_iter: 1, max_iter: 9, eta: 3, bootstrap_count: 0, best_so_far: false }));
+    assert_eq!(
+        with("type = \"hyperband\"\nmin_iter = 3\nmax_iter = 9\neta = 2\nbest_so_far = true"),
+        Some(EarlyTerminate::Hyperband { min_iter: 3, max_iter: 9, eta: 2, bootstrap_count: 0, best_so_far: true })
+    );
+    let bayes = |body: &str| spec::parse(&format!("method = \"bayes\"\nrun_cap = 4\n[bayes]\n{body}\n"), Path::new("s.toml")).unwrap().bayes;
+    let optuna5 = bayes("");
+    assert!(optuna5.multivariate && optuna5.constant_liar, "Optuna 5's defaults: {optuna5:?}");
+    let old = bayes("multivariate = false\nconstant_liar = false");
+    assert!(!old.multivariate && !old.constant_liar, "{old:?}");
 }
 
 #[test]
 fn bad_early_termination_settings_are_reported_at_their_key() {
     common::check_errors(
         "[early_terminate]\ntype = \"hyperbnd\"\n",
-        &[(2, 8, "not a pruner; use one of median, asha, hyperband (did you mean hyperband?)")],
+        &[(2, 8, "not a pruner; use one of median, percentile, patient, threshold, asha, hyperband (did you mean hyperband?)")],
     );
+    // Issue 25: the new rules' keys, each at its line and column.
+    common::check_errors("[early_terminate]\ntype = \"percentile\"\n", &[(2, 8, "needs percentile = a number from 0 to 100")]);
+    common::check_errors("[early_terminate]\ntype = \"percentile\"\npercentile = 120\n", &[(3, 14, "percentile = 120 must be at most 100")]);
+    common::check_errors("[early_terminate]\ntype = \"percentile\"\npercentile = -1\n", &[(3, 14, "percentile = -1 must be at least 0")]);
+    common::check_errors("[early_terminate]\ntype = \"median\"\ninterval = 0\n", &[(3, 12, "early_terminate.interval must be at least 1")]);
+    common::check_errors("[early_terminate]\ntype = \"median\"\nn_min_trials = 0\n", &[(3, 16, "early_terminate.n_min_trials must be at least 1")]);
+    common::check_errors("[early_terminate]\ntype = \"median\"\npercentile = 30\n", &[(3, 1, "unknown key early_terminate.percentile")]);
+    common::check_errors("[early_terminate]\ntype = \"patient\"\n", &[(2, 8, "needs patience = the epochs without improvement")]);
+    common::check_errors(
+        "[train]\nepochs = 4\n[early_terminate]\ntype = \"patient\"\npatience = 3\n",
+        &[(5, 12, "patience = 3 needs more than 4 epochs to judge anything, and train.epochs = 4")],
+    );
+    common::check_errors(
+        "[early_terminate]\ntype = \"patient\"\npatience = 2\nmin_delta = -0.1\n",
+        &[(4, 13, "min_delta = -0.1 must be at least 0")],
+    );
+    common::check_errors("[early_terminate]\ntype = \"threshold\"\n", &[(2, 8, "needs lower = ..., upper = ..., or both")]);
+    common::check_errors("[early_terminate]\ntype = \"threshold\"\nlower = 2\nupper = 1\n", &[(4, 9, "upper = 1 must be above lower = 2")]);
+    common::check_errors("[early_terminate]\ntype = \"threshold\"\nupper = \"high\"\n", &[(3, 9, "early_terminate.upper must be a finite number")]);
+    common::check_errors("[early_terminate]\ntype = \"asha\"\nbest_so_far = 1\n", &[(3, 15, "early_terminate.best_so_far must be true or false")]);
+    common::check_errors(
+        "method = \"bayes\"\nrun_cap = 4\n[bayes]\nmultivariate = \"yes\"\n",
+        &[(4, 16, "bayes.multivariate must be true or false")],
+    );
+    common::check_errors("method = \"bayes\"\nrun_cap = 4\n[bayes]\nconstant_lair = true\n", &[(4, 1, "unknown key bayes.constant_lair")]);
     common::check_errors("[early_terminate]\ntype = \"asha\"\neta = 1\n", &[(3, 7, "eta = 1 must be at least 2")]);
     common::check_errors("[early_terminate]\ntype = \"asha\"\nmin_iter = 6\nmax_iter = 4\n", &[(4, 12, "min_iter = 6 must not exceed max_iter = 4")]);
     common::check_errors("[train]\nepochs = 5\n[early_terminate]\ntype = \"asha\"\nmin_iter = 6\n", &[(4, 8, "(max_iter defaults to train.epochs)")]);

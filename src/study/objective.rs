@@ -139,7 +139,7 @@ mod tests {
 
     use super::*;
     use crate::study::history::TrialState;
-    use crate::study::pruner::Median;
+    use crate::study::pruner::Percentile;
     use crate::study::sampler::Random;
     use crate::study::space::Space;
 
@@ -194,7 +194,7 @@ mod tests {
     fn a_study_with_the_median_rule_prunes_poor_trials_and_saves_epochs() {
         let mut f = FakeCurve::new("x", "y", 10, 3);
         let sampler = Random::new(Space::unconditional(&f.parameters()), 3);
-        let median = Median { warmup_epochs: 2, startup_trials: 5 };
+        let median = Percentile::median(2, 5);
         let h = run_study(&sampler, Some(&median), &mut f, 40);
         let pruned: Vec<_> = h.trials.iter().filter(|t| t.state == TrialState::Pruned).collect();
         assert!(pruned.len() >= 10, "{} pruned", pruned.len());

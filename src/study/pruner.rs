@@ -3,10 +3,12 @@
 //! [`Decision`]; the worker acts on it. The reason is a sentence for people, recorded with the
 //! pruned trial.
 //!
-//! Three rules: the median rule, asynchronous successive halving (ASHA) and Hyperband (several
-//! ASHA brackets, the W&B `hyperband` keys `min_iter`, `max_iter`, `eta`). All compare values
-//! with what has arrived and never wait for other trials, so that workers never block on each
-//! other. Failed trials take no part: their values do not judge their point.
+//! The rules: the median and percentile rules (Optuna's semantics: the trial's best value so far
+//! against the completed trials' values at the same epoch), the patient rule (no improvement for
+//! `patience` epochs), thresholds (a value out of bounds), asynchronous successive halving (ASHA)
+//! and Hyperband (several ASHA brackets, the W&B `hyperband` keys `min_iter`, `max_iter`, `eta`).
+//! All compare values with what has arrived and never wait for other trials, so that workers
+//! never block on each other. Failed trials take no part: their values do not judge their point.
 
 use crate::config::Goal;
 use crate::study::history::{History, TrialRecord, TrialState};
@@ -36,25 +38,139 @@ pub enum PrunerError {
     MinAboveMax { min_iter: usize, max_iter: usize },
 }
 
-/// Prunes a trial whose value is worse than the median of the other trials' values at the same
-/// epoch (Optuna's `MedianPruner`).
+/// Optuna's `PercentilePruner` (and `MedianPruner`, its 50th percentile): prunes a trial whose
+/// best value so far is worse than the given percentile of the completed trials' values at the
+/// same epoch. Only completed trials are peers: a pruned trial's early values would drag the bar
+/// down, a running one's would make the decision depend on who happens to be training.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Median {
+pub struct Percentile {
+    /// Where the bar sits among the completed trials' values, from the best: 25 keeps the
+    /// trials in the best quarter, 50 is the median.
+    pub percentile: f64,
     /// Epochs `1..=warmup_epochs` are never judged: early values say little.
     pub warmup_epochs: usize,
-    /// Nothing is pruned until this many trials have completed, so that the median means
-    /// something.
+    /// Nothing is pruned until this many trials have completed.
     pub startup_trials: usize,
+    /// An epoch is judged only when at least this many completed trials recorded it.
+    pub min_trials: usize,
+    /// Judged every `interval` epochs after the warm-up (the first epoch after it, then every
+    /// `interval`th).
+    pub interval: usize,
 }
 
-impl Default for Median {
-    /// Optuna's defaults: five completed trials, no warm-up.
-    fn default() -> Self {
-        Median { warmup_epochs: 0, startup_trials: 5 }
+impl Percentile {
+    /// The median rule with Optuna's defaults but the given warm-up and startup.
+    pub fn median(warmup_epochs: usize, startup_trials: usize) -> Percentile {
+        Percentile { percentile: 50.0, warmup_epochs, startup_trials, min_trials: 1, interval: 1 }
+    }
+
+    fn name(&self) -> String {
+        if self.percentile == 50.0 { "the median".into() } else { format!("the {} percentile", fmt(self.percentile)) }
     }
 }
 
-impl Pruner for Median {
+impl Default for Percentile {
+    /// Optuna's `MedianPruner()`: five completed trials, no warm-up, every epoch.
+    fn default() -> Self {
+        Percentile::median(0, 5)
+    }
+}
+
+impl Pruner for Percentile {
+    fn decide(&self, history: &History, number: usize, epoch: usize) -> Decision {
+        let Some(trial) = history.trial(number) else { return Decision::Continue };
+        if trial.value_at(epoch).is_none() || epoch <= self.warmup_epochs || (epoch - self.warmup_epochs - 1) % self.interval.max(1) != 0 {
+            return Decision::Continue;
+        }
+        let Some(best) = best_so_far(history, trial, epoch) else {
+            return Decision::Prune { reason: format!("{} is not a number at any epoch up to {epoch}", history.metric) };
+        };
+        let completed: Vec<&TrialRecord> = history.trials.iter().filter(|t| t.state == TrialState::Completed && t.number != number).collect();
+        if completed.len() < self.startup_trials {
+            return Decision::Continue;
+        }
+        let peers: Vec<f64> = completed.iter().filter_map(|t| t.value_at(epoch)).filter(|v| !v.is_nan()).collect();
+        if peers.is_empty() || peers.len() < self.min_trials {
+            return Decision::Continue;
+        }
+        let n = peers.len();
+        // The bar `percentile` percent of the way from the best value to the worst.
+        let from_best = match history.goal {
+            Goal::Minimize => self.percentile,
+            Goal::Maximize => 100.0 - self.percentile,
+        };
+        let bar = percentile(peers, from_best);
+        if history.compare(best, bar).is_le() {
+            return Decision::Continue;
+        }
+        let side = match history.goal {
+            Goal::Maximize => "below",
+            Goal::Minimize => "above",
+        };
+        Decision::Prune {
+            reason: format!(
+                "best {} so far {} (epochs 1-{epoch}) is {side} {} {} of {n} completed trial{} at epoch {epoch}",
+                history.metric,
+                fmt(best),
+                self.name(),
+                fmt(bar),
+                plural(n)
+            ),
+        }
+    }
+}
+
+/// Optuna's `PatientPruner` on its own: stops a trial whose best value over its last
+/// `patience + 1` epochs is no better, by more than `min_delta`, than its best before them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Patient {
+    pub patience: usize,
+    pub min_delta: f64,
+}
+
+impl Pruner for Patient {
+    fn decide(&self, history: &History, number: usize, epoch: usize) -> Decision {
+        let Some(trial) = history.trial(number) else { return Decision::Continue };
+        let values: Vec<(usize, f64)> = trial.values.range(..=epoch).map(|(&e, &v)| (e, v)).collect();
+        if trial.value_at(epoch).is_none() || values.len() <= self.patience + 1 {
+            return Decision::Continue;
+        }
+        let (before, recent) = values.split_at(values.len() - self.patience - 1);
+        let best = |vs: &[(usize, f64)]| vs.iter().map(|&(_, v)| v).filter(|v| !v.is_nan()).min_by(|a, b| history.compare(*a, *b));
+        let Some(before_best) = best(before) else { return Decision::Continue };
+        let improved = match (best(recent), history.goal) {
+            (None, _) => false,
+            (Some(r), Goal::Maximize) => r >= before_best + self.min_delta,
+            (Some(r), Goal::Minimize) => r <= before_best - self.min_delta,
+        };
+        if improved {
+            return Decision::Continue;
+        }
+        let since = before.last().map_or(0, |&(e, _)| e);
+        let by = if self.min_delta > 0.0 { format!(" by min_delta = {}", fmt(self.min_delta)) } else { String::new() };
+        Decision::Prune {
+            reason: format!(
+                "{} has not improved{by} on its best {} (up to epoch {since}) in the {} epochs since (patience = {})",
+                history.metric,
+                fmt(before_best),
+                recent.len(),
+                self.patience
+            ),
+        }
+    }
+}
+
+/// Optuna's `ThresholdPruner`: stops a trial at once when its value leaves `[lower, upper]`
+/// (divergence, or a hopeless start), or is not a number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    /// Epochs `1..=warmup_epochs` are never judged.
+    pub warmup_epochs: usize,
+}
+
+impl Pruner for Threshold {
     fn decide(&self, history: &History, number: usize, epoch: usize) -> Decision {
         let Some(value) = history.trial(number).and_then(|t| t.value_at(epoch)) else { return Decision::Continue };
         if epoch <= self.warmup_epochs {
@@ -63,24 +179,27 @@ impl Pruner for Median {
         if let Some(reason) = not_a_number(history, value, epoch) {
             return Decision::Prune { reason };
         }
-        let completed = history.trials.iter().filter(|t| t.state == TrialState::Completed).count();
-        if completed < self.startup_trials {
-            return Decision::Continue;
-        }
-        let others: Vec<f64> = judged(history).filter(|t| t.number != number).filter_map(|t| t.value_at(epoch)).filter(|v| !v.is_nan()).collect();
-        let n = others.len();
-        let Some(median) = median(others) else { return Decision::Continue };
-        if history.compare(value, median).is_le() {
-            return Decision::Continue;
-        }
-        let side = match history.goal {
-            Goal::Maximize => "below",
-            Goal::Minimize => "above",
+        let reason = match (self.lower, self.upper) {
+            (Some(lower), _) if value < lower => format!("{} {} at epoch {epoch} is below lower = {}", history.metric, fmt(value), fmt(lower)),
+            (_, Some(upper)) if value > upper => format!("{} {} at epoch {epoch} is above upper = {}", history.metric, fmt(value), fmt(upper)),
+            _ => return Decision::Continue,
         };
-        Decision::Prune {
-            reason: format!("{} {} at epoch {epoch} is {side} the median {} of {n} trial{}", history.metric, fmt(value), fmt(median), plural(n)),
-        }
+        Decision::Prune { reason }
     }
+}
+
+/// The trial's best non-NaN value over epochs `1..=epoch`; None if it has none.
+fn best_so_far(history: &History, trial: &TrialRecord, epoch: usize) -> Option<f64> {
+    trial.values.range(..=epoch).map(|(_, &v)| v).filter(|v| !v.is_nan()).min_by(|a, b| history.compare(*a, *b))
+}
+
+/// The `p`th percentile (0 to 100) of numbers in ascending order, interpolating linearly
+/// between the closest ranks (numpy's default).
+fn percentile(mut values: Vec<f64>, p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let at = (p / 100.0).clamp(0.0, 1.0) * (values.len() - 1) as f64;
+    let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+    values[lo] + (values[hi] - values[lo]) * (at - lo as f64)
 }
 
 /// Successive-halving settings: rungs at `min_iter * eta^k` epochs below `max_iter`.
@@ -92,6 +211,8 @@ pub struct Halving {
     /// The first `bootstrap` trials to reach a rung stop there (Optuna's `bootstrap_count`): a
     /// rung promotes only once it has more values than that to compare.
     bootstrap: usize,
+    /// Judge each trial by its best value up to the rung rather than its value at the rung.
+    best_so_far: bool,
 }
 
 impl Halving {
@@ -105,7 +226,7 @@ impl Halving {
         if min_iter > max_iter {
             return Err(PrunerError::MinAboveMax { min_iter, max_iter });
         }
-        Ok(Halving { min_iter, max_iter, eta, bootstrap: 0 })
+        Ok(Halving { min_iter, max_iter, eta, bootstrap: 0, best_so_far: false })
     }
 
     /// The epochs at which trials are compared. `max_iter` itself is no rung: a trial that
@@ -120,23 +241,31 @@ impl Halving {
     /// rung always goes on, which is the price of never waiting for stragglers; with one, the
     /// first `bootstrap` trials stop there instead (`n <= bootstrap`).
     fn decide<'a>(&self, history: &History, number: usize, epoch: usize, competitors: impl Iterator<Item = &'a TrialRecord>) -> Decision {
-        let Some(value) = history.trial(number).and_then(|t| t.value_at(epoch)) else { return Decision::Continue };
+        let Some(trial) = history.trial(number) else { return Decision::Continue };
+        let Some(at_rung) = trial.value_at(epoch) else { return Decision::Continue };
         if !self.rungs().contains(&epoch) {
             return Decision::Continue;
         }
+        // A trial's value at the rung, or its best up to it (NaN if it has no number by then).
+        let judged_value = |t: &TrialRecord| {
+            if self.best_so_far { t.value_at(epoch).map(|_| best_so_far(history, t, epoch).unwrap_or(f64::NAN)) } else { t.value_at(epoch) }
+        };
+        let value = if self.best_so_far { best_so_far(history, trial, epoch).unwrap_or(at_rung) } else { at_rung };
         if let Some(reason) = not_a_number(history, value, epoch) {
             return Decision::Prune { reason };
         }
-        let others: Vec<f64> = competitors.filter(|t| t.number != number).filter_map(|t| t.value_at(epoch)).collect();
+        let said = if self.best_so_far {
+            format!("best {} {} up to epoch {epoch}", history.metric, fmt(value))
+        } else {
+            format!("{} {} at epoch {epoch}", history.metric, fmt(value))
+        };
+        let others: Vec<f64> = competitors.filter(|t| t.number != number).filter_map(judged_value).collect();
         let n = others.len() + 1;
         if n <= self.bootstrap {
             return Decision::Prune {
                 reason: format!(
-                    "{} {} at epoch {epoch}: trial {n} to reach this rung, and bootstrap_count = {} stops the first {} (a rung promotes once more values compare)",
-                    history.metric,
-                    fmt(value),
-                    self.bootstrap,
-                    self.bootstrap
+                    "{said}: trial {n} to reach this rung, and bootstrap_count = {} stops the first {} (a rung promotes once more values compare)",
+                    self.bootstrap, self.bootstrap
                 ),
             };
         }
@@ -146,13 +275,7 @@ impl Halving {
             return Decision::Continue;
         }
         Decision::Prune {
-            reason: format!(
-                "{} {} at epoch {epoch} ranks {} of the {n} trials at this rung; only the best {keep} (1/{}) continue",
-                history.metric,
-                fmt(value),
-                better + 1,
-                self.eta
-            ),
+            reason: format!("{said} ranks {} of the {n} trials at this rung; only the best {keep} (1/{}) continue", better + 1, self.eta),
         }
     }
 }
@@ -172,6 +295,12 @@ impl Asha {
     /// The first `count` trials to reach each rung stop there (see [`Halving`]).
     pub fn with_bootstrap(mut self, count: usize) -> Asha {
         self.halving.bootstrap = count;
+        self
+    }
+
+    /// Trials compete with their best value up to a rung, not their value at it.
+    pub fn with_best_so_far(mut self, on: bool) -> Asha {
+        self.halving.best_so_far = on;
         self
     }
 }
@@ -197,7 +326,7 @@ impl Hyperband {
         let first = Halving::new(min_iter, max_iter, eta)?;
         let brackets = std::iter::successors(Some(first.min_iter), |r| r.checked_mul(eta))
             .take_while(|&r| r <= max_iter)
-            .map(|r| Halving { min_iter: r, max_iter, eta, bootstrap: 0 })
+            .map(|r| Halving { min_iter: r, max_iter, eta, bootstrap: 0, best_so_far: false })
             .collect();
         Ok(Hyperband { brackets })
     }
@@ -205,6 +334,12 @@ impl Hyperband {
     /// The first `count` trials to reach each rung of a bracket stop there (see [`Halving`]).
     pub fn with_bootstrap(mut self, count: usize) -> Hyperband {
         self.brackets.iter_mut().for_each(|b| b.bootstrap = count);
+        self
+    }
+
+    /// Trials compete with their best value up to a rung, not their value at it.
+    pub fn with_best_so_far(mut self, on: bool) -> Hyperband {
+        self.brackets.iter_mut().for_each(|b| b.best_so_far = on);
         self
     }
 
@@ -234,16 +369,6 @@ fn judged(history: &History) -> impl Iterator<Item = &TrialRecord> {
 /// A NaN is pruned at once: it is no value to compare, and training rarely recovers from one.
 fn not_a_number(history: &History, value: f64, epoch: usize) -> Option<String> {
     value.is_nan().then(|| format!("{} is not a number at epoch {epoch}", history.metric))
-}
-
-/// The median of numbers (the mean of the middle two for an even count).
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    Some(if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 })
 }
 
 /// A value as people read it in a reason: four decimals at most, trailing zeros dropped.
@@ -281,56 +406,124 @@ mod tests {
     use TrialState::{Completed, Failed, Pruned, Running};
 
     #[test]
-    fn median_prunes_a_trial_below_the_median_of_the_others_at_the_same_epoch() {
+    fn median_compares_the_best_value_so_far_with_the_completed_trials_at_the_same_epoch() {
         let h = history(
             Goal::Maximize,
             vec![
                 trial(1, Completed, &[0.5, 0.70, 0.80]),
                 trial(2, Completed, &[0.5, 0.78, 0.85]),
                 trial(3, Completed, &[0.5, 0.80, 0.90]),
-                trial(4, Pruned, &[0.5, 0.60]),
+                trial(4, Pruned, &[0.5, 0.99]),
                 trial(5, Failed, &[0.5, 0.99]),
                 trial(6, Running, &[0.5, 0.71]),
-                trial(7, Running, &[0.5, 0.79]),
+                trial(7, Running, &[0.79, 0.6]),
+                trial(8, Running, &[0.5, 0.99]),
             ],
         );
-        let median = Median { warmup_epochs: 0, startup_trials: 3 };
-        // Others at epoch 2 (failed trial 5 left out): 0.70, 0.78, 0.80, 0.60, 0.79 -> median 0.78.
-        assert_eq!(median.decide(&h, 6, 2), prune("val_iou 0.71 at epoch 2 is below the median 0.78 of 5 trials"));
+        let median = Percentile::median(0, 3);
+        // Peers at epoch 2 are the completed trials only (0.70, 0.78, 0.80: median 0.78); the
+        // pruned, failed and running trials' 0.99 do not count.
+        assert_eq!(median.decide(&h, 6, 2), prune("best val_iou so far 0.71 (epochs 1-2) is below the median 0.78 of 3 completed trials at epoch 2"));
+        // Trial 7's value at epoch 2 is 0.6, but its best so far (0.79, at epoch 1) clears the bar.
         assert_eq!(median.decide(&h, 7, 2), Decision::Continue);
         assert_eq!(median.decide(&h, 6, 1), Decision::Continue, "equal to the median is not below it");
         assert_eq!(median.decide(&h, 6, 3), Decision::Continue, "an epoch the trial has not reached");
     }
 
     #[test]
-    fn median_waits_for_its_warm_up_epochs_and_startup_trials() {
-        let h = history(Goal::Maximize, vec![trial(1, Completed, &[0.9, 0.9]), trial(2, Completed, &[0.8, 0.8]), trial(3, Running, &[0.1, 0.1])]);
-        assert_eq!(Median { warmup_epochs: 1, startup_trials: 2 }.decide(&h, 3, 1), Decision::Continue, "epoch 1 is warm-up");
-        assert_eq!(Median { warmup_epochs: 0, startup_trials: 3 }.decide(&h, 3, 2), Decision::Continue, "two completed trials of three");
-        // Two others at epoch 2: the median is the mean of 0.9 and 0.8.
+    fn percentile_warm_up_startup_min_trials_and_interval() {
+        let done = |n, vs: &[f64]| trial(n, Completed, vs);
+        let h = history(
+            Goal::Minimize,
+            vec![
+                done(1, &[0.9, 0.5, 0.4, 0.3, 0.2]),
+                done(2, &[0.9, 0.6, 0.5, 0.4, 0.3]),
+                done(3, &[0.9, 0.7, 0.6, 0.5]),
+                done(4, &[0.9, 0.8]),
+                trial(5, Running, &[0.95, 0.62, 0.55, 0.45, 0.35]),
+            ],
+        );
+        // The 25th percentile of the losses 0.5, 0.6, 0.7, 0.8 at epoch 2 (numpy's linear rule):
+        // 0.5 + 0.75 * 0.1 = 0.575; the trial's best so far 0.62 is above it.
+        let p25 = Percentile { percentile: 25.0, warmup_epochs: 1, startup_trials: 4, min_trials: 1, interval: 1 };
         assert_eq!(
-            Median { warmup_epochs: 1, startup_trials: 2 }.decide(&h, 3, 2),
-            prune("val_iou 0.1 at epoch 2 is below the median 0.85 of 2 trials")
+            p25.decide(&h, 5, 2),
+            prune("best val_loss so far 0.62 (epochs 1-2) is above the 25 percentile 0.575 of 4 completed trials at epoch 2")
+        );
+        assert_eq!(p25.decide(&h, 5, 1), Decision::Continue, "epoch 1 is warm-up");
+        assert_eq!(Percentile { startup_trials: 5, ..p25.clone() }.decide(&h, 5, 2), Decision::Continue, "four completed trials of five");
+        // At epoch 5 only trials 1 and 2 recorded a value: fewer than min_trials = 3.
+        assert_eq!(Percentile { min_trials: 3, ..p25.clone() }.decide(&h, 5, 5), Decision::Continue);
+        assert!(matches!(Percentile { min_trials: 2, ..p25.clone() }.decide(&h, 5, 5), Decision::Prune { .. }));
+        // Interval 2 after a warm-up of 1: epochs 2 and 4 are judged, 3 and 5 are not.
+        let every_other = Percentile { interval: 2, ..p25 };
+        assert!(matches!(every_other.decide(&h, 5, 2), Decision::Prune { .. }));
+        assert_eq!(every_other.decide(&h, 5, 3), Decision::Continue);
+        assert!(matches!(every_other.decide(&h, 5, 4), Decision::Prune { .. }));
+        assert_eq!(every_other.decide(&h, 5, 5), Decision::Continue);
+    }
+
+    #[test]
+    fn median_waits_for_its_startup_trials_and_prunes_a_trial_with_no_number() {
+        let h = history(
+            Goal::Minimize,
+            vec![trial(1, Completed, &[0.3]), trial(2, Completed, &[0.5]), trial(3, Completed, &[0.4]), trial(4, Running, &[f64::NAN])],
+        );
+        assert_eq!(Percentile::median(0, 1).decide(&h, 4, 1), prune("val_loss is not a number at any epoch up to 1"));
+        let h = history(Goal::Maximize, vec![trial(1, Completed, &[0.9, 0.9]), trial(2, Completed, &[0.8, 0.8]), trial(3, Running, &[0.1, 0.1])]);
+        assert_eq!(Percentile::median(0, 3).decide(&h, 3, 2), Decision::Continue, "two completed trials of three");
+        assert_eq!(
+            Percentile::median(1, 2).decide(&h, 3, 2),
+            prune("best val_iou so far 0.1 (epochs 1-2) is below the median 0.85 of 2 completed trials at epoch 2")
         );
     }
 
     #[test]
-    fn median_follows_the_goals_direction_and_prunes_a_nan() {
-        let h = history(
-            Goal::Minimize,
-            vec![
-                trial(1, Completed, &[0.3]),
-                trial(2, Completed, &[0.5]),
-                trial(3, Completed, &[0.4]),
-                trial(4, Running, &[0.45]),
-                trial(5, Running, &[f64::NAN]),
-            ],
+    fn patient_stops_a_trial_that_has_not_improved_for_its_patience() {
+        let h = history(Goal::Maximize, vec![trial(1, Running, &[0.5, 0.7, 0.69, 0.71, 0.705])]);
+        let patient = Patient { patience: 2, min_delta: 0.0 };
+        // Epoch 3: 3 values, not more than patience + 1.
+        assert_eq!(patient.decide(&h, 1, 3), Decision::Continue);
+        // Epoch 4: before = [0.5], last three [0.7, 0.69, 0.71]: improved.
+        assert_eq!(patient.decide(&h, 1, 4), Decision::Continue);
+        // Epoch 5: before = [0.5, 0.7] (best 0.7), last three best 0.71 >= 0.7: improved.
+        assert_eq!(patient.decide(&h, 1, 5), Decision::Continue);
+        let strict = Patient { patience: 2, min_delta: 0.02 };
+        assert_eq!(
+            strict.decide(&h, 1, 5),
+            prune("val_iou has not improved by min_delta = 0.02 on its best 0.7 (up to epoch 2) in the 3 epochs since (patience = 2)")
         );
-        let median = Median { warmup_epochs: 0, startup_trials: 1 };
-        // Others for trial 4: 0.3, 0.5, 0.4 (the NaN is no value) -> 0.4; a loss of 0.45 is worse.
-        assert_eq!(median.decide(&h, 4, 1), prune("val_loss 0.45 at epoch 1 is above the median 0.4 of 3 trials"));
-        assert_eq!(median.decide(&h, 3, 1), Decision::Continue);
-        assert_eq!(median.decide(&h, 5, 1), prune("val_loss is not a number at epoch 1"));
+        let h = history(Goal::Minimize, vec![trial(1, Running, &[1.0, 0.5, 0.6, 0.55])]);
+        assert_eq!(
+            Patient { patience: 1, min_delta: 0.0 }.decide(&h, 1, 4),
+            prune("val_loss has not improved on its best 0.5 (up to epoch 2) in the 2 epochs since (patience = 1)")
+        );
+        assert_eq!(Patient { patience: 1, min_delta: 0.0 }.decide(&h, 1, 3), Decision::Continue, "0.5 at epoch 2 improved on 1.0");
+    }
+
+    #[test]
+    fn threshold_stops_a_value_out_of_bounds_at_once() {
+        let h = history(Goal::Minimize, vec![trial(1, Running, &[0.9, 3.5]), trial(2, Running, &[0.01]), trial(3, Running, &[f64::NAN])]);
+        let t = Threshold { lower: Some(0.05), upper: Some(2.0), warmup_epochs: 0 };
+        assert_eq!(t.decide(&h, 1, 1), Decision::Continue);
+        assert_eq!(t.decide(&h, 1, 2), prune("val_loss 3.5 at epoch 2 is above upper = 2"));
+        assert_eq!(t.decide(&h, 2, 1), prune("val_loss 0.01 at epoch 1 is below lower = 0.05"));
+        assert_eq!(t.decide(&h, 3, 1), prune("val_loss is not a number at epoch 1"));
+        assert_eq!(Threshold { lower: None, upper: Some(2.0), warmup_epochs: 2 }.decide(&h, 1, 2), Decision::Continue, "warm-up");
+    }
+
+    #[test]
+    fn asha_can_judge_by_the_best_value_up_to_the_rung() {
+        // Rung 3: trial 2 dipped at epoch 3 but was best at epoch 2.
+        let h = history(Goal::Maximize, vec![trial(1, Completed, &[0.5, 0.6, 0.7]), trial(2, Running, &[0.5, 0.8, 0.65])]);
+        let at_rung = Asha::new(3, 27, 3).unwrap();
+        assert_eq!(at_rung.decide(&h, 2, 3), prune("val_iou 0.65 at epoch 3 ranks 2 of the 2 trials at this rung; only the best 1 (1/3) continue"));
+        let best = Asha::new(3, 27, 3).unwrap().with_best_so_far(true);
+        assert_eq!(best.decide(&h, 2, 3), Decision::Continue);
+        assert_eq!(
+            best.decide(&h, 1, 3),
+            prune("best val_iou 0.7 up to epoch 3 ranks 2 of the 2 trials at this rung; only the best 1 (1/3) continue")
+        );
     }
 
     #[test]

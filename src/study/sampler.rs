@@ -13,7 +13,7 @@ use rand::rngs::ChaCha8Rng;
 use serde_json::Value as Json;
 
 use crate::study::history::{History, Point};
-use crate::study::space::{Space, SpaceError, finite_values, point_key};
+use crate::study::space::{Space, SpaceError, finite_values, point_key, same_value};
 
 /// A search strategy.
 pub trait Sampler {
@@ -21,6 +21,18 @@ pub trait Sampler {
     /// nothing new to propose (a grid is exhausted, a small space has no unseen draw left).
     /// How many points a sweep asks for (`run_cap`) is the caller's decision.
     fn ask(&self, history: &History) -> Option<Point>;
+
+    /// The next point whose parameters named in `fixed` take the values given there (a
+    /// configuration put first with `sweep enqueue` or `[[enqueue]]`; the others drawn as the
+    /// sampler draws them), or None when the sampler has no such point it has not proposed.
+    /// `fixed` names only parameters of the space, with values their domains take.
+    fn ask_with(&self, history: &History, fixed: &Point) -> Option<Point>;
+}
+
+/// Whether `point` takes every value `fixed` gives (a parameter `fixed` names that the point
+/// leaves out, because its condition fails there, does not match).
+pub fn matches_fixed(point: &Point, fixed: &Point) -> bool {
+    fixed.iter().all(|(k, v)| point.get(k).is_some_and(|p| same_value(p, v)))
 }
 
 /// The points already in the history, by identity.
@@ -97,6 +109,12 @@ impl Sampler for Grid {
         let seen = seen(history);
         (0..self.len()).filter_map(|i| self.point(i)).find(|p| !seen.contains(&point_key(p)))
     }
+
+    /// The first unseen grid point that takes the fixed values.
+    fn ask_with(&self, history: &History, fixed: &Point) -> Option<Point> {
+        let seen = seen(history);
+        (0..self.len()).filter_map(|i| self.point(i)).find(|p| matches_fixed(p, fixed) && !seen.contains(&point_key(p)))
+    }
 }
 
 /// Random search: draws from a ChaCha8 stream seeded by the sweep's seed, each parameter in
@@ -136,10 +154,20 @@ impl Random {
     /// One draw: each applicable parameter in order. A parameter whose condition fails takes
     /// nothing from the stream.
     fn draw(&self, rng: &mut ChaCha8Rng) -> Point {
+        self.draw_with(rng, &Point::new())
+    }
+
+    /// One draw in which the parameters `fixed` names take its values (and take nothing from
+    /// the stream).
+    fn draw_with(&self, rng: &mut ChaCha8Rng, fixed: &Point) -> Point {
         let mut point = Point::new();
         for d in self.space.dimensions() {
             if d.applies(&point) {
-                point.insert(d.parameter.key.clone(), d.parameter.domain.sample(rng));
+                let value = match fixed.get(&d.parameter.key) {
+                    Some(v) => v.clone(),
+                    None => d.parameter.domain.sample(rng),
+                };
+                point.insert(d.parameter.key.clone(), value);
             }
         }
         point
@@ -153,6 +181,18 @@ impl Sampler for Random {
         let seen = seen(history);
         let draws = (history.trials.len() + 1).saturating_mul(DRAWS_PER_POINT);
         self.points(draws).find(|p| !seen.contains(&point_key(p)))
+    }
+
+    /// With nothing fixed, `ask`. Otherwise draws from a side stream (seeded by the sweep's
+    /// seed and the number of trials known), so that the main stream, and with it the points
+    /// random search has always drawn, is left as it was.
+    fn ask_with(&self, history: &History, fixed: &Point) -> Option<Point> {
+        if fixed.is_empty() {
+            return self.ask(history);
+        }
+        let seen = seen(history);
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x5eed_f1fe_d000_0000 ^ history.trials.len() as u64);
+        (0..DRAWS_PER_POINT).map(|_| self.draw_with(&mut rng, fixed)).find(|p| !seen.contains(&point_key(p)))
     }
 }
 

@@ -214,13 +214,7 @@ pub fn method_and_pruner(name: &str, spec: &str) -> (String, String) {
     match crate::study::spec::parse(spec, Path::new(&format!("{name}.toml"))) {
         Ok(spec) => {
             let method = serde_json::to_value(spec.method).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| "?".into());
-            use crate::study::spec::EarlyTerminate;
-            let pruner = match spec.early_terminate {
-                None => "none",
-                Some(EarlyTerminate::Median { .. }) => "median",
-                Some(EarlyTerminate::Asha { .. }) => "asha",
-                Some(EarlyTerminate::Hyperband { .. }) => "hyperband",
-            };
+            let pruner = spec.early_terminate.as_ref().map_or("none", |e| e.kind());
             (method, pruner.to_string())
         }
         Err(_) => ("?".into(), "?".into()),

@@ -519,6 +519,33 @@ impl Validator<'_> {
         }
     }
 
+    /// A `true`/`false` key.
+    pub(super) fn boolean(&mut self, table: &dyn TableLike, prefix: &str, key: &str) -> Option<bool> {
+        let item = table.get(key)?;
+        let on = item.as_bool();
+        if on.is_none() {
+            self.report(item.span(), format!("{prefix}{key} must be true or false"));
+        }
+        on
+    }
+
+    /// A finite number key (an integer is taken as a number), at least `least` where given.
+    pub(super) fn number(&mut self, table: &dyn TableLike, prefix: &str, key: &str, least: Option<f64>) -> Option<f64> {
+        let item = table.get(key)?;
+        let x = item.as_float().or_else(|| item.as_integer().map(|i| i as f64)).filter(|x| x.is_finite());
+        match (x, least) {
+            (Some(x), Some(least)) if x < least => {
+                self.report(item.span(), format!("{prefix}{key} = {x} must be at least {least}"));
+                None
+            }
+            (Some(x), _) => Some(x),
+            (None, _) => {
+                self.report(item.span(), format!("{prefix}{key} must be a finite number"));
+                None
+            }
+        }
+    }
+
     fn metric(&mut self, root: &toml_edit::Table) -> Objective {
         let Some(item) = root.get("metric") else { return Objective::default() };
         let Some(table) = item.as_table_like() else {

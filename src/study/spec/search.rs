@@ -10,46 +10,60 @@ use toml_edit::{Item, TableLike};
 
 use super::{Domain, Method, Parameter, SweepSpec, Trial, Validator, did_you_mean_suffix, resolve, unknown_key_message};
 use crate::study::history::Point;
-use crate::study::pruner::{Asha, Hyperband, Median, Pruner, PrunerError};
+use crate::study::pruner::{Asha, Hyperband, Patient, Percentile, Pruner, PrunerError, Threshold};
 use crate::study::sampler::{Grid, Random, Sampler};
 use crate::study::space::{Condition, Dimension, Space, same_value};
 use crate::study::tpe::{Tpe, TpeSettings};
 
-const TYPES: &[&str] = &["median", "asha", "hyperband"];
-const BAYES_KEYS: &[&str] = &["startup_trials", "candidates"];
+const TYPES: &[&str] = &["median", "percentile", "patient", "threshold", "asha", "hyperband"];
+const BAYES_KEYS: &[&str] = &["startup_trials", "candidates", "multivariate", "constant_liar", "warm_start"];
 
 /// `[early_terminate]`: the rule that stops unpromising trials at an epoch boundary.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EarlyTerminate {
-    /// `type = "median"`: below the median of the other trials at the same epoch.
-    Median { warmup: usize, startup_trials: usize },
+    /// `type = "median"` (`percentile` 50) or `type = "percentile"`: the trial's best value so
+    /// far against that percentile of the completed trials' values at the same epoch (Optuna's
+    /// `MedianPruner`, `PercentilePruner`).
+    Percentile { median: bool, percentile: f64, warmup: usize, startup_trials: usize, n_min_trials: usize, interval: usize },
+    /// `type = "patient"`: no improvement by `min_delta` over `patience` epochs.
+    Patient { patience: usize, min_delta: f64 },
+    /// `type = "threshold"`: a value below `lower` or above `upper`.
+    Threshold { lower: Option<f64>, upper: Option<f64>, warmup: usize },
     /// `type = "asha"`: asynchronous successive halving, rungs at `min_iter * eta^k`.
     /// `bootstrap_count` (Optuna's): the first that many trials at a rung stop there.
-    Asha { min_iter: usize, max_iter: usize, eta: usize, bootstrap_count: usize },
+    /// `best_so_far`: trials compete with their best value up to the rung.
+    Asha { min_iter: usize, max_iter: usize, eta: usize, bootstrap_count: usize, best_so_far: bool },
     /// `type = "hyperband"`: several ASHA brackets with different first rungs.
-    Hyperband { min_iter: usize, max_iter: usize, eta: usize, bootstrap_count: usize },
+    Hyperband { min_iter: usize, max_iter: usize, eta: usize, bootstrap_count: usize, best_so_far: bool },
 }
 
 impl EarlyTerminate {
-    /// The pruner this rule names (its settings were checked when the file was read).
-    /// The rule's `type` in the sweep file: median, asha or hyperband.
+    /// The rule's `type` in the sweep file.
     pub fn kind(&self) -> &'static str {
         match self {
-            EarlyTerminate::Median { .. } => "median",
+            EarlyTerminate::Percentile { median: true, .. } => "median",
+            EarlyTerminate::Percentile { median: false, .. } => "percentile",
+            EarlyTerminate::Patient { .. } => "patient",
+            EarlyTerminate::Threshold { .. } => "threshold",
             EarlyTerminate::Asha { .. } => "asha",
             EarlyTerminate::Hyperband { .. } => "hyperband",
         }
     }
 
+    /// The pruner this rule names (its settings were checked when the file was read).
     pub fn pruner(&self) -> Box<dyn Pruner + Send> {
         let checked = "early_terminate settings are validated when the sweep file is read";
         match *self {
-            EarlyTerminate::Median { warmup, startup_trials } => Box::new(Median { warmup_epochs: warmup, startup_trials }),
-            EarlyTerminate::Asha { min_iter, max_iter, eta, bootstrap_count } => {
-                Box::new(Asha::new(min_iter, max_iter, eta).expect(checked).with_bootstrap(bootstrap_count))
+            EarlyTerminate::Percentile { percentile, warmup, startup_trials, n_min_trials, interval, .. } => {
+                Box::new(Percentile { percentile, warmup_epochs: warmup, startup_trials, min_trials: n_min_trials, interval })
             }
-            EarlyTerminate::Hyperband { min_iter, max_iter, eta, bootstrap_count } => {
-                Box::new(Hyperband::new(min_iter, max_iter, eta).expect(checked).with_bootstrap(bootstrap_count))
+            EarlyTerminate::Patient { patience, min_delta } => Box::new(Patient { patience, min_delta }),
+            EarlyTerminate::Threshold { lower, upper, warmup } => Box::new(Threshold { lower, upper, warmup_epochs: warmup }),
+            EarlyTerminate::Asha { min_iter, max_iter, eta, bootstrap_count, best_so_far } => {
+                Box::new(Asha::new(min_iter, max_iter, eta).expect(checked).with_bootstrap(bootstrap_count).with_best_so_far(best_so_far))
+            }
+            EarlyTerminate::Hyperband { min_iter, max_iter, eta, bootstrap_count, best_so_far } => {
+                Box::new(Hyperband::new(min_iter, max_iter, eta).expect(checked).with_bootstrap(bootstrap_count).with_best_so_far(best_so_far))
             }
         }
     }
@@ -65,6 +79,17 @@ fn unknown_keys(v: &mut Validator, table: &dyn TableLike, section: &str, known: 
 }
 
 impl Validator<'_> {
+    /// An `[early_terminate]` count that must be at least 1.
+    fn positive(&mut self, table: &dyn TableLike, key: &str) -> Option<usize> {
+        match self.uint(table, "early_terminate.", key)? {
+            0 => {
+                self.report(table.get(key).and_then(Item::span), format!("early_terminate.{key} must be at least 1"));
+                None
+            }
+            n => Some(n),
+        }
+    }
+
     /// `[bayes]`: TPE's settings, Optuna's defaults where the file is silent.
     pub(super) fn bayes(&mut self, root: &toml_edit::Table, method: Method) -> TpeSettings {
         let mut settings = TpeSettings::default();
@@ -85,6 +110,12 @@ impl Validator<'_> {
             Some(n) => settings.candidates = n,
             None => {}
         }
+        if let Some(on) = self.boolean(table, "bayes.", "multivariate") {
+            settings.multivariate = on;
+        }
+        if let Some(on) = self.boolean(table, "bayes.", "constant_liar") {
+            settings.constant_liar = on;
+        }
         settings
     }
 
@@ -104,10 +135,39 @@ impl Validator<'_> {
         };
         let kind_span = kind.span();
         let rule = match kind.as_str() {
-            Some("median") => {
-                unknown_keys(self, table, "early_terminate", &["type", "warmup", "startup_trials"]);
+            Some(kind @ ("median" | "percentile")) => {
+                let median = kind == "median";
+                let keys: &[&str] = if median {
+                    &["type", "warmup", "startup_trials", "n_min_trials", "interval"]
+                } else {
+                    &["type", "percentile", "warmup", "startup_trials", "n_min_trials", "interval"]
+                };
+                unknown_keys(self, table, "early_terminate", keys);
+                let percentile = if median {
+                    50.0
+                } else {
+                    match table.get("percentile") {
+                        None => {
+                            self.report(
+                                kind_span,
+                                "early_terminate: type = \"percentile\" needs percentile = a number from 0 to 100 (25 keeps the best quarter at each epoch)".into(),
+                            );
+                            return None;
+                        }
+                        Some(item) => match self.number(table, "early_terminate.", "percentile", Some(0.0))? {
+                            p if p > 100.0 => {
+                                self.report(item.span(), format!("early_terminate.percentile = {p} must be at most 100 (a percentile)"));
+                                return None;
+                            }
+                            p => p,
+                        },
+                    }
+                };
                 let warmup = self.uint(table, "early_terminate.", "warmup").unwrap_or(0);
-                let startup_trials = self.uint(table, "early_terminate.", "startup_trials").unwrap_or(Median::default().startup_trials);
+                let defaults = Percentile::default();
+                let startup_trials = self.uint(table, "early_terminate.", "startup_trials").unwrap_or(defaults.startup_trials);
+                let n_min_trials = self.positive(table, "n_min_trials").unwrap_or(defaults.min_trials);
+                let interval = self.positive(table, "interval").unwrap_or(defaults.interval);
                 if warmup >= epochs {
                     self.report(
                         table.get("warmup").and_then(Item::span).or(kind_span),
@@ -118,10 +178,66 @@ impl Validator<'_> {
                     );
                     return None;
                 }
-                EarlyTerminate::Median { warmup, startup_trials }
+                EarlyTerminate::Percentile { median, percentile, warmup, startup_trials, n_min_trials, interval }
+            }
+            Some("patient") => {
+                unknown_keys(self, table, "early_terminate", &["type", "patience", "min_delta"]);
+                let Some(item) = table.get("patience") else {
+                    self.report(
+                        kind_span,
+                        "early_terminate: type = \"patient\" needs patience = the epochs without improvement it tolerates, e.g. 3".into(),
+                    );
+                    return None;
+                };
+                let patience = self.uint(table, "early_terminate.", "patience")?;
+                let min_delta = self.number(table, "early_terminate.", "min_delta", Some(0.0)).unwrap_or(0.0);
+                if patience + 1 >= epochs {
+                    self.report(
+                        item.span(),
+                        format!(
+                            "early_terminate.patience = {patience} needs more than {} epochs to judge anything, and train.epochs = {epochs}; \
+                             use a patience below {}",
+                            patience + 1,
+                            epochs.saturating_sub(1)
+                        ),
+                    );
+                    return None;
+                }
+                EarlyTerminate::Patient { patience, min_delta }
+            }
+            Some("threshold") => {
+                unknown_keys(self, table, "early_terminate", &["type", "lower", "upper", "warmup"]);
+                let lower = self.number(table, "early_terminate.", "lower", None);
+                let upper = self.number(table, "early_terminate.", "upper", None);
+                let warmup = self.uint(table, "early_terminate.", "warmup").unwrap_or(0);
+                if table.get("lower").is_none() && table.get("upper").is_none() {
+                    self.report(
+                        kind_span,
+                        "early_terminate: type = \"threshold\" needs lower = ..., upper = ..., or both (the values a trial must stay between)".into(),
+                    );
+                    return None;
+                }
+                if let (Some(l), Some(u)) = (lower, upper)
+                    && l >= u
+                {
+                    self.report(
+                        table.get("upper").and_then(Item::span),
+                        format!("early_terminate.upper = {u} must be above lower = {l}: no value would pass"),
+                    );
+                    return None;
+                }
+                if warmup >= epochs {
+                    self.report(
+                        table.get("warmup").and_then(Item::span),
+                        format!("early_terminate.warmup = {warmup} is not below train.epochs = {epochs}: no epoch would ever be judged"),
+                    );
+                    return None;
+                }
+                EarlyTerminate::Threshold { lower, upper, warmup }
             }
             Some(kind @ ("asha" | "hyperband")) => {
-                unknown_keys(self, table, "early_terminate", &["type", "min_iter", "max_iter", "eta", "bootstrap_count"]);
+                unknown_keys(self, table, "early_terminate", &["type", "min_iter", "max_iter", "eta", "bootstrap_count", "best_so_far"]);
+                let best_so_far = self.boolean(table, "early_terminate.", "best_so_far").unwrap_or(false);
                 let min_iter = self.uint(table, "early_terminate.", "min_iter").unwrap_or(1);
                 let max_iter = self.uint(table, "early_terminate.", "max_iter").unwrap_or(epochs);
                 let eta = self.uint(table, "early_terminate.", "eta").unwrap_or(3);
@@ -159,9 +275,9 @@ impl Validator<'_> {
                     return None;
                 }
                 if kind == "asha" {
-                    EarlyTerminate::Asha { min_iter, max_iter, eta, bootstrap_count }
+                    EarlyTerminate::Asha { min_iter, max_iter, eta, bootstrap_count, best_so_far }
                 } else {
-                    EarlyTerminate::Hyperband { min_iter, max_iter, eta, bootstrap_count }
+                    EarlyTerminate::Hyperband { min_iter, max_iter, eta, bootstrap_count, best_so_far }
                 }
             }
             Some(other) => {
