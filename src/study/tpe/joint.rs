@@ -6,8 +6,11 @@
 //! Gaussian truncated to the domain for a number, a smoothed choice for a categorical), plus one
 //! prior component that covers the whole space. Drawing picks a component and then each
 //! parameter from its kernel, so a draw near a good trial stays near it in every parameter at
-//! once. Bandwidths follow Scott's rule for `d` dimensions, `0.2 range n^(-1/(d + 4))`, the rule
-//! Optuna's multivariate TPE uses.
+//! once. On each numeric axis an observation's bandwidth is the larger gap to its neighbours
+//! along that axis (the domain's ends count, except for the outermost observations, whose inner
+//! gap is used), clipped between `range / min(100, n + 2)` and `range`, as Optuna 5 does: where
+//! good trials crowd, the search looks closer. A categorical kernel puts weight 1 on the observed
+//! value and `prior_weight / (n + 1)` spread by the prior over all values.
 
 use rand::RngExt;
 use rand::rngs::ChaCha8Rng;
@@ -66,8 +69,11 @@ pub(super) struct Joint {
     weights: Vec<f64>,
     /// Each observation's coordinates, oldest first.
     centres: Vec<Vec<f64>>,
-    /// Each numeric axis's bandwidth (unused for a choice).
-    sigmas: Vec<f64>,
+    /// Each observation's bandwidth on each axis (unused for a choice).
+    sigmas: Vec<Vec<f64>>,
+    /// The mass every value of a choice gets from the prior in an observation's kernel, per
+    /// unit of prior probability times the number of values.
+    smoothing: f64,
 }
 
 impl Joint {
@@ -75,38 +81,37 @@ impl Joint {
     /// recency weights fall on the right ones).
     pub(super) fn fit(axes: &[Axis], observations: Vec<Vec<f64>>, prior_weight: f64) -> Joint {
         let n = observations.len();
-        let d = axes.len() as f64;
-        let sigmas = axes
-            .iter()
-            .map(|axis| match axis {
-                Axis::Numeric(scale) => {
-                    let range = scale.range();
-                    // Scott's rule, kept between the univariate estimator's bounds.
-                    let min_sigma = range / (n as f64 + 1.0).min(100.0);
-                    (0.2 * range * (n.max(1) as f64).powf(-1.0 / (d + 4.0))).clamp(min_sigma, range)
+        let mut sigmas = vec![vec![0.0; axes.len()]; n];
+        for (a, axis) in axes.iter().enumerate() {
+            if let Axis::Numeric(scale) = axis {
+                let xs: Vec<f64> = observations.iter().map(|o| o[a]).collect();
+                for (i, sigma) in neighbour_gaps(&xs, scale).into_iter().enumerate() {
+                    sigmas[i][a] = sigma;
                 }
-                Axis::Choice { .. } => 0.0,
-            })
-            .collect();
+            }
+        }
         let mut weights = recency_weights(n);
         weights.push(prior_weight);
         let total: f64 = weights.iter().sum();
         weights.iter_mut().for_each(|w| *w /= total);
-        Joint { axes: axes.to_vec(), weights, centres: observations, sigmas }
+        Joint { axes: axes.to_vec(), weights, centres: observations, sigmas, smoothing: prior_weight / (n as f64 + 1.0) }
     }
 
     fn is_prior(&self, k: usize) -> bool {
         k == self.centres.len()
     }
 
-    /// The kernel of component `k` on choice axis `a`: the observed value gets half the mass
-    /// and the prior's probabilities the other half (the prior component is the prior alone).
+    /// The kernel of component `k` on choice axis `a`: weight 1 on the observed value plus the
+    /// prior's smoothing (the prior component is the prior alone).
     fn choice_probabilities(&self, k: usize, a: usize, prior: &[f64]) -> Vec<f64> {
         if self.is_prior(k) {
             return prior.to_vec();
         }
         let observed = self.centres[k][a] as usize;
-        prior.iter().enumerate().map(|(i, p)| (p + f64::from(u8::from(i == observed))) / 2.0).collect()
+        let spread = self.smoothing * prior.len() as f64;
+        let mass: Vec<f64> = prior.iter().enumerate().map(|(i, p)| p * spread + f64::from(u8::from(i == observed))).collect();
+        let total: f64 = mass.iter().sum();
+        mass.iter().map(|m| m / total).collect()
     }
 
     /// One draw: a component by weight, then every axis from that component's kernel.
@@ -128,7 +133,7 @@ impl Joint {
     /// Component `k`'s centre and bandwidth on numeric axis `a`: the prior sits in the middle
     /// with the whole range as its bandwidth.
     fn numeric_kernel(&self, k: usize, a: usize, scale: &Scale) -> (f64, f64) {
-        if self.is_prior(k) { ((scale.low + scale.high) / 2.0, scale.range()) } else { (self.centres[k][a], self.sigmas[a]) }
+        if self.is_prior(k) { ((scale.low + scale.high) / 2.0, scale.range()) } else { (self.centres[k][a], self.sigmas[k][a]) }
     }
 
     /// The log density at coordinates `x`.
@@ -152,6 +157,30 @@ impl Joint {
             .collect();
         log_sum_exp(&terms)
     }
+}
+
+/// Each value's bandwidth on one axis: the larger gap to its neighbours, the domain's ends
+/// counting as neighbours except for the outermost values (their inner gap), clipped between
+/// `range / min(100, n + 2)` and `range`.
+fn neighbour_gaps(xs: &[f64], scale: &Scale) -> Vec<f64> {
+    let n = xs.len();
+    let range = scale.range();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| xs[i].total_cmp(&xs[j]));
+    let sorted: Vec<f64> = std::iter::once(scale.low).chain(order.iter().map(|&i| xs[i])).chain([scale.high]).collect();
+    let min_sigma = range / (n as f64 + 2.0).min(100.0);
+    let mut sigmas = vec![0.0; n];
+    for (rank, &i) in order.iter().enumerate() {
+        let at = rank + 1;
+        let (left, right) = (sorted[at] - sorted[at - 1], sorted[at + 1] - sorted[at]);
+        let gap = match (n >= 2, rank) {
+            (true, 0) => right,
+            (true, r) if r == n - 1 => left,
+            _ => left.max(right),
+        };
+        sigmas[i] = gap.clamp(min_sigma, range);
+    }
+    sigmas
 }
 
 #[cfg(test)]
@@ -183,8 +212,20 @@ mod tests {
         let joint = Joint::fit(&[axis], vec![vec![1.0], vec![1.0]], 1.0);
         let p: Vec<f64> = (0..3).map(|i| joint.log_pdf(&[i as f64]).exp()).collect();
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{p:?}");
-        // Two observations of sgd (weight 1 each, kernel 2/3 on sgd) and the prior (1/3 each).
+        // Two observations of sgd, each a kernel of 1 + 1/3 on sgd and 1/3 elsewhere (smoothing
+        // 1 / (n + 1) = 1/3 for each value), normalised to 2/3 on sgd; and the prior, 1/3 each.
         assert!((p[1] - (2.0 * 2.0 / 3.0 + 1.0 / 3.0) / 3.0).abs() < 1e-12, "{p:?}");
+    }
+
+    #[test]
+    fn bandwidths_are_the_gaps_to_the_neighbours() {
+        let scale = Scale::of(&Domain::Uniform { min: 0.0, max: 1.0 }).unwrap();
+        // Sorted 0.1, 0.2, 0.6, 0.65: inner gap for the outermost, the larger gap otherwise;
+        // the least bandwidth is 1 / (4 + 2).
+        let sigmas = neighbour_gaps(&[0.6, 0.1, 0.65, 0.2], &scale);
+        let want = [0.4, 1.0 / 6.0, 1.0 / 6.0, 0.4];
+        assert!(sigmas.iter().zip(want).all(|(s, w)| (s - w).abs() < 1e-12), "{sigmas:?}");
+        assert_eq!(neighbour_gaps(&[0.3], &scale), [0.7], "a lone value: the larger gap to the ends");
     }
 
     #[test]
