@@ -366,3 +366,36 @@ fn a_password_never_reaches_a_command_line_a_script_a_log_or_a_message() {
         }
     }
 }
+
+/// Issue 25, item 3: six connections enqueueing the same configuration at once on the real
+/// PostgreSQL add one trial (Optuna's SQLite storage pops an enqueued trial twice under load).
+#[test]
+fn six_connections_enqueueing_one_configuration_add_one_trial_on_postgres() {
+    use sweep::runner::study::{Enqueued, Study};
+    let pg = Postgres::start();
+    let url = pg.create_db("enqueue_once");
+    let text = "name = \"e\"\nmethod = \"bayes\"\nrun_cap = 4\n[parameters]\n\"train.learning_rate\" = { distribution = \"log_uniform_values\", min = 0.0001, max = 0.01 }\n\"augment.hue_delta\" = { distribution = \"uniform\", min = 0.0, max = 0.3 }\n";
+    PostgresStore::open(&url).unwrap().register_sweep("e", text).unwrap();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+    let outcomes: Vec<Enqueued> = (0..6)
+        .map(|_| {
+            let (url, barrier) = (url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut store = PostgresStore::open(&url).unwrap();
+                let study = Study::load(&store, "e").unwrap().unwrap();
+                let fixed = study.spec().fixed_point(&[("train.learning_rate".into(), serde_json::json!(0.001))]).unwrap();
+                barrier.wait();
+                study.enqueue(&mut store, &fixed, "test").unwrap()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let added: Vec<&Enqueued> = outcomes.iter().filter(|o| matches!(o, Enqueued::Added(_))).collect();
+    assert_eq!(added.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| matches!(o, Enqueued::Exists(id) if id == "e-1")).count(), 5, "{outcomes:?}");
+    let trials = PostgresStore::open(&url).unwrap().trials(&TrialFilter::default()).unwrap();
+    assert_eq!(trials.len(), 1);
+    assert_eq!(trials[0].tags.get("enqueued").map(String::as_str), Some("test"));
+}

@@ -491,3 +491,112 @@ eta = 4
     assert!(store.trial("lost-2").unwrap().attempt >= 2, "lost-2's worker died after its first epoch and the trial was resumed");
     assert_eq!(outcome_of(killed.path(), "lost"), expected, "lost-2 is pruned at epoch 1 as if its worker never died");
 }
+
+/// Issue 25, item 3: `[[enqueue]]` tables are checked like every other key.
+#[test]
+fn enqueued_configurations_are_checked_against_the_space() {
+    let with = |tables: &str| format!("{BAYES}{tables}");
+    let ok = spec::parse(
+        &with("[[enqueue]]\n\"train.optimizer\" = \"sgd\"\n\"train.momentum\" = 0.9\n[[enqueue]]\n\"train.learning_rate\" = 0.001\n"),
+        Path::new("ok.toml"),
+    )
+    .unwrap();
+    assert_eq!(ok.enqueue.len(), 2);
+    assert_eq!(ok.enqueue[1]["train.learning_rate"], serde_json::json!(0.001));
+    common::check_errors(
+        &with("[[enqueue]]\n\"train.learning_rat\" = 0.001\n"),
+        &[(18, 1, "is not a parameter of this sweep (did you mean train.learning_rate?)")],
+    );
+    common::check_errors(
+        &with("[[enqueue]]\n\"train.learning_rate\" = 0.5\n"),
+        &[(18, 1, "= 0.5 is not a number from 0.0003 to 0.03; widen the parameter's range")],
+    );
+    common::check_errors(
+        &with("[[enqueue]]\n\"train.optimizer\" = \"adamw\"\n"),
+        &[(18, 1, "is not one of its values [\"adam\",\"sgd\",\"rmsprop\"]")],
+    );
+    common::check_errors(
+        &with("[[enqueue]]\n\"train.momentum\" = 0.9\n"),
+        &[(18, 1, "applies only when \"train.optimizer\" is one of [\"sgd\",\"rmsprop\"]: name \"train.optimizer\" in the same configuration")],
+    );
+    common::check_errors(
+        &with("[[enqueue]]\n\"train.optimizer\" = \"adam\"\n\"train.momentum\" = 0.9\n"),
+        &[(19, 1, "this configuration gives \"train.optimizer\" = \"adam\"")],
+    );
+    common::check_errors(&format!("enqueue = 3\n{BAYES}"), &[(1, 11, "enqueue must be tables: [[enqueue]]")]);
+}
+
+/// Issue 25, item 3: configurations put first run first, once, whatever the number of workers;
+/// eight processes enqueueing the same configuration at once add one trial.
+#[test]
+fn enqueued_configurations_run_first_and_exactly_once() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("b.toml");
+    let text = tiny_bayes("enq").replace("run_cap = 6", "run_cap = 5") + "[[enqueue]]\n\"train.learning_rate\" = 0.003\n";
+    std::fs::write(&file, text).unwrap();
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--workers", "3", "--plain", "--no-plot"]).assert().success();
+    let store = SqliteStore::open(&runs.path().join("sweep.db")).unwrap();
+    let trials = store.trials(&TrialFilter { sweep: Some("enq".into()), status: None }).unwrap();
+    assert_eq!(trials.len(), 5, "the enqueued configuration counts toward run_cap");
+    let first = &trials[0];
+    assert_eq!((first.id.as_str(), &first.params["train.learning_rate"]), ("enq-1", &serde_json::json!(0.003)), "{first:?}");
+    assert!(first.params.contains_key("augment.hue_delta"), "the unnamed parameter is drawn: {first:?}");
+    assert_eq!(first.tags.get("enqueued").map(String::as_str), Some("[[enqueue]] 1"));
+    assert_eq!(trials.iter().filter(|t| t.params["train.learning_rate"] == serde_json::json!(0.003)).count(), 1);
+    assert_eq!(first.attempt, 1, "trained once");
+
+    // Eight processes at once, the same configuration: one trial.
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            std::process::Command::new(common::sweep_bin())
+                .args(["--runs-dir", runs.path().to_str().unwrap(), "enqueue", "enq", "train.learning_rate=0.004", "augment.hue_delta=0.1"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<std::process::Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    assert!(outputs.iter().all(|o| o.status.success()), "{outputs:?}");
+    let said: Vec<String> = outputs.iter().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).collect();
+    assert_eq!(said.iter().filter(|s| s.contains("enqueued")).count(), 1, "{said:?}");
+    assert_eq!(said.iter().filter(|s| s.contains("already has these values")).count(), 7, "{said:?}");
+    let trials = store.trials(&TrialFilter { sweep: Some("enq".into()), status: None }).unwrap();
+    let added: Vec<_> = trials.iter().filter(|t| t.params["train.learning_rate"] == serde_json::json!(0.004)).collect();
+    assert_eq!((added.len(), added[0].status), (1, TrialStatus::Queued), "{added:?}");
+    // The next run trains it (past run_cap: it was asked for by name) and asks for nothing else.
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--workers", "2", "--plain", "--no-plot"]).assert().success();
+    let after = store.trials(&TrialFilter { sweep: Some("enq".into()), status: None }).unwrap();
+    assert_eq!(after.len(), 6);
+    let trained = after.iter().find(|t| t.id == added[0].id).unwrap();
+    assert!(matches!(trained.status, TrialStatus::Completed | TrialStatus::Pruned) && trained.attempt == 1, "{trained:?}");
+
+    // Bad values: exit 2, naming the key and the fix; nothing added.
+    common::sweep(runs.path())
+        .args(["enqueue", "enq", "train.learning_rat=0.001"])
+        .assert()
+        .code(2)
+        .stderr(contains("train.learning_rat is not a parameter of this sweep (did you mean train.learning_rate?)"));
+    common::sweep(runs.path())
+        .args(["enqueue", "enq", "train.learning_rate=1"])
+        .assert()
+        .code(2)
+        .stderr(contains("is not a number from 0.00001 to 0.05"));
+    common::sweep(runs.path()).args(["enqueue", "enq", "learning_rate"]).assert().code(2).stderr(contains("is not key=value"));
+    common::sweep(runs.path()).args(["enqueue", "nope", "train.learning_rate=0.001"]).assert().code(2).stderr(contains("nope"));
+    assert_eq!(store.trials(&TrialFilter { sweep: Some("enq".into()), status: None }).unwrap().len(), 6);
+}
+
+/// Issue 25, item 3: a trial put first is claimed before the sweep's other queued trials.
+#[test]
+fn workers_claim_an_enqueued_trial_before_the_others() {
+    use sweep::store::{Reclaim, WorkerInfo};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("sweep.db")).unwrap();
+    store.register_sweep("g", "grid").unwrap();
+    let added = store.enqueue("g", &common::trials(4)).unwrap().added;
+    store.tag(&added[2], &[("enqueued".into(), Some("sweep enqueue".into()))]).unwrap();
+    let worker = WorkerInfo::this_process();
+    let order: Vec<String> = (0..4).map(|_| store.claim(Some("g"), &worker, &Reclaim::after(3600.0)).unwrap().unwrap().lease.run).collect();
+    assert_eq!(order, [added[2].clone(), added[0].clone(), added[1].clone(), added[3].clone()]);
+}

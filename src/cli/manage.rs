@@ -1,4 +1,4 @@
-//! Commands that manage trials in the tracker: `tag`, `note`, `rm`.
+//! Commands that manage trials in the tracker: `enqueue`, `tag`, `note`, `rm`.
 
 use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
 use std::process::ExitCode;
@@ -9,6 +9,17 @@ use clap::Args;
 use super::{Global, usage};
 use crate::report;
 use crate::store::{self, TrialFilter, TrialRow, TrialStatus};
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The sweep, as registered by `sweep run`.
+    #[arg(value_name = "SWEEP")]
+    pub sweep: String,
+    /// Parameter values of the configuration to try first, e.g. train.learning_rate=0.001
+    /// train.optimizer=adam; parameters not named are drawn by the sweep's sampler.
+    #[arg(value_name = "KEY=VALUE", required = true, num_args = 1..)]
+    pub values: Vec<String>,
+}
 
 #[derive(Debug, Args)]
 pub struct TagArgs {
@@ -101,6 +112,39 @@ pub fn note(g: &Global, args: &NoteArgs) -> Result<ExitCode> {
     store.set_note(&args.run, Some(&text))?;
     println!("{}: {}", args.run, if text.is_empty() { "note cleared" } else { "note set" });
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sweep enqueue`: adds a trial with the given values, claimed before the sweep's other queued
+/// trials (a running `sweep run` or `sweep worker` picks it up next); a configuration the sweep
+/// already has is not added again.
+pub fn enqueue(g: &Global, args: &EnqueueArgs) -> Result<ExitCode> {
+    let assignments: Vec<(String, serde_json::Value)> =
+        args.values.iter().map(|a| crate::study::spec::enqueue::parse_assignment(a)).collect::<Result<_, _>>().map_err(usage)?;
+    let mut store = g.open_store()?;
+    let info = store::find_sweep(store.as_ref(), &args.sweep)?;
+    let Some(study) = crate::runner::study::Study::load(store.as_ref(), &info.name)? else {
+        return Err(usage(format!("sweep {}: its recorded sweep file does not parse with this version; enqueue needs its parameters", info.name)));
+    };
+    let fixed = study.spec().fixed_point(&assignments).map_err(|problems| {
+        let said: Vec<String> = problems.iter().map(|(k, m)| if k.is_empty() { m.clone() } else { format!("{k} {m}") }).collect();
+        usage(format!("sweep enqueue {}: {}", info.name, said.join("; ")))
+    })?;
+    use crate::runner::study::Enqueued;
+    match study.enqueue(store.as_mut(), &fixed, "sweep enqueue")? {
+        Enqueued::Added(id) => {
+            let params = store.trial(&id)?.params;
+            println!("{id}: enqueued {}; workers claim it before the sweep's other queued trials", serde_json::json!(params));
+            Ok(ExitCode::SUCCESS)
+        }
+        Enqueued::Exists(id) => {
+            println!("{id} already has these values; nothing added");
+            Ok(ExitCode::SUCCESS)
+        }
+        Enqueued::Exhausted => {
+            Err(usage(format!("sweep {}: the sampler has no configuration with these values that the sweep does not already have", info.name)))
+        }
+        Enqueued::Refused(why) => Err(usage(format!("sweep {}: the configuration drawn with these values is refused: {why}", info.name))),
+    }
 }
 
 /// Up to one byte past [`NOTE_LIMIT`] of `reader` (so that a larger input is seen as too large).

@@ -24,7 +24,7 @@ use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use crate::store::{self, Store, StoreError};
 use crate::train::device::{DeviceSpec, set_cpu_threads};
 use data::DataCommand;
-use manage::{NoteArgs, RmArgs, TagArgs};
+use manage::{EnqueueArgs, NoteArgs, RmArgs, TagArgs};
 use model::{EvalArgs, PredictArgs};
 use plot::PlotArgs;
 use run::{RunArgs, WorkerArgs};
@@ -104,6 +104,9 @@ pub enum Command {
     Plot(PlotArgs),
     /// A read-only web dashboard of the sweeps, updated while they run (http://127.0.0.1:8080/).
     Ui(UiArgs),
+    /// Put a configuration first: a trial with these parameter values, claimed before the
+    /// sweep's other queued trials (the rest drawn by its sampler).
+    Enqueue(EnqueueArgs),
     /// Set or remove a trial's tags (name=value, name=).
     Tag(TagArgs),
     /// Set or clear a trial's note.
@@ -183,6 +186,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Predict(args) => model::predict(&g, &args),
         Command::Plot(args) => plot::plot(&g, &args),
         Command::Ui(args) => ui::ui(&g, &args),
+        Command::Enqueue(args) => manage::enqueue(&g, &args),
         Command::Tag(args) => manage::tag(&g, &args),
         Command::Note(args) => manage::note(&g, &args),
         Command::Rm(args) => manage::rm(&g, &args),

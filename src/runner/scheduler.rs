@@ -139,6 +139,22 @@ pub fn register(spec: &SweepSpec, trials: &[Trial], store_location: &str, runs_d
     let mut store = store::open(store_location, true)?;
     crate::runner::TrackerMark::of(store.as_ref())?.check_sweep_dir(runs_dir, &spec.name)?;
     let registration = store.register_sweep(&spec.name, &spec.text)?;
+    // `[[enqueue]]` first, so that a new sweep numbers them first; each is added once.
+    if !spec.enqueue.is_empty() {
+        let study = crate::runner::study::Study::of(spec.clone());
+        for (i, fixed) in spec.enqueue.iter().enumerate() {
+            if let crate::runner::study::Enqueued::Exhausted | crate::runner::study::Enqueued::Refused(_) =
+                study.enqueue(store.as_mut(), fixed, &format!("[[enqueue]] {}", i + 1))?
+            {
+                crate::errln!(
+                    "warning: sweep {}: [[enqueue]] {} ({}) added no trial: no such configuration is left",
+                    spec.name,
+                    i + 1,
+                    serde_json::json!(fixed)
+                );
+            }
+        }
+    }
     let report = if spec.is_lazy() {
         // A sampler adds the trials one at a time; the ones it has asked for take the file's
         // epoch target.

@@ -10,10 +10,27 @@
 use std::path::Path;
 
 use crate::store::{NewTrial, Store, TrialHistory, TrialStatus};
-use crate::study::history::{History, TrialRecord, TrialState};
+use crate::study::history::{History, Point, TrialRecord, TrialState};
 use crate::study::pruner::{Decision, Pruner};
-use crate::study::sampler::Sampler;
+use crate::study::sampler::{Sampler, matches_fixed};
 use crate::study::spec::{self, SweepSpec};
+
+/// The tag that marks a trial put first (`sweep enqueue`, `[[enqueue]]`); workers claim such
+/// trials before the sweep's other queued ones.
+pub const ENQUEUED_TAG: &str = "enqueued";
+
+/// What [`Study::enqueue`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Enqueued {
+    /// A new trial, this id.
+    Added(String),
+    /// The sweep already has a trial with every named value: this one.
+    Exists(String),
+    /// The sampler has no point with these values that the sweep does not have.
+    Exhausted,
+    /// The drawn configuration is one the settings refuse: why.
+    Refused(String),
+}
 
 /// The sampler and pruner of one sweep.
 pub struct Study {
@@ -86,6 +103,41 @@ impl Study {
             crate::errln!("sweep {}: no more trials are asked below run_cap = {}: {why}", spec.name, spec.run_cap.unwrap_or(0));
         }
         Ok(asked)
+    }
+
+    /// Adds a trial for the configuration `fixed` names (checked against the space), the other
+    /// parameters drawn by the sampler from the history as it is now, tagged `enqueued` so that
+    /// workers claim it before the sweep's other queued trials. Under the sweep's lock, so any
+    /// number of processes enqueueing the same configuration add one trial: a configuration the
+    /// sweep already has a trial for (every named value equal) is not added again (Optuna's
+    /// `skip_if_exists`). `origin` says where it came from, as the tag's value.
+    pub fn enqueue(&self, store: &mut dyn Store, fixed: &Point, origin: &str) -> crate::Result<Enqueued> {
+        let spec = &self.spec;
+        let mut outcome: Option<Enqueued> = None;
+        let mut sample = |rows: &[TrialHistory]| {
+            if let Some(row) = rows.iter().find(|r| matches_fixed(&r.params, fixed)) {
+                outcome = Some(Enqueued::Exists(row.id.clone()));
+                return None;
+            }
+            let Some(point) = self.sampler.ask_with(&history(spec, rows), fixed) else {
+                outcome = Some(Enqueued::Exhausted);
+                return None;
+            };
+            match spec.trial_of(&point) {
+                Ok(trial) => Some(NewTrial { config: trial.config, params: trial.params }),
+                Err(problems) => {
+                    outcome = Some(Enqueued::Refused(problems.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; ")));
+                    None
+                }
+            }
+        };
+        match store.ask(&spec.name, &spec.metric.name, None, &mut sample)? {
+            Some(id) => {
+                store.tag(&id, &[(ENQUEUED_TAG.to_string(), Some(origin.to_string()))])?;
+                Ok(Enqueued::Added(id))
+            }
+            None => Ok(outcome.unwrap_or(Enqueued::Exhausted)),
+        }
     }
 
     /// The pruner's decision for trial `id` after `epoch` (counted from 1). Always `Continue`

@@ -507,7 +507,9 @@ pub(crate) fn claim(
             return claimed(&row).map(Some);
         }
     }
+    // Trials put first (tagged `enqueued`) before the others, then in order.
     let order = if sweep.is_some() { "seq" } else { "created, seq" };
+    let order = format!("id NOT IN (SELECT run FROM run_tags WHERE name = 'enqueued'), {order}");
     let set = claim_set(&["$1", "$2", "$3", "$4"].map(String::from)[..values.len()]);
     let mut pick = Conditions::after(values);
     pick.and("status = 'queued'");
@@ -551,7 +553,9 @@ fn abandoned(tx: &mut dyn Tx, sweep: Option<&str>, reclaim: &Reclaim, now: f64) 
     let (cutoff, host) = (pick.bind(now - reclaim.stale_after), pick.bind(here.as_str()));
     pick.and(format!("status = 'running' AND (heartbeat IS NULL OR heartbeat < {cutoff} OR host = {host})"));
     pick.equal("sweep", sweep);
+    // Trials put first (tagged `enqueued`) before the others, then in order.
     let order = if sweep.is_some() { "seq" } else { "created, seq" };
+    let order = format!("id NOT IN (SELECT run FROM run_tags WHERE name = 'enqueued'), {order}");
     let sql = format!("SELECT id, attempt, crashes, host, pid, heartbeat FROM runs {} ORDER BY {order}", pick.sql());
     let mut dead = Vec::new();
     for r in tx.query(&sql, &pick.values)? {

@@ -10,6 +10,7 @@
 //! serialised default [`TrialConfig`], so a setting added to the config is accepted by sweep files
 //! at once.
 
+pub mod enqueue;
 mod parameters;
 pub mod search;
 
@@ -191,6 +192,9 @@ pub struct SweepSpec {
     pub bayes: TpeSettings,
     /// `[early_terminate]`: the pruner, if any.
     pub early_terminate: Option<EarlyTerminate>,
+    /// `[[enqueue]]`: configurations put first, each naming some parameters (checked against
+    /// the space); the sampler draws the rest.
+    pub enqueue: Vec<Point>,
     /// The file as written (stored with the sweep).
     pub text: String,
     pub path: PathBuf,
@@ -203,8 +207,22 @@ pub struct Trial {
     pub config: TrialConfig,
 }
 
-const TOP_KEYS: &[&str] =
-    &["name", "description", "method", "metric", "run_cap", "seed", "bayes", "early_terminate", "data", "model", "train", "augment", "parameters"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "method",
+    "metric",
+    "run_cap",
+    "seed",
+    "bayes",
+    "early_terminate",
+    "enqueue",
+    "data",
+    "model",
+    "train",
+    "augment",
+    "parameters",
+];
 const SECTIONS: &[&str] = &["data", "model", "train", "augment"];
 const PARAM_KEYS: &[&str] = &["values", "value", "distribution", "min", "max", "q", "probabilities", "when"];
 const DISTRIBUTIONS: &[&str] = &["uniform", "log_uniform_values", "int_uniform", "q_uniform", "categorical"];
@@ -268,9 +286,12 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
         conditions,
         bayes,
         early_terminate,
+        enqueue: Vec::new(),
         text: text.to_string(),
         path: path.to_path_buf(),
     };
+    let mut spec = spec;
+    spec.enqueue = v.enqueue(root, &spec.space());
     // Every trial must be a valid config: check them now so that a bad value fails here.
     check_trials(&spec, &mut v, root);
     if v.problems.is_empty() { Ok(spec) } else { Err(v.finish()) }
@@ -672,7 +693,8 @@ fn points(spec: &SweepSpec) -> Box<dyn Iterator<Item = Point>> {
             let n = spec.run_cap.map_or(grid.len(), |cap| grid.len().min(cap as u128));
             Box::new((0..n).filter_map(move |i| grid.point(i)))
         }
-        Method::Random => Box::new(Random::new(space, spec.seed).first(spec.run_cap.unwrap_or(1))),
+        // Configurations put first count toward run_cap.
+        Method::Random => Box::new(Random::new(space, spec.seed).first(spec.run_cap.unwrap_or(1).saturating_sub(spec.enqueue.len()))),
         // Asked one at a time by the workers (see `SweepSpec::sampler`); none is known up front.
         Method::Bayes => Box::new(std::iter::empty()),
     }
