@@ -16,7 +16,7 @@ use crate::study::space::{Condition, Dimension, Space, same_value};
 use crate::study::tpe::{Tpe, TpeSettings};
 
 const TYPES: &[&str] = &["median", "percentile", "patient", "threshold", "asha", "hyperband"];
-const BAYES_KEYS: &[&str] = &["startup_trials", "candidates", "multivariate", "constant_liar", "warm_start"];
+const BAYES_KEYS: &[&str] = &["startup_trials", "candidates", "multivariate", "constant_liar"];
 
 /// `[early_terminate]`: the rule that stops unpromising trials at an epoch boundary.
 #[derive(Debug, Clone, PartialEq)]
