@@ -5,7 +5,14 @@ trials in parallel. Every epoch's validation mean IoU is written with its wall-c
 that `bench/search.sh` can compare both tools at the same moments.
 
 Usage: python bench/optuna_search.py --data DIR --out epochs.jsonl [--trials 12] [--epochs 9]
-       [--jobs 2] [--pruner median|hyperband] [--seed 7]
+       [--jobs 2] [--pruner median|hyperband|asha] [--seed 7]
+       [--startup 5] [--warmup 0]                   (median: MedianPruner's n_startup_trials,
+                                                     n_warmup_steps; Optuna's defaults)
+       [--min-resource 1] [--eta 3] [--bootstrap 0]  (asha: SuccessiveHalvingPruner's
+                                                     min_resource, reduction_factor,
+                                                     bootstrap_count; hyperband: the first two)
+Prints a summary as JSON: wall clock, trials, pruned, best value, the numbers of the completed
+trials and the Unix time at which the epochs' wall clock starts.
 Benchmark-only dependencies: `pip install torch optuna pillow numpy`.
 """
 import argparse
@@ -29,7 +36,12 @@ def main():
     ap.add_argument("--trials", type=int, default=12)
     ap.add_argument("--epochs", type=int, default=9)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--pruner", choices=["median", "hyperband"], default="median")
+    ap.add_argument("--pruner", choices=["median", "hyperband", "asha"], default="median")
+    ap.add_argument("--startup", type=int, default=5, help="median: n_startup_trials")
+    ap.add_argument("--warmup", type=int, default=0, help="median: n_warmup_steps")
+    ap.add_argument("--min-resource", type=int, default=1, help="asha, hyperband: min_resource")
+    ap.add_argument("--eta", type=int, default=3, help="asha, hyperband: reduction_factor")
+    ap.add_argument("--bootstrap", type=int, default=0, help="asha: bootstrap_count")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--batch", type=int, default=8)
@@ -70,18 +82,24 @@ def main():
         return iou
 
     pruner = {
-        "median": optuna.pruners.MedianPruner(),
-        "hyperband": optuna.pruners.HyperbandPruner(min_resource=1, max_resource=args.epochs, reduction_factor=3),
-    }[args.pruner]
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=args.startup, n_warmup_steps=args.warmup),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(
+            min_resource=args.min_resource, max_resource=args.epochs, reduction_factor=args.eta),
+        "asha": lambda: optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=args.min_resource, reduction_factor=args.eta, bootstrap_count=args.bootstrap),
+    }[args.pruner]()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=args.seed), pruner=pruner)
     study.optimize(objective, n_trials=args.trials, n_jobs=args.jobs)
     states = [t.state.name for t in study.trials]
+    completed = [t.number for t in study.trials if t.state.name == "COMPLETE"]
     print(json.dumps({
         "wall": time.time() - start,
         "trials": len(states),
         "pruned": states.count("PRUNED"),
-        "best": study.best_value,
+        "best": study.best_value if completed else None,
+        "completed": completed,
+        "start": start,
     }))
 
 

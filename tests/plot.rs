@@ -137,6 +137,43 @@ fn scatter_axes_are_numeric_log_or_grouped() {
     assert!(p.lines.iter().all(|(pos, _)| pos.len() == 3 && pos.iter().all(|x| (0.0..=1.0).contains(x))));
 }
 
+/// Issue 25, item 3: trials lent by `[bayes] warm_start` share the scatter's axes, are kept apart
+/// from the sweep's own (never its best) and are drawn as grey rings with their lender named.
+#[test]
+fn a_scatter_draws_warm_start_trials_apart_on_shared_axes() {
+    let own = runs(4);
+    // Lent trials at learning rates beyond the sweep's own, with a better value than any of them.
+    let mut lent: Vec<TrialData> = runs(3)
+        .into_iter()
+        .map(|mut t| {
+            t.row.id = format!("wa-{}", t.row.seq);
+            t.row.params.insert("train.learning_rate".into(), serde_json::json!(0.5));
+            t
+        })
+        .collect();
+    lent[0] = {
+        let mut t = run(9, 4, 0.99, None);
+        t.row.id = "wa-9".into();
+        t.row.params.insert("train.learning_rate".into(), serde_json::json!(0.5));
+        t
+    };
+    let s = series::scatter_with_warm_start(&own, &lent, &["wa"], "train.learning_rate", true, "val_iou", Goal::Maximize);
+    let Axis::Numeric { max, log: true, .. } = s.axis else { panic!("{:?}", s.axis) };
+    assert_eq!(max, 0.5, "the axis spans the lent trials too");
+    assert_eq!((s.points.len(), s.warm.len()), (4, 3));
+    assert!(s.points.iter().all(|p| p.2.starts_with("s-")) && s.warm.iter().all(|p| p.2.starts_with("wa-")));
+    assert_eq!(s.best, series::best_run(&own, "val_iou", Goal::Maximize), "the best trial is the sweep's own");
+    assert!(s.y_range.1 >= 0.99, "the value range covers the lent trials");
+    assert_eq!(s.lenders, ["wa"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (with, without) = (dir.path().join("warm.png"), dir.path().join("cold.png"));
+    draw::draw_scatter(&s, &with).unwrap();
+    draw::draw_scatter(&series::scatter(&own, "train.learning_rate", true, "val_iou", Goal::Maximize), &without).unwrap();
+    let grey = |path: &Path| image::open(path).unwrap().into_rgb8().pixels().filter(|p| p.0 == [128, 128, 128]).count();
+    assert!(grey(&with) > 100 + grey(&without), "rings and the caption are drawn in the warm-start grey");
+    check_png(&with, CHART_SIZE);
+}
+
 /// Decodes a PNG, checks its size and that it is not blank.
 fn check_png(path: &Path, size: (u32, u32)) {
     let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).into_rgb8();

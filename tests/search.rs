@@ -600,3 +600,51 @@ fn workers_claim_an_enqueued_trial_before_the_others() {
     let order: Vec<String> = (0..4).map(|_| store.claim(Some("g"), &worker, &Reclaim::after(3600.0)).unwrap().unwrap().lease.run).collect();
     assert_eq!(order, [added[2].clone(), added[0].clone(), added[1].clone(), added[3].clone()]);
 }
+
+/// Issue 25, item 3: `[bayes] warm_start` lets TPE learn from another sweep's trials, over the
+/// parameters both have, and leaves out trials whose fixed settings differ, with a note.
+#[test]
+fn a_warm_started_sweep_learns_from_another_sweeps_compatible_trials() {
+    let runs = tempfile::tempdir().unwrap();
+    let run = |name: &str, text: String| {
+        let file = runs.path().join(format!("{name}.toml"));
+        std::fs::write(&file, text).unwrap();
+        common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--workers", "1", "--plain", "--no-plot"]).assert()
+    };
+    let small = |name: &str, warm: &str| {
+        let text = tiny_bayes(name).replace("run_cap = 6", "run_cap = 4").replace("epochs = 4", "epochs = 2");
+        text.replace("[bayes]\nstartup_trials = 3", &format!("[bayes]\nstartup_trials = 3\n{warm}"))
+    };
+    run("wa", small("wa", "")).success();
+    let first_point = |sweep: &str| {
+        let store = SqliteStore::open(&runs.path().join("sweep.db")).unwrap();
+        store.trials(&TrialFilter { sweep: Some(sweep.into()), status: None }).unwrap()[0].params.clone()
+    };
+    let one = |name: &str, warm: &str| small(name, warm).replace("run_cap = 4", "run_cap = 1");
+    // Without warm start the first trial is the random stream's first point; with it, TPE's.
+    run("cold", one("cold", "")).success();
+    run("warm", one("warm", "warm_start = [\"wa\"]")).success().stderr(contains("warm start: TPE also learns from 4 trial(s) of wa"));
+    assert_ne!(first_point("warm"), first_point("cold"), "four finished trials of wa are past startup_trials = 3");
+    // Shown as such: the trial's tag (show, ls, the UI), the sweep's page and its charts.
+    let id = |sweep: &str| {
+        let store = SqliteStore::open(&runs.path().join("sweep.db")).unwrap();
+        store.trials(&TrialFilter { sweep: Some(sweep.into()), status: None }).unwrap()[0].id.clone()
+    };
+    common::sweep(runs.path()).args(["show", &id("warm")]).assert().success().stdout(contains("warm_start=wa"));
+    common::sweep(runs.path()).args(["show", &id("cold")]).assert().success().stdout(contains("warm_start").not());
+    common::sweep(runs.path()).args(["plot", "warm", "--samples", "1"]).assert().success();
+    let page = std::fs::read_to_string(runs.path().join("warm/plots/index.html")).unwrap();
+    assert!(page.contains("warm start: TPE also learns from 4 trial(s) of wa"), "{page}");
+    // Another image size: every trial of wa measures something else, so none is used.
+    let other_size = one("other", "warm_start = [\"wa\"]").replace("image_size = 32", "image_size = 24");
+    run("other", other_size).success().stderr(contains("0 trial(s) of wa (4 left out: 4 because data.image_size is [32,32] there, [24,24] here)"));
+    assert_eq!(first_point("other"), first_point("cold"));
+    // A sweep the tracker does not have: exit 2, nothing registered.
+    run("lost", one("lost", "warm_start = [\"nope\"]")).code(2).stderr(contains("warm_start names \"nope\", which this tracker"));
+    let store = SqliteStore::open(&runs.path().join("sweep.db")).unwrap();
+    assert!(store.sweeps().unwrap().iter().all(|s| s.name != "lost"));
+    common::check_errors(
+        "method = \"bayes\"\nrun_cap = 2\n[bayes]\nwarm_start = \"wa\"\n",
+        &[(4, 14, "bayes.warm_start must be a list of sweep names")],
+    );
+}

@@ -23,9 +23,7 @@ pub fn escape(s: &str) -> String {
 
 /// Percent-encodes a query or path value (everything but unreserved characters).
 pub fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 /// Where the links of a page point.
@@ -203,6 +201,8 @@ pub struct SweepView<'a> {
     pub info: Option<&'a SweepInfo>,
     pub method: &'a str,
     pub pruner: &'a str,
+    /// `[bayes] warm_start`: (sweep, what it lends in words).
+    pub warm_start: &'a [(String, String)],
     pub objective: &'a Objective,
     /// The leaderboard's trials, in its order (filtered and sorted by the caller).
     pub runs: &'a [TrialData],
@@ -239,6 +239,21 @@ pub fn sweep_page(v: &SweepView) -> String {
         v.objective.goal.as_str(),
         v.info.map(|i| format!("; started {} UTC", format_utc(i.created))).unwrap_or_default()
     );
+    if !v.warm_start.is_empty() {
+        let lent: Vec<String> = v
+            .warm_start
+            .iter()
+            .map(|(sweep, said)| match v.links {
+                Links::Server => format!("<a href=\"/sweeps/{}\">{}</a>", url_encode(sweep), escape(said)),
+                Links::Files => escape(said),
+            })
+            .collect();
+        let _ = writeln!(
+            body,
+            "<p>warm start: TPE also learns from {} (grey rings in the charts of the objective against each parameter).</p>",
+            lent.join(", ")
+        );
+    }
     if v.links == Links::Server {
         let _ = writeln!(
             body,
@@ -493,7 +508,12 @@ pub fn compare_page(runs: &[TrialRow]) -> String {
     }
     let _ = writeln!(body, "<h2>Metrics</h2>\n<table><tr><th>metric</th>{head}</tr>");
     let mut row = |label: &str, cells: Vec<String>| {
-        let _ = writeln!(body, "<tr><td class=\"l\">{}</td>{}</tr>", escape(label), cells.iter().map(|c| format!("<td>{}</td>", escape(c))).collect::<String>());
+        let _ = writeln!(
+            body,
+            "<tr><td class=\"l\">{}</td>{}</tr>",
+            escape(label),
+            cells.iter().map(|c| format!("<td>{}</td>", escape(c))).collect::<String>()
+        );
     };
     row("status", runs.iter().map(|r| r.status.as_str().to_string()).collect());
     row("epochs", runs.iter().map(|r| r.epochs().to_string()).collect());
@@ -501,7 +521,10 @@ pub fn compare_page(runs: &[TrialRow]) -> String {
         for m in METRIC_NAMES {
             let key = format!("{split}_{m}");
             let goal = crate::config::Goal::for_metric(&key);
-            row(&format!("best {key}"), runs.iter().map(|r| r.best(&key, goal).map(|(v, e)| format!("{} @{e}", fmt_num(v))).unwrap_or("-".into())).collect());
+            row(
+                &format!("best {key}"),
+                runs.iter().map(|r| r.best(&key, goal).map(|(v, e)| format!("{} @{e}", fmt_num(v))).unwrap_or("-".into())).collect(),
+            );
             row(&format!("final {key}"), runs.iter().map(|r| r.last(&key).map(fmt_num).unwrap_or("-".into())).collect());
         }
     }

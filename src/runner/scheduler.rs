@@ -138,6 +138,19 @@ impl SweepOutcome {
 pub fn register(spec: &SweepSpec, trials: &[Trial], store_location: &str, runs_dir: &Path, retry_failed: bool) -> crate::Result<Registration> {
     let mut store = store::open(store_location, true)?;
     crate::runner::TrackerMark::of(store.as_ref())?.check_sweep_dir(runs_dir, &spec.name)?;
+    if !spec.warm_start.is_empty() {
+        let known: Vec<String> = store.sweeps()?.into_iter().map(|s| s.name).collect();
+        if let Some(missing) = spec.warm_start.iter().find(|w| !known.contains(w)) {
+            return Err(crate::Error::Usage(format!(
+                "{}: [bayes] warm_start names {missing:?}, which this tracker ({}) does not have; its sweeps: {}",
+                spec.path.display(),
+                store.location(),
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            )));
+        }
+        // Says what TPE will learn from, before any worker asks.
+        crate::runner::study::Study::of(spec.clone()).warm_trials(store.as_ref())?;
+    }
     let registration = store.register_sweep(&spec.name, &spec.text)?;
     // `[[enqueue]]` first, so that a new sweep numbers them first; each is added once.
     if !spec.enqueue.is_empty() {

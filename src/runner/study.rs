@@ -7,9 +7,10 @@
 //! inside one store transaction under the sweep's lock. So any number of workers on any machines
 //! cooperate without a coordinator, and a killed sweep resumes with the same study.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::store::{NewTrial, Store, TrialHistory, TrialStatus};
+use crate::store::{NewTrial, Store, TrialHistory, TrialStatus, warm};
 use crate::study::history::{History, Point, TrialRecord, TrialState};
 use crate::study::pruner::{Decision, Pruner};
 use crate::study::sampler::{Sampler, matches_fixed};
@@ -18,6 +19,10 @@ use crate::study::spec::{self, SweepSpec};
 /// The tag that marks a trial put first (`sweep enqueue`, `[[enqueue]]`); workers claim such
 /// trials before the sweep's other queued ones.
 pub const ENQUEUED_TAG: &str = "enqueued";
+
+/// The tag of a trial whose point TPE drew from a history that `[bayes] warm_start` sweeps lent
+/// to; its value names them.
+pub const WARM_START_TAG: &str = "warm_start";
 
 /// What [`Study::enqueue`] did.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +42,8 @@ pub struct Study {
     spec: SweepSpec,
     sampler: Box<dyn Sampler + Send>,
     pruner: Option<Box<dyn Pruner + Send>>,
+    /// Set once this process has said what `warm_start` learns from.
+    warm_noted: std::sync::Once,
 }
 
 impl Study {
@@ -60,7 +67,7 @@ impl Study {
 
     /// The study of a parsed sweep file.
     pub fn of(spec: SweepSpec) -> Study {
-        Study { sampler: spec.sampler(), pruner: spec.early_terminate.as_ref().map(|e| e.pruner()), spec }
+        Study { sampler: spec.sampler(), pruner: spec.early_terminate.as_ref().map(|e| e.pruner()), spec, warm_noted: std::sync::Once::new() }
     }
 
     pub fn spec(&self) -> &SweepSpec {
@@ -75,8 +82,10 @@ impl Study {
         let spec = &self.spec;
         // Set whenever the sampler is asked (below the cap): why its answer may add no trial.
         let mut why: Option<String> = None;
+        let warm = self.warm_trials(store)?;
         let mut sample = |rows: &[TrialHistory]| {
-            let history = history(spec, rows);
+            let mut history = history(spec, rows);
+            history.trials.extend(warm.iter().cloned());
             let Some(point) = self.sampler.ask(&history) else {
                 why = Some("the sampler has no new point left to propose (the space holds fewer configs than run_cap)".into());
                 return None;
@@ -97,12 +106,44 @@ impl Study {
             Some(NewTrial { config: trial.config, params: trial.params })
         };
         let asked = store.ask(&spec.name, &spec.metric.name, spec.run_cap, &mut sample)?;
+        // Says, on the trial, that its point was drawn from a history other sweeps lent to.
+        if let Some(id) = &asked
+            && !warm.is_empty()
+        {
+            store.tag(id, &[(WARM_START_TAG.to_string(), Some(spec.warm_start.join(",")))])?;
+        }
         if asked.is_none()
             && let Some(why) = why
         {
             crate::errln!("sweep {}: no more trials are asked below run_cap = {}: {why}", spec.name, spec.run_cap.unwrap_or(0));
         }
         Ok(asked)
+    }
+
+    /// The finished trials of the `warm_start` sweeps that TPE learns from beside the sweep's
+    /// own (see [`warm::sources`]): each with this sweep's objective, its point cut to the
+    /// parameters this sweep has, and numbered 0 (older than every trial of the sweep, for the
+    /// recency weights). What is used and left out is said once per process.
+    pub fn warm_trials(&self, store: &dyn Store) -> crate::Result<Vec<TrialRecord>> {
+        let spec = &self.spec;
+        if spec.warm_start.is_empty() {
+            return Ok(Vec::new());
+        }
+        let swept: BTreeSet<&str> = spec.parameters.iter().map(|p| p.key.as_str()).collect();
+        let sources = warm::sources(store, &spec.warm_start, &spec.metric.name, &swept, &spec.base)?;
+        self.warm_noted.call_once(|| {
+            let said: Vec<String> = sources.iter().map(warm::WarmSource::describe).collect();
+            crate::errln!("sweep {}: warm start: TPE also learns from {}", spec.name, said.join(", "));
+        });
+        let mut used = Vec::new();
+        for source in &sources {
+            for mut record in history(spec, &source.trials).trials {
+                record.number = 0;
+                record.point.retain(|k, _| swept.contains(k.as_str()));
+                used.push(record);
+            }
+        }
+        Ok(used)
     }
 
     /// Adds a trial for the configuration `fixed` names (checked against the space), the other

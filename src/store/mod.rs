@@ -45,6 +45,7 @@ pub mod postgres;
 mod schema;
 mod sql;
 pub mod sqlite;
+pub mod warm;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;

@@ -137,9 +137,10 @@ impl Dashboard {
             let listing = Listing { sweep: Some(name.to_string()), status: None, filter, sort };
             let listed = filter::list(s, &listing);
             let params = charts::swept_parameters(s, name, &all);
-            Ok((info, all, listed, params))
+            let warm = charts::warm_start(s, name, &info.spec)?;
+            Ok((info, all, listed, params, warm))
         });
-        let (info, all, listed, params) = match loaded {
+        let (info, all, listed, params, warm) = match loaded {
             Ok(loaded) => loaded,
             Err(e) => return Reply::store_error(&e),
         };
@@ -155,7 +156,7 @@ impl Dashboard {
         if sort.is_none() {
             shown = charts::series::ranked(&shown, &objective.name, objective.goal).into_iter().cloned().collect();
         }
-        let charts: Vec<(String, Picture)> = charts::sweep_charts(&shown, &params, &objective)
+        let charts: Vec<(String, Picture)> = charts::sweep_charts(&shown, &warm, &params, &objective)
             .into_iter()
             .map(|c| {
                 let picture =
@@ -179,6 +180,7 @@ impl Dashboard {
             info: Some(&info),
             method: &method,
             pruner: &pruner,
+            warm_start: &warm.sources,
             objective: &objective,
             runs: &shown,
             total: all.len(),

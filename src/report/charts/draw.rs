@@ -36,6 +36,8 @@ pub const PALETTE: [RGBColor; 10] = [
 const GREY: RGBColor = RGBColor(160, 160, 160);
 const GRID: RGBColor = RGBColor(215, 215, 215);
 const LIGHT_GRID: RGBColor = RGBColor(244, 244, 244);
+/// Trials lent by another sweep (`[bayes] warm_start`).
+const WARM: RGBColor = RGBColor(128, 128, 128);
 const FONT: &str = "sans-serif";
 
 type DrawResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -234,6 +236,8 @@ impl Figure for Scatter {
             let style = if best { PALETTE[3].filled() } else { PALETTE[0].mix(0.75).filled() };
             Circle::new((x, y), if best { 8 } else { 5 }, style)
         };
+        // A lent trial: a grey ring, under the sweep's own points.
+        let ring = |x: f64, y: f64| Circle::new((x, y), 6, WARM.stroke_width(2));
         match &s.axis {
             Axis::Numeric { min, max, log: true } => {
                 let (lo, hi) = (min * 0.8, max * 1.25);
@@ -248,6 +252,7 @@ impl Figure for Scatter {
                     .x_label_formatter(&|x| crate::report::fmt_num(*x))
                     .draw()
                     .map_err(err)?;
+                ctx.draw_series(s.warm.iter().map(|(x, y, _)| ring(*x, *y))).map_err(err)?;
                 ctx.draw_series(s.points.iter().map(|(x, y, id)| point(*x, *y, id))).map_err(err)?;
             }
             Axis::Numeric { min, max, .. } => {
@@ -263,6 +268,7 @@ impl Figure for Scatter {
                     .x_label_formatter(&|x| crate::report::fmt_num(*x))
                     .draw()
                     .map_err(err)?;
+                ctx.draw_series(s.warm.iter().map(|(x, y, _)| ring(*x, *y))).map_err(err)?;
                 ctx.draw_series(s.points.iter().map(|(x, y, id)| point(*x, *y, id))).map_err(err)?;
             }
             Axis::Categorical(names) => {
@@ -283,6 +289,7 @@ impl Figure for Scatter {
                     .disable_x_mesh()
                     .draw()
                     .map_err(err)?;
+                ctx.draw_series(s.warm.iter().map(|(x, y, id)| ring(x + jitter(id), *y))).map_err(err)?;
                 ctx.draw_series(s.points.iter().map(|(x, y, id)| point(x + jitter(id), *y, id))).map_err(err)?;
             }
         }
@@ -292,6 +299,15 @@ impl Figure for Scatter {
                 &format!("red: best trial {best}"),
                 &TextStyle::from((FONT, 13).into_font()).color(&PALETTE[3]).pos(Pos::new(HPos::Right, VPos::Top)),
                 (w as i32 - 20, 40),
+            )
+            .map_err(err)?;
+        }
+        if !s.lenders.is_empty() {
+            let (w, _) = root.dim_in_pixel();
+            root.draw_text(
+                &format!("grey rings: warm start from {}", s.lenders.join(", ")),
+                &TextStyle::from((FONT, 13).into_font()).color(&WARM).pos(Pos::new(HPos::Right, VPos::Top)),
+                (w as i32 - 20, 58),
             )
             .map_err(err)?;
         }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use crate::config::Objective;
 use crate::report::importance::{self, ImportanceError, ParamImportance};
 use crate::report::{ReportError, html};
-use crate::store::{Store, StoreError, TrialFilter};
+use crate::store::{Store, StoreError, TrialFilter, warm};
 use series::TrialData;
 
 /// A chart that could not be drawn.
@@ -60,7 +60,30 @@ pub fn swept_parameters(store: &dyn Store, sweep: &str, runs: &[TrialData]) -> V
     crate::report::param_keys(&runs.iter().map(|r| r.row.clone()).collect::<Vec<_>>()).into_iter().map(|k| (k, false)).collect()
 }
 
-/// Draws every chart of a sweep into `out` (default `<runs>/<sweep>/plots`).
+/// What a sweep's TPE learns from beside its own trials (`[bayes] warm_start`), for its page and
+/// charts: each lending sweep with what it lends in words, and the trials it lends.
+#[derive(Debug, Clone, Default)]
+pub struct WarmStart {
+    /// (sweep, `4 trial(s) of hue (…left out…)`)
+    pub sources: Vec<(String, String)>,
+    pub trials: Vec<TrialData>,
+}
+
+/// The warm start of `sweep` as its stored sweep file `spec` asks for it (none when the file no
+/// longer parses or asks for none).
+pub fn warm_start(store: &dyn Store, sweep: &str, spec: &str) -> Result<WarmStart, StoreError> {
+    let Ok(spec) = crate::study::spec::parse(spec, Path::new(&format!("{sweep}.toml"))) else { return Ok(WarmStart::default()) };
+    let swept: std::collections::BTreeSet<&str> = spec.parameters.iter().map(|p| p.key.as_str()).collect();
+    let mut warm = WarmStart::default();
+    for source in warm::sources(store, &spec.warm_start, &spec.metric.name, &swept, &spec.base)? {
+        warm.sources.push((source.sweep.clone(), source.describe()));
+        for row in &source.trials {
+            warm.trials.push(TrialData { row: store.trial(&row.id)?, metrics: store.metrics(&row.id)? });
+        }
+    }
+    Ok(warm)
+}
+
 /// Draws the prediction grid of a trial (its sweep and id) into a PNG file.
 pub type PredictionGrid<'a> = &'a dyn Fn(&str, &str, &Path) -> Result<(), String>;
 
@@ -87,7 +110,12 @@ pub fn plot_sweep(
         Err(e) => written.errors.push(format!("{}: {e}", path.display())),
     };
     let goal = objective.goal;
-    for chart in sweep_charts(&runs, &params, &objective) {
+    let info = store.sweeps()?.into_iter().find(|s| s.name == sweep);
+    let warm = match &info {
+        Some(info) => warm_start(store, sweep, &info.spec)?,
+        None => WarmStart::default(),
+    };
+    for chart in sweep_charts(&runs, &warm, &params, &objective) {
         let path = dir.join(&chart.file);
         record(path.clone(), chart.png(&path));
     }
@@ -108,8 +136,7 @@ pub fn plot_sweep(
         }
     }
     let index = dir.join("index.html");
-    let info = store.sweeps()?.into_iter().find(|s| s.name == sweep);
-    let html = export_page(sweep, info.as_ref(), &runs, &objective, &importances, &written.files);
+    let html = export_page(sweep, info.as_ref(), &warm, &runs, &objective, &importances, &written.files);
     match crate::util::atomic_write(&index, html.as_bytes()) {
         Ok(()) => written.files.push(index),
         Err(e) => written.errors.push(format!("{}: {e}", index.display())),
@@ -162,9 +189,9 @@ impl SweepChart {
 }
 
 /// The charts of a sweep's page, in page order: validation learning curves of IoU, dice and loss
-/// (pruned trials end in a cross), the objective against each swept parameter, and parallel
-/// coordinates coloured by the objective.
-pub fn sweep_charts(runs: &[TrialData], params: &[(String, bool)], objective: &Objective) -> Vec<SweepChart> {
+/// (pruned trials end in a cross), the objective against each swept parameter (with the trials
+/// `warm` lends drawn apart), and parallel coordinates coloured by the objective.
+pub fn sweep_charts(runs: &[TrialData], warm: &WarmStart, params: &[(String, bool)], objective: &Objective) -> Vec<SweepChart> {
     let goal = objective.goal;
     let mut charts: Vec<SweepChart> = ["iou", "dice", "loss"]
         .into_iter()
@@ -174,11 +201,12 @@ pub fn sweep_charts(runs: &[TrialData], params: &[(String, bool)], objective: &O
             figure: SweepFigure::Curves(series::learning_curves(runs, metric, &objective.name, goal)),
         })
         .collect();
+    let lenders: Vec<&str> = warm.sources.iter().map(|(sweep, _)| sweep.as_str()).collect();
     for (key, log) in params {
         charts.push(SweepChart {
             file: format!("objective_vs_{}.png", slug(key)),
             title: format!("{} vs {key}", objective.name),
-            figure: SweepFigure::Scatter(series::scatter(runs, key, *log, &objective.name, goal)),
+            figure: SweepFigure::Scatter(series::scatter_with_warm_start(runs, &warm.trials, &lenders, key, *log, &objective.name, goal)),
         });
     }
     if !params.is_empty() {
@@ -226,6 +254,7 @@ pub fn method_and_pruner(name: &str, spec: &str) -> (String, String) {
 fn export_page(
     sweep: &str,
     info: Option<&crate::store::SweepInfo>,
+    warm: &WarmStart,
     runs: &[TrialData],
     objective: &Objective,
     importances: &Result<Vec<ParamImportance>, ImportanceError>,
@@ -246,6 +275,7 @@ fn export_page(
         info,
         method: &method,
         pruner: &pruner,
+        warm_start: &warm.sources,
         objective,
         runs: &ranked,
         total: runs.len(),
@@ -262,5 +292,5 @@ fn export_page(
 /// One page with every chart of the sweep and its leaderboard (the static export, without the
 /// tracker's sweep row).
 pub fn index_html(sweep: &str, runs: &[TrialData], objective: &Objective, files: &[PathBuf]) -> String {
-    export_page(sweep, None, runs, objective, &importance::importance(runs, &objective.name, objective.goal), files)
+    export_page(sweep, None, &WarmStart::default(), runs, objective, &importance::importance(runs, &objective.name, objective.goal), files)
 }

@@ -267,28 +267,51 @@ pub struct Scatter {
     pub axis: Axis,
     /// (position on the axis, best objective value, run id)
     pub points: Vec<(f64, f64, String)>,
+    /// The same for the trials other sweeps lend through `[bayes] warm_start`.
+    pub warm: Vec<(f64, f64, String)>,
+    /// The sweeps that lend them.
+    pub lenders: Vec<String>,
     pub best: Option<String>,
     pub y_range: (f64, f64),
 }
 
 pub fn scatter(runs: &[TrialData], param: &str, log: bool, objective: &str, goal: Goal) -> Scatter {
-    let axis = axis(runs, param, log);
-    let points: Vec<(f64, f64, String)> = runs
-        .iter()
-        .filter_map(|r| {
-            let x = axis.position(r.row.params.get(param)?)?;
-            let (y, _) = r.row.best(objective, goal)?;
-            y.is_finite().then(|| (x, y, r.row.id.clone()))
-        })
-        .collect();
-    let (lo, hi) = range_of(points.iter().map(|p| &p.1));
+    scatter_with_warm_start(runs, &[], &[], param, log, objective, goal)
+}
+
+/// [`scatter`], with the trials `lenders` lend (`warm`) on the same axes.
+pub fn scatter_with_warm_start(
+    runs: &[TrialData],
+    warm: &[TrialData],
+    lenders: &[&str],
+    param: &str,
+    log: bool,
+    objective: &str,
+    goal: Goal,
+) -> Scatter {
+    let all: Vec<TrialData> = runs.iter().chain(warm).cloned().collect();
+    let axis = axis(&all, param, log);
+    let points_of = |trials: &[TrialData]| -> Vec<(f64, f64, String)> {
+        trials
+            .iter()
+            .filter_map(|r| {
+                let x = axis.position(r.row.params.get(param)?)?;
+                let (y, _) = r.row.best(objective, goal)?;
+                y.is_finite().then(|| (x, y, r.row.id.clone()))
+            })
+            .collect()
+    };
+    let (points, warm) = (points_of(runs), points_of(warm));
+    let (lo, hi) = range_of(points.iter().chain(&warm).map(|p| &p.1));
     Scatter {
         param: param.to_string(),
         objective: objective.to_string(),
         axis,
         best: best_run(runs, objective, goal),
         y_range: padded(lo, hi),
+        lenders: if warm.is_empty() { Vec::new() } else { lenders.iter().map(|s| s.to_string()).collect() },
         points,
+        warm,
     }
 }
 

@@ -192,6 +192,8 @@ pub struct SweepSpec {
     pub bayes: TpeSettings,
     /// `[early_terminate]`: the pruner, if any.
     pub early_terminate: Option<EarlyTerminate>,
+    /// `[bayes] warm_start`: other sweeps of the tracker whose trials TPE also learns from.
+    pub warm_start: Vec<String>,
     /// `[[enqueue]]`: configurations put first, each naming some parameters (checked against
     /// the space); the sampler draws the rest.
     pub enqueue: Vec<Point>,
@@ -287,11 +289,13 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
         bayes,
         early_terminate,
         enqueue: Vec::new(),
+        warm_start: Vec::new(),
         text: text.to_string(),
         path: path.to_path_buf(),
     };
     let mut spec = spec;
     spec.enqueue = v.enqueue(root, &spec.space());
+    spec.warm_start = v.warm_start(root, &spec.name);
     // Every trial must be a valid config: check them now so that a bad value fails here.
     check_trials(&spec, &mut v, root);
     if v.problems.is_empty() { Ok(spec) } else { Err(v.finish()) }

@@ -16,7 +16,7 @@ use crate::study::space::{Condition, Dimension, Space, same_value};
 use crate::study::tpe::{Tpe, TpeSettings};
 
 const TYPES: &[&str] = &["median", "percentile", "patient", "threshold", "asha", "hyperband"];
-const BAYES_KEYS: &[&str] = &["startup_trials", "candidates", "multivariate", "constant_liar"];
+const BAYES_KEYS: &[&str] = &["startup_trials", "candidates", "multivariate", "constant_liar", "warm_start"];
 
 /// `[early_terminate]`: the rule that stops unpromising trials at an epoch boundary.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +117,28 @@ impl Validator<'_> {
             settings.constant_liar = on;
         }
         settings
+    }
+
+    /// `[bayes] warm_start = ["sweep-a", ...]`: other sweeps of the tracker TPE learns from
+    /// (whether they exist is checked when the sweep is registered).
+    pub(super) fn warm_start(&mut self, root: &toml_edit::Table, own_name: &str) -> Vec<String> {
+        let Some(item) = root.get("bayes").and_then(Item::as_table_like).and_then(|t| t.get("warm_start")) else { return Vec::new() };
+        let names: Option<Vec<&str>> = item.as_array().and_then(|a| a.iter().map(|v| v.as_str()).collect());
+        let Some(names) = names else {
+            self.report(item.span(), "bayes.warm_start must be a list of sweep names, e.g. warm_start = [\"hue\"]".into());
+            return Vec::new();
+        };
+        let mut sweeps = Vec::new();
+        for name in names {
+            if let Err(e) = crate::store::validate_sweep_name(name) {
+                self.report(item.span(), format!("bayes.warm_start: {e}"));
+            } else if name == own_name {
+                self.report(item.span(), format!("bayes.warm_start names this sweep ({name:?}); TPE already learns from its own trials"));
+            } else if !sweeps.iter().any(|s: &String| s == name) {
+                sweeps.push(name.to_string());
+            }
+        }
+        sweeps
     }
 
     /// `[early_terminate]`: type and its settings; `max_iter` defaults to `train.epochs`.
