@@ -596,3 +596,28 @@ fn chromium_sees_a_new_epoch_on_the_sweep_page_without_a_reload() {
     let colours: HashSet<[u8; 3]> = shot.pixels().map(|p| p.0).collect();
     assert!(colours.len() > 100, "the screenshot looks blank: {} colours", colours.len());
 }
+
+/// Issue 25, item 3: the dashboard's page of a warm-started sweep says what the other sweep
+/// lends, links to it, and draws the lent trials as grey rings in its scatter charts.
+#[test]
+fn a_warm_started_sweep_page_links_its_lender_and_draws_its_trials() {
+    let runs = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &str| {
+        let text = format!(
+            "name = \"{name}\"\nmethod = \"bayes\"\nrun_cap = 4\nseed = 2\n{}[train]\nepochs = 1\nbatch_size = 6\n[bayes]\nstartup_trials = 3\n{extra}\n[parameters]\n\"train.learning_rate\" = {{ distribution = \"log_uniform_values\", min = 0.00001, max = 0.05 }}\n",
+            common::TINY_DATA_AND_MODEL
+        );
+        let file = runs.path().join(format!("{name}.toml"));
+        std::fs::write(&file, text).unwrap();
+        common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--workers", "1", "--plain", "--no-plot"]).assert().success();
+    };
+    run("lender", "");
+    run("borrower", "warm_start = [\"lender\"]");
+    let server = Server::start(runs.path(), &[]);
+    let page = server.page("/sweeps/borrower");
+    assert!(page.contains("warm start: TPE also learns from <a href=\"/sweeps/lender\">4 trial(s) of lender</a>"), "{page}");
+    assert!(page.contains("grey rings: warm start from lender"), "the scatter's caption names the lender");
+    assert!(page.to_lowercase().contains("#808080"), "the lent trials are drawn in the warm-start grey");
+    let cold = server.page("/sweeps/lender");
+    assert!(!cold.contains("warm start") && !cold.to_lowercase().contains("#808080"), "a sweep without warm start shows none");
+}
