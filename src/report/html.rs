@@ -23,7 +23,9 @@ pub fn escape(s: &str) -> String {
 
 /// Percent-encodes a query or path value (everything but unreserved characters).
 pub fn url_encode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
 
 /// Where the links of a page point.
@@ -508,12 +510,7 @@ pub fn compare_page(runs: &[TrialRow]) -> String {
     }
     let _ = writeln!(body, "<h2>Metrics</h2>\n<table><tr><th>metric</th>{head}</tr>");
     let mut row = |label: &str, cells: Vec<String>| {
-        let _ = writeln!(
-            body,
-            "<tr><td class=\"l\">{}</td>{}</tr>",
-            escape(label),
-            cells.iter().map(|c| format!("<td>{}</td>", escape(c))).collect::<String>()
-        );
+        let _ = writeln!(body, "<tr><td class=\"l\">{}</td>{}</tr>", escape(label), cells.iter().map(|c| format!("<td>{}</td>", escape(c))).collect::<String>());
     };
     row("status", runs.iter().map(|r| r.status.as_str().to_string()).collect());
     row("epochs", runs.iter().map(|r| r.epochs().to_string()).collect());
@@ -521,10 +518,7 @@ pub fn compare_page(runs: &[TrialRow]) -> String {
         for m in METRIC_NAMES {
             let key = format!("{split}_{m}");
             let goal = crate::config::Goal::for_metric(&key);
-            row(
-                &format!("best {key}"),
-                runs.iter().map(|r| r.best(&key, goal).map(|(v, e)| format!("{} @{e}", fmt_num(v))).unwrap_or("-".into())).collect(),
-            );
+            row(&format!("best {key}"), runs.iter().map(|r| r.best(&key, goal).map(|(v, e)| format!("{} @{e}", fmt_num(v))).unwrap_or("-".into())).collect());
             row(&format!("final {key}"), runs.iter().map(|r| r.last(&key).map(fmt_num).unwrap_or("-".into())).collect());
         }
     }

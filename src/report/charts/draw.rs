@@ -302,12 +302,13 @@ impl Figure for Scatter {
             )
             .map_err(err)?;
         }
+        // Below the axes, bottom left: the plot area's corners may hold points.
         if !s.lenders.is_empty() {
-            let (w, _) = root.dim_in_pixel();
+            let (_, h) = root.dim_in_pixel();
             root.draw_text(
                 &format!("grey rings: warm start from {}", s.lenders.join(", ")),
-                &TextStyle::from((FONT, 13).into_font()).color(&WARM).pos(Pos::new(HPos::Right, VPos::Top)),
-                (w as i32 - 20, 58),
+                &TextStyle::from((FONT, 13).into_font()).color(&WARM).pos(Pos::new(HPos::Left, VPos::Bottom)),
+                (14, h as i32 - 8),
             )
             .map_err(err)?;
         }

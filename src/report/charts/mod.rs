@@ -77,9 +77,8 @@ pub fn warm_start(store: &dyn Store, sweep: &str, spec: &str) -> Result<WarmStar
     let mut warm = WarmStart::default();
     for source in warm::sources(store, &spec.warm_start, &spec.metric.name, &swept, &spec.base)? {
         warm.sources.push((source.sweep.clone(), source.describe()));
-        for row in &source.trials {
-            warm.trials.push(TrialData { row: store.trial(&row.id)?, metrics: store.metrics(&row.id)? });
-        }
+        let lent: std::collections::HashSet<&str> = source.trials.iter().map(|t| t.id.as_str()).collect();
+        warm.trials.extend(load_trials(store, &source.sweep)?.into_iter().filter(|t| lent.contains(t.row.id.as_str())));
     }
     Ok(warm)
 }

@@ -248,8 +248,8 @@ impl Axis {
 
 /// The axis of parameter `key` over `runs`: numeric when every value is a number (log if
 /// `log` and all are positive), categorical otherwise (strings, booleans), in sorted order.
-pub fn axis(runs: &[TrialData], key: &str, log: bool) -> Axis {
-    let values: Vec<&serde_json::Value> = runs.iter().filter_map(|r| r.row.params.get(key)).collect();
+pub fn axis<'a>(runs: impl IntoIterator<Item = &'a TrialData>, key: &str, log: bool) -> Axis {
+    let values: Vec<&serde_json::Value> = runs.into_iter().filter_map(|r| r.row.params.get(key)).collect();
     let numbers: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).filter(|v| v.is_finite()).collect();
     if !values.is_empty() && numbers.len() == values.len() {
         let (min, max) = range_of(numbers.iter());
@@ -289,8 +289,7 @@ pub fn scatter_with_warm_start(
     objective: &str,
     goal: Goal,
 ) -> Scatter {
-    let all: Vec<TrialData> = runs.iter().chain(warm).cloned().collect();
-    let axis = axis(&all, param, log);
+    let axis = axis(runs.iter().chain(warm), param, log);
     let points_of = |trials: &[TrialData]| -> Vec<(f64, f64, String)> {
         trials
             .iter()
