@@ -29,7 +29,7 @@ use sweep::config::Goal;
 use sweep::study::history::{History, Point, TrialRecord, TrialState};
 use sweep::study::sampler::{Random, Sampler};
 use sweep::study::space::{Condition, Dimension, Space};
-use sweep::study::spec::{Domain, Parameter};
+use sweep::study::space::{Domain, Parameter};
 use sweep::study::tpe::{Tpe, TpeSettings};
 
 const BRANIN_OPT: f64 = 0.397_887_357_729_739;

@@ -2,9 +2,9 @@
 //!
 //! [`spec`] reads a sweep file (TOML with spans, every problem reported with file:line:column)
 //! into the parameter space and expands it into trials, each a resolved `TrialConfig` identified by
-//! its hash. The rest is the search itself, after Optuna's roles: [`history`] is the read-only
-//! snapshot of a sweep's trials that policies decide from (Optuna's frozen trials), [`space`] the
-//! parameters with their conditions, [`sampler`] grid and random search and [`tpe`] Bayesian
+//! its hash. The rest is the search itself, after Optuna's roles, and none of it reads a file:
+//! [`history`] is the read-only snapshot of a sweep's trials that policies decide from (Optuna's
+//! frozen trials), [`space`] the parameters (their domains and conditions), [`sampler`] grid and random search and [`tpe`] Bayesian
 //! search (what to try next), [`pruner`] the early-stopping rules (whether a trial goes on), and
 //! [`objective`] the trial as a learning curve, with a fake one for tests. Policies return
 //! decisions; the runner acts on them.

@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 use crate::study::history::Point;
 use crate::study::pruner::Decision;
 use crate::study::space::point_key;
-use crate::study::spec::{Domain, Parameter};
+use crate::study::space::{Domain, Parameter};
 
 /// How a trial that did not fail ended.
 #[derive(Debug, Clone, PartialEq)]

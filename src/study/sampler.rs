@@ -207,7 +207,8 @@ mod tests {
     use crate::config::Goal;
     use crate::study::history::{TrialRecord, TrialState};
     use crate::study::space::{Condition, Dimension};
-    use crate::study::spec::{self, Domain, Parameter};
+    use crate::study::space::{Domain, Parameter};
+    use crate::study::spec;
 
     fn values(key: &str, vs: &[Json]) -> Parameter {
         Parameter { key: key.into(), domain: Domain::Values(vs.to_vec()) }

@@ -6,9 +6,9 @@
 use serde_json::Value as Json;
 use toml_edit::Item;
 
-use super::{Domain, SweepSpec, Validator, did_you_mean_suffix, quantise};
+use super::{SweepSpec, Validator, did_you_mean_suffix};
 use crate::study::history::Point;
-use crate::study::space::{Space, same_value};
+use crate::study::space::{Domain, Space, quantise, same_value};
 
 /// Why a fixed configuration does not fit a sweep's space, one `(key, message)` per problem
 /// (the key is the parameter's, or empty for the configuration as a whole).

@@ -17,8 +17,6 @@ pub mod search;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use rand::RngExt;
-use rand::rngs::ChaCha8Rng;
 use serde_json::{Map, Value as Json, json};
 use toml_edit::{Document, Item, TableLike};
 
@@ -26,6 +24,7 @@ use crate::config::Goal;
 use crate::config::{Objective, OptimizerKind, Schedule, SplitBy, TrialConfig};
 use crate::study::history::Point;
 use crate::study::sampler::{Grid, Random};
+use crate::study::space::{Domain, Parameter};
 use crate::study::tpe::TpeSettings;
 use crate::util::did_you_mean;
 pub use search::{Conditions, EarlyTerminate};
@@ -70,108 +69,6 @@ impl Method {
             Method::Bayes => "bayes",
         }
     }
-}
-
-/// Where a parameter's values come from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Domain {
-    /// A fixed value.
-    Value(Json),
-    /// A list: the grid's axis, or a uniform categorical choice in random search.
-    Values(Vec<Json>),
-    Uniform {
-        min: f64,
-        max: f64,
-    },
-    /// Log-uniform between two values (e.g. learning rates 1e-4 to 1e-2).
-    LogUniformValues {
-        min: f64,
-        max: f64,
-    },
-    IntUniform {
-        min: i64,
-        max: i64,
-    },
-    /// Uniform, rounded to a multiple of q.
-    QUniform {
-        min: f64,
-        max: f64,
-        q: f64,
-    },
-    Categorical {
-        values: Vec<Json>,
-        probabilities: Vec<f64>,
-    },
-}
-
-impl Domain {
-    /// Whether the domain is a finite list (usable in a grid).
-    pub fn is_finite(&self) -> bool {
-        matches!(self, Domain::Value(_) | Domain::Values(_) | Domain::Categorical { .. })
-    }
-
-    /// Whether plots should use a log axis for this parameter.
-    pub fn is_log(&self) -> bool {
-        matches!(self, Domain::LogUniformValues { .. })
-    }
-
-    /// The values of a finite domain, in order (empty for a distribution).
-    pub(crate) fn grid_values(&self) -> Vec<Json> {
-        match self {
-            Domain::Value(v) => vec![v.clone()],
-            Domain::Values(vs) | Domain::Categorical { values: vs, .. } => vs.clone(),
-            _ => Vec::new(),
-        }
-    }
-
-    /// One draw from the domain. Random search's draws, and so the identities of recorded
-    /// random trials, depend on the exact numbers this takes from the stream.
-    pub(crate) fn sample(&self, rng: &mut ChaCha8Rng) -> Json {
-        match self {
-            Domain::Value(v) => v.clone(),
-            Domain::Values(vs) => vs[rng.random_range(0..vs.len())].clone(),
-            Domain::Uniform { min, max } => json!(rng.random_range(*min..=*max)),
-            Domain::LogUniformValues { min, max } => json!(rng.random_range(min.ln()..=max.ln()).exp()),
-            Domain::IntUniform { min, max } => json!(rng.random_range(*min..=*max)),
-            Domain::QUniform { min, max, q } => json!(quantise(rng.random_range(*min..=*max), *min, *max, *q)),
-            Domain::Categorical { values, probabilities } => {
-                let u: f64 = rng.random();
-                let mut acc = 0.0;
-                for (v, p) in values.iter().zip(probabilities) {
-                    acc += p;
-                    if u < acc {
-                        return v.clone();
-                    }
-                }
-                values.last().cloned().unwrap_or(Json::Null)
-            }
-        }
-    }
-}
-
-/// `x` rounded to the nearest multiple of `q` that lies in `[min, max]` (the validator makes sure
-/// there is one), to 12 decimals: `min 0, max 0.5, q 0.3` gives 0 or 0.3, never 0.6. A draw whose
-/// nearest multiple is inside the range keeps it, so random trials drawn before this rule keep
-/// their values.
-pub(crate) fn quantise(x: f64, min: f64, max: f64, q: f64) -> f64 {
-    let k = (x / q).round();
-    let v = quantised_range(min, max, q).map_or(k, |(low, high)| k.clamp(low, high)) * q;
-    (v * 1e12).round() / 1e12
-}
-
-/// The multiples of `q` in `[min, max]` as the first and last k of k * q; None when there is none.
-/// A bound within 1e-9 q of a multiple counts as that multiple (0.3 / 0.1 is 2.9999999999999996).
-pub(crate) fn quantised_range(min: f64, max: f64, q: f64) -> Option<(f64, f64)> {
-    let (low, high) = ((min / q - 1e-9).ceil(), (max / q + 1e-9).floor());
-    (low <= high).then_some((low, high))
-}
-
-/// One swept parameter.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Parameter {
-    /// The setting it addresses, e.g. `augment.hue_delta`.
-    pub key: String,
-    pub domain: Domain,
 }
 
 /// A validated sweep file.

@@ -5,9 +5,10 @@ use serde_json::Value as Json;
 use toml_edit::{Item, TableLike};
 
 use super::{
-    Conditions, DISTRIBUTIONS, Domain, Method, PARAM_KEYS, Parameter, SECTIONS, Validator, check_type, collect_parameter_entries,
-    did_you_mean_suffix, unknown_key_message,
+    Conditions, DISTRIBUTIONS, Method, PARAM_KEYS, SECTIONS, Validator, check_type, collect_parameter_entries, did_you_mean_suffix,
+    unknown_key_message,
 };
+use crate::study::space::{Domain, Parameter, quantised_range};
 
 impl Validator<'_> {
     pub(super) fn parameters(&mut self, root: &toml_edit::Table, defaults: &Json, method: Method) -> (Vec<Parameter>, Conditions) {
@@ -184,7 +185,7 @@ impl Validator<'_> {
                 self.report(e.at("q"), format!("parameter {key:?}: q must be > 0"));
                 return None;
             }
-            "q_uniform" if super::quantised_range(min, max, q).is_none() => {
+            "q_uniform" if quantised_range(min, max, q).is_none() => {
                 self.report(
                     e.at("q"),
                     format!("parameter {key:?}: no multiple of q = {q} lies between min = {min} and max = {max}; make q smaller or the range wider"),

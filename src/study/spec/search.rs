@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 use toml_edit::{Item, TableLike};
 
-use super::{Domain, Method, Parameter, SweepSpec, Trial, Validator, did_you_mean_suffix, resolve, unknown_key_message};
+use super::{Method, SweepSpec, Trial, Validator, did_you_mean_suffix, resolve, unknown_key_message};
 use crate::study::history::Point;
 use crate::study::pruner::{Asha, Hyperband, Patient, Percentile, Pruner, PrunerError, Threshold};
 use crate::study::sampler::{Grid, Random, Sampler};
-use crate::study::space::{Condition, Dimension, Space, same_value};
+use crate::study::space::{Condition, Dimension, Domain, Parameter, Space, same_value};
 use crate::study::tpe::{Tpe, TpeSettings};
 
 const TYPES: &[&str] = &["median", "percentile", "patient", "threshold", "asha", "hyperband"];

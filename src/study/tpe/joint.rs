@@ -18,8 +18,8 @@ use serde_json::Value as Json;
 
 use super::parzen::{Scale, log_sum_exp, truncated_log_pdf, truncated_normal};
 use super::{pick, recency_weights};
+use crate::study::space::Domain;
 use crate::study::space::same_value;
-use crate::study::spec::Domain;
 
 /// How one parameter of a group is modelled.
 #[derive(Debug, Clone)]

@@ -34,8 +34,8 @@ use self::joint::{Axis, Joint};
 use self::parzen::{Parzen, Scale};
 use crate::study::history::{History, Point, TrialRecord, TrialState};
 use crate::study::sampler::{Random, Sampler, seen};
+use crate::study::space::Domain;
 use crate::study::space::{Dimension, Space, point_key, same_value};
-use crate::study::spec::Domain;
 
 /// TPE's settings; the defaults are Optuna 5's.
 #[derive(Debug, Clone, PartialEq)]
@@ -346,7 +346,7 @@ mod tests {
     use crate::config::Goal;
     use crate::study::objective::{FakeCurve, run_study};
     use crate::study::space::Condition;
-    use crate::study::spec::Parameter;
+    use crate::study::space::Parameter;
 
     fn trial(number: usize, state: TrialState, point: Point, values: &[f64]) -> TrialRecord {
         TrialRecord { number, point, state, values: values.iter().enumerate().map(|(i, v)| (i + 1, *v)).collect() }

@@ -6,7 +6,7 @@ use rand::rngs::ChaCha8Rng;
 use serde_json::{Value as Json, json};
 
 use super::{pick, recency_weights};
-use crate::study::spec::Domain;
+use crate::study::space::Domain;
 
 /// Where a numeric domain is modelled, [low, high]: a log domain in log space; integer and
 /// quantised domains as continuous ones whose draws are rounded, an integer domain widened by
@@ -63,7 +63,7 @@ impl Scale {
             Kind::Linear => json!(x.clamp(self.low, self.high)),
             Kind::Log { min, max } => json!(x.exp().clamp(min, max)),
             Kind::Int { min, max } => json!((x.round() as i64).clamp(min, max)),
-            Kind::Quantised { min, max, q } => json!(crate::study::spec::quantise(x.clamp(min, max), min, max, q)),
+            Kind::Quantised { min, max, q } => json!(crate::study::space::quantise(x.clamp(min, max), min, max, q)),
         }
     }
 }
