@@ -8,7 +8,7 @@ use image::{GrayImage, Rgb, RgbImage};
 use super::augment::Draw;
 use super::{DataStats, Sample};
 use crate::config::Augment;
-use crate::report::canvas::{Canvas, fit, mask_to_rgb, overlay};
+use crate::canvas::{Canvas, fit, mask_to_rgb, overlay};
 
 const TILE_W: u32 = 200;
 const TILE_H: u32 = 150;
@@ -153,6 +153,6 @@ fn overlay_outline(img: &RgbImage, mask: &GrayImage) -> RgbImage {
     let full = overlay(img, mask);
     RgbImage::from_fn(img.width(), img.height(), |x, y| {
         let o = *full.get_pixel(x, y);
-        if o.0 == crate::report::canvas::MASK_TINT { o } else { *img.get_pixel(x, y) }
+        if o.0 == crate::canvas::MASK_TINT { o } else { *img.get_pixel(x, y) }
     })
 }

@@ -1,10 +1,8 @@
 //! Text, CSV and JSON renderings of what the tracker holds: run lists, one run's history,
 //! comparisons, leaderboards and exports. Pure functions from rows to strings.
 
-pub mod canvas;
 pub mod charts;
 pub mod filter;
-pub mod fonts;
 pub mod html;
 pub mod importance;
 

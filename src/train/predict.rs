@@ -10,7 +10,7 @@ use image::{GrayImage, RgbImage};
 use crate::config::Augment;
 use crate::config::TrialConfig;
 use crate::data::{self, DataError};
-use crate::report::canvas::{Canvas, fit, mask_to_rgb, overlay, save_png};
+use crate::canvas::{Canvas, fit, mask_to_rgb, overlay, save_png};
 use crate::train::TrainError;
 use crate::train::checkpoint::{CheckpointKind, TrainState, TrialDir};
 use crate::train::metrics::SplitMetrics;
@@ -168,7 +168,7 @@ pub fn prediction_grid(runs_dir: &Path, sweep: &str, run: &str, device: &Device,
 /// The prediction grid of [`prediction_grid`] as PNG bytes (for `sweep ui`, which keeps it in memory).
 pub fn prediction_grid_png(runs_dir: &Path, sweep: &str, run: &str, device: &Device, samples: usize) -> Result<Vec<u8>, TrainError> {
     let canvas = draw_prediction_grid(runs_dir, sweep, run, device, samples)?;
-    crate::report::canvas::png_bytes(canvas.image()).map_err(TrainError::io(Path::new(run)))
+    crate::canvas::png_bytes(canvas.image()).map_err(TrainError::io(Path::new(run)))
 }
 
 fn draw_prediction_grid(runs_dir: &Path, sweep: &str, run: &str, device: &Device, samples: usize) -> Result<Canvas, TrainError> {

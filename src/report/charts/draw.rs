@@ -10,7 +10,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::series::{Axis, Chart, Parallel, Scatter};
 use crate::report::importance::ParamImportance;
-use crate::report::fonts::register_fonts;
+use crate::canvas::fonts::register_fonts;
 
 /// Learning-curve and scatter charts.
 pub const CHART_SIZE: (u32, u32) = (1000, 600);
@@ -66,7 +66,7 @@ pub fn png(figure: &impl Figure, path: &Path) -> DrawResult<()> {
         root.present().map_err(err)?;
     }
     let img = image::RgbImage::from_raw(size.0, size.1, buffer).ok_or("buffer size")?;
-    crate::report::canvas::save_png(&img, path).map_err(err)?;
+    crate::canvas::save_png(&img, path).map_err(err)?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! A raster canvas for image grids (data samples, predictions): tiles of images plus text labels,
-//! saved as PNG. Text goes through plotters with the font shipped in the binary, so it renders on
-//! machines without any system font.
+//! saved as PNG. Text goes through plotters with the font shipped in the binary ([`fonts`]), so it
+//! renders on machines without any system font. A leaf: the data, training and report modules all
+//! draw with it, and it imports none of them.
 
 use std::path::Path;
 
@@ -8,7 +9,9 @@ use image::{GrayImage, Rgb, RgbImage};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::fonts::register_fonts;
+pub mod fonts;
+
+use fonts::register_fonts;
 
 /// The colour a car mask is drawn with in overlays.
 pub const MASK_TINT: [u8; 3] = [255, 40, 40];
