@@ -7,8 +7,8 @@ use image::{GrayImage, Rgb, RgbImage};
 
 use super::augment::Draw;
 use super::{DataStats, Sample};
-use crate::config::Augment;
 use crate::canvas::{Canvas, fit, mask_to_rgb, overlay};
+use crate::config::Augment;
 
 const TILE_W: u32 = 200;
 const TILE_H: u32 = 150;

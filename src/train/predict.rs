@@ -7,10 +7,10 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 use image::{GrayImage, RgbImage};
 
+use crate::canvas::{Canvas, fit, mask_to_rgb, overlay, save_png};
 use crate::config::Augment;
 use crate::config::TrialConfig;
 use crate::data::{self, DataError};
-use crate::canvas::{Canvas, fit, mask_to_rgb, overlay, save_png};
 use crate::train::TrainError;
 use crate::train::checkpoint::{CheckpointKind, TrainState, TrialDir};
 use crate::train::metrics::SplitMetrics;
