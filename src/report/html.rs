@@ -28,6 +28,72 @@ pub fn url_encode(s: &str) -> String {
         .collect()
 }
 
+/// The dashboard's routes, written once: `sweep ui` serves [`Route::pattern`] and the pages link
+/// with [`Route::to`], so a link and the route it points at cannot drift apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The sweeps.
+    Index,
+    /// A sweep: `/sweeps/NAME` (`?sort=`, `?where=`).
+    Sweep,
+    /// A trial: `/runs/ID`.
+    Trial,
+    /// A trial's prediction grid, drawn when asked for: `/runs/ID/predictions.png?epoch=N`.
+    Predictions,
+    /// Trials side by side: `/compare?runs=a,b`.
+    Compare,
+    /// The JSON state that a live page polls: of the sweeps, of a sweep, of a trial.
+    SweepsState,
+    SweepState,
+    TrialState,
+    /// A file under the runs directory: `/files/PATH`.
+    File,
+}
+
+impl Route {
+    /// Every route, for the server.
+    pub const ALL: [Route; 9] = [
+        Route::Index,
+        Route::Sweep,
+        Route::Trial,
+        Route::Predictions,
+        Route::Compare,
+        Route::SweepsState,
+        Route::SweepState,
+        Route::TrialState,
+        Route::File,
+    ];
+
+    /// The path pattern in axum's syntax (`{name}` one segment, `{*path}` the rest).
+    pub fn pattern(self) -> &'static str {
+        match self {
+            Route::Index => "/",
+            Route::Sweep => "/sweeps/{name}",
+            Route::Trial => "/runs/{id}",
+            Route::Predictions => "/runs/{id}/predictions.png",
+            Route::Compare => "/compare",
+            Route::SweepsState => "/api/sweeps",
+            Route::SweepState => "/api/sweeps/{name}",
+            Route::TrialState => "/api/runs/{id}",
+            Route::File => "/files/{*path}",
+        }
+    }
+
+    /// The path of this route for `value` (a sweep name, a trial id, a file's path segments
+    /// joined by `/`): a one-segment value is percent-encoded, a file path is taken as given
+    /// (its segments encoded by the caller); routes without a value ignore it.
+    pub fn to(self, value: &str) -> String {
+        let pattern = self.pattern();
+        match (pattern.find('{'), pattern.find('}')) {
+            (Some(open), Some(close)) => {
+                let filled = if pattern[open..].starts_with("{*") { value.to_string() } else { url_encode(value) };
+                format!("{}{filled}{}", &pattern[..open], &pattern[close + 1..])
+            }
+            _ => pattern.to_string(),
+        }
+    }
+}
+
 /// Where the links of a page point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Links {
@@ -40,14 +106,14 @@ pub enum Links {
 impl Links {
     fn trial(self, id: &str) -> String {
         match self {
-            Links::Server => format!("<a href=\"/runs/{}\">{}</a>", url_encode(id), escape(id)),
+            Links::Server => format!("<a href=\"{}\">{}</a>", escape(&Route::Trial.to(id)), escape(id)),
             Links::Files => escape(id),
         }
     }
 
     fn sweep(self, name: &str) -> String {
         match self {
-            Links::Server => format!("<a href=\"/sweeps/{}\">{}</a>", url_encode(name), escape(name)),
+            Links::Server => format!("<a href=\"{}\">{}</a>", escape(&Route::Sweep.to(name)), escape(name)),
             Links::Files => escape(name),
         }
     }
@@ -98,7 +164,7 @@ pub fn layout(title: &str, body: &str, links: Links, state: Option<&str>) -> Str
         state.map(|s| format!(" data-state=\"{}\"", escape(s))).unwrap_or_default()
     );
     if links == Links::Server {
-        html.push_str("<header><a href=\"/\">sweep</a> · read-only dashboard</header>\n");
+        let _ = writeln!(html, "<header><a href=\"{}\">sweep</a> · read-only dashboard</header>", Route::Index.pattern());
     }
     let _ = write!(html, "<main>\n{body}</main>\n");
     if state.is_some() {
@@ -182,7 +248,7 @@ pub fn sweeps_page(sweeps: &[SweepSummary]) -> String {
         body.push_str("</table>\n");
     }
     body.push_str("</div>\n");
-    layout("sweep: sweeps", &body, Links::Server, Some("/api/sweeps"))
+    layout("sweep: sweeps", &body, Links::Server, Some(Route::SweepsState.pattern()))
 }
 
 /// What the sweep page shows about parameter importance.
@@ -246,7 +312,7 @@ pub fn sweep_page(v: &SweepView) -> String {
             .warm_start
             .iter()
             .map(|(sweep, said)| match v.links {
-                Links::Server => format!("<a href=\"/sweeps/{}\">{}</a>", url_encode(sweep), escape(said)),
+                Links::Server => format!("<a href=\"{}\">{}</a>", escape(&Route::Sweep.to(sweep)), escape(said)),
                 Links::Files => escape(said),
             })
             .collect();
@@ -301,7 +367,7 @@ pub fn sweep_page(v: &SweepView) -> String {
     if let Some(spec) = v.spec {
         let _ = writeln!(body, "<h2>Sweep file</h2>\n<pre>{}</pre>", escape(spec));
     }
-    let state = format!("/api/sweeps/{}", url_encode(v.name));
+    let state = Route::SweepState.to(v.name);
     let live = (v.links == Links::Server).then_some(state.as_str());
     layout(&format!("sweep {}", v.name), &body, v.links, live)
 }
@@ -325,7 +391,7 @@ fn leaderboard(body: &mut String, v: &SweepView) {
         }
     };
     if server {
-        body.push_str("<form method=\"get\" action=\"/compare\">\n");
+        let _ = writeln!(body, "<form method=\"get\" action=\"{}\">", Route::Compare.pattern());
     }
     body.push_str("<table><tr><th>rank</th>");
     body.push_str(&header("id", "trial"));
@@ -463,7 +529,7 @@ pub fn trial_page(v: &TrialView) -> String {
         let _ = writeln!(body, "<tr{swept}><td class=\"l\">{}</td><td>{}</td></tr>", escape(k), escape(&fmt_param(val)));
     }
     body.push_str("</table>\n<p class=\"note\">Highlighted: the swept parameters.</p>\n");
-    let state = format!("/api/runs/{}", url_encode(&r.id));
+    let state = Route::TrialState.to(&r.id);
     layout(&format!("trial {}", r.id), &body, Links::Server, Some(&state))
 }
 
@@ -528,6 +594,28 @@ pub fn compare_page(runs: &[TrialRow]) -> String {
 
 /// A page that says what went wrong (404 for a missing trial or sweep, 400 for a bad request).
 pub fn message_page(title: &str, message: &str) -> String {
-    let body = format!("<h1>{}</h1>\n<p class=\"error\">{}</p>\n<p><a href=\"/\">all sweeps</a></p>\n", escape(title), escape(message));
+    let body = format!(
+        "<h1>{}</h1>\n<p class=\"error\">{}</p>\n<p><a href=\"{}\">all sweeps</a></p>\n",
+        escape(title),
+        escape(message),
+        Route::Index.pattern()
+    );
     layout(title, &body, Links::Server, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_is_filled_with_its_value_percent_encoded_and_a_file_path_as_given() {
+        assert_eq!(Route::Index.to("ignored"), "/");
+        assert_eq!(Route::Sweep.to("a b/c"), "/sweeps/a%20b%2Fc");
+        assert_eq!(Route::Trial.to("hue-1"), "/runs/hue-1");
+        assert_eq!(Route::Predictions.to("hue-1"), "/runs/hue-1/predictions.png");
+        assert_eq!(Route::TrialState.to("hue-1"), "/api/runs/hue-1");
+        assert_eq!(Route::File.to("hue/plots/a%20b.png"), "/files/hue/plots/a%20b.png");
+        let patterns: std::collections::BTreeSet<&str> = Route::ALL.iter().map(|r| r.pattern()).collect();
+        assert_eq!(patterns.len(), Route::ALL.len(), "every route has its own pattern");
+    }
 }

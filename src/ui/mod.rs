@@ -23,7 +23,9 @@ use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
+
+use crate::report::html::Route;
 
 pub use pages::{Dashboard, Reply};
 
@@ -126,21 +128,12 @@ async fn shutdown() {
     }
 }
 
-/// The routes: GET only (axum answers 405 to other methods on them), a 404 page elsewhere.
+/// The routes ([`Route::ALL`], each with its handler): GET only (axum answers 405 to other
+/// methods on them), a 404 page elsewhere.
 pub fn router(state: Arc<Dashboard>) -> Router {
-    Router::new()
-        .route("/", get(|State(d): State<Arc<Dashboard>>| answer(d, |d| d.index())))
-        .route("/sweeps/{name}", get(sweep))
-        .route("/runs/{id}", get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.trial(&id))))
-        .route(
-            "/runs/{id}/predictions.png",
-            get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.predictions(&id))),
-        )
-        .route("/compare", get(compare))
-        .route("/api/sweeps", get(|State(d): State<Arc<Dashboard>>| answer(d, |d| d.sweeps_state())))
-        .route("/api/sweeps/{name}", get(|State(d): State<Arc<Dashboard>>, UrlPath(n): UrlPath<String>| answer(d, move |d| d.sweep_state(&n))))
-        .route("/api/runs/{id}", get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.trial_state(&id))))
-        .route("/files/{*path}", get(|State(d): State<Arc<Dashboard>>, UrlPath(p): UrlPath<String>| answer(d, move |d| d.file(&p))))
+    Route::ALL
+        .into_iter()
+        .fold(Router::new(), |router, route| router.route(route.pattern(), handler(route)))
         .fallback(|uri: axum::http::Uri| async move {
             if uri.path().starts_with("/api/") {
                 into_response(Reply::json_error(404, "no such route; the JSON routes are /api/sweeps, /api/sweeps/NAME and /api/runs/ID"))
@@ -149,6 +142,21 @@ pub fn router(state: Arc<Dashboard>) -> Router {
             }
         })
         .with_state(state)
+}
+
+/// What answers a route; the match is exhaustive, so a route without a handler does not build.
+fn handler(route: Route) -> MethodRouter<Arc<Dashboard>> {
+    match route {
+        Route::Index => get(|State(d): State<Arc<Dashboard>>| answer(d, |d| d.index())),
+        Route::Sweep => get(sweep),
+        Route::Trial => get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.trial(&id))),
+        Route::Predictions => get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.predictions(&id))),
+        Route::Compare => get(compare),
+        Route::SweepsState => get(|State(d): State<Arc<Dashboard>>| answer(d, |d| d.sweeps_state())),
+        Route::SweepState => get(|State(d): State<Arc<Dashboard>>, UrlPath(n): UrlPath<String>| answer(d, move |d| d.sweep_state(&n))),
+        Route::TrialState => get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.trial_state(&id))),
+        Route::File => get(|State(d): State<Arc<Dashboard>>, UrlPath(p): UrlPath<String>| answer(d, move |d| d.file(&p))),
+    }
 }
 
 async fn sweep(State(d): State<Arc<Dashboard>>, UrlPath(name): UrlPath<String>, Query(query): Query<Vec<(String, String)>>) -> Response {

@@ -217,7 +217,7 @@ impl Dashboard {
             .unwrap_or_else(|e| Picture::Svg(html::escape(&e.to_string())));
         let best = checkpoints.iter().find(|c| c.kind == "best");
         let predictions = match best {
-            Some(c) => Ok(Picture::Url(format!("/runs/{}/predictions.png?epoch={}", html::url_encode(id), c.epoch))),
+            Some(c) => Ok(Picture::Url(format!("{}?epoch={}", html::Route::Predictions.to(id), c.epoch))),
             None => Err("This trial has no best checkpoint yet, so there is no prediction to show.".to_string()),
         };
         let checkpoint_links = checkpoints.iter().map(|c| self.file_link(Path::new(&c.path))).collect();
@@ -331,7 +331,7 @@ impl Dashboard {
         let canonical = path.canonicalize().ok()?;
         let relative = canonical.strip_prefix(&self.runs_dir).ok()?;
         let parts: Vec<String> = relative.components().map(|c| html::url_encode(&c.as_os_str().to_string_lossy())).collect();
-        Some(format!("/files/{}", parts.join("/")))
+        Some(html::Route::File.to(&parts.join("/")))
     }
 }
 
