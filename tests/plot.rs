@@ -6,8 +6,10 @@ use std::path::Path;
 
 use sweep::config::Goal;
 use sweep::config::Objective;
+use sweep::report::axis::Axis;
 use sweep::report::charts::draw::{self, CHART_SIZE, PANELS_SIZE, PARALLEL_SIZE};
-use sweep::report::charts::series::{self, Axis, TrialData};
+use sweep::report::charts::series;
+use sweep::store::TrialData;
 use sweep::store::{MetricRow, MetricSummary, TrialRow, TrialStatus};
 
 /// A run whose val iou climbs to `peak` over `epochs` epochs (NaN at epoch `nan_at`).
@@ -63,6 +65,7 @@ fn run(i: usize, epochs: i64, peak: f64, nan_at: Option<i64>) -> TrialData {
             ..TrialRow::default()
         },
         metrics,
+        checkpoints: Vec::new(),
     }
 }
 
@@ -77,7 +80,7 @@ fn learning_curves_skip_nan_highlight_the_best_and_name_the_varying_params() {
     let runs = runs(3);
     let chart = series::learning_curves(&runs, "iou", "val_iou", Goal::Maximize);
     assert_eq!(chart.series.len(), 6, "train and val for each run");
-    let best = series::best_run(&runs, "val_iou", Goal::Maximize).unwrap();
+    let best = sweep::store::best_id(&runs, "val_iou", Goal::Maximize).unwrap();
     assert_eq!(best, "s-3", "the highest peak (0.6 + 0.3 * 0.74)");
     assert!(chart.series.iter().filter(|s| s.highlighted).all(|s| s.run == best));
     assert_eq!(chart.series[0].run, best, "best first, as in the legend");
@@ -162,7 +165,7 @@ fn a_scatter_draws_warm_start_trials_apart_on_shared_axes() {
     assert_eq!(max, 0.5, "the axis spans the lent trials too");
     assert_eq!((s.points.len(), s.warm.len()), (4, 3));
     assert!(s.points.iter().all(|p| p.2.starts_with("s-")) && s.warm.iter().all(|p| p.2.starts_with("wa-")));
-    assert_eq!(s.best, series::best_run(&own, "val_iou", Goal::Maximize), "the best trial is the sweep's own");
+    assert_eq!(s.best, sweep::store::best_id(&own, "val_iou", Goal::Maximize), "the best trial is the sweep's own");
     assert!(s.y_range.1 >= 0.99, "the value range covers the lent trials");
     assert_eq!(s.lenders, ["wa"]);
     let dir = tempfile::tempdir().unwrap();
@@ -223,7 +226,7 @@ fn the_index_page_holds_the_leaderboard_and_every_chart() {
     let html = sweep::report::charts::index_html("s", &runs, &Objective::default(), &files);
     assert!(html.contains("<img src=\"curves_val_iou.png\"") && html.contains("<img src=\"predictions.png\""));
     let first_row = html.find("<tr class=\"best\">").unwrap();
-    let best = series::best_run(&runs, "val_iou", Goal::Maximize).unwrap();
+    let best = sweep::store::best_id(&runs, "val_iou", Goal::Maximize).unwrap();
     assert!(html[first_row..].starts_with(&format!("<tr class=\"best\"><td>1</td><td class=\"l\">{best}</td>")), "{html}");
     assert!(!html.contains("href=\"/") && !html.contains("<script"), "the offline export links to no route and polls nothing");
 }

@@ -256,17 +256,16 @@ pub fn ls(g: &Global, args: &LsArgs) -> Result<ExitCode> {
 pub fn show(g: &Global, args: &ShowTrialArgs) -> Result<ExitCode> {
     store::validate_trial_id(&args.run)?;
     let store = g.open_store()?;
-    let run = store.trial(&args.run)?;
+    let trial = store.trial_data_of(&args.run, store::Detail { metrics: true, checkpoints: true, settings: false })?;
     let config = store.trial_config(&args.run)?;
-    let (metrics, checkpoints) = (store.metrics(&args.run)?, store.checkpoints(&args.run)?);
     if args.json {
-        let mut v = report::export_json(&[(run, metrics)]).as_array_mut().and_then(|a| a.pop()).unwrap_or_default();
+        let mut v = export::table::json(std::slice::from_ref(&trial)).as_array_mut().and_then(|a| a.pop()).unwrap_or_default();
         v["objective"] = serde_json::json!({"metric": config.metric.name, "goal": config.metric.goal.as_str()});
-        v["checkpoints"] = serde_json::to_value(&checkpoints)?;
+        v["checkpoints"] = serde_json::to_value(&trial.checkpoints)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", report::show_trial(&run, &metrics, &checkpoints, &config.metric));
+    print!("{}", report::show_trial(&trial.row, &trial.metrics, &trial.checkpoints, &config.metric));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -453,17 +452,16 @@ fn export_file(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
     if let Some(s) = &args.sweep {
         store::find_sweep(store.as_ref(), s)?;
     }
-    let runs = store.trials(&TrialFilter { sweep: args.sweep.clone(), status: None })?;
-    let with_metrics: Vec<_> = runs.into_iter().map(|r| store.metrics(&r.id).map(|m| (r, m))).collect::<Result<_, _>>()?;
+    let trials = store.trial_data(&TrialFilter { sweep: args.sweep.clone(), status: None }, store::Detail::METRICS)?;
     let text = if args.format == ExportFormat::Csv {
-        report::export_csv(&with_metrics)
+        export::table::csv(&trials)
     } else {
-        format!("{}\n", serde_json::to_string_pretty(&report::export_json(&with_metrics))?)
+        format!("{}\n", serde_json::to_string_pretty(&export::table::json(&trials))?)
     };
     match &args.out {
         Some(path) => {
             crate::util::atomic_write(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("wrote {} runs to {}", with_metrics.len(), path.display());
+            eprintln!("wrote {} runs to {}", trials.len(), path.display());
         }
         None => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
@@ -515,7 +513,7 @@ fn check_export_flags(args: &ExportArgs) -> Result<()> {
 }
 
 /// The trials an export sends, and a note on the queued ones it leaves out.
-fn export_records(g: &Global, args: &ExportArgs) -> Result<Vec<export::TrialRecord>> {
+fn export_records(g: &Global, args: &ExportArgs) -> Result<Vec<store::TrialData>> {
     let store = g.open_store()?;
     let (records, queued) = export::gather(store.as_ref(), &TrialFilter { sweep: args.sweep.clone(), status: None })?;
     if queued > 0 {

@@ -93,6 +93,30 @@ impl Goal {
         }
     }
 
+    /// Orders two values best first in this direction, NaN after every number (two NaNs are
+    /// equal): a total order, so `sort_by(|a, b| goal.order(*a, *b))` puts the best first and a
+    /// diverged value never looks good in either direction. The one ranking rule of the crate.
+    ///
+    /// ```
+    /// use sweep::config::Goal;
+    /// let mut ious = [0.5, f64::NAN, 0.9];
+    /// ious.sort_by(|a, b| Goal::Maximize.order(*a, *b));
+    /// assert_eq!(ious[..2], [0.9, 0.5]);
+    /// assert!(ious[2].is_nan());
+    /// ```
+    pub fn order(self, a: f64, b: f64) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match (a.is_nan(), b.is_nan()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            (false, false) => match self {
+                Goal::Maximize => b.total_cmp(&a),
+                Goal::Minimize => a.total_cmp(&b),
+            },
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Goal::Minimize => "minimize",

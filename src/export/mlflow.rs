@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{ExportError, TrialRecord};
+use super::ExportError;
+use crate::store::TrialData;
 use crate::store::TrialStatus;
 
 /// MLflow's limits for one `runs/log-batch` request.
@@ -79,7 +80,7 @@ pub const USER_TAGS_TAG: &str = "sweep.tags";
 /// The tags of a trial's MLflow run: ours under `sweep.`, the tags people put on the trial under
 /// their own names (which `validate_tag_name` keeps out of `sweep.` and `mlflow.`), and the
 /// trial's note as the run's description.
-pub fn run_tags(rec: &TrialRecord) -> Vec<(String, String)> {
+pub fn run_tags(rec: &TrialData) -> Vec<(String, String)> {
     let r = &rec.row;
     let mut tags = vec![
         ("mlflow.runName".to_string(), r.id.clone()),
@@ -100,7 +101,7 @@ pub fn run_tags(rec: &TrialRecord) -> Vec<(String, String)> {
 }
 
 /// The names of the tags that carry the trial's own tags and note.
-fn user_tag_names(rec: &TrialRecord) -> BTreeSet<String> {
+fn user_tag_names(rec: &TrialData) -> BTreeSet<String> {
     let mut names: BTreeSet<String> = rec.row.tags.keys().cloned().collect();
     if rec.row.note.is_some() {
         names.insert(NOTE_TAG.to_string());
@@ -122,7 +123,7 @@ pub fn param_value(v: &Value) -> String {
 }
 
 /// Sends `records` to the server; see the module documentation for what is sent and when.
-pub fn export(target: &MlflowTarget, records: &[TrialRecord]) -> Result<MlflowReport, ExportError> {
+pub fn export(target: &MlflowTarget, records: &[TrialData]) -> Result<MlflowReport, ExportError> {
     let client = Client::new(&target.url)?;
     let mut report = MlflowReport::default();
     let mut done = Vec::new();
@@ -173,14 +174,9 @@ struct Sent {
 }
 
 /// Writes what `run_id` lacks of `rec`: params, metric steps, tags, artifacts, then its status.
-fn export_trial(
-    client: &Client,
-    target: &MlflowTarget,
-    run_id: &str,
-    rec: &TrialRecord,
-    existing: Option<&ExistingRun>,
-) -> Result<Sent, ExportError> {
+fn export_trial(client: &Client, target: &MlflowTarget, run_id: &str, rec: &TrialData, existing: Option<&ExistingRun>) -> Result<Sent, ExportError> {
     let params: Vec<Value> = rec
+        .row
         .settings
         .iter()
         .filter(|(k, _)| existing.is_none_or(|run| !run.params.contains(*k)))
@@ -209,7 +205,7 @@ fn export_trial(
 
 /// The trial's metric values the server does not have yet, as MLflow metrics (step = epoch,
 /// timestamp = the epoch's wall time in milliseconds).
-fn missing_metrics(client: &Client, run_id: &str, rec: &TrialRecord, existing: bool) -> Result<Vec<Value>, ExportError> {
+fn missing_metrics(client: &Client, run_id: &str, rec: &TrialData, existing: bool) -> Result<Vec<Value>, ExportError> {
     let mut out = Vec::new();
     for (key, series) in rec.metric_series() {
         let present = if existing { client.metric_steps(run_id, &key)? } else { BTreeSet::new() };
@@ -230,7 +226,7 @@ fn millis(unix: f64) -> i64 {
 
 /// The files uploaded as a trial's artifacts: its best checkpoint, and its two-panel chart if
 /// `sweep plot` drew one.
-fn artifact_files(target: &MlflowTarget, rec: &TrialRecord) -> Vec<(String, PathBuf)> {
+fn artifact_files(target: &MlflowTarget, rec: &TrialData) -> Vec<(String, PathBuf)> {
     let mut files = Vec::new();
     if let Some(best) = rec.checkpoints.iter().find(|c| c.kind == "best") {
         files.push(("checkpoints/best.ckpt".to_string(), PathBuf::from(&best.path)));
@@ -241,7 +237,7 @@ fn artifact_files(target: &MlflowTarget, rec: &TrialRecord) -> Vec<(String, Path
     files
 }
 
-fn upload_artifacts(client: &Client, target: &MlflowTarget, run_id: &str, rec: &TrialRecord) -> Result<usize, ExportError> {
+fn upload_artifacts(client: &Client, target: &MlflowTarget, run_id: &str, rec: &TrialData) -> Result<usize, ExportError> {
     let files = artifact_files(target, rec);
     if files.is_empty() {
         return Ok(0);
@@ -416,7 +412,7 @@ impl Client {
     }
 
     /// A new MLflow run for the trial, marked incomplete until its export finishes.
-    fn create_run(&self, experiment_id: &str, rec: &TrialRecord) -> Result<String, ExportError> {
+    fn create_run(&self, experiment_id: &str, rec: &TrialData) -> Result<String, ExportError> {
         let mut tags: Vec<Value> = run_tags(rec).into_iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
         tags.push(json!({"key": EXPORT_TAG, "value": "incomplete"}));
         let body = json!({
@@ -458,7 +454,7 @@ impl Client {
     }
 
     /// The run's status and end time from the trial's.
-    fn update_run(&self, run_id: &str, rec: &TrialRecord) -> Result<(), ExportError> {
+    fn update_run(&self, run_id: &str, rec: &TrialData) -> Result<(), ExportError> {
         let mut body = json!({"run_id": run_id, "status": run_status(rec.row.status), "run_name": rec.row.id});
         if let (true, Some(end)) = (rec.row.status.is_final(), rec.row.finished) {
             body["end_time"] = json!(millis(end));

@@ -1,77 +1,29 @@
 //! Exports to the tools people already use: an MLflow tracking server ([`mlflow`], through its
-//! REST API) and TensorBoard event files ([`tensorboard`]).
+//! REST API), TensorBoard event files ([`tensorboard`]), and CSV or JSON files ([`table`]).
 //!
-//! Both read the same [`TrialRecord`]s: a trial's row, every setting of its resolved config, its
-//! per-epoch metrics and its checkpoints, gathered once from the tracker through the `Store`
+//! All read the same [`TrialData`]: a trial's row, every setting of its resolved config, its
+//! per-epoch metrics and its checkpoints, gathered in one read of the tracker through the `Store`
 //! trait (exports never write the tracker). Queued trials have nothing to show yet and are left
 //! out; both exports can be run again at any time and update what they wrote before.
 
 pub mod mlflow;
+pub mod table;
 pub mod tensorboard;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::store::{CheckpointRow, MetricRow, Store, StoreError, TrialFilter, TrialRow, TrialStatus, settings_of};
-
-/// One trial as the exports see it.
-#[derive(Debug, Clone)]
-pub struct TrialRecord {
-    pub row: TrialRow,
-    /// Every setting of the resolved config by dotted key (`train.learning_rate`), swept or not.
-    pub settings: BTreeMap<String, serde_json::Value>,
-    /// Every recorded metric value, ordered by epoch.
-    pub metrics: Vec<MetricRow>,
-    pub checkpoints: Vec<CheckpointRow>,
-}
-
-impl TrialRecord {
-    /// The trial's metric values grouped by their export name (`val_iou`), each ordered by epoch.
-    pub fn metric_series(&self) -> BTreeMap<String, Vec<&MetricRow>> {
-        let mut out: BTreeMap<String, Vec<&MetricRow>> = BTreeMap::new();
-        for m in &self.metrics {
-            out.entry(metric_key(m)).or_default().push(m);
-        }
-        out
-    }
-
-    /// When the trial started (its creation when it never did), in Unix seconds.
-    pub fn start_time(&self) -> f64 {
-        self.row.started.unwrap_or(self.row.created)
-    }
-
-    /// Why the trial ended as it did: a pruning decision or an error, when there is one.
-    pub fn reason(&self) -> Option<&str> {
-        self.row.error.as_deref().filter(|e| !e.is_empty())
-    }
-}
-
-/// A metric's name outside the tracker: `<split>_<name>`, as `sweep ls` and the sweep file call it.
-pub fn metric_key(m: &MetricRow) -> String {
-    format!("{}_{}", m.split, m.name)
-}
+use crate::store::{Detail, Store, StoreError, TrialData, TrialFilter, TrialStatus};
 
 /// The trials an export sends: those `filter` selects that have started (queued trials are
 /// skipped), ordered as the tracker lists them. Returns the records and how many were skipped.
-pub fn gather(store: &dyn Store, filter: &TrialFilter) -> Result<(Vec<TrialRecord>, usize), StoreError> {
+pub fn gather(store: &dyn Store, filter: &TrialFilter) -> Result<(Vec<TrialData>, usize), StoreError> {
     if let Some(s) = &filter.sweep {
         crate::store::find_sweep(store, s)?;
     }
-    let rows = store.trials(filter)?;
-    let queued = rows.iter().filter(|r| r.status == TrialStatus::Queued).count();
-    let records = rows
-        .into_iter()
-        .filter(|r| r.status != TrialStatus::Queued)
-        .map(|row| {
-            Ok(TrialRecord {
-                settings: settings_of(&store.trial_config(&row.id)?),
-                metrics: store.metrics(&row.id)?,
-                checkpoints: store.checkpoints(&row.id)?,
-                row,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok((records, queued))
+    let mut trials = store.trial_data(filter, Detail::ALL)?;
+    let queued = trials.iter().filter(|t| t.row.status == TrialStatus::Queued).count();
+    trials.retain(|t| t.row.status != TrialStatus::Queued);
+    Ok((trials, queued))
 }
 
 /// What can go wrong exporting.

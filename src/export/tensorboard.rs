@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 use prost::Message as _;
 use serde_json::Value;
 
-use super::{ExportError, TrialRecord};
+use super::ExportError;
+use crate::store::TrialData;
 use crate::store::TrialStatus;
 
 /// What an export wrote.
@@ -38,7 +39,7 @@ pub fn scalar_tag(split: &str, name: &str) -> String {
 }
 
 /// Writes the event files of `records` under `dir`.
-pub fn export(dir: &Path, records: &[TrialRecord]) -> Result<TensorboardReport, ExportError> {
+pub fn export(dir: &Path, records: &[TrialData]) -> Result<TensorboardReport, ExportError> {
     let hparams = hparams(records);
     let keys = hparams.iter().map(|h| h.key.clone()).collect();
     let report = TensorboardReport { trials: records.len(), scalars: records.iter().map(|r| r.metrics.len()).sum(), hparams: keys };
@@ -54,7 +55,7 @@ pub fn export(dir: &Path, records: &[TrialRecord]) -> Result<TensorboardReport, 
 
 /// The trial's events in order: the file version, the HParams session start, every scalar by
 /// epoch, and the session end once the trial has ended.
-fn trial_events(rec: &TrialRecord, hparams: &[HParam]) -> Vec<Event> {
+fn trial_events(rec: &TrialData, hparams: &[HParam]) -> Vec<Event> {
     let start = rec.start_time();
     let mut events = vec![file_version(start), summary_event(start, 0, session_start(rec, hparams, start))];
     let mut metrics: Vec<_> = rec.metrics.iter().collect();
@@ -90,10 +91,10 @@ enum Source {
 }
 
 impl HParam {
-    fn value(&self, rec: &TrialRecord) -> Option<Value> {
+    fn value(&self, rec: &TrialData) -> Option<Value> {
         match self.source {
             Source::Param => rec.row.params.get(&self.key).cloned(),
-            Source::Setting => rec.settings.get(&self.key).cloned(),
+            Source::Setting => rec.row.settings.get(&self.key).cloned(),
             Source::Tag => rec.row.tags.get(self.key.strip_prefix("tag.")?).map(|v| Value::String(v.clone())),
         }
     }
@@ -101,11 +102,11 @@ impl HParam {
 
 /// The settings the HParams tab shows: every swept parameter of the exported trials, every
 /// other setting whose value differs between them, and every tag, as `tag.<name>`.
-fn hparams(records: &[TrialRecord]) -> Vec<HParam> {
+fn hparams(records: &[TrialData]) -> Vec<HParam> {
     let swept: BTreeSet<&String> = records.iter().flat_map(|r| r.row.params.keys()).collect();
     let mut keys: BTreeSet<&String> = swept.clone();
     if let Some(first) = records.first() {
-        keys.extend(first.settings.iter().filter(|(k, v)| records.iter().any(|r| r.settings.get(*k) != Some(*v))).map(|(k, _)| k));
+        keys.extend(first.row.settings.iter().filter(|(k, v)| records.iter().any(|r| r.row.settings.get(*k) != Some(*v))).map(|(k, _)| k));
     }
     let source = |k: &String| if swept.contains(k) { Source::Param } else { Source::Setting };
     let mut out: Vec<HParam> = keys.into_iter().map(|k| HParam { key: k.clone(), source: source(k) }).collect();
@@ -124,7 +125,7 @@ fn proto_value(v: &Value) -> ProtoValue {
     ProtoValue { kind: Some(kind) }
 }
 
-fn session_start(rec: &TrialRecord, hparams: &[HParam], start: f64) -> HParamsPluginData {
+fn session_start(rec: &TrialData, hparams: &[HParam], start: f64) -> HParamsPluginData {
     let values = hparams.iter().filter_map(|h| h.value(rec).map(|v| (h.key.clone(), proto_value(&v)))).collect();
     let info = SessionStartInfo { hparams: values, group_name: rec.row.id.clone(), start_time_secs: start };
     HParamsPluginData { version: 0, data: Some(PluginPayload::SessionStart(info)) }
@@ -146,7 +147,7 @@ fn session_end(status: TrialStatus, end: f64) -> HParamsPluginData {
     HParamsPluginData { version: 0, data: Some(PluginPayload::SessionEnd(info)) }
 }
 
-fn experiment_event(records: &[TrialRecord], hparams: &[HParam], created: f64) -> Event {
+fn experiment_event(records: &[TrialData], hparams: &[HParam], created: f64) -> Event {
     let sweeps: BTreeSet<&str> = records.iter().map(|r| r.row.sweep.as_str()).collect();
     let hparam_infos = hparams.iter().map(|h| hparam_info(records, h)).collect();
     let metrics: BTreeSet<(String, String)> = records.iter().flat_map(|r| r.metrics.iter().map(|m| (m.split.clone(), m.name.clone()))).collect();
@@ -173,7 +174,7 @@ fn experiment_event(records: &[TrialRecord], hparams: &[HParam], created: f64) -
 
 /// An hparam's type and domain from the values the trials took: an interval for numbers, the
 /// values seen for booleans and strings (anything else is shown as its JSON text).
-fn hparam_info(records: &[TrialRecord], h: &HParam) -> HParamInfo {
+fn hparam_info(records: &[TrialData], h: &HParam) -> HParamInfo {
     let values: Vec<Value> = records.iter().filter_map(|r| h.value(r)).collect();
     let distinct: BTreeSet<String> = values.iter().map(|v| v.to_string()).collect();
     let (data_type, domain) = if !values.is_empty() && values.iter().all(|v| v.is_number()) {

@@ -68,18 +68,16 @@ pub fn list(store: &dyn Store, listing: &Listing) -> Result<Vec<TrialRow>, Repor
     Ok(runs)
 }
 
-/// Orders runs by a field: a metric best first, anything else ascending; runs without it last.
+/// Orders trials by a field: a metric best first ([`Goal::order`], NaN last), anything else
+/// ascending; trials without the field last.
 pub fn sort_by_field(runs: &mut [TrialRow], key: &str) {
-    let descending = is_metric(key) && Goal::for_metric(key) == Goal::Maximize;
-    runs.sort_by(|a, b| {
-        let ord = match (field(a, key), field(b, key)) {
-            (Some(Value::Num(x)), Some(Value::Num(y))) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
-            (Some(x), Some(y)) => x.display().cmp(&y.display()),
-            (Some(_), None) => return std::cmp::Ordering::Less,
-            (None, Some(_)) => return std::cmp::Ordering::Greater,
-            (None, None) => std::cmp::Ordering::Equal,
-        };
-        if descending { ord.reverse() } else { ord }
+    let goal = is_metric(key).then(|| Goal::for_metric(key));
+    runs.sort_by(|a, b| match (field(a, key), field(b, key)) {
+        (Some(Value::Num(x)), Some(Value::Num(y))) => goal.map_or_else(|| x.total_cmp(&y), |g| g.order(x, y)),
+        (Some(x), Some(y)) => x.display().cmp(&y.display()),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
     });
 }
 
@@ -174,7 +172,12 @@ enum Op {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
     /// `field op value`; `at` is the value's offset in the text, for messages.
-    Cmp { field: String, op: OpToken, value: Value, at: usize },
+    Cmp {
+        field: String,
+        op: OpToken,
+        value: Value,
+        at: usize,
+    },
     All(Vec<Filter>),
     Any(Vec<Filter>),
     Not(Box<Filter>),
@@ -277,10 +280,7 @@ fn value_fits(field: &str, value: &Value) -> Result<(), String> {
     Err(match kind_of(field) {
         Kind::Number => format!("{field} is a number and {given:?} is not; compare it with a number, e.g. {field} > 0.5"),
         Kind::Bool => format!("{field} is true or false, not {given:?}; e.g. {field} = true"),
-        _ => format!(
-            "{given:?} is not a status; use one of {}, e.g. status = completed",
-            TrialStatus::ALL.map(|s| s.as_str()).join(", ")
-        ),
+        _ => format!("{given:?} is not a status; use one of {}, e.g. status = completed", TrialStatus::ALL.map(|s| s.as_str()).join(", ")),
     })
 }
 
@@ -425,9 +425,7 @@ impl Parser<'_> {
     fn nest(&mut self) -> Result<(), String> {
         if self.depth == MAX_NESTING {
             let col = self.tokens[self.pos].0 + 1;
-            return Err(format!(
-                "at column {col}: parentheses and 'not' nest more than {MAX_NESTING} deep; write the condition flatter"
-            ));
+            return Err(format!("at column {col}: parentheses and 'not' nest more than {MAX_NESTING} deep; write the condition flatter"));
         }
         self.depth += 1;
         self.pos += 1;

@@ -11,9 +11,9 @@
 use std::fmt::Write as _;
 
 use crate::config::{METRIC_NAMES, Objective};
-use crate::report::charts::series::TrialData;
+use crate::store::TrialData;
 use crate::report::{epochs_of, filter, fmt_num, fmt_param, short_params, tags_cell};
-use crate::store::{CheckpointRow, MetricRow, SweepInfo, TrialRow, TrialStatus};
+use crate::store::{MetricRow, SweepInfo, TrialRow, TrialStatus};
 use crate::util::{format_duration, format_utc};
 
 /// HTML-escapes text for element content and attribute values.
@@ -379,7 +379,7 @@ fn leaderboard(body: &mut String, v: &SweepView) {
         body.push_str("<p>No trial matches.</p>\n");
         return;
     }
-    let keys = crate::report::charts::series::varying_params(v.runs);
+    let keys = crate::report::varying_params(v.runs);
     let metrics = metric_columns(v.objective);
     let server = v.links == Links::Server;
     let header = |key: &str, label: &str| {
@@ -409,7 +409,7 @@ fn leaderboard(body: &mut String, v: &SweepView) {
         body.push_str("<th>compare</th>");
     }
     body.push_str("</tr>\n");
-    let best = crate::report::charts::series::best_run(v.runs, &v.objective.name, v.objective.goal);
+    let best = crate::store::best_id(v.runs, &v.objective.name, v.objective.goal);
     for (i, r) in v.runs.iter().enumerate() {
         let row = &r.row;
         let is_best = best.as_deref() == Some(row.id.as_str());
@@ -448,9 +448,8 @@ fn leaderboard(body: &mut String, v: &SweepView) {
 /// Everything the trial page shows.
 #[derive(Debug, Clone)]
 pub struct TrialView<'a> {
-    pub row: &'a TrialRow,
-    pub metrics: &'a [MetricRow],
-    pub checkpoints: &'a [CheckpointRow],
+    /// The trial with its metrics and checkpoints.
+    pub trial: &'a TrialData,
     /// Each checkpoint's file as a link (None: not under the runs directory).
     pub checkpoint_links: Vec<Option<String>>,
     /// Every setting of the resolved config, by dotted key.
@@ -464,7 +463,7 @@ pub struct TrialView<'a> {
 /// `/runs/ID`: status, settings, the per-epoch table, checkpoints, the two-panel chart and the
 /// prediction grid.
 pub fn trial_page(v: &TrialView) -> String {
-    let r = v.row;
+    let r = &v.trial.row;
     let mut body = String::new();
     let _ = writeln!(body, "<h1>trial {}</h1>\n<p>sweep {}, #{}</p>", escape(&r.id), Links::Server.sweep(&r.sweep), r.seq);
     body.push_str("<div id=\"live\">\n<table>\n");
@@ -494,13 +493,13 @@ pub fn trial_page(v: &TrialView) -> String {
         attr("note", escape(note));
     }
     body.push_str("</table>\n<h2>Epochs</h2>\n");
-    epoch_table(&mut body, v.metrics);
+    epoch_table(&mut body, &v.trial.metrics);
     body.push_str("<h2>Checkpoints</h2>\n");
-    if v.checkpoints.is_empty() {
+    if v.trial.checkpoints.is_empty() {
         body.push_str("<p>No checkpoint yet.</p>\n");
     } else {
         let _ = writeln!(body, "<table><tr><th>kind</th><th>epoch</th><th>{}</th><th>file</th></tr>", escape(&v.objective.name));
-        for (c, link) in v.checkpoints.iter().zip(v.checkpoint_links.iter().chain(std::iter::repeat(&None))) {
+        for (c, link) in v.trial.checkpoints.iter().zip(v.checkpoint_links.iter().chain(std::iter::repeat(&None))) {
             let file = match link {
                 Some(href) => format!("<a href=\"{}\">{}</a>", escape(href), escape(&c.path)),
                 None => escape(&c.path),

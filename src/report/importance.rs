@@ -14,14 +14,15 @@
 //! conditional parameter that did not apply to a trial a value below all others, so the trees
 //! can split the trials where it applied from the rest.
 
+use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use smartcore::ensemble::random_forest_regressor::{RandomForestRegressor, RandomForestRegressorParameters};
 use smartcore::linalg::basic::matrix::DenseMatrix;
 
 use crate::config::Goal;
-use crate::report::charts::series::{self, Axis, TrialData};
+use crate::report::axis::{Axis, axis};
+use crate::store::TrialData;
 use crate::store::TrialStatus;
 
 /// Fewer trials than this say nothing about which parameter matters.
@@ -65,7 +66,7 @@ pub fn importance(runs: &[TrialData], objective: &str, goal: Goal) -> Result<Vec
         return Err(ImportanceError::TooFewTrials { objective: objective.to_string(), found: judged.len() });
     }
     let trials: Vec<TrialData> = judged.iter().map(|(r, _)| (*r).clone()).collect();
-    let keys = series::varying_params(&trials);
+    let keys = crate::report::varying_params(&trials);
     if keys.is_empty() {
         return Err(ImportanceError::NothingVaries);
     }
@@ -94,7 +95,7 @@ pub fn judged<'a>(runs: &'a [TrialData], objective: &str, goal: Goal) -> Vec<(&'
 
 /// Parameter `key` of every trial as a number the trees can split on (see the module's notes).
 fn encode(trials: &[TrialData], key: &str) -> Vec<f64> {
-    let axis = series::axis(trials, key, false);
+    let axis = axis(trials, key, false);
     let positions: Vec<Option<f64>> = trials.iter().map(|t| t.row.params.get(key).filter(|v| !v.is_null()).and_then(|v| axis.position(v))).collect();
     let below = match &axis {
         Axis::Numeric { min, max, .. } => min - (max - min).abs().max(1.0),
@@ -113,11 +114,7 @@ fn permutation_importance(columns: &[Vec<f64>], y: &[f64]) -> Result<Vec<f64>, I
     };
     let x = matrix(columns)?;
     let y = y.to_vec();
-    let params = RandomForestRegressorParameters::default()
-        .with_n_trees(TREES)
-        .with_m(columns.len())
-        .with_keep_samples(true)
-        .with_seed(SEED);
+    let params = RandomForestRegressorParameters::default().with_n_trees(TREES).with_m(columns.len()).with_keep_samples(true).with_seed(SEED);
     let forest = RandomForestRegressor::fit(&x, &y, params).map_err(|e| ImportanceError::Forest(e.to_string()))?;
     let oob_error = |x: &DenseMatrix<f64>| -> Result<f64, ImportanceError> {
         let predicted = forest.predict_oob(x).map_err(|e| ImportanceError::Forest(e.to_string()))?;
@@ -149,7 +146,8 @@ mod tests {
     /// A trial with `params` whose validation IoU at epoch 1 is `value`.
     fn trial(n: usize, params: &[(&str, serde_json::Value)], value: f64, status: TrialStatus) -> TrialData {
         let finite = value.is_finite().then_some(value);
-        let summary = MetricSummary { last_epoch: 1, last: value, max: finite, max_epoch: finite.map(|_| 1), min: finite, min_epoch: finite.map(|_| 1) };
+        let summary =
+            MetricSummary { last_epoch: 1, last: value, max: finite, max_epoch: finite.map(|_| 1), min: finite, min_epoch: finite.map(|_| 1) };
         let row = TrialRow {
             id: format!("s-{n}"),
             sweep: "s".into(),
@@ -160,7 +158,7 @@ mod tests {
             ..TrialRow::default()
         };
         let metrics = vec![MetricRow { epoch: 1, split: "val".into(), name: "iou".into(), value, wall: 0.0 }];
-        TrialData { row, metrics }
+        TrialData { row, metrics, checkpoints: Vec::new() }
     }
 
     /// The objective depends on the learning rate (strongly, non-linearly) and not at all on the
@@ -232,7 +230,12 @@ mod tests {
         let runs: Vec<TrialData> = (0..12)
             .map(|n| {
                 let lr = 0.0005 * (n + 1) as f64;
-                trial(n, &[("train.learning_rate", lr.into()), ("augment.hue_delta", ((n * 7 % 5) as f64 * 0.05).into())], 0.5 + lr * 10.0, TrialStatus::Completed)
+                trial(
+                    n,
+                    &[("train.learning_rate", lr.into()), ("augment.hue_delta", ((n * 7 % 5) as f64 * 0.05).into())],
+                    0.5 + lr * 10.0,
+                    TrialStatus::Completed,
+                )
             })
             .collect();
         assert_eq!(importance(&runs, "val_iou", Goal::Maximize).unwrap(), importance(&runs, "val_iou", Goal::Maximize).unwrap());

@@ -1,6 +1,7 @@
 //! Text, CSV and JSON renderings of what the tracker holds: run lists, one run's history,
 //! comparisons, leaderboards and exports. Pure functions from rows to strings.
 
+pub mod axis;
 pub mod charts;
 pub mod filter;
 pub mod html;
@@ -126,10 +127,10 @@ impl Table {
 }
 
 /// Parameter keys that take more than one value among `runs` (all keys when there is one run).
-pub fn varying_params(runs: &[&TrialRow]) -> Vec<String> {
+pub fn varying_params<T: AsRef<TrialRow>>(runs: &[T]) -> Vec<String> {
     let mut values: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for r in runs {
-        for (k, v) in &r.params {
+        for (k, v) in &r.as_ref().params {
             values.entry(k.as_str()).or_default().insert(v.to_string());
         }
     }
@@ -137,8 +138,8 @@ pub fn varying_params(runs: &[&TrialRow]) -> Vec<String> {
 }
 
 /// Every parameter key of `runs`.
-pub fn param_keys(runs: &[TrialRow]) -> Vec<String> {
-    let keys: BTreeSet<&String> = runs.iter().flat_map(|r| r.params.keys()).collect();
+pub fn param_keys<T: AsRef<TrialRow>>(runs: &[T]) -> Vec<String> {
+    let keys: BTreeSet<&String> = runs.iter().flat_map(|r| r.as_ref().params.keys()).collect();
     keys.into_iter().cloned().collect()
 }
 
@@ -147,8 +148,8 @@ fn cell(v: Option<f64>) -> String {
 }
 
 /// Every tag name of `runs`.
-pub fn tag_names(runs: &[TrialRow]) -> Vec<String> {
-    let names: BTreeSet<&String> = runs.iter().flat_map(|r| r.tags.keys()).collect();
+pub fn tag_names<T: AsRef<TrialRow>>(runs: &[T]) -> Vec<String> {
+    let names: BTreeSet<&String> = runs.iter().flat_map(|r| r.as_ref().tags.keys()).collect();
     names.into_iter().cloned().collect()
 }
 
@@ -186,11 +187,11 @@ pub fn trials_table(runs: &[TrialRow]) -> String {
 
 /// The CSV columns of tags and the note, after the others: `tag.<name>` per tag name of `runs`,
 /// and `note` when a trial has one.
-fn annotation_header(runs: &[TrialRow]) -> (Vec<String>, bool) {
-    (tag_names(runs), runs.iter().any(|r| r.note.is_some()))
+pub(crate) fn annotation_header<T: AsRef<TrialRow>>(runs: &[T]) -> (Vec<String>, bool) {
+    (tag_names(runs), runs.iter().any(|r| r.as_ref().note.is_some()))
 }
 
-fn annotation_cells(r: &TrialRow, (tags, note): &(Vec<String>, bool)) -> Vec<String> {
+pub(crate) fn annotation_cells(r: &TrialRow, (tags, note): &(Vec<String>, bool)) -> Vec<String> {
     let mut cells: Vec<String> = tags.iter().map(|t| r.tags.get(t).cloned().unwrap_or_default()).collect();
     if *note {
         cells.push(r.note.clone().unwrap_or_default());
@@ -198,7 +199,7 @@ fn annotation_cells(r: &TrialRow, (tags, note): &(Vec<String>, bool)) -> Vec<Str
     cells
 }
 
-fn annotation_columns((tags, note): &(Vec<String>, bool)) -> Vec<String> {
+pub(crate) fn annotation_columns((tags, note): &(Vec<String>, bool)) -> Vec<String> {
     tags.iter().map(|t| format!("tag.{t}")).chain(note.then(|| "note".to_string())).collect()
 }
 
@@ -229,7 +230,8 @@ pub fn trials_csv(runs: &[TrialRow]) -> String {
     out
 }
 
-fn fmt_param_exact(v: &serde_json::Value) -> String {
+/// A parameter's value as written (a string without its quotes), for CSV.
+pub(crate) fn fmt_param_exact(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -252,21 +254,7 @@ pub fn short_params(params: &BTreeMap<String, serde_json::Value>) -> String {
 /// The completed trial whose best epoch is best by the objective, with that value and epoch
 /// (the leaderboard's first: ties go to the lower trial number, as in [`crate::store::Store::best`]).
 pub fn best_so_far<'a>(runs: &'a [TrialRow], objective: &Objective) -> Option<(&'a TrialRow, f64, i64)> {
-    ranked(runs, &objective.name, objective.goal).into_iter().next()
-}
-
-/// The completed trials with their best value of `metric` and its epoch, best first, ties going
-/// to the lower trial number. Only completed trials rank (Optuna's rule): a pruned trial's value
-/// is from fewer epochs, and a failed or diverged one's is not a result.
-fn ranked<'a>(runs: &'a [TrialRow], metric: &str, goal: Goal) -> Vec<(&'a TrialRow, f64, i64)> {
-    let mut ranked: Vec<(&TrialRow, f64, i64)> =
-        runs.iter().filter(|r| r.status == TrialStatus::Completed).filter_map(|r| r.best(metric, goal).map(|(v, e)| (r, v, e))).collect();
-    ranked.sort_by(|a, b| {
-        let ord = a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal);
-        let ord = if goal == Goal::Maximize { ord.reverse() } else { ord };
-        ord.then(a.0.seq.cmp(&b.0.seq))
-    });
-    ranked
+    crate::store::rank_completed(runs, &objective.name, objective.goal).first().map(|r| (r.trial, r.value, r.epoch))
 }
 
 /// `sweep status` for one sweep: counts per status, the running trials, its batch jobs
@@ -426,7 +414,7 @@ pub fn extension_notes(extended: &[Extension], kept: &[Kept], would: bool, prune
 pub fn epochs_of(metrics: &[MetricRow]) -> BTreeMap<i64, BTreeMap<String, f64>> {
     let mut by_epoch: BTreeMap<i64, BTreeMap<String, f64>> = BTreeMap::new();
     for m in metrics {
-        by_epoch.entry(m.epoch).or_default().insert(format!("{}_{}", m.split, m.name), m.value);
+        by_epoch.entry(m.epoch).or_default().insert(m.key(), m.value);
     }
     by_epoch
 }
@@ -516,17 +504,17 @@ pub fn show_trial(run: &TrialRow, metrics: &[MetricRow], checkpoints: &[Checkpoi
 /// The leaderboard printed at the end of `sweep run` and by `sweep status`: the top `n` runs by
 /// `metric`, with the parameters that vary.
 pub fn leaderboard(runs: &[TrialRow], metric: &str, goal: Goal, n: usize) -> String {
-    let ranked = ranked(runs, metric, goal);
-    let all: Vec<&TrialRow> = runs.iter().collect();
-    let keys = varying_params(&all);
+    let ranked = crate::store::rank_completed(runs, metric, goal);
+    let keys = varying_params(runs);
     let mut t = Table::new(
         ["rank", "run", "status"].into_iter().map(String::from).chain(keys.iter().cloned()).chain([format!("best {metric}"), "epoch".to_string()]),
     );
-    for (i, (r, v, e)) in ranked.iter().take(n).enumerate() {
+    for (i, ranked) in ranked.iter().take(n).enumerate() {
+        let r = ranked.trial;
         let mut row = vec![(i + 1).to_string(), r.id.clone(), r.status.as_str().into()];
         row.extend(keys.iter().map(|k| r.params.get(k).map(fmt_param).unwrap_or_else(|| "-".into())));
-        row.push(fmt_num(*v));
-        row.push(e.to_string());
+        row.push(fmt_num(ranked.value));
+        row.push(ranked.epoch.to_string());
         t.row(row);
     }
     let unranked = runs.iter().filter(|r| r.status != TrialStatus::Completed).count();
@@ -591,55 +579,6 @@ pub fn compare(runs: &[TrialRow]) -> String {
     }
     out.push_str(&t.render());
     out
-}
-
-/// Per-epoch export rows as CSV: run attributes, parameters, then one column per metric.
-pub fn export_csv(runs: &[(TrialRow, Vec<MetricRow>)]) -> String {
-    let rows: Vec<TrialRow> = runs.iter().map(|(r, _)| r.clone()).collect();
-    let keys = param_keys(&rows);
-    let metric_keys: BTreeSet<String> = runs.iter().flat_map(|(_, ms)| ms.iter().map(|m| format!("{}_{}", m.split, m.name))).collect();
-    let mut header = vec!["run".to_string(), "sweep".into(), "status".into(), "seed".into()];
-    header.extend(keys.iter().cloned());
-    header.push("epoch".into());
-    header.extend(metric_keys.iter().cloned());
-    let annotations = annotation_header(&rows);
-    header.extend(annotation_columns(&annotations));
-    let mut out = csv_line(&header);
-    for (r, metrics) in runs {
-        for (epoch, values) in epochs_of(metrics) {
-            let mut row = vec![r.id.clone(), r.sweep.clone(), r.status.as_str().into(), r.seed.to_string()];
-            row.extend(keys.iter().map(|k| r.params.get(k).map(fmt_param_exact).unwrap_or_default()));
-            row.push(epoch.to_string());
-            row.extend(metric_keys.iter().map(|k| values.get(k).map(|v| v.to_string()).unwrap_or_default()));
-            row.extend(annotation_cells(r, &annotations));
-            out.push_str(&csv_line(&row));
-        }
-    }
-    out
-}
-
-/// The JSON export: every run with its attributes, parameters, summaries and epochs.
-pub fn export_json(runs: &[(TrialRow, Vec<MetricRow>)]) -> serde_json::Value {
-    let items: Vec<serde_json::Value> = runs
-        .iter()
-        .map(|(r, metrics)| {
-            let mut v = serde_json::to_value(r).expect("runs serialise");
-            let epochs: Vec<serde_json::Value> = epochs_of(metrics)
-                .into_iter()
-                .map(|(epoch, values)| {
-                    let mut obj = serde_json::Map::new();
-                    obj.insert("epoch".into(), epoch.into());
-                    for (k, val) in values {
-                        obj.insert(k, json_number(val));
-                    }
-                    serde_json::Value::Object(obj)
-                })
-                .collect();
-            v["epochs"] = serde_json::Value::Array(epochs);
-            v
-        })
-        .collect();
-    serde_json::Value::Array(items)
 }
 
 /// A float as JSON: finite values as numbers, NaN and infinities as strings.

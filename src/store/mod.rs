@@ -42,6 +42,7 @@
 pub mod credentials;
 mod policy;
 pub mod postgres;
+mod read;
 mod schema;
 mod sql;
 pub mod sqlite;
@@ -57,6 +58,7 @@ use crate::config::{Split, TrialConfig};
 
 pub use credentials::redact as redact_url;
 pub use postgres::PostgresStore;
+pub use read::{Detail, Ranked, TrialData, best_id, leaderboard_order, rank_completed};
 pub use sqlite::SqliteStore;
 
 /// A run's lifecycle state.
@@ -669,6 +671,13 @@ pub trait Store: Send {
 
     /// One run by id.
     fn trial(&self, id: &str) -> StoreResult<TrialRow>;
+
+    /// The trials `filter` selects, in (sweep, seq) order, each with what `detail` asks for, read
+    /// in one transaction with one query per table (never one per trial).
+    fn trial_data(&self, filter: &TrialFilter, detail: Detail) -> StoreResult<Vec<TrialData>>;
+
+    /// One trial with what `detail` asks for; an unknown id is `UnknownTrial` with a suggestion.
+    fn trial_data_of(&self, id: &str, detail: Detail) -> StoreResult<TrialData>;
 
     /// One run's resolved config.
     fn trial_config(&self, id: &str) -> StoreResult<TrialConfig>;

@@ -4,13 +4,14 @@
 //! transactions, its locking, its connection) and gets [`Store`] from here; each statement below
 //! is the same text on both engines (see [`super::sql`] for the few named differences).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
-use super::sql::{Conditions, Failure, Row, Tx, Value};
+use super::read::{Detail, TrialData, checkpoint_row, metric_row, rank_completed, read_runs, trial, trial_data, unknown_trial};
+use super::sql::{Conditions, Failure, Row, Tx, Value, decode_value, encode_value};
 use super::{
-    BestTrial, CheckpointRow, Claim, EnqueueReport, EpochLog, Extension, JobRow, KnownTrial, Lease, MetricRow, MetricSummary, NewTrial, Reclaim,
-    Registering, Store, StoreError, StoreResult, SweepInfo, SweepRegistration, TrialFilter, TrialHistory, TrialRow, TrialStatus, WorkerInfo,
-    code_version, plan_registration, validate_sweep_name, validate_tag_name,
+    BestTrial, CheckpointRow, Claim, EnqueueReport, EpochLog, Extension, JobRow, KnownTrial, Lease, MetricRow, NewTrial, Reclaim, Registering, Store,
+    StoreError, StoreResult, SweepInfo, SweepRegistration, TrialFilter, TrialHistory, TrialRow, TrialStatus, WorkerInfo, code_version,
+    plan_registration, validate_sweep_name, validate_tag_name,
 };
 use crate::config::Goal;
 use crate::config::TrialConfig;
@@ -116,6 +117,17 @@ impl<B: Backend> Store for B {
         self.read(|tx| trial(tx, id))
     }
 
+    fn trial_data(&self, filter: &TrialFilter, detail: Detail) -> StoreResult<Vec<TrialData>> {
+        self.read(|tx| trial_data(tx, filter, None, detail))
+    }
+
+    fn trial_data_of(&self, id: &str, detail: Detail) -> StoreResult<TrialData> {
+        self.read(|tx| match trial_data(tx, &TrialFilter::default(), Some(id), detail)?.pop() {
+            Some(trial) => Ok(trial),
+            None => Err(unknown_trial(tx, id)),
+        })
+    }
+
     fn trial_config(&self, id: &str) -> StoreResult<TrialConfig> {
         self.read(|tx| {
             let Some(row) = tx.query_opt("SELECT config FROM run_configs WHERE run = $1", &[id.into()])? else {
@@ -129,24 +141,14 @@ impl<B: Backend> Store for B {
         self.read(|tx| {
             let rows =
                 tx.query("SELECT epoch, split, name, value, kind, wall FROM metrics WHERE run = $1 ORDER BY epoch, split, name", &[id.into()])?;
-            rows.iter()
-                .map(|r| {
-                    let value = decode_value(r.opt_real(3)?, &r.text(4)?);
-                    Ok(MetricRow { epoch: r.int(0)?, split: r.text(1)?, name: r.text(2)?, value, wall: r.real(5)? })
-                })
-                .collect()
+            rows.iter().map(|r| metric_row(r, 0)).collect()
         })
     }
 
     fn checkpoints(&self, id: &str) -> StoreResult<Vec<CheckpointRow>> {
         self.read(|tx| {
             let rows = tx.query("SELECT kind, epoch, path, metric_value, metric_kind FROM checkpoints WHERE run = $1 ORDER BY kind", &[id.into()])?;
-            rows.iter()
-                .map(|r| {
-                    let metric_value = decode_value(r.opt_real(3)?, &r.text(4)?);
-                    Ok(CheckpointRow { kind: r.text(0)?, epoch: r.int(1)?, path: r.text(2)?, metric_value })
-                })
-                .collect()
+            rows.iter().map(|r| checkpoint_row(r, 0)).collect()
         })
     }
 
@@ -725,97 +727,6 @@ fn sweeps(tx: &mut dyn Tx) -> Result<Vec<SweepInfo>, Failure> {
     Ok(sweeps)
 }
 
-fn trial(tx: &mut dyn Tx, id: &str) -> Result<TrialRow, Failure> {
-    match read_runs(tx, &TrialFilter::default(), Some(id))?.pop() {
-        Some(run) => Ok(run),
-        None => Err(unknown_trial(tx, id)),
-    }
-}
-
-/// The error for a run id that is not there, suggesting a near one of the same sweep.
-fn unknown_trial(tx: &mut dyn Tx, id: &str) -> Failure {
-    let like = format!("{}%", id.split('-').next().unwrap_or(id));
-    let ids: Vec<String> = match tx.query("SELECT id FROM runs WHERE id LIKE $1 ORDER BY seq LIMIT 200", &[like.into()]) {
-        Ok(rows) => rows.iter().filter_map(|r| r.text(0).ok()).collect(),
-        Err(e) => return e,
-    };
-    let suggestions = crate::util::did_you_mean(id, ids.iter().map(String::as_str)).map(|s| vec![s.to_string()]).unwrap_or_default();
-    StoreError::UnknownTrial { id: id.to_string(), suggestions }.into()
-}
-
-/// Runs by id, or by sweep and status, with their metric summaries.
-fn read_runs(tx: &mut dyn Tx, filter: &TrialFilter, id: Option<&str>) -> Result<Vec<TrialRow>, Failure> {
-    let mut conditions = Conditions::after(Vec::new());
-    conditions.equal("r.id", id);
-    conditions.equal("r.sweep", filter.sweep.as_deref());
-    conditions.equal("r.status", filter.status.map(|s| s.as_str()));
-    let sql = format!(
-        "SELECT r.id, r.sweep, r.seq, r.status, r.attempt, r.host, r.pid, r.created, r.started, r.finished, r.heartbeat, r.error,
-                r.code_version, r.config_hash, r.seed, r.params, r.note
-         FROM runs r {} ORDER BY r.sweep, r.seq",
-        conditions.sql()
-    );
-    let mut runs = tx.query(&sql, &conditions.values)?.iter().map(run_row).collect::<Result<Vec<_>, Failure>>()?;
-    if runs.is_empty() {
-        return Ok(runs);
-    }
-    let index: HashMap<String, usize> = runs.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
-    let columns = "s.run, s.split, s.name, s.last_epoch, s.last_value, s.last_kind, s.min_value, s.min_epoch, s.max_value, s.max_epoch";
-    let summaries = match id {
-        Some(id) => tx.query(&format!("SELECT {columns} FROM metric_summary s WHERE s.run = $1"), &[id.into()])?,
-        None => tx.query(&format!("SELECT {columns} FROM metric_summary s JOIN runs r ON r.id = s.run {}", conditions.sql()), &conditions.values)?,
-    };
-    for r in &summaries {
-        let Some(&i) = index.get(&r.text(0)?) else { continue };
-        let summary = MetricSummary {
-            last_epoch: r.int(3)?,
-            last: decode_value(r.opt_real(4)?, &r.text(5)?),
-            min: r.opt_real(6)?,
-            min_epoch: r.opt_int(7)?,
-            max: r.opt_real(8)?,
-            max_epoch: r.opt_int(9)?,
-        };
-        runs[i].metrics.insert(format!("{}_{}", r.text(1)?, r.text(2)?), summary);
-    }
-    let tags = match id {
-        Some(id) => tx.query("SELECT t.run, t.name, t.value FROM run_tags t WHERE t.run = $1", &[id.into()])?,
-        None => {
-            tx.query(&format!("SELECT t.run, t.name, t.value FROM run_tags t JOIN runs r ON r.id = t.run {}", conditions.sql()), &conditions.values)?
-        }
-    };
-    for r in &tags {
-        if let Some(&i) = index.get(&r.text(0)?) {
-            runs[i].tags.insert(r.text(1)?, r.text(2)?);
-        }
-    }
-    Ok(runs)
-}
-
-fn run_row(r: &Row) -> Result<TrialRow, Failure> {
-    Ok(TrialRow {
-        id: r.text(0)?,
-        sweep: r.text(1)?,
-        seq: r.int(2)?,
-        status: TrialStatus::parse(&r.text(3)?).unwrap_or(TrialStatus::Failed),
-        attempt: r.int(4)?,
-        host: r.opt_text(5)?,
-        pid: r.opt_int(6)?,
-        created: r.real(7)?,
-        started: r.opt_real(8)?,
-        finished: r.opt_real(9)?,
-        heartbeat: r.opt_real(10)?,
-        error: r.opt_text(11)?,
-        code_version: r.opt_text(12)?,
-        config_hash: r.text(13)?,
-        seed: r.int(14)?,
-        params: serde_json::from_str(&r.text(15)?).unwrap_or_default(),
-        note: r.opt_text(16)?,
-        tags: BTreeMap::new(),
-        metrics: BTreeMap::new(),
-        settings: BTreeMap::new(),
-    })
-}
-
 /// A metric's (split, name) in the `metrics` table: `val_iou` is (`val`, `iou`), `val_fg_iou` is
 /// (`val`, `fg_iou`), and a name without a split is a `val` one.
 fn split_metric(metric: &str) -> (&str, &str) {
@@ -852,48 +763,14 @@ fn history(tx: &mut dyn Tx, sweep: &str, metric: &str) -> Result<Vec<TrialHistor
     Ok(trials)
 }
 
-/// The completed run whose best epoch is best by `metric` (`<split>_<name>`, `val` when no split
-/// is given), read from the summaries' index. Only completed runs rank, as in Optuna: a failed
-/// or diverged run's value is not a judgement of its point, nor a pruned or unfinished one's a
-/// final one. Ties go to the lower run number (`s-2` before `s-10`), then to the id across
-/// sweeps.
+/// The completed trial whose best epoch is best by `metric` (`<split>_<name>`, `val` when no
+/// split is given): [`rank_completed`]'s first over the completed trials' summaries, so `sweep
+/// best` ranks as the leaderboard, the charts and the dashboard do.
 fn best(tx: &mut dyn Tx, metric: &str, goal: Goal, sweep: Option<&str>) -> Result<Option<BestTrial>, Failure> {
     let (split, name) = split_metric(metric);
-    let (extreme, order) = match goal {
-        Goal::Maximize => ("max", "DESC"),
-        Goal::Minimize => ("min", "ASC"),
-    };
-    let mut conditions = Conditions::after(vec![split.into(), name.into()]);
-    conditions.and(format!("s.split = $1 AND s.name = $2 AND s.{extreme}_value IS NOT NULL AND r.status = 'completed'"));
-    conditions.equal("r.sweep", sweep);
-    let sql = format!(
-        "SELECT s.run, s.{extreme}_value, s.{extreme}_epoch FROM metric_summary s JOIN runs r ON r.id = s.run {}
-         ORDER BY s.{extreme}_value {order}, r.seq, r.id LIMIT 1",
-        conditions.sql()
-    );
-    let Some(row) = tx.query_opt(&sql, &conditions.values)? else { return Ok(None) };
-    let (value, epoch) = (row.real(1)?, row.int(2)?);
-    Ok(Some(BestTrial { trial: trial(tx, &row.text(0)?)?, value, epoch }))
-}
-
-/// Splits a metric value into (value, kind) for storage: NaN and infinities are stored as NULL
-/// plus a kind, because SQLite turns NaN into NULL (PostgreSQL does the same for the contract).
-pub(crate) fn encode_value(v: f64) -> (Option<f64>, &'static str) {
-    match crate::config::nonfinite::kind_name(v) {
-        None => (Some(v), "finite"),
-        Some("NaN") => (None, "nan"),
-        Some(k) => (None, k),
-    }
-}
-
-/// The inverse of [`encode_value`].
-pub(crate) fn decode_value(v: Option<f64>, kind: &str) -> f64 {
-    match kind {
-        "finite" => v.unwrap_or(f64::NAN),
-        "inf" => f64::INFINITY,
-        "-inf" => f64::NEG_INFINITY,
-        _ => f64::NAN,
-    }
+    let completed = read_runs(tx, &TrialFilter { sweep: sweep.map(Into::into), status: Some(TrialStatus::Completed) }, None)?;
+    let best = rank_completed(&completed, &format!("{split}_{name}"), goal).first().map(|r| (r.trial.clone(), r.value, r.epoch));
+    Ok(best.map(|(trial, value, epoch)| BestTrial { trial, value, epoch }))
 }
 
 #[cfg(test)]

@@ -214,3 +214,23 @@ impl Conditions {
         if self.clauses.is_empty() { String::new() } else { format!("WHERE {}", self.clauses.join(" AND ")) }
     }
 }
+
+/// Splits a metric value into (value, kind) for storage: NaN and infinities are stored as NULL
+/// plus a kind, because SQLite turns NaN into NULL (PostgreSQL does the same for the contract).
+pub(crate) fn encode_value(v: f64) -> (Option<f64>, &'static str) {
+    match crate::config::nonfinite::kind_name(v) {
+        None => (Some(v), "finite"),
+        Some("NaN") => (None, "nan"),
+        Some(k) => (None, k),
+    }
+}
+
+/// The inverse of [`encode_value`].
+pub(crate) fn decode_value(v: Option<f64>, kind: &str) -> f64 {
+    match kind {
+        "finite" => v.unwrap_or(f64::NAN),
+        "inf" => f64::INFINITY,
+        "-inf" => f64::NEG_INFINITY,
+        _ => f64::NAN,
+    }
+}

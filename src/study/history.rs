@@ -52,7 +52,7 @@ impl TrialRecord {
 
     /// The best finite value over the recorded epochs, in the goal's direction.
     pub fn best(&self, goal: Goal) -> Option<f64> {
-        self.values.values().copied().filter(|v| v.is_finite()).min_by(|a, b| compare(goal, *a, *b))
+        self.values.values().copied().filter(|v| v.is_finite()).min_by(|a, b| goal.order(*a, *b))
     }
 }
 
@@ -75,22 +75,10 @@ impl History {
         self.trials.iter().find(|t| t.number == number)
     }
 
-    /// Orders two values best first in the goal's direction; NaN ranks after every number.
+    /// Orders two values best first in the goal's direction; NaN ranks after every number
+    /// ([`Goal::order`]).
     pub fn compare(&self, a: f64, b: f64) -> Ordering {
-        compare(self.goal, a, b)
-    }
-}
-
-/// Best first; NaN last, so that a diverged value never looks good in either direction.
-fn compare(goal: Goal, a: f64, b: f64) -> Ordering {
-    match (a.is_nan(), b.is_nan()) {
-        (true, true) => Ordering::Equal,
-        (true, false) => Ordering::Greater,
-        (false, true) => Ordering::Less,
-        (false, false) => match goal {
-            Goal::Maximize => b.total_cmp(&a),
-            Goal::Minimize => a.total_cmp(&b),
-        },
+        self.goal.order(a, b)
     }
 }
 
@@ -105,10 +93,10 @@ mod tests {
     #[test]
     fn values_order_best_first_in_the_goals_direction_with_nan_last() {
         let mut xs = [0.5, f64::NAN, 0.9, 0.1];
-        xs.sort_by(|a, b| compare(Goal::Maximize, *a, *b));
+        xs.sort_by(|a, b| Goal::Maximize.order(*a, *b));
         assert_eq!(&xs[..3], [0.9, 0.5, 0.1]);
         assert!(xs[3].is_nan());
-        xs.sort_by(|a, b| compare(Goal::Minimize, *a, *b));
+        xs.sort_by(|a, b| Goal::Minimize.order(*a, *b));
         assert_eq!(&xs[..3], [0.1, 0.5, 0.9]);
         assert!(xs[3].is_nan());
     }

@@ -6,11 +6,12 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::config::Objective;
-use crate::report::charts::{self, draw, series::TrialData};
+use crate::report::charts::{self, draw};
 use crate::report::filter::{self, Listing};
 use crate::report::html::{self, Links, Picture, SweepSummary, SweepView, TrialView};
 use crate::report::{ReportError, best_so_far};
 use crate::store::{self, Store, StoreError, TrialFilter};
+use crate::store::{Detail, TrialData};
 
 /// An HTTP answer: status, content type, body.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,7 +155,7 @@ impl Dashboard {
         // The leaderboard keeps the listing's order (by the objective when no sort is asked for).
         let mut shown: Vec<TrialData> = rows.iter().filter_map(|r| all.iter().find(|t| t.row.id == r.id).cloned()).collect();
         if sort.is_none() {
-            shown = charts::series::ranked(&shown, &objective.name, objective.goal).into_iter().cloned().collect();
+            shown = crate::store::leaderboard_order(&shown, &objective.name, objective.goal).into_iter().cloned().collect();
         }
         let charts: Vec<(String, Picture)> = charts::sweep_charts(&shown, &warm, &params, &objective)
             .into_iter()
@@ -199,40 +200,28 @@ impl Dashboard {
     pub fn trial(&self, id: &str) -> Reply {
         let loaded = self.with_store(|s| -> Result<_, StoreError> {
             store::validate_trial_id(id)?;
-            let row = s.trial(id)?;
-            let metrics = s.metrics(id)?;
-            let checkpoints = s.checkpoints(id)?;
+            let trial = s.trial_data_of(id, Detail { metrics: true, checkpoints: true, settings: false })?;
             let config = s.trial_config(id)?;
-            Ok((row, metrics, checkpoints, config))
+            Ok((trial, config))
         });
-        let (row, metrics, checkpoints, config) = match loaded {
+        let (trial, config) = match loaded {
             Ok(loaded) => loaded,
             Err(e) => return Reply::store_error(&e),
         };
         let settings = store::settings_of(&config);
         let objective = config.metric.clone();
-        let data = TrialData { row: row.clone(), metrics: metrics.clone() };
-        let panels = charts::draw::svg(&charts::draw::Panels(&charts::series::run_panels(&data)))
+        let panels = charts::draw::svg(&charts::draw::Panels(&charts::series::run_panels(&trial)))
             .map(Picture::Svg)
             .unwrap_or_else(|e| Picture::Svg(html::escape(&e.to_string())));
-        let best = checkpoints.iter().find(|c| c.kind == "best");
+        let best = trial.checkpoints.iter().find(|c| c.kind == "best");
         let predictions = match best {
             Some(c) => Ok(Picture::Url(format!("{}?epoch={}", html::Route::Predictions.to(id), c.epoch))),
             None => Err("This trial has no best checkpoint yet, so there is no prediction to show.".to_string()),
         };
-        let checkpoint_links = checkpoints.iter().map(|c| self.file_link(Path::new(&c.path))).collect();
+        let checkpoint_links = trial.checkpoints.iter().map(|c| self.file_link(Path::new(&c.path))).collect();
         Reply::html(
             200,
-            html::trial_page(&TrialView {
-                row: &row,
-                metrics: &metrics,
-                checkpoints: &checkpoints,
-                checkpoint_links,
-                settings: &settings,
-                objective: &objective,
-                panels,
-                predictions,
-            }),
+            html::trial_page(&TrialView { trial: &trial, checkpoint_links, settings: &settings, objective: &objective, panels, predictions }),
         )
     }
 

@@ -6,8 +6,8 @@ use crate::common::seeded_trial;
 use sweep::config::Goal;
 use sweep::config::Split;
 use sweep::store::{
-    CheckpointRow, EnqueueReport, EpochLog, Extension, JobRow, Kept, MetricValue, NewTrial, Reclaim, Store, StoreError, SweepRegistration,
-    TrialFilter, TrialHistory, TrialStatus, WorkerInfo,
+    CheckpointRow, Detail, EnqueueReport, EpochLog, Extension, JobRow, Kept, MetricValue, NewTrial, Reclaim, Store, StoreError, SweepRegistration,
+    TrialFilter, TrialHistory, TrialStatus, WorkerInfo, settings_of,
 };
 
 fn trial(hue: f64) -> NewTrial {
@@ -128,6 +128,27 @@ pub fn story(store: &mut dyn Store) {
     assert_eq!(runs[3].status, TrialStatus::Queued);
     let failed = store.trials(&TrialFilter { sweep: None, status: Some(TrialStatus::Failed) }).unwrap();
     assert_eq!(failed.len(), 1);
+
+    // The read model in one read equals what the per-trial reads answer, in the same order.
+    let all = store.trial_data(&TrialFilter { sweep: Some("s".into()), status: None }, Detail::ALL).unwrap();
+    assert_eq!(all.iter().map(|t| t.row.id.as_str()).collect::<Vec<_>>(), ["s-1", "s-2", "s-3", "s-4"]);
+    for t in &all {
+        let id = t.row.id.as_str();
+        let mut row = store.trial(id).unwrap();
+        row.settings = settings_of(&store.trial_config(id).unwrap());
+        // Compared as text: a NaN summary (val_fg_iou's last value) is equal to itself there.
+        assert_eq!(format!("{:?}", t.row), format!("{row:?}"));
+        assert_eq!(format!("{:?}", t.metrics), format!("{:?}", store.metrics(id).unwrap()));
+        assert_eq!(t.checkpoints, store.checkpoints(id).unwrap(), "{id}");
+    }
+    assert!(!all[0].metrics.is_empty() && !all[0].checkpoints.is_empty() && !all[0].row.settings.is_empty());
+    let rows_only = store.trial_data(&TrialFilter { sweep: None, status: Some(TrialStatus::Failed) }, Detail::ROWS).unwrap();
+    assert_eq!(rows_only.len(), 1);
+    assert!(rows_only[0].metrics.is_empty() && rows_only[0].checkpoints.is_empty() && rows_only[0].row.settings.is_empty());
+    let one = store.trial_data_of("s-1", Detail::METRICS).unwrap();
+    assert_eq!((one.metrics.len(), one.checkpoints.len()), (all[0].metrics.len(), 0));
+    assert!(matches!(store.trial_data_of("s-9", Detail::ALL), Err(StoreError::UnknownTrial { .. })));
+    assert!(store.trial_data(&TrialFilter { sweep: Some("nope".into()), status: None }, Detail::ALL).unwrap().is_empty());
     let sweeps = store.sweeps().unwrap();
     assert_eq!(sweeps[0].spec, "spec v2");
     assert_eq!(sweeps[0].counts.get("completed"), Some(&1));

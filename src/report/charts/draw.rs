@@ -8,7 +8,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::series::{Axis, Chart, Parallel, Scatter};
+use super::series::{Chart, Parallel, Scatter};
+use crate::report::axis::Axis;
 use crate::report::importance::ParamImportance;
 use crate::canvas::fonts::register_fonts;
 
@@ -359,7 +360,7 @@ impl Figure for Parallel {
             .map_err(err)?;
         // Lines first, worst to best so the best lie on top.
         let mut lines: Vec<&(Vec<f64>, f64)> = p.lines.iter().collect();
-        lines.sort_by(|a, b| a.1.total_cmp(&b.1));
+        lines.sort_by(|a, b| p.goal.order(b.1, a.1));
         let width = if p.lines.len() > 60 { 1 } else { 2 };
         for (positions, value) in lines {
             let mut pts: Vec<(f64, f64)> = positions.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect();

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use crate::config::Objective;
 use crate::report::importance::{self, ImportanceError, ParamImportance};
 use crate::report::{ReportError, html};
+use crate::store::{Detail, TrialData};
 use crate::store::{Store, StoreError, TrialFilter, warm};
-use series::TrialData;
 
 /// A chart that could not be drawn.
 #[derive(Debug, thiserror::Error)]
@@ -41,13 +41,9 @@ fn slug(key: &str) -> String {
     key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
 }
 
-/// Every run of `sweep` with its metrics.
+/// Every trial of `sweep` with its metrics (one read, no query per trial).
 pub fn load_trials(store: &dyn Store, sweep: &str) -> Result<Vec<TrialData>, StoreError> {
-    store
-        .trials(&TrialFilter { sweep: Some(sweep.to_string()), status: None })?
-        .into_iter()
-        .map(|row| store.metrics(&row.id).map(|metrics| TrialData { row, metrics }))
-        .collect()
+    store.trial_data(&TrialFilter { sweep: Some(sweep.to_string()), status: None }, Detail::METRICS)
 }
 
 /// The swept parameters of a sweep, in file order, each with whether it is log-distributed; read
@@ -57,7 +53,7 @@ pub fn swept_parameters(store: &dyn Store, sweep: &str, runs: &[TrialData]) -> V
     if let Some(spec) = spec.and_then(|s| crate::study::spec::parse(&s.spec, Path::new(&format!("{sweep}.toml"))).ok()) {
         return spec.parameters.iter().map(|p| (p.key.clone(), p.domain.is_log())).collect();
     }
-    crate::report::param_keys(&runs.iter().map(|r| r.row.clone()).collect::<Vec<_>>()).into_iter().map(|k| (k, false)).collect()
+    crate::report::param_keys(runs).into_iter().map(|k| (k, false)).collect()
 }
 
 /// What a sweep's TPE learns from beside its own trials (`[bayes] warm_start`), for its page and
@@ -124,7 +120,7 @@ pub fn plot_sweep(
         let path = dir.join(IMPORTANCE_FILE);
         record(path.clone(), draw::draw_importance(importances, &objective.name, &path));
     }
-    let best = series::best_run(&runs, &objective.name, goal);
+    let best = crate::store::best_id(&runs, &objective.name, goal);
     if let Some(best) = best.as_deref().and_then(|id| runs.iter().find(|r| r.row.id == id)) {
         let path = dir.join(format!("run_{}.png", best.row.id));
         record(path.clone(), draw::draw_panels(&series::run_panels(best), &path));
@@ -145,11 +141,9 @@ pub fn plot_sweep(
 
 /// The tutorial's two-panel chart of one run.
 pub fn plot_trial(store: &dyn Store, run: &str, out: &Path) -> Result<PathBuf, ReportError> {
-    let row = store.trial(run)?;
-    let metrics = store.metrics(run)?;
+    let trial = store.trial_data_of(run, Detail::METRICS)?;
     let path = out.join(format!("run_{run}.png"));
-    draw::draw_panels(&series::run_panels(&TrialData { row, metrics }), &path)
-        .map_err(|e| PlotError { path: path.clone(), reason: e.to_string() })?;
+    draw::draw_panels(&series::run_panels(&trial), &path).map_err(|e| PlotError { path: path.clone(), reason: e.to_string() })?;
     Ok(path)
 }
 
@@ -260,7 +254,7 @@ fn export_page(
     files: &[PathBuf],
 ) -> String {
     let (method, pruner) = info.map(|i| method_and_pruner(sweep, &i.spec)).unwrap_or_else(|| ("?".into(), "?".into()));
-    let ranked: Vec<TrialData> = series::ranked(runs, &objective.name, objective.goal).into_iter().cloned().collect();
+    let ranked: Vec<TrialData> = crate::store::leaderboard_order(runs, &objective.name, objective.goal).into_iter().cloned().collect();
     let importance_file = files.iter().any(|f| f.file_name().is_some_and(|n| n == IMPORTANCE_FILE));
     let importance = importance_view(importances, |_| importance_file.then(|| html::Picture::File(IMPORTANCE_FILE.into())));
     let charts = files

@@ -4,28 +4,12 @@
 //! NaN and infinite values are skipped (never drawn as zero), so a diverged run's curve simply
 //! stops where its values stop being finite.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::config::Goal;
+use crate::report::axis::{Axis, axis, range_of};
 use crate::report::fmt_param;
-use crate::store::{MetricRow, TrialRow, TrialStatus};
-
-/// A run with its per-epoch metrics, as the charts need it.
-#[derive(Debug, Clone)]
-pub struct TrialData {
-    pub row: TrialRow,
-    pub metrics: Vec<MetricRow>,
-}
-
-impl TrialData {
-    /// The finite (epoch, value) points of `<split>_<name>`, by epoch.
-    pub fn points(&self, split: &str, name: &str) -> Vec<(f64, f64)> {
-        let mut pts: Vec<(f64, f64)> =
-            self.metrics.iter().filter(|m| m.split == split && m.name == name && m.value.is_finite()).map(|m| (m.epoch as f64, m.value)).collect();
-        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-        pts
-    }
-}
+use crate::store::{TrialData, TrialRow, TrialStatus, best_id, leaderboard_order};
 
 /// One line of a chart.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,49 +53,11 @@ pub fn legend_size(runs: usize) -> usize {
     if runs > CROWDED { CROWDED_LEGEND_RUNS } else { LEGEND_RUNS }
 }
 
-/// Parameter keys whose values differ between runs (all of them for a single run).
-pub fn varying_params(runs: &[TrialData]) -> Vec<String> {
-    let rows: Vec<&TrialRow> = runs.iter().map(|r| &r.row).collect();
-    crate::report::varying_params(&rows)
-}
-
 /// A legend label: the run id and its values of the parameters that vary, by their last segment.
 pub fn label(row: &TrialRow, keys: &[String]) -> String {
     let values: Vec<String> =
         keys.iter().filter_map(|k| row.params.get(k).map(|v| format!("{}={}", k.rsplit('.').next().unwrap_or(k), fmt_param(v)))).collect();
     if values.is_empty() { row.id.clone() } else { format!("{} {}", row.id, values.join(" ")) }
-}
-
-/// The id of the best completed trial by `objective` (`<split>_<name>`) in direction `goal`.
-pub fn best_run(runs: &[TrialData], objective: &str, goal: Goal) -> Option<String> {
-    let mut best: Option<(&TrialRow, f64)> = None;
-    for r in runs.iter().filter(|r| r.row.status == TrialStatus::Completed) {
-        if let Some((v, _)) = r.row.best(objective, goal)
-            && best.is_none_or(|(_, b)| goal.improves(v, Some(b)))
-        {
-            best = Some((&r.row, v));
-        }
-    }
-    best.map(|(r, _)| r.id.clone())
-}
-
-/// Runs ranked best first by `objective` (runs without a value last, in id order).
-pub fn ranked<'a>(runs: &'a [TrialData], objective: &str, goal: Goal) -> Vec<&'a TrialData> {
-    let mut sorted: Vec<&TrialData> = runs.iter().collect();
-    sorted.sort_by(|a, b| {
-        let (va, vb) = (a.row.best(objective, goal).map(|x| x.0), b.row.best(objective, goal).map(|x| x.0));
-        match (va, vb) {
-            (Some(x), Some(y)) => {
-                let o = x.total_cmp(&y);
-                if goal == Goal::Maximize { o.reverse() } else { o }
-            }
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => a.row.seq.cmp(&b.row.seq),
-        }
-        .then(a.row.seq.cmp(&b.row.seq))
-    });
-    sorted
 }
 
 fn padded(min: f64, max: f64) -> (f64, f64) {
@@ -126,23 +72,14 @@ fn padded(min: f64, max: f64) -> (f64, f64) {
     (min - pad, max + pad)
 }
 
-fn range_of<'a>(values: impl Iterator<Item = &'a f64>) -> (f64, f64) {
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for &v in values {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
-    (lo, hi)
-}
-
 /// Learning curves of every run for one metric: validation solid, training dashed, the best run
 /// (by the sweep's objective) highlighted. Series come best run first (the legend's order). With
 /// more than [`LEGEND_RUNS`] runs the legend names the best ones only and the rest are drawn thin
 /// and grey.
 pub fn learning_curves(runs: &[TrialData], metric: &str, objective: &str, goal: Goal) -> Chart {
-    let keys = varying_params(runs);
-    let best = best_run(runs, objective, goal);
-    let ranked = ranked(runs, objective, goal);
+    let keys = crate::report::varying_params(runs);
+    let best = best_id(runs, objective, goal);
+    let ranked = leaderboard_order(runs, objective, goal);
     let legend: BTreeMap<&str, usize> = ranked.iter().take(legend_size(runs.len())).enumerate().map(|(i, r)| (r.row.id.as_str(), i)).collect();
     let mut series = Vec::new();
     for run in &ranked {
@@ -210,55 +147,6 @@ pub fn run_panels(run: &TrialData) -> [Chart; 2] {
     [panel("dice", "dice loss", |d| 1.0 - d), panel("loss", "loss", |l| l)]
 }
 
-/// One swept parameter's axis: numbers (on a log scale for log-distributed parameters) or named
-/// categories.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Axis {
-    Numeric { min: f64, max: f64, log: bool },
-    Categorical(Vec<String>),
-}
-
-impl Axis {
-    /// Where `value` sits on this axis: a number, or a category's index.
-    pub fn position(&self, value: &serde_json::Value) -> Option<f64> {
-        match self {
-            Axis::Numeric { .. } => value.as_f64().filter(|v| v.is_finite()),
-            Axis::Categorical(names) => names.iter().position(|n| *n == fmt_param(value)).map(|i| i as f64),
-        }
-    }
-
-    /// `position` scaled to [0, 1] along the axis.
-    pub fn normalised(&self, value: &serde_json::Value) -> Option<f64> {
-        let p = self.position(value)?;
-        Some(match self {
-            Axis::Numeric { min, max, log } => {
-                let (a, b, v) = if *log { (min.ln(), max.ln(), p.ln()) } else { (*min, *max, p) };
-                if (b - a).abs() < 1e-300 { 0.5 } else { (v - a) / (b - a) }
-            }
-            Axis::Categorical(names) => {
-                if names.len() <= 1 {
-                    0.5
-                } else {
-                    p / (names.len() - 1) as f64
-                }
-            }
-        })
-    }
-}
-
-/// The axis of parameter `key` over `runs`: numeric when every value is a number (log if
-/// `log` and all are positive), categorical otherwise (strings, booleans), in sorted order.
-pub fn axis<'a>(runs: impl IntoIterator<Item = &'a TrialData>, key: &str, log: bool) -> Axis {
-    let values: Vec<&serde_json::Value> = runs.into_iter().filter_map(|r| r.row.params.get(key)).collect();
-    let numbers: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).filter(|v| v.is_finite()).collect();
-    if !values.is_empty() && numbers.len() == values.len() {
-        let (min, max) = range_of(numbers.iter());
-        return Axis::Numeric { min, max, log: log && min > 0.0 };
-    }
-    let names: BTreeSet<String> = values.iter().map(|v| fmt_param(v)).collect();
-    Axis::Categorical(names.into_iter().collect())
-}
-
 /// The objective against one parameter: a point per run with a value of both.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scatter {
@@ -306,7 +194,7 @@ pub fn scatter_with_warm_start(
         param: param.to_string(),
         objective: objective.to_string(),
         axis,
-        best: best_run(runs, objective, goal),
+        best: best_id(runs, objective, goal),
         y_range: padded(lo, hi),
         lenders: if warm.is_empty() { Vec::new() } else { lenders.iter().map(|s| s.to_string()).collect() },
         points,
@@ -321,6 +209,8 @@ pub struct Parallel {
     /// Per run: positions in [0, 1] on every parameter axis, then the objective's value.
     pub lines: Vec<(Vec<f64>, f64)>,
     pub objective: String,
+    /// The objective's direction: the lines are drawn worst first, so the best lie on top.
+    pub goal: Goal,
     pub value_range: (f64, f64),
 }
 
@@ -335,5 +225,6 @@ pub fn parallel(runs: &[TrialData], params: &[(String, bool)], objective: &str, 
         })
         .collect();
     let value_range = range_of(lines.iter().map(|l| &l.1));
-    Parallel { axes, lines, objective: objective.into(), value_range: if value_range.0.is_finite() { value_range } else { (0.0, 1.0) } }
+    let value_range = if value_range.0.is_finite() { value_range } else { (0.0, 1.0) };
+    Parallel { axes, lines, objective: objective.into(), goal, value_range }
 }
