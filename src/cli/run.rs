@@ -228,11 +228,7 @@ fn version_note(g: &Global, spec: &SweepSpec) {
     if info.spec_hash == crate::util::sha256_hex(spec.text.as_bytes()) {
         return;
     }
-    let cap = crate::study::spec::parse(&info.spec, std::path::Path::new("(the tracker's version)"))
-        .ok()
-        .and_then(|other| other.run_cap)
-        .map(|n| format!(", run_cap {n}"))
-        .unwrap_or_default();
+    let cap = crate::study::spec::stored(&info).ok().and_then(|other| other.run_cap).map(|n| format!(", run_cap {n}")).unwrap_or_default();
     crate::errln!(
         "note: another `sweep run` registered a different version of sweep {} (spec {}{cap}) after this one, from another file or an \
          edit of {}: the workers follow that version from then on, not this file; `sweep status {}` shows the sweep as it is",

@@ -192,7 +192,7 @@ fn status_once(g: &Global, args: &StatusArgs) -> Result<usize> {
     for sweep in selected {
         let runs = store.trials(&TrialFilter { sweep: Some(sweep.name.clone()), status: None })?;
         active += runs.iter().filter(|r| matches!(r.status, TrialStatus::Queued | TrialStatus::Running)).count();
-        let objective = sweep_objective(store.as_ref(), &sweep.name)?.unwrap_or_default();
+        let objective = report::sweep_objective(store.as_ref(), &sweep)?;
         if args.json {
             json.push(status_json(&sweep, &runs, &objective, &store.jobs(Some(&sweep.name))?));
             continue;
@@ -288,28 +288,16 @@ fn metric_name(metric: &str, split: Option<&str>) -> Result<String> {
     Ok(name)
 }
 
-/// A sweep's objective (`metric.name` and `goal`), as its trials' resolved configs hold it; None
-/// for a sweep without trials.
-fn sweep_objective(store: &dyn store::Store, sweep: &str) -> Result<Option<Objective>> {
-    let first = store.trials(&TrialFilter { sweep: Some(sweep.to_string()), status: None })?.into_iter().next();
-    Ok(match first {
-        Some(trial) => Some(store.trial_config(&trial.id)?.metric),
-        None => None,
-    })
-}
-
 /// What `sweep best` ranks by without `--metric`: the objective of the sweep named, or the one
 /// every sweep of the tracker shares.
 fn default_objective(store: &dyn store::Store, sweep: Option<&str>) -> Result<Objective> {
-    let names = match sweep {
-        Some(s) => vec![s.to_string()],
-        None => store.sweeps()?.into_iter().map(|s| s.name).collect(),
+    let sweeps = match sweep {
+        Some(s) => vec![store::find_sweep(store, s)?],
+        None => store.sweeps()?,
     };
     let mut objectives: Vec<(String, Objective)> = Vec::new();
-    for name in names {
-        if let Some(objective) = sweep_objective(store, &name)? {
-            objectives.push((name, objective));
-        }
+    for info in sweeps {
+        objectives.push((info.name.clone(), report::sweep_objective(store, &info)?));
     }
     match objectives.as_slice() {
         [] => Ok(Objective::default()),
@@ -583,7 +571,7 @@ pub fn importance(g: &Global, args: &ImportanceArgs) -> Result<ExitCode> {
     use crate::report::importance;
     let store = g.open_store()?;
     let sweep = the_sweep(store.as_ref(), args.sweep.as_deref())?;
-    let objective = sweep_objective(store.as_ref(), &sweep)?.unwrap_or_default();
+    let objective = report::sweep_objective(store.as_ref(), &store::find_sweep(store.as_ref(), &sweep)?)?;
     let runs = report::charts::load_trials(store.as_ref(), &sweep)?;
     let ranked = importance::importance(&runs, &objective.name, objective.goal).with_context(|| format!("sweep {sweep}"))?;
     let trials = importance::judged(&runs, &objective.name, objective.goal).len();

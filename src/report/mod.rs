@@ -251,6 +251,20 @@ pub fn short_params(params: &BTreeMap<String, serde_json::Value>) -> String {
     params.iter().map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), fmt_param(v))).collect::<Vec<_>>().join(" ")
 }
 
+/// A sweep's objective, by one rule: the `[metric]` of the sweep file the tracker keeps; when that
+/// file does not parse with this build (registered by another version), its first trial's; the
+/// default (`val_iou`, maximize) for a sweep with neither.
+pub fn sweep_objective(store: &dyn crate::store::Store, info: &SweepInfo) -> Result<Objective, crate::store::StoreError> {
+    if let Ok(spec) = crate::study::spec::stored(info) {
+        return Ok(spec.metric);
+    }
+    let first = store.trials(&crate::store::TrialFilter { sweep: Some(info.name.clone()), status: None })?.into_iter().next();
+    Ok(match first {
+        Some(trial) => store.trial_config(&trial.id)?.metric,
+        None => Objective::default(),
+    })
+}
+
 /// The completed trial whose best epoch is best by the objective, with that value and epoch
 /// (the leaderboard's first: ties go to the lower trial number, as in [`crate::store::Store::best`]).
 pub fn best_so_far<'a>(runs: &'a [TrialRow], objective: &Objective) -> Option<(&'a TrialRow, f64, i64)> {

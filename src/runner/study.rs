@@ -8,7 +8,6 @@
 //! cooperate without a coordinator, and a killed sweep resumes with the same study.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use crate::store::{NewTrial, Store, TrialHistory, TrialStatus, warm};
 use crate::study::history::{History, Point, TrialRecord, TrialState};
@@ -53,7 +52,7 @@ impl Study {
     /// are, without asking for more or pruning, and a warning says so.
     pub fn load(store: &dyn Store, sweep: &str) -> crate::Result<Option<Study>> {
         let Some(info) = store.sweeps()?.into_iter().find(|s| s.name == sweep) else { return Ok(None) };
-        match spec::parse(&info.spec, Path::new(&format!("{sweep}.toml"))) {
+        match spec::stored(&info) {
             Ok(spec) => Ok(Some(Study::of(spec))),
             Err(e) => {
                 let first = e.problems.first().map(ToString::to_string).unwrap_or_default();

@@ -5,13 +5,11 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::config::Objective;
 use crate::report::charts::{self, draw};
 use crate::report::filter::{self, Listing};
 use crate::report::html::{self, Links, Picture, SweepSummary, SweepView, TrialView};
-use crate::report::{ReportError, best_so_far};
-use crate::store::{self, Store, StoreError, TrialFilter};
-use crate::store::{Detail, TrialData};
+use crate::report::{self, ReportError, best_so_far};
+use crate::store::{self, Detail, Store, StoreError, TrialData, TrialFilter};
 
 /// An HTTP answer: status, content type, body.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,15 +135,15 @@ impl Dashboard {
             let all = charts::load_trials(s, name)?;
             let listing = Listing { sweep: Some(name.to_string()), status: None, filter, sort };
             let listed = filter::list(s, &listing);
-            let params = charts::swept_parameters(s, name, &all);
-            let warm = charts::warm_start(s, name, &info.spec)?;
-            Ok((info, all, listed, params, warm))
+            let params = charts::swept_parameters(Some(&info), &all);
+            let warm = charts::warm_start(s, &info)?;
+            let objective = report::sweep_objective(s, &info)?;
+            Ok((info, all, listed, params, warm, objective))
         });
-        let (info, all, listed, params, warm) = match loaded {
+        let (info, all, listed, params, warm, objective) = match loaded {
             Ok(loaded) => loaded,
             Err(e) => return Reply::store_error(&e),
         };
-        let objective = objective_of(&info);
         let (rows, filter_error) = match listed {
             Ok(rows) => (rows, None),
             Err(ReportError::Usage(message)) => (Vec::new(), Some(message.replacen("--where: ", "filter: ", 1).replacen("--sort: ", "sort: ", 1))),
@@ -175,7 +173,7 @@ impl Dashboard {
                     .unwrap_or_else(|e| Picture::Svg(format!("<p class=\"error\">{}</p>", html::escape(&e.to_string())))),
             )
         });
-        let (method, pruner) = charts::method_and_pruner(name, &info.spec);
+        let (method, pruner) = charts::method_and_pruner(&info);
         let page = html::sweep_page(&SweepView {
             name,
             info: Some(&info),
@@ -347,11 +345,6 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
-/// The objective a sweep's file names (the default when it no longer parses).
-fn objective_of(info: &store::SweepInfo) -> Objective {
-    crate::study::spec::parse(&info.spec, Path::new(&format!("{}.toml", info.name))).map(|s| s.metric).unwrap_or_default()
-}
-
 /// Every sweep with its method, pruner, objective and best so far.
 fn sweep_summaries(s: &dyn Store) -> Result<Vec<SweepSummary>, StoreError> {
     let mut sweeps = s.sweeps()?;
@@ -360,9 +353,9 @@ fn sweep_summaries(s: &dyn Store) -> Result<Vec<SweepSummary>, StoreError> {
         .into_iter()
         .map(|info| {
             let runs = s.trials(&TrialFilter { sweep: Some(info.name.clone()), status: None })?;
-            let objective = objective_of(&info);
+            let objective = report::sweep_objective(s, &info)?;
             let best = best_so_far(&runs, &objective).map(|(r, v, e)| (r.id.clone(), v, e));
-            let (method, pruner) = charts::method_and_pruner(&info.name, &info.spec);
+            let (method, pruner) = charts::method_and_pruner(&info);
             Ok(SweepSummary { info, method, pruner, objective, best })
         })
         .collect()

@@ -16,8 +16,7 @@ use std::path::{Path, PathBuf};
 use crate::config::Objective;
 use crate::report::importance::{self, ImportanceError, ParamImportance};
 use crate::report::{ReportError, html};
-use crate::store::{Detail, TrialData};
-use crate::store::{Store, StoreError, TrialFilter, warm};
+use crate::store::{Detail, Store, StoreError, SweepInfo, TrialData, TrialFilter, warm};
 
 /// A chart that could not be drawn.
 #[derive(Debug, thiserror::Error)]
@@ -47,10 +46,9 @@ pub fn load_trials(store: &dyn Store, sweep: &str) -> Result<Vec<TrialData>, Sto
 }
 
 /// The swept parameters of a sweep, in file order, each with whether it is log-distributed; read
-/// from the stored sweep file, or from the runs' parameters if that no longer parses.
-pub fn swept_parameters(store: &dyn Store, sweep: &str, runs: &[TrialData]) -> Vec<(String, bool)> {
-    let spec = store.sweeps().ok().and_then(|all| all.into_iter().find(|s| s.name == sweep));
-    if let Some(spec) = spec.and_then(|s| crate::study::spec::parse(&s.spec, Path::new(&format!("{sweep}.toml"))).ok()) {
+/// from the stored sweep file, or from the trials' parameters if that no longer parses.
+pub fn swept_parameters(info: Option<&SweepInfo>, runs: &[TrialData]) -> Vec<(String, bool)> {
+    if let Some(spec) = info.and_then(|info| crate::study::spec::stored(info).ok()) {
         return spec.parameters.iter().map(|p| (p.key.clone(), p.domain.is_log())).collect();
     }
     crate::report::param_keys(runs).into_iter().map(|k| (k, false)).collect()
@@ -65,10 +63,10 @@ pub struct WarmStart {
     pub trials: Vec<TrialData>,
 }
 
-/// The warm start of `sweep` as its stored sweep file `spec` asks for it (none when the file no
-/// longer parses or asks for none).
-pub fn warm_start(store: &dyn Store, sweep: &str, spec: &str) -> Result<WarmStart, StoreError> {
-    let Ok(spec) = crate::study::spec::parse(spec, Path::new(&format!("{sweep}.toml"))) else { return Ok(WarmStart::default()) };
+/// The warm start of a sweep as its stored sweep file asks for it (none when the file no longer
+/// parses or asks for none).
+pub fn warm_start(store: &dyn Store, info: &SweepInfo) -> Result<WarmStart, StoreError> {
+    let Ok(spec) = crate::study::spec::stored(info) else { return Ok(WarmStart::default()) };
     let swept: std::collections::BTreeSet<&str> = spec.parameters.iter().map(|p| p.key.as_str()).collect();
     let mut warm = WarmStart::default();
     for source in warm::sources(store, &spec.warm_start, &spec.metric.name, &swept, &spec.base)? {
@@ -96,8 +94,12 @@ pub fn plot_sweep(
     if runs.is_empty() {
         return Err(StoreError::UnknownSweep { name: sweep.to_string(), suggestions: Vec::new() });
     }
-    let objective = store.trial_config(&runs[0].row.id).map(|c| c.metric).unwrap_or_default();
-    let params = swept_parameters(store, sweep, &runs);
+    let info = store.sweeps()?.into_iter().find(|s| s.name == sweep);
+    let objective = match &info {
+        Some(info) => crate::report::sweep_objective(store, info)?,
+        None => store.trial_config(&runs[0].row.id).map(|c| c.metric).unwrap_or_default(),
+    };
+    let params = swept_parameters(info.as_ref(), &runs);
     let dir = out.map(Path::to_path_buf).unwrap_or_else(|| runs_dir.join(sweep).join("plots"));
     let mut written = Written { dir: dir.clone(), ..Written::default() };
     let mut record = |path: PathBuf, result: Result<(), Box<dyn std::error::Error>>| match result {
@@ -105,9 +107,8 @@ pub fn plot_sweep(
         Err(e) => written.errors.push(format!("{}: {e}", path.display())),
     };
     let goal = objective.goal;
-    let info = store.sweeps()?.into_iter().find(|s| s.name == sweep);
     let warm = match &info {
-        Some(info) => warm_start(store, sweep, &info.spec)?,
+        Some(info) => warm_start(store, info)?,
         None => WarmStart::default(),
     };
     for chart in sweep_charts(&runs, &warm, &params, &objective) {
@@ -231,8 +232,8 @@ pub fn importance_view(
 }
 
 /// The method and pruner of a stored sweep file, for pages (`?` when it no longer parses).
-pub fn method_and_pruner(name: &str, spec: &str) -> (String, String) {
-    match crate::study::spec::parse(spec, Path::new(&format!("{name}.toml"))) {
+pub fn method_and_pruner(info: &SweepInfo) -> (String, String) {
+    match crate::study::spec::stored(info) {
         Ok(spec) => {
             let method = serde_json::to_value(spec.method).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| "?".into());
             let pruner = spec.early_terminate.as_ref().map_or("none", |e| e.kind());
@@ -253,7 +254,7 @@ fn export_page(
     importances: &Result<Vec<ParamImportance>, ImportanceError>,
     files: &[PathBuf],
 ) -> String {
-    let (method, pruner) = info.map(|i| method_and_pruner(sweep, &i.spec)).unwrap_or_else(|| ("?".into(), "?".into()));
+    let (method, pruner) = info.map(method_and_pruner).unwrap_or_else(|| ("?".into(), "?".into()));
     let ranked: Vec<TrialData> = crate::store::leaderboard_order(runs, &objective.name, objective.goal).into_iter().cloned().collect();
     let importance_file = files.iter().any(|f| f.file_name().is_some_and(|n| n == IMPORTANCE_FILE));
     let importance = importance_view(importances, |_| importance_file.then(|| html::Picture::File(IMPORTANCE_FILE.into())));

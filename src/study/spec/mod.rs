@@ -145,6 +145,13 @@ pub fn load(path: &Path) -> Result<SweepSpec, SpecError> {
     parse(&text, path)
 }
 
+/// The sweep file a tracker keeps for a sweep, read as this build reads sweep files (messages
+/// name it `<sweep>.toml`): the one way everything that reads a registered sweep (its sampler and
+/// pruner, its objective, its charts and pages) gets at its file.
+pub fn stored(info: &crate::store::SweepInfo) -> Result<SweepSpec, SpecError> {
+    parse(&info.spec, Path::new(&format!("{}.toml", info.name)))
+}
+
 /// Validates sweep-file text; `path` names it in messages and gives the default sweep name.
 pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
     let mut v = Validator { file: path.display().to_string(), text, problems: Vec::new() };
