@@ -8,8 +8,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 
 use super::{ComputeArgs, Global, usage};
-use crate::config::{Goal, Objective, Split};
+use crate::config::{Goal, Objective};
 use crate::export;
+use crate::report::best::{BestQuery, Reevaluated};
 use crate::report::{self, filter::Listing};
 use crate::store::{self, TrialFilter, TrialStatus};
 use crate::train::checkpoint::CheckpointKind;
@@ -269,134 +270,37 @@ pub fn show(g: &Global, args: &ShowTrialArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--metric iou --split val` → `val_iou`; `--metric train_loss` stays.
-fn metric_name(metric: &str, split: Option<&str>) -> Result<String> {
-    let name = match (Objective::parse_name(metric), split) {
-        (Some(_), None) => metric.to_string(),
-        (Some(_), Some(s)) => return Err(usage(format!("--metric {metric} already names its split; drop --split {s}"))),
-        (None, s) => {
-            let split = match s {
-                None => Split::Val,
-                Some(s) => Split::parse(s).ok_or_else(|| usage(format!("--split {s}: expected train or val")))?,
-            };
-            format!("{}_{metric}", split.as_str())
-        }
-    };
-    if Objective::parse_name(&name).is_none() {
-        return Err(usage(format!("--metric {metric}: expected loss, dice, iou or fg_iou (optionally prefixed train_ or val_)")));
-    }
-    Ok(name)
-}
-
-/// What `sweep best` ranks by without `--metric`: the objective of the sweep named, or the one
-/// every sweep of the tracker shares.
-fn default_objective(store: &dyn store::Store, sweep: Option<&str>) -> Result<Objective> {
-    let sweeps = match sweep {
-        Some(s) => vec![store::find_sweep(store, s)?],
-        None => store.sweeps()?,
-    };
-    let mut objectives: Vec<(String, Objective)> = Vec::new();
-    for info in sweeps {
-        objectives.push((info.name.clone(), report::sweep_objective(store, &info)?));
-    }
-    match objectives.as_slice() {
-        [] => Ok(Objective::default()),
-        [(_, first), rest @ ..] if rest.iter().all(|(_, o)| o == first) => Ok(first.clone()),
-        _ => {
-            let each: Vec<String> = objectives.iter().map(|(s, o)| format!("{s} ({} {})", o.name, o.goal.as_str())).collect();
-            Err(usage(format!("the sweeps follow different objectives: {}; name one with --sweep, or a --metric", each.join(", "))))
-        }
-    }
-}
-
 /// `sweep best`: the best trial by a metric (the sweep's objective unless `--metric` names
 /// another), optionally re-evaluated from its checkpoint.
 pub fn best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
     let store = g.open_store()?;
-    if let Some(s) = &args.sweep {
-        store::find_sweep(store.as_ref(), s)?;
-    }
-    let objective = match &args.metric {
-        Some(m) => {
-            let name = metric_name(m, args.split.as_deref())?;
-            Objective { goal: Goal::for_metric(&name), name }
-        }
-        None if args.split.is_some() => return Err(usage("--split needs --metric (without it, best follows the sweep's objective)")),
-        None => default_objective(store.as_ref(), args.sweep.as_deref())?,
-    };
-    let metric = objective.name;
-    let goal = match args.goal {
-        Some(GoalArg::Max) => Goal::Maximize,
-        Some(GoalArg::Min) => Goal::Minimize,
-        None => objective.goal,
-    };
-    let Some(best) = store.best(&metric, goal, args.sweep.as_deref())? else {
-        let why = format!("no completed trial has a {metric} value yet{}", args.sweep.as_ref().map(|s| format!(" in sweep {s}")).unwrap_or_default());
+    let goal = args.goal.map(|g| match g {
+        GoalArg::Max => Goal::Maximize,
+        GoalArg::Min => Goal::Minimize,
+    });
+    let query = BestQuery { sweep: args.sweep.as_deref(), metric: args.metric.as_deref(), split: args.split.as_deref(), goal };
+    let best = report::best::best(store.as_ref(), &query)?;
+    let Some(found) = &best.found else {
         if args.json {
             // Scripts read standard output: a document that says so, then the same exit code.
-            let v = serde_json::json!({"run": null, "sweep": args.sweep, "metric": metric, "goal": goal.as_str(), "error": why});
-            crate::outln!("{}", serde_json::to_string_pretty(&v)?);
+            crate::outln!("{}", serde_json::to_string_pretty(&best.json(None))?);
         }
-        bail!(why);
+        bail!(best.none_reason());
     };
-    let checkpoints = store.checkpoints(&best.trial.id)?;
-    let best_ckpt = checkpoints.iter().find(|c| c.kind == "best").cloned();
-    // A trial keeps two checkpoints: its objective's best epoch and its last. For another
-    // metric, the last one is the right one when that is the metric's best epoch.
-    let kind = store::checkpoint_for_epoch(&checkpoints, best.epoch).and_then(|c| CheckpointKind::parse(&c.kind)).unwrap_or(CheckpointKind::Best);
     let evaluation = if args.eval {
         let device = args.compute.open()?;
-        let run_dir = crate::train::checkpoint::TrialDir::of(&g.runs_dir(), &best.trial.sweep, &best.trial.id);
-        Some(crate::train::predict::evaluate_checkpoint(&run_dir, kind, &g.runs_dir(), None, &device)?)
+        let run_dir = crate::train::checkpoint::TrialDir::of(&g.runs_dir(), &found.trial.sweep, &found.trial.id);
+        let kind = CheckpointKind::parse(found.holding).unwrap_or(CheckpointKind::Best);
+        let e = crate::train::predict::evaluate_checkpoint(&run_dir, kind, &g.runs_dir(), None, &device)?;
+        let m = &e.metrics;
+        Some(Reevaluated { epoch: e.epoch as i64, loss: m.loss, dice: m.dice, iou: m.iou, fg_iou: m.fg_iou })
     } else {
         None
     };
     if args.json {
-        let mut v = serde_json::json!({
-            "run": best.trial.id,
-            "sweep": best.trial.sweep,
-            "status": best.trial.status,
-            "metric": metric,
-            "goal": goal.as_str(),
-            "value": best.value,
-            "epoch": best.epoch,
-            "params": best.trial.params,
-            "metrics": best.trial.metrics,
-            "checkpoint": best_ckpt,
-        });
-        if let Some(e) = &evaluation {
-            let m = &e.metrics;
-            v["eval"] = serde_json::json!({"checkpoint_epoch": e.epoch, "loss": report::json_number(m.loss), "dice": report::json_number(m.dice), "iou": report::json_number(m.iou), "fg_iou": report::json_number(m.fg_iou)});
-        }
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!("best trial   {} (sweep {}, {})", best.trial.id, best.trial.sweep, best.trial.status.as_str());
-    println!("{metric:<12} {} at epoch {} ({})", report::fmt_num(best.value), best.epoch, goal.as_str());
-    for (i, (k, v)) in best.trial.params.iter().enumerate() {
-        println!("{:<12} {k} = {}", if i == 0 { "params" } else { "" }, report::fmt_param(v));
-    }
-    if let Some(c) = &best_ckpt {
-        println!("checkpoint   {} (epoch {})", c.path, c.epoch);
-    }
-    println!();
-    print!("{}", report::compare(std::slice::from_ref(&best.trial)).split("\n\n").nth(1).unwrap_or(""));
-    if let Some(e) = evaluation {
-        println!("\nre-evaluated the {} checkpoint (epoch {}) on the validation split:", kind.as_str(), e.epoch);
-        if e.epoch as i64 != best.epoch {
-            println!(
-                "(the run keeps checkpoints of its objective's best epoch and of its last epoch; {metric}'s best epoch {} has none)",
-                best.epoch
-            );
-        }
-        let m = &e.metrics;
-        println!(
-            "loss {}  dice {}  iou {}  fg_iou {}",
-            report::fmt_num(m.loss),
-            report::fmt_num(m.dice),
-            report::fmt_num(m.iou),
-            report::fmt_num(m.fg_iou)
-        );
+        println!("{}", serde_json::to_string_pretty(&best.json(evaluation.as_ref()))?);
+    } else {
+        print!("{}", best.text(evaluation.as_ref()));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! comparisons, leaderboards and exports. Pure functions from rows to strings.
 
 pub mod axis;
+pub mod best;
 pub mod charts;
 pub mod filter;
 pub mod html;
@@ -571,7 +572,15 @@ pub fn compare(runs: &[TrialRow]) -> String {
         out.push_str(&t.render());
     }
     out.push('\n');
-    let mut t = Table::new(std::iter::once("metric".to_string()).chain(ids.iter().cloned()));
+    out.push_str(&metrics_table(runs));
+    out
+}
+
+/// The metrics half of `sweep compare`: status, epochs, then each metric's best (with its epoch)
+/// and final value, one column per trial.
+pub fn metrics_table(runs: &[TrialRow]) -> String {
+    let ids = runs.iter().map(|r| r.id.clone());
+    let mut t = Table::new(std::iter::once("metric".to_string()).chain(ids));
     let mut row = vec!["status".to_string()];
     row.extend(runs.iter().map(|r| r.status.as_str().to_string()));
     t.row(row);
@@ -591,8 +600,7 @@ pub fn compare(runs: &[TrialRow]) -> String {
             }
         }
     }
-    out.push_str(&t.render());
-    out
+    t.render()
 }
 
 /// A float as JSON: finite values as numbers, NaN and infinities as strings.

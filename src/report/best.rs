@@ -1,0 +1,186 @@
+//! `sweep best`: the best trial by a metric (the sweep's objective unless another is named), the
+//! checkpoint that holds that epoch, and its text and JSON renderings. The re-evaluation of that
+//! checkpoint is the caller's (it needs tensors); its figures come back as [`Reevaluated`].
+
+use std::fmt::Write as _;
+
+use super::{ReportError, fmt_num, fmt_param, json_number, metrics_table, sweep_objective};
+use crate::config::{Goal, Objective, Split};
+use crate::store::{self, CheckpointRow, Store, TrialRow};
+
+/// What `sweep best` asks: the sweep (all when None), the metric (`iou`, `val_iou`, `train_loss`;
+/// the sweep's objective when None) with a split for a bare name, and a direction that overrides
+/// the metric's own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BestQuery<'a> {
+    pub sweep: Option<&'a str>,
+    pub metric: Option<&'a str>,
+    pub split: Option<&'a str>,
+    pub goal: Option<Goal>,
+}
+
+/// The answer: the metric and direction ranked by, and the best trial when one has a value.
+#[derive(Debug, Clone)]
+pub struct Best {
+    pub sweep: Option<String>,
+    pub metric: String,
+    pub goal: Goal,
+    pub found: Option<BestFound>,
+}
+
+/// The best completed trial, its best value and epoch, and its checkpoints.
+#[derive(Debug, Clone)]
+pub struct BestFound {
+    pub trial: TrialRow,
+    pub value: f64,
+    pub epoch: i64,
+    /// The trial's `best` checkpoint (its objective's best epoch), as shown.
+    pub checkpoint: Option<CheckpointRow>,
+    /// The checkpoint that holds `epoch`: `best`, or `last` when the metric is not the trial's
+    /// objective and its best epoch is the last one (`best` when neither does).
+    pub holding: &'static str,
+}
+
+/// A checkpoint evaluated again on the validation split.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reevaluated {
+    /// The epoch whose model the checkpoint holds.
+    pub epoch: i64,
+    pub loss: f64,
+    pub dice: f64,
+    pub iou: f64,
+    pub fg_iou: f64,
+}
+
+/// Finds the best trial. A flag that cannot be used (`--split` without `--metric`, a metric
+/// that is not one, sweeps that follow different objectives) is [`ReportError::Usage`].
+pub fn best(store: &dyn Store, q: &BestQuery) -> Result<Best, ReportError> {
+    if let Some(s) = q.sweep {
+        store::find_sweep(store, s)?;
+    }
+    let objective = match q.metric {
+        Some(m) => {
+            let name = metric_name(m, q.split)?;
+            Objective { goal: Goal::for_metric(&name), name }
+        }
+        None if q.split.is_some() => return Err(usage("--split needs --metric (without it, best follows the sweep's objective)")),
+        None => default_objective(store, q.sweep)?,
+    };
+    let goal = q.goal.unwrap_or(objective.goal);
+    let found = match store.best(&objective.name, goal, q.sweep)? {
+        None => None,
+        Some(best) => {
+            let checkpoints = store.checkpoints(&best.trial.id)?;
+            let holding = match store::checkpoint_for_epoch(&checkpoints, best.epoch) {
+                Some(c) if c.kind == "last" => "last",
+                _ => "best",
+            };
+            let checkpoint = checkpoints.into_iter().find(|c| c.kind == "best");
+            Some(BestFound { trial: best.trial, value: best.value, epoch: best.epoch, checkpoint, holding })
+        }
+    };
+    Ok(Best { sweep: q.sweep.map(String::from), metric: objective.name, goal, found })
+}
+
+impl Best {
+    /// Why there is no best trial (for a `found` of None).
+    pub fn none_reason(&self) -> String {
+        let within = self.sweep.as_ref().map(|s| format!(" in sweep {s}")).unwrap_or_default();
+        format!("no completed trial has a {} value yet{within}", self.metric)
+    }
+
+    /// The JSON document of `sweep best --json`: the trial, or `"run": null` with the reason.
+    pub fn json(&self, eval: Option<&Reevaluated>) -> serde_json::Value {
+        let Some(b) = &self.found else {
+            return serde_json::json!({"run": null, "sweep": self.sweep, "metric": self.metric, "goal": self.goal.as_str(), "error": self.none_reason()});
+        };
+        let mut v = serde_json::json!({
+            "run": b.trial.id,
+            "sweep": b.trial.sweep,
+            "status": b.trial.status,
+            "metric": self.metric,
+            "goal": self.goal.as_str(),
+            "value": b.value,
+            "epoch": b.epoch,
+            "params": b.trial.params,
+            "metrics": b.trial.metrics,
+            "checkpoint": b.checkpoint,
+        });
+        if let Some(e) = eval {
+            v["eval"] = serde_json::json!({"checkpoint_epoch": e.epoch, "loss": json_number(e.loss), "dice": json_number(e.dice), "iou": json_number(e.iou), "fg_iou": json_number(e.fg_iou)});
+        }
+        v
+    }
+
+    /// The text of `sweep best` (empty without a best trial).
+    pub fn text(&self, eval: Option<&Reevaluated>) -> String {
+        let Some(b) = &self.found else { return String::new() };
+        let (metric, mut out) = (&self.metric, String::new());
+        let _ = writeln!(out, "best trial   {} (sweep {}, {})", b.trial.id, b.trial.sweep, b.trial.status.as_str());
+        let _ = writeln!(out, "{metric:<12} {} at epoch {} ({})", fmt_num(b.value), b.epoch, self.goal.as_str());
+        for (i, (k, v)) in b.trial.params.iter().enumerate() {
+            let _ = writeln!(out, "{:<12} {k} = {}", if i == 0 { "params" } else { "" }, fmt_param(v));
+        }
+        if let Some(c) = &b.checkpoint {
+            let _ = writeln!(out, "checkpoint   {} (epoch {})", c.path, c.epoch);
+        }
+        out.push('\n');
+        out.push_str(&metrics_table(std::slice::from_ref(&b.trial)));
+        if let Some(e) = eval {
+            let _ = writeln!(out, "\nre-evaluated the {} checkpoint (epoch {}) on the validation split:", b.holding, e.epoch);
+            if e.epoch != b.epoch {
+                let _ = writeln!(
+                    out,
+                    "(the run keeps checkpoints of its objective's best epoch and of its last epoch; {metric}'s best epoch {} has none)",
+                    b.epoch
+                );
+            }
+            let _ = writeln!(out, "loss {}  dice {}  iou {}  fg_iou {}", fmt_num(e.loss), fmt_num(e.dice), fmt_num(e.iou), fmt_num(e.fg_iou));
+        }
+        out
+    }
+}
+
+fn usage(message: impl Into<String>) -> ReportError {
+    ReportError::Usage(message.into())
+}
+
+/// `--metric iou --split val` → `val_iou`; `--metric train_loss` stays.
+fn metric_name(metric: &str, split: Option<&str>) -> Result<String, ReportError> {
+    let name = match (Objective::parse_name(metric), split) {
+        (Some(_), None) => metric.to_string(),
+        (Some(_), Some(s)) => return Err(usage(format!("--metric {metric} already names its split; drop --split {s}"))),
+        (None, s) => {
+            let split = match s {
+                None => Split::Val,
+                Some(s) => Split::parse(s).ok_or_else(|| usage(format!("--split {s}: expected train or val")))?,
+            };
+            format!("{}_{metric}", split.as_str())
+        }
+    };
+    if Objective::parse_name(&name).is_none() {
+        return Err(usage(format!("--metric {metric}: expected loss, dice, iou or fg_iou (optionally prefixed train_ or val_)")));
+    }
+    Ok(name)
+}
+
+/// What `sweep best` ranks by without `--metric`: the objective of the sweep named, or the one
+/// every sweep of the tracker shares.
+fn default_objective(store: &dyn Store, sweep: Option<&str>) -> Result<Objective, ReportError> {
+    let sweeps = match sweep {
+        Some(s) => vec![store::find_sweep(store, s)?],
+        None => store.sweeps()?,
+    };
+    let mut objectives: Vec<(String, Objective)> = Vec::new();
+    for info in sweeps {
+        objectives.push((info.name.clone(), sweep_objective(store, &info)?));
+    }
+    match objectives.as_slice() {
+        [] => Ok(Objective::default()),
+        [(_, first), rest @ ..] if rest.iter().all(|(_, o)| o == first) => Ok(first.clone()),
+        _ => {
+            let each: Vec<String> = objectives.iter().map(|(s, o)| format!("{s} ({} {})", o.name, o.goal.as_str())).collect();
+            Err(usage(format!("the sweeps follow different objectives: {}; name one with --sweep, or a --metric", each.join(", "))))
+        }
+    }
+}
