@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -233,7 +233,7 @@ pub fn prepare_data(trials: &[Trial], runs_dir: &Path) -> crate::Result<()> {
 }
 
 struct WorkerProcess {
-    child: Child,
+    child: Box<dyn Running>,
     /// The run it holds, from its last Claimed event.
     lease: Option<Lease>,
     /// The trial it held last (for the quick-death message).
@@ -250,9 +250,73 @@ enum Message {
     Closed(usize),
 }
 
+/// What the supervisor asks of a new worker.
+struct Start<'a> {
+    slot: usize,
+    /// Workers started before this one in this `sweep run` (its log is `worker-{index + 1}.log`).
+    index: usize,
+    /// The GPU index of the slot, if any.
+    device: Option<usize>,
+    threads: usize,
+    log: &'a Path,
+}
+
+/// How the supervisor starts workers and learns of stop requests: `sweep worker` processes and
+/// the signal handler in [`run`], scripted workers in the unit tests.
+trait Launcher {
+    /// Starts a worker; its events, then one `Message::Closed(slot)`, go to `tx`.
+    fn launch(&mut self, start: &Start, tx: &mpsc::Sender<Message>) -> crate::Result<Box<dyn Running>>;
+    /// The Ctrl-Cs received so far, and whether SIGTERM was.
+    fn stop_requests(&self) -> (usize, bool);
+}
+
+/// A started worker, as the supervisor handles it.
+trait Running: Send {
+    fn signal(&mut self, signal: libc::c_int);
+    fn wait(&mut self) -> std::io::Result<ExitStatus>;
+}
+
+impl Running for Child {
+    fn signal(&mut self, signal: libc::c_int) {
+        // SAFETY: kill has no memory effects; the pid is our own child's.
+        unsafe { libc::kill(self.id() as libc::pid_t, signal) };
+    }
+
+    fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        Child::wait(self)
+    }
+}
+
+/// The supervisor's timings and bounds.
+#[derive(Debug, Clone, Copy)]
+struct Rules {
+    /// [`QUICK_DEATH`].
+    quick_death: Duration,
+    /// [`QUICK_DEATHS_ALLOWED`].
+    quick_deaths_allowed: usize,
+    /// How often stop requests are looked at while no worker reports.
+    poll: Duration,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self { quick_death: QUICK_DEATH, quick_deaths_allowed: QUICK_DEATHS_ALLOWED, poll: Duration::from_millis(100) }
+    }
+}
+
+/// The log file of the worker started `index`-th (from 0) in a sweep's `log_dir`.
+fn log_path(log_dir: &Path, index: usize) -> PathBuf {
+    log_dir.join(format!("worker-{}.log", index + 1))
+}
+
 /// Runs the sweep's queued trials in worker processes until the queue is empty or a stop.
 pub fn run(spec: &SweepSpec, options: &SweepOptions) -> crate::Result<SweepOutcome> {
     crate::runner::signals::install();
+    supervise(spec, options, &mut ProcessLauncher { spec, options }, Rules::default())
+}
+
+/// [`run`] with the workers that `launcher` starts.
+fn supervise(spec: &SweepSpec, options: &SweepOptions, launcher: &mut dyn Launcher, rules: Rules) -> crate::Result<SweepOutcome> {
     let store = store::open(&options.store, false)?;
     let runs = store.trials(&TrialFilter { sweep: Some(spec.name.clone()), status: None })?;
     // A lazily sampled sweep (TPE) has trials yet to be asked for, up to its run_cap.
@@ -268,6 +332,8 @@ pub fn run(spec: &SweepSpec, options: &SweepOptions) -> crate::Result<SweepOutco
     let mut supervisor = Supervisor {
         spec,
         options,
+        launcher,
+        rules,
         threads: options.threads.unwrap_or_else(|| (crate::util::available_cores() / slots.len()).max(1)),
         progress: Progress::new(&spec.name, slots.len(), runs.len() + to_ask, runs.len() + to_ask - pending, options.plain),
         slots,
@@ -289,7 +355,7 @@ pub fn run(spec: &SweepSpec, options: &SweepOptions) -> crate::Result<SweepOutco
     }
     while !supervisor.workers.is_empty() {
         supervisor.forward_interrupts();
-        match rx.recv_timeout(Duration::from_millis(100)) {
+        match rx.recv_timeout(rules.poll) {
             Ok(Message::Event(slot, event)) => supervisor.on_event(slot, event),
             Ok(Message::Closed(slot)) => supervisor.on_exit(slot)?,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -313,6 +379,8 @@ pub fn run(spec: &SweepSpec, options: &SweepOptions) -> crate::Result<SweepOutco
 struct Supervisor<'a> {
     spec: &'a SweepSpec,
     options: &'a SweepOptions,
+    launcher: &'a mut dyn Launcher,
+    rules: Rules,
     /// One entry per worker slot: the GPU index it uses, if any.
     slots: Vec<Option<usize>>,
     threads: usize,
@@ -339,7 +407,10 @@ impl Supervisor<'_> {
     /// Starts a worker process in `slot`.
     fn spawn(&mut self, slot: usize) -> crate::Result<()> {
         let device = self.slots.get(slot).copied().flatten();
-        let worker = spawn(self.spec, self.options, slot, device, self.threads, &self.log_dir, self.spawned, &self.tx)?;
+        let log = log_path(&self.log_dir, self.spawned);
+        let start = Start { slot, index: self.spawned, device, threads: self.threads, log: &log };
+        let child = self.launcher.launch(&start, &self.tx)?;
+        let worker = WorkerProcess { child, lease: None, last_trial: None, done: false, index: self.spawned, started: Instant::now() };
         self.spawned += 1;
         self.workers.insert(slot, worker);
         Ok(())
@@ -347,14 +418,13 @@ impl Supervisor<'_> {
 
     /// Forwards each new Ctrl-C to every worker (they are in their own process groups).
     fn forward_interrupts(&mut self) {
-        let interrupts = crate::runner::signals::interrupts() + usize::from(crate::runner::signals::terminated());
-        while self.forwarded < interrupts {
+        let (interrupts, terminated) = self.launcher.stop_requests();
+        while self.forwarded < interrupts + usize::from(terminated) {
             self.forwarded += 1;
             self.interrupted = true;
-            let signal = if crate::runner::signals::terminated() { libc::SIGTERM } else { libc::SIGINT };
-            for w in self.workers.values() {
-                // SAFETY: kill has no memory effects; the pid is our own child's.
-                unsafe { libc::kill(w.child.id() as libc::pid_t, signal) };
+            let signal = if terminated { libc::SIGTERM } else { libc::SIGINT };
+            for w in self.workers.values_mut() {
+                w.child.signal(signal);
             }
             self.progress.println(if self.forwarded == 1 {
                 "stopping: the running trials finish their epoch and checkpoint (Ctrl-C again to stop now)"
@@ -398,7 +468,7 @@ impl Supervisor<'_> {
         if (status.success() || w.done) && w.lease.is_none() {
             return Ok(());
         }
-        let log = self.log_dir.join(format!("worker-{}.log", w.index + 1));
+        let log = log_path(&self.log_dir, w.index);
         let cause = describe_exit(status);
         // What the worker said before it died, if anything: the reason a user reads.
         let said = log_tail(&log).map(|line| format!(": {line} ({})", log.display())).unwrap_or_default();
@@ -414,16 +484,17 @@ impl Supervisor<'_> {
         } else {
             self.worker_errors.push(format!("worker {} {cause}{said}", w.index + 1));
         }
-        if w.started.elapsed() < QUICK_DEATH {
+        if w.started.elapsed() < self.rules.quick_death {
             self.quick_deaths.push(w.last_trial.clone());
         }
-        let stopping = self.interrupted || crate::runner::signals::interrupts() > 0 || crate::runner::signals::terminated();
+        let (interrupts, terminated) = self.launcher.stop_requests();
+        let stopping = self.interrupted || interrupts > 0 || terminated;
         if stopping || !self.more_to_run()? {
             return Ok(());
         }
-        if self.quick_deaths.len() >= QUICK_DEATHS_ALLOWED {
+        if self.quick_deaths.len() >= self.rules.quick_deaths_allowed {
             if self.gave_up.is_none() {
-                self.gave_up = Some(quick_deaths_message(&self.quick_deaths));
+                self.gave_up = Some(quick_deaths_message(&self.quick_deaths, self.rules.quick_death));
                 self.progress.println(&format!("stopping: {}", self.gave_up.as_deref().unwrap_or_default()));
             }
             return Ok(());
@@ -432,16 +503,17 @@ impl Supervisor<'_> {
     }
 }
 
-/// Why the supervisor stopped starting workers: how many died quickly, and the trial they held
-/// in most of those deaths (the one that keeps killing its worker), if one was; a trial held in
-/// fewer is no culprit (a worker that ended a trial normally and then died names it last).
-fn quick_deaths_message(deaths: &[Option<String>]) -> String {
+/// Why the supervisor stopped starting workers: how many died quickly (within `quick_death` of
+/// starting), and the trial they held in most of those deaths (the one that keeps killing its
+/// worker), if one was; a trial held in fewer is no culprit (a worker that ended a trial normally
+/// and then died names it last).
+fn quick_deaths_message(deaths: &[Option<String>], quick_death: Duration) -> String {
     let mut held: BTreeMap<&str, usize> = BTreeMap::new();
     for trial in deaths.iter().flatten() {
         *held.entry(trial.as_str()).or_default() += 1;
     }
     let culprit = held.iter().max_by_key(|&(trial, n)| (*n, std::cmp::Reverse(*trial))).filter(|&(_, n)| 2 * n > deaths.len());
-    let base = format!("the supervisor started no more workers after {} of them died within {}s of starting", deaths.len(), QUICK_DEATH.as_secs());
+    let base = format!("the supervisor started no more workers after {} of them died within {}s of starting", deaths.len(), quick_death.as_secs());
     match culprit {
         Some((trial, n)) => format!("{base}; {n} of them held trial {trial}, which keeps killing its worker (`sweep show {trial}`)"),
         None if held.is_empty() => format!("{base} before claiming a trial"),
@@ -449,76 +521,79 @@ fn quick_deaths_message(deaths: &[Option<String>]) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn spawn(
-    spec: &SweepSpec,
-    options: &SweepOptions,
-    slot: usize,
-    device: Option<usize>,
-    threads: usize,
-    log_dir: &Path,
-    index: usize,
-    tx: &mpsc::Sender<Message>,
-) -> crate::Result<WorkerProcess> {
-    let exe = std::env::current_exe().map_err(|e| crate::Error::io("current executable", e))?;
-    let log_path = log_dir.join(format!("worker-{}.log", index + 1));
-    let log = open_log(&log_path, &spec.name, index + 1)?;
-    // One GPU per worker. With CUDA the worker sees only its own GPU, as device 0.
-    let (device_spec, cuda_visible) = match (device, options.device) {
-        (Some(d), DeviceSpec::Cuda(_)) => (DeviceSpec::Cuda(0), Some(d)),
-        (Some(d), other) => (other.with_index(d), None),
-        (None, other) => (other, None),
-    };
-    // Values go as `--flag=value`, so that none can read as an option. A password goes through
-    // the environment, never on the command line that `ps` shows.
-    let (store, password) = store::credentials::split_password(&options.store);
-    let mut runs_dir = std::ffi::OsString::from("--runs-dir=");
-    runs_dir.push(&options.runs_dir);
-    let mut cmd = Command::new(exe);
-    cmd.arg(runs_dir)
-        .arg(format!("--store={store}"))
-        .args(["worker", &format!("--sweep={}", spec.name), "--events=json"])
-        .args([format!("--device={device_spec}"), format!("--threads={threads}")])
-        .args([format!("--stale-after={}", options.stale_after), format!("--heartbeat-every={}", options.heartbeat_every)])
-        .arg(format!("--max-attempts={}", options.max_attempts))
-        .env("RAYON_NUM_THREADS", threads.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log));
-    if let Some(d) = cuda_visible {
-        cmd.env("CUDA_VISIBLE_DEVICES", d.to_string());
+/// Starts `sweep worker` processes of this executable, and reads stop requests from
+/// [`crate::runner::signals`].
+struct ProcessLauncher<'a> {
+    spec: &'a SweepSpec,
+    options: &'a SweepOptions,
+}
+
+impl Launcher for ProcessLauncher<'_> {
+    fn stop_requests(&self) -> (usize, bool) {
+        (crate::runner::signals::interrupts(), crate::runner::signals::terminated())
     }
-    if let Some(password) = password {
-        cmd.env(store::credentials::PASSWORD_ENV, password);
-    }
-    {
-        use std::os::unix::process::CommandExt;
-        // Own process group: Ctrl-C reaches the supervisor only, which forwards it once.
-        cmd.process_group(0);
-        // SAFETY: prctl is async-signal-safe; it asks the kernel to SIGTERM the worker if the
-        // supervisor dies, so no worker outlives a killed `sweep run`.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
+
+    fn launch(&mut self, start: &Start, tx: &mpsc::Sender<Message>) -> crate::Result<Box<dyn Running>> {
+        let (spec, options, slot, threads) = (self.spec, self.options, start.slot, start.threads);
+        let exe = std::env::current_exe().map_err(|e| crate::Error::io("current executable", e))?;
+        let log = open_log(start.log, &spec.name, start.index + 1)?;
+        // One GPU per worker. With CUDA the worker sees only its own GPU, as device 0.
+        let (device_spec, cuda_visible) = match (start.device, options.device) {
+            (Some(d), DeviceSpec::Cuda(_)) => (DeviceSpec::Cuda(0), Some(d)),
+            (Some(d), other) => (other.with_index(d), None),
+            (None, other) => (other, None),
+        };
+        // Values go as `--flag=value`, so that none can read as an option. A password goes
+        // through the environment, never on the command line that `ps` shows.
+        let (store, password) = store::credentials::split_password(&options.store);
+        let mut runs_dir = std::ffi::OsString::from("--runs-dir=");
+        runs_dir.push(&options.runs_dir);
+        let mut cmd = Command::new(exe);
+        cmd.arg(runs_dir)
+            .arg(format!("--store={store}"))
+            .args(["worker", &format!("--sweep={}", spec.name), "--events=json"])
+            .args([format!("--device={device_spec}"), format!("--threads={threads}")])
+            .args([format!("--stale-after={}", options.stale_after), format!("--heartbeat-every={}", options.heartbeat_every)])
+            .arg(format!("--max-attempts={}", options.max_attempts))
+            .env("RAYON_NUM_THREADS", threads.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        if let Some(d) = cuda_visible {
+            cmd.env("CUDA_VISIBLE_DEVICES", d.to_string());
         }
-    }
-    let mut child = cmd.spawn().map_err(|e| crate::Error::io("sweep worker", e))?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let tx = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(event) = serde_json::from_str::<Event>(&line)
-                && tx.send(Message::Event(slot, event)).is_err()
-            {
-                return;
+        if let Some(password) = password {
+            cmd.env(store::credentials::PASSWORD_ENV, password);
+        }
+        {
+            use std::os::unix::process::CommandExt;
+            // Own process group: Ctrl-C reaches the supervisor only, which forwards it once.
+            cmd.process_group(0);
+            // SAFETY: prctl is async-signal-safe; it asks the kernel to SIGTERM the worker if
+            // the supervisor dies, so no worker outlives a killed `sweep run`.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
             }
         }
-        let _ = tx.send(Message::Closed(slot));
-    });
-    Ok(WorkerProcess { child, lease: None, last_trial: None, done: false, index, started: Instant::now() })
+        let mut child = cmd.spawn().map_err(|e| crate::Error::io("sweep worker", e))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(event) = serde_json::from_str::<Event>(&line)
+                    && tx.send(Message::Event(slot, event)).is_err()
+                {
+                    return;
+                }
+            }
+            let _ = tx.send(Message::Closed(slot));
+        });
+        Ok(Box::new(child))
+    }
 }
 
 /// Opens a worker's log for appending, after a header line for this start: the log keeps what
@@ -565,19 +640,5 @@ fn log_tail(path: &Path) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_quick_deaths_message_names_the_trial_that_keeps_killing_its_worker() {
-        let held = |t: &str| Some(t.to_string());
-        let message = quick_deaths_message(&[held("s-4"), None, held("s-4"), held("s-2"), held("s-4")]);
-        assert!(message.contains("after 5 of them died within 2s of starting"), "{message}");
-        assert!(message.contains("3 of them held trial s-4, which keeps killing its worker (`sweep show s-4`)"), "{message}");
-        assert!(quick_deaths_message(&[None, None]).ends_with("before claiming a trial"));
-        // Issue 27, item 10: a trial held in 1 of 5 deaths (it had ended pruned normally) was blamed.
-        let message = quick_deaths_message(&[held("s-1"), None, None, None, None]);
-        assert!(message.ends_with("with no trial in common (the workers die whatever they train: see the worker logs)"), "{message}");
-        assert!(!quick_deaths_message(&[held("s-1"), held("s-2"), held("s-1"), held("s-2")]).contains("keeps killing"));
-    }
-}
+#[path = "scheduler_tests.rs"]
+mod tests;
