@@ -16,7 +16,7 @@ fn main() -> ExitCode {
             // Errors quote the user's input (a tag, a file name): escape sequences in it are shown,
             // not run by the terminal.
             sweep::errln!("error: {}", sweep::util::terminal_safe(&sweep::util::error_chain(&err), true));
-            ExitCode::from(sweep::cli::exit_code(&err))
+            ExitCode::from(err.exit_code())
         }
     }
 }

@@ -111,10 +111,12 @@ macro_rules! out {
 /// An error and its causes as one line, "outer: cause: root cause", each cause left out when the
 /// text before it already says it (an error whose message quotes its source, as `path: {source}`
 /// does, would otherwise print "Not a directory (os error 20): Not a directory (os error 20)").
-pub fn error_chain(err: &anyhow::Error) -> String {
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        cause = e.source();
+        let text = e.to_string();
         if out.is_empty() {
             out = text;
         } else if !out.contains(&text) {
@@ -342,15 +344,16 @@ mod tests {
     fn an_error_chain_says_each_cause_once() {
         let io = std::io::Error::from_raw_os_error(20);
         let text = io.to_string();
-        #[derive(Debug, thiserror::Error)]
-        #[error("runs/data: {source}")]
-        struct Quoting {
-            source: std::io::Error,
-        }
-        let err = anyhow::Error::new(Quoting { source: io }).context("preparing the dataset");
+        // An error whose message quotes its source (`path: {source}`) says it once.
+        let quoting: Result<(), _> = Err(crate::Error::io("runs/data", io));
+        let err = crate::error::Context::context(quoting, "preparing the dataset").unwrap_err();
         assert_eq!(error_chain(&err), format!("preparing the dataset: runs/data: {text}"));
-        let plain = anyhow::anyhow!("root").context("middle").context("outer");
+        let root: Result<(), _> = Err(crate::Error::Other("root".into()));
+        let plain = crate::error::Context::context(crate::error::Context::context(root, "middle"), "outer").unwrap_err();
         assert_eq!(error_chain(&plain), "outer: middle: root");
+        assert_eq!(plain.exit_code(), 1);
+        let usage: Result<(), _> = Err(crate::Error::Usage("--sweep: no such sweep".into()));
+        assert_eq!(crate::error::Context::context(usage, "reading the tracker").unwrap_err().exit_code(), 2, "context keeps the code");
     }
 
     #[test]

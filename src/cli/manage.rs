@@ -3,7 +3,7 @@
 use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use crate::Result;
 use clap::Args;
 
 use super::{Global, usage};

@@ -1,7 +1,7 @@
 //! The command line: clap definitions, and one library call per subcommand.
 //!
-//! This is the edge where typed library errors get their context (`anyhow`), and where results
-//! are printed. Each subcommand parses its arguments, calls one library function and prints what
+//! This is the edge where typed library errors get their context ([`crate::error::Context`]), and
+//! where results are printed. Each subcommand parses its arguments, calls one library function and prints what
 //! it returns; the commands are grouped by what they work on: running a sweep ([`run`]), reading
 //! the tracker ([`tracker`]), managing trials ([`manage`]), using a trained model ([`model`]),
 //! charts ([`plot`]) and datasets ([`data`]).
@@ -18,10 +18,10 @@ pub mod ui;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use crate::Result;
 use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, Store};
 use crate::train::device::{DeviceSpec, set_cpu_threads};
 use data::DataCommand;
 use manage::{EnqueueArgs, NoteArgs, RmArgs, TagArgs};
@@ -199,47 +199,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The exit code for an error: 2 when the user's input was wrong, 1 otherwise.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<crate::Error>() {
-            return e.exit_code() as u8;
-        }
-        if let Some(e) = cause.downcast_ref::<crate::data::DataError>() {
-            return if e.is_bad_input() { 2 } else { 1 };
-        }
-        if let Some(e) = cause.downcast_ref::<crate::train::TrainError>() {
-            return if e.is_bad_input() { 2 } else { 1 };
-        }
-        if cause.downcast_ref::<crate::train::device::DeviceError>().is_some() {
-            return 2;
-        }
-        if let Some(e) = cause.downcast_ref::<crate::report::ReportError>() {
-            return if e.is_bad_input() { 2 } else { 1 };
-        }
-        if let Some(e) = cause.downcast_ref::<crate::ui::UiError>() {
-            return if e.is_bad_input() { 2 } else { 1 };
-        }
-        if let Some(e) = cause.downcast_ref::<StoreError>() {
-            return if e.is_bad_input() { 2 } else { 1 };
-        }
-        if cause.downcast_ref::<crate::study::spec::SpecError>().is_some()
-            || cause.downcast_ref::<crate::config::Invalid>().is_some()
-            || cause.downcast_ref::<UsageError>().is_some()
-        {
-            return 2;
-        }
-    }
-    1
-}
-
-/// A command-line value that cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-pub fn usage(msg: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(UsageError(msg.into()))
+/// A command-line value that cannot be used (exit code 2): the message names the flag and the fix.
+pub fn usage(msg: impl Into<String>) -> crate::Error {
+    crate::Error::Usage(msg.into())
 }
 
 impl ComputeArgs {

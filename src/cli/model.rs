@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use crate::Result;
+use crate::error::Context as _;
 use clap::Args;
 
 use super::{ComputeArgs, Global, usage};

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Result;
+use crate::Result;
 use clap::Args;
 
 use super::{ComputeArgs, Global, usage};

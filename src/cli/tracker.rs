@@ -4,7 +4,8 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use crate::Result;
+use crate::error::Context as _;
 use clap::{Args, ValueEnum};
 
 use super::{ComputeArgs, Global, usage};
@@ -285,7 +286,7 @@ pub fn best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
             // Scripts read standard output: a document that says so, then the same exit code.
             crate::outln!("{}", serde_json::to_string_pretty(&best.json(None))?);
         }
-        bail!(best.none_reason());
+        return Err(crate::Error::Other(best.none_reason()));
     };
     let evaluation = if args.eval {
         let device = args.compute.open()?;
@@ -414,10 +415,6 @@ fn export_records(g: &Global, args: &ExportArgs) -> Result<Vec<store::TrialData>
     Ok(records)
 }
 
-fn export_error(e: export::ExportError) -> anyhow::Error {
-    if e.is_bad_input() { usage(e.to_string()) } else { anyhow::Error::new(e) }
-}
-
 fn export_mlflow(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
     let records = export_records(g, args)?;
     let target = export::mlflow::MlflowTarget {
@@ -426,7 +423,7 @@ fn export_mlflow(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
         artifacts: args.artifacts,
         runs_dir: g.runs_dir(),
     };
-    let report = export::mlflow::export(&target, &records).map_err(export_error)?;
+    let report = export::mlflow::export(&target, &records)?;
     let experiments: Vec<String> = report.experiments.iter().map(|(name, id)| format!("{name:?} (id {id})")).collect();
     println!(
         "exported {} trials to {}, experiment{} {}: {} new, {} updated, {} metric values sent{}",
@@ -445,7 +442,7 @@ fn export_mlflow(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
 fn export_tensorboard(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
     let records = export_records(g, args)?;
     let dir = args.out.clone().unwrap_or_default();
-    let report = export::tensorboard::export(&dir, &records).map_err(export_error)?;
+    let report = export::tensorboard::export(&dir, &records)?;
     println!(
         "wrote {} trials ({} scalars; hparams {}) to {}; view them with: tensorboard --logdir {}",
         report.trials,
@@ -464,7 +461,7 @@ fn the_sweep(store: &dyn store::Store, named: Option<&str>) -> Result<String> {
     }
     let names: Vec<String> = store.sweeps()?.into_iter().map(|s| s.name).collect();
     match names.as_slice() {
-        [] => bail!("the tracker has no sweep yet: start one with `sweep run SWEEP_FILE`"),
+        [] => Err(crate::Error::Other("the tracker has no sweep yet: start one with `sweep run SWEEP_FILE`".into())),
         [one] => Ok(one.clone()),
         _ => Err(usage(format!("the tracker holds {} sweeps ({}): name one, e.g. `sweep importance {}`", names.len(), names.join(", "), names[0]))),
     }

@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use crate::Result;
 use clap::Args;
 
 use super::Global;
