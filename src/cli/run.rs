@@ -5,15 +5,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::Result;
-use crate::error::Context as _;
 use clap::{Args, ValueEnum};
 
 use super::{ComputeArgs, Global, limits, usage};
 use crate::report;
-use crate::runner::scheduler::{self, SweepOptions, SweepOutcome};
 use crate::runner::worker::{self, EventFormat, WorkerOptions};
-use crate::runner::{self, slurm};
-use crate::store::{self, Reclaim, SweepRegistration};
+use crate::runner::{self, DryRun, Leases, LocalOptions, Sweep, Verdict, slurm};
+use crate::store::{self, Reclaim, SweepRegistration, TrialRow};
 use crate::study::spec::SweepSpec;
 use crate::train::device::{DeviceSpec, set_cpu_threads};
 
@@ -21,7 +19,8 @@ use crate::train::device::{DeviceSpec, set_cpu_threads};
 pub struct RunArgs {
     /// The sweep file (TOML).
     pub file: PathBuf,
-    /// Trials trained at once, each in its own process (1 to 1024).
+    /// Trials trained at once, each in its own process (1 to 1024). Once 5 workers died within
+    /// 2 s of starting, no more are started (the message names the trial they held).
     #[arg(long, default_value_t = 1, value_parser = limits::workers)]
     pub workers: usize,
     /// GPU indices, one worker each (e.g. 0,1); sets CUDA_VISIBLE_DEVICES per worker.
@@ -41,18 +40,8 @@ pub struct RunArgs {
     /// Run failed trials again (they resume from their last checkpoint).
     #[arg(long)]
     pub retry_failed: bool,
-    /// A trial whose worker dies this many times in a row, without finishing a new epoch, fails
-    /// (1 to 1000). Apart from that, once 5 workers died within 2 s of starting, no more are
-    /// started (the message names the trial they held).
-    #[arg(long, default_value_t = Reclaim::DEFAULT_MAX_ATTEMPTS, value_parser = limits::max_attempts)]
-    pub max_attempts: i64,
-    /// Seconds without a heartbeat after which a running trial is reclaimed, at once when its
-    /// worker's pid is gone on this host (1 to 604800, at least twice --heartbeat-every).
-    #[arg(long, default_value_t = 60.0, value_parser = limits::stale_after)]
-    pub stale_after: f64,
-    /// Seconds between heartbeats (0.1 to 3600).
-    #[arg(long, default_value_t = 5.0, value_parser = limits::heartbeat_every)]
-    pub heartbeat_every: f64,
+    #[command(flatten)]
+    pub lease: LeaseArgs,
     /// Log lines instead of progress bars.
     #[arg(long)]
     pub plain: bool,
@@ -100,11 +89,19 @@ pub struct WorkerArgs {
     /// How to report progress: human (readable lines) or json (one object per line, for `sweep run`).
     #[arg(long, value_enum, default_value = "human")]
     pub events: EventFormat,
-    /// A trial whose worker dies this many times in a row, without finishing an epoch, fails (1 to 1000).
+    #[command(flatten)]
+    pub lease: LeaseArgs,
+}
+
+/// The lease flags `sweep run` passes on to its workers and `sweep worker` takes.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct LeaseArgs {
+    /// A trial whose worker dies this many times in a row, without finishing a new epoch, fails
+    /// (1 to 1000).
     #[arg(long, default_value_t = Reclaim::DEFAULT_MAX_ATTEMPTS, value_parser = limits::max_attempts)]
     pub max_attempts: i64,
     /// Seconds without a heartbeat after which a running trial is reclaimed, at once when its
-    /// worker's pid is gone on this host (1 to 604800).
+    /// worker's pid is gone on this host (1 to 604800, at least twice --heartbeat-every).
     #[arg(long, default_value_t = 60.0, value_parser = limits::stale_after)]
     pub stale_after: f64,
     /// Seconds between heartbeats (0.1 to 3600).
@@ -112,23 +109,29 @@ pub struct WorkerArgs {
     pub heartbeat_every: f64,
 }
 
+impl LeaseArgs {
+    /// The rules, once `--stale-after` is checked against `--heartbeat-every`.
+    fn leases(&self) -> Result<Leases> {
+        limits::check_heartbeat(self.stale_after, self.heartbeat_every).map_err(usage)?;
+        Ok(Leases { max_attempts: self.max_attempts, stale_after: self.stale_after, heartbeat_every: self.heartbeat_every })
+    }
+}
+
 /// `sweep run FILE`: validate, register, then train (or print the dry-run table).
 pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
-    limits::check_heartbeat(args.stale_after, args.heartbeat_every).map_err(usage)?;
-    let spec = crate::study::spec::load(&args.file)?;
-    let data_override = args.data.as_ref().map(|d| d.display().to_string());
-    let trials = spec.trials(data_override.as_deref());
-    if let Some(note) = spec.shortfall(trials.len()) {
+    let leases = args.lease.leases()?;
+    let sweep = Sweep::load(&args.file, args.data.as_deref(), g.store_location(), g.runs_dir())?;
+    let spec = &sweep.spec;
+    if let Some(note) = spec.shortfall(sweep.trials.len()) {
         // Beside JSON, on standard error: standard output stays one JSON document.
         if args.json { crate::errln!("note: {note}") } else { crate::outln!("note: {note}") }
     }
-    let runs_dir = g.runs_dir();
     if args.dry_run {
         // A tracker that is not there yet (or holds no such sweep) knows no trial.
         let store = g.open_store().ok();
-        let (known, _, plan) = scheduler::plan(&spec, &trials, store.as_deref()).or_else(|_| scheduler::plan(&spec, &trials, None))?;
+        let DryRun { known, plan } = sweep.plan(store.as_deref())?;
         if args.json {
-            crate::outln!("{}", serde_json::to_string_pretty(&report::dry_run_json(&spec, &trials, &known, &plan))?);
+            crate::outln!("{}", serde_json::to_string_pretty(&report::dry_run_json(spec, &sweep.trials, &known, &plan))?);
         } else if spec.is_lazy() {
             let cap = spec.run_cap.unwrap_or(0);
             let random = match spec.bayes.startup_trials.min(cap) {
@@ -144,20 +147,14 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
             let (extended, kept) = report::continuations(&plan);
             crate::out!("{}", report::extension_notes(&extended, &kept, true, spec.early_terminate.as_ref().map(|e| e.kind())));
         } else {
-            crate::out!("{}", report::dry_run(&spec, &trials, &known, &plan));
+            crate::out!("{}", report::dry_run(spec, &sweep.trials, &known, &plan));
         }
         return Ok(ExitCode::SUCCESS);
     }
     let device = device_of(args)?;
-    // Check the device here once, so that a missing GPU is one clear error, not one per worker.
-    // (Under SLURM the GPUs are on the compute nodes, not here.)
-    if args.launcher == Launcher::Local {
-        device.open()?;
-    }
-    scheduler::prepare_data(&trials, &runs_dir).context("preparing the dataset")?;
-    let store_location = g.store_location();
-    let reg = scheduler::register(&spec, &trials, &store_location, &runs_dir, args.retry_failed)?;
-    let shown = store::redact_url(&store_location);
+    // Under SLURM the GPUs are on the compute nodes, not here: the device is checked there.
+    let reg = sweep.register((args.launcher == Launcher::Local).then_some(device), args.retry_failed)?;
+    let shown = store::redact_url(&sweep.store);
     match &reg.registration {
         SweepRegistration::New if spec.is_lazy() => {
             crate::outln!("sweep {}: bayes search of up to {} trials registered in {shown}", spec.name, spec.run_cap.unwrap_or(0))
@@ -174,27 +171,16 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
         ),
     }
     crate::out!("{}", report::extension_notes(&reg.extended, &reg.kept, false, spec.early_terminate.as_ref().map(|e| e.kind())));
-    version_note(g, &spec);
+    version_note(g, spec);
     if reg.requeued > 0 {
         crate::outln!("retrying {} failed trial(s)", reg.requeued);
     }
     if args.launcher == Launcher::Slurm {
-        return run_on_slurm(g, args, &spec, &store_location, device);
+        return run_on_slurm(g, args, &sweep, device, leases);
     }
-    let options = SweepOptions {
-        store: store_location,
-        runs_dir: runs_dir.clone(),
-        workers: args.workers,
-        device,
-        devices: args.devices.clone(),
-        threads: args.compute.threads,
-        retry_failed: args.retry_failed,
-        max_attempts: args.max_attempts,
-        stale_after: args.stale_after,
-        heartbeat_every: args.heartbeat_every,
-        plain: args.plain,
-    };
-    let outcome = scheduler::run(&spec, &options)?;
+    let local =
+        LocalOptions { workers: args.workers, device, devices: args.devices.clone(), threads: args.compute.threads, leases, plain: args.plain };
+    let outcome = sweep.run_local(&local)?;
     if outcome.nothing_ran() {
         crate::outln!("nothing to run: every trial of {} has finished{}", spec.name, outcome.retry_hint());
     }
@@ -203,21 +189,11 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     for e in &outcome.worker_errors {
         crate::errln!("error: {e}");
     }
-    version_note(g, &spec);
-    if spec.is_lazy()
-        && !outcome.interrupted
-        && let Some(cap) = spec.run_cap
-        && outcome.runs.len() < cap
-        && outcome.runs.iter().all(|r| r.status.is_final())
-    {
-        crate::outln!(
-            "note: sweep {} ended with {} of its run_cap = {cap} trials: the sampler proposed nothing new it could add (why: {})",
-            spec.name,
-            outcome.runs.len(),
-            g.runs_dir().join(&spec.name).join("logs").display()
-        );
+    version_note(g, spec);
+    if let Some(note) = sweep.cap_note(&outcome) {
+        crate::outln!("note: {note}");
     }
-    finish(g, args, &spec, &outcome)
+    finish(g, args, &sweep, &outcome.runs, sweep.verdict(&outcome))
 }
 
 /// Says so when the tracker holds another version of the sweep than this run's file: another
@@ -256,21 +232,27 @@ fn device_of(args: &RunArgs) -> Result<DeviceSpec> {
     })
 }
 
-/// The end of a sweep: leaderboard, charts, and the exit code (1 when a trial did not complete).
-fn finish(g: &Global, args: &RunArgs, spec: &SweepSpec, outcome: &SweepOutcome) -> Result<ExitCode> {
-    crate::outln!("\n{}", report::leaderboard(&outcome.runs, &spec.metric.name, spec.metric.goal, 10));
-    if !args.no_plot && outcome.runs.iter().any(|r| r.epochs() > 0) {
+/// The end of a sweep: leaderboard, charts, what kept trials from completing, and the exit code
+/// (1 when a trial did not complete or the sweep was interrupted).
+fn finish(g: &Global, args: &RunArgs, sweep: &Sweep, runs: &[TrialRow], verdict: Verdict) -> Result<ExitCode> {
+    let spec = &sweep.spec;
+    crate::outln!("\n{}", report::leaderboard(runs, &spec.metric.name, spec.metric.goal, 10));
+    if !args.no_plot && runs.iter().any(|r| r.epochs() > 0) {
         draw_charts(g, &spec.name)?;
     }
-    if outcome.interrupted {
-        crate::outln!("interrupted: run the same command to resume");
-        return Ok(ExitCode::from(1));
+    match verdict {
+        Verdict::Completed => Ok(ExitCode::SUCCESS),
+        Verdict::Interrupted => {
+            crate::outln!("interrupted: run the same command to resume");
+            Ok(ExitCode::from(1))
+        }
+        Verdict::Failed(problems) => {
+            for p in &problems {
+                crate::errln!("{p}");
+            }
+            Ok(ExitCode::from(1))
+        }
     }
-    let problems = outcome.problems(&g.runs_dir().join(&spec.name).join("logs"));
-    for p in &problems {
-        crate::errln!("{p}");
-    }
-    Ok(if problems.is_empty() && !outcome.any_failed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// The sweep's charts at the end of `sweep run`; a chart that cannot be drawn is a warning, not
@@ -290,12 +272,13 @@ fn draw_charts(g: &Global, sweep: &str) -> Result<()> {
 }
 
 /// `--launcher slurm`: submit a job array of workers, record it, and with `--wait` follow it.
-fn run_on_slurm(g: &Global, args: &RunArgs, spec: &SweepSpec, store_location: &str, device: DeviceSpec) -> Result<ExitCode> {
-    let runs_dir = g.runs_dir();
-    if !store::is_postgres(store_location) {
+fn run_on_slurm(g: &Global, args: &RunArgs, sweep: &Sweep, device: DeviceSpec, leases: Leases) -> Result<ExitCode> {
+    let spec = &sweep.spec;
+    if !store::is_postgres(&sweep.store) {
         crate::errln!(
-            "note: the tracker is the SQLite file {store_location}; workers on other nodes need a shared store: \
-             use --store postgres://user@host/db for a multi-node cluster"
+            "note: the tracker is the SQLite file {}; workers on other nodes need a shared store: \
+             use --store postgres://user@host/db for a multi-node cluster",
+            sweep.store
         );
     }
     let options = slurm::SlurmOptions {
@@ -306,42 +289,25 @@ fn run_on_slurm(g: &Global, args: &RunArgs, spec: &SweepSpec, store_location: &s
         time: args.time.clone(),
         sbatch_args: args.sbatch_args.clone(),
         device,
-        stale_after: args.stale_after,
-        heartbeat_every: args.heartbeat_every,
-        max_attempts: args.max_attempts,
+        leases,
     };
-    let exe = std::env::current_exe().context("locating the sweep binary")?;
-    let workdir = std::env::current_dir().context("reading the working directory")?;
-    let script = slurm::script(&spec.name, store_location, &runs_dir, &exe, &workdir, &options).map_err(|e| usage(e.to_string()))?;
-    let mut store = store::open(store_location, false)?;
-    let (job, path) = slurm::submit_and_record(store.as_mut(), store_location, &spec.name, &script, &runs_dir, options.workers)?;
-    crate::outln!("submitted slurm job {job}: {} worker task(s) for sweep {} ({})", options.workers, spec.name, path.display());
+    let job = sweep.submit(&options)?;
+    crate::outln!("submitted slurm job {}: {} worker task(s) for sweep {} ({})", job.job, job.workers, spec.name, job.script.display());
     if !args.wait {
         crate::outln!("follow it with `sweep status {}`", spec.name);
         return Ok(ExitCode::SUCCESS);
     }
-    let waited = slurm::wait(store.as_ref(), &spec.name, &job, |line| crate::outln!("{line}")).map_err(|e| usage(e.to_string()))?;
+    let waited = sweep.wait(&job, |line| crate::outln!("{line}"))?;
     if waited.interrupted {
-        crate::outln!("stopped waiting; the job goes on (cancel it with scancel {job})");
+        crate::outln!("stopped waiting; the job goes on (cancel it with scancel {})", job.job);
         return Ok(ExitCode::from(1));
     }
-    let runs = waited.runs;
-    crate::outln!("\n{}", report::leaderboard(&runs, &spec.metric.name, spec.metric.goal, 10));
-    if !args.no_plot && runs.iter().any(|r| r.epochs() > 0) {
-        draw_charts(g, &spec.name)?;
-    }
-    let unfinished = runs.iter().filter(|r| !r.status.is_final()).count();
-    if unfinished > 0 {
-        crate::errln!("the job ended with {unfinished} trial(s) unfinished; submit again to resume them");
-        return Ok(ExitCode::from(1));
-    }
-    let failed = runs.iter().any(|r| r.status.is_unsuccessful());
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    finish(g, args, sweep, &waited.runs, sweep.verdict_of_job(&waited.runs))
 }
 
 /// `sweep worker`: claim and train trials until none is left.
 pub fn worker(g: &Global, args: &WorkerArgs) -> Result<ExitCode> {
-    limits::check_heartbeat(args.stale_after, args.heartbeat_every).map_err(usage)?;
+    let leases = args.lease.leases()?;
     let threads = args.compute.threads.unwrap_or_else(crate::util::available_cores);
     set_cpu_threads(threads);
     let faults = match std::env::var("SWEEP_FAULT") {
@@ -354,8 +320,8 @@ pub fn worker(g: &Global, args: &WorkerArgs) -> Result<ExitCode> {
         runs_dir: g.runs_dir(),
         device: args.compute.device,
         max_trials: args.max_trials,
-        reclaim: Reclaim { stale_after: args.stale_after, max_attempts: args.max_attempts.max(1) },
-        heartbeat_every: args.heartbeat_every,
+        reclaim: leases.reclaim(),
+        heartbeat_every: leases.heartbeat_every,
         events: args.events,
         faults,
     };

@@ -1,4 +1,5 @@
-//! Running a sweep: the supervisor of `sweep run` ([`scheduler`]) starts worker processes
+//! Running a sweep: [`Sweep`] drives `sweep run` from the file to the verdict; the supervisor
+//! ([`scheduler`]) starts worker processes
 //! ([`worker`]) locally or as a SLURM job array ([`slurm`]); each worker claims trials from the
 //! tracker and trains them. [`progress`] shows what they report; [`signals`] turns Ctrl-C and
 //! SIGTERM into requests that the loops poll. [`remove`] removes trials with their directories.
@@ -10,15 +11,45 @@ pub mod scheduler;
 pub mod signals;
 pub mod slurm;
 pub mod study;
+mod sweep;
 pub mod worker;
 
 use std::path::Path;
 
 pub use owner::TrackerMark;
+pub use sweep::{DryRun, LocalOptions, Submitted, Sweep, Verdict};
 
 use crate::report::charts::{self, Written};
-use crate::store::Store;
+use crate::store::{Reclaim, Store};
 use crate::train::device::DeviceSpec;
+
+/// The lease rules a sweep's workers follow: when a running trial counts as abandoned, how often
+/// a worker says it is alive, and how many deaths in a row fail a trial.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Leases {
+    /// A trial whose worker dies this many times in a row, without finishing a new epoch, fails.
+    pub max_attempts: i64,
+    /// Seconds without a heartbeat after which a running trial is reclaimed.
+    pub stale_after: f64,
+    /// Seconds between heartbeats.
+    pub heartbeat_every: f64,
+}
+
+impl Leases {
+    /// The rule a claim takes an abandoned trial over by.
+    pub fn reclaim(&self) -> Reclaim {
+        Reclaim { stale_after: self.stale_after, max_attempts: self.max_attempts.max(1) }
+    }
+
+    /// The flags that give a `sweep worker` these rules, as `--flag=value`.
+    pub fn worker_flags(&self) -> [String; 3] {
+        [
+            format!("--stale-after={}", self.stale_after),
+            format!("--heartbeat-every={}", self.heartbeat_every),
+            format!("--max-attempts={}", self.max_attempts),
+        ]
+    }
+}
 
 /// Draws every chart of a sweep into `runs/<sweep>/plots/`, with the best trial's prediction grid
 /// computed on the CPU (the end of `sweep run`).

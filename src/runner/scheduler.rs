@@ -36,11 +36,8 @@ pub struct SweepOptions {
     pub devices: Option<Vec<usize>>,
     /// CPU threads per worker (default: the cores divided among the workers).
     pub threads: Option<usize>,
-    pub retry_failed: bool,
-    /// A worker death counts against a run this many times in a row before it is failed.
-    pub max_attempts: i64,
-    pub stale_after: f64,
-    pub heartbeat_every: f64,
+    /// When a trial counts as abandoned, and how many deaths in a row fail it.
+    pub leases: super::Leases,
     /// Plain log lines even on a terminal.
     pub plain: bool,
 }
@@ -474,7 +471,7 @@ impl Supervisor<'_> {
         let said = log_tail(&log).map(|line| format!(": {line} ({})", log.display())).unwrap_or_default();
         if let Some(lease) = w.lease.take() {
             let message = format!("worker process {cause}{said}");
-            match self.store.record_crash(&lease, &message, self.options.max_attempts) {
+            match self.store.record_crash(&lease, &message, self.options.leases.max_attempts) {
                 Ok(TrialStatus::Failed) => self.progress.failed_by_supervisor(&format!("[{}] failed: {message}", lease.run)),
                 Ok(_) => self.progress.requeued(&format!("[{}] worker {cause}; requeued to resume from its last checkpoint", lease.run)),
                 Err(e) => self.progress.println(&format!("[{}] worker {cause}; {e}", lease.run)),
@@ -553,8 +550,7 @@ impl Launcher for ProcessLauncher<'_> {
             .arg(format!("--store={store}"))
             .args(["worker", &format!("--sweep={}", spec.name), "--events=json"])
             .args([format!("--device={device_spec}"), format!("--threads={threads}")])
-            .args([format!("--stale-after={}", options.stale_after), format!("--heartbeat-every={}", options.heartbeat_every)])
-            .arg(format!("--max-attempts={}", options.max_attempts))
+            .args(options.leases.worker_flags())
             .env("RAYON_NUM_THREADS", threads.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -251,10 +251,7 @@ impl Sweep {
             device: DeviceSpec::Cpu,
             devices: None,
             threads: None,
-            retry_failed: false,
-            max_attempts: 3,
-            stale_after: 3600.0,
-            heartbeat_every: 1.0,
+            leases: crate::runner::Leases { max_attempts: 3, stale_after: 3600.0, heartbeat_every: 1.0 },
             plain: true,
         };
         register(&spec, &spec.trials(None), &options.store, &options.runs_dir, false).unwrap();
@@ -488,7 +485,7 @@ fn five_quick_deaths_stop_the_supervisor_starting_workers() {
 fn quick_deaths_name_the_trial_that_keeps_killing_its_worker() {
     let mut sweep = Sweep::new(1);
     // Not failed by the crash rule first.
-    sweep.options.max_attempts = 10;
+    sweep.options.leases.max_attempts = 10;
     let dies = || worker(&[Step::Claim], killed(libc::SIGKILL));
     let (outcome, launches) = sweep.supervise(RULES, (0..5).map(|_| dies()).collect());
     let outcome = outcome.unwrap();

@@ -30,9 +30,7 @@ pub struct SlurmOptions {
     /// Extra `#SBATCH` arguments, passed as given.
     pub sbatch_args: Vec<String>,
     pub device: DeviceSpec,
-    pub stale_after: f64,
-    pub heartbeat_every: f64,
-    pub max_attempts: i64,
+    pub leases: super::Leases,
 }
 
 /// SLURM could not be used.
@@ -99,15 +97,13 @@ pub fn script(sweep: &str, store: &str, runs_dir: &Path, exe: &Path, workdir: &P
     // Values go as `--flag=value`, so that none can read as an option; the store's password
     // never goes into the script (the workers get it from the environment sbatch passes on).
     s.push_str(&format!(
-        "exec {} --runs-dir={} --store={} worker --sweep={} --device={} --threads=\"${{SLURM_CPUS_PER_TASK:-1}}\" --events=human --stale-after={} --heartbeat-every={} --max-attempts={}\n",
+        "exec {} --runs-dir={} --store={} worker --sweep={} --device={} --threads=\"${{SLURM_CPUS_PER_TASK:-1}}\" --events=human {}\n",
         shell_quote(&exe.display().to_string()),
         shell_quote(&runs_dir.display().to_string()),
         shell_quote(&crate::store::redact_url(store)),
         shell_quote(sweep),
         device,
-        options.stale_after,
-        options.heartbeat_every,
-        options.max_attempts,
+        options.leases.worker_flags().join(" "),
     ));
     Ok(s)
 }
@@ -254,9 +250,7 @@ mod tests {
             time: Some("02:00:00".into()),
             sbatch_args: vec!["--account=vision".into()],
             device: DeviceSpec::Cuda(0),
-            stale_after: 60.0,
-            heartbeat_every: 5.0,
-            max_attempts: 4,
+            leases: crate::runner::Leases { stale_after: 60.0, heartbeat_every: 5.0, max_attempts: 4 },
         };
         let s =
             script("hue", "postgres://u@db:5432/sweeps", Path::new("/shared/runs"), Path::new("/opt/sweep"), Path::new("/home/u/exp dir"), &options)
