@@ -36,7 +36,7 @@ fn main() {
             let mut config = claim.config.clone();
             config.train.epochs = 20;
             let ctx = TrialContext {
-                run_dir: sweep::train::checkpoint::TrialDir::of(&runs_dir, "b", &claim.lease.run),
+                trial_dir: sweep::train::checkpoint::TrialDir::of(&runs_dir, "b", &claim.lease.trial),
                 runs_root: &runs_dir,
                 device: device.clone(),
                 faults: Faults::default(),

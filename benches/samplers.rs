@@ -26,7 +26,7 @@ use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value as Json, json};
 use sweep::config::Goal;
-use sweep::study::history::{History, Point, TrialRecord, TrialState};
+use sweep::study::history::{History, Point, SearchState, TrialRecord};
 use sweep::study::sampler::{Random, Sampler};
 use sweep::study::space::{Condition, Dimension, Space};
 use sweep::study::space::{Domain, Parameter};
@@ -139,7 +139,7 @@ fn search(f: &Function, sampler: &dyn Sampler, seed: u64, workers: usize, trials
     let ask = |history: &mut History, outstanding: &mut VecDeque<usize>| {
         let number = history.trials.len();
         let point = sampler.ask(history).expect("a continuous space never runs out");
-        history.trials.push(TrialRecord { number, point, state: TrialState::Running, values: Default::default() });
+        history.trials.push(TrialRecord { number, point, state: SearchState::Running, values: Default::default() });
         outstanding.push_back(number);
     };
     for _ in 0..workers.min(trials) {
@@ -156,7 +156,7 @@ fn search(f: &Function, sampler: &dyn Sampler, seed: u64, workers: usize, trials
         } else {
             truth
         };
-        trial.state = TrialState::Completed;
+        trial.state = SearchState::Completed;
         trial.values.insert(1, observed);
         told.push((observed, truth));
         if history.trials.len() < trials {

@@ -97,10 +97,10 @@ fn a_lost_connection_is_retried_and_no_epoch_is_lost() {
     // Cut again in the middle of the end-of-run write's retry path: finishing is still exact.
     pg.terminate_connections("lost");
     store.finish(&claim.lease, TrialStatus::Completed, None).unwrap();
-    let epochs: Vec<i64> = store.metrics(&claim.lease.run).unwrap().iter().filter(|m| m.name == "iou").map(|m| m.epoch).collect();
+    let epochs: Vec<i64> = store.metrics(&claim.lease.trial).unwrap().iter().filter(|m| m.name == "iou").map(|m| m.epoch).collect();
     assert_eq!(epochs, [1, 2], "both epochs recorded, once each");
-    assert!(store.metrics(&claim.lease.run).unwrap().iter().any(|m| m.name == "loss" && m.value.is_nan()));
-    assert_eq!(store.trial(&claim.lease.run).unwrap().status, TrialStatus::Completed);
+    assert!(store.metrics(&claim.lease.trial).unwrap().iter().any(|m| m.name == "loss" && m.value.is_nan()));
+    assert_eq!(store.trial(&claim.lease.trial).unwrap().status, TrialStatus::Completed);
 }
 
 #[test]
@@ -118,17 +118,17 @@ fn a_claim_whose_reply_was_lost_is_taken_back_not_left_to_go_stale() {
     assert_eq!(claim.lease.attempt, 1, "the committed claim itself, not a second one");
     let running: Vec<String> =
         store.trials(&TrialFilter::default()).unwrap().into_iter().filter(|r| r.status == TrialStatus::Running).map(|r| r.id).collect();
-    assert_eq!(running, std::slice::from_ref(&claim.lease.run), "no orphaned run left running until its heartbeat goes stale");
+    assert_eq!(running, std::slice::from_ref(&claim.lease.trial), "no orphaned run left running until its heartbeat goes stale");
     store.log_epoch(&claim.lease, &epoch(1)).unwrap();
     store.finish(&claim.lease, TrialStatus::Completed, None).unwrap();
     // Every other run is still there to claim, once each.
     let mut rest = Vec::new();
     while let Some(c) = store.claim(Some("s"), &me, &Reclaim::after(600.0)).unwrap() {
         store.finish(&c.lease, TrialStatus::Completed, None).unwrap();
-        rest.push(c.lease.run);
+        rest.push(c.lease.trial);
     }
     assert_eq!(rest.len(), 2);
-    assert!(!rest.contains(&claim.lease.run));
+    assert!(!rest.contains(&claim.lease.trial));
 
     // A database made before the claim token existed (schema 1) is migrated on open.
     drop(store);
@@ -163,7 +163,7 @@ fn many_connections_claim_every_run_exactly_once() {
                 while let Some(claim) = store.claim(Some("s"), &me, &Reclaim::after(600.0)).unwrap() {
                     store.log_epoch(&claim.lease, &epoch(1)).unwrap();
                     store.finish(&claim.lease, TrialStatus::Completed, None).unwrap();
-                    mine.push(claim.lease.run);
+                    mine.push(claim.lease.trial);
                 }
                 mine
             })

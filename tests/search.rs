@@ -58,7 +58,7 @@ fn a_conditional_parameter_is_left_out_where_its_condition_fails() {
         history.trials.push(sweep::study::history::TrialRecord {
             number,
             point,
-            state: sweep::study::history::TrialState::Queued,
+            state: sweep::study::history::SearchState::Queued,
             values: Default::default(),
         });
     }
@@ -597,7 +597,7 @@ fn workers_claim_an_enqueued_trial_before_the_others() {
     let added = store.enqueue("g", &common::trials(4)).unwrap().added;
     store.tag(&added[2], &[("enqueued".into(), Some("sweep enqueue".into()))]).unwrap();
     let worker = WorkerInfo::this_process();
-    let order: Vec<String> = (0..4).map(|_| store.claim(Some("g"), &worker, &Reclaim::after(3600.0)).unwrap().unwrap().lease.run).collect();
+    let order: Vec<String> = (0..4).map(|_| store.claim(Some("g"), &worker, &Reclaim::after(3600.0)).unwrap().unwrap().lease.trial).collect();
     assert_eq!(order, [added[2].clone(), added[0].clone(), added[1].clone(), added[3].clone()]);
 }
 

@@ -144,7 +144,7 @@ fn child_process_entry() {
                     store.log_epoch(&claim.lease, &big_epoch(e, 8)).unwrap();
                 }
                 store.finish(&claim.lease, TrialStatus::Completed, None).unwrap();
-                println!("CLAIMED {}", claim.lease.run);
+                println!("CLAIMED {}", claim.lease.trial);
             }
         }
         // Ask for trials up to a cap of 40 and train them, printing what was claimed.
@@ -375,11 +375,11 @@ fn a_run_whose_worker_is_gone_on_this_host_is_taken_over_at_once() {
     let gone = WorkerInfo { host: here.host.clone(), pid: ended.id() };
     ended.wait().unwrap();
     let patient = Reclaim::after(600.0);
-    assert_eq!(store.claim(Some("s"), &here, &patient).unwrap().unwrap().lease.run, "s-1");
-    assert_eq!(store.claim(Some("s"), &gone, &patient).unwrap().unwrap().lease.run, "s-2");
+    assert_eq!(store.claim(Some("s"), &here, &patient).unwrap().unwrap().lease.trial, "s-1");
+    assert_eq!(store.claim(Some("s"), &gone, &patient).unwrap().unwrap().lease.trial, "s-2");
     // Both heartbeats are fresh, but s-2's worker is gone: it is taken over at once, as a crash.
     let taken = store.claim(Some("s"), &here, &patient).unwrap().expect("s-2 taken over without waiting 600 s");
-    assert_eq!((taken.lease.run.as_str(), taken.lease.attempt, taken.resumed), ("s-2", 2, true));
+    assert_eq!((taken.lease.trial.as_str(), taken.lease.attempt, taken.resumed), ("s-2", 2, true));
     assert!(store.claim(Some("s"), &here, &patient).unwrap().is_none(), "s-1's worker is alive: it keeps its run");
     // Gone again at the last attempt: the run fails, saying why.
     drop(store);

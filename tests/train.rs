@@ -199,7 +199,7 @@ impl Observer for Recorder {
 }
 
 fn context<'a>(dir: &Path, runs: &'a Path, faults: Faults) -> TrialContext<'a> {
-    TrialContext { run_dir: TrialDir::new(dir), runs_root: runs, device: cpu(), faults }
+    TrialContext { trial_dir: TrialDir::new(dir), runs_root: runs, device: cpu(), faults }
 }
 
 fn metric_values(epochs: &[EpochSummary]) -> Vec<[f64; 8]> {

@@ -25,7 +25,7 @@ pub struct EnqueueArgs {
 pub struct TagArgs {
     /// A trial id, e.g. hue-3.
     #[arg(value_name = "TRIAL")]
-    pub run: String,
+    pub trial: String,
     /// name=value sets a tag (replacing its value); name= (nothing after '=') removes it. Names:
     /// letters, digits, '_', '-' and '.'; query them with --where 'tag.name = "value"'.
     #[arg(value_name = "NAME=VALUE", required = true, num_args = 1..)]
@@ -36,7 +36,7 @@ pub struct TagArgs {
 pub struct NoteArgs {
     /// A trial id, e.g. hue-3.
     #[arg(value_name = "TRIAL")]
-    pub run: String,
+    pub trial: String,
     /// The note, replacing the trial's note; "" clears it, - reads it from standard input.
     #[arg(value_name = "TEXT", required_unless_present = "file", conflicts_with = "file")]
     pub text: Option<String>,
@@ -52,7 +52,7 @@ const NOTE_LIMIT: usize = 1 << 20;
 pub struct RmArgs {
     /// Trial ids to remove, e.g. hue-3 hue-4.
     #[arg(value_name = "TRIAL", required_unless_present = "sweep", conflicts_with = "sweep")]
-    pub runs: Vec<String>,
+    pub trials: Vec<String>,
     /// Remove this sweep's trials instead (all of them, or those of --status).
     #[arg(long)]
     pub sweep: Option<String>,
@@ -75,11 +75,11 @@ fn tag_change(arg: &str) -> Result<(String, Option<String>)> {
 
 /// `sweep tag TRIAL name=value...`: sets and removes tags, then prints the trial's tags.
 pub fn tag(g: &Global, args: &TagArgs) -> Result<ExitCode> {
-    store::validate_trial_id(&args.run)?;
+    store::validate_trial_id(&args.trial)?;
     let changes = args.tags.iter().map(|a| tag_change(a)).collect::<Result<Vec<_>>>()?;
     let mut store = g.open_store()?;
-    store.tag(&args.run, &changes)?;
-    let trial = store.trial(&args.run)?;
+    store.tag(&args.trial, &changes)?;
+    let trial = store.trial(&args.trial)?;
     // A long value is shown by its start and length (`sweep show --json` has it whole).
     let shown: std::collections::BTreeMap<String, String> = trial
         .tags
@@ -96,7 +96,7 @@ pub fn tag(g: &Global, args: &TagArgs) -> Result<ExitCode> {
 
 /// `sweep note TRIAL TEXT`: replaces the trial's note ("" clears it).
 pub fn note(g: &Global, args: &NoteArgs) -> Result<ExitCode> {
-    store::validate_trial_id(&args.run)?;
+    store::validate_trial_id(&args.trial)?;
     let (text, from) = match (&args.text, &args.file) {
         (Some(dash), None) if dash == "-" => (read_note(std::io::stdin().lock()), "standard input".to_string()),
         (Some(text), None) => (Ok(text.clone().into_bytes()), String::new()),
@@ -109,8 +109,8 @@ pub fn note(g: &Global, args: &NoteArgs) -> Result<ExitCode> {
     }
     let text = String::from_utf8(text).map_err(|_| usage(format!("the note from {from} is not UTF-8 text")))?;
     let mut store = g.open_store()?;
-    store.set_note(&args.run, Some(&text))?;
-    println!("{}: {}", args.run, if text.is_empty() { "note cleared" } else { "note set" });
+    store.set_note(&args.trial, Some(&text))?;
+    println!("{}: {}", args.trial, if text.is_empty() { "note cleared" } else { "note set" });
     Ok(ExitCode::SUCCESS)
 }
 
@@ -201,7 +201,7 @@ pub fn rm(g: &Global, args: &RmArgs) -> Result<ExitCode> {
 fn select(store: &dyn store::Store, args: &RmArgs) -> Result<Vec<TrialRow>> {
     let Some(sweep) = &args.sweep else {
         let mut trials: Vec<TrialRow> = Vec::new();
-        for id in &args.runs {
+        for id in &args.trials {
             store::validate_trial_id(id)?;
             if !trials.iter().any(|t| &t.id == id) {
                 trials.push(store.trial(id)?);

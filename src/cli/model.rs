@@ -17,7 +17,7 @@ use crate::train::checkpoint::{CheckpointKind, TrialDir};
 pub struct EvalArgs {
     /// A trial id (e.g. hue-3) or a trial directory.
     #[arg(value_name = "TRIAL")]
-    pub run: String,
+    pub trial: String,
     /// Which checkpoint: best (the objective's best epoch) or last.
     #[arg(long, default_value = "best")]
     pub checkpoint: String,
@@ -32,7 +32,7 @@ pub struct EvalArgs {
 pub struct PredictArgs {
     /// A trial id (e.g. hue-3) or a trial directory.
     #[arg(value_name = "TRIAL")]
-    pub run: String,
+    pub trial: String,
     /// Images to segment. Two with the same name (a/x.jpg, b/x.jpg or x.png) would write the same
     /// outputs and are refused: give them separate --out directories.
     #[arg(required = true)]
@@ -76,7 +76,7 @@ fn checkpoint_kind(s: &str) -> Result<CheckpointKind> {
 pub fn eval(g: &Global, args: &EvalArgs) -> Result<ExitCode> {
     let kind = checkpoint_kind(&args.checkpoint)?;
     let device = args.compute.open()?;
-    let run = resolve_run_dir(g, &args.run)?;
+    let run = resolve_run_dir(g, &args.trial)?;
     let started = Instant::now();
     let e = crate::train::predict::evaluate_checkpoint(&run, kind, &g.runs_dir(), args.data.as_deref(), &device)?;
     println!(
@@ -105,7 +105,7 @@ pub fn predict(g: &Global, args: &PredictArgs) -> Result<ExitCode> {
     }
     crate::train::predict::check_output_names(&args.images, &args.out)?;
     let device = args.compute.open()?;
-    let run = resolve_run_dir(g, &args.run)?;
+    let run = resolve_run_dir(g, &args.trial)?;
     let (config, model, _) = crate::train::load_model(&run, kind, &device)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let predictor = crate::train::predict::Predictor::new(model, &config, device);

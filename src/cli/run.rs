@@ -193,7 +193,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     if let Some(note) = sweep.cap_note(&outcome) {
         crate::outln!("note: {note}");
     }
-    finish(g, args, &sweep, &outcome.runs, sweep.verdict(&outcome))
+    finish(g, args, &sweep, &outcome.trials, sweep.verdict(&outcome))
 }
 
 /// Says so when the tracker holds another version of the sweep than this run's file: another
@@ -302,7 +302,7 @@ fn run_on_slurm(g: &Global, args: &RunArgs, sweep: &Sweep, device: DeviceSpec, l
         crate::outln!("stopped waiting; the job goes on (cancel it with scancel {})", job.job);
         return Ok(ExitCode::from(1));
     }
-    finish(g, args, sweep, &waited.runs, sweep.verdict_of_job(&waited.runs))
+    finish(g, args, sweep, &waited.trials, sweep.verdict_of_job(&waited.trials))
 }
 
 /// `sweep worker`: claim and train trials until none is left.

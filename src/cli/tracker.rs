@@ -73,7 +73,7 @@ pub struct LsArgs {
 pub struct ShowTrialArgs {
     /// A trial id, e.g. hue-3.
     #[arg(value_name = "TRIAL")]
-    pub run: String,
+    pub trial: String,
     /// Print JSON instead of text: the trial, its epochs and its checkpoints.
     #[arg(long)]
     pub json: bool,
@@ -116,7 +116,7 @@ pub struct BestArgs {
 pub struct CompareArgs {
     /// Two or more trial ids.
     #[arg(required = true, num_args = 2.., value_name = "TRIAL")]
-    pub runs: Vec<String>,
+    pub trials: Vec<String>,
     /// Print JSON instead of tables: the settings that differ, and each trial with its settings and metrics.
     #[arg(long)]
     pub json: bool,
@@ -256,10 +256,10 @@ pub fn ls(g: &Global, args: &LsArgs) -> Result<ExitCode> {
 
 /// `sweep show TRIAL`: one trial's settings, epochs, checkpoints and error.
 pub fn show(g: &Global, args: &ShowTrialArgs) -> Result<ExitCode> {
-    store::validate_trial_id(&args.run)?;
+    store::validate_trial_id(&args.trial)?;
     let store = g.open_store()?;
-    let trial = store.trial_data_of(&args.run, store::Detail { metrics: true, checkpoints: true, settings: false })?;
-    let config = store.trial_config(&args.run)?;
+    let trial = store.trial_data_of(&args.trial, store::Detail { metrics: true, checkpoints: true, settings: false })?;
+    let config = store.trial_config(&args.trial)?;
     if args.json {
         let mut v = export::table::json(std::slice::from_ref(&trial)).as_array_mut().and_then(|a| a.pop()).unwrap_or_default();
         v["objective"] = serde_json::json!({"metric": config.metric.name, "goal": config.metric.goal.as_str()});
@@ -310,7 +310,7 @@ pub fn best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
 pub fn compare(g: &Global, args: &CompareArgs) -> Result<ExitCode> {
     let store = g.open_store()?;
     let runs: Vec<_> = args
-        .runs
+        .trials
         .iter()
         .map(|id| {
             store::validate_trial_id(id)?;

@@ -45,7 +45,7 @@ pub enum Route {
     /// The JSON state that a live page polls: of the sweeps, of a sweep, of a trial.
     SweepsState,
     SweepState,
-    TrialState,
+    SearchState,
     /// A file under the runs directory: `/files/PATH`.
     File,
 }
@@ -60,7 +60,7 @@ impl Route {
         Route::Compare,
         Route::SweepsState,
         Route::SweepState,
-        Route::TrialState,
+        Route::SearchState,
         Route::File,
     ];
 
@@ -74,7 +74,7 @@ impl Route {
             Route::Compare => "/compare",
             Route::SweepsState => "/api/sweeps",
             Route::SweepState => "/api/sweeps/{name}",
-            Route::TrialState => "/api/runs/{id}",
+            Route::SearchState => "/api/runs/{id}",
             Route::File => "/files/{*path}",
         }
     }
@@ -273,7 +273,7 @@ pub struct SweepView<'a> {
     pub warm_start: &'a [(String, String)],
     pub objective: &'a Objective,
     /// The leaderboard's trials, in its order (filtered and sorted by the caller).
-    pub runs: &'a [TrialData],
+    pub trials: &'a [TrialData],
     /// The trials the filter kept out of `runs` would be counted here.
     pub total: usize,
     /// The sort key and the filter as asked, and why the filter was refused.
@@ -375,11 +375,11 @@ pub fn sweep_page(v: &SweepView) -> String {
 /// The leaderboard: a row per trial with its parameters and metrics, column headers sorting by
 /// them (server pages), check boxes to compare trials.
 fn leaderboard(body: &mut String, v: &SweepView) {
-    if v.runs.is_empty() {
+    if v.trials.is_empty() {
         body.push_str("<p>No trial matches.</p>\n");
         return;
     }
-    let keys = crate::report::varying_params(v.runs);
+    let keys = crate::report::varying_params(v.trials);
     let metrics = metric_columns(v.objective);
     let server = v.links == Links::Server;
     let header = |key: &str, label: &str| {
@@ -409,8 +409,8 @@ fn leaderboard(body: &mut String, v: &SweepView) {
         body.push_str("<th>compare</th>");
     }
     body.push_str("</tr>\n");
-    let best = crate::store::best_id(v.runs, &v.objective.name, v.objective.goal);
-    for (i, r) in v.runs.iter().enumerate() {
+    let best = crate::store::best_id(v.trials, &v.objective.name, v.objective.goal);
+    for (i, r) in v.trials.iter().enumerate() {
         let row = &r.row;
         let is_best = best.as_deref() == Some(row.id.as_str());
         let _ = write!(
@@ -528,7 +528,7 @@ pub fn trial_page(v: &TrialView) -> String {
         let _ = writeln!(body, "<tr{swept}><td class=\"l\">{}</td><td>{}</td></tr>", escape(k), escape(&fmt_param(val)));
     }
     body.push_str("</table>\n<p class=\"note\">Highlighted: the swept parameters.</p>\n");
-    let state = Route::TrialState.to(&r.id);
+    let state = Route::SearchState.to(&r.id);
     layout(&format!("trial {}", r.id), &body, Links::Server, Some(&state))
 }
 
@@ -612,7 +612,7 @@ mod tests {
         assert_eq!(Route::Sweep.to("a b/c"), "/sweeps/a%20b%2Fc");
         assert_eq!(Route::Trial.to("hue-1"), "/runs/hue-1");
         assert_eq!(Route::Predictions.to("hue-1"), "/runs/hue-1/predictions.png");
-        assert_eq!(Route::TrialState.to("hue-1"), "/api/runs/hue-1");
+        assert_eq!(Route::SearchState.to("hue-1"), "/api/runs/hue-1");
         assert_eq!(Route::File.to("hue/plots/a%20b.png"), "/files/hue/plots/a%20b.png");
         let patterns: std::collections::BTreeSet<&str> = Route::ALL.iter().map(|r| r.pattern()).collect();
         assert_eq!(patterns.len(), Route::ALL.len(), "every route has its own pattern");

@@ -14,7 +14,7 @@ use crate::util::format_duration;
 
 /// Where one worker's trial stands.
 #[derive(Debug, Clone)]
-struct TrialState {
+struct SearchState {
     run: String,
     params: String,
     epochs: usize,
@@ -27,7 +27,7 @@ struct TrialState {
     origin: Option<(Instant, f64)>,
 }
 
-impl TrialState {
+impl SearchState {
     fn fraction(&self) -> f64 {
         if self.epochs == 0 || self.steps == 0 {
             return 0.0;
@@ -104,7 +104,7 @@ impl Pace {
 
 pub struct Progress {
     bars: Option<(MultiProgress, Vec<ProgressBar>, ProgressBar)>,
-    trials: Vec<Option<TrialState>>,
+    trials: Vec<Option<SearchState>>,
     done: usize,
     total: usize,
     failed: usize,
@@ -168,7 +168,7 @@ impl Progress {
         match event {
             Event::Claimed { run, params, resumed, epochs, attempt } => {
                 self.pace.trial(*epochs);
-                self.trials[worker] = Some(TrialState {
+                self.trials[worker] = Some(SearchState {
                     run: run.clone(),
                     params: short_params(params),
                     epochs: *epochs,
@@ -252,7 +252,7 @@ impl Progress {
     fn redraw(&self) {
         if let Some((_, bars, overall)) = &self.bars {
             for (bar, trial) in bars.iter().zip(&self.trials) {
-                bar.set_message(trial.as_ref().map_or_else(|| "idle".to_string(), TrialState::line));
+                bar.set_message(trial.as_ref().map_or_else(|| "idle".to_string(), SearchState::line));
             }
             overall.set_position(self.done.min(self.total) as u64);
             overall.set_message(self.overall_message());

@@ -67,7 +67,8 @@ pub const QUICK_DEATHS_ALLOWED: usize = 5;
 /// How a local sweep ended.
 #[derive(Debug, Clone)]
 pub struct SweepOutcome {
-    pub runs: Vec<TrialRow>,
+    /// The sweep's trials when it ended.
+    pub trials: Vec<TrialRow>,
     pub interrupted: bool,
     pub elapsed: Duration,
     /// Messages of workers that could not start at all.
@@ -84,7 +85,7 @@ impl SweepOutcome {
     /// Runs of the sweep by status.
     pub fn counts(&self) -> BTreeMap<TrialStatus, usize> {
         let mut counts = BTreeMap::new();
-        for r in &self.runs {
+        for r in &self.trials {
             *counts.entry(r.status).or_default() += 1;
         }
         counts
@@ -92,7 +93,7 @@ impl SweepOutcome {
 
     /// Whether any trial failed or diverged (the exit code is then 1).
     pub fn any_failed(&self) -> bool {
-        self.runs.iter().any(|r| r.status.is_unsuccessful()) || !self.worker_errors.is_empty()
+        self.trials.iter().any(|r| r.status.is_unsuccessful()) || !self.worker_errors.is_empty()
     }
 
     /// Whether there was nothing to do: the tracker held no trial left to run when this sweep
@@ -103,7 +104,7 @@ impl SweepOutcome {
 
     /// How to run the failed trials again, when there are any.
     pub fn retry_hint(&self) -> String {
-        let failed = self.runs.iter().filter(|r| r.status == TrialStatus::Failed).count();
+        let failed = self.trials.iter().filter(|r| r.status == TrialStatus::Failed).count();
         if failed > 0 { format!(" ({failed} failed: --retry-failed runs them again)") } else { String::new() }
     }
 
@@ -111,7 +112,7 @@ impl SweepOutcome {
     /// in `log_dir`: trials that did not run to the end, and trials that failed or diverged.
     pub fn problems(&self, log_dir: &Path) -> Vec<String> {
         let mut problems = Vec::new();
-        let unfinished: Vec<&str> = self.runs.iter().filter(|r| !r.status.is_final()).map(|r| r.id.as_str()).collect();
+        let unfinished: Vec<&str> = self.trials.iter().filter(|r| !r.status.is_final()).map(|r| r.id.as_str()).collect();
         if !unfinished.is_empty() {
             let why = self.gave_up.clone().unwrap_or_else(|| "the workers stopped early".to_string());
             problems.push(format!(
@@ -122,7 +123,7 @@ impl SweepOutcome {
             ));
         }
         let failed: Vec<String> =
-            self.runs.iter().filter(|r| r.status.is_unsuccessful()).map(|r| format!("{} ({})", r.id, r.status.as_str())).collect();
+            self.trials.iter().filter(|r| r.status.is_unsuccessful()).map(|r| format!("{} ({})", r.id, r.status.as_str())).collect();
         if !failed.is_empty() {
             problems.push(format!("{} trial(s) did not complete: {}; see `sweep show RUN`", failed.len(), failed.join(", ")));
         }
@@ -362,7 +363,7 @@ fn supervise(spec: &SweepSpec, options: &SweepOptions, launcher: &mut dyn Launch
     let elapsed = supervisor.progress.finish();
     let runs = supervisor.store.trials(&TrialFilter { sweep: Some(spec.name.clone()), status: None })?;
     Ok(SweepOutcome {
-        runs,
+        trials: runs,
         interrupted: supervisor.interrupted,
         elapsed,
         worker_errors: supervisor.worker_errors,
@@ -444,7 +445,7 @@ impl Supervisor<'_> {
         if let Some(w) = self.workers.get_mut(&slot) {
             match &event {
                 Event::Claimed { run, attempt, .. } => {
-                    w.lease = Some(Lease { run: run.clone(), attempt: *attempt });
+                    w.lease = Some(Lease { trial: run.clone(), attempt: *attempt });
                     w.last_trial = Some(run.clone());
                 }
                 Event::Finished { .. } | Event::Released { .. } => w.lease = None,
@@ -472,9 +473,9 @@ impl Supervisor<'_> {
         if let Some(lease) = w.lease.take() {
             let message = format!("worker process {cause}{said}");
             match self.store.record_crash(&lease, &message, self.options.leases.max_attempts) {
-                Ok(TrialStatus::Failed) => self.progress.failed_by_supervisor(&format!("[{}] failed: {message}", lease.run)),
-                Ok(_) => self.progress.requeued(&format!("[{}] worker {cause}; requeued to resume from its last checkpoint", lease.run)),
-                Err(e) => self.progress.println(&format!("[{}] worker {cause}; {e}", lease.run)),
+                Ok(TrialStatus::Failed) => self.progress.failed_by_supervisor(&format!("[{}] failed: {message}", lease.trial)),
+                Ok(_) => self.progress.requeued(&format!("[{}] worker {cause}; requeued to resume from its last checkpoint", lease.trial)),
+                Err(e) => self.progress.println(&format!("[{}] worker {cause}; {e}", lease.trial)),
             }
         } else if said.is_empty() {
             self.worker_errors.push(format!("worker {} {cause} without a message (its log {} says nothing)", w.index + 1, log.display()));

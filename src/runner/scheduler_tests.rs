@@ -153,7 +153,7 @@ impl FakeWorker {
                     let mut trials = 0;
                     while let Some(claimed) = self.claim(store.as_mut())? {
                         store.finish(&claimed, TrialStatus::Completed, None).map_err(|e| e.to_string())?;
-                        let finished = Event::Finished { run: claimed.run, status: TrialStatus::Completed, error: None, seconds: 0.0 };
+                        let finished = Event::Finished { run: claimed.trial, status: TrialStatus::Completed, error: None, seconds: 0.0 };
                         self.send(finished);
                         trials += 1;
                     }
@@ -162,7 +162,7 @@ impl FakeWorker {
                 Step::Release => {
                     let lease = lease.take().ok_or("nothing to release")?;
                     store.release(&lease).map_err(|e| e.to_string())?;
-                    self.send(Event::Released { run: lease.run });
+                    self.send(Event::Released { run: lease.trial });
                 }
                 Step::Idle => self.send(Event::Idle { trials: 0 }),
                 Step::Log(line) => {
@@ -189,9 +189,9 @@ impl FakeWorker {
         let Some(claim) = store.claim(Some(&self.sweep), &WorkerInfo::this_process(), &reclaim).map_err(|e| e.to_string())? else {
             return Ok(None);
         };
-        self.launches.lock().unwrap()[self.record].claimed.push(claim.lease.run.clone());
+        self.launches.lock().unwrap()[self.record].claimed.push(claim.lease.trial.clone());
         self.send(Event::Claimed {
-            run: claim.lease.run.clone(),
+            run: claim.lease.trial.clone(),
             attempt: claim.lease.attempt,
             params: claim.params,
             resumed: claim.resumed,
@@ -314,7 +314,7 @@ fn the_quick_deaths_message_names_the_trial_that_keeps_killing_its_worker() {
 fn nothing_to_run_starts_no_worker() {
     let mut sweep = Sweep::new(1);
     let (outcome, launches) = sweep.supervise(RULES, vec![worker(&[Step::CompleteAll], exits(0))]);
-    assert_eq!(outcome.unwrap().runs.len(), 2);
+    assert_eq!(outcome.unwrap().trials.len(), 2);
     assert_eq!(sweep.statuses(), [TrialStatus::Completed; 2]);
     // Both trials have ended: a second run has nothing to do.
     sweep.options.workers = 4;

@@ -173,7 +173,7 @@ pub fn submit_and_record(
 #[derive(Debug, Clone)]
 pub struct Waited {
     /// The sweep's trials when the wait ended.
-    pub runs: Vec<TrialRow>,
+    pub trials: Vec<TrialRow>,
     /// Ctrl-C stopped the wait (the job goes on).
     pub interrupted: bool,
 }
@@ -200,10 +200,10 @@ pub fn wait(store: &dyn Store, sweep: &str, job: &str, mut report: impl FnMut(&s
             last = line;
         }
         if states.is_empty() {
-            return Ok(Waited { runs, interrupted: false });
+            return Ok(Waited { trials: runs, interrupted: false });
         }
         if crate::runner::signals::interrupts() > 0 {
-            return Ok(Waited { runs, interrupted: true });
+            return Ok(Waited { trials: runs, interrupted: true });
         }
         std::thread::sleep(std::time::Duration::from_secs(2));
     }

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use crate::store::{NewTrial, Store, TrialHistory, TrialStatus, warm};
-use crate::study::history::{History, Point, TrialRecord, TrialState};
+use crate::study::history::{History, Point, SearchState, TrialRecord};
 use crate::study::pruner::{Decision, Pruner};
 use crate::study::sampler::{Sampler, matches_fixed};
 use crate::study::spec::{self, SweepSpec};
@@ -199,11 +199,11 @@ fn history(spec: &SweepSpec, rows: &[TrialHistory]) -> History {
             number: r.seq as usize,
             point: r.params.clone(),
             state: match r.status {
-                TrialStatus::Queued => TrialState::Queued,
-                TrialStatus::Running => TrialState::Running,
-                TrialStatus::Completed => TrialState::Completed,
-                TrialStatus::Pruned | TrialStatus::Diverged => TrialState::Pruned,
-                TrialStatus::Failed => TrialState::Failed,
+                TrialStatus::Queued => SearchState::Queued,
+                TrialStatus::Running => SearchState::Running,
+                TrialStatus::Completed => SearchState::Completed,
+                TrialStatus::Pruned | TrialStatus::Diverged => SearchState::Pruned,
+                TrialStatus::Failed => SearchState::Failed,
             },
             values: r.values.iter().map(|(&epoch, &v)| (epoch as usize, v)).collect(),
         })

@@ -115,12 +115,12 @@ impl Sweep {
     /// nothing new it could add.
     pub fn cap_note(&self, outcome: &SweepOutcome) -> Option<String> {
         let cap = self.spec.run_cap?;
-        let short = self.spec.is_lazy() && !outcome.interrupted && outcome.runs.len() < cap && outcome.runs.iter().all(|r| r.status.is_final());
+        let short = self.spec.is_lazy() && !outcome.interrupted && outcome.trials.len() < cap && outcome.trials.iter().all(|r| r.status.is_final());
         short.then(|| {
             format!(
                 "sweep {} ended with {} of its run_cap = {cap} trials: the sampler proposed nothing new it could add (why: {})",
                 self.spec.name,
-                outcome.runs.len(),
+                outcome.trials.len(),
                 self.log_dir().display()
             )
         })

@@ -225,7 +225,7 @@ fn run_trial(
     study: Option<&Study>,
 ) -> crate::Result<Option<TrialStatus>> {
     let started = Instant::now();
-    let run = claim.lease.run.clone();
+    let run = claim.lease.trial.clone();
     let run_dir = TrialDir::of(&options.runs_dir, &claim.sweep, &run);
     if let Err(e) = mark.claim(&run_dir) {
         // Another tracker's trial of the same name: not this trial's fault. Give it back.
@@ -241,7 +241,7 @@ fn run_trial(
     });
     let lease_lost = Arc::new(AtomicBool::new(false));
     let heartbeat = Heartbeat::start(options, claim.lease.clone(), lease_lost.clone());
-    let ctx = TrialContext { run_dir, runs_root: &options.runs_dir, device: device.clone(), faults: options.faults.clone() };
+    let ctx = TrialContext { trial_dir: run_dir, runs_root: &options.runs_dir, device: device.clone(), faults: options.faults.clone() };
     let mut observer = TrialObserver {
         store,
         lease: claim.lease.clone(),
@@ -322,7 +322,7 @@ impl TrialObserver<'_> {
     fn judge(&mut self, epoch: usize) -> Result<(), String> {
         if let Some(study) = self.study
             && epoch < self.epochs
-            && let Decision::Prune { reason } = study.judge(&*self.store, &self.lease.run, epoch).map_err(|e| e.to_string())?
+            && let Decision::Prune { reason } = study.judge(&*self.store, &self.lease.trial, epoch).map_err(|e| e.to_string())?
         {
             self.pruned = Some(reason);
         }
@@ -358,7 +358,7 @@ impl Observer for TrialObserver<'_> {
         if due && self.events.format == EventFormat::Json {
             self.last_step = Some(Instant::now());
             self.events.emit(&Event::Step {
-                run: self.lease.run.clone(),
+                run: self.lease.trial.clone(),
                 epoch: p.epoch,
                 epochs: p.epochs,
                 step: p.step,
@@ -371,7 +371,7 @@ impl Observer for TrialObserver<'_> {
     fn on_epoch(&mut self, summary: &EpochSummary, checkpoints: &[SavedCheckpoint]) -> Result<(), String> {
         self.log(summary, checkpoints)?;
         self.events.emit(&Event::Epoch {
-            run: self.lease.run.clone(),
+            run: self.lease.trial.clone(),
             epoch: summary.epoch,
             epochs: self.epochs,
             train_loss: summary.train.loss,
@@ -385,7 +385,12 @@ impl Observer for TrialObserver<'_> {
 
     fn on_checkpoint(&mut self, saved: &SavedCheckpoint) -> Result<(), String> {
         // The epoch's metrics are recorded already: this adds the checkpoint row alone.
-        self.record(&EpochLog { epoch: saved.epoch as i64, wall: crate::util::now_unix(), metrics: Vec::new(), checkpoints: vec![checkpoint_row(saved)] })
+        self.record(&EpochLog {
+            epoch: saved.epoch as i64,
+            wall: crate::util::now_unix(),
+            metrics: Vec::new(),
+            checkpoints: vec![checkpoint_row(saved)],
+        })
     }
 
     fn replay(&mut self, history: &[EpochSummary], checkpoints: &[SavedCheckpoint]) -> Result<(), String> {
@@ -425,12 +430,7 @@ pub fn epoch_log(summary: &EpochSummary, checkpoints: &[SavedCheckpoint]) -> Epo
     }
     metrics.push(MetricValue { split: Split::Train, name: "lr".into(), value: summary.learning_rate });
     metrics.push(MetricValue { split: Split::Train, name: "seconds".into(), value: summary.seconds });
-    EpochLog {
-        epoch: summary.epoch as i64,
-        wall: summary.wall,
-        metrics,
-        checkpoints: checkpoints.iter().map(checkpoint_row).collect(),
-    }
+    EpochLog { epoch: summary.epoch as i64, wall: summary.wall, metrics, checkpoints: checkpoints.iter().map(checkpoint_row).collect() }
 }
 
 fn checkpoint_row(c: &SavedCheckpoint) -> CheckpointRow {
@@ -473,7 +473,7 @@ impl Heartbeat {
                             return;
                         }
                         // A transient failure (a locked or unreachable store): try again later.
-                        Err(e) => crate::errln!("warning: heartbeat for {}: {e}", lease.run),
+                        Err(e) => crate::errln!("warning: heartbeat for {}: {e}", lease.trial),
                     }
                 }
             })

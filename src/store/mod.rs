@@ -405,7 +405,8 @@ impl Reclaim {
 /// The right to write for one attempt of one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
-    pub run: String,
+    /// The trial's id.
+    pub trial: String,
     pub attempt: i64,
 }
 

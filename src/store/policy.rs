@@ -29,7 +29,7 @@ pub(crate) trait Backend: Send {
     fn read<T>(&self, op: impl FnMut(&mut dyn Tx) -> Result<T, Failure>) -> StoreResult<T>;
 
     /// [`Store::claim`]: [`claim`] under the backend's own locking and recovery.
-    fn claim_run(&mut self, sweep: Option<&str>, worker: &WorkerInfo, reclaim: &Reclaim) -> StoreResult<Option<Claim>>;
+    fn claim_trial(&mut self, sweep: Option<&str>, worker: &WorkerInfo, reclaim: &Reclaim) -> StoreResult<Option<Claim>>;
 }
 
 impl<B: Backend> Store for B {
@@ -67,12 +67,12 @@ impl<B: Backend> Store for B {
     }
 
     fn claim(&mut self, sweep: Option<&str>, worker: &WorkerInfo, reclaim: &Reclaim) -> StoreResult<Option<Claim>> {
-        self.claim_run(sweep, worker, reclaim)
+        self.claim_trial(sweep, worker, reclaim)
     }
 
     fn heartbeat(&mut self, lease: &Lease) -> StoreResult<()> {
         self.write(|tx| {
-            let values: [Value; 3] = [lease.run.as_str().into(), lease.attempt.into(), now_unix().into()];
+            let values: [Value; 3] = [lease.trial.as_str().into(), lease.attempt.into(), now_unix().into()];
             match tx.execute("UPDATE runs SET heartbeat = $3 WHERE id = $1 AND attempt = $2 AND status = 'running'", &values)? {
                 0 => Err(lease_lost(lease)),
                 _ => Ok(()),
@@ -86,7 +86,7 @@ impl<B: Backend> Store for B {
 
     fn finish(&mut self, lease: &Lease, status: TrialStatus, error: Option<&str>) -> StoreResult<()> {
         self.write(|tx| {
-            let values: [Value; 5] = [lease.run.as_str().into(), lease.attempt.into(), status.as_str().into(), now_unix().into(), error.into()];
+            let values: [Value; 5] = [lease.trial.as_str().into(), lease.attempt.into(), status.as_str().into(), now_unix().into(), error.into()];
             let update =
                 "UPDATE runs SET status = $3, finished = $4, heartbeat = $4, error = $5 WHERE id = $1 AND attempt = $2 AND status = 'running'";
             end_trial(tx, lease, status, update, &values)
@@ -95,7 +95,7 @@ impl<B: Backend> Store for B {
 
     fn release(&mut self, lease: &Lease) -> StoreResult<()> {
         self.write(|tx| {
-            let values: [Value; 2] = [lease.run.as_str().into(), lease.attempt.into()];
+            let values: [Value; 2] = [lease.trial.as_str().into(), lease.attempt.into()];
             let update = "UPDATE runs SET status = 'queued', host = NULL, pid = NULL WHERE id = $1 AND attempt = $2 AND status = 'running'";
             end_trial(tx, lease, TrialStatus::Queued, update, &values)
         })
@@ -262,7 +262,7 @@ impl<B: Backend> Store for B {
 }
 
 fn lease_lost(lease: &Lease) -> Failure {
-    StoreError::LeaseLost { run: lease.run.clone(), attempt: lease.attempt }.into()
+    StoreError::LeaseLost { run: lease.trial.clone(), attempt: lease.attempt }.into()
 }
 
 fn register_sweep(tx: &mut dyn Tx, name: &str, spec: &str) -> Result<SweepRegistration, Failure> {
@@ -592,7 +592,7 @@ pub(crate) fn claimed(row: &Row) -> Result<Claim, Failure> {
         config,
         params: serde_json::from_str(&row.text(3)?).unwrap_or_default(),
         resumed: attempt > 1,
-        lease: Lease { run, attempt },
+        lease: Lease { trial: run, attempt },
     })
 }
 
@@ -624,7 +624,7 @@ fn log_epoch(tx: &mut dyn Tx, lease: &Lease, epoch: &EpochLog) -> Result<(), Fai
     let now = now_unix();
     let held = tx.execute(
         "UPDATE runs SET heartbeat = $3 WHERE id = $1 AND attempt = $2 AND status = 'running'",
-        &[lease.run.as_str().into(), lease.attempt.into(), now.into()],
+        &[lease.trial.as_str().into(), lease.attempt.into(), now.into()],
     )?;
     if held == 0 {
         return Err(lease_lost(lease));
@@ -635,18 +635,21 @@ fn log_epoch(tx: &mut dyn Tx, lease: &Lease, epoch: &EpochLog) -> Result<(), Fai
         let split = m.split.as_str();
         let inserted = tx.execute(
             "INSERT INTO metrics (run, epoch, split, name, value, kind, wall) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            &[lease.run.as_str().into(), epoch.epoch.into(), split.into(), m.name.as_str().into(), value.into(), kind.into(), epoch.wall.into()],
+            &[lease.trial.as_str().into(), epoch.epoch.into(), split.into(), m.name.as_str().into(), value.into(), kind.into(), epoch.wall.into()],
         )?;
         if inserted == 1 {
             progress = true;
-            tx.execute(SUMMARIZE, &[lease.run.as_str().into(), split.into(), m.name.as_str().into(), epoch.epoch.into(), value.into(), kind.into()])?;
+            tx.execute(
+                SUMMARIZE,
+                &[lease.trial.as_str().into(), split.into(), m.name.as_str().into(), epoch.epoch.into(), value.into(), kind.into()],
+            )?;
         }
     }
     if progress {
         // A newly recorded epoch is progress: the crash count starts again. An epoch replayed
         // from a checkpoint on resume (recorded already) is not, or a trial that kills its worker
         // after its first epoch would never reach `max_attempts`.
-        tx.execute("UPDATE runs SET crashes = 0 WHERE id = $1", &[lease.run.as_str().into()])?;
+        tx.execute("UPDATE runs SET crashes = 0 WHERE id = $1", &[lease.trial.as_str().into()])?;
     }
     for ck in &epoch.checkpoints {
         let (value, kind) = encode_value(ck.metric_value);
@@ -655,7 +658,7 @@ fn log_epoch(tx: &mut dyn Tx, lease: &Lease, epoch: &EpochLog) -> Result<(), Fai
              ON CONFLICT (run, kind) DO UPDATE SET epoch = excluded.epoch, path = excluded.path,
                 metric_value = excluded.metric_value, metric_kind = excluded.metric_kind, created = excluded.created
              WHERE excluded.epoch >= checkpoints.epoch",
-            &[lease.run.as_str().into(), ck.kind.as_str().into(), ck.epoch.into(), ck.path.as_str().into(), value.into(), kind.into(), now.into()],
+            &[lease.trial.as_str().into(), ck.kind.as_str().into(), ck.epoch.into(), ck.path.as_str().into(), value.into(), kind.into(), now.into()],
         )?;
     }
     Ok(())
@@ -668,7 +671,7 @@ fn end_trial(tx: &mut dyn Tx, lease: &Lease, status: TrialStatus, update: &str, 
     if tx.execute(update, values)? == 1 {
         return Ok(());
     }
-    match tx.query_opt("SELECT status, attempt FROM runs WHERE id = $1", &[lease.run.as_str().into()])? {
+    match tx.query_opt("SELECT status, attempt FROM runs WHERE id = $1", &[lease.trial.as_str().into()])? {
         Some(row) if row.text(0)? == status.as_str() && row.int(1)? == lease.attempt => Ok(()),
         _ => Err(lease_lost(lease)),
     }
@@ -689,7 +692,7 @@ fn crash_rule(cause: &str, crashes: i64, max_attempts: i64) -> (TrialStatus, Str
 /// A supervisor saw the worker holding `lease` die: [`crash_rule`].
 fn record_crash(tx: &mut dyn Tx, lease: &Lease, message: &str, max_attempts: i64) -> Result<TrialStatus, Failure> {
     let sql = format!("SELECT status, attempt, crashes FROM runs WHERE id = $1{}", tx.dialect().lock_rows);
-    let row = tx.query_opt(&sql, &[lease.run.as_str().into()])?.ok_or_else(|| lease_lost(lease))?;
+    let row = tx.query_opt(&sql, &[lease.trial.as_str().into()])?.ok_or_else(|| lease_lost(lease))?;
     if row.text(0)? != TrialStatus::Running.as_str() || row.int(1)? != lease.attempt {
         return Err(lease_lost(lease));
     }
@@ -698,7 +701,7 @@ fn record_crash(tx: &mut dyn Tx, lease: &Lease, message: &str, max_attempts: i64
     let finished = (status == TrialStatus::Failed).then(now_unix);
     tx.execute(
         "UPDATE runs SET status = $2, error = $3, finished = $4, crashes = $5, host = NULL, pid = NULL WHERE id = $1",
-        &[lease.run.as_str().into(), status.as_str().into(), error.into(), finished.into(), crashes.into()],
+        &[lease.trial.as_str().into(), status.as_str().into(), error.into(), finished.into(), crashes.into()],
     )?;
     Ok(status)
 }

@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use ::postgres::types::{ToSql, Type};
 use ::postgres::{Client, GenericClient, NoTls, Statement};
 
+use super::credentials::{self, redact};
 use super::policy::{self, Backend, CLAIMED_COLUMNS};
 use super::schema::{
     self, CHECKPOINTS, CLAIM_TOKEN, JOBS, METRIC_SUMMARY, METRICS, Migration, PARAMS, REMOVED_RUNS, RUN_CONFIGS, RUN_NOTE, RUN_RESULTS_VIEW,
     RUN_TAGS, RUNS, RUNS_BY_STATUS, SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS, SWEEPS, TRACKER,
 };
-use super::credentials::{self, redact};
 use super::sql::{Dialect, Failure, Row, Tx, Value};
 use super::{Claim, Reclaim, StoreError, StoreResult, WorkerInfo};
 
@@ -264,7 +264,7 @@ impl Backend for PostgresStore {
     /// LOCKED`: atomic on its own, one round trip). The row remembers this call's token, so that
     /// a retry after a lost reply takes back the claim that did commit instead of leaving it to
     /// go stale.
-    fn claim_run(&mut self, sweep: Option<&str>, worker: &WorkerInfo, reclaim: &Reclaim) -> StoreResult<Option<Claim>> {
+    fn claim_trial(&mut self, sweep: Option<&str>, worker: &WorkerInfo, reclaim: &Reclaim) -> StoreResult<Option<Claim>> {
         let token = claim_token(worker);
         let mut retry = false;
         self.transact(|s| {

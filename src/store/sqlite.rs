@@ -225,7 +225,7 @@ impl Backend for SqliteStore {
 
     /// The claim's pick and update run under the write lock: no other claim can see the run
     /// between them.
-    fn claim_run(&mut self, sweep: Option<&str>, worker: &WorkerInfo, reclaim: &Reclaim) -> StoreResult<Option<Claim>> {
+    fn claim_trial(&mut self, sweep: Option<&str>, worker: &WorkerInfo, reclaim: &Reclaim) -> StoreResult<Option<Claim>> {
         self.write(|tx| policy::claim(tx, sweep, worker, reclaim, None))
     }
 }

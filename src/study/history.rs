@@ -17,9 +17,11 @@ use crate::config::Goal;
 /// whose condition does not hold is absent.
 pub type Point = BTreeMap<String, Json>;
 
-/// Where a trial is in its life, as far as a search is concerned.
+/// Where a trial is in its life, as far as a search is concerned: the tracker's
+/// [`crate::store::TrialStatus`] as samplers and pruners read it (a diverged trial is `Pruned`:
+/// it stopped early on its own, and its region is a bad one; a crashed one is `Failed`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrialState {
+pub enum SearchState {
     Queued,
     Running,
     Completed,
@@ -34,7 +36,7 @@ pub struct TrialRecord {
     /// Its number in the sweep (the `n` of the id `<sweep>-<n>`).
     pub number: usize,
     pub point: Point,
-    pub state: TrialState,
+    pub state: SearchState,
     /// The objective's value at each recorded epoch (epochs count from 1).
     pub values: BTreeMap<usize, f64>,
 }
@@ -87,7 +89,7 @@ mod tests {
     use super::*;
 
     fn record(values: &[(usize, f64)]) -> TrialRecord {
-        TrialRecord { number: 0, point: Point::new(), state: TrialState::Completed, values: values.iter().copied().collect() }
+        TrialRecord { number: 0, point: Point::new(), state: SearchState::Completed, values: values.iter().copied().collect() }
     }
 
     #[test]

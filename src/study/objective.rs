@@ -114,11 +114,11 @@ pub(crate) fn run_study(
     objective: &mut FakeCurve,
     trials: usize,
 ) -> crate::study::history::History {
-    use crate::study::history::{History, TrialRecord, TrialState};
+    use crate::study::history::{History, SearchState, TrialRecord};
     let mut history = History::new("val_iou", crate::config::Goal::Maximize, Vec::new());
     for number in 0..trials {
         let Some(point) = sampler.ask(&history) else { break };
-        history.trials.push(TrialRecord { number, point: point.clone(), state: TrialState::Running, values: Default::default() });
+        history.trials.push(TrialRecord { number, point: point.clone(), state: SearchState::Running, values: Default::default() });
         let finish = objective
             .train(number, &point, &mut |epoch, value| {
                 history.trials[number].values.insert(epoch, value);
@@ -126,8 +126,8 @@ pub(crate) fn run_study(
             })
             .unwrap_or_else(|e| match e {});
         history.trials[number].state = match finish {
-            Finish::Completed => TrialState::Completed,
-            Finish::Pruned { .. } => TrialState::Pruned,
+            Finish::Completed => SearchState::Completed,
+            Finish::Pruned { .. } => SearchState::Pruned,
         };
     }
     history
@@ -138,7 +138,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::study::history::TrialState;
+    use crate::study::history::SearchState;
     use crate::study::pruner::Percentile;
     use crate::study::sampler::Random;
     use crate::study::space::Space;
@@ -196,10 +196,10 @@ mod tests {
         let sampler = Random::new(Space::unconditional(&f.parameters()), 3);
         let median = Percentile::median(2, 5);
         let h = run_study(&sampler, Some(&median), &mut f, 40);
-        let pruned: Vec<_> = h.trials.iter().filter(|t| t.state == TrialState::Pruned).collect();
+        let pruned: Vec<_> = h.trials.iter().filter(|t| t.state == SearchState::Pruned).collect();
         assert!(pruned.len() >= 10, "{} pruned", pruned.len());
         assert!(pruned.iter().all(|t| t.last().unwrap().0 >= 3), "never in the warm-up");
-        assert!(h.trials[..5].iter().all(|t| t.state == TrialState::Completed), "the first five are the startup trials");
+        assert!(h.trials[..5].iter().all(|t| t.state == SearchState::Completed), "the first five are the startup trials");
         let epochs: usize = h.trials.iter().map(|t| t.values.len()).sum();
         assert!(epochs < 40 * 10 * 3 / 4, "{epochs} epochs trained of 400");
     }

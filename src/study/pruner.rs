@@ -11,7 +11,7 @@
 //! never block on each other. Failed trials take no part: their values do not judge their point.
 
 use crate::config::Goal;
-use crate::study::history::{History, TrialRecord, TrialState};
+use crate::study::history::{History, SearchState, TrialRecord};
 
 /// What a trial should do after an epoch.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +85,7 @@ impl Pruner for Percentile {
         let Some(best) = best_so_far(history, trial, epoch) else {
             return Decision::Prune { reason: format!("{} is not a number at any epoch up to {epoch}", history.metric) };
         };
-        let completed: Vec<&TrialRecord> = history.trials.iter().filter(|t| t.state == TrialState::Completed && t.number != number).collect();
+        let completed: Vec<&TrialRecord> = history.trials.iter().filter(|t| t.state == SearchState::Completed && t.number != number).collect();
         if completed.len() < self.startup_trials {
             return Decision::Continue;
         }
@@ -363,7 +363,7 @@ impl Pruner for Hyperband {
 
 /// The trials whose values count: every one that has not failed.
 fn judged(history: &History) -> impl Iterator<Item = &TrialRecord> {
-    history.trials.iter().filter(|t| t.state != TrialState::Failed)
+    history.trials.iter().filter(|t| t.state != SearchState::Failed)
 }
 
 /// A NaN is pruned at once: it is no value to compare, and training rarely recovers from one.
@@ -391,7 +391,7 @@ mod tests {
     use crate::study::history::Point;
 
     /// A trial with values at epochs 1, 2, ...
-    fn trial(number: usize, state: TrialState, values: &[f64]) -> TrialRecord {
+    fn trial(number: usize, state: SearchState, values: &[f64]) -> TrialRecord {
         TrialRecord { number, point: Point::new(), state, values: values.iter().enumerate().map(|(i, v)| (i + 1, *v)).collect() }
     }
 
@@ -403,7 +403,7 @@ mod tests {
         Decision::Prune { reason: reason.into() }
     }
 
-    use TrialState::{Completed, Failed, Pruned, Running};
+    use SearchState::{Completed, Failed, Pruned, Running};
 
     #[test]
     fn median_compares_the_best_value_so_far_with_the_completed_trials_at_the_same_epoch() {

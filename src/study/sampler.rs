@@ -205,7 +205,7 @@ mod tests {
 
     use super::*;
     use crate::config::Goal;
-    use crate::study::history::{TrialRecord, TrialState};
+    use crate::study::history::{SearchState, TrialRecord};
     use crate::study::space::{Condition, Dimension};
     use crate::study::space::{Domain, Parameter};
     use crate::study::spec;
@@ -218,7 +218,7 @@ mod tests {
         let trials = points
             .iter()
             .enumerate()
-            .map(|(i, p)| TrialRecord { number: i + 1, point: p.clone(), state: TrialState::Queued, values: Default::default() })
+            .map(|(i, p)| TrialRecord { number: i + 1, point: p.clone(), state: SearchState::Queued, values: Default::default() })
             .collect();
         History::new("val_iou", Goal::Maximize, trials)
     }

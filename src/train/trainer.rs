@@ -210,7 +210,7 @@ impl Faults {
 
 /// Everything a run needs besides its config.
 pub struct TrialContext<'a> {
-    pub run_dir: TrialDir,
+    pub trial_dir: TrialDir,
     /// The runs root, where the synthetic dataset is cached.
     pub runs_root: &'a Path,
     pub device: Device,
@@ -320,9 +320,9 @@ fn restore(model: UNet, record: burn::tensor::Bytes, path: &Path) -> Result<UNet
 /// Trains one run to completion, divergence or a stop request. When it starts and when it ends,
 /// the temporary files of writers killed in the trial directory are removed.
 pub fn train(config: &TrialConfig, ctx: &TrialContext, observer: &mut dyn Observer) -> Result<Outcome, TrainError> {
-    remove_stale_temp_files(&ctx.run_dir);
+    remove_stale_temp_files(&ctx.trial_dir);
     let outcome = train_trial(config, ctx, observer);
-    remove_stale_temp_files(&ctx.run_dir);
+    remove_stale_temp_files(&ctx.trial_dir);
     outcome
 }
 
@@ -339,7 +339,7 @@ fn train_trial(config: &TrialConfig, ctx: &TrialContext, observer: &mut dyn Obse
         return Err(TrainError::Config(problems));
     }
     let config_hash = config.hash();
-    let run = &ctx.run_dir;
+    let run = &ctx.trial_dir;
     write_or_check_config(run, config, &config_hash)?;
 
     let DataSplit { samples, train: train_idx, val: val_idx } = load_split(config, ctx.runs_root)?;

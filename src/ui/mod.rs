@@ -154,7 +154,7 @@ fn handler(route: Route) -> MethodRouter<Arc<Dashboard>> {
         Route::Compare => get(compare),
         Route::SweepsState => get(|State(d): State<Arc<Dashboard>>| answer(d, |d| d.sweeps_state())),
         Route::SweepState => get(|State(d): State<Arc<Dashboard>>, UrlPath(n): UrlPath<String>| answer(d, move |d| d.sweep_state(&n))),
-        Route::TrialState => get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.trial_state(&id))),
+        Route::SearchState => get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.trial_state(&id))),
         Route::File => get(|State(d): State<Arc<Dashboard>>, UrlPath(p): UrlPath<String>| answer(d, move |d| d.file(&p))),
     }
 }

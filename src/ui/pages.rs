@@ -181,7 +181,7 @@ impl Dashboard {
             pruner: &pruner,
             warm_start: &warm.sources,
             objective: &objective,
-            runs: &shown,
+            trials: &shown,
             total: all.len(),
             sort,
             filter,

@@ -137,6 +137,6 @@ pub fn ask_and_train(store: &mut dyn sweep::store::Store, worker: &sweep::store:
         let iou = MetricValue { split: sweep::config::Split::Val, name: "iou".into(), value: claim.config.train.seed as f64 / 100.0 };
         store.log_epoch(&claim.lease, &EpochLog { epoch: 1, wall: 1.0, metrics: vec![iou], checkpoints: Vec::new() }).unwrap();
         store.finish(&claim.lease, TrialStatus::Completed, None).unwrap();
-        claimed.push(claim.lease.run);
+        claimed.push(claim.lease.trial);
     }
 }

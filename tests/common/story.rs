@@ -61,11 +61,11 @@ pub fn story(store: &mut dyn Store) {
 
     // Claims go in order, each run to one worker.
     let a = store.claim(Some("s"), &worker(1), &Reclaim::after(60.0)).unwrap().unwrap();
-    assert_eq!((a.lease.run.as_str(), a.lease.attempt, a.resumed, a.sweep.as_str()), ("s-1", 1, false, "s"));
+    assert_eq!((a.lease.trial.as_str(), a.lease.attempt, a.resumed, a.sweep.as_str()), ("s-1", 1, false, "s"));
     assert_eq!(a.params["augment.hue_delta"], serde_json::json!(0.0));
     assert_eq!(a.config.augment.hue_delta, 0.0);
     let b = store.claim(Some("s"), &worker(2), &Reclaim::after(60.0)).unwrap().unwrap();
-    assert_eq!(b.lease.run, "s-2");
+    assert_eq!(b.lease.trial, "s-2");
     store.heartbeat(&a.lease).unwrap();
 
     // Epochs: NaN and infinities round-trip; logging an epoch twice changes nothing.
@@ -103,9 +103,9 @@ pub fn story(store: &mut dyn Store) {
 
     // A stale run is reclaimed by the next claim, and the old lease can no longer write.
     let c = store.claim(Some("s"), &worker(3), &Reclaim::after(60.0)).unwrap().unwrap();
-    assert_eq!(c.lease.run, "s-3");
+    assert_eq!(c.lease.trial, "s-3");
     let c2 = store.claim(Some("s"), &worker(4), &Reclaim::after(-1.0)).unwrap().unwrap();
-    assert_eq!((c2.lease.run.as_str(), c2.lease.attempt, c2.resumed), ("s-3", 2, true));
+    assert_eq!((c2.lease.trial.as_str(), c2.lease.attempt, c2.resumed), ("s-3", 2, true));
     assert!(matches!(store.heartbeat(&c.lease), Err(StoreError::LeaseLost { .. })));
     assert!(matches!(store.log_epoch(&c.lease, &epoch(1, 0.1, 0.9)), Err(StoreError::LeaseLost { .. })));
     assert!(store.metrics("s-3").unwrap().is_empty(), "a refused epoch writes nothing");
@@ -175,27 +175,27 @@ pub fn story(store: &mut dyn Store) {
     // Failed runs come back only when asked; release and crashes requeue.
     assert_eq!(store.requeue_failed("s").unwrap(), 1);
     let d = store.claim(Some("s"), &worker(5), &Reclaim::after(60.0)).unwrap().unwrap();
-    assert_eq!((d.lease.run.as_str(), d.resumed), ("s-2", true));
+    assert_eq!((d.lease.trial.as_str(), d.resumed), ("s-2", true));
     store.release(&d.lease).unwrap();
     assert_eq!(store.trial("s-2").unwrap().status, TrialStatus::Queued);
     let e = store.claim(Some("s"), &worker(6), &Reclaim::after(60.0)).unwrap().unwrap();
-    assert_eq!(e.lease.run, "s-2");
+    assert_eq!(e.lease.trial, "s-2");
     assert_eq!(store.record_crash(&e.lease, "killed", 2).unwrap(), TrialStatus::Queued);
     let f = store.claim(Some("s"), &worker(7), &Reclaim::after(60.0)).unwrap().unwrap();
-    assert_eq!(f.lease.run, "s-2");
+    assert_eq!(f.lease.trial, "s-2");
     assert_eq!(store.record_crash(&f.lease, "killed again", 2).unwrap(), TrialStatus::Failed, "two crashes in a row without an epoch");
     assert!(store.trial("s-2").unwrap().error.unwrap().contains("killed again"));
     let g = store.claim(Some("s"), &worker(8), &Reclaim::after(60.0)).unwrap().unwrap();
-    assert_eq!(g.lease.run, "s-4");
+    assert_eq!(g.lease.trial, "s-4");
     assert!(store.claim(Some("s"), &worker(9), &Reclaim::after(60.0)).unwrap().is_none(), "nothing left to claim");
     // Retrying a trial that failed by crashing starts its crash count again: one crash requeues.
     assert_eq!(store.requeue_failed("s").unwrap(), 1);
     let h = store.claim(Some("s"), &worker(10), &Reclaim::after(60.0)).unwrap().unwrap();
-    assert_eq!(h.lease.run, "s-2");
+    assert_eq!(h.lease.trial, "s-2");
     assert_eq!(store.record_crash(&h.lease, "killed once more", 2).unwrap(), TrialStatus::Queued);
     // Without a sweep named, a claim takes from any sweep.
     let i = store.claim(None, &worker(11), &Reclaim::after(60.0)).unwrap().unwrap();
-    assert_eq!((i.lease.run.as_str(), i.sweep.as_str(), i.resumed), ("s-2", "s", true));
+    assert_eq!((i.lease.trial.as_str(), i.sweep.as_str(), i.resumed), ("s-2", "s", true));
 
     // The crash rule holds whoever notices the death (issue 15, item 8). An epoch replayed on
     // resume, recorded already, is not progress: only a new epoch starts the count again.
@@ -220,9 +220,9 @@ pub fn story(store: &mut dyn Store) {
     // A claim that takes over an abandoned run (its heartbeat stale) counts a crash the same way.
     let abandon = Reclaim { stale_after: -1.0, max_attempts: 2 };
     let held = store.claim(Some("c"), &worker(23), &Reclaim::after(60.0)).unwrap().unwrap();
-    assert_eq!(held.lease.run, "c-2");
+    assert_eq!(held.lease.trial, "c-2");
     let taken = store.claim(Some("c"), &worker(24), &abandon).unwrap().unwrap();
-    assert_eq!((taken.lease.run.as_str(), taken.lease.attempt), ("c-2", 2), "the first death: taken over");
+    assert_eq!((taken.lease.trial.as_str(), taken.lease.attempt), ("c-2", 2), "the first death: taken over");
     assert!(store.claim(Some("c"), &worker(25), &abandon).unwrap().is_none(), "the second death in a row fails it instead");
     let failed = store.trial("c-2").unwrap();
     assert_eq!((failed.status, failed.attempt), (TrialStatus::Failed, 2));
@@ -260,7 +260,7 @@ fn extend_story(store: &mut dyn Store) {
     assert_eq!(store.trial_config("e-1").unwrap().train.epochs, 5);
     assert_eq!(store.metrics("e-1").unwrap().len(), 18, "its epochs stay");
     let again = store.claim(Some("e"), &worker(32), &Reclaim::after(60.0)).unwrap().unwrap();
-    assert_eq!((again.lease.run.as_str(), again.lease.attempt, again.resumed, again.config.train.epochs), ("e-1", 2, true, 5));
+    assert_eq!((again.lease.trial.as_str(), again.lease.attempt, again.resumed, again.config.train.epochs), ("e-1", 2, true, 5));
 
     let report = store.enqueue("e", &longer).unwrap();
     assert_eq!((report.added.len(), report.existing, report.extended.len()), (0, 2, 0), "a rerun adds nothing");
@@ -357,7 +357,7 @@ pub fn ask_story(store: &mut dyn Store) {
     // Trials 1 to 10 run two epochs; 2 and 10 tie at the best val_iou; 3 is pruned.
     for n in 1..=10 {
         let c = store.claim(Some("a"), &worker(100 + n), &Reclaim::after(60.0)).unwrap().unwrap();
-        assert_eq!(c.lease.run, format!("a-{n}"));
+        assert_eq!(c.lease.trial, format!("a-{n}"));
         store.log_epoch(&c.lease, &epoch(1, 0.5, 0.5)).unwrap();
         store.log_epoch(&c.lease, &epoch(2, if n == 2 || n == 10 { 0.9 } else { 0.6 }, 0.4)).unwrap();
         let status = if n == 3 { TrialStatus::Pruned } else { TrialStatus::Completed };

@@ -271,7 +271,7 @@ fn export_page(
         pruner: &pruner,
         warm_start: &warm.sources,
         objective,
-        runs: &ranked,
+        trials: &ranked,
         total: runs.len(),
         sort: None,
         filter: None,

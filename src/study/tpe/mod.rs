@@ -32,7 +32,7 @@ use serde_json::Value as Json;
 
 use self::joint::{Axis, Joint};
 use self::parzen::{Parzen, Scale};
-use crate::study::history::{History, Point, TrialRecord, TrialState};
+use crate::study::history::{History, Point, SearchState, TrialRecord};
 use crate::study::sampler::{Random, Sampler, seen};
 use crate::study::space::Domain;
 use crate::study::space::{Dimension, Space, point_key, same_value};
@@ -204,13 +204,13 @@ impl Sampler for Tpe {
     }
 
     fn ask_with(&self, history: &History, fixed: &Point) -> Option<Point> {
-        let finished = history.trials.iter().filter(|t| matches!(t.state, TrialState::Completed | TrialState::Pruned)).count();
+        let finished = history.trials.iter().filter(|t| matches!(t.state, SearchState::Completed | SearchState::Pruned)).count();
         if finished < self.settings.startup_trials.max(1) {
             return self.random.ask_with(history, fixed);
         }
         let ranked = ranked(history, self.settings.constant_liar);
         // Trials in training (ranked last, by the liar) are never good and do not count in n.
-        let judged = ranked.iter().filter(|t| !matches!(t.state, TrialState::Queued | TrialState::Running)).count();
+        let judged = ranked.iter().filter(|t| !matches!(t.state, SearchState::Queued | SearchState::Running)).count();
         let (good, bad) = ranked.split_at(gamma(judged));
         let (good, bad) = (oldest_first(good), oldest_first(bad));
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ (history.trials.len() as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
@@ -279,13 +279,13 @@ fn ranked(history: &History, constant_liar: bool) -> Vec<&TrialRecord> {
         .trials
         .iter()
         .filter_map(|t| match t.state {
-            TrialState::Completed => match t.best(history.goal) {
+            SearchState::Completed => match t.best(history.goal) {
                 Some(v) => Some((0, 0, v, t)),
                 None => t.last().map(|(_, v)| (2, 0, v, t)),
             },
-            TrialState::Pruned => t.last().map(|(depth, v)| (1, depth, v, t)),
-            TrialState::Queued | TrialState::Running if constant_liar => Some((3, 0, f64::NAN, t)),
-            TrialState::Queued | TrialState::Running | TrialState::Failed => None,
+            SearchState::Pruned => t.last().map(|(depth, v)| (1, depth, v, t)),
+            SearchState::Queued | SearchState::Running if constant_liar => Some((3, 0, f64::NAN, t)),
+            SearchState::Queued | SearchState::Running | SearchState::Failed => None,
         })
         .collect();
     scored.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(history.compare(a.2, b.2)).then(a.3.number.cmp(&b.3.number)));
@@ -348,7 +348,7 @@ mod tests {
     use crate::study::space::Condition;
     use crate::study::space::Parameter;
 
-    fn trial(number: usize, state: TrialState, point: Point, values: &[f64]) -> TrialRecord {
+    fn trial(number: usize, state: SearchState, point: Point, values: &[f64]) -> TrialRecord {
         TrialRecord { number, point, state, values: values.iter().enumerate().map(|(i, v)| (i + 1, *v)).collect() }
     }
 
@@ -384,7 +384,7 @@ mod tests {
 
     #[test]
     fn completed_trials_rank_above_pruned_ones_which_rank_deeper_first() {
-        use TrialState::*;
+        use SearchState::*;
         let h = History::new(
             "val_loss",
             Goal::Minimize,
@@ -486,7 +486,7 @@ mod tests {
             assert_eq!((&p["opt"], &p["fixed"]), (&json!("adam"), &json!(3)), "probability 0 is never drawn");
             // Small learning rates score well, so TPE should come to prefer them.
             let value = 1.0 - (lr.log10() + 4.0) / 3.0;
-            h.trials.push(trial(number, TrialState::Completed, p, &[value]));
+            h.trials.push(trial(number, SearchState::Completed, p, &[value]));
         }
         let late: Vec<f64> = h.trials[30..].iter().map(|t| t.point["lr"].as_f64().unwrap()).collect();
         assert!(late.iter().filter(|lr| **lr < 1e-3).count() >= 6, "TPE follows the good region: {late:?}");
@@ -499,7 +499,7 @@ mod tests {
         let mut h = History::new("val_iou", Goal::Maximize, Vec::new());
         while let Some(p) = tpe.ask(&h) {
             assert!(h.trials.iter().all(|t| t.point != p), "{p:?} asked twice");
-            h.trials.push(trial(h.trials.len(), TrialState::Completed, p, &[0.5]));
+            h.trials.push(trial(h.trials.len(), SearchState::Completed, p, &[0.5]));
             assert!(h.trials.len() <= 3);
         }
         assert_eq!(h.trials.len(), 3);
@@ -524,7 +524,7 @@ mod tests {
             let p = tpe.ask(&h).unwrap();
             assert_eq!(p.contains_key("momentum"), p["opt"] == json!("sgd"), "{p:?}");
             let value = p.get("momentum").and_then(Json::as_f64).unwrap_or(0.3);
-            h.trials.push(trial(number, TrialState::Completed, p, &[value]));
+            h.trials.push(trial(number, SearchState::Completed, p, &[value]));
         }
     }
 
@@ -535,7 +535,7 @@ mod tests {
         let sgd = |m: f64| Point::from([("opt".to_string(), json!("sgd")), ("momentum".to_string(), json!(m))]);
         // Adam trials that (wrongly) carry a momentum: recorded before the condition existed.
         let adam = |m: f64| Point::from([("opt".to_string(), json!("adam")), ("momentum".to_string(), json!(m))]);
-        let trials = [trial(0, TrialState::Completed, sgd(0.2), &[0.5]), trial(1, TrialState::Completed, adam(0.9), &[0.9])];
+        let trials = [trial(0, SearchState::Completed, sgd(0.2), &[0.5]), trial(1, SearchState::Completed, adam(0.9), &[0.9])];
         let refs: Vec<&TrialRecord> = trials.iter().collect();
         assert_eq!(observed(momentum, &refs), [&json!(0.2)]);
         // End to end: the good trials are two sgd ones with momentum 0.1 and two adam ones that
@@ -543,15 +543,15 @@ mod tests {
         // without one. Fitted on every trial that names it, momentum 0.9 would look best (likely
         // among good trials, absent among bad ones); fitted where it applied, 0.1 is.
         let mut all = vec![
-            trial(0, TrialState::Completed, sgd(0.1), &[0.99]),
-            trial(1, TrialState::Completed, sgd(0.1), &[0.98]),
-            trial(2, TrialState::Completed, adam(0.9), &[0.97]),
-            trial(3, TrialState::Completed, adam(0.9), &[0.96]),
+            trial(0, SearchState::Completed, sgd(0.1), &[0.99]),
+            trial(1, SearchState::Completed, sgd(0.1), &[0.98]),
+            trial(2, SearchState::Completed, adam(0.9), &[0.97]),
+            trial(3, SearchState::Completed, adam(0.9), &[0.96]),
         ];
         let adam_plain = Point::from([("opt".to_string(), json!("adam"))]);
         for i in 4..40 {
             let point = if i % 2 == 0 { sgd(0.3 + 0.4 * (i - 4) as f64 / 36.0) } else { adam_plain.clone() };
-            all.push(trial(i, TrialState::Completed, point, &[0.5]));
+            all.push(trial(i, SearchState::Completed, point, &[0.5]));
         }
         let h = History::new("val_iou", Goal::Maximize, all);
         let tpe = Tpe::new(space, 3, TpeSettings::default());
@@ -584,7 +584,7 @@ mod tests {
             let p = tpe.ask(&h).unwrap();
             let [x, y, z] = ["x", "y", "z"].map(|k| p[k].as_f64().unwrap());
             let v = -(30.0 * ((x - y).powi(2) + (y - z).powi(2)) + (x + y + z - 2.4).powi(2) / 3.0);
-            h.trials.push(trial(number, TrialState::Completed, p, &[v]));
+            h.trials.push(trial(number, SearchState::Completed, p, &[v]));
         }
         h.trials.iter().filter_map(|t| t.best(Goal::Maximize)).fold(f64::MIN, f64::max)
     }
@@ -638,8 +638,8 @@ mod tests {
         let at = |x: f64| Point::from([("x".to_string(), json!(x))]);
         // Ten completed trials, the best at 0.45; four more are being trained right there.
         let mut trials: Vec<TrialRecord> =
-            (0..10).map(|i| trial(i, TrialState::Completed, at(0.05 + 0.1 * i as f64), &[if i == 4 { 1.0 } else { 0.0 }])).collect();
-        trials.extend((10..14).map(|i| trial(i, TrialState::Running, at(0.44 + 0.005 * (i - 10) as f64), &[])));
+            (0..10).map(|i| trial(i, SearchState::Completed, at(0.05 + 0.1 * i as f64), &[if i == 4 { 1.0 } else { 0.0 }])).collect();
+        trials.extend((10..14).map(|i| trial(i, SearchState::Running, at(0.44 + 0.005 * (i - 10) as f64), &[])));
         let h = History::new("val_iou", Goal::Maximize, trials);
         let near = |constant_liar: bool| {
             (0..40)
@@ -666,7 +666,7 @@ mod tests {
                 assert_eq!(p["opt"], json!("sgd"), "{p:?}");
                 let m = p["momentum"].as_f64().unwrap();
                 assert!((0.0..=1.0).contains(&m));
-                h.trials.push(trial(number, TrialState::Completed, p, &[m]));
+                h.trials.push(trial(number, SearchState::Completed, p, &[m]));
             }
             let fixed = Point::from([("opt".to_string(), json!("adam"))]);
             assert_eq!(tpe.ask_with(&h, &fixed), Some(fixed.clone()), "adam has no momentum");
