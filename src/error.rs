@@ -5,6 +5,14 @@
 //! ([`Error::exit_code`]) without parsing messages: 2 when the input was wrong (a file, a key, a
 //! value the user can fix), 1 when something failed while running. Messages name the file or key,
 //! what was wrong and what would be right. [`Context`] says what was being done when it failed.
+//!
+//! ```
+//! use sweep::error::{Context, Error};
+//! let missing: Result<(), Error> = Err(Error::Usage("--sweep hue: no such sweep; did you mean hues?".into()));
+//! let err = missing.context("reading the tracker").unwrap_err();
+//! assert_eq!(err.exit_code(), 2, "bad input stays bad input under context");
+//! assert_eq!(sweep::util::error_chain(&err), "reading the tracker: --sweep hue: no such sweep; did you mean hues?");
+//! ```
 
 use std::path::PathBuf;
 

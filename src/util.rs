@@ -3,6 +3,11 @@
 //! The hashes here are part of the on-disk contract (config hashes name trials in the store, split
 //! and augmentation seeds are derived from them), so they must never depend on the Rust version or
 //! on `std`'s randomised hasher: they are written out explicitly.
+//!
+//! ```
+//! // Text from the tracker reaches a terminal with its control characters shown, not run.
+//! assert_eq!(sweep::util::terminal_safe("team=\u{1b}[31mred", false), "team=\\e[31mred");
+//! ```
 
 use std::fs::{self, File};
 use std::io::{self, Write};

@@ -2,6 +2,15 @@
 //! saved as PNG. Text goes through plotters with the font shipped in the binary ([`fonts`]), so it
 //! renders on machines without any system font. A leaf: the data, training and report modules all
 //! draw with it, and it imports none of them.
+//!
+//! ```
+//! use sweep::canvas::{Canvas, png_bytes};
+//! let mut canvas = Canvas::new(120, 40, [255, 255, 255]);
+//! canvas.text("hue-3", 4, 4, 16.0, [0, 0, 0]);
+//! let png = image::load_from_memory(&png_bytes(canvas.image()).unwrap()).unwrap();
+//! assert_eq!((png.width(), png.height()), (120, 40));
+//! assert!(canvas.image().pixels().any(|p| p.0 != [255, 255, 255]), "the label was drawn");
+//! ```
 
 use std::path::Path;
 

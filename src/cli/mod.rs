@@ -5,6 +5,13 @@
 //! it returns; the commands are grouped by what they work on: running a sweep ([`run`]), reading
 //! the tracker ([`tracker`]), managing trials ([`manage`]), using a trained model ([`model`]),
 //! charts ([`plot`]) and datasets ([`data`]).
+//!
+//! ```
+//! let command = sweep::cli::command();
+//! assert!(command.clone().try_get_matches_from(["sweep", "best", "--metric", "iou", "--json"]).is_ok());
+//! let missing = command.try_get_matches_from(["sweep", "best", "--metric"]).unwrap_err();
+//! assert_eq!(missing.kind(), clap::error::ErrorKind::InvalidValue);
+//! ```
 
 pub mod data;
 pub mod limits;

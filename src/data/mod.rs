@@ -8,6 +8,21 @@
 //! Decoding a 1918x1280 JPEG costs more than a training step at 128x128, so [`load`] decodes and
 //! resizes each file exactly once per process; [`cached`] keeps the result for every later trial of
 //! the same worker process.
+//!
+//! ```
+//! use sweep::data::{load_sample, scan};
+//! let dir = tempfile::tempdir().unwrap();
+//! std::fs::create_dir_all(dir.path().join("train")).unwrap();
+//! std::fs::create_dir_all(dir.path().join("train_masks")).unwrap();
+//! image::RgbImage::new(48, 32).save(dir.path().join("train/car1.png")).unwrap();
+//! let mask = image::GrayImage::from_fn(48, 32, |x, _| image::Luma([if x < 24 { 255 } else { 0 }]));
+//! mask.save(dir.path().join("train_masks/car1_mask.png")).unwrap();
+//! let files = scan(dir.path()).unwrap();
+//! assert_eq!(files.len(), 1);
+//! let sample = load_sample(&files[0], Some((16, 16))).unwrap();
+//! assert_eq!(sample.mask.get_pixel(2, 8).0, [1], "the car is 1, the background 0");
+//! assert_eq!(sample.mask.get_pixel(14, 8).0, [0]);
+//! ```
 
 pub mod augment;
 pub mod decode;

@@ -4,7 +4,16 @@
 //! All read the same [`TrialData`]: a trial's row, every setting of its resolved config, its
 //! per-epoch metrics and its checkpoints, gathered in one read of the tracker through the `Store`
 //! trait (exports never write the tracker). Queued trials have nothing to show yet and are left
-//! out; both exports can be run again at any time and update what they wrote before.
+//! out; every export can be run again at any time and updates what it wrote before.
+//!
+//! ```
+//! use sweep::store::{MetricRow, TrialData, TrialRow};
+//! let metric = |epoch, value| MetricRow { epoch, split: "val".into(), name: "iou".into(), value, wall: 0.0 };
+//! let trial = TrialData { row: TrialRow { id: "hue-1".into(), sweep: "hue".into(), ..TrialRow::default() },
+//!                         metrics: vec![metric(1, 0.5), metric(2, f64::NAN)], checkpoints: Vec::new() };
+//! let csv = sweep::export::table::csv(&[trial]);
+//! assert_eq!(csv.lines().collect::<Vec<_>>(), ["run,sweep,status,seed,epoch,val_iou", "hue-1,hue,queued,0,1,0.5", "hue-1,hue,queued,0,2,NaN"]);
+//! ```
 
 pub mod mlflow;
 pub mod table;

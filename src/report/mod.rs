@@ -1,5 +1,20 @@
 //! Text, CSV and JSON renderings of what the tracker holds: run lists, one run's history,
 //! comparisons, leaderboards and exports. Pure functions from rows to strings.
+//!
+//! The `--where` language of `sweep ls` and the dashboard ([`filter`]):
+//!
+//! ```
+//! use sweep::report::filter::Filter;
+//! use sweep::store::{TrialRow, TrialStatus};
+//!
+//! let filter = Filter::parse("train.learning_rate < 0.01 and not status = failed").unwrap();
+//! let mut trial = TrialRow { id: "hue-1".into(), status: TrialStatus::Completed, ..TrialRow::default() };
+//! trial.params.insert("train.learning_rate".into(), serde_json::json!(0.001));
+//! assert!(filter.matches(&trial));
+//! trial.status = TrialStatus::Failed;
+//! assert!(!filter.matches(&trial));
+//! assert!(Filter::parse("val_iou >").unwrap_err().contains("val_iou"), "a message that names the field");
+//! ```
 
 pub mod axis;
 pub mod best;

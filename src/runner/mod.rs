@@ -3,6 +3,18 @@
 //! ([`worker`]) locally or as a SLURM job array ([`slurm`]); each worker claims trials from the
 //! tracker and trains them. [`progress`] shows what they report; [`signals`] turns Ctrl-C and
 //! SIGTERM into requests that the loops poll. [`remove`] removes trials with their directories.
+//!
+//! ```
+//! use std::path::PathBuf;
+//! use sweep::runner::Sweep;
+//!
+//! // `sweep run sweeps/quick.toml --dry-run` as a library: the file read and expanded, and what
+//! // registering it would do in a tracker that knows no trial yet.
+//! let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sweeps/quick.toml");
+//! let sweep = Sweep::load(&file, None, "runs/sweep.db".into(), "runs".into()).unwrap();
+//! let plan = sweep.plan(None).unwrap();
+//! assert_eq!((sweep.trials.len(), plan.known.len(), plan.plan.len()), (2, 0, 2));
+//! ```
 
 mod owner;
 pub mod progress;

@@ -2,6 +2,13 @@
 //! metrics ([`metrics`]), the loop over epochs with validation, divergence and resume
 //! ([`trainer`]), checkpoints and trial directories ([`checkpoint`]), the device ([`device`]) and
 //! inference ([`predict`]). Nothing outside this module depends on burn.
+//!
+//! ```
+//! use sweep::train::device::DeviceSpec;
+//! assert_eq!("cuda:1".parse::<DeviceSpec>(), Ok(DeviceSpec::Cuda(1)));
+//! assert_eq!("cpu".parse::<DeviceSpec>().unwrap().to_string(), "cpu");
+//! assert!("tpu".parse::<DeviceSpec>().unwrap_err().to_string().contains("tpu"));
+//! ```
 
 pub mod checkpoint;
 pub mod device;

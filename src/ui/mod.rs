@@ -9,6 +9,17 @@
 //! each request runs its page function on tokio's blocking threads, one tracker connection at a
 //! time (SQLite in WAL mode: this reader never blocks the workers that write).
 //!
+//! ```
+//! use sweep::ui::Dashboard;
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = sweep::store::open(&dir.path().join("sweep.db").display().to_string(), true).unwrap();
+//! let dashboard = Dashboard::new(store, dir.path());
+//! let page = dashboard.index();
+//! assert_eq!(page.status, 200);
+//! assert!(String::from_utf8(page.body).unwrap().contains("sweep"));
+//! assert_eq!(dashboard.trial("nope-1").status, 404);
+//! ```
+//!
 //! Every request's `Host` must be an IP address, `localhost` or a name given with `--allow-host`
 //! ([`host_allowed`]): a page on another site whose name is made to resolve to this machine (DNS
 //! rebinding) sends its own name, and is refused before it can read the tracker.
