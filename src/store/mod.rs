@@ -59,8 +59,8 @@ use crate::config::{Split, TrialConfig};
 
 pub use credentials::redact as redact_url;
 pub use postgres::PostgresStore;
-pub use registration::{EnqueueReport, Extension, Kept, KnownTrial, NewTrial, Registering, SweepRegistration, plan_registration};
 pub use read::{Detail, Ranked, TrialData, best_id, leaderboard_order, rank_completed};
+pub use registration::{EnqueueReport, Extension, Kept, KnownTrial, NewTrial, Registering, SweepRegistration, plan_registration};
 pub use sqlite::SqliteStore;
 
 /// A run's lifecycle state.
