@@ -9,11 +9,12 @@
 //! `team` (a trial without it matches no comparison of it). Filters are evaluated in Rust on the listed rows: user
 //! text never becomes SQL.
 
+use std::collections::{BTreeMap, HashMap};
+
 use crate::config::Goal;
 use crate::config::Objective;
-
 use crate::report::ReportError;
-use crate::store::{Store, TrialFilter, TrialRow, TrialStatus, is_setting, settings_of};
+use crate::store::{Detail, Store, TrialFilter, TrialRow, TrialStatus, is_setting, settings_of};
 
 /// What `sweep ls` lists: runs of a sweep and status, kept by a `--where` filter and ordered by
 /// a `--sort` key (metrics best first, other fields ascending; runs without the key last).
@@ -25,10 +26,11 @@ pub struct Listing<'a> {
     pub sort: Option<&'a str>,
 }
 
-/// The runs a [`Listing`] selects. A filter that does not parse, or a field that is neither a
-/// setting, a metric nor a run attribute, is a usage error naming the flag and the fix.
+/// The trials a [`Listing`] selects. A filter that does not parse, or a field that is neither a
+/// setting, a metric nor a trial attribute, is a usage error naming the flag and the fix.
 pub fn list(store: &dyn Store, listing: &Listing) -> Result<Vec<TrialRow>, ReportError> {
-    let mut runs = store.trials(&TrialFilter { sweep: listing.sweep.clone(), status: listing.status })?;
+    let trials = TrialFilter { sweep: listing.sweep.clone(), status: listing.status };
+    let mut runs = store.trials(&trials)?;
     let keys = crate::report::param_keys(&runs);
     let filter = listing
         .filter
@@ -48,15 +50,16 @@ pub fn list(store: &dyn Store, listing: &Listing) -> Result<Vec<TrialRow>, Repor
             "--sort: unknown field {key:?}; use a metric such as val_iou or a setting such as train.learning_rate"
         )));
     }
-    // Settings that were not swept are read from each run's resolved config, only when asked for.
+    // Settings that were not swept are read from the trials' resolved configs (in one read), only
+    // when asked for.
     let wanted: Vec<&str> = filter.iter().flat_map(|f| f.fields()).chain(listing.sort).filter(|f| is_setting(f)).collect();
-    if !wanted.is_empty() {
+    if runs.iter().any(|run| wanted.iter().any(|k| !run.params.contains_key(*k))) {
+        let detail = Detail { settings: true, ..Detail::ROWS };
+        let mut settings: HashMap<String, BTreeMap<String, serde_json::Value>> =
+            store.trial_data(&trials, detail)?.into_iter().map(|t| (t.row.id, t.row.settings)).collect();
         for run in &mut runs {
-            if wanted.iter().all(|k| run.params.contains_key(*k)) {
-                continue;
-            }
-            let settings = settings_of(&store.trial_config(&run.id)?);
-            run.settings.extend(wanted.iter().filter_map(|k| settings.get(*k).map(|v| (k.to_string(), v.clone()))));
+            let Some(all) = settings.remove(&run.id) else { continue };
+            run.settings.extend(wanted.iter().filter_map(|k| all.get(*k).map(|v| (k.to_string(), v.clone()))));
         }
     }
     if let Some(filter) = &filter {

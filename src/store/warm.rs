@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Store, StoreResult, TrialHistory, TrialStatus, settings_of};
+use super::{Detail, Store, StoreResult, TrialFilter, TrialHistory, TrialStatus, settings_of};
 use crate::config::TrialConfig;
 
 /// Settings a warm-start trial may differ in and still be compared: its seed, and its epoch
@@ -46,8 +46,13 @@ pub fn sources(store: &dyn Store, sweeps: &[String], metric: &str, swept: &BTree
             .history(sweep, metric)?
             .into_iter()
             .filter(|r| matches!(r.status, TrialStatus::Completed | TrialStatus::Pruned | TrialStatus::Diverged));
+        // Every trial's settings in one read, not one query per trial: this runs on every ask.
+        let filter = TrialFilter { sweep: Some(sweep.clone()), status: None };
+        let detail = Detail { settings: true, ..Detail::ROWS };
+        let mut settings_by_id: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
+            store.trial_data(&filter, detail)?.into_iter().map(|t| (t.row.id, t.row.settings)).collect();
         for row in finished {
-            let settings = settings_of(&store.trial_config(&row.id)?);
+            let settings = settings_by_id.remove(&row.id).unwrap_or_default();
             let differs = settings.iter().find(|(k, v)| !swept.contains(k.as_str()) && !IGNORED.contains(&k.as_str()) && base.get(*k) != Some(*v));
             match differs {
                 Some((k, v)) => {
