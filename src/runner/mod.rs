@@ -29,7 +29,8 @@ pub mod worker;
 use std::path::Path;
 
 pub use owner::TrackerMark;
-pub use sweep::{DryRun, LocalOptions, Submitted, Sweep, Verdict};
+pub use scheduler::LocalOptions;
+pub use sweep::{DryRun, Submitted, Sweep, Verdict};
 
 use crate::report::charts::{self, Written};
 use crate::store::{Reclaim, Store};

@@ -25,11 +25,17 @@ use crate::store::{self, KnownTrial, Lease, NewTrial, Registering, SweepRegistra
 use crate::study::spec::{SweepSpec, Trial};
 use crate::train::device::DeviceSpec;
 
-/// How to run a sweep locally.
+/// How to run a sweep locally: the tracker, the runs directory, and the workers.
 #[derive(Debug, Clone)]
 pub struct SweepOptions {
     pub store: String,
     pub runs_dir: PathBuf,
+    pub local: LocalOptions,
+}
+
+/// How to run the workers on this machine.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
     pub workers: usize,
     pub device: DeviceSpec,
     /// GPU indices: one worker per device (overrides `workers`).
@@ -320,9 +326,9 @@ fn supervise(spec: &SweepSpec, options: &SweepOptions, launcher: &mut dyn Launch
     // A lazily sampled sweep (TPE) has trials yet to be asked for, up to its run_cap.
     let to_ask = if spec.is_lazy() { spec.run_cap.unwrap_or(0).saturating_sub(runs.len()) } else { 0 };
     let pending = runs.iter().filter(|r| !r.status.is_final()).count() + to_ask;
-    let slots: Vec<Option<usize>> = match &options.devices {
+    let slots: Vec<Option<usize>> = match &options.local.devices {
         Some(devices) => devices.iter().map(|&d| Some(d)).collect(),
-        None => vec![None; options.workers.clamp(1, pending.max(1))],
+        None => vec![None; options.local.workers.clamp(1, pending.max(1))],
     };
     let log_dir = options.runs_dir.join(&spec.name).join("logs");
     std::fs::create_dir_all(&log_dir).map_err(|e| crate::Error::io(&log_dir, e))?;
@@ -332,8 +338,8 @@ fn supervise(spec: &SweepSpec, options: &SweepOptions, launcher: &mut dyn Launch
         options,
         launcher,
         rules,
-        threads: options.threads.unwrap_or_else(|| (crate::util::available_cores() / slots.len()).max(1)),
-        progress: Progress::new(&spec.name, slots.len(), runs.len() + to_ask, runs.len() + to_ask - pending, options.plain),
+        threads: options.local.threads.unwrap_or_else(|| (crate::util::available_cores() / slots.len()).max(1)),
+        progress: Progress::new(&spec.name, slots.len(), runs.len() + to_ask, runs.len() + to_ask - pending, options.local.plain),
         slots,
         log_dir,
         tx,
@@ -472,7 +478,7 @@ impl Supervisor<'_> {
         let said = log_tail(&log).map(|line| format!(": {line} ({})", log.display())).unwrap_or_default();
         if let Some(lease) = w.lease.take() {
             let message = format!("worker process {cause}{said}");
-            match self.store.record_crash(&lease, &message, self.options.leases.max_attempts) {
+            match self.store.record_crash(&lease, &message, self.options.local.leases.max_attempts) {
                 Ok(TrialStatus::Failed) => self.progress.failed_by_supervisor(&format!("[{}] failed: {message}", lease.trial)),
                 Ok(_) => self.progress.requeued(&format!("[{}] worker {cause}; requeued to resume from its last checkpoint", lease.trial)),
                 Err(e) => self.progress.println(&format!("[{}] worker {cause}; {e}", lease.trial)),
@@ -536,7 +542,7 @@ impl Launcher for ProcessLauncher<'_> {
         let exe = std::env::current_exe().map_err(|e| crate::Error::io("current executable", e))?;
         let log = open_log(start.log, &spec.name, start.index + 1)?;
         // One GPU per worker. With CUDA the worker sees only its own GPU, as device 0.
-        let (device_spec, cuda_visible) = match (start.device, options.device) {
+        let (device_spec, cuda_visible) = match (start.device, options.local.device) {
             (Some(d), DeviceSpec::Cuda(_)) => (DeviceSpec::Cuda(0), Some(d)),
             (Some(d), other) => (other.with_index(d), None),
             (None, other) => (other, None),
@@ -551,7 +557,7 @@ impl Launcher for ProcessLauncher<'_> {
             .arg(format!("--store={store}"))
             .args(["worker", &format!("--sweep={}", spec.name), "--events=json"])
             .args([format!("--device={device_spec}"), format!("--threads={threads}")])
-            .args(options.leases.worker_flags())
+            .args(options.local.leases.worker_flags())
             .env("RAYON_NUM_THREADS", threads.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

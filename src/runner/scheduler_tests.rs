@@ -247,12 +247,14 @@ impl Sweep {
         let options = SweepOptions {
             store: dir.path().join("tracker.db").display().to_string(),
             runs_dir: dir.path().join("runs"),
-            workers,
-            device: DeviceSpec::Cpu,
-            devices: None,
-            threads: None,
-            leases: crate::runner::Leases { max_attempts: 3, stale_after: 3600.0, heartbeat_every: 1.0 },
-            plain: true,
+            local: LocalOptions {
+                workers,
+                device: DeviceSpec::Cpu,
+                devices: None,
+                threads: None,
+                leases: crate::runner::Leases { max_attempts: 3, stale_after: 3600.0, heartbeat_every: 1.0 },
+                plain: true,
+            },
         };
         register(&spec, &spec.trials(None), &options.store, &options.runs_dir, false).unwrap();
         Self { dir, spec, options }
@@ -317,7 +319,7 @@ fn nothing_to_run_starts_no_worker() {
     assert_eq!(outcome.unwrap().trials.len(), 2);
     assert_eq!(sweep.statuses(), [TrialStatus::Completed; 2]);
     // Both trials have ended: a second run has nothing to do.
-    sweep.options.workers = 4;
+    sweep.options.local.workers = 4;
     let (outcome, launches_again) = sweep.supervise(RULES, vec![]);
     let outcome = outcome.unwrap();
     assert_eq!(launches.len(), 1);
@@ -343,7 +345,7 @@ fn workers_are_capped_by_the_trials_left_and_devices_give_one_slot_each() {
 
     // `--devices` gives one slot per device, however many trials are left.
     let mut sweep = Sweep::new(1);
-    sweep.options.devices = Some(vec![3, 5, 6]);
+    sweep.options.local.devices = Some(vec![3, 5, 6]);
     let (outcome, launches) = sweep.supervise(RULES, vec![done(), done(), done()]);
     assert_eq!(outcome.unwrap().workers_started, 3);
     let seen: Vec<_> = launches.iter().map(|l| (l.slot, l.device, l.threads)).collect();
@@ -352,7 +354,7 @@ fn workers_are_capped_by_the_trials_left_and_devices_give_one_slot_each() {
 
     // `--threads` is given to every worker as it is.
     let mut sweep = Sweep::new(2);
-    sweep.options.threads = Some(7);
+    sweep.options.local.threads = Some(7);
     let (_, launches) = sweep.supervise(RULES, vec![done(), done()]);
     assert!(launches.iter().all(|l| l.threads == 7));
 }
@@ -485,7 +487,7 @@ fn five_quick_deaths_stop_the_supervisor_starting_workers() {
 fn quick_deaths_name_the_trial_that_keeps_killing_its_worker() {
     let mut sweep = Sweep::new(1);
     // Not failed by the crash rule first.
-    sweep.options.leases.max_attempts = 10;
+    sweep.options.local.leases.max_attempts = 10;
     let dies = || worker(&[Step::Claim], killed(libc::SIGKILL));
     let (outcome, launches) = sweep.supervise(RULES, (0..5).map(|_| dies()).collect());
     let outcome = outcome.unwrap();

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::scheduler::{self, Registration, SweepOptions, SweepOutcome};
-use super::{Leases, slurm};
+use super::scheduler::{self, LocalOptions, Registration, SweepOptions, SweepOutcome};
+use super::slurm;
 use crate::error::Context as _;
 use crate::store::{self, Registering, Store, TrialRow};
 use crate::study::spec::{self, SweepSpec, Trial};
@@ -27,20 +27,6 @@ pub struct Sweep {
 pub struct DryRun {
     pub known: Vec<TrialRow>,
     pub plan: Vec<Registering>,
-}
-
-/// How to run the workers on this machine.
-#[derive(Debug, Clone)]
-pub struct LocalOptions {
-    pub workers: usize,
-    pub device: DeviceSpec,
-    /// GPU indices, one worker each (overrides `workers`).
-    pub devices: Option<Vec<usize>>,
-    /// CPU threads per worker (default: the cores divided among the workers).
-    pub threads: Option<usize>,
-    pub leases: Leases,
-    /// Log lines even on a terminal.
-    pub plain: bool,
 }
 
 /// A submitted SLURM job array.
@@ -98,16 +84,7 @@ impl Sweep {
 
     /// Trains the trials in worker processes on this machine until none is left.
     pub fn run_local(&self, local: &LocalOptions) -> crate::Result<SweepOutcome> {
-        let options = SweepOptions {
-            store: self.store.clone(),
-            runs_dir: self.runs_dir.clone(),
-            workers: local.workers,
-            device: local.device,
-            devices: local.devices.clone(),
-            threads: local.threads,
-            leases: local.leases,
-            plain: local.plain,
-        };
+        let options = SweepOptions { store: self.store.clone(), runs_dir: self.runs_dir.clone(), local: local.clone() };
         scheduler::run(&self.spec, &options)
     }
 

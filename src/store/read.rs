@@ -139,8 +139,10 @@ pub fn rank_completed<'a, T: AsRef<TrialRow>>(trials: &'a [T], metric: &str, goa
 /// Every trial in the order a leaderboard shows them: the ranked ones ([`rank_completed`]) first,
 /// then the others by trial number.
 pub fn leaderboard_order<'a, T: AsRef<TrialRow>>(trials: &'a [T], metric: &str, goal: Goal) -> Vec<&'a T> {
-    let ranked: Vec<&'a T> = rank_completed(trials, metric, goal).into_iter().map(|r| r.trial).collect();
-    let mut rest: Vec<&'a T> = trials.iter().filter(|t| !ranked.iter().any(|r| std::ptr::eq(*r, *t))).collect();
+    let ranked = rank_completed(trials, metric, goal).into_iter().map(|r| r.trial);
+    // The ones rank_completed leaves out: not completed, or without a value of the metric.
+    let unranked = |t: &&T| t.as_ref().status != TrialStatus::Completed || t.as_ref().best(metric, goal).is_none();
+    let mut rest: Vec<&'a T> = trials.iter().filter(unranked).collect();
     rest.sort_by(|a, b| {
         let (ra, rb) = (a.as_ref(), b.as_ref());
         ra.seq.cmp(&rb.seq).then_with(|| ra.id.cmp(&rb.id))
