@@ -52,7 +52,7 @@ fn main() {
             for e in 1..=20usize {
                 let v = 0.05 + 0.1 * (i as f64 / 50.0) * e as f64 / 20.0;
                 let m = SplitMetrics { loss: 1.0 - v, dice: v, iou: v, fg_iou: v * 0.8 };
-                let s = EpochSummary { epoch: e, train: m, val: m, learning_rate: 3e-3, seconds: 1.0, wall: e as f64 };
+                let s = EpochSummary { epoch: e, train: m, val: m, val_full: None, learning_rate: 3e-3, seconds: 1.0, wall: e as f64 };
                 store.log_epoch(&claim.lease, &sweep::runner::worker::epoch_log(&s, &[])).unwrap();
             }
         }

@@ -16,27 +16,7 @@ use predicates::str::contains;
 use serde_json::Value;
 use sweep::store::{MetricRow, SqliteStore, Store, TrialFilter, TrialRow, TrialStatus};
 
-/// The test virtual environment: `$SWEEP_TEST_VENV`, or `<target dir>/test-venv` where
-/// `tests/python-deps.sh` puts it.
-fn venv() -> PathBuf {
-    let dir = std::env::var_os("SWEEP_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("test-venv"));
-    assert!(
-        dir.join("bin/python").is_file() && dir.join("bin/mlflow").is_file(),
-        "{}: no test virtual environment with mlflow and tensorboard; run tests/python-deps.sh \
-         (with the same CARGO_TARGET_DIR), or point SWEEP_TEST_VENV at one",
-        dir.display()
-    );
-    dir
-}
-
-/// Runs a Python script in the test venv with `args`; returns its standard output as JSON.
-fn python(script: &str, args: &[&str]) -> Value {
-    let out = Command::new(venv().join("bin/python")).arg("-c").arg(script).args(args).output().unwrap();
-    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
+use common::{python, venv};
 
 /// One sweep trained once for every test here: `exp-1` fails at epoch 2 (an injected panic) after
 /// recording epoch 1, `exp-2` completes 2 epochs.

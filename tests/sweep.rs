@@ -357,6 +357,10 @@ fn the_charts_are_drawn_at_the_end_of_a_run_in_their_documented_sizes() {
         assert!(colours.len() > 50, "{name} is nearly blank: {} colours", colours.len());
     }
     assert!(std::fs::read_to_string(plots.join("index.html")).unwrap().contains("predictions.png"));
+    // Issue 30: the worst validation images, one row each (a caption, then tiles of the synthetic
+    // set's 64x48 images fitted into 160 px: 120 px tall).
+    let worst = image::open(plots.join("worst_images.png")).unwrap().into_rgb8();
+    assert_eq!(worst.dimensions(), (8 + 4 * (160 + 8), 62 + 20 + 4 * (20 + 120 + 8) + 8), "worst_images.png");
 }
 
 #[test]

@@ -344,7 +344,7 @@ fn a_checkpoint_written_on_a_gpu_reloads_on_the_cpu_with_the_metrics_the_gpu_rec
     let recorded: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture.join("recorded.json")).unwrap()).unwrap();
     let runs = tempfile::tempdir().unwrap();
     let trial = TrialDir::new(fixture.join("hue-1"));
-    let e = train::predict::evaluate_checkpoint(&trial, CheckpointKind::Best, runs.path(), None, &cpu()).unwrap();
+    let e = train::predict::evaluate_checkpoint(&trial, CheckpointKind::Best, runs.path(), None, sweep::train::scoring::Tta::None, &cpu()).unwrap();
     assert_eq!((e.epoch, e.images), (11, 80));
     let m = &e.metrics;
     for (name, ours) in [("loss", m.loss), ("dice", m.dice), ("iou", m.iou), ("fg_iou", m.fg_iou)] {
@@ -551,4 +551,239 @@ fn predict_refuses_two_images_that_would_write_the_same_outputs() {
     assert!(!out.join("x_mask.png").exists(), "nothing is written");
     predict([&ax, &by]).success();
     assert!(out.join("x_mask.png").is_file() && out.join("y_mask.png").is_file());
+}
+
+/// A Carvana-layout set of `n` PNG images whose sizes are odd and not square, none the training
+/// size: a red ellipse (the car) on a grey background, at a place and size that vary.
+fn write_odd_sized_set(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir.join("train")).unwrap();
+    std::fs::create_dir_all(dir.join("train_masks")).unwrap();
+    let sizes = [(37u32, 23u32), (51, 29), (45, 31), (33, 41)];
+    for i in 0..n {
+        let (w, h) = sizes[i % sizes.len()];
+        let (cx, cy) = ((w / 3 + (i as u32 * 5) % (w / 3)) as f32, (h / 3 + (i as u32 * 3) % (h / 3)) as f32);
+        let (rx, ry) = (w as f32 / (3.0 + (i % 3) as f32), h as f32 / 3.5);
+        let inside = |x: u32, y: u32| ((x as f32 - cx) / rx).powi(2) + ((y as f32 - cy) / ry).powi(2) <= 1.0;
+        let grey = 40 + (i as u8 * 13) % 60;
+        let image = image::RgbImage::from_fn(w, h, |x, y| image::Rgb(if inside(x, y) { [215, 50, 40] } else { [grey, grey, grey + 10] }));
+        let mask = image::GrayImage::from_fn(w, h, |x, y| image::Luma([if inside(x, y) { 255 } else { 0 }]));
+        image.save(dir.join("train").join(format!("car{i:02}.png"))).unwrap();
+        mask.save(dir.join("train_masks").join(format!("car{i:02}_mask.png"))).unwrap();
+    }
+}
+
+/// The tiny model on `data` at 20x24 (neither the images' size nor square), scoring the
+/// validation split at full size every epoch and ranked by it.
+fn full_resolution_config(data: &Path) -> TrialConfig {
+    let mut config = common::tiny_config();
+    config.data.source = data.display().to_string();
+    config.data.image_size = [20, 24];
+    config.data.val_fraction = 0.5;
+    config.data.eval_full_resolution = true;
+    config.metric = sweep::config::Objective { name: "val_full_iou".into(), goal: Goal::Maximize };
+    config.train.epochs = 2;
+    config.train.batch_size = 4;
+    config.train.learning_rate = 1e-2;
+    config
+}
+
+/// scikit-learn's figures on the masks `sweep predict` wrote (`<out>/<id>_mask.png`) against the
+/// dataset's (`<data>/train_masks/<id>_mask.png`): each image's, and pooled over every pixel of
+/// them all.
+const SKLEARN_REFERENCE: &str = r#"
+import json, sys
+import numpy as np
+from PIL import Image
+from sklearn.metrics import f1_score, jaccard_score
+data, out, ids = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+def scores(t, p):
+    return {"iou": jaccard_score(t, p, average="macro"), "dice": f1_score(t, p), "fg_iou": jaccard_score(t, p)}
+truths, preds, each = [], [], {}
+for i in ids:
+    t = (np.array(Image.open(f"{data}/train_masks/{i}_mask.png")) > 0).ravel()
+    p = (np.array(Image.open(f"{out}/{i}_mask.png")) > 0).ravel()
+    truths.append(t); preds.append(p); each[i] = scores(t, p)
+print(json.dumps({"images": each, "pooled": scores(np.concatenate(truths), np.concatenate(preds))}))
+"#;
+
+/// Issue 30: `sweep eval` measures at each image's own size exactly what scikit-learn computes on
+/// the masks `sweep predict` writes; what training records as val_full_* is the same figure;
+/// per-image figures average as README says (pooled: one confusion matrix; mean per image).
+#[test]
+fn full_resolution_metrics_equal_scikit_learns_on_the_masks_predict_writes() {
+    let root = tempfile::tempdir().unwrap();
+    let [data, runs, dir, out] = ["data", "runs", "runs/trial", "masks"].map(|p| root.path().join(p));
+    write_odd_sized_set(&data, 12);
+    let config = full_resolution_config(&data);
+    let mut recorder = Recorder::default();
+    train::train(&config, &context(&dir, &runs, Faults::default()), &mut recorder).unwrap();
+    assert!(recorder.epochs.iter().all(|e| e.val_full.is_some()), "every epoch is scored at full size");
+
+    let eval = common::sweep(&runs).arg("eval").arg(&dir).args(["--json", "--per-image"]).assert().success();
+    let e: serde_json::Value = serde_json::from_slice(&eval.get_output().stdout).unwrap();
+    let pooled = &e["original_size"]["pooled"];
+    let best = recorder.epochs.iter().max_by(|a, b| a.val_full.unwrap().iou.total_cmp(&b.val_full.unwrap().iou)).unwrap();
+    assert_eq!(e["epoch"], best.epoch, "the best checkpoint is the best val_full_iou's epoch");
+    assert!((pooled["iou"].as_f64().unwrap() - best.val_full.unwrap().iou).abs() < 1e-12, "eval measures what training recorded");
+
+    let images = e["per_image"].as_array().unwrap();
+    assert_eq!(images.len(), 6, "the validation half of 12 images");
+    let ids: Vec<&str> = images.iter().map(|i| i["image"].as_str().unwrap()).collect();
+    let files: Vec<std::path::PathBuf> = ids.iter().map(|id| data.join("train").join(format!("{id}.png"))).collect();
+    common::sweep(&runs).arg("predict").arg(&dir).args(&files).arg("--out").arg(&out).assert().success();
+    let reference = common::python(SKLEARN_REFERENCE, &[data.to_str().unwrap(), out.to_str().unwrap(), &ids.join(",")]);
+    for image in images {
+        let theirs = &reference["images"][image["image"].as_str().unwrap()];
+        for metric in ["iou", "dice", "fg_iou"] {
+            let (ours, theirs) = (image[metric].as_f64().unwrap(), theirs[metric].as_f64().unwrap());
+            assert!((ours - theirs).abs() < 1e-6, "{} {metric}: ours {ours}, scikit-learn {theirs}", image["image"]);
+        }
+    }
+    for metric in ["iou", "dice", "fg_iou"] {
+        let (ours, theirs) = (pooled[metric].as_f64().unwrap(), reference["pooled"][metric].as_f64().unwrap());
+        assert!((ours - theirs).abs() < 1e-6, "pooled {metric}: ours {ours}, scikit-learn {theirs}");
+    }
+
+    // Pooled: the images' confusion matrices summed; mean per image: the images' figures averaged.
+    for count in ["tp", "fp", "fn", "tn"] {
+        let sum: u64 = images.iter().map(|i| i["confusion"][count].as_u64().unwrap()).sum();
+        assert_eq!(pooled["confusion"][count].as_u64().unwrap(), sum, "{count}");
+    }
+    let pixels: u64 = images.iter().map(|i| i["width"].as_u64().unwrap() * i["height"].as_u64().unwrap()).sum();
+    assert_eq!(["tp", "fp", "fn", "tn"].iter().map(|c| pooled["confusion"][*c].as_u64().unwrap()).sum::<u64>(), pixels, "every pixel at full size");
+    for metric in ["iou", "dice"] {
+        let mean = images.iter().map(|i| i[metric].as_f64().unwrap()).sum::<f64>() / images.len() as f64;
+        assert!((e["original_size"]["mean_per_image"][metric].as_f64().unwrap() - mean).abs() < 1e-12, "{metric}");
+    }
+    let ious: Vec<f64> = images.iter().map(|i| i["iou"].as_f64().unwrap()).collect();
+    assert!(ious.windows(2).all(|w| w[0] <= w[1]), "worst first: {ious:?}");
+
+    // The CSV carries the same figures at full precision.
+    let csv = common::sweep(&runs).arg("eval").arg(&dir).args(["--per-image", "--csv"]).assert().success();
+    let csv = String::from_utf8(csv.get_output().stdout.clone()).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "image,width,height,tp,fp,fn,tn,dice,iou,fg_iou");
+    assert_eq!(lines.len(), 1 + images.len());
+    let first: Vec<&str> = lines[1].split(',').collect();
+    assert_eq!((first[0], first[8].parse::<f64>().unwrap()), (ids[0], ious[0]));
+
+    // --probabilities: a 16-bit map at the image's size whose upper half is the mask.
+    common::sweep(&runs).arg("predict").arg(&dir).arg(&files[0]).args(["--probabilities", "--out"]).arg(&out).assert().success();
+    let map = image::open(out.join(format!("{}_probability.png", ids[0]))).unwrap();
+    assert_eq!(map.color(), image::ColorType::L16, "16 bits a pixel");
+    let (map, mask) = (map.into_luma16(), image::open(out.join(format!("{}_mask.png", ids[0]))).unwrap().into_luma8());
+    assert_eq!(map.dimensions(), mask.dimensions());
+    let agree = map.pixels().zip(mask.pixels()).filter(|(p, m)| (p.0[0] > 32768) == (m.0[0] > 0)).count();
+    assert!(agree + 1 >= mask.len(), "the mask is where the probability is above one half ({agree} of {} agree)", mask.len());
+}
+
+/// Sets every convolution kernel (and the transposed convolutions') to the mean of itself and its
+/// horizontal mirror: the U-Net then maps a mirrored image to the mirrored output. The head's
+/// bias moves off 0, where a freshly drawn model puts every pixel that no ReLU lets through (an
+/// exact 0 is a tie that any rounding breaks either way).
+#[derive(Default)]
+struct MirrorSymmetric {
+    path: Vec<String>,
+}
+
+impl burn::module::ModuleMapper for MirrorSymmetric {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+        match D {
+            4 => param.map(|w| (w.clone() + w.flip([3])).div_scalar(2.0)),
+            1 if self.path.first().is_some_and(|p| p == "head") => param.map(|b| b.add_scalar(0.01)),
+            _ => param,
+        }
+    }
+}
+
+/// Issue 30: the flip TTA on a model that is flip-equivariant by construction changes nothing;
+/// on an ordinary model it does change the logits (so the TTA is not a no-op).
+#[test]
+fn flip_tta_changes_nothing_for_a_flip_equivariant_model() {
+    use sweep::train::scoring::{self, Tta};
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    write_odd_sized_set(&data, 8);
+    let config = full_resolution_config(&data);
+    let [h, w] = config.data.image_size;
+    let samples = sweep::data::cached(&data, Some((h as u32, w as u32))).unwrap();
+    let all: Vec<usize> = (0..samples.len()).collect();
+    let truth = scoring::load_truth(&data, &samples, &all).unwrap();
+    let loader = sweep::data::Loader::eval(samples, all, 3, config.augment.rescale);
+    let ordinary = config.model.init(&cpu(), 7);
+    let symmetric = ordinary.clone().map(&mut MirrorSymmetric::default()).valid();
+
+    // The mirrored forward sums the same products in another order, and the TTA's mean is taken
+    // through logarithms: equal within float rounding (f32: about 1e-7 of these logits).
+    let images = Tensor::<4>::random([2, 3, h, w], Distribution::Default, &cpu());
+    let gap = |model: &sweep::train::model::UNet| {
+        let (a, b) = (scoring::logits(model, images.clone(), Tta::None), scoring::logits(model, images.clone(), Tta::Flip));
+        (a - b).abs().max().into_data().iter::<f32>().next().unwrap()
+    };
+    let rounding = gap(&symmetric);
+    assert!(rounding < 1e-6, "equivariant: TTA keeps the logits (they moved by {rounding})");
+    assert!(gap(&ordinary.valid()) > 1e-3, "an ordinary model's mirror disagrees, and the TTA averages it in");
+
+    let plain = scoring::evaluate_split(&symmetric, &loader, &cpu(), Some(&truth), Tta::None);
+    let flipped = scoring::evaluate_split(&symmetric, &loader, &cpu(), Some(&truth), Tta::Flip);
+    for (name, a, b) in [("loss", plain.metrics.loss, flipped.metrics.loss), ("dice", plain.metrics.dice, flipped.metrics.dice)] {
+        assert!((a - b).abs() < 1e-6, "{name}: {a} without TTA, {b} with");
+    }
+    // The masks at full size agree but where a pixel's logit is within rounding of 0, a tie.
+    let (mut ties, mut seen) = (0u64, 0);
+    for batch in loader.epoch(0) {
+        let (n, bh, bw) = (batch.len, batch.height, batch.width);
+        let (inputs, _) = train::batch_tensors(batch, &cpu());
+        let logits: Vec<f32> = symmetric.forward(inputs).into_data().iter::<f32>().collect();
+        for (k, plane) in logits.chunks(bh * bw).enumerate().take(n) {
+            let t = &truth[seen + k];
+            let full = scoring::resize_bilinear(plane, (bw as u32, bh as u32), (t.width, t.height));
+            ties += full.iter().filter(|l| l.abs() <= 10.0 * rounding).count() as u64;
+        }
+        seen += n;
+    }
+    let (a, b) = (plain.full.unwrap().pooled(), flipped.full.unwrap().pooled());
+    let moved = a.tp.abs_diff(b.tp) + a.fp.abs_diff(b.fp);
+    assert!(moved <= ties, "{moved} pixels changed sides, {ties} were ties: {a:?} without TTA, {b:?} with");
+    assert!(ties < 5, "the head's bias keeps ties rare ({ties})");
+}
+
+/// Issue 30: the new flags on bad input are clear errors with exit code 2, and write nothing.
+#[test]
+fn evaluation_flags_on_bad_input_are_clear_errors() {
+    let root = tempfile::tempdir().unwrap();
+    let [data, runs, dir] = ["data", "runs", "runs/fresh"].map(|p| root.path().join(p));
+    write_odd_sized_set(&data, 6);
+    // A trial directory with its config but no checkpoint yet.
+    let mut config = full_resolution_config(&data);
+    config.train.epochs = 1;
+    std::fs::create_dir_all(&dir).unwrap();
+    TrialDir::new(&dir).write_config(&config).unwrap();
+    let eval = |args: &[&str]| common::sweep(&runs).arg("eval").arg(&dir).args(args).assert();
+    eval(&["--per-image"]).code(2).stderr(predicates::str::contains("no `best` checkpoint yet"));
+    eval(&["--tta", "sideways"]).code(2).stderr(predicates::str::contains("--tta sideways: expected flip or none"));
+    eval(&["--csv"]).code(2).stderr(predicates::str::contains("--per-image"));
+    // A dataset of another layout (images straight in the folder, no train/).
+    let flat = root.path().join("flat");
+    std::fs::create_dir_all(&flat).unwrap();
+    image::RgbImage::new(9, 7).save(flat.join("a.png")).unwrap();
+    train::train(&config, &context(&dir, &runs, Faults::default()), &mut Recorder::default()).unwrap();
+    eval(&["--data", flat.to_str().unwrap()]).code(2).stderr(predicates::str::contains("train/").and(predicates::str::contains("Carvana layout")));
+    let out = root.path().join("out");
+    common::sweep(&runs)
+        .arg("predict")
+        .arg(&dir)
+        .arg(flat.join("a.png"))
+        .args(["--tta", "both", "--out"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--tta both"));
+    assert!(!out.exists(), "nothing written");
 }

@@ -201,6 +201,7 @@ fn the_pages_show_the_sweeps_a_sweep_a_trial_and_a_comparison() {
         "last",
         "<svg",
         "/runs/ui-1/predictions.png",
+        "/runs/ui-1/worst.png",
         "train.learning_rate",
     ] {
         assert!(trial.contains(part), "the trial page lacks {part:?}");
@@ -216,6 +217,12 @@ fn the_pages_show_the_sweeps_a_sweep_a_trial_and_a_comparison() {
     let grid = image::load_from_memory(&png).unwrap().into_rgb8();
     let colours: HashSet<[u8; 3]> = grid.pixels().map(|p| p.0).collect();
     assert!(colours.len() > 50, "the prediction grid is nearly blank: {} colours", colours.len());
+    // Issue 30: the worst validation images beside it, their errors in the two colours.
+    let (status, png) = server.request("GET", "/runs/ui-1/worst.png");
+    assert_eq!(status, 200);
+    let worst = image::load_from_memory(&png).unwrap().into_rgb8();
+    assert_eq!(worst.width(), 8 + 4 * (160 + 8), "four columns of 160 px");
+    assert!(worst.pixels().any(|p| p.0 == sweep::canvas::FALSE_POSITIVE), "the legend names false positives in their colour");
 
     let compare = server.page("/compare?runs=ui-1,ui-2");
     assert!(compare.contains("augment.hue_delta") && compare.contains("best val_iou"), "{compare}");
@@ -260,7 +267,7 @@ fn the_leaderboard_sorts_by_any_column_and_filters_with_the_where_language() {
 #[test]
 fn a_missing_trial_sweep_or_page_is_a_404_page() {
     let server = Server::start(trained(), &[]);
-    for path in ["/sweeps/nosuch", "/runs/ui-99", "/runs/..%2Fx", "/runs/ui-99/predictions.png", "/nosuch", "/compare?runs=ui-1,ui-99"] {
+    for path in ["/sweeps/nosuch", "/runs/ui-99", "/runs/..%2Fx", "/runs/ui-99/predictions.png", "/runs/ui-99/worst.png", "/nosuch", "/compare?runs=ui-1,ui-99"] {
         let (status, body) = server.get(path);
         assert_eq!(status, 404, "GET {path}: {body}");
         assert!(body.contains("<h1>Not found</h1>"), "GET {path}: a page, not a panic: {body}");

@@ -117,6 +117,29 @@ pub fn overlay(img: &RgbImage, mask: &GrayImage) -> RgbImage {
     })
 }
 
+/// Where a prediction is wrong: car predicted on background (a false positive).
+pub const FALSE_POSITIVE: [u8; 3] = [255, 150, 0];
+/// Where a prediction is wrong: car missed (a false negative).
+pub const FALSE_NEGATIVE: [u8; 3] = [30, 110, 255];
+/// Where a prediction is right about a car pixel.
+pub const TRUE_POSITIVE: [u8; 3] = [60, 200, 90];
+
+/// The image with a prediction's errors against the truth painted in: false positives in
+/// [`FALSE_POSITIVE`], false negatives in [`FALSE_NEGATIVE`], correct car pixels lightly
+/// tinted, correct background dimmed (both masks 0/1, the image's size).
+pub fn errors_overlay(img: &RgbImage, truth: &GrayImage, predicted: &GrayImage) -> RgbImage {
+    let mix = |p: [u8; 3], colour: [u8; 3], a: f32| Rgb([0, 1, 2].map(|c| (p[c] as f32 * (1.0 - a) + colour[c] as f32 * a).round() as u8));
+    RgbImage::from_fn(img.width(), img.height(), |x, y| {
+        let p = img.get_pixel(x, y).0;
+        match (predicted.get_pixel(x, y)[0] > 0, truth.get_pixel(x, y)[0] > 0) {
+            (true, true) => mix(p, TRUE_POSITIVE, 0.35),
+            (true, false) => mix(p, FALSE_POSITIVE, 0.8),
+            (false, true) => mix(p, FALSE_NEGATIVE, 0.8),
+            (false, false) => mix(p, [0, 0, 0], 0.45),
+        }
+    })
+}
+
 /// Resizes to fit within `max_w` x `max_h`, keeping the aspect ratio.
 pub fn fit(img: &RgbImage, max_w: u32, max_h: u32) -> RgbImage {
     let (w, h) = img.dimensions();

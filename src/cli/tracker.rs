@@ -11,7 +11,8 @@ use clap::{Args, ValueEnum};
 use super::{ComputeArgs, Global, usage};
 use crate::config::{Goal, Objective};
 use crate::export;
-use crate::report::best::{BestQuery, Reevaluated};
+use crate::report::best::{BestQuery, Figures, Reevaluated};
+use crate::train::scoring::Tta;
 use crate::report::{self, filter::Listing};
 use crate::store::{self, TrialFilter, TrialStatus};
 use crate::train::checkpoint::CheckpointKind;
@@ -292,9 +293,18 @@ pub fn best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
         let device = args.compute.open()?;
         let run_dir = crate::train::checkpoint::TrialDir::of(&g.runs_dir(), &found.trial.sweep, &found.trial.id);
         let kind = CheckpointKind::parse(found.holding).unwrap_or(CheckpointKind::Best);
-        let e = crate::train::predict::evaluate_checkpoint(&run_dir, kind, &g.runs_dir(), None, &device)?;
+        let e = crate::train::predict::evaluate_checkpoint(&run_dir, kind, &g.runs_dir(), None, Tta::None, &device)?;
         let m = &e.metrics;
-        Some(Reevaluated { epoch: e.epoch as i64, loss: m.loss, dice: m.dice, iou: m.iou, fg_iou: m.fg_iou })
+        let figures = |f: crate::train::metrics::FullMetrics| Figures { dice: f.dice, iou: f.iou, fg_iou: f.fg_iou };
+        Some(Reevaluated {
+            epoch: e.epoch as i64,
+            loss: m.loss,
+            dice: m.dice,
+            iou: m.iou,
+            fg_iou: m.fg_iou,
+            full: figures(e.full.metrics()),
+            full_mean_per_image: figures(e.full.image_mean()),
+        })
     } else {
         None
     };

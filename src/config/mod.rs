@@ -17,7 +17,7 @@ pub mod objective;
 
 pub use augment::Augment;
 pub use model::{ModelError, UNetConfig, WeightInit, nearest_valid};
-pub use objective::{Goal, METRIC_NAMES, Objective, Split, nonfinite};
+pub use objective::{FULL_RESOLUTION_METRICS, Goal, METRIC_NAMES, Objective, Split, nonfinite};
 
 /// Every setting of one training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +55,16 @@ pub struct DataConfig {
     pub synthetic_size: [usize; 2],
     /// Synthetic set: generator seed.
     pub synthetic_seed: u64,
+    /// Also score the validation split at each image's original size every epoch
+    /// (`val_full_dice`, `val_full_iou`, `val_full_fg_iou`), so that a sweep can rank by them.
+    /// Not written into the canonical JSON when off (the default), so that the identity of every
+    /// trial recorded before the setting existed stays the same.
+    #[serde(skip_serializing_if = "is_false")]
+    pub eval_full_resolution: bool,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 /// The one default seed: a sweep file's `seed`, and through it `train.seed` and
@@ -73,6 +83,7 @@ impl Default for DataConfig {
             synthetic_count: synth.count,
             synthetic_size: [synth.height as usize, synth.width as usize],
             synthetic_seed: synth.seed,
+            eval_full_resolution: false,
         }
     }
 }
@@ -348,15 +359,25 @@ impl TrialConfig {
         if let Err(e) = self.augment.validate() {
             bad(e.key, format!("= {} {}", e.value, e.expected));
         }
-        if Objective::parse_name(&self.metric.name).is_none() {
-            bad(
+        match Objective::parse_name(&self.metric.name) {
+            None => bad(
                 "metric.name",
                 format!(
-                    "= \"{}\" is not a metric; use <split>_<metric> with split train or val and metric one of {}",
+                    "= \"{}\" is not a metric; use <split>_<metric> with split train or val and metric one of {}, or val_{}",
                     self.metric.name,
-                    METRIC_NAMES.join(", ")
+                    METRIC_NAMES.join(", "),
+                    FULL_RESOLUTION_METRICS.join(", val_")
                 ),
-            );
+            ),
+            Some((_, metric)) if FULL_RESOLUTION_METRICS.contains(&metric) && !self.data.eval_full_resolution => bad(
+                "metric.name",
+                format!(
+                    "= \"{}\" is measured only with data.eval_full_resolution = true; set it in [data], or rank by val_{}",
+                    self.metric.name,
+                    metric.trim_start_matches("full_")
+                ),
+            ),
+            Some(_) => {}
         }
         problems
     }

@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 /// The metric names every epoch records, for each split.
 pub const METRIC_NAMES: [&str; 4] = ["loss", "dice", "iou", "fg_iou"];
 
+/// The metrics measured at each validation image's original size (split `val` only), recorded
+/// when `data.eval_full_resolution` is on: `val_full_dice`, `val_full_iou`, `val_full_fg_iou`.
+pub const FULL_RESOLUTION_METRICS: [&str; 3] = ["full_dice", "full_iou", "full_fg_iou"];
+
 /// Which split a metric was measured on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -37,7 +41,8 @@ impl Split {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Objective {
-    /// `<split>_<metric>`: split `train` or `val`, metric `loss`, `dice`, `iou` or `fg_iou`.
+    /// `<split>_<metric>`: split `train` or `val`, metric `loss`, `dice`, `iou` or `fg_iou`; or
+    /// `val_full_dice`, `val_full_iou`, `val_full_fg_iou` (at the images' original size).
     pub name: String,
     pub goal: Goal,
 }
@@ -53,7 +58,8 @@ impl Objective {
     pub fn parse_name(name: &str) -> Option<(Split, &str)> {
         let (split, metric) = name.split_once('_')?;
         let split = Split::parse(split)?;
-        METRIC_NAMES.contains(&metric).then_some((split, metric))
+        let full = split == Split::Val && FULL_RESOLUTION_METRICS.contains(&metric);
+        (METRIC_NAMES.contains(&metric) || full).then_some((split, metric))
     }
 
     pub fn split_and_metric(&self) -> (Split, &str) {

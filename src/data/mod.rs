@@ -161,7 +161,7 @@ pub fn scan(dir: &Path) -> Result<Vec<SampleFiles>, DataError> {
             return Err(DataError::MissingDir {
                 path: path.clone(),
                 what,
-                hint: "a dataset holds train/<id>.jpg and train_masks/<id>_mask.gif".into(),
+                hint: "a dataset in the Carvana layout holds train/<id>.jpg and train_masks/<id>_mask.gif".into(),
             });
         }
     }

@@ -46,10 +46,29 @@ pub struct BestFound {
 pub struct Reevaluated {
     /// The epoch whose model the checkpoint holds.
     pub epoch: i64,
+    /// At the training resolution (the tracker's `val_*`).
     pub loss: f64,
     pub dice: f64,
     pub iou: f64,
     pub fg_iou: f64,
+    /// At each image's original size: pooled over every pixel (`val_full_*`), and the mean of
+    /// the images' own figures.
+    pub full: Figures,
+    pub full_mean_per_image: Figures,
+}
+
+/// Dice, mean IoU and car IoU of thresholded masks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Figures {
+    pub dice: f64,
+    pub iou: f64,
+    pub fg_iou: f64,
+}
+
+impl Figures {
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({"dice": json_number(self.dice), "iou": json_number(self.iou), "fg_iou": json_number(self.fg_iou)})
+    }
 }
 
 /// Finds the best trial. A flag that cannot be used (`--split` without `--metric`, a metric
@@ -107,7 +126,11 @@ impl Best {
             "checkpoint": b.checkpoint,
         });
         if let Some(e) = eval {
-            v["eval"] = serde_json::json!({"checkpoint_epoch": e.epoch, "loss": json_number(e.loss), "dice": json_number(e.dice), "iou": json_number(e.iou), "fg_iou": json_number(e.fg_iou)});
+            v["eval"] = serde_json::json!({
+                "checkpoint_epoch": e.epoch,
+                "loss": json_number(e.loss), "dice": json_number(e.dice), "iou": json_number(e.iou), "fg_iou": json_number(e.fg_iou),
+                "original_size": {"pooled": e.full.json(), "mean_per_image": e.full_mean_per_image.json()},
+            });
         }
         v
     }
@@ -135,7 +158,17 @@ impl Best {
                     b.epoch
                 );
             }
-            let _ = writeln!(out, "loss {}  dice {}  iou {}  fg_iou {}", fmt_num(e.loss), fmt_num(e.dice), fmt_num(e.iou), fmt_num(e.fg_iou));
+            let _ = writeln!(
+                out,
+                "at the training resolution:      loss {}  dice {}  iou {}  fg_iou {}",
+                fmt_num(e.loss),
+                fmt_num(e.dice),
+                fmt_num(e.iou),
+                fmt_num(e.fg_iou)
+            );
+            for (label, f) in [("at original size, pooled:        ", &e.full), ("at original size, mean per image:", &e.full_mean_per_image)] {
+                let _ = writeln!(out, "{label} dice {}  iou {}  fg_iou {}", fmt_num(f.dice), fmt_num(f.iou), fmt_num(f.fg_iou));
+            }
         }
         out
     }
@@ -159,7 +192,9 @@ fn metric_name(metric: &str, split: Option<&str>) -> Result<String, ReportError>
         }
     };
     if Objective::parse_name(&name).is_none() {
-        return Err(usage(format!("--metric {metric}: expected loss, dice, iou or fg_iou (optionally prefixed train_ or val_)")));
+        return Err(usage(format!(
+            "--metric {metric}: expected loss, dice, iou or fg_iou (optionally prefixed train_ or val_), or full_dice, full_iou or full_fg_iou (at the images' original size, split val)"
+        )));
     }
     Ok(name)
 }

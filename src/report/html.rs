@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use crate::config::{METRIC_NAMES, Objective};
+use crate::config::Objective;
 use crate::store::TrialData;
 use crate::report::{epochs_of, filter, fmt_num, fmt_param, short_params, tags_cell};
 use crate::store::{MetricRow, SweepInfo, TrialRow, TrialStatus};
@@ -40,6 +40,8 @@ pub enum Route {
     Trial,
     /// A trial's prediction grid, drawn when asked for: `/runs/ID/predictions.png?epoch=N`.
     Predictions,
+    /// A trial's worst validation images, drawn when asked for: `/runs/ID/worst.png?epoch=N`.
+    Worst,
     /// Trials side by side: `/compare?runs=a,b`.
     Compare,
     /// The JSON state that a live page polls: of the sweeps, of a sweep, of a trial.
@@ -52,11 +54,12 @@ pub enum Route {
 
 impl Route {
     /// Every route, for the server.
-    pub const ALL: [Route; 9] = [
+    pub const ALL: [Route; 10] = [
         Route::Index,
         Route::Sweep,
         Route::Trial,
         Route::Predictions,
+        Route::Worst,
         Route::Compare,
         Route::SweepsState,
         Route::SweepState,
@@ -71,6 +74,7 @@ impl Route {
             Route::Sweep => "/sweeps/{name}",
             Route::Trial => "/runs/{id}",
             Route::Predictions => "/runs/{id}/predictions.png",
+            Route::Worst => "/runs/{id}/worst.png",
             Route::Compare => "/compare",
             Route::SweepsState => "/api/sweeps",
             Route::SweepState => "/api/sweeps/{name}",
@@ -151,7 +155,8 @@ td,th{border:1px solid #ccc;padding:3px 9px;text-align:right}td.l,th{text-align:
 .best{background:#fff3c4}.pruned{color:#8a5a00}.failed,.diverged{color:#b00020}.running{color:#1565c0}\
 .chart svg,img{max-width:100%;height:auto;border:1px solid #ddd;margin:6px 0}\
 pre{background:#f6f6f6;padding:10px;overflow:auto}.error{color:#b00020;font-weight:bold}\
-.note{color:#555}input[type=text]{width:40em}";
+.note{color:#555}input[type=text]{width:40em}\
+.pictures{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}figure{margin:0}figcaption{color:#555}";
 
 /// A whole page: `title`, the navigation bar, `body`; with `state` (a JSON URL) the page polls it
 /// and swaps its `#live` part when it changes.
@@ -456,8 +461,9 @@ pub struct TrialView<'a> {
     pub settings: &'a std::collections::BTreeMap<String, serde_json::Value>,
     pub objective: &'a Objective,
     pub panels: Picture,
-    /// The prediction grid of the best checkpoint, or a sentence saying why there is none.
-    pub predictions: Result<Picture, String>,
+    /// The prediction grid of the best checkpoint and its worst validation images, or a
+    /// sentence saying why there are none.
+    pub predictions: Result<(Picture, Picture), String>,
 }
 
 /// `/runs/ID`: status, settings, the per-epoch table, checkpoints, the two-panel chart and the
@@ -517,7 +523,15 @@ pub fn trial_page(v: &TrialView) -> String {
     let _ = writeln!(body, "<h2>Learning curves</h2>\n{}", v.panels.html("dice loss and loss"));
     body.push_str("<h2>Predictions of the best checkpoint</h2>\n");
     match &v.predictions {
-        Ok(p) => body.push_str(&p.html("prediction grid")),
+        Ok((grid, worst)) => {
+            let _ = write!(
+                body,
+                "<div class=\"pictures\"><figure>{}<figcaption>the first validation images</figcaption></figure>\
+                 <figure>{}<figcaption>the worst validation images, by IoU at each image's own size</figcaption></figure></div>",
+                grid.html("prediction grid"),
+                worst.html("worst validation images")
+            );
+        }
         Err(why) => {
             let _ = writeln!(body, "<p class=\"note\">{}</p>", escape(why));
         }
@@ -537,7 +551,7 @@ fn epoch_table(body: &mut String, metrics: &[MetricRow]) {
         body.push_str("<p>No epoch recorded yet.</p>\n");
         return;
     }
-    let columns: Vec<String> = ["train", "val"].iter().flat_map(|s| METRIC_NAMES.iter().map(move |m| format!("{s}_{m}"))).collect();
+    let columns = crate::report::metric_columns(&["train", "val"], |k| crate::report::recorded(metrics, k));
     body.push_str("<table class=\"epochs\"><tr><th>epoch</th>");
     for c in columns.iter().chain([&"lr".to_string(), &"seconds".to_string()]) {
         let _ = write!(body, "<th>{}</th>", escape(c));
@@ -579,13 +593,10 @@ pub fn compare_page(runs: &[TrialRow]) -> String {
     };
     row("status", runs.iter().map(|r| r.status.as_str().to_string()).collect());
     row("epochs", runs.iter().map(|r| r.epochs().to_string()).collect());
-    for split in ["val", "train"] {
-        for m in METRIC_NAMES {
-            let key = format!("{split}_{m}");
-            let goal = crate::config::Goal::for_metric(&key);
-            row(&format!("best {key}"), runs.iter().map(|r| r.best(&key, goal).map(|(v, e)| format!("{} @{e}", fmt_num(v))).unwrap_or("-".into())).collect());
-            row(&format!("final {key}"), runs.iter().map(|r| r.last(&key).map(fmt_num).unwrap_or("-".into())).collect());
-        }
+    for key in crate::report::metric_columns(&["val", "train"], |k| runs.iter().any(|r| r.last(k).is_some())) {
+        let goal = crate::config::Goal::for_metric(&key);
+        row(&format!("best {key}"), runs.iter().map(|r| r.best(&key, goal).map(|(v, e)| format!("{} @{e}", fmt_num(v))).unwrap_or("-".into())).collect());
+        row(&format!("final {key}"), runs.iter().map(|r| r.last(&key).map(fmt_num).unwrap_or("-".into())).collect());
     }
     body.push_str("</table>\n");
     layout("sweep: compare", &body, Links::Server, None)

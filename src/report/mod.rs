@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use crate::config::Objective;
-use crate::config::{Goal, METRIC_NAMES};
+use crate::config::{FULL_RESOLUTION_METRICS, Goal, METRIC_NAMES};
 use crate::store::{CheckpointRow, Extension, Kept, MetricRow, Registering, SweepInfo, TrialRow, TrialStatus};
 use crate::study::spec::{SweepSpec, Trial};
 use crate::util::{format_duration, format_utc};
@@ -449,11 +449,28 @@ pub fn epochs_of(metrics: &[MetricRow]) -> BTreeMap<i64, BTreeMap<String, f64>> 
     by_epoch
 }
 
+/// The metric columns of a table, split by split (`train_loss` ... `val_fg_iou`), with the
+/// full-resolution ones (`val_full_dice` ...) where `present` says some trial recorded them.
+pub fn metric_columns(splits: &[&str], present: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut columns = Vec::new();
+    for split in splits {
+        columns.extend(METRIC_NAMES.iter().map(|m| format!("{split}_{m}")));
+        if *split == "val" {
+            columns.extend(FULL_RESOLUTION_METRICS.iter().map(|m| format!("val_{m}")).filter(|k| present(k)));
+        }
+    }
+    columns
+}
+
+/// Whether some row of `metrics` is of metric `key` (`val_full_iou`).
+pub fn recorded(metrics: &[MetricRow], key: &str) -> bool {
+    metrics.iter().any(|m| m.key() == key)
+}
+
 /// The per-epoch table of `sweep show`.
 pub fn epoch_table(metrics: &[MetricRow]) -> String {
-    let columns: Vec<String> = ["train", "val"]
-        .iter()
-        .flat_map(|s| METRIC_NAMES.iter().map(move |m| format!("{s}_{m}")))
+    let columns: Vec<String> = metric_columns(&["train", "val"], |k| recorded(metrics, k))
+        .into_iter()
         .chain(["train_lr".to_string(), "train_seconds".to_string()])
         .collect();
     let mut t = Table::new(
@@ -602,17 +619,14 @@ pub fn metrics_table(runs: &[TrialRow]) -> String {
     let mut row = vec!["epochs".to_string()];
     row.extend(runs.iter().map(|r| r.epochs().to_string()));
     t.row(row);
-    for split in ["val", "train"] {
-        for m in METRIC_NAMES {
-            let key = format!("{split}_{m}");
-            for (label, best) in [("best", true), ("final", false)] {
-                let mut row = vec![format!("{label} {key}")];
-                row.extend(runs.iter().map(|r| {
-                    if best { r.best(&key, Goal::for_metric(&key)).map(|(v, e)| format!("{} @{e}", fmt_num(v))) } else { r.last(&key).map(fmt_num) }
-                        .unwrap_or_else(|| "-".into())
-                }));
-                t.row(row);
-            }
+    for key in metric_columns(&["val", "train"], |k| runs.iter().any(|r| r.last(k).is_some())) {
+        for (label, best) in [("best", true), ("final", false)] {
+            let mut row = vec![format!("{label} {key}")];
+            row.extend(runs.iter().map(|r| {
+                if best { r.best(&key, Goal::for_metric(&key)).map(|(v, e)| format!("{} @{e}", fmt_num(v))) } else { r.last(&key).map(fmt_num) }
+                    .unwrap_or_else(|| "-".into())
+            }));
+            t.row(row);
         }
     }
     t.render()

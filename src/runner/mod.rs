@@ -32,7 +32,7 @@ pub use owner::TrackerMark;
 pub use scheduler::LocalOptions;
 pub use sweep::{DryRun, Submitted, Sweep, Verdict};
 
-use crate::report::charts::{self, Written};
+use crate::report::charts::{self, TrialPicture, Written};
 use crate::store::{Reclaim, Store};
 use crate::train::device::DeviceSpec;
 
@@ -80,9 +80,10 @@ pub fn draw_charts_to(
     device: DeviceSpec,
     samples: usize,
 ) -> crate::Result<Written> {
+    use crate::train::predict::{Grid, save_grid};
     let device = device.open().map_err(crate::train::TrainError::from)?;
-    let grid = |sweep: &str, trial: &str, path: &Path| {
-        crate::train::predict::prediction_grid(runs_dir, sweep, trial, &device, samples, path).map_err(|e| e.to_string())
-    };
-    Ok(charts::plot_sweep(store, sweep, runs_dir, out, Some(&grid))?)
+    let predictions = |sweep: &str, trial: &str, path: &Path| save_grid(Grid::Predictions, runs_dir, sweep, trial, &device, samples, path).map_err(|e| e.to_string());
+    let worst = |sweep: &str, trial: &str, path: &Path| save_grid(Grid::Worst, runs_dir, sweep, trial, &device, samples, path).map_err(|e| e.to_string());
+    let grids = [TrialPicture { file: "predictions.png", draw: &predictions }, TrialPicture { file: "worst_images.png", draw: &worst }];
+    Ok(charts::plot_sweep(store, sweep, runs_dir, out, &grids)?)
 }

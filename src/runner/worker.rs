@@ -428,6 +428,9 @@ pub fn epoch_log(summary: &EpochSummary, checkpoints: &[SavedCheckpoint]) -> Epo
             metrics.push(MetricValue { split, name: name.to_string(), value });
         }
     }
+    for (name, value) in summary.val_full.iter().flat_map(|f| f.named()) {
+        metrics.push(MetricValue { split: Split::Val, name: name.to_string(), value });
+    }
     metrics.push(MetricValue { split: Split::Train, name: "lr".into(), value: summary.learning_rate });
     metrics.push(MetricValue { split: Split::Train, name: "seconds".into(), value: summary.seconds });
     EpochLog { epoch: summary.epoch as i64, wall: summary.wall, metrics, checkpoints: checkpoints.iter().map(checkpoint_row).collect() }

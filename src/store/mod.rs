@@ -393,6 +393,7 @@ pub fn settings_of(config: &TrialConfig) -> BTreeMap<String, serde_json::Value> 
     }
     // Left out of the canonical JSON at its default; a setting all the same.
     out.entry("data.split_by".to_string()).or_insert_with(|| serde_json::json!("image"));
+    out.entry("data.eval_full_resolution".to_string()).or_insert_with(|| serde_json::json!(false));
     out
 }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TrialConfig;
 use crate::config::nonfinite;
-use crate::train::metrics::SplitMetrics;
+use crate::train::metrics::{FullMetrics, SplitMetrics};
 use crate::util::atomic_write;
 
 const MAGIC: &[u8; 8] = b"SWEEPCKP";
@@ -62,6 +62,9 @@ pub struct EpochSummary {
     pub epoch: usize,
     pub train: SplitMetrics,
     pub val: SplitMetrics,
+    /// The validation split scored at its images' original size (`data.eval_full_resolution`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_full: Option<FullMetrics>,
     pub learning_rate: f64,
     /// Seconds the epoch took (training and validation).
     pub seconds: f64,
@@ -75,7 +78,7 @@ impl EpochSummary {
         let (split, metric) = crate::config::Objective::parse_name(objective_name)?;
         match split {
             crate::config::Split::Train => self.train.get(metric),
-            crate::config::Split::Val => self.val.get(metric),
+            crate::config::Split::Val => self.val.get(metric).or_else(|| self.val_full.and_then(|f| f.get(metric))),
         }
     }
 }

@@ -14,6 +14,11 @@
 //!   TP_c / (TP_c + FP_c + FN_c), and a class absent from both truth and prediction is left out.
 //! - `fg_iou` = the car class's IoU alone (NaN when no pixel of the split is car in truth or
 //!   prediction: it is undefined there).
+//!
+//! Each is measured at the training resolution (`data.image_size`: what every epoch records as
+//! `val_*`), and, by [`super::scoring`], at each image's original size ([`FullMetrics`]:
+//! `val_full_dice`, `val_full_iou`, `val_full_fg_iou`), where `full_dice` is the dice of the
+//! thresholded masks, 2TP / (2TP + FP + FN) (1 when neither truth nor prediction has a car pixel).
 
 use burn::tensor::activation::relu;
 use burn::tensor::{Int, Tensor, activation::sigmoid};
@@ -160,6 +165,61 @@ impl Confusion {
     pub fn mean_iou(&self) -> f64 {
         let present: Vec<f64> = [self.background_iou(), self.foreground_iou()].into_iter().flatten().collect();
         if present.is_empty() { f64::NAN } else { present.iter().sum::<f64>() / present.len() as f64 }
+    }
+
+    /// The dice of the thresholded masks (the car class's F1 score), 2TP / (2TP + FP + FN); 1 when
+    /// neither truth nor prediction holds a car pixel (Kaggle Carvana's rule for an empty image).
+    pub fn dice(&self) -> f64 {
+        let denominator = 2 * self.tp + self.fp + self.fn_;
+        if denominator == 0 { 1.0 } else { 2.0 * self.tp as f64 / denominator as f64 }
+    }
+
+    /// Pixels counted.
+    pub fn pixels(&self) -> u64 {
+        self.tp + self.fp + self.fn_ + self.tn
+    }
+}
+
+/// The metrics of thresholded masks at the images' original size, from one confusion matrix
+/// (pooled over a split, or one image's). Recorded as `val_full_dice`, `val_full_iou` and
+/// `val_full_fg_iou` when `data.eval_full_resolution` is on.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct FullMetrics {
+    #[serde(with = "crate::config::nonfinite")]
+    pub dice: f64,
+    #[serde(with = "crate::config::nonfinite")]
+    pub iou: f64,
+    #[serde(with = "crate::config::nonfinite")]
+    pub fg_iou: f64,
+}
+
+impl FullMetrics {
+    pub fn of(c: &Confusion) -> Self {
+        Self { dice: c.dice(), iou: c.mean_iou(), fg_iou: c.foreground_iou().unwrap_or(f64::NAN) }
+    }
+
+    /// The mean of each metric over `images` (one confusion matrix each), a NaN `fg_iou` (an
+    /// image with no car in truth or prediction) left out of its mean.
+    pub fn image_mean(images: &[Confusion]) -> Self {
+        let mean = |values: Vec<f64>| {
+            let finite: Vec<f64> = values.into_iter().filter(|v| !v.is_nan()).collect();
+            if finite.is_empty() { f64::NAN } else { finite.iter().sum::<f64>() / finite.len() as f64 }
+        };
+        let each: Vec<FullMetrics> = images.iter().map(FullMetrics::of).collect();
+        Self {
+            dice: mean(each.iter().map(|m| m.dice).collect()),
+            iou: mean(each.iter().map(|m| m.iou).collect()),
+            fg_iou: mean(each.iter().map(|m| m.fg_iou).collect()),
+        }
+    }
+
+    /// By the names the tracker records them under, in split `val`: `full_dice`, ...
+    pub fn named(&self) -> [(&'static str, f64); 3] {
+        [("full_dice", self.dice), ("full_iou", self.iou), ("full_fg_iou", self.fg_iou)]
+    }
+
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.named().into_iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Training one trial, and everything that touches tensors: the U-Net ([`model`]), the loss and
 //! metrics ([`metrics`]), the loop over epochs with validation, divergence and resume
-//! ([`trainer`]), checkpoints and trial directories ([`checkpoint`]), the device ([`device`]) and
+//! ([`trainer`]), checkpoints and trial directories ([`checkpoint`]), the device ([`device`]),
+//! scoring at the images' own size, per image and with test-time flips ([`scoring`]) and
 //! inference ([`predict`]). Nothing outside this module depends on burn.
 //!
 //! ```
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod predict;
+pub mod scoring;
 pub mod trainer;
 
 pub use trainer::{

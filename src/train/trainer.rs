@@ -32,8 +32,9 @@ use crate::config::{Objective, OptimizerKind, Problem, TrainConfig, TrialConfig}
 use crate::data::{self, Batch, DataError, Loader, Sample};
 use crate::train::checkpoint::{BestSoFar, CheckpointError, CheckpointKind, EpochSummary, TrainState, TrialDir};
 use crate::train::device::DeviceError;
-use crate::train::metrics::{Confusion, MetricAccumulator, SplitMetrics, SplitSums, bce_dice_loss, confusion_counts, split_sums};
+use crate::train::metrics::{Confusion, MetricAccumulator, SplitMetrics, bce_dice_loss, confusion_counts};
 use crate::train::model::UNet;
+use crate::train::scoring::{self, Tta};
 
 /// Why a run could not train.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,12 @@ pub enum TrainError {
     Config(Vec<Problem>),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// A model asked of a trial that has not saved one: the user named it too early.
+    #[error(
+        "{}: the trial has no `{kind}` checkpoint yet (it has not finished an epoch); wait until it has, or name a trial that has (`sweep ls`)",
+        path.display()
+    )]
+    NoCheckpoint { path: PathBuf, kind: &'static str },
     #[error(
         "{}: this run directory belongs to another configuration (hash {found}, expected {expected}); \
          use another run directory or delete this one",
@@ -69,7 +76,9 @@ impl TrainError {
     pub fn is_bad_input(&self) -> bool {
         match self {
             TrainError::Data(e) => e.is_bad_input(),
-            TrainError::Model(_) | TrainError::Device(_) | TrainError::Config(_) | TrainError::ConfigMismatch { .. } => true,
+            TrainError::Model(_) | TrainError::Device(_) | TrainError::Config(_) | TrainError::ConfigMismatch { .. } | TrainError::NoCheckpoint { .. } => {
+                true
+            }
             TrainError::Checkpoint(_) | TrainError::Io { .. } | TrainError::Observer(_) => false,
         }
     }
@@ -285,27 +294,13 @@ fn batch_results(loss: Tensor<1>, dice: Tensor<1>, logits: Tensor<4>, masks: Ten
 /// Evaluates `model` (in eval mode: BatchNorm uses its running statistics) on `loader`'s batches,
 /// over the whole split: the loss and dice are the split's, whatever the batch size.
 pub fn evaluate(model: &UNet, loader: &Loader, device: &Device) -> SplitMetrics {
-    let model = model.valid();
-    let mut sums = SplitSums::default();
-    for batch in loader.epoch(0) {
-        let (images, masks) = batch_tensors(batch, device);
-        let logits = model.forward(images);
-        let pixels = logits.shape().num_elements() as u64;
-        let values: Vec<f64> = split_sums(logits.clone(), masks.clone()).into_data().iter::<f64>().collect();
-        let counts: Vec<i64> = confusion_counts(logits, masks).into_data().iter::<i64>().collect();
-        let confusion = Confusion::from_counts(counts[0] as u64, counts[1] as u64, counts[2] as u64, pixels);
-        sums.add_batch([values[0], values[1], values[2], values[3]], pixels, &confusion);
-    }
-    sums.finish()
+    scoring::evaluate_split(model, loader, device, None, Tta::None).metrics
 }
 
 /// Rebuilds a run's model from its directory alone (config.json and a checkpoint).
 pub fn load_model(run: &TrialDir, kind: CheckpointKind, device: &Device) -> Result<(TrialConfig, UNet, TrainState), TrainError> {
     let config = run.read_config()?;
-    let checkpoint = run.load(kind)?.ok_or_else(|| CheckpointError {
-        path: run.checkpoint_path(kind),
-        reason: format!("the trial has no `{}` checkpoint yet (it has not finished an epoch)", kind.as_str()),
-    })?;
+    let checkpoint = run.load(kind)?.ok_or_else(|| TrainError::NoCheckpoint { path: run.checkpoint_path(kind), kind: kind.as_str() })?;
     let model = restore(config.model.init(device, 0), checkpoint.model, &run.checkpoint_path(kind))?;
     Ok((config, model, checkpoint.state))
 }
@@ -343,6 +338,11 @@ fn train_trial(config: &TrialConfig, ctx: &TrialContext, observer: &mut dyn Obse
     write_or_check_config(run, config, &config_hash)?;
 
     let DataSplit { samples, train: train_idx, val: val_idx } = load_split(config, ctx.runs_root)?;
+    // Scoring at full size every epoch needs the validation masks at their own size: decoded once.
+    let truth = match config.data.eval_full_resolution {
+        true => Some(scoring::load_truth(&dataset_dir(config, ctx.runs_root)?, &samples, &val_idx)?),
+        false => None,
+    };
     let t = &config.train;
     let train_loader = Loader::train(samples.clone(), train_idx, t.batch_size, config.augment, t.seed);
     let val_loader = Loader::eval(samples, val_idx, t.batch_size, config.augment.rescale);
@@ -373,11 +373,12 @@ fn train_trial(config: &TrialConfig, ctx: &TrialContext, observer: &mut dyn Obse
             EpochEnd::Stopped => return Ok(Outcome::Stopped { epochs_done: trained.state.epochs_done }),
             EpochEnd::Diverged { step, value } => return Ok(Outcome::Diverged { epoch: epoch + 1, step, value }),
         };
-        let val = evaluate(&trained.model, &val_loader, device);
+        let val = scoring::evaluate_split(&trained.model, &val_loader, device, truth.as_deref(), Tta::None);
         let summary = EpochSummary {
             epoch: epoch + 1,
             train: acc.finish(),
-            val,
+            val: val.metrics,
+            val_full: val.full.map(|f| f.metrics()),
             learning_rate,
             seconds: started.elapsed().as_secs_f64(),
             wall: crate::util::now_unix(),

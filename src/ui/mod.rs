@@ -37,6 +37,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 
 use crate::report::html::Route;
+use crate::train::predict::Grid as PredictionGrid;
 
 pub use pages::{Dashboard, Reply};
 
@@ -161,7 +162,10 @@ fn handler(route: Route) -> MethodRouter<Arc<Dashboard>> {
         Route::Index => get(|State(d): State<Arc<Dashboard>>| answer(d, |d| d.index())),
         Route::Sweep => get(sweep),
         Route::Trial => get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.trial(&id))),
-        Route::Predictions => get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.predictions(&id))),
+        Route::Predictions => {
+            get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.grid(&id, PredictionGrid::Predictions)))
+        }
+        Route::Worst => get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.grid(&id, PredictionGrid::Worst))),
         Route::Compare => get(compare),
         Route::SweepsState => get(|State(d): State<Arc<Dashboard>>| answer(d, |d| d.sweeps_state())),
         Route::SweepState => get(|State(d): State<Arc<Dashboard>>, UrlPath(n): UrlPath<String>| answer(d, move |d| d.sweep_state(&n))),

@@ -10,6 +10,7 @@ use crate::report::filter::{self, Listing};
 use crate::report::html::{self, Links, Picture, SweepSummary, SweepView, TrialView};
 use crate::report::{self, ReportError, best_so_far};
 use crate::store::{self, Detail, Store, StoreError, TrialData, TrialFilter};
+use crate::train::predict::Grid as PredictionGrid;
 
 /// An HTTP answer: status, content type, body.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +78,7 @@ pub struct Dashboard {
     store: Mutex<Opened>,
     /// Canonical: every file served must resolve under it.
     runs_dir: PathBuf,
-    grids: Mutex<HashMap<(String, i64), Grid>>,
+    grids: Mutex<HashMap<(String, i64, PredictionGrid), Grid>>,
 }
 
 /// The tracker connection, and for a SQLite file the identity (device, inode) of the file it
@@ -213,7 +214,10 @@ impl Dashboard {
             .unwrap_or_else(|e| Picture::Svg(html::escape(&e.to_string())));
         let best = trial.checkpoints.iter().find(|c| c.kind == "best");
         let predictions = match best {
-            Some(c) => Ok(Picture::Url(format!("{}?epoch={}", html::Route::Predictions.to(id), c.epoch))),
+            Some(c) => Ok((
+                Picture::Url(format!("{}?epoch={}", html::Route::Predictions.to(id), c.epoch)),
+                Picture::Url(format!("{}?epoch={}", html::Route::Worst.to(id), c.epoch)),
+            )),
             None => Err("This trial has no best checkpoint yet, so there is no prediction to show.".to_string()),
         };
         let checkpoint_links = trial.checkpoints.iter().map(|c| self.file_link(Path::new(&c.path))).collect();
@@ -223,9 +227,10 @@ impl Dashboard {
         )
     }
 
-    /// `/runs/ID/predictions.png`: the prediction grid of the trial's best checkpoint, computed
-    /// on first request and kept in memory (per best epoch, so a running trial's grid follows).
-    pub fn predictions(&self, id: &str) -> Reply {
+    /// `/runs/ID/predictions.png` and `/runs/ID/worst.png`: the prediction grid of the trial's
+    /// best checkpoint, or its worst validation images, computed on first request and kept in
+    /// memory (per best epoch, so a running trial's grid follows).
+    pub fn grid(&self, id: &str, kind: PredictionGrid) -> Reply {
         let found = self.with_store(|s| -> Result<_, StoreError> {
             store::validate_trial_id(id)?;
             let row = s.trial(id)?;
@@ -236,10 +241,10 @@ impl Dashboard {
             Ok((_, None)) => return Reply::not_found(&format!("trial {id} has no best checkpoint yet")),
             Err(e) => return Reply::store_error(&e),
         };
-        let grid = self.grids.lock().unwrap_or_else(|p| p.into_inner()).entry((id.to_string(), epoch)).or_default().clone();
+        let grid = self.grids.lock().unwrap_or_else(|p| p.into_inner()).entry((id.to_string(), epoch, kind)).or_default().clone();
         let result = grid.get_or_init(|| {
             let device = crate::train::device::DeviceSpec::Cpu.open().map_err(|e| e.to_string())?;
-            crate::train::predict::prediction_grid_png(&self.runs_dir, &sweep, id, &device, 4).map_err(|e| e.to_string())
+            crate::train::predict::grid_png(kind, &self.runs_dir, &sweep, id, &device, 4).map_err(|e| e.to_string())
         });
         match result {
             Ok(png) => Reply { status: 200, content_type: "image/png", body: png.clone() },

@@ -140,3 +140,25 @@ pub fn ask_and_train(store: &mut dyn sweep::store::Store, worker: &sweep::store:
         claimed.push(claim.lease.trial);
     }
 }
+
+/// The test virtual environment: `$SWEEP_TEST_VENV`, or `<target dir>/test-venv` where
+/// `tests/python-deps.sh` puts it (with MLflow, TensorBoard and scikit-learn).
+pub fn venv() -> PathBuf {
+    let dir = std::env::var_os("SWEEP_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("test-venv"));
+    assert!(
+        dir.join("bin/python").is_file() && dir.join("bin/mlflow").is_file(),
+        "{}: no test virtual environment with mlflow, tensorboard and scikit-learn; run tests/python-deps.sh \
+         (with the same CARGO_TARGET_DIR), or point SWEEP_TEST_VENV at one",
+        dir.display()
+    );
+    dir
+}
+
+/// Runs a Python script in the test venv with `args`; returns its standard output as JSON.
+pub fn python(script: &str, args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(venv().join("bin/python")).arg("-c").arg(script).args(args).output().unwrap();
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}

@@ -77,19 +77,17 @@ pub fn warm_start(store: &dyn Store, info: &SweepInfo) -> Result<WarmStart, Stor
     Ok(warm)
 }
 
-/// Draws the prediction grid of a trial (its sweep and id) into a PNG file.
-pub type PredictionGrid<'a> = &'a dyn Fn(&str, &str, &Path) -> Result<(), String>;
+/// A picture of the best trial's predictions that needs its model (the caller's, which holds
+/// the tensors): its file name, and what draws it for a trial (its sweep and id) into a file.
+pub struct TrialPicture<'a> {
+    pub file: &'a str,
+    pub draw: &'a dyn Fn(&str, &str, &Path) -> Result<(), String>,
+}
 
 /// Draws every chart of `sweep` into `out` (default `runs/<sweep>/plots/`), and the best trial's
-/// prediction grid with `predictions` when given. A chart that fails is reported in
+/// `pictures` (its prediction grid, its worst images). A chart that fails is reported in
 /// [`Written::errors`]; the others are still written.
-pub fn plot_sweep(
-    store: &dyn Store,
-    sweep: &str,
-    runs_dir: &Path,
-    out: Option<&Path>,
-    predictions: Option<PredictionGrid>,
-) -> Result<Written, StoreError> {
+pub fn plot_sweep(store: &dyn Store, sweep: &str, runs_dir: &Path, out: Option<&Path>, pictures: &[TrialPicture]) -> Result<Written, StoreError> {
     let runs = load_trials(store, sweep)?;
     if runs.is_empty() {
         return Err(StoreError::UnknownSweep { name: sweep.to_string(), suggestions: Vec::new() });
@@ -125,9 +123,9 @@ pub fn plot_sweep(
     if let Some(best) = best.as_deref().and_then(|id| runs.iter().find(|r| r.row.id == id)) {
         let path = dir.join(format!("run_{}.png", best.row.id));
         record(path.clone(), draw::draw_panels(&series::run_panels(best), &path));
-        if let Some(grid) = predictions {
-            let path = dir.join("predictions.png");
-            let result = grid(&best.row.sweep, &best.row.id, &path).map_err(|e| e.into());
+        for picture in pictures {
+            let path = dir.join(picture.file);
+            let result = (picture.draw)(&best.row.sweep, &best.row.id, &path).map_err(|e| e.into());
             record(path, result);
         }
     }

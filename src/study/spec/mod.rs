@@ -262,6 +262,7 @@ impl Validator<'_> {
         base["data"]["split_seed"] = json!(seed);
         // Left out of the canonical JSON at its default (see `SplitBy`), but a setting all the same.
         base["data"]["split_by"] = json!("image");
+        base["data"]["eval_full_resolution"] = json!(false);
         base["metric"] = serde_json::to_value(metric).expect("metric serialises");
         let defaults = base.clone();
         let mut key_spans: BTreeMap<String, Option<std::ops::Range<usize>>> = BTreeMap::new();
@@ -494,7 +495,9 @@ impl Validator<'_> {
                     let given = v.as_str().map(|s| format!("{s:?}")).unwrap_or_else(|| "a non-string".into());
                     self.report(
                         v.span(),
-                        format!("metric.name = {given} is not a metric; use <split>_<metric>: split train or val, metric loss, dice, iou or fg_iou (e.g. val_iou)"),
+                        format!(
+                            "metric.name = {given} is not a metric; use <split>_<metric>: split train or val, metric loss, dice, iou or fg_iou (e.g. val_iou), or val_full_dice, val_full_iou, val_full_fg_iou (at the images' original size, with data.eval_full_resolution = true)"
+                        ),
                     );
                     "val_iou".to_string()
                 }
