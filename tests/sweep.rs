@@ -360,7 +360,7 @@ fn the_charts_are_drawn_at_the_end_of_a_run_in_their_documented_sizes() {
     // Issue 30: the worst validation images, one row each (a caption, then tiles of the synthetic
     // set's 64x48 images fitted into 160 px: 120 px tall).
     let worst = image::open(plots.join("worst_images.png")).unwrap().into_rgb8();
-    assert_eq!(worst.dimensions(), (8 + 4 * (160 + 8), 62 + 20 + 4 * (20 + 120 + 8) + 8), "worst_images.png");
+    assert_eq!(worst.dimensions(), (8 + 4 * (160 + 8), 68 + 20 + 4 * (20 + 120 + 8) + 8), "worst_images.png");
 }
 
 #[test]
@@ -469,7 +469,14 @@ fn export_writes_a_line_per_trial_and_epoch() {
 #[test]
 fn best_eval_reloads_the_checkpoint_that_holds_the_metrics_best_epoch() {
     let runs = &trained().runs;
-    common::sweep(runs).args(["best", "--eval"]).assert().success().stdout(contains("re-evaluated the best checkpoint"));
+    common::sweep(runs)
+        .args(["best", "--eval"])
+        .assert()
+        .success()
+        .stdout(contains("re-evaluated the best checkpoint").and(contains("at original size, pooled")).and(contains("at original size, mean per image")));
+    let json = common::sweep(runs).args(["best", "--eval", "--json"]).assert().success();
+    let json: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
+    assert!(json["eval"]["original_size"]["pooled"]["iou"].is_number(), "{json}");
     // Another metric than the objective: the checkpoint evaluated is said, with its epoch.
     common::sweep(runs).args(["best", "--metric", "loss", "--eval"]).assert().success().stdout(contains("re-evaluated the "));
 }
@@ -1188,4 +1195,52 @@ fn hostile_sweep_files_are_refused_as_their_header_says() {
         assert!(!stderr.contains("panicked"), "{}: {stderr}", file.display());
     }
     assert!(!runs.path().join("sweep.db").exists(), "nothing was registered");
+}
+
+/// Issue 30: with `data.eval_full_resolution`, every epoch records the validation split scored at
+/// the images' own size, and a sweep ranks, filters, shows and charts by it like any metric.
+#[test]
+fn a_sweep_ranks_by_the_metrics_at_full_resolution() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("full.toml");
+    let text = common::tiny_sweep("full", 2, &[0.0, 0.2])
+        .replace("name = \"val_iou\"", "name = \"val_full_iou\"")
+        .replace("[data]\n", "[data]\neval_full_resolution = true\n");
+    std::fs::write(&file, &text).unwrap();
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--plain"]).assert().success();
+    let s = store(runs.path());
+    let trials = s.trials(&TrialFilter::default()).unwrap();
+    let value = |t: &sweep::store::TrialRow| t.best("val_full_iou", sweep::config::Goal::Maximize).unwrap().0;
+    let top = trials.iter().map(value).fold(f64::MIN, f64::max);
+    // A tie goes to the lower trial number.
+    let best = trials.iter().filter(|t| value(t) == top).min_by_key(|t| t.seq).unwrap();
+    for t in &trials {
+        let epochs: Vec<i64> = s.metrics(&t.id).unwrap().iter().filter(|m| m.split == "val" && m.name == "full_iou").map(|m| m.epoch).collect();
+        assert_eq!(epochs, [1, 2], "{}: val_full_iou recorded every epoch", t.id);
+    }
+    common::sweep(runs.path())
+        .args(["best", "--json"])
+        .assert()
+        .success()
+        .stdout(contains("\"metric\": \"val_full_iou\"").and(contains(format!("\"run\": \"{}\"", best.id))));
+    common::sweep(runs.path()).args(["best", "--metric", "full_dice"]).assert().success().stdout(contains("val_full_dice"));
+    let listed = common::sweep(runs.path()).args(["ls", "--where", "val_full_iou >= 0", "--sort", "val_full_iou", "--csv"]).assert().success();
+    let listed = String::from_utf8(listed.get_output().stdout.clone()).unwrap();
+    assert_eq!(listed.lines().count(), 3, "a header and both trials: {listed}");
+    assert!(listed.lines().nth(1).unwrap().contains(&best.id), "the best first: {listed}");
+    common::sweep(runs.path()).args(["show", &best.id]).assert().success().stdout(contains("val_full_iou").and(contains("val_full_fg_iou")));
+    assert!(runs.path().join("full/plots/curves_val_full_iou.png").is_file(), "the objective's own learning curves");
+
+    // Ranking by it without measuring it is refused where the file says so.
+    let without = text.replace("eval_full_resolution = true\n", "");
+    common::sweep(runs.path())
+        .args(["run", "--dry-run"])
+        .arg({
+            let f = runs.path().join("without.toml");
+            std::fs::write(&f, without).unwrap();
+            f
+        })
+        .assert()
+        .code(2)
+        .stderr(contains("without.toml:").and(contains("data.eval_full_resolution = true")));
 }

@@ -267,7 +267,15 @@ fn the_leaderboard_sorts_by_any_column_and_filters_with_the_where_language() {
 #[test]
 fn a_missing_trial_sweep_or_page_is_a_404_page() {
     let server = Server::start(trained(), &[]);
-    for path in ["/sweeps/nosuch", "/runs/ui-99", "/runs/..%2Fx", "/runs/ui-99/predictions.png", "/runs/ui-99/worst.png", "/nosuch", "/compare?runs=ui-1,ui-99"] {
+    for path in [
+        "/sweeps/nosuch",
+        "/runs/ui-99",
+        "/runs/..%2Fx",
+        "/runs/ui-99/predictions.png",
+        "/runs/ui-99/worst.png",
+        "/nosuch",
+        "/compare?runs=ui-1,ui-99",
+    ] {
         let (status, body) = server.get(path);
         assert_eq!(status, 404, "GET {path}: {body}");
         assert!(body.contains("<h1>Not found</h1>"), "GET {path}: a page, not a panic: {body}");

@@ -168,7 +168,15 @@ fn per_image_rows(e: &Evaluation, number: fn(f64) -> String) -> (Vec<String>, Ve
         .into_iter()
         .map(|i| {
             let (c, m) = (&i.confusion, i.metrics());
-            let mut row = vec![i.id.clone(), i.width.to_string(), i.height.to_string(), c.tp.to_string(), c.fp.to_string(), c.fn_.to_string(), c.tn.to_string()];
+            let mut row = vec![
+                i.id.clone(),
+                i.width.to_string(),
+                i.height.to_string(),
+                c.tp.to_string(),
+                c.fp.to_string(),
+                c.fn_.to_string(),
+                c.tn.to_string(),
+            ];
             row.extend([m.dice, m.iou, m.fg_iou].map(number));
             if let Some(t) = tta.get(i.id.as_str()) {
                 let m = t.metrics();

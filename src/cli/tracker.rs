@@ -12,10 +12,10 @@ use super::{ComputeArgs, Global, usage};
 use crate::config::{Goal, Objective};
 use crate::export;
 use crate::report::best::{BestQuery, Figures, Reevaluated};
-use crate::train::scoring::Tta;
 use crate::report::{self, filter::Listing};
 use crate::store::{self, TrialFilter, TrialStatus};
 use crate::train::checkpoint::CheckpointKind;
+use crate::train::scoring::Tta;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {

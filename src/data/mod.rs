@@ -359,10 +359,12 @@ pub fn split_for(ids: &[String], data: &DataConfig) -> Result<(Vec<usize>, Vec<u
     }
     let (t, v, n) = (train.len(), val.len(), ids.len());
     let expected = match data.split_by {
-        SplitBy::Image => format!("leaves {t} training and {v} validation images out of {n}; a dataset needs at least 2 images, one on each side: use more images"),
-        SplitBy::Car => format!(
-            "leaves {t} training and {v} validation images out of {n} split by car; use images of more cars, or data.split_by = \"image\""
-        ),
+        SplitBy::Image => {
+            format!("leaves {t} training and {v} validation images out of {n}; a dataset needs at least 2 images, one on each side: use more images")
+        }
+        SplitBy::Car => {
+            format!("leaves {t} training and {v} validation images out of {n} split by car; use images of more cars, or data.split_by = \"image\"")
+        }
     };
     Err(DataError::Invalid { key: "data.val_fraction", value: data.val_fraction.to_string(), expected })
 }

@@ -595,7 +595,10 @@ pub fn compare_page(runs: &[TrialRow]) -> String {
     row("epochs", runs.iter().map(|r| r.epochs().to_string()).collect());
     for key in crate::report::metric_columns(&["val", "train"], |k| runs.iter().any(|r| r.last(k).is_some())) {
         let goal = crate::config::Goal::for_metric(&key);
-        row(&format!("best {key}"), runs.iter().map(|r| r.best(&key, goal).map(|(v, e)| format!("{} @{e}", fmt_num(v))).unwrap_or("-".into())).collect());
+        row(
+            &format!("best {key}"),
+            runs.iter().map(|r| r.best(&key, goal).map(|(v, e)| format!("{} @{e}", fmt_num(v))).unwrap_or("-".into())).collect(),
+        );
         row(&format!("final {key}"), runs.iter().map(|r| r.last(&key).map(fmt_num).unwrap_or("-".into())).collect());
     }
     body.push_str("</table>\n");

@@ -82,8 +82,11 @@ pub fn draw_charts_to(
 ) -> crate::Result<Written> {
     use crate::train::predict::{Grid, save_grid};
     let device = device.open().map_err(crate::train::TrainError::from)?;
-    let predictions = |sweep: &str, trial: &str, path: &Path| save_grid(Grid::Predictions, runs_dir, sweep, trial, &device, samples, path).map_err(|e| e.to_string());
-    let worst = |sweep: &str, trial: &str, path: &Path| save_grid(Grid::Worst, runs_dir, sweep, trial, &device, samples, path).map_err(|e| e.to_string());
+    let predictions = |sweep: &str, trial: &str, path: &Path| {
+        save_grid(Grid::Predictions, runs_dir, sweep, trial, &device, samples, path).map_err(|e| e.to_string())
+    };
+    let worst =
+        |sweep: &str, trial: &str, path: &Path| save_grid(Grid::Worst, runs_dir, sweep, trial, &device, samples, path).map_err(|e| e.to_string());
     let grids = [TrialPicture { file: "predictions.png", draw: &predictions }, TrialPicture { file: "worst_images.png", draw: &worst }];
     Ok(charts::plot_sweep(store, sweep, runs_dir, out, &grids)?)
 }

@@ -215,7 +215,8 @@ impl FullMetrics {
 
     /// By the names the tracker records them under, in split `val`: `full_dice`, ...
     pub fn named(&self) -> [(&'static str, f64); 3] {
-        [("full_dice", self.dice), ("full_iou", self.iou), ("full_fg_iou", self.fg_iou)]
+        let [dice, iou, fg_iou] = crate::config::FULL_RESOLUTION_METRICS;
+        [(dice, self.dice), (iou, self.iou), (fg_iou, self.fg_iou)]
     }
 
     pub fn get(&self, name: &str) -> Option<f64> {

@@ -21,6 +21,19 @@ pub mod scoring;
 pub mod trainer;
 
 pub use trainer::{
-    DataSplit, Faults, NullObserver, Observer, Outcome, SavedCheckpoint, StepProgress, StopRequest, TrainError, TrialContext, batch_tensors,
-    dataset_dir, evaluate, load_model, load_split, optimizer, train,
+    DataSplit, Faults, NullObserver, Observer, Outcome, SavedCheckpoint, StepProgress, StopRequest, TrainError, TrialContext, dataset_dir, evaluate,
+    load_model, load_split, optimizer, train,
 };
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::data::Batch;
+
+/// Moves a batch onto the device as ([n, 3, h, w] images, [n, 1, h, w] masks).
+pub fn batch_tensors(batch: Batch, device: &Device) -> (Tensor<4>, Tensor<4>) {
+    let (n, h, w) = (batch.len, batch.height, batch.width);
+    let images = Tensor::<4>::from_data(TensorData::new(batch.images, [n, 3, h, w]), device);
+    let masks = Tensor::<4>::from_data(TensorData::new(batch.masks, [n, 1, h, w]), device);
+    (images, masks)
+}
+

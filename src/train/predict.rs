@@ -42,13 +42,7 @@ pub struct Written {
 impl Predictor {
     pub fn new(model: UNet, config: &TrialConfig, device: Device) -> Self {
         let [h, w] = config.data.image_size;
-        Self {
-            model: burn::module::Module::valid(&model),
-            size: (h as u32, w as u32),
-            rescale: config.augment.rescale,
-            device,
-            tta: Tta::None,
-        }
+        Self { model: burn::module::Module::valid(&model), size: (h as u32, w as u32), rescale: config.augment.rescale, device, tta: Tta::None }
     }
 
     /// Predicts with test-time augmentation `tta`.
@@ -309,7 +303,7 @@ fn draw_worst_grid(runs_dir: &Path, sweep: &str, run: &str, device: &Device, sam
             .map(|tile| fit(&tile, TILE, TILE));
         rows.push((caption, tiles));
     }
-    let (gap, label_h, header, caption_h) = (8u32, 20u32, 62u32, 20u32);
+    let (gap, label_h, header, caption_h) = (8u32, 20u32, 68u32, 20u32);
     let columns = ["input", "actual mask", "predicted mask", "errors"];
     let width = gap + columns.len() as u32 * (TILE + gap);
     let row_height = |tiles: &[RgbImage; 4]| caption_h + tiles.iter().map(RgbImage::height).max().unwrap_or(0) + gap;
@@ -330,9 +324,15 @@ fn draw_worst_grid(runs_dir: &Path, sweep: &str, run: &str, device: &Device, sam
         13.0,
         [80, 80, 80],
     );
-    let legend_x = (gap + 3 * (TILE + gap)) as i32;
-    canvas.text("false positive", legend_x - 100, 46, 12.0, crate::canvas::FALSE_POSITIVE);
-    canvas.text("false negative", legend_x + 10, 46, 12.0, crate::canvas::FALSE_NEGATIVE);
+    // The legend: a swatch of each error colour, then its name.
+    let legend_x = gap + 2 * (TILE + gap) + 40;
+    for (k, (name, colour)) in
+        [("false positive", crate::canvas::FALSE_POSITIVE), ("false negative", crate::canvas::FALSE_NEGATIVE)].into_iter().enumerate()
+    {
+        let x = legend_x + k as u32 * 130;
+        canvas.blit(&RgbImage::from_pixel(12, 12, image::Rgb(colour)), x, 45);
+        canvas.text(name, x as i32 + 17, 44, 13.0, [60, 60, 60]);
+    }
     for (k, name) in columns.iter().enumerate() {
         canvas.text_centred(name, (gap + k as u32 * (TILE + gap) + TILE / 2) as i32, header as i32, 14.0, [30, 30, 30]);
     }

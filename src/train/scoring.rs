@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use crate::data::{self, DataError, Sample, SampleFiles};
 use crate::train::metrics::{Confusion, FullMetrics, SplitMetrics, SplitSums, confusion_counts, split_sums};
 use crate::train::model::UNet;
-use crate::train::trainer::batch_tensors;
+use crate::train::batch_tensors;
 
 /// Test-time augmentation: none, or the horizontal flip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

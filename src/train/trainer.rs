@@ -25,15 +25,16 @@ use burn::optim::{
     AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, RmsPropConfig, SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig,
 };
 use burn::store::ModuleRecord;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 
 use crate::config::ModelError;
 use crate::config::{Objective, OptimizerKind, Problem, TrainConfig, TrialConfig};
-use crate::data::{self, Batch, DataError, Loader, Sample};
+use crate::data::{self, DataError, Loader, Sample};
 use crate::train::checkpoint::{BestSoFar, CheckpointError, CheckpointKind, EpochSummary, TrainState, TrialDir};
 use crate::train::device::DeviceError;
 use crate::train::metrics::{Confusion, MetricAccumulator, SplitMetrics, bce_dice_loss, confusion_counts};
 use crate::train::model::UNet;
+use crate::train::batch_tensors;
 use crate::train::scoring::{self, Tta};
 
 /// Why a run could not train.
@@ -76,9 +77,11 @@ impl TrainError {
     pub fn is_bad_input(&self) -> bool {
         match self {
             TrainError::Data(e) => e.is_bad_input(),
-            TrainError::Model(_) | TrainError::Device(_) | TrainError::Config(_) | TrainError::ConfigMismatch { .. } | TrainError::NoCheckpoint { .. } => {
-                true
-            }
+            TrainError::Model(_)
+            | TrainError::Device(_)
+            | TrainError::Config(_)
+            | TrainError::ConfigMismatch { .. }
+            | TrainError::NoCheckpoint { .. } => true,
             TrainError::Checkpoint(_) | TrainError::Io { .. } | TrainError::Observer(_) => false,
         }
     }
@@ -272,14 +275,6 @@ pub fn optimizer(t: &TrainConfig) -> ModuleOptimizer {
             .with_weight_decay(decay)
             .init(),
     }
-}
-
-/// Moves a batch onto the device as ([n, 3, h, w] images, [n, 1, h, w] masks).
-pub fn batch_tensors(batch: Batch, device: &Device) -> (Tensor<4>, Tensor<4>) {
-    let (n, h, w) = (batch.len, batch.height, batch.width);
-    let images = Tensor::<4>::from_data(TensorData::new(batch.images, [n, 3, h, w]), device);
-    let masks = Tensor::<4>::from_data(TensorData::new(batch.masks, [n, 1, h, w]), device);
-    (images, masks)
 }
 
 /// One batch's loss, dice and confusion matrix, read back from the device in two transfers.

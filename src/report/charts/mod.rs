@@ -185,8 +185,13 @@ impl SweepChart {
 /// `warm` lends drawn apart), and parallel coordinates coloured by the objective.
 pub fn sweep_charts(runs: &[TrialData], warm: &WarmStart, params: &[(String, bool)], objective: &Objective) -> Vec<SweepChart> {
     let goal = objective.goal;
+    // The three of the tutorial, and the objective's own metric when it is another
+    // (`val_full_iou`, `val_fg_iou`).
+    let (_, objective_metric) = objective.split_and_metric();
+    let extra = (!["iou", "dice", "loss"].contains(&objective_metric)).then_some(objective_metric);
     let mut charts: Vec<SweepChart> = ["iou", "dice", "loss"]
         .into_iter()
+        .chain(extra)
         .map(|metric| SweepChart {
             file: format!("curves_val_{metric}.png"),
             title: format!("learning curves: val_{metric}"),
