@@ -105,9 +105,55 @@ fn with_many_runs_the_legend_collapses() {
     assert_eq!(chart.series.iter().filter(|s| !s.label.is_empty()).count(), series::CROWDED_LEGEND_RUNS);
     assert_eq!(chart.note.as_deref(), Some("and 197 more runs (grey)"));
     assert_eq!(chart.series.iter().filter(|s| s.colour.is_some()).count(), 2 * series::CROWDED_LEGEND_RUNS);
-    let chart = series::learning_curves(&runs[..30], "loss", "val_loss", Goal::Minimize);
-    assert_eq!(chart.series.iter().filter(|s| !s.label.is_empty()).count(), series::LEGEND_RUNS);
-    assert_eq!(chart.note.as_deref(), Some("and 20 more runs (grey)"));
+    // Issue 29: colours ran out at 10 trials though README promises every trial one up to 40.
+    let chart = series::learning_curves(&runs[..40], "loss", "val_loss", Goal::Minimize);
+    assert_eq!(chart.series.iter().filter(|s| !s.label.is_empty()).count(), 40);
+    assert_eq!(chart.note, None, "nobody grey");
+    let colours: std::collections::HashSet<usize> = chart.series.iter().filter_map(|s| s.colour).collect();
+    assert_eq!(colours.len(), 40);
+    let drawn: std::collections::HashSet<(u8, u8, u8)> = (0..40).map(|i| draw::run_colour(i)).map(|c| (c.0, c.1, c.2)).collect();
+    assert_eq!(drawn.len(), 40, "40 different colours");
+}
+
+/// Issue 29: one epoch-1 loss of 21.3 squashed every other curve; it is clipped (and listed, to be
+/// marked at the edge) instead.
+#[test]
+fn an_outlier_is_clipped_from_the_curves_range() {
+    let mut runs = runs(6);
+    let first = runs[2].metrics.iter_mut().find(|m| m.epoch == 1 && m.split == "val" && m.name == "loss").unwrap();
+    first.value = 21.3;
+    let chart = series::learning_curves(&runs, "loss", "val_loss", Goal::Minimize);
+    assert!(chart.y_range.1 < 2.0, "the range follows the other values: {:?}", chart.y_range);
+    assert_eq!(chart.clipped, [("s-3".to_string(), 1.0, 21.3)]);
+    let plain = series::learning_curves(&runs[..2], "loss", "val_loss", Goal::Minimize);
+    assert!(plain.clipped.is_empty(), "ordinary curves keep every point");
+    assert_eq!(series::robust_range(&[1.0, 1.0, 1.0, 5.0]), (1.0, 5.0), "no spread: nothing is an outlier");
+    assert_eq!(series::robust_range(&[0.5, 0.6, 0.7, 0.8, 0.9, 21.3]), (0.5, 0.9));
+    let path = tempfile::tempdir().unwrap();
+    draw::draw_curves(&chart, &path.path().join("c.png")).unwrap();
+}
+
+/// Issue 29: the run chart's legend drew the dashed training line's swatch solid.
+#[test]
+fn a_dashed_line_has_a_dashed_swatch() {
+    let [solid, dashed] = [draw::swatch(false), draw::swatch(true)];
+    assert_eq!(solid[0].1, solid[1].0, "one unbroken line");
+    assert!(dashed[1].0 > dashed[0].1, "a gap between two dashes");
+    assert_eq!((dashed[0].0, dashed[1].1), (solid[0].0, solid[1].1), "as long as the solid one");
+}
+
+/// Issue 29: parallel coordinates dropped every trial a conditional parameter did not apply to.
+#[test]
+fn parallel_coordinates_keep_trials_without_a_conditional_parameter() {
+    let mut runs = runs(6);
+    for r in runs.iter_mut().filter(|r| r.row.params["train.optimizer"] == "adam") {
+        r.row.params.remove("augment.hue_delta");
+    }
+    let p = series::parallel(&runs, &PARAMS.map(|(k, l)| (k.to_string(), l)), "val_iou", Goal::Maximize);
+    assert_eq!(p.lines.len(), 6, "every trial keeps its line");
+    assert_eq!(p.lines.iter().filter(|(pos, _)| pos[0].is_none()).count(), 2, "n/a where the parameter did not apply");
+    let path = tempfile::tempdir().unwrap();
+    draw::draw_parallel(&p, &path.path().join("p.png")).unwrap();
 }
 
 #[test]
@@ -137,7 +183,7 @@ fn scatter_axes_are_numeric_log_or_grouped() {
     let p = series::parallel(&runs, &PARAMS.map(|(k, l)| (k.to_string(), l)), "val_iou", Goal::Maximize);
     assert_eq!(p.axes.len(), 3);
     assert_eq!(p.lines.len(), 12);
-    assert!(p.lines.iter().all(|(pos, _)| pos.len() == 3 && pos.iter().all(|x| (0.0..=1.0).contains(x))));
+    assert!(p.lines.iter().all(|(pos, _)| pos.len() == 3 && pos.iter().all(|x| x.is_some_and(|x| (0.0..=1.0).contains(&x)))));
 }
 
 /// Issue 25, item 3: trials lent by `[bayes] warm_start` share the scatter's axes, are kept apart
@@ -227,8 +273,34 @@ fn the_index_page_holds_the_leaderboard_and_every_chart() {
     assert!(html.contains("<img src=\"curves_val_iou.png\"") && html.contains("<img src=\"predictions.png\""));
     let first_row = html.find("<tr class=\"best\">").unwrap();
     let best = sweep::store::best_id(&runs, "val_iou", Goal::Maximize).unwrap();
-    assert!(html[first_row..].starts_with(&format!("<tr class=\"best\"><td>1</td><td class=\"l\">{best}</td>")), "{html}");
+    assert!(html[first_row..].starts_with(&format!("<tr class=\"best\"><td>1</td><td class=\"l id\">{best}</td>")), "{html}");
     assert!(!html.contains("href=\"/") && !html.contains("<script"), "the offline export links to no route and polls nothing");
+}
+
+/// Issue 29: the leaderboard numbered every row (a running or pruned trial got a rank while the
+/// charts said "best: none yet"), and six parameters pushed the objective off-screen.
+#[test]
+fn the_leaderboard_ranks_completed_trials_only_and_puts_the_objective_first() {
+    let mut runs = runs(4);
+    runs[0].row.status = TrialStatus::Running;
+    runs[1].row.status = TrialStatus::Pruned;
+    let html = sweep::report::charts::index_html("s", &runs, &Objective::default(), &[]);
+    let rows: Vec<&str> = html.split("<tr").skip(2).collect();
+    let rank_of =
+        |id: &str| rows.iter().find(|r| r.contains(&format!(">{id}<"))).unwrap().split("<td>").nth(1).unwrap().split('<').next().unwrap().to_string();
+    assert_eq!(rank_of("s-1"), "-", "a running trial has no rank");
+    assert_eq!(rank_of("s-2"), "-", "nor a pruned one");
+    let ranked: Vec<String> = ["s-3", "s-4"].iter().map(|id| rank_of(id)).collect();
+    let mut sorted = ranked.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["1", "2"], "the completed ones are ranked 1 and 2");
+    let chart = series::learning_curves(&runs, "iou", "val_iou", Goal::Maximize);
+    let first = if ranked[0] == "1" { "s-3" } else { "s-4" };
+    assert!(chart.title.contains(&format!("best: {first}")), "the charts name the leaderboard's first: {}", chart.title);
+    let header = &html[html.find("<table class=\"leaderboard\">").unwrap()..];
+    let (objective, parameter) = (header.find("best val_iou").unwrap(), header.find("augment.hue_delta").unwrap());
+    assert!(objective < parameter, "the objective's column comes before the parameters'");
+    assert!(html.contains("<div class=\"wide\">"), "a wide leaderboard scrolls in its own box");
 }
 
 #[test]

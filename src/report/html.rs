@@ -11,8 +11,8 @@
 use std::fmt::Write as _;
 
 use crate::config::Objective;
-use crate::store::TrialData;
 use crate::report::{epochs_of, filter, fmt_num, fmt_param, short_params, tags_cell};
+use crate::store::TrialData;
 use crate::store::{MetricRow, SweepInfo, TrialRow, TrialStatus};
 use crate::util::{format_duration, format_utc};
 
@@ -23,9 +23,7 @@ pub fn escape(s: &str) -> String {
 
 /// Percent-encodes a query or path value (everything but unreserved characters).
 pub fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 /// The dashboard's routes, written once: `sweep ui` serves [`Route::pattern`] and the pages link
@@ -156,6 +154,7 @@ td,th{border:1px solid #ccc;padding:3px 9px;text-align:right}td.l,th{text-align:
 .chart svg,img{max-width:100%;height:auto;border:1px solid #ddd;margin:6px 0}\
 pre{background:#f6f6f6;padding:10px;overflow:auto}.error{color:#b00020;font-weight:bold}\
 .note{color:#555}input[type=text]{width:40em}\
+.wide{overflow-x:auto;max-width:100%}td.id{white-space:nowrap}.leaderboard th{white-space:normal;overflow-wrap:anywhere;max-width:9em}\
 .pictures{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}figure{margin:0}figcaption{color:#555}";
 
 /// A whole page: `title`, the navigation bar, `body`; with `state` (a JSON URL) the page polls it
@@ -398,15 +397,17 @@ fn leaderboard(body: &mut String, v: &SweepView) {
     if server {
         let _ = writeln!(body, "<form method=\"get\" action=\"{}\">", Route::Compare.pattern());
     }
-    body.push_str("<table><tr><th>rank</th>");
+    // The objective comes right after the trial, before the parameters, so that however many
+    // parameters vary it stays on screen; a wide table scrolls in its own box.
+    body.push_str("<div class=\"wide\"><table class=\"leaderboard\"><tr><th>rank</th>");
     body.push_str(&header("id", "trial"));
     body.push_str(&header("status", "status"));
+    body.push_str(&header(&v.objective.name, &format!("best {}", v.objective.name)));
+    body.push_str("<th>epoch</th>");
     body.push_str(&header("epochs", "epochs"));
     for k in &keys {
         body.push_str(&header(k, k));
     }
-    body.push_str(&header(&v.objective.name, &format!("best {}", v.objective.name)));
-    body.push_str("<th>epoch</th>");
     for m in &metrics {
         body.push_str(&header(m, &format!("best {m}")));
     }
@@ -414,27 +415,32 @@ fn leaderboard(body: &mut String, v: &SweepView) {
         body.push_str("<th>compare</th>");
     }
     body.push_str("</tr>\n");
-    let best = crate::store::best_id(v.trials, &v.objective.name, v.objective.goal);
-    for (i, r) in v.trials.iter().enumerate() {
+    // A rank is the objective's (completed trials only, as everywhere), whatever the sort.
+    let ranks: std::collections::HashMap<&str, usize> = crate::store::rank_completed(v.trials, &v.objective.name, v.objective.goal)
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.trial.row.id.as_str(), i + 1))
+        .collect();
+    for r in v.trials {
         let row = &r.row;
-        let is_best = best.as_deref() == Some(row.id.as_str());
+        let rank = ranks.get(row.id.as_str());
         let _ = write!(
             body,
-            "<tr{}><td>{}</td><td class=\"l\">{}</td><td class=\"l {status}\">{status}</td><td>{}</td>",
-            if is_best { " class=\"best\"" } else { "" },
-            i + 1,
+            "<tr{}><td>{}</td><td class=\"l id\">{}</td><td class=\"l {status}\">{status}</td>",
+            if rank == Some(&1) { " class=\"best\"" } else { "" },
+            rank.map_or_else(|| "-".to_string(), |k| k.to_string()),
             v.links.trial(&row.id),
-            row.epochs(),
             status = row.status.as_str(),
         );
-        for k in &keys {
-            let _ = write!(body, "<td>{}</td>", escape(&row.params.get(k).map(fmt_param).unwrap_or_else(|| "-".into())));
-        }
         match row.best(&v.objective.name, v.objective.goal) {
             Some((value, epoch)) => {
                 let _ = write!(body, "<td>{}</td><td>{epoch}</td>", fmt_num(value));
             }
             None => body.push_str("<td>-</td><td>-</td>"),
+        }
+        let _ = write!(body, "<td>{}</td>", row.epochs());
+        for k in &keys {
+            let _ = write!(body, "<td>{}</td>", escape(&row.params.get(k).map(fmt_param).unwrap_or_else(|| "-".into())));
         }
         for m in &metrics {
             let _ = write!(body, "<td>{}</td>", filter::metric(row, m).map(fmt_num).unwrap_or_else(|| "-".into()));
@@ -444,7 +450,7 @@ fn leaderboard(body: &mut String, v: &SweepView) {
         }
         body.push_str("</tr>\n");
     }
-    body.push_str("</table>\n");
+    body.push_str("</table></div>\n");
     if server {
         body.push_str("<button>compare the checked trials</button></form>\n");
     }
@@ -589,7 +595,12 @@ pub fn compare_page(runs: &[TrialRow]) -> String {
     }
     let _ = writeln!(body, "<h2>Metrics</h2>\n<table><tr><th>metric</th>{head}</tr>");
     let mut row = |label: &str, cells: Vec<String>| {
-        let _ = writeln!(body, "<tr><td class=\"l\">{}</td>{}</tr>", escape(label), cells.iter().map(|c| format!("<td>{}</td>", escape(c))).collect::<String>());
+        let _ = writeln!(
+            body,
+            "<tr><td class=\"l\">{}</td>{}</tr>",
+            escape(label),
+            cells.iter().map(|c| format!("<td>{}</td>", escape(c))).collect::<String>()
+        );
     };
     row("status", runs.iter().map(|r| r.status.as_str().to_string()).collect());
     row("epochs", runs.iter().map(|r| r.epochs().to_string()).collect());

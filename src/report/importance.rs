@@ -239,5 +239,10 @@ mod tests {
             })
             .collect();
         assert_eq!(importance(&runs, "val_iou", Goal::Maximize).unwrap(), importance(&runs, "val_iou", Goal::Maximize).unwrap());
+        // Issue 29: the dashboard passed rows in leaderboard order; any order gives the same answer.
+        let mut reordered = runs.clone();
+        reordered.reverse();
+        reordered.rotate_left(5);
+        assert_eq!(importance(&reordered, "val_iou", Goal::Maximize).unwrap(), importance(&runs, "val_iou", Goal::Maximize).unwrap());
     }
 }

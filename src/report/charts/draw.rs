@@ -9,9 +9,9 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::series::{Chart, Parallel, Scatter};
+use crate::canvas::fonts::register_fonts;
 use crate::report::axis::Axis;
 use crate::report::importance::ParamImportance;
-use crate::canvas::fonts::register_fonts;
 
 /// Learning-curve and scatter charts.
 pub const CHART_SIZE: (u32, u32) = (1000, 600);
@@ -84,7 +84,7 @@ pub fn svg(figure: &impl Figure) -> DrawResult<String> {
     Ok(out)
 }
 
-/// Learning curves of every run for one metric (legend low when higher is better).
+/// Learning curves of every run for one metric, the legend in a column of its own beside them.
 pub struct Curves<'a>(pub &'a Chart);
 
 impl Figure for Curves<'_> {
@@ -92,7 +92,7 @@ impl Figure for Curves<'_> {
         CHART_SIZE
     }
     fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()> {
-        line_chart(root, self.0, !self.0.y_label.contains("loss"))
+        line_chart(root, self.0, Legend::Beside)
     }
 }
 
@@ -106,21 +106,62 @@ impl Figure for Panels<'_> {
     fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()> {
         let areas = root.split_evenly((1, 2));
         for (area, chart) in areas.iter().zip(self.0) {
-            line_chart(area, chart, false)?;
+            line_chart(area, chart, Legend::Inside)?;
         }
         Ok(())
     }
 }
 
+/// Where a line chart's legend goes: in a column beside the plot (a sweep's curves: up to 40
+/// entries, never over a curve), or in its upper right corner (a run's two lines).
+#[derive(Clone, Copy, PartialEq)]
+enum Legend {
+    Beside,
+    Inside,
+}
+
+/// The legend column's width.
+const LEGEND_WIDTH: u32 = 290;
+
+/// The colour of the `i`-th run a legend names: the ten Tableau hues, then the same hues darker,
+/// lighter and darker still, so that 40 runs get 40 colours.
+pub fn run_colour(i: usize) -> RGBColor {
+    let RGBColor(r, g, b) = PALETTE[i % PALETTE.len()];
+    let shade = |c: u8, f: f64, towards: f64| (c as f64 + (towards - c as f64) * f).round() as u8;
+    let (f, towards) = match (i / PALETTE.len()) % 4 {
+        0 => (0.0, 0.0),
+        1 => (0.45, 0.0),
+        2 => (0.45, 255.0),
+        _ => (0.7, 0.0),
+    };
+    RGBColor(shade(r, f, towards), shade(g, f, towards), shade(b, f, towards))
+}
+
+/// A legend entry's swatch, a line 24 pixels long as two segments (from, to): touching, or with
+/// a gap for a training series, dashed as its curve is.
+pub fn swatch(dashed: bool) -> [(i32, i32); 2] {
+    if dashed { [(0, 9), (15, 24)] } else { [(0, 12), (12, 24)] }
+}
+
 /// Draws one line chart (learning curves or a run panel) on `area`.
-fn line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, legend_low: bool) -> DrawResult<()> {
-    let mut ctx = ChartBuilder::on(area)
-        .caption(&chart.title, (FONT, 20))
-        .margin(14)
-        .x_label_area_size(44)
-        .y_label_area_size(64)
-        .build_cartesian_2d(chart.x_range.0..chart.x_range.1, chart.y_range.0..chart.y_range.1)
-        .map_err(err)?;
+fn line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, legend: Legend) -> DrawResult<()> {
+    let labelled = chart.series.iter().any(|s| !s.label.is_empty());
+    let (plot_area, legend_area) = match legend {
+        Legend::Beside if labelled => {
+            let below_title = area.titled(&chart.title, (FONT, 20)).map_err(err)?;
+            let (w, _) = below_title.dim_in_pixel();
+            let (plot, side) = below_title.split_horizontally(w.saturating_sub(LEGEND_WIDTH));
+            (plot, Some(side))
+        }
+        _ => (area.clone(), None),
+    };
+    let mut builder = ChartBuilder::on(&plot_area);
+    if legend_area.is_none() {
+        builder.caption(&chart.title, (FONT, 20));
+    }
+    let (lo, hi) = chart.y_range;
+    let mut ctx =
+        builder.margin(14).x_label_area_size(44).y_label_area_size(64).build_cartesian_2d(chart.x_range.0..chart.x_range.1, lo..hi).map_err(err)?;
     ctx.configure_mesh()
         .x_desc(&chart.x_label)
         .y_desc(&chart.y_label)
@@ -134,12 +175,15 @@ fn line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, 
         .draw()
         .map_err(err)?;
     let crowded = chart.series.iter().filter(|s| s.split == "val").count() > super::series::CROWDED;
+    // A value outside the range (an outlier robust_range left out) is drawn at the edge.
+    let clamp = |points: &[(f64, f64)]| -> Vec<(f64, f64)> { points.iter().map(|&(x, y)| (x, y.clamp(lo, hi))).collect() };
     // Grey runs first, then the coloured ones in rank order (the legend's order), so that the
     // runs the legend names are never buried under the crowd.
     let ordered = chart.series.iter().filter(|s| s.colour.is_none()).chain(chart.series.iter().filter(|s| s.colour.is_some()));
+    let mut entries = Vec::new();
     for s in ordered {
         let colour = match s.colour {
-            Some(i) => PALETTE[i % PALETTE.len()].to_rgba(),
+            Some(i) => run_colour(i).to_rgba(),
             None => GREY.mix(if crowded { 0.35 } else { 0.6 }),
         };
         let width = if s.highlighted {
@@ -150,32 +194,56 @@ fn line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, 
             1
         };
         let style = ShapeStyle { color: colour, filled: false, stroke_width: width };
-        let points = s.points.clone();
-        let drawn = if s.split == "train" {
+        let points = clamp(&s.points);
+        let dashed = s.split == "train";
+        let drawn = if dashed {
             ctx.draw_series(DashedLineSeries::new(points, 7, 5, style)).map_err(err)?
         } else {
             ctx.draw_series(LineSeries::new(points, style)).map_err(err)?
         };
         if !s.label.is_empty() {
             let label = if s.highlighted { format!("{} (best)", s.label) } else { s.label.clone() };
-            drawn.label(label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+            match legend_area {
+                Some(_) => entries.push((s.colour.unwrap_or(0), label, dashed, style)),
+                None => {
+                    let [a, b] = swatch(dashed);
+                    drawn.label(label).legend(move |(x, y)| {
+                        EmptyElement::at((x, y))
+                            + PathElement::new(vec![(a.0, 0), (a.1, 0)], style)
+                            + PathElement::new(vec![(b.0, 0), (b.1, 0)], style)
+                    });
+                }
+            }
         }
         // A pruned trial's validation curve ends in a cross where the pruner stopped it.
         if s.pruned
             && s.split == "val"
-            && let Some(&end) = s.points.last()
+            && let Some(&(x, y)) = s.points.last()
         {
-            ctx.draw_series(std::iter::once(Cross::new(end, 6, ShapeStyle { color: colour, filled: false, stroke_width: 2 }))).map_err(err)?;
+            ctx.draw_series(std::iter::once(Cross::new((x, y.clamp(lo, hi)), 6, ShapeStyle { color: colour, filled: false, stroke_width: 2 })))
+                .map_err(err)?;
         }
     }
     // The best run again, on top of everything else (its legend entry stays in rank order).
     for s in chart.series.iter().filter(|s| s.highlighted && s.split == "val") {
-        let colour = PALETTE[s.colour.unwrap_or(0) % PALETTE.len()].to_rgba();
-        ctx.draw_series(LineSeries::new(s.points.clone(), ShapeStyle { color: colour, filled: false, stroke_width: 4 })).map_err(err)?;
+        let colour = run_colour(s.colour.unwrap_or(0)).to_rgba();
+        ctx.draw_series(LineSeries::new(clamp(&s.points), ShapeStyle { color: colour, filled: false, stroke_width: 4 })).map_err(err)?;
     }
-    if chart.series.iter().any(|s| !s.label.is_empty()) {
+    // Clipped values: a triangle at the edge pointing the way they lie, with the value.
+    let marker = BLACK.mix(0.75);
+    for (_, x, y) in &chart.clipped {
+        let above = *y > hi;
+        let at = (*x, if above { hi } else { lo });
+        let text = TextStyle::from((FONT, 12).into_font()).color(&marker).pos(Pos::new(HPos::Left, if above { VPos::Top } else { VPos::Bottom }));
+        ctx.draw_series(std::iter::once(TriangleMarker::new(at, 6, marker.filled()))).map_err(err)?;
+        ctx.draw_series(std::iter::once(Text::new(format!("{} (off the scale)", crate::report::fmt_num(*y)), at, text))).map_err(err)?;
+    }
+    if let Some(side) = &legend_area {
+        entries.sort_by_key(|e| e.0);
+        draw_legend_column(side, &entries)?;
+    } else if labelled {
         ctx.configure_series_labels()
-            .position(if legend_low { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight })
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.4))
             .label_font((FONT, 13))
@@ -201,6 +269,62 @@ fn line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, 
         .map_err(err)?;
     }
     Ok(())
+}
+
+/// The legend as a column of its own: per entry a swatch and its label, wrapped onto as many
+/// lines as the column's height leaves each entry (cut with an ellipsis beyond), so that 40
+/// entries fit on one line each and a dozen show every parameter.
+fn draw_legend_column<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[(usize, String, bool, ShapeStyle)]) -> DrawResult<()> {
+    let (w, h) = area.dim_in_pixel();
+    let n = entries.len().max(1) as i32;
+    let available = h as i32 - 50;
+    let size = if available / n >= 14 { 12 } else { 10 };
+    let line = size + 2;
+    let lines_each = ((available / n - 3) / line).clamp(1, 4) as usize;
+    // About 0.56 of the font size a character, in DejaVu Sans.
+    let fits = ((w as f64 - 40.0) / (size as f64 * 0.56)) as usize;
+    let style = TextStyle::from((FONT, size).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    let mut y = 14;
+    for (_, label, dashed, swatch_style) in entries {
+        for (from, to) in swatch(*dashed) {
+            area.draw(&PathElement::new(vec![(6 + from, y), (6 + to, y)], *swatch_style)).map_err(err)?;
+        }
+        let wrapped = wrap(label, fits, lines_each);
+        for (k, text) in wrapped.iter().enumerate() {
+            area.draw_text(text, &style, (36, y + k as i32 * line)).map_err(err)?;
+        }
+        y += wrapped.len() as i32 * line + 3;
+    }
+    Ok(())
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces, at most `lines` of them (the
+/// last cut with an ellipsis when more is left).
+fn wrap(text: &str, width: usize, lines: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match out.last_mut() {
+            Some(last) if last.chars().count() + 1 + word.chars().count() <= width => {
+                last.push(' ');
+                last.push_str(word);
+            }
+            _ => out.push(word.to_string()),
+        }
+    }
+    let cut = out.len() > lines || out.iter().any(|l| l.chars().count() > width);
+    out.truncate(lines);
+    for l in out.iter_mut() {
+        if l.chars().count() > width {
+            *l = l.chars().take(width.saturating_sub(1)).collect();
+        }
+    }
+    if cut && let Some(last) = out.last_mut() {
+        if last.chars().count() >= width {
+            *last = last.chars().take(width.saturating_sub(1)).collect();
+        }
+        last.push('…');
+    }
+    out
 }
 
 /// Learning curves of every run for one metric, as a PNG file.
@@ -351,19 +475,23 @@ impl Figure for Parallel {
         let norm = |v: f64| if (hi - lo).abs() < 1e-12 { 0.5 } else { (v - lo) / (hi - lo) };
         let title =
             format!("parallel coordinates: colour = {} (purple {} … yellow {})", p.objective, crate::report::fmt_num(lo), crate::report::fmt_num(hi));
+        // A parameter that did not apply to a trial (a `when` parameter) is "n/a", below its axis.
+        let not_applicable = |axis: usize| p.lines.iter().any(|(positions, _)| positions[axis].is_none());
+        let any_not_applicable = (0..p.axes.len()).any(not_applicable);
+        let bottom = if any_not_applicable { NOT_APPLICABLE - 0.08 } else { -0.08 };
         let mut ctx = ChartBuilder::on(root)
             .caption(&title, (FONT, 20))
             .margin(30)
             .x_label_area_size(50)
             .y_label_area_size(10)
-            .build_cartesian_2d(-0.2..(n_axes as f64 - 0.8), -0.08..1.08)
+            .build_cartesian_2d(-0.2..(n_axes as f64 - 0.8), bottom..1.08)
             .map_err(err)?;
         // Lines first, worst to best so the best lie on top.
-        let mut lines: Vec<&(Vec<f64>, f64)> = p.lines.iter().collect();
+        let mut lines: Vec<&(Vec<Option<f64>>, f64)> = p.lines.iter().collect();
         lines.sort_by(|a, b| p.goal.order(b.1, a.1));
         let width = if p.lines.len() > 60 { 1 } else { 2 };
         for (positions, value) in lines {
-            let mut pts: Vec<(f64, f64)> = positions.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect();
+            let mut pts: Vec<(f64, f64)> = positions.iter().enumerate().map(|(i, y)| (i as f64, y.unwrap_or(NOT_APPLICABLE))).collect();
             pts.push((p.axes.len() as f64, norm(*value)));
             ctx.draw_series(LineSeries::new(pts, ShapeStyle { color: viridis(norm(*value)).to_rgba(), filled: false, stroke_width: width }))
                 .map_err(err)?;
@@ -396,9 +524,14 @@ impl Figure for Parallel {
         axes.push((p.objective.clone(), vec![(0.0, crate::report::fmt_num(lo)), (1.0, crate::report::fmt_num(hi))]));
         for (i, (name, ticks)) in axes.iter().enumerate() {
             let x = i as f64;
+            if i < p.axes.len() && not_applicable(i) {
+                ctx.draw_series(std::iter::once(Circle::new((x, NOT_APPLICABLE), 4, BLACK.mix(0.6).filled()))).map_err(err)?;
+                ctx.draw_series(std::iter::once(Text::new("n/a".to_string(), (x + 0.04, NOT_APPLICABLE), tick.clone()))).map_err(err)?;
+            }
             ctx.draw_series(LineSeries::new(vec![(x, 0.0), (x, 1.0)], ShapeStyle { color: BLACK.to_rgba(), filled: false, stroke_width: 2 }))
                 .map_err(err)?;
-            ctx.draw_series(std::iter::once(Text::new(name.clone(), (x, -0.03), label.clone()))).map_err(err)?;
+            let name_at = if any_not_applicable { NOT_APPLICABLE - 0.035 } else { -0.03 };
+            ctx.draw_series(std::iter::once(Text::new(name.clone(), (x, name_at), label.clone()))).map_err(err)?;
             for (y, text) in ticks {
                 ctx.draw_series(std::iter::once(Text::new(text.clone(), (x + 0.02, *y), tick.clone()))).map_err(err)?;
             }
@@ -406,6 +539,10 @@ impl Figure for Parallel {
         Ok(())
     }
 }
+
+/// Where a parallel-coordinates line crosses the axis of a parameter that did not apply to its
+/// trial: below the axis, apart from every value it can take.
+const NOT_APPLICABLE: f64 = -0.14;
 
 /// The parameter-importance bar chart.
 pub const IMPORTANCE_SIZE: (u32, u32) = (1000, 500);

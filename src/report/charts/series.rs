@@ -39,10 +39,55 @@ pub struct Chart {
     pub y_range: (f64, f64),
     /// A note under the legend, e.g. "and 180 more runs (grey)".
     pub note: Option<String>,
+    /// The points outside `y_range` (an outlier it leaves out, see [`robust_range`]): (run,
+    /// epoch, value). They are drawn at the range's edge, marked with their value.
+    pub clipped: Vec<(String, f64, f64)>,
 }
 
-/// How many runs may have their own legend entry and colour.
-pub const LEGEND_RUNS: usize = 10;
+impl Chart {
+    fn new(title: String, x_label: &str, y_label: &str, series: Vec<Series>, note: Option<String>) -> Self {
+        let xs = range_of(series.iter().flat_map(|s| s.points.iter().map(|p| &p.0)));
+        let ys: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).filter(|y| y.is_finite()).collect();
+        let (lo, hi) = robust_range(&ys);
+        let clipped = series.iter().flat_map(|s| s.points.iter().filter(|p| p.1 < lo || p.1 > hi).map(|p| (s.run.clone(), p.0, p.1))).collect();
+        Chart {
+            title,
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            series,
+            x_range: if xs.0.is_finite() { (xs.0.min(1.0), xs.1.max(xs.0 + 1.0)) } else { (1.0, 2.0) },
+            y_range: padded(lo, hi),
+            note,
+            clipped,
+        }
+    }
+}
+
+/// The range of a chart's values: all of them, unless some lie far outside the rest (an epoch-1
+/// loss of 21 among losses under 1.5, which would flatten every curve): then the range stops at
+/// the farthest value inside Tukey's far-out fences (the quartiles widened by 3 interquartile
+/// ranges), and the values beyond are clipped. With a spread of 0 nothing is clipped. (NaN, NaN)
+/// for no value.
+pub fn robust_range(values: &[f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        let at = q * (sorted.len() - 1) as f64;
+        let (i, frac) = (at.floor() as usize, at - at.floor());
+        sorted[i] + (sorted[(i + 1).min(sorted.len() - 1)] - sorted[i]) * frac
+    };
+    let (q1, q3) = (quantile(0.25), quantile(0.75));
+    let spread = q3 - q1;
+    let (low, high) = if spread > 0.0 { (q1 - 3.0 * spread, q3 + 3.0 * spread) } else { (f64::NEG_INFINITY, f64::INFINITY) };
+    let inside: Vec<f64> = sorted.iter().copied().filter(|v| (low..=high).contains(v)).collect();
+    (inside[0], inside[inside.len() - 1])
+}
+
+/// How many runs may have their own legend entry and colour (every run up to [`CROWDED`]).
+pub const LEGEND_RUNS: usize = 40;
 /// Beyond this many runs the chart is crowded: only the best [`CROWDED_LEGEND_RUNS`] keep a
 /// colour and a legend entry, and the others are drawn thin and grey.
 pub const CROWDED: usize = 40;
@@ -99,21 +144,12 @@ pub fn learning_curves(runs: &[TrialData], metric: &str, objective: &str, goal: 
             series.push(Series { run: run.row.id.clone(), label, split: split.into(), points, highlighted, colour, pruned });
         }
     }
-    let xs = range_of(series.iter().flat_map(|s| s.points.iter().map(|p| &p.0)));
-    let ys = range_of(series.iter().flat_map(|s| s.points.iter().map(|p| &p.1)));
     let hidden = runs.len().saturating_sub(legend_size(runs.len()));
-    Chart {
-        title: format!(
-            "{metric} of every trial by epoch: validation solid, training dashed, pruned ending in x (best: {})",
-            best.as_deref().unwrap_or("none yet")
-        ),
-        x_label: "epoch".into(),
-        y_label: metric.replace('_', " "),
-        series,
-        x_range: if xs.0.is_finite() { (xs.0.min(1.0), xs.1.max(xs.0 + 1.0)) } else { (1.0, 2.0) },
-        y_range: padded(ys.0, ys.1),
-        note: (hidden > 0).then(|| format!("and {hidden} more runs (grey)")),
-    }
+    let title = format!(
+        "{metric} of every trial by epoch: validation solid, training dashed, pruned ending in x (best: {})",
+        best.as_deref().unwrap_or("none yet")
+    );
+    Chart::new(title, "epoch", &metric.replace('_', " "), series, (hidden > 0).then(|| format!("and {hidden} more runs (grey)")))
 }
 
 /// The tutorial's two-panel chart of one run: dice loss (1 - dice) and loss, train vs validation.
@@ -132,17 +168,7 @@ pub fn run_panels(run: &TrialData) -> [Chart; 2] {
                 pruned: false,
             })
             .collect();
-        let xs = range_of(series.iter().flat_map(|s| s.points.iter().map(|p| &p.0)));
-        let ys = range_of(series.iter().flat_map(|s| s.points.iter().map(|p| &p.1)));
-        Chart {
-            title: format!("{} — {title}", run.row.id),
-            x_label: "epoch".into(),
-            y_label: title.into(),
-            series,
-            x_range: if xs.0.is_finite() { (xs.0.min(1.0), xs.1.max(xs.0 + 1.0)) } else { (1.0, 2.0) },
-            y_range: padded(ys.0, ys.1),
-            note: None,
-        }
+        Chart::new(format!("{} — {title}", run.row.id), "epoch", title, series, None)
     };
     [panel("dice", "dice loss", |d| 1.0 - d), panel("loss", "loss", |l| l)]
 }
@@ -206,8 +232,9 @@ pub fn scatter_with_warm_start(
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parallel {
     pub axes: Vec<(String, Axis)>,
-    /// Per run: positions in [0, 1] on every parameter axis, then the objective's value.
-    pub lines: Vec<(Vec<f64>, f64)>,
+    /// Per run: positions in [0, 1] on every parameter axis (None where the parameter did not
+    /// apply to the trial: a `when` parameter), then the objective's value.
+    pub lines: Vec<(Vec<Option<f64>>, f64)>,
     pub objective: String,
     /// The objective's direction: the lines are drawn worst first, so the best lie on top.
     pub goal: Goal,
@@ -216,12 +243,12 @@ pub struct Parallel {
 
 pub fn parallel(runs: &[TrialData], params: &[(String, bool)], objective: &str, goal: Goal) -> Parallel {
     let axes: Vec<(String, Axis)> = params.iter().map(|(k, log)| (k.clone(), axis(runs, k, *log))).collect();
-    let lines: Vec<(Vec<f64>, f64)> = runs
+    // A trial that a conditional parameter did not apply to keeps its line: "n/a" on that axis.
+    let lines: Vec<(Vec<Option<f64>>, f64)> = runs
         .iter()
         .filter_map(|r| {
             let (value, _) = r.row.best(objective, goal)?;
-            let positions: Option<Vec<f64>> = axes.iter().map(|(k, a)| a.normalised(r.row.params.get(k)?)).collect();
-            Some((positions?, value))
+            Some((axes.iter().map(|(k, a)| r.row.params.get(k).and_then(|v| a.normalised(v))).collect(), value))
         })
         .collect();
     let value_range = range_of(lines.iter().map(|l| &l.1));
