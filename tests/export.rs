@@ -222,8 +222,23 @@ fn check_mlflow_matches_the_tracker(t: &Trained, read: &Value) {
         for m in metrics {
             expected.entry(format!("{}_{}", m.split, m.name)).or_default().push(serde_json::json!([m.epoch, as_read(m.value), millis(m.wall)]));
         }
+        // Issue 29: and each quality metric's best epoch as `best_<metric>` (step = that epoch),
+        // what `sweep` ranks by: the earliest epoch of the best finite value in its direction.
+        for key in expected.keys().filter(|k| !matches!(k.as_str(), "train_lr" | "train_seconds")).cloned().collect::<Vec<_>>() {
+            let lower = key.ends_with("loss");
+            let best =
+                metrics.iter().filter(|m| format!("{}_{}", m.split, m.name) == key && m.value.is_finite()).fold(None::<&MetricRow>, |best, m| {
+                    match best {
+                        Some(b) if (lower && m.value >= b.value) || (!lower && m.value <= b.value) => Some(b),
+                        _ => Some(m),
+                    }
+                });
+            if let Some(m) = best {
+                expected.insert(format!("best_{key}"), vec![serde_json::json!([m.epoch, m.value, millis(m.wall)])]);
+            }
+        }
         let got: BTreeMap<String, Vec<Value>> = serde_json::from_value(run["metrics"].clone()).unwrap();
-        assert_eq!(got, expected, "{}: every epoch of every metric", row.id);
+        assert_eq!(got, expected, "{}: every epoch of every metric, and each one's best", row.id);
         assert_eq!(got["val_iou"].len() as i64, row.epochs());
     }
 }
@@ -274,6 +289,30 @@ fn mlflow_export_is_read_back_by_mlflows_client_and_a_second_export_duplicates_n
     let tags = run_of(&python(READ_MLFLOW, &[&server.url, "exp"]), "exp-2")["tags"].clone();
     assert!(tags.get("team").is_none() && tags.get("mlflow.note.content").is_none(), "{tags:#}");
     assert_eq!((tags["stage"].as_str(), tags["reviewed"].as_str()), (Some("final"), Some("yes")), "{tags:#}");
+
+    // Issue 29: a parameter that a `when` condition did not apply to a trial (momentum for an Adam
+    // trial, in a sweep that sweeps it for SGD only) is no param of its MLflow run.
+    let conditional = tempfile::tempdir().unwrap();
+    let file = conditional.path().join("when.toml");
+    let text = common::tiny_sweep("when", 1, &[0.0]).replace(
+        "[parameters]\n",
+        "[parameters]\n\"train.optimizer\" = { values = [\"adam\", \"sgd\"] }\n\"train.momentum\" = { values = [0.9], when = { \"train.optimizer\" = [\"sgd\"] } }\n",
+    );
+    std::fs::write(&file, text).unwrap();
+    common::sweep(conditional.path()).args(["run", file.to_str().unwrap(), "--plain", "--no-plot"]).assert().success();
+    common::sweep(conditional.path()).args(["export", "--format", "mlflow", "--to", &server.url]).assert().success();
+    let read = python(READ_MLFLOW, &[&server.url, "when"]);
+    let runs = read["when"]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for run in runs {
+        let params = &run["params"];
+        match params["train.optimizer"].as_str() {
+            Some("adam") => assert!(params.get("train.momentum").is_none(), "momentum did not apply to adam: {params}"),
+            Some("sgd") => assert_eq!(params["train.momentum"], "0.9"),
+            other => panic!("{other:?}"),
+        }
+        assert!(params.get("train.learning_rate").is_some(), "every setting that applied is there");
+    }
 }
 
 #[test]

@@ -230,6 +230,9 @@ fn raising_train_epochs_continues_the_trials_to_the_new_count() {
     let rows = store(runs.path()).trials(&TrialFilter { sweep: Some("grow".into()), status: None }).unwrap();
     let summary: Vec<(&str, TrialStatus, i64, i64)> = rows.iter().map(|r| (r.id.as_str(), r.status, r.attempt, r.epochs())).collect();
     assert_eq!(summary, [("grow-1", TrialStatus::Completed, 2, 2), ("grow-2", TrialStatus::Completed, 2, 2)]);
+    // Issue 29: `took` counted the idle time between the two runs as if it were training.
+    let shown = String::from_utf8(common::sweep(runs.path()).args(["show", "grow-1"]).assert().success().get_output().stdout.clone()).unwrap();
+    assert!(shown.contains(" over 2 runs; ") && shown.contains(" since it first started"), "{shown}");
     // Epoch 1 was not trained again: the checkpoint's own history holds the first run's epoch 1.
     let state = sweep::train::checkpoint::TrialDir::new(runs.path().join("grow/grow-1"))
         .read_state(sweep::train::checkpoint::CheckpointKind::Last)
@@ -469,16 +472,31 @@ fn export_writes_a_line_per_trial_and_epoch() {
 #[test]
 fn best_eval_reloads_the_checkpoint_that_holds_the_metrics_best_epoch() {
     let runs = &trained().runs;
-    common::sweep(runs)
-        .args(["best", "--eval"])
-        .assert()
-        .success()
-        .stdout(contains("re-evaluated the best checkpoint").and(contains("at original size, pooled")).and(contains("at original size, mean per image")));
+    common::sweep(runs).args(["best", "--eval"]).assert().success().stdout(
+        contains("re-evaluated the best checkpoint").and(contains("at original size, pooled")).and(contains("at original size, mean per image")),
+    );
     let json = common::sweep(runs).args(["best", "--eval", "--json"]).assert().success();
     let json: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
     assert!(json["eval"]["original_size"]["pooled"]["iou"].is_number(), "{json}");
     // Another metric than the objective: the checkpoint evaluated is said, with its epoch.
     common::sweep(runs).args(["best", "--metric", "loss", "--eval"]).assert().success().stdout(contains("re-evaluated the "));
+}
+
+/// Issue 29: `plot` left the two-panel chart of a trial that was the best before behind.
+#[test]
+fn plot_removes_the_chart_of_a_former_best_trial() {
+    let runs = &trained().runs;
+    let out = tempfile::tempdir().unwrap();
+    let best = String::from_utf8(common::sweep(runs).args(["best", "--json"]).assert().success().get_output().stdout.clone()).unwrap();
+    let best: serde_json::Value = serde_json::from_str(&best).unwrap();
+    let best = best["run"].as_str().unwrap().to_string();
+    let former = ["twice-1", "twice-2", "twice-3", "twice-4"].into_iter().find(|id| *id != best).unwrap();
+    std::fs::write(out.path().join(format!("run_{former}.png")), b"a chart of yesterday's best").unwrap();
+    std::fs::write(out.path().join("run_other-1.png"), b"not this sweep's").unwrap();
+    common::sweep(runs).args(["plot", "twice", "--out", out.path().to_str().unwrap()]).assert().success();
+    assert!(!out.path().join(format!("run_{former}.png")).exists(), "the former best's chart is gone");
+    assert!(out.path().join(format!("run_{best}.png")).is_file());
+    assert!(out.path().join("run_other-1.png").is_file(), "another sweep's file is left alone");
 }
 
 #[test]

@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::config::Goal;
+
 use super::ExportError;
 use crate::store::TrialData;
 use crate::store::TrialStatus;
@@ -204,17 +206,38 @@ fn export_trial(client: &Client, target: &MlflowTarget, run_id: &str, rec: &Tria
 }
 
 /// The trial's metric values the server does not have yet, as MLflow metrics (step = epoch,
-/// timestamp = the epoch's wall time in milliseconds).
+/// timestamp = the epoch's wall time in milliseconds): every epoch of each metric (`val_iou`:
+/// MLflow's runs table shows its last epoch), and for each quality metric its best epoch's value
+/// as `best_<metric>` (`best_val_iou`, step = that epoch: what `sweep` ranks by, so that sorting
+/// MLflow's table by it agrees with `sweep ls`). A best can only move to a later epoch, so the
+/// latest step of `best_<metric>` is always the current best and a second export adds nothing.
 fn missing_metrics(client: &Client, run_id: &str, rec: &TrialData, existing: bool) -> Result<Vec<Value>, ExportError> {
     let mut out = Vec::new();
-    for (key, series) in rec.metric_series() {
-        let present = if existing { client.metric_steps(run_id, &key)? } else { BTreeSet::new() };
+    let present = |key: &str| if existing { client.metric_steps(run_id, key) } else { Ok(BTreeSet::new()) };
+    let series = rec.metric_series();
+    for (key, series) in &series {
+        let present = present(key)?;
         out.extend(
             series
-                .into_iter()
+                .iter()
                 .filter(|m| !present.contains(&m.epoch))
                 .map(|m| json!({"key": key, "value": crate::report::json_number(m.value), "timestamp": millis(m.wall), "step": m.epoch})),
         );
+    }
+    let objective = rec.row.settings.get("metric.name").and_then(Value::as_str);
+    let objective_goal = rec.row.settings.get("metric.goal").and_then(|g| serde_json::from_value::<Goal>(g.clone()).ok());
+    for key in crate::report::metric_columns(&["train", "val"], |k| series.contains_key(k)) {
+        let goal = match objective_goal {
+            Some(goal) if objective == Some(key.as_str()) => goal,
+            _ => Goal::for_metric(&key),
+        };
+        let Some((value, epoch)) = rec.row.best(&key, goal) else { continue };
+        let best = format!("best_{key}");
+        if present(&best)?.contains(&epoch) {
+            continue;
+        }
+        let wall = series.get(&key).and_then(|s| s.iter().find(|m| m.epoch == epoch)).map_or(0.0, |m| m.wall);
+        out.push(json!({"key": best, "value": crate::report::json_number(value), "timestamp": millis(wall), "step": epoch}));
     }
     Ok(out)
 }

@@ -19,6 +19,7 @@ pub mod mlflow;
 pub mod table;
 pub mod tensorboard;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::store::{Detail, Store, StoreError, TrialData, TrialFilter, TrialStatus};
@@ -32,7 +33,32 @@ pub fn gather(store: &dyn Store, filter: &TrialFilter) -> Result<(Vec<TrialData>
     let mut trials = store.trial_data(filter, Detail::ALL)?;
     let queued = trials.iter().filter(|t| t.row.status == TrialStatus::Queued).count();
     trials.retain(|t| t.row.status != TrialStatus::Queued);
+    drop_settings_that_did_not_apply(store, &mut trials)?;
     Ok((trials, queued))
+}
+
+/// Leaves out of each trial's settings the swept parameters that its sweep's `when` conditions
+/// did not apply to it (an Adam trial's `train.momentum` in a sweep that sweeps momentum for SGD
+/// only): the value there is a default that played no part, and MLflow's params or TensorBoard's
+/// HParams would show it as if it had. A swept parameter is one of the sweep file's (or, if the
+/// stored file cannot be read, one some exported trial of the sweep records).
+fn drop_settings_that_did_not_apply(store: &dyn Store, trials: &mut [TrialData]) -> Result<(), StoreError> {
+    let mut swept: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for info in store.sweeps()? {
+        if let Ok(spec) = crate::study::spec::stored(&info) {
+            swept.insert(info.name.clone(), spec.parameters.iter().map(|p| p.key.clone()).collect());
+        }
+    }
+    let recorded: BTreeMap<String, BTreeSet<String>> = trials.iter().fold(BTreeMap::new(), |mut acc, t| {
+        acc.entry(t.row.sweep.clone()).or_default().extend(t.row.params.keys().cloned());
+        acc
+    });
+    for t in trials.iter_mut() {
+        let keys = swept.get(&t.row.sweep).unwrap_or(&recorded[&t.row.sweep]);
+        let params = &t.row.params;
+        t.row.settings.retain(|k, _| !keys.contains(k) || params.contains_key(k));
+    }
+    Ok(())
 }
 
 /// What can go wrong exporting.

@@ -14,7 +14,7 @@ use crate::config::Objective;
 use crate::report::{epochs_of, filter, fmt_num, fmt_param, short_params, tags_cell};
 use crate::store::TrialData;
 use crate::store::{MetricRow, SweepInfo, TrialRow, TrialStatus};
-use crate::util::{format_duration, format_utc};
+use crate::util::format_utc;
 
 /// HTML-escapes text for element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -493,8 +493,8 @@ pub fn trial_page(v: &TrialView) -> String {
     if let Some(started) = r.started {
         attr("started", format!("{} UTC", format_utc(started)));
     }
-    if let (Some(started), Some(finished)) = (r.started, r.finished) {
-        attr("finished", format!("{} UTC (took {})", format_utc(finished), format_duration(finished - started)));
+    if let (Some(took), Some(finished)) = (crate::report::took(r, &v.trial.metrics), r.finished) {
+        attr("finished", format!("{} UTC ({took})", format_utc(finished)));
     }
     attr("objective", format!("{} ({})", escape(&v.objective.name), v.objective.goal.as_str()));
     attr("parameters", escape(&if r.params.is_empty() { "(none swept)".to_string() } else { short_params(&r.params) }));

@@ -484,6 +484,19 @@ pub fn epoch_table(metrics: &[MetricRow]) -> String {
     t.render()
 }
 
+/// How long a finished trial took: its wall clock from start to finish, or, when it ran more
+/// than once (resumed after a crash, or extended to more epochs), the time its epochs took beside
+/// the wall clock since it first started, which holds the idle time between its runs.
+pub fn took(run: &TrialRow, metrics: &[MetricRow]) -> Option<String> {
+    let (started, finished) = (run.started?, run.finished?);
+    let trained: f64 = metrics.iter().filter(|m| m.key() == "train_seconds" && m.value.is_finite()).map(|m| m.value).sum();
+    Some(if run.attempt > 1 && trained > 0.0 {
+        format!("trained {} over {} runs; {} since it first started", format_duration(trained), run.attempt, format_duration(finished - started))
+    } else {
+        format!("took {}", format_duration(finished - started))
+    })
+}
+
 /// `sweep show RUN`.
 pub fn show_trial(run: &TrialRow, metrics: &[MetricRow], checkpoints: &[CheckpointRow], objective: &Objective) -> String {
     let mut out = String::new();
@@ -496,8 +509,8 @@ pub fn show_trial(run: &TrialRow, metrics: &[MetricRow], checkpoints: &[Checkpoi
         let _ = writeln!(out, "started      {} UTC", format_utc(started));
     }
     match (run.started, run.finished) {
-        (Some(started), Some(finished)) => {
-            let _ = writeln!(out, "finished     {} UTC (took {})", format_utc(finished), format_duration(finished - started));
+        (Some(_), Some(finished)) => {
+            let _ = writeln!(out, "finished     {} UTC ({})", format_utc(finished), took(run, metrics).unwrap_or_default());
         }
         (Some(started), None) if run.status == crate::store::TrialStatus::Running => {
             let beat = run.heartbeat.unwrap_or(started);

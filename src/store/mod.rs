@@ -445,6 +445,8 @@ pub struct SweepInfo {
     pub spec: String,
     pub spec_hash: String,
     pub created: f64,
+    /// The last activity: the sweep file's registration, or a trial's queueing, start, heartbeat
+    /// (every epoch) or end, whichever is latest.
     pub updated: f64,
     pub counts: BTreeMap<String, i64>,
 }

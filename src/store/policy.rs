@@ -727,6 +727,18 @@ fn sweeps(tx: &mut dyn Tx) -> Result<Vec<SweepInfo>, Failure> {
             s.counts.insert(r.text(1)?, r.int(2)?);
         }
     }
+    // Updated: the latest of the sweep file's registration and its trials' activity (queued,
+    // started, finished, and the heartbeat every epoch refreshes).
+    for r in tx.query("SELECT sweep, max(created), max(started), max(finished), max(heartbeat) FROM runs GROUP BY sweep", &[])? {
+        let sweep = r.text(0)?;
+        if let Some(s) = sweeps.iter_mut().find(|s| s.name == sweep) {
+            for i in 1..5 {
+                if let Some(t) = r.opt_real(i)? {
+                    s.updated = s.updated.max(t);
+                }
+            }
+        }
+    }
     Ok(sweeps)
 }
 

@@ -88,6 +88,9 @@ pub fn story(store: &mut dyn Store) {
     // A run counts with its best epoch, in the metric's direction.
     let run = store.trial("s-1").unwrap();
     assert_eq!(run.status, TrialStatus::Completed);
+    // Issue 29: a sweep's `updated` is its last activity, not when its file was registered.
+    let info = store.sweeps().unwrap().into_iter().find(|i| i.name == "s").unwrap();
+    assert!(info.updated >= run.finished.unwrap() && info.updated > info.created, "updated {} finished {:?}", info.updated, run.finished);
     assert_eq!(run.best("val_iou", Goal::Maximize), Some((0.90, 2)));
     assert_eq!(run.best("val_loss", Goal::Minimize), Some((0.40, 2)));
     assert_eq!(run.last("val_iou"), Some(0.80));

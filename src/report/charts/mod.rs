@@ -100,6 +100,16 @@ pub fn plot_sweep(store: &dyn Store, sweep: &str, runs_dir: &Path, out: Option<&
     let params = swept_parameters(info.as_ref(), &runs);
     let dir = out.map(Path::to_path_buf).unwrap_or_else(|| runs_dir.join(sweep).join("plots"));
     let mut written = Written { dir: dir.clone(), ..Written::default() };
+    let best = crate::store::best_id(&runs, &objective.name, objective.goal);
+    // The two-panel chart follows the best trial: the chart of a trial that was the best before
+    // (any of this sweep's other `run_<id>.png` here) goes, not to be read as today's.
+    for other in runs.iter().filter(|r| Some(r.row.id.as_str()) != best.as_deref()) {
+        let stale = dir.join(format!("run_{}.png", other.row.id));
+        match std::fs::remove_file(&stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => written.errors.push(format!("{}: {e}", stale.display())),
+            _ => {}
+        }
+    }
     let mut record = |path: PathBuf, result: Result<(), Box<dyn std::error::Error>>| match result {
         Ok(()) => written.files.push(path),
         Err(e) => written.errors.push(format!("{}: {e}", path.display())),
@@ -119,7 +129,6 @@ pub fn plot_sweep(store: &dyn Store, sweep: &str, runs_dir: &Path, out: Option<&
         let path = dir.join(IMPORTANCE_FILE);
         record(path.clone(), draw::draw_importance(importances, &objective.name, &path));
     }
-    let best = crate::store::best_id(&runs, &objective.name, goal);
     if let Some(best) = best.as_deref().and_then(|id| runs.iter().find(|r| r.row.id == id)) {
         let path = dir.join(format!("run_{}.png", best.row.id));
         record(path.clone(), draw::draw_panels(&series::run_panels(best), &path));
