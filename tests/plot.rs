@@ -316,3 +316,28 @@ fn every_chart_draws_as_svg_from_the_same_code_as_its_png() {
     assert!(draw::svg(&parallel).unwrap().contains(&format!("width=\"{}\"", PARALLEL_SIZE.0)));
     assert!(draw::svg(&draw::Panels(&series::run_panels(&runs[0]))).unwrap().contains("dice"));
 }
+
+/// Issue 29: the optimisation history: every trial's objective by trial number, pruned ones
+/// marked, and the running best over completed trials only.
+#[test]
+fn the_optimisation_history_shows_every_trial_and_the_running_best() {
+    let mut runs = runs(8);
+    runs[5].row.status = TrialStatus::Pruned;
+    runs[6].row.status = TrialStatus::Running;
+    let h = series::history(&runs, "val_iou", Goal::Maximize);
+    assert_eq!(h.points.len(), 8, "every trial with a value");
+    assert_eq!(h.points.iter().map(|p| p.0).collect::<Vec<_>>(), (1..=8).map(f64::from).collect::<Vec<_>>(), "by trial number");
+    assert_eq!(h.points.iter().filter(|p| p.2 == TrialStatus::Pruned).count(), 1);
+    let completed: Vec<(f64, f64)> = h.points.iter().filter(|p| p.2 == TrialStatus::Completed).map(|p| (p.0, p.1)).collect();
+    assert_eq!(h.running_best.len(), completed.len(), "a step at each completed trial");
+    let mut best = f64::MIN;
+    for ((x, v), (bx, b)) in completed.iter().zip(&h.running_best) {
+        best = best.max(*v);
+        assert_eq!((x, best), (bx, *b), "the best completed value up to trial {x}");
+    }
+    assert!(h.running_best.windows(2).all(|w| w[1].1 >= w[0].1), "never worse");
+    let dir = tempfile::tempdir().unwrap();
+    draw::png(&h, &dir.path().join("history.png")).unwrap();
+    check_png(&dir.path().join("history.png"), CHART_SIZE);
+    assert!(draw::svg(&h).unwrap().contains("optimisation history"));
+}

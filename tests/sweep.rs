@@ -352,6 +352,7 @@ fn the_charts_are_drawn_at_the_end_of_a_run_in_their_documented_sizes() {
         ("curves_val_loss.png", (1000, 600)),
         ("objective_vs_augment_hue_delta.png", (1000, 600)),
         ("parallel_coordinates.png", (1200, 600)),
+        ("history.png", (1000, 600)),
         ("predictions.png", (8 + 4 * (160 + 8), 44 + 20 + 4 * (160 + 8) + 8)),
     ] {
         let img = image::open(plots.join(name)).unwrap_or_else(|e| panic!("{name}: {e}")).into_rgb8();

@@ -8,10 +8,11 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::series::{Chart, Parallel, Scatter};
+use super::series::{Chart, History, Parallel, Scatter};
 use crate::canvas::fonts::register_fonts;
 use crate::report::axis::Axis;
 use crate::report::importance::ParamImportance;
+use crate::store::TrialStatus;
 
 /// Learning-curve and scatter charts.
 pub const CHART_SIZE: (u32, u32) = (1000, 600);
@@ -535,6 +536,84 @@ impl Figure for Parallel {
             for (y, text) in ticks {
                 ctx.draw_series(std::iter::once(Text::new(text.clone(), (x + 0.02, *y), tick.clone()))).map_err(err)?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl Figure for History {
+    fn size(&self) -> (u32, u32) {
+        CHART_SIZE
+    }
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()> {
+        let h = self;
+        let title = format!("optimisation history: {} by trial number, the best completed so far in red", h.objective);
+        let mut ctx = ChartBuilder::on(root)
+            .caption(&title, (FONT, 20))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d(h.x_range.0..h.x_range.1, h.y_range.0..h.y_range.1)
+            .map_err(err)?;
+        ctx.configure_mesh()
+            .x_desc("trial number")
+            .y_desc(format!("{} (best epoch)", h.objective))
+            .axis_desc_style((FONT, 16))
+            .label_style((FONT, 13))
+            .light_line_style(LIGHT_GRID)
+            .bold_line_style(GRID)
+            .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-9 { format!("{x:.0}") } else { String::new() })
+            .draw()
+            .map_err(err)?;
+        // The running best as a staircase: it holds until a trial beats it.
+        let mut steps = Vec::new();
+        for (i, &(x, y)) in h.running_best.iter().enumerate() {
+            if i > 0 {
+                steps.push((x, h.running_best[i - 1].1));
+            }
+            steps.push((x, y));
+        }
+        if let Some(&(_, y)) = h.running_best.last() {
+            steps.push((h.x_range.1, y));
+        }
+        let best_style = ShapeStyle { color: PALETTE[3].to_rgba(), filled: false, stroke_width: 2 };
+        ctx.draw_series(LineSeries::new(steps, best_style))
+            .map_err(err)?
+            .label("best so far")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], best_style));
+        let completed = PALETTE[0].filled();
+        let pruned = ShapeStyle { color: PALETTE[1].to_rgba(), filled: false, stroke_width: 2 };
+        let other = ShapeStyle { color: GREY.to_rgba(), filled: false, stroke_width: 2 };
+        let of = |wanted: &'static [TrialStatus]| h.points.iter().filter(move |p| wanted.contains(&p.2)).map(|p| (p.0, p.1));
+        ctx.draw_series(of(&[TrialStatus::Completed]).map(|p| Circle::new(p, 5, completed)))
+            .map_err(err)?
+            .label("completed")
+            .legend(move |(x, y)| Circle::new((x + 12, y), 5, completed));
+        ctx.draw_series(of(&[TrialStatus::Pruned]).map(|p| Cross::new(p, 6, pruned)))
+            .map_err(err)?
+            .label("pruned (its best before it stopped)")
+            .legend(move |(x, y)| Cross::new((x + 12, y), 6, pruned));
+        ctx.draw_series(
+            of(&[TrialStatus::Running, TrialStatus::Queued, TrialStatus::Failed, TrialStatus::Diverged]).map(|p| Circle::new(p, 5, other)),
+        )
+        .map_err(err)?
+        .label("running, failed or diverged")
+        .legend(move |(x, y)| Circle::new((x + 12, y), 5, other));
+        ctx.configure_series_labels()
+            .position(if h.goal == crate::config::Goal::Maximize { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight })
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font((FONT, 13))
+            .draw()
+            .map_err(err)?;
+        if h.points.is_empty() {
+            let (w, hh) = root.dim_in_pixel();
+            root.draw_text(
+                "no trial has a value yet",
+                &TextStyle::from((FONT, 18).into_font()).pos(Pos::new(HPos::Center, VPos::Center)),
+                (w as i32 / 2, hh as i32 / 2),
+            )
+            .map_err(err)?;
         }
         Ok(())
     }

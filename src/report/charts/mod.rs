@@ -167,6 +167,7 @@ pub enum SweepFigure {
     Curves(series::Chart),
     Scatter(series::Scatter),
     Parallel(series::Parallel),
+    History(series::History),
 }
 
 impl SweepChart {
@@ -176,6 +177,7 @@ impl SweepChart {
             SweepFigure::Curves(c) => draw::png(&draw::Curves(c), path),
             SweepFigure::Scatter(s) => draw::png(s, path),
             SweepFigure::Parallel(p) => draw::png(p, path),
+            SweepFigure::History(h) => draw::png(h, path),
         }
     }
 
@@ -185,6 +187,7 @@ impl SweepChart {
             SweepFigure::Curves(c) => draw::svg(&draw::Curves(c)),
             SweepFigure::Scatter(s) => draw::svg(s),
             SweepFigure::Parallel(p) => draw::svg(p),
+            SweepFigure::History(h) => draw::svg(h),
         }
     }
 }
@@ -207,6 +210,11 @@ pub fn sweep_charts(runs: &[TrialData], warm: &WarmStart, params: &[(String, boo
             figure: SweepFigure::Curves(series::learning_curves(runs, metric, &objective.name, goal)),
         })
         .collect();
+    charts.push(SweepChart {
+        file: HISTORY_FILE.into(),
+        title: "optimisation history".into(),
+        figure: SweepFigure::History(series::history(runs, &objective.name, goal)),
+    });
     let lenders: Vec<&str> = warm.sources.iter().map(|(sweep, _)| sweep.as_str()).collect();
     for (key, log) in params {
         charts.push(SweepChart {
@@ -224,6 +232,9 @@ pub fn sweep_charts(runs: &[TrialData], warm: &WarmStart, params: &[(String, boo
     }
     charts
 }
+
+/// The file name of the optimisation-history chart.
+pub const HISTORY_FILE: &str = "history.png";
 
 /// The file name of the importance chart.
 pub const IMPORTANCE_FILE: &str = "importance.png";

@@ -228,6 +228,52 @@ pub fn scatter_with_warm_start(
     }
 }
 
+/// The optimisation history: every trial's objective (its best epoch) by trial number, and the
+/// running best, the way one judges a search (TPE against random): how soon it found good
+/// trials, and whether it still does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    pub objective: String,
+    pub goal: Goal,
+    /// (trial number, objective value, status, trial id) for each trial with a value.
+    pub points: Vec<(f64, f64, TrialStatus, String)>,
+    /// The best completed value so far at each completed trial's number (the ranking's rule:
+    /// completed trials only, so a pruned trial's early value never counts as a best).
+    pub running_best: Vec<(f64, f64)>,
+    pub x_range: (f64, f64),
+    pub y_range: (f64, f64),
+}
+
+pub fn history(runs: &[TrialData], objective: &str, goal: Goal) -> History {
+    let mut by_number: Vec<&TrialData> = runs.iter().collect();
+    by_number.sort_by_key(|r| r.row.seq);
+    let points: Vec<(f64, f64, TrialStatus, String)> = by_number
+        .iter()
+        .filter_map(|r| r.row.best(objective, goal).map(|(v, _)| (r.row.seq as f64, v, r.row.status, r.row.id.clone())))
+        .filter(|p| p.1.is_finite())
+        .collect();
+    let mut running_best = Vec::new();
+    let mut best: Option<f64> = None;
+    for (x, v, status, _) in &points {
+        if *status == TrialStatus::Completed && goal.improves(*v, best) {
+            best = Some(*v);
+        }
+        if let Some(b) = best.filter(|_| *status == TrialStatus::Completed) {
+            running_best.push((*x, b));
+        }
+    }
+    let xs = range_of(points.iter().map(|p| &p.0));
+    let ys = range_of(points.iter().map(|p| &p.1));
+    History {
+        objective: objective.to_string(),
+        goal,
+        points,
+        running_best,
+        x_range: if xs.0.is_finite() { (xs.0 - 0.5, xs.1 + 0.5) } else { (0.5, 1.5) },
+        y_range: padded(ys.0, ys.1),
+    }
+}
+
 /// Parallel coordinates: an axis per swept parameter plus the objective, a line per run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parallel {
