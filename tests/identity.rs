@@ -11,7 +11,7 @@ use sweep::study::spec;
 /// The first 16 hex digits of each trial's config hash, in expansion order.
 fn identities(file: &str) -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps").join(file);
-    let spec = spec::load(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let spec = spec::load(&path, &[]).unwrap_or_else(|e| panic!("{file}: {e}"));
     spec.trials(None).iter().map(|t| t.config.hash()[..16].to_string()).collect()
 }
 

@@ -24,7 +24,7 @@ fn every_shipped_sweep_file_parses_and_validates() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let spec = spec::load(&path).unwrap_or_else(|e| panic!("{}:\n{e}", path.display()));
+            let spec = spec::load(&path, &[]).unwrap_or_else(|e| panic!("{}:\n{e}", path.display()));
             if spec.is_lazy() {
                 let first = spec.sampler().ask(&sweep::study::history::History::new("val_iou", spec.metric.goal, Vec::new()));
                 assert!(first.is_some_and(|p| spec.trial_of(&p).is_ok()), "{}: the sampler proposes a valid first trial", path.display());
@@ -42,7 +42,7 @@ fn every_shipped_sweep_file_parses_and_validates() {
 
 #[test]
 fn the_tutorial_sweep_has_the_tutorials_exact_settings() {
-    let spec = spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/tutorial.toml")).unwrap();
+    let spec = spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/tutorial.toml"), &[]).unwrap();
     let trials = spec.trials(Some("/data/carvana"));
     assert_eq!(trials.len(), 1);
     let c = &trials[0].config;
@@ -1262,4 +1262,32 @@ fn a_sweep_ranks_by_the_metrics_at_full_resolution() {
         .assert()
         .code(2)
         .stderr(contains("without.toml:").and(contains("data.eval_full_resolution = true")));
+}
+
+/// Issue 29: `--set KEY=VALUE` overrides a setting of every trial, checked as the file is, and
+/// kept with the sweep in the tracker so that workers asking a sampler for new trials see it too.
+#[test]
+fn set_overrides_a_setting_for_every_trial_and_bad_flags_are_named() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("lazy.toml");
+    let text = common::tiny_sweep("lazy", 3, &[0.0])
+        .replace("method = \"grid\"", "method = \"random\"\nrun_cap = 3")
+        .replace("\"augment.hue_delta\" = { values = [0.0] }", "\"augment.hue_delta\" = { distribution = \"uniform\", min = 0.0, max = 0.3 }");
+    std::fs::write(&file, text).unwrap();
+    let run = |args: &[&str]| common::sweep(runs.path()).arg("run").arg(&file).args(args).assert();
+    run(&["--set", "train.epochs=1", "--set", "train.optimizer=sgd", "--plain", "--no-plot", "--workers", "2"]).success();
+    let s = store(runs.path());
+    let trials = s.trials(&TrialFilter::default()).unwrap();
+    assert_eq!(trials.len(), 3);
+    for t in &trials {
+        let config = s.trial_config(&t.id).unwrap();
+        assert_eq!((config.train.epochs, config.train.optimizer), (1, sweep::config::OptimizerKind::Sgd), "{}", t.id);
+        assert_eq!(t.epochs(), 1);
+    }
+    let stored = &s.sweeps().unwrap()[0].spec;
+    assert!(stored.starts_with("# set on the command line: --set train.epochs=1 --set train.optimizer=sgd"), "{stored}");
+
+    run(&["--set", "train.epochs=many", "--dry-run"]).code(2).stderr(contains("--set train.epochs=many: train.epochs must be"));
+    run(&["--set", "train.epochs", "--dry-run"]).code(2).stderr(contains("--set train.epochs: expected KEY=VALUE"));
+    run(&["--set", "augment.hue_delta=0.1", "--dry-run"]).code(2).stderr(contains("swept in [parameters]"));
 }

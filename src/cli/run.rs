@@ -31,6 +31,10 @@ pub struct RunArgs {
     /// A Carvana-layout directory that replaces data.source in every trial.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// A setting for every trial, over the file's (e.g. --set train.epochs=3); repeatable. Checked
+    /// as the file's keys are, and kept with the sweep file in the tracker.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// Print the expanded trial table and stop.
     #[arg(long)]
     pub dry_run: bool,
@@ -120,7 +124,7 @@ impl LeaseArgs {
 /// `sweep run FILE`: validate, register, then train (or print the dry-run table).
 pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     let leases = args.lease.leases()?;
-    let sweep = Sweep::load(&args.file, args.data.as_deref(), g.store_location(), g.runs_dir())?;
+    let sweep = Sweep::load(&args.file, &args.set, args.data.as_deref(), g.store_location(), g.runs_dir())?;
     let spec = &sweep.spec;
     if let Some(note) = spec.shortfall(sweep.trials.len()) {
         // Beside JSON, on standard error: standard output stays one JSON document.

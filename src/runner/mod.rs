@@ -11,7 +11,7 @@
 //! // `sweep run sweeps/quick.toml --dry-run` as a library: the file read and expanded, and what
 //! // registering it would do in a tracker that knows no trial yet.
 //! let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sweeps/quick.toml");
-//! let sweep = Sweep::load(&file, None, "runs/sweep.db".into(), "runs".into()).unwrap();
+//! let sweep = Sweep::load(&file, &[], None, "runs/sweep.db".into(), "runs".into()).unwrap();
 //! let plan = sweep.plan(None).unwrap();
 //! assert_eq!((sweep.trials.len(), plan.known.len(), plan.plan.len()), (2, 0, 2));
 //! ```

@@ -50,10 +50,10 @@ pub enum Verdict {
 }
 
 impl Sweep {
-    /// Reads and validates the sweep file and expands it, every trial's data source replaced by
-    /// `data` when given.
-    pub fn load(file: &Path, data: Option<&Path>, store: String, runs_dir: PathBuf) -> crate::Result<Sweep> {
-        let spec = spec::load(file)?;
+    /// Reads and validates the sweep file with the `set` flags' settings (`train.epochs=3`)
+    /// applied, and expands it, every trial's data source replaced by `data` when given.
+    pub fn load(file: &Path, set: &[String], data: Option<&Path>, store: String, runs_dir: PathBuf) -> crate::Result<Sweep> {
+        let spec = spec::load(file, set)?;
         let data = data.map(|d| d.display().to_string());
         let trials = spec.trials(data.as_deref());
         Ok(Sweep { spec, trials, store, runs_dir })

@@ -378,7 +378,7 @@ mod tests {
 
     #[test]
     fn random_draws_equal_the_old_random_points_on_the_shipped_optimizer_sweep() {
-        let spec = spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/optimizer.toml")).unwrap();
+        let spec = spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/optimizer.toml"), &[]).unwrap();
         let random = Random::new(Space::unconditional(&spec.parameters), spec.seed);
         let cap = spec.run_cap.unwrap();
         let old = old_random_points(&spec.parameters, spec.seed, cap);

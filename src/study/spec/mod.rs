@@ -11,6 +11,7 @@
 //! at once.
 
 pub mod enqueue;
+pub mod overrides;
 mod parameters;
 pub mod search;
 
@@ -47,7 +48,11 @@ pub struct Located {
 
 impl std::fmt::Display for Located {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        match self.line {
+            // Not in a file: a flag (`--set KEY=VALUE`).
+            0 => write!(f, "{}: {}", self.file, self.message),
+            line => write!(f, "{}:{line}:{}: {}", self.file, self.column, self.message),
+        }
     }
 }
 
@@ -137,12 +142,13 @@ fn choices(key: &str) -> Option<&'static [&'static str]> {
     }
 }
 
-/// Reads and validates a sweep file.
-pub fn load(path: &Path) -> Result<SweepSpec, SpecError> {
+/// Reads and validates a sweep file, with the settings of `--set KEY=VALUE` flags applied
+/// ([`overrides`]).
+pub fn load(path: &Path, set: &[String]) -> Result<SweepSpec, SpecError> {
     let text = std::fs::read_to_string(path).map_err(|e| SpecError {
         problems: vec![Located { file: path.display().to_string(), line: 1, column: 1, message: format!("cannot read the sweep file: {e}") }],
     })?;
-    parse(&text, path)
+    overrides::apply(&text, path, set)
 }
 
 /// The sweep file a tracker keeps for a sweep, read as this build reads sweep files (messages
