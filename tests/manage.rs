@@ -13,6 +13,33 @@ use serde_json::Value;
 use sweep::config::Split;
 use sweep::store::{EpochLog, Lease, MetricValue, Reclaim, SqliteStore, Store, TrialStatus, WorkerInfo};
 
+/// Issue 29: a removed sweep's empty entry stayed forever; `rm --sweep S --all` removes the sweep
+/// with every trial and its directory, never while a trial runs.
+#[test]
+fn rm_all_removes_a_sweep_with_its_trials_and_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path();
+    tracker(runs);
+    let sweep = || common::sweep(runs);
+    std::fs::create_dir_all(runs.join("m/plots")).unwrap();
+    sweep().args(["rm", "--all", "--yes"]).assert().code(2).stderr(contains("--sweep"));
+    sweep().args(["rm", "--sweep", "m", "--all", "--status", "failed", "--yes"]).assert().code(2);
+    // m-3 runs: refused, named, nothing removed.
+    sweep().args(["rm", "--sweep", "m", "--all", "--yes"]).assert().code(2).stderr(contains("trial m-3 is running"));
+    assert_eq!(ids(&json(runs, &["ls", "--json"])).len(), 4);
+    let mut store = SqliteStore::open(&runs.join("sweep.db")).unwrap();
+    let running = store.trial("m-3").unwrap();
+    let lease = Lease { trial: running.id.clone(), attempt: running.attempt };
+    store.finish(&lease, TrialStatus::Failed, Some("stopped for the test")).unwrap();
+    sweep().args(["rm", "--sweep", "m", "--all", "--yes"]).assert().success().stdout("removed sweep m and its 4 trial(s)\n");
+    assert!(!runs.join("m").exists(), "the sweep's directory, charts and all, is gone");
+    assert!(store.sweeps().unwrap().is_empty(), "no empty entry stays");
+    sweep().args(["status", "m"]).assert().code(2).stderr(contains("no sweep"));
+    // The name is free: a sweep under it numbers its trials from 1.
+    store.register_sweep("m", "name = \"m\"").unwrap();
+    assert_eq!(store.enqueue("m", &[common::seeded_trial(0)]).unwrap().added, ["m-1"]);
+}
+
 fn log(store: &mut dyn Store, lease: &Lease, epoch: i64, iou: f64) {
     let metrics = [("iou", iou), ("loss", 1.0 - iou)].map(|(name, value)| MetricValue { split: Split::Val, name: name.into(), value }).to_vec();
     store.log_epoch(lease, &EpochLog { epoch, wall: 1000.0 + epoch as f64, metrics, checkpoints: Vec::new() }).unwrap();

@@ -59,6 +59,10 @@ pub struct RmArgs {
     /// With --sweep: only the trials of this status (queued, completed, failed, pruned or diverged).
     #[arg(long, requires = "sweep")]
     pub status: Option<String>,
+    /// With --sweep: remove the sweep itself, with every trial and its directory <runs-dir>/SWEEP
+    /// (charts and logs too); the name is free again afterwards.
+    #[arg(long, requires = "sweep", conflicts_with = "status")]
+    pub all: bool,
     /// Remove without asking (needed when standard input is not a terminal, e.g. in scripts).
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -159,6 +163,9 @@ fn read_note(reader: impl std::io::Read) -> std::io::Result<Vec<u8>> {
 /// nothing is removed and the exit code is 2.
 pub fn rm(g: &Global, args: &RmArgs) -> Result<ExitCode> {
     let mut store = g.open_store()?;
+    if let (true, Some(sweep)) = (args.all, &args.sweep) {
+        return rm_sweep(g, store.as_mut(), sweep, args.yes);
+    }
     let selected = select(store.as_ref(), args)?;
     let (running, removable): (Vec<TrialRow>, Vec<TrialRow>) = selected.into_iter().partition(|t| t.status == TrialStatus::Running);
     let running_ids: Vec<&str> = running.iter().map(|t| t.id.as_str()).collect();
@@ -193,6 +200,35 @@ pub fn rm(g: &Global, args: &RmArgs) -> Result<ExitCode> {
     }
     for (dir, e) in &removal.left {
         eprintln!("error: {}: {e}; the trial is gone from the tracker: delete the directory by hand", dir.display());
+    }
+    Ok(ExitCode::from(1))
+}
+
+/// `sweep rm --sweep S --all`: the sweep with its trials and its directory.
+fn rm_sweep(g: &Global, store: &mut dyn store::Store, sweep: &str, yes: bool) -> Result<ExitCode> {
+    let info = store::find_sweep(store, sweep)?;
+    let running = info.counts.get(TrialStatus::Running.as_str()).copied().unwrap_or(0);
+    if running > 0 {
+        let ids: Vec<String> = store
+            .trials(&store::TrialFilter { sweep: Some(sweep.to_string()), status: Some(TrialStatus::Running) })?
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        return Err(store::StoreError::Running { ids }.into());
+    }
+    let trials: i64 = info.counts.values().sum();
+    let dir = g.runs_dir().join(sweep);
+    if !yes && !confirm(&format!("remove sweep {sweep}, its {trials} trial(s) and {}?", dir.display()))? {
+        println!("nothing removed");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let removal = crate::runner::remove::remove_sweep(store, &g.runs_dir(), sweep)?;
+    println!("removed sweep {sweep} and its {} trial(s)", removal.removed.len());
+    if removal.left.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (dir, e) in &removal.left {
+        eprintln!("error: {}: {e}; the sweep is gone from the tracker: delete the directory by hand", dir.display());
     }
     Ok(ExitCode::from(1))
 }

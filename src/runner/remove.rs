@@ -1,4 +1,5 @@
-//! Removing trials (`sweep rm`): their tracker rows in one transaction, then their directories.
+//! Removing trials (`sweep rm`): their tracker rows in one transaction, then their directories;
+//! or a whole sweep (`sweep rm --sweep S --all`), its rows and then its directory.
 //!
 //! Never half: every trial directory is checked to belong to this tracker before anything is
 //! removed (a runs directory shared with another tracker holds its trials under the same ids),
@@ -42,6 +43,27 @@ pub fn remove_trials(store: &mut dyn Store, runs_dir: &Path, ids: &[String]) -> 
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => removal.left.push((dir, e)),
         }
+    }
+    Ok(removal)
+}
+
+/// Removes the sweep `name` from the tracker (its trials and everything that names it) and its
+/// directory under `runs_dir` (trial directories, charts, logs). Refused before anything is removed
+/// when a trial directory there belongs to another tracker (a shared runs directory).
+pub fn remove_sweep(store: &mut dyn Store, runs_dir: &Path, name: &str) -> crate::Result<Removal> {
+    let mark = TrackerMark::of(store)?;
+    let dir = runs_dir.join(name);
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            mark.check_dir(&TrialDir::new(entry.path()))?;
+        }
+    }
+    let removed = store.remove_sweep(name)?;
+    let mut removal = Removal { removed, ..Removal::default() };
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => removal.dirs.push(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => removal.left.push((dir, e)),
     }
     Ok(removal)
 }

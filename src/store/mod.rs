@@ -611,6 +611,12 @@ pub trait Store: Send {
     /// running ([`StoreError::Running`], naming them) or unknown. The removed trials' numbers are
     /// kept (table `removed_runs`), so that a config enqueued again gets a new id.
     fn remove(&mut self, ids: &[String]) -> StoreResult<Vec<TrialRow>>;
+
+    /// Removes a sweep: every trial as [`Store::remove`] does, then the sweep itself (its file and
+    /// its versions, its jobs, its removed trials' numbers), in one transaction, returning the
+    /// trials' rows. Nothing is removed when one of its trials is running. The name is free
+    /// afterwards: a new sweep under it numbers its trials from 1.
+    fn remove_sweep(&mut self, name: &str) -> StoreResult<Vec<TrialRow>>;
 }
 
 /// The sweep called `name`, or an error that suggests the closest name the tracker has.

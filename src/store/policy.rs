@@ -259,6 +259,10 @@ impl<B: Backend> Store for B {
     fn remove(&mut self, ids: &[String]) -> StoreResult<Vec<TrialRow>> {
         self.write(|tx| remove(tx, ids))
     }
+
+    fn remove_sweep(&mut self, name: &str) -> StoreResult<Vec<TrialRow>> {
+        self.write(|tx| remove_sweep(tx, name))
+    }
 }
 
 fn lease_lost(lease: &Lease) -> Failure {
@@ -345,6 +349,21 @@ fn remove(tx: &mut dyn Tx, ids: &[String]) -> Result<Vec<TrialRow>, Failure> {
         }
         tx.execute("DELETE FROM runs WHERE id = $1", &[id.into()])?;
     }
+    Ok(rows)
+}
+
+/// [`Store::remove_sweep`]: the sweep's row is locked (no trial can be added meanwhile), then its
+/// trials are removed as [`remove`] does, and every row that names the sweep goes: its removed
+/// trials' numbers, its jobs, its file's versions, the sweep itself.
+fn remove_sweep(tx: &mut dyn Tx, name: &str) -> Result<Vec<TrialRow>, Failure> {
+    lock_sweep(tx, name)?;
+    let ids: Vec<String> =
+        tx.query("SELECT id FROM runs WHERE sweep = $1 ORDER BY seq", &[name.into()])?.iter().map(|r| r.text(0)).collect::<Result<_, _>>()?;
+    let rows = remove(tx, &ids)?;
+    for table in ["removed_runs", "jobs", "sweep_versions"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE sweep = $1"), &[name.into()])?;
+    }
+    tx.execute("DELETE FROM sweeps WHERE name = $1", &[name.into()])?;
     Ok(rows)
 }
 

@@ -234,6 +234,25 @@ pub fn story(store: &mut dyn Store) {
 
     extend_story(store);
     tags_notes_and_removal(store);
+    sweep_removal(store);
+}
+
+/// Issue 29: a sweep removed whole (`rm --sweep S --all`): every row that names it goes, never
+/// while a trial of it runs, and its name is free again.
+fn sweep_removal(store: &mut dyn Store) {
+    store.register_sweep("gone", "name = \"gone\"").unwrap();
+    store.enqueue("gone", &[trial(0.0), trial(0.1)]).unwrap();
+    assert_eq!(store.remove(&["gone-2".to_string()]).unwrap().len(), 1);
+    let held = store.claim(Some("gone"), &worker(40), &Reclaim::after(60.0)).unwrap().unwrap();
+    assert!(matches!(store.remove_sweep("gone"), Err(StoreError::Running { .. })), "a running trial keeps its sweep");
+    assert!(store.sweeps().unwrap().iter().any(|s| s.name == "gone"));
+    store.finish(&held.lease, TrialStatus::Completed, None).unwrap();
+    let removed = store.remove_sweep("gone").unwrap();
+    assert_eq!(removed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["gone-1"]);
+    assert!(!store.sweeps().unwrap().iter().any(|s| s.name == "gone"));
+    assert!(matches!(store.remove_sweep("gone"), Err(StoreError::UnknownSweep { .. })));
+    store.register_sweep("gone", "name = \"gone\" # again").unwrap();
+    assert_eq!(store.enqueue("gone", &[trial(0.3)]).unwrap().added, ["gone-1"], "numbered from 1 again");
 }
 
 /// Raising `train.epochs` continues a trial (issue 16, item 4): a completed trial takes the new
