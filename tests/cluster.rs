@@ -39,8 +39,8 @@ fn the_contract_story_holds_on_postgres_and_migrations_apply_once() {
     let again = PostgresStore::open(&url).unwrap();
     assert_eq!(
         again.trials(&TrialFilter::default()).unwrap().len(),
-        7,
-        "the story's trials: s-2, s-4 and s-5 of s (s-1 and s-3 removed), 2 of c and 2 of e"
+        8,
+        "the story's trials: s-2, s-4 and s-5 of s (s-1 and s-3 removed), 2 of c, 2 of e and gone-1 of the sweep registered again after its removal"
     );
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     admin.batch_execute("UPDATE sweep_schema SET version = 99").unwrap();

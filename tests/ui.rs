@@ -203,6 +203,7 @@ fn the_pages_show_the_sweeps_a_sweep_a_trial_and_a_comparison() {
         "<svg",
         "/runs/ui-1/predictions.png",
         "/runs/ui-1/worst.png",
+        "/runs/ui-1/log",
         "train.learning_rate",
     ] {
         assert!(trial.contains(part), "the trial page lacks {part:?}");
@@ -218,6 +219,10 @@ fn the_pages_show_the_sweeps_a_sweep_a_trial_and_a_comparison() {
     let grid = image::load_from_memory(&png).unwrap().into_rgb8();
     let colours: HashSet<[u8; 3]> = grid.pixels().map(|p| p.0).collect();
     assert!(colours.len() > 50, "the prediction grid is nearly blank: {} colours", colours.len());
+    // Issue 29: what the trial's worker wrote to its log while it held the trial.
+    let log = server.page("/runs/ui-1/log");
+    assert!(log.contains("=== trial ui-1 (attempt 1) claimed ===") && log.contains("worker-"), "{log}");
+    assert!(!log.contains("trial ui-2 (attempt"), "only this trial's part: {log}");
     // Issue 30: the worst validation images beside it, their errors in the two colours.
     let (status, png) = server.request("GET", "/runs/ui-1/worst.png");
     assert_eq!(status, 200);
@@ -241,7 +246,7 @@ fn the_pages_show_the_sweeps_a_sweep_a_trial_and_a_comparison() {
 fn the_leaderboard_sorts_by_any_column_and_filters_with_the_where_language() {
     let server = Server::start(trained(), &[]);
     let order = |page: &str| -> Vec<String> {
-        page.split("<td class=\"l\"><a href=\"/runs/").skip(1).filter_map(|s| s.split('"').next()).map(String::from).collect()
+        page.split("<td class=\"l id\"><a href=\"/runs/").skip(1).filter_map(|s| s.split('"').next()).map(String::from).collect()
     };
     let by_hue = server.page("/sweeps/ui?sort=augment.hue_delta");
     assert_eq!(order(&by_hue), ["ui-1", "ui-2"]);
@@ -274,6 +279,7 @@ fn a_missing_trial_sweep_or_page_is_a_404_page() {
         "/runs/..%2Fx",
         "/runs/ui-99/predictions.png",
         "/runs/ui-99/worst.png",
+        "/runs/ui-99/log",
         "/nosuch",
         "/compare?runs=ui-1,ui-99",
     ] {

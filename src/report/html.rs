@@ -40,6 +40,8 @@ pub enum Route {
     Predictions,
     /// A trial's worst validation images, drawn when asked for: `/runs/ID/worst.png?epoch=N`.
     Worst,
+    /// What a trial's workers wrote to their logs while they held it: `/runs/ID/log`.
+    Log,
     /// Trials side by side: `/compare?runs=a,b`.
     Compare,
     /// The JSON state that a live page polls: of the sweeps, of a sweep, of a trial.
@@ -52,12 +54,13 @@ pub enum Route {
 
 impl Route {
     /// Every route, for the server.
-    pub const ALL: [Route; 10] = [
+    pub const ALL: [Route; 11] = [
         Route::Index,
         Route::Sweep,
         Route::Trial,
         Route::Predictions,
         Route::Worst,
+        Route::Log,
         Route::Compare,
         Route::SweepsState,
         Route::SweepState,
@@ -73,6 +76,7 @@ impl Route {
             Route::Trial => "/runs/{id}",
             Route::Predictions => "/runs/{id}/predictions.png",
             Route::Worst => "/runs/{id}/worst.png",
+            Route::Log => "/runs/{id}/log",
             Route::Compare => "/compare",
             Route::SweepsState => "/api/sweeps",
             Route::SweepState => "/api/sweeps/{name}",
@@ -490,6 +494,7 @@ pub fn trial_page(v: &TrialView) -> String {
     if let (Some(host), Some(pid)) = (&r.host, r.pid) {
         attr("worker", format!("{} pid {pid}", escape(host)));
     }
+    attr("log", format!("<a href=\"{}\">what its workers wrote</a>", escape(&Route::Log.to(&r.id))));
     if let Some(started) = r.started {
         attr("started", format!("{} UTC", format_utc(started)));
     }
@@ -614,6 +619,20 @@ pub fn compare_page(runs: &[TrialRow]) -> String {
     }
     body.push_str("</table>\n");
     layout("sweep: compare", &body, Links::Server, None)
+}
+
+/// `/runs/ID/log`: what the trial's workers wrote to their logs while they held it, log by log.
+pub fn log_page(id: &str, logs: &[(std::path::PathBuf, String)]) -> String {
+    let mut body = format!("<h1>trial {} — worker log</h1>\n<p><a href=\"{}\">back to the trial</a></p>\n", escape(id), escape(&Route::Trial.to(id)));
+    if logs.is_empty() {
+        body.push_str(
+            "<p class=\"note\">No worker log of its sweep mentions this trial: it has not been claimed yet, or the worker that trained it wrote to a terminal (<code>sweep worker</code> run by hand).</p>\n",
+        );
+    }
+    for (file, text) in logs {
+        let _ = writeln!(body, "<h2>{}</h2>\n<pre>{}</pre>", escape(&file.display().to_string()), escape(text));
+    }
+    layout(&format!("trial {id}: log"), &body, Links::Server, None)
 }
 
 /// A page that says what went wrong (404 for a missing trial or sweep, 400 for a bad request).

@@ -22,6 +22,7 @@ pub mod charts;
 pub mod filter;
 pub mod html;
 pub mod importance;
+pub mod logs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

@@ -638,7 +638,12 @@ fn signal_name(sig: i32) -> &'static str {
 /// None when it wrote nothing.
 fn log_tail(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
-    let line = text.lines().rev().take_while(|l| !l.starts_with(LOG_HEADER)).find(|l| !l.trim().is_empty())?;
+    // A trial's marker line is no message of the worker's own.
+    let line = text
+        .lines()
+        .rev()
+        .take_while(|l| !l.starts_with(LOG_HEADER))
+        .find(|l| !l.trim().is_empty() && !l.starts_with(crate::report::logs::MARKER))?;
     Some(line.to_string())
 }
 

@@ -226,6 +226,9 @@ fn run_trial(
 ) -> crate::Result<Option<TrialStatus>> {
     let started = Instant::now();
     let run = claim.lease.trial.clone();
+    // What this process writes to standard error from here on (its log under `sweep run`) is
+    // this trial's, up to the next marker: the dashboard's trial page shows it.
+    crate::util::write_ignoring_errors(true, format_args!("{}\n", crate::report::logs::trial_marker(&run, claim.lease.attempt)));
     let run_dir = TrialDir::of(&options.runs_dir, &claim.sweep, &run);
     if let Err(e) = mark.claim(&run_dir) {
         // Another tracker's trial of the same name: not this trial's fault. Give it back.

@@ -166,6 +166,7 @@ fn handler(route: Route) -> MethodRouter<Arc<Dashboard>> {
             get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.grid(&id, PredictionGrid::Predictions)))
         }
         Route::Worst => get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.grid(&id, PredictionGrid::Worst))),
+        Route::Log => get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.trial_log(&id))),
         Route::Compare => get(compare),
         Route::SweepsState => get(|State(d): State<Arc<Dashboard>>| answer(d, |d| d.sweeps_state())),
         Route::SweepState => get(|State(d): State<Arc<Dashboard>>, UrlPath(n): UrlPath<String>| answer(d, move |d| d.sweep_state(&n))),

@@ -252,6 +252,18 @@ impl Dashboard {
         }
     }
 
+    /// `/runs/ID/log`: the trial's parts of its sweep's worker logs.
+    pub fn trial_log(&self, id: &str) -> Reply {
+        let found = self.with_store(|s| -> Result<_, StoreError> {
+            store::validate_trial_id(id)?;
+            Ok(s.trial(id)?.sweep)
+        });
+        match found {
+            Ok(sweep) => Reply::html(200, html::log_page(id, &crate::report::logs::trial_log(&self.runs_dir, &sweep, id))),
+            Err(e) => Reply::store_error(&e),
+        }
+    }
+
     /// `/compare?runs=a,b`.
     pub fn compare(&self, ids: &[String]) -> Reply {
         if ids.len() < 2 {
