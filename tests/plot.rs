@@ -341,3 +341,40 @@ fn the_optimisation_history_shows_every_trial_and_the_running_best() {
     check_png(&dir.path().join("history.png"), CHART_SIZE);
     assert!(draw::svg(&h).unwrap().contains("optimisation history"));
 }
+
+/// Issue 29, item 2: in the dashboard's SVG, every point a pointer can rest on links to its trial
+/// and says, as its tooltip, the trial, the parameters that vary and the value; over the point as
+/// drawn (the same pixel the PNG shows it at).
+#[test]
+fn svg_points_link_to_their_trial_with_a_tooltip() {
+    let runs = runs(4);
+    let scatter = series::scatter(&runs, PARAMS[0].0, PARAMS[0].1, "val_iou", Goal::Maximize);
+    let svg = draw::svg(&scatter).unwrap();
+    let links = svg.matches("<a href=\"/runs/").count();
+    assert_eq!(links, scatter.points.len(), "one link per point");
+    let (x, y, id) = &scatter.points[0];
+    let tooltip = svg.split(&format!("<a href=\"/runs/{id}\">")).nth(1).unwrap().split("</a>").next().unwrap();
+    assert!(tooltip.contains(&format!("<title>{id} ")) && tooltip.contains("hue_delta=") && tooltip.contains("optimizer="), "{tooltip}");
+    assert!(tooltip.contains(&format!("val_iou: {}", sweep::report::fmt_num(*y))), "{tooltip}");
+    let _ = x;
+    // Over the point as drawn: each link's circle has the centre of one of the chart's dots.
+    let centre = |c: &str| -> (String, String) {
+        let attr = |name: &str| c.split(&format!("{name}=\"")).nth(1).unwrap().split('"').next().unwrap().to_string();
+        (attr("cx"), attr("cy"))
+    };
+    let circles: Vec<&str> = svg.split("<circle ").skip(1).collect();
+    let (links, dots): (Vec<&str>, Vec<&str>) = circles.into_iter().partition(|c| c.contains("fill=\"transparent\""));
+    let dots: std::collections::HashSet<(String, String)> = dots.into_iter().map(centre).collect();
+    assert!(links.iter().all(|l| dots.contains(&centre(l))), "every link sits on a dot");
+    let curves = series::learning_curves(&runs, "iou", "val_iou", Goal::Maximize);
+    let svg = draw::svg(&draw::Curves(&curves)).unwrap();
+    let val_points: usize = curves.series.iter().filter(|s| s.split == "val").map(|s| s.points.len()).sum();
+    assert_eq!(svg.matches("<a href=\"/runs/").count(), val_points, "every validation point of every curve");
+    assert!(svg.contains("epoch 2: iou "), "a curve's point says its epoch and value");
+    let history = series::history(&runs, "val_iou", Goal::Maximize);
+    assert_eq!(draw::svg(&history).unwrap().matches("<a href=\"/runs/").count(), runs.len());
+    let parallel = series::parallel(&runs, &PARAMS.map(|(k, l)| (k.to_string(), l)), "val_iou", Goal::Maximize);
+    assert_eq!(draw::svg(&parallel).unwrap().matches("<a href=\"/runs/").count(), runs.len(), "each line's end links");
+    let dir = tempfile::tempdir().unwrap();
+    draw::png(&scatter, &dir.path().join("s.png")).unwrap();
+}

@@ -188,6 +188,10 @@ fn the_pages_show_the_sweeps_a_sweep_a_trial_and_a_comparison() {
     assert!(sweep.matches("<svg").count() >= 5, "charts inline as SVG");
     assert!(sweep.contains("Parameter importance"));
     assert!(sweep.contains("optimisation history"), "issue 29: the history chart on the sweep page");
+    assert!(
+        sweep.contains("<a href=\"/runs/ui-1\"><circle") && sweep.contains("<title>ui-1 "),
+        "issue 29: a chart's points link to their trial with a tooltip"
+    );
     assert!(sweep.contains("&quot;augment.hue_delta&quot; = { values = [0.0, 0.3] }"), "the sweep file as written");
     assert!(!sweep.contains("src=\"http") && !sweep.contains("<link"), "nothing from elsewhere: the page works offline");
 

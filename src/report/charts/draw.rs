@@ -48,12 +48,30 @@ fn err(e: impl std::fmt::Display) -> Box<dyn std::error::Error> {
     e.to_string().into()
 }
 
+/// A drawn point a pointer can rest on, in the figure's pixels: the dashboard's SVG puts a link
+/// to the trial over it with `text` as its tooltip, so that hovering shows the trial, its
+/// parameters and its value and clicking opens it, with no script (a `<title>` and an `<a>`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub x: i32,
+    pub y: i32,
+    pub trial: String,
+    pub text: String,
+}
+
 /// A chart drawn on any plotters backend, so that PNG files and SVG pages share one drawing code.
 pub trait Figure {
     /// Its size in pixels.
     fn size(&self) -> (u32, u32);
-    /// Draws it on `root`, which is white and of [`Figure::size`].
-    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()>;
+    /// Draws it on `root`, which is white and of [`Figure::size`]; returns the points a pointer
+    /// can rest on (the SVG's links, see [`Target`]).
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Vec<Target>>;
+}
+
+/// The tooltip of a point of trial `trial`: its line in `tips` (id and varying parameters), then
+/// what the point says.
+fn tip(tips: &std::collections::BTreeMap<String, String>, trial: &str, what: String) -> String {
+    format!("{}\n{what}", tips.get(trial).map_or(trial, String::as_str))
 }
 
 /// Draws `figure` into a fresh white buffer and saves it as PNG.
@@ -72,15 +90,35 @@ pub fn png(figure: &impl Figure, path: &Path) -> DrawResult<()> {
     Ok(())
 }
 
-/// Draws `figure` as an SVG document (text as text, in the page's sans-serif font).
+/// Draws `figure` as an SVG document (text as text, in the page's sans-serif font), with a
+/// transparent link to its trial over every [`Target`], its tooltip the target's text.
 pub fn svg(figure: &impl Figure) -> DrawResult<String> {
     register_fonts();
     let mut out = String::new();
-    {
+    let targets = {
         let root = SVGBackend::with_string(&mut out, figure.size()).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        figure.draw_on(&root)?;
+        let targets = figure.draw_on(&root)?;
         root.present().map_err(err)?;
+        targets
+    };
+    if !targets.is_empty()
+        && let Some(end) = out.rfind("</svg>")
+    {
+        use std::fmt::Write as _;
+        let mut links = String::from("<g class=\"targets\">");
+        for t in &targets {
+            let href = crate::report::html::escape(&crate::report::html::Route::Trial.to(&t.trial));
+            let _ = write!(
+                links,
+                "<a href=\"{href}\"><circle cx=\"{}\" cy=\"{}\" r=\"7\" fill=\"transparent\"><title>{}</title></circle></a>",
+                t.x,
+                t.y,
+                crate::report::html::escape(&t.text)
+            );
+        }
+        links.push_str("</g>\n");
+        out.insert_str(end, &links);
     }
     Ok(out)
 }
@@ -92,7 +130,7 @@ impl Figure for Curves<'_> {
     fn size(&self) -> (u32, u32) {
         CHART_SIZE
     }
-    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()> {
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Vec<Target>> {
         line_chart(root, self.0, Legend::Beside)
     }
 }
@@ -104,12 +142,12 @@ impl Figure for Panels<'_> {
     fn size(&self) -> (u32, u32) {
         PANELS_SIZE
     }
-    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()> {
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Vec<Target>> {
         let areas = root.split_evenly((1, 2));
         for (area, chart) in areas.iter().zip(self.0) {
             line_chart(area, chart, Legend::Inside)?;
         }
-        Ok(())
+        Ok(Vec::new())
     }
 }
 
@@ -145,7 +183,7 @@ pub fn swatch(dashed: bool) -> [(i32, i32); 2] {
 }
 
 /// Draws one line chart (learning curves or a run panel) on `area`.
-fn line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, legend: Legend) -> DrawResult<()> {
+fn line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, legend: Legend) -> DrawResult<Vec<Target>> {
     let labelled = chart.series.iter().any(|s| !s.label.is_empty());
     let (plot_area, legend_area) = match legend {
         Legend::Beside if labelled => {
@@ -182,6 +220,7 @@ fn line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, 
     // runs the legend names are never buried under the crowd.
     let ordered = chart.series.iter().filter(|s| s.colour.is_none()).chain(chart.series.iter().filter(|s| s.colour.is_some()));
     let mut entries = Vec::new();
+    let mut targets = Vec::new();
     for s in ordered {
         let colour = match s.colour {
             Some(i) => run_colour(i).to_rgba(),
@@ -197,6 +236,13 @@ fn line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, 
         let style = ShapeStyle { color: colour, filled: false, stroke_width: width };
         let points = clamp(&s.points);
         let dashed = s.split == "train";
+        if !dashed {
+            for (&(x, y), &(_, value)) in points.iter().zip(&s.points) {
+                let (px, py) = ctx.backend_coord(&(x, y));
+                let what = format!("epoch {x:.0}: {} {}", chart.y_label, crate::report::fmt_num(value));
+                targets.push(Target { x: px, y: py, trial: s.run.clone(), text: tip(&chart.tips, &s.run, what) });
+            }
+        }
         let drawn = if dashed {
             ctx.draw_series(DashedLineSeries::new(points, 7, 5, style)).map_err(err)?
         } else {
@@ -269,7 +315,7 @@ fn line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, 
         )
         .map_err(err)?;
     }
-    Ok(())
+    Ok(targets)
 }
 
 /// The legend as a column of its own: per entry a swatch and its label, wrapped onto as many
@@ -352,7 +398,7 @@ impl Figure for Scatter {
     fn size(&self) -> (u32, u32) {
         CHART_SIZE
     }
-    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()> {
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Vec<Target>> {
         let s = self;
         let title = format!("{} vs {}", s.objective, s.param);
         let mut builder = ChartBuilder::on(root);
@@ -364,7 +410,13 @@ impl Figure for Scatter {
         };
         // A lent trial: a grey ring, under the sweep's own points.
         let ring = |x: f64, y: f64| Circle::new((x, y), 6, WARM.stroke_width(2));
-        match &s.axis {
+        let target = |(px, py): (i32, i32), y: f64, id: &str| Target {
+            x: px,
+            y: py,
+            trial: id.to_string(),
+            text: tip(&s.tips, id, format!("{}: {}", s.objective, crate::report::fmt_num(y))),
+        };
+        let targets: Vec<Target> = match &s.axis {
             Axis::Numeric { min, max, log: true } => {
                 let (lo, hi) = (min * 0.8, max * 1.25);
                 let mut ctx = builder.build_cartesian_2d((lo..hi).log_scale(), s.y_range.0..s.y_range.1).map_err(err)?;
@@ -380,6 +432,7 @@ impl Figure for Scatter {
                     .map_err(err)?;
                 ctx.draw_series(s.warm.iter().map(|(x, y, _)| ring(*x, *y))).map_err(err)?;
                 ctx.draw_series(s.points.iter().map(|(x, y, id)| point(*x, *y, id))).map_err(err)?;
+                s.points.iter().map(|(x, y, id)| target(ctx.backend_coord(&(*x, *y)), *y, id)).collect()
             }
             Axis::Numeric { min, max, .. } => {
                 let pad = if (max - min).abs() < 1e-12 { 0.5_f64.max(min.abs() * 0.1) } else { (max - min) * 0.08 };
@@ -396,6 +449,7 @@ impl Figure for Scatter {
                     .map_err(err)?;
                 ctx.draw_series(s.warm.iter().map(|(x, y, _)| ring(*x, *y))).map_err(err)?;
                 ctx.draw_series(s.points.iter().map(|(x, y, id)| point(*x, *y, id))).map_err(err)?;
+                s.points.iter().map(|(x, y, id)| target(ctx.backend_coord(&(*x, *y)), *y, id)).collect()
             }
             Axis::Categorical(names) => {
                 let n = names.len().max(1) as f64;
@@ -417,8 +471,9 @@ impl Figure for Scatter {
                     .map_err(err)?;
                 ctx.draw_series(s.warm.iter().map(|(x, y, id)| ring(x + jitter(id), *y))).map_err(err)?;
                 ctx.draw_series(s.points.iter().map(|(x, y, id)| point(x + jitter(id), *y, id))).map_err(err)?;
+                s.points.iter().map(|(x, y, id)| target(ctx.backend_coord(&(x + jitter(id), *y)), *y, id)).collect()
             }
-        }
+        };
         if let Some(best) = &s.best {
             let (w, _) = root.dim_in_pixel();
             root.draw_text(
@@ -438,7 +493,7 @@ impl Figure for Scatter {
             )
             .map_err(err)?;
         }
-        Ok(())
+        Ok(targets)
     }
 }
 
@@ -469,7 +524,7 @@ impl Figure for Parallel {
     fn size(&self) -> (u32, u32) {
         PARALLEL_SIZE
     }
-    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()> {
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Vec<Target>> {
         let p = self;
         let n_axes = p.axes.len() + 1;
         let (lo, hi) = p.value_range;
@@ -537,7 +592,17 @@ impl Figure for Parallel {
                 ctx.draw_series(std::iter::once(Text::new(text.clone(), (x + 0.02, *y), tick.clone()))).map_err(err)?;
             }
         }
-        Ok(())
+        // Each line's end on the objective's axis links to its trial.
+        let targets = p
+            .lines
+            .iter()
+            .zip(&p.ids)
+            .map(|((_, value), id)| {
+                let (x, y) = ctx.backend_coord(&(p.axes.len() as f64, norm(*value)));
+                Target { x, y, trial: id.clone(), text: tip(&p.tips, id, format!("{}: {}", p.objective, crate::report::fmt_num(*value))) }
+            })
+            .collect();
+        Ok(targets)
     }
 }
 
@@ -545,7 +610,7 @@ impl Figure for History {
     fn size(&self) -> (u32, u32) {
         CHART_SIZE
     }
-    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()> {
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Vec<Target>> {
         let h = self;
         let title = format!("optimisation history: {} by trial number, the best completed so far in red", h.objective);
         let mut ctx = ChartBuilder::on(root)
@@ -599,6 +664,15 @@ impl Figure for History {
         .map_err(err)?
         .label("running, failed or diverged")
         .legend(move |(x, y)| Circle::new((x + 12, y), 5, other));
+        let targets = h
+            .points
+            .iter()
+            .map(|(x, y, status, id)| {
+                let (px, py) = ctx.backend_coord(&(*x, *y));
+                let what = format!("trial #{x:.0}, {}: {} {}", status.as_str(), h.objective, crate::report::fmt_num(*y));
+                Target { x: px, y: py, trial: id.clone(), text: tip(&h.tips, id, what) }
+            })
+            .collect();
         ctx.configure_series_labels()
             .position(if h.goal == crate::config::Goal::Maximize { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight })
             .background_style(WHITE.mix(0.85))
@@ -615,7 +689,7 @@ impl Figure for History {
             )
             .map_err(err)?;
         }
-        Ok(())
+        Ok(targets)
     }
 }
 
@@ -636,8 +710,9 @@ impl Figure for Importances<'_> {
     fn size(&self) -> (u32, u32) {
         IMPORTANCE_SIZE
     }
-    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<()> {
-        importance_chart(root, self.importances, self.objective)
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Vec<Target>> {
+        importance_chart(root, self.importances, self.objective)?;
+        Ok(Vec::new())
     }
 }
 

@@ -42,6 +42,8 @@ pub struct Chart {
     /// The points outside `y_range` (an outlier it leaves out, see [`robust_range`]): (run,
     /// epoch, value). They are drawn at the range's edge, marked with their value.
     pub clipped: Vec<(String, f64, f64)>,
+    /// Each trial's tooltip in the dashboard's SVG: its id and the parameters that vary.
+    pub tips: BTreeMap<String, String>,
 }
 
 impl Chart {
@@ -59,6 +61,7 @@ impl Chart {
             y_range: padded(lo, hi),
             note,
             clipped,
+            tips: BTreeMap::new(),
         }
     }
 }
@@ -149,7 +152,14 @@ pub fn learning_curves(runs: &[TrialData], metric: &str, objective: &str, goal: 
         "{metric} of every trial by epoch: validation solid, training dashed, pruned ending in x (best: {})",
         best.as_deref().unwrap_or("none yet")
     );
-    Chart::new(title, "epoch", &metric.replace('_', " "), series, (hidden > 0).then(|| format!("and {hidden} more runs (grey)")))
+    let chart = Chart::new(title, "epoch", &metric.replace('_', " "), series, (hidden > 0).then(|| format!("and {hidden} more runs (grey)")));
+    Chart { tips: tips(runs), ..chart }
+}
+
+/// Each trial's tooltip: its id and its values of the parameters that vary among `runs`.
+pub fn tips(runs: &[TrialData]) -> BTreeMap<String, String> {
+    let keys = crate::report::varying_params(runs);
+    runs.iter().map(|r| (r.row.id.clone(), label(&r.row, &keys))).collect()
 }
 
 /// The tutorial's two-panel chart of one run: dice loss (1 - dice) and loss, train vs validation.
@@ -187,6 +197,8 @@ pub struct Scatter {
     pub lenders: Vec<String>,
     pub best: Option<String>,
     pub y_range: (f64, f64),
+    /// Each trial's tooltip ([`tips`]).
+    pub tips: BTreeMap<String, String>,
 }
 
 pub fn scatter(runs: &[TrialData], param: &str, log: bool, objective: &str, goal: Goal) -> Scatter {
@@ -225,6 +237,7 @@ pub fn scatter_with_warm_start(
         lenders: if warm.is_empty() { Vec::new() } else { lenders.iter().map(|s| s.to_string()).collect() },
         points,
         warm,
+        tips: tips(runs),
     }
 }
 
@@ -242,6 +255,8 @@ pub struct History {
     pub running_best: Vec<(f64, f64)>,
     pub x_range: (f64, f64),
     pub y_range: (f64, f64),
+    /// Each trial's tooltip ([`tips`]).
+    pub tips: BTreeMap<String, String>,
 }
 
 pub fn history(runs: &[TrialData], objective: &str, goal: Goal) -> History {
@@ -271,6 +286,7 @@ pub fn history(runs: &[TrialData], objective: &str, goal: Goal) -> History {
         running_best,
         x_range: if xs.0.is_finite() { (xs.0 - 0.5, xs.1 + 0.5) } else { (0.5, 1.5) },
         y_range: padded(ys.0, ys.1),
+        tips: tips(runs),
     }
 }
 
@@ -281,6 +297,10 @@ pub struct Parallel {
     /// Per run: positions in [0, 1] on every parameter axis (None where the parameter did not
     /// apply to the trial: a `when` parameter), then the objective's value.
     pub lines: Vec<(Vec<Option<f64>>, f64)>,
+    /// The trial of each line, in the same order.
+    pub ids: Vec<String>,
+    /// Each trial's tooltip ([`tips`]).
+    pub tips: BTreeMap<String, String>,
     pub objective: String,
     /// The objective's direction: the lines are drawn worst first, so the best lie on top.
     pub goal: Goal,
@@ -290,14 +310,16 @@ pub struct Parallel {
 pub fn parallel(runs: &[TrialData], params: &[(String, bool)], objective: &str, goal: Goal) -> Parallel {
     let axes: Vec<(String, Axis)> = params.iter().map(|(k, log)| (k.clone(), axis(runs, k, *log))).collect();
     // A trial that a conditional parameter did not apply to keeps its line: "n/a" on that axis.
-    let lines: Vec<(Vec<Option<f64>>, f64)> = runs
+    let drawn: Vec<(String, Vec<Option<f64>>, f64)> = runs
         .iter()
         .filter_map(|r| {
             let (value, _) = r.row.best(objective, goal)?;
-            Some((axes.iter().map(|(k, a)| r.row.params.get(k).and_then(|v| a.normalised(v))).collect(), value))
+            Some((r.row.id.clone(), axes.iter().map(|(k, a)| r.row.params.get(k).and_then(|v| a.normalised(v))).collect(), value))
         })
         .collect();
+    let ids = drawn.iter().map(|d| d.0.clone()).collect();
+    let lines: Vec<(Vec<Option<f64>>, f64)> = drawn.into_iter().map(|(_, p, v)| (p, v)).collect();
     let value_range = range_of(lines.iter().map(|l| &l.1));
     let value_range = if value_range.0.is_finite() { value_range } else { (0.0, 1.0) };
-    Parallel { axes, lines, objective: objective.into(), goal, value_range }
+    Parallel { axes, lines, ids, tips: tips(runs), objective: objective.into(), goal, value_range }
 }
