@@ -268,6 +268,19 @@ fn the_leaderboard_sorts_by_any_column_and_filters_with_the_where_language() {
     let (status, page) = server.get("/sweeps/ui?where=nosuch+%3E+1");
     assert_eq!(status, 400);
     assert!(page.contains("unknown field") && page.contains("nosuch"), "{page}");
+    // Issue 29, item 2: the learning curves' view, and its bad values refused by name.
+    let view = server.page("/sweeps/ui?log=on&smooth=0.5&zoom=loss&ymin=0.1&ymax=2");
+    assert!(view.contains("(smoothed 0.5, log scale, y from 0.1 to 2)") && view.contains("name=\"log\" checked"), "the form keeps the view");
+    for (query, said) in [
+        ("smooth=2", "smooth=2: expected a weight in [0, 1)"),
+        ("ymin=0.1", "a zoom needs both ymin and ymax"),
+        ("zoom=nosuch&ymin=0&ymax=1", "zoom=nosuch"),
+        ("log=on&zoom=loss&ymin=0&ymax=1", "a log scale starts above 0"),
+    ] {
+        let (status, page) = server.get(&format!("/sweeps/ui?{query}"));
+        assert_eq!(status, 400, "{query}: {page}");
+        assert!(page.contains(said), "{query}: {page}");
+    }
     let (status, page) = server.get("/sweeps/ui?sort=nosuch");
     assert_eq!(status, 400);
     assert!(page.contains("sort: unknown field"), "{page}");

@@ -11,6 +11,7 @@
 use std::fmt::Write as _;
 
 use crate::config::Objective;
+use crate::report::charts::series::CurveView;
 use crate::report::{epochs_of, filter, fmt_num, fmt_param, short_params, tags_cell};
 use crate::store::TrialData;
 use crate::store::{MetricRow, SweepInfo, TrialRow, TrialStatus};
@@ -159,6 +160,7 @@ td,th{border:1px solid #ccc;padding:3px 9px;text-align:right}td.l,th{text-align:
 pre{background:#f6f6f6;padding:10px;overflow:auto}.error{color:#b00020;font-weight:bold}\
 .note{color:#555}input[type=text]{width:40em}\
 .wide{overflow-x:auto;max-width:100%}td.id{white-space:nowrap}.leaderboard th{white-space:normal;overflow-wrap:anywhere;max-width:9em}\
+form.view input[type=number]{width:6em}\
 .pictures{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}figure{margin:0}figcaption{color:#555}";
 
 /// A whole page: `title`, the navigation bar, `body`; with `state` (a JSON URL) the page polls it
@@ -290,10 +292,43 @@ pub struct SweepView<'a> {
     pub filter_error: Option<&'a str>,
     /// Titled charts: learning curves, objective vs each parameter, parallel coordinates.
     pub charts: Vec<(String, Picture)>,
+    /// How the learning curves are shown, with the form that changes it (the dashboard's; None
+    /// in the static export).
+    pub curve_view: Option<&'a CurveView>,
     pub importance: ImportanceView,
     /// The sweep file as written.
     pub spec: Option<&'a str>,
     pub links: Links,
+}
+
+/// The learning curves' form: log scale, smoothing and a zoom on the y axis, sent with the
+/// filter and sort so that the page keeps them.
+fn curve_view_form(body: &mut String, v: &SweepView, view: &CurveView) {
+    let hidden = |name: &str, value: Option<&str>| {
+        value.map(|x| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", escape(x))).unwrap_or_default()
+    };
+    let number = |x: Option<f64>| x.map(fmt_num).unwrap_or_default();
+    let _ = writeln!(
+        body,
+        "<form method=\"get\" class=\"view\">learning curves: <label><input type=\"checkbox\" name=\"log\"{}> losses on a log scale</label> \
+         <label>smoothing <input type=\"number\" name=\"smooth\" min=\"0\" max=\"0.99\" step=\"0.01\" value=\"{}\"></label> \
+         <label>zoom <select name=\"zoom\">{}</select></label> \
+         <label>from <input type=\"number\" name=\"ymin\" step=\"any\" value=\"{}\"></label> \
+         <label>to <input type=\"number\" name=\"ymax\" step=\"any\" value=\"{}\"></label>{}{}<button>show</button></form>",
+        if view.log { " checked" } else { "" },
+        if view.smooth > 0.0 { fmt_num(view.smooth) } else { String::new() },
+        ["loss", "iou", "dice"]
+            .iter()
+            .map(|m| {
+                let chosen = view.zoom.as_ref().is_some_and(|z| z.0 == *m);
+                format!("<option value=\"{m}\"{}>val_{m}</option>", if chosen { " selected" } else { "" })
+            })
+            .collect::<String>(),
+        number(view.zoom.as_ref().map(|z| z.1)),
+        number(view.zoom.as_ref().map(|z| z.2)),
+        hidden("where", v.filter),
+        hidden("sort", v.sort),
+    );
 }
 
 /// The leaderboard's metric columns besides the objective.
@@ -341,6 +376,9 @@ pub fn sweep_page(v: &SweepView) -> String {
         if let Some(e) = v.filter_error {
             let _ = writeln!(body, "<p class=\"error\">{}</p>", escape(e));
         }
+    }
+    if let Some(view) = v.curve_view {
+        curve_view_form(&mut body, v, view);
     }
     body.push_str("<div id=\"live\">\n");
     if let Some(info) = v.info {

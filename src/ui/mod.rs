@@ -36,6 +36,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 
+use crate::report::charts::series::CurveView;
 use crate::report::html::Route;
 use crate::train::predict::Grid as PredictionGrid;
 
@@ -178,7 +179,42 @@ fn handler(route: Route) -> MethodRouter<Arc<Dashboard>> {
 async fn sweep(State(d): State<Arc<Dashboard>>, UrlPath(name): UrlPath<String>, Query(query): Query<Vec<(String, String)>>) -> Response {
     let value = |key: &str| query.iter().rev().find(|(k, v)| k == key && !v.trim().is_empty()).map(|(_, v)| v.clone());
     let (sort, filter) = (value("sort"), value("where"));
-    answer(d, move |d| d.sweep(&name, sort.as_deref(), filter.as_deref())).await
+    let view = match curve_view(&value) {
+        Ok(view) => view,
+        Err(message) => return into_response(Reply::bad_request(&message)),
+    };
+    answer(d, move |d| d.sweep(&name, sort.as_deref(), filter.as_deref(), &view)).await
+}
+
+/// The learning curves' view from the sweep page's form: `log=on`, `smooth` in [0, 1), and a
+/// zoom of `zoom`'s curves (loss, iou, dice, ...) from `ymin` to `ymax` (both or neither, ymin
+/// below ymax, above 0 for a loss on a log scale).
+fn curve_view(value: &dyn Fn(&str) -> Option<String>) -> Result<CurveView, String> {
+    let number = |key: &str| -> Result<Option<f64>, String> {
+        value(key).map(|v| v.trim().parse::<f64>().ok().filter(|x| x.is_finite()).ok_or(format!("{key}={v}: expected a number"))).transpose()
+    };
+    let log = match value("log").as_deref() {
+        None | Some("off" | "0" | "false") => false,
+        Some("on" | "1" | "true") => true,
+        Some(other) => return Err(format!("log={other}: expected on or off")),
+    };
+    let smooth = number("smooth")?.unwrap_or(0.0);
+    if !(0.0..1.0).contains(&smooth) {
+        return Err(format!("smooth={smooth}: expected a weight in [0, 1), e.g. 0.6 (0 is none)"));
+    }
+    let metric = value("zoom").unwrap_or_else(|| "loss".to_string());
+    if !crate::config::METRIC_NAMES.contains(&metric.as_str()) && !crate::config::FULL_RESOLUTION_METRICS.contains(&metric.as_str()) {
+        return Err(format!("zoom={metric}: expected one of the curves' metrics, {}", crate::config::METRIC_NAMES.join(", ")));
+    }
+    let logged = log && metric.ends_with("loss");
+    let zoom = match (number("ymin")?, number("ymax")?) {
+        (None, None) => None,
+        (Some(lo), Some(hi)) if lo < hi && (!logged || lo > 0.0) => Some((metric, lo, hi)),
+        (Some(lo), Some(hi)) if lo < hi => return Err(format!("ymin={lo}: a log scale starts above 0")),
+        (Some(lo), Some(hi)) => return Err(format!("ymin={lo}, ymax={hi}: ymin must be below ymax")),
+        _ => return Err("a zoom needs both ymin and ymax".to_string()),
+    };
+    Ok(CurveView { log, smooth, zoom })
 }
 
 /// `/compare?runs=a,b` or `?runs=a&runs=b` (the leaderboard's check boxes); an id named twice is

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::report::charts::series::CurveView;
 use crate::report::charts::{self, draw};
 use crate::report::filter::{self, Listing};
 use crate::report::html::{self, Links, Picture, SweepSummary, SweepView, TrialView};
@@ -38,7 +39,7 @@ impl Reply {
         Self::html(403, html::message_page("Forbidden", what))
     }
 
-    fn bad_request(what: &str) -> Self {
+    pub fn bad_request(what: &str) -> Self {
         Self::html(400, html::message_page("Bad request", what))
     }
 
@@ -129,8 +130,9 @@ impl Dashboard {
         }
     }
 
-    /// `/sweeps/NAME?sort=KEY&where=FILTER`.
-    pub fn sweep(&self, name: &str, sort: Option<&str>, filter: Option<&str>) -> Reply {
+    /// `/sweeps/NAME?sort=KEY&where=FILTER`, the learning curves shown as `view` asks
+    /// (`&log=on&smooth=0.6&ymin=0.2&ymax=0.9`).
+    pub fn sweep(&self, name: &str, sort: Option<&str>, filter: Option<&str>, view: &CurveView) -> Reply {
         let loaded = self.with_store(|s| -> Result<_, StoreError> {
             let info = store::find_sweep(s, name)?;
             let all = charts::load_trials(s, name)?;
@@ -156,7 +158,7 @@ impl Dashboard {
         if sort.is_none() {
             shown = crate::store::leaderboard_order(&shown, &objective.name, objective.goal).into_iter().cloned().collect();
         }
-        let charts: Vec<(String, Picture)> = charts::sweep_charts(&shown, &warm, &params, &objective)
+        let charts: Vec<(String, Picture)> = charts::sweep_charts_in(&shown, &warm, &params, &objective, view)
             .into_iter()
             .map(|c| {
                 let picture =
@@ -176,6 +178,7 @@ impl Dashboard {
         });
         let (method, pruner) = charts::method_and_pruner(&info);
         let page = html::sweep_page(&SweepView {
+            curve_view: Some(view),
             name,
             info: Some(&info),
             method: &method,

@@ -211,6 +211,7 @@ fn line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, 
         .x_labels(12)
         .y_labels(8)
         .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-9 { format!("{x:.0}") } else { String::new() })
+        .y_label_formatter(&|y| crate::report::fmt_num(if chart.y_log { 10f64.powf(*y) } else { *y }))
         .draw()
         .map_err(err)?;
     let crowded = chart.series.iter().filter(|s| s.split == "val").count() > super::series::CROWDED;
@@ -239,6 +240,7 @@ fn line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, 
         if !dashed {
             for (&(x, y), &(_, value)) in points.iter().zip(&s.points) {
                 let (px, py) = ctx.backend_coord(&(x, y));
+                let value = if chart.y_log { 10f64.powf(value) } else { value };
                 let what = format!("epoch {x:.0}: {} {}", chart.y_label, crate::report::fmt_num(value));
                 targets.push(Target { x: px, y: py, trial: s.run.clone(), text: tip(&chart.tips, &s.run, what) });
             }
@@ -283,7 +285,12 @@ fn line_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart, 
         let at = (*x, if above { hi } else { lo });
         let text = TextStyle::from((FONT, 12).into_font()).color(&marker).pos(Pos::new(HPos::Left, if above { VPos::Top } else { VPos::Bottom }));
         ctx.draw_series(std::iter::once(TriangleMarker::new(at, 6, marker.filled()))).map_err(err)?;
-        ctx.draw_series(std::iter::once(Text::new(format!("{} (off the scale)", crate::report::fmt_num(*y)), at, text))).map_err(err)?;
+        ctx.draw_series(std::iter::once(Text::new(
+            format!("{} (off the scale)", crate::report::fmt_num(if chart.y_log { 10f64.powf(*y) } else { *y })),
+            at,
+            text,
+        )))
+        .map_err(err)?;
     }
     if let Some(side) = &legend_area {
         entries.sort_by_key(|e| e.0);

@@ -196,6 +196,17 @@ impl SweepChart {
 /// (pruned trials end in a cross), the objective against each swept parameter (with the trials
 /// `warm` lends drawn apart), and parallel coordinates coloured by the objective.
 pub fn sweep_charts(runs: &[TrialData], warm: &WarmStart, params: &[(String, bool)], objective: &Objective) -> Vec<SweepChart> {
+    sweep_charts_in(runs, warm, params, objective, &series::CurveView::default())
+}
+
+/// [`sweep_charts`], the learning curves shown as `view` asks (the dashboard's form).
+pub fn sweep_charts_in(
+    runs: &[TrialData],
+    warm: &WarmStart,
+    params: &[(String, bool)],
+    objective: &Objective,
+    view: &series::CurveView,
+) -> Vec<SweepChart> {
     let goal = objective.goal;
     // The three of the tutorial, and the objective's own metric when it is another
     // (`val_full_iou`, `val_fg_iou`).
@@ -207,7 +218,7 @@ pub fn sweep_charts(runs: &[TrialData], warm: &WarmStart, params: &[(String, boo
         .map(|metric| SweepChart {
             file: format!("curves_val_{metric}.png"),
             title: format!("learning curves: val_{metric}"),
-            figure: SweepFigure::Curves(series::learning_curves(runs, metric, &objective.name, goal)),
+            figure: SweepFigure::Curves(view.apply(series::learning_curves(runs, metric, &objective.name, goal), metric)),
         })
         .collect();
     charts.push(SweepChart {
@@ -288,6 +299,7 @@ fn export_page(
         .map(|name| (name.clone(), html::Picture::File(name)))
         .collect();
     html::sweep_page(&html::SweepView {
+        curve_view: None,
         name: sweep,
         info,
         method: &method,

@@ -44,26 +44,102 @@ pub struct Chart {
     pub clipped: Vec<(String, f64, f64)>,
     /// Each trial's tooltip in the dashboard's SVG: its id and the parameters that vary.
     pub tips: BTreeMap<String, String>,
+    /// The values are log10 of the metric's ([`CurveView::log`]): the axis labels them as powers.
+    pub y_log: bool,
 }
 
 impl Chart {
     fn new(title: String, x_label: &str, y_label: &str, series: Vec<Series>, note: Option<String>) -> Self {
-        let xs = range_of(series.iter().flat_map(|s| s.points.iter().map(|p| &p.0)));
-        let ys: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).filter(|y| y.is_finite()).collect();
-        let (lo, hi) = robust_range(&ys);
-        let clipped = series.iter().flat_map(|s| s.points.iter().filter(|p| p.1 < lo || p.1 > hi).map(|p| (s.run.clone(), p.0, p.1))).collect();
-        Chart {
+        let chart = Chart {
             title,
             x_label: x_label.into(),
             y_label: y_label.into(),
             series,
-            x_range: if xs.0.is_finite() { (xs.0.min(1.0), xs.1.max(xs.0 + 1.0)) } else { (1.0, 2.0) },
-            y_range: padded(lo, hi),
+            x_range: (1.0, 2.0),
+            y_range: (0.0, 1.0),
             note,
-            clipped,
+            clipped: Vec::new(),
             tips: BTreeMap::new(),
+            y_log: false,
+        };
+        chart.fitted(None)
+    }
+
+    /// The chart with its ranges fitted to its points: y by [`robust_range`], or `y` when given
+    /// (a zoom), and the points outside listed as clipped.
+    fn fitted(self, y: Option<(f64, f64)>) -> Self {
+        let xs = range_of(self.series.iter().flat_map(|s| s.points.iter().map(|p| &p.0)));
+        let ys: Vec<f64> = self.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).filter(|y| y.is_finite()).collect();
+        let (lo, hi) = y.unwrap_or_else(|| robust_range(&ys));
+        let clipped = self.series.iter().flat_map(|s| s.points.iter().filter(|p| p.1 < lo || p.1 > hi).map(|p| (s.run.clone(), p.0, p.1))).collect();
+        Chart {
+            x_range: if xs.0.is_finite() { (xs.0.min(1.0), xs.1.max(xs.0 + 1.0)) } else { (1.0, 2.0) },
+            y_range: if y.is_some() { (lo, hi) } else { padded(lo, hi) },
+            clipped,
+            ..self
         }
     }
+}
+
+/// How the dashboard shows learning curves, as its form asks: a log scale for the losses,
+/// smoothing (TensorBoard's: an exponential moving average with weight `smooth`, debiased at the
+/// start), and a zoom on the y axis of one metric's curves (in its units). The default shows
+/// them as recorded.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CurveView {
+    /// The losses' curves on a log scale.
+    pub log: bool,
+    /// In [0, 1): 0 is none.
+    pub smooth: f64,
+    /// The metric (`loss`, `iou`, ...) whose y axis goes from, to.
+    pub zoom: Option<(String, f64, f64)>,
+}
+
+impl CurveView {
+    /// The curves of `metric` (`loss`, `iou`, ...) as this view shows them (the title says how).
+    pub fn apply(&self, mut chart: Chart, metric: &str) -> Chart {
+        let log = self.log && metric.ends_with("loss");
+        let zoom = self.zoom.as_ref().filter(|(m, _, _)| m == metric).map(|(_, lo, hi)| (*lo, *hi));
+        if !log && self.smooth == 0.0 && zoom.is_none() {
+            return chart;
+        }
+        let mut said = Vec::new();
+        if self.smooth > 0.0 {
+            for s in &mut chart.series {
+                s.points = smoothed(&s.points, self.smooth);
+            }
+            said.push(format!("smoothed {}", self.smooth));
+        }
+        let mut y = zoom;
+        if log {
+            for s in &mut chart.series {
+                s.points = s.points.iter().filter(|p| p.1 > 0.0).map(|&(x, v)| (x, v.log10())).collect();
+            }
+            chart.series.retain(|s| !s.points.is_empty());
+            chart.y_log = true;
+            y = y.map(|(lo, hi)| (lo.max(f64::MIN_POSITIVE).log10(), hi.max(f64::MIN_POSITIVE).log10()));
+            said.push("log scale".into());
+        }
+        if let Some((lo, hi)) = zoom {
+            said.push(format!("y from {} to {}", crate::report::fmt_num(lo), crate::report::fmt_num(hi)));
+        }
+        chart.title = format!("{} ({})", chart.title, said.join(", "));
+        chart.fitted(y)
+    }
+}
+
+/// TensorBoard's smoothing of a curve: an exponential moving average with `weight`, divided by
+/// the weight it has gathered so far, so that the first points are not pulled towards 0.
+pub fn smoothed(points: &[(f64, f64)], weight: f64) -> Vec<(f64, f64)> {
+    let (mut sum, mut gathered) = (0.0, 0.0);
+    points
+        .iter()
+        .map(|&(x, v)| {
+            sum = weight * sum + (1.0 - weight) * v;
+            gathered = weight * gathered + (1.0 - weight);
+            (x, sum / gathered)
+        })
+        .collect()
 }
 
 /// The range of a chart's values: all of them, unless some lie far outside the rest (an epoch-1
