@@ -388,14 +388,14 @@ fn curves_can_be_shown_on_a_log_scale_smoothed_and_zoomed() {
     let expected = [1.0, 0.25 / 0.75, 0.125 / 0.875];
     assert!(s.iter().zip(expected).all(|(p, e)| (p.1 - e).abs() < 1e-12), "{s:?}");
     let runs = runs(4);
-    let view = series::CurveView { log: true, smooth: 0.0, zoom: Some(("loss".into(), 0.2, 0.5)) };
-    let loss = view.apply(series::learning_curves(&runs, "loss", "val_loss", Goal::Minimize), "loss");
+    let view = sweep::report::html::CurveView { log: true, smooth: 0.0, zoom: Some(("loss".into(), 0.2, 0.5)) };
+    let loss = series::viewed(&view, series::learning_curves(&runs, "loss", "val_loss", Goal::Minimize), "loss");
     assert!(loss.y_log && loss.title.ends_with("(log scale, y from 0.2 to 0.5)"), "{}", loss.title);
     assert!((loss.y_range.0 - 0.2f64.log10()).abs() < 1e-12 && (loss.y_range.1 - 0.5f64.log10()).abs() < 1e-12);
     let raw = series::learning_curves(&runs, "loss", "val_loss", Goal::Minimize);
     let outside = raw.series.iter().flat_map(|s| &s.points).filter(|p| p.1 < 0.2 || p.1 > 0.5).count();
     assert_eq!(loss.clipped.len(), outside, "the points beyond the zoom are marked at its edges");
-    let iou = view.apply(series::learning_curves(&runs, "iou", "val_iou", Goal::Maximize), "iou");
+    let iou = series::viewed(&view, series::learning_curves(&runs, "iou", "val_iou", Goal::Maximize), "iou");
     assert_eq!(iou, series::learning_curves(&runs, "iou", "val_iou", Goal::Maximize), "log scale and zoom are the loss's only");
     let svg = draw::svg(&draw::Curves(&loss)).unwrap();
     assert!(svg.contains("log scale"));

@@ -615,7 +615,7 @@ fn chromium_sees_a_new_epoch_on_the_sweep_page_without_a_reload() {
     browser.navigate(&server.url("/sweeps/live"));
     let eval = |js: &str| browser.eval(js);
     // The leaderboard's epochs cell of live-1, and a mark that a reload would wipe out.
-    let epochs_js = "Number(document.querySelector('#live table tr:nth-child(2) td:nth-child(4)').textContent)";
+    let epochs_js = "Number(document.querySelector('#live table.leaderboard tr:nth-child(2) td:nth-child(6)').textContent)";
     eval("window.stillTheSamePage = true");
     let first = eval(epochs_js).as_f64().expect("an epochs cell");
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -659,4 +659,45 @@ fn a_warm_started_sweep_page_links_its_lender_and_draws_its_trials() {
     assert!(page.to_lowercase().contains("#808080"), "the lent trials are drawn in the warm-start grey");
     let cold = server.page("/sweeps/lender");
     assert!(!cold.contains("warm start") && !cold.to_lowercase().contains("#808080"), "a sweep without warm start shows none");
+}
+
+/// Issue 29, item 2, in the browser: a chart's point carries its trial's tooltip; dragging along a
+/// parameter's axis of the parallel coordinates keeps only the trials whose line crosses it there
+/// in the leaderboard, and a click on the axis brings them all back.
+#[test]
+fn brushing_the_parallel_coordinates_filters_the_leaderboard() {
+    let server = Server::start(trained(), &[]);
+    let browser = Browser::start();
+    browser.navigate(&server.url("/sweeps/ui"));
+    let eval = |js: &str| browser.eval(js);
+    let tooltip = eval("document.querySelector('a[href=\"/runs/ui-1\"] title').textContent");
+    assert!(tooltip.as_str().is_some_and(|t| t.starts_with("ui-1") && t.contains("hue_delta=")), "{tooltip}");
+
+    let data = eval("JSON.parse(document.querySelector('svg desc.chart-data').textContent).parallel");
+    assert_eq!(data["axes"][0]["name"], "augment.hue_delta", "{data}");
+    let x = data["axes"][0]["x"].as_f64().unwrap();
+    let y_of = |trial: &str| data["lines"].as_array().unwrap().iter().find(|l| l["trial"] == trial).unwrap()["ys"][0].as_f64().unwrap();
+    let (mine, other) = (y_of("ui-1"), y_of("ui-2"));
+    assert!((mine - other).abs() > 20.0, "the two trials cross the axis apart: {mine} {other}");
+    // Mouse events at chart pixels (x, from) to (x, to), then the trials the leaderboard shows.
+    let brush = |from: f64, to: f64| {
+        eval(&format!(
+            "(function () {{
+               var svg = document.querySelector('svg desc.chart-data').closest('svg');
+               function at(type, x, y) {{
+                 var p = svg.createSVGPoint(); p.x = x; p.y = y;
+                 var c = p.matrixTransform(svg.getScreenCTM());
+                 svg.dispatchEvent(new MouseEvent(type, {{clientX: c.x, clientY: c.y, bubbles: true}}));
+               }}
+               at('mousedown', {x}, {from}); at('mousemove', {x}, {to}); at('mouseup', {x}, {to});
+               return Array.from(document.querySelectorAll('table.leaderboard tr'))
+                 .filter(function (tr) {{ return tr.querySelector('td.id a') && tr.style.display !== 'none'; }})
+                 .map(function (tr) {{ return tr.querySelector('td.id a').textContent; }});
+             }})()"
+        ))
+    };
+    assert_eq!(brush(mine - 6.0, mine + 6.0), serde_json::json!(["ui-1"]), "only the trial inside the range");
+    let note = eval("document.getElementById('brush-note').textContent");
+    assert!(note.as_str().is_some_and(|n| n.starts_with("1 of 2 trials")), "{note}");
+    assert_eq!(brush(mine, mine).as_array().map(Vec::len), Some(2), "a click clears the axis's range");
 }

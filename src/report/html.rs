@@ -11,7 +11,6 @@
 use std::fmt::Write as _;
 
 use crate::config::Objective;
-use crate::report::charts::series::CurveView;
 use crate::report::{epochs_of, filter, fmt_num, fmt_param, short_params, tags_cell};
 use crate::store::TrialData;
 use crate::store::{MetricRow, SweepInfo, TrialRow, TrialStatus};
@@ -195,7 +194,10 @@ const REFRESH_SCRIPT: &str = r#"<script>
       if (last !== null && state !== last) {
         var page = await (await fetch(location.href, {cache: "no-store"})).text();
         var fresh = new DOMParser().parseFromString(page, "text/html").getElementById("live");
-        if (fresh) document.getElementById("live").replaceWith(fresh);
+        if (fresh) {
+          document.getElementById("live").replaceWith(fresh);
+          document.dispatchEvent(new Event("live"));
+        }
       }
       last = state;
     } catch (e) {}
@@ -205,6 +207,82 @@ const REFRESH_SCRIPT: &str = r#"<script>
 })();
 </script>
 "#;
+
+/// The sweep page's parallel coordinates brushed to filter its leaderboard: drag along a
+/// parameter's axis to keep the trials whose line crosses it there (on several axes: inside every
+/// range); a click on an axis clears its range. It reads the pixels the server drew the chart at
+/// (`<desc class="chart-data">`), and keeps its ranges when the live part is swapped in anew.
+const BRUSH_SCRIPT: &str = r##"<script>
+(function () {
+  var ranges = {};
+  function setup() {
+    var desc = document.querySelector("svg desc.chart-data");
+    var data = desc && JSON.parse(desc.textContent).parallel;
+    if (!data) return;
+    var svg = desc.closest("svg"), ns = "http://www.w3.org/2000/svg", drag = null;
+    function at(e) {
+      var p = svg.createSVGPoint();
+      p.x = e.clientX; p.y = e.clientY;
+      return p.matrixTransform(svg.getScreenCTM().inverse());
+    }
+    function axisNear(x) {
+      for (var i = 0; i < data.axes.length; i++) if (Math.abs(data.axes[i].x - x) < 14) return i;
+      return -1;
+    }
+    function draw(i) {
+      var old = svg.querySelector("rect.brush[data-axis='" + i + "']");
+      if (old) old.remove();
+      if (!ranges[i]) return;
+      var r = document.createElementNS(ns, "rect");
+      r.setAttribute("class", "brush"); r.setAttribute("data-axis", i);
+      r.setAttribute("x", data.axes[i].x - 8); r.setAttribute("width", 16);
+      r.setAttribute("y", ranges[i][0]); r.setAttribute("height", Math.max(1, ranges[i][1] - ranges[i][0]));
+      r.setAttribute("fill", "rgba(30,110,255,0.25)"); r.setAttribute("stroke", "#1e6eff");
+      r.style.pointerEvents = "none";
+      svg.appendChild(r);
+    }
+    function apply() {
+      var axes = Object.keys(ranges), keep = {}, kept = 0;
+      data.lines.forEach(function (l) {
+        var inside = axes.every(function (i) { var y = l.ys[i]; return y !== null && y >= ranges[i][0] && y <= ranges[i][1]; });
+        if (inside) { keep[l.trial] = true; kept++; }
+      });
+      document.querySelectorAll("table.leaderboard tr").forEach(function (tr) {
+        var a = tr.querySelector("td.id a");
+        if (a) tr.style.display = !axes.length || keep[a.textContent] ? "" : "none";
+      });
+      var note = document.getElementById("brush-note");
+      if (note) note.textContent = axes.length ? kept + " of " + data.lines.length +
+        " trials cross every brushed range of the parallel coordinates; click an axis to clear its range" : "";
+    }
+    svg.addEventListener("mousedown", function (e) {
+      var p = at(e), i = axisNear(p.x);
+      if (i < 0) return;
+      drag = {axis: i, from: p.y};
+      e.preventDefault();
+    });
+    svg.addEventListener("mousemove", function (e) {
+      if (!drag) return;
+      var y = at(e).y;
+      ranges[drag.axis] = [Math.min(drag.from, y), Math.max(drag.from, y)];
+      draw(drag.axis);
+    });
+    svg.addEventListener("mouseup", function (e) {
+      if (!drag) return;
+      var y = at(e).y, i = drag.axis;
+      if (Math.abs(y - drag.from) < 3) delete ranges[i]; else ranges[i] = [Math.min(drag.from, y), Math.max(drag.from, y)];
+      drag = null;
+      draw(i);
+      apply();
+    });
+    Object.keys(ranges).forEach(draw);
+    apply();
+  }
+  setup();
+  document.addEventListener("live", setup);
+})();
+</script>
+"##;
 
 /// A sweep as the index lists it.
 #[derive(Debug, Clone)]
@@ -301,6 +379,20 @@ pub struct SweepView<'a> {
     pub links: Links,
 }
 
+/// How the dashboard shows learning curves, as its form asks: a log scale for the losses,
+/// smoothing (TensorBoard's: an exponential moving average with weight `smooth`, debiased at the
+/// start), and a zoom on the y axis of one metric's curves (in its units). The default shows
+/// them as recorded.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CurveView {
+    /// The losses' curves on a log scale.
+    pub log: bool,
+    /// In [0, 1): 0 is none.
+    pub smooth: f64,
+    /// The metric (`loss`, `iou`, ...) whose y axis goes from, to.
+    pub zoom: Option<(String, f64, f64)>,
+}
+
 /// The learning curves' form: log scale, smoothing and a zoom on the y axis, sent with the
 /// filter and sort so that the page keeps them.
 fn curve_view_form(body: &mut String, v: &SweepView, view: &CurveView) {
@@ -380,6 +472,9 @@ pub fn sweep_page(v: &SweepView) -> String {
     if let Some(view) = v.curve_view {
         curve_view_form(&mut body, v, view);
     }
+    if v.links == Links::Server {
+        body.push_str("<p id=\"brush-note\" class=\"note\"></p>\n");
+    }
     body.push_str("<div id=\"live\">\n");
     if let Some(info) = v.info {
         let counts: Vec<String> =
@@ -412,6 +507,9 @@ pub fn sweep_page(v: &SweepView) -> String {
     body.push_str("</div>\n");
     if let Some(spec) = v.spec {
         let _ = writeln!(body, "<h2>Sweep file</h2>\n<pre>{}</pre>", escape(spec));
+    }
+    if v.links == Links::Server {
+        body.push_str(BRUSH_SCRIPT);
     }
     let state = Route::SweepState.to(v.name);
     let live = (v.links == Links::Server).then_some(state.as_str());

@@ -36,8 +36,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 
-use crate::report::charts::series::CurveView;
-use crate::report::html::Route;
+use crate::report::html::{CurveView, Route};
 use crate::train::predict::Grid as PredictionGrid;
 
 pub use pages::{Dashboard, Reply};

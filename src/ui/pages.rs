@@ -5,10 +5,9 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::report::charts::series::CurveView;
 use crate::report::charts::{self, draw};
 use crate::report::filter::{self, Listing};
-use crate::report::html::{self, Links, Picture, SweepSummary, SweepView, TrialView};
+use crate::report::html::{self, CurveView, Links, Picture, SweepSummary, SweepView, TrialView};
 use crate::report::{self, ReportError, best_so_far};
 use crate::store::{self, Detail, Store, StoreError, TrialData, TrialFilter};
 use crate::train::predict::Grid as PredictionGrid;

@@ -59,13 +59,28 @@ pub struct Target {
     pub text: String,
 }
 
+/// What drawing a figure leaves for its SVG: the points a pointer can rest on ([`Target`]), and
+/// what a page's script needs of it (JSON, in the figure's pixels), kept in the SVG as
+/// `<desc class="chart-data">`.
+#[derive(Debug, Clone, Default)]
+pub struct Drawn {
+    pub targets: Vec<Target>,
+    pub data: Option<serde_json::Value>,
+}
+
+impl Drawn {
+    fn links(targets: Vec<Target>) -> Self {
+        Drawn { targets, data: None }
+    }
+}
+
 /// A chart drawn on any plotters backend, so that PNG files and SVG pages share one drawing code.
 pub trait Figure {
     /// Its size in pixels.
     fn size(&self) -> (u32, u32);
-    /// Draws it on `root`, which is white and of [`Figure::size`]; returns the points a pointer
-    /// can rest on (the SVG's links, see [`Target`]).
-    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Vec<Target>>;
+    /// Draws it on `root`, which is white and of [`Figure::size`]; returns what its SVG gets
+    /// beside the drawing ([`Drawn`]).
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Drawn>;
 }
 
 /// The tooltip of a point of trial `trial`: its line in `tips` (id and varying parameters), then
@@ -95,13 +110,16 @@ pub fn png(figure: &impl Figure, path: &Path) -> DrawResult<()> {
 pub fn svg(figure: &impl Figure) -> DrawResult<String> {
     register_fonts();
     let mut out = String::new();
-    let targets = {
+    let Drawn { targets, data } = {
         let root = SVGBackend::with_string(&mut out, figure.size()).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let targets = figure.draw_on(&root)?;
+        let drawn = figure.draw_on(&root)?;
         root.present().map_err(err)?;
-        targets
+        drawn
     };
+    if let (Some(data), Some(start)) = (data, out.find("<svg").and_then(|at| out[at..].find('>').map(|end| at + end + 1))) {
+        out.insert_str(start, &format!("\n<desc class=\"chart-data\">{}</desc>", crate::report::html::escape(&data.to_string())));
+    }
     if !targets.is_empty()
         && let Some(end) = out.rfind("</svg>")
     {
@@ -130,8 +148,8 @@ impl Figure for Curves<'_> {
     fn size(&self) -> (u32, u32) {
         CHART_SIZE
     }
-    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Vec<Target>> {
-        line_chart(root, self.0, Legend::Beside)
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Drawn> {
+        line_chart(root, self.0, Legend::Beside).map(Drawn::links)
     }
 }
 
@@ -142,12 +160,12 @@ impl Figure for Panels<'_> {
     fn size(&self) -> (u32, u32) {
         PANELS_SIZE
     }
-    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Vec<Target>> {
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Drawn> {
         let areas = root.split_evenly((1, 2));
         for (area, chart) in areas.iter().zip(self.0) {
             line_chart(area, chart, Legend::Inside)?;
         }
-        Ok(Vec::new())
+        Ok(Drawn::default())
     }
 }
 
@@ -405,7 +423,7 @@ impl Figure for Scatter {
     fn size(&self) -> (u32, u32) {
         CHART_SIZE
     }
-    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Vec<Target>> {
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Drawn> {
         let s = self;
         let title = format!("{} vs {}", s.objective, s.param);
         let mut builder = ChartBuilder::on(root);
@@ -500,7 +518,7 @@ impl Figure for Scatter {
             )
             .map_err(err)?;
         }
-        Ok(targets)
+        Ok(Drawn::links(targets))
     }
 }
 
@@ -531,7 +549,7 @@ impl Figure for Parallel {
     fn size(&self) -> (u32, u32) {
         PARALLEL_SIZE
     }
-    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Vec<Target>> {
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Drawn> {
         let p = self;
         let n_axes = p.axes.len() + 1;
         let (lo, hi) = p.value_range;
@@ -609,7 +627,25 @@ impl Figure for Parallel {
                 Target { x, y, trial: id.clone(), text: tip(&p.tips, id, format!("{}: {}", p.objective, crate::report::fmt_num(*value))) }
             })
             .collect();
-        Ok(targets)
+        // For the sweep page's brush: each axis where it is drawn (x, and the y of its top and
+        // bottom), and each trial's line as the y where it crosses each parameter's axis (None
+        // at n/a).
+        let axes: Vec<serde_json::Value> = (0..p.axes.len())
+            .map(|i| {
+                let ((x, top), (_, bottom)) = (ctx.backend_coord(&(i as f64, 1.0)), ctx.backend_coord(&(i as f64, 0.0)));
+                serde_json::json!({"name": p.axes[i].0, "x": x, "top": top, "bottom": bottom})
+            })
+            .collect();
+        let lines: Vec<serde_json::Value> = p
+            .lines
+            .iter()
+            .zip(&p.ids)
+            .map(|((positions, _), id)| {
+                let ys: Vec<Option<i32>> = positions.iter().enumerate().map(|(i, y)| y.map(|y| ctx.backend_coord(&(i as f64, y)).1)).collect();
+                serde_json::json!({"trial": id, "ys": ys})
+            })
+            .collect();
+        Ok(Drawn { targets, data: Some(serde_json::json!({"parallel": {"axes": axes, "lines": lines}})) })
     }
 }
 
@@ -617,7 +653,7 @@ impl Figure for History {
     fn size(&self) -> (u32, u32) {
         CHART_SIZE
     }
-    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Vec<Target>> {
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Drawn> {
         let h = self;
         let title = format!("optimisation history: {} by trial number, the best completed so far in red", h.objective);
         let mut ctx = ChartBuilder::on(root)
@@ -696,7 +732,7 @@ impl Figure for History {
             )
             .map_err(err)?;
         }
-        Ok(targets)
+        Ok(Drawn::links(targets))
     }
 }
 
@@ -717,9 +753,9 @@ impl Figure for Importances<'_> {
     fn size(&self) -> (u32, u32) {
         IMPORTANCE_SIZE
     }
-    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Vec<Target>> {
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Drawn> {
         importance_chart(root, self.importances, self.objective)?;
-        Ok(Vec::new())
+        Ok(Drawn::default())
     }
 }
 

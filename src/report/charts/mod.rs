@@ -196,7 +196,7 @@ impl SweepChart {
 /// (pruned trials end in a cross), the objective against each swept parameter (with the trials
 /// `warm` lends drawn apart), and parallel coordinates coloured by the objective.
 pub fn sweep_charts(runs: &[TrialData], warm: &WarmStart, params: &[(String, bool)], objective: &Objective) -> Vec<SweepChart> {
-    sweep_charts_in(runs, warm, params, objective, &series::CurveView::default())
+    sweep_charts_in(runs, warm, params, objective, &html::CurveView::default())
 }
 
 /// [`sweep_charts`], the learning curves shown as `view` asks (the dashboard's form).
@@ -205,7 +205,7 @@ pub fn sweep_charts_in(
     warm: &WarmStart,
     params: &[(String, bool)],
     objective: &Objective,
-    view: &series::CurveView,
+    view: &html::CurveView,
 ) -> Vec<SweepChart> {
     let goal = objective.goal;
     // The three of the tutorial, and the objective's own metric when it is another
@@ -218,7 +218,7 @@ pub fn sweep_charts_in(
         .map(|metric| SweepChart {
             file: format!("curves_val_{metric}.png"),
             title: format!("learning curves: val_{metric}"),
-            figure: SweepFigure::Curves(view.apply(series::learning_curves(runs, metric, &objective.name, goal), metric)),
+            figure: SweepFigure::Curves(series::viewed(view, series::learning_curves(runs, metric, &objective.name, goal), metric)),
         })
         .collect();
     charts.push(SweepChart {

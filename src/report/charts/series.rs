@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use crate::config::Goal;
 use crate::report::axis::{Axis, axis, range_of};
 use crate::report::fmt_param;
+use crate::report::html::CurveView;
 use crate::store::{TrialData, TrialRow, TrialStatus, best_id, leaderboard_order};
 
 /// One line of a chart.
@@ -81,51 +82,35 @@ impl Chart {
     }
 }
 
-/// How the dashboard shows learning curves, as its form asks: a log scale for the losses,
-/// smoothing (TensorBoard's: an exponential moving average with weight `smooth`, debiased at the
-/// start), and a zoom on the y axis of one metric's curves (in its units). The default shows
-/// them as recorded.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct CurveView {
-    /// The losses' curves on a log scale.
-    pub log: bool,
-    /// In [0, 1): 0 is none.
-    pub smooth: f64,
-    /// The metric (`loss`, `iou`, ...) whose y axis goes from, to.
-    pub zoom: Option<(String, f64, f64)>,
-}
-
-impl CurveView {
-    /// The curves of `metric` (`loss`, `iou`, ...) as this view shows them (the title says how).
-    pub fn apply(&self, mut chart: Chart, metric: &str) -> Chart {
-        let log = self.log && metric.ends_with("loss");
-        let zoom = self.zoom.as_ref().filter(|(m, _, _)| m == metric).map(|(_, lo, hi)| (*lo, *hi));
-        if !log && self.smooth == 0.0 && zoom.is_none() {
-            return chart;
-        }
-        let mut said = Vec::new();
-        if self.smooth > 0.0 {
-            for s in &mut chart.series {
-                s.points = smoothed(&s.points, self.smooth);
-            }
-            said.push(format!("smoothed {}", self.smooth));
-        }
-        let mut y = zoom;
-        if log {
-            for s in &mut chart.series {
-                s.points = s.points.iter().filter(|p| p.1 > 0.0).map(|&(x, v)| (x, v.log10())).collect();
-            }
-            chart.series.retain(|s| !s.points.is_empty());
-            chart.y_log = true;
-            y = y.map(|(lo, hi)| (lo.max(f64::MIN_POSITIVE).log10(), hi.max(f64::MIN_POSITIVE).log10()));
-            said.push("log scale".into());
-        }
-        if let Some((lo, hi)) = zoom {
-            said.push(format!("y from {} to {}", crate::report::fmt_num(lo), crate::report::fmt_num(hi)));
-        }
-        chart.title = format!("{} ({})", chart.title, said.join(", "));
-        chart.fitted(y)
+/// The curves of `metric` (`loss`, `iou`, ...) as `view` shows them (the title says how).
+pub fn viewed(view: &CurveView, mut chart: Chart, metric: &str) -> Chart {
+    let log = view.log && metric.ends_with("loss");
+    let zoom = view.zoom.as_ref().filter(|(m, _, _)| m == metric).map(|(_, lo, hi)| (*lo, *hi));
+    if !log && view.smooth == 0.0 && zoom.is_none() {
+        return chart;
     }
+    let mut said = Vec::new();
+    if view.smooth > 0.0 {
+        for s in &mut chart.series {
+            s.points = smoothed(&s.points, view.smooth);
+        }
+        said.push(format!("smoothed {}", view.smooth));
+    }
+    let mut y = zoom;
+    if log {
+        for s in &mut chart.series {
+            s.points = s.points.iter().filter(|p| p.1 > 0.0).map(|&(x, v)| (x, v.log10())).collect();
+        }
+        chart.series.retain(|s| !s.points.is_empty());
+        chart.y_log = true;
+        y = y.map(|(lo, hi)| (lo.max(f64::MIN_POSITIVE).log10(), hi.max(f64::MIN_POSITIVE).log10()));
+        said.push("log scale".into());
+    }
+    if let Some((lo, hi)) = zoom {
+        said.push(format!("y from {} to {}", crate::report::fmt_num(lo), crate::report::fmt_num(hi)));
+    }
+    chart.title = format!("{} ({})", chart.title, said.join(", "));
+    chart.fitted(y)
 }
 
 /// TensorBoard's smoothing of a curve: an exponential moving average with `weight`, divided by
