@@ -69,6 +69,28 @@ impl Server {
         (status, raw[split + 4..].to_vec())
     }
 
+    /// `POST path` with a form `body` and, when given, an `Origin`; the status, the `Location`
+    /// header (if any) and the body.
+    fn post(&self, path: &str, origin: Option<&str>, body: &str) -> (u16, Option<String>, String) {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: {}\r\n{origin}Content-Type: application/x-www-form-urlencoded\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").expect("a header");
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status");
+        let location = head.lines().find_map(|l| l.strip_prefix("location: ").or_else(|| l.strip_prefix("Location: "))).map(String::from);
+        (status, location, body.to_string())
+    }
+
     fn get(&self, path: &str) -> (u16, String) {
         let (status, body) = self.request("GET", path);
         (status, String::from_utf8_lossy(&body).to_string())
@@ -328,6 +350,11 @@ fn no_route_changes_the_tracker_other_methods_are_405() {
         for path in ["/", "/sweeps/ui", "/runs/ui-1", "/compare?runs=ui-1,ui-2", "/api/sweeps/ui", "/files/ui/ui-1/config.json"] {
             assert_eq!(server.request(method, path).0, 405, "{method} {path}");
         }
+    }
+    // The action routes (issue 29) refuse on a dashboard started without --allow-actions.
+    for path in ["/runs/ui-1/tags", "/runs/ui-1/note"] {
+        let status = server.request("POST", path).0;
+        assert!((400..500).contains(&status), "POST {path}: {status}");
     }
     drop(server);
     assert_eq!(common::sweep(runs).args(["ls", "--json"]).output().unwrap().stdout, before, "the tracker is as it was");
@@ -700,4 +727,60 @@ fn brushing_the_parallel_coordinates_filters_the_leaderboard() {
     let note = eval("document.getElementById('brush-note').textContent");
     assert!(note.as_str().is_some_and(|n| n.starts_with("1 of 2 trials")), "{note}");
     assert_eq!(brush(mine, mine).as_array().map(Vec::len), Some(2), "a click clears the axis's range");
+}
+
+/// Issue 29, item 5: actions from the dashboard, behind `--allow-actions`: a POST without the
+/// page's token, from another site, or with no Origin at all is refused (403) and changes
+/// nothing; with the token from the dashboard's own page it edits the trial's tags and note; GET
+/// stays read-only, and a read-only dashboard refuses every action.
+#[test]
+fn actions_need_the_switch_the_token_and_the_dashboards_own_origin() {
+    let copy = tempfile::tempdir().unwrap();
+    let source = SqliteStore::open(&trained().join("sweep.db")).unwrap();
+    source.connection().execute("VACUUM INTO ?1", [copy.path().join("sweep.db").to_str().unwrap()]).unwrap();
+    let tags_of = |server: &Server| -> String {
+        let page = server.page("/runs/ui-1");
+        page.split("<th>tags</th><td class=\"l\">").nth(1).map(|t| t.split('<').next().unwrap().to_string()).unwrap_or_default()
+    };
+
+    let read_only = Server::start(copy.path(), &[]);
+    let own = format!("http://{}", read_only.addr);
+    let (status, _, body) = read_only.post("/runs/ui-1/tags", Some(&own), "token=x&tags=team%3Dvision");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("--allow-actions"), "{body}");
+    assert!(!read_only.page("/runs/ui-1").contains("name=\"token\""), "no forms on a read-only dashboard");
+    drop(read_only);
+
+    let server = Server::start(copy.path(), &["--allow-actions"]);
+    let own = format!("http://{}", server.addr);
+    let page = server.page("/runs/ui-1");
+    let token = page.split("name=\"token\" value=\"").nth(1).and_then(|t| t.split('"').next()).expect("the page carries the token").to_string();
+    assert_eq!(token.len(), 32, "128 random bits");
+    let form = format!("token={token}&tags=team%3Dvision+stage%3Dfinal");
+    for (origin, body, why) in [
+        (Some(own.as_str()), "tags=team%3Dvision", "no token"),
+        (Some(own.as_str()), "token=0123&tags=team%3Dvision", "another token"),
+        (Some("http://evil.example"), form.as_str(), "another site"),
+        (None, form.as_str(), "no Origin"),
+    ] {
+        let (status, _, reply) = server.post("/runs/ui-1/tags", origin, body);
+        assert_eq!(status, 403, "{why}: {reply}");
+    }
+    assert_eq!(tags_of(&server), "", "nothing changed");
+    assert_eq!(server.get("/runs/ui-1/tags").0, 405, "GET never acts");
+
+    let (status, location, body) = server.post("/runs/ui-1/tags", Some(&own), &form);
+    assert_eq!((status, location.as_deref()), (303, Some("/runs/ui-1")), "{body}");
+    assert_eq!(tags_of(&server), "stage=final team=vision");
+    let (status, _, _) = server.post("/runs/ui-1/tags", Some(&own), &format!("token={token}&tags=stage%3D"));
+    assert_eq!(status, 303);
+    assert_eq!(tags_of(&server), "team=vision", "NAME= removes a tag");
+    let (status, _, body) = server.post("/runs/ui-1/tags", Some(&own), &format!("token={token}&tags=bad+name"));
+    assert_eq!(status, 400, "{body}");
+    let (status, _, _) = server.post("/runs/ui-1/note", Some(&own), &format!("token={token}&note=the+baseline%0D%0Arerun"));
+    assert_eq!(status, 303);
+    let store = SqliteStore::open(&copy.path().join("sweep.db")).unwrap();
+    assert_eq!(store.trial("ui-1").unwrap().note.as_deref(), Some("the baseline\nrerun"));
+    let (status, _, _) = server.post("/runs/ui-99/note", Some(&own), &format!("token={token}&note=x"));
+    assert_eq!(status, 404, "an unknown trial");
 }

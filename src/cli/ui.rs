@@ -22,6 +22,19 @@ pub struct UiArgs {
     /// (403), so that a web page cannot read the tracker through DNS rebinding.
     #[arg(long = "allow-host", value_name = "NAME")]
     pub allow_hosts: Vec<String>,
+    /// Let the trial pages edit a trial's tags and note. Each edit is a POST that carries a token
+    /// drawn at start (in the pages) and must come from the dashboard's own pages (its Origin):
+    /// another site's page cannot act. GET requests stay read-only.
+    #[arg(long)]
+    pub allow_actions: bool,
+}
+
+/// A token of 128 random bits, in hex, from the system's random source.
+fn action_token() -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// `sweep ui`: serves the tracker's sweeps and trials read-only until Ctrl-C. The tracker must
@@ -29,7 +42,10 @@ pub struct UiArgs {
 pub fn ui(g: &Global, args: &UiArgs) -> Result<ExitCode> {
     let store = g.open_store()?;
     let location = store.location();
-    let dashboard = crate::ui::Dashboard::new(store, &g.runs_dir());
+    let mut dashboard = crate::ui::Dashboard::new(store, &g.runs_dir());
+    if args.allow_actions {
+        dashboard = dashboard.with_actions(action_token().map_err(|e| crate::Error::io("/dev/urandom", e))?);
+    }
     crate::ui::serve(dashboard, &args.host, args.port, args.allow_hosts.clone(), |addr| {
         if crate::ui::is_exposed(&addr) {
             eprintln!(
@@ -39,7 +55,8 @@ pub fn ui(g: &Global, args: &UiArgs) -> Result<ExitCode> {
                 addr.port()
             );
         }
-        println!("sweep ui: {location} read-only at http://{addr}/ (Ctrl-C to stop)");
+        let mode = if args.allow_actions { "with actions (tags, notes)" } else { "read-only" };
+        println!("sweep ui: {location} {mode} at http://{addr}/ (Ctrl-C to stop)");
         let _ = std::io::stdout().flush();
     })?;
     Ok(ExitCode::SUCCESS)

@@ -42,6 +42,9 @@ pub enum Route {
     Worst,
     /// What a trial's workers wrote to their logs while they held it: `/runs/ID/log`.
     Log,
+    /// Actions (`sweep ui --allow-actions`), POST only: a trial's tags, its note.
+    Tags,
+    Note,
     /// Trials side by side: `/compare?runs=a,b`.
     Compare,
     /// The JSON state that a live page polls: of the sweeps, of a sweep, of a trial.
@@ -54,13 +57,15 @@ pub enum Route {
 
 impl Route {
     /// Every route, for the server.
-    pub const ALL: [Route; 11] = [
+    pub const ALL: [Route; 13] = [
         Route::Index,
         Route::Sweep,
         Route::Trial,
         Route::Predictions,
         Route::Worst,
         Route::Log,
+        Route::Tags,
+        Route::Note,
         Route::Compare,
         Route::SweepsState,
         Route::SweepState,
@@ -77,6 +82,8 @@ impl Route {
             Route::Predictions => "/runs/{id}/predictions.png",
             Route::Worst => "/runs/{id}/worst.png",
             Route::Log => "/runs/{id}/log",
+            Route::Tags => "/runs/{id}/tags",
+            Route::Note => "/runs/{id}/note",
             Route::Compare => "/compare",
             Route::SweepsState => "/api/sweeps",
             Route::SweepState => "/api/sweeps/{name}",
@@ -610,6 +617,9 @@ pub struct TrialView<'a> {
     /// The prediction grid of the best checkpoint and its worst validation images, or a
     /// sentence saying why there are none.
     pub predictions: Result<(Picture, Picture), String>,
+    /// The server's action token when `sweep ui --allow-actions`: the page then has forms to
+    /// edit the trial's tags and note, each posting it.
+    pub actions: Option<&'a str>,
 }
 
 /// `/runs/ID`: status, settings, the per-epoch table, checkpoints, the two-panel chart and the
@@ -683,7 +693,20 @@ pub fn trial_page(v: &TrialView) -> String {
             let _ = writeln!(body, "<p class=\"note\">{}</p>", escape(why));
         }
     }
-    body.push_str("\n</div>\n<h2>Settings</h2>\n<table><tr><th>setting</th><th>value</th></tr>\n");
+    body.push_str("\n</div>\n");
+    if let Some(token) = v.actions {
+        let token = format!("<input type=\"hidden\" name=\"token\" value=\"{}\">", escape(token));
+        let _ = writeln!(
+            body,
+            "<h2>Tags and note</h2>\n<form method=\"post\" action=\"{}\">{token}tags <input type=\"text\" name=\"tags\" placeholder=\"team=vision stage=\"> \
+             <button>set</button> <span class=\"note\">NAME=VALUE sets a tag, NAME= removes it (as <code>sweep tag</code>)</span></form>\n\
+             <form method=\"post\" action=\"{}\">{token}<textarea name=\"note\" rows=\"3\" cols=\"80\">{}</textarea><br><button>save the note</button></form>",
+            escape(&Route::Tags.to(&r.id)),
+            escape(&Route::Note.to(&r.id)),
+            escape(r.note.as_deref().unwrap_or(""))
+        );
+    }
+    body.push_str("<h2>Settings</h2>\n<table><tr><th>setting</th><th>value</th></tr>\n");
     for (k, val) in v.settings {
         let swept = if r.params.contains_key(k) { " class=\"best\"" } else { "" };
         let _ = writeln!(body, "<tr{swept}><td class=\"l\">{}</td><td>{}</td></tr>", escape(k), escape(&fmt_param(val)));

@@ -30,16 +30,16 @@ use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path as UrlPath, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Form, Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get};
+use axum::routing::{MethodRouter, get, post};
 
 use crate::report::html::{CurveView, Route};
 use crate::train::predict::Grid as PredictionGrid;
 
-pub use pages::{Dashboard, Reply};
+pub use pages::{Dashboard, Posted, Reply};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +141,7 @@ async fn shutdown() {
 }
 
 /// The routes ([`Route::ALL`], each with its handler): GET only (axum answers 405 to other
-/// methods on them), a 404 page elsewhere.
+/// methods on them) but the actions, POST only; a 404 page elsewhere.
 pub fn router(state: Arc<Dashboard>) -> Router {
     Route::ALL
         .into_iter()
@@ -167,6 +167,16 @@ fn handler(route: Route) -> MethodRouter<Arc<Dashboard>> {
         }
         Route::Worst => get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.grid(&id, PredictionGrid::Worst))),
         Route::Log => get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.trial_log(&id))),
+        Route::Tags => {
+            post(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>, headers: HeaderMap, Form(fields): Form<Vec<(String, String)>>| {
+                act(d, Posted { same_origin: same_origin(&headers), fields }, move |d, posted| d.post_tags(&id, posted))
+            })
+        }
+        Route::Note => {
+            post(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>, headers: HeaderMap, Form(fields): Form<Vec<(String, String)>>| {
+                act(d, Posted { same_origin: same_origin(&headers), fields }, move |d, posted| d.post_note(&id, posted))
+            })
+        }
         Route::Compare => get(compare),
         Route::SweepsState => get(|State(d): State<Arc<Dashboard>>| answer(d, |d| d.sweeps_state())),
         Route::SweepState => get(|State(d): State<Arc<Dashboard>>, UrlPath(n): UrlPath<String>| answer(d, move |d| d.sweep_state(&n))),
@@ -229,6 +239,36 @@ async fn compare(State(d): State<Arc<Dashboard>>, Query(query): Query<Vec<(Strin
         .map(String::from)
         .collect();
     answer(d, move |d| d.compare(&ids)).await
+}
+
+/// Whether a request comes from a page of this server: its `Origin` (or, without one, its
+/// `Referer`) is `http://` or `https://` followed by the `Host` it was sent to. A request that
+/// names neither is refused too: browsers send `Origin` with every POST.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let Some(host) = text(header::HOST) else { return false };
+    let origin = match (text(header::ORIGIN), text(header::REFERER)) {
+        (Some(origin), _) => origin.to_string(),
+        (None, Some(referer)) => referer.splitn(4, '/').take(3).collect::<Vec<_>>().join("/"),
+        (None, None) => return false,
+    };
+    origin == format!("http://{host}") || origin == format!("https://{host}")
+}
+
+/// Runs an action on a blocking thread: a refusal answers as it is, a done action sends the
+/// browser on (303) to the page it names.
+async fn act(d: Arc<Dashboard>, posted: Posted, action: impl FnOnce(&Dashboard, &Posted) -> Result<String, Reply> + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(move || action(&d, &posted)).await {
+        Ok(Ok(location)) => {
+            let mut response = StatusCode::SEE_OTHER.into_response();
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response
+        }
+        Ok(Err(reply)) => into_response(reply),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("the action failed: {e}")).into_response(),
+    }
 }
 
 /// Runs a page function on a blocking thread (the tracker's calls block) and answers with it.

@@ -79,6 +79,21 @@ pub struct Dashboard {
     /// Canonical: every file served must resolve under it.
     runs_dir: PathBuf,
     grids: Mutex<HashMap<(String, i64, PredictionGrid), Grid>>,
+    /// With `sweep ui --allow-actions`: the token every action must post (the pages carry it).
+    actions: Option<String>,
+}
+
+/// An action's request as the server saw it: whether it came from this dashboard's own pages
+/// (its `Origin`, or else its `Referer`, names the host it was sent to), and its form fields.
+pub struct Posted {
+    pub same_origin: bool,
+    pub fields: Vec<(String, String)>,
+}
+
+impl Posted {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// The tracker connection, and for a SQLite file the identity (device, inode) of the file it
@@ -100,11 +115,68 @@ impl Dashboard {
         let location = store.location();
         let file =
             (!store::is_postgres(&location)).then(|| PathBuf::from(&location)).and_then(|path| file_identity(&path).map(|identity| (path, identity)));
-        Self { store: Mutex::new(Opened { store, file }), runs_dir, grids: Mutex::new(HashMap::new()) }
+        Self { store: Mutex::new(Opened { store, file }), runs_dir, grids: Mutex::new(HashMap::new()), actions: None }
+    }
+
+    /// Allows the actions (a trial's tags and note), each request carrying `token`.
+    pub fn with_actions(self, token: String) -> Self {
+        Self { actions: Some(token), ..self }
+    }
+
+    /// Whether `posted` may act: actions are on, it comes from this dashboard's pages, and it
+    /// carries the token. Anything else is refused (403) before the tracker is touched.
+    fn authorise(&self, posted: &Posted) -> Result<(), Reply> {
+        let Some(token) = &self.actions else {
+            return Err(Reply::forbidden("this dashboard is read-only: start it with `sweep ui --allow-actions` to edit tags and notes from it"));
+        };
+        if !posted.same_origin {
+            return Err(Reply::forbidden("an action must come from this dashboard's own pages (its Origin names another site): refused"));
+        }
+        if posted.field("token") != Some(token.as_str()) {
+            return Err(Reply::forbidden("the action's token is missing or not this server's: reload the page and try again"));
+        }
+        Ok(())
+    }
+
+    /// `POST /runs/ID/tags`: `tags` as `sweep tag` takes them (`name=value` sets, `name=`
+    /// removes, separated by spaces). Answers where to go next (the trial), or a refusal.
+    pub fn post_tags(&self, id: &str, posted: &Posted) -> Result<String, Reply> {
+        self.authorise(posted)?;
+        let mut changes = Vec::new();
+        for change in posted.field("tags").unwrap_or("").split_whitespace() {
+            let Some((name, value)) = change.split_once('=') else {
+                return Err(Reply::bad_request(&format!("{change:?}: expected NAME=VALUE to set a tag, or NAME= to remove it")));
+            };
+            store::validate_tag_name(name).map_err(|e| Reply::bad_request(&e.to_string()))?;
+            changes.push((name.to_string(), (!value.is_empty()).then(|| value.to_string())));
+        }
+        self.with_store_mut(|s| {
+            store::validate_trial_id(id)?;
+            s.tag(id, &changes)
+        })
+        .map_err(|e| Reply::store_error(&e))?;
+        Ok(html::Route::Trial.to(id))
+    }
+
+    /// `POST /runs/ID/note`: `note` replaces the trial's note ("" clears it).
+    pub fn post_note(&self, id: &str, posted: &Posted) -> Result<String, Reply> {
+        self.authorise(posted)?;
+        let note = posted.field("note").unwrap_or("").replace("\r\n", "\n");
+        self.with_store_mut(|s| {
+            store::validate_trial_id(id)?;
+            s.set_note(id, Some(note.as_str()))
+        })
+        .map_err(|e| Reply::store_error(&e))?;
+        Ok(html::Route::Trial.to(id))
     }
 
     /// Runs `f` on the tracker, after checking that its SQLite file is still the one opened.
     fn with_store<T>(&self, f: impl FnOnce(&dyn Store) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.with_store_mut(|s| f(s))
+    }
+
+    /// [`Dashboard::with_store`] for the actions, which write.
+    fn with_store_mut<T>(&self, f: impl FnOnce(&mut dyn Store) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut opened = self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some((path, identity)) = opened.file.clone() {
             match file_identity(&path) {
@@ -118,7 +190,7 @@ impl Dashboard {
                 }
             }
         }
-        f(opened.store.as_ref())
+        f(opened.store.as_mut())
     }
 
     /// `/`: every sweep.
@@ -225,7 +297,15 @@ impl Dashboard {
         let checkpoint_links = trial.checkpoints.iter().map(|c| self.file_link(Path::new(&c.path))).collect();
         Reply::html(
             200,
-            html::trial_page(&TrialView { trial: &trial, checkpoint_links, settings: &settings, objective: &objective, panels, predictions }),
+            html::trial_page(&TrialView {
+                trial: &trial,
+                checkpoint_links,
+                settings: &settings,
+                objective: &objective,
+                panels,
+                predictions,
+                actions: self.actions.as_deref(),
+            }),
         )
     }
 
