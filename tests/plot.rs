@@ -129,6 +129,9 @@ fn an_outlier_is_clipped_from_the_curves_range() {
     assert!(plain.clipped.is_empty(), "ordinary curves keep every point");
     assert_eq!(series::robust_range(&[1.0, 1.0, 1.0, 5.0]), (1.0, 5.0), "no spread: nothing is an outlier");
     assert_eq!(series::robust_range(&[0.5, 0.6, 0.7, 0.8, 0.9, 21.3]), (0.5, 0.9));
+    // Ordinary curves whose first epoch sits a little above the rest keep every point.
+    let first_epochs = [0.12, 0.15, 0.18, 0.2, 0.22, 0.25, 0.3, 0.35, 0.4, 0.6, 1.03, 1.06, 1.08];
+    assert_eq!(series::robust_range(&first_epochs), (0.12, 1.08));
     let path = tempfile::tempdir().unwrap();
     draw::draw_curves(&chart, &path.path().join("c.png")).unwrap();
 }

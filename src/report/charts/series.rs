@@ -128,9 +128,10 @@ pub fn smoothed(points: &[(f64, f64)], weight: f64) -> Vec<(f64, f64)> {
 }
 
 /// The range of a chart's values: all of them, unless some lie far outside the rest (an epoch-1
-/// loss of 21 among losses under 1.5, which would flatten every curve): then the range stops at
-/// the farthest value inside Tukey's far-out fences (the quartiles widened by 3 interquartile
-/// ranges), and the values beyond are clipped. With a spread of 0 nothing is clipped. (NaN, NaN)
+/// loss of 21 among losses under 1.5, which would flatten every curve). The values inside Tukey's
+/// far-out fences (the quartiles widened by 3 interquartile ranges) span a width; a value more
+/// than that width beyond them is clipped, and the range stops at the farthest value that is not.
+/// A first epoch a little above the rest is no outlier; with a spread of 0 nothing is. (NaN, NaN)
 /// for no value.
 pub fn robust_range(values: &[f64]) -> (f64, f64) {
     if values.is_empty() {
@@ -145,9 +146,19 @@ pub fn robust_range(values: &[f64]) -> (f64, f64) {
     };
     let (q1, q3) = (quantile(0.25), quantile(0.75));
     let spread = q3 - q1;
-    let (low, high) = if spread > 0.0 { (q1 - 3.0 * spread, q3 + 3.0 * spread) } else { (f64::NEG_INFINITY, f64::INFINITY) };
+    let (all_lo, all_hi) = (sorted[0], sorted[sorted.len() - 1]);
+    if spread <= 0.0 {
+        return (all_lo, all_hi);
+    }
+    let (low, high) = (q1 - 3.0 * spread, q3 + 3.0 * spread);
     let inside: Vec<f64> = sorted.iter().copied().filter(|v| (low..=high).contains(v)).collect();
-    (inside[0], inside[inside.len() - 1])
+    let (in_lo, in_hi) = (inside[0], inside[inside.len() - 1]);
+    // Values within one such width beyond the fenced ones stay in range; only the farther ones
+    // are clipped.
+    let width = in_hi - in_lo;
+    let lo = sorted.iter().copied().find(|v| *v >= in_lo - width).unwrap_or(all_lo);
+    let hi = sorted.iter().rev().copied().find(|v| *v <= in_hi + width).unwrap_or(all_hi);
+    (lo, hi)
 }
 
 /// How many runs may have their own legend entry and colour (every run up to [`CROWDED`]).
