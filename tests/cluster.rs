@@ -48,6 +48,13 @@ fn the_contract_story_holds_on_postgres_and_migrations_apply_once() {
 }
 
 #[test]
+fn the_intervention_story_holds_on_postgres() {
+    let pg = Postgres::start();
+    let url = pg.create_db("intervention_story");
+    story::intervention_story(&mut PostgresStore::open(&url).unwrap());
+}
+
+#[test]
 fn the_history_and_ask_story_holds_on_postgres() {
     let pg = Postgres::start();
     let url = pg.create_db("ask_story");

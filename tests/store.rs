@@ -35,6 +35,67 @@ fn the_history_and_ask_story_holds_on_sqlite() {
 }
 
 #[test]
+fn the_intervention_story_holds_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    story::intervention_story(&mut store);
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+/// Schema version 6 rebuilds `runs` (SQLite cannot widen a CHECK in place): a version-5 file's
+/// trials keep every row that references them (configs, parameters, metrics, checkpoints, tags,
+/// notes) and take the `stopped` status; the rebuilt file passes SQLite's own checks.
+#[test]
+fn a_version_5_tracker_is_rebuilt_for_stopped_trials_and_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db");
+    {
+        // Written as a version-5 build wrote them (this build's statements name the new columns).
+        let old = SqliteStore::create_at_version(&path, 5).unwrap();
+        let c = old.connection();
+        c.execute_batch(
+            "INSERT INTO sweeps VALUES ('s', 'spec', 'h', 0, 0);
+             INSERT INTO runs (id, sweep, seq, params, config_hash, seed, status, attempt, created, note)
+                 VALUES ('s-1', 's', 1, '{\"augment.hue_delta\":0.1}', 'x1', 0, 'completed', 1, 0, NULL),
+                        ('s-2', 's', 2, '{}', 'x2', 1, 'queued', 0, 0, 'look at this');
+             INSERT INTO run_configs VALUES ('s-1', '{}'), ('s-2', '{}');
+             INSERT INTO params VALUES ('s-1', 'augment.hue_delta', '0.1', 0.1);
+             INSERT INTO metrics VALUES ('s-1', 1, 'val', 'iou', 0.4, 'finite', 1), ('s-1', 1, 'val', 'loss', 0.3, 'finite', 1);
+             INSERT INTO metric_summary VALUES ('s-1', 'val', 'iou', 1, 0.4, 'finite', 0.4, 1, 0.4, 1),
+                                               ('s-1', 'val', 'loss', 1, 0.3, 'finite', 0.3, 1, 0.3, 1);
+             INSERT INTO checkpoints VALUES ('s-1', 'best', 1, '/runs/s/s-1/best.ckpt', 0.4, 'finite', 1);
+             INSERT INTO run_tags VALUES ('s-1', 'team', 'vision');
+             INSERT INTO removed_runs VALUES ('s-3', 's', 3, 'x3', 'failed', 2);",
+        )
+        .unwrap();
+        assert!(c.execute("UPDATE runs SET status = 'stopped' WHERE id = 's-2'", []).is_err(), "version 5 had no stopped");
+        assert_eq!(old.schema_version().unwrap(), 5);
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    let broken: i64 = store.connection().query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(broken, 0);
+    let foreign_keys: i64 = store.connection().query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+    assert_eq!(foreign_keys, 1, "foreign keys are on again after the rebuild");
+    let first = store.trial("s-1").unwrap();
+    assert_eq!((first.status, first.tags["team"].as_str(), first.epochs()), (TrialStatus::Completed, "vision", 1));
+    assert_eq!(first.params["augment.hue_delta"], serde_json::json!(0.1));
+    assert_eq!(store.metrics("s-1").unwrap().len(), 2);
+    assert_eq!(store.checkpoints("s-1").unwrap().len(), 1);
+    let view: f64 = store.connection().query_row("SELECT best_val_iou FROM run_results WHERE run = 's-1'", [], |r| r.get(0)).unwrap();
+    assert_eq!(view, 0.4, "the results view is there again");
+    assert_eq!(store.trial("s-2").unwrap().note.as_deref(), Some("look at this"));
+    assert!(matches!(store.trial("s-3"), Err(StoreError::UnknownTrial { .. })));
+    assert_eq!(store.intervene("s-2", &sweep::store::Intervention::Stop).unwrap(), sweep::store::Intervened::Now(TrialStatus::Stopped));
+    // Foreign keys hold after the rebuild: a metric of no trial is refused.
+    assert!(store.connection().execute("INSERT INTO run_tags VALUES ('nobody', 'a', 'b')", []).is_err());
+    // A trial added after the rebuild numbers on (s-3 was removed: its number is not given again).
+    let report = store.enqueue("s", &common::trials(1)).unwrap();
+    assert_eq!(report.added, vec!["s-4".to_string()]);
+}
+
+#[test]
 fn migrating_twice_is_harmless_and_an_older_file_is_migrated_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
@@ -288,7 +349,7 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing_recorded() {
     std::fs::write(&bigger, common::tiny_sweep("full", 1, &[0.0, 0.1, 0.2, 0.3, 0.4])).unwrap();
     let out = in_mount_namespace(
         r#"set -e
-        mount -t tmpfs -o size=320k tmpfs "$D/small"
+        mount -t tmpfs -o size=448k tmpfs "$D/small"
         "$SWEEP" --runs-dir "$D/runs" --store "$D/small/t.db" run "$D/s.toml" --plain > "$D/first.log" 2>&1
         dd if=/dev/zero of="$D/small/fill" bs=4k 2>/dev/null || true
         set +e

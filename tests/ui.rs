@@ -148,6 +148,12 @@ impl Running {
         let file = runs.join(format!("{name}.toml"));
         let text = common::tiny_sweep(name, epochs, &[0.1]).replace("synthetic_count = 24", "synthetic_count = 160");
         std::fs::write(&file, text).unwrap();
+        Running::again(runs, name)
+    }
+
+    /// `sweep run` of the sweep file `start` wrote, again.
+    fn again(runs: &Path, name: &str) -> Running {
+        let file = runs.join(format!("{name}.toml"));
         let child = Command::new(common::sweep_bin())
             .arg("--runs-dir")
             .arg(runs)
@@ -783,4 +789,92 @@ fn actions_need_the_switch_the_token_and_the_dashboards_own_origin() {
     assert_eq!(store.trial("ui-1").unwrap().note.as_deref(), Some("the baseline\nrerun"));
     let (status, _, _) = server.post("/runs/ui-99/note", Some(&own), &format!("token={token}&note=x"));
     assert_eq!(status, 404, "an unknown trial");
+}
+
+/// Issue 29, item 5: stop, resume and prune from the dashboard, acted on by a real worker. A
+/// stop without the token changes nothing; with it the running trial ends as `stopped` at its
+/// worker's next heartbeat, its recorded epochs and checkpoint kept, and its `sweep run` ends
+/// without an error. Resumed, a new `sweep run` continues it from its checkpoint (no epoch
+/// trained twice); pruned by hand with a note, it ends as `pruned` with that note as its reason.
+/// An ended trial refuses with 409, and `sweep stop` on it exits 2 naming its status.
+#[test]
+fn a_running_trial_is_stopped_resumed_and_pruned_from_the_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let mut first = Running::start(&runs, "halt", 2000);
+    Running::wait_for_an_epoch(&runs, "halt");
+    let server = Server::start(&runs, &["--allow-actions"]);
+    let own = format!("http://{}", server.addr);
+    let show = |runs: &Path| -> serde_json::Value {
+        let out = common::sweep(runs).args(["show", "halt-1", "--json"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let wait_for = |status: &str| -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let trial = show(&runs);
+            if trial["status"] == status {
+                return trial;
+            }
+            assert!(Instant::now() < deadline, "halt-1 did not become {status}: {trial}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let page = server.page("/runs/halt-1");
+    assert!(page.contains("action=\"/runs/halt-1/stop\"") && page.contains("action=\"/runs/halt-1/prune\""), "{page}");
+    assert!(!page.contains("action=\"/runs/halt-1/resume\""), "a running trial has nothing to resume");
+    let token = page.split("name=\"token\" value=\"").nth(1).and_then(|t| t.split('"').next()).unwrap().to_string();
+
+    let (status, _, _) = server.post("/runs/halt-1/stop", Some("http://evil.example"), &format!("token={token}"));
+    assert_eq!(status, 403);
+    let (status, _, _) = server.post("/runs/halt-1/stop", Some(&own), "token=nope");
+    assert_eq!(status, 403);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(show(&runs)["status"], "running", "a refused stop changes nothing");
+
+    let (status, location, body) = server.post("/runs/halt-1/stop", Some(&own), &format!("token={token}"));
+    assert_eq!((status, location.as_deref()), (303, Some("/runs/halt-1")), "{body}");
+    let stopped = wait_for("stopped");
+    assert!(stopped["error"].as_str().is_some_and(|e| e.contains("stopped by hand")), "{stopped}");
+    let epochs_then = stopped["epochs"].as_array().unwrap().clone();
+    assert!(!epochs_then.is_empty() && epochs_then.len() < 2000, "{stopped}");
+    // Its sweep run ends by itself: nothing is left to claim, and a stop is not a failure.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = first.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "sweep run did not end after its only trial stopped");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(exit.success(), "{exit:?}");
+    let page = server.page("/runs/halt-1");
+    assert!(page.contains("action=\"/runs/halt-1/resume\"") && !page.contains("action=\"/runs/halt-1/stop\""), "{page}");
+
+    let (status, _, body) = server.post("/runs/halt-1/resume", Some(&own), &format!("token={token}"));
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(show(&runs)["status"], "queued");
+    let _second = Running::again(&runs, "halt");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while show(&runs)["epochs"].as_array().unwrap().len() <= epochs_then.len() + 1 {
+        assert!(Instant::now() < deadline, "the resumed trial recorded no new epoch");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, _, body) = server.post("/runs/halt-1/prune", Some(&own), &format!("token={token}&note=enough+seen"));
+    assert_eq!(status, 303, "{body}");
+    let pruned = wait_for("pruned");
+    assert_eq!(pruned["error"], "pruned by hand: enough seen");
+    let epochs = pruned["epochs"].as_array().unwrap();
+    let numbers: Vec<i64> = epochs.iter().map(|e| e["epoch"].as_i64().unwrap()).collect();
+    assert_eq!(numbers, (1..=numbers.len() as i64).collect::<Vec<_>>(), "every epoch once, in order: {pruned}");
+    assert!(numbers.len() > epochs_then.len() && numbers.len() < 2000);
+    assert_eq!(&epochs[..epochs_then.len()], &epochs_then[..], "the epochs before the stop were not trained again");
+
+    let (status, _, body) = server.post("/runs/halt-1/stop", Some(&own), &format!("token={token}"));
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("is pruned"), "{body}");
+    let out = common::sweep(&runs).args(["stop", "halt-1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("trial halt-1 is pruned"), "{}", String::from_utf8_lossy(&out.stderr));
 }

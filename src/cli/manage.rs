@@ -1,4 +1,4 @@
-//! Commands that manage trials in the tracker: `enqueue`, `tag`, `note`, `rm`.
+//! Commands that manage trials in the tracker: `enqueue`, `tag`, `note`, `stop`, `prune`, `resume`, `rm`.
 
 use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::{Global, usage};
 use crate::report;
-use crate::store::{self, TrialFilter, TrialRow, TrialStatus};
+use crate::store::{self, Intervened, Intervention, TrialFilter, TrialRow, TrialStatus};
 
 #[derive(Debug, Args)]
 pub struct EnqueueArgs {
@@ -45,6 +45,32 @@ pub struct NoteArgs {
     pub file: Option<std::path::PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Trial ids, e.g. hue-3 hue-4: a queued one stops at once, a running one at its worker's
+    /// next heartbeat (its last checkpoint kept); `sweep resume` continues them.
+    #[arg(value_name = "TRIAL", required = true, num_args = 1..)]
+    pub trials: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Trial ids, e.g. hue-3: a queued or stopped one is pruned at once, a running one at its
+    /// worker's next heartbeat, its recorded epochs kept.
+    #[arg(value_name = "TRIAL", required = true, num_args = 1..)]
+    pub trials: Vec<String>,
+    /// Why, kept as the pruning reason (`sweep show`, the dashboard).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub note: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// Stopped trial ids, e.g. hue-3: queued again, to continue from their last checkpoint.
+    #[arg(value_name = "TRIAL", required = true, num_args = 1..)]
+    pub trials: Vec<String>,
+}
+
 /// The largest note taken (1 MiB): a tracker row, not a document store.
 const NOTE_LIMIT: usize = 1 << 20;
 
@@ -56,7 +82,7 @@ pub struct RmArgs {
     /// Remove this sweep's trials instead (all of them, or those of --status).
     #[arg(long)]
     pub sweep: Option<String>,
-    /// With --sweep: only the trials of this status (queued, completed, failed, pruned or diverged).
+    /// With --sweep: only the trials of this status (queued, completed, failed, pruned, diverged or stopped).
     #[arg(long, requires = "sweep")]
     pub status: Option<String>,
     /// With --sweep: remove the sweep itself, with every trial and its directory <runs-dir>/SWEEP
@@ -115,6 +141,40 @@ pub fn note(g: &Global, args: &NoteArgs) -> Result<ExitCode> {
     let mut store = g.open_store()?;
     store.set_note(&args.trial, Some(&text))?;
     println!("{}: {}", args.trial, if text.is_empty() { "note cleared" } else { "note set" });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sweep stop` and `sweep prune`: each trial in turn (the first that cannot be is the error,
+/// after those before it were done and printed).
+pub fn intervene(g: &Global, trials: &[String], intervention: &Intervention) -> Result<ExitCode> {
+    for id in trials {
+        store::validate_trial_id(id)?;
+    }
+    let mut store = g.open_store()?;
+    for id in trials {
+        match store.intervene(id, intervention)? {
+            Intervened::Now(status) => println!("{id}: {}", status.as_str()),
+            Intervened::Asked => println!("{id}: running; its worker will {} it at its next heartbeat (within seconds)", intervention.verb()),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sweep resume`: queues stopped trials again.
+pub fn resume(g: &Global, args: &ResumeArgs) -> Result<ExitCode> {
+    for id in &args.trials {
+        store::validate_trial_id(id)?;
+    }
+    let mut store = g.open_store()?;
+    for id in &args.trials {
+        store.resume(id)?;
+        let trial = store.trial(id)?;
+        println!(
+            "{id}: queued again (from epoch {}); a running `sweep run` or `sweep worker` of sweep {} continues it, or start one",
+            trial.epochs(),
+            trial.sweep
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

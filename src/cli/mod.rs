@@ -28,10 +28,10 @@ use std::process::ExitCode;
 use crate::Result;
 use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
-use crate::store::{self, Store};
+use crate::store::{self, Intervention, Store};
 use crate::train::device::{DeviceSpec, set_cpu_threads};
 use data::DataCommand;
-use manage::{EnqueueArgs, NoteArgs, RmArgs, TagArgs};
+use manage::{EnqueueArgs, NoteArgs, PruneArgs, ResumeArgs, RmArgs, StopArgs, TagArgs};
 use model::{EvalArgs, PredictArgs};
 use plot::PlotArgs;
 use run::{RunArgs, WorkerArgs};
@@ -118,6 +118,12 @@ pub enum Command {
     Tag(TagArgs),
     /// Set or clear a trial's note.
     Note(NoteArgs),
+    /// Stop trials by hand (a running one at its worker's next heartbeat), resumable with `sweep resume`.
+    Stop(StopArgs),
+    /// Prune trials by hand with a note, keeping their recorded epochs.
+    Prune(PruneArgs),
+    /// Queue stopped trials again, to continue from their last checkpoint.
+    Resume(ResumeArgs),
     /// Remove trials with their directories (never a running one), after a confirmation.
     Rm(RmArgs),
     /// Generate and inspect datasets.
@@ -196,6 +202,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Enqueue(args) => manage::enqueue(&g, &args),
         Command::Tag(args) => manage::tag(&g, &args),
         Command::Note(args) => manage::note(&g, &args),
+        Command::Stop(args) => manage::intervene(&g, &args.trials, &Intervention::Stop),
+        Command::Prune(args) => manage::intervene(&g, &args.trials, &Intervention::Prune { note: args.note.clone() }),
+        Command::Resume(args) => manage::resume(&g, &args),
         Command::Rm(args) => manage::rm(&g, &args),
         Command::Completions(args) => {
             clap_complete::generate(args.shell, &mut command(), "sweep", &mut std::io::stdout());

@@ -70,7 +70,7 @@ pub fn run_status(status: TrialStatus) -> &'static str {
         TrialStatus::Running => "RUNNING",
         TrialStatus::Completed => "FINISHED",
         TrialStatus::Failed | TrialStatus::Diverged => "FAILED",
-        TrialStatus::Pruned => "KILLED",
+        TrialStatus::Pruned | TrialStatus::Stopped => "KILLED",
     }
 }
 
@@ -534,6 +534,7 @@ mod tests {
             (TrialStatus::Failed, "FAILED"),
             (TrialStatus::Diverged, "FAILED"),
             (TrialStatus::Pruned, "KILLED"),
+            (TrialStatus::Stopped, "KILLED"),
             (TrialStatus::Running, "RUNNING"),
         ];
         for (status, expected) in cases {

@@ -132,13 +132,13 @@ fn session_start(rec: &TrialData, hparams: &[HParam], start: f64) -> HParamsPlug
 }
 
 /// TensorBoard's session status of a trial: it has no word for an early stop, so a pruned trial
-/// is `STATUS_UNKNOWN` (its status is the `sweep.status` of the MLflow export).
+/// (or a trial stopped by hand) is `STATUS_UNKNOWN` (its status is the `sweep.status` of the MLflow export).
 pub fn session_status(status: TrialStatus) -> SessionStatus {
     match status {
         TrialStatus::Completed => SessionStatus::Success,
         TrialStatus::Failed | TrialStatus::Diverged => SessionStatus::Failure,
         TrialStatus::Running | TrialStatus::Queued => SessionStatus::Running,
-        TrialStatus::Pruned => SessionStatus::Unknown,
+        TrialStatus::Pruned | TrialStatus::Stopped => SessionStatus::Unknown,
     }
 }
 

@@ -42,9 +42,13 @@ pub enum Route {
     Worst,
     /// What a trial's workers wrote to their logs while they held it: `/runs/ID/log`.
     Log,
-    /// Actions (`sweep ui --allow-actions`), POST only: a trial's tags, its note.
+    /// Actions (`sweep ui --allow-actions`), POST only: a trial's tags, its note; stopping,
+    /// pruning and resuming it.
     Tags,
     Note,
+    Stop,
+    Prune,
+    Resume,
     /// Trials side by side: `/compare?runs=a,b`.
     Compare,
     /// The JSON state that a live page polls: of the sweeps, of a sweep, of a trial.
@@ -57,7 +61,7 @@ pub enum Route {
 
 impl Route {
     /// Every route, for the server.
-    pub const ALL: [Route; 13] = [
+    pub const ALL: [Route; 16] = [
         Route::Index,
         Route::Sweep,
         Route::Trial,
@@ -66,6 +70,9 @@ impl Route {
         Route::Log,
         Route::Tags,
         Route::Note,
+        Route::Stop,
+        Route::Prune,
+        Route::Resume,
         Route::Compare,
         Route::SweepsState,
         Route::SweepState,
@@ -84,6 +91,9 @@ impl Route {
             Route::Log => "/runs/{id}/log",
             Route::Tags => "/runs/{id}/tags",
             Route::Note => "/runs/{id}/note",
+            Route::Stop => "/runs/{id}/stop",
+            Route::Prune => "/runs/{id}/prune",
+            Route::Resume => "/runs/{id}/resume",
             Route::Compare => "/compare",
             Route::SweepsState => "/api/sweeps",
             Route::SweepState => "/api/sweeps/{name}",
@@ -705,6 +715,7 @@ pub fn trial_page(v: &TrialView) -> String {
             escape(&Route::Note.to(&r.id)),
             escape(r.note.as_deref().unwrap_or(""))
         );
+        trial_actions(&mut body, r, &token);
     }
     body.push_str("<h2>Settings</h2>\n<table><tr><th>setting</th><th>value</th></tr>\n");
     for (k, val) in v.settings {
@@ -714,6 +725,39 @@ pub fn trial_page(v: &TrialView) -> String {
     body.push_str("</table>\n<p class=\"note\">Highlighted: the swept parameters.</p>\n");
     let state = Route::SearchState.to(&r.id);
     layout(&format!("trial {}", r.id), &body, Links::Server, Some(&state))
+}
+
+/// The trial's stop, prune and resume buttons, those its status allows (as `sweep stop`,
+/// `sweep prune` and `sweep resume`).
+fn trial_actions(body: &mut String, r: &TrialRow, token: &str) {
+    let stoppable = matches!(r.status, TrialStatus::Queued | TrialStatus::Running);
+    let prunable = stoppable || r.status == TrialStatus::Stopped;
+    if !prunable {
+        return;
+    }
+    body.push_str("<h2>Stop or prune</h2>\n");
+    if stoppable {
+        let _ = writeln!(
+            body,
+            "<form method=\"post\" action=\"{}\">{token}<button name=\"stop\">stop</button> <span class=\"note\">ends it as stopped at its \
+             worker's next heartbeat, its last checkpoint kept; resume continues it (as <code>sweep stop</code>)</span></form>",
+            escape(&Route::Stop.to(&r.id))
+        );
+    }
+    if r.status == TrialStatus::Stopped {
+        let _ = writeln!(
+            body,
+            "<form method=\"post\" action=\"{}\">{token}<button name=\"resume\">resume</button> <span class=\"note\">queues it again: \
+             a running worker of its sweep continues it from its last checkpoint (as <code>sweep resume</code>)</span></form>",
+            escape(&Route::Resume.to(&r.id))
+        );
+    }
+    let _ = writeln!(
+        body,
+        "<form method=\"post\" action=\"{}\">{token}<input type=\"text\" name=\"note\" size=\"50\" placeholder=\"why (kept as its pruning reason)\"> \
+         <button name=\"prune\">prune</button> <span class=\"note\">ends it as pruned, its epochs kept (as <code>sweep prune</code>)</span></form>",
+        escape(&Route::Prune.to(&r.id))
+    );
 }
 
 fn epoch_table(body: &mut String, metrics: &[MetricRow]) {

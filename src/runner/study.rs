@@ -202,7 +202,9 @@ fn history(spec: &SweepSpec, rows: &[TrialHistory]) -> History {
                 TrialStatus::Queued => SearchState::Queued,
                 TrialStatus::Running => SearchState::Running,
                 TrialStatus::Completed => SearchState::Completed,
-                TrialStatus::Pruned | TrialStatus::Diverged => SearchState::Pruned,
+                // A stopped trial's curve ends early, as a pruned one's does: it counts as one
+                // (by how far it got, then its value) until it is resumed.
+                TrialStatus::Pruned | TrialStatus::Diverged | TrialStatus::Stopped => SearchState::Pruned,
                 TrialStatus::Failed => SearchState::Failed,
             },
             values: r.values.iter().map(|(&epoch, &v)| (epoch as usize, v)).collect(),

@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::Split;
 use crate::runner::TrackerMark;
 use crate::runner::study::Study;
-use crate::store::{self, CheckpointRow, Claim, EpochLog, Lease, MetricValue, Reclaim, Store, StoreError, TrialFilter, TrialStatus, WorkerInfo};
+use crate::store::{
+    self, CheckpointRow, Claim, EpochLog, Intervention, Lease, MetricValue, Reclaim, Store, StoreError, TrialFilter, TrialStatus, WorkerInfo,
+};
 use crate::study::pruner::Decision;
 use crate::train::checkpoint::{EpochSummary, TrialDir};
 use crate::train::device::{DeviceSpec, panic_message};
@@ -243,7 +245,8 @@ fn run_trial(
         epochs: claim.config.train.epochs,
     });
     let lease_lost = Arc::new(AtomicBool::new(false));
-    let heartbeat = Heartbeat::start(options, claim.lease.clone(), lease_lost.clone());
+    let asked = Asked::default();
+    let heartbeat = Heartbeat::start(options, claim.lease.clone(), lease_lost.clone(), asked.clone());
     let ctx = TrialContext { trial_dir: run_dir, runs_root: &options.runs_dir, device: device.clone(), faults: options.faults.clone() };
     let mut observer = TrialObserver {
         store,
@@ -254,6 +257,7 @@ fn run_trial(
         epochs: claim.config.train.epochs,
         study,
         pruned: None,
+        asked: asked.clone(),
         store_failure: None,
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train::train(&claim.config, &ctx, &mut observer)));
@@ -277,6 +281,11 @@ fn run_trial(
             Some(format!("the loss became {} at epoch {epoch}, step {step}; lower train.learning_rate", crate::report::fmt_num(value))),
         ),
         Ok(Ok(Outcome::Stopped { .. })) if pruned.is_some() => (Some(TrialStatus::Pruned), pruned),
+        // A person stopped or pruned it (the heartbeat read the request): it ends as asked.
+        Ok(Ok(Outcome::Stopped { .. })) if asked.get().is_some() => match asked.get() {
+            Some(Intervention::Prune { note }) => (Some(TrialStatus::Pruned), Some(Intervention::Prune { note }.reason(&run))),
+            _ => (Some(TrialStatus::Stopped), Some(Intervention::Stop.reason(&run))),
+        },
         Ok(Ok(Outcome::Stopped { .. })) => (None, None),
         Ok(Err(e)) => (Some(TrialStatus::Failed), Some(e.to_string())),
         Err(panic) => (Some(TrialStatus::Failed), Some(format!("panicked: {}", panic_message(&*panic)))),
@@ -314,6 +323,8 @@ struct TrialObserver<'a> {
     study: Option<&'a Study>,
     /// Why the pruner stopped this trial.
     pruned: Option<String>,
+    /// What a person asked of the trial, as the heartbeat read it.
+    asked: Asked,
     /// The tracker could not record an epoch (a full disk, a server gone for good): the trial is
     /// not at fault, and is given back rather than failed.
     store_failure: Option<StoreError>,
@@ -418,6 +429,11 @@ impl Observer for TrialObserver<'_> {
             // The epoch is recorded and checkpointed: stop there.
             return StopRequest::AfterEpoch;
         }
+        if self.asked.get().is_some() {
+            // Stopped or pruned by hand: at once, the last checkpoint as it is (a resumed trial
+            // continues from it).
+            return StopRequest::Now;
+        }
         crate::runner::signals::stop_request()
     }
 }
@@ -443,14 +459,30 @@ fn checkpoint_row(c: &SavedCheckpoint) -> CheckpointRow {
     CheckpointRow { kind: c.kind.as_str().to_string(), epoch: c.epoch as i64, path: c.path.display().to_string(), metric_value: c.metric_value }
 }
 
-/// A thread that refreshes the run's heartbeat on its own connection.
+/// What a person asked of the trial being trained ([`Store::intervene`]), shared between the
+/// heartbeat thread that reads it and the observer that stops training.
+#[derive(Clone, Default)]
+struct Asked(Arc<std::sync::Mutex<Option<Intervention>>>);
+
+impl Asked {
+    fn get(&self) -> Option<Intervention> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, intervention: Intervention) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(intervention);
+    }
+}
+
+/// A thread that refreshes the run's heartbeat on its own connection, and reads what a person
+/// asked of the trial meanwhile.
 struct Heartbeat {
     stop: Arc<AtomicBool>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Heartbeat {
-    fn start(options: &WorkerOptions, lease: Lease, lease_lost: Arc<AtomicBool>) -> Self {
+    fn start(options: &WorkerOptions, lease: Lease, lease_lost: Arc<AtomicBool>, asked: Asked) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let location = options.store.clone();
@@ -473,7 +505,8 @@ impl Heartbeat {
                     }
                     last = Instant::now();
                     match store.heartbeat(&lease) {
-                        Ok(()) => {}
+                        Ok(None) => {}
+                        Ok(Some(intervention)) => asked.set(intervention),
                         Err(StoreError::LeaseLost { .. }) => {
                             lease_lost.store(true, Ordering::SeqCst);
                             return;

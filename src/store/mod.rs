@@ -74,11 +74,21 @@ pub enum TrialStatus {
     Failed,
     Pruned,
     Diverged,
+    /// Stopped by hand (`sweep stop`, the dashboard): never claimed until `sweep resume` queues it
+    /// again, when it continues from its last checkpoint.
+    Stopped,
 }
 
 impl TrialStatus {
-    pub const ALL: [TrialStatus; 6] =
-        [TrialStatus::Queued, TrialStatus::Running, TrialStatus::Completed, TrialStatus::Failed, TrialStatus::Pruned, TrialStatus::Diverged];
+    pub const ALL: [TrialStatus; 7] = [
+        TrialStatus::Queued,
+        TrialStatus::Running,
+        TrialStatus::Completed,
+        TrialStatus::Failed,
+        TrialStatus::Pruned,
+        TrialStatus::Diverged,
+        TrialStatus::Stopped,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -88,6 +98,7 @@ impl TrialStatus {
             TrialStatus::Failed => "failed",
             TrialStatus::Pruned => "pruned",
             TrialStatus::Diverged => "diverged",
+            TrialStatus::Stopped => "stopped",
         }
     }
 
@@ -100,10 +111,48 @@ impl TrialStatus {
         matches!(self, TrialStatus::Failed | TrialStatus::Diverged)
     }
 
-    /// Whether the run has ended (it will not be claimed again unless requeued).
+    /// Whether the run has ended (it will not be claimed again unless requeued or resumed).
     pub fn is_final(&self) -> bool {
-        matches!(self, TrialStatus::Completed | TrialStatus::Failed | TrialStatus::Pruned | TrialStatus::Diverged)
+        !matches!(self, TrialStatus::Queued | TrialStatus::Running)
     }
+}
+
+/// What a person asks of a trial from outside its worker (`sweep stop`, `sweep prune`, the
+/// dashboard's buttons).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intervention {
+    /// End it as `stopped`, resumable from its last checkpoint.
+    Stop,
+    /// End it as `pruned`, with the person's note as its reason.
+    Prune { note: String },
+}
+
+impl Intervention {
+    /// The verb, for messages.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Intervention::Stop => "stop",
+            Intervention::Prune { .. } => "prune",
+        }
+    }
+
+    /// The reason a trial ended this way keeps (its `error` column, as the pruner's reasons are).
+    pub fn reason(&self, id: &str) -> String {
+        match self {
+            Intervention::Stop => format!("stopped by hand; `sweep resume {id}` continues it from its last checkpoint"),
+            Intervention::Prune { note } if note.trim().is_empty() => "pruned by hand".to_string(),
+            Intervention::Prune { note } => format!("pruned by hand: {}", note.trim()),
+        }
+    }
+}
+
+/// What [`Store::intervene`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intervened {
+    /// The trial was not running: it has its new status already.
+    Now(TrialStatus),
+    /// The trial is running: its worker reads the request at its next heartbeat and ends it.
+    Asked,
 }
 
 /// What can go wrong with the tracker.
@@ -152,6 +201,8 @@ pub enum StoreError {
         path.display()
     )]
     NetworkFilesystem { path: PathBuf, fs: &'static str },
+    #[error("trial {id} is {}: {}", status.as_str(), intervention_hint(*status, action))]
+    CannotIntervene { id: String, status: TrialStatus, action: &'static str },
     #[error("{} running: a running trial is never removed (nothing was removed); wait for it to end, or stop its sweep first", describe_running(ids))]
     Running { ids: Vec<String> },
     #[error("{}: {detail}", path.display())]
@@ -162,6 +213,16 @@ fn describe_running(ids: &[String]) -> String {
     match ids {
         [one] => format!("trial {one} is"),
         many => format!("trials {} are", many.join(", ")),
+    }
+}
+
+/// `action` is a past participle: "stopped", "pruned", "resumed".
+fn intervention_hint(status: TrialStatus, action: &str) -> String {
+    match (action, status) {
+        ("resumed", TrialStatus::Queued | TrialStatus::Running) => "only a stopped trial is resumed; this one is under way already".to_string(),
+        ("resumed", _) => "only a stopped trial is resumed; this one has ended".to_string(),
+        ("stopped", TrialStatus::Stopped) => "it is stopped already".to_string(),
+        _ => format!("only a queued, running (or, to prune, stopped) trial can be {action}; this one has ended"),
     }
 }
 
@@ -185,6 +246,7 @@ impl StoreError {
                 | StoreError::InvalidName { .. }
                 | StoreError::NetworkFilesystem { .. }
                 | StoreError::Running { .. }
+                | StoreError::CannotIntervene { .. }
         )
     }
 }
@@ -517,13 +579,14 @@ pub trait Store: Send {
     /// failed instead), then the lowest-numbered `queued` run.
     fn claim(&mut self, sweep: Option<&str>, worker: &WorkerInfo, reclaim: &Reclaim) -> StoreResult<Option<Claim>>;
 
-    /// Refreshes the lease's heartbeat. Fails with `LeaseLost` if the run was reclaimed.
-    fn heartbeat(&mut self, lease: &Lease) -> StoreResult<()>;
+    /// Refreshes the lease's heartbeat, returning what a person asked of the trial meanwhile
+    /// ([`Store::intervene`]), if anything. Fails with `LeaseLost` if the run was reclaimed.
+    fn heartbeat(&mut self, lease: &Lease) -> StoreResult<Option<Intervention>>;
 
     /// Records one epoch's metrics and checkpoint rows together, and refreshes the heartbeat.
     fn log_epoch(&mut self, lease: &Lease, epoch: &EpochLog) -> StoreResult<()>;
 
-    /// Ends the run with `status` (completed, failed, pruned, diverged) and an optional error.
+    /// Ends the run with `status` (completed, failed, pruned, diverged, stopped) and an optional error.
     /// Ending it again the same way under the same lease is recognised as done (a retried write).
     fn finish(&mut self, lease: &Lease, status: TrialStatus, error: Option<&str>) -> StoreResult<()>;
 
@@ -602,6 +665,16 @@ pub trait Store: Send {
     /// Names are checked with [`validate_tag_name`]; an unknown trial is
     /// [`StoreError::UnknownTrial`].
     fn tag(&mut self, id: &str, changes: &[(String, Option<String>)]) -> StoreResult<()>;
+
+    /// Stops or prunes a trial by hand: a queued one (or, to prune, a stopped one) at once, a
+    /// running one through its worker, which reads the request at its next heartbeat and ends
+    /// the trial with [`Intervention::reason`]. Any other status is
+    /// [`StoreError::CannotIntervene`]; asking a running trial twice keeps the last request.
+    fn intervene(&mut self, id: &str, intervention: &Intervention) -> StoreResult<Intervened>;
+
+    /// Queues a stopped trial again: the next claim continues it from its last checkpoint.
+    /// Any other status is [`StoreError::CannotIntervene`].
+    fn resume(&mut self, id: &str) -> StoreResult<()>;
 
     /// Replaces the trial's note; None or an empty text clears it.
     fn set_note(&mut self, id: &str, note: Option<&str>) -> StoreResult<()>;

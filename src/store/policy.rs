@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, HashSet};
 use super::read::{Detail, TrialData, checkpoint_row, metric_row, rank_completed, read_runs, trial, trial_data, unknown_trial};
 use super::sql::{Conditions, Failure, Row, Tx, Value, decode_value, encode_value};
 use super::{
-    BestTrial, CheckpointRow, Claim, EnqueueReport, EpochLog, Extension, JobRow, KnownTrial, Lease, MetricRow, NewTrial, Reclaim, Registering, Store,
-    StoreError, StoreResult, SweepInfo, SweepRegistration, TrialFilter, TrialHistory, TrialRow, TrialStatus, WorkerInfo, code_version,
-    plan_registration, validate_sweep_name, validate_tag_name,
+    BestTrial, CheckpointRow, Claim, EnqueueReport, EpochLog, Extension, Intervened, Intervention, JobRow, KnownTrial, Lease, MetricRow, NewTrial,
+    Reclaim, Registering, Store, StoreError, StoreResult, SweepInfo, SweepRegistration, TrialFilter, TrialHistory, TrialRow, TrialStatus, WorkerInfo,
+    code_version, plan_registration, validate_sweep_name, validate_tag_name,
 };
 use crate::config::Goal;
 use crate::config::TrialConfig;
@@ -70,12 +70,17 @@ impl<B: Backend> Store for B {
         self.claim_trial(sweep, worker, reclaim)
     }
 
-    fn heartbeat(&mut self, lease: &Lease) -> StoreResult<()> {
+    fn heartbeat(&mut self, lease: &Lease) -> StoreResult<Option<Intervention>> {
         self.write(|tx| {
             let values: [Value; 3] = [lease.trial.as_str().into(), lease.attempt.into(), now_unix().into()];
-            match tx.execute("UPDATE runs SET heartbeat = $3 WHERE id = $1 AND attempt = $2 AND status = 'running'", &values)? {
-                0 => Err(lease_lost(lease)),
-                _ => Ok(()),
+            let update = "UPDATE runs SET heartbeat = $3 WHERE id = $1 AND attempt = $2 AND status = 'running' RETURNING request, request_note";
+            match tx.query_opt(update, &values)? {
+                None => Err(lease_lost(lease)),
+                Some(row) => Ok(match row.opt_text(0)?.as_deref() {
+                    Some("stop") => Some(Intervention::Stop),
+                    Some("prune") => Some(Intervention::Prune { note: row.opt_text(1)?.unwrap_or_default() }),
+                    _ => None,
+                }),
             }
         })
     }
@@ -87,8 +92,8 @@ impl<B: Backend> Store for B {
     fn finish(&mut self, lease: &Lease, status: TrialStatus, error: Option<&str>) -> StoreResult<()> {
         self.write(|tx| {
             let values: [Value; 5] = [lease.trial.as_str().into(), lease.attempt.into(), status.as_str().into(), now_unix().into(), error.into()];
-            let update =
-                "UPDATE runs SET status = $3, finished = $4, heartbeat = $4, error = $5 WHERE id = $1 AND attempt = $2 AND status = 'running'";
+            let update = "UPDATE runs SET status = $3, finished = $4, heartbeat = $4, error = $5, request = NULL, request_note = NULL
+                WHERE id = $1 AND attempt = $2 AND status = 'running'";
             end_trial(tx, lease, status, update, &values)
         })
     }
@@ -247,6 +252,25 @@ impl<B: Backend> Store for B {
         })
     }
 
+    fn intervene(&mut self, id: &str, intervention: &Intervention) -> StoreResult<Intervened> {
+        self.write(|tx| intervene(tx, id, intervention))
+    }
+
+    fn resume(&mut self, id: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            let status = locked_status(tx, id)?;
+            if status != TrialStatus::Stopped {
+                return Err(StoreError::CannotIntervene { id: id.to_string(), status, action: "resumed" }.into());
+            }
+            tx.execute(
+                "UPDATE runs SET status = 'queued', finished = NULL, error = NULL, host = NULL, pid = NULL, request = NULL, request_note = NULL
+                WHERE id = $1",
+                &[id.into()],
+            )?;
+            Ok(())
+        })
+    }
+
     fn set_note(&mut self, id: &str, note: Option<&str>) -> StoreResult<()> {
         let note = note.filter(|n| !n.is_empty());
         self.write(|tx| {
@@ -311,6 +335,40 @@ fn lock_sweep(tx: &mut dyn Tx, sweep: &str) -> Result<(), Failure> {
 
 /// Locks a trial's row for the rest of the transaction (so that a concurrent `remove` waits), or
 /// the error for an unknown one.
+/// The trial's status, its row locked until the transaction ends.
+fn locked_status(tx: &mut dyn Tx, id: &str) -> Result<TrialStatus, Failure> {
+    let sql = format!("SELECT status FROM runs WHERE id = $1{}", tx.dialect().lock_rows);
+    match tx.query_opt(&sql, &[id.into()])? {
+        Some(row) => Ok(TrialStatus::parse(&row.text(0)?).unwrap_or(TrialStatus::Failed)),
+        None => Err(unknown_trial(tx, id)),
+    }
+}
+
+/// [`Store::intervene`]: a running trial gets the request for its worker; a queued one (or a
+/// stopped one being pruned) ends at once, as its worker would have ended it.
+fn intervene(tx: &mut dyn Tx, id: &str, intervention: &Intervention) -> Result<Intervened, Failure> {
+    let status = locked_status(tx, id)?;
+    let (kind, note) = match intervention {
+        Intervention::Stop => ("stop", None),
+        Intervention::Prune { note } => ("prune", Some(note.as_str())),
+    };
+    let ends_as = match (status, intervention) {
+        (TrialStatus::Running, _) => {
+            tx.execute("UPDATE runs SET request = $2, request_note = $3 WHERE id = $1", &[id.into(), kind.into(), note.into()])?;
+            return Ok(Intervened::Asked);
+        }
+        (TrialStatus::Queued, Intervention::Stop) => TrialStatus::Stopped,
+        (TrialStatus::Queued | TrialStatus::Stopped, Intervention::Prune { .. }) => TrialStatus::Pruned,
+        _ => {
+            let action = if kind == "stop" { "stopped" } else { "pruned" };
+            return Err(StoreError::CannotIntervene { id: id.to_string(), status, action }.into());
+        }
+    };
+    let values: [Value; 4] = [id.into(), ends_as.as_str().into(), now_unix().into(), intervention.reason(id).into()];
+    tx.execute("UPDATE runs SET status = $2, finished = $3, error = $4, request = NULL, request_note = NULL WHERE id = $1", &values)?;
+    Ok(Intervened::Now(ends_as))
+}
+
 fn lock_trial(tx: &mut dyn Tx, id: &str) -> Result<(), Failure> {
     let sql = format!("SELECT status FROM runs WHERE id = $1{}", tx.dialect().lock_rows);
     match tx.query_opt(&sql, &[id.into()])? {

@@ -23,8 +23,8 @@ use ::postgres::{Client, GenericClient, NoTls, Statement};
 use super::credentials::{self, redact};
 use super::policy::{self, Backend, CLAIMED_COLUMNS};
 use super::schema::{
-    self, CHECKPOINTS, CLAIM_TOKEN, JOBS, METRIC_SUMMARY, METRICS, Migration, PARAMS, REMOVED_RUNS, RUN_CONFIGS, RUN_NOTE, RUN_RESULTS_VIEW,
-    RUN_TAGS, RUNS, RUNS_BY_STATUS, SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS, SWEEPS, TRACKER,
+    self, CHECKPOINTS, CLAIM_TOKEN, JOBS, METRIC_SUMMARY, METRICS, Migration, PARAMS, POSTGRES_STOPPED_RUNS, REMOVED_RUNS, RUN_CONFIGS, RUN_NOTE,
+    RUN_RESULTS_VIEW, RUN_TAGS, RUNS, RUNS_BY_STATUS, SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS, SWEEPS, TRACKER,
 };
 use super::sql::{Dialect, Failure, Row, Tx, Value};
 use super::{Claim, Reclaim, StoreError, StoreResult, WorkerInfo};
@@ -57,6 +57,8 @@ const MIGRATIONS: &[Migration] = &[
     &[TRACKER],
     // 4: tags and notes on trials; removed trials' numbers.
     &[RUN_TAGS, RUN_NOTE, REMOVED_RUNS],
+    // 5: trials stopped by hand; requests to a running trial's worker.
+    POSTGRES_STOPPED_RUNS,
 ];
 
 /// The schema version this build writes.

@@ -79,7 +79,7 @@ pub enum Registering {
 /// only in `train.epochs` ([`TrialConfig::lineage`]) is that trial (the one with the most epochs,
 /// when an older version made several): a higher target continues it from its last checkpoint
 /// (a completed trial goes back to the queue; a queued or failed one will train to it), while a
-/// running, pruned or diverged trial, or one with a higher target already, stays as it is. A
+/// running, pruned, diverged or stopped trial, or one with a higher target already, stays as it is. A
 /// trial whose own config the file asks for is never taken over, and where `train.epochs` is a
 /// swept parameter each value is its own trial. Anything else is new.
 pub fn plan_registration(trials: &[NewTrial], known: &[KnownTrial]) -> Vec<Registering> {
@@ -122,6 +122,7 @@ fn continuation(k: &KnownTrial, to: usize) -> Registering {
     match k.status {
         TrialStatus::Running => keep("is running (run the sweep again once it has ended to extend it)".into()),
         TrialStatus::Pruned | TrialStatus::Diverged => keep(format!("was {}", k.status.as_str())),
+        TrialStatus::Stopped => keep(format!("is stopped (`sweep resume {}` continues it; run the sweep again afterwards to extend it)", k.id)),
         TrialStatus::Completed | TrialStatus::Queued | TrialStatus::Failed => Registering::Extend(Extension {
             id: k.id.clone(),
             from,

@@ -171,6 +171,59 @@ pub(crate) const REMOVED_RUNS: &str = "CREATE TABLE removed_runs (
     removed     {real} NOT NULL
 )";
 
+/// Trials stopped by hand (status `stopped`) and what a person asked of a running trial
+/// (`request`: `stop` or `prune`, with `request_note`), which its worker reads at its heartbeat.
+/// SQLite cannot change a column's CHECK in place, so its `runs` is rebuilt, as its documentation
+/// prescribes (a new table, the rows copied, the old one dropped, the new one renamed, with
+/// foreign keys off while it happens); PostgreSQL alters it ([`POSTGRES_STOPPED_RUNS`]).
+///
+/// SQLite's rebuild: every column `runs` had (those of [`RUNS`] and [`RUN_NOTE`]) and the
+/// request's, its indexes and the view that reads it made again.
+pub(crate) const SQLITE_STOPPED_RUNS: &[&str] = &[
+    "CREATE TABLE runs_rebuilt (
+    id           TEXT PRIMARY KEY,
+    sweep        TEXT NOT NULL REFERENCES sweeps(name),
+    seq          {integer} NOT NULL,
+    params       TEXT NOT NULL,
+    config_hash  TEXT NOT NULL,
+    seed         {integer} NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('queued','running','completed','failed','pruned','diverged','stopped')),
+    attempt      {integer} NOT NULL DEFAULT 0,
+    crashes      {integer} NOT NULL DEFAULT 0,
+    host         TEXT,
+    pid          {integer},
+    created      {real} NOT NULL,
+    started      {real},
+    finished     {real},
+    heartbeat    {real},
+    error        TEXT,
+    code_version TEXT,
+    note         TEXT,
+    request      TEXT CHECK (request IN ('stop','prune')),
+    request_note TEXT,
+    UNIQUE (sweep, config_hash),
+    UNIQUE (sweep, seq)
+)",
+    "INSERT INTO runs_rebuilt (id, sweep, seq, params, config_hash, seed, status, attempt, crashes, host, pid, created, started, finished,
+        heartbeat, error, code_version, note)
+    SELECT id, sweep, seq, params, config_hash, seed, status, attempt, crashes, host, pid, created, started, finished,
+        heartbeat, error, code_version, note FROM runs",
+    "DROP VIEW run_results",
+    "DROP TABLE runs",
+    "ALTER TABLE runs_rebuilt RENAME TO runs",
+    RUNS_BY_STATUS,
+    RUNS_BY_SWEEP,
+    RUN_RESULTS_VIEW,
+];
+
+/// PostgreSQL's change for [`SQLITE_STOPPED_RUNS`]: the status check replaced, the request's columns added.
+pub(crate) const POSTGRES_STOPPED_RUNS: &[&str] = &[
+    "ALTER TABLE runs DROP CONSTRAINT runs_status_check",
+    "ALTER TABLE runs ADD CONSTRAINT runs_status_check CHECK (status IN ('queued','running','completed','failed','pruned','diverged','stopped'))",
+    "ALTER TABLE runs ADD COLUMN request TEXT CHECK (request IN ('stop','prune'))",
+    "ALTER TABLE runs ADD COLUMN request_note TEXT",
+];
+
 /// One row per run with its headline results, for reading the store with other tools.
 pub(crate) const RUN_RESULTS_VIEW: &str = "CREATE VIEW run_results AS
     SELECT r.id AS run, r.sweep, r.status, r.params, r.seed, r.attempt,

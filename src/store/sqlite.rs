@@ -20,7 +20,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use super::policy::{self, Backend};
 use super::schema::{
     self, CHECKPOINTS, JOBS, METRIC_SUMMARY, METRICS, Migration, PARAMS, REMOVED_RUNS, RUN_CONFIGS, RUN_NOTE, RUN_RESULTS_VIEW, RUN_TAGS, RUNS,
-    RUNS_BY_STATUS, RUNS_BY_SWEEP, SUMMARY_BACKFILL, SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS, SWEEPS, TRACKER,
+    RUNS_BY_STATUS, RUNS_BY_SWEEP, SQLITE_STOPPED_RUNS, SUMMARY_BACKFILL, SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS, SWEEPS, TRACKER,
 };
 use super::sql::{Dialect, Failure, Row, Tx, Value};
 use super::{Claim, Reclaim, StoreError, StoreResult, WorkerInfo};
@@ -41,6 +41,8 @@ const MIGRATIONS: &[Migration] = &[
     &[TRACKER],
     // 5: tags and notes on trials; removed trials' numbers.
     &[RUN_TAGS, RUN_NOTE, REMOVED_RUNS],
+    // 6: trials stopped by hand; requests to a running trial's worker (runs rebuilt).
+    SQLITE_STOPPED_RUNS,
 ];
 
 /// The schema version this build writes.
@@ -170,11 +172,31 @@ impl SqliteStore {
 
     /// Applies the missing migrations, in one transaction with their version bumps.
     fn migrate(&mut self) -> StoreResult<()> {
+        self.upgrade_to(MIGRATIONS.len())
+    }
+
+    /// Applies the migrations up to `target` in one transaction. A migration that rebuilds a
+    /// table runs with foreign keys off (SQLite's rule for a rebuild: dropping the old table would
+    /// otherwise delete through its references), and the transaction commits only if every
+    /// reference still holds afterwards (`PRAGMA foreign_key_check`).
+    fn upgrade_to(&mut self, target: usize) -> StoreResult<()> {
         let path = self.path.clone();
-        self.write(|tx| {
+        // (A newer file goes on to the upgrade, which refuses it.)
+        if self.user_version()? == target as i64 {
+            return Ok(());
+        }
+        self.conn.pragma_update(None, "foreign_keys", "OFF").map_err(|e| map_err(&path, e))?;
+        let upgraded = self.write(|tx| {
             let version = tx.query_one("PRAGMA user_version", &[])?.int(0)?;
-            schema::upgrade(tx, MIGRATIONS, version, MIGRATIONS.len(), |v| format!("PRAGMA user_version = {v}"), &path)
-        })
+            schema::upgrade(tx, MIGRATIONS, version, target, |v| format!("PRAGMA user_version = {v}"), &path)?;
+            if let Some(row) = tx.query_opt("PRAGMA foreign_key_check", &[])? {
+                let detail = format!("the schema upgrade would break a reference from table {}; nothing was changed", row.text(0)?);
+                return Err(StoreError::Backend { path: path.clone(), detail }.into());
+            }
+            Ok(())
+        });
+        self.conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| map_err(&path, e))?;
+        upgraded
     }
 
     /// Applies migrations up to `version` only (tests of the migration path).
@@ -183,7 +205,7 @@ impl SqliteStore {
         let conn = Connection::open(path).map_err(|e| map_err(path, e))?;
         let mut store = Self { conn, path: path.to_path_buf() };
         store.configure(true)?;
-        store.write(|tx| schema::upgrade(tx, MIGRATIONS, 0, version, |v| format!("PRAGMA user_version = {v}"), path))?;
+        store.upgrade_to(version)?;
         Ok(store)
     }
 

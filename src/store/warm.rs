@@ -45,7 +45,7 @@ pub fn sources(store: &dyn Store, sweeps: &[String], metric: &str, swept: &BTree
         let finished = store
             .history(sweep, metric)?
             .into_iter()
-            .filter(|r| matches!(r.status, TrialStatus::Completed | TrialStatus::Pruned | TrialStatus::Diverged));
+            .filter(|r| matches!(r.status, TrialStatus::Completed | TrialStatus::Pruned | TrialStatus::Diverged | TrialStatus::Stopped));
         // Every trial's settings in one read, not one query per trial: this runs on every ask.
         let filter = TrialFilter { sweep: Some(sweep.clone()), status: None };
         let detail = Detail { settings: true, ..Detail::ROWS };

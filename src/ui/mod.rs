@@ -37,6 +37,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 
 use crate::report::html::{CurveView, Route};
+use crate::store::Intervention;
 use crate::train::predict::Grid as PredictionGrid;
 
 pub use pages::{Dashboard, Posted, Reply};
@@ -177,12 +178,26 @@ fn handler(route: Route) -> MethodRouter<Arc<Dashboard>> {
                 act(d, Posted { same_origin: same_origin(&headers), fields }, move |d, posted| d.post_note(&id, posted))
             })
         }
+        Route::Stop => intervention(|_| Intervention::Stop),
+        Route::Prune => intervention(|posted| Intervention::Prune { note: posted.field("note").unwrap_or("").to_string() }),
+        Route::Resume => {
+            post(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>, headers: HeaderMap, Form(fields): Form<Vec<(String, String)>>| {
+                act(d, Posted { same_origin: same_origin(&headers), fields }, move |d, posted| d.post_resume(&id, posted))
+            })
+        }
         Route::Compare => get(compare),
         Route::SweepsState => get(|State(d): State<Arc<Dashboard>>| answer(d, |d| d.sweeps_state())),
         Route::SweepState => get(|State(d): State<Arc<Dashboard>>, UrlPath(n): UrlPath<String>| answer(d, move |d| d.sweep_state(&n))),
         Route::SearchState => get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.trial_state(&id))),
         Route::File => get(|State(d): State<Arc<Dashboard>>, UrlPath(p): UrlPath<String>| answer(d, move |d| d.file(&p))),
     }
+}
+
+/// `POST /runs/ID/stop` or `/prune`: the intervention the form asks for.
+fn intervention(of: fn(&Posted) -> Intervention) -> MethodRouter<Arc<Dashboard>> {
+    post(move |State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>, headers: HeaderMap, Form(fields): Form<Vec<(String, String)>>| {
+        act(d, Posted { same_origin: same_origin(&headers), fields }, move |d, posted| d.post_intervention(&id, posted, &of(posted)))
+    })
 }
 
 async fn sweep(State(d): State<Arc<Dashboard>>, UrlPath(name): UrlPath<String>, Query(query): Query<Vec<(String, String)>>) -> Response {

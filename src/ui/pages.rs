@@ -9,7 +9,7 @@ use crate::report::charts::{self, draw};
 use crate::report::filter::{self, Listing};
 use crate::report::html::{self, CurveView, Links, Picture, SweepSummary, SweepView, TrialView};
 use crate::report::{self, ReportError, best_so_far};
-use crate::store::{self, Detail, Store, StoreError, TrialData, TrialFilter};
+use crate::store::{self, Detail, Intervention, Store, StoreError, TrialData, TrialFilter};
 use crate::train::predict::Grid as PredictionGrid;
 
 /// An HTTP answer: status, content type, body.
@@ -56,15 +56,19 @@ impl Reply {
     fn store_error(e: &StoreError) -> Self {
         match store_error_status(e) {
             404 => Self::not_found(&e.to_string()),
+            409 => Self::html(409, html::message_page("Not done", &e.to_string())),
             status => Self::html(status, html::message_page("The tracker could not be read", &e.to_string())),
         }
     }
 }
 
-/// The HTTP status of a tracker error: 404 for a trial or sweep that does not exist, 500 otherwise.
+/// The HTTP status of a tracker error: 404 for a trial or sweep that does not exist, 409 for an
+/// action its status does not allow, 500 otherwise.
 fn store_error_status(e: &StoreError) -> u16 {
     match e {
         StoreError::UnknownTrial { .. } | StoreError::UnknownSweep { .. } | StoreError::InvalidName { .. } => 404,
+        // An action the trial's status does not allow (stopping a completed trial).
+        StoreError::CannotIntervene { .. } => 409,
         _ => 500,
     }
 }
@@ -91,7 +95,7 @@ pub struct Posted {
 }
 
 impl Posted {
-    fn field(&self, name: &str) -> Option<&str> {
+    pub fn field(&self, name: &str) -> Option<&str> {
         self.fields.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
@@ -118,7 +122,7 @@ impl Dashboard {
         Self { store: Mutex::new(Opened { store, file }), runs_dir, grids: Mutex::new(HashMap::new()), actions: None }
     }
 
-    /// Allows the actions (a trial's tags and note), each request carrying `token`.
+    /// Allows the actions (a trial's tags and note; stopping, pruning, resuming it), each request carrying `token`.
     pub fn with_actions(self, token: String) -> Self {
         Self { actions: Some(token), ..self }
     }
@@ -127,7 +131,9 @@ impl Dashboard {
     /// carries the token. Anything else is refused (403) before the tracker is touched.
     fn authorise(&self, posted: &Posted) -> Result<(), Reply> {
         let Some(token) = &self.actions else {
-            return Err(Reply::forbidden("this dashboard is read-only: start it with `sweep ui --allow-actions` to edit tags and notes from it"));
+            return Err(Reply::forbidden(
+                "this dashboard is read-only: start it with `sweep ui --allow-actions` to edit tags and notes, and to stop, prune or resume trials from it",
+            ));
         };
         if !posted.same_origin {
             return Err(Reply::forbidden("an action must come from this dashboard's own pages (its Origin names another site): refused"));
@@ -165,6 +171,28 @@ impl Dashboard {
         self.with_store_mut(|s| {
             store::validate_trial_id(id)?;
             s.set_note(id, Some(note.as_str()))
+        })
+        .map_err(|e| Reply::store_error(&e))?;
+        Ok(html::Route::Trial.to(id))
+    }
+
+    /// `POST /runs/ID/stop` and `/runs/ID/prune` (with its `note`): [`Store::intervene`].
+    pub fn post_intervention(&self, id: &str, posted: &Posted, intervention: &Intervention) -> Result<String, Reply> {
+        self.authorise(posted)?;
+        self.with_store_mut(|s| {
+            store::validate_trial_id(id)?;
+            s.intervene(id, intervention)
+        })
+        .map_err(|e| Reply::store_error(&e))?;
+        Ok(html::Route::Trial.to(id))
+    }
+
+    /// `POST /runs/ID/resume`: [`Store::resume`].
+    pub fn post_resume(&self, id: &str, posted: &Posted) -> Result<String, Reply> {
+        self.authorise(posted)?;
+        self.with_store_mut(|s| {
+            store::validate_trial_id(id)?;
+            s.resume(id)
         })
         .map_err(|e| Reply::store_error(&e))?;
         Ok(html::Route::Trial.to(id))

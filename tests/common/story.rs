@@ -413,3 +413,73 @@ pub fn ask_story(store: &mut dyn Store) {
     };
     assert_eq!(store.ask("a", "val_iou", Some(13), &mut sampler).unwrap().as_deref(), Some("a-13"));
 }
+
+/// Stopping, pruning and resuming by hand (issue 29, item 5), on a fresh store: a queued trial
+/// ends at once, a running one through its worker's heartbeat (the request survives a release,
+/// the next holder reads it; finishing clears it), a stopped one resumes as queued, and what a
+/// status does not allow is refused with the status named.
+pub fn intervention_story(store: &mut dyn Store) {
+    use sweep::store::{Intervened, Intervention};
+    store.register_sweep("h", "spec").unwrap();
+    store.enqueue("h", &[trial(0.0), trial(0.1), trial(0.2)]).unwrap();
+    let prune = |note: &str| Intervention::Prune { note: note.to_string() };
+
+    // A queued trial stops at once, keeping the reason; it is never claimed while stopped.
+    assert_eq!(store.intervene("h-1", &Intervention::Stop).unwrap(), Intervened::Now(TrialStatus::Stopped));
+    let stopped = store.trial("h-1").unwrap();
+    assert_eq!(stopped.status, TrialStatus::Stopped);
+    assert!(stopped.error.as_deref().is_some_and(|e| e.contains("stopped by hand") && e.contains("sweep resume h-1")), "{stopped:?}");
+    assert!(matches!(
+        store.intervene("h-1", &Intervention::Stop),
+        Err(StoreError::CannotIntervene { status: TrialStatus::Stopped, action: "stopped", .. })
+    ));
+    let claim = store.claim(Some("h"), &worker(1), &Reclaim::after(60.0)).unwrap().unwrap();
+    assert_eq!(claim.lease.trial, "h-2", "a stopped trial is not claimed");
+
+    // A running trial: the request waits for its worker's heartbeat, the last request wins.
+    assert_eq!(store.heartbeat(&claim.lease).unwrap(), None);
+    store.log_epoch(&claim.lease, &epoch(1, 0.5, 0.4)).unwrap();
+    assert_eq!(store.intervene("h-2", &Intervention::Stop).unwrap(), Intervened::Asked);
+    assert_eq!(store.intervene("h-2", &prune("too slow")).unwrap(), Intervened::Asked);
+    assert_eq!(store.trial("h-2").unwrap().status, TrialStatus::Running, "the worker ends it, not the request");
+    assert_eq!(store.heartbeat(&claim.lease).unwrap(), Some(prune("too slow")));
+    // Released (its worker stopped by a signal) before acting: the next holder reads it.
+    store.release(&claim.lease).unwrap();
+    let again = store.claim(Some("h"), &worker(2), &Reclaim::after(60.0)).unwrap().unwrap();
+    assert_eq!(again.lease.trial, "h-2");
+    assert_eq!(store.heartbeat(&again.lease).unwrap(), Some(prune("too slow")));
+    let reason = prune("too slow").reason("h-2");
+    assert_eq!(reason, "pruned by hand: too slow");
+    store.finish(&again.lease, TrialStatus::Pruned, Some(&reason)).unwrap();
+    let pruned = store.trial("h-2").unwrap();
+    assert_eq!((pruned.status, pruned.error.as_deref(), pruned.epochs()), (TrialStatus::Pruned, Some(reason.as_str()), 1), "its epochs kept");
+
+    // An ended trial is refused, naming its status; an unknown one is unknown.
+    for (id, intervention) in [("h-2", Intervention::Stop), ("h-2", prune("")), ("h-3", Intervention::Stop)] {
+        if id == "h-3" {
+            // A completed one.
+            let c = store.claim(Some("h"), &worker(3), &Reclaim::after(60.0)).unwrap().unwrap();
+            assert_eq!(c.lease.trial, "h-3");
+            store.finish(&c.lease, TrialStatus::Completed, None).unwrap();
+        }
+        let err = store.intervene(id, &intervention).unwrap_err();
+        assert!(matches!(err, StoreError::CannotIntervene { .. }), "{err}");
+        assert!(err.to_string().contains("this one has ended") && err.is_bad_input(), "{err}");
+    }
+    assert!(matches!(store.intervene("h-9", &Intervention::Stop), Err(StoreError::UnknownTrial { .. })));
+    assert!(matches!(store.resume("h-3"), Err(StoreError::CannotIntervene { action: "resumed", .. })));
+
+    // A stopped trial resumes as queued, with neither reason nor request, and is claimed again;
+    // a finished trial's request is gone with it.
+    store.resume("h-1").unwrap();
+    let resumed = store.trial("h-1").unwrap();
+    assert_eq!((resumed.status, resumed.error.as_deref(), resumed.finished), (TrialStatus::Queued, None, None));
+    let c = store.claim(Some("h"), &worker(4), &Reclaim::after(60.0)).unwrap().unwrap();
+    assert_eq!(c.lease.trial, "h-1");
+    assert_eq!(store.heartbeat(&c.lease).unwrap(), None, "resuming cleared the request");
+    store.intervene("h-1", &Intervention::Stop).unwrap();
+    store.finish(&c.lease, TrialStatus::Stopped, Some(&Intervention::Stop.reason("h-1"))).unwrap();
+    // Pruning a stopped trial ends it at once.
+    assert_eq!(store.intervene("h-1", &prune("enough")).unwrap(), Intervened::Now(TrialStatus::Pruned));
+    assert_eq!(store.trial("h-1").unwrap().error.as_deref(), Some("pruned by hand: enough"));
+}

@@ -697,9 +697,9 @@ impl Figure for History {
             .map_err(err)?
             .label("completed")
             .legend(move |(x, y)| Circle::new((x + 12, y), 5, completed));
-        ctx.draw_series(of(&[TrialStatus::Pruned]).map(|p| Cross::new(p, 6, pruned)))
+        ctx.draw_series(of(&[TrialStatus::Pruned, TrialStatus::Stopped]).map(|p| Cross::new(p, 6, pruned)))
             .map_err(err)?
-            .label("pruned (its best before it stopped)")
+            .label("pruned or stopped (its best before it ended)")
             .legend(move |(x, y)| Cross::new((x + 12, y), 6, pruned));
         ctx.draw_series(
             of(&[TrialStatus::Running, TrialStatus::Queued, TrialStatus::Failed, TrialStatus::Diverged]).map(|p| Circle::new(p, 5, other)),
