@@ -1291,3 +1291,128 @@ fn set_overrides_a_setting_for_every_trial_and_bad_flags_are_named() {
     run(&["--set", "train.epochs", "--dry-run"]).code(2).stderr(contains("--set train.epochs: expected KEY=VALUE"));
     run(&["--set", "augment.hue_delta=0.1", "--dry-run"]).code(2).stderr(contains("swept in [parameters]"));
 }
+
+/// Issue 29, item 4: `repeats = N` trains each configuration of a grid or random search N times,
+/// `train.seed` = the base seed, + 1, ... (recorded as a swept value, so each repeat is its own
+/// trial); run_cap counts configurations. With bayes, with a swept train.seed, or out of range,
+/// it is an error at its line.
+#[test]
+fn repeats_trains_each_configuration_with_consecutive_seeds() {
+    let s = parse(
+        r#"name = "rep"
+repeats = 3
+[train]
+seed = 7
+[parameters]
+"augment.hue_delta" = { values = [0.0, 0.2] }
+"#,
+    )
+    .unwrap();
+    let got: Vec<(f32, u64, serde_json::Value)> =
+        s.trials(None).iter().map(|t| (t.config.augment.hue_delta, t.config.train.seed, t.params["train.seed"].clone())).collect();
+    let want: Vec<(f32, u64, serde_json::Value)> =
+        [(0.0, 7), (0.0, 8), (0.0, 9), (0.2, 7), (0.2, 8), (0.2, 9)].into_iter().map(|(h, s)| (h, s, serde_json::json!(s))).collect();
+    assert_eq!(got, want);
+
+    let random = parse(
+        "name = \"r\"\nmethod = \"random\"\nrun_cap = 4\nrepeats = 2\n[parameters]\n\"train.learning_rate\" = { distribution = \"log_uniform_values\", min = 0.0001, max = 0.01 }\n",
+    )
+    .unwrap();
+    let trials = random.trials(None);
+    assert_eq!(trials.len(), 8, "run_cap = 4 configurations, each twice");
+    for pair in trials.chunks(2) {
+        assert_eq!(pair[0].params["train.learning_rate"], pair[1].params["train.learning_rate"]);
+        assert_ne!(pair[0].config.train.seed, pair[1].config.train.seed);
+    }
+    let unrepeated = parse("name = \"g\"\n[parameters]\n\"augment.hue_delta\" = { values = [0.0] }\n").unwrap();
+    assert!(!unrepeated.trials(None)[0].params.contains_key("train.seed"), "no seed parameter without repeats");
+
+    for (text, line, fragment) in [
+        ("name = \"b\"\nmethod = \"bayes\"\nrun_cap = 4\nrepeats = 2\n[parameters]\n\"augment.hue_delta\" = { min = 0.0, max = 0.3 }\n", 4, "grid"),
+        ("name = \"s\"\nrepeats = 2\n[parameters]\n\"train.seed\" = { values = [1, 2] }\n", 2, "both set the seeds"),
+        ("name = \"z\"\nrepeats = 0\n", 2, "1 to 100 times"),
+        ("name = \"z\"\nrepeats = 101\n", 2, "1 to 100 times"),
+    ] {
+        let err = parse(text).unwrap_err();
+        assert!(err.contains(&format!("sweeps/test.toml:{line}:")) && err.contains(fragment), "{text}\n{err}");
+    }
+}
+
+/// Issue 29, item 4: seed groups from a real sweep with `repeats = 2`. `ls --group` ranks the
+/// configurations by the mean of their trials' best objective values, with the sample standard
+/// deviation and n, each equal to what the trials' own values give by hand; `best` is the best
+/// trial of the best group; `show --json`, `ls --csv` and the CSV export carry the group; the
+/// sweep page shows the groups.
+#[test]
+fn seed_groups_aggregate_repeats_and_rank_by_their_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let file = dir.path().join("seeds.toml");
+    let text = common::tiny_sweep("seeds", 2, &[0.0, 0.3]).replace("seed = 3\n", "seed = 3\nrepeats = 3\n");
+    std::fs::write(&file, text).unwrap();
+    common::sweep(&runs).arg("run").arg(&file).args(["--workers", "2", "--plain"]).assert().success();
+
+    let trials = ls_json(&runs, &["ls", "--json"]);
+    let trials = trials.as_array().unwrap();
+    assert_eq!(trials.len(), 6);
+    // By hand: each configuration's trials' best val_iou, their mean and sample deviation.
+    let mut by_hue: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
+    for t in trials {
+        let hue = t["params"]["augment.hue_delta"].to_string();
+        by_hue.entry(hue).or_default().push((t["id"].as_str().unwrap().to_string(), t["metrics"]["val_iou"]["max"].as_f64().unwrap()));
+    }
+    let stats = |values: &[(String, f64)]| {
+        let n = values.len() as f64;
+        let mean = values.iter().map(|v| v.1).sum::<f64>() / n;
+        let std = (values.iter().map(|v| (v.1 - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        (mean, std)
+    };
+    let mut expected: Vec<(String, f64, f64, Vec<String>)> = by_hue
+        .values()
+        .map(|members| {
+            let (mean, std) = stats(members);
+            (members[0].0.clone(), mean, std, members.iter().map(|m| m.0.clone()).collect())
+        })
+        .collect();
+    expected.sort_by(|a, b| b.1.total_cmp(&a.1));
+
+    let listed = ls_json(&runs, &["ls", "--group", "--json"]);
+    assert_eq!((listed["sweep"].as_str(), listed["metric"].as_str()), (Some("seeds"), Some("val_iou")));
+    let groups = listed["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    for (g, (id, mean, std, members)) in groups.iter().zip(&expected) {
+        assert_eq!(g["id"].as_str(), Some(id.as_str()));
+        assert!((g["mean"].as_f64().unwrap() - mean).abs() < 1e-12, "{g} vs {mean}");
+        assert!((g["std"].as_f64().unwrap() - std).abs() < 1e-12, "{g} vs {std}");
+        assert_eq!(g["values"].as_array().unwrap().len(), 3);
+        let got: Vec<&str> = g["trials"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+        assert_eq!(got, members.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(g["params"].get("train.seed").is_none(), "the group's values leave the seed out: {g}");
+    }
+    let table = String::from_utf8(common::sweep(&runs).args(["ls", "--group"]).output().unwrap().stdout).unwrap();
+    assert!(table.contains("val_iou mean ± std (n)") && table.contains("(n=3)"), "{table}");
+
+    // best: the best trial of the best group (by mean), which need not be the best trial.
+    let best = ls_json(&runs, &["best", "--json"]);
+    let winners = &by_hue.values().find(|m| m[0].0 == expected[0].0).unwrap();
+    let top = winners.iter().max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0))).unwrap();
+    assert_eq!(best["run"].as_str(), Some(top.0.as_str()), "{best}");
+    assert_eq!(best["group"]["id"].as_str(), Some(expected[0].0.as_str()));
+    assert_eq!(best["group"]["n"], 3);
+
+    // The group travels with each trial.
+    let second = &expected[1].3[1];
+    assert_eq!(ls_json(&runs, &["show", second, "--json"])["group"].as_str(), Some(expected[1].0.as_str()));
+    let csv = String::from_utf8(common::sweep(&runs).args(["export", "--format", "csv"]).output().unwrap().stdout).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let at = header.iter().position(|h| *h == "group").expect("a group column");
+    let row = csv.lines().find(|l| l.starts_with(&format!("{second},"))).unwrap();
+    assert_eq!(row.split(',').nth(at), Some(expected[1].0.as_str()));
+    let page = std::fs::read_to_string(runs.join("seeds/plots/index.html")).unwrap();
+    assert!(page.contains("<h3>Seed groups</h3>") && page.contains("± "), "the sweep page shows the groups");
+}
+
+fn ls_json(runs: &Path, args: &[&str]) -> serde_json::Value {
+    let out = common::sweep(runs).args(args).assert().success().get_output().stdout.clone();
+    serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out)))
+}

@@ -68,6 +68,11 @@ pub struct LsArgs {
     /// Print CSV instead of a table.
     #[arg(long)]
     pub csv: bool,
+    /// One row per seed group (a configuration trained with several seeds: `repeats = N`, or a
+    /// swept train.seed): the mean ± standard deviation and n of its completed trials' best
+    /// objective values, ranked by the mean.
+    #[arg(long, conflicts_with = "sort")]
+    pub group: bool,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +248,9 @@ pub fn ls(g: &Global, args: &LsArgs) -> Result<ExitCode> {
     let listing = Listing { sweep: args.sweep.clone(), status, filter: args.filter.as_deref(), sort: args.sort.as_deref() };
     let runs = report::filter::list(store.as_ref(), &listing)?;
     let mut out = std::io::stdout().lock();
+    if args.group {
+        return ls_groups(store.as_ref(), args, &runs, &mut out);
+    }
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&runs)?)?;
     } else if args.csv {
@@ -251,6 +259,37 @@ pub fn ls(g: &Global, args: &LsArgs) -> Result<ExitCode> {
         writeln!(out, "no runs match")?;
     } else {
         write!(out, "{}", report::trials_table(&runs))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sweep ls --group`: the listed trials' seed groups, ranked by their mean objective (the
+/// sweep's own objective, so the trials must be of one sweep).
+fn ls_groups(store: &dyn store::Store, args: &LsArgs, runs: &[store::TrialRow], out: &mut dyn std::io::Write) -> Result<ExitCode> {
+    let sweeps: std::collections::BTreeSet<&str> = runs.iter().map(|r| r.sweep.as_str()).collect();
+    let sweep = match (&args.sweep, sweeps.len()) {
+        (Some(sweep), _) => sweep.clone(),
+        (None, 0) => {
+            writeln!(out, "no runs match")?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        (None, 1) => sweeps.first().map(|s| s.to_string()).unwrap_or_default(),
+        (None, _) => {
+            let names: Vec<&str> = sweeps.into_iter().collect();
+            return Err(usage(format!("--group ranks by a sweep's objective, and these trials are of {}: name one with --sweep", names.join(", "))));
+        }
+    };
+    let objective = report::sweep_objective(store, &store::find_sweep(store, &sweep)?)?;
+    let groups = store::rank_groups(runs, &objective.name, objective.goal);
+    if args.json {
+        let doc = serde_json::json!({"sweep": sweep, "metric": objective.name, "goal": objective.goal.as_str(), "groups": groups});
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    } else if args.csv {
+        write!(out, "{}", report::groups_csv(&groups, &objective.name))?;
+    } else if groups.is_empty() {
+        writeln!(out, "no runs match")?;
+    } else {
+        write!(out, "{}", report::groups_table(&groups, &objective.name))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -264,6 +303,14 @@ pub fn show(g: &Global, args: &ShowTrialArgs) -> Result<ExitCode> {
     if args.json {
         let mut v = export::table::json(std::slice::from_ref(&trial)).as_array_mut().and_then(|a| a.pop()).unwrap_or_default();
         v["objective"] = serde_json::json!({"metric": config.metric.name, "goal": config.metric.goal.as_str()});
+        // Its seed group, among every trial of its sweep (not only this one).
+        let siblings = store.trials(&store::TrialFilter { sweep: Some(trial.row.sweep.clone()), status: None })?;
+        match report::group_ids(&siblings).remove(&trial.row.id) {
+            Some(group) => v["group"] = group.into(),
+            None => {
+                v.as_object_mut().map(|o| o.remove("group"));
+            }
+        }
         v["checkpoints"] = serde_json::to_value(&trial.checkpoints)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);

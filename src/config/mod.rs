@@ -67,6 +67,10 @@ fn is_false(v: &bool) -> bool {
     !*v
 }
 
+/// The setting a seed group varies: trials whose swept values differ by it alone are one
+/// configuration trained with several seeds (a sweep file's `repeats = N`, or the key swept).
+pub const SEED_KEY: &str = "train.seed";
+
 /// The one default seed: a sweep file's `seed`, and through it `train.seed` and
 /// `data.split_seed`, when nothing sets them.
 pub const DEFAULT_SEED: u64 = 0;

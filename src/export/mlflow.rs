@@ -34,6 +34,10 @@ const MAX_BATCH_TAGS: usize = 100;
 const MAX_TAG_CHARS: usize = 5000;
 /// The tag that finds a trial's MLflow run again.
 pub const TRIAL_TAG: &str = "sweep.trial";
+
+/// The tag naming a trial's seed group (its first trial's id), where its sweep trained a
+/// configuration with several seeds.
+pub const GROUP_TAG: &str = "sweep.group";
 /// `incomplete` while a run is being written, `complete` once everything reached the server.
 pub const EXPORT_TAG: &str = "sweep.export";
 
@@ -126,6 +130,7 @@ pub fn param_value(v: &Value) -> String {
 
 /// Sends `records` to the server; see the module documentation for what is sent and when.
 pub fn export(target: &MlflowTarget, records: &[TrialData]) -> Result<MlflowReport, ExportError> {
+    let groups = crate::report::group_ids(records);
     let client = Client::new(&target.url)?;
     let mut report = MlflowReport::default();
     let mut done = Vec::new();
@@ -150,7 +155,8 @@ pub fn export(target: &MlflowTarget, records: &[TrialData]) -> Result<MlflowRepo
             Some(run) => (run.run_id.clone(), Some(run)),
             None => (client.create_run(experiment_id, rec).map_err(|e| fail(e, None, &done))?, None),
         };
-        let sent = export_trial(&client, target, &run_id, rec, existing).map_err(|e| fail(e, Some(run_id.clone()), &done))?;
+        let group = groups.get(&rec.row.id).map(String::as_str);
+        let sent = export_trial(&client, target, &run_id, rec, group, existing).map_err(|e| fail(e, Some(run_id.clone()), &done))?;
         report.metric_values += sent.metric_values;
         report.artifacts += sent.artifacts;
         if existing.is_some() { &mut report.updated } else { &mut report.created }.push(rec.row.id.clone());
@@ -176,7 +182,15 @@ struct Sent {
 }
 
 /// Writes what `run_id` lacks of `rec`: params, metric steps, tags, artifacts, then its status.
-fn export_trial(client: &Client, target: &MlflowTarget, run_id: &str, rec: &TrialData, existing: Option<&ExistingRun>) -> Result<Sent, ExportError> {
+/// `group` is the trial's seed group, where its sweep has them (tag `sweep.group`).
+fn export_trial(
+    client: &Client,
+    target: &MlflowTarget,
+    run_id: &str,
+    rec: &TrialData,
+    group: Option<&str>,
+    existing: Option<&ExistingRun>,
+) -> Result<Sent, ExportError> {
     let params: Vec<Value> = rec
         .row
         .settings
@@ -185,6 +199,9 @@ fn export_trial(client: &Client, target: &MlflowTarget, run_id: &str, rec: &Tria
         .map(|(k, v)| json!({"key": k, "value": param_value(v)}))
         .collect();
     let mut tags: Vec<Value> = run_tags(rec).into_iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+    if let Some(group) = group {
+        tags.push(json!({"key": GROUP_TAG, "value": group}));
+    }
     tags.push(json!({"key": EXPORT_TAG, "value": "incomplete"}));
     let metrics = missing_metrics(client, run_id, rec, existing.is_some())?;
     let sent = Sent { metric_values: metrics.len(), artifacts: 0 };

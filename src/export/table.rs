@@ -11,7 +11,11 @@ use crate::store::TrialData;
 pub fn csv(trials: &[TrialData]) -> String {
     let keys = param_keys(trials);
     let metric_keys: BTreeSet<String> = trials.iter().flat_map(|t| t.metrics.iter().map(|m| m.key())).collect();
+    let groups = crate::report::group_ids(trials);
     let mut header = vec!["run".to_string(), "sweep".into(), "status".into(), "seed".into()];
+    if !groups.is_empty() {
+        header.push("group".into());
+    }
     header.extend(keys.iter().cloned());
     header.push("epoch".into());
     header.extend(metric_keys.iter().cloned());
@@ -22,6 +26,9 @@ pub fn csv(trials: &[TrialData]) -> String {
         let r = &t.row;
         for (epoch, values) in epochs_of(&t.metrics) {
             let mut row = vec![r.id.clone(), r.sweep.clone(), r.status.as_str().into(), r.seed.to_string()];
+            if !groups.is_empty() {
+                row.push(groups.get(&r.id).cloned().unwrap_or_default());
+            }
             row.extend(keys.iter().map(|k| r.params.get(k).map(fmt_param_exact).unwrap_or_default()));
             row.push(epoch.to_string());
             row.extend(metric_keys.iter().map(|k| values.get(k).map(|v| v.to_string()).unwrap_or_default()));
@@ -34,8 +41,12 @@ pub fn csv(trials: &[TrialData]) -> String {
 
 /// Every trial as its row (attributes, parameters, summaries) with an `epochs` array.
 pub fn json(trials: &[TrialData]) -> serde_json::Value {
+    let groups = crate::report::group_ids(trials);
     let items = trials.iter().map(|t| {
         let mut v = serde_json::to_value(&t.row).expect("trial rows serialise");
+        if let Some(group) = groups.get(&t.row.id) {
+            v["group"] = group.clone().into();
+        }
         let epochs = epochs_of(&t.metrics).into_iter().map(|(epoch, values)| {
             let mut obj = serde_json::Map::new();
             obj.insert("epoch".into(), epoch.into());

@@ -43,8 +43,9 @@ pub fn export(dir: &Path, records: &[TrialData]) -> Result<TensorboardReport, Ex
     let hparams = hparams(records);
     let keys = hparams.iter().map(|h| h.key.clone()).collect();
     let report = TensorboardReport { trials: records.len(), scalars: records.iter().map(|r| r.metrics.len()).sum(), hparams: keys };
+    let groups = crate::report::group_ids(records);
     for rec in records {
-        let events = trial_events(rec, &hparams);
+        let events = trial_events(rec, &hparams, groups.get(&rec.row.id).map(String::as_str));
         write_events(&dir.join(&rec.row.id), rec.row.created, &events)?;
     }
     let created = records.iter().map(|r| r.row.created).fold(f64::INFINITY, f64::min);
@@ -55,9 +56,9 @@ pub fn export(dir: &Path, records: &[TrialData]) -> Result<TensorboardReport, Ex
 
 /// The trial's events in order: the file version, the HParams session start, every scalar by
 /// epoch, and the session end once the trial has ended.
-fn trial_events(rec: &TrialData, hparams: &[HParam]) -> Vec<Event> {
+fn trial_events(rec: &TrialData, hparams: &[HParam], group: Option<&str>) -> Vec<Event> {
     let start = rec.start_time();
-    let mut events = vec![file_version(start), summary_event(start, 0, session_start(rec, hparams, start))];
+    let mut events = vec![file_version(start), summary_event(start, 0, session_start(rec, hparams, group, start))];
     let mut metrics: Vec<_> = rec.metrics.iter().collect();
     metrics.sort_by(|a, b| (a.epoch, &a.split, &a.name).cmp(&(b.epoch, &b.split, &b.name)));
     events.extend(metrics.into_iter().map(|m| {
@@ -125,9 +126,11 @@ fn proto_value(v: &Value) -> ProtoValue {
     ProtoValue { kind: Some(kind) }
 }
 
-fn session_start(rec: &TrialData, hparams: &[HParam], start: f64) -> HParamsPluginData {
+/// The HParams session of a trial; its `group_name` is its seed group, where it has one, so that
+/// TensorBoard's HParams tab shows a configuration's seeds as one row with their mean.
+fn session_start(rec: &TrialData, hparams: &[HParam], group: Option<&str>, start: f64) -> HParamsPluginData {
     let values = hparams.iter().filter_map(|h| h.value(rec).map(|v| (h.key.clone(), proto_value(&v)))).collect();
-    let info = SessionStartInfo { hparams: values, group_name: rec.row.id.clone(), start_time_secs: start };
+    let info = SessionStartInfo { hparams: values, group_name: group.unwrap_or(&rec.row.id).to_string(), start_time_secs: start };
     HParamsPluginData { version: 0, data: Some(PluginPayload::SessionStart(info)) }
 }
 

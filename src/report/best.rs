@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::{ReportError, fmt_num, fmt_param, json_number, metrics_table, sweep_objective};
 use crate::config::{Goal, Objective, Split};
-use crate::store::{self, CheckpointRow, Store, TrialRow};
+use crate::store::{self, CheckpointRow, SeedGroup, Store, TrialRow};
 
 /// What `sweep best` asks: the sweep (all when None), the metric (`iou`, `val_iou`, `train_loss`;
 /// the sweep's objective when None) with a split for a bare name, and a direction that overrides
@@ -26,6 +26,9 @@ pub struct Best {
     pub metric: String,
     pub goal: Goal,
     pub found: Option<BestFound>,
+    /// Where the sweep trained configurations with several seeds: the best group by its mean
+    /// ([`store::rank_groups`]; `found` is then its best trial), and how many groups were ranked.
+    pub group: Option<(SeedGroup, usize)>,
 }
 
 /// The best completed trial, its best value and epoch, and its checkpoints.
@@ -86,7 +89,24 @@ pub fn best(store: &dyn Store, q: &BestQuery) -> Result<Best, ReportError> {
         None => default_objective(store, q.sweep)?,
     };
     let goal = q.goal.unwrap_or(objective.goal);
-    let found = match store.best(&objective.name, goal, q.sweep)? {
+    let mut best = store.best(&objective.name, goal, q.sweep)?;
+    // Seed groups are ranked by their mean: the best trial is the best of the best group.
+    let mut group = None;
+    if let Some(found) = &best {
+        let trials = store.trials(&store::TrialFilter { sweep: Some(found.trial.sweep.clone()), status: None })?;
+        if store::has_seed_groups(&trials) {
+            let groups = store::rank_groups(&trials, &objective.name, goal);
+            let ranked = groups.iter().filter(|g| g.mean.is_some()).count();
+            if let Some(first) = groups.into_iter().next().filter(|g| g.mean.is_some()) {
+                let members: Vec<&store::TrialRow> = trials.iter().filter(|t| first.trials.contains(&t.id)).collect();
+                if let Some(top) = store::rank_completed(&members, &objective.name, goal).first() {
+                    best = Some(store::BestTrial { trial: (*top.trial).clone(), value: top.value, epoch: top.epoch });
+                }
+                group = Some((first, ranked));
+            }
+        }
+    }
+    let found = match best {
         None => None,
         Some(best) => {
             let checkpoints = store.checkpoints(&best.trial.id)?;
@@ -98,7 +118,7 @@ pub fn best(store: &dyn Store, q: &BestQuery) -> Result<Best, ReportError> {
             Some(BestFound { trial: best.trial, value: best.value, epoch: best.epoch, checkpoint, holding })
         }
     };
-    Ok(Best { sweep: q.sweep.map(String::from), metric: objective.name, goal, found })
+    Ok(Best { sweep: q.sweep.map(String::from), metric: objective.name, goal, found, group })
 }
 
 impl Best {
@@ -125,6 +145,12 @@ impl Best {
             "metrics": b.trial.metrics,
             "checkpoint": b.checkpoint,
         });
+        if let Some((group, ranked)) = &self.group {
+            v["group"] = serde_json::json!({
+                "id": group.id, "params": group.params, "trials": group.trials, "values": group.values,
+                "mean": group.mean, "std": group.std, "n": group.n(), "groups_ranked": ranked,
+            });
+        }
         if let Some(e) = eval {
             v["eval"] = serde_json::json!({
                 "checkpoint_epoch": e.epoch,
@@ -141,6 +167,15 @@ impl Best {
         let (metric, mut out) = (&self.metric, String::new());
         let _ = writeln!(out, "best trial   {} (sweep {}, {})", b.trial.id, b.trial.sweep, b.trial.status.as_str());
         let _ = writeln!(out, "{metric:<12} {} at epoch {} ({})", fmt_num(b.value), b.epoch, self.goal.as_str());
+        if let Some((group, ranked)) = &self.group {
+            let _ = writeln!(
+                out,
+                "seed group   {}: {metric} {} over {}, the best of {ranked} group(s) by mean; this is its best trial",
+                group.id,
+                crate::report::group_cell(group),
+                group.trials.join(" ")
+            );
+        }
         for (i, (k, v)) in b.trial.params.iter().enumerate() {
             let _ = writeln!(out, "{:<12} {k} = {}", if i == 0 { "params" } else { "" }, fmt_param(v));
         }

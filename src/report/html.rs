@@ -501,6 +501,7 @@ pub fn sweep_page(v: &SweepView) -> String {
         let _ = writeln!(body, "<p>{} trial(s). Generated {} UTC.</p>", v.total, format_utc(crate::util::now_unix()));
     }
     body.push_str("<h2>Leaderboard</h2>\n");
+    seed_groups(&mut body, v);
     leaderboard(&mut body, v);
     for (title, picture) in &v.charts {
         let _ = writeln!(body, "<h3>{}</h3>\n{}", escape(title), picture.html(title));
@@ -531,6 +532,40 @@ pub fn sweep_page(v: &SweepView) -> String {
     let state = Route::SweepState.to(v.name);
     let live = (v.links == Links::Server).then_some(state.as_str());
     layout(&format!("sweep {}", v.name), &body, v.links, live)
+}
+
+/// Where configurations were trained with several seeds: a row per seed group, ranked by the
+/// mean of its completed trials' best objective values (`store::rank_groups`), with the
+/// standard deviation and n, before the trials' own leaderboard.
+fn seed_groups(body: &mut String, v: &SweepView) {
+    if !crate::store::has_seed_groups(v.trials) {
+        return;
+    }
+    let groups = crate::store::rank_groups(v.trials, &v.objective.name, v.objective.goal);
+    let keys: std::collections::BTreeSet<&String> = groups.iter().flat_map(|g| g.params.keys()).collect();
+    let _ = write!(
+        body,
+        "<h3>Seed groups</h3>\n<div class=\"wide\"><table class=\"groups\"><tr><th>rank</th><th>group</th><th>{} mean ± std (n)</th>",
+        escape(&v.objective.name)
+    );
+    for k in &keys {
+        let _ = write!(body, "<th>{}</th>", escape(k));
+    }
+    body.push_str("<th>trials</th></tr>\n");
+    for (i, g) in groups.iter().enumerate() {
+        let rank = if g.mean.is_some() { (i + 1).to_string() } else { "-".to_string() };
+        let best = if i == 0 && g.mean.is_some() { " class=\"best\"" } else { "" };
+        let _ = write!(body, "<tr{best}><td>{rank}</td><td class=\"l\">{}</td><td>{}</td>", escape(&g.id), escape(&crate::report::group_cell(g)));
+        for k in &keys {
+            let _ = write!(body, "<td>{}</td>", escape(&g.params.get(*k).map(fmt_param).unwrap_or_else(|| "-".into())));
+        }
+        let members: Vec<String> = g.trials.iter().map(|t| v.links.trial(t)).collect();
+        let _ = writeln!(body, "<td class=\"l\">{}</td></tr>", members.join(" "));
+    }
+    body.push_str(
+        "</table></div>\n<p class=\"note\">A seed group is one configuration trained with several seeds (<code>repeats</code>, \
+                   or a swept <code>train.seed</code>); groups rank by their mean, over their completed trials.</p>\n",
+    );
 }
 
 /// The leaderboard: a row per trial with its parameters and metrics, column headers sorting by

@@ -48,6 +48,12 @@ pub enum ImportanceError {
         if *found == 1 { "is" } else { "are" }
     )]
     TooFewTrials { objective: String, found: usize },
+    #[error(
+        "parameter importance needs at least {MIN_TRIALS} configurations with a completed or pruned trial with a value of \
+         {objective} (seed groups count once: their mean is learnt from); there {} {found}",
+        if *found == 1 { "is" } else { "are" }
+    )]
+    TooFewGroups { objective: String, found: usize },
     #[error("no swept parameter takes two different values among the completed and pruned trials")]
     NothingVaries,
     #[error("the random forest could not be fitted: {0}")]
@@ -62,16 +68,20 @@ pub fn importance(runs: &[TrialData], objective: &str, goal: Goal) -> Result<Vec
     // The forest is seeded and reads its rows in order: in trial order, the same trials give the
     // same answer whichever order a caller lists them in (a leaderboard sorted by any column).
     judged.sort_by(|(a, _), (b, _)| a.row.seq.cmp(&b.row.seq).then_with(|| a.row.id.cmp(&b.row.id)));
-    if judged.len() < MIN_TRIALS {
-        return Err(ImportanceError::TooFewTrials { objective: objective.to_string(), found: judged.len() });
+    let (trials, y) = by_configuration(&judged);
+    if trials.len() < MIN_TRIALS {
+        let (objective, found) = (objective.to_string(), trials.len());
+        return Err(if trials.len() < judged.len() {
+            ImportanceError::TooFewGroups { objective, found }
+        } else {
+            ImportanceError::TooFewTrials { objective, found }
+        });
     }
-    let trials: Vec<TrialData> = judged.iter().map(|(r, _)| (*r).clone()).collect();
     let keys = crate::report::varying_params(&trials);
     if keys.is_empty() {
         return Err(ImportanceError::NothingVaries);
     }
     let columns: Vec<Vec<f64>> = keys.iter().map(|k| encode(&trials, k)).collect();
-    let y: Vec<f64> = judged.iter().map(|(_, v)| *v).collect();
     let scores = permutation_importance(&columns, &y)?;
     let total: f64 = scores.iter().sum();
     let mut out: Vec<ParamImportance> = keys
@@ -81,6 +91,30 @@ pub fn importance(runs: &[TrialData], objective: &str, goal: Goal) -> Result<Vec
         .collect();
     out.sort_by(|a, b| b.importance.total_cmp(&a.importance));
     Ok(out)
+}
+
+/// The rows the forest learns from, in trial order: each judged trial with its value, or, where
+/// configurations were trained with several seeds, one row per seed group (its first trial's
+/// parameters without the seed) with the mean of its members' values: the seed is the noise a
+/// group averages away, not a parameter.
+fn by_configuration(judged: &[(&TrialData, f64)]) -> (Vec<TrialData>, Vec<f64>) {
+    let rows: Vec<&TrialData> = judged.iter().map(|(r, _)| *r).collect();
+    if !crate::store::has_seed_groups(&rows) {
+        return (rows.into_iter().cloned().collect(), judged.iter().map(|(_, v)| *v).collect());
+    }
+    let mut groups: Vec<(TrialData, Vec<f64>)> = Vec::new();
+    for (r, v) in judged {
+        let params = crate::store::group_params(&r.row);
+        match groups.iter_mut().find(|(g, _)| g.row.sweep == r.row.sweep && g.row.params == params) {
+            Some((_, values)) => values.push(*v),
+            None => {
+                let mut first = (*r).clone();
+                first.row.params = params;
+                groups.push((first, vec![*v]));
+            }
+        }
+    }
+    groups.into_iter().map(|(g, values)| (g, values.iter().sum::<f64>() / values.len() as f64)).unzip()
 }
 
 /// The trials importance learns from, with their objective values: the completed and pruned

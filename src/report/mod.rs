@@ -29,7 +29,7 @@ use std::fmt::Write as _;
 
 use crate::config::Objective;
 use crate::config::{FULL_RESOLUTION_METRICS, Goal, METRIC_NAMES};
-use crate::store::{CheckpointRow, Extension, Kept, MetricRow, Registering, SweepInfo, TrialRow, TrialStatus};
+use crate::store::{CheckpointRow, Extension, Kept, MetricRow, Registering, SeedGroup, SweepInfo, TrialRow, TrialStatus};
 use crate::study::spec::{SweepSpec, Trial};
 use crate::util::{format_duration, format_utc};
 use serde::Serialize;
@@ -224,7 +224,11 @@ pub(crate) fn annotation_columns((tags, note): &(Vec<String>, bool)) -> Vec<Stri
 pub fn trials_csv(runs: &[TrialRow]) -> String {
     let keys = param_keys(runs);
     let metric_keys: BTreeSet<&String> = runs.iter().flat_map(|r| r.metrics.keys()).collect();
+    let groups = group_ids(runs);
     let mut header = vec!["run".to_string(), "sweep".into(), "status".into(), "attempt".into(), "epochs".into(), "seed".into()];
+    if !groups.is_empty() {
+        header.push("group".into());
+    }
     header.extend(keys.iter().cloned());
     for m in &metric_keys {
         header.push(format!("best_{m}"));
@@ -236,6 +240,9 @@ pub fn trials_csv(runs: &[TrialRow]) -> String {
     for r in runs {
         let mut row =
             vec![r.id.clone(), r.sweep.clone(), r.status.as_str().into(), r.attempt.to_string(), r.epochs().to_string(), r.seed.to_string()];
+        if !groups.is_empty() {
+            row.push(groups.get(&r.id).cloned().unwrap_or_default());
+        }
         row.extend(keys.iter().map(|k| r.params.get(k).map(fmt_param_exact).unwrap_or_default()));
         for m in &metric_keys {
             row.push(r.best(m, Goal::for_metric(m)).map(|(v, _)| v.to_string()).unwrap_or_default());
@@ -245,6 +252,67 @@ pub fn trials_csv(runs: &[TrialRow]) -> String {
         out.push_str(&csv_line(&row));
     }
     out
+}
+
+/// A seed group's objective: `0.8123 ± 0.0042 (n=3)`, `0.8123 (n=1)`, or `-` before any of its
+/// trials completed.
+pub fn group_cell(g: &SeedGroup) -> String {
+    match (g.mean, g.std) {
+        (Some(mean), Some(std)) => format!("{} ± {} (n={})", fmt_num(mean), fmt_num(std), g.n()),
+        (Some(mean), None) => format!("{} (n=1)", fmt_num(mean)),
+        _ => "-".to_string(),
+    }
+}
+
+/// `sweep ls --group`: one row per seed group, ranked by its mean ([`crate::store::rank_groups`]).
+pub fn groups_table(groups: &[SeedGroup], objective: &str) -> String {
+    let keys: BTreeSet<&String> = groups.iter().flat_map(|g| g.params.keys()).collect();
+    let mut t = Table::new(
+        ["rank", "group", "trials"]
+            .into_iter()
+            .map(String::from)
+            .chain(keys.iter().map(|k| k.to_string()))
+            .chain([format!("{objective} mean ± std (n)"), "members".to_string()]),
+    );
+    for (i, g) in groups.iter().enumerate() {
+        let rank = if g.mean.is_some() { (i + 1).to_string() } else { "-".to_string() };
+        let mut row = vec![rank, g.id.clone(), g.trials.len().to_string()];
+        row.extend(keys.iter().map(|k| g.params.get(*k).map(fmt_param).unwrap_or_else(|| "-".into())));
+        row.push(group_cell(g));
+        row.push(g.trials.join(" "));
+        t.row(row);
+    }
+    t.render()
+}
+
+/// `sweep ls --group --csv`: the same, at full precision, the members separated by spaces.
+pub fn groups_csv(groups: &[SeedGroup], objective: &str) -> String {
+    let keys: BTreeSet<&String> = groups.iter().flat_map(|g| g.params.keys()).collect();
+    let mut header = vec!["group".to_string(), "trials".into()];
+    header.extend(keys.iter().map(|k| k.to_string()));
+    header.extend([format!("mean_{objective}"), format!("std_{objective}"), "n".into(), "members".into()]);
+    let mut out = csv_line(&header);
+    for g in groups {
+        let mut row = vec![g.id.clone(), g.trials.len().to_string()];
+        row.extend(keys.iter().map(|k| g.params.get(*k).map(fmt_param_exact).unwrap_or_default()));
+        row.push(g.mean.map(|v| v.to_string()).unwrap_or_default());
+        row.push(g.std.map(|v| v.to_string()).unwrap_or_default());
+        row.push(g.n().to_string());
+        row.push(g.trials.join(" "));
+        out.push_str(&csv_line(&row));
+    }
+    out
+}
+
+/// Each trial's seed group id (its group's first trial), for the exports: empty where no
+/// configuration of `runs` was trained with several seeds.
+pub fn group_ids<T: AsRef<TrialRow>>(runs: &[T]) -> BTreeMap<String, String> {
+    if !crate::store::has_seed_groups(runs) {
+        return BTreeMap::new();
+    }
+    // The objective does not change who is in a group.
+    let groups = crate::store::rank_groups(runs, "val_iou", Goal::Maximize);
+    groups.iter().flat_map(|g| g.trials.iter().map(move |t| (t.clone(), g.id.clone()))).collect()
 }
 
 /// A parameter's value as written (a string without its quotes), for CSV.

@@ -59,7 +59,7 @@ use crate::config::{Split, TrialConfig};
 
 pub use credentials::redact as redact_url;
 pub use postgres::PostgresStore;
-pub use read::{Detail, Ranked, TrialData, best_id, leaderboard_order, rank_completed};
+pub use read::{Detail, Ranked, SeedGroup, TrialData, best_id, group_params, has_seed_groups, leaderboard_order, rank_completed, rank_groups};
 pub use registration::{EnqueueReport, Extension, Kept, KnownTrial, NewTrial, Registering, SweepRegistration, plan_registration};
 pub use sqlite::SqliteStore;
 

@@ -13,6 +13,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::Serialize;
+
 use super::sql::{Conditions, Failure, Row, Tx, decode_value};
 use super::{CheckpointRow, MetricRow, MetricSummary, StoreError, TrialFilter, TrialRow, TrialStatus, settings_of};
 use crate::config::{Goal, TrialConfig};
@@ -134,6 +136,82 @@ pub fn rank_completed<'a, T: AsRef<TrialRow>>(trials: &'a [T], metric: &str, goa
         goal.order(a.value, b.value).then(ra.seq.cmp(&rb.seq)).then_with(|| ra.id.cmp(&rb.id))
     });
     ranked
+}
+
+/// One configuration trained with several seeds: the trials of a sweep whose swept values are the
+/// same but for [`crate::config::SEED_KEY`] (every trial is a group of one where nothing varies
+/// the seed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeedGroup {
+    /// Named after its first trial (the lowest number), e.g. `hue-1`.
+    pub id: String,
+    /// The swept values the group shares (its seed left out).
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// Every trial of the group, by number.
+    pub trials: Vec<String>,
+    /// The completed trials' best values of the objective, by trial number (as
+    /// [`rank_completed`] ranks each).
+    pub values: Vec<f64>,
+    /// Their mean, and sample standard deviation (None below two values); None without a value.
+    pub mean: Option<f64>,
+    pub std: Option<f64>,
+}
+
+impl SeedGroup {
+    /// How many completed trials the mean is over.
+    pub fn n(&self) -> usize {
+        self.values.len()
+    }
+}
+
+/// The swept values that name a trial's seed group: its parameters without the seed.
+pub fn group_params(row: &TrialRow) -> BTreeMap<String, serde_json::Value> {
+    row.params.iter().filter(|(k, _)| k.as_str() != crate::config::SEED_KEY).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// The trials' seed groups (per sweep, by their swept values without the seed), ranked by the
+/// mean of their completed trials' best values (`Goal::order`; ties to the group with the
+/// lower first trial), the groups without a completed trial last, by number. The one ranking of
+/// groups, as [`rank_completed`] is of trials.
+pub fn rank_groups<T: AsRef<TrialRow>>(trials: &[T], metric: &str, goal: Goal) -> Vec<SeedGroup> {
+    let mut order: Vec<&TrialRow> = trials.iter().map(AsRef::as_ref).collect();
+    order.sort_by(|a, b| a.sweep.cmp(&b.sweep).then(a.seq.cmp(&b.seq)).then_with(|| a.id.cmp(&b.id)));
+    let mut groups: Vec<(String, SeedGroup, i64)> = Vec::new();
+    for row in order {
+        let params = group_params(row);
+        let at = match groups.iter().position(|(sweep, g, _)| *sweep == row.sweep && g.params == params) {
+            Some(at) => at,
+            None => {
+                let group = SeedGroup { id: row.id.clone(), params, trials: Vec::new(), values: Vec::new(), mean: None, std: None };
+                groups.push((row.sweep.clone(), group, row.seq));
+                groups.len() - 1
+            }
+        };
+        let group = &mut groups[at].1;
+        group.trials.push(row.id.clone());
+        if row.status == TrialStatus::Completed
+            && let Some((value, _)) = row.best(metric, goal)
+        {
+            group.values.push(value);
+        }
+    }
+    for (_, g, _) in &mut groups {
+        let n = g.values.len() as f64;
+        g.mean = (n > 0.0).then(|| g.values.iter().sum::<f64>() / n);
+        g.std = g.mean.filter(|_| n > 1.0).map(|m| (g.values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+    }
+    groups.sort_by(|(sa, a, qa), (sb, b, qb)| match (a.mean, b.mean) {
+        (Some(x), Some(y)) => goal.order(x, y).then(qa.cmp(qb)).then_with(|| sa.cmp(sb)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => sa.cmp(sb).then(qa.cmp(qb)),
+    });
+    groups.into_iter().map(|(_, g, _)| g).collect()
+}
+
+/// Whether any configuration of these trials was trained with several seeds.
+pub fn has_seed_groups<T: AsRef<TrialRow>>(trials: &[T]) -> bool {
+    trials.iter().any(|t| t.as_ref().params.contains_key(crate::config::SEED_KEY))
 }
 
 /// Every trial in the order a leaderboard shows them: the ranked ones ([`rank_completed`]) first,

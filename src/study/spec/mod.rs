@@ -85,6 +85,9 @@ pub struct SweepSpec {
     pub metric: Objective,
     pub run_cap: Option<usize>,
     pub seed: u64,
+    /// `repeats = N`: each configuration of a grid or random search trained N times, with
+    /// `train.seed` = the base seed, + 1, ... (a seed group); 1 without the key.
+    pub repeats: usize,
     /// Defaults overlaid with the file's sections (before any parameter).
     pub base: TrialConfig,
     pub parameters: Vec<Parameter>,
@@ -118,6 +121,7 @@ const TOP_KEYS: &[&str] = &[
     "metric",
     "run_cap",
     "seed",
+    "repeats",
     "bayes",
     "early_terminate",
     "enqueue",
@@ -127,6 +131,11 @@ const TOP_KEYS: &[&str] = &[
     "augment",
     "parameters",
 ];
+use crate::config::SEED_KEY;
+
+/// The most times `repeats` trains one configuration.
+const MAX_REPEATS: usize = 100;
+
 const SECTIONS: &[&str] = &["data", "model", "train", "augment"];
 const PARAM_KEYS: &[&str] = &["values", "value", "distribution", "min", "max", "q", "probabilities", "when"];
 const DISTRIBUTIONS: &[&str] = &["uniform", "log_uniform_values", "int_uniform", "q_uniform", "categorical"];
@@ -185,7 +194,13 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
     let Some(base) = base.filter(|_| base_ok) else {
         return Err(v.finish());
     };
-    let Header { name, description, method, run_cap, seed, metric } = header;
+    let Header { name, description, method, run_cap, seed, repeats, metric } = header;
+    if repeats > 1 && parameters.iter().any(|p| p.key == SEED_KEY) {
+        v.report(
+            item_span(root, "repeats"),
+            format!("repeats = {repeats} and a swept \"{SEED_KEY}\" both set the seeds; keep one (repeats = N is \"{SEED_KEY}\" = {{ values = [seed, seed + 1, ...] }})"),
+        );
+    }
     let spec = SweepSpec {
         name,
         description,
@@ -193,6 +208,7 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
         metric,
         run_cap,
         seed,
+        repeats,
         base,
         parameters,
         conditions,
@@ -218,6 +234,7 @@ struct Header {
     method: Method,
     run_cap: Option<usize>,
     seed: u64,
+    repeats: usize,
     metric: Objective,
 }
 
@@ -251,12 +268,23 @@ impl Validator<'_> {
             self.report(item_span(root, "run_cap"), "run_cap must be at least 1".into());
         }
         let seed = self.uint(root, "", "seed").map_or(crate::config::DEFAULT_SEED, |s| s as u64);
+        let repeats = self.uint(root, "", "repeats").unwrap_or(1);
+        if !(1..=MAX_REPEATS).contains(&repeats) {
+            self.report(item_span(root, "repeats"), format!("repeats = {repeats}: train each configuration 1 to {MAX_REPEATS} times"));
+        } else if repeats > 1 && method == Method::Bayes {
+            self.report(
+                item_span(root, "repeats"),
+                "repeats needs method = \"grid\" or \"random\": TPE draws every trial as a new point and learns from each \
+                 evaluation, noisy ones included; to compare seeds of TPE's best configurations, enqueue them in a grid sweep"
+                    .into(),
+            );
+        }
         let metric = self.metric(root);
         if method != Method::Grid && run_cap.is_none() {
             let name = if method == Method::Random { "random" } else { "bayes" };
             self.report(item_span(root, "method"), format!("method = \"{name}\" needs run_cap = N (how many configs to try)"));
         }
-        Header { name, description, method, run_cap, seed, metric }
+        Header { name, description, method, run_cap, seed, repeats: repeats.clamp(1, MAX_REPEATS), metric }
     }
 
     /// The base settings every trial starts from: the defaults, then the sweep seed for the seeds
@@ -648,7 +676,17 @@ impl SweepSpec {
         // A config listed twice (a value repeated in a grid) is one trial, as the tracker
         // registers it: the dry run shows what the run registers.
         let mut seen = HashSet::new();
+        let (repeats, first_seed) = (self.repeats as u64, self.base.train.seed);
         points(self)
+            .flat_map(|params| {
+                (0..repeats).map(move |r| {
+                    let mut params = params.clone();
+                    if repeats > 1 {
+                        params.insert(SEED_KEY.to_string(), json!(first_seed + r));
+                    }
+                    params
+                })
+            })
             .map(|params| {
                 let mut config = resolve(self, &params).expect("trials were validated when the spec was parsed");
                 if let Some(dir) = data_override {
