@@ -1410,6 +1410,11 @@ fn seed_groups_aggregate_repeats_and_rank_by_their_mean() {
     assert_eq!(row.split(',').nth(at), Some(expected[1].0.as_str()));
     let page = std::fs::read_to_string(runs.join("seeds/plots/index.html")).unwrap();
     assert!(page.contains("<h3>Seed groups</h3>") && page.contains("± "), "the sweep page shows the groups");
+    let chart = image::open(runs.join("seeds/plots/seed_groups.png")).expect("seed_groups.png decodes");
+    assert_eq!((chart.width(), chart.height()), (1000, 600));
+    assert!(page.contains("seed_groups.png"), "the page shows the chart");
+    // The charts' best trial is best's: the best group's best trial.
+    assert!(runs.join(format!("seeds/plots/run_{}.png", top.0)).is_file(), "the best trial's own chart");
 }
 
 fn ls_json(runs: &Path, args: &[&str]) -> serde_json::Value {

@@ -97,13 +97,10 @@ pub fn best(store: &dyn Store, q: &BestQuery) -> Result<Best, ReportError> {
         if store::has_seed_groups(&trials) {
             let groups = store::rank_groups(&trials, &objective.name, goal);
             let ranked = groups.iter().filter(|g| g.mean.is_some()).count();
-            if let Some(first) = groups.into_iter().next().filter(|g| g.mean.is_some()) {
-                let members: Vec<&store::TrialRow> = trials.iter().filter(|t| first.trials.contains(&t.id)).collect();
-                if let Some(top) = store::rank_completed(&members, &objective.name, goal).first() {
-                    best = Some(store::BestTrial { trial: (*top.trial).clone(), value: top.value, epoch: top.epoch });
-                }
-                group = Some((first, ranked));
+            if let Some(top) = store::best_ranked(&trials, &objective.name, goal) {
+                best = Some(store::BestTrial { trial: top.trial.clone(), value: top.value, epoch: top.epoch });
             }
+            group = groups.into_iter().next().filter(|g| g.mean.is_some()).map(|g| (g, ranked));
         }
     }
     let found = match best {

@@ -351,9 +351,10 @@ pub fn sweep_objective(store: &dyn crate::store::Store, info: &SweepInfo) -> Res
 }
 
 /// The completed trial whose best epoch is best by the objective, with that value and epoch
-/// (the leaderboard's first: ties go to the lower trial number, as in [`crate::store::Store::best`]).
+/// (the leaderboard's first: ties go to the lower trial number, as in [`crate::store::Store::best`];
+/// where seed groups exist, the best trial of the best group: [`crate::store::best_ranked`]).
 pub fn best_so_far<'a>(runs: &'a [TrialRow], objective: &Objective) -> Option<(&'a TrialRow, f64, i64)> {
-    crate::store::rank_completed(runs, &objective.name, objective.goal).first().map(|r| (r.trial, r.value, r.epoch))
+    crate::store::best_ranked(runs, &objective.name, objective.goal).map(|r| (r.trial, r.value, r.epoch))
 }
 
 /// `sweep status` for one sweep: counts per status, the running trials, its batch jobs

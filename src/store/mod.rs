@@ -59,7 +59,7 @@ use crate::config::{Split, TrialConfig};
 
 pub use credentials::redact as redact_url;
 pub use postgres::PostgresStore;
-pub use read::{Detail, Ranked, SeedGroup, TrialData, best_id, group_params, has_seed_groups, leaderboard_order, rank_completed, rank_groups};
+pub use read::{Detail, Ranked, SeedGroup, TrialData, best_id, best_ranked, group_params, has_seed_groups, leaderboard_order, rank_completed, rank_groups};
 pub use registration::{EnqueueReport, Extension, Kept, KnownTrial, NewTrial, Registering, SweepRegistration, plan_registration};
 pub use sqlite::SqliteStore;
 

@@ -228,9 +228,21 @@ pub fn leaderboard_order<'a, T: AsRef<TrialRow>>(trials: &'a [T], metric: &str, 
     ranked.into_iter().chain(rest).collect()
 }
 
-/// The id of the best completed trial by `metric` ([`rank_completed`]'s first).
+/// The best completed trial by `metric`: [`rank_completed`]'s first, or, where configurations
+/// were trained with several seeds, the best trial of the best seed group ([`rank_groups`]): a
+/// lucky seed of a worse configuration is not the best.
+pub fn best_ranked<'a, T: AsRef<TrialRow>>(trials: &'a [T], metric: &str, goal: Goal) -> Option<Ranked<'a, T>> {
+    let ranked = rank_completed(trials, metric, goal);
+    if !has_seed_groups(trials) {
+        return ranked.into_iter().next();
+    }
+    let group = rank_groups(trials, metric, goal).into_iter().next().filter(|g| g.mean.is_some())?;
+    ranked.into_iter().find(|r| group.trials.contains(&r.trial.as_ref().id))
+}
+
+/// The id of the best completed trial by `metric` ([`best_ranked`]).
 pub fn best_id<T: AsRef<TrialRow>>(trials: &[T], metric: &str, goal: Goal) -> Option<String> {
-    rank_completed(trials, metric, goal).first().map(|r| r.trial.as_ref().id.clone())
+    best_ranked(trials, metric, goal).map(|r| r.trial.as_ref().id.clone())
 }
 
 /// Trials by id, or by sweep and status, in (sweep, seq) order, with what `detail` asks for: one
@@ -388,4 +400,59 @@ fn run_row(r: &Row) -> Result<TrialRow, Failure> {
         metrics: BTreeMap::new(),
         settings: BTreeMap::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A trial of sweep `s` with hue `hue` and seed `seed` (None: no seed swept) whose best
+    /// val_loss is `loss`.
+    fn trial(seq: i64, hue: f64, seed: Option<u64>, status: TrialStatus, loss: f64) -> TrialRow {
+        let mut row = TrialRow { id: format!("s-{seq}"), sweep: "s".into(), seq, status, ..TrialRow::default() };
+        row.params.insert("augment.hue_delta".into(), serde_json::json!(hue));
+        if let Some(seed) = seed {
+            row.params.insert(crate::config::SEED_KEY.into(), serde_json::json!(seed));
+        }
+        row.metrics.insert("val_loss".into(), MetricSummary { min: Some(loss), min_epoch: Some(2), ..MetricSummary::default() });
+        row
+    }
+
+    /// Issue 29, item 4: groups' means and sample standard deviations against hand-computed
+    /// ones, ranked by the mean (a loss: lowest first), pruned members left out of the values,
+    /// a group with no completed trial last; the best trial is the best group's best, not the
+    /// luckiest seed of another configuration.
+    #[test]
+    fn seed_groups_rank_by_the_mean_of_their_completed_trials() {
+        let c = TrialStatus::Completed;
+        let trials = vec![
+            trial(1, 0.0, Some(1), c, 0.30),
+            trial(2, 0.0, Some(2), c, 0.34),
+            trial(3, 0.0, Some(3), c, 0.20), // the luckiest seed of all, in the worse group
+            trial(4, 0.1, Some(1), c, 0.25),
+            trial(5, 0.1, Some(2), c, 0.26),
+            trial(6, 0.1, Some(3), TrialStatus::Pruned, 0.10), // pruned: not in the mean
+            trial(7, 0.2, Some(1), TrialStatus::Queued, f64::NAN),
+        ];
+        let groups = rank_groups(&trials, "val_loss", Goal::Minimize);
+        let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+        assert_eq!(ids, ["s-4", "s-1", "s-7"]);
+        // By hand: (0.25 + 0.26) / 2 = 0.255, std sqrt(2 * 0.005^2 / 1) = 0.00707...;
+        // (0.30 + 0.34 + 0.20) / 3 = 0.28, std sqrt((0.02^2 + 0.06^2 + 0.08^2) / 2) = 0.07211...
+        let close = |a: Option<f64>, b: f64| assert!(a.is_some_and(|a| (a - b).abs() < 1e-12), "{a:?} vs {b}");
+        close(groups[0].mean, 0.255);
+        close(groups[0].std, (2.0f64 * 0.005 * 0.005).sqrt());
+        close(groups[1].mean, 0.28);
+        close(groups[1].std, ((0.0004f64 + 0.0036 + 0.0064) / 2.0).sqrt());
+        assert_eq!((groups[0].n(), groups[0].trials.len()), (2, 3), "the pruned member is in the group, not in its mean");
+        assert_eq!((groups[2].mean, groups[2].std, groups[2].n()), (None, None, 0));
+        assert!(groups.iter().all(|g| !g.params.contains_key(crate::config::SEED_KEY)));
+        assert_eq!(best_id(&trials, "val_loss", Goal::Minimize).as_deref(), Some("s-4"));
+
+        // Without seeds every trial is its own group, and the best is rank_completed's first.
+        let plain: Vec<TrialRow> = [(1, 0.0, 0.3), (2, 0.1, 0.2)].into_iter().map(|(n, h, l)| trial(n, h, None, c, l)).collect();
+        assert!(!has_seed_groups(&plain));
+        assert_eq!(rank_groups(&plain, "val_loss", Goal::Minimize).iter().map(|g| g.n()).collect::<Vec<_>>(), [1, 1]);
+        assert_eq!(best_id(&plain, "val_loss", Goal::Minimize).as_deref(), Some("s-2"));
+    }
 }

@@ -8,7 +8,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::series::{Chart, History, Parallel, Scatter};
+use super::series::{Chart, Groups, History, Parallel, Scatter};
 use crate::canvas::fonts::register_fonts;
 use crate::report::axis::Axis;
 use crate::report::importance::ParamImportance;
@@ -727,6 +727,76 @@ impl Figure for History {
             let (w, hh) = root.dim_in_pixel();
             root.draw_text(
                 "no trial has a value yet",
+                &TextStyle::from((FONT, 18).into_font()).pos(Pos::new(HPos::Center, VPos::Center)),
+                (w as i32 / 2, hh as i32 / 2),
+            )
+            .map_err(err)?;
+        }
+        Ok(Drawn::links(targets))
+    }
+}
+
+impl Figure for Groups {
+    fn size(&self) -> (u32, u32) {
+        CHART_SIZE
+    }
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Drawn> {
+        let g = self;
+        let title = format!("seed groups by mean {}: each trial's best, the mean (bar) ± one std (whisker)", g.objective);
+        let n = g.groups.len().max(1) as f64;
+        let mut ctx = ChartBuilder::on(root)
+            .caption(&title, (FONT, 20))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0.5..n + 0.5, g.y_range.0..g.y_range.1)
+            .map_err(err)?;
+        let names: Vec<String> = g.groups.iter().map(|(id, ..)| id.clone()).collect();
+        let label = move |x: &f64| {
+            let i = x.round();
+            if (x - i).abs() < 1e-9 && i >= 1.0 { names.get(i as usize - 1).cloned().unwrap_or_default() } else { String::new() }
+        };
+        ctx.configure_mesh()
+            .x_desc("seed group (named after its first trial), best mean first")
+            .y_desc(format!("{} (best epoch)", g.objective))
+            .axis_desc_style((FONT, 16))
+            .label_style((FONT, 13))
+            .light_line_style(LIGHT_GRID)
+            .bold_line_style(GRID)
+            .x_labels(g.groups.len().clamp(1, 40))
+            .x_label_formatter(&label)
+            .draw()
+            .map_err(err)?;
+        let mean_style = ShapeStyle { color: PALETTE[3].to_rgba(), filled: false, stroke_width: 3 };
+        let whisker = ShapeStyle { color: BLACK.mix(0.6), filled: false, stroke_width: 2 };
+        let dot = PALETTE[0].mix(0.8).filled();
+        let mut targets = Vec::new();
+        for (i, (_, values, mean, std)) in g.groups.iter().enumerate() {
+            let x = i as f64 + 1.0;
+            if let (Some(m), Some(s)) = (mean, std) {
+                let ends = [(x, m - s), (x, m + s)];
+                ctx.draw_series([PathElement::new(ends.to_vec(), whisker)]).map_err(err)?;
+                for y in [m - s, m + s] {
+                    ctx.draw_series([PathElement::new(vec![(x - 0.08, y), (x + 0.08, y)], whisker)]).map_err(err)?;
+                }
+            }
+            if let Some(m) = mean {
+                ctx.draw_series([PathElement::new(vec![(x - 0.25, *m), (x + 0.25, *m)], mean_style)]).map_err(err)?;
+            }
+            // The seeds side by side around the group's place, so that equal values stay apart.
+            let k = values.len().max(1) as f64;
+            for (j, (id, v)) in values.iter().enumerate() {
+                let dx = if k > 1.0 { -0.15 + 0.3 * j as f64 / (k - 1.0) } else { 0.0 };
+                ctx.draw_series([Circle::new((x + dx, *v), 5, dot)]).map_err(err)?;
+                let (px, py) = ctx.backend_coord(&(x + dx, *v));
+                let what = format!("{id}: {} {}", g.objective, crate::report::fmt_num(*v));
+                targets.push(Target { x: px, y: py, trial: id.clone(), text: tip(&g.tips, id, what) });
+            }
+        }
+        if g.groups.is_empty() {
+            let (w, hh) = root.dim_in_pixel();
+            root.draw_text(
+                "no seed group has a completed trial yet",
                 &TextStyle::from((FONT, 18).into_font()).pos(Pos::new(HPos::Center, VPos::Center)),
                 (w as i32 / 2, hh as i32 / 2),
             )

@@ -168,6 +168,7 @@ pub enum SweepFigure {
     Scatter(series::Scatter),
     Parallel(series::Parallel),
     History(series::History),
+    Groups(series::Groups),
 }
 
 impl SweepChart {
@@ -178,6 +179,7 @@ impl SweepChart {
             SweepFigure::Scatter(s) => draw::png(s, path),
             SweepFigure::Parallel(p) => draw::png(p, path),
             SweepFigure::History(h) => draw::png(h, path),
+            SweepFigure::Groups(g) => draw::png(g, path),
         }
     }
 
@@ -188,6 +190,7 @@ impl SweepChart {
             SweepFigure::Scatter(s) => draw::svg(s),
             SweepFigure::Parallel(p) => draw::svg(p),
             SweepFigure::History(h) => draw::svg(h),
+            SweepFigure::Groups(g) => draw::svg(g),
         }
     }
 }
@@ -226,6 +229,13 @@ pub fn sweep_charts_in(
         title: "optimisation history".into(),
         figure: SweepFigure::History(series::history(runs, &objective.name, goal)),
     });
+    if crate::store::has_seed_groups(runs) {
+        charts.push(SweepChart {
+            file: GROUPS_FILE.into(),
+            title: "seed groups".into(),
+            figure: SweepFigure::Groups(series::groups(runs, &objective.name, goal)),
+        });
+    }
     let lenders: Vec<&str> = warm.sources.iter().map(|(sweep, _)| sweep.as_str()).collect();
     for (key, log) in params {
         charts.push(SweepChart {
@@ -246,6 +256,9 @@ pub fn sweep_charts_in(
 
 /// The file name of the optimisation-history chart.
 pub const HISTORY_FILE: &str = "history.png";
+
+/// The file name of the seed groups' chart (drawn where configurations have several seeds).
+pub const GROUPS_FILE: &str = "seed_groups.png";
 
 /// The file name of the importance chart.
 pub const IMPORTANCE_FILE: &str = "importance.png";

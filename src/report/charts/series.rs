@@ -362,6 +362,42 @@ pub fn history(runs: &[TrialData], objective: &str, goal: Goal) -> History {
     }
 }
 
+/// Seed groups side by side, ranked by their mean (`store::rank_groups`): each group's completed
+/// trials' best values as dots, their mean as a bar and ± one standard deviation as a whisker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Groups {
+    pub objective: String,
+    pub goal: Goal,
+    /// Per group, in rank order: its id, its trials' (id, value), its mean and standard deviation.
+    pub groups: Vec<(String, Vec<(String, f64)>, Option<f64>, Option<f64>)>,
+    pub y_range: (f64, f64),
+    /// Each trial's tooltip ([`tips`]).
+    pub tips: BTreeMap<String, String>,
+}
+
+/// [`Groups`] of `runs`, the groups with a completed trial only.
+pub fn groups(runs: &[TrialData], objective: &str, goal: Goal) -> Groups {
+    let ranked = crate::store::rank_groups(runs, objective, goal);
+    let value_of = |id: &String| {
+        runs.iter()
+            .find(|r| &r.row.id == id && r.row.status == TrialStatus::Completed)
+            .and_then(|r| r.row.best(objective, goal))
+            .map(|(v, _)| (id.clone(), v))
+    };
+    let groups: Vec<(String, Vec<(String, f64)>, Option<f64>, Option<f64>)> = ranked
+        .into_iter()
+        .filter(|g| g.mean.is_some())
+        .map(|g| (g.id.clone(), g.trials.iter().filter_map(value_of).collect(), g.mean, g.std))
+        .collect();
+    let spread = groups.iter().flat_map(|(_, values, mean, std)| {
+        let whisker = mean.zip(*std).map(|(m, s)| [m - s, m + s]).into_iter().flatten();
+        values.iter().map(|v| v.1).chain(whisker)
+    });
+    let values: Vec<f64> = spread.filter(|v| v.is_finite()).collect();
+    let ys = range_of(values.iter());
+    Groups { objective: objective.to_string(), goal, groups, y_range: padded(ys.0, ys.1), tips: tips(runs) }
+}
+
 /// Parallel coordinates: an axis per swept parameter plus the objective, a line per run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parallel {
