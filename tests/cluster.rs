@@ -143,7 +143,8 @@ fn a_claim_whose_reply_was_lost_is_taken_back_not_left_to_go_stale() {
     admin
         .batch_execute(
             "ALTER TABLE runs DROP COLUMN claim_token; DROP TABLE tracker; \
-             DROP TABLE run_tags; DROP TABLE removed_runs; ALTER TABLE runs DROP COLUMN note; UPDATE sweep_schema SET version = 1",
+             DROP TABLE run_tags; DROP TABLE removed_runs; ALTER TABLE runs DROP COLUMN note; \
+             ALTER TABLE runs DROP COLUMN request; ALTER TABLE runs DROP COLUMN request_note; UPDATE sweep_schema SET version = 1",
         )
         .unwrap();
     let mut store = PostgresStore::open(&url).unwrap();

@@ -833,8 +833,11 @@ fn a_running_trial_is_stopped_resumed_and_pruned_from_the_dashboard() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(show(&runs)["status"], "running", "a refused stop changes nothing");
 
-    let (status, location, body) = server.post("/runs/halt-1/stop", Some(&own), &format!("token={token}"));
-    assert_eq!((status, location.as_deref()), (303, Some("/runs/halt-1")), "{body}");
+    // The page's own stop button, clicked in a real browser (its form carries the token, the
+    // browser its Origin); the server answers by sending it back to the trial's page.
+    let browser = Browser::start();
+    browser.navigate(&server.url("/runs/halt-1"));
+    browser.eval("document.querySelector('button[name=\"stop\"]').click()");
     let stopped = wait_for("stopped");
     assert!(stopped["error"].as_str().is_some_and(|e| e.contains("stopped by hand")), "{stopped}");
     let epochs_then = stopped["epochs"].as_array().unwrap().clone();
@@ -852,8 +855,18 @@ fn a_running_trial_is_stopped_resumed_and_pruned_from_the_dashboard() {
     let page = server.page("/runs/halt-1");
     assert!(page.contains("action=\"/runs/halt-1/resume\"") && !page.contains("action=\"/runs/halt-1/stop\""), "{page}");
 
-    let (status, _, body) = server.post("/runs/halt-1/resume", Some(&own), &format!("token={token}"));
-    assert_eq!(status, 303, "{body}");
+    browser.navigate(&server.url("/runs/halt-1"));
+    let url = browser.eval("location.pathname");
+    assert_eq!(url.as_str(), Some("/runs/halt-1"));
+    browser.eval("document.querySelector('button[name=\"resume\"]').click()");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while show(&runs)["status"] != "queued" {
+        assert!(Instant::now() < deadline, "resume did not queue the trial");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A POST from elsewhere (with the token, even) is still refused.
+    let (status, _, _) = server.post("/runs/halt-1/stop", Some("http://evil.example"), &format!("token={token}"));
+    assert_eq!(status, 403);
     assert_eq!(show(&runs)["status"], "queued");
     let _second = Running::again(&runs, "halt");
     let deadline = Instant::now() + Duration::from_secs(90);
