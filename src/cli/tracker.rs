@@ -463,24 +463,26 @@ fn check_export_flags(args: &ExportArgs) -> Result<()> {
 }
 
 /// The trials an export sends, and a note on the queued ones it leaves out.
-fn export_records(g: &Global, args: &ExportArgs) -> Result<Vec<store::TrialData>> {
+fn export_records(g: &Global, args: &ExportArgs) -> Result<export::Gathered> {
     let store = g.open_store()?;
-    let (records, queued) = export::gather(store.as_ref(), &TrialFilter { sweep: args.sweep.clone(), status: None })?;
+    let gathered = export::gather(store.as_ref(), &TrialFilter { sweep: args.sweep.clone(), status: None })?;
+    let queued = gathered.queued;
     if queued > 0 {
         eprintln!("left out {queued} queued trial{} (nothing recorded yet)", if queued == 1 { "" } else { "s" });
     }
-    Ok(records)
+    Ok(gathered)
 }
 
 fn export_mlflow(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
-    let records = export_records(g, args)?;
+    let gathered = export_records(g, args)?;
+    let records = &gathered.trials;
     let target = export::mlflow::MlflowTarget {
         url: args.to.clone().unwrap_or_default(),
         experiment: args.experiment.clone(),
         artifacts: args.artifacts,
         runs_dir: g.runs_dir(),
     };
-    let report = export::mlflow::export(&target, &records)?;
+    let report = export::mlflow::export(&target, records, &gathered.groups)?;
     let experiments: Vec<String> = report.experiments.iter().map(|(name, id)| format!("{name:?} (id {id})")).collect();
     println!(
         "exported {} trials to {}, experiment{} {}: {} new, {} updated, {} metric values sent{}",
@@ -497,9 +499,9 @@ fn export_mlflow(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
 }
 
 fn export_tensorboard(g: &Global, args: &ExportArgs) -> Result<ExitCode> {
-    let records = export_records(g, args)?;
+    let gathered = export_records(g, args)?;
     let dir = args.out.clone().unwrap_or_default();
-    let report = export::tensorboard::export(&dir, &records)?;
+    let report = export::tensorboard::export(&dir, &gathered.trials, &gathered.groups)?;
     println!(
         "wrote {} trials ({} scalars; hparams {}) to {}; view them with: tensorboard --logdir {}",
         report.trials,

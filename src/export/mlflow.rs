@@ -129,8 +129,8 @@ pub fn param_value(v: &Value) -> String {
 }
 
 /// Sends `records` to the server; see the module documentation for what is sent and when.
-pub fn export(target: &MlflowTarget, records: &[TrialData]) -> Result<MlflowReport, ExportError> {
-    let groups = crate::report::group_ids(records);
+/// `groups`: each trial's seed group ([`super::Gathered`]), sent as the tag `sweep.group`.
+pub fn export(target: &MlflowTarget, records: &[TrialData], groups: &BTreeMap<String, String>) -> Result<MlflowReport, ExportError> {
     let client = Client::new(&target.url)?;
     let mut report = MlflowReport::default();
     let mut done = Vec::new();

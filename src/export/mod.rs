@@ -24,17 +24,27 @@ use std::path::PathBuf;
 
 use crate::store::{Detail, Store, StoreError, TrialData, TrialFilter, TrialStatus};
 
-/// The trials an export sends: those `filter` selects that have started (queued trials are
-/// skipped), ordered as the tracker lists them. Returns the records and how many were skipped.
-pub fn gather(store: &dyn Store, filter: &TrialFilter) -> Result<(Vec<TrialData>, usize), StoreError> {
+/// What an export sends: the trials `filter` selects that have started, ordered as the tracker
+/// lists them; how many queued ones were skipped; and each sent trial's seed group
+/// ([`crate::report::group_ids`], found among every selected trial, queued ones included, so that
+/// a group keeps the name `sweep ls --group` gives it).
+pub struct Gathered {
+    pub trials: Vec<TrialData>,
+    pub queued: usize,
+    pub groups: BTreeMap<String, String>,
+}
+
+/// [`Gathered`] for `filter`.
+pub fn gather(store: &dyn Store, filter: &TrialFilter) -> Result<Gathered, StoreError> {
     if let Some(s) = &filter.sweep {
         crate::store::find_sweep(store, s)?;
     }
     let mut trials = store.trial_data(filter, Detail::ALL)?;
+    let groups = crate::report::group_ids(&trials);
     let queued = trials.iter().filter(|t| t.row.status == TrialStatus::Queued).count();
     trials.retain(|t| t.row.status != TrialStatus::Queued);
     drop_settings_that_did_not_apply(store, &mut trials)?;
-    Ok((trials, queued))
+    Ok(Gathered { trials, queued, groups })
 }
 
 /// Leaves out of each trial's settings the swept parameters that its sweep's `when` conditions

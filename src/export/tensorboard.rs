@@ -39,11 +39,11 @@ pub fn scalar_tag(split: &str, name: &str) -> String {
 }
 
 /// Writes the event files of `records` under `dir`.
-pub fn export(dir: &Path, records: &[TrialData]) -> Result<TensorboardReport, ExportError> {
+/// `groups`: each trial's seed group ([`super::Gathered`]), its HParams session group.
+pub fn export(dir: &Path, records: &[TrialData], groups: &BTreeMap<String, String>) -> Result<TensorboardReport, ExportError> {
     let hparams = hparams(records);
     let keys = hparams.iter().map(|h| h.key.clone()).collect();
     let report = TensorboardReport { trials: records.len(), scalars: records.iter().map(|r| r.metrics.len()).sum(), hparams: keys };
-    let groups = crate::report::group_ids(records);
     for rec in records {
         let events = trial_events(rec, &hparams, groups.get(&rec.row.id).map(String::as_str));
         write_events(&dir.join(&rec.row.id), rec.row.created, &events)?;
