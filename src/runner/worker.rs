@@ -281,12 +281,12 @@ fn run_trial(
             Some(format!("the loss became {} at epoch {epoch}, step {step}; lower train.learning_rate", crate::report::fmt_num(value))),
         ),
         Ok(Ok(Outcome::Stopped { .. })) if pruned.is_some() => (Some(TrialStatus::Pruned), pruned),
-        // A person stopped or pruned it (the heartbeat read the request): it ends as asked.
-        Ok(Ok(Outcome::Stopped { .. })) if asked.get().is_some() => match asked.get() {
-            Some(Intervention::Prune { note }) => (Some(TrialStatus::Pruned), Some(Intervention::Prune { note }.reason(&run))),
-            _ => (Some(TrialStatus::Stopped), Some(Intervention::Stop.reason(&run))),
+        Ok(Ok(Outcome::Stopped { .. })) => match asked.get() {
+            // A person stopped or pruned it (the heartbeat read the request): it ends as asked.
+            Some(intervention) => (Some(intervention.ends_as()), Some(intervention.reason(&run))),
+            // A signal: given back.
+            None => (None, None),
         },
-        Ok(Ok(Outcome::Stopped { .. })) => (None, None),
         Ok(Err(e)) => (Some(TrialStatus::Failed), Some(e.to_string())),
         Err(panic) => (Some(TrialStatus::Failed), Some(format!("panicked: {}", panic_message(&*panic)))),
     };

@@ -59,7 +59,9 @@ use crate::config::{Split, TrialConfig};
 
 pub use credentials::redact as redact_url;
 pub use postgres::PostgresStore;
-pub use read::{Detail, Ranked, SeedGroup, TrialData, best_id, best_ranked, group_params, has_seed_groups, leaderboard_order, rank_completed, rank_groups};
+pub use read::{
+    Detail, Ranked, SeedGroup, TrialData, best_id, best_ranked, group_params, has_seed_groups, leaderboard_order, rank_completed, rank_groups,
+};
 pub use registration::{EnqueueReport, Extension, Kept, KnownTrial, NewTrial, Registering, SweepRegistration, plan_registration};
 pub use sqlite::SqliteStore;
 
@@ -128,11 +130,19 @@ pub enum Intervention {
 }
 
 impl Intervention {
-    /// The verb, for messages.
+    /// The verb: for messages, and as the request a running trial's row keeps (`runs.request`).
     pub fn verb(&self) -> &'static str {
         match self {
             Intervention::Stop => "stop",
             Intervention::Prune { .. } => "prune",
+        }
+    }
+
+    /// The status a trial ends with when this is done to it.
+    pub fn ends_as(&self) -> TrialStatus {
+        match self {
+            Intervention::Stop => TrialStatus::Stopped,
+            Intervention::Prune { .. } => TrialStatus::Pruned,
         }
     }
 

@@ -238,7 +238,7 @@ impl<B: Backend> Store for B {
             validate_tag_name(name)?;
         }
         self.write(|tx| {
-            lock_trial(tx, id)?;
+            locked_status(tx, id)?;
             for (name, value) in changes {
                 match value {
                     Some(value) => tx.execute(
@@ -274,7 +274,7 @@ impl<B: Backend> Store for B {
     fn set_note(&mut self, id: &str, note: Option<&str>) -> StoreResult<()> {
         let note = note.filter(|n| !n.is_empty());
         self.write(|tx| {
-            lock_trial(tx, id)?;
+            locked_status(tx, id)?;
             tx.execute("UPDATE runs SET note = $2 WHERE id = $1", &[id.into(), note.into()])?;
             Ok(())
         })
@@ -333,9 +333,8 @@ fn lock_sweep(tx: &mut dyn Tx, sweep: &str) -> Result<(), Failure> {
     }
 }
 
-/// Locks a trial's row for the rest of the transaction (so that a concurrent `remove` waits), or
-/// the error for an unknown one.
-/// The trial's status, its row locked until the transaction ends.
+/// The trial's status, its row locked for the rest of the transaction (so that a concurrent
+/// `remove` waits), or the error for an unknown one.
 fn locked_status(tx: &mut dyn Tx, id: &str) -> Result<TrialStatus, Failure> {
     let sql = format!("SELECT status FROM runs WHERE id = $1{}", tx.dialect().lock_rows);
     match tx.query_opt(&sql, &[id.into()])? {
@@ -348,33 +347,22 @@ fn locked_status(tx: &mut dyn Tx, id: &str) -> Result<TrialStatus, Failure> {
 /// stopped one being pruned) ends at once, as its worker would have ended it.
 fn intervene(tx: &mut dyn Tx, id: &str, intervention: &Intervention) -> Result<Intervened, Failure> {
     let status = locked_status(tx, id)?;
-    let (kind, note) = match intervention {
-        Intervention::Stop => ("stop", None),
-        Intervention::Prune { note } => ("prune", Some(note.as_str())),
-    };
-    let ends_as = match (status, intervention) {
+    let ends_as = intervention.ends_as();
+    match (status, intervention) {
         (TrialStatus::Running, _) => {
-            tx.execute("UPDATE runs SET request = $2, request_note = $3 WHERE id = $1", &[id.into(), kind.into(), note.into()])?;
+            let note = match intervention {
+                Intervention::Prune { note } => Some(note.as_str()),
+                Intervention::Stop => None,
+            };
+            tx.execute("UPDATE runs SET request = $2, request_note = $3 WHERE id = $1", &[id.into(), intervention.verb().into(), note.into()])?;
             return Ok(Intervened::Asked);
         }
-        (TrialStatus::Queued, Intervention::Stop) => TrialStatus::Stopped,
-        (TrialStatus::Queued | TrialStatus::Stopped, Intervention::Prune { .. }) => TrialStatus::Pruned,
-        _ => {
-            let action = if kind == "stop" { "stopped" } else { "pruned" };
-            return Err(StoreError::CannotIntervene { id: id.to_string(), status, action }.into());
-        }
-    };
+        (TrialStatus::Queued, _) | (TrialStatus::Stopped, Intervention::Prune { .. }) => {}
+        _ => return Err(StoreError::CannotIntervene { id: id.to_string(), status, action: ends_as.as_str() }.into()),
+    }
     let values: [Value; 4] = [id.into(), ends_as.as_str().into(), now_unix().into(), intervention.reason(id).into()];
     tx.execute("UPDATE runs SET status = $2, finished = $3, error = $4, request = NULL, request_note = NULL WHERE id = $1", &values)?;
     Ok(Intervened::Now(ends_as))
-}
-
-fn lock_trial(tx: &mut dyn Tx, id: &str) -> Result<(), Failure> {
-    let sql = format!("SELECT status FROM runs WHERE id = $1{}", tx.dialect().lock_rows);
-    match tx.query_opt(&sql, &[id.into()])? {
-        Some(_) => Ok(()),
-        None => Err(unknown_trial(tx, id)),
-    }
 }
 
 /// The tables that hold a trial's records, each keyed by its column `run`; emptied before the
@@ -389,7 +377,7 @@ fn remove(tx: &mut dyn Tx, ids: &[String]) -> Result<Vec<TrialRow>, Failure> {
         if rows.iter().any(|r| &r.id == id) {
             continue;
         }
-        lock_trial(tx, id)?;
+        locked_status(tx, id)?;
         rows.push(trial(tx, id)?);
     }
     let running: Vec<String> = rows.iter().filter(|r| r.status == TrialStatus::Running).map(|r| r.id.clone()).collect();

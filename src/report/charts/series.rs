@@ -378,12 +378,13 @@ pub struct Groups {
 /// [`Groups`] of `runs`, the groups with a completed trial only.
 pub fn groups(runs: &[TrialData], objective: &str, goal: Goal) -> Groups {
     let ranked = crate::store::rank_groups(runs, objective, goal);
-    let value_of = |id: &String| {
-        runs.iter()
-            .find(|r| &r.row.id == id && r.row.status == TrialStatus::Completed)
-            .and_then(|r| r.row.best(objective, goal))
-            .map(|(v, _)| (id.clone(), v))
-    };
+    // The values rank_groups averaged, by trial: each completed trial's best.
+    let completed: BTreeMap<&str, f64> = runs
+        .iter()
+        .filter(|r| r.row.status == TrialStatus::Completed)
+        .filter_map(|r| r.row.best(objective, goal).map(|(v, _)| (r.row.id.as_str(), v)))
+        .collect();
+    let value_of = |id: &String| completed.get(id.as_str()).map(|v| (id.clone(), *v));
     let groups: Vec<(String, Vec<(String, f64)>, Option<f64>, Option<f64>)> = ranked
         .into_iter()
         .filter(|g| g.mean.is_some())
