@@ -14,10 +14,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 mod augment;
 mod model;
 pub mod objective;
+pub mod program;
 
 pub use augment::Augment;
 pub use model::{ModelError, UNetConfig, WeightInit, nearest_valid};
 pub use objective::{FULL_RESOLUTION_METRICS, Goal, METRIC_NAMES, Objective, Split, nonfinite};
+pub use program::ProgramConfig;
 
 /// Every setting of one training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +31,10 @@ pub struct TrialConfig {
     pub train: TrainConfig,
     pub augment: Augment,
     pub metric: Objective,
+    /// A user's own training program instead of the built-in U-Net (`[program]`). Left out of the
+    /// canonical JSON when absent, so built-in trials keep their identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<ProgramConfig>,
 }
 
 /// Where the images come from and how they are split and sized.
@@ -364,6 +370,12 @@ impl TrialConfig {
             bad(e.key, format!("= {} {}", e.value, e.expected));
         }
         match Objective::parse_name(&self.metric.name) {
+            // A program reports metrics of its own names.
+            None if self.program.is_some() => {
+                if Objective::parse_reported(&self.metric.name).is_none() {
+                    bad("metric.name", format!("= \"{}\" is not a metric name a program can report; use <split>_<name> with split train or val (e.g. val_iou, val_accuracy)", self.metric.name));
+                }
+            }
             None => bad(
                 "metric.name",
                 format!(
@@ -373,7 +385,7 @@ impl TrialConfig {
                     FULL_RESOLUTION_METRICS.join(", val_")
                 ),
             ),
-            Some((_, metric)) if FULL_RESOLUTION_METRICS.contains(&metric) && !self.data.eval_full_resolution => bad(
+            Some((_, metric)) if FULL_RESOLUTION_METRICS.contains(&metric) && !self.data.eval_full_resolution && self.program.is_none() => bad(
                 "metric.name",
                 format!(
                     "= \"{}\" is measured only with data.eval_full_resolution = true; set it in [data], or rank by val_{}",

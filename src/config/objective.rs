@@ -62,8 +62,21 @@ impl Objective {
         (METRIC_NAMES.contains(&metric) || full).then_some((split, metric))
     }
 
+    /// A metric a training program reports (`[program]`): `<split>_<name>`, split `train` or
+    /// `val`, the name letters, digits, `_`, `-` and `.` (at most 64 characters in all).
+    pub fn parse_reported(name: &str) -> Option<(Split, &str)> {
+        let (split, metric) = name.split_once('_')?;
+        let split = match split {
+            "train" => Split::Train,
+            "val" => Split::Val,
+            _ => return None,
+        };
+        let ok = !metric.is_empty() && name.len() <= 64 && metric.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        ok.then_some((split, metric))
+    }
+
     pub fn split_and_metric(&self) -> (Split, &str) {
-        Self::parse_name(&self.name).unwrap_or((Split::Val, "iou"))
+        Self::parse_name(&self.name).or_else(|| Self::parse_reported(&self.name)).unwrap_or((Split::Val, "iou"))
     }
 }
 

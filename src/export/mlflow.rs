@@ -243,7 +243,7 @@ fn missing_metrics(client: &Client, run_id: &str, rec: &TrialData, existing: boo
     }
     let objective = rec.row.settings.get("metric.name").and_then(Value::as_str);
     let objective_goal = rec.row.settings.get("metric.goal").and_then(|g| serde_json::from_value::<Goal>(g.clone()).ok());
-    for key in crate::report::metric_columns(&["train", "val"], |k| series.contains_key(k)) {
+    for key in crate::report::metric_columns(&["train", "val"], series.keys()) {
         let goal = match objective_goal {
             Some(goal) if objective == Some(key.as_str()) => goal,
             _ => Goal::for_metric(&key),

@@ -440,9 +440,12 @@ fn curve_view_form(body: &mut String, v: &SweepView, view: &CurveView) {
     );
 }
 
-/// The leaderboard's metric columns besides the objective.
-fn metric_columns(objective: &Objective) -> Vec<String> {
-    ["val_iou", "val_dice", "val_loss"].into_iter().filter(|m| *m != objective.name).map(String::from).collect()
+/// The leaderboard's metric columns besides the objective: the built-in trainer's validation
+/// metrics, or a program's (up to four).
+fn metric_columns(objective: &Objective, trials: &[TrialData]) -> Vec<String> {
+    let shown = crate::report::program_metrics(trials.iter().flat_map(|r| r.row.metrics.keys()), 5)
+        .unwrap_or_else(|| ["val_iou", "val_dice", "val_loss"].map(String::from).to_vec());
+    shown.into_iter().filter(|m| *m != objective.name).take(4).collect()
 }
 
 /// `/sweeps/NAME` (and the static `index.html`): the leaderboard, the charts, importance and
@@ -576,7 +579,7 @@ fn leaderboard(body: &mut String, v: &SweepView) {
         return;
     }
     let keys = crate::report::varying_params(v.trials);
-    let metrics = metric_columns(v.objective);
+    let metrics = metric_columns(v.objective, v.trials);
     let server = v.links == Links::Server;
     let header = |key: &str, label: &str| {
         if server {
@@ -800,7 +803,7 @@ fn epoch_table(body: &mut String, metrics: &[MetricRow]) {
         body.push_str("<p>No epoch recorded yet.</p>\n");
         return;
     }
-    let columns = crate::report::metric_columns(&["train", "val"], |k| crate::report::recorded(metrics, k));
+    let columns = crate::report::metric_columns(&["train", "val"], metrics.iter().map(MetricRow::key));
     body.push_str("<table class=\"epochs\"><tr><th>epoch</th>");
     for c in columns.iter().chain([&"lr".to_string(), &"seconds".to_string()]) {
         let _ = write!(body, "<th>{}</th>", escape(c));
@@ -847,7 +850,7 @@ pub fn compare_page(runs: &[TrialRow]) -> String {
     };
     row("status", runs.iter().map(|r| r.status.as_str().to_string()).collect());
     row("epochs", runs.iter().map(|r| r.epochs().to_string()).collect());
-    for key in crate::report::metric_columns(&["val", "train"], |k| runs.iter().any(|r| r.last(k).is_some())) {
+    for key in crate::report::metric_columns(&["val", "train"], runs.iter().flat_map(|r| r.metrics.keys())) {
         let goal = crate::config::Goal::for_metric(&key);
         row(
             &format!("best {key}"),

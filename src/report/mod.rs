@@ -180,14 +180,16 @@ pub fn tags_cell(tags: &BTreeMap<String, String>) -> String {
 /// when a trial has some.
 pub fn trials_table(runs: &[TrialRow]) -> String {
     let keys = param_keys(runs);
-    let metrics = ["val_iou", "val_dice", "val_loss", "val_fg_iou"];
+    // The built-in trainer's four validation metrics, or a program's (up to six).
+    let metrics = program_metrics(runs.iter().flat_map(|r| r.metrics.keys()), 6)
+        .unwrap_or_else(|| ["val_iou", "val_dice", "val_loss", "val_fg_iou"].map(String::from).to_vec());
     let tagged = runs.iter().any(|r| !r.tags.is_empty());
     let mut t = Table::new(
         ["run", "status", "epochs"]
             .into_iter()
             .map(String::from)
             .chain(keys.iter().cloned())
-            .chain(metrics.map(String::from))
+            .chain(metrics.iter().cloned())
             .chain(tagged.then(|| "tags".to_string())),
     );
     for r in runs {
@@ -519,27 +521,45 @@ pub fn epochs_of(metrics: &[MetricRow]) -> BTreeMap<i64, BTreeMap<String, f64>> 
     by_epoch
 }
 
-/// The metric columns of a table, split by split (`train_loss` ... `val_fg_iou`), with the
-/// full-resolution ones (`val_full_dice` ...) where `present` says some trial recorded them.
-pub fn metric_columns(splits: &[&str], present: impl Fn(&str) -> bool) -> Vec<String> {
+/// The metric columns of a table, split by split, from the keys `recorded`: the built-in
+/// trainer's (`train_loss` ... `val_fg_iou`, and `val_full_dice` ... where recorded) unless only a
+/// program's metrics are, then every other recorded key of those splits (a program's `val_accuracy`),
+/// sorted. `train_lr` and `train_seconds` are left to the callers that show them.
+pub fn metric_columns<S: AsRef<str>>(splits: &[&str], recorded: impl IntoIterator<Item = S>) -> Vec<String> {
+    let recorded: BTreeSet<String> = recorded.into_iter().map(|k| k.as_ref().to_string()).collect();
+    let built_in = |key: &str| {
+        key.split_once('_').is_some_and(|(_, m)| METRIC_NAMES.contains(&m) || FULL_RESOLUTION_METRICS.contains(&m))
+            || matches!(key, "train_lr" | "train_seconds")
+    };
+    // The built-in trainer records its step time every epoch; a program reports what it likes.
+    let trainer = recorded.is_empty() || recorded.contains("train_seconds");
     let mut columns = Vec::new();
     for split in splits {
-        columns.extend(METRIC_NAMES.iter().map(|m| format!("{split}_{m}")));
-        if *split == "val" {
-            columns.extend(FULL_RESOLUTION_METRICS.iter().map(|m| format!("val_{m}")).filter(|k| present(k)));
+        if trainer {
+            columns.extend(METRIC_NAMES.iter().map(|m| format!("{split}_{m}")));
+            if *split == "val" {
+                columns.extend(FULL_RESOLUTION_METRICS.iter().map(|m| format!("val_{m}")).filter(|k| recorded.contains(k)));
+            }
         }
+        let prefix = format!("{split}_");
+        columns.extend(recorded.iter().filter(|k| k.starts_with(&prefix) && !(trainer && built_in(k))).cloned());
     }
     columns
 }
 
-/// Whether some row of `metrics` is of metric `key` (`val_full_iou`).
-pub fn recorded(metrics: &[MetricRow], key: &str) -> bool {
-    metrics.iter().any(|m| m.key() == key)
+/// A program's metric columns for a table of trials (at most `n`, validation first); None for
+/// the built-in trainer's trials, whose tables name their metrics themselves.
+pub fn program_metrics<S: AsRef<str>>(recorded: impl IntoIterator<Item = S>, n: usize) -> Option<Vec<String>> {
+    let recorded: BTreeSet<String> = recorded.into_iter().map(|k| k.as_ref().to_string()).collect();
+    if recorded.is_empty() || recorded.contains("train_seconds") {
+        return None;
+    }
+    Some(metric_columns(&["val", "train"], recorded).into_iter().take(n).collect())
 }
 
 /// The per-epoch table of `sweep show`.
 pub fn epoch_table(metrics: &[MetricRow]) -> String {
-    let columns: Vec<String> = metric_columns(&["train", "val"], |k| recorded(metrics, k))
+    let columns: Vec<String> = metric_columns(&["train", "val"], metrics.iter().map(MetricRow::key))
         .into_iter()
         .chain(["train_lr".to_string(), "train_seconds".to_string()])
         .collect();
@@ -702,7 +722,7 @@ pub fn metrics_table(runs: &[TrialRow]) -> String {
     let mut row = vec!["epochs".to_string()];
     row.extend(runs.iter().map(|r| r.epochs().to_string()));
     t.row(row);
-    for key in metric_columns(&["val", "train"], |k| runs.iter().any(|r| r.last(k).is_some())) {
+    for key in metric_columns(&["val", "train"], runs.iter().flat_map(|r| r.metrics.keys())) {
         for (label, best) in [("best", true), ("final", false)] {
             let mut row = vec![format!("{label} {key}")];
             row.extend(runs.iter().map(|r| {

@@ -17,7 +17,9 @@
 //! ```
 
 mod owner;
+pub mod program;
 pub mod progress;
+pub mod protocol;
 pub mod remove;
 pub mod scheduler;
 pub mod signals;
@@ -33,7 +35,7 @@ pub use scheduler::LocalOptions;
 pub use sweep::{DryRun, Submitted, Sweep, Verdict};
 
 use crate::report::charts::{self, TrialPicture, Written};
-use crate::store::{Reclaim, Store};
+use crate::store::{self, Reclaim, Store};
 use crate::train::device::DeviceSpec;
 
 /// The lease rules a sweep's workers follow: when a running trial counts as abandoned, how often
@@ -88,5 +90,7 @@ pub fn draw_charts_to(
     let worst =
         |sweep: &str, trial: &str, path: &Path| save_grid(Grid::Worst, runs_dir, sweep, trial, &device, samples, path).map_err(|e| e.to_string());
     let grids = [TrialPicture { file: "predictions.png", draw: &predictions }, TrialPicture { file: "worst_images.png", draw: &worst }];
-    Ok(charts::plot_sweep(store, sweep, runs_dir, out, &grids)?)
+    // A program's trials have no model of ours to predict with.
+    let program = store::find_sweep(store, sweep).ok().and_then(|info| crate::study::spec::stored(&info).ok()).is_some_and(|s| s.base.program.is_some());
+    Ok(charts::plot_sweep(store, sweep, runs_dir, out, if program { &[] } else { &grids })?)
 }

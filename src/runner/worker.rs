@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Split;
+use crate::config::{ProgramConfig, Split};
+use crate::runner::{program, protocol};
 use crate::runner::TrackerMark;
 use crate::runner::study::Study;
 use crate::store::{
@@ -259,11 +260,18 @@ fn run_trial(
         pruned: None,
         asked: asked.clone(),
         store_failure: None,
+        objective: study.map(|s| s.spec().metric.name.clone()).unwrap_or_else(|| claim.config.metric.name.clone()),
+        diverged: None,
+        epoch_started: Instant::now(),
     };
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train::train(&claim.config, &ctx, &mut observer)));
+    let result = match &claim.config.program {
+        Some(program) => Trained::Program(run_program(claim, program, &ctx.trial_dir, &mut observer)),
+        None => Trained::BuiltIn(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train::train(&claim.config, &ctx, &mut observer)))),
+    };
     heartbeat.stop();
     let store = observer.store;
     let pruned = observer.pruned;
+    let diverged = observer.diverged;
     if let Some(failure) = observer.store_failure {
         // Not the trial's fault: give it back (its checkpoint is on disk) if the tracker still
         // takes that write, and stop this worker with the tracker's error. If even that write
@@ -274,21 +282,33 @@ fn run_trial(
         }
         return Err(failure.into());
     }
+    let stopped = || match (&pruned, asked.get()) {
+        (Some(reason), _) => (Some(TrialStatus::Pruned), Some(reason.clone())),
+        // A person stopped or pruned it (the heartbeat read the request): it ends as asked.
+        (None, Some(intervention)) => (Some(intervention.ends_as()), Some(intervention.reason(&run))),
+        // A signal: given back.
+        (None, None) => (None, None),
+    };
     let (status, error) = match result {
+        Trained::Program(Ok(program::Ended::Exited)) => match unreported(&*store, &run, &observer.objective) {
+            Ok(None) => (Some(TrialStatus::Completed), None),
+            Ok(Some(why)) => (Some(TrialStatus::Failed), Some(why)),
+            Err(e) => return Err(e),
+        },
+        Trained::Program(_) if diverged.is_some() => (Some(TrialStatus::Diverged), diverged),
+        Trained::Program(Ok(program::Ended::Stopped)) => stopped(),
+        Trained::Program(Ok(program::Ended::Failed(why))) => (Some(TrialStatus::Failed), Some(why)),
+        Trained::Program(Err(e)) => return Err(e),
+        Trained::BuiltIn(result) => match result {
         Ok(Ok(Outcome::Completed { .. })) => (Some(TrialStatus::Completed), None),
         Ok(Ok(Outcome::Diverged { epoch, step, value })) => (
             Some(TrialStatus::Diverged),
             Some(format!("the loss became {} at epoch {epoch}, step {step}; lower train.learning_rate", crate::report::fmt_num(value))),
         ),
-        Ok(Ok(Outcome::Stopped { .. })) if pruned.is_some() => (Some(TrialStatus::Pruned), pruned),
-        Ok(Ok(Outcome::Stopped { .. })) => match asked.get() {
-            // A person stopped or pruned it (the heartbeat read the request): it ends as asked.
-            Some(intervention) => (Some(intervention.ends_as()), Some(intervention.reason(&run))),
-            // A signal: given back.
-            None => (None, None),
-        },
+        Ok(Ok(Outcome::Stopped { .. })) => stopped(),
         Ok(Err(e)) => (Some(TrialStatus::Failed), Some(e.to_string())),
         Err(panic) => (Some(TrialStatus::Failed), Some(format!("panicked: {}", panic_message(&*panic)))),
+        },
     };
     if lease_lost.load(Ordering::SeqCst) {
         // Another worker holds the run now: it is theirs to finish.
@@ -311,6 +331,94 @@ fn run_trial(
     Ok(status)
 }
 
+/// How a trial was trained: by the built-in trainer (which may panic), or by the user's program.
+enum Trained {
+    BuiltIn(std::thread::Result<Result<Outcome, crate::train::TrainError>>),
+    Program(crate::Result<program::Ended>),
+}
+
+/// Runs a trial's program: from the last epoch the tracker holds (judged again first, as a
+/// resumed built-in trial's is), its config written into the trial directory.
+fn run_program(claim: &Claim, program: &ProgramConfig, trial_dir: &TrialDir, observer: &mut TrialObserver) -> crate::Result<program::Ended> {
+    let run = &claim.lease.trial;
+    let resume_epoch = observer.store.metrics(run)?.iter().map(|m| m.epoch).max().unwrap_or(0).max(0) as usize;
+    if let Err(e) = trial_dir.write_config(&claim.config) {
+        return Ok(program::Ended::Failed(format!("cannot write {}: {e}", trial_dir.config_path().display())));
+    }
+    if resume_epoch > 0 {
+        if let Err(e) = observer.judge(resume_epoch) {
+            crate::errln!("warning: {run}: cannot judge epoch {resume_epoch} again: {e}");
+        }
+        if observer.pruned.is_some() {
+            return Ok(program::Ended::Stopped);
+        }
+    }
+    let run = program::Run { trial: run, config: &claim.config, program, trial_dir: &trial_dir.root, resume_epoch };
+    Ok(run.run(observer))
+}
+
+/// Why a program that exited 0 did not complete its trial: it never reported the sweep's
+/// objective. None when it did.
+fn unreported(store: &dyn Store, run: &str, objective: &str) -> crate::Result<Option<String>> {
+    let metrics = store.metrics(run)?;
+    if metrics.iter().any(|m| m.key() == objective) {
+        return Ok(None);
+    }
+    let names: std::collections::BTreeSet<String> = metrics.iter().map(|m| m.key()).collect();
+    Ok(Some(if names.is_empty() {
+        format!(
+            "the program exited without reporting an epoch: print one JSON object per epoch on a line of its own, e.g. {{\"epoch\": 1, \"{objective}\": 0.9}} (README: Your own training program)"
+        )
+    } else {
+        format!(
+            "the program exited without reporting {objective}, the sweep's [metric]; it reported {}",
+            names.into_iter().collect::<Vec<_>>().join(", ")
+        )
+    }))
+}
+
+impl program::Reports for TrialObserver<'_> {
+    fn epoch(&mut self, report: &protocol::Report, judge: bool) -> Result<(), String> {
+        let log = EpochLog { epoch: report.epoch as i64, wall: crate::util::now_unix(), metrics: report.metrics.clone(), checkpoints: Vec::new() };
+        self.record(&log)?;
+        let value = |key: &str| report.value(key).unwrap_or(f64::NAN);
+        self.events.emit(&Event::Epoch {
+            run: self.lease.trial.clone(),
+            epoch: report.epoch,
+            epochs: self.epochs,
+            train_loss: value("train_loss"),
+            val_loss: value("val_loss"),
+            val_dice: value("val_dice"),
+            val_iou: report.value("val_iou").or(report.value(&self.objective)).unwrap_or(f64::NAN),
+            seconds: self.epoch_started.elapsed().as_secs_f64(),
+        });
+        self.epoch_started = Instant::now();
+        // A loss or the objective that is no number: the trial diverged.
+        let bad = report.metrics.iter().find(|m| {
+            let key = format!("{}_{}", m.split.as_str(), m.name);
+            !m.value.is_finite() && (m.name.ends_with("loss") || key == self.objective)
+        });
+        if let Some(m) = bad {
+            self.diverged = Some(format!(
+                "{}_{} became {} at epoch {} (reported by the program)",
+                m.split.as_str(),
+                m.name,
+                crate::report::fmt_num(m.value),
+                report.epoch
+            ));
+            return Ok(());
+        }
+        if judge { self.judge(report.epoch) } else { Ok(()) }
+    }
+
+    fn stop_request(&self) -> StopRequest {
+        if self.diverged.is_some() {
+            return StopRequest::Now;
+        }
+        Observer::stop_request(self)
+    }
+}
+
 /// Records epochs in the tracker and turns training steps into events.
 struct TrialObserver<'a> {
     store: &'a mut dyn Store,
@@ -328,6 +436,12 @@ struct TrialObserver<'a> {
     /// The tracker could not record an epoch (a full disk, a server gone for good): the trial is
     /// not at fault, and is given back rather than failed.
     store_failure: Option<StoreError>,
+    /// The sweep's objective (`val_iou`).
+    objective: String,
+    /// A program reported a loss or the objective that is no number: why.
+    diverged: Option<String>,
+    /// When the epoch being trained started (a program's epochs are timed between reports).
+    epoch_started: Instant,
 }
 
 impl TrialObserver<'_> {

@@ -56,6 +56,13 @@ pub enum TrainError {
         path.display()
     )]
     NoCheckpoint { path: PathBuf, kind: &'static str },
+    /// A model asked of a trial that the user's own program trained (`[program]`).
+    #[error(
+        "{}: this trial was trained by the sweep's own program ([program]), whose model sweep cannot load; \
+         evaluate its checkpoints (in the trial directory) with that program. `sweep best` without --eval, ls, show and the charts work as for any trial",
+        path.display()
+    )]
+    ProgramTrial { path: PathBuf },
     #[error(
         "{}: this run directory belongs to another configuration (hash {found}, expected {expected}); \
          use another run directory or delete this one",
@@ -81,7 +88,8 @@ impl TrainError {
             | TrainError::Device(_)
             | TrainError::Config(_)
             | TrainError::ConfigMismatch { .. }
-            | TrainError::NoCheckpoint { .. } => true,
+            | TrainError::NoCheckpoint { .. }
+            | TrainError::ProgramTrial { .. } => true,
             TrainError::Checkpoint(_) | TrainError::Io { .. } | TrainError::Observer(_) => false,
         }
     }
@@ -295,6 +303,9 @@ pub fn evaluate(model: &UNet, loader: &Loader, device: &Device) -> SplitMetrics 
 /// Rebuilds a run's model from its directory alone (config.json and a checkpoint).
 pub fn load_model(run: &TrialDir, kind: CheckpointKind, device: &Device) -> Result<(TrialConfig, UNet, TrainState), TrainError> {
     let config = run.read_config()?;
+    if config.program.is_some() {
+        return Err(TrainError::ProgramTrial { path: run.root.clone() });
+    }
     let checkpoint = run.load(kind)?.ok_or_else(|| TrainError::NoCheckpoint { path: run.checkpoint_path(kind), kind: kind.as_str() })?;
     let model = restore(config.model.init(device, 0), checkpoint.model, &run.checkpoint_path(kind))?;
     Ok((config, model, checkpoint.state))

@@ -13,6 +13,7 @@
 pub mod enqueue;
 pub mod overrides;
 mod parameters;
+mod program;
 pub mod search;
 
 use std::collections::{BTreeMap, HashSet};
@@ -125,6 +126,7 @@ const TOP_KEYS: &[&str] = &[
     "bayes",
     "early_terminate",
     "enqueue",
+    "program",
     "data",
     "model",
     "train",
@@ -157,7 +159,25 @@ pub fn load(path: &Path, set: &[String]) -> Result<SweepSpec, SpecError> {
     let text = std::fs::read_to_string(path).map_err(|e| SpecError {
         problems: vec![Located { file: path.display().to_string(), line: 1, column: 1, message: format!("cannot read the sweep file: {e}") }],
     })?;
-    overrides::apply(&text, path, set)
+    let spec = overrides::apply(&text, path, set)?;
+    if spec.base.program.is_none() {
+        return Ok(spec);
+    }
+    // A relative workdir is the sweep file's directory's: written into the stored text as an
+    // absolute path, so that every worker reads the same.
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match program::anchor_workdir(&spec.text, dir) {
+        Ok(None) => Ok(spec),
+        Ok(Some(anchored)) => parse(&anchored, path),
+        Err((key, message)) => {
+            let mut v = Validator { file: path.display().to_string(), text: &spec.text, problems: Vec::new() };
+            let doc = Document::parse(spec.text.as_str()).ok();
+            let program = doc.as_ref().and_then(|d| d.as_table().get("program")).and_then(Item::as_table_like);
+            let at = program.and_then(|t| t.key(key).and_then(|k| k.span()).or_else(|| t.get(key).and_then(Item::span)));
+            v.report(at.or_else(|| doc.as_ref().and_then(|d| item_span(d.as_table(), "program"))), message);
+            Err(v.finish())
+        }
+    }
 }
 
 /// The sweep file a tracker keeps for a sweep, read as this build reads sweep files (messages
@@ -279,7 +299,7 @@ impl Validator<'_> {
                     .into(),
             );
         }
-        let metric = self.metric(root);
+        let metric = self.metric(root, program::is_program(root));
         if method != Method::Grid && run_cap.is_none() {
             let name = if method == Method::Random { "random" } else { "bayes" };
             self.report(item_span(root, "method"), format!("method = \"{name}\" needs run_cap = N (how many configs to try)"));
@@ -300,8 +320,16 @@ impl Validator<'_> {
         base["metric"] = serde_json::to_value(metric).expect("metric serialises");
         let defaults = base.clone();
         let mut key_spans: BTreeMap<String, Option<std::ops::Range<usize>>> = BTreeMap::new();
+        let program = program::is_program(root);
         for section in SECTIONS {
             let Some(item) = root.get(section) else { continue };
+            if program && *section != "train" {
+                self.report(
+                    item_span(root, section),
+                    format!("[{section}] configures the built-in U-Net; a [program] sweep gives its program settings as parameters (a fixed one as {{ value = x }}) or in program.command"),
+                );
+                continue;
+            }
             let Some(table) = item.as_table_like() else {
                 self.report(item.span(), format!("[{section}] must be a table of settings"));
                 continue;
@@ -313,6 +341,13 @@ impl Validator<'_> {
                     self.report(span, unknown_key_message(key, &format!("{section}."), &known));
                     continue;
                 }
+                if program && !program::PROGRAM_TRAIN_KEYS.contains(&key) {
+                    self.report(
+                        span,
+                        format!("train.{key} is a setting of the built-in U-Net; a [program] sweep keeps only train.epochs (SWEEP_EPOCHS) and train.seed (SWEEP_SEED): pass the rest as parameters"),
+                    );
+                    continue;
+                }
                 let dotted = format!("{section}.{key}");
                 key_spans.insert(dotted.clone(), value.span().or(span.clone()));
                 let Some(given) = self.json(value) else { continue };
@@ -320,6 +355,12 @@ impl Validator<'_> {
                     Ok(ok) => base[section][key] = ok,
                     Err(msg) => self.report(value.span().or(span), msg),
                 }
+            }
+        }
+        if program {
+            match self.program(root) {
+                Some(p) => base["program"] = p,
+                None => return (None, defaults),
             }
         }
         let config: Option<TrialConfig> = match serde_json::from_value(base) {
@@ -397,6 +438,8 @@ fn check_type(key: &str, default: &Json, given: &Json) -> Result<Json, String> {
         Json::Null => "nothing",
     };
     match default {
+        // A program's parameter swept over a list or fixed: any value it can be given.
+        Json::Null => Ok(given.clone()),
         Json::Bool(_) if given.is_boolean() => Ok(given.clone()),
         Json::Number(d) if d.is_f64() => match given.as_f64() {
             Some(f) if given.is_number() => Ok(json!(f)),
@@ -510,7 +553,7 @@ impl Validator<'_> {
         }
     }
 
-    fn metric(&mut self, root: &toml_edit::Table) -> Objective {
+    fn metric(&mut self, root: &toml_edit::Table, program: bool) -> Objective {
         let Some(item) = root.get("metric") else { return Objective::default() };
         let Some(table) = item.as_table_like() else {
             self.report(item.span(), "metric must be a table: [metric] name = \"val_iou\", goal = \"maximize\"".into());
@@ -525,6 +568,16 @@ impl Validator<'_> {
             None => "val_iou".to_string(),
             Some(v) => match v.as_str() {
                 Some(n) if Objective::parse_name(n).is_some() => n.to_string(),
+                Some(n) if program && Objective::parse_reported(n).is_some() => n.to_string(),
+                Some(n) if program => {
+                    self.report(
+                        v.span(),
+                        format!(
+                            "metric.name = {n:?} is not a name a program can report: use <split>_<name> with split train or val and a name of letters, digits, _, - and . (e.g. val_iou, val_accuracy)"
+                        ),
+                    );
+                    "val_iou".to_string()
+                }
                 _ => {
                     let given = v.as_str().map(|s| format!("{s:?}")).unwrap_or_else(|| "a non-string".into());
                     self.report(
@@ -660,7 +713,13 @@ fn checked_points(spec: &SweepSpec) -> Box<dyn Iterator<Item = Point>> {
 /// The config of one point, or the problems it has as (key, message).
 fn resolve(spec: &SweepSpec, point: &BTreeMap<String, Json>) -> Result<TrialConfig, Vec<(String, String)>> {
     let mut value = serde_json::to_value(&spec.base).expect("configs serialise");
+    let program = spec.base.program.is_some();
     for (key, v) in point {
+        if program && key != SEED_KEY {
+            // Every other parameter of a program sweep is the program's.
+            value["program"]["params"][key] = v.clone();
+            continue;
+        }
         let (section, field) = key.split_once('.').expect("parameter keys are section.key");
         value[section][field] = v.clone();
     }

@@ -8,11 +8,13 @@ use super::{
     Conditions, DISTRIBUTIONS, Method, PARAM_KEYS, SECTIONS, Validator, check_type, collect_parameter_entries, did_you_mean_suffix,
     unknown_key_message,
 };
+use crate::config::SEED_KEY;
 use crate::study::space::{Domain, Parameter, quantised_range};
 
 impl Validator<'_> {
     pub(super) fn parameters(&mut self, root: &toml_edit::Table, defaults: &Json, method: Method) -> (Vec<Parameter>, Conditions) {
         let mut conditions = Conditions::new();
+        let program = super::program::is_program(root);
         let Some(item) = root.get("parameters") else { return (Vec::new(), conditions) };
         let Some(table) = item.as_table_like() else {
             self.report(item.span(), "parameters must be a table of \"section.key\" = { values = [...] }".into());
@@ -32,11 +34,17 @@ impl Validator<'_> {
                 continue;
             }
             let (section, field) = key.split_once('.').unwrap_or(("", key.as_str()));
-            if section == "metric" || !SECTIONS.contains(&section) {
+            let program_default;
+            let default = if program && key != SEED_KEY {
+                // A program's own parameter: any name, the type its domain gives.
+                program_default = super::program::parameter_default(item);
+                &program_default
+            } else if section == "metric" || !SECTIONS.contains(&section) {
                 self.report(span, format!("parameter {key:?} must name a setting as section.key with section one of {}", SECTIONS.join(", ")));
                 continue;
-            }
-            let Some(default) = defaults[section].get(field) else {
+            } else if let Some(default) = defaults[section].get(field) {
+                default
+            } else {
                 let known: Vec<&str> = defaults[section].as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
                 self.report(span, format!("parameter {key:?}: {}", unknown_key_message(field, &format!("{section}."), &known)));
                 continue;

@@ -1,0 +1,300 @@
+//! Sweeping a user's own training program (`[program]`), driven through the real `sweep` binary
+//! with a fake program in Python that needs nothing installed (tests/fixtures/program/fake_train.py):
+//! its learning curve is a formula, so every recorded value is checked against it.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use predicates::str::contains;
+use serde_json::Value;
+
+fn fake_program() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/program/fake_train.py")
+}
+
+/// The fake program's val_iou at `epoch` with learning rate `lr`.
+fn iou(lr: f64, epoch: usize) -> f64 {
+    1.0 - 0.5 * (-10.0 * lr * epoch as f64).exp()
+}
+
+/// A program sweep file named `name`: the fake program, `epochs`, then `rest` (parameters and
+/// any other table).
+fn sweep_file(dir: &Path, name: &str, epochs: usize, program: &str, rest: &str) -> PathBuf {
+    sweep_file_with(dir, name, "", epochs, program, rest)
+}
+
+/// As [`sweep_file`], with top-level keys `top` after the name.
+fn sweep_file_with(dir: &Path, name: &str, top: &str, epochs: usize, program: &str, rest: &str) -> PathBuf {
+    let text = format!(
+        "name = \"{name}\"\n{top}\n[program]\ncommand = [\"python3\", {:?}, \"${{args}}\"]\n{program}\n[train]\nepochs = {epochs}\n{rest}",
+        fake_program().display().to_string()
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn json(runs: &Path, args: &[&str]) -> Value {
+    let out = common::sweep(runs).args(args).assert().success().get_output().stdout.clone();
+    serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out)))
+}
+
+fn show(runs: &Path, trial: &str) -> Value {
+    json(runs, &["show", trial, "--json"])
+}
+
+/// (epoch, val_iou) of every recorded epoch of a `show --json`.
+fn curve(trial: &Value) -> Vec<(usize, f64)> {
+    trial["epochs"].as_array().unwrap().iter().map(|e| (e["epoch"].as_u64().unwrap() as usize, e["val_iou"].as_f64().unwrap())).collect()
+}
+
+fn expected_curve(lr: f64, epochs: std::ops::RangeInclusive<usize>) -> Vec<(usize, f64)> {
+    epochs.map(|e| (e, iou(lr, e))).collect()
+}
+
+fn starts(runs: &Path, sweep: &str, trial: &str) -> Vec<(u32, usize)> {
+    let text = std::fs::read_to_string(runs.join(sweep).join(trial).join("starts.txt")).unwrap_or_default();
+    text.lines().map(|l| l.split_once(' ').map(|(p, e)| (p.parse().unwrap(), e.parse().unwrap())).unwrap()).collect()
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie is dead: it is only waiting for its parent to read its status.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+}
+
+fn worker_log(runs: &Path, sweep: &str) -> String {
+    let dir = runs.join(sweep).join("logs");
+    let mut text = String::new();
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        text.push_str(&std::fs::read_to_string(entry.path()).unwrap());
+    }
+    text
+}
+
+#[test]
+fn reports_on_stdout_or_in_the_metrics_file_are_recorded_with_log_lines_between() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = sweep_file(
+        runs.path(),
+        "proto",
+        4,
+        "",
+        "[parameters]\nlr = { values = [0.05] }\nmode = { values = [\"stdout\", \"file\"] }\nbatch = { value = 8 }\n",
+    );
+    common::sweep(runs.path()).arg("run").arg(&file).assert().success().stdout(contains("2 completed"));
+    for trial in ["proto-1", "proto-2"] {
+        let shown = show(runs.path(), trial);
+        assert_eq!(shown["status"], "completed", "{shown}");
+        let got = curve(&shown);
+        let want = expected_curve(0.05, 1..=4);
+        assert_eq!(got.len(), want.len());
+        for ((e, v), (we, wv)) in got.iter().zip(&want) {
+            assert_eq!(e, we);
+            assert!((v - wv).abs() < 1e-12, "{trial} epoch {e}: {v} against {wv}");
+        }
+        let dir = runs.path().join("proto").join(trial);
+        let params: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("params.json")).unwrap()).unwrap();
+        assert_eq!(params["lr"], 0.05);
+        assert_eq!(params["batch"], 8);
+        assert!(dir.join("config.json").is_file(), "the trial directory describes itself");
+        assert_eq!(starts(runs.path(), "proto", trial).iter().map(|s| s.1).collect::<Vec<_>>(), [0], "one start, from epoch 0");
+    }
+    assert_eq!(show(runs.path(), "proto-1")["params"]["mode"], "stdout");
+    assert!(std::fs::read_to_string(runs.path().join("proto/proto-2/metrics.jsonl")).unwrap().lines().count() == 4);
+    // The program's other output is the trial's log; reports are not repeated there as log.
+    let log = worker_log(runs.path(), "proto");
+    assert!(log.contains("epoch 3/4: training with lr=0.05") && log.contains("a warning on stderr at epoch 4"), "{log}");
+    // ls, best and the charts read the program's metrics as they read the built-in trainer's.
+    let ls = common::sweep(runs.path()).arg("ls").assert().success().get_output().stdout.clone();
+    let ls = String::from_utf8(ls).unwrap();
+    assert!(ls.lines().next().unwrap().contains("val_iou") && ls.contains("train_loss") && !ls.contains("val_dice"), "{ls}");
+    let best = json(runs.path(), &["best", "--json"]);
+    assert_eq!((best["run"].as_str(), best["value"].as_f64().map(|v| (v - iou(0.05, 4)).abs() < 1e-12)), (Some("proto-1"), Some(true)), "{best}");
+    common::sweep(runs.path())
+        .args(["best", "--eval"])
+        .assert()
+        .code(2)
+        .stderr(contains("trained by the sweep's own program ([program])"));
+    let plots = runs.path().join("proto/plots");
+    assert!(plots.join("index.html").is_file(), "the charts are drawn");
+    assert!(!plots.join("predictions.png").exists(), "no prediction grid: there is no model of ours");
+}
+
+#[test]
+fn a_malformed_report_fails_the_trial_naming_it_and_the_line_and_keeps_earlier_epochs() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = sweep_file(runs.path(), "bad", 4, "grace = 0.5", "[parameters]\nmode = { value = \"malformed\" }\n");
+    let out = common::sweep(runs.path()).arg("run").arg(&file).assert().failure().get_output().clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let shown = show(runs.path(), "bad-1");
+    assert_eq!(shown["status"], "failed");
+    let error = shown["error"].as_str().unwrap();
+    // Lines 1-3 are epoch 1's log and report and epoch 2's log.
+    assert!(error.contains("line 4 of the program's standard output is a malformed report: not a JSON object"), "{error}");
+    assert!(error.contains(r#"{"epoch": 2, "val_iou": 0.5"#), "{error}");
+    assert_eq!(curve(&shown), expected_curve(0.1, 1..=1), "epoch 1 stays recorded");
+    assert!(stderr.contains("bad-1"), "{stderr}");
+}
+
+#[test]
+fn a_program_that_fails_hangs_ignores_sigterm_or_floods_its_log_ends_as_it_should() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = sweep_file(
+        runs.path(),
+        "ends",
+        3,
+        "timeout = 2\ngrace = 0.3",
+        "[parameters]\nmode = { values = [\"exit3\", \"hang\", \"stubborn\", \"spam\", \"nan\", \"silent\"] }\n",
+    );
+    let started = Instant::now();
+    common::sweep(runs.path()).arg("run").arg(&file).assert().failure();
+    // Six trials, one worker: the two that hang cost their timeout and grace each.
+    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    let trial = |n: usize| show(runs.path(), &format!("ends-{n}"));
+    let exit3 = trial(1);
+    assert_eq!(exit3["status"], "failed");
+    let error = exit3["error"].as_str().unwrap();
+    assert!(error.contains("the program exited with status 3; its last lines:") && error.contains("RuntimeError: out of memory"), "{error}");
+    assert_eq!(curve(&exit3).len(), 2, "the epochs it reported before it died stay");
+    for n in [2, 3] {
+        let hung = trial(n);
+        assert_eq!(hung["status"], "failed", "{hung}");
+        assert!(hung["error"].as_str().unwrap().contains("ran past its timeout of 2s (program.timeout)"), "{hung}");
+        let (pid, _) = starts(runs.path(), "ends", &format!("ends-{n}"))[0];
+        assert!(!alive(pid), "ends-{n}: the program (pid {pid}) was killed, even the one that ignores SIGTERM");
+    }
+    let spam = trial(4);
+    assert_eq!(spam["status"], "completed", "10 MB of log is log: {spam}");
+    assert!(worker_log(runs.path(), "ends").len() > 3 * 10 << 20, "the log is kept in the trial's log");
+    let nan = trial(5);
+    assert_eq!(nan["status"], "diverged");
+    assert!(nan["error"].as_str().unwrap().contains("train_loss became NaN at epoch 2"), "{nan}");
+    let silent = trial(6);
+    assert_eq!(silent["status"], "failed");
+    assert!(silent["error"].as_str().unwrap().contains("exited without reporting an epoch"), "{silent}");
+}
+
+#[test]
+fn a_pruned_program_is_ended_with_its_process_group() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = sweep_file(
+        runs.path(),
+        "prune",
+        5,
+        "grace = 5",
+        "[parameters]\nmode = { value = \"child\" }\n[early_terminate]\ntype = \"threshold\"\nlower = 0.9\n",
+    );
+    common::sweep(runs.path()).arg("run").arg(&file).assert().success();
+    let shown = show(runs.path(), "prune-1");
+    assert_eq!(shown["status"], "pruned", "{shown}");
+    assert!(shown["error"].as_str().unwrap().contains("0.9"), "the reason names the threshold: {shown}");
+    let (pid, _) = starts(runs.path(), "prune", "prune-1")[0];
+    let child: u32 = std::fs::read_to_string(runs.path().join("prune/prune-1/child.pid")).unwrap().trim().parse().unwrap();
+    assert!(!alive(pid) && !alive(child), "the program {pid} and its child {child} are gone");
+}
+
+#[test]
+fn a_killed_worker_trial_resumes_from_the_last_recorded_epoch_and_extends() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = sweep_file(runs.path(), "resume", 8, "", "[parameters]\nlr = { value = 0.05 }\nsleep = { value = 0.4 }\n");
+    let mut run = std::process::Command::new(common::sweep_bin())
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .arg("run")
+        .arg(&file)
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let db = runs.path().join("sweep.db");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the program never reported three epochs");
+        let recorded = db.exists() && {
+            let out = common::sweep(runs.path()).args(["show", "resume-1", "--json"]).output().unwrap();
+            serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|v| v["epochs"].as_array().is_some_and(|e| e.len() >= 3))
+        };
+        if recorded {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The supervisor and its worker die at once, as on a node failure.
+    unsafe { libc::kill(-(run.id() as i32), libc::SIGKILL) };
+    run.wait().unwrap();
+    let first = starts(runs.path(), "resume", "resume-1");
+    let wait = Instant::now() + Duration::from_secs(5);
+    while alive(first[0].0) && Instant::now() < wait {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!alive(first[0].0), "the program died with its worker");
+    let recorded = curve(&show(runs.path(), "resume-1")).len();
+    common::sweep(runs.path()).arg("run").arg(&file).assert().success();
+    let shown = show(runs.path(), "resume-1");
+    assert_eq!(shown["status"], "completed");
+    let starts_then = starts(runs.path(), "resume", "resume-1");
+    assert_eq!(starts_then.len(), 2, "{starts_then:?}");
+    assert_eq!(starts_then[1].1, recorded, "SWEEP_RESUME_EPOCH is the last epoch the tracker held");
+    assert_eq!(curve(&shown), expected_curve(0.05, 1..=8), "every epoch once, in order");
+    // More epochs: the same trial goes on from where it ended.
+    common::sweep(runs.path()).arg("run").arg(&file).args(["--set", "train.epochs=10"]).assert().success();
+    let shown = show(runs.path(), "resume-1");
+    assert_eq!(curve(&shown), expected_curve(0.05, 1..=10));
+    assert_eq!(starts(runs.path(), "resume", "resume-1").last().unwrap().1, 8);
+}
+
+#[test]
+fn bayes_with_asha_runs_exactly_run_cap_trials_of_a_program_with_four_workers() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = sweep_file_with(
+        runs.path(),
+        "search",
+        "method = \"bayes\"\nrun_cap = 30",
+        9,
+        "",
+        "[parameters]\nlr = { distribution = \"log_uniform_values\", min = 0.001, max = 0.3 }\n[early_terminate]\ntype = \"asha\"\nmin_iter = 1\neta = 3\n",
+    );
+    common::sweep(runs.path()).arg("run").arg(&file).args(["--workers", "4"]).assert().success();
+    let trials = json(runs.path(), &["ls", "--json"]);
+    let trials = trials.as_array().unwrap();
+    assert_eq!(trials.len(), 30);
+    let status = |s: &str| trials.iter().filter(|t| t["status"] == s).count();
+    assert_eq!(status("completed") + status("pruned"), 30, "{trials:?}");
+    assert!(status("pruned") >= 10, "ASHA keeps about a third per rung: {} pruned", status("pruned"));
+    // TPE learnt: the best trial's learning rate is near the top of the range.
+    let best = json(runs.path(), &["best", "--json"]);
+    assert!(best["params"]["lr"].as_f64().unwrap() > 0.05, "{best}");
+}
+
+#[test]
+fn program_sweep_files_are_checked_with_file_line_and_column() {
+    let f = fake_program().display().to_string();
+    common::check_errors(
+        &format!(
+            "name = \"p\"\n[program]\ncommand = [\"python3\", {f:?}, \"${{argz}}\"]\nworkdr = \".\"\nenv = {{ SWEEP_SEED = \"1\" }}\ntimeout = 0\n[model]\ndepth = 3\n[train]\nbatch_size = 4\n[metric]\nname = \"accuracy\"\n"
+        ),
+        &[
+            (3, 11, "${argz} is not a macro"),
+            (4, 1, "unknown key program.workdr (did you mean workdir?)"),
+            (5, 9, "program.env.SWEEP_SEED: SWEEP_* variables are set by the worker"),
+            (6, 11, "program.timeout must be more than 0 seconds"),
+            (7, 1, "[model] configures the built-in U-Net"),
+            (10, 1, "train.batch_size is a setting of the built-in U-Net"),
+            (12, 8, "metric.name = \"accuracy\" is not a name a program can report"),
+        ],
+    );
+    common::check_errors("[program]\ninterpreter = \"python3\"\n", &[(1, 1, "${program} needs program = \"train.py\"")]);
+    // From disk, the program must be there (relative to the sweep file's directory).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.toml"), "[program]\nprogram = \"train.py\"\n").unwrap();
+    common::sweep(dir.path())
+        .arg("run")
+        .arg(dir.path().join("p.toml"))
+        .assert()
+        .code(2)
+        .stderr(contains("p.toml:2:1: program = \"train.py\": there is no such file in"));
+}
