@@ -407,3 +407,31 @@ fn six_connections_enqueueing_one_configuration_add_one_trial_on_postgres() {
     assert_eq!(trials.len(), 1);
     assert_eq!(trials[0].tags.get("enqueued").map(String::as_str), Some("test"));
 }
+
+/// Issue 28: a sweep of the user's own program (the fake one of tests/program.rs) with TPE and
+/// ASHA, four workers on the real PostgreSQL: exactly run_cap trials, each completed or pruned.
+#[test]
+fn bayes_with_asha_over_a_program_runs_exactly_run_cap_trials_on_postgres() {
+    let pg = Postgres::start();
+    let url = pg.create_db("program_search");
+    let runs = tempfile::tempdir().unwrap();
+    let program = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/program/fake_train.py");
+    let file = runs.path().join("search.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"search\"\nmethod = \"bayes\"\nrun_cap = 30\n[program]\ncommand = [\"python3\", {:?}, \"${{args}}\"]\n[train]\nepochs = 9\n\
+             [parameters]\nlr = {{ distribution = \"log_uniform_values\", min = 0.001, max = 0.3 }}\n[early_terminate]\ntype = \"asha\"\nmin_iter = 1\neta = 3\n",
+            program.display().to_string()
+        ),
+    )
+    .unwrap();
+    common::sweep(runs.path()).args(["--store", &url, "run"]).arg(&file).args(["--workers", "4"]).assert().success();
+    let trials = PostgresStore::open(&url).unwrap().trials(&TrialFilter::default()).unwrap();
+    assert_eq!(trials.len(), 30);
+    let ended = trials.iter().filter(|t| matches!(t.status, TrialStatus::Completed | TrialStatus::Pruned)).count();
+    assert_eq!(ended, 30, "{:?}", trials.iter().map(|t| (&t.id, t.status)).collect::<Vec<_>>());
+    assert!(trials.iter().filter(|t| t.status == TrialStatus::Pruned).count() >= 10);
+    let seqs: HashSet<i64> = trials.iter().map(|t| t.seq).collect();
+    assert_eq!(seqs.len(), 30, "no number twice");
+}

@@ -298,3 +298,39 @@ fn program_sweep_files_are_checked_with_file_line_and_column() {
         .code(2)
         .stderr(contains("p.toml:2:1: program = \"train.py\": there is no such file in"));
 }
+
+/// `examples/pytorch`: the shipped script and sweep file, trained for one epoch in the test venv
+/// (which has PyTorch, numpy and pillow: tests/python-deps.sh).
+#[test]
+fn the_pytorch_example_trains_its_trials_for_an_epoch_in_the_test_venv() {
+    let venv = common::venv();
+    let runs = tempfile::tempdir().unwrap();
+    let data = runs.path().join("data");
+    common::sweep(runs.path()).args(["data", "synth", "--count", "20", "--size", "64x48", "--out"]).arg(&data).assert().success();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pytorch");
+    // The shipped file with two trials, run from the example's directory as written.
+    let text = std::fs::read_to_string(example.join("sweep.toml")).unwrap().replace("run_cap = 12", "run_cap = 2");
+    assert!(text.contains("run_cap = 2"));
+    let file = runs.path().join("pytorch.toml");
+    std::fs::write(&file, text.replace("[program]\n", &format!("[program]\nworkdir = {:?}\n", example.display().to_string()))).unwrap();
+    let path = format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    common::sweep(runs.path())
+        .arg("run")
+        .arg(&file)
+        .args(["--set", "train.epochs=1", "--workers", "2"])
+        .env("PATH", path)
+        .env("DATA_DIR", &data)
+        .assert()
+        .success()
+        .stdout(contains("2 completed"));
+    for trial in ["pytorch-1", "pytorch-2"] {
+        let shown = show(runs.path(), trial);
+        let epoch = &shown["epochs"][0];
+        assert_eq!(epoch["epoch"], 1, "{shown}");
+        for key in ["train_loss", "val_loss", "val_iou"] {
+            assert!(epoch[key].as_f64().is_some_and(f64::is_finite), "{key}: {shown}");
+        }
+        assert!((0.0..=1.0).contains(&epoch["val_iou"].as_f64().unwrap()));
+        assert!(runs.path().join("pytorch").join(trial).join("last.pt").is_file(), "the script keeps its checkpoint in SWEEP_TRIAL_DIR");
+    }
+}

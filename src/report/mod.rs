@@ -561,7 +561,7 @@ pub fn program_metrics<S: AsRef<str>>(recorded: impl IntoIterator<Item = S>, n: 
 pub fn epoch_table(metrics: &[MetricRow]) -> String {
     let columns: Vec<String> = metric_columns(&["train", "val"], metrics.iter().map(MetricRow::key))
         .into_iter()
-        .chain(["train_lr".to_string(), "train_seconds".to_string()])
+        .chain(["train_lr".to_string(), "train_seconds".to_string()].into_iter().filter(|k| metrics.iter().any(|m| m.key() == *k)))
         .collect();
     let mut t = Table::new(
         std::iter::once("epoch".to_string()).chain(columns.iter().map(|c| c.replace("train_seconds", "seconds").replace("train_lr", "lr"))),

@@ -142,7 +142,7 @@ pub fn ask_and_train(store: &mut dyn sweep::store::Store, worker: &sweep::store:
 }
 
 /// The test virtual environment: `$SWEEP_TEST_VENV`, or `<target dir>/test-venv` where
-/// `tests/python-deps.sh` puts it (with MLflow, TensorBoard and scikit-learn).
+/// `tests/python-deps.sh` puts it (with MLflow, TensorBoard, scikit-learn and PyTorch).
 pub fn venv() -> PathBuf {
     let dir = std::env::var_os("SWEEP_TEST_VENV")
         .map(PathBuf::from)

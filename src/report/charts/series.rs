@@ -252,7 +252,13 @@ pub fn run_panels(run: &TrialData) -> [Chart; 2] {
             .collect();
         Chart::new(format!("{} — {title}", run.row.id), "epoch", title, series, None)
     };
-    [panel("dice", "dice loss", |d| 1.0 - d), panel("loss", "loss", |l| l)]
+    // A program's trial that reports no dice shows its first other validation metric instead.
+    let has = |key: &str| run.row.metrics.contains_key(key);
+    let other = run.row.metrics.keys().filter_map(|k| k.strip_prefix("val_")).find(|m| *m != "loss" && !has("val_dice"));
+    match other {
+        Some(metric) if !has("train_dice") => [panel(metric, metric, |v| v), panel("loss", "loss", |l| l)],
+        _ => [panel("dice", "dice loss", |d| 1.0 - d), panel("loss", "loss", |l| l)],
+    }
 }
 
 /// The objective against one parameter: a point per run with a value of both.
