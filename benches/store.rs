@@ -10,6 +10,10 @@ use std::time::Instant;
 use sweep::config::Goal;
 use sweep::config::{Split, TrialConfig};
 use sweep::store::{CheckpointRow, EpochLog, MetricValue, NewTrial, Reclaim, SqliteStore, Store, TrialFilter, WorkerInfo};
+use sweep::study::history::{History, SearchState, TrialRecord};
+use sweep::study::sampler::Sampler;
+use sweep::study::space::{Dimension, Domain, Parameter, Space};
+use sweep::study::tpe::{Tpe, TpeSettings};
 
 const RUNS: usize = 10_000;
 const EPOCHS: i64 = 50;
@@ -87,6 +91,30 @@ fn main() {
     let best_sweep = common::time_n(3, 30, || {
         std::hint::black_box(store.best("val_loss", Goal::Minimize, Some("b")).unwrap().unwrap());
     });
+    // TPE's ask as a worker makes it (issue 28's scale target): the sweep's history read from the
+    // tracker, then the sampler over it (learning rate, log-uniform; Optuna 5's defaults).
+    let space = Space::new(vec![Dimension {
+        parameter: Parameter { key: "train.learning_rate".into(), domain: Domain::LogUniformValues { min: 1e-4, max: 1e-2 } },
+        when: None,
+    }])
+    .unwrap();
+    let tpe = Tpe::new(space, 0, TpeSettings::default());
+    let ask = common::time_n(1, 5, || {
+        let rows = store.history("b", "val_iou").unwrap();
+        let trials = rows
+            .iter()
+            .map(|r| TrialRecord {
+                number: r.seq as usize,
+                point: r.params.iter().filter(|(k, _)| k.as_str() == "train.learning_rate").map(|(k, v)| (k.clone(), v.clone())).collect(),
+                state: SearchState::Completed,
+                values: r.values.iter().map(|(&e, &v)| (e as usize, v)).collect(),
+            })
+            .collect();
+        std::hint::black_box(tpe.ask(&History::new("val_iou", Goal::Maximize, trials)).unwrap());
+    });
+    let history_only = common::time_n(1, 5, || {
+        std::hint::black_box(store.history("b", "val_iou").unwrap());
+    });
     let ls = common::time_n(1, 5, || {
         let runs = store.trials(&TrialFilter::default()).unwrap();
         std::hint::black_box(sweep::report::trials_table(&runs));
@@ -117,6 +145,11 @@ fn main() {
         common::ms(common::median(&best_sweep)),
         common::ms(p95(&best_sweep))
     );
+    println!(
+        "| TPE ask over {RUNS} completed trials x {EPOCHS} epochs: history read + sample (library) | {:.1} ms | - |",
+        common::ms(common::median(&ask))
+    );
+    println!("| of which the history read from the tracker | {:.1} ms | - |", common::ms(common::median(&history_only)));
     println!("| list {RUNS} runs and render the table (library) | {:.1} ms | - |", common::ms(common::median(&ls)));
     println!("| `sweep best --metric iou` (process, start to exit) | {:.1} ms | - |", common::ms(common::median(&cli_best)));
     println!("| `sweep ls` of {RUNS} runs (process, start to exit) | {:.1} ms | - |", common::ms(common::median(&cli_ls)));

@@ -110,14 +110,16 @@ fn reports_on_stdout_or_in_the_metrics_file_are_recorded_with_log_lines_between(
     // ls, best and the charts read the program's metrics as they read the built-in trainer's.
     let ls = common::sweep(runs.path()).arg("ls").assert().success().get_output().stdout.clone();
     let ls = String::from_utf8(ls).unwrap();
-    assert!(ls.lines().next().unwrap().contains("val_iou") && ls.contains("train_loss") && !ls.contains("val_dice"), "{ls}");
+    let header = ls.lines().next().unwrap();
+    assert!(header.contains("val_acc") && header.contains("val_iou") && header.contains("train_loss") && !header.contains("val_dice"), "{ls}");
+    // A program's own metric is a field of --where and --sort like the built-in ones.
+    let over = json(runs.path(), &["ls", "--json", "--where", "final_val_acc > 0.9", "--sort", "val_acc"]);
+    assert_eq!(over.as_array().unwrap().len(), 2, "{over}");
+    let none = json(runs.path(), &["ls", "--json", "--where", "val_acc > 0.99"]);
+    assert_eq!(none.as_array().unwrap().len(), 0, "{none}");
     let best = json(runs.path(), &["best", "--json"]);
     assert_eq!((best["run"].as_str(), best["value"].as_f64().map(|v| (v - iou(0.05, 4)).abs() < 1e-12)), (Some("proto-1"), Some(true)), "{best}");
-    common::sweep(runs.path())
-        .args(["best", "--eval"])
-        .assert()
-        .code(2)
-        .stderr(contains("trained by the sweep's own program ([program])"));
+    common::sweep(runs.path()).args(["best", "--eval"]).assert().code(2).stderr(contains("trained by the sweep's own program ([program])"));
     let plots = runs.path().join("proto/plots");
     assert!(plots.join("index.html").is_file(), "the charts are drawn");
     assert!(!plots.join("predictions.png").exists(), "no prediction grid: there is no model of ours");
@@ -299,10 +301,11 @@ fn program_sweep_files_are_checked_with_file_line_and_column() {
         .stderr(contains("p.toml:2:1: program = \"train.py\": there is no such file in"));
 }
 
-/// `examples/pytorch`: the shipped script and sweep file, trained for one epoch in the test venv
+/// `examples/pytorch`: the shipped script and sweep file, trained for two epochs (ASHA's first
+/// rung) in the test venv
 /// (which has PyTorch, numpy and pillow: tests/python-deps.sh).
 #[test]
-fn the_pytorch_example_trains_its_trials_for_an_epoch_in_the_test_venv() {
+fn the_pytorch_example_trains_its_trials_for_two_epochs_in_the_test_venv() {
     let venv = common::venv();
     let runs = tempfile::tempdir().unwrap();
     let data = runs.path().join("data");
@@ -317,7 +320,7 @@ fn the_pytorch_example_trains_its_trials_for_an_epoch_in_the_test_venv() {
     common::sweep(runs.path())
         .arg("run")
         .arg(&file)
-        .args(["--set", "train.epochs=1", "--workers", "2"])
+        .args(["--set", "train.epochs=2", "--workers", "2"])
         .env("PATH", path)
         .env("DATA_DIR", &data)
         .assert()
@@ -327,10 +330,52 @@ fn the_pytorch_example_trains_its_trials_for_an_epoch_in_the_test_venv() {
         let shown = show(runs.path(), trial);
         let epoch = &shown["epochs"][0];
         assert_eq!(epoch["epoch"], 1, "{shown}");
+        assert_eq!(shown["epochs"].as_array().unwrap().len(), 2, "{shown}");
         for key in ["train_loss", "val_loss", "val_iou"] {
             assert!(epoch[key].as_f64().is_some_and(f64::is_finite), "{key}: {shown}");
         }
         assert!((0.0..=1.0).contains(&epoch["val_iou"].as_f64().unwrap()));
         assert!(runs.path().join("pytorch").join(trial).join("last.pt").is_file(), "the script keeps its checkpoint in SWEEP_TRIAL_DIR");
     }
+}
+
+/// The exports carry a program's own metrics: CSV columns, and TensorBoard's scalars read back by
+/// TensorBoard's own reader; `sweep rm` removes a program's trial with its directory.
+#[test]
+fn a_program_sweep_is_exported_and_removed_like_any_other() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = sweep_file(runs.path(), "exp", 3, "", "[parameters]\nlr = { values = [0.05, 0.2] }\n");
+    common::sweep(runs.path()).arg("run").arg(&file).assert().success();
+    let csv = common::sweep(runs.path()).args(["export", "--format", "csv"]).assert().success().get_output().stdout.clone();
+    let csv = String::from_utf8(csv).unwrap();
+    let header = csv.lines().next().unwrap();
+    assert!(header.contains("val_acc") && header.contains("train_loss") && header.contains(",lr,"), "{header}");
+    assert_eq!(csv.lines().count(), 1 + 2 * 3, "a row per trial and epoch: {csv}");
+    let tb = runs.path().join("tb");
+    common::sweep(runs.path()).args(["export", "--format", "tensorboard", "--out"]).arg(&tb).assert().success();
+    let read = common::python(
+        r#"
+import json, os, sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+root = sys.argv[1]
+out = {}
+for name in sorted(os.listdir(root)):
+    if os.path.isdir(os.path.join(root, name)):
+        acc = EventAccumulator(os.path.join(root, name)); acc.Reload()
+        out[name] = {tag: [[e.step, e.value] for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+print(json.dumps(out))
+"#,
+        &[tb.to_str().unwrap()],
+    );
+    let iou_tag = read["exp-2"].as_object().unwrap().keys().find(|k| k.contains("val") && k.contains("iou")).cloned().unwrap_or_default();
+    let series = read["exp-2"][&iou_tag].as_array().unwrap_or_else(|| panic!("{read}"));
+    assert_eq!(series.len(), 3, "{read}");
+    for point in series {
+        let (step, value) = (point[0].as_u64().unwrap() as usize, point[1].as_f64().unwrap());
+        assert!((value - iou(0.2, step)).abs() < 1e-6, "{read}");
+    }
+    assert!(read["exp-1"].as_object().unwrap().keys().any(|k| k.contains("acc")), "{read}");
+    common::sweep(runs.path()).args(["rm", "exp-1", "--yes"]).assert().success();
+    assert!(!runs.path().join("exp/exp-1").exists(), "the trial's directory goes with it");
+    common::sweep(runs.path()).args(["show", "exp-1"]).assert().code(2);
 }

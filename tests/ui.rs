@@ -891,3 +891,30 @@ fn a_running_trial_is_stopped_resumed_and_pruned_from_the_dashboard() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("trial halt-1 is pruned"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Issue 28: a sweep of the user's own program (tests/fixtures/program/fake_train.py) on the
+/// dashboard: its own metrics in the leaderboard, its epochs and its log on the trial page.
+#[test]
+fn a_program_sweep_is_served_with_its_own_metrics_and_log() {
+    let runs = tempfile::tempdir().unwrap();
+    let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/program/fake_train.py");
+    let file = runs.path().join("prog.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"prog\"\n[program]\ncommand = [\"python3\", {:?}, \"${{args}}\"]\n[train]\nepochs = 3\n[parameters]\nlr = {{ values = [0.05, 0.2] }}\n",
+            program.display().to_string()
+        ),
+    )
+    .unwrap();
+    common::sweep(runs.path()).arg("run").arg(&file).assert().success();
+    let server = Server::start(runs.path(), &[]);
+    let sweep = server.page("/sweeps/prog");
+    assert!(sweep.contains("val_acc") && sweep.contains("prog-2"), "{sweep}");
+    assert!(sweep.contains("sort=val_acc") && !sweep.contains("sort=val_dice"), "no column of a metric the program does not report");
+    let trial = server.page("/runs/prog-2");
+    assert!(trial.contains("train_loss") && trial.contains("val_acc"), "{trial}");
+    assert!(trial.contains("/runs/prog-2/log"), "{trial}");
+    let log = server.page("/runs/prog-2/log");
+    assert!(log.contains("epoch 3/3: training with lr=0.2") && !log.contains("lr=0.05"), "the program's log is its trial's: {log}");
+}

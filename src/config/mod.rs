@@ -373,7 +373,13 @@ impl TrialConfig {
             // A program reports metrics of its own names.
             None if self.program.is_some() => {
                 if Objective::parse_reported(&self.metric.name).is_none() {
-                    bad("metric.name", format!("= \"{}\" is not a metric name a program can report; use <split>_<name> with split train or val (e.g. val_iou, val_accuracy)", self.metric.name));
+                    bad(
+                        "metric.name",
+                        format!(
+                            "= \"{}\" is not a metric name a program can report; use <split>_<name> with split train or val (e.g. val_iou, val_accuracy)",
+                            self.metric.name
+                        ),
+                    );
                 }
             }
             None => bad(

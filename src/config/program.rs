@@ -153,7 +153,10 @@ mod tests {
     #[test]
     fn each_macro_expands_as_wandb_documents_it() {
         let p = program(&["python", "${program}", "${args_no_hyphens}", "--config=${args_json}"]);
-        assert_eq!(p.argv().unwrap(), ["python", "train.py", "flip=true", "lr=0.001", "opt=adam", r#"--config={"flip":true,"lr":0.001,"opt":"adam"}"#]);
+        assert_eq!(
+            p.argv().unwrap(),
+            ["python", "train.py", "flip=true", "lr=0.001", "opt=adam", r#"--config={"flip":true,"lr":0.001,"opt":"adam"}"#]
+        );
         let mut no_ext = program(&["${interpreter}", "${program}"]);
         no_ext.program = Some("./train".into());
         assert_eq!(no_ext.argv().unwrap(), ["./train"], "no interpreter for a program without a known extension");

@@ -32,11 +32,14 @@ pub fn list(store: &dyn Store, listing: &Listing) -> Result<Vec<TrialRow>, Repor
     let trials = TrialFilter { sweep: listing.sweep.clone(), status: listing.status };
     let mut runs = store.trials(&trials)?;
     let keys = crate::report::param_keys(&runs);
+    // The metrics recorded are fields too (a program's own `val_accuracy`).
+    let recorded: std::collections::BTreeSet<&String> = runs.iter().flat_map(|r| r.metrics.keys()).collect();
+    let known: Vec<String> = keys.iter().cloned().chain(recorded.into_iter().cloned()).collect();
     let filter = listing
         .filter
         .map(|text| Filter::parse(text).and_then(|f| f.check_values(text).map(|()| f)).map_err(|e| ReportError::Usage(format!("--where: {e}"))))
         .transpose()?;
-    if let Some(f) = filter.iter().flat_map(|f| f.fields()).find(|f| !is_known_field(f, &keys)) {
+    if let Some(f) = filter.iter().flat_map(|f| f.fields()).find(|f| !is_known_field(f, &known)) {
         return Err(ReportError::Usage(format!(
             "--where: unknown field {f:?}; use a setting such as train.learning_rate{}, a metric such as val_iou or final_val_loss, \
              a tag such as tag.team, or one of id, sweep, status, attempt, epochs, seed, host",
@@ -44,7 +47,7 @@ pub fn list(store: &dyn Store, listing: &Listing) -> Result<Vec<TrialRow>, Repor
         )));
     }
     if let Some(key) = listing.sort
-        && !is_known_field(key, &keys)
+        && !is_known_field(key, &known)
     {
         return Err(ReportError::Usage(format!(
             "--sort: unknown field {key:?}; use a metric such as val_iou or a setting such as train.learning_rate"
@@ -140,7 +143,7 @@ pub fn metric(run: &TrialRow, name: &str) -> Option<f64> {
 /// Whether `name` is a metric field (as opposed to a parameter or attribute).
 pub fn is_metric(name: &str) -> bool {
     let base = name.strip_prefix("final_").or_else(|| name.strip_prefix("last_")).or_else(|| name.strip_prefix("best_")).unwrap_or(name);
-    Objective::parse_name(base).is_some() || base.starts_with("train_")
+    Objective::parse_name(base).is_some() || base.starts_with("train_") || Objective::parse_reported(base).is_some()
 }
 
 /// The tag a field names: `tag.team` -> `team`.
@@ -152,7 +155,7 @@ pub fn tag_name(field: &str) -> Option<&str> {
 pub fn is_known_field(name: &str, param_keys: &[String]) -> bool {
     let base = name.strip_prefix("final_").or_else(|| name.strip_prefix("last_")).or_else(|| name.strip_prefix("best_")).unwrap_or(name);
     matches!(name, "id" | "run" | "sweep" | "status" | "attempt" | "epochs" | "seed" | "host")
-        || param_keys.iter().any(|k| k == name)
+        || param_keys.iter().any(|k| k == name || k == base)
         || is_setting(name)
         || tag_name(name).is_some()
         || Objective::parse_name(base).is_some()

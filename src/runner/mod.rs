@@ -91,6 +91,7 @@ pub fn draw_charts_to(
         |sweep: &str, trial: &str, path: &Path| save_grid(Grid::Worst, runs_dir, sweep, trial, &device, samples, path).map_err(|e| e.to_string());
     let grids = [TrialPicture { file: "predictions.png", draw: &predictions }, TrialPicture { file: "worst_images.png", draw: &worst }];
     // A program's trials have no model of ours to predict with.
-    let program = store::find_sweep(store, sweep).ok().and_then(|info| crate::study::spec::stored(&info).ok()).is_some_and(|s| s.base.program.is_some());
+    let program =
+        store::find_sweep(store, sweep).ok().and_then(|info| crate::study::spec::stored(&info).ok()).is_some_and(|s| s.base.program.is_some());
     Ok(charts::plot_sweep(store, sweep, runs_dir, out, if program { &[] } else { &grids })?)
 }

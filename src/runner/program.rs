@@ -235,8 +235,11 @@ fn follow(mut child: Child, paths: &Paths, run: &Run, reports: &mut dyn Reports)
             break end(&mut child, group, grace, Ended::Stopped);
         }
         if let Some(limit) = timeout.filter(|t| started.elapsed() > *t) {
-            let message =
-                format!("ran past its timeout of {} (program.timeout) and was ended{}", crate::util::format_duration(limit.as_secs_f64()), tail.quoted());
+            let message = format!(
+                "ran past its timeout of {} (program.timeout) and was ended{}",
+                crate::util::format_duration(limit.as_secs_f64()),
+                tail.quoted()
+            );
             break end(&mut child, group, grace, Ended::Failed(message));
         }
         match child.try_wait() {
@@ -257,6 +260,8 @@ fn follow(mut child: Child, paths: &Paths, run: &Run, reports: &mut dyn Reports)
                 let _ = err.join();
                 break exited(status, &tail);
             }
+            // Its output closed but it has not exited yet: wait for it without spinning.
+            Ok(None) if closed => std::thread::sleep(Duration::from_millis(1)),
             Ok(None) => {}
             Err(e) => break end(&mut child, group, grace, Ended::Failed(format!("cannot wait for the program: {e}"))),
         }
@@ -325,7 +330,9 @@ impl Follower<'_> {
                             tail.push(&line);
                             self.report(&report)?;
                         }
-                        Err(e) => return Err(format!("line {} of the program's standard output is a malformed report: {e}: {line}", self.stdout_line)),
+                        Err(e) => {
+                            return Err(format!("line {} of the program's standard output is a malformed report: {e}: {line}", self.stdout_line));
+                        }
                     }
                     if self.reports.stop_request() != StopRequest::Continue {
                         return Ok(false);

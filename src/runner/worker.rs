@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ProgramConfig, Split};
-use crate::runner::{program, protocol};
 use crate::runner::TrackerMark;
 use crate::runner::study::Study;
+use crate::runner::{program, protocol};
 use crate::store::{
     self, CheckpointRow, Claim, EpochLog, Intervention, Lease, MetricValue, Reclaim, Store, StoreError, TrialFilter, TrialStatus, WorkerInfo,
 };
@@ -300,14 +300,14 @@ fn run_trial(
         Trained::Program(Ok(program::Ended::Failed(why))) => (Some(TrialStatus::Failed), Some(why)),
         Trained::Program(Err(e)) => return Err(e),
         Trained::BuiltIn(result) => match result {
-        Ok(Ok(Outcome::Completed { .. })) => (Some(TrialStatus::Completed), None),
-        Ok(Ok(Outcome::Diverged { epoch, step, value })) => (
-            Some(TrialStatus::Diverged),
-            Some(format!("the loss became {} at epoch {epoch}, step {step}; lower train.learning_rate", crate::report::fmt_num(value))),
-        ),
-        Ok(Ok(Outcome::Stopped { .. })) => stopped(),
-        Ok(Err(e)) => (Some(TrialStatus::Failed), Some(e.to_string())),
-        Err(panic) => (Some(TrialStatus::Failed), Some(format!("panicked: {}", panic_message(&*panic)))),
+            Ok(Ok(Outcome::Completed { .. })) => (Some(TrialStatus::Completed), None),
+            Ok(Ok(Outcome::Diverged { epoch, step, value })) => (
+                Some(TrialStatus::Diverged),
+                Some(format!("the loss became {} at epoch {epoch}, step {step}; lower train.learning_rate", crate::report::fmt_num(value))),
+            ),
+            Ok(Ok(Outcome::Stopped { .. })) => stopped(),
+            Ok(Err(e)) => (Some(TrialStatus::Failed), Some(e.to_string())),
+            Err(panic) => (Some(TrialStatus::Failed), Some(format!("panicked: {}", panic_message(&*panic)))),
         },
     };
     if lease_lost.load(Ordering::SeqCst) {
@@ -589,35 +589,34 @@ impl Asked {
 }
 
 /// A thread that refreshes the run's heartbeat on its own connection, and reads what a person
-/// asked of the trial meanwhile.
+/// asked of the trial meanwhile. The connection is opened when the first heartbeat is due (a trial
+/// shorter than that needs none), and the thread ends as soon as it is told.
 struct Heartbeat {
-    stop: Arc<AtomicBool>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Heartbeat {
     fn start(options: &WorkerOptions, lease: Lease, lease_lost: Arc<AtomicBool>, asked: Asked) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let location = options.store.clone();
         let every = Duration::from_secs_f64(options.heartbeat_every.max(0.05));
         let handle = std::thread::Builder::new()
             .name("sweep-heartbeat".into())
             .spawn(move || {
-                let mut store = match store::open(&location, false) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        crate::errln!("warning: heartbeat: cannot open the tracker: {e}");
-                        return;
+                let mut store: Option<Box<dyn Store>> = None;
+                // Told to stop (or the worker gone): end. Otherwise a heartbeat is due.
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    if store.is_none() {
+                        match store::open(&location, false) {
+                            Ok(s) => store = Some(s),
+                            Err(e) => {
+                                crate::errln!("warning: heartbeat: cannot open the tracker: {e}");
+                                continue;
+                            }
+                        }
                     }
-                };
-                let mut last = Instant::now();
-                while !flag.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(50));
-                    if last.elapsed() < every {
-                        continue;
-                    }
-                    last = Instant::now();
+                    let Some(store) = store.as_mut() else { continue };
                     match store.heartbeat(&lease) {
                         Ok(None) => {}
                         Ok(Some(intervention)) => asked.set(intervention),
@@ -631,11 +630,11 @@ impl Heartbeat {
                 }
             })
             .expect("spawn heartbeat thread");
-        Self { stop, handle: Some(handle) }
+        Self { stop: Some(stop), handle: Some(handle) }
     }
 
     fn stop(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        drop(self.stop.take());
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }

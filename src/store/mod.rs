@@ -458,6 +458,13 @@ pub fn settings_of(config: &TrialConfig) -> BTreeMap<String, serde_json::Value> 
     if let Ok(serde_json::Value::Object(sections)) = serde_json::to_value(config) {
         for (section, value) in sections {
             match value {
+                // A program's parameters are settings under their own names, as they are swept.
+                serde_json::Value::Object(mut keys) if section == "program" => {
+                    if let Some(serde_json::Value::Object(params)) = keys.remove("params") {
+                        out.extend(params);
+                    }
+                    out.extend(keys.into_iter().map(|(k, v)| (format!("program.{k}"), v)));
+                }
                 serde_json::Value::Object(keys) => out.extend(keys.into_iter().map(|(k, v)| (format!("{section}.{k}"), as_written(v)))),
                 other => drop(out.insert(section, other)),
             }

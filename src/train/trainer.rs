@@ -30,11 +30,11 @@ use burn::tensor::{Device, Tensor};
 use crate::config::ModelError;
 use crate::config::{Objective, OptimizerKind, Problem, TrainConfig, TrialConfig};
 use crate::data::{self, DataError, Loader, Sample};
+use crate::train::batch_tensors;
 use crate::train::checkpoint::{BestSoFar, CheckpointError, CheckpointKind, EpochSummary, TrainState, TrialDir};
 use crate::train::device::DeviceError;
 use crate::train::metrics::{Confusion, MetricAccumulator, SplitMetrics, bce_dice_loss, confusion_counts};
 use crate::train::model::UNet;
-use crate::train::batch_tensors;
 use crate::train::scoring::{self, Tta};
 
 /// Why a run could not train.

@@ -69,7 +69,12 @@ impl Validator<'_> {
                     for (name, value) in env.iter() {
                         let at = env.key(name).and_then(|k| k.span()).or(value.span());
                         if name.starts_with("SWEEP_") {
-                            self.report(at, format!("program.env.{name}: SWEEP_* variables are set by the worker for each trial (README: Your own training program)"));
+                            self.report(
+                                at,
+                                format!(
+                                    "program.env.{name}: SWEEP_* variables are set by the worker for each trial (README: Your own training program)"
+                                ),
+                            );
                         } else if name.is_empty() || name.contains('=') || name.contains('\0') {
                             self.report(at, format!("program.env: {name:?} is not an environment variable name"));
                         } else {
@@ -131,8 +136,8 @@ pub(super) fn anchor_workdir(text: &str, dir: &Path) -> Result<Option<String>, (
     let Some(table) = doc.get_mut("program").and_then(Item::as_table_like_mut) else { return Ok(None) };
     let written = table.get("workdir").and_then(Item::as_str).unwrap_or(".").to_string();
     let joined = dir.join(&written);
-    let workdir =
-        std::fs::canonicalize(&joined).map_err(|e| ("workdir", format!("program.workdir = {written:?}: {} is not a directory: {e}", joined.display())))?;
+    let workdir = std::fs::canonicalize(&joined)
+        .map_err(|e| ("workdir", format!("program.workdir = {written:?}: {} is not a directory: {e}", joined.display())))?;
     if !workdir.is_dir() {
         return Err(("workdir", format!("program.workdir = {written:?}: {} is not a directory", workdir.display())));
     }
