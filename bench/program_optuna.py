@@ -53,7 +53,7 @@ def dashboard(db):
     import socket
     import urllib.request
 
-    exe = shutil.which("optuna-dashboard") or os.path.join(os.path.dirname(os.path.realpath(sys.executable)), "optuna-dashboard")
+    exe = shutil.which("optuna-dashboard") or os.path.join(os.path.dirname(sys.executable), "optuna-dashboard")
     if not os.path.exists(exe):
         return {}
     with socket.socket() as s:
