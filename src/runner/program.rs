@@ -210,14 +210,20 @@ fn follow(mut child: Child, paths: &Paths, run: &Run, reports: &mut dyn Reports)
     let (tx, rx) = channel();
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
-    let out = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         lines(std::io::BufReader::new(stdout), |line| {
             let _ = tx.send(Output::Stdout(line));
         });
         let _ = tx.send(Output::Closed);
     });
     let err_tail = tail.clone();
-    let err = std::thread::spawn(move || lines(std::io::BufReader::new(stderr), |line| log(&err_tail, &line)));
+    let (err_done, err_closed) = channel::<()>();
+    // Neither reader is joined: a process that left the group (setsid) may hold the pipes open
+    // for ever. Each is waited for up to DRAIN after the program exits.
+    std::thread::spawn(move || {
+        lines(std::io::BufReader::new(stderr), |line| log(&err_tail, &line));
+        let _ = err_done.send(());
+    });
     let mut metrics = MetricsFile { path: paths.metrics.clone(), offset: 0, partial: Vec::new(), lines_before: 0 };
     let mut follower = Follower { reports, resume_epoch: run.resume_epoch, stdout_line: 0 };
     let timeout = run.program.timeout.map(Duration::from_secs_f64);
@@ -257,7 +263,7 @@ fn follow(mut child: Child, paths: &Paths, run: &Run, reports: &mut dyn Reports)
                 if let Err(message) = metrics.read(&mut follower) {
                     return Ended::Failed(format!("{message}{}", tail.quoted()));
                 }
-                let _ = err.join();
+                let _ = err_closed.recv_timeout(DRAIN);
                 break exited(status, &tail);
             }
             // Its output closed but it has not exited yet: wait for it without spinning.
@@ -267,7 +273,6 @@ fn follow(mut child: Child, paths: &Paths, run: &Run, reports: &mut dyn Reports)
         }
     };
     drop(rx);
-    let _ = out.join();
     ended
 }
 
