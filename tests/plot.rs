@@ -403,3 +403,36 @@ fn curves_can_be_shown_on_a_log_scale_smoothed_and_zoomed() {
     let svg = draw::svg(&draw::Curves(&loss)).unwrap();
     assert!(svg.contains("log scale"));
 }
+
+/// Issue 28's scale: a large sweep's charts draw a bounded sample (the best by the objective,
+/// the running trials and an even spread of the rest), in the sweep's order, and the history
+/// thinned to that sample still has every step of the whole sweep's running best.
+#[test]
+fn a_large_sweeps_charts_draw_the_best_the_running_and_an_even_sample() {
+    let few = runs(10);
+    assert_eq!(series::charted(&few, "val_iou", Goal::Maximize).len(), 10);
+    assert_eq!(series::charted_note(&few, "val_iou", Goal::Maximize), None, "nothing left out, nothing said");
+
+    let mut many = runs(1000);
+    for r in many.iter_mut().skip(500).step_by(100) {
+        r.row.status = TrialStatus::Running;
+    }
+    let drawn = series::charted(&many, "val_iou", Goal::Maximize);
+    assert_eq!(drawn.len(), series::CHARTED);
+    let ids: std::collections::HashSet<&str> = drawn.iter().map(|r| r.row.id.as_str()).collect();
+    let best = sweep::store::leaderboard_order(&many, "val_iou", Goal::Maximize);
+    assert!(best.iter().take(series::CHARTED_BEST).all(|r| ids.contains(r.row.id.as_str())), "the best are all drawn");
+    assert!(many.iter().filter(|r| r.row.status == TrialStatus::Running).all(|r| ids.contains(r.row.id.as_str())), "so is every running one");
+    let seqs: Vec<i64> = drawn.iter().map(|r| r.row.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in the sweep's order");
+    assert!(seqs.first() == Some(&many[0].row.seq) && *seqs.last().unwrap() > 900, "spread over the whole sweep: {seqs:?}");
+    let note = series::charted_note(&many, "val_iou", Goal::Maximize).unwrap();
+    assert!(note.starts_with("The charts draw 100 of these 1000 trials: the best 20, 5 other running"), "{note}");
+
+    let whole = series::history(&many, "val_iou", Goal::Maximize);
+    let thinned = whole.clone().thinned(&ids);
+    assert_eq!(thinned.running_best, whole.running_best, "the running best is the whole sweep's");
+    let steps: Vec<f64> = whole.running_best.windows(2).filter(|w| w[1].1 != w[0].1).map(|w| w[1].0).collect();
+    assert!(steps.iter().all(|x| thinned.points.iter().any(|p| p.0 == *x)), "every step of the line has its point");
+    assert!(thinned.points.len() < 400 && thinned.tips.len() == thinned.points.len(), "{} points", thinned.points.len());
+}

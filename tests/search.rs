@@ -632,6 +632,20 @@ fn a_warm_started_sweep_learns_from_another_sweeps_compatible_trials() {
     };
     common::sweep(runs.path()).args(["show", &id("warm")]).assert().success().stdout(contains("warm_start=wa"));
     common::sweep(runs.path()).args(["show", &id("cold")]).assert().success().stdout(contains("warm_start").not());
+    // A configuration enqueued by hand draws the parameters it leaves out as `run` asks: TPE
+    // over the lent trials too (before, the random stream's, as in the cold sweep), and says so.
+    for sweep in ["warm", "cold"] {
+        common::sweep(runs.path()).args(["enqueue", sweep, "augment.hue_delta=0.05"]).assert().success();
+    }
+    let enqueued = |sweep: &str| {
+        let store = SqliteStore::open(&runs.path().join("sweep.db")).unwrap();
+        store.trials(&TrialFilter { sweep: Some(sweep.into()), status: None }).unwrap().pop().unwrap()
+    };
+    let (warm_enqueued, cold_enqueued) = (enqueued("warm"), enqueued("cold"));
+    assert_eq!(warm_enqueued.params["augment.hue_delta"], serde_json::json!(0.05));
+    assert_ne!(warm_enqueued.params["train.learning_rate"], cold_enqueued.params["train.learning_rate"], "TPE's draw, not the random stream's");
+    common::sweep(runs.path()).args(["show", &warm_enqueued.id]).assert().success().stdout(contains("warm_start=wa"));
+    common::sweep(runs.path()).args(["show", &cold_enqueued.id]).assert().success().stdout(contains("warm_start").not());
     common::sweep(runs.path()).args(["plot", "warm", "--samples", "1"]).assert().success();
     let page = std::fs::read_to_string(runs.path().join("warm/plots/index.html")).unwrap();
     assert!(page.contains("warm start: TPE also learns from 4 trial(s) of wa"), "{page}");

@@ -534,3 +534,94 @@ fn a_full_disk_mid_sweep_fails_no_trial_and_the_next_run_resumes_at_once() {
         assert_eq!((r.status, r.epochs()), (TrialStatus::Completed, 12), "{} {:?}", r.id, r.error);
     }
 }
+
+/// The pruners and samplers read narrow views of the history (issue 28's scale: a sweep of
+/// 10,000 trials of 50 epochs must not be read whole after every epoch); on any sweep, every
+/// decision they make through those views is the one they make over every recorded value.
+mod views {
+    use proptest::prelude::*;
+    use sweep::config::Split;
+    use sweep::runner::study::{Study, history};
+    use sweep::store::{EpochLog, HistoryView, MetricValue, NewTrial, Reclaim, SqliteStore, Store, TrialStatus, WorkerInfo};
+    use sweep::study::spec::parse;
+
+    const PRUNERS: [&str; 8] = [
+        "type = \"median\"",
+        "type = \"percentile\"\npercentile = 25.0\nwarmup = 1\nn_min_trials = 2\ninterval = 2",
+        "type = \"patient\"\npatience = 1\nmin_delta = 0.05",
+        "type = \"threshold\"\nlower = 0.2\nupper = 0.95",
+        "type = \"asha\"\nmin_iter = 1\neta = 2",
+        "type = \"asha\"\nmin_iter = 1\neta = 2\nbest_so_far = true",
+        "type = \"hyperband\"\nmin_iter = 1\neta = 2\nbootstrap_count = 1",
+        "type = \"hyperband\"\nmin_iter = 1\neta = 2\nbest_so_far = true",
+    ];
+
+    fn spec_text(goal: &str, pruner: &str) -> String {
+        format!(
+            "name = \"v\"\nmethod = \"bayes\"\nrun_cap = 100\n[metric]\nname = \"val_iou\"\ngoal = \"{goal}\"\n[train]\nepochs = 6\n\
+             [bayes]\nstartup_trials = 2\n[early_terminate]\n{pruner}\n\
+             [parameters]\n\"train.learning_rate\" = {{ distribution = \"log_uniform_values\", min = 0.0001, max = 0.01 }}\n"
+        )
+    }
+
+    /// A value of the objective: mostly numbers, some NaN and infinities.
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![8 => 0.0..1.0f64, 1 => Just(f64::NAN), 1 => Just(f64::INFINITY), 1 => Just(f64::NEG_INFINITY)]
+    }
+
+    /// Trials in claim order: a learning rate, an end (0 completed, 1 pruned, 2 failed, 3 left
+    /// running) and the values of its epochs 1, 2, ...; then trials left queued.
+    fn sweep() -> impl Strategy<Value = (Vec<(f64, u8, Vec<f64>)>, usize, bool)> {
+        (prop::collection::vec((1e-4..1e-2f64, 0..4u8, prop::collection::vec(value(), 0..=6)), 1..10), 0..3usize, any::<bool>())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        #[test]
+        fn every_pruner_and_tpe_decide_through_their_views_as_over_the_whole_history((trials, queued, maximize) in sweep()) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = SqliteStore::open(&dir.path().join("v.db")).unwrap();
+            let goal = if maximize { "maximize" } else { "minimize" };
+            let text = spec_text(goal, PRUNERS[0]);
+            let spec = parse(&text, std::path::Path::new("v.toml")).unwrap();
+            store.register_sweep("v", &text).unwrap();
+            let point = |lr: f64| std::collections::BTreeMap::from([("train.learning_rate".to_string(), serde_json::json!(lr))]);
+            let new = |lr: f64| { let t = spec.trial_of(&point(lr)).unwrap(); NewTrial { config: t.config, params: t.params } };
+            let mut all: Vec<NewTrial> = trials.iter().map(|(lr, ..)| new(*lr)).collect();
+            all.extend((0..queued).map(|i| new(2e-4 + i as f64 * 1e-3)));
+            store.enqueue("v", &all).unwrap();
+            let worker = WorkerInfo { host: "h".into(), pid: 1 };
+            for (end, values) in trials.iter().map(|(_, end, values)| (end, values)) {
+                let claim = store.claim(Some("v"), &worker, &Reclaim::after(3600.0)).unwrap().unwrap();
+                for (e, &v) in values.iter().enumerate() {
+                    let metrics = vec![MetricValue { split: Split::Val, name: "iou".into(), value: v }];
+                    store.log_epoch(&claim.lease, &EpochLog { epoch: e as i64 + 1, wall: 0.0, metrics, checkpoints: vec![] }).unwrap();
+                }
+                let status = [TrialStatus::Completed, TrialStatus::Pruned, TrialStatus::Failed][..].get(*end as usize);
+                if let Some(&status) = status {
+                    store.finish(&claim.lease, status, None).unwrap();
+                }
+            }
+            let full = store.history("v", "val_iou", HistoryView::Full).unwrap();
+            for pruner in PRUNERS {
+                let text = spec_text(goal, pruner);
+                let study = Study::of(parse(&text, std::path::Path::new("v.toml")).unwrap());
+                let whole = history(study.spec(), full.clone());
+                let reference = study.spec().early_terminate.as_ref().unwrap().pruner();
+                for row in &full {
+                    for epoch in 1..=7 {
+                        let expected = reference.decide(&whole, row.seq as usize, epoch);
+                        let got = study.judge(&store, &row.id, epoch).unwrap();
+                        prop_assert_eq!(got, expected, "{} judging {} after epoch {}", pruner, row.id, epoch);
+                    }
+                }
+            }
+            // TPE asks from the summary view; over every value it proposes the same point.
+            let study = Study::of(spec.clone());
+            let expected = spec.sampler().ask(&history(&spec, full.clone()));
+            let asked = study.ask(&mut store).unwrap();
+            let params = asked.map(|id| store.trial(&id).unwrap().params);
+            prop_assert_eq!(params, expected);
+        }
+    }
+}

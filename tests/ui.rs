@@ -215,6 +215,15 @@ fn the_pages_show_the_sweeps_a_sweep_a_trial_and_a_comparison() {
     }
     assert!(sweep.matches("<svg").count() >= 5, "charts inline as SVG");
     assert!(sweep.contains("Parameter importance"));
+    // Worked out apart (the forest takes most of a second on a large sweep): the page fetches it
+    // once shown, with the filter the page has.
+    assert!(sweep.contains("<div id=\"importance\" data-src=\"/sweeps/ui/importance\">"), "{sweep}");
+    let importance = server.page("/sweeps/ui/importance");
+    assert!(importance.contains("No parameter importance yet") && !importance.contains("<html"), "a part of the page: {importance}");
+    let filtered = server.page("/sweeps/ui?where=val_iou%20%3E%200");
+    assert!(filtered.contains("data-src=\"/sweeps/ui/importance?where=val_iou%20%3E%200\""), "{filtered}");
+    assert_eq!(server.get("/sweeps/nosuch/importance").0, 404);
+    assert_eq!(server.get("/sweeps/ui/importance?where=val_iou%20%3E").0, 400);
     assert!(sweep.contains("optimisation history"), "issue 29: the history chart on the sweep page");
     assert!(
         sweep.contains("<a href=\"/runs/ui-1\"><circle") && sweep.contains("<title>ui-1 "),
@@ -703,6 +712,16 @@ fn brushing_the_parallel_coordinates_filters_the_leaderboard() {
     let browser = Browser::start();
     browser.navigate(&server.url("/sweeps/ui"));
     let eval = |js: &str| browser.eval(js);
+    // The importance section fills itself once the page is shown.
+    let filled = (0..100).find_map(|_| {
+        let text =
+            eval("(function () { var b = document.getElementById('importance'); return b.hasAttribute('data-src') ? null : b.textContent; })()");
+        text.as_str().map(str::to_string).or_else(|| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            None
+        })
+    });
+    assert!(filled.as_deref().is_some_and(|t| t.contains("No parameter importance yet")), "{filled:?}");
     let tooltip = eval("document.querySelector('a[href=\"/runs/ui-1\"] title').textContent");
     assert!(tooltip.as_str().is_some_and(|t| t.starts_with("ui-1") && t.contains("hue_delta=")), "{tooltip}");
 
@@ -917,4 +936,69 @@ fn a_program_sweep_is_served_with_its_own_metrics_and_log() {
     assert!(trial.contains("/runs/prog-2/log"), "{trial}");
     let log = server.page("/runs/prog-2/log");
     assert!(log.contains("epoch 3/3: training with lr=0.2") && !log.contains("lr=0.05"), "the program's log is its trial's: {log}");
+}
+
+/// Issue 28's scale: a sweep of many trials is a page a browser loads at once. The leaderboard
+/// lists 100 trials a page with links to the others (keeping the sort and filter), and the charts
+/// draw 300 trials (the best 50 and an even sample of the rest) and say so; the optimisation
+/// history's running best is still the whole sweep's.
+#[test]
+fn a_large_sweeps_page_lists_a_hundred_trials_a_page_and_charts_a_sample() {
+    use sweep::store::{EpochLog, MetricValue, NewTrial, Reclaim, SqliteStore, Store, TrialStatus, WorkerInfo};
+    let runs = tempfile::tempdir().unwrap();
+    let text = "name = \"big\"\nmethod = \"random\"\nrun_cap = 350\n[train]\nepochs = 2\n\
+                [parameters]\n\"augment.hue_delta\" = { distribution = \"uniform\", min = 0.0, max = 0.3 }\n";
+    let spec = sweep::study::spec::parse(text, Path::new("big.toml")).unwrap();
+    let mut store = SqliteStore::open(&runs.path().join("sweep.db")).unwrap();
+    store.register_sweep("big", text).unwrap();
+    let trials: Vec<NewTrial> = (0..350)
+        .map(|i| {
+            let point = std::collections::BTreeMap::from([("augment.hue_delta".to_string(), serde_json::json!(0.3 * i as f64 / 350.0))]);
+            let t = spec.trial_of(&point).unwrap();
+            NewTrial { config: t.config, params: t.params }
+        })
+        .collect();
+    store.enqueue("big", &trials).unwrap();
+    let worker = WorkerInfo { host: "h".into(), pid: 1 };
+    // Trial n's val_iou is best at n = 77 (0.99), the others spread below it.
+    let iou = |n: usize| if n == 77 { 0.99 } else { 0.2 + 0.7 * ((n * 37) % 350) as f64 / 350.0 };
+    for n in 1..=350 {
+        let claim = store.claim(Some("big"), &worker, &Reclaim::after(3600.0)).unwrap().unwrap();
+        for epoch in 1..=2 {
+            let metrics = vec![MetricValue { split: sweep::config::Split::Val, name: "iou".into(), value: iou(n) * epoch as f64 / 2.0 }];
+            store.log_epoch(&claim.lease, &EpochLog { epoch, wall: 0.0, metrics, checkpoints: vec![] }).unwrap();
+        }
+        store.finish(&claim.lease, TrialStatus::Completed, None).unwrap();
+    }
+    drop(store);
+    let server = Server::start(runs.path(), &[]);
+    let rows = |page: &str| page.matches("<td class=\"l id\">").count();
+    let first = server.page("/sweeps/big");
+    assert_eq!(rows(&first), 100);
+    assert!(first.contains("trials 1&ndash;100 of 350 (page 1 of 4)"), "{first}");
+    assert!(first.contains("href=\"?page=2\"") && first.contains("href=\"?page=4\""));
+    assert!(first.find("/runs/big-77\"").is_some_and(|at| at < first.find("/runs/big-1\"").unwrap_or(usize::MAX)), "ranked first");
+    assert!(first.contains("The charts draw 100 of these 350 trials: the best 20"), "the sample is said");
+    let unescape = |s: &str| s.replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
+    let data: Vec<serde_json::Value> = first
+        .split("<desc class=\"chart-data\">")
+        .skip(1)
+        .filter_map(|rest| serde_json::from_str(&unescape(rest.split("</desc>").next()?)).ok())
+        .collect();
+    let parallel = data.iter().find(|d| d.get("parallel").is_some()).expect("the parallel coordinates' data");
+    let lines = parallel["parallel"]["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 100, "parallel coordinates draw the sample");
+    assert!(lines.iter().any(|l| l["trial"] == "big-77"), "the best is always drawn");
+    // The last page holds the rest; a page past the end is the last; sort and filter are kept.
+    let last = server.page("/sweeps/big?page=4");
+    assert_eq!(rows(&last), 50);
+    assert!(last.contains("trials 301&ndash;350 of 350 (page 4 of 4)"));
+    assert_eq!(rows(&server.page("/sweeps/big?page=99")), 50);
+    let sorted = server.page("/sweeps/big?sort=id&where=val_iou%20%3E%200.5&page=2");
+    assert!(sorted.contains("href=\"?page=1&amp;sort=id&amp;where=val_iou%20%3E%200.5\""), "{sorted}");
+    for bad in ["0", "x", "-1"] {
+        let (status, body) = server.get(&format!("/sweeps/big?page={bad}"));
+        assert_eq!(status, 400, "page={bad}: {body}");
+        assert!(body.contains(&format!("page={bad}: expected the leaderboard&#39;s page number")), "{body}");
+    }
 }

@@ -57,11 +57,14 @@ pub enum Route {
     SearchState,
     /// A file under the runs directory: `/files/PATH`.
     File,
+    /// A sweep's parameter importance as a part of its page, which the page fetches once it is
+    /// shown (the random forest takes a while on a large sweep): `/sweeps/NAME/importance?where=F`.
+    SweepImportance,
 }
 
 impl Route {
     /// Every route, for the server.
-    pub const ALL: [Route; 16] = [
+    pub const ALL: [Route; 17] = [
         Route::Index,
         Route::Sweep,
         Route::Trial,
@@ -78,6 +81,7 @@ impl Route {
         Route::SweepState,
         Route::SearchState,
         Route::File,
+        Route::SweepImportance,
     ];
 
     /// The path pattern in axum's syntax (`{name}` one segment, `{*path}` the rest).
@@ -99,6 +103,7 @@ impl Route {
             Route::SweepState => "/api/sweeps/{name}",
             Route::SearchState => "/api/runs/{id}",
             Route::File => "/files/{*path}",
+            Route::SweepImportance => "/sweeps/{name}/importance",
         }
     }
 
@@ -364,7 +369,50 @@ pub enum ImportanceView {
     Ranked(Vec<(String, f64)>, Option<Picture>),
     /// Why there is none (too few finished trials, or not computed).
     Unavailable(String),
+    /// Worked out apart: the page fetches it from this address once shown (the dashboard's).
+    Deferred(String),
 }
+
+/// The importance section's content: each parameter's share and the chart, or why there is none.
+pub fn importance_section(importance: &ImportanceView) -> String {
+    let mut body = String::new();
+    match importance {
+        ImportanceView::Ranked(ranked, chart) => {
+            body.push_str("<table><tr><th>parameter</th><th>importance</th></tr>\n");
+            for (p, share) in ranked {
+                let _ = writeln!(body, "<tr><td class=\"l\">{}</td><td>{:.1}%</td></tr>", escape(p), share * 100.0);
+            }
+            body.push_str("</table>\n");
+            if let Some(chart) = chart {
+                body.push_str(&chart.html("parameter importance"));
+            }
+        }
+        ImportanceView::Unavailable(why) => {
+            let _ = writeln!(body, "<p class=\"note\">{}</p>", escape(why));
+        }
+        ImportanceView::Deferred(_) => body.push_str("<p class=\"note\">Working out parameter importance&hellip;</p>\n"),
+    }
+    body
+}
+
+/// Fills the importance section from its address once the page is shown, and again whenever the
+/// live part is swapped in anew.
+const IMPORTANCE_SCRIPT: &str = r#"<script>
+(function () {
+  function load() {
+    var box = document.getElementById("importance");
+    if (!box || !box.dataset.src) return;
+    var src = box.dataset.src;
+    fetch(src).then(function (r) { return r.text(); }).then(function (html) {
+      var now = document.getElementById("importance");
+      if (now && now.dataset.src === src) { now.innerHTML = html; now.removeAttribute("data-src"); }
+    });
+  }
+  load();
+  document.addEventListener("live", load);
+})();
+</script>
+"#;
 
 /// Everything the sweep page shows.
 #[derive(Debug, Clone)]
@@ -381,12 +429,17 @@ pub struct SweepView<'a> {
     pub trials: &'a [TrialData],
     /// The trials the filter kept out of `runs` would be counted here.
     pub total: usize,
+    /// The leaderboard's page, from 1 ([`LEADERBOARD_ROWS`] trials a page; past the last is the
+    /// last). The static export shows the first.
+    pub page: usize,
     /// The sort key and the filter as asked, and why the filter was refused.
     pub sort: Option<&'a str>,
     pub filter: Option<&'a str>,
     pub filter_error: Option<&'a str>,
     /// Titled charts: learning curves, objective vs each parameter, parallel coordinates.
     pub charts: Vec<(String, Picture)>,
+    /// What the charts leave out of a large sweep, in words (`charts::series::charted_note`).
+    pub charts_note: Option<String>,
     /// How the learning curves are shown, with the form that changes it (the dashboard's; None
     /// in the static export).
     pub curve_view: Option<&'a CurveView>,
@@ -506,31 +559,27 @@ pub fn sweep_page(v: &SweepView) -> String {
     body.push_str("<h2>Leaderboard</h2>\n");
     seed_groups(&mut body, v);
     leaderboard(&mut body, v);
+    if let Some(note) = &v.charts_note {
+        let _ = writeln!(body, "<p class=\"note\">{}</p>", escape(note));
+    }
     for (title, picture) in &v.charts {
         let _ = writeln!(body, "<h3>{}</h3>\n{}", escape(title), picture.html(title));
     }
     body.push_str("<h2>Parameter importance</h2>\n");
-    match &v.importance {
-        ImportanceView::Ranked(ranked, chart) => {
-            body.push_str("<table><tr><th>parameter</th><th>importance</th></tr>\n");
-            for (p, share) in ranked {
-                let _ = writeln!(body, "<tr><td class=\"l\">{}</td><td>{:.1}%</td></tr>", escape(p), share * 100.0);
-            }
-            body.push_str("</table>\n");
-            if let Some(chart) = chart {
-                body.push_str(&chart.html("parameter importance"));
-            }
-        }
-        ImportanceView::Unavailable(why) => {
-            let _ = writeln!(body, "<p class=\"note\">{}</p>", escape(why));
-        }
-    }
+    let src = match &v.importance {
+        ImportanceView::Deferred(src) => format!(" data-src=\"{}\"", escape(src)),
+        _ => String::new(),
+    };
+    let _ = writeln!(body, "<div id=\"importance\"{src}>\n{}</div>", importance_section(&v.importance));
     body.push_str("</div>\n");
     if let Some(spec) = v.spec {
         let _ = writeln!(body, "<h2>Sweep file</h2>\n<pre>{}</pre>", escape(spec));
     }
     if v.links == Links::Server {
         body.push_str(BRUSH_SCRIPT);
+    }
+    if matches!(v.importance, ImportanceView::Deferred(_)) {
+        body.push_str(IMPORTANCE_SCRIPT);
     }
     let state = Route::SweepState.to(v.name);
     let live = (v.links == Links::Server).then_some(state.as_str());
@@ -571,13 +620,23 @@ fn seed_groups(body: &mut String, v: &SweepView) {
     );
 }
 
+/// The most trials a page of the leaderboard lists.
+pub const LEADERBOARD_ROWS: usize = 100;
+
 /// The leaderboard: a row per trial with its parameters and metrics, column headers sorting by
-/// them (server pages), check boxes to compare trials.
+/// them (server pages), check boxes to compare trials; [`LEADERBOARD_ROWS`] a page, with links to
+/// the others (server pages) or a note of how many more there are (the static export).
 fn leaderboard(body: &mut String, v: &SweepView) {
     if v.trials.is_empty() {
         body.push_str("<p>No trial matches.</p>\n");
         return;
     }
+    let pages = v.trials.len().div_ceil(LEADERBOARD_ROWS);
+    let page = match v.links {
+        Links::Server => v.page.clamp(1, pages),
+        Links::Files => 1,
+    };
+    let rows = &v.trials[(page - 1) * LEADERBOARD_ROWS..(page * LEADERBOARD_ROWS).min(v.trials.len())];
     let keys = crate::report::varying_params(v.trials);
     let metrics = metric_columns(v.objective, v.trials);
     let server = v.links == Links::Server;
@@ -616,7 +675,7 @@ fn leaderboard(body: &mut String, v: &SweepView) {
         .enumerate()
         .map(|(i, r)| (r.trial.row.id.as_str(), i + 1))
         .collect();
-    for r in v.trials {
+    for r in rows {
         let row = &r.row;
         let rank = ranks.get(row.id.as_str());
         let _ = write!(
@@ -649,6 +708,48 @@ fn leaderboard(body: &mut String, v: &SweepView) {
     if server {
         body.push_str("<button>compare the checked trials</button></form>\n");
     }
+    if pages > 1 {
+        pager(body, v, page, pages);
+    }
+}
+
+/// Where a leaderboard of several pages is: the trials this page lists, and links to the first,
+/// previous, next and last pages keeping the sort and the filter (server pages), or what the
+/// static export leaves out.
+fn pager(body: &mut String, v: &SweepView, page: usize, pages: usize) {
+    let first = (page - 1) * LEADERBOARD_ROWS + 1;
+    let last = (page * LEADERBOARD_ROWS).min(v.trials.len());
+    let n = v.trials.len();
+    if v.links == Links::Files {
+        let _ = writeln!(
+            body,
+            "<p class=\"note\">The leaderboard lists the first {last} of {n} trials; <code>sweep ls --sweep {}</code> lists them all.</p>",
+            escape(v.name)
+        );
+        return;
+    }
+    let mut query = String::new();
+    if let Some(sort) = v.sort {
+        query.push_str(&format!("&sort={}", url_encode(sort)));
+    }
+    if let Some(filter) = v.filter {
+        query.push_str(&format!("&where={}", url_encode(filter)));
+    }
+    let link = |to: usize, label: &str| {
+        if to == page || to == 0 || to > pages {
+            format!("<span class=\"note\">{label}</span>")
+        } else {
+            format!("<a href=\"?page={to}{}\">{label}</a>", escape(&query))
+        }
+    };
+    let _ = writeln!(
+        body,
+        "<p class=\"pager\">trials {first}&ndash;{last} of {n} (page {page} of {pages}) {} {} {} {}</p>",
+        link(1, "&laquo; first"),
+        link(page - 1, "&lsaquo; previous"),
+        link(page + 1, "next &rsaquo;"),
+        link(pages, "last &raquo;"),
+    );
 }
 
 /// Everything the trial page shows.

@@ -9,9 +9,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::store::{NewTrial, Store, TrialHistory, TrialStatus, warm};
+use crate::store::{HistoryView, NewTrial, PeerValues, Store, TrialHistory, TrialStatus, warm};
 use crate::study::history::{History, Point, SearchState, TrialRecord};
-use crate::study::pruner::{Decision, Pruner};
+use crate::study::pruner::{Decision, Pruner, Reads};
 use crate::study::sampler::{Sampler, matches_fixed};
 use crate::study::spec::{self, SweepSpec};
 
@@ -82,7 +82,7 @@ impl Study {
         // Set whenever the sampler is asked (below the cap): why its answer may add no trial.
         let mut why: Option<String> = None;
         let warm = self.warm_trials(store)?;
-        let mut sample = |rows: &[TrialHistory]| {
+        let mut sample = |rows: Vec<TrialHistory>| {
             let mut history = history(spec, rows);
             history.trials.extend(warm.iter().cloned());
             let Some(point) = self.sampler.ask(&history) else {
@@ -135,8 +135,8 @@ impl Study {
             crate::errln!("sweep {}: warm start: TPE also learns from {}", spec.name, said.join(", "));
         });
         let mut used = Vec::new();
-        for source in &sources {
-            for mut record in history(spec, &source.trials).trials {
+        for source in sources {
+            for mut record in history(spec, source.trials).trials {
                 record.number = 0;
                 record.point.retain(|k, _| swept.contains(k.as_str()));
                 used.push(record);
@@ -154,12 +154,17 @@ impl Study {
     pub fn enqueue(&self, store: &mut dyn Store, fixed: &Point, origin: &str) -> crate::Result<Enqueued> {
         let spec = &self.spec;
         let mut outcome: Option<Enqueued> = None;
-        let mut sample = |rows: &[TrialHistory]| {
+        // The parameters `fixed` leaves out are drawn as `ask` draws them: from the sweep's own
+        // trials and those its warm start lends.
+        let warm = self.warm_trials(store)?;
+        let mut sample = |rows: Vec<TrialHistory>| {
             if let Some(row) = rows.iter().find(|r| matches_fixed(&r.params, fixed)) {
                 outcome = Some(Enqueued::Exists(row.id.clone()));
                 return None;
             }
-            let Some(point) = self.sampler.ask_with(&history(spec, rows), fixed) else {
+            let mut history = history(spec, rows);
+            history.trials.extend(warm.iter().cloned());
+            let Some(point) = self.sampler.ask_with(&history, fixed) else {
                 outcome = Some(Enqueued::Exhausted);
                 return None;
             };
@@ -173,7 +178,11 @@ impl Study {
         };
         match store.ask(&spec.name, &spec.metric.name, None, &mut sample)? {
             Some(id) => {
-                store.tag(&id, &[(ENQUEUED_TAG.to_string(), Some(origin.to_string()))])?;
+                let mut tags = vec![(ENQUEUED_TAG.to_string(), Some(origin.to_string()))];
+                if !warm.is_empty() {
+                    tags.push((WARM_START_TAG.to_string(), Some(spec.warm_start.join(","))));
+                }
+                store.tag(&id, &tags)?;
                 Ok(Enqueued::Added(id))
             }
             None => Ok(outcome.unwrap_or(Enqueued::Exhausted)),
@@ -184,20 +193,26 @@ impl Study {
     /// without `[early_terminate]`.
     pub fn judge(&self, store: &dyn Store, id: &str, epoch: usize) -> crate::Result<Decision> {
         let Some(pruner) = &self.pruner else { return Ok(Decision::Continue) };
-        let rows = store.history(&self.spec.name, &self.spec.metric.name)?;
+        let peers = match pruner.reads(epoch) {
+            Reads::Own => PeerValues::None,
+            Reads::PeersAtEpoch => PeerValues::AtEpoch,
+            Reads::PeersUpToEpoch => PeerValues::UpToEpoch,
+        };
+        let view = HistoryView::Judging { trial: id, epoch: epoch as i64, peers };
+        let rows = store.history(&self.spec.name, &self.spec.metric.name, view)?;
         let Some(number) = rows.iter().find(|r| r.id == id).map(|r| r.seq as usize) else { return Ok(Decision::Continue) };
-        Ok(pruner.decide(&history(&self.spec, &rows), number, epoch))
+        Ok(pruner.decide(&history(&self.spec, rows), number, epoch))
     }
 }
 
 /// The tracker's rows as the study core sees them. A diverged trial counts as pruned: it stopped
 /// early on its own, and TPE should learn that its region is bad rather than ignore it.
-fn history(spec: &SweepSpec, rows: &[TrialHistory]) -> History {
+pub fn history(spec: &SweepSpec, rows: Vec<TrialHistory>) -> History {
     let trials = rows
-        .iter()
+        .into_iter()
         .map(|r| TrialRecord {
             number: r.seq as usize,
-            point: r.params.clone(),
+            point: r.params,
             state: match r.status {
                 TrialStatus::Queued => SearchState::Queued,
                 TrialStatus::Running => SearchState::Running,

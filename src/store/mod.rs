@@ -551,8 +551,38 @@ pub struct TrialHistory {
     pub status: TrialStatus,
     /// The swept parameters and their values, as enqueued.
     pub params: BTreeMap<String, serde_json::Value>,
-    /// The metric's value at each recorded epoch (NaN and infinities as recorded).
+    /// The metric's value at each recorded epoch that the [`HistoryView`] read holds (NaN and
+    /// infinities as recorded).
     pub values: BTreeMap<i64, f64>,
+}
+
+/// How much of each trial's record of a metric [`Store::history`] reads. Samplers and pruners
+/// each read one narrow view, so that asking for a trial or judging an epoch costs about one row
+/// a trial however many epochs the sweep's trials trained (a sweep of 10,000 trials of 50 epochs
+/// holds 500,000 values of its objective).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryView<'a> {
+    /// Every recorded epoch.
+    Full,
+    /// Only the epochs that hold a trial's lowest and highest finite values and its deepest
+    /// epoch, read from the per-metric summary: all a sampler reads (a trial's best value in
+    /// either direction, how deep it got and its value there, its point).
+    Summary,
+    /// What a pruner reads to judge trial `trial` after `epoch`: that trial's values up to
+    /// `epoch`, and of the other trials what `peers` says. Epochs after `epoch` are left out, and
+    /// so are the points (`params` is empty): no pruner reads them.
+    Judging { trial: &'a str, epoch: i64, peers: PeerValues },
+}
+
+/// What [`HistoryView::Judging`] reads of the trials other than the judged one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerValues {
+    /// Nothing: the judged trial is the only one answered.
+    None,
+    /// Their values at the epoch.
+    AtEpoch,
+    /// Their values up to the epoch.
+    UpToEpoch,
 }
 
 /// The best trial by a metric.
@@ -640,12 +670,14 @@ pub trait Store: Send {
     /// A run's checkpoint rows.
     fn checkpoints(&self, id: &str) -> StoreResult<Vec<CheckpointRow>>;
 
-    /// Every trial of `sweep` in `seq` order, each with its values of `metric` (`<split>_<name>`,
-    /// e.g. `val_iou`) by epoch; read in one query, so the answer is one committed state. An
-    /// unknown sweep is [`StoreError::UnknownSweep`] (a known one without trials answers empty).
-    fn history(&self, sweep: &str, metric: &str) -> StoreResult<Vec<TrialHistory>>;
+    /// Every trial of `sweep` in `seq` order, each with the values of `metric` (`<split>_<name>`,
+    /// e.g. `val_iou`) by epoch that `view` asks for; read in one query, so the answer is one
+    /// committed state. An unknown sweep is [`StoreError::UnknownSweep`] (a known one without
+    /// trials answers empty).
+    fn history(&self, sweep: &str, metric: &str, view: HistoryView) -> StoreResult<Vec<TrialHistory>>;
 
-    /// Adds the sweep's next trial as `sample` picks it from the sweep's history (of `metric`),
+    /// Adds the sweep's next trial as `sample` picks it from the sweep's history (of `metric`, in
+    /// the [`HistoryView::Summary`] view: what a sampler reads),
     /// in one write transaction that holds the sweep's lock (SQLite: the whole file, taken by
     /// `BEGIN IMMEDIATE`; PostgreSQL: the sweep's row, `FOR UPDATE`), so that concurrent askers
     /// each see the trials added before them. Returns the new trial's id (`<sweep>-<n>`, enqueued
@@ -663,7 +695,7 @@ pub trait Store: Send {
         sweep: &str,
         metric: &str,
         cap: Option<usize>,
-        sample: &mut dyn FnMut(&[TrialHistory]) -> Option<NewTrial>,
+        sample: &mut dyn FnMut(Vec<TrialHistory>) -> Option<NewTrial>,
     ) -> StoreResult<Option<String>>;
 
     /// The completed trial whose best epoch is best by `metric` (`<split>_<name>`) in direction

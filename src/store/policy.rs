@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, HashSet};
 use super::read::{Detail, TrialData, checkpoint_row, metric_row, rank_completed, read_runs, trial, trial_data, unknown_trial};
 use super::sql::{Conditions, Failure, Row, Tx, Value, decode_value, encode_value};
 use super::{
-    BestTrial, CheckpointRow, Claim, EnqueueReport, EpochLog, Extension, Intervened, Intervention, JobRow, KnownTrial, Lease, MetricRow, NewTrial,
-    Reclaim, Registering, Store, StoreError, StoreResult, SweepInfo, SweepRegistration, TrialFilter, TrialHistory, TrialRow, TrialStatus, WorkerInfo,
-    code_version, plan_registration, validate_sweep_name, validate_tag_name,
+    BestTrial, CheckpointRow, Claim, EnqueueReport, EpochLog, Extension, HistoryView, Intervened, Intervention, JobRow, KnownTrial, Lease, MetricRow,
+    NewTrial, PeerValues, Reclaim, Registering, Store, StoreError, StoreResult, SweepInfo, SweepRegistration, TrialFilter, TrialHistory, TrialRow,
+    TrialStatus, WorkerInfo, code_version, plan_registration, validate_sweep_name, validate_tag_name,
 };
 use crate::config::Goal;
 use crate::config::TrialConfig;
@@ -157,9 +157,9 @@ impl<B: Backend> Store for B {
         })
     }
 
-    fn history(&self, sweep: &str, metric: &str) -> StoreResult<Vec<TrialHistory>> {
+    fn history(&self, sweep: &str, metric: &str, view: HistoryView) -> StoreResult<Vec<TrialHistory>> {
         self.read(|tx| {
-            let trials = history(tx, sweep, metric)?;
+            let trials = history(tx, sweep, metric, view)?;
             // Only an empty answer needs the second query that tells "no trials yet" from "no
             // such sweep".
             if trials.is_empty() && tx.query_opt("SELECT name FROM sweeps WHERE name = $1", &[sweep.into()])?.is_none() {
@@ -174,16 +174,16 @@ impl<B: Backend> Store for B {
         sweep: &str,
         metric: &str,
         cap: Option<usize>,
-        sample: &mut dyn FnMut(&[TrialHistory]) -> Option<NewTrial>,
+        sample: &mut dyn FnMut(Vec<TrialHistory>) -> Option<NewTrial>,
     ) -> StoreResult<Option<String>> {
         validate_sweep_name(sweep)?;
         self.write(|tx| {
             lock_sweep(tx, sweep)?;
-            let trials = history(tx, sweep, metric)?;
+            let trials = history(tx, sweep, metric, HistoryView::Summary)?;
             if cap.is_some_and(|cap| trials.len() >= cap) {
                 return Ok(None);
             }
-            let Some(trial) = sample(&trials) else { return Ok(None) };
+            let Some(trial) = sample(trials) else { return Ok(None) };
             Ok(add_trials(tx, sweep, std::slice::from_ref(&trial))?.added.pop())
         })
     }
@@ -813,17 +813,48 @@ fn split_metric(metric: &str) -> (&str, &str) {
     metric.split_once('_').unwrap_or(("val", metric))
 }
 
-/// The sweep's trials in `seq` order with their values of `metric` by epoch: one query, a
-/// trial without a value of the metric still answering one row (the LEFT JOIN's NULLs).
-fn history(tx: &mut dyn Tx, sweep: &str, metric: &str) -> Result<Vec<TrialHistory>, Failure> {
+/// The sweep's trials in `seq` order with the values of `metric` that `view` holds: one query,
+/// a trial without a value of the metric still answering one row (the LEFT JOIN's NULLs).
+fn history(tx: &mut dyn Tx, sweep: &str, metric: &str, view: HistoryView) -> Result<Vec<TrialHistory>, Failure> {
     let (split, name) = split_metric(metric);
-    let rows = tx.query(
-        "SELECT r.id, r.seq, r.status, r.params, m.epoch, m.value, m.kind
-         FROM runs r LEFT JOIN metrics m ON m.run = r.id AND m.split = $2 AND m.name = $3
-         WHERE r.sweep = $1 ORDER BY r.seq, m.epoch",
-        &[sweep.into(), split.into(), name.into()],
-    )?;
-    let mut trials: Vec<TrialHistory> = Vec::new();
+    let mut values: Vec<Value> = vec![sweep.into(), split.into(), name.into()];
+    let rows = match view {
+        HistoryView::Full => tx.query(
+            "SELECT r.id, r.seq, r.status, r.params, m.epoch, m.value, m.kind
+             FROM runs r LEFT JOIN metrics m ON m.run = r.id AND m.split = $2 AND m.name = $3
+             WHERE r.sweep = $1 ORDER BY r.seq, m.epoch",
+            &values,
+        )?,
+        HistoryView::Summary => tx.query(
+            "SELECT r.id, r.seq, r.status, r.params, s.last_epoch, s.last_value, s.last_kind,
+                    s.min_epoch, s.min_value, s.max_epoch, s.max_value
+             FROM runs r LEFT JOIN metric_summary s ON s.run = r.id AND s.split = $2 AND s.name = $3
+             WHERE r.sweep = $1 ORDER BY r.seq",
+            &values,
+        )?,
+        HistoryView::Judging { trial, epoch, peers } => {
+            values.push(epoch.into());
+            // Each value a point lookup on the metrics' key (run, epoch, split, name), or a
+            // range of it for the epochs before.
+            let (which, before) = match peers {
+                PeerValues::None => ("r.id = $5", "m.epoch <= $4"),
+                PeerValues::AtEpoch => ("TRUE", "(m.epoch = $4 OR (m.epoch < $4 AND r.id = $5))"),
+                PeerValues::UpToEpoch => ("TRUE", "m.epoch <= $4"),
+            };
+            if peers != PeerValues::UpToEpoch {
+                values.push(trial.into());
+            }
+            tx.query(
+                &format!(
+                    "SELECT r.id, r.seq, r.status, '{{}}', m.epoch, m.value, m.kind
+                     FROM runs r LEFT JOIN metrics m ON m.run = r.id AND m.split = $2 AND m.name = $3 AND {before}
+                     WHERE r.sweep = $1 AND {which} ORDER BY r.seq, m.epoch"
+                ),
+                &values,
+            )?
+        }
+    };
+    let mut trials: Vec<TrialHistory> = Vec::with_capacity(rows.len());
     for r in &rows {
         let id = r.text(0)?;
         if trials.last().is_none_or(|t| t.id != id) {
@@ -835,10 +866,18 @@ fn history(tx: &mut dyn Tx, sweep: &str, metric: &str) -> Result<Vec<TrialHistor
                 values: BTreeMap::new(),
             });
         }
-        if let Some(epoch) = r.opt_int(4)? {
-            let value = decode_value(r.opt_real(5)?, &r.text(6)?);
-            trials.last_mut().expect("pushed above").values.insert(epoch, value);
+        let values = &mut trials.last_mut().expect("pushed above").values;
+        let Some(epoch) = r.opt_int(4)? else { continue };
+        if view == HistoryView::Summary {
+            // The extremes are finite by construction; the deepest epoch's value goes in last,
+            // as recorded (it may be the extreme's epoch, with the same value).
+            for (e, v) in [(7, 8), (9, 10)] {
+                if let (Some(e), Some(v)) = (r.opt_int(e)?, r.opt_real(v)?) {
+                    values.insert(e, v);
+                }
+            }
         }
+        values.insert(epoch, decode_value(r.opt_real(5)?, &r.text(6)?));
     }
     Ok(trials)
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Detail, Store, StoreResult, TrialFilter, TrialHistory, TrialStatus, settings_of};
+use super::{Detail, HistoryView, Store, StoreResult, TrialFilter, TrialHistory, TrialStatus, settings_of};
 use crate::config::TrialConfig;
 
 /// Settings a warm-start trial may differ in and still be compared: its seed, and its epoch
@@ -43,7 +43,7 @@ pub fn sources(store: &dyn Store, sweeps: &[String], metric: &str, swept: &BTree
     for sweep in sweeps {
         let mut source = WarmSource { sweep: sweep.clone(), trials: Vec::new(), left_out: BTreeMap::new() };
         let finished = store
-            .history(sweep, metric)?
+            .history(sweep, metric, HistoryView::Summary)?
             .into_iter()
             .filter(|r| matches!(r.status, TrialStatus::Completed | TrialStatus::Pruned | TrialStatus::Diverged | TrialStatus::Stopped));
         // Every trial's settings in one read, not one query per trial: this runs on every ask.

@@ -190,6 +190,12 @@ fn handler(route: Route) -> MethodRouter<Arc<Dashboard>> {
         Route::SweepState => get(|State(d): State<Arc<Dashboard>>, UrlPath(n): UrlPath<String>| answer(d, move |d| d.sweep_state(&n))),
         Route::SearchState => get(|State(d): State<Arc<Dashboard>>, UrlPath(id): UrlPath<String>| answer(d, move |d| d.trial_state(&id))),
         Route::File => get(|State(d): State<Arc<Dashboard>>, UrlPath(p): UrlPath<String>| answer(d, move |d| d.file(&p))),
+        Route::SweepImportance => {
+            get(|State(d): State<Arc<Dashboard>>, UrlPath(name): UrlPath<String>, Query(query): Query<Vec<(String, String)>>| {
+                let filter = query.iter().rev().find(|(k, v)| k == "where" && !v.trim().is_empty()).map(|(_, v)| v.clone());
+                answer(d, move |d| d.sweep_importance(&name, filter.as_deref()))
+            })
+        }
     }
 }
 
@@ -207,7 +213,11 @@ async fn sweep(State(d): State<Arc<Dashboard>>, UrlPath(name): UrlPath<String>, 
         Ok(view) => view,
         Err(message) => return into_response(Reply::bad_request(&message)),
     };
-    answer(d, move |d| d.sweep(&name, sort.as_deref(), filter.as_deref(), &view)).await
+    let page = match value("page").map(|p| p.trim().parse::<usize>().ok().filter(|&p| p >= 1).ok_or(p)).transpose() {
+        Ok(page) => page.unwrap_or(1),
+        Err(p) => return into_response(Reply::bad_request(&format!("page={p}: expected the leaderboard's page number, from 1"))),
+    };
+    answer(d, move |d| d.sweep(&name, sort.as_deref(), filter.as_deref(), page, &view)).await
 }
 
 /// The learning curves' view from the sweep page's form: `log=on`, `smooth` in [0, 1), and a

@@ -229,9 +229,9 @@ impl Dashboard {
         }
     }
 
-    /// `/sweeps/NAME?sort=KEY&where=FILTER`, the learning curves shown as `view` asks
+    /// `/sweeps/NAME?sort=KEY&where=FILTER&page=N`, the learning curves shown as `view` asks
     /// (`&log=on&smooth=0.6&ymin=0.2&ymax=0.9`).
-    pub fn sweep(&self, name: &str, sort: Option<&str>, filter: Option<&str>, view: &CurveView) -> Reply {
+    pub fn sweep(&self, name: &str, sort: Option<&str>, filter: Option<&str>, page: usize, view: &CurveView) -> Reply {
         let loaded = self.with_store(|s| -> Result<_, StoreError> {
             let info = store::find_sweep(s, name)?;
             let all = charts::load_trials(s, name)?;
@@ -253,7 +253,8 @@ impl Dashboard {
             Err(e) => return Reply::html(500, html::message_page("Error", &e.to_string())),
         };
         // The leaderboard keeps the listing's order (by the objective when no sort is asked for).
-        let mut shown: Vec<TrialData> = rows.iter().filter_map(|r| all.iter().find(|t| t.row.id == r.id).cloned()).collect();
+        let by_id: HashMap<&str, &TrialData> = all.iter().map(|t| (t.row.id.as_str(), t)).collect();
+        let mut shown: Vec<TrialData> = rows.iter().filter_map(|r| by_id.get(r.id.as_str()).map(|t| (*t).clone())).collect();
         if sort.is_none() {
             shown = crate::store::leaderboard_order(&shown, &objective.name, objective.goal).into_iter().cloned().collect();
         }
@@ -265,16 +266,10 @@ impl Dashboard {
                 (c.title, picture)
             })
             .collect();
-        // Importance of the trials shown: a filter asks which parameters matter among those.
-        let importances = crate::report::importance::importance(&shown, &objective.name, objective.goal);
-        let importance = charts::importance_view(&importances, |ranked| {
-            let figure = draw::Importances { importances: ranked, objective: &objective.name };
-            Some(
-                draw::svg(&figure)
-                    .map(Picture::Svg)
-                    .unwrap_or_else(|e| Picture::Svg(format!("<p class=\"error\">{}</p>", html::escape(&e.to_string())))),
-            )
-        });
+        // Importance of the trials shown (a filter asks which parameters matter among those),
+        // fetched by the page once it is shown: the forest takes most of a second at 1,000 trials.
+        let filtered = filter.map(|f| format!("?where={}", html::url_encode(f))).unwrap_or_default();
+        let importance = html::ImportanceView::Deferred(format!("{}{filtered}", html::Route::SweepImportance.to(name)));
         let (method, pruner) = charts::method_and_pruner(&info);
         let page = html::sweep_page(&SweepView {
             curve_view: Some(view),
@@ -286,15 +281,53 @@ impl Dashboard {
             objective: &objective,
             trials: &shown,
             total: all.len(),
+            page,
             sort,
             filter,
             filter_error: filter_error.as_deref(),
             charts,
+            charts_note: charts::series::charted_note(&shown, &objective.name, objective.goal),
             importance,
             spec: Some(&info.spec),
             links: Links::Server,
         });
         Reply::html(if filter_error.is_some() { 400 } else { 200 }, page)
+    }
+
+    /// `/sweeps/NAME/importance?where=FILTER`: the importance section of the sweep page, of
+    /// the trials the filter keeps.
+    pub fn sweep_importance(&self, name: &str, filter: Option<&str>) -> Reply {
+        let loaded = self.with_store(|s| -> Result<_, StoreError> {
+            let info = store::find_sweep(s, name)?;
+            let all = charts::load_trials(s, name)?;
+            let listing = Listing { sweep: Some(name.to_string()), status: None, filter, sort: None };
+            let listed = filter::list(s, &listing);
+            let objective = report::sweep_objective(s, &info)?;
+            Ok((all, listed, objective))
+        });
+        let (all, listed, objective) = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => return Reply::store_error(&e),
+        };
+        let shown: Vec<TrialData> = match listed {
+            Ok(rows) => {
+                let kept: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+                all.into_iter().filter(|t| kept.contains(t.row.id.as_str())).collect()
+            }
+            Err(ReportError::Usage(message)) => return Reply::bad_request(&message.replacen("--where: ", "filter: ", 1)),
+            Err(ReportError::Store(e)) => return Reply::store_error(&e),
+            Err(e) => return Reply::html(500, html::message_page("Error", &e.to_string())),
+        };
+        let importances = crate::report::importance::importance(&shown, &objective.name, objective.goal);
+        let importance = charts::importance_view(&importances, |ranked| {
+            let figure = draw::Importances { importances: ranked, objective: &objective.name };
+            Some(
+                draw::svg(&figure)
+                    .map(Picture::Svg)
+                    .unwrap_or_else(|e| Picture::Svg(format!("<p class=\"error\">{}</p>", html::escape(&e.to_string())))),
+            )
+        });
+        Reply::html(200, html::importance_section(&importance))
     }
 
     /// `/runs/ID`.

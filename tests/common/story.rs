@@ -6,8 +6,8 @@ use crate::common::seeded_trial;
 use sweep::config::Goal;
 use sweep::config::Split;
 use sweep::store::{
-    CheckpointRow, Detail, EnqueueReport, EpochLog, Extension, JobRow, Kept, MetricValue, NewTrial, Reclaim, Store, StoreError, SweepRegistration,
-    TrialFilter, TrialHistory, TrialStatus, WorkerInfo, settings_of,
+    CheckpointRow, Detail, EnqueueReport, EpochLog, Extension, HistoryView, JobRow, Kept, MetricValue, NewTrial, PeerValues, Reclaim, Store,
+    StoreError, SweepRegistration, TrialFilter, TrialHistory, TrialStatus, WorkerInfo, settings_of,
 };
 
 fn trial(hue: f64) -> NewTrial {
@@ -341,12 +341,12 @@ fn tags_notes_and_removal(store: &mut dyn Store) {
 /// `best` breaks ties by trial number.
 pub fn ask_story(store: &mut dyn Store) {
     store.register_sweep("a", "spec").unwrap();
-    assert_eq!(store.history("a", "val_iou").unwrap(), [], "a new sweep has no history");
-    assert!(matches!(store.history("nope", "val_iou"), Err(StoreError::UnknownSweep { .. })));
+    assert_eq!(store.history("a", "val_iou", HistoryView::Full).unwrap(), [], "a new sweep has no history");
+    assert!(matches!(store.history("nope", "val_iou", HistoryView::Full), Err(StoreError::UnknownSweep { .. })));
 
     // Ask adds the sampled trial with the next id; the sampler sees every trial added before.
     let mut seen = Vec::new();
-    let mut sampler = |h: &[TrialHistory]| {
+    let mut sampler = |h: Vec<TrialHistory>| {
         seen.push(h.len());
         Some(seeded_trial(h.len()))
     };
@@ -362,7 +362,7 @@ pub fn ask_story(store: &mut dyn Store) {
     exact.params.insert("train.learning_rate".into(), serde_json::json!(lr));
     store.register_sweep("exact", "spec").unwrap();
     store.enqueue("exact", &[exact]).unwrap();
-    let back = store.history("exact", "val_iou").unwrap()[0].params["train.learning_rate"].as_f64().unwrap();
+    let back = store.history("exact", "val_iou", HistoryView::Full).unwrap()[0].params["train.learning_rate"].as_f64().unwrap();
     assert_eq!(back.to_bits(), lr.to_bits(), "{back:e} read back for {lr:e}");
     assert_eq!(store.trial("exact-1").unwrap().params["train.learning_rate"].as_f64().unwrap().to_bits(), lr.to_bits());
     // At the cap the sampler is not called.
@@ -389,7 +389,7 @@ pub fn ask_story(store: &mut dyn Store) {
     assert_eq!((best.trial.id.as_str(), best.value), ("a-2", 0.9), "a tie goes to the lower trial number, not the lower id text (a-10)");
 
     // History: every trial in seq order, with the named metric's values by epoch only.
-    let history = store.history("a", "val_iou").unwrap();
+    let history = store.history("a", "val_iou", HistoryView::Full).unwrap();
     let ids: Vec<String> = (1..=12).map(|n| format!("a-{n}")).collect();
     assert_eq!(history.iter().map(|t| &t.id).collect::<Vec<_>>(), ids.iter().collect::<Vec<_>>());
     assert_eq!(history.iter().map(|t| t.seq).collect::<Vec<_>>(), (1..=12).collect::<Vec<_>>());
@@ -399,16 +399,52 @@ pub fn ask_story(store: &mut dyn Store) {
     let statuses: Vec<TrialStatus> = history.iter().map(|t| t.status).collect();
     assert_eq!(statuses[1..4], [TrialStatus::Completed, TrialStatus::Pruned, TrialStatus::Completed]);
     assert!(history[10..].iter().all(|t| t.status == TrialStatus::Queued && t.values.is_empty()), "a trial without epochs is there, without values");
-    let losses = store.history("a", "val_loss").unwrap();
+    let losses = store.history("a", "val_loss", HistoryView::Full).unwrap();
     assert_eq!(losses[0].values, BTreeMap::from([(1, 0.5), (2, 0.4)]), "another metric, by name");
-    let nan = store.history("a", "val_fg_iou").unwrap();
+    let nan = store.history("a", "val_fg_iou", HistoryView::Full).unwrap();
     assert!(nan[0].values.len() == 2 && nan[0].values.values().all(|v| v.is_nan()), "NaN is decoded as NaN");
-    assert_eq!(store.history("a", "train_lr").unwrap()[0].values[&1], f64::INFINITY);
-    assert!(store.history("a", "val_dice").unwrap().iter().all(|t| t.values.is_empty()), "a metric never recorded has no values");
+    assert_eq!(store.history("a", "train_lr", HistoryView::Full).unwrap()[0].values[&1], f64::INFINITY);
+    assert!(store.history("a", "val_dice", HistoryView::Full).unwrap().iter().all(|t| t.values.is_empty()), "a metric never recorded has no values");
 
-    // Ask samples from that history.
-    let mut sampler = |h: &[TrialHistory]| {
+    // The narrow views. Trial 11 runs five epochs: val_iou 0.4, 0.8, 0.2, NaN, 0.6.
+    let c = store.claim(Some("a"), &worker(111), &Reclaim::after(60.0)).unwrap().unwrap();
+    assert_eq!(c.lease.trial, "a-11");
+    for (e, v) in [0.4, 0.8, 0.2, f64::NAN, 0.6].into_iter().enumerate() {
+        store.log_epoch(&c.lease, &epoch(e as i64 + 1, v, 0.3)).unwrap();
+    }
+    // A sampler's: each trial's lowest and highest finite values and its deepest epoch, with its point.
+    let summary = store.history("a", "val_iou", HistoryView::Summary).unwrap();
+    let full = store.history("a", "val_iou", HistoryView::Full).unwrap();
+    assert_eq!(
+        summary.iter().map(|t| (&t.id, t.seq, t.status, &t.params)).collect::<Vec<_>>(),
+        full.iter().map(|t| (&t.id, t.seq, t.status, &t.params)).collect::<Vec<_>>()
+    );
+    assert_eq!(summary[10].values, BTreeMap::from([(2, 0.8), (3, 0.2), (5, 0.6)]), "epochs 1 and 4 (NaN) are neither extreme nor the deepest");
+    assert_eq!(summary[0].values, full[0].values, "two epochs are both an extreme");
+    assert!(summary[11].values.is_empty());
+    let nans = store.history("a", "val_fg_iou", HistoryView::Summary).unwrap();
+    assert!(nans[0].values.len() == 1 && nans[0].values[&2].is_nan(), "no finite extreme: only the deepest epoch, NaN as recorded");
+    assert_eq!(store.history("a", "train_lr", HistoryView::Summary).unwrap()[0].values, BTreeMap::from([(2, f64::INFINITY)]));
+    // A pruner's, judging trial 11 after epoch 2: its values up to 2, the others' at 2 (and
+    // before it only when the pruner compares best values so far); no points, nothing later.
+    let judging = |peers| store.history("a", "val_iou", HistoryView::Judging { trial: "a-11", epoch: 2, peers }).unwrap();
+    let own = judging(PeerValues::None);
+    assert_eq!(own.iter().map(|t| (t.id.as_str(), t.values.clone())).collect::<Vec<_>>(), [("a-11", BTreeMap::from([(1, 0.4), (2, 0.8)]))]);
+    let at = judging(PeerValues::AtEpoch);
+    assert_eq!(at.len(), 12);
+    assert!(at.iter().all(|t| t.params.is_empty()));
+    assert_eq!(at[10].values, BTreeMap::from([(1, 0.4), (2, 0.8)]));
+    assert_eq!(at[1].values, BTreeMap::from([(2, 0.9)]));
+    assert!(at[11].values.is_empty());
+    let before = judging(PeerValues::UpToEpoch);
+    assert_eq!(before[1].values, BTreeMap::from([(1, 0.5), (2, 0.9)]));
+    assert_eq!(before[10].values, at[10].values);
+    store.finish(&c.lease, TrialStatus::Completed, None).unwrap();
+
+    // Ask samples from the summary view.
+    let mut sampler = |h: Vec<TrialHistory>| {
         assert_eq!(h[1].values[&2], 0.9);
+        assert_eq!(h[10].values, BTreeMap::from([(2, 0.8), (3, 0.2), (5, 0.6)]));
         Some(seeded_trial(h.len()))
     };
     assert_eq!(store.ask("a", "val_iou", Some(13), &mut sampler).unwrap().as_deref(), Some("a-13"));

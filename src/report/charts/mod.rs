@@ -211,6 +211,12 @@ pub fn sweep_charts_in(
     view: &html::CurveView,
 ) -> Vec<SweepChart> {
     let goal = objective.goal;
+    // The optimisation history draws from every trial (its running best is the whole sweep's);
+    // the other charts draw a bounded sample of a large sweep, and say so.
+    let everything = runs;
+    let sample = series::charted(runs, &objective.name, goal);
+    let thinned = sample.len() < runs.len();
+    let runs = sample.as_slice();
     // The three of the tutorial, and the objective's own metric when it is another
     // (`val_full_iou`, `val_fg_iou`).
     let (_, objective_metric) = objective.split_and_metric();
@@ -228,16 +234,17 @@ pub fn sweep_charts_in(
             figure: SweepFigure::Curves(series::viewed(view, series::learning_curves(runs, metric, &objective.name, goal), metric)),
         })
         .collect();
+    let history = series::history(everything, &objective.name, goal);
     charts.push(SweepChart {
         file: HISTORY_FILE.into(),
         title: "optimisation history".into(),
-        figure: SweepFigure::History(series::history(runs, &objective.name, goal)),
+        figure: SweepFigure::History(if thinned { history.thinned(&runs.iter().map(|r| r.row.id.as_str()).collect()) } else { history }),
     });
-    if crate::store::has_seed_groups(runs) {
+    if crate::store::has_seed_groups(everything) {
         charts.push(SweepChart {
             file: GROUPS_FILE.into(),
             title: "seed groups".into(),
-            figure: SweepFigure::Groups(series::groups(runs, &objective.name, goal)),
+            figure: SweepFigure::Groups(series::groups(everything, &objective.name, goal)),
         });
     }
     let lenders: Vec<&str> = warm.sources.iter().map(|(sweep, _)| sweep.as_str()).collect();
@@ -325,10 +332,12 @@ fn export_page(
         objective,
         trials: &ranked,
         total: runs.len(),
+        page: 1,
         sort: None,
         filter: None,
         filter_error: None,
         charts,
+        charts_note: series::charted_note(runs, &objective.name, objective.goal),
         importance,
         spec: info.map(|i| i.spec.as_str()),
         links: html::Links::Files,

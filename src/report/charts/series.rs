@@ -4,7 +4,7 @@
 //! NaN and infinite values are skipped (never drawn as zero), so a diverged run's curve simply
 //! stops where its values stop being finite.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::config::Goal;
 use crate::report::axis::{Axis, axis, range_of};
@@ -319,6 +319,59 @@ pub fn scatter_with_warm_start(
     }
 }
 
+/// The most trials a sweep's learning curves, scatter plots and parallel coordinates draw: a
+/// chart of 10,000 curves is a grey blot and a page that no browser loads in seconds.
+pub const CHARTED: usize = 100;
+/// Of those, the best this many by the objective are always drawn.
+pub const CHARTED_BEST: usize = 20;
+
+/// The trials a sweep's charts draw, in `runs`' order: every one up to [`CHARTED`]; beyond, the
+/// best [`CHARTED_BEST`] by the objective (the leaderboard's order), every running trial (up to
+/// as many) and an evenly spaced sample of the others by trial number, so that a chart of a
+/// large sweep still shows the search's shape and its best trials.
+pub fn charted(runs: &[TrialData], objective: &str, goal: Goal) -> Vec<TrialData> {
+    match chosen(runs, objective, goal) {
+        None => runs.to_vec(),
+        Some((keep, _)) => runs.iter().filter(|r| keep.contains(r.row.id.as_str())).cloned().collect(),
+    }
+}
+
+/// What [`charted`] leaves out of `runs`, in words for the page; None when it draws them all.
+pub fn charted_note(runs: &[TrialData], objective: &str, goal: Goal) -> Option<String> {
+    let (keep, running) = chosen(runs, objective, goal)?;
+    let running = if running > 0 { format!(", {running} other running") } else { String::new() };
+    Some(format!(
+        "The charts draw {} of these {} trials: the best {CHARTED_BEST}{running} and the rest evenly spaced by trial number \
+         (the optimisation history's running best is of all {}).",
+        keep.len(),
+        runs.len(),
+        runs.len()
+    ))
+}
+
+/// [`charted`]'s choice: the ids it keeps and how many of them are running trials outside the
+/// best; None when it keeps every trial.
+fn chosen<'a>(runs: &'a [TrialData], objective: &str, goal: Goal) -> Option<(HashSet<&'a str>, usize)> {
+    if runs.len() <= CHARTED {
+        return None;
+    }
+    let mut keep: HashSet<&str> = leaderboard_order(runs, objective, goal).iter().take(CHARTED_BEST).map(|r| r.row.id.as_str()).collect();
+    let running: Vec<&str> = runs
+        .iter()
+        .filter(|r| r.row.status == TrialStatus::Running && !keep.contains(r.row.id.as_str()))
+        .map(|r| r.row.id.as_str())
+        .take(CHARTED_BEST)
+        .collect();
+    let running_count = running.len();
+    keep.extend(running);
+    let mut others: Vec<&TrialData> = runs.iter().filter(|r| !keep.contains(r.row.id.as_str())).collect();
+    others.sort_by(|a, b| a.row.seq.cmp(&b.row.seq).then_with(|| a.row.id.cmp(&b.row.id)));
+    let sampled = (CHARTED - keep.len()).min(others.len());
+    // Evenly spaced: the i-th of `sampled` at i * len / sampled, from the first on.
+    keep.extend((0..sampled).map(|i| others[i * others.len() / sampled].row.id.as_str()));
+    Some((keep, running_count))
+}
+
 /// The optimisation history: every trial's objective (its best epoch) by trial number, and the
 /// running best, the way one judges a search (TPE against random): how soon it found good
 /// trials, and whether it still does.
@@ -365,6 +418,24 @@ pub fn history(runs: &[TrialData], objective: &str, goal: Goal) -> History {
         x_range: if xs.0.is_finite() { (xs.0 - 0.5, xs.1 + 0.5) } else { (0.5, 1.5) },
         y_range: padded(ys.0, ys.1),
         tips: tips(runs),
+    }
+}
+
+impl History {
+    /// Keeps the points of the trials in `keep` and those that set a new running best (where the
+    /// running best line steps), with their tips; the running best stays the one of every trial.
+    pub fn thinned(mut self, keep: &HashSet<&str>) -> History {
+        let mut best: Option<f64> = None;
+        self.points.retain(|(_, v, status, id)| {
+            let improves = *status == TrialStatus::Completed && self.goal.improves(*v, best);
+            if improves {
+                best = Some(*v);
+            }
+            improves || keep.contains(id.as_str())
+        });
+        let drawn: HashSet<&str> = self.points.iter().map(|p| p.3.as_str()).collect();
+        self.tips.retain(|id, _| drawn.contains(id.as_str()));
+        self
     }
 }
 

@@ -16,7 +16,7 @@ use rand::RngExt;
 use rand::rngs::ChaCha8Rng;
 use serde_json::Value as Json;
 
-use super::parzen::{Scale, log_sum_exp, truncated_log_pdf, truncated_normal};
+use super::parzen::{Scale, log_sum_exp, truncated_log_pdf_with, truncated_normal, truncation};
 use super::{pick, recency_weights};
 use crate::study::space::Domain;
 use crate::study::space::same_value;
@@ -74,6 +74,23 @@ pub(super) struct Joint {
     /// The mass every value of a choice gets from the prior in an observation's kernel, per
     /// unit of prior probability times the number of values.
     smoothing: f64,
+    /// Per component, `ln(weight)`; and per axis every component's kernel on it
+    /// ([`Column`]): what [`Joint::log_pdf`] reads that does not depend on where it is evaluated,
+    /// worked out once per fit (every candidate is scored against every component), axis by
+    /// axis so that scoring is a loop over plain numbers.
+    ln_weights: Vec<f64>,
+    columns: Vec<Column>,
+}
+
+/// Every component's kernel on one axis, component `k` at index `k`.
+#[derive(Debug, Clone)]
+enum Column {
+    /// Centres, bandwidths and [`super::parzen::truncation`]'s parts.
+    Numeric { mu: Vec<f64>, sigma: Vec<f64>, truncation: Vec<(f64, f64)> },
+    /// Each component's row of `ln`: the log probability of each value under a kernel centred
+    /// on value `i` (row `i`), then under the prior (the last row). Components that observed the
+    /// same value share a row.
+    Choice { row: Vec<usize>, ln: Vec<Vec<f64>> },
 }
 
 impl Joint {
@@ -94,7 +111,34 @@ impl Joint {
         weights.push(prior_weight);
         let total: f64 = weights.iter().sum();
         weights.iter_mut().for_each(|w| *w /= total);
-        Joint { axes: axes.to_vec(), weights, centres: observations, sigmas, smoothing: prior_weight / (n as f64 + 1.0) }
+        let ln_weights = weights.iter().map(|w| w.ln()).collect();
+        let mut joint = Joint {
+            axes: axes.to_vec(),
+            weights,
+            centres: observations,
+            sigmas,
+            smoothing: prior_weight / (n as f64 + 1.0),
+            ln_weights,
+            columns: Vec::new(),
+        };
+        let components = joint.weights.len();
+        joint.columns = (0..joint.axes.len())
+            .map(|a| match &joint.axes[a] {
+                Axis::Numeric(scale) => {
+                    let (mu, sigma): (Vec<f64>, Vec<f64>) = (0..components).map(|k| joint.numeric_kernel(k, a, scale)).unzip();
+                    let truncation = mu.iter().zip(&sigma).map(|(&m, &s)| truncation(m, s, scale.low, scale.high)).collect();
+                    Column::Numeric { mu, sigma, truncation }
+                }
+                Axis::Choice { prior, .. } => {
+                    let mut ln: Vec<Vec<f64>> = (0..prior.len()).map(|i| joint.choice_kernel(Some(i), prior)).collect();
+                    ln.push(joint.choice_kernel(None, prior));
+                    let ln = ln.into_iter().map(|row| row.iter().map(|p| p.ln()).collect()).collect();
+                    let row = (0..components).map(|k| if joint.is_prior(k) { prior.len() } else { joint.centres[k][a] as usize }).collect();
+                    Column::Choice { row, ln }
+                }
+            })
+            .collect();
+        joint
     }
 
     fn is_prior(&self, k: usize) -> bool {
@@ -104,10 +148,12 @@ impl Joint {
     /// The kernel of component `k` on choice axis `a`: weight 1 on the observed value plus the
     /// prior's smoothing (the prior component is the prior alone).
     fn choice_probabilities(&self, k: usize, a: usize, prior: &[f64]) -> Vec<f64> {
-        if self.is_prior(k) {
-            return prior.to_vec();
-        }
-        let observed = self.centres[k][a] as usize;
+        self.choice_kernel((!self.is_prior(k)).then(|| self.centres[k][a] as usize), prior)
+    }
+
+    /// A choice kernel: centred on value `observed`, or the prior's (None).
+    fn choice_kernel(&self, observed: Option<usize>, prior: &[f64]) -> Vec<f64> {
+        let Some(observed) = observed else { return prior.to_vec() };
         let spread = self.smoothing * prior.len() as f64;
         let mass: Vec<f64> = prior.iter().enumerate().map(|(i, p)| p * spread + f64::from(u8::from(i == observed))).collect();
         let total: f64 = mass.iter().sum();
@@ -138,23 +184,26 @@ impl Joint {
 
     /// The log density at coordinates `x`.
     pub(super) fn log_pdf(&self, x: &[f64]) -> f64 {
-        let terms: Vec<f64> = (0..self.weights.len())
-            .map(|k| {
-                let per_axis: f64 = self
-                    .axes
-                    .iter()
-                    .enumerate()
-                    .map(|(a, axis)| match axis {
-                        Axis::Numeric(scale) => {
-                            let (mu, sigma) = self.numeric_kernel(k, a, scale);
-                            truncated_log_pdf(x[a], mu, sigma, scale.low, scale.high)
-                        }
-                        Axis::Choice { prior, .. } => self.choice_probabilities(k, a, prior)[x[a] as usize].ln(),
-                    })
-                    .sum();
-                self.weights[k].ln() + per_axis
-            })
-            .collect();
+        // Each component's sum over the axes, in axis order (as a sum of its per-axis terms).
+        let mut terms = vec![-0.0; self.ln_weights.len()];
+        for (column, &at) in self.columns.iter().zip(x) {
+            match column {
+                Column::Numeric { mu, sigma, truncation } => {
+                    for (((term, &m), &s), &t) in terms.iter_mut().zip(mu).zip(sigma).zip(truncation) {
+                        *term += truncated_log_pdf_with(at, m, s, t);
+                    }
+                }
+                Column::Choice { row, ln } => {
+                    let at_value: Vec<f64> = ln.iter().map(|probabilities| probabilities[at as usize]).collect();
+                    for (term, &r) in terms.iter_mut().zip(row) {
+                        *term += at_value[r];
+                    }
+                }
+            }
+        }
+        for (term, ln_weight) in terms.iter_mut().zip(&self.ln_weights) {
+            *term = ln_weight + *term;
+        }
         log_sum_exp(&terms)
     }
 }

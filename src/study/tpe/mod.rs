@@ -33,9 +33,9 @@ use serde_json::Value as Json;
 use self::joint::{Axis, Joint};
 use self::parzen::{Parzen, Scale};
 use crate::study::history::{History, Point, SearchState, TrialRecord};
-use crate::study::sampler::{Random, Sampler, seen};
+use crate::study::sampler::{Random, Sampler};
 use crate::study::space::Domain;
-use crate::study::space::{Dimension, Space, point_key, same_value};
+use crate::study::space::{Dimension, Space, same_value};
 
 /// TPE's settings; the defaults are Optuna 5's.
 #[derive(Debug, Clone, PartialEq)]
@@ -214,10 +214,11 @@ impl Sampler for Tpe {
         let (good, bad) = ranked.split_at(gamma(judged));
         let (good, bad) = (oldest_first(good), oldest_first(bad));
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ (history.trials.len() as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let seen = seen(history);
         for _ in 0..FRESH_TRIES {
             let point = self.propose(&good, &bad, fixed, &mut rng);
-            if !seen.contains(&point_key(&point)) {
+            // A scan, not a set of every point's key: a proposal is nearly always new, and this
+            // runs under the sweep's lock on every ask.
+            if !history.trials.iter().any(|t| t.point == point) {
                 return Some(point);
             }
         }

@@ -77,6 +77,11 @@ pub(super) struct Parzen {
     sigmas: Vec<f64>,
     low: f64,
     high: f64,
+    /// Per component, what its log density adds whatever `x`: `ln(weight)` and
+    /// [`truncation`]'s parts (the candidates are scored against every component, so these are
+    /// worked out once per fit, not once per candidate).
+    ln_weights: Vec<f64>,
+    truncations: Vec<(f64, f64)>,
 }
 
 impl Parzen {
@@ -109,7 +114,9 @@ impl Parzen {
         sigmas.push(range);
         let total: f64 = weights.iter().sum();
         weights.iter_mut().for_each(|w| *w /= total);
-        Parzen { weights, mus, sigmas, low, high }
+        let ln_weights = weights.iter().map(|w| w.ln()).collect();
+        let truncations = mus.iter().zip(&sigmas).map(|(&mu, &sigma)| truncation(mu, sigma, low, high)).collect();
+        Parzen { weights, mus, sigmas, low, high, ln_weights, truncations }
     }
 
     /// A draw: a component by weight, then its truncated Gaussian.
@@ -121,11 +128,12 @@ impl Parzen {
     /// The log density at `x` (log-sum-exp over the components).
     pub(super) fn log_pdf(&self, x: f64) -> f64 {
         let terms: Vec<f64> = self
-            .weights
+            .ln_weights
             .iter()
             .zip(&self.mus)
             .zip(&self.sigmas)
-            .map(|((w, mu), sigma)| w.ln() + truncated_log_pdf(x, *mu, *sigma, self.low, self.high))
+            .zip(&self.truncations)
+            .map(|(((ln_w, mu), sigma), truncation)| ln_w + truncated_log_pdf_with(x, *mu, *sigma, *truncation))
             .collect();
         log_sum_exp(&terms)
     }
@@ -145,11 +153,18 @@ pub(super) fn truncated_normal(mu: f64, sigma: f64, low: f64, high: f64, rng: &m
     x.clamp(low, high)
 }
 
-/// The log density at `x` of a Gaussian truncated to [low, high].
-pub(super) fn truncated_log_pdf(x: f64, mu: f64, sigma: f64, low: f64, high: f64) -> f64 {
-    let z = (x - mu) / sigma;
+/// The parts of the log density of a Gaussian truncated to [low, high] that do not depend on
+/// where it is evaluated: `ln(sigma)` and the log of the Gaussian's mass inside [low, high].
+pub(super) fn truncation(mu: f64, sigma: f64, low: f64, high: f64) -> (f64, f64) {
     let mass = normal_cdf((high - mu) / sigma) - normal_cdf((low - mu) / sigma);
-    -0.5 * z * z - sigma.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln() - mass.max(f64::MIN_POSITIVE).ln()
+    (sigma.ln(), mass.max(f64::MIN_POSITIVE).ln())
+}
+
+/// The log density at `x` of a Gaussian truncated to [low, high], with its [`truncation`]
+/// worked out before (once per kernel, however many points are scored).
+pub(super) fn truncated_log_pdf_with(x: f64, mu: f64, sigma: f64, (ln_sigma, ln_mass): (f64, f64)) -> f64 {
+    let z = (x - mu) / sigma;
+    -0.5 * z * z - ln_sigma - 0.5 * (2.0 * std::f64::consts::PI).ln() - ln_mass
 }
 
 /// `ln(sum(exp(t)))` without overflow; minus infinity for no terms.
