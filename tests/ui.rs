@@ -280,7 +280,9 @@ fn the_pages_show_the_sweeps_a_sweep_a_trial_and_a_comparison() {
     assert_eq!(server.page(&format!("/compare?runs={many}&runs=ui-2")), compare, "each trial once");
 
     let state: serde_json::Value = serde_json::from_str(&server.page("/api/sweeps/ui")).unwrap();
-    assert_eq!(state["trials"][0]["epochs"], 2, "{state}");
+    assert_eq!((state["sweep"].as_str(), state["trials"].as_i64()), (Some("ui"), Some(2)), "{state}");
+    assert_eq!(state["counts"]["completed"].as_i64().unwrap() + state["counts"].get("pruned").and_then(|v| v.as_i64()).unwrap_or(0), 2, "{state}");
+    assert!(state["updated"].as_f64().is_some_and(|t| t > 1.7e9), "{state}");
 }
 
 #[test]
