@@ -336,6 +336,11 @@ pub fn charted(runs: &[TrialData], objective: &str, goal: Goal) -> Vec<TrialData
     }
 }
 
+/// The ids [`charted`] keeps; None when it keeps every trial.
+pub fn charted_ids<'a>(runs: &'a [TrialData], objective: &str, goal: Goal) -> Option<HashSet<&'a str>> {
+    chosen(runs, objective, goal).map(|(keep, _)| keep)
+}
+
 /// What [`charted`] leaves out of `runs`, in words for the page; None when it draws them all.
 pub fn charted_note(runs: &[TrialData], objective: &str, goal: Goal) -> Option<String> {
     let (keep, running) = chosen(runs, objective, goal)?;
