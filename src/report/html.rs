@@ -403,7 +403,9 @@ const IMPORTANCE_SCRIPT: &str = r#"<script>
     var box = document.getElementById("importance");
     if (!box || !box.dataset.src) return;
     var src = box.dataset.src;
-    fetch(src).then(function (r) { return r.text(); }).then(function (html) {
+    fetch(src).then(function (r) {
+      return r.ok ? r.text() : "<p class=\"error\">Parameter importance could not be worked out (HTTP " + r.status + "): reload the page.</p>";
+    }).then(function (html) {
       var now = document.getElementById("importance");
       if (now && now.dataset.src === src) { now.innerHTML = html; now.removeAttribute("data-src"); }
     });

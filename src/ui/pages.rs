@@ -73,6 +73,26 @@ fn store_error_status(e: &StoreError) -> u16 {
     }
 }
 
+/// A sweep's trials as its page lists them ([`Dashboard::listed`]).
+struct Listed {
+    info: store::SweepInfo,
+    objective: crate::config::Objective,
+    shown: Vec<TrialData>,
+    /// Why the filter or sort was refused (then nothing is shown).
+    filter_error: Option<String>,
+}
+
+/// The importance section of `shown`: each parameter's share with its chart, or why there is none.
+fn importance_of(shown: &[TrialData], objective: &crate::config::Objective) -> html::ImportanceView {
+    let importances = crate::report::importance::importance(shown, &objective.name, objective.goal);
+    charts::importance_view(&importances, |ranked| {
+        let figure = draw::Importances { importances: ranked, objective: &objective.name };
+        Some(
+            draw::svg(&figure).map(Picture::Svg).unwrap_or_else(|e| Picture::Svg(format!("<p class=\"error\">{}</p>", html::escape(&e.to_string())))),
+        )
+    })
+}
+
 /// A prediction grid, computed once per trial and best epoch.
 type Grid = Arc<OnceLock<Result<Vec<u8>, String>>>;
 
@@ -229,47 +249,48 @@ impl Dashboard {
         }
     }
 
-    /// `/sweeps/NAME?sort=KEY&where=FILTER&page=N`, the learning curves shown as `view` asks
-    /// (`&log=on&smooth=0.6&ymin=0.2&ymax=0.9`).
-    pub fn sweep(&self, name: &str, sort: Option<&str>, filter: Option<&str>, page: usize, view: &CurveView) -> Reply {
+    /// A sweep's trials as its page lists them: the rows the `where` filter keeps (with no
+    /// epochs), in the listing's order (by the objective when no sort is asked for), with the
+    /// sweep's row and objective. A filter or sort that does not parse lists none and says why, in
+    /// the page's words.
+    fn listed(&self, name: &str, filter: Option<&str>, sort: Option<&str>) -> Result<Listed, Reply> {
         let loaded = self.with_store(|s| -> Result<_, StoreError> {
             let info = store::find_sweep(s, name)?;
-            // Every trial's row; the epochs only of those the charts draw (below).
-            let all = s.trial_data(&TrialFilter { sweep: Some(name.to_string()), status: None }, Detail::ROWS)?;
-            let listing = Listing { sweep: Some(name.to_string()), status: None, filter, sort };
-            let listed = filter::list(s, &listing);
-            let params = charts::swept_parameters(Some(&info), &all);
-            let warm = charts::warm_start(s, &info)?;
+            let listed = filter::list(s, &Listing { sweep: Some(name.to_string()), status: None, filter, sort });
             let objective = report::sweep_objective(s, &info)?;
-            Ok((info, all, listed, params, warm, objective))
+            Ok((info, listed, objective))
         });
-        let (info, all, listed, params, warm, objective) = match loaded {
-            Ok(loaded) => loaded,
-            Err(e) => return Reply::store_error(&e),
-        };
+        let (info, listed, objective) = loaded.map_err(|e| Reply::store_error(&e))?;
         let (rows, filter_error) = match listed {
             Ok(rows) => (rows, None),
             Err(ReportError::Usage(message)) => (Vec::new(), Some(message.replacen("--where: ", "filter: ", 1).replacen("--sort: ", "sort: ", 1))),
-            Err(ReportError::Store(e)) => return Reply::store_error(&e),
-            Err(e) => return Reply::html(500, html::message_page("Error", &e.to_string())),
+            Err(ReportError::Store(e)) => return Err(Reply::store_error(&e)),
+            Err(e) => return Err(Reply::html(500, html::message_page("Error", &e.to_string()))),
         };
-        // The leaderboard keeps the listing's order (by the objective when no sort is asked for).
-        // Moved, not cloned: at 10,000 trials two copies of every trial's epochs were a third of
-        // the page's time.
-        let total = all.len();
-        let mut by_id: HashMap<String, TrialData> = all.into_iter().map(|t| (t.row.id.clone(), t)).collect();
-        let mut shown: Vec<TrialData> = rows.iter().filter_map(|r| by_id.remove(&r.id)).collect();
+        let mut shown: Vec<TrialData> = rows.into_iter().map(|row| TrialData { row, ..TrialData::default() }).collect();
         if sort.is_none() {
-            let order: Vec<String> =
-                crate::store::leaderboard_order(&shown, &objective.name, objective.goal).iter().map(|t| t.row.id.clone()).collect();
-            let mut by_id: HashMap<String, TrialData> = shown.into_iter().map(|t| (t.row.id.clone(), t)).collect();
-            shown = order.iter().filter_map(|id| by_id.remove(id)).collect();
+            let rank: HashMap<String, usize> = crate::store::leaderboard_order(&shown, &objective.name, objective.goal)
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.row.id.clone(), i))
+                .collect();
+            shown.sort_by_key(|t| rank[&t.row.id]);
         }
+        Ok(Listed { info, objective, shown, filter_error })
+    }
+
+    /// `/sweeps/NAME?sort=KEY&where=FILTER&page=N`, the learning curves shown as `view` asks
+    /// (`&log=on&smooth=0.6&ymin=0.2&ymax=0.9`).
+    pub fn sweep(&self, name: &str, sort: Option<&str>, filter: Option<&str>, page: usize, view: &CurveView) -> Reply {
+        let Listed { info, objective, mut shown, filter_error } = match self.listed(name, filter, sort) {
+            Ok(listed) => listed,
+            Err(reply) => return reply,
+        };
         // The learning curves need the epochs of the trials the charts draw (at most
         // `series::CHARTED` of them), read one trial at a time.
         let drawn: Option<std::collections::HashSet<String>> =
             charts::series::charted_ids(&shown, &objective.name, objective.goal).map(|ids| ids.into_iter().map(String::from).collect());
-        let with_epochs = self.with_store(|s| -> Result<(), StoreError> {
+        let loaded = self.with_store(|s| -> Result<_, StoreError> {
             for trial in shown.iter_mut().filter(|t| drawn.as_ref().is_none_or(|ids| ids.contains(&t.row.id))) {
                 match s.trial_data_of(&trial.row.id, Detail::METRICS) {
                     Ok(read) => *trial = read,
@@ -278,11 +299,13 @@ impl Dashboard {
                     Err(e) => return Err(e),
                 }
             }
-            Ok(())
+            charts::warm_start(s, &info)
         });
-        if let Err(e) = with_epochs {
-            return Reply::store_error(&e);
-        }
+        let warm = match loaded {
+            Ok(warm) => warm,
+            Err(e) => return Reply::store_error(&e),
+        };
+        let params = charts::swept_parameters(Some(&info), &shown);
         let charts: Vec<(String, Picture)> = charts::sweep_charts_in(&shown, &warm, &params, &objective, view)
             .into_iter()
             .map(|c| {
@@ -293,8 +316,12 @@ impl Dashboard {
             .collect();
         // Importance of the trials shown (a filter asks which parameters matter among those),
         // fetched by the page once it is shown: the forest takes most of a second at 1,000 trials.
-        let filtered = filter.map(|f| format!("?where={}", html::url_encode(f))).unwrap_or_default();
-        let importance = html::ImportanceView::Deferred(format!("{}{filtered}", html::Route::SweepImportance.to(name)));
+        let importance = if filter_error.is_some() {
+            importance_of(&shown, &objective)
+        } else {
+            let filtered = filter.map(|f| format!("?where={}", html::url_encode(f))).unwrap_or_default();
+            html::ImportanceView::Deferred(format!("{}{filtered}", html::Route::SweepImportance.to(name)))
+        };
         let (method, pruner) = charts::method_and_pruner(&info);
         let page = html::sweep_page(&SweepView {
             curve_view: Some(view),
@@ -305,7 +332,7 @@ impl Dashboard {
             warm_start: &warm.sources,
             objective: &objective,
             trials: &shown,
-            total,
+            total: info.counts.values().sum::<i64>() as usize,
             page,
             sort,
             filter,
@@ -322,37 +349,11 @@ impl Dashboard {
     /// `/sweeps/NAME/importance?where=FILTER`: the importance section of the sweep page, of
     /// the trials the filter keeps.
     pub fn sweep_importance(&self, name: &str, filter: Option<&str>) -> Reply {
-        let loaded = self.with_store(|s| -> Result<_, StoreError> {
-            let info = store::find_sweep(s, name)?;
-            let all = s.trial_data(&TrialFilter { sweep: Some(name.to_string()), status: None }, Detail::ROWS)?;
-            let listing = Listing { sweep: Some(name.to_string()), status: None, filter, sort: None };
-            let listed = filter::list(s, &listing);
-            let objective = report::sweep_objective(s, &info)?;
-            Ok((all, listed, objective))
-        });
-        let (all, listed, objective) = match loaded {
-            Ok(loaded) => loaded,
-            Err(e) => return Reply::store_error(&e),
-        };
-        let shown: Vec<TrialData> = match listed {
-            Ok(rows) => {
-                let kept: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-                all.into_iter().filter(|t| kept.contains(t.row.id.as_str())).collect()
-            }
-            Err(ReportError::Usage(message)) => return Reply::bad_request(&message.replacen("--where: ", "filter: ", 1)),
-            Err(ReportError::Store(e)) => return Reply::store_error(&e),
-            Err(e) => return Reply::html(500, html::message_page("Error", &e.to_string())),
-        };
-        let importances = crate::report::importance::importance(&shown, &objective.name, objective.goal);
-        let importance = charts::importance_view(&importances, |ranked| {
-            let figure = draw::Importances { importances: ranked, objective: &objective.name };
-            Some(
-                draw::svg(&figure)
-                    .map(Picture::Svg)
-                    .unwrap_or_else(|e| Picture::Svg(format!("<p class=\"error\">{}</p>", html::escape(&e.to_string())))),
-            )
-        });
-        Reply::html(200, html::importance_section(&importance))
+        match self.listed(name, filter, None) {
+            Ok(Listed { filter_error: Some(message), .. }) => Reply::bad_request(&message),
+            Ok(Listed { shown, objective, .. }) => Reply::html(200, html::importance_section(&importance_of(&shown, &objective))),
+            Err(reply) => reply,
+        }
     }
 
     /// `/runs/ID`.
@@ -463,7 +464,8 @@ impl Dashboard {
         }
     }
 
-    /// `/api/sweeps/NAME`: each trial's status and recorded epochs (what the page's script polls).
+    /// `/api/sweeps/NAME`: the sweep's trial count, counts per status and last activity (what the
+    /// page's script polls).
     pub fn sweep_state(&self, name: &str) -> Reply {
         // What changes whenever the page would: a trial added, started, through an epoch or
         // ended moves `updated` or the counts. A few numbers, however many trials (every
