@@ -215,13 +215,23 @@ fn the_pages_show_the_sweeps_a_sweep_a_trial_and_a_comparison() {
     }
     assert!(sweep.matches("<svg").count() >= 5, "charts inline as SVG");
     assert!(sweep.contains("Parameter importance"));
-    // Worked out apart (the forest takes most of a second on a large sweep): the page fetches it
-    // once shown, with the filter the page has.
-    assert!(sweep.contains("<div id=\"importance\" data-src=\"/sweeps/ui/importance\">"), "{sweep}");
-    let importance = server.page("/sweeps/ui/importance");
+    // Worked out apart (the forest takes most of a second on a large sweep): the first page over
+    // these trials fetches it once shown, naming the state of the trials it was drawn from and
+    // the filter it has.
+    let src = sweep.split("<div id=\"importance\" data-src=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("a deferred importance part");
+    assert!(src.starts_with("/sweeps/ui/importance?of=") && !src.contains("where"), "{src}");
+    let importance = server.page(src);
     assert!(importance.contains("No parameter importance yet") && !importance.contains("<html"), "a part of the page: {importance}");
+    // The same trials again: the answer is kept, and the page shows it without a fetch.
+    let again = server.page("/sweeps/ui");
+    assert!(again.contains("<div id=\"importance\">\n<p class=\"note\">No parameter importance yet"), "{again}");
+    // Without the state, or with one no longer kept, the trials are listed and it is worked out anew.
+    for stale in ["/sweeps/ui/importance", "/sweeps/ui/importance?of=0", "/sweeps/ui/importance?of=not-hex"] {
+        assert_eq!(server.page(stale), importance, "{stale}");
+    }
     let filtered = server.page("/sweeps/ui?where=val_iou%20%3E%200");
-    assert!(filtered.contains("data-src=\"/sweeps/ui/importance?where=val_iou%20%3E%200\""), "{filtered}");
+    let of = src.split("of=").nth(1).unwrap();
+    assert!(filtered.contains(&format!("data-src=\"/sweeps/ui/importance?of={of}&amp;where=val_iou%20%3E%200\"")), "{filtered}");
     assert_eq!(server.get("/sweeps/nosuch/importance").0, 404);
     assert_eq!(server.get("/sweeps/ui/importance?where=val_iou%20%3E").0, 400);
     assert!(sweep.contains("optimisation history"), "issue 29: the history chart on the sweep page");

@@ -58,7 +58,9 @@ pub enum Route {
     /// A file under the runs directory: `/files/PATH`.
     File,
     /// A sweep's parameter importance as a part of its page, which the page fetches once it is
-    /// shown (the random forest takes a while on a large sweep): `/sweeps/NAME/importance?where=F`.
+    /// shown (the random forest takes a while on a large sweep):
+    /// `/sweeps/NAME/importance?of=STATE&where=F`, where `STATE` names the trials the page was
+    /// drawn from (the dashboard's kept answer for them is given, not worked out again).
     SweepImportance,
 }
 

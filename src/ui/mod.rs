@@ -192,8 +192,9 @@ fn handler(route: Route) -> MethodRouter<Arc<Dashboard>> {
         Route::File => get(|State(d): State<Arc<Dashboard>>, UrlPath(p): UrlPath<String>| answer(d, move |d| d.file(&p))),
         Route::SweepImportance => {
             get(|State(d): State<Arc<Dashboard>>, UrlPath(name): UrlPath<String>, Query(query): Query<Vec<(String, String)>>| {
-                let filter = query.iter().rev().find(|(k, v)| k == "where" && !v.trim().is_empty()).map(|(_, v)| v.clone());
-                answer(d, move |d| d.sweep_importance(&name, filter.as_deref()))
+                let value = |key: &str| query.iter().rev().find(|(k, v)| k == key && !v.trim().is_empty()).map(|(_, v)| v.clone());
+                let (filter, of) = (value("where"), value("of"));
+                answer(d, move |d| d.sweep_importance(&name, filter.as_deref(), of.as_deref()))
             })
         }
     }

@@ -96,6 +96,38 @@ fn importance_of(shown: &[TrialData], objective: &crate::config::Objective) -> h
 /// A prediction grid, computed once per trial and best epoch.
 type Grid = Arc<OnceLock<Result<Vec<u8>, String>>>;
 
+/// A sweep's importance section (for one `where` filter) as worked out for one state of the
+/// trials it learns from: `of` is [`importance_fingerprint`] of that state. The page that finds
+/// none starts the forest on its own thread while it renders; the page's fetch of the section
+/// waits for that answer instead of listing the trials and fitting again, and a later page over
+/// the same trials shows it at once.
+struct Importance {
+    of: u64,
+    view: Arc<OnceLock<html::ImportanceView>>,
+}
+
+/// Sweeps and filters whose importance is kept: a page for each is about one forest's answer.
+const IMPORTANCES_KEPT: usize = 32;
+
+/// What importance learns from, in one number: each judged trial's identity (its id and when it
+/// was created: a sweep removed and run again reuses ids), status and best value of the
+/// objective. A trial's parameters never change, so a trial that finishes, is removed or moves
+/// from pruned to completed changes it; an epoch of a running trial does not.
+/// The trials' order does not count (the forest reads them in trial order, and a leaderboard
+/// sorted by another column lists the same trials).
+fn importance_fingerprint(shown: &[TrialData], objective: &crate::config::Objective) -> u64 {
+    use std::hash::{DefaultHasher, Hash as _, Hasher as _};
+    let judged = crate::report::importance::judged(shown, &objective.name, objective.goal);
+    let trials = judged.iter().fold(0u64, |sum, (trial, value)| {
+        let mut hasher = DefaultHasher::new();
+        (&trial.row.id, trial.row.created.to_bits(), trial.row.status.as_str(), value.to_bits()).hash(&mut hasher);
+        sum.wrapping_add(hasher.finish())
+    });
+    let mut hasher = DefaultHasher::new();
+    (&objective.name, objective.goal.as_str(), judged.len(), trials).hash(&mut hasher);
+    hasher.finish()
+}
+
 /// The dashboard's state: the tracker (one connection, used by one request at a time), the runs
 /// directory, and the prediction grids computed so far.
 pub struct Dashboard {
@@ -103,6 +135,8 @@ pub struct Dashboard {
     /// Canonical: every file served must resolve under it.
     runs_dir: PathBuf,
     grids: Mutex<HashMap<(String, i64, PredictionGrid), Grid>>,
+    /// By sweep and `where` filter.
+    importances: Mutex<HashMap<(String, Option<String>), Importance>>,
     /// With `sweep ui --allow-actions`: the token every action must post (the pages carry it).
     actions: Option<String>,
 }
@@ -139,7 +173,13 @@ impl Dashboard {
         let location = store.location();
         let file =
             (!store::is_postgres(&location)).then(|| PathBuf::from(&location)).and_then(|path| file_identity(&path).map(|identity| (path, identity)));
-        Self { store: Mutex::new(Opened { store, file }), runs_dir, grids: Mutex::new(HashMap::new()), actions: None }
+        Self {
+            store: Mutex::new(Opened { store, file }),
+            runs_dir,
+            grids: Mutex::new(HashMap::new()),
+            importances: Mutex::new(HashMap::new()),
+            actions: None,
+        }
     }
 
     /// Allows the actions (a trial's tags and note; stopping, pruning, resuming it), each request carrying `token`.
@@ -235,6 +275,7 @@ impl Dashboard {
                     *opened = Opened { store: store::open(&path.display().to_string(), false)?, file: Some((path, now)) };
                     // Another tracker: its trial ids name other trials.
                     self.grids.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+                    self.importances.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
                 }
             }
         }
@@ -314,13 +355,21 @@ impl Dashboard {
                 (c.title, picture)
             })
             .collect();
-        // Importance of the trials shown (a filter asks which parameters matter among those),
-        // fetched by the page once it is shown: the forest takes most of a second at 1,000 trials.
+        // Importance of the trials shown (a filter asks which parameters matter among those):
+        // the forest takes most of a second at 1,000 trials, so unless these trials' answer is
+        // kept it is worked out beside the page and fetched by the page once shown.
         let importance = if filter_error.is_some() {
             importance_of(&shown, &objective)
         } else {
-            let filtered = filter.map(|f| format!("?where={}", html::url_encode(f))).unwrap_or_default();
-            html::ImportanceView::Deferred(format!("{}{filtered}", html::Route::SweepImportance.to(name)))
+            let (of, view, kept) = self.importance(name, filter, &shown, &objective);
+            match view.get() {
+                // Only an answer kept from before: a page always says the same of trials new to it.
+                Some(ready) if kept => ready.clone(),
+                _ => {
+                    let filtered = filter.map(|f| format!("&where={}", html::url_encode(f))).unwrap_or_default();
+                    html::ImportanceView::Deferred(format!("{}?of={of:x}{filtered}", html::Route::SweepImportance.to(name)))
+                }
+            }
         };
         let (method, pruner) = charts::method_and_pruner(&info);
         let page = html::sweep_page(&SweepView {
@@ -346,14 +395,62 @@ impl Dashboard {
         Reply::html(if filter_error.is_some() { 400 } else { 200 }, page)
     }
 
-    /// `/sweeps/NAME/importance?where=FILTER`: the importance section of the sweep page, of
-    /// the trials the filter keeps.
-    pub fn sweep_importance(&self, name: &str, filter: Option<&str>) -> Reply {
-        match self.listed(name, filter, None) {
-            Ok(Listed { filter_error: Some(message), .. }) => Reply::bad_request(&message),
-            Ok(Listed { shown, objective, .. }) => Reply::html(200, html::importance_section(&importance_of(&shown, &objective))),
-            Err(reply) => reply,
+    /// The importance of `shown` (the sweep's trials that `filter` keeps), its fingerprint, and
+    /// whether it was kept: the kept answer when these trials have one, else a cell that a thread
+    /// started here fills.
+    fn importance(
+        &self,
+        name: &str,
+        filter: Option<&str>,
+        shown: &[TrialData],
+        objective: &crate::config::Objective,
+    ) -> (u64, Arc<OnceLock<html::ImportanceView>>, bool) {
+        let of = importance_fingerprint(shown, objective);
+        let mut kept = self.importances.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = (name.to_string(), filter.map(String::from));
+        if let Some(known) = kept.get(&key).filter(|known| known.of == of) {
+            return (of, known.view.clone(), true);
         }
+        if kept.len() >= IMPORTANCES_KEPT {
+            // The others are as likely to be asked again; one answer is cheap to work out anew.
+            let any = kept.keys().next().cloned().expect("not empty");
+            kept.remove(&any);
+        }
+        let view = Arc::new(OnceLock::new());
+        kept.insert(key, Importance { of, view: view.clone() });
+        drop(kept);
+        // The forest reads the judged trials only; a copy of those goes to its thread.
+        let judged: Vec<TrialData> =
+            crate::report::importance::judged(shown, &objective.name, objective.goal).into_iter().map(|(t, _)| t.clone()).collect();
+        let (objective, cell) = (objective.clone(), view.clone());
+        std::thread::spawn(move || {
+            cell.get_or_init(|| {
+                std::panic::catch_unwind(|| importance_of(&judged, &objective))
+                    .unwrap_or_else(|_| html::ImportanceView::Unavailable("Parameter importance could not be worked out (the forest failed).".into()))
+            });
+        });
+        (of, view, false)
+    }
+
+    /// `/sweeps/NAME/importance?of=FINGERPRINT&where=FILTER`: the importance section of the
+    /// sweep page, of the trials the filter keeps. `of` names the state of the trials the page
+    /// was drawn from: while that answer is kept (being worked out, or done) it is the one given,
+    /// so the section matches the page; otherwise the trials are listed again.
+    pub fn sweep_importance(&self, name: &str, filter: Option<&str>, of: Option<&str>) -> Reply {
+        let of = of.and_then(|of| u64::from_str_radix(of, 16).ok());
+        let kept = {
+            let kept = self.importances.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            kept.get(&(name.to_string(), filter.map(String::from))).filter(|known| Some(known.of) == of).map(|known| known.view.clone())
+        };
+        let view = match kept {
+            Some(view) => view,
+            None => match self.listed(name, filter, None) {
+                Ok(Listed { filter_error: Some(message), .. }) => return Reply::bad_request(&message),
+                Ok(Listed { shown, objective, .. }) => self.importance(name, filter, &shown, &objective).1,
+                Err(reply) => return reply,
+            },
+        };
+        Reply::html(200, html::importance_section(view.wait()))
     }
 
     /// `/runs/ID`.
@@ -547,4 +644,51 @@ fn sweep_summaries(s: &dyn Store) -> Result<Vec<SweepSummary>, StoreError> {
             Ok(SweepSummary { info, method, pruner, objective, best })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::importance_fingerprint;
+    use crate::config::{Goal, Objective};
+    use crate::store::{MetricSummary, TrialData, TrialRow, TrialStatus};
+
+    fn trial(id: &str, created: f64, status: TrialStatus, best: Option<f64>) -> TrialData {
+        let mut row = TrialRow { id: id.into(), created, status, ..TrialRow::default() };
+        if let Some(v) = best {
+            row.metrics.insert("val_iou".into(), MetricSummary { max: Some(v), max_epoch: Some(2), ..MetricSummary::default() });
+        }
+        TrialData { row, ..TrialData::default() }
+    }
+
+    /// The kept importance is given again exactly while what the forest learns from is unchanged.
+    #[test]
+    fn importance_is_worked_out_anew_only_when_what_it_learns_from_changes() {
+        let objective = Objective { name: "val_iou".into(), goal: Goal::Maximize };
+        let trials = vec![
+            trial("s-1", 1.0, TrialStatus::Completed, Some(0.8)),
+            trial("s-2", 2.0, TrialStatus::Pruned, Some(0.5)),
+            trial("s-3", 3.0, TrialStatus::Running, Some(0.6)),
+        ];
+        let of = importance_fingerprint(&trials, &objective);
+        assert_eq!(of, importance_fingerprint(&trials, &objective));
+        // A running trial's epochs, and the order of the listing, change nothing it learns from.
+        let mut changed = trials.clone();
+        changed[2].row.metrics.get_mut("val_iou").unwrap().max = Some(0.9);
+        changed.reverse();
+        assert_eq!(of, importance_fingerprint(&changed, &objective));
+        let changes: [(&str, Box<dyn Fn(&mut Vec<TrialData>)>); 5] = [
+            ("the running trial completes", Box::new(|t| t[2].row.status = TrialStatus::Completed)),
+            ("a trial is removed", Box::new(|t| drop(t.remove(0)))),
+            ("a sweep removed and run again reuses the id", Box::new(|t| t[0].row.created = 9.0)),
+            ("a pruned trial is resumed to a better value", Box::new(|t| t[1].row.metrics.get_mut("val_iou").unwrap().max = Some(0.7))),
+            ("a pruned trial is resumed and completes", Box::new(|t| t[1].row.status = TrialStatus::Completed)),
+        ];
+        for (what, change) in changes {
+            let mut changed = trials.clone();
+            change(&mut changed);
+            assert_ne!(of, importance_fingerprint(&changed, &objective), "{what}");
+        }
+        let minimized = Objective { name: "val_iou".into(), goal: Goal::Minimize };
+        assert_ne!(of, importance_fingerprint(&trials, &minimized), "another goal");
+    }
 }
