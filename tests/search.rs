@@ -57,7 +57,7 @@ fn a_conditional_parameter_is_left_out_where_its_condition_fails() {
         assert_eq!(serde_json::to_value(trial.config.train.optimizer).unwrap(), serde_json::json!(optimizer));
         history.trials.push(sweep::study::history::TrialRecord {
             number,
-            point,
+            point: point.into(),
             state: sweep::study::history::SearchState::Queued,
             values: Default::default(),
         });

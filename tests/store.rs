@@ -540,9 +540,10 @@ fn a_full_disk_mid_sweep_fails_no_trial_and_the_next_run_resumes_at_once() {
 /// decision they make through those views is the one they make over every recorded value.
 mod views {
     use proptest::prelude::*;
+    use sweep::config::Goal;
     use sweep::config::Split;
     use sweep::runner::study::{Study, history};
-    use sweep::store::{EpochLog, HistoryView, MetricValue, NewTrial, Reclaim, SqliteStore, Store, TrialStatus, WorkerInfo};
+    use sweep::store::{EpochLog, HistoryView, MetricValue, NewTrial, Reclaim, SqliteStore, Store, TrialFilter, TrialStatus, WorkerInfo};
     use sweep::study::spec::parse;
 
     const PRUNERS: [&str; 8] = [
@@ -616,6 +617,12 @@ mod views {
                     }
                 }
             }
+            // `best` reads one summary a trial; it names the leaderboard's first.
+            let rows = store.trials(&TrialFilter { sweep: Some("v".into()), status: None }).unwrap();
+            let goal = if maximize { Goal::Maximize } else { Goal::Minimize };
+            let ranked = sweep::store::rank_completed(&rows, "val_iou", goal).first().map(|r| (r.trial.id.clone(), r.value, r.epoch));
+            let best = store.best("val_iou", goal, Some("v")).unwrap().map(|b| (b.trial.id, b.value, b.epoch));
+            prop_assert_eq!(best, ranked);
             // TPE asks from the summary view; over every value it proposes the same point.
             let study = Study::of(spec.clone());
             let expected = spec.sampler().ask(&history(&spec, full.clone()));

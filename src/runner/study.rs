@@ -138,7 +138,7 @@ impl Study {
         for source in sources {
             for mut record in history(spec, source.trials).trials {
                 record.number = 0;
-                record.point.retain(|k, _| swept.contains(k.as_str()));
+                std::sync::Arc::make_mut(&mut record.point).retain(|k, _| swept.contains(k.as_str()));
                 used.push(record);
             }
         }

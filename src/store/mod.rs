@@ -549,8 +549,9 @@ pub struct TrialHistory {
     pub id: String,
     pub seq: i64,
     pub status: TrialStatus,
-    /// The swept parameters and their values, as enqueued.
-    pub params: BTreeMap<String, serde_json::Value>,
+    /// The swept parameters and their values, as enqueued: shared, since a trial's never change
+    /// and a sampler reads every trial's at each ask (see `policy::parsed_params`).
+    pub params: std::sync::Arc<BTreeMap<String, serde_json::Value>>,
     /// The metric's value at each recorded epoch that the [`HistoryView`] read holds (NaN and
     /// infinities as recorded).
     pub values: BTreeMap<i64, f64>,

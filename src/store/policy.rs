@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::read::{Detail, TrialData, checkpoint_row, metric_row, rank_completed, read_runs, trial, trial_data, unknown_trial};
+use super::read::{Detail, TrialData, checkpoint_row, metric_row, read_runs, trial, trial_data, unknown_trial};
 use super::sql::{Conditions, Failure, Row, Tx, Value, decode_value, encode_value};
 use super::{
     BestTrial, CheckpointRow, Claim, EnqueueReport, EpochLog, Extension, HistoryView, Intervened, Intervention, JobRow, KnownTrial, Lease, MetricRow,
@@ -862,7 +862,7 @@ fn history(tx: &mut dyn Tx, sweep: &str, metric: &str, view: HistoryView) -> Res
                 id,
                 seq: r.int(1)?,
                 status: TrialStatus::parse(&r.text(2)?).unwrap_or(TrialStatus::Failed),
-                params: serde_json::from_str(&r.text(3)?).unwrap_or_default(),
+                params: parsed_params(&r.text(3)?),
                 values: BTreeMap::new(),
             });
         }
@@ -882,14 +882,68 @@ fn history(tx: &mut dyn Tx, sweep: &str, metric: &str, view: HistoryView) -> Res
     Ok(trials)
 }
 
+/// A trial's swept values (`runs.params`) parsed, shared with every earlier read of the same
+/// text: a trial's parameters never change, and TPE's ask reads every trial's under the sweep's
+/// lock (at 10,000 trials, parsing them took a third of the ask). Kept by text, so any tracker
+/// and any trial id agree; at most `KEPT` texts, then it starts again.
+fn parsed_params(text: &str) -> std::sync::Arc<BTreeMap<String, serde_json::Value>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    const KEPT: usize = 200_000;
+    static PARSED: Mutex<Option<HashMap<Box<str>, Arc<BTreeMap<String, serde_json::Value>>>>> = Mutex::new(None);
+    let mut parsed = PARSED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let parsed = parsed.get_or_insert_with(HashMap::new);
+    if let Some(params) = parsed.get(text) {
+        return params.clone();
+    }
+    let params = Arc::new(serde_json::from_str(text).unwrap_or_default());
+    if parsed.len() >= KEPT {
+        parsed.clear();
+    }
+    parsed.insert(text.into(), Arc::clone(&params));
+    params
+}
+
 /// The completed trial whose best epoch is best by `metric` (`<split>_<name>`, `val` when no
-/// split is given): [`rank_completed`]'s first over the completed trials' summaries, so `sweep
+/// split is given): [`rank_completed`](super::read::rank_completed)'s first over the completed trials' summaries, so `sweep
 /// best` ranks as the leaderboard, the charts and the dashboard do.
+///
+/// It reads one summary row a completed trial (the metric's extreme in the goal's direction and
+/// its epoch), not every metric and tag of every trial, then the winner's whole row.
 fn best(tx: &mut dyn Tx, metric: &str, goal: Goal, sweep: Option<&str>) -> Result<Option<BestTrial>, Failure> {
     let (split, name) = split_metric(metric);
-    let completed = read_runs(tx, &TrialFilter { sweep: sweep.map(Into::into), status: Some(TrialStatus::Completed) }, None)?;
-    let best = rank_completed(&completed, &format!("{split}_{name}"), goal).first().map(|r| (r.trial.clone(), r.value, r.epoch));
-    Ok(best.map(|(trial, value, epoch)| BestTrial { trial, value, epoch }))
+    let (value, epoch) = match goal {
+        Goal::Minimize => ("s.min_value", "s.min_epoch"),
+        Goal::Maximize => ("s.max_value", "s.max_epoch"),
+    };
+    let mut values: Vec<Value> = vec![split.into(), name.into()];
+    let in_sweep = match sweep {
+        Some(sweep) => {
+            values.push(sweep.into());
+            " AND r.sweep = $3"
+        }
+        None => "",
+    };
+    let rows = tx.query(
+        &format!(
+            "SELECT r.id, r.seq, {value}, {epoch} FROM runs r JOIN metric_summary s ON s.run = r.id AND s.split = $1 AND s.name = $2
+             WHERE r.status = 'completed' AND {value} IS NOT NULL AND {epoch} IS NOT NULL{in_sweep}"
+        ),
+        &values,
+    )?;
+    // `rank_completed`'s order: the value in the goal's direction, then the trial's number and id.
+    let mut best: Option<(f64, i64, String, i64)> = None;
+    for r in &rows {
+        let (id, seq, value, epoch) = (r.text(0)?, r.int(1)?, r.real(2)?, r.int(3)?);
+        let better = best.as_ref().is_none_or(|(v, s, i, _)| goal.order(value, *v).then(seq.cmp(s)).then_with(|| id.cmp(i)).is_lt());
+        if better {
+            best = Some((value, seq, id, epoch));
+        }
+    }
+    let Some((value, _, id, epoch)) = best else { return Ok(None) };
+    let trial =
+        read_runs(tx, &TrialFilter::default(), Some(&id))?.pop().ok_or_else(|| Failure::Invalid(format!("trial {id} vanished while read")))?;
+    Ok(Some(BestTrial { trial, value, epoch }))
 }
 
 #[cfg(test)]

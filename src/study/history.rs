@@ -35,7 +35,8 @@ pub enum SearchState {
 pub struct TrialRecord {
     /// Its number in the sweep (the `n` of the id `<sweep>-<n>`).
     pub number: usize,
-    pub point: Point,
+    /// Its parameters' values (shared with the tracker's read of them: they never change).
+    pub point: std::sync::Arc<Point>,
     pub state: SearchState,
     /// The objective's value at each recorded epoch (epochs count from 1).
     pub values: BTreeMap<usize, f64>,
@@ -89,7 +90,7 @@ mod tests {
     use super::*;
 
     fn record(values: &[(usize, f64)]) -> TrialRecord {
-        TrialRecord { number: 0, point: Point::new(), state: SearchState::Completed, values: values.iter().copied().collect() }
+        TrialRecord { number: 0, point: Default::default(), state: SearchState::Completed, values: values.iter().copied().collect() }
     }
 
     #[test]

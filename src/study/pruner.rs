@@ -449,11 +449,10 @@ fn plural(n: usize) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::study::history::Point;
 
     /// A trial with values at epochs 1, 2, ...
     fn trial(number: usize, state: SearchState, values: &[f64]) -> TrialRecord {
-        TrialRecord { number, point: Point::new(), state, values: values.iter().enumerate().map(|(i, v)| (i + 1, *v)).collect() }
+        TrialRecord { number, point: Default::default(), state, values: values.iter().enumerate().map(|(i, v)| (i + 1, *v)).collect() }
     }
 
     fn history(goal: Goal, trials: Vec<TrialRecord>) -> History {

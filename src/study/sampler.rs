@@ -218,7 +218,7 @@ mod tests {
         let trials = points
             .iter()
             .enumerate()
-            .map(|(i, p)| TrialRecord { number: i + 1, point: p.clone(), state: SearchState::Queued, values: Default::default() })
+            .map(|(i, p)| TrialRecord { number: i + 1, point: p.clone().into(), state: SearchState::Queued, values: Default::default() })
             .collect();
         History::new("val_iou", Goal::Maximize, trials)
     }

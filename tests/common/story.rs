@@ -395,7 +395,7 @@ pub fn ask_story(store: &mut dyn Store) {
     assert_eq!(history.iter().map(|t| t.seq).collect::<Vec<_>>(), (1..=12).collect::<Vec<_>>());
     assert_eq!(history[0].values, BTreeMap::from([(1, 0.5), (2, 0.6)]));
     assert_eq!(history[9].values, BTreeMap::from([(1, 0.5), (2, 0.9)]));
-    assert_eq!(history[4].params, BTreeMap::from([("train.seed".to_string(), serde_json::json!(4))]));
+    assert_eq!(*history[4].params, BTreeMap::from([("train.seed".to_string(), serde_json::json!(4))]));
     let statuses: Vec<TrialStatus> = history.iter().map(|t| t.status).collect();
     assert_eq!(statuses[1..4], [TrialStatus::Completed, TrialStatus::Pruned, TrialStatus::Completed]);
     assert!(history[10..].iter().all(|t| t.status == TrialStatus::Queued && t.values.is_empty()), "a trial without epochs is there, without values");

@@ -218,7 +218,7 @@ impl Sampler for Tpe {
             let point = self.propose(&good, &bad, fixed, &mut rng);
             // A scan, not a set of every point's key: a proposal is nearly always new, and this
             // runs under the sweep's lock on every ask.
-            if !history.trials.iter().any(|t| t.point == point) {
+            if !history.trials.iter().any(|t| *t.point == point) {
                 return Some(point);
             }
         }
@@ -350,7 +350,7 @@ mod tests {
     use crate::study::space::Parameter;
 
     fn trial(number: usize, state: SearchState, point: Point, values: &[f64]) -> TrialRecord {
-        TrialRecord { number, point, state, values: values.iter().enumerate().map(|(i, v)| (i + 1, *v)).collect() }
+        TrialRecord { number, point: point.into(), state, values: values.iter().enumerate().map(|(i, v)| (i + 1, *v)).collect() }
     }
 
     fn xy(x: f64, y: f64) -> Point {
@@ -499,7 +499,7 @@ mod tests {
         let tpe = Tpe::new(Space::unconditional(&params), 2, TpeSettings { startup_trials: 1, ..TpeSettings::default() });
         let mut h = History::new("val_iou", Goal::Maximize, Vec::new());
         while let Some(p) = tpe.ask(&h) {
-            assert!(h.trials.iter().all(|t| t.point != p), "{p:?} asked twice");
+            assert!(h.trials.iter().all(|t| *t.point != p), "{p:?} asked twice");
             h.trials.push(trial(h.trials.len(), SearchState::Completed, p, &[0.5]));
             assert!(h.trials.len() <= 3);
         }
