@@ -432,6 +432,42 @@ fn importance_needs_five_finished_trials_and_names_an_unknown_sweep() {
     common::sweep(runs).args(["importance", "twyce"]).assert().code(2).stderr(contains("twice"));
 }
 
+/// Issue 26: each trial records what its model costs: `params` and `gflops` from its settings
+/// (as `UNetConfig::cost` counts them, checked against burn's own count in `train::model`),
+/// `train_seconds` as its epochs' total, `infer_ms` measured; fields of `ls` and a line of `show`.
+#[test]
+fn every_trial_records_what_its_model_costs() {
+    let runs = &trained().runs;
+    let store = store(runs);
+    for row in store.trials(&TrialFilter { sweep: Some("twice".into()), status: None }).unwrap() {
+        let config = store.trial_config(&row.id).unwrap();
+        let [h, w] = config.data.image_size;
+        let cost = config.model.cost(h, w);
+        assert_eq!(row.last("params"), Some(cost.params as f64), "{}", row.id);
+        assert_eq!(row.last("gflops"), Some(cost.flops / 1e9), "{}", row.id);
+        let epochs: f64 = store.metrics(&row.id).unwrap().iter().filter(|m| m.split == "train" && m.name == "seconds").map(|m| m.value).sum();
+        let total = row.last("train_seconds").unwrap();
+        assert!((total - epochs).abs() <= 1e-9 * epochs, "{}: train_seconds {total} is its epochs' {epochs}", row.id);
+        let infer = row.last("infer_ms").unwrap();
+        assert!(infer > 0.0 && infer < 10_000.0, "{}: infer_ms {infer}", row.id);
+        // Per trial, not per epoch: no epoch table shows them.
+        assert!(store.metrics(&row.id).unwrap().iter().all(|m| m.split != "cost"));
+    }
+    let params = store.trials(&TrialFilter::default()).unwrap()[0].last("params").unwrap();
+    let listed = |filter: String| {
+        let out = common::sweep(runs).args(["ls", "--sweep", "twice", "--where", &filter, "--sort", "infer_ms"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(listed(format!("params <= {params} and gflops > 0")).contains("twice-1"));
+    assert!(!listed(format!("params < {params}")).contains("twice-1"));
+    common::sweep(runs)
+        .args(["show", "twice-1"])
+        .assert()
+        .success()
+        .stdout(contains("cost         ").and(contains(" params, ")).and(contains("GFLOPs an image")).and(contains("infer ")));
+}
+
 #[test]
 fn show_prints_a_trials_epochs_and_checkpoints() {
     common::sweep(&trained().runs).args(["show", "twice-2"]).assert().success().stdout(contains("epoch").and(contains("checkpoints")));

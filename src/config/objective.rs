@@ -12,12 +12,21 @@ pub const METRIC_NAMES: [&str; 4] = ["loss", "dice", "iou", "fg_iou"];
 /// when `data.eval_full_resolution` is on: `val_full_dice`, `val_full_iou`, `val_full_fg_iou`.
 pub const FULL_RESOLUTION_METRICS: [&str; 3] = ["full_dice", "full_iou", "full_fg_iou"];
 
-/// Which split a metric was measured on.
+/// What a built-in trial costs, recorded once a trial (split `cost`, named without a split):
+/// `params` (trainable parameters) and `gflops` (forward GFLOPs of one image at
+/// `data.image_size`), both known from the settings and recorded before the first epoch;
+/// `train_seconds` (the seconds its epochs took, every epoch counted once however many runs it
+/// took) and `infer_ms` (median latency of one forward of one image on its device and threads,
+/// after training), recorded when it completes. All are better lower.
+pub const COST_METRICS: [&str; 4] = ["params", "gflops", "infer_ms", "train_seconds"];
+
+/// Which split a metric was measured on; `Cost` holds a trial's [`COST_METRICS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     Train,
     Val,
+    Cost,
 }
 
 impl Split {
@@ -25,7 +34,14 @@ impl Split {
         match self {
             Split::Train => "train",
             Split::Val => "val",
+            Split::Cost => "cost",
         }
+    }
+
+    /// A metric's name outside the tracker: `<split>_<name>` (`val_iou`), a cost by its name
+    /// alone (`params`).
+    pub fn key(split: &str, name: &str) -> String {
+        if split == Split::Cost.as_str() { name.to_string() } else { format!("{split}_{name}") }
     }
 
     pub fn parse(s: &str) -> Option<Split> {
@@ -92,9 +108,10 @@ pub enum Goal {
 
 impl Goal {
     /// The natural direction of a metric name (with or without a split prefix).
+    /// A loss and a cost ([`COST_METRICS`]) are better lower; anything else higher.
     pub fn for_metric(name: &str) -> Goal {
         let base = name.rsplit('_').next().unwrap_or(name);
-        if base == "loss" || name.ends_with("loss") { Goal::Minimize } else { Goal::Maximize }
+        if base == "loss" || name.ends_with("loss") || COST_METRICS.contains(&name) { Goal::Minimize } else { Goal::Maximize }
     }
 
     /// Whether `candidate` beats `incumbent`. NaN never improves on anything.

@@ -11,8 +11,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::config::Goal;
 use crate::config::Objective;
+use crate::config::{COST_METRICS, Goal};
 use crate::report::ReportError;
 use crate::store::{Detail, Store, TrialFilter, TrialRow, TrialStatus, is_setting, settings_of};
 
@@ -120,6 +120,9 @@ pub fn field(run: &TrialRow, name: &str) -> Option<Value> {
     if let Some(tag) = tag_name(name) {
         return run.tags.get(tag).map(|v| Value::Str(v.clone()));
     }
+    if COST_METRICS.contains(&name) {
+        return metric(run, name).map(Value::Num);
+    }
     if let Some(v) = run.params.get(name).or_else(|| run.settings.get(name)) {
         return Some(match v {
             serde_json::Value::Number(n) => Value::Num(n.as_f64().unwrap_or(f64::NAN)),
@@ -137,13 +140,17 @@ pub fn metric(run: &TrialRow, name: &str) -> Option<f64> {
         return run.last(rest);
     }
     let base = name.strip_prefix("best_").unwrap_or(name);
+    if COST_METRICS.contains(&base) {
+        // One value a trial (an extended trial's total grows: its latest is the one).
+        return run.last(base);
+    }
     run.best(base, Goal::for_metric(base)).map(|(v, _)| v)
 }
 
 /// Whether `name` is a metric field (as opposed to a parameter or attribute).
 pub fn is_metric(name: &str) -> bool {
     let base = name.strip_prefix("final_").or_else(|| name.strip_prefix("last_")).or_else(|| name.strip_prefix("best_")).unwrap_or(name);
-    Objective::parse_name(base).is_some() || base.starts_with("train_") || Objective::parse_reported(base).is_some()
+    Objective::parse_name(base).is_some() || base.starts_with("train_") || Objective::parse_reported(base).is_some() || COST_METRICS.contains(&base)
 }
 
 /// The tag a field names: `tag.team` -> `team`.
@@ -160,6 +167,7 @@ pub fn is_known_field(name: &str, param_keys: &[String]) -> bool {
         || tag_name(name).is_some()
         || Objective::parse_name(base).is_some()
         || base.starts_with("train_") // extra per-epoch values such as train_lr
+        || COST_METRICS.contains(&base)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

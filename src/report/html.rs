@@ -793,6 +793,9 @@ pub fn trial_page(v: &TrialView) -> String {
     if let (Some(host), Some(pid)) = (&r.host, r.pid) {
         attr("worker", format!("{} pid {pid}", escape(host)));
     }
+    if let Some(cost) = crate::report::cost_line(r) {
+        attr("cost", escape(&cost));
+    }
     attr("log", format!("<a href=\"{}\">what its workers wrote</a>", escape(&Route::Log.to(&r.id))));
     if let Some(started) = r.started {
         attr("started", format!("{} UTC", format_utc(started)));

@@ -232,9 +232,15 @@ pub fn trials_csv(runs: &[TrialRow]) -> String {
         header.push("group".into());
     }
     header.extend(keys.iter().cloned());
+    // A cost is one value a trial: one column.
+    let cost = |m: &str| crate::config::COST_METRICS.contains(&m);
     for m in &metric_keys {
-        header.push(format!("best_{m}"));
-        header.push(format!("final_{m}"));
+        if cost(m) {
+            header.push(m.to_string());
+        } else {
+            header.push(format!("best_{m}"));
+            header.push(format!("final_{m}"));
+        }
     }
     let annotations = annotation_header(runs);
     header.extend(annotation_columns(&annotations));
@@ -247,7 +253,9 @@ pub fn trials_csv(runs: &[TrialRow]) -> String {
         }
         row.extend(keys.iter().map(|k| r.params.get(k).map(fmt_param_exact).unwrap_or_default()));
         for m in &metric_keys {
-            row.push(r.best(m, Goal::for_metric(m)).map(|(v, _)| v.to_string()).unwrap_or_default());
+            if !cost(m) {
+                row.push(r.best(m, Goal::for_metric(m)).map(|(v, _)| v.to_string()).unwrap_or_default());
+            }
             row.push(r.last(m).map(|v| v.to_string()).unwrap_or_default());
         }
         row.extend(annotation_cells(r, &annotations));
@@ -587,6 +595,44 @@ pub fn took(run: &TrialRow, metrics: &[MetricRow]) -> Option<String> {
     })
 }
 
+/// A built-in trial's cost metrics in one line (`1,941,105 params, 0.50 GFLOPs an image, infer
+/// 3.1 ms, trained 41s`), with what is recorded of them; None when none is (a program's trial).
+pub fn cost_line(run: &TrialRow) -> Option<String> {
+    let parts: Vec<String> = [
+        run.last("params").map(|p| format!("{} params", thousands(p))),
+        run.last("gflops").map(|g| format!("{g:.2} GFLOPs an image")),
+        run.last("infer_ms").map(|ms| format!("infer {} ms", fmt_num(ms))),
+        cost_of(run, "train_seconds").map(|s| format!("trained {}", format_duration(s))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// A trial's recorded cost metric `key` ([`crate::config::COST_METRICS`]). `train_seconds` is
+/// recorded with `infer_ms`: without it, the name holds the per-epoch durations' summary (a
+/// trial that has not completed, or one of a tracker older than the cost metrics).
+pub fn cost_of(run: &TrialRow, key: &str) -> Option<f64> {
+    if key == "train_seconds" && !run.metrics.contains_key("infer_ms") {
+        return None;
+    }
+    run.last(key)
+}
+
+/// A whole number with its thousands apart: 1941105 -> `1,941,105`.
+fn thousands(n: f64) -> String {
+    let digits = format!("{:.0}", n.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0.0 { format!("-{out}") } else { out }
+}
+
 /// `sweep show RUN`.
 pub fn show_trial(run: &TrialRow, metrics: &[MetricRow], checkpoints: &[CheckpointRow], objective: &Objective) -> String {
     let mut out = String::new();
@@ -609,6 +655,9 @@ pub fn show_trial(run: &TrialRow, metrics: &[MetricRow], checkpoints: &[Checkpoi
         _ => {}
     }
     let _ = writeln!(out, "objective    {} ({})", objective.name, objective.goal.as_str());
+    if let Some(cost) = cost_line(run) {
+        let _ = writeln!(out, "cost         {cost}");
+    }
     let _ = writeln!(
         out,
         "config       {} (seed {}, {})",
@@ -731,6 +780,12 @@ pub fn metrics_table(runs: &[TrialRow]) -> String {
             }));
             t.row(row);
         }
+    }
+    // What each trial's model costs, where recorded (the built-in trainer's trials).
+    for key in crate::config::COST_METRICS.iter().filter(|k| runs.iter().any(|r| cost_of(r, k).is_some())) {
+        let mut row = vec![key.to_string()];
+        row.extend(runs.iter().map(|r| cost_of(r, key).map_or_else(|| "-".into(), fmt_num)));
+        t.row(row);
     }
     t.render()
 }

@@ -245,6 +245,16 @@ fn run_trial(
         resumed: claim.resumed,
         epochs: claim.config.train.epochs,
     });
+    if claim.config.program.is_none() {
+        // What the built-in network costs is known from its settings: recorded before training,
+        // so that a trial that fails or is pruned still says it.
+        let [height, width] = claim.config.data.image_size;
+        let cost = claim.config.model.cost(height, width);
+        if let Err(e) = store.log_epoch(&claim.lease, &cost_log(0, &[("params", cost.params as f64), ("gflops", cost.flops / 1e9)])) {
+            let _ = store.release(&claim.lease);
+            return Err(e.into());
+        }
+    }
     let lease_lost = Arc::new(AtomicBool::new(false));
     let asked = Asked::default();
     let heartbeat = Heartbeat::start(options, claim.lease.clone(), lease_lost.clone(), asked.clone());
@@ -289,6 +299,10 @@ fn run_trial(
         // A signal: given back.
         (None, None) => (None, None),
     };
+    let trained_cost = match &result {
+        Trained::BuiltIn(Ok(Ok(Outcome::Completed { epochs, cost, .. }))) => Some((*epochs, *cost)),
+        _ => None,
+    };
     let (status, error) = match result {
         Trained::Program(Ok(program::Ended::Exited)) => match unreported(&*store, &run, &observer.objective) {
             Ok(None) => (Some(TrialStatus::Completed), None),
@@ -315,8 +329,10 @@ fn run_trial(
         crate::errln!("warning: {run}: lease lost to another worker; leaving the trial to it");
         return Ok(status);
     }
+    // What only training tells of its cost, at its last epoch (an extended trial's grows).
+    let costs = trained_cost.map(|(epochs, cost)| cost_log(epochs as i64, &[("train_seconds", cost.train_seconds), ("infer_ms", cost.infer_ms)]));
     let recorded = match status {
-        Some(s) => store.finish(&claim.lease, s, error.as_deref()),
+        Some(s) => costs.map_or(Ok(()), |costs| store.log_epoch(&claim.lease, &costs)).and_then(|()| store.finish(&claim.lease, s, error.as_deref())),
         None => store.release(&claim.lease),
     };
     match recorded {
@@ -567,6 +583,12 @@ pub fn epoch_log(summary: &EpochSummary, checkpoints: &[SavedCheckpoint]) -> Epo
     metrics.push(MetricValue { split: Split::Train, name: "lr".into(), value: summary.learning_rate });
     metrics.push(MetricValue { split: Split::Train, name: "seconds".into(), value: summary.seconds });
     EpochLog { epoch: summary.epoch as i64, wall: summary.wall, metrics, checkpoints: checkpoints.iter().map(checkpoint_row).collect() }
+}
+
+/// The tracker rows of a trial's cost metrics (split `cost`), recorded as of `epoch`.
+fn cost_log(epoch: i64, costs: &[(&str, f64)]) -> EpochLog {
+    let metrics = costs.iter().map(|&(name, value)| MetricValue { split: Split::Cost, name: name.to_string(), value }).collect();
+    EpochLog { epoch, wall: crate::util::now_unix(), metrics, checkpoints: Vec::new() }
 }
 
 fn checkpoint_row(c: &SavedCheckpoint) -> CheckpointRow {

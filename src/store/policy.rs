@@ -144,8 +144,10 @@ impl<B: Backend> Store for B {
 
     fn metrics(&self, id: &str) -> StoreResult<Vec<MetricRow>> {
         self.read(|tx| {
-            let rows =
-                tx.query("SELECT epoch, split, name, value, kind, wall FROM metrics WHERE run = $1 ORDER BY epoch, split, name", &[id.into()])?;
+            let rows = tx.query(
+                "SELECT epoch, split, name, value, kind, wall FROM metrics WHERE run = $1 AND split <> 'cost' ORDER BY epoch, split, name",
+                &[id.into()],
+            )?;
             rows.iter().map(|r| metric_row(r, 0)).collect()
         })
     }

@@ -68,7 +68,7 @@ impl TrialData {
 impl MetricRow {
     /// The metric's name outside the tracker: `<split>_<name>`, as `sweep ls` and sweep files say.
     pub fn key(&self) -> String {
-        format!("{}_{}", self.split, self.name)
+        crate::config::Split::key(&self.split, &self.name)
     }
 }
 
@@ -257,9 +257,10 @@ pub(super) fn trial_data(tx: &mut dyn Tx, filter: &TrialFilter, id: Option<&str>
     let conditions = run_conditions(filter, id);
     if detail.metrics {
         let sql = format!(
-            "SELECT m.run, m.epoch, m.split, m.name, m.value, m.kind, m.wall FROM metrics m JOIN runs r ON r.id = m.run {}
+            "SELECT m.run, m.epoch, m.split, m.name, m.value, m.kind, m.wall FROM metrics m JOIN runs r ON r.id = m.run {} {} m.split <> 'cost'
              ORDER BY m.run, m.epoch, m.split, m.name",
-            conditions.sql()
+            conditions.sql(),
+            if conditions.sql().is_empty() { "WHERE" } else { "AND" }
         );
         for r in &tx.query(&sql, &conditions.values)? {
             if let Some(&i) = index.get(&r.text(0)?) {
@@ -361,7 +362,15 @@ pub(super) fn read_runs(tx: &mut dyn Tx, filter: &TrialFilter, id: Option<&str>)
             max: r.opt_real(8)?,
             max_epoch: r.opt_int(9)?,
         };
-        runs[i].metrics.insert(format!("{}_{}", r.text(1)?, r.text(2)?), summary);
+        let (split, name) = (r.text(1)?, r.text(2)?);
+        let key = crate::config::Split::key(&split, &name);
+        // A trial's cost `train_seconds` (its epochs' total) is what the name means for a trial;
+        // the per-epoch durations (split `train`) keep it only where no total is recorded.
+        if split == crate::config::Split::Cost.as_str() {
+            runs[i].metrics.insert(key, summary);
+        } else {
+            runs[i].metrics.entry(key).or_insert(summary);
+        }
     }
     let tags = match id {
         Some(id) => tx.query("SELECT t.run, t.name, t.value FROM run_tags t WHERE t.run = $1", &[id.into()])?,

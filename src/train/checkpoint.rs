@@ -79,6 +79,7 @@ impl EpochSummary {
         match split {
             crate::config::Split::Train => self.train.get(metric),
             crate::config::Split::Val => self.val.get(metric).or_else(|| self.val_full.and_then(|f| f.get(metric))),
+            crate::config::Split::Cost => None,
         }
     }
 }

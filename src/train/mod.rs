@@ -21,8 +21,8 @@ pub mod scoring;
 pub mod trainer;
 
 pub use trainer::{
-    DataSplit, Faults, NullObserver, Observer, Outcome, SavedCheckpoint, StepProgress, StopRequest, TrainError, TrialContext, dataset_dir, evaluate,
-    load_model, load_split, optimizer, train,
+    DataSplit, Faults, NullObserver, Observer, Outcome, SavedCheckpoint, StepProgress, StopRequest, TrainError, TrainedCost, TrialContext,
+    dataset_dir, evaluate, load_model, load_split, optimizer, train,
 };
 
 use burn::tensor::{Device, Tensor, TensorData};
@@ -36,4 +36,3 @@ pub fn batch_tensors(batch: Batch, device: &Device) -> (Tensor<4>, Tensor<4>) {
     let masks = Tensor::<4>::from_data(TensorData::new(batch.masks, [n, 1, h, w]), device);
     (images, masks)
 }
-

@@ -201,3 +201,24 @@ impl UNet {
         conv(&self.head, x) // [batch, 1, h, w]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::UNetConfig;
+    use burn::module::Module;
+
+    /// `UNetConfig::cost` walks the layers `init` builds: burn counts the same trainable
+    /// parameters, plus BatchNorm's running mean and variance (as many as its scale and shift).
+    #[test]
+    fn the_counted_parameters_are_the_built_networks() {
+        for (base, depth) in [(2, 1), (4, 2), (3, 3), (8, 4)] {
+            let config = UNetConfig { base_filters: base, depth, ..UNetConfig::default() };
+            let filters = |level: usize| base << level;
+            // BatchNorm channels: two per encoder block and the centre's, and per decoder level
+            // the concatenation's 2f and its block's two f.
+            let norms: usize = (0..depth).map(|l| 2 * filters(l) + 4 * filters(l)).sum::<usize>() + 2 * filters(depth);
+            let built = config.init(&crate::train::device::DeviceSpec::Cpu.open().unwrap(), 0).num_params();
+            assert_eq!(built as u64, config.cost(64, 64).params + 2 * norms as u64, "base {base}, depth {depth}");
+        }
+    }
+}

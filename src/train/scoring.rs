@@ -28,9 +28,9 @@ use image::GrayImage;
 use rayon::prelude::*;
 
 use crate::data::{self, DataError, Sample, SampleFiles};
+use crate::train::batch_tensors;
 use crate::train::metrics::{Confusion, FullMetrics, SplitMetrics, SplitSums, confusion_counts, split_sums};
 use crate::train::model::UNet;
-use crate::train::batch_tensors;
 
 /// Test-time augmentation: none, or the horizontal flip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -347,4 +347,33 @@ mod tests {
         assert!((c.dice() - 16.0 / 17.0).abs() < 1e-12);
         assert!((FullMetrics::of(&c).iou - (8.0 / 9.0 + 7.0 / 8.0) / 2.0).abs() < 1e-12);
     }
+}
+
+/// Forwards run before [`latency_ms`] times any: the first ones allocate and fill caches.
+pub const LATENCY_WARMUP: usize = 3;
+/// Forwards [`latency_ms`] times, of which it reports the median.
+pub const LATENCY_REPEATS: usize = 15;
+
+/// The model's inference latency (the `infer_ms` cost metric): the median wall clock, in
+/// milliseconds, of one forward pass of a batch of one `height` x `width` image in eval mode on
+/// `device`, on the calling thread's pool (a worker's `--threads`), each pass read back to the
+/// host so that a GPU's queued work is inside the time. [`LATENCY_WARMUP`] passes first, then
+/// [`LATENCY_REPEATS`] timed ones. The image is fixed (a smooth pattern in [0, 1]): the kernels'
+/// time does not depend on the pixels.
+pub fn latency_ms(model: &UNet, height: usize, width: usize, device: &Device) -> f64 {
+    let model = burn::module::Module::valid(model);
+    let plane = height * width;
+    let pixels: Vec<f32> = (0..3 * plane).map(|i| 0.5 + 0.5 * ((i % 97) as f32 * 0.13).sin()).collect();
+    let input = Tensor::<4>::from_data(burn::tensor::TensorData::new(pixels, [1, 3, height, width]), device);
+    let mut times = Vec::with_capacity(LATENCY_REPEATS);
+    for pass in 0..LATENCY_WARMUP + LATENCY_REPEATS {
+        let started = std::time::Instant::now();
+        let logits = model.forward(input.clone());
+        std::hint::black_box(logits.into_data());
+        if pass >= LATENCY_WARMUP {
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }

@@ -103,7 +103,7 @@ impl TrainError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Every epoch ran.
-    Completed { epochs: usize, best: Option<BestSoFar> },
+    Completed { epochs: usize, best: Option<BestSoFar>, cost: TrainedCost },
     /// The loss became NaN or infinite at `step` (1-based) of `epoch` (1-based).
     Diverged { epoch: usize, step: usize, value: f64 },
     /// The observer asked to stop; `epochs_done` epochs are checkpointed.
@@ -401,7 +401,24 @@ fn train_trial(config: &TrialConfig, ctx: &TrialContext, observer: &mut dyn Obse
             return Ok(Outcome::Stopped { epochs_done: trained.state.epochs_done });
         }
     }
-    Ok(Outcome::Completed { epochs: trained.state.epochs_done, best: trained.state.best })
+    // What the trained model costs: its epochs' time (every run of the trial's, from the
+    // checkpointed history: a resumed or extended trial counts each epoch once) and its latency.
+    let [height, width] = config.data.image_size;
+    let cost = TrainedCost {
+        train_seconds: trained.state.history.iter().map(|e| e.seconds).filter(|s| s.is_finite()).sum(),
+        infer_ms: scoring::latency_ms(&trained.model, height, width, device),
+    };
+    Ok(Outcome::Completed { epochs: trained.state.epochs_done, best: trained.state.best, cost })
+}
+
+/// The cost metrics of a trained trial that only training tells (`params` and `gflops` are
+/// known from its settings: [`crate::config::UNetConfig::cost`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainedCost {
+    /// The seconds its epochs took (training and validation), summed over every epoch it trained.
+    pub train_seconds: f64,
+    /// [`scoring::latency_ms`] of the final model.
+    pub infer_ms: f64,
 }
 
 /// What training holds between epochs: the model, the optimiser, and where training stands.
