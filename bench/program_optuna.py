@@ -67,7 +67,7 @@ def dashboard(db):
                 break
             except OSError:
                 time.sleep(0.1)
-        study_id = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies").read())["studies"][0]["study_id"]
+        study_id = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies").read())["study_summaries"][0]["study_id"]
         return {"dashboard_study_api_s": timed(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study_id}", timeout=120).read())}
     finally:
         server.kill()
