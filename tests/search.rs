@@ -5,6 +5,7 @@ mod common;
 
 use std::path::Path;
 
+use sweep::config::Goal;
 use sweep::study::history::History;
 use sweep::study::spec::{self, EarlyTerminate, Method};
 
@@ -660,5 +661,64 @@ fn a_warm_started_sweep_learns_from_another_sweeps_compatible_trials() {
     common::check_errors(
         "method = \"bayes\"\nrun_cap = 2\n[bayes]\nwarm_start = \"wa\"\n",
         &[(4, 14, "bayes.warm_start must be a list of sweep names")],
+    );
+}
+
+#[test]
+fn several_objectives_are_read_and_each_bad_one_is_located() {
+    let two = "[[objectives]]\nname = \"infer_ms\"\ngoal = \"minimize\"\n[[objectives]]\nname = \"val_iou\"\ngoal = \"maximize\"\n";
+    let s = spec::parse(two, Path::new("mo.toml")).unwrap();
+    let names: Vec<(&str, Goal)> = s.objectives.iter().map(|o| (o.name.as_str(), o.goal)).collect();
+    assert_eq!(names, [("infer_ms", Goal::Minimize), ("val_iou", Goal::Maximize)]);
+    // The epochs (the best checkpoint, the pruner) follow the first objective recorded every epoch.
+    assert_eq!((s.metric.name.as_str(), s.metric.goal), ("val_iou", Goal::Maximize));
+    assert_eq!(s.base.metric, s.metric);
+    // Inline tables say the same; one [metric] is one objective.
+    let inline = "objectives = [{ name = \"val_loss\", goal = \"min\" }, { name = \"params\", goal = \"min\" }]\n";
+    assert_eq!(spec::parse(inline, Path::new("mo.toml")).unwrap().objectives.len(), 2);
+    assert_eq!(spec::parse("[metric]\nname = \"val_dice\"\n", Path::new("one.toml")).unwrap().objectives.len(), 1);
+
+    common::check_errors(&format!("[metric]\nname = \"val_iou\"\n{two}"), &[(1, 2, "[metric] and [[objectives]] both say what the sweep optimises")]);
+    common::check_errors(
+        "[[objectives]]\nname = \"val_iou\"\ngoal = \"max\"\n",
+        &[(1, 1, "[[objectives]] names one objective; for one, write [metric]")],
+    );
+    let four: String =
+        ["val_iou", "val_loss", "params", "gflops"].iter().map(|n| format!("[[objectives]]\nname = \"{n}\"\ngoal = \"min\"\n")).collect();
+    common::check_errors(&four, &[(1, 1, "names 4 objectives; at most 3")]);
+    common::check_errors(
+        "[[objectives]]\nname = \"val_iou\"\n[[objectives]]\nname = \"infer_ms\"\ngoal = \"minimize\"\n",
+        &[(
+            1,
+            1,
+            "objectives[0].goal is missing: with several objectives each says its direction, goal = \"maximize\" or \"minimize\" (for val_iou most likely \"maximize\")",
+        )],
+    );
+    common::check_errors(
+        "[[objectives]]\nname = \"val_iuo\"\ngoal = \"max\"\n[[objectives]]\nname = \"latency\"\ngoal = \"min\"\nfoo = 1\n",
+        &[
+            (2, 8, "objectives[0].name = \"val_iuo\" is not a metric; use <split>_<metric>"),
+            (5, 8, "or a cost: params, gflops, infer_ms, train_seconds"),
+            (7, 1, "unknown key objectives[1].foo"),
+        ],
+    );
+    common::check_errors(
+        "[[objectives]]\nname = \"val_iou\"\ngoal = \"max\"\n[[objectives]]\nname = \"val_iou\"\ngoal = \"up\"\n",
+        &[(6, 8, "objectives[1].goal must be \"maximize\" or \"minimize\"")],
+    );
+    common::check_errors(
+        "[[objectives]]\nname = \"val_iou\"\ngoal = \"max\"\n[[objectives]]\nname = \"val_iou\"\ngoal = \"min\"\n",
+        &[(5, 8, "objectives[1].name = \"val_iou\" is named twice")],
+    );
+    common::check_errors(
+        "[[objectives]]\nname = \"params\"\ngoal = \"min\"\n[[objectives]]\nname = \"infer_ms\"\ngoal = \"min\"\n",
+        &[(1, 1, "[[objectives]] needs a metric recorded every epoch")],
+    );
+    common::check_errors(&format!("method = \"bayes\"\nrun_cap = 4\n{two}"), &[(1, 10, "with several [[objectives]] is not available yet")]);
+    common::check_errors(&format!("{two}[early_terminate]\ntype = \"median\"\n"), &[(7, 1, "it would judge trials by val_iou alone")]);
+    // A program's trials record no cost of ours.
+    common::check_errors(
+        "[program]\ncommand = [\"python3\", \"train.py\"]\n[[objectives]]\nname = \"val_acc\"\ngoal = \"max\"\n[[objectives]]\nname = \"infer_ms\"\ngoal = \"min\"\n[parameters]\nx = { values = [1] }\n",
+        &[(7, 8, "a [program] trial records only what its program reports")],
     );
 }

@@ -1457,3 +1457,64 @@ fn ls_json(runs: &Path, args: &[&str]) -> serde_json::Value {
     let out = common::sweep(runs).args(args).assert().success().get_output().stdout.clone();
     serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out)))
 }
+
+#[test]
+fn best_of_a_sweep_of_several_objectives_is_its_pareto_front_over_the_tracker() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("mo.toml");
+    let text = common::tiny_sweep("mo", 1, &[0.0, 0.3]).replace(
+        "[metric]\nname = \"val_iou\"\ngoal = \"maximize\"\n",
+        "[[objectives]]\nname = \"val_iou\"\ngoal = \"maximize\"\n[[objectives]]\nname = \"params\"\ngoal = \"minimize\"\n",
+    );
+    let text = text.replace("[parameters]\n", "[parameters]\n\"model.base_filters\" = { values = [2, 4, 6] }\n");
+    std::fs::write(&file, text).unwrap();
+    common::sweep(runs.path()).arg("run").arg(&file).args(["--workers", "2", "--plain"]).assert().success();
+
+    // The front by brute force over what the tracker holds: trials no other beats by both.
+    let store = store(runs.path());
+    let trials = store.trials(&TrialFilter { sweep: Some("mo".into()), status: Some(TrialStatus::Completed) }).unwrap();
+    assert_eq!(trials.len(), 6);
+    let value = |t: &sweep::store::TrialRow| (t.best("val_iou", sweep::config::Goal::Maximize).unwrap().0, t.last("params").unwrap());
+    let beats = |a: (f64, f64), b: (f64, f64)| a.0 >= b.0 && a.1 <= b.1 && (a.0 > b.0 || a.1 < b.1);
+    let mut expected: Vec<(f64, i64, String)> =
+        trials.iter().filter(|t| !trials.iter().any(|o| beats(value(o), value(t)))).map(|t| (value(t).0, t.seq, t.id.clone())).collect();
+    expected.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let expected: Vec<String> = expected.into_iter().map(|(_, _, id)| id).collect();
+    assert!(!expected.is_empty());
+
+    let out = common::sweep(runs.path()).args(["best", "--sweep", "mo", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let front: Vec<String> = v["front"].as_array().unwrap().iter().map(|m| m["run"].as_str().unwrap().to_string()).collect();
+    assert_eq!(front, expected, "{v:#}");
+    assert_eq!(v["objectives"][1], serde_json::json!({"name": "params", "goal": "minimize"}));
+    assert_eq!(v["completed_judged"], 6);
+    for m in v["front"].as_array().unwrap() {
+        let t = trials.iter().find(|t| t.id == m["run"].as_str().unwrap()).unwrap();
+        assert_eq!((m["values"]["val_iou"].as_f64().unwrap(), m["values"]["params"].as_f64().unwrap()), value(t));
+    }
+    // The smallest model is always on the front (nothing has fewer parameters, and of its two
+    // trials the better IoU is kept); the text names the objectives and every member.
+    let text = common::sweep(runs.path()).args(["best", "--sweep", "mo"]).output().unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "Pareto front of sweep mo: {} of 6 completed trials; objectives val_iou (maximize), params (minimize)",
+            expected.len()
+        )),
+        "{text}"
+    );
+    assert!(expected.iter().all(|id| text.contains(id.as_str())), "{text}");
+    // One objective by --metric, as for any sweep; --eval needs one.
+    let smallest = trials.iter().min_by(|a, b| value(a).1.total_cmp(&value(b).1).then(a.seq.cmp(&b.seq))).unwrap();
+    common::sweep(runs.path())
+        .args(["best", "--sweep", "mo", "--metric", "params"])
+        .assert()
+        .success()
+        .stdout(contains(format!("best trial   {} ", smallest.id)));
+    common::sweep(runs.path())
+        .args(["best", "--sweep", "mo", "--eval"])
+        .assert()
+        .code(2)
+        .stderr(contains("this sweep has several objectives (val_iou, params); name the one to pick by with --metric"));
+}

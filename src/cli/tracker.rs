@@ -328,6 +328,25 @@ pub fn best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
         GoalArg::Min => Goal::Minimize,
     });
     let query = BestQuery { sweep: args.sweep.as_deref(), metric: args.metric.as_deref(), split: args.split.as_deref(), goal };
+    if let Some(objectives) = report::best::front_objectives(store.as_ref(), &query)? {
+        if args.eval {
+            return Err(report::ReportError::Usage(format!(
+                "--eval re-evaluates one trial's checkpoint, and this sweep has several objectives ({}); name the one to pick by with --metric",
+                objectives.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+            .into());
+        }
+        let front = report::front::front(store.as_ref(), query.sweep, &objectives)?;
+        if args.json {
+            crate::outln!("{}", serde_json::to_string_pretty(&front.json())?);
+        } else {
+            crate::outln!("{}", front.text().trim_end());
+        }
+        if front.members.is_empty() {
+            return Err(crate::Error::Other(front.none_reason()));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let best = report::best::best(store.as_ref(), &query)?;
     let Some(found) = &best.found else {
         if args.json {

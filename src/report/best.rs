@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ReportError, fmt_num, fmt_param, json_number, metrics_table, sweep_objective};
+use super::{ReportError, fmt_num, fmt_param, json_number, metrics_table, sweep_objective, sweep_objectives};
 use crate::config::{Goal, Objective, Split};
 use crate::store::{self, CheckpointRow, SeedGroup, Store, TrialRow};
 
@@ -210,8 +210,14 @@ fn usage(message: impl Into<String>) -> ReportError {
     ReportError::Usage(message.into())
 }
 
-/// `--metric iou --split val` → `val_iou`; `--metric train_loss` stays.
+/// `--metric iou --split val` → `val_iou`; `--metric train_loss` and a cost (`infer_ms`) stay.
 fn metric_name(metric: &str, split: Option<&str>) -> Result<String, ReportError> {
+    if crate::config::COST_METRICS.contains(&metric) {
+        return match split {
+            None => Ok(metric.to_string()),
+            Some(s) => Err(usage(format!("--metric {metric} is a cost, recorded once a trial and in no split; drop --split {s}"))),
+        };
+    }
     let name = match (Objective::parse_name(metric), split) {
         (Some(_), None) => metric.to_string(),
         (Some(_), Some(s)) => return Err(usage(format!("--metric {metric} already names its split; drop --split {s}"))),
@@ -225,7 +231,8 @@ fn metric_name(metric: &str, split: Option<&str>) -> Result<String, ReportError>
     };
     if Objective::parse_name(&name).is_none() {
         return Err(usage(format!(
-            "--metric {metric}: expected loss, dice, iou or fg_iou (optionally prefixed train_ or val_), or full_dice, full_iou or full_fg_iou (at the images' original size, split val)"
+            "--metric {metric}: expected loss, dice, iou or fg_iou (optionally prefixed train_ or val_), full_dice, full_iou or full_fg_iou (at the images' original size, split val), or a cost: {}",
+            crate::config::COST_METRICS.join(", ")
         )));
     }
     Ok(name)
@@ -250,4 +257,38 @@ fn default_objective(store: &dyn Store, sweep: Option<&str>) -> Result<Objective
             Err(usage(format!("the sweeps follow different objectives: {}; name one with --sweep, or a --metric", each.join(", "))))
         }
     }
+}
+
+/// The objectives `sweep best` shows a Pareto front by: those of the sweep named (of every
+/// sweep, when they share them) where it has several and no `--metric` names one; None where
+/// one objective is followed. Sweeps that follow different objectives are a usage error.
+pub fn front_objectives(store: &dyn Store, q: &BestQuery) -> Result<Option<Vec<Objective>>, ReportError> {
+    if q.metric.is_some() {
+        return Ok(None);
+    }
+    let sweeps = match q.sweep {
+        Some(s) => vec![store::find_sweep(store, s)?],
+        None => store.sweeps()?,
+    };
+    let mut each: Vec<(String, Vec<Objective>)> = Vec::new();
+    for info in sweeps {
+        each.push((info.name.clone(), sweep_objectives(store, &info)?));
+    }
+    if each.iter().all(|(_, o)| o.len() <= 1) {
+        return Ok(None);
+    }
+    let first = &each[0].1;
+    if each.iter().any(|(_, o)| o != first) {
+        let list: Vec<String> = each
+            .iter()
+            .map(|(s, o)| format!("{s} ({})", o.iter().map(|o| format!("{} {}", o.name, o.goal.as_str())).collect::<Vec<_>>().join(", ")))
+            .collect();
+        return Err(usage(format!("the sweeps follow different objectives: {}; name one with --sweep, or a --metric", list.join("; "))));
+    }
+    if q.goal.is_some() || q.split.is_some() {
+        return Err(usage(
+            "--goal and --split apply to one metric; with several objectives, name it with --metric (each objective keeps its own goal)",
+        ));
+    }
+    Ok(Some(first.clone()))
 }

@@ -20,6 +20,7 @@ pub mod axis;
 pub mod best;
 pub mod charts;
 pub mod filter;
+pub mod front;
 pub mod html;
 pub mod importance;
 pub mod logs;
@@ -344,6 +345,15 @@ pub fn csv_line(cells: &[String]) -> String {
 /// A compact `key=value` list, naming parameters by their last segment.
 pub fn short_params(params: &BTreeMap<String, serde_json::Value>) -> String {
     params.iter().map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), fmt_param(v))).collect::<Vec<_>>().join(" ")
+}
+
+/// What a sweep optimises: its file's `[[objectives]]` (or `[metric]` alone); the one
+/// [`sweep_objective`] finds when the file does not parse with this build.
+pub fn sweep_objectives(store: &dyn crate::store::Store, info: &SweepInfo) -> Result<Vec<Objective>, crate::store::StoreError> {
+    match crate::study::spec::stored(info) {
+        Ok(spec) => Ok(spec.objectives),
+        Err(_) => Ok(vec![sweep_objective(store, info)?]),
+    }
 }
 
 /// A sweep's objective, by one rule: the `[metric]` of the sweep file the tracker keeps; when that

@@ -812,6 +812,9 @@ fn sweeps(tx: &mut dyn Tx) -> Result<Vec<SweepInfo>, Failure> {
 /// A metric's (split, name) in the `metrics` table: `val_iou` is (`val`, `iou`), `val_fg_iou` is
 /// (`val`, `fg_iou`), and a name without a split is a `val` one.
 fn split_metric(metric: &str) -> (&str, &str) {
+    if crate::config::COST_METRICS.contains(&metric) {
+        return (crate::config::Split::Cost.as_str(), metric);
+    }
     metric.split_once('_').unwrap_or(("val", metric))
 }
 

@@ -11,6 +11,7 @@
 //! at once.
 
 pub mod enqueue;
+mod objectives;
 pub mod overrides;
 mod parameters;
 mod program;
@@ -83,7 +84,12 @@ pub struct SweepSpec {
     pub name: String,
     pub description: Option<String>,
     pub method: Method,
+    /// The objective a trial's epochs follow: its `best` checkpoint, and what pruners judge.
+    /// `[metric]`, or the first of `[[objectives]]` recorded every epoch.
     pub metric: Objective,
+    /// What the sweep optimises: `[metric]` alone, or two or three `[[objectives]]` that trade
+    /// off (then `best` is a Pareto front).
+    pub objectives: Vec<Objective>,
     pub run_cap: Option<usize>,
     pub seed: u64,
     /// `repeats = N`: each configuration of a grid or random search trained N times, with
@@ -120,6 +126,7 @@ const TOP_KEYS: &[&str] = &[
     "description",
     "method",
     "metric",
+    "objectives",
     "run_cap",
     "seed",
     "repeats",
@@ -209,12 +216,21 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
         .run_cap
         .or_else(|| (header.method == Method::Grid).then(|| parameters.iter().map(|p| p.domain.grid_values().len().max(1)).product::<usize>()));
     let early_terminate = base.as_ref().and_then(|b| v.early_terminate(root, b.train.epochs, trials));
+    if early_terminate.is_some() && header.objectives.len() > 1 {
+        v.report(
+            item_span(root, "early_terminate"),
+            format!(
+                "[early_terminate] with several [[objectives]] is not available yet (pruning by Pareto rank is being built); it would judge trials by {} alone: remove it, or keep one [metric]",
+                header.metric.name
+            ),
+        );
+    }
     // Trials are checked even when some parameters were refused, so that one run of the
     // validator reports every problem; only a broken base makes the trials meaningless.
     let Some(base) = base.filter(|_| base_ok) else {
         return Err(v.finish());
     };
-    let Header { name, description, method, run_cap, seed, repeats, metric } = header;
+    let Header { name, description, method, run_cap, seed, repeats, metric, objectives } = header;
     if repeats > 1 && parameters.iter().any(|p| p.key == SEED_KEY) {
         v.report(
             item_span(root, "repeats"),
@@ -226,6 +242,7 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
         description,
         method,
         metric,
+        objectives,
         run_cap,
         seed,
         repeats,
@@ -256,10 +273,11 @@ struct Header {
     seed: u64,
     repeats: usize,
     metric: Objective,
+    objectives: Vec<Objective>,
 }
 
 impl Validator<'_> {
-    /// The top-level keys: name, description, method, run_cap, seed and `[metric]`.
+    /// The top-level keys: name, description, method, run_cap, seed and `[metric]` or `[[objectives]]`.
     fn header(&mut self, root: &toml_edit::Table, path: &Path) -> Header {
         for (key, _) in root.iter() {
             if !TOP_KEYS.contains(&key) {
@@ -299,12 +317,18 @@ impl Validator<'_> {
                     .into(),
             );
         }
-        let metric = self.metric(root, program::is_program(root));
+        let (metric, objectives) = self.objectives(root, program::is_program(root));
+        if objectives.len() > 1 && method == Method::Bayes {
+            self.report(
+                item_span(root, "method"),
+                "method = \"bayes\" with several [[objectives]] is not available yet (multi-objective TPE is being built); use \"grid\" or \"random\", or one [metric]".into(),
+            );
+        }
         if method != Method::Grid && run_cap.is_none() {
             let name = if method == Method::Random { "random" } else { "bayes" };
             self.report(item_span(root, "method"), format!("method = \"{name}\" needs run_cap = N (how many configs to try)"));
         }
-        Header { name, description, method, run_cap, seed, repeats: repeats.clamp(1, MAX_REPEATS), metric }
+        Header { name, description, method, run_cap, seed, repeats: repeats.clamp(1, MAX_REPEATS), metric, objectives }
     }
 
     /// The base settings every trial starts from: the defaults, then the sweep seed for the seeds

@@ -1,0 +1,131 @@
+//! `sweep best` for a sweep of several objectives: its Pareto front, the completed trials that no
+//! other completed trial beats by every objective, sorted by the first objective.
+//!
+//! A trial's value of an objective is what [`crate::store::rank_completed`] ranks by: its best
+//! epoch's value of a per-epoch metric, or its recorded cost. A completed trial without a value of
+//! every objective (one that finished before its cost was recorded) is counted, not placed.
+
+use std::fmt::Write as _;
+
+use super::{ReportError, fmt_num, json_number, short_params};
+use crate::config::{Goal, Objective};
+use crate::store::{self, Store, TrialRow, TrialStatus};
+use crate::study::pareto;
+
+/// The front of one or more sweeps that share their objectives.
+#[derive(Debug, Clone)]
+pub struct Front {
+    pub sweep: Option<String>,
+    pub objectives: Vec<Objective>,
+    /// The non-dominated completed trials, best first by the first objective (ties: the lower
+    /// trial number).
+    pub members: Vec<Member>,
+    /// Completed trials with a value of every objective, on the front or not.
+    pub judged: usize,
+    /// Completed trials without a value of some objective.
+    pub without_values: usize,
+}
+
+/// A trial on the front and its value of each objective, in the objectives' order.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub trial: TrialRow,
+    pub values: Vec<f64>,
+}
+
+/// The front of `trials` (any statuses; only completed ones count) by `objectives`.
+pub fn front_of(trials: Vec<TrialRow>, objectives: &[Objective], sweep: Option<&str>) -> Front {
+    let goals: Vec<Goal> = objectives.iter().map(|o| o.goal).collect();
+    let completed = trials.into_iter().filter(|t| t.status == TrialStatus::Completed);
+    let (mut judged, mut without_values) = (Vec::new(), 0);
+    for trial in completed {
+        let values: Option<Vec<f64>> = objectives.iter().map(|o| trial.best(&o.name, o.goal).map(|(v, _)| v)).collect();
+        match values {
+            Some(values) => judged.push(Member { trial, values }),
+            None => without_values += 1,
+        }
+    }
+    let points: Vec<Vec<f64>> = judged.iter().map(|m| m.values.clone()).collect();
+    let first = pareto::fronts(&points, &goals).into_iter().next().unwrap_or_default();
+    let count = judged.len();
+    let mut on_front: Vec<bool> = vec![false; count];
+    for i in first {
+        on_front[i] = true;
+    }
+    let mut members: Vec<Member> = judged.into_iter().zip(on_front).filter_map(|(m, keep)| keep.then_some(m)).collect();
+    members.sort_by(|a, b| goals[0].order(a.values[0], b.values[0]).then(a.trial.seq.cmp(&b.trial.seq)).then_with(|| a.trial.id.cmp(&b.trial.id)));
+    Front { sweep: sweep.map(String::from), objectives: objectives.to_vec(), members, judged: count, without_values }
+}
+
+/// The front of the sweep named (every sweep of the tracker when None) by `objectives`.
+pub fn front(store: &dyn Store, sweep: Option<&str>, objectives: &[Objective]) -> Result<Front, ReportError> {
+    let trials = store.trials(&store::TrialFilter { sweep: sweep.map(String::from), status: Some(TrialStatus::Completed) })?;
+    Ok(front_of(trials, objectives, sweep))
+}
+
+impl Front {
+    fn names(&self) -> String {
+        self.objectives.iter().map(|o| format!("{} ({})", o.name, o.goal.as_str())).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Why the front is empty.
+    pub fn none_reason(&self) -> String {
+        let within = self.sweep.as_ref().map(|s| format!(" in sweep {s}")).unwrap_or_default();
+        format!("no completed trial has a value of every objective yet{within}: {}", self.names())
+    }
+
+    /// The text of `sweep best` for several objectives: one row a trial on the front.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let within = self.sweep.as_ref().map(|s| format!(" of sweep {s}")).unwrap_or_default();
+        let _ = writeln!(out, "Pareto front{within}: {} of {} completed trials; objectives {}", self.members.len(), self.judged, self.names());
+        let id_width = self.members.iter().map(|m| m.trial.id.len()).max().unwrap_or(5).max(5);
+        let widths: Vec<usize> = self.objectives.iter().map(|o| o.name.len().max(10)).collect();
+        let mut header = format!("{:<id_width$}", "trial");
+        for (o, w) in self.objectives.iter().zip(&widths) {
+            let _ = write!(header, "  {:>w$}", o.name);
+        }
+        let _ = writeln!(out, "{header}  params");
+        for m in &self.members {
+            let mut row = format!("{:<id_width$}", m.trial.id);
+            for (v, w) in m.values.iter().zip(&widths) {
+                let _ = write!(row, "  {:>w$}", fmt_num(*v));
+            }
+            let _ = writeln!(out, "{row}  {}", short_params(&m.trial.params));
+        }
+        let dominated = self.judged - self.members.len();
+        if dominated > 0 {
+            let _ = writeln!(out, "{dominated} completed trial(s) dominated: another is at least as good by every objective and better by one");
+        }
+        if self.without_values > 0 {
+            let _ = writeln!(out, "{} completed trial(s) without a value of every objective, not placed", self.without_values);
+        }
+        out
+    }
+
+    /// The JSON document of `sweep best --json` for several objectives.
+    pub fn json(&self) -> serde_json::Value {
+        let objectives: Vec<serde_json::Value> =
+            self.objectives.iter().map(|o| serde_json::json!({"name": o.name, "goal": o.goal.as_str()})).collect();
+        let members: Vec<serde_json::Value> = self
+            .members
+            .iter()
+            .map(|m| {
+                let values: serde_json::Map<String, serde_json::Value> =
+                    self.objectives.iter().zip(&m.values).map(|(o, v)| (o.name.clone(), json_number(*v))).collect();
+                serde_json::json!({"run": m.trial.id, "sweep": m.trial.sweep, "values": values, "params": m.trial.params})
+            })
+            .collect();
+        let mut v = serde_json::json!({
+            "sweep": self.sweep,
+            "objectives": objectives,
+            "front": members,
+            "completed_judged": self.judged,
+            "completed_without_values": self.without_values,
+        });
+        if self.members.is_empty() {
+            v["error"] = self.none_reason().into();
+        }
+        v
+    }
+}
