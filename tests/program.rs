@@ -379,3 +379,33 @@ print(json.dumps(out))
     assert!(!runs.path().join("exp/exp-1").exists(), "the trial's directory goes with it");
     common::sweep(runs.path()).args(["show", "exp-1"]).assert().code(2);
 }
+
+#[test]
+fn bayes_searches_several_objectives_of_a_program_and_best_prints_their_front() {
+    let runs = tempfile::tempdir().unwrap();
+    // val_iou rises with lr, and so does val_ms: every configuration trades one for the other.
+    let file = sweep_file_with(
+        runs.path(),
+        "mo",
+        "method = \"bayes\"\nrun_cap = 16\n[[objectives]]\nname = \"val_iou\"\ngoal = \"maximize\"\n[[objectives]]\nname = \"val_ms\"\ngoal = \"minimize\"\n[bayes]\nstartup_trials = 5",
+        2,
+        "",
+        "[parameters]\nlr = { distribution = \"log_uniform_values\", min = 0.001, max = 0.3 }\nms_per_lr = { value = 100 }\n",
+    );
+    common::sweep(runs.path()).arg("run").arg(&file).args(["--workers", "2"]).assert().success();
+    let trials = json(runs.path(), &["ls", "--json"]);
+    let trials = trials.as_array().unwrap();
+    assert_eq!(trials.len(), 16);
+    assert!(trials.iter().all(|t| t["status"] == "completed"), "{trials:?}");
+    let best = json(runs.path(), &["best", "--json"]);
+    let front = best["front"].as_array().unwrap();
+    // No trial beats another by both, so every one is on the front, by val_iou best first.
+    assert_eq!(front.len(), 16, "{best}");
+    let ious: Vec<f64> = front.iter().map(|m| m["values"]["val_iou"].as_f64().unwrap()).collect();
+    assert!(ious.windows(2).all(|w| w[0] >= w[1]), "{ious:?}");
+    for m in front {
+        let lr = m["params"]["lr"].as_f64().unwrap();
+        assert!((m["values"]["val_iou"].as_f64().unwrap() - iou(lr, 2)).abs() < 1e-9);
+        assert!((m["values"]["val_ms"].as_f64().unwrap() - 100.0 * lr).abs() < 1e-9);
+    }
+}

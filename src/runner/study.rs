@@ -104,7 +104,8 @@ impl Study {
             ));
             Some(NewTrial { config: trial.config, params: trial.params })
         };
-        let asked = store.ask(&spec.name, &spec.metric.name, spec.run_cap, &mut sample)?;
+        let others = other_objectives(spec);
+        let asked = store.ask(&spec.name, &spec.metric.name, &others, spec.run_cap, &mut sample)?;
         // Says, on the trial, that its point was drawn from a history other sweeps lent to.
         if let Some(id) = &asked
             && !warm.is_empty()
@@ -176,7 +177,8 @@ impl Study {
                 }
             }
         };
-        match store.ask(&spec.name, &spec.metric.name, None, &mut sample)? {
+        let others = other_objectives(spec);
+        match store.ask(&spec.name, &spec.metric.name, &others, None, &mut sample)? {
             Some(id) => {
                 let mut tags = vec![(ENQUEUED_TAG.to_string(), Some(origin.to_string()))];
                 if !warm.is_empty() {
@@ -210,20 +212,61 @@ impl Study {
 pub fn history(spec: &SweepSpec, rows: Vec<TrialHistory>) -> History {
     let trials = rows
         .into_iter()
-        .map(|r| TrialRecord {
-            number: r.seq as usize,
-            point: r.params,
-            state: match r.status {
-                TrialStatus::Queued => SearchState::Queued,
-                TrialStatus::Running => SearchState::Running,
-                TrialStatus::Completed => SearchState::Completed,
-                // A stopped trial's curve ends early, as a pruned one's does: it counts as one
-                // (by how far it got, then its value) until it is resumed.
-                TrialStatus::Pruned | TrialStatus::Diverged | TrialStatus::Stopped => SearchState::Pruned,
-                TrialStatus::Failed => SearchState::Failed,
-            },
-            values: r.values.iter().map(|(&epoch, &v)| (epoch as usize, v)).collect(),
+        .map(|r| {
+            let record = TrialRecord {
+                number: r.seq as usize,
+                point: r.params,
+                state: match r.status {
+                    TrialStatus::Queued => SearchState::Queued,
+                    TrialStatus::Running => SearchState::Running,
+                    TrialStatus::Completed => SearchState::Completed,
+                    // A stopped trial's curve ends early, as a pruned one's does: it counts as one
+                    // (by how far it got, then its value) until it is resumed.
+                    TrialStatus::Pruned | TrialStatus::Diverged | TrialStatus::Stopped => SearchState::Pruned,
+                    TrialStatus::Failed => SearchState::Failed,
+                },
+                values: r.values.iter().map(|(&epoch, &v)| (epoch as usize, v)).collect(),
+                scores: Vec::new(),
+            };
+            (record, r.extremes)
+        })
+        .map(|(mut record, extremes)| {
+            record.scores = scores(spec, &record, &extremes);
+            record
         })
         .collect();
-    History::new(spec.metric.name.clone(), spec.metric.goal, trials)
+    let history = History::new(spec.metric.name.clone(), spec.metric.goal, trials);
+    if spec.objectives.len() > 1 { history.with_objectives(spec.objectives.iter().map(|o| o.goal).collect()) } else { history }
+}
+
+/// The objectives a sampler reads beside the one a trial's epochs follow.
+fn other_objectives(spec: &SweepSpec) -> Vec<&str> {
+    if spec.objectives.len() < 2 {
+        return Vec::new();
+    }
+    spec.objectives.iter().map(|o| o.name.as_str()).filter(|name| *name != spec.metric.name).collect()
+}
+
+/// A trial's value of each of the sweep's objectives where it has several: the followed
+/// metric's best epoch's, the others' best recorded in their direction (a cost's one value).
+/// Empty for one objective, or while some objective has no value yet.
+fn scores(spec: &SweepSpec, record: &TrialRecord, extremes: &std::collections::BTreeMap<String, (Option<f64>, Option<f64>)>) -> Vec<f64> {
+    if spec.objectives.len() < 2 {
+        return Vec::new();
+    }
+    let values: Option<Vec<f64>> = spec
+        .objectives
+        .iter()
+        .map(|o| {
+            if o.name == spec.metric.name {
+                return record.best(o.goal);
+            }
+            let (lowest, highest) = extremes.get(&o.name).copied()?;
+            match o.goal {
+                crate::config::Goal::Minimize => lowest,
+                crate::config::Goal::Maximize => highest,
+            }
+        })
+        .collect();
+    values.unwrap_or_default()
 }

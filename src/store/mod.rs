@@ -555,6 +555,9 @@ pub struct TrialHistory {
     /// The metric's value at each recorded epoch that the [`HistoryView`] read holds (NaN and
     /// infinities as recorded).
     pub values: BTreeMap<i64, f64>,
+    /// Of each of the `others` metrics [`Store::ask`] names (a sweep's other objectives), the
+    /// lowest and highest finite values the trial recorded; absent where it recorded none.
+    pub extremes: BTreeMap<String, (Option<f64>, Option<f64>)>,
 }
 
 /// How much of each trial's record of a metric [`Store::history`] reads. Samplers and pruners
@@ -695,6 +698,7 @@ pub trait Store: Send {
         &mut self,
         sweep: &str,
         metric: &str,
+        others: &[&str],
         cap: Option<usize>,
         sample: &mut dyn FnMut(Vec<TrialHistory>) -> Option<NewTrial>,
     ) -> StoreResult<Option<String>>;

@@ -175,13 +175,17 @@ impl<B: Backend> Store for B {
         &mut self,
         sweep: &str,
         metric: &str,
+        others: &[&str],
         cap: Option<usize>,
         sample: &mut dyn FnMut(Vec<TrialHistory>) -> Option<NewTrial>,
     ) -> StoreResult<Option<String>> {
         validate_sweep_name(sweep)?;
         self.write(|tx| {
             lock_sweep(tx, sweep)?;
-            let trials = history(tx, sweep, metric, HistoryView::Summary)?;
+            let mut trials = history(tx, sweep, metric, HistoryView::Summary)?;
+            for other in others {
+                extremes(tx, sweep, other, &mut trials)?;
+            }
             if cap.is_some_and(|cap| trials.len() >= cap) {
                 return Ok(None);
             }
@@ -869,6 +873,7 @@ fn history(tx: &mut dyn Tx, sweep: &str, metric: &str, view: HistoryView) -> Res
                 status: TrialStatus::parse(&r.text(2)?).unwrap_or(TrialStatus::Failed),
                 params: parsed_params(&r.text(3)?),
                 values: BTreeMap::new(),
+                extremes: BTreeMap::new(),
             });
         }
         let values = &mut trials.last_mut().expect("pushed above").values;
@@ -885,6 +890,24 @@ fn history(tx: &mut dyn Tx, sweep: &str, metric: &str, view: HistoryView) -> Res
         values.insert(epoch, decode_value(r.opt_real(5)?, &r.text(6)?));
     }
     Ok(trials)
+}
+
+/// Fills each trial's [`TrialHistory::extremes`] of `metric` from the per-metric summary: one
+/// row a trial that recorded it. `trials` are the sweep's, in `seq` order.
+fn extremes(tx: &mut dyn Tx, sweep: &str, metric: &str, trials: &mut [TrialHistory]) -> Result<(), Failure> {
+    let (split, name) = split_metric(metric);
+    let rows = tx.query(
+        "SELECT r.seq, s.min_value, s.max_value FROM runs r JOIN metric_summary s ON s.run = r.id AND s.split = $2 AND s.name = $3
+         WHERE r.sweep = $1 ORDER BY r.seq",
+        &[sweep.into(), split.into(), name.into()],
+    )?;
+    for r in &rows {
+        let seq = r.int(0)?;
+        if let Ok(i) = trials.binary_search_by_key(&seq, |t| t.seq) {
+            trials[i].extremes.insert(metric.to_string(), (r.opt_real(1)?, r.opt_real(2)?));
+        }
+    }
+    Ok(())
 }
 
 /// A trial's swept values (`runs.params`) parsed, shared with every earlier read of the same

@@ -40,6 +40,10 @@ pub struct TrialRecord {
     pub state: SearchState,
     /// The objective's value at each recorded epoch (epochs count from 1).
     pub values: BTreeMap<usize, f64>,
+    /// Where the sweep has several objectives ([`History::objectives`]): the trial's value of
+    /// each, in their order (a per-epoch metric's best epoch's, a cost as recorded). Empty for
+    /// one objective, or while the trial lacks a value of some objective.
+    pub scores: Vec<f64>,
 }
 
 impl TrialRecord {
@@ -66,11 +70,20 @@ pub struct History {
     pub metric: String,
     pub goal: Goal,
     pub trials: Vec<TrialRecord>,
+    /// The directions of the sweep's objectives where it has several (each trial's
+    /// [`TrialRecord::scores`] follow them); empty for one.
+    pub objectives: Vec<Goal>,
 }
 
 impl History {
     pub fn new(metric: impl Into<String>, goal: Goal, trials: Vec<TrialRecord>) -> History {
-        History { metric: metric.into(), goal, trials }
+        History { metric: metric.into(), goal, trials, objectives: Vec::new() }
+    }
+
+    /// The same history judged by several objectives in these directions.
+    pub fn with_objectives(mut self, goals: Vec<Goal>) -> History {
+        self.objectives = goals;
+        self
     }
 
     /// The trial with this number.
@@ -90,7 +103,13 @@ mod tests {
     use super::*;
 
     fn record(values: &[(usize, f64)]) -> TrialRecord {
-        TrialRecord { number: 0, point: Default::default(), state: SearchState::Completed, values: values.iter().copied().collect() }
+        TrialRecord {
+            number: 0,
+            point: Default::default(),
+            state: SearchState::Completed,
+            values: values.iter().copied().collect(),
+            scores: Vec::new(),
+        }
     }
 
     #[test]

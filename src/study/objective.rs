@@ -118,7 +118,13 @@ pub(crate) fn run_study(
     let mut history = History::new("val_iou", crate::config::Goal::Maximize, Vec::new());
     for number in 0..trials {
         let Some(point) = sampler.ask(&history) else { break };
-        history.trials.push(TrialRecord { number, point: point.clone().into(), state: SearchState::Running, values: Default::default() });
+        history.trials.push(TrialRecord {
+            number,
+            point: point.clone().into(),
+            state: SearchState::Running,
+            values: Default::default(),
+            scores: Vec::new(),
+        });
         let finish = objective
             .train(number, &point, &mut |epoch, value| {
                 history.trials[number].values.insert(epoch, value);

@@ -452,7 +452,13 @@ mod tests {
 
     /// A trial with values at epochs 1, 2, ...
     fn trial(number: usize, state: SearchState, values: &[f64]) -> TrialRecord {
-        TrialRecord { number, point: Default::default(), state, values: values.iter().enumerate().map(|(i, v)| (i + 1, *v)).collect() }
+        TrialRecord {
+            number,
+            point: Default::default(),
+            state,
+            values: values.iter().enumerate().map(|(i, v)| (i + 1, *v)).collect(),
+            scores: Vec::new(),
+        }
     }
 
     fn history(goal: Goal, trials: Vec<TrialRecord>) -> History {

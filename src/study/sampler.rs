@@ -218,7 +218,13 @@ mod tests {
         let trials = points
             .iter()
             .enumerate()
-            .map(|(i, p)| TrialRecord { number: i + 1, point: p.clone().into(), state: SearchState::Queued, values: Default::default() })
+            .map(|(i, p)| TrialRecord {
+                number: i + 1,
+                point: p.clone().into(),
+                state: SearchState::Queued,
+                values: Default::default(),
+                scores: Vec::new(),
+            })
             .collect();
         History::new("val_iou", Goal::Maximize, trials)
     }

@@ -127,7 +127,7 @@ pub fn ask_and_train(store: &mut dyn sweep::store::Store, worker: &sweep::store:
     use sweep::store::{EpochLog, MetricValue, Reclaim, TrialStatus};
     let mut claimed = Vec::new();
     loop {
-        let asked = store.ask("s", "val_iou", Some(cap), &mut |h| Some(seeded_trial(h.len() * 100 + worker_index))).unwrap();
+        let asked = store.ask("s", "val_iou", &[], Some(cap), &mut |h| Some(seeded_trial(h.len() * 100 + worker_index))).unwrap();
         let Some(claim) = store.claim(Some("s"), worker, &Reclaim::after(600.0)).unwrap() else {
             if asked.is_none() {
                 return claimed;

@@ -351,7 +351,7 @@ pub fn ask_story(store: &mut dyn Store) {
         Some(seeded_trial(h.len()))
     };
     for n in 1..=12 {
-        assert_eq!(store.ask("a", "val_iou", Some(12), &mut sampler).unwrap(), Some(format!("a-{n}")));
+        assert_eq!(store.ask("a", "val_iou", &[], Some(12), &mut sampler).unwrap(), Some(format!("a-{n}")));
     }
     // A sampler must recognise its own points in the history, so swept values come back bit for
     // bit: a float whose shortest form has 17 significant digits is where a lossy parser (serde_json
@@ -366,12 +366,12 @@ pub fn ask_story(store: &mut dyn Store) {
     assert_eq!(back.to_bits(), lr.to_bits(), "{back:e} read back for {lr:e}");
     assert_eq!(store.trial("exact-1").unwrap().params["train.learning_rate"].as_f64().unwrap().to_bits(), lr.to_bits());
     // At the cap the sampler is not called.
-    assert_eq!(store.ask("a", "val_iou", Some(12), &mut sampler).unwrap(), None);
+    assert_eq!(store.ask("a", "val_iou", &[], Some(12), &mut sampler).unwrap(), None);
     assert_eq!(seen, (0..12).collect::<Vec<_>>(), "called once per trial added, with the history so far, and not at the cap");
     // A config the sweep already has is refused; so is no config at all.
-    assert_eq!(store.ask("a", "val_iou", None, &mut |_| Some(seeded_trial(0))).unwrap(), None, "a duplicate config adds nothing");
-    assert_eq!(store.ask("a", "val_iou", None, &mut |_| None).unwrap(), None);
-    assert!(matches!(store.ask("nope", "val_iou", None, &mut |_| Some(seeded_trial(0))), Err(StoreError::UnknownSweep { .. })));
+    assert_eq!(store.ask("a", "val_iou", &[], None, &mut |_| Some(seeded_trial(0))).unwrap(), None, "a duplicate config adds nothing");
+    assert_eq!(store.ask("a", "val_iou", &[], None, &mut |_| None).unwrap(), None);
+    assert!(matches!(store.ask("nope", "val_iou", &[], None, &mut |_| Some(seeded_trial(0))), Err(StoreError::UnknownSweep { .. })));
     let queued = store.trials(&TrialFilter { sweep: Some("a".into()), status: None }).unwrap();
     assert_eq!(queued.len(), 12);
     assert!(queued.iter().all(|t| t.status == TrialStatus::Queued && t.seed == t.seq - 1), "enqueued as enqueue does");
@@ -441,13 +441,17 @@ pub fn ask_story(store: &mut dyn Store) {
     assert_eq!(before[10].values, at[10].values);
     store.finish(&c.lease, TrialStatus::Completed, None).unwrap();
 
-    // Ask samples from the summary view.
+    // Ask samples from the summary view, with the extremes of the other objectives it names
+    // (a metric never recorded, or a trial that recorded none, has none).
     let mut sampler = |h: Vec<TrialHistory>| {
         assert_eq!(h[1].values[&2], 0.9);
         assert_eq!(h[10].values, BTreeMap::from([(2, 0.8), (3, 0.2), (5, 0.6)]));
+        assert_eq!(h[0].extremes, BTreeMap::from([("val_loss".to_string(), (Some(0.4), Some(0.5)))]));
+        assert_eq!(h[10].extremes, BTreeMap::from([("val_loss".to_string(), (Some(0.3), Some(0.3)))]));
+        assert!(h[11].extremes.is_empty());
         Some(seeded_trial(h.len()))
     };
-    assert_eq!(store.ask("a", "val_iou", Some(13), &mut sampler).unwrap().as_deref(), Some("a-13"));
+    assert_eq!(store.ask("a", "val_iou", &["val_loss", "val_dice"], Some(13), &mut sampler).unwrap().as_deref(), Some("a-13"));
 }
 
 /// Stopping, pruning and resuming by hand (issue 29, item 5), on a fresh store: a queued trial

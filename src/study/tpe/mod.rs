@@ -33,6 +33,7 @@ use serde_json::Value as Json;
 use self::joint::{Axis, Joint};
 use self::parzen::{Parzen, Scale};
 use crate::study::history::{History, Point, SearchState, TrialRecord};
+use crate::study::pareto;
 use crate::study::sampler::{Random, Sampler};
 use crate::study::space::Domain;
 use crate::study::space::{Dimension, Space, same_value};
@@ -275,12 +276,24 @@ pub fn gamma(n: usize) -> usize {
 /// constant liar, queued and running trials rank last of all (the lie: as bad as can be, so
 /// they only ever feed `g`); without it they are left out, as failed trials always are.
 fn ranked(history: &History, constant_liar: bool) -> Vec<&TrialRecord> {
+    if history.objectives.len() > 1 {
+        return ranked_by_objectives(history, constant_liar);
+    }
+    by_tiers(history.trials.iter(), history.goal, constant_liar, true)
+}
+
+/// The ranking above over `trials`; with `completed_best` false a completed trial ranks as a
+/// diverged one (after the pruned ones, by its deepest value).
+fn by_tiers<'a>(
+    trials: impl Iterator<Item = &'a TrialRecord>,
+    goal: crate::config::Goal,
+    constant_liar: bool,
+    completed_best: bool,
+) -> Vec<&'a TrialRecord> {
     // (tier, depth, value): lower tier first, deeper first, then the goal's order.
-    let mut scored: Vec<(u8, usize, f64, &TrialRecord)> = history
-        .trials
-        .iter()
+    let mut scored: Vec<(u8, usize, f64, &TrialRecord)> = trials
         .filter_map(|t| match t.state {
-            SearchState::Completed => match t.best(history.goal) {
+            SearchState::Completed => match t.best(goal).filter(|_| completed_best) {
                 Some(v) => Some((0, 0, v, t)),
                 None => t.last().map(|(_, v)| (2, 0, v, t)),
             },
@@ -289,8 +302,64 @@ fn ranked(history: &History, constant_liar: bool) -> Vec<&TrialRecord> {
             SearchState::Queued | SearchState::Running | SearchState::Failed => None,
         })
         .collect();
-    scored.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(history.compare(a.2, b.2)).then(a.3.number.cmp(&b.3.number)));
+    scored.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(goal.order(a.2, b.2)).then(a.3.number.cmp(&b.3.number)));
     scored.into_iter().map(|(.., t)| t).collect()
+}
+
+/// The trials TPE learns from where the sweep has several objectives (Optuna's multi-objective
+/// TPE): the completed trials with a value of every objective first, by non-dominated front;
+/// the front that the good group's size cuts through is ordered by greedy hypervolume subset
+/// selection (each next trial the one that adds most to the hypervolume of those taken), so the
+/// good group is the best-spread part of the best fronts. Then, as for one objective, the pruned
+/// trials (by depth, then the followed metric), the completed ones without every value, and
+/// with the constant liar the queued and running ones last.
+fn ranked_by_objectives(history: &History, constant_liar: bool) -> Vec<&TrialRecord> {
+    let goals = &history.objectives;
+    let (scored, rest): (Vec<&TrialRecord>, Vec<&TrialRecord>) =
+        history.trials.iter().partition(|t| t.state == SearchState::Completed && t.scores.len() == goals.len());
+    let rest = by_tiers(rest.into_iter(), history.goal, constant_liar, false);
+    let points: Vec<Vec<f64>> = scored.iter().map(|t| t.scores.clone()).collect();
+    let judged = scored.len() + rest.iter().filter(|t| !matches!(t.state, SearchState::Queued | SearchState::Running)).count();
+    let mut need = gamma(judged);
+    let reference = pareto::nadir_reference(&points, goals);
+    let mut order: Vec<&TrialRecord> = Vec::with_capacity(history.trials.len());
+    for front in pareto::fronts(&points, goals) {
+        let mut front: Vec<usize> = front;
+        front.sort_by_key(|&i| scored[i].number);
+        if need > 0
+            && need < front.len()
+            && let Some(reference) = &reference
+        {
+            front = hypervolume_first(&front, need, &points, goals, reference);
+        }
+        need = need.saturating_sub(front.len());
+        order.extend(front.into_iter().map(|i| scored[i]));
+    }
+    order.extend(rest);
+    order
+}
+
+/// `front` (indices into `points`, by trial number) with the `take` members that greedy
+/// hypervolume subset selection picks first, in the order picked, then the rest by number.
+fn hypervolume_first(front: &[usize], take: usize, points: &[Vec<f64>], goals: &[crate::config::Goal], reference: &[f64]) -> Vec<usize> {
+    let mut taken: Vec<usize> = Vec::with_capacity(take);
+    let mut left: Vec<usize> = front.to_vec();
+    let mut covered = 0.0;
+    while taken.len() < take && !left.is_empty() {
+        let mut best: Option<(usize, f64)> = None;
+        for (k, &i) in left.iter().enumerate() {
+            let with: Vec<Vec<f64>> = taken.iter().chain(std::iter::once(&i)).map(|&j| points[j].clone()).collect();
+            let gain = pareto::hypervolume(&with, goals, reference) - covered;
+            if best.is_none_or(|(_, g)| gain > g) {
+                best = Some((k, gain));
+            }
+        }
+        let (k, gain) = best.expect("left is not empty");
+        covered += gain;
+        taken.push(left.remove(k));
+    }
+    taken.extend(left);
+    taken
 }
 
 /// The values a parameter took in the trials where it applied. A trial whose point does not
@@ -350,7 +419,7 @@ mod tests {
     use crate::study::space::Parameter;
 
     fn trial(number: usize, state: SearchState, point: Point, values: &[f64]) -> TrialRecord {
-        TrialRecord { number, point: point.into(), state, values: values.iter().enumerate().map(|(i, v)| (i + 1, *v)).collect() }
+        TrialRecord { number, point: point.into(), state, values: values.iter().enumerate().map(|(i, v)| (i + 1, *v)).collect(), scores: Vec::new() }
     }
 
     fn xy(x: f64, y: f64) -> Point {
@@ -672,5 +741,68 @@ mod tests {
             let fixed = Point::from([("opt".to_string(), json!("adam"))]);
             assert_eq!(tpe.ask_with(&h, &fixed), Some(fixed.clone()), "adam has no momentum");
         }
+    }
+
+    /// A trial with a value of each of two objectives (its epochs hold the first).
+    fn scored(number: usize, point: Point, scores: [f64; 2]) -> TrialRecord {
+        TrialRecord { scores: scores.to_vec(), ..trial(number, SearchState::Completed, point, &[scores[0]]) }
+    }
+
+    #[test]
+    fn with_several_objectives_the_good_group_is_the_best_front_spread_by_hypervolume() {
+        use Goal::Minimize as Min;
+        let at = |x: f64| Point::from([("x".to_string(), json!(x))]);
+        // Seventeen completed trials: a front of three, (0, 10), (1, 1) and (10, 0), and
+        // fourteen that (2, 2) or worse dominate. Against the reference (11, 11) the knee (1, 1)
+        // alone covers 100; after it either extreme adds 1, and the lower number wins the tie.
+        let mut trials = vec![scored(0, at(0.0), [0.0, 10.0]), scored(1, at(0.1), [10.0, 0.0]), scored(2, at(0.2), [1.0, 1.0])];
+        trials.extend((3..17).map(|i| scored(i, at(0.01 * i as f64), [2.0 + i as f64 / 10.0, 2.0 + i as f64 / 10.0])));
+        // A pruned trial, one running, and a completed one without its second value rank after.
+        trials.push(trial(17, SearchState::Pruned, at(0.9), &[0.5]));
+        trials.push(trial(18, SearchState::Running, at(0.95), &[]));
+        trials.push(trial(19, SearchState::Completed, at(0.99), &[0.1]));
+        let h = History::new("val_loss", Min, trials.clone()).with_objectives(vec![Min, Min]);
+        let order: Vec<usize> = ranked(&h, true).iter().map(|t| t.number).collect();
+        // 19 judged (the running one is not): two good, cut from the front of three.
+        assert_eq!(gamma(19), 2);
+        assert_eq!(&order[..3], [2, 0, 1], "{order:?}");
+        assert_eq!(&order[3..17], (3..17).collect::<Vec<_>>());
+        assert_eq!(&order[17..], [17, 19, 18], "pruned, then completed without every value, then the liar's");
+        // With four more dominated trials three are good: the whole front, by number.
+        trials.extend((20..24).map(|i| scored(i, at(0.5 + 0.01 * i as f64), [9.0, 9.0])));
+        let h = History::new("val_loss", Min, trials).with_objectives(vec![Min, Min]);
+        let order: Vec<usize> = ranked(&h, true).iter().map(|t| t.number).collect();
+        assert_eq!(&order[..3], [0, 1, 2], "{order:?}");
+    }
+
+    /// The hypervolume (against (1.1, 11)) of the completed trials of 50 asked by `sampler` on
+    /// ZDT1 in two variables: f1 = x, f2 = g (1 - sqrt(x / g)), g = 1 + 9 y, both minimised; the
+    /// front is y = 0, which random search rarely comes near.
+    fn zdt1_hypervolume(sampler: &dyn Sampler) -> f64 {
+        use Goal::Minimize as Min;
+        let mut h = History::new("val_loss", Min, Vec::new()).with_objectives(vec![Min, Min]);
+        for number in 0..50 {
+            let p = sampler.ask(&h).unwrap();
+            let [x, y] = ["x", "y"].map(|k| p[k].as_f64().unwrap());
+            let g = 1.0 + 9.0 * y;
+            h.trials.push(scored(number, p, [x, g * (1.0 - (x / g).sqrt())]));
+        }
+        let points: Vec<Vec<f64>> = h.trials.iter().map(|t| t.scores.clone()).collect();
+        pareto::hypervolume(&points, &[Min, Min], &[1.1, 11.0])
+    }
+
+    #[test]
+    fn multi_objective_tpe_covers_more_hypervolume_than_random_search_over_thirty_seeds() {
+        let space = unit_cube(&["x", "y"]);
+        let (mut tpe_sum, mut random_sum, mut wins) = (0.0, 0.0, 0);
+        for seed in 0..30 {
+            let tpe = zdt1_hypervolume(&Tpe::new(space.clone(), seed, TpeSettings::default()));
+            let random = zdt1_hypervolume(&Random::new(space.clone(), seed));
+            tpe_sum += tpe;
+            random_sum += random;
+            wins += usize::from(tpe > random);
+        }
+        eprintln!("ZDT1, 50 trials, mean hypervolume over 30 seeds: TPE {:.3}, random {:.3}; TPE ahead in {wins}", tpe_sum / 30.0, random_sum / 30.0);
+        assert!(tpe_sum > random_sum && wins >= 20, "TPE {tpe_sum} random {random_sum} wins {wins}");
     }
 }
