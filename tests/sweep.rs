@@ -1518,3 +1518,30 @@ fn best_of_a_sweep_of_several_objectives_is_its_pareto_front_over_the_tracker() 
         .code(2)
         .stderr(contains("this sweep has several objectives (val_iou, params); name the one to pick by with --metric"));
 }
+
+#[test]
+fn asha_over_several_objectives_judges_each_rung_by_pareto_rank_with_the_costs_known_up_front() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("mop.toml");
+    let text = common::tiny_sweep("mop", 3, &[0.0, 0.3]).replace(
+        "[metric]\nname = \"val_iou\"\ngoal = \"maximize\"\n",
+        "[[objectives]]\nname = \"val_iou\"\ngoal = \"maximize\"\n[[objectives]]\nname = \"infer_ms\"\ngoal = \"minimize\"\n[early_terminate]\ntype = \"asha\"\nmin_iter = 1\neta = 2\n",
+    );
+    let text = text.replace("[parameters]\n", "[parameters]\n\"model.base_filters\" = { values = [2, 4, 8] }\n");
+    std::fs::write(&file, text).unwrap();
+    common::sweep(runs.path()).arg("run").arg(&file).args(["--workers", "1", "--plain"]).assert().success();
+    let store = store(runs.path());
+    let trials = store.trials(&TrialFilter { sweep: Some("mop".into()), status: None }).unwrap();
+    assert_eq!(trials.len(), 6);
+    let pruned: Vec<_> = trials.iter().filter(|t| t.status == TrialStatus::Pruned).collect();
+    assert!(!pruned.is_empty(), "ASHA at eta 2 stops someone: {trials:?}");
+    // Each reason ranks the trial by its IoU at the rung together with gflops, which stands in
+    // for infer_ms (measured only when a trial completes).
+    for t in &pruned {
+        let reason = t.error.as_deref().unwrap_or_default();
+        assert!(reason.contains("gflops (for infer_ms)") && reason.contains("Pareto front"), "{}: {reason}", t.id);
+    }
+    // One worker, in order: the first trial reaches every rung first, with nothing to compare
+    // with, and continues.
+    assert_eq!(trials[0].status, TrialStatus::Completed, "{:?}", trials[0]);
+}

@@ -7,7 +7,7 @@
 //! inside one store transaction under the sweep's lock. So any number of workers on any machines
 //! cooperate without a coordinator, and a killed sweep resumes with the same study.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::store::{HistoryView, NewTrial, PeerValues, Store, TrialHistory, TrialStatus, warm};
 use crate::study::history::{History, Point, SearchState, TrialRecord};
@@ -203,7 +203,23 @@ impl Study {
         let view = HistoryView::Judging { trial: id, epoch: epoch as i64, peers };
         let rows = store.history(&self.spec.name, &self.spec.metric.name, view)?;
         let Some(number) = rows.iter().find(|r| r.id == id).map(|r| r.seq as usize) else { return Ok(Decision::Continue) };
-        Ok(pruner.decide(&history(&self.spec, rows), number, epoch))
+        let mut history = history(&self.spec, rows);
+        let fixed = fixed_objectives(&self.spec);
+        if !fixed.is_empty() && peers != PeerValues::None {
+            let mut values: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+            for (i, (metric, _, _)) in fixed.iter().enumerate() {
+                for (seq, (lowest, _)) in store.extremes(&self.spec.name, metric)? {
+                    let Some(v) = lowest else { continue };
+                    let entry = values.entry(seq as usize).or_default();
+                    if entry.len() == i {
+                        entry.push(v);
+                    }
+                }
+            }
+            values.retain(|_, v| v.len() == fixed.len());
+            history = history.with_fixed(fixed.into_iter().map(|(_, label, goal)| (label, goal)).collect(), values);
+        }
+        Ok(pruner.decide(&history, number, epoch))
     }
 }
 
@@ -237,6 +253,29 @@ pub fn history(spec: &SweepSpec, rows: Vec<TrialHistory>) -> History {
         .collect();
     let history = History::new(spec.metric.name.clone(), spec.metric.goal, trials);
     if spec.objectives.len() > 1 { history.with_objectives(spec.objectives.iter().map(|o| o.goal).collect()) } else { history }
+}
+
+/// Where the sweep has several objectives, those a pruner judges beside the metric at an epoch,
+/// known before a trial trains: (the metric read, its name in reasons, its direction).
+/// `params` and `gflops` as recorded; `infer_ms` and `train_seconds`, measured only when a trial
+/// completes, through `gflops`, which drives both (said so in reasons); one read per metric.
+/// Another objective recorded every epoch is not judged at an epoch. Empty for one objective.
+pub fn fixed_objectives(spec: &SweepSpec) -> Vec<(String, String, crate::config::Goal)> {
+    let mut fixed: Vec<(String, String, crate::config::Goal)> = Vec::new();
+    if spec.objectives.len() < 2 {
+        return fixed;
+    }
+    for o in &spec.objectives {
+        let (read, label) = match o.name.as_str() {
+            "params" | "gflops" => (o.name.clone(), o.name.clone()),
+            "infer_ms" | "train_seconds" => ("gflops".to_string(), format!("gflops (for {})", o.name)),
+            _ => continue,
+        };
+        if !fixed.iter().any(|(r, _, _)| *r == read) {
+            fixed.push((read, label, o.goal));
+        }
+    }
+    fixed
 }
 
 /// The objectives a sampler reads beside the one a trial's epochs follow.

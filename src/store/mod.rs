@@ -680,6 +680,10 @@ pub trait Store: Send {
     /// trials answers empty).
     fn history(&self, sweep: &str, metric: &str, view: HistoryView) -> StoreResult<Vec<TrialHistory>>;
 
+    /// Of each trial of the sweep that recorded `metric` (`<split>_<name>`, or a cost), its
+    /// number and its lowest and highest finite values (a cost's one value, twice), by number.
+    fn extremes(&self, sweep: &str, metric: &str) -> StoreResult<BTreeMap<i64, (Option<f64>, Option<f64>)>>;
+
     /// Adds the sweep's next trial as `sample` picks it from the sweep's history (of `metric`, in
     /// the [`HistoryView::Summary`] view: what a sampler reads),
     /// in one write transaction that holds the sweep's lock (SQLite: the whole file, taken by

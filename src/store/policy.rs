@@ -171,6 +171,11 @@ impl<B: Backend> Store for B {
         })
     }
 
+    fn extremes(&self, sweep: &str, metric: &str) -> StoreResult<BTreeMap<i64, (Option<f64>, Option<f64>)>> {
+        validate_sweep_name(sweep)?;
+        self.read(|tx| Ok(extremes_of(tx, sweep, metric)?.into_iter().map(|(seq, lowest, highest)| (seq, (lowest, highest))).collect()))
+    }
+
     fn ask(
         &mut self,
         sweep: &str,
@@ -895,19 +900,24 @@ fn history(tx: &mut dyn Tx, sweep: &str, metric: &str, view: HistoryView) -> Res
 /// Fills each trial's [`TrialHistory::extremes`] of `metric` from the per-metric summary: one
 /// row a trial that recorded it. `trials` are the sweep's, in `seq` order.
 fn extremes(tx: &mut dyn Tx, sweep: &str, metric: &str, trials: &mut [TrialHistory]) -> Result<(), Failure> {
+    for (seq, lowest, highest) in extremes_of(tx, sweep, metric)? {
+        if let Ok(i) = trials.binary_search_by_key(&seq, |t| t.seq) {
+            trials[i].extremes.insert(metric.to_string(), (lowest, highest));
+        }
+    }
+    Ok(())
+}
+
+/// Each trial of `sweep` that recorded `metric`: its number, its lowest and highest finite
+/// values (from the per-metric summary), by number.
+fn extremes_of(tx: &mut dyn Tx, sweep: &str, metric: &str) -> Result<Vec<(i64, Option<f64>, Option<f64>)>, Failure> {
     let (split, name) = split_metric(metric);
     let rows = tx.query(
         "SELECT r.seq, s.min_value, s.max_value FROM runs r JOIN metric_summary s ON s.run = r.id AND s.split = $2 AND s.name = $3
          WHERE r.sweep = $1 ORDER BY r.seq",
         &[sweep.into(), split.into(), name.into()],
     )?;
-    for r in &rows {
-        let seq = r.int(0)?;
-        if let Ok(i) = trials.binary_search_by_key(&seq, |t| t.seq) {
-            trials[i].extremes.insert(metric.to_string(), (r.opt_real(1)?, r.opt_real(2)?));
-        }
-    }
-    Ok(())
+    rows.iter().map(|r| Ok((r.int(0)?, r.opt_real(1)?, r.opt_real(2)?))).collect()
 }
 
 /// A trial's swept values (`runs.params`) parsed, shared with every earlier read of the same

@@ -73,16 +73,31 @@ pub struct History {
     /// The directions of the sweep's objectives where it has several (each trial's
     /// [`TrialRecord::scores`] follow them); empty for one.
     pub objectives: Vec<Goal>,
+    /// Where the sweep has several objectives: those known before a trial trains (what its
+    /// model costs), which pruners judge beside the metric at an epoch, with their directions
+    /// (see [`History::with_fixed`]); empty otherwise.
+    pub fixed: Vec<(String, Goal)>,
+    /// Each trial's values of [`History::fixed`], by number; a trial without them is absent.
+    pub fixed_values: BTreeMap<usize, Vec<f64>>,
 }
 
 impl History {
     pub fn new(metric: impl Into<String>, goal: Goal, trials: Vec<TrialRecord>) -> History {
-        History { metric: metric.into(), goal, trials, objectives: Vec::new() }
+        History { metric: metric.into(), goal, trials, objectives: Vec::new(), fixed: Vec::new(), fixed_values: BTreeMap::new() }
     }
 
     /// The same history judged by several objectives in these directions.
     pub fn with_objectives(mut self, goals: Vec<Goal>) -> History {
         self.objectives = goals;
+        self
+    }
+
+    /// The same history with objectives known before training (`fixed`: names and directions)
+    /// and each trial's values of them (`values`, by trial number), which pruners judge beside
+    /// the metric.
+    pub fn with_fixed(mut self, fixed: Vec<(String, Goal)>, values: BTreeMap<usize, Vec<f64>>) -> History {
+        self.fixed = fixed;
+        self.fixed_values = values;
         self
     }
 

@@ -12,6 +12,7 @@
 
 use crate::config::Goal;
 use crate::study::history::{History, SearchState, TrialRecord};
+use crate::study::pareto;
 
 /// What a trial should do after an epoch.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,10 +117,24 @@ impl Pruner for Percentile {
         if completed.len() < self.startup_trials {
             return Decision::Continue;
         }
-        let peers: Vec<f64> = completed.iter().filter_map(|t| t.value_at(epoch)).filter(|v| !v.is_nan()).collect();
+        let peers: Vec<(usize, f64)> =
+            completed.iter().filter_map(|t| t.value_at(epoch).map(|v| (t.number, v))).filter(|(_, v)| !v.is_nan()).collect();
         if peers.is_empty() || peers.len() < self.min_trials {
             return Decision::Continue;
         }
+        if let Some(standing) = Standing::of(history, number, best, &peers) {
+            // Kept: the first `percentile` percent of the trials by Pareto rank and crowding.
+            let keep = ((standing.n as f64 * self.percentile / 100.0).ceil() as usize).max(1);
+            if standing.position < keep {
+                return Decision::Continue;
+            }
+            let said = format!("best {} so far {} (epochs 1-{epoch})", history.metric, fmt(best));
+            let among = format!("among the completed trials at epoch {epoch}");
+            return Decision::Prune {
+                reason: format!("{said}{}; {} keeps the first {keep}", standing.describe(history, number, &among), self.name()),
+            };
+        }
+        let peers: Vec<f64> = peers.into_iter().map(|(_, v)| v).collect();
         let n = peers.len();
         // The bar `percentile` percent of the way from the best value to the worst.
         let from_best = match history.goal {
@@ -310,7 +325,26 @@ impl Halving {
         } else {
             format!("{} {} at epoch {epoch}", history.metric, fmt(value))
         };
-        let others: Vec<f64> = competitors.filter(|t| t.number != number).filter_map(judged_value).collect();
+        let others: Vec<(usize, f64)> = competitors.filter(|t| t.number != number).filter_map(|t| judged_value(t).map(|v| (t.number, v))).collect();
+        if let Some(standing) = Standing::of(history, number, value, &others) {
+            let n = standing.n;
+            if n <= self.bootstrap {
+                return Decision::Prune {
+                    reason: format!(
+                        "{said}: trial {n} to reach this rung, and bootstrap_count = {} stops the first {} (a rung promotes once more values compare)",
+                        self.bootstrap, self.bootstrap
+                    ),
+                };
+            }
+            let keep = (n / self.eta).max(1);
+            if standing.position < keep {
+                return Decision::Continue;
+            }
+            return Decision::Prune {
+                reason: format!("{said}{}; only the best {keep} (1/{}) continue", standing.describe(history, number, "at this rung"), self.eta),
+            };
+        }
+        let others: Vec<f64> = others.into_iter().map(|(_, v)| v).collect();
         let n = others.len() + 1;
         if n <= self.bootstrap {
             return Decision::Prune {
@@ -419,6 +453,77 @@ impl Pruner for Hyperband {
         // The bracket is the judged trial's, which the number alone says; any bracket's rung may
         // be its.
         self.brackets.iter().map(|b| b.reads(epoch)).max_by_key(|r| *r as u8).unwrap_or(Reads::Own)
+    }
+}
+
+/// Where a sweep has several objectives ([`History::fixed`]), where a trial stands among others
+/// at an epoch: each judged by its value of the metric there together with its values of the
+/// objectives known before training, ordered by Pareto front, within a front by crowding
+/// distance (the more isolated first: it spreads the front), then by number.
+struct Standing {
+    /// The trial's place in that order (0 first) among `n` trials, itself included.
+    position: usize,
+    n: usize,
+    /// Its front (0: no other dominates it).
+    rank: usize,
+    /// The trials that dominate it, by number.
+    dominated_by: Vec<usize>,
+}
+
+impl Standing {
+    /// None where the history judges one objective, or the trial has no values of the fixed
+    /// ones. `others` (number, value) without fixed values are left out.
+    fn of(history: &History, number: usize, value: f64, others: &[(usize, f64)]) -> Option<Standing> {
+        if history.fixed.is_empty() {
+            return None;
+        }
+        let own = history.fixed_values.get(&number)?;
+        let mut numbers = vec![number];
+        let mut points = vec![std::iter::once(value).chain(own.iter().copied()).collect::<Vec<f64>>()];
+        for &(other, v) in others {
+            if let Some(fixed) = history.fixed_values.get(&other) {
+                numbers.push(other);
+                points.push(std::iter::once(v).chain(fixed.iter().copied()).collect());
+            }
+        }
+        let goals: Vec<Goal> = std::iter::once(history.goal).chain(history.fixed.iter().map(|(_, g)| *g)).collect();
+        let mut order: Vec<usize> = Vec::with_capacity(points.len());
+        let mut rank = 0;
+        for (r, front) in pareto::fronts(&points, &goals).into_iter().enumerate() {
+            let distance = pareto::crowding(&front, &points, &goals);
+            let mut members: Vec<(usize, f64)> = front.into_iter().zip(distance).collect();
+            members.sort_by(|a, b| b.1.total_cmp(&a.1).then(numbers[a.0].cmp(&numbers[b.0])));
+            if members.iter().any(|&(i, _)| i == 0) {
+                rank = r;
+            }
+            order.extend(members.into_iter().map(|(i, _)| i));
+        }
+        let position = order.iter().position(|&i| i == 0).expect("every point is in a front");
+        let mut dominated_by: Vec<usize> =
+            (1..points.len()).filter(|&i| pareto::dominates(&points[i], &points[0], &goals)).map(|i| numbers[i]).collect();
+        dominated_by.sort_unstable();
+        Some(Standing { position, n: points.len(), rank, dominated_by })
+    }
+
+    /// ", params 1.2e6: Pareto front 2, 5th of the 9 trials {among} by front and crowding;
+    /// dominated by trials 3, 4 and 7" (its fixed values named as the history names them).
+    fn describe(&self, history: &History, number: usize, among: &str) -> String {
+        let fixed = history.fixed_values.get(&number).map(Vec::as_slice).unwrap_or_default();
+        let values: Vec<String> = history.fixed.iter().zip(fixed).map(|((name, _), v)| format!("{name} {}", fmt(*v))).collect();
+        const NAMED: usize = 8;
+        let mut by: Vec<String> = self.dominated_by.iter().take(NAMED).map(usize::to_string).collect();
+        if self.dominated_by.len() > NAMED {
+            by.push(format!("{} more", self.dominated_by.len() - NAMED));
+        }
+        let dominated =
+            if by.is_empty() { String::new() } else { format!("; dominated by trial{} {}", plural(self.dominated_by.len()), by.join(", ")) };
+        format!(
+            ", {}: Pareto front {}, {} of the {} trials {among} by front and crowding{dominated}",
+            values.join(", "),
+            self.rank + 1,
+            self.position + 1,
+            self.n
+        )
     }
 }
 
@@ -709,5 +814,69 @@ mod tests {
         assert_eq!(fmt(0.783333), "0.7833");
         assert_eq!(fmt(2.0), "2");
         assert_eq!(fmt(0.00012), "1.20e-4");
+    }
+
+    /// Trials judged by IoU (up) together with their parameter count (down), known up front.
+    fn with_params(h: History, params: &[(usize, f64)]) -> History {
+        h.with_fixed(vec![("params".into(), Goal::Minimize)], params.iter().map(|&(n, p)| (n, vec![p])).collect())
+    }
+
+    #[test]
+    fn with_several_objectives_asha_keeps_a_trial_on_the_pareto_front_that_one_objective_would_stop() {
+        let asha = Asha::new(1, 9, 3).unwrap();
+        // At rung 1: IoU 0.8 (1M params), 0.7 (1M), 0.6 (1M), 0.5 (1M), and trial 5 with the
+        // worst IoU, 0.4, but the smallest model (0.1M): nothing beats it on both.
+        let trials = vec![
+            trial(1, Completed, &[0.8, 0.9]),
+            trial(2, Completed, &[0.7, 0.9]),
+            trial(3, Pruned, &[0.6]),
+            trial(4, Pruned, &[0.5]),
+            trial(5, Running, &[0.4]),
+            trial(6, Running, &[0.55]),
+        ];
+        let params = [(1, 1e6), (2, 1e6), (3, 1e6), (4, 1e6), (5, 1e5), (6, 1e6)];
+        let one = history(Goal::Maximize, trials.clone());
+        assert!(matches!(asha.decide(&one, 5, 1), Decision::Prune { .. }), "by IoU alone it ranks last");
+        let several = with_params(history(Goal::Maximize, trials), &params);
+        // Front 1: trials 1 (best IoU) and 5 (smallest), both extremes (infinite crowding): by
+        // number, 1 then 5; n = 6 keeps 2: trial 5 continues.
+        assert_eq!(asha.decide(&several, 5, 1), Decision::Continue);
+        assert_eq!(asha.decide(&several, 1, 1), Decision::Continue);
+        // Trial 6 (0.55, 1M) is dominated by 1, 2 and 3: front 4, fifth of six.
+        assert_eq!(
+            asha.decide(&several, 6, 1),
+            prune(
+                "val_iou 0.55 at epoch 1, params 1000000: Pareto front 4, 5 of the 6 trials at this rung by front and crowding; dominated by trials 1, 2, 3; only the best 2 (1/3) continue"
+            )
+        );
+        // A trial without its parameter count is judged by the metric alone.
+        let partial = with_params(history(Goal::Maximize, vec![trial(1, Completed, &[0.8]), trial(2, Running, &[0.4])]), &[(1, 1e6)]);
+        assert!(matches!(asha.decide(&partial, 2, 1), Decision::Prune { reason } if !reason.contains("Pareto")));
+    }
+
+    #[test]
+    fn with_several_objectives_the_median_rule_keeps_the_first_half_by_front_and_crowding() {
+        let median = Percentile::median(0, 2);
+        // Completed at epoch 1: (0.9, 4M), (0.8, 2M), (0.7, 1M), (0.6, 3M); judged: 0.65 with 0.5M.
+        let trials = vec![
+            trial(1, Completed, &[0.9]),
+            trial(2, Completed, &[0.8]),
+            trial(3, Completed, &[0.7]),
+            trial(4, Completed, &[0.6]),
+            trial(5, Running, &[0.65]),
+            trial(6, Running, &[0.5]),
+        ];
+        let params = [(1, 4e6), (2, 2e6), (3, 1e6), (4, 3e6), (5, 5e5), (6, 5e6)];
+        let h = with_params(history(Goal::Maximize, trials), &params);
+        // Trial 5 is on the front (the smallest); below the median by IoU alone.
+        assert!(matches!(median.decide(&history(Goal::Maximize, h.trials.clone()), 5, 1), Decision::Prune { .. }));
+        assert_eq!(median.decide(&h, 5, 1), Decision::Continue);
+        // Trial 6 (0.5, 5M) is dominated by every completed trial.
+        assert_eq!(
+            median.decide(&h, 6, 1),
+            prune(
+                "best val_iou so far 0.5 (epochs 1-1), params 5000000: Pareto front 3, 5 of the 5 trials among the completed trials at epoch 1 by front and crowding; dominated by trials 1, 2, 3, 4; the median keeps the first 3"
+            )
+        );
     }
 }

@@ -216,15 +216,6 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
         .run_cap
         .or_else(|| (header.method == Method::Grid).then(|| parameters.iter().map(|p| p.domain.grid_values().len().max(1)).product::<usize>()));
     let early_terminate = base.as_ref().and_then(|b| v.early_terminate(root, b.train.epochs, trials));
-    if early_terminate.is_some() && header.objectives.len() > 1 {
-        v.report(
-            item_span(root, "early_terminate"),
-            format!(
-                "[early_terminate] with several [[objectives]] is not available yet (pruning by Pareto rank is being built); it would judge trials by {} alone: remove it, or keep one [metric]",
-                header.metric.name
-            ),
-        );
-    }
     // Trials are checked even when some parameters were refused, so that one run of the
     // validator reports every problem; only a broken base makes the trials meaningless.
     let Some(base) = base.filter(|_| base_ok) else {
