@@ -326,26 +326,9 @@ impl Halving {
             format!("{} {} at epoch {epoch}", history.metric, fmt(value))
         };
         let others: Vec<(usize, f64)> = competitors.filter(|t| t.number != number).filter_map(|t| judged_value(t).map(|v| (t.number, v))).collect();
-        if let Some(standing) = Standing::of(history, number, value, &others) {
-            let n = standing.n;
-            if n <= self.bootstrap {
-                return Decision::Prune {
-                    reason: format!(
-                        "{said}: trial {n} to reach this rung, and bootstrap_count = {} stops the first {} (a rung promotes once more values compare)",
-                        self.bootstrap, self.bootstrap
-                    ),
-                };
-            }
-            let keep = (n / self.eta).max(1);
-            if standing.position < keep {
-                return Decision::Continue;
-            }
-            return Decision::Prune {
-                reason: format!("{said}{}; only the best {keep} (1/{}) continue", standing.describe(history, number, "at this rung"), self.eta),
-            };
-        }
-        let others: Vec<f64> = others.into_iter().map(|(_, v)| v).collect();
-        let n = others.len() + 1;
+        // Several objectives: the trial's place by Pareto front and crowding; one: by its value.
+        let standing = Standing::of(history, number, value, &others);
+        let n = standing.as_ref().map_or(others.len() + 1, |s| s.n);
         if n <= self.bootstrap {
             return Decision::Prune {
                 reason: format!(
@@ -355,13 +338,17 @@ impl Halving {
             };
         }
         let keep = (n / self.eta).max(1);
-        let better = others.iter().filter(|&&o| history.compare(o, value).is_lt()).count();
-        if better < keep {
+        let (place, ranked) = match &standing {
+            Some(s) => (s.position, s.describe(history, number, "at this rung")),
+            None => {
+                let better = others.iter().filter(|(_, o)| history.compare(*o, value).is_lt()).count();
+                (better, format!(" ranks {} of the {n} trials at this rung", better + 1))
+            }
+        };
+        if place < keep {
             return Decision::Continue;
         }
-        Decision::Prune {
-            reason: format!("{said} ranks {} of the {n} trials at this rung; only the best {keep} (1/{}) continue", better + 1, self.eta),
-        }
+        Decision::Prune { reason: format!("{said}{ranked}; only the best {keep} (1/{}) continue", self.eta) }
     }
 }
 
