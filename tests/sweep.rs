@@ -419,6 +419,7 @@ fn ls_refuses_an_unknown_field_or_a_broken_filter_with_exit_code_2() {
         .stderr(contains("unknown field \"train.learnin_rate\"").and(contains("train.learning_rate")));
     common::sweep(runs).args(["ls", "--where", "val_iou >"]).assert().code(2).stderr(contains("expected a value"));
     common::sweep(runs).args(["ls", "--where", "colour = red"]).assert().code(2).stderr(contains("unknown field"));
+    common::sweep(runs).args(["ls", "--pareto"]).assert().code(2).stderr(contains("this sweep follows one: give it several [[objectives]]"));
 }
 
 #[test]
@@ -1505,6 +1506,22 @@ fn best_of_a_sweep_of_several_objectives_is_its_pareto_front_over_the_tracker() 
         "{text}"
     );
     assert!(expected.iter().all(|id| text.contains(id.as_str())), "{text}");
+    // `ls --pareto`: the front of the listed trials, with --where narrowing what is listed.
+    let listed = |args: &[&str]| -> Vec<String> {
+        let out = common::sweep(runs.path()).args(["ls", "--sweep", "mo", "--pareto", "--json"]).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut ids: Vec<String> = v.as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_string()).collect();
+        ids.sort();
+        ids
+    };
+    let mut sorted = expected.clone();
+    sorted.sort();
+    assert_eq!(listed(&[]), sorted);
+    let biggest = trials.iter().map(|t| value(t).1).fold(0.0, f64::max);
+    let among_big: Vec<&sweep::store::TrialRow> = trials.iter().filter(|t| value(t).1 == biggest).collect();
+    let best_big = among_big.iter().max_by(|a, b| value(a).0.total_cmp(&value(b).0).then(b.seq.cmp(&a.seq))).unwrap();
+    assert_eq!(listed(&["--where", &format!("params >= {biggest}")]), [best_big.id.clone()], "among the largest models, the best IoU");
     // One objective by --metric, as for any sweep; --eval needs one.
     let smallest = trials.iter().min_by(|a, b| value(a).1.total_cmp(&value(b).1).then(a.seq.cmp(&b.seq))).unwrap();
     common::sweep(runs.path())

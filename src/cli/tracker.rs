@@ -73,6 +73,10 @@ pub struct LsArgs {
     /// objective values, ranked by the mean.
     #[arg(long, conflicts_with = "sort")]
     pub group: bool,
+    /// Only the Pareto front of the listed trials, for a sweep of several [[objectives]]: the
+    /// completed ones that no other listed trial matches or beats by every objective.
+    #[arg(long, conflicts_with = "group")]
+    pub pareto: bool,
 }
 
 #[derive(Debug, Args)]
@@ -246,7 +250,16 @@ pub fn ls(g: &Global, args: &LsArgs) -> Result<ExitCode> {
         store::find_sweep(store.as_ref(), s)?;
     }
     let listing = Listing { sweep: args.sweep.clone(), status, filter: args.filter.as_deref(), sort: args.sort.as_deref() };
-    let runs = report::filter::list(store.as_ref(), &listing)?;
+    let mut runs = report::filter::list(store.as_ref(), &listing)?;
+    if args.pareto {
+        let query = report::best::BestQuery { sweep: args.sweep.as_deref(), ..Default::default() };
+        let Some(objectives) = report::best::front_objectives(store.as_ref(), &query)? else {
+            return Err(usage("--pareto lists the trials no other beats by every objective, and this sweep follows one: give it several [[objectives]], or use sweep best").into());
+        };
+        let front = report::front::front_of(runs.clone(), &objectives, args.sweep.as_deref());
+        let on_front: std::collections::HashSet<String> = front.members.into_iter().map(|m| m.trial.id).collect();
+        runs.retain(|r| on_front.contains(&r.id));
+    }
     let mut out = std::io::stdout().lock();
     if args.group {
         return ls_groups(store.as_ref(), args, &runs, &mut out);
