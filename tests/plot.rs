@@ -436,3 +436,50 @@ fn a_large_sweeps_charts_draw_the_best_the_running_and_an_even_sample() {
     assert!(steps.iter().all(|x| thinned.points.iter().any(|p| p.0 == *x)), "every step of the line has its point");
     assert!(thinned.points.len() < 400 && thinned.tips.len() == thinned.points.len(), "{} points", thinned.points.len());
 }
+
+/// Trials with a parameter count beside their IoU (unrelated to it, so some trade off).
+fn with_params(n: usize) -> Vec<TrialData> {
+    let mut runs = runs(n);
+    for (i, r) in runs.iter_mut().enumerate() {
+        let v = 1e6 * (1.0 + ((i * 53) % 100) as f64 / 100.0);
+        let s = MetricSummary { last_epoch: 0, last: v, min: Some(v), min_epoch: Some(0), max: Some(v), max_epoch: Some(0) };
+        r.row.metrics.insert("params".into(), s);
+    }
+    runs
+}
+
+#[test]
+fn the_pareto_chart_marks_the_front_and_draws_the_hypervolume_as_trials_finish() {
+    let objectives = |names: &[(&str, Goal)]| names.iter().map(|(n, g)| Objective { name: n.to_string(), goal: *g }).collect::<Vec<_>>();
+    let two = objectives(&[("val_iou", Goal::Maximize), ("params", Goal::Minimize)]);
+    let runs = with_params(40);
+    let p = series::pareto(&runs, &two).unwrap();
+    assert_eq!(p.points.len(), 40);
+    // The front by brute force: no other trial at least as good by both and better by one.
+    let value = |r: &TrialData| (r.row.best("val_iou", Goal::Maximize).unwrap().0, r.row.metrics["params"].last);
+    let beats = |a: (f64, f64), b: (f64, f64)| a.0 >= b.0 && a.1 <= b.1 && (a.0 > b.0 || a.1 < b.1);
+    for (values, id, front) in &p.points {
+        let r = runs.iter().find(|r| &r.row.id == id).unwrap();
+        assert_eq!(values, &[value(r).0, value(r).1]);
+        assert_eq!(*front, !runs.iter().any(|o| beats(value(o), value(r))), "{id}");
+    }
+    assert!(p.points.iter().filter(|p| p.2).count() >= 2, "the data trades off");
+    assert!(p.hypervolume.windows(2).all(|w| w[0].1 <= w[1].1 && w[0].0 < w[1].0), "{:?}", p.hypervolume);
+    assert_eq!(p.hypervolume.last().unwrap().0, 40.0);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pareto.png");
+    draw::png(&p, &path).unwrap();
+    check_png(&path, (1300, 560));
+    let red = image::open(&path).unwrap().into_rgb8().pixels().filter(|px| px.0 == [214, 39, 40]).count();
+    assert!(red > 100, "the front is drawn in red: {red} pixels");
+    let svg = draw::svg(&p).unwrap();
+    assert!(svg.contains("Pareto front") && svg.contains("hypervolume"), "{}", &svg[..300.min(svg.len())]);
+    // Three objectives: the three pairs and the hypervolume, two by two.
+    let three = objectives(&[("val_iou", Goal::Maximize), ("params", Goal::Minimize), ("val_dice", Goal::Maximize)]);
+    let path = dir.path().join("pareto3.png");
+    draw::png(&series::pareto(&runs, &three).unwrap(), &path).unwrap();
+    check_png(&path, (1100, 1000));
+    // One objective, or no trial with every value: no chart.
+    assert!(series::pareto(&runs, &two[..1]).is_none());
+    assert!(series::pareto(&self::runs(3), &two).is_none(), "no trial records params");
+}

@@ -950,6 +950,29 @@ fn a_program_sweep_is_served_with_its_own_metrics_and_log() {
     assert!(log.contains("epoch 3/3: training with lr=0.2") && !log.contains("lr=0.05"), "the program's log is its trial's: {log}");
 }
 
+/// Issue 26: a sweep of several objectives shows its Pareto chart, drawn as SVG with a link to
+/// every trial it marks.
+#[test]
+fn a_sweep_of_several_objectives_shows_its_pareto_front() {
+    let runs = tempfile::tempdir().unwrap();
+    let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/program/fake_train.py");
+    let file = runs.path().join("mo.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"mo\"\n[[objectives]]\nname = \"val_iou\"\ngoal = \"maximize\"\n[[objectives]]\nname = \"val_ms\"\ngoal = \"minimize\"\n[program]\ncommand = [\"python3\", {:?}, \"${{args}}\"]\n[train]\nepochs = 2\n[parameters]\nlr = {{ values = [0.01, 0.05, 0.2] }}\nms_per_lr = {{ value = 100 }}\n",
+            program.display().to_string()
+        ),
+    )
+    .unwrap();
+    common::sweep(runs.path()).arg("run").arg(&file).assert().success();
+    let server = Server::start(runs.path(), &[]);
+    let page = server.page("/sweeps/mo");
+    let at = page.find("Pareto front: 3 of 3 completed trials").unwrap_or_else(|| panic!("no Pareto chart: {page}"));
+    let chart = &page[at..page[at..].find("</svg>").map_or(page.len(), |end| at + end)];
+    assert!(["mo-1", "mo-2", "mo-3"].iter().all(|id| chart.contains(&format!("/runs/{id}"))), "each point links its trial");
+}
+
 /// Issue 28's scale: a sweep of many trials is a page a browser loads at once. The leaderboard
 /// lists 100 trials a page with links to the others (keeping the sort and filter), and the charts
 /// draw 300 trials (the best 50 and an even sample of the rest) and say so; the optimisation

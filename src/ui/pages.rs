@@ -347,8 +347,14 @@ impl Dashboard {
             Err(e) => return Reply::store_error(&e),
         };
         let params = charts::swept_parameters(Some(&info), &shown);
+        let objectives = match self.with_store(|s| crate::report::sweep_objectives(s, &info)) {
+            Ok(objectives) => objectives,
+            Err(e) => return Reply::store_error(&e),
+        };
+        let pareto = charts::pareto_chart(&shown, &objectives);
         let charts: Vec<(String, Picture)> = charts::sweep_charts_in(&shown, &warm, &params, &objective, view)
             .into_iter()
+            .chain(pareto)
             .map(|c| {
                 let picture =
                     c.svg().map(Picture::Svg).unwrap_or_else(|e| Picture::Svg(format!("<p class=\"error\">{}</p>", html::escape(&e.to_string()))));

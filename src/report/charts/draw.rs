@@ -8,7 +8,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::series::{Chart, Groups, History, Parallel, Scatter};
+use super::series::{Chart, Groups, History, Parallel, Pareto, Scatter};
 use crate::canvas::fonts::register_fonts;
 use crate::report::axis::Axis;
 use crate::report::importance::ParamImportance;
@@ -875,4 +875,109 @@ fn importance_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, importanc
     }))
     .map_err(err)?;
     Ok(())
+}
+
+/// A value range with a margin, for a panel's axis (one value gets a unit-wide range).
+fn padded(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = if hi > lo { (hi - lo) * 0.08 } else { 0.5_f64.max(lo.abs() * 0.1) };
+    (lo - pad, hi + pad)
+}
+
+impl Figure for Pareto {
+    /// Two objectives: the front and the hypervolume side by side; three: the three pairs and
+    /// the hypervolume, two by two.
+    fn size(&self) -> (u32, u32) {
+        if self.objectives.len() > 2 { (1100, 1000) } else { (1300, 560) }
+    }
+
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<Drawn> {
+        let n = self.objectives.len();
+        let pairs: Vec<(usize, usize)> = (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).collect();
+        let front_count = self.points.iter().filter(|p| p.2).count();
+        let title = format!(
+            "Pareto front: {front_count} of {} completed trials (red), dominated ones grey; {}",
+            self.points.len(),
+            self.objectives.iter().map(|(name, goal)| format!("{name} {}", goal.as_str())).collect::<Vec<_>>().join(", ")
+        );
+        let root = root.titled(&title, (FONT, 20)).map_err(err)?;
+        let areas = if n > 2 { root.split_evenly((2, 2)) } else { root.split_by_breakpoints([(self.size().0 as f64 * 0.56) as u32], [] as [u32; 0]) };
+        let mut targets = Vec::new();
+        for (k, &(i, j)) in pairs.iter().enumerate() {
+            let area = &areas[k];
+            let (xr, yr) = (padded(self.points.iter().map(|p| p.0[i])), padded(self.points.iter().map(|p| p.0[j])));
+            let mut ctx = ChartBuilder::on(area)
+                .margin(14)
+                .x_label_area_size(44)
+                .y_label_area_size(70)
+                .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
+                .map_err(err)?;
+            let ((xi, gi), (yj, gj)) = (&self.objectives[i], &self.objectives[j]);
+            ctx.configure_mesh()
+                .x_desc(format!("{xi} ({})", if *gi == crate::config::Goal::Maximize { "higher is better" } else { "lower is better" }))
+                .y_desc(format!("{yj} ({})", if *gj == crate::config::Goal::Maximize { "higher is better" } else { "lower is better" }))
+                .axis_desc_style((FONT, 15))
+                .label_style((FONT, 12))
+                .light_line_style(LIGHT_GRID)
+                .bold_line_style(GRID)
+                .x_label_formatter(&|x| crate::report::fmt_num(*x))
+                .y_label_formatter(&|y| crate::report::fmt_num(*y))
+                .draw()
+                .map_err(err)?;
+            ctx.draw_series(self.points.iter().filter(|p| !p.2).map(|p| Circle::new((p.0[i], p.0[j]), 4, GREY.mix(0.7).filled()))).map_err(err)?;
+            if n == 2 {
+                // The front's staircase: between two neighbours, the corner both dominate.
+                let mut front: Vec<(f64, f64)> = self.points.iter().filter(|p| p.2).map(|p| (p.0[i], p.0[j])).collect();
+                front.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+                let worse = |goal: crate::config::Goal, a: f64, b: f64| if goal.order(a, b).is_le() { b } else { a };
+                let mut steps = Vec::new();
+                for (k, &(x, y)) in front.iter().enumerate() {
+                    if k > 0 {
+                        let (px, py) = front[k - 1];
+                        steps.push((worse(*gi, px, x), worse(*gj, py, y)));
+                    }
+                    steps.push((x, y));
+                }
+                ctx.draw_series(LineSeries::new(steps, PALETTE[3].stroke_width(2))).map_err(err)?;
+            }
+            ctx.draw_series(self.points.iter().filter(|p| p.2).map(|p| Circle::new((p.0[i], p.0[j]), 6, PALETTE[3].filled()))).map_err(err)?;
+            if k == 0 {
+                for (values, id, front) in &self.points {
+                    let (x, y) = ctx.backend_coord(&(values[i], values[j]));
+                    let said: Vec<String> =
+                        self.objectives.iter().zip(values).map(|((name, _), v)| format!("{name} {}", crate::report::fmt_num(*v))).collect();
+                    let what = format!("{}{}", said.join(", "), if *front { " (on the front)" } else { "" });
+                    targets.push(Target { x, y, trial: id.clone(), text: tip(&self.tips, id, what) });
+                }
+            }
+        }
+        // The hypervolume as trials finished.
+        let area = &areas[pairs.len()];
+        let last = self.hypervolume.last().map_or(1.0, |h| h.0).max(1.0);
+        let top = self.hypervolume.iter().map(|h| h.1).fold(0.0, f64::max).max(f64::MIN_POSITIVE) * 1.08;
+        let reference: Vec<String> = self.reference.iter().map(|v| crate::report::fmt_num(*v)).collect();
+        let mut ctx = ChartBuilder::on(area)
+            .caption(format!("hypervolume against ({})", reference.join(", ")), (FONT, 15))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..last, 0.0..top)
+            .map_err(err)?;
+        ctx.configure_mesh()
+            .x_desc("completed trials, by trial number")
+            .y_desc("hypervolume")
+            .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-9 { format!("{x:.0}") } else { String::new() })
+            .axis_desc_style((FONT, 15))
+            .label_style((FONT, 12))
+            .light_line_style(LIGHT_GRID)
+            .bold_line_style(GRID)
+            .y_label_formatter(&|y| crate::report::fmt_num(*y))
+            .draw()
+            .map_err(err)?;
+        ctx.draw_series(LineSeries::new(self.hypervolume.iter().copied(), PALETTE[0].stroke_width(2))).map_err(err)?;
+        Ok(Drawn::links(targets))
+    }
 }

@@ -119,7 +119,11 @@ pub fn plot_sweep(store: &dyn Store, sweep: &str, runs_dir: &Path, out: Option<&
         Some(info) => warm_start(store, info)?,
         None => WarmStart::default(),
     };
-    for chart in sweep_charts(&runs, &warm, &params, &objective) {
+    let objectives = match &info {
+        Some(info) => crate::report::sweep_objectives(store, info)?,
+        None => vec![objective.clone()],
+    };
+    for chart in sweep_charts(&runs, &warm, &params, &objective).into_iter().chain(pareto_chart(&runs, &objectives)) {
         let path = dir.join(&chart.file);
         record(path.clone(), chart.png(&path));
     }
@@ -169,6 +173,7 @@ pub enum SweepFigure {
     Parallel(series::Parallel),
     History(series::History),
     Groups(series::Groups),
+    Pareto(series::Pareto),
 }
 
 impl SweepChart {
@@ -180,6 +185,7 @@ impl SweepChart {
             SweepFigure::Parallel(p) => draw::png(p, path),
             SweepFigure::History(h) => draw::png(h, path),
             SweepFigure::Groups(g) => draw::png(g, path),
+            SweepFigure::Pareto(p) => draw::png(p, path),
         }
     }
 
@@ -191,6 +197,7 @@ impl SweepChart {
             SweepFigure::Parallel(p) => draw::svg(p),
             SweepFigure::History(h) => draw::svg(h),
             SweepFigure::Groups(g) => draw::svg(g),
+            SweepFigure::Pareto(p) => draw::svg(p),
         }
     }
 }
@@ -264,6 +271,16 @@ pub fn sweep_charts_in(
     }
     charts
 }
+
+/// The Pareto chart of a sweep of several objectives (None for one): the front by each pair of
+/// objectives and the hypervolume as trials finished.
+pub fn pareto_chart(runs: &[TrialData], objectives: &[Objective]) -> Option<SweepChart> {
+    let data = series::pareto(runs, objectives)?;
+    Some(SweepChart { file: PARETO_FILE.into(), title: "Pareto front".into(), figure: SweepFigure::Pareto(data) })
+}
+
+/// The file name of the Pareto chart.
+pub const PARETO_FILE: &str = "pareto.png";
 
 /// The file name of the optimisation-history chart.
 pub const HISTORY_FILE: &str = "history.png";

@@ -514,3 +514,62 @@ pub fn parallel(runs: &[TrialData], params: &[(String, bool)], objective: &str, 
     let value_range = if value_range.0.is_finite() { value_range } else { (0.0, 1.0) };
     Parallel { axes, lines, ids, tips: tips(runs), objective: objective.into(), goal, value_range }
 }
+
+/// A sweep of several objectives: its completed trials by each pair of objectives, the Pareto
+/// front marked, and the hypervolume the trials covered as they finished.
+#[derive(Debug, Clone)]
+pub struct Pareto {
+    /// The objectives' names and directions, in the sweep file's order.
+    pub objectives: Vec<(String, Goal)>,
+    /// Each completed trial with a value of every objective: its values, its id, whether it is
+    /// on the front.
+    pub points: Vec<(Vec<f64>, String, bool)>,
+    /// (trials finished, hypervolume of their values against `reference`), in trial order, at
+    /// most [`CHARTED`] steps.
+    pub hypervolume: Vec<(f64, f64)>,
+    /// Each objective's worst value pushed past it ([`crate::study::pareto::nadir_reference`]).
+    pub reference: Vec<f64>,
+    pub tips: BTreeMap<String, String>,
+}
+
+/// The Pareto chart's data; None for fewer than two objectives or no completed trial with a
+/// value of each.
+pub fn pareto(runs: &[TrialData], objectives: &[crate::config::Objective]) -> Option<Pareto> {
+    use crate::study::pareto;
+    if objectives.len() < 2 {
+        return None;
+    }
+    let goals: Vec<Goal> = objectives.iter().map(|o| o.goal).collect();
+    let mut completed: Vec<(&TrialData, Vec<f64>)> = runs
+        .iter()
+        .filter(|r| r.row.status == TrialStatus::Completed)
+        .filter_map(|r| objectives.iter().map(|o| r.row.best(&o.name, o.goal).map(|(v, _)| v)).collect::<Option<Vec<f64>>>().map(|v| (r, v)))
+        .collect();
+    if completed.is_empty() {
+        return None;
+    }
+    completed.sort_by_key(|(r, _)| r.row.seq);
+    let values: Vec<Vec<f64>> = completed.iter().map(|(_, v)| v.clone()).collect();
+    let reference = pareto::nadir_reference(&values, &goals)?;
+    let mut on_front = vec![false; values.len()];
+    for i in pareto::fronts(&values, &goals).into_iter().next().unwrap_or_default() {
+        on_front[i] = true;
+    }
+    // The hypervolume as trials finished, over the front so far (an archive that drops what a
+    // newer trial dominates), at evenly spaced steps.
+    let step = values.len().div_ceil(CHARTED).max(1);
+    let mut archive: Vec<Vec<f64>> = Vec::new();
+    let mut hypervolume = Vec::new();
+    for (k, v) in values.iter().enumerate() {
+        if !archive.iter().any(|a| pareto::dominates(a, v, &goals) || a == v) {
+            archive.retain(|a| !pareto::dominates(v, a, &goals));
+            archive.push(v.clone());
+        }
+        if (k + 1) % step == 0 || k + 1 == values.len() {
+            hypervolume.push(((k + 1) as f64, pareto::hypervolume(&archive, &goals, &reference)));
+        }
+    }
+    let tips = tips(runs);
+    let points = completed.iter().zip(on_front).map(|((r, v), front)| (v.clone(), r.row.id.clone(), front)).collect();
+    Some(Pareto { objectives: objectives.iter().map(|o| (o.name.clone(), o.goal)).collect(), points, hypervolume, reference, tips })
+}
