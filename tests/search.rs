@@ -728,3 +728,27 @@ fn several_objectives_are_read_and_each_bad_one_is_located() {
         &[(7, 8, "a [program] trial records only what its program reports")],
     );
 }
+
+#[test]
+fn constraints_are_read_and_each_bad_one_is_located() {
+    let ok = "[[constraints]]\nmetric = \"params\"\nmax = 2e6\n[[constraints]]\nmetric = \"val_iou\"\nmin = 0.5\nmax = 1\n";
+    let s = spec::parse(ok, Path::new("c.toml")).unwrap();
+    assert_eq!(s.constraints.len(), 2);
+    assert!(s.constraints[0].before_training() && !s.constraints[1].before_training());
+    assert_eq!(s.constraints[0].broken(3e6).as_deref(), Some("params 3000000 is above max = 2000000"));
+    assert_eq!(s.constraints[1].broken(0.25).as_deref(), Some("val_iou 0.25 is below min = 0.5"));
+    assert_eq!(s.constraints[1].broken(0.75), None);
+    assert!(s.constraints[1].broken(f64::NAN).is_some(), "NaN breaks every bound");
+    common::check_errors("[[constraints]]\nmetric = \"params\"\n", &[(1, 1, "constraints[0] needs min = x, max = x or both")]);
+    common::check_errors("[[constraints]]\nmetric = \"latency\"\nmax = 5\n", &[(2, 10, "constraints[0].metric = \"latency\" is not a metric")]);
+    common::check_errors("[[constraints]]\nmax = 5\n", &[(1, 1, "constraints[0].metric is missing")]);
+    common::check_errors(
+        "[[constraints]]\nmetric = \"gflops\"\nmin = 3\nmax = 1\n",
+        &[(3, 7, "constraints[0].min = 3 is above max = 1: no trial could hold it")],
+    );
+    common::check_errors(
+        "[[constraints]]\nmetric = \"gflops\"\nmax = \"big\"\nbound = 1\n",
+        &[(3, 7, "constraints[0].max must be a finite number"), (4, 1, "unknown key constraints[0].bound")],
+    );
+    common::check_errors("constraints = 3\n", &[(1, 15, "constraints must be tables")]);
+}

@@ -95,6 +95,36 @@ fn a_version_5_tracker_is_rebuilt_for_stopped_trials_and_keeps_everything() {
     assert_eq!(report.added, vec!["s-4".to_string()]);
 }
 
+/// Schema version 7 rebuilds `runs` again for the `infeasible` status: a version-6 trial keeps
+/// a pending request and its note, and a trial may then end infeasible.
+#[test]
+fn a_version_6_tracker_is_rebuilt_for_infeasible_trials_and_keeps_its_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v6.db");
+    {
+        let old = SqliteStore::create_at_version(&path, 6).unwrap();
+        let c = old.connection();
+        c.execute_batch(
+            "INSERT INTO sweeps VALUES ('s', 'spec', 'h', 0, 0);
+             INSERT INTO runs (id, sweep, seq, params, config_hash, seed, status, attempt, created, request, request_note)
+                 VALUES ('s-1', 's', 1, '{}', 'x1', 0, 'running', 1, 0, 'prune', 'by hand'),
+                        ('s-2', 's', 2, '{}', 'x2', 1, 'stopped', 1, 0, NULL, NULL);
+             INSERT INTO run_configs VALUES ('s-1', '{}'), ('s-2', '{}');",
+        )
+        .unwrap();
+        assert!(c.execute("UPDATE runs SET status = 'infeasible' WHERE id = 's-2'", []).is_err(), "version 6 had no infeasible");
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    let (request, note): (String, String) =
+        store.connection().query_row("SELECT request, request_note FROM runs WHERE id = 's-1'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!((request.as_str(), note.as_str()), ("prune", "by hand"));
+    assert_eq!(store.trial("s-2").unwrap().status, TrialStatus::Stopped);
+    store.connection().execute("UPDATE runs SET status = 'infeasible' WHERE id = 's-2'", []).unwrap();
+    assert_eq!(store.trial("s-2").unwrap().status, TrialStatus::Infeasible);
+}
+
 #[test]
 fn migrating_twice_is_harmless_and_an_older_file_is_migrated_on_open() {
     let dir = tempfile::tempdir().unwrap();

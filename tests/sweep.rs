@@ -1562,3 +1562,40 @@ fn asha_over_several_objectives_judges_each_rung_by_pareto_rank_with_the_costs_k
     // with, and continues.
     assert_eq!(trials[0].status, TrialStatus::Completed, "{:?}", trials[0]);
 }
+
+#[test]
+fn a_constraint_on_a_cost_stops_a_trial_before_training_and_one_broken_at_the_end_is_never_best() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("c.toml");
+    // The model of base 4 and below is allowed; base 8 breaks the bound before its first epoch.
+    let limit = sweep::config::UNetConfig { base_filters: 4, depth: 2, ..Default::default() }.cost(32, 32).params;
+    let text = common::tiny_sweep("c", 2, &[0.0]).replace(
+        "[parameters]\n",
+        &format!("[[constraints]]\nmetric = \"params\"\nmax = {limit}\n[parameters]\n\"model.base_filters\" = {{ values = [2, 4, 8] }}\n"),
+    );
+    std::fs::write(&file, text).unwrap();
+    common::sweep(runs.path()).arg("run").arg(&file).args(["--workers", "1", "--plain"]).assert().success();
+    let store = store(runs.path());
+    let trials = store.trials(&TrialFilter { sweep: Some("c".into()), status: None }).unwrap();
+    let by_filters = |f: i64| trials.iter().find(|t| t.params["model.base_filters"] == serde_json::json!(f)).unwrap();
+    let big = by_filters(8);
+    assert_eq!(big.status, TrialStatus::Infeasible, "{big:?}");
+    assert!(big.error.as_deref().unwrap().contains(&format!("is above max = {limit} ([[constraints]]); no epoch was trained")), "{:?}", big.error);
+    assert!(store.metrics(&big.id).unwrap().is_empty(), "no epoch");
+    assert!(big.last("params").unwrap() > limit as f64, "its cost is recorded");
+    assert_eq!((by_filters(2).status, by_filters(4).status), (TrialStatus::Completed, TrialStatus::Completed));
+    // The same sweep bounding IoU from below where no trial gets: each completes its epochs and
+    // ends infeasible, keeping them; none is best.
+    let file = runs.path().join("d.toml");
+    let text =
+        common::tiny_sweep("d", 2, &[0.0, 0.3]).replace("[parameters]\n", "[[constraints]]\nmetric = \"val_iou\"\nmin = 0.999\n[parameters]\n");
+    std::fs::write(&file, text).unwrap();
+    common::sweep(runs.path()).arg("run").arg(&file).args(["--workers", "1", "--plain"]).assert().success();
+    for t in store.trials(&TrialFilter { sweep: Some("d".into()), status: None }).unwrap() {
+        assert_eq!(t.status, TrialStatus::Infeasible, "{t:?}");
+        assert!(t.error.as_deref().unwrap().starts_with("infeasible: val_iou ") && t.error.as_deref().unwrap().contains("is below min = 0.999"));
+        assert_eq!(store.metrics(&t.id).unwrap().iter().map(|m| m.epoch).max(), Some(2), "its epochs are kept");
+    }
+    common::sweep(runs.path()).args(["best", "--sweep", "d"]).assert().code(1).stderr(contains("no completed trial"));
+    common::sweep(runs.path()).args(["best", "--sweep", "c"]).assert().success();
+}

@@ -53,7 +53,7 @@ pub struct LsArgs {
     /// Only this sweep's trials.
     #[arg(long)]
     pub sweep: Option<String>,
-    /// queued, running, completed, failed, pruned, diverged or stopped.
+    /// queued, running, completed, failed, pruned, diverged, stopped or infeasible.
     #[arg(long)]
     pub status: Option<String>,
     /// Sort by a metric (best first) or a field, e.g. val_iou or train.learning_rate.

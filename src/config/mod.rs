@@ -18,7 +18,7 @@ pub mod program;
 
 pub use augment::Augment;
 pub use model::{ModelError, UNetConfig, WeightInit, nearest_valid};
-pub use objective::{COST_METRICS, FULL_RESOLUTION_METRICS, Goal, METRIC_NAMES, Objective, Split, nonfinite};
+pub use objective::{COST_METRICS, Constraint, FULL_RESOLUTION_METRICS, Goal, METRIC_NAMES, Objective, Split, nonfinite};
 pub use program::ProgramConfig;
 
 /// Every setting of one training run.

@@ -96,6 +96,40 @@ impl Objective {
     }
 }
 
+/// A `[[constraints]]` bound: a trial whose `metric` falls outside `[min, max]` is infeasible
+/// (never best; TPE learns its region is bad). A bound on a cost known from the settings
+/// (`params`, `gflops`) is checked before training, so such a trial costs no epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Constraint {
+    /// A metric recorded every epoch (judged by its value at the last epoch) or a cost.
+    pub metric: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Constraint {
+    /// Whether the bound is checked before training: its metric is known from the settings.
+    pub fn before_training(&self) -> bool {
+        matches!(self.metric.as_str(), "params" | "gflops")
+    }
+
+    /// Why `value` breaks the bound ("params 3.1e6 is above max = 2e6"); None when it holds. A
+    /// value that is not a number breaks every bound.
+    pub fn broken(&self, value: f64) -> Option<String> {
+        let shown = |v: f64| if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v}") };
+        if value.is_nan() {
+            return Some(format!("{} is not a number, and [[constraints]] bounds it", self.metric));
+        }
+        if let Some(max) = self.max.filter(|max| value > *max) {
+            return Some(format!("{} {} is above max = {}", self.metric, shown(value), shown(max)));
+        }
+        if let Some(min) = self.min.filter(|min| value < *min) {
+            return Some(format!("{} {} is below min = {}", self.metric, shown(value), shown(min)));
+        }
+        None
+    }
+}
+
 /// Whether a metric is better when lower (`loss`) or higher (everything else).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

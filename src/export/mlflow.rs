@@ -74,7 +74,7 @@ pub fn run_status(status: TrialStatus) -> &'static str {
         TrialStatus::Running => "RUNNING",
         TrialStatus::Completed => "FINISHED",
         TrialStatus::Failed | TrialStatus::Diverged => "FAILED",
-        TrialStatus::Pruned | TrialStatus::Stopped => "KILLED",
+        TrialStatus::Pruned | TrialStatus::Stopped | TrialStatus::Infeasible => "KILLED",
     }
 }
 

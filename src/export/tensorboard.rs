@@ -141,7 +141,7 @@ pub fn session_status(status: TrialStatus) -> SessionStatus {
         TrialStatus::Completed => SessionStatus::Success,
         TrialStatus::Failed | TrialStatus::Diverged => SessionStatus::Failure,
         TrialStatus::Running | TrialStatus::Queued => SessionStatus::Running,
-        TrialStatus::Pruned | TrialStatus::Stopped => SessionStatus::Unknown,
+        TrialStatus::Pruned | TrialStatus::Stopped | TrialStatus::Infeasible => SessionStatus::Unknown,
     }
 }
 

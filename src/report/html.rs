@@ -178,7 +178,7 @@ const STYLE: &str = "body{font-family:sans-serif;margin:0;color:#222}\
 header{background:#24323f;color:#fff;padding:10px 24px}header a{color:#fff;text-decoration:none;font-weight:bold}\
 main{margin:16px 24px}table{border-collapse:collapse;margin:8px 0 20px}\
 td,th{border:1px solid #ccc;padding:3px 9px;text-align:right}td.l,th{text-align:left}th a{color:#222}\
-.best{background:#fff3c4}.pruned{color:#8a5a00}.failed,.diverged{color:#b00020}.running{color:#1565c0}\
+.best{background:#fff3c4}.pruned{color:#8a5a00}.failed,.diverged{color:#b00020}.infeasible{color:#6d4c41}.running{color:#1565c0}\
 .chart svg,img{max-width:100%;height:auto;border:1px solid #ddd;margin:6px 0}\
 pre{background:#f6f6f6;padding:10px;overflow:auto}.error{color:#b00020;font-weight:bold}\
 .note{color:#555}input[type=text]{width:40em}\

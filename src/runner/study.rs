@@ -240,6 +240,7 @@ pub fn history(spec: &SweepSpec, rows: Vec<TrialHistory>) -> History {
                     // (by how far it got, then its value) until it is resumed.
                     TrialStatus::Pruned | TrialStatus::Diverged | TrialStatus::Stopped => SearchState::Pruned,
                     TrialStatus::Failed => SearchState::Failed,
+                    TrialStatus::Infeasible => SearchState::Infeasible,
                 },
                 values: r.values.iter().map(|(&epoch, &v)| (epoch as usize, v)).collect(),
                 scores: Vec::new(),

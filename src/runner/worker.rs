@@ -254,6 +254,19 @@ fn run_trial(
             let _ = store.release(&claim.lease);
             return Err(e.into());
         }
+        // A bound on what is known now is checked now: an infeasible model costs no epoch.
+        let known = [("params", cost.params as f64), ("gflops", cost.flops / 1e9)];
+        let constraints = study.map(|s| s.spec().constraints.as_slice()).unwrap_or_default();
+        let broken = constraints
+            .iter()
+            .filter(|c| c.before_training())
+            .find_map(|c| known.iter().find(|(name, _)| *name == c.metric).and_then(|(_, value)| c.broken(*value)));
+        if let Some(why) = broken {
+            let error = format!("infeasible before training: {why} ([[constraints]]); no epoch was trained");
+            store.finish(&claim.lease, TrialStatus::Infeasible, Some(&error))?;
+            events.emit(&Event::Finished { run, status: TrialStatus::Infeasible, error: Some(error), seconds: started.elapsed().as_secs_f64() });
+            return Ok(Some(TrialStatus::Infeasible));
+        }
     }
     let lease_lost = Arc::new(AtomicBool::new(false));
     let asked = Asked::default();
@@ -331,8 +344,21 @@ fn run_trial(
     }
     // What only training tells of its cost, at its last epoch (an extended trial's grows).
     let costs = trained_cost.map(|(epochs, cost)| cost_log(epochs as i64, &[("train_seconds", cost.train_seconds), ("infer_ms", cost.infer_ms)]));
+    let constraints = study.map(|s| s.spec().constraints.as_slice()).unwrap_or_default();
+    let (mut status, mut error) = (status, error);
     let recorded = match status {
-        Some(s) => costs.map_or(Ok(()), |costs| store.log_epoch(&claim.lease, &costs)).and_then(|()| store.finish(&claim.lease, s, error.as_deref())),
+        Some(s) => costs.map_or(Ok(()), |costs| store.log_epoch(&claim.lease, &costs)).and_then(|()| {
+            // A completed trial that breaks a bound (as recorded: a cost, or a metric's last
+            // value) is infeasible: it keeps its epochs and checkpoints, and is never best.
+            if s == TrialStatus::Completed
+                && !constraints.is_empty()
+                && let Some(why) = broken_constraint(&store.trial(&run)?, constraints)
+            {
+                status = Some(TrialStatus::Infeasible);
+                error = Some(format!("infeasible: {why} ([[constraints]])"));
+            }
+            store.finish(&claim.lease, status.unwrap_or(s), error.as_deref())
+        }),
         None => store.release(&claim.lease),
     };
     match recorded {
@@ -345,6 +371,15 @@ fn run_trial(
         None => events.emit(&Event::Released { run }),
     }
     Ok(status)
+}
+
+/// The first of `constraints` that `trial` breaks, as recorded (a cost's value, a metric's value
+/// at its last epoch; a bounded metric it never recorded breaks it), and why.
+fn broken_constraint(trial: &crate::store::TrialRow, constraints: &[crate::config::Constraint]) -> Option<String> {
+    constraints.iter().find_map(|c| match trial.metrics.get(&c.metric) {
+        Some(summary) => c.broken(summary.last),
+        None => Some(format!("{} was never recorded, and [[constraints]] bounds it", c.metric)),
+    })
 }
 
 /// How a trial was trained: by the built-in trainer (which may panic), or by the user's program.

@@ -79,10 +79,13 @@ pub enum TrialStatus {
     /// Stopped by hand (`sweep stop`, the dashboard): never claimed until `sweep resume` queues it
     /// again, when it continues from its last checkpoint.
     Stopped,
+    /// A `[[constraints]]` bound broken: before training (a cost known from the settings; no
+    /// epoch spent) or when it completed. Never ranked best, and TPE learns its region is bad.
+    Infeasible,
 }
 
 impl TrialStatus {
-    pub const ALL: [TrialStatus; 7] = [
+    pub const ALL: [TrialStatus; 8] = [
         TrialStatus::Queued,
         TrialStatus::Running,
         TrialStatus::Completed,
@@ -90,6 +93,7 @@ impl TrialStatus {
         TrialStatus::Pruned,
         TrialStatus::Diverged,
         TrialStatus::Stopped,
+        TrialStatus::Infeasible,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -101,6 +105,7 @@ impl TrialStatus {
             TrialStatus::Pruned => "pruned",
             TrialStatus::Diverged => "diverged",
             TrialStatus::Stopped => "stopped",
+            TrialStatus::Infeasible => "infeasible",
         }
     }
 

@@ -23,8 +23,8 @@ use ::postgres::{Client, GenericClient, NoTls, Statement};
 use super::credentials::{self, redact};
 use super::policy::{self, Backend, CLAIMED_COLUMNS};
 use super::schema::{
-    self, CHECKPOINTS, CLAIM_TOKEN, JOBS, METRIC_SUMMARY, METRICS, Migration, PARAMS, POSTGRES_STOPPED_RUNS, REMOVED_RUNS, RUN_CONFIGS, RUN_NOTE,
-    RUN_RESULTS_VIEW, RUN_TAGS, RUNS, RUNS_BY_STATUS, SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS, SWEEPS, TRACKER,
+    self, CHECKPOINTS, CLAIM_TOKEN, JOBS, METRIC_SUMMARY, METRICS, Migration, PARAMS, POSTGRES_INFEASIBLE_RUNS, POSTGRES_STOPPED_RUNS, REMOVED_RUNS,
+    RUN_CONFIGS, RUN_NOTE, RUN_RESULTS_VIEW, RUN_TAGS, RUNS, RUNS_BY_STATUS, SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS, SWEEPS, TRACKER,
 };
 use super::sql::{Dialect, Failure, Row, Tx, Value};
 use super::{Claim, Reclaim, StoreError, StoreResult, WorkerInfo};
@@ -59,6 +59,8 @@ const MIGRATIONS: &[Migration] = &[
     &[RUN_TAGS, RUN_NOTE, REMOVED_RUNS],
     // 5: trials stopped by hand; requests to a running trial's worker.
     POSTGRES_STOPPED_RUNS,
+    // 6: trials found infeasible by a constraint.
+    POSTGRES_INFEASIBLE_RUNS,
 ];
 
 /// The schema version this build writes.

@@ -121,7 +121,7 @@ fn continuation(k: &KnownTrial, to: usize) -> Registering {
     }
     match k.status {
         TrialStatus::Running => keep("is running (run the sweep again once it has ended to extend it)".into()),
-        TrialStatus::Pruned | TrialStatus::Diverged => keep(format!("was {}", k.status.as_str())),
+        TrialStatus::Pruned | TrialStatus::Diverged | TrialStatus::Infeasible => keep(format!("was {}", k.status.as_str())),
         TrialStatus::Stopped => keep(format!("is stopped (`sweep resume {}` continues it; run the sweep again afterwards to extend it)", k.id)),
         TrialStatus::Completed | TrialStatus::Queued | TrialStatus::Failed => Registering::Extend(Extension {
             id: k.id.clone(),

@@ -224,6 +224,52 @@ pub(crate) const POSTGRES_STOPPED_RUNS: &[&str] = &[
     "ALTER TABLE runs ADD COLUMN request_note TEXT",
 ];
 
+/// Trials found infeasible (status `infeasible`: a `[[constraints]]` bound broken, before training
+/// or when they completed). SQLite rebuilds `runs` again as for [`SQLITE_STOPPED_RUNS`], every
+/// column kept; PostgreSQL replaces the check ([`POSTGRES_INFEASIBLE_RUNS`]).
+pub(crate) const SQLITE_INFEASIBLE_RUNS: &[&str] = &[
+    "CREATE TABLE runs_rebuilt (
+    id           TEXT PRIMARY KEY,
+    sweep        TEXT NOT NULL REFERENCES sweeps(name),
+    seq          {integer} NOT NULL,
+    params       TEXT NOT NULL,
+    config_hash  TEXT NOT NULL,
+    seed         {integer} NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('queued','running','completed','failed','pruned','diverged','stopped','infeasible')),
+    attempt      {integer} NOT NULL DEFAULT 0,
+    crashes      {integer} NOT NULL DEFAULT 0,
+    host         TEXT,
+    pid          {integer},
+    created      {real} NOT NULL,
+    started      {real},
+    finished     {real},
+    heartbeat    {real},
+    error        TEXT,
+    code_version TEXT,
+    note         TEXT,
+    request      TEXT CHECK (request IN ('stop','prune')),
+    request_note TEXT,
+    UNIQUE (sweep, config_hash),
+    UNIQUE (sweep, seq)
+)",
+    "INSERT INTO runs_rebuilt (id, sweep, seq, params, config_hash, seed, status, attempt, crashes, host, pid, created, started, finished,
+        heartbeat, error, code_version, note, request, request_note)
+    SELECT id, sweep, seq, params, config_hash, seed, status, attempt, crashes, host, pid, created, started, finished,
+        heartbeat, error, code_version, note, request, request_note FROM runs",
+    "DROP VIEW run_results",
+    "DROP TABLE runs",
+    "ALTER TABLE runs_rebuilt RENAME TO runs",
+    RUNS_BY_STATUS,
+    RUNS_BY_SWEEP,
+    RUN_RESULTS_VIEW,
+];
+
+/// PostgreSQL's change for [`SQLITE_INFEASIBLE_RUNS`]: the status check replaced.
+pub(crate) const POSTGRES_INFEASIBLE_RUNS: &[&str] = &[
+    "ALTER TABLE runs DROP CONSTRAINT runs_status_check",
+    "ALTER TABLE runs ADD CONSTRAINT runs_status_check CHECK (status IN ('queued','running','completed','failed','pruned','diverged','stopped','infeasible'))",
+];
+
 /// One row per run with its headline results, for reading the store with other tools.
 pub(crate) const RUN_RESULTS_VIEW: &str = "CREATE VIEW run_results AS
     SELECT r.id AS run, r.sweep, r.status, r.params, r.seed, r.attempt,

@@ -20,7 +20,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use super::policy::{self, Backend};
 use super::schema::{
     self, CHECKPOINTS, JOBS, METRIC_SUMMARY, METRICS, Migration, PARAMS, REMOVED_RUNS, RUN_CONFIGS, RUN_NOTE, RUN_RESULTS_VIEW, RUN_TAGS, RUNS,
-    RUNS_BY_STATUS, RUNS_BY_SWEEP, SQLITE_STOPPED_RUNS, SUMMARY_BACKFILL, SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS, SWEEPS, TRACKER,
+    RUNS_BY_STATUS, RUNS_BY_SWEEP, SQLITE_INFEASIBLE_RUNS, SQLITE_STOPPED_RUNS, SUMMARY_BACKFILL, SUMMARY_BY_MAX, SUMMARY_BY_MIN, SWEEP_VERSIONS,
+    SWEEPS, TRACKER,
 };
 use super::sql::{Dialect, Failure, Row, Tx, Value};
 use super::{Claim, Reclaim, StoreError, StoreResult, WorkerInfo};
@@ -43,6 +44,8 @@ const MIGRATIONS: &[Migration] = &[
     &[RUN_TAGS, RUN_NOTE, REMOVED_RUNS],
     // 6: trials stopped by hand; requests to a running trial's worker (runs rebuilt).
     SQLITE_STOPPED_RUNS,
+    // 7: trials found infeasible by a constraint (runs rebuilt).
+    SQLITE_INFEASIBLE_RUNS,
 ];
 
 /// The schema version this build writes.

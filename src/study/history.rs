@@ -28,6 +28,9 @@ pub enum SearchState {
     Pruned,
     /// Crashed or diverged: its values, if any, are not a judgement of its point.
     Failed,
+    /// It broke a constraint (before training, or when it completed): its region is one to
+    /// avoid, whatever its values.
+    Infeasible,
 }
 
 /// One trial as recorded.

@@ -90,6 +90,8 @@ pub struct SweepSpec {
     /// What the sweep optimises: `[metric]` alone, or two or three `[[objectives]]` that trade
     /// off (then `best` is a Pareto front).
     pub objectives: Vec<Objective>,
+    /// `[[constraints]]`: bounds a trial must keep to be feasible.
+    pub constraints: Vec<crate::config::Constraint>,
     pub run_cap: Option<usize>,
     pub seed: u64,
     /// `repeats = N`: each configuration of a grid or random search trained N times, with
@@ -127,6 +129,7 @@ const TOP_KEYS: &[&str] = &[
     "method",
     "metric",
     "objectives",
+    "constraints",
     "run_cap",
     "seed",
     "repeats",
@@ -234,6 +237,7 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
         method,
         metric,
         objectives,
+        constraints: v.constraints(root, program::is_program(root)),
         run_cap,
         seed,
         repeats,

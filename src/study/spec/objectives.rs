@@ -6,12 +6,13 @@
 use toml_edit::{Item, TableLike};
 
 use super::{Validator, did_you_mean_suffix, unknown_key_message};
-use crate::config::{COST_METRICS, Goal, Objective};
+use crate::config::{COST_METRICS, Constraint, Goal, Objective};
 
 /// How many objectives `[[objectives]]` may name.
 pub const MAX_OBJECTIVES: usize = 3;
 
 const KEYS: &[&str] = &["name", "goal"];
+const CONSTRAINT_KEYS: &[&str] = &["metric", "min", "max"];
 
 impl Validator<'_> {
     /// The sweep's objectives and, of them, the one a trial's epochs follow (its `best`
@@ -28,18 +29,12 @@ impl Validator<'_> {
                 "[metric] and [[objectives]] both say what the sweep optimises: keep [metric] for one objective, or move it into [[objectives]] for several".into(),
             );
         }
-        let tables: Vec<(&dyn TableLike, Option<std::ops::Range<usize>>)> = match item {
-            Item::ArrayOfTables(array) => array.iter().map(|t| (t as &dyn TableLike, t.span())).collect(),
-            Item::Value(toml_edit::Value::Array(array)) if array.iter().all(|v| v.as_inline_table().is_some()) => {
-                array.iter().filter_map(|v| v.as_inline_table().map(|t| (t as &dyn TableLike, v.span()))).collect()
-            }
-            _ => {
-                self.report(
-                    item.span(),
-                    "objectives must be tables: [[objectives]] name = \"val_iou\", goal = \"maximize\", one table per objective".into(),
-                );
-                return (Objective::default(), vec![Objective::default()]);
-            }
+        let Some(tables) = tables(item) else {
+            self.report(
+                item.span(),
+                "objectives must be tables: [[objectives]] name = \"val_iou\", goal = \"maximize\", one table per objective".into(),
+            );
+            return (Objective::default(), vec![Objective::default()]);
         };
         let mut objectives: Vec<Objective> = Vec::new();
         for (i, (table, span)) in tables.iter().enumerate() {
@@ -88,6 +83,81 @@ impl Validator<'_> {
         (followed, objectives)
     }
 
+    /// `[[constraints]]`: each a metric (recorded every epoch, or a cost of the built-in U-Net)
+    /// with `min`, `max` or both.
+    pub(super) fn constraints(&mut self, root: &toml_edit::Table, program: bool) -> Vec<Constraint> {
+        let Some(item) = root.get("constraints") else { return Vec::new() };
+        let Some(tables) = tables(item) else {
+            self.report(item.span(), "constraints must be tables: [[constraints]] metric = \"infer_ms\", max = 5.0, one table per bound".into());
+            return Vec::new();
+        };
+        let mut constraints = Vec::new();
+        for (i, (table, span)) in tables.into_iter().enumerate() {
+            let prefix = format!("constraints[{i}].");
+            for (key, value) in table.iter() {
+                if !CONSTRAINT_KEYS.contains(&key) {
+                    self.report(table.key(key).and_then(|k| k.span()).or(value.span()), unknown_key_message(key, &prefix, CONSTRAINT_KEYS));
+                }
+            }
+            let metric = match table.get("metric") {
+                None => {
+                    self.report(span.clone(), format!("{prefix}metric is missing: name what is bounded, e.g. metric = \"infer_ms\""));
+                    None
+                }
+                Some(v) => self.metric_name(v, &format!("{prefix}metric"), program),
+            };
+            let (min, max) = (self.number(table, &prefix, "min", None), self.number(table, &prefix, "max", None));
+            if table.get("min").is_none() && table.get("max").is_none() {
+                self.report(
+                    span.clone(),
+                    format!("constraints[{i}] needs min = x, max = x or both: a constraint without a bound holds for every trial"),
+                );
+            }
+            if let (Some(lo), Some(hi)) = (min, max)
+                && lo > hi
+            {
+                self.report(table.get("min").and_then(Item::span), format!("{prefix}min = {lo} is above max = {hi}: no trial could hold it"));
+            }
+            if let Some(metric) = metric {
+                constraints.push(Constraint { metric, min, max });
+            }
+        }
+        constraints
+    }
+
+    /// A metric's name as `[[objectives]]` and `[[constraints]]` take it: recorded every epoch
+    /// (or, in a `[program]` sweep, reported by the program), or a cost of the built-in U-Net.
+    fn metric_name(&mut self, v: &Item, key: &str, program: bool) -> Option<String> {
+        match v.as_str() {
+            Some(n) if Objective::parse_name(n).is_some() || (program && Objective::parse_reported(n).is_some()) => Some(n.to_string()),
+            Some(n) if COST_METRICS.contains(&n) && !program => Some(n.to_string()),
+            Some(n) if COST_METRICS.contains(&n) => {
+                self.report(
+                    v.span(),
+                    format!("{key} = {n:?}: a [program] trial records only what its program reports, not what the built-in U-Net costs; report it per epoch (e.g. val_{n}) and name that"),
+                );
+                None
+            }
+            other => {
+                let given = other.map(|s| format!("{s:?}")).unwrap_or_else(|| "a non-string".into());
+                let known: Vec<String> =
+                    crate::config::METRIC_NAMES.iter().map(|m| format!("val_{m}")).chain(COST_METRICS.iter().map(|c| c.to_string())).collect();
+                let known: Vec<&str> = known.iter().map(String::as_str).collect();
+                let hint = other.map(|s| did_you_mean_suffix(s, &known)).unwrap_or_default();
+                let names = if program {
+                    "a metric the program reports: <split>_<name> with split train or val (e.g. val_iou, val_accuracy)".to_string()
+                } else {
+                    format!(
+                        "<split>_<metric> (split train or val, metric loss, dice, iou or fg_iou, e.g. val_iou; or val_full_dice, val_full_iou, val_full_fg_iou), or a cost: {}",
+                        COST_METRICS.join(", ")
+                    )
+                };
+                self.report(v.span(), format!("{key} = {given} is not a metric; use {names}{hint}"));
+                None
+            }
+        }
+    }
+
     /// One `[[objectives]]` table: its name and goal, both required.
     fn objective(&mut self, table: &dyn TableLike, span: Option<std::ops::Range<usize>>, i: usize, program: bool) -> Option<Objective> {
         let prefix = format!("objectives[{i}].");
@@ -101,34 +171,7 @@ impl Validator<'_> {
                 self.report(span.clone(), format!("{prefix}name is missing: name the metric, e.g. name = \"val_iou\" or name = \"infer_ms\""));
                 None
             }
-            Some(v) => match v.as_str() {
-                Some(n) if Objective::parse_name(n).is_some() || (program && Objective::parse_reported(n).is_some()) => Some(n.to_string()),
-                Some(n) if COST_METRICS.contains(&n) && !program => Some(n.to_string()),
-                Some(n) if COST_METRICS.contains(&n) => {
-                    self.report(
-                        v.span(),
-                        format!("{prefix}name = {n:?}: a [program] trial records only what its program reports, not what the built-in U-Net costs; report it per epoch (e.g. val_{n}) and name that"),
-                    );
-                    None
-                }
-                other => {
-                    let given = other.map(|s| format!("{s:?}")).unwrap_or_else(|| "a non-string".into());
-                    let known: Vec<String> =
-                        crate::config::METRIC_NAMES.iter().map(|m| format!("val_{m}")).chain(COST_METRICS.iter().map(|c| c.to_string())).collect();
-                    let known: Vec<&str> = known.iter().map(String::as_str).collect();
-                    let hint = other.map(|s| did_you_mean_suffix(s, &known)).unwrap_or_default();
-                    let names = if program {
-                        "a metric the program reports: <split>_<name> with split train or val (e.g. val_iou, val_accuracy)".to_string()
-                    } else {
-                        format!(
-                            "<split>_<metric> (split train or val, metric loss, dice, iou or fg_iou, e.g. val_iou; or val_full_dice, val_full_iou, val_full_fg_iou), or a cost: {}",
-                            COST_METRICS.join(", ")
-                        )
-                    };
-                    self.report(v.span(), format!("{prefix}name = {given} is not a metric; use {names}{hint}"));
-                    None
-                }
-            },
+            Some(v) => self.metric_name(v, &format!("{prefix}name"), program),
         };
         let goal = match table.get("goal") {
             None => {
@@ -152,5 +195,17 @@ impl Validator<'_> {
             },
         };
         Some(Objective { name: name?, goal: goal? })
+    }
+}
+
+/// An array of tables (`[[key]]`) or an inline array of inline tables, each with its span;
+/// None for anything else.
+fn tables(item: &Item) -> Option<Vec<(&dyn TableLike, Option<std::ops::Range<usize>>)>> {
+    match item {
+        Item::ArrayOfTables(array) => Some(array.iter().map(|t| (t as &dyn TableLike, t.span())).collect()),
+        Item::Value(toml_edit::Value::Array(array)) if array.iter().all(|v| v.as_inline_table().is_some()) => {
+            Some(array.iter().filter_map(|v| v.as_inline_table().map(|t| (t as &dyn TableLike, v.span()))).collect())
+        }
+        _ => None,
     }
 }

@@ -272,7 +272,8 @@ pub fn gamma(n: usize) -> usize {
 /// with its value at the deepest epoch it reached, and every pruned trial ranks below every
 /// completed one: a completed trial reached the full depth, and a value at an early epoch is not
 /// comparable with a final one. Among pruned trials the deeper ranks first, then the better
-/// value. A completed trial without a finite value (diverged) ranks after them. With the
+/// value. A completed trial without a finite value (diverged) ranks after them, and an
+/// infeasible one (a broken `[[constraints]]` bound) after those. With the
 /// constant liar, queued and running trials rank last of all (the lie: as bad as can be, so
 /// they only ever feed `g`); without it they are left out, as failed trials always are.
 fn ranked(history: &History, constant_liar: bool) -> Vec<&TrialRecord> {
@@ -298,7 +299,10 @@ fn by_tiers<'a>(
                 None => t.last().map(|(_, v)| (2, 0, v, t)),
             },
             SearchState::Pruned => t.last().map(|(depth, v)| (1, depth, v, t)),
-            SearchState::Queued | SearchState::Running if constant_liar => Some((3, 0, f64::NAN, t)),
+            // A broken constraint: its region is bad whatever its values (Optuna's constrained
+            // TPE puts infeasible trials in the bad group).
+            SearchState::Infeasible => Some((3, 0, f64::NAN, t)),
+            SearchState::Queued | SearchState::Running if constant_liar => Some((4, 0, f64::NAN, t)),
             SearchState::Queued | SearchState::Running | SearchState::Failed => None,
         })
         .collect();
@@ -804,5 +808,19 @@ mod tests {
         }
         eprintln!("ZDT1, 50 trials, mean hypervolume over 30 seeds: TPE {:.3}, random {:.3}; TPE ahead in {wins}", tpe_sum / 30.0, random_sum / 30.0);
         assert!(tpe_sum > random_sum && wins >= 20, "TPE {tpe_sum} random {random_sum} wins {wins}");
+    }
+
+    #[test]
+    fn an_infeasible_trial_ranks_in_the_bad_group_whatever_its_values() {
+        let at = |x: f64| Point::from([("x".to_string(), json!(x))]);
+        // Its IoU would be the best of all; it broke a constraint, so it ranks after every
+        // completed, pruned and diverged trial, before the liar's.
+        let mut trials: Vec<TrialRecord> = (0..10).map(|i| trial(i, SearchState::Completed, at(0.1 * i as f64), &[0.5])).collect();
+        trials.push(trial(10, SearchState::Infeasible, at(0.95), &[0.99]));
+        trials.push(trial(11, SearchState::Pruned, at(0.97), &[0.1]));
+        trials.push(trial(12, SearchState::Running, at(0.98), &[]));
+        let h = History::new("val_iou", Goal::Maximize, trials);
+        let order: Vec<usize> = ranked(&h, true).iter().map(|t| t.number).collect();
+        assert_eq!(&order[10..], [11, 10, 12], "{order:?}");
     }
 }
