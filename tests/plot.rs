@@ -479,6 +479,13 @@ fn the_pareto_chart_marks_the_front_and_draws_the_hypervolume_as_trials_finish()
     let path = dir.path().join("pareto3.png");
     draw::png(&series::pareto(&runs, &three).unwrap(), &path).unwrap();
     check_png(&path, (1100, 1000));
+    // An infeasible trial is drawn crossed, apart from the front.
+    let mut runs = runs;
+    runs[0].row.status = TrialStatus::Infeasible;
+    let p = series::pareto(&runs, &two).unwrap();
+    assert_eq!((p.points.len(), p.infeasible.len()), (39, 1));
+    assert_eq!(p.infeasible[0].1, runs[0].row.id);
+    assert!(draw::svg(&p).unwrap().contains("1 infeasible crossed"));
     // One objective, or no trial with every value: no chart.
     assert!(series::pareto(&runs, &two[..1]).is_none());
     assert!(series::pareto(&self::runs(3), &two).is_none(), "no trial records params");

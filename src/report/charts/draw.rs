@@ -898,8 +898,9 @@ impl Figure for Pareto {
         let n = self.objectives.len();
         let pairs: Vec<(usize, usize)> = (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).collect();
         let front_count = self.points.iter().filter(|p| p.2).count();
+        let crossed = if self.infeasible.is_empty() { String::new() } else { format!(", {} infeasible crossed", self.infeasible.len()) };
         let title = format!(
-            "Pareto front: {front_count} of {} completed trials (red), dominated ones grey; {}",
+            "Pareto front: {front_count} of {} completed trials (red), dominated ones grey{crossed}; {}",
             self.points.len(),
             self.objectives.iter().map(|(name, goal)| format!("{name} {}", goal.as_str())).collect::<Vec<_>>().join(", ")
         );
@@ -908,7 +909,8 @@ impl Figure for Pareto {
         let mut targets = Vec::new();
         for (k, &(i, j)) in pairs.iter().enumerate() {
             let area = &areas[k];
-            let (xr, yr) = (padded(self.points.iter().map(|p| p.0[i])), padded(self.points.iter().map(|p| p.0[j])));
+            let every = || self.points.iter().map(|p| &p.0).chain(self.infeasible.iter().map(|p| &p.0));
+            let (xr, yr) = (padded(every().map(|v| v[i])), padded(every().map(|v| v[j])));
             let mut ctx = ChartBuilder::on(area)
                 .margin(14)
                 .x_label_area_size(44)
@@ -928,6 +930,8 @@ impl Figure for Pareto {
                 .draw()
                 .map_err(err)?;
             ctx.draw_series(self.points.iter().filter(|p| !p.2).map(|p| Circle::new((p.0[i], p.0[j]), 4, GREY.mix(0.7).filled()))).map_err(err)?;
+            let crossed = ShapeStyle { color: RGBColor(109, 76, 65).to_rgba(), filled: false, stroke_width: 2 };
+            ctx.draw_series(self.infeasible.iter().map(|p| Cross::new((p.0[i], p.0[j]), 6, crossed))).map_err(err)?;
             if n == 2 {
                 // The front's staircase: between two neighbours, the corner both dominate.
                 let mut front: Vec<(f64, f64)> = self.points.iter().filter(|p| p.2).map(|p| (p.0[i], p.0[j])).collect();

@@ -524,6 +524,9 @@ pub struct Pareto {
     /// Each completed trial with a value of every objective: its values, its id, whether it is
     /// on the front.
     pub points: Vec<(Vec<f64>, String, bool)>,
+    /// The infeasible trials (a `[[constraints]]` bound broken) with a value of every
+    /// objective: drawn crossed, never on the front.
+    pub infeasible: Vec<(Vec<f64>, String)>,
     /// (trials finished, hypervolume of their values against `reference`), in trial order, at
     /// most [`CHARTED`] steps.
     pub hypervolume: Vec<(f64, f64)>,
@@ -548,6 +551,13 @@ pub fn pareto(runs: &[TrialData], objectives: &[crate::config::Objective]) -> Op
     if completed.is_empty() {
         return None;
     }
+    let infeasible: Vec<(Vec<f64>, String)> = runs
+        .iter()
+        .filter(|r| r.row.status == TrialStatus::Infeasible)
+        .filter_map(|r| {
+            objectives.iter().map(|o| r.row.best(&o.name, o.goal).map(|(v, _)| v)).collect::<Option<Vec<f64>>>().map(|v| (v, r.row.id.clone()))
+        })
+        .collect();
     completed.sort_by_key(|(r, _)| r.row.seq);
     let values: Vec<Vec<f64>> = completed.iter().map(|(_, v)| v.clone()).collect();
     let reference = pareto::nadir_reference(&values, &goals)?;
@@ -571,5 +581,5 @@ pub fn pareto(runs: &[TrialData], objectives: &[crate::config::Objective]) -> Op
     }
     let tips = tips(runs);
     let points = completed.iter().zip(on_front).map(|((r, v), front)| (v.clone(), r.row.id.clone(), front)).collect();
-    Some(Pareto { objectives: objectives.iter().map(|o| (o.name.clone(), o.goal)).collect(), points, hypervolume, reference, tips })
+    Some(Pareto { objectives: objectives.iter().map(|o| (o.name.clone(), o.goal)).collect(), points, infeasible, hypervolume, reference, tips })
 }
