@@ -35,7 +35,7 @@ fn every_shipped_sweep_file_parses_and_validates() {
         }
     }
     names.sort();
-    for required in ["augment", "bayes", "hue", "optimizer", "quick", "tutorial"] {
+    for required in ["augment", "bayes", "hue", "optimizer", "pareto", "quick", "tutorial"] {
         assert!(names.iter().any(|n| n == required), "sweeps/{required}.toml is shipped: {names:?}");
     }
 }
@@ -1469,7 +1469,9 @@ fn best_of_a_sweep_of_several_objectives_is_its_pareto_front_over_the_tracker() 
     );
     let text = text.replace("[parameters]\n", "[parameters]\n\"model.base_filters\" = { values = [2, 4, 6] }\n");
     std::fs::write(&file, text).unwrap();
-    common::sweep(runs.path()).arg("run").arg(&file).args(["--workers", "2", "--plain"]).assert().success();
+    let run = common::sweep(runs.path()).arg("run").arg(&file).args(["--workers", "2", "--plain"]).assert().success();
+    let printed = String::from_utf8_lossy(&run.get_output().stdout).to_string();
+    assert!(printed.contains("Pareto front of sweep mo: ") && !printed.contains("rank  run"), "the run ends with its front: {printed}");
 
     // The front by brute force over what the tracker holds: trials no other beats by both.
     let store = store(runs.path());

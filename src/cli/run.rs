@@ -143,10 +143,9 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
                 n => format!("the first {n} are drawn at random"),
             };
             crate::outln!(
-                "sweep {} (bayes, metric {} {}): up to {cap} trials, each asked from TPE when a worker frees up; {random}",
+                "sweep {} (bayes, {}): up to {cap} trials, each asked from TPE when a worker frees up; {random}",
                 spec.name,
-                spec.metric.name,
-                spec.metric.goal.as_str(),
+                report::objectives_said(spec),
             );
             let (extended, kept) = report::continuations(&plan);
             crate::out!("{}", report::extension_notes(&extended, &kept, true, spec.early_terminate.as_ref().map(|e| e.kind())));
@@ -240,7 +239,14 @@ fn device_of(args: &RunArgs) -> Result<DeviceSpec> {
 /// (1 when a trial did not complete or the sweep was interrupted).
 fn finish(g: &Global, args: &RunArgs, sweep: &Sweep, runs: &[TrialRow], verdict: Verdict) -> Result<ExitCode> {
     let spec = &sweep.spec;
-    crate::outln!("\n{}", report::leaderboard(runs, &spec.metric.name, spec.metric.goal, 10));
+    if spec.objectives.len() > 1 {
+        // Several objectives: the front, as `sweep best` prints it.
+        let front = report::front::front_of(runs.to_vec(), &spec.objectives, Some(&spec.name));
+        let text = if front.members.is_empty() { format!("{}\n", front.none_reason()) } else { front.text() };
+        crate::outln!("\n{}", text.trim_end());
+    } else {
+        crate::outln!("\n{}", report::leaderboard(runs, &spec.metric.name, spec.metric.goal, 10));
+    }
     if !args.no_plot && runs.iter().any(|r| r.epochs() > 0) {
         draw_charts(g, &spec.name)?;
     }

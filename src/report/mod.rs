@@ -456,15 +456,38 @@ pub fn dry_run(spec: &SweepSpec, trials: &[Trial], known: &[TrialRow], plan: &[R
     }
     let (extended, kept) = continuations(plan);
     format!(
-        "sweep {} ({}, {} trial(s), metric {} {})\n{}{}",
+        "sweep {} ({}, {} trial(s), {})\n{}{}",
         spec.name,
         spec.method.as_str(),
         trials.len(),
-        spec.metric.name,
-        spec.metric.goal.as_str(),
+        objectives_said(spec),
         t.render(),
         extension_notes(&extended, &kept, true, spec.early_terminate.as_ref().map(|e| e.kind()))
     )
+}
+
+/// What a sweep optimises, in a line: `metric val_iou maximize`, or `objectives val_iou maximize,
+/// infer_ms minimize`, then its constraints (`; constraints params <= 2000000`).
+pub fn objectives_said(spec: &SweepSpec) -> String {
+    let each = |o: &Objective| format!("{} {}", o.name, o.goal.as_str());
+    let mut said = match spec.objectives.as_slice() {
+        [_, _, ..] => format!("objectives {}", spec.objectives.iter().map(each).collect::<Vec<_>>().join(", ")),
+        _ => format!("metric {}", each(&spec.metric)),
+    };
+    if !spec.constraints.is_empty() {
+        let bounds: Vec<String> = spec
+            .constraints
+            .iter()
+            .map(|c| match (c.min, c.max) {
+                (Some(lo), Some(hi)) => format!("{} <= {} <= {}", fmt_num(lo), c.metric, fmt_num(hi)),
+                (Some(lo), None) => format!("{} >= {}", c.metric, fmt_num(lo)),
+                (None, Some(hi)) => format!("{} <= {}", c.metric, fmt_num(hi)),
+                (None, None) => c.metric.clone(),
+            })
+            .collect();
+        said.push_str(&format!("; constraints {}", bounds.join(", ")));
+    }
+    said
 }
 
 /// A dry run as JSON: the sweep, its method and objective, and (for grid and random search) the
