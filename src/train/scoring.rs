@@ -349,30 +349,47 @@ mod tests {
     }
 }
 
-/// Forwards run before [`latency_ms`] times any: the first ones allocate and fill caches.
+/// Forwards run before [`latency_ms`] times any (at least; see [`LATENCY_WARMUP_SECONDS`]): the
+/// first ones allocate and fill caches.
 pub const LATENCY_WARMUP: usize = 3;
-/// Forwards [`latency_ms`] times, of which it reports the median.
+/// ... and for at least this long, so that a small model's caches and the thread pool are warm.
+pub const LATENCY_WARMUP_SECONDS: f64 = 0.1;
+/// Forwards [`latency_ms`] times at least, of which it reports the median.
 pub const LATENCY_REPEATS: usize = 15;
+/// ... and for at least this long in all (at most [`LATENCY_MAX_REPEATS`] forwards), so that a
+/// sub-millisecond model's median is over enough passes to be steady.
+pub const LATENCY_SECONDS: f64 = 0.3;
+pub const LATENCY_MAX_REPEATS: usize = 2000;
 
 /// The model's inference latency (the `infer_ms` cost metric): the median wall clock, in
 /// milliseconds, of one forward pass of a batch of one `height` x `width` image in eval mode on
 /// `device`, on the calling thread's pool (a worker's `--threads`), each pass read back to the
-/// host so that a GPU's queued work is inside the time. [`LATENCY_WARMUP`] passes first, then
-/// [`LATENCY_REPEATS`] timed ones. The image is fixed (a smooth pattern in [0, 1]): the kernels'
-/// time does not depend on the pixels.
+/// host so that a GPU's queued work is inside the time. Untimed passes first (at least
+/// [`LATENCY_WARMUP`], for at least [`LATENCY_WARMUP_SECONDS`]), then timed ones (at least
+/// [`LATENCY_REPEATS`], for at least [`LATENCY_SECONDS`], at most [`LATENCY_MAX_REPEATS`]). The
+/// image is fixed (a smooth pattern in [0, 1]): the kernels' time does not depend on the pixels.
 pub fn latency_ms(model: &UNet, height: usize, width: usize, device: &Device) -> f64 {
     let model = burn::module::Module::valid(model);
     let plane = height * width;
     let pixels: Vec<f32> = (0..3 * plane).map(|i| 0.5 + 0.5 * ((i % 97) as f32 * 0.13).sin()).collect();
     let input = Tensor::<4>::from_data(burn::tensor::TensorData::new(pixels, [1, 3, height, width]), device);
-    let mut times = Vec::with_capacity(LATENCY_REPEATS);
-    for pass in 0..LATENCY_WARMUP + LATENCY_REPEATS {
+    let pass = || {
         let started = std::time::Instant::now();
         let logits = model.forward(input.clone());
         std::hint::black_box(logits.into_data());
-        if pass >= LATENCY_WARMUP {
-            times.push(started.elapsed().as_secs_f64() * 1e3);
-        }
+        started.elapsed().as_secs_f64()
+    };
+    let (mut warm, mut passes) = (0.0, 0);
+    while passes < LATENCY_WARMUP || warm < LATENCY_WARMUP_SECONDS {
+        warm += pass();
+        passes += 1;
+    }
+    let mut times: Vec<f64> = Vec::with_capacity(LATENCY_REPEATS);
+    let mut total = 0.0;
+    while times.len() < LATENCY_MAX_REPEATS && (times.len() < LATENCY_REPEATS || total < LATENCY_SECONDS) {
+        let t = pass();
+        total += t;
+        times.push(t * 1e3);
     }
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# sweeps/pareto.toml with and without pruning (issue 26): for each of SEEDS seeds, the sweep as
+# shipped (multi-objective TPE, ASHA judging by Pareto rank) and the same file without
+# [early_terminate]; for each pair, the epochs trained and the hypervolume of the Pareto front
+# (val_iou up, infer_ms down) against the same reference (each objective's worst value over both
+# fronts pushed 10% of its spread past it). Prints one row per seed and the ratios.
+#
+# Usage: bench/pareto.sh        SEEDS="1 2 3" (default), WORKERS=2
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+bin=$(sweep_bin)
+SEEDS=${SEEDS:-1 2 3}
+WORKERS=${WORKERS:-2}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+echo "# machine: $(nproc) cores, $(uname -r); $(date -u +%F); $("$bin" --version)"
+for seed in $SEEDS; do
+  for mode in pruned unpruned; do
+    name="p${seed}_$mode"
+    sed -e "s/^name = \"pareto\"/name = \"$name\"/" -e "s/^seed = .*/seed = $seed/" sweeps/pareto.toml >"$work/$name.toml"
+    if [ "$mode" = unpruned ]; then
+      # Drops the [early_terminate] table (up to the next table).
+      awk '/^\[early_terminate\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' "$work/$name.toml" >"$work/$name.tmp" && mv "$work/$name.tmp" "$work/$name.toml"
+    fi
+    start=$(date +%s.%N)
+    "$bin" --runs-dir "$work/runs" run "$work/$name.toml" --workers "$WORKERS" --plain --no-plot >/dev/null 2>"$work/$name.log" || true
+    end=$(date +%s.%N)
+    "$bin" --runs-dir "$work/runs" ls --sweep "$name" --json >"$work/$name.trials.json"
+    "$bin" --runs-dir "$work/runs" best --sweep "$name" --json >"$work/$name.front.json" || true
+    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f\n", b - a }' >"$work/$name.seconds"
+  done
+done
+python3 - "$work" $SEEDS <<'PYEOF'
+import json, sys
+work, seeds = sys.argv[1], sys.argv[2:]
+
+def hypervolume(points, ref):
+    # val_iou maximised, infer_ms minimised: boxes from each point to the reference.
+    boxes = sorted(((iou - ref[0], ref[1] - ms) for iou, ms in points if iou > ref[0] and ms < ref[1]), key=lambda b: (-b[1], -b[0]))
+    area, widest = 0.0, 0.0
+    for w, h in boxes:
+        if w > widest:
+            area += (w - widest) * h
+            widest = w
+    return area
+
+def load(name):
+    trials = json.load(open(f"{work}/{name}.trials.json"))
+    epochs = sum(t["metrics"].get("val_iou", {}).get("last_epoch", 0) for t in trials)
+    front = json.load(open(f"{work}/{name}.front.json")).get("front", [])
+    points = [(m["values"]["val_iou"], m["values"]["infer_ms"]) for m in front]
+    return epochs, points, float(open(f"{work}/{name}.seconds").read())
+
+print("| seed | epochs trained, pruned / unpruned | front size | hypervolume, pruned / unpruned | wall s |")
+print("|--:|--:|--:|--:|--:|")
+epoch_ratios, hv_ratios = [], []
+for seed in seeds:
+    (ep, fp, sp), (eu, fu, su) = load(f"p{seed}_pruned"), load(f"p{seed}_unpruned")
+    both = fp + fu
+    ious, mss = [p[0] for p in both], [p[1] for p in both]
+    ref = (min(ious) - 0.1 * (max(ious) - min(ious) or 1), max(mss) + 0.1 * (max(mss) - min(mss) or 1))
+    hp, hu = hypervolume(fp, ref), hypervolume(fu, ref)
+    epoch_ratios.append(ep / eu)
+    hv_ratios.append(hp / hu)
+    print(f"| {seed} | {ep} / {eu} = {ep / eu:.2f} | {len(fp)} / {len(fu)} | {hp:.4f} / {hu:.4f} = {hp / hu:.3f} | {sp:.0f} / {su:.0f} |")
+print(f"\nepochs, pruned over unpruned: {', '.join(f'{r:.2f}' for r in epoch_ratios)} (target: at most 0.50)")
+print(f"hypervolume, pruned over unpruned: {', '.join(f'{r:.3f}' for r in hv_ratios)} (target: at least 0.98)")
+PYEOF
