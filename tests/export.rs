@@ -237,8 +237,17 @@ fn check_mlflow_matches_the_tracker(t: &Trained, read: &Value) {
                 expected.insert(format!("best_{key}"), vec![serde_json::json!([m.epoch, m.value, millis(m.wall)])]);
             }
         }
+        // Issue 26: and what the trial costs, as recorded (params and gflops before training,
+        // infer_ms and train_seconds when it completed).
+        // (train_seconds is each epoch's seconds, above: the cost is their sum.)
+        for key in sweep::config::COST_METRICS.into_iter().filter(|k| *k != "train_seconds") {
+            if let Some(s) = row.metrics.get(key) {
+                expected.insert(key.to_string(), vec![serde_json::json!([s.last_epoch, s.last, millis(sweep::export::mlflow::cost_time(row))])]);
+            }
+        }
+        assert!(expected.contains_key("params") && expected.contains_key("gflops"), "{}: every built-in trial records its costs", row.id);
         let got: BTreeMap<String, Vec<Value>> = serde_json::from_value(run["metrics"].clone()).unwrap();
-        assert_eq!(got, expected, "{}: every epoch of every metric, and each one's best", row.id);
+        assert_eq!(got, expected, "{}: every epoch of every metric, each one's best, and the costs", row.id);
         assert_eq!(got["val_iou"].len() as i64, row.epochs());
     }
 }

@@ -226,8 +226,9 @@ fn export_trial(
 /// timestamp = the epoch's wall time in milliseconds): every epoch of each metric (`val_iou`:
 /// MLflow's runs table shows its last epoch), and for each quality metric its best epoch's value
 /// as `best_<metric>` (`best_val_iou`, step = that epoch: what `sweep` ranks by, so that sorting
-/// MLflow's table by it agrees with `sweep ls`). A best can only move to a later epoch, so the
-/// latest step of `best_<metric>` is always the current best and a second export adds nothing.
+/// MLflow's table by it agrees with `sweep ls`), and what the trial costs. A best can only move to
+/// a later epoch, so the latest step of `best_<metric>` is always the current best and a second
+/// export adds nothing.
 fn missing_metrics(client: &Client, run_id: &str, rec: &TrialData, existing: bool) -> Result<Vec<Value>, ExportError> {
     let mut out = Vec::new();
     let present = |key: &str| if existing { client.metric_steps(run_id, key) } else { Ok(BTreeSet::new()) };
@@ -256,7 +257,24 @@ fn missing_metrics(client: &Client, run_id: &str, rec: &TrialData, existing: boo
         let wall = series.get(&key).and_then(|s| s.iter().find(|m| m.epoch == epoch)).map_or(0.0, |m| m.wall);
         out.push(json!({"key": best, "value": crate::report::json_number(value), "timestamp": millis(wall), "step": epoch}));
     }
+    // What the trial costs (`params`, `gflops`, `infer_ms`, `train_seconds`), under its own name:
+    // its value as recorded, step = the epoch it was recorded at (0 before training; the last
+    // epoch after it, so an extended trial's new total is a new step).
+    // (`train_seconds` is there already, as each epoch's seconds: the total is their sum.)
+    for key in crate::config::COST_METRICS.into_iter().filter(|k| *k != "train_seconds") {
+        let Some(summary) = rec.row.metrics.get(key) else { continue };
+        if present(key)?.contains(&summary.last_epoch) {
+            continue;
+        }
+        out.push(json!({"key": key, "value": crate::report::json_number(summary.last), "timestamp": millis(cost_time(&rec.row)), "step": summary.last_epoch}));
+    }
     Ok(out)
+}
+
+/// When a trial's costs are said to be recorded, for MLflow's timestamp: when it finished, else
+/// when it started, else when it was created (the tracker keeps no wall time for a cost).
+pub fn cost_time(row: &crate::store::TrialRow) -> f64 {
+    row.finished.or(row.started).unwrap_or(row.created)
 }
 
 /// Unix seconds as MLflow's milliseconds.
