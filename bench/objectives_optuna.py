@@ -14,9 +14,14 @@ Benchmark-only dependency: `pip install optuna`.
 import argparse
 import json
 import math
+import os
+import sys
 import time
 
 import optuna
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hypervolume import hypervolume as shared_hypervolume  # noqa: E402
 
 VARIABLES = 6
 CHECKPOINTS = (50, 200)
@@ -32,13 +37,7 @@ def zdt(function, x):
 
 def hypervolume(points):
     """Both minimised: the area the points dominate below REFERENCE."""
-    boxes = sorted(((REFERENCE[0] - a, REFERENCE[1] - b) for a, b in points if a < REFERENCE[0] and b < REFERENCE[1]), key=lambda p: (-p[1], -p[0]))
-    area, widest = 0.0, 0.0
-    for w, h in boxes:
-        if w > widest:
-            area += (w - widest) * h
-            widest = w
-    return area
+    return shared_hypervolume(points, REFERENCE)
 
 
 def main():

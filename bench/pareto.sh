@@ -33,17 +33,13 @@ for seed in $SEEDS; do
 done
 python3 - "$work" $SEEDS <<'PYEOF'
 import json, sys
+sys.path.insert(0, "bench")
+from hypervolume import hypervolume as shared_hypervolume
 work, seeds = sys.argv[1], sys.argv[2:]
 
 def hypervolume(points, ref):
-    # val_iou maximised, infer_ms minimised: boxes from each point to the reference.
-    boxes = sorted(((iou - ref[0], ref[1] - ms) for iou, ms in points if iou > ref[0] and ms < ref[1]), key=lambda b: (-b[1], -b[0]))
-    area, widest = 0.0, 0.0
-    for w, h in boxes:
-        if w > widest:
-            area += (w - widest) * h
-            widest = w
-    return area
+    # val_iou maximised (negated), infer_ms minimised.
+    return shared_hypervolume([(-iou, ms) for iou, ms in points], (-ref[0], ref[1]))
 
 def load(name):
     trials = json.load(open(f"{work}/{name}.trials.json"))
