@@ -417,6 +417,14 @@ fn tensorboard_export_is_read_back_by_tensorboards_event_accumulator_with_hparam
             // TensorBoard's scalars are 32-bit floats.
             expected.entry(format!("{}/{}", m.split, m.name)).or_default().push(serde_json::json!([m.epoch, as_read(m.value as f32 as f64), m.wall]));
         }
+        // Issue 26: and what the trial costs, under `cost/` (train_seconds is train/seconds).
+        for key in ["params", "gflops", "infer_ms"] {
+            if let Some(s) = row.metrics.get(key) {
+                let wall = sweep::export::mlflow::cost_time(row);
+                expected.insert(format!("cost/{key}"), vec![serde_json::json!([s.last_epoch, as_read(s.last as f32 as f64), wall])]);
+            }
+        }
+        assert!(expected.contains_key("cost/params"), "{}", row.id);
         let scalars: BTreeMap<String, Vec<Value>> = serde_json::from_value(got["scalars"].clone()).unwrap();
         assert_eq!(scalars, expected, "{}: every scalar at its epoch and wall time", row.id);
 
@@ -448,10 +456,12 @@ fn tensorboard_export_is_read_back_by_tensorboards_event_accumulator_with_hparam
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["name"]["tag"].as_str().unwrap(), m["datasetType"].as_str().unwrap()))
+        // (DATASET_UNKNOWN, the costs', is the proto3 default: left out of the JSON.)
+        .map(|m| (m["name"]["tag"].as_str().unwrap(), m["datasetType"].as_str().unwrap_or("DATASET_UNKNOWN")))
         .collect();
     assert!(metrics.contains(&("val/iou", "DATASET_VALIDATION")) && metrics.contains(&("train/loss", "DATASET_TRAINING")), "{metrics:?}");
-    assert_eq!(metrics.len(), 10, "every metric: {metrics:?}");
+    assert!(metrics.contains(&("cost/params", "DATASET_UNKNOWN")), "{metrics:?}");
+    assert_eq!(metrics.len(), 13, "every metric and the three costs: {metrics:?}");
 
     // TensorBoard itself: its HParams tab's data, one session group per trial with its hparam and
     // its last val/iou.

@@ -65,6 +65,12 @@ fn trial_events(rec: &TrialData, hparams: &[HParam], group: Option<&str>) -> Vec
         let value = SummaryValue { tag: scalar_tag(&m.split, &m.name), simple_value: Some(m.value as f32), metadata: None };
         Event { wall_time: m.wall, step: m.epoch, what: Some(What::Summary(Summary { value: vec![value] })) }
     }));
+    // What the trial costs, as `cost/<name>` at the epoch each was recorded (`train/seconds`
+    // already holds each epoch's seconds).
+    events.extend(cost_keys().filter_map(|key| rec.row.metrics.get(key).map(|s| (key, s))).map(|(key, s)| {
+        let value = SummaryValue { tag: scalar_tag("cost", key), simple_value: Some(s.last as f32), metadata: None };
+        Event { wall_time: super::mlflow::cost_time(&rec.row), step: s.last_epoch, what: Some(What::Summary(Summary { value: vec![value] })) }
+    }));
     if rec.row.status.is_final() {
         let end = rec.row.finished.unwrap_or(start);
         let last_epoch = rec.row.epochs();
@@ -153,7 +159,8 @@ fn session_end(status: TrialStatus, end: f64) -> HParamsPluginData {
 fn experiment_event(records: &[TrialData], hparams: &[HParam], created: f64) -> Event {
     let sweeps: BTreeSet<&str> = records.iter().map(|r| r.row.sweep.as_str()).collect();
     let hparam_infos = hparams.iter().map(|h| hparam_info(records, h)).collect();
-    let metrics: BTreeSet<(String, String)> = records.iter().flat_map(|r| r.metrics.iter().map(|m| (m.split.clone(), m.name.clone()))).collect();
+    let mut metrics: BTreeSet<(String, String)> = records.iter().flat_map(|r| r.metrics.iter().map(|m| (m.split.clone(), m.name.clone()))).collect();
+    metrics.extend(records.iter().flat_map(|r| cost_keys().filter(|k| r.row.metrics.contains_key(*k)).map(|k| ("cost".to_string(), k.to_string()))));
     let metric_infos = metrics
         .into_iter()
         .map(|(split, name)| MetricInfo {
@@ -173,6 +180,12 @@ fn experiment_event(records: &[TrialData], hparams: &[HParam], created: f64) -> 
         metric_infos,
     };
     summary_event(created, 0, HParamsPluginData { version: 0, data: Some(PluginPayload::Experiment(experiment)) })
+}
+
+/// The costs exported as scalars: every one but `train_seconds`, which `train/seconds` holds
+/// epoch by epoch.
+fn cost_keys() -> impl Iterator<Item = &'static str> {
+    crate::config::COST_METRICS.into_iter().filter(|k| *k != "train_seconds")
 }
 
 /// An hparam's type and domain from the values the trials took: an interval for numbers, the
