@@ -241,7 +241,7 @@ fn finish(g: &Global, args: &RunArgs, sweep: &Sweep, runs: &[TrialRow], verdict:
     let spec = &sweep.spec;
     if spec.objectives.len() > 1 {
         // Several objectives: the front, as `sweep best` prints it.
-        let front = report::front::front_of(runs.to_vec(), &spec.objectives, Some(&spec.name));
+        let front = report::front::front_of(runs, &spec.objectives, Some(&spec.name));
         let text = if front.members.is_empty() { format!("{}\n", front.none_reason()) } else { front.text() };
         crate::outln!("\n{}", text.trim_end());
     } else {

@@ -256,7 +256,7 @@ pub fn ls(g: &Global, args: &LsArgs) -> Result<ExitCode> {
         let Some(objectives) = report::best::front_objectives(store.as_ref(), &query)? else {
             return Err(usage("--pareto lists the trials no other beats by every objective, and this sweep follows one: give it several [[objectives]], or use sweep best").into());
         };
-        let front = report::front::front_of(runs.clone(), &objectives, args.sweep.as_deref());
+        let front = report::front::front_of(&runs, &objectives, args.sweep.as_deref());
         let on_front: std::collections::HashSet<String> = front.members.into_iter().map(|m| m.trial.id).collect();
         runs.retain(|r| on_front.contains(&r.id));
     }

@@ -241,22 +241,8 @@ fn metric_name(metric: &str, split: Option<&str>) -> Result<String, ReportError>
 /// What `sweep best` ranks by without `--metric`: the objective of the sweep named, or the one
 /// every sweep of the tracker shares.
 fn default_objective(store: &dyn Store, sweep: Option<&str>) -> Result<Objective, ReportError> {
-    let sweeps = match sweep {
-        Some(s) => vec![store::find_sweep(store, s)?],
-        None => store.sweeps()?,
-    };
-    let mut objectives: Vec<(String, Objective)> = Vec::new();
-    for info in sweeps {
-        objectives.push((info.name.clone(), sweep_objective(store, &info)?));
-    }
-    match objectives.as_slice() {
-        [] => Ok(Objective::default()),
-        [(_, first), rest @ ..] if rest.iter().all(|(_, o)| o == first) => Ok(first.clone()),
-        _ => {
-            let each: Vec<String> = objectives.iter().map(|(s, o)| format!("{s} ({} {})", o.name, o.goal.as_str())).collect();
-            Err(usage(format!("the sweeps follow different objectives: {}; name one with --sweep, or a --metric", each.join(", "))))
-        }
-    }
+    let each = per_sweep(store, sweep, sweep_objective)?;
+    Ok(shared(each, |o| format!("{} {}", o.name, o.goal.as_str()), ", ")?.unwrap_or_default())
 }
 
 /// The objectives `sweep best` shows a Pareto front by: those of the sweep named (of every
@@ -266,29 +252,42 @@ pub fn front_objectives(store: &dyn Store, q: &BestQuery) -> Result<Option<Vec<O
     if q.metric.is_some() {
         return Ok(None);
     }
-    let sweeps = match q.sweep {
-        Some(s) => vec![store::find_sweep(store, s)?],
-        None => store.sweeps()?,
-    };
-    let mut each: Vec<(String, Vec<Objective>)> = Vec::new();
-    for info in sweeps {
-        each.push((info.name.clone(), sweep_objectives(store, &info)?));
-    }
+    let each = per_sweep(store, q.sweep, sweep_objectives)?;
     if each.iter().all(|(_, o)| o.len() <= 1) {
         return Ok(None);
     }
-    let first = &each[0].1;
-    if each.iter().any(|(_, o)| o != first) {
-        let list: Vec<String> = each
-            .iter()
-            .map(|(s, o)| format!("{s} ({})", o.iter().map(|o| format!("{} {}", o.name, o.goal.as_str())).collect::<Vec<_>>().join(", ")))
-            .collect();
-        return Err(usage(format!("the sweeps follow different objectives: {}; name one with --sweep, or a --metric", list.join("; "))));
-    }
+    let list = |o: &Vec<Objective>| o.iter().map(|o| format!("{} {}", o.name, o.goal.as_str())).collect::<Vec<_>>().join(", ");
+    let objectives = shared(each, list, "; ")?;
     if q.goal.is_some() || q.split.is_some() {
         return Err(usage(
             "--goal and --split apply to one metric; with several objectives, name it with --metric (each objective keeps its own goal)",
         ));
     }
-    Ok(Some(first.clone()))
+    Ok(objectives)
+}
+
+/// `of` each sweep named (every sweep of the tracker when None), with the sweep's name.
+fn per_sweep<T>(
+    store: &dyn Store,
+    sweep: Option<&str>,
+    of: impl Fn(&dyn Store, &store::SweepInfo) -> Result<T, store::StoreError>,
+) -> Result<Vec<(String, T)>, ReportError> {
+    let sweeps = match sweep {
+        Some(s) => vec![store::find_sweep(store, s)?],
+        None => store.sweeps()?,
+    };
+    sweeps.into_iter().map(|info| Ok((info.name.clone(), of(store, &info)?))).collect()
+}
+
+/// What every sweep of `each` shares (None without a sweep); sweeps that differ are a usage
+/// error naming each one's (`describe`d, separated by `sep`).
+fn shared<T: PartialEq + Clone>(each: Vec<(String, T)>, describe: impl Fn(&T) -> String, sep: &str) -> Result<Option<T>, ReportError> {
+    match each.as_slice() {
+        [] => Ok(None),
+        [(_, first), rest @ ..] if rest.iter().all(|(_, o)| o == first) => Ok(Some(first.clone())),
+        _ => {
+            let said: Vec<String> = each.iter().map(|(s, o)| format!("{s} ({})", describe(o))).collect();
+            Err(usage(format!("the sweeps follow different objectives: {}; name one with --sweep, or a --metric", said.join(sep))))
+        }
+    }
 }

@@ -33,34 +33,35 @@ pub struct Member {
     pub values: Vec<f64>,
 }
 
+/// A trial's value of each of `objectives`, in their order: a per-epoch metric's best epoch's
+/// value (as [`crate::store::rank_completed`] ranks by), a cost as recorded; None while it lacks
+/// one.
+pub fn objective_values(row: &TrialRow, objectives: &[Objective]) -> Option<Vec<f64>> {
+    objectives.iter().map(|o| row.best(&o.name, o.goal).map(|(v, _)| v)).collect()
+}
+
 /// The front of `trials` (any statuses; only completed ones count) by `objectives`.
-pub fn front_of(trials: Vec<TrialRow>, objectives: &[Objective], sweep: Option<&str>) -> Front {
+pub fn front_of(trials: &[TrialRow], objectives: &[Objective], sweep: Option<&str>) -> Front {
     let goals: Vec<Goal> = objectives.iter().map(|o| o.goal).collect();
-    let completed = trials.into_iter().filter(|t| t.status == TrialStatus::Completed);
-    let (mut judged, mut without_values) = (Vec::new(), 0);
+    let completed = trials.iter().filter(|t| t.status == TrialStatus::Completed);
+    let (mut judged, mut without_values): (Vec<(&TrialRow, Vec<f64>)>, usize) = (Vec::new(), 0);
     for trial in completed {
-        let values: Option<Vec<f64>> = objectives.iter().map(|o| trial.best(&o.name, o.goal).map(|(v, _)| v)).collect();
-        match values {
-            Some(values) => judged.push(Member { trial, values }),
+        match objective_values(trial, objectives) {
+            Some(values) => judged.push((trial, values)),
             None => without_values += 1,
         }
     }
-    let points: Vec<Vec<f64>> = judged.iter().map(|m| m.values.clone()).collect();
+    let points: Vec<Vec<f64>> = judged.iter().map(|(_, v)| v.clone()).collect();
     let first = pareto::fronts(&points, &goals).into_iter().next().unwrap_or_default();
-    let count = judged.len();
-    let mut on_front: Vec<bool> = vec![false; count];
-    for i in first {
-        on_front[i] = true;
-    }
-    let mut members: Vec<Member> = judged.into_iter().zip(on_front).filter_map(|(m, keep)| keep.then_some(m)).collect();
+    let mut members: Vec<Member> = first.into_iter().map(|i| Member { trial: judged[i].0.clone(), values: judged[i].1.clone() }).collect();
     members.sort_by(|a, b| goals[0].order(a.values[0], b.values[0]).then(a.trial.seq.cmp(&b.trial.seq)).then_with(|| a.trial.id.cmp(&b.trial.id)));
-    Front { sweep: sweep.map(String::from), objectives: objectives.to_vec(), members, judged: count, without_values }
+    Front { sweep: sweep.map(String::from), objectives: objectives.to_vec(), members, judged: judged.len(), without_values }
 }
 
 /// The front of the sweep named (every sweep of the tracker when None) by `objectives`.
 pub fn front(store: &dyn Store, sweep: Option<&str>, objectives: &[Objective]) -> Result<Front, ReportError> {
     let trials = store.trials(&store::TrialFilter { sweep: sweep.map(String::from), status: Some(TrialStatus::Completed) })?;
-    Ok(front_of(trials, objectives, sweep))
+    Ok(front_of(&trials, objectives, sweep))
 }
 
 impl Front {

@@ -245,11 +245,7 @@ pub fn history(spec: &SweepSpec, rows: Vec<TrialHistory>) -> History {
                 values: r.values.iter().map(|(&epoch, &v)| (epoch as usize, v)).collect(),
                 scores: Vec::new(),
             };
-            (record, r.extremes)
-        })
-        .map(|(mut record, extremes)| {
-            record.scores = scores(spec, &record, &extremes);
-            record
+            TrialRecord { scores: scores(spec, &record, &r.extremes), ..record }
         })
         .collect();
     let history = History::new(spec.metric.name.clone(), spec.metric.goal, trials);
@@ -290,7 +286,7 @@ fn other_objectives(spec: &SweepSpec) -> Vec<&str> {
 /// A trial's value of each of the sweep's objectives where it has several: the followed
 /// metric's best epoch's, the others' best recorded in their direction (a cost's one value).
 /// Empty for one objective, or while some objective has no value yet.
-fn scores(spec: &SweepSpec, record: &TrialRecord, extremes: &std::collections::BTreeMap<String, (Option<f64>, Option<f64>)>) -> Vec<f64> {
+fn scores(spec: &SweepSpec, record: &TrialRecord, extremes: &BTreeMap<String, (Option<f64>, Option<f64>)>) -> Vec<f64> {
     if spec.objectives.len() < 2 {
         return Vec::new();
     }

@@ -250,12 +250,12 @@ fn run_trial(
         // so that a trial that fails or is pruned still says it.
         let [height, width] = claim.config.data.image_size;
         let cost = claim.config.model.cost(height, width);
-        if let Err(e) = store.log_epoch(&claim.lease, &cost_log(0, &[("params", cost.params as f64), ("gflops", cost.flops / 1e9)])) {
+        let known = [("params", cost.params as f64), ("gflops", cost.flops / 1e9)];
+        if let Err(e) = store.log_epoch(&claim.lease, &cost_log(0, &known)) {
             let _ = store.release(&claim.lease);
             return Err(e.into());
         }
         // A bound on what is known now is checked now: an infeasible model costs no epoch.
-        let known = [("params", cost.params as f64), ("gflops", cost.flops / 1e9)];
         let constraints = study.map(|s| s.spec().constraints.as_slice()).unwrap_or_default();
         let broken = constraints
             .iter()

@@ -546,7 +546,7 @@ pub fn pareto(runs: &[TrialData], objectives: &[crate::config::Objective]) -> Op
     let mut completed: Vec<(&TrialData, Vec<f64>)> = runs
         .iter()
         .filter(|r| r.row.status == TrialStatus::Completed)
-        .filter_map(|r| objectives.iter().map(|o| r.row.best(&o.name, o.goal).map(|(v, _)| v)).collect::<Option<Vec<f64>>>().map(|v| (r, v)))
+        .filter_map(|r| crate::report::front::objective_values(&r.row, objectives).map(|v| (r, v)))
         .collect();
     if completed.is_empty() {
         return None;
@@ -554,9 +554,7 @@ pub fn pareto(runs: &[TrialData], objectives: &[crate::config::Objective]) -> Op
     let infeasible: Vec<(Vec<f64>, String)> = runs
         .iter()
         .filter(|r| r.row.status == TrialStatus::Infeasible)
-        .filter_map(|r| {
-            objectives.iter().map(|o| r.row.best(&o.name, o.goal).map(|(v, _)| v)).collect::<Option<Vec<f64>>>().map(|v| (v, r.row.id.clone()))
-        })
+        .filter_map(|r| crate::report::front::objective_values(&r.row, objectives).map(|v| (v, r.row.id.clone())))
         .collect();
     completed.sort_by_key(|(r, _)| r.row.seq);
     let values: Vec<Vec<f64>> = completed.iter().map(|(_, v)| v.clone()).collect();
