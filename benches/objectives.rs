@@ -74,6 +74,7 @@ fn search(function: &str, sampler: &dyn Sampler, trials: usize) -> Vec<f64> {
             state: SearchState::Completed,
             values: [(1, scores[0])].into(),
             scores: scores.to_vec(),
+            violation: 0.0,
         });
         if CHECKPOINTS.contains(&(number + 1)) {
             let points: Vec<Vec<f64>> = history.trials.iter().map(|t| t.scores.clone()).collect();

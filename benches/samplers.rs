@@ -139,7 +139,14 @@ fn search(f: &Function, sampler: &dyn Sampler, seed: u64, workers: usize, trials
     let ask = |history: &mut History, outstanding: &mut VecDeque<usize>| {
         let number = history.trials.len();
         let point = sampler.ask(history).expect("a continuous space never runs out");
-        history.trials.push(TrialRecord { number, point: point.into(), state: SearchState::Running, values: Default::default(), scores: Vec::new() });
+        history.trials.push(TrialRecord {
+            number,
+            point: point.into(),
+            state: SearchState::Running,
+            values: Default::default(),
+            scores: Vec::new(),
+            violation: 0.0,
+        });
         outstanding.push_back(number);
     };
     for _ in 0..workers.min(trials) {

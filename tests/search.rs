@@ -62,6 +62,7 @@ fn a_conditional_parameter_is_left_out_where_its_condition_fails() {
             state: sweep::study::history::SearchState::Queued,
             values: Default::default(),
             scores: Vec::new(),
+            violation: 0.0,
         });
     }
     assert!(seen_adam, "six draws over three optimisers include adam (seeded)");
@@ -739,6 +740,12 @@ fn constraints_are_read_and_each_bad_one_is_located() {
     assert_eq!(s.constraints[1].broken(0.25).as_deref(), Some("val_iou 0.25 is below min = 0.5"));
     assert_eq!(s.constraints[1].broken(0.75), None);
     assert!(s.constraints[1].broken(f64::NAN).is_some(), "NaN breaks every bound");
+    // How far off, relative to the bound, so that bounds of different scales add up.
+    assert_eq!(s.constraints[0].excess(3e6), 0.5);
+    assert_eq!(s.constraints[0].excess(2e6), 0.0);
+    assert_eq!(s.constraints[1].excess(0.25), 0.5);
+    assert_eq!(s.constraints[1].excess(0.75), 0.0);
+    assert_eq!(s.constraints[1].excess(f64::NAN), f64::INFINITY);
     common::check_errors("[[constraints]]\nmetric = \"params\"\n", &[(1, 1, "constraints[0] needs min = x, max = x or both")]);
     common::check_errors("[[constraints]]\nmetric = \"latency\"\nmax = 5\n", &[(2, 10, "constraints[0].metric = \"latency\" is not a metric")]);
     common::check_errors("[[constraints]]\nmax = 5\n", &[(1, 1, "constraints[0].metric is missing")]);

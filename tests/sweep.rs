@@ -1586,6 +1586,14 @@ fn a_constraint_on_a_cost_stops_a_trial_before_training_and_one_broken_at_the_en
     assert!(store.metrics(&big.id).unwrap().is_empty(), "no epoch");
     assert!(big.last("params").unwrap() > limit as f64, "its cost is recorded");
     assert_eq!((by_filters(2).status, by_filters(4).status), (TrialStatus::Completed, TrialStatus::Completed));
+    // Samplers rank it by how far it is off: its parameters' excess over the bound, relative to it.
+    let mut tracker = SqliteStore::open(&runs.path().join("sweep.db")).unwrap();
+    let study = sweep::runner::study::Study::load(&tracker, "c").unwrap().unwrap();
+    let history = study.sampled_history(&mut tracker).unwrap();
+    let seen = history.trials.iter().find(|t| t.state == sweep::study::history::SearchState::Infeasible).unwrap();
+    let excess = (big.last("params").unwrap() - limit as f64) / limit as f64;
+    assert!((seen.violation - excess).abs() < 1e-12 && excess > 0.0, "{} against {excess}", seen.violation);
+    assert!(history.trials.iter().filter(|t| t.state != sweep::study::history::SearchState::Infeasible).all(|t| t.violation == 0.0));
     // The same sweep bounding IoU from below where no trial gets: each completes its epochs and
     // ends infeasible, keeping them; none is best.
     let file = runs.path().join("d.toml");
@@ -1597,6 +1605,12 @@ fn a_constraint_on_a_cost_stops_a_trial_before_training_and_one_broken_at_the_en
         assert_eq!(t.status, TrialStatus::Infeasible, "{t:?}");
         assert!(t.error.as_deref().unwrap().starts_with("infeasible: val_iou ") && t.error.as_deref().unwrap().contains("is below min = 0.999"));
         assert_eq!(store.metrics(&t.id).unwrap().iter().map(|m| m.epoch).max(), Some(2), "its epochs are kept");
+    }
+    // Each ranks by its IoU at the last epoch, the one judged, short of the bound.
+    let study = sweep::runner::study::Study::load(&tracker, "d").unwrap().unwrap();
+    for seen in study.sampled_history(&mut tracker).unwrap().trials {
+        let last = seen.last().unwrap().1;
+        assert!((seen.violation - (0.999 - last) / 0.999).abs() < 1e-12, "{} at IoU {last}", seen.violation);
     }
     common::sweep(runs.path()).args(["best", "--sweep", "d"]).assert().code(1).stderr(contains("no completed trial"));
     common::sweep(runs.path()).args(["best", "--sweep", "c"]).assert().success();

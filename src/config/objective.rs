@@ -128,6 +128,20 @@ impl Constraint {
         }
         None
     }
+
+    /// How far `value` is beyond the bound, relative to the bound (`(value - max) / |max|`, or
+    /// the plain difference for a bound of 0): 0 where it holds, infinite for a value that is not
+    /// a number. Bounds on metrics of different scales (millions of parameters, milliseconds)
+    /// add up as fractions.
+    pub fn excess(&self, value: f64) -> f64 {
+        if value.is_nan() {
+            return f64::INFINITY;
+        }
+        let relative = |over: f64, bound: f64| if bound == 0.0 { over } else { over / bound.abs() };
+        let above = self.max.filter(|max| value > *max).map_or(0.0, |max| relative(value - max, max));
+        let below = self.min.filter(|min| value < *min).map_or(0.0, |min| relative(min - value, min));
+        above + below
+    }
 }
 
 /// Whether a metric is better when lower (`loss`) or higher (everything else).

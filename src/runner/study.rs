@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::store::{HistoryView, NewTrial, PeerValues, Store, TrialHistory, TrialStatus, warm};
+use crate::store::{Extremes, HistoryView, NewTrial, PeerValues, Store, TrialHistory, TrialStatus, warm};
 use crate::study::history::{History, Point, SearchState, TrialRecord};
 use crate::study::pruner::{Decision, Pruner, Reads};
 use crate::study::sampler::{Sampler, matches_fixed};
@@ -104,7 +104,7 @@ impl Study {
             ));
             Some(NewTrial { config: trial.config, params: trial.params })
         };
-        let others = other_objectives(spec);
+        let others = read_beside(spec);
         let asked = store.ask(&spec.name, &spec.metric.name, &others, spec.run_cap, &mut sample)?;
         // Says, on the trial, that its point was drawn from a history other sweeps lent to.
         if let Some(id) = &asked
@@ -118,6 +118,22 @@ impl Study {
             crate::errln!("sweep {}: no more trials are asked below run_cap = {}: {why}", spec.name, spec.run_cap.unwrap_or(0));
         }
         Ok(asked)
+    }
+
+    /// The history the sampler would decide from if asked now (the sweep's trials with what
+    /// it reads beside the objective, and the warm start's), read as [`Study::ask`] reads it
+    /// but adding nothing.
+    pub fn sampled_history(&self, store: &mut dyn Store) -> crate::Result<History> {
+        let warm = self.warm_trials(store)?;
+        let mut seen: Option<History> = None;
+        let others = read_beside(&self.spec);
+        store.ask(&self.spec.name, &self.spec.metric.name, &others, None, &mut |rows| {
+            seen = Some(history(&self.spec, rows));
+            None
+        })?;
+        let mut history = seen.unwrap_or_else(|| history(&self.spec, Vec::new()));
+        history.trials.extend(warm);
+        Ok(history)
     }
 
     /// The finished trials of the `warm_start` sweeps that TPE learns from beside the sweep's
@@ -177,7 +193,7 @@ impl Study {
                 }
             }
         };
-        let others = other_objectives(spec);
+        let others = read_beside(spec);
         match store.ask(&spec.name, &spec.metric.name, &others, None, &mut sample)? {
             Some(id) => {
                 let mut tags = vec![(ENQUEUED_TAG.to_string(), Some(origin.to_string()))];
@@ -208,8 +224,8 @@ impl Study {
         if !fixed.is_empty() && peers != PeerValues::None {
             let mut values: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
             for (i, (metric, _, _)) in fixed.iter().enumerate() {
-                for (seq, (lowest, _)) in store.extremes(&self.spec.name, metric)? {
-                    let Some(v) = lowest else { continue };
+                for (seq, brief) in store.extremes(&self.spec.name, metric)? {
+                    let Some(v) = brief.lowest else { continue };
                     let entry = values.entry(seq as usize).or_default();
                     if entry.len() == i {
                         entry.push(v);
@@ -244,8 +260,10 @@ pub fn history(spec: &SweepSpec, rows: Vec<TrialHistory>) -> History {
                 },
                 values: r.values.iter().map(|(&epoch, &v)| (epoch as usize, v)).collect(),
                 scores: Vec::new(),
+                violation: 0.0,
             };
-            TrialRecord { scores: scores(spec, &record, &r.extremes), ..record }
+            let violation = if record.state == SearchState::Infeasible { violation(spec, &record, &r.extremes) } else { 0.0 };
+            TrialRecord { scores: scores(spec, &record, &r.extremes), violation, ..record }
         })
         .collect();
     let history = History::new(spec.metric.name.clone(), spec.metric.goal, trials);
@@ -275,18 +293,41 @@ pub fn fixed_objectives(spec: &SweepSpec) -> Vec<(String, String, crate::config:
     fixed
 }
 
-/// The objectives a sampler reads beside the one a trial's epochs follow.
-fn other_objectives(spec: &SweepSpec) -> Vec<&str> {
-    if spec.objectives.len() < 2 {
-        return Vec::new();
+/// The metrics a sampler reads beside the one a trial's epochs follow: the other objectives,
+/// and what the constraints bound (to rank infeasible trials by how far they are off).
+fn read_beside(spec: &SweepSpec) -> Vec<&str> {
+    let objectives = spec.objectives.iter().filter(|_| spec.objectives.len() > 1).map(|o| o.name.as_str());
+    let mut names: Vec<&str> = Vec::new();
+    for name in objectives.chain(spec.constraints.iter().map(|c| c.metric.as_str())) {
+        if name != spec.metric.name && !names.contains(&name) {
+            names.push(name);
+        }
     }
-    spec.objectives.iter().map(|o| o.name.as_str()).filter(|name| *name != spec.metric.name).collect()
+    names
+}
+
+/// An infeasible trial's [`TrialRecord::violation`]: each bound's [`Constraint::excess`] at the
+/// value the worker judged (a cost's, a metric's at its last epoch), summed. A bounded metric
+/// the trial has no value of adds nothing (a model refused before training has no latency);
+/// where no known value breaks a bound, the trial is as far off as can be.
+///
+/// [`Constraint::excess`]: crate::config::Constraint::excess
+fn violation(spec: &SweepSpec, record: &TrialRecord, extremes: &BTreeMap<String, Extremes>) -> f64 {
+    let total: f64 = spec
+        .constraints
+        .iter()
+        .filter_map(|c| {
+            let value = if c.metric == spec.metric.name { record.last().map(|(_, v)| v) } else { extremes.get(&c.metric).map(|e| e.last) };
+            value.map(|v| c.excess(v))
+        })
+        .sum();
+    if total > 0.0 { total } else { f64::INFINITY }
 }
 
 /// A trial's value of each of the sweep's objectives where it has several: the followed
 /// metric's best epoch's, the others' best recorded in their direction (a cost's one value).
 /// Empty for one objective, or while some objective has no value yet.
-fn scores(spec: &SweepSpec, record: &TrialRecord, extremes: &BTreeMap<String, (Option<f64>, Option<f64>)>) -> Vec<f64> {
+fn scores(spec: &SweepSpec, record: &TrialRecord, extremes: &BTreeMap<String, Extremes>) -> Vec<f64> {
     if spec.objectives.len() < 2 {
         return Vec::new();
     }
@@ -297,10 +338,10 @@ fn scores(spec: &SweepSpec, record: &TrialRecord, extremes: &BTreeMap<String, (O
             if o.name == spec.metric.name {
                 return record.best(o.goal);
             }
-            let (lowest, highest) = extremes.get(&o.name).copied()?;
+            let brief = extremes.get(&o.name)?;
             match o.goal {
-                crate::config::Goal::Minimize => lowest,
-                crate::config::Goal::Maximize => highest,
+                crate::config::Goal::Minimize => brief.lowest,
+                crate::config::Goal::Maximize => brief.highest,
             }
         })
         .collect();

@@ -560,9 +560,19 @@ pub struct TrialHistory {
     /// The metric's value at each recorded epoch that the [`HistoryView`] read holds (NaN and
     /// infinities as recorded).
     pub values: BTreeMap<i64, f64>,
-    /// Of each of the `others` metrics [`Store::ask`] names (a sweep's other objectives), the
-    /// lowest and highest finite values the trial recorded; absent where it recorded none.
-    pub extremes: BTreeMap<String, (Option<f64>, Option<f64>)>,
+    /// Of each of the `others` metrics [`Store::ask`] names (a sweep's other objectives and its
+    /// constraints' metrics), what the trial recorded; absent where it recorded none.
+    pub extremes: BTreeMap<String, Extremes>,
+}
+
+/// A trial's record of one metric in brief, from the per-metric summary.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Extremes {
+    /// The lowest and highest finite values (a cost's one value, twice).
+    pub lowest: Option<f64>,
+    pub highest: Option<f64>,
+    /// The deepest epoch's value (NaN and infinities as recorded).
+    pub last: f64,
 }
 
 /// How much of each trial's record of a metric [`Store::history`] reads. Samplers and pruners
@@ -686,8 +696,8 @@ pub trait Store: Send {
     fn history(&self, sweep: &str, metric: &str, view: HistoryView) -> StoreResult<Vec<TrialHistory>>;
 
     /// Of each trial of the sweep that recorded `metric` (`<split>_<name>`, or a cost), its
-    /// number and its lowest and highest finite values (a cost's one value, twice), by number.
-    fn extremes(&self, sweep: &str, metric: &str) -> StoreResult<BTreeMap<i64, (Option<f64>, Option<f64>)>>;
+    /// number and its record of it in brief, by number.
+    fn extremes(&self, sweep: &str, metric: &str) -> StoreResult<BTreeMap<i64, Extremes>>;
 
     /// Adds the sweep's next trial as `sample` picks it from the sweep's history (of `metric`, in
     /// the [`HistoryView::Summary`] view: what a sampler reads),

@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, HashSet};
 use super::read::{Detail, TrialData, checkpoint_row, metric_row, read_runs, trial, trial_data, unknown_trial};
 use super::sql::{Conditions, Failure, Row, Tx, Value, decode_value, encode_value};
 use super::{
-    BestTrial, CheckpointRow, Claim, EnqueueReport, EpochLog, Extension, HistoryView, Intervened, Intervention, JobRow, KnownTrial, Lease, MetricRow,
-    NewTrial, PeerValues, Reclaim, Registering, Store, StoreError, StoreResult, SweepInfo, SweepRegistration, TrialFilter, TrialHistory, TrialRow,
-    TrialStatus, WorkerInfo, code_version, plan_registration, validate_sweep_name, validate_tag_name,
+    BestTrial, CheckpointRow, Claim, EnqueueReport, EpochLog, Extension, Extremes, HistoryView, Intervened, Intervention, JobRow, KnownTrial, Lease,
+    MetricRow, NewTrial, PeerValues, Reclaim, Registering, Store, StoreError, StoreResult, SweepInfo, SweepRegistration, TrialFilter, TrialHistory,
+    TrialRow, TrialStatus, WorkerInfo, code_version, plan_registration, validate_sweep_name, validate_tag_name,
 };
 use crate::config::Goal;
 use crate::config::TrialConfig;
@@ -171,9 +171,9 @@ impl<B: Backend> Store for B {
         })
     }
 
-    fn extremes(&self, sweep: &str, metric: &str) -> StoreResult<BTreeMap<i64, (Option<f64>, Option<f64>)>> {
+    fn extremes(&self, sweep: &str, metric: &str) -> StoreResult<BTreeMap<i64, Extremes>> {
         validate_sweep_name(sweep)?;
-        self.read(|tx| Ok(extremes_of(tx, sweep, metric)?.into_iter().map(|(seq, lowest, highest)| (seq, (lowest, highest))).collect()))
+        self.read(|tx| Ok(extremes_of(tx, sweep, metric)?.into_iter().collect()))
     }
 
     fn ask(
@@ -900,24 +900,27 @@ fn history(tx: &mut dyn Tx, sweep: &str, metric: &str, view: HistoryView) -> Res
 /// Fills each trial's [`TrialHistory::extremes`] of `metric` from the per-metric summary: one
 /// row a trial that recorded it. `trials` are the sweep's, in `seq` order.
 fn extremes(tx: &mut dyn Tx, sweep: &str, metric: &str, trials: &mut [TrialHistory]) -> Result<(), Failure> {
-    for (seq, lowest, highest) in extremes_of(tx, sweep, metric)? {
+    for (seq, brief) in extremes_of(tx, sweep, metric)? {
         if let Ok(i) = trials.binary_search_by_key(&seq, |t| t.seq) {
-            trials[i].extremes.insert(metric.to_string(), (lowest, highest));
+            trials[i].extremes.insert(metric.to_string(), brief);
         }
     }
     Ok(())
 }
 
-/// Each trial of `sweep` that recorded `metric`: its number, its lowest and highest finite
-/// values (from the per-metric summary), by number.
-fn extremes_of(tx: &mut dyn Tx, sweep: &str, metric: &str) -> Result<Vec<(i64, Option<f64>, Option<f64>)>, Failure> {
+/// Each trial of `sweep` that recorded `metric`: its number and its record in brief (from the
+/// per-metric summary), by number.
+fn extremes_of(tx: &mut dyn Tx, sweep: &str, metric: &str) -> Result<Vec<(i64, Extremes)>, Failure> {
     let (split, name) = split_metric(metric);
     let rows = tx.query(
-        "SELECT r.seq, s.min_value, s.max_value FROM runs r JOIN metric_summary s ON s.run = r.id AND s.split = $2 AND s.name = $3
+        "SELECT r.seq, s.min_value, s.max_value, s.last_value, s.last_kind FROM runs r
+         JOIN metric_summary s ON s.run = r.id AND s.split = $2 AND s.name = $3
          WHERE r.sweep = $1 ORDER BY r.seq",
         &[sweep.into(), split.into(), name.into()],
     )?;
-    rows.iter().map(|r| Ok((r.int(0)?, r.opt_real(1)?, r.opt_real(2)?))).collect()
+    rows.iter()
+        .map(|r| Ok((r.int(0)?, Extremes { lowest: r.opt_real(1)?, highest: r.opt_real(2)?, last: decode_value(r.opt_real(3)?, &r.text(4)?) })))
+        .collect()
 }
 
 /// A trial's swept values (`runs.params`) parsed, shared with every earlier read of the same

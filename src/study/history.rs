@@ -47,6 +47,10 @@ pub struct TrialRecord {
     /// each, in their order (a per-epoch metric's best epoch's, a cost as recorded). Empty for
     /// one objective, or while the trial lacks a value of some objective.
     pub scores: Vec<f64>,
+    /// How far an infeasible trial is from meeting its `[[constraints]]`: each broken bound's
+    /// excess relative to the bound, summed (infinite where a bounded value is missing or not a
+    /// number); 0 for every other trial. Infeasible trials rank by it, least first.
+    pub violation: f64,
 }
 
 impl TrialRecord {
@@ -127,6 +131,7 @@ mod tests {
             state: SearchState::Completed,
             values: values.iter().copied().collect(),
             scores: Vec::new(),
+            violation: 0.0,
         }
     }
 

@@ -26,7 +26,7 @@
 //! // The median rule (Optuna's): trial 3's best so far at epoch 2 is below the completed ones'.
 //! let trial = |number, state, values: &[f64]| TrialRecord {
 //!     number, point: Default::default(), state,
-//!     values: values.iter().enumerate().map(|(i, v)| (i + 1, *v)).collect(), scores: Vec::new(),
+//!     values: values.iter().enumerate().map(|(i, v)| (i + 1, *v)).collect(), scores: Vec::new(), violation: 0.0,
 //! };
 //! let history = History::new("val_iou", Goal::Maximize, vec![
 //!     trial(1, SearchState::Completed, &[0.6, 0.8, 0.9]),

@@ -124,6 +124,7 @@ pub(crate) fn run_study(
             state: SearchState::Running,
             values: Default::default(),
             scores: Vec::new(),
+            violation: 0.0,
         });
         let finish = objective
             .train(number, &point, &mut |epoch, value| {

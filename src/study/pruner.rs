@@ -550,6 +550,7 @@ mod tests {
             state,
             values: values.iter().enumerate().map(|(i, v)| (i + 1, *v)).collect(),
             scores: Vec::new(),
+            violation: 0.0,
         }
     }
 

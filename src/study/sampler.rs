@@ -224,6 +224,7 @@ mod tests {
                 state: SearchState::Queued,
                 values: Default::default(),
                 scores: Vec::new(),
+                violation: 0.0,
             })
             .collect();
         History::new("val_iou", Goal::Maximize, trials)

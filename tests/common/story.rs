@@ -6,8 +6,8 @@ use crate::common::seeded_trial;
 use sweep::config::Goal;
 use sweep::config::Split;
 use sweep::store::{
-    CheckpointRow, Detail, EnqueueReport, EpochLog, Extension, HistoryView, JobRow, Kept, MetricValue, NewTrial, PeerValues, Reclaim, Store,
-    StoreError, SweepRegistration, TrialFilter, TrialHistory, TrialStatus, WorkerInfo, settings_of,
+    CheckpointRow, Detail, EnqueueReport, EpochLog, Extension, Extremes, HistoryView, JobRow, Kept, MetricValue, NewTrial, PeerValues, Reclaim,
+    Store, StoreError, SweepRegistration, TrialFilter, TrialHistory, TrialStatus, WorkerInfo, settings_of,
 };
 
 fn trial(hue: f64) -> NewTrial {
@@ -446,8 +446,9 @@ pub fn ask_story(store: &mut dyn Store) {
     let mut sampler = |h: Vec<TrialHistory>| {
         assert_eq!(h[1].values[&2], 0.9);
         assert_eq!(h[10].values, BTreeMap::from([(2, 0.8), (3, 0.2), (5, 0.6)]));
-        assert_eq!(h[0].extremes, BTreeMap::from([("val_loss".to_string(), (Some(0.4), Some(0.5)))]));
-        assert_eq!(h[10].extremes, BTreeMap::from([("val_loss".to_string(), (Some(0.3), Some(0.3)))]));
+        let brief = |lowest, highest, last| Extremes { lowest: Some(lowest), highest: Some(highest), last };
+        assert_eq!(h[0].extremes, BTreeMap::from([("val_loss".to_string(), brief(0.4, 0.5, 0.4))]));
+        assert_eq!(h[10].extremes, BTreeMap::from([("val_loss".to_string(), brief(0.3, 0.3, 0.3))]));
         assert!(h[11].extremes.is_empty());
         Some(seeded_trial(h.len()))
     };

@@ -273,7 +273,8 @@ pub fn gamma(n: usize) -> usize {
 /// completed one: a completed trial reached the full depth, and a value at an early epoch is not
 /// comparable with a final one. Among pruned trials the deeper ranks first, then the better
 /// value. A completed trial without a finite value (diverged) ranks after them, and an
-/// infeasible one (a broken `[[constraints]]` bound) after those. With the
+/// infeasible one (a broken `[[constraints]]` bound) after those, least violation first, so
+/// that while few trials are feasible the good group holds those nearest to it. With the
 /// constant liar, queued and running trials rank last of all (the lie: as bad as can be, so
 /// they only ever feed `g`); without it they are left out, as failed trials always are.
 fn ranked(history: &History, constant_liar: bool) -> Vec<&TrialRecord> {
@@ -299,14 +300,16 @@ fn by_tiers<'a>(
                 None => t.last().map(|(_, v)| (2, 0, v, t)),
             },
             SearchState::Pruned => t.last().map(|(depth, v)| (1, depth, v, t)),
-            // A broken constraint: its region is bad whatever its values (Optuna's constrained
-            // TPE puts infeasible trials in the bad group).
-            SearchState::Infeasible => Some((3, 0, f64::NAN, t)),
+            // A broken constraint: its region is worse than any feasible one's whatever its
+            // values, and the nearer to feasible the better (Optuna's constrained TPE): by
+            // violation, least first.
+            SearchState::Infeasible => Some((3, 0, t.violation, t)),
             SearchState::Queued | SearchState::Running if constant_liar => Some((4, 0, f64::NAN, t)),
             SearchState::Queued | SearchState::Running | SearchState::Failed => None,
         })
         .collect();
-    scored.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(goal.order(a.2, b.2)).then(a.3.number.cmp(&b.3.number)));
+    let values = |a: f64, b: f64, tier: u8| if tier == 3 { a.total_cmp(&b) } else { goal.order(a, b) };
+    scored.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(values(a.2, b.2, a.0)).then(a.3.number.cmp(&b.3.number)));
     scored.into_iter().map(|(.., t)| t).collect()
 }
 
@@ -423,7 +426,14 @@ mod tests {
     use crate::study::space::Parameter;
 
     fn trial(number: usize, state: SearchState, point: Point, values: &[f64]) -> TrialRecord {
-        TrialRecord { number, point: point.into(), state, values: values.iter().enumerate().map(|(i, v)| (i + 1, *v)).collect(), scores: Vec::new() }
+        TrialRecord {
+            number,
+            point: point.into(),
+            state,
+            values: values.iter().enumerate().map(|(i, v)| (i + 1, *v)).collect(),
+            scores: Vec::new(),
+            violation: 0.0,
+        }
     }
 
     fn xy(x: f64, y: f64) -> Point {
@@ -822,5 +832,26 @@ mod tests {
         let h = History::new("val_iou", Goal::Maximize, trials);
         let order: Vec<usize> = ranked(&h, true).iter().map(|t| t.number).collect();
         assert_eq!(&order[10..], [11, 10, 12], "{order:?}");
+    }
+
+    #[test]
+    fn infeasible_trials_rank_by_violation_least_first_and_fill_the_good_group_while_none_is_feasible() {
+        let at = |x: f64| Point::from([("x".to_string(), json!(x))]);
+        let infeasible =
+            |number, violation: f64| TrialRecord { violation, ..trial(number, SearchState::Infeasible, at(number as f64 / 20.0), &[0.9]) };
+        // 12 trials, all infeasible: the least violation ranks first whatever its value, and an
+        // unmeasurable one (infinite) last; ties go to the older trial.
+        let mut trials: Vec<TrialRecord> = (0..10).map(|i| infeasible(i, 1.0 + i as f64)).collect();
+        trials.push(infeasible(10, 0.05));
+        trials.push(infeasible(11, f64::INFINITY));
+        trials[3].violation = 0.05;
+        for goal in [Goal::Maximize, Goal::Minimize] {
+            let h = History::new("val_iou", goal, trials.clone());
+            let order: Vec<usize> = ranked(&h, true).iter().map(|t| t.number).collect();
+            assert_eq!(order, [3, 10, 0, 1, 2, 4, 5, 6, 7, 8, 9, 11], "{goal:?}");
+        }
+        // The same with several objectives: infeasible trials have no scores, and rank alike.
+        let h = History::new("val_iou", Goal::Maximize, trials).with_objectives(vec![Goal::Maximize, Goal::Minimize]);
+        assert_eq!(ranked(&h, true).iter().map(|t| t.number).take(3).collect::<Vec<_>>(), [3, 10, 0]);
     }
 }
