@@ -155,13 +155,97 @@ fn bad_early_termination_settings_are_reported_at_their_key() {
 
 #[test]
 fn bad_methods_and_bayes_settings_are_reported() {
-    common::check_errors("method = \"baye\"\n", &[(1, 10, "use \"grid\", \"random\" or \"bayes\" (did you mean bayes?)")]);
+    common::check_errors("method = \"baye\"\n", &[(1, 10, "use \"grid\", \"random\", \"bayes\" or \"nsga2\" (did you mean bayes?)")]);
     common::check_errors("method = \"bayes\"\n", &[(1, 10, "method = \"bayes\" needs run_cap")]);
     common::check_errors("[bayes]\nstartup_trials = 3\n", &[(1, 1, "only applies to method = \"bayes\"")]);
     common::check_errors(
         "method = \"bayes\"\nrun_cap = 4\n[bayes]\ncandidates = 0\nstartups = 2\n",
         &[(4, 14, "at least 1"), (5, 1, "unknown key bayes.startups")],
     );
+}
+
+#[test]
+fn bad_nsga2_settings_are_each_located() {
+    common::check_errors("method = \"nsga\"\n", &[(1, 10, "(did you mean nsga2?)")]);
+    common::check_errors("method = \"nsga2\"\n", &[(1, 10, "method = \"nsga2\" needs run_cap")]);
+    common::check_errors("method = \"bayes\"\nrun_cap = 4\n[nsga2]\npopulation = 4\n", &[(3, 1, "[nsga2] only applies to method = \"nsga2\"")]);
+    common::check_errors("method = \"nsga2\"\nrun_cap = 4\n[bayes]\nstartup_trials = 4\n", &[(3, 1, "[bayes] only applies to method = \"bayes\"")]);
+    common::check_errors(
+        "method = \"nsga2\"\nrun_cap = 4\n[nsga2]\npopulation = 1\ncrossover_prob = 1.5\nmutation_prob = 0\npopsize = 3\n",
+        &[
+            (4, 14, "nsga2.population = 1: a generation needs at least 2 trials"),
+            (5, 18, "nsga2.crossover_prob = 1.5 is a probability: 0 to 1"),
+            (6, 17, "nsga2.mutation_prob = 0 is a probability: above 0, at most 1"),
+            (7, 1, "unknown key nsga2.popsize"),
+        ],
+    );
+    common::check_errors(
+        "method = \"nsga2\"\nrun_cap = 4\nrepeats = 2\n",
+        &[(3, 11, "repeats needs method = \"grid\" or \"random\": NSGA-II draws")],
+    );
+    let s = spec::parse("method = \"nsga2\"\nrun_cap = 4\n[nsga2]\npopulation = 3\nmutation_prob = 0.5\n", Path::new("ok.toml")).unwrap();
+    assert_eq!((s.nsga2.population, s.nsga2.crossover_prob, s.nsga2.mutation_prob), (3, 0.9, Some(0.5)));
+    assert!(s.is_lazy() && s.startup_trials() == 3);
+}
+
+#[test]
+fn an_nsga2_sweep_breeds_each_trial_from_the_tracker_s_history_and_ends_with_its_front() {
+    let runs = tempfile::tempdir().unwrap();
+    let file = runs.path().join("ga.toml");
+    let text = format!(
+        r#"name = "ga"
+method = "nsga2"
+run_cap = 7
+seed = 4
+[[objectives]]
+name = "val_iou"
+goal = "maximize"
+[[objectives]]
+name = "params"
+goal = "minimize"
+{data_and_model}[train]
+epochs = 2
+batch_size = 6
+[nsga2]
+population = 3
+[parameters]
+"model.base_filters" = {{ values = [2, 4, 8] }}
+"train.learning_rate" = {{ distribution = "log_uniform_values", min = 0.0001, max = 0.05 }}
+"#,
+        data_and_model = common::TINY_DATA_AND_MODEL
+    );
+    std::fs::write(&file, text).unwrap();
+    common::sweep(runs.path())
+        .args(["run", file.to_str().unwrap(), "--dry-run"])
+        .assert()
+        .success()
+        .stdout(contains("sweep ga (nsga2, ").and(contains("each asked from NSGA-II when a worker frees up; the first 3 are drawn at random")));
+    common::sweep(runs.path())
+        .args(["run", file.to_str().unwrap(), "--workers", "1", "--plain", "--no-plot"])
+        .assert()
+        .success()
+        .stdout(contains("nsga2 search of up to 7 trials").and(contains("Pareto front")));
+    let mut store = SqliteStore::open(&runs.path().join("sweep.db")).unwrap();
+    let trials = store.trials(&TrialFilter { sweep: Some("ga".into()), status: None }).unwrap();
+    assert_eq!(trials.len(), 7);
+    assert!(trials.iter().all(|t| t.status == TrialStatus::Completed), "{trials:?}");
+    // One worker asks after each trial ends: trial k is what NSGA-II breeds from the first k,
+    // read back from the tracker (the first generation is the random stream's).
+    let study = sweep::runner::study::Study::load(&store, "ga").unwrap().unwrap();
+    let history = study.sampled_history(&mut store).unwrap();
+    let sampler = study.spec().sampler();
+    let random = sweep::study::sampler::Random::new(study.spec().space(), 4);
+    for k in 0..7 {
+        let mut before = history.clone();
+        before.trials.retain(|t| t.number < history.trials[k].number);
+        let point = sampler.ask(&before).unwrap();
+        assert_eq!(*history.trials[k].point, point, "trial {k}");
+        if k < 3 {
+            assert_eq!(sweep::study::sampler::Sampler::ask(&random, &before), Some(point), "trial {k} is random search's");
+        }
+    }
+    let parents = sweep::study::nsga2::Nsga2::new(study.spec().space(), 4, study.spec().nsga2.clone());
+    assert_eq!(parents.parents(&history).len(), 3, "two generations done: three parents for the third");
 }
 
 #[test]

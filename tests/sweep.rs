@@ -1531,11 +1531,47 @@ fn best_of_a_sweep_of_several_objectives_is_its_pareto_front_over_the_tracker() 
         .assert()
         .success()
         .stdout(contains(format!("best trial   {} ", smallest.id)));
-    common::sweep(runs.path())
-        .args(["best", "--sweep", "mo", "--eval"])
-        .assert()
-        .code(2)
-        .stderr(contains("this sweep has several objectives (val_iou, params); name the one to pick by with --metric"));
+    // --eval: every member's best checkpoint evaluated again; it scores what the tracker recorded
+    // for that epoch (validation and eval share one pass).
+    let out = common::sweep(runs.path()).args(["best", "--sweep", "mo", "--eval", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let members = v["front"].as_array().unwrap();
+    assert_eq!(members.len(), expected.len());
+    for m in members {
+        let eval = &m["eval"];
+        assert_eq!(eval["checkpoint_epoch"], 1, "{m}");
+        let recorded = m["values"]["val_iou"].as_f64().unwrap();
+        assert!((eval["iou"].as_f64().unwrap() - recorded).abs() < 1e-4, "{} re-evaluated {eval} against {recorded}", m["run"]);
+        let pooled = eval["original_size"]["pooled"]["iou"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&pooled), "{eval}");
+    }
+    let text = common::sweep(runs.path()).args(["best", "--sweep", "mo", "--eval"]).output().unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    let table = text.split("re-evaluated each member's best checkpoint").nth(1).unwrap_or_else(|| panic!("{text}"));
+    assert!(expected.iter().all(|id| table.contains(id.as_str())), "{text}");
+
+    // Importance for each objective: the parameter count depends on base_filters alone.
+    let out = common::sweep(runs.path()).args(["importance", "mo", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let each = v["objectives"].as_array().unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!((each[0]["objective"].as_str(), each[1]["objective"].as_str()), (Some("val_iou"), Some("params")));
+    let top = &each[1]["importances"][0];
+    assert_eq!(top["parameter"], "model.base_filters", "{v:#}");
+    assert!(top["importance"].as_f64().unwrap() > 0.9, "{v:#}");
+    let text = common::sweep(runs.path()).args(["importance", "mo"]).output().unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("parameter importance for val_iou (maximize)") && text.contains("parameter importance for params (minimize)"), "{text}");
+    // Its charts, one per objective, decoded, and the index page that shows both.
+    common::sweep(runs.path()).args(["plot", "mo"]).assert().success();
+    for file in ["importance.png", "importance_params.png"] {
+        let png = image::open(runs.path().join("mo/plots").join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(png.width() > 100 && png.height() > 100);
+    }
+    let index = std::fs::read_to_string(runs.path().join("mo/plots/index.html")).unwrap();
+    assert!(index.contains("<h3>For val_iou (maximize)</h3>") && index.contains("<h3>For params (minimize)</h3>"), "{index}");
+    assert!(index.contains("src=\"importance_params.png\""), "the chart in its section");
 }
 
 #[test]

@@ -971,6 +971,11 @@ fn a_sweep_of_several_objectives_shows_its_pareto_front() {
     let at = page.find("Pareto front: 3 of 3 completed trials").unwrap_or_else(|| panic!("no Pareto chart: {page}"));
     let chart = &page[at..page[at..].find("</svg>").map_or(page.len(), |end| at + end)];
     assert!(["mo-1", "mo-2", "mo-3"].iter().all(|id| chart.contains(&format!("/runs/{id}"))), "each point links its trial");
+    // Importance is worked out for each objective (here: too few trials for either yet).
+    let src = page.split("<div id=\"importance\" data-src=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("a deferred importance part");
+    let importance = server.page(src);
+    assert!(importance.contains("<h3>For val_iou (maximize)</h3>") && importance.contains("<h3>For val_ms (minimize)</h3>"), "{importance}");
+    assert_eq!(importance.matches("No parameter importance yet").count(), 2, "{importance}");
 }
 
 /// Issue 28's scale: a sweep of many trials is a page a browser loads at once. The leaderboard

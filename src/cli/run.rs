@@ -12,7 +12,7 @@ use crate::report;
 use crate::runner::worker::{self, EventFormat, WorkerOptions};
 use crate::runner::{self, DryRun, Leases, LocalOptions, Sweep, Verdict, slurm};
 use crate::store::{self, Reclaim, SweepRegistration, TrialRow};
-use crate::study::spec::SweepSpec;
+use crate::study::spec::{Method, SweepSpec};
 use crate::train::device::{DeviceSpec, set_cpu_threads};
 
 #[derive(Debug, Args)]
@@ -138,13 +138,18 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
             crate::outln!("{}", serde_json::to_string_pretty(&report::dry_run_json(spec, &sweep.trials, &known, &plan))?);
         } else if spec.is_lazy() {
             let cap = spec.run_cap.unwrap_or(0);
-            let random = match spec.bayes.startup_trials.min(cap) {
-                n if n == cap => format!("all {n} are drawn at random (bayes.startup_trials = {} is not below run_cap)", spec.bayes.startup_trials),
+            let (setting, asked_from) = match spec.method {
+                Method::Nsga2 => ("nsga2.population", "NSGA-II"),
+                _ => ("bayes.startup_trials", "TPE"),
+            };
+            let random = match spec.startup_trials().min(cap) {
+                n if n == cap => format!("all {n} are drawn at random ({setting} = {} is not below run_cap)", spec.startup_trials()),
                 n => format!("the first {n} are drawn at random"),
             };
             crate::outln!(
-                "sweep {} (bayes, {}): up to {cap} trials, each asked from TPE when a worker frees up; {random}",
+                "sweep {} ({}, {}): up to {cap} trials, each asked from {asked_from} when a worker frees up; {random}",
                 spec.name,
+                spec.method.as_str(),
                 report::objectives_said(spec),
             );
             let (extended, kept) = report::continuations(&plan);
@@ -160,7 +165,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     let shown = store::redact_url(&sweep.store);
     match &reg.registration {
         SweepRegistration::New if spec.is_lazy() => {
-            crate::outln!("sweep {}: bayes search of up to {} trials registered in {shown}", spec.name, spec.run_cap.unwrap_or(0))
+            crate::outln!("sweep {}: {} search of up to {} trials registered in {shown}", spec.name, spec.method.as_str(), spec.run_cap.unwrap_or(0))
         }
         SweepRegistration::New => crate::outln!("sweep {}: {} trials registered in {shown}", spec.name, reg.added.len()),
         SweepRegistration::Unchanged => {
@@ -242,7 +247,7 @@ fn finish(g: &Global, args: &RunArgs, sweep: &Sweep, runs: &[TrialRow], verdict:
     if spec.objectives.len() > 1 {
         // Several objectives: the front, as `sweep best` prints it.
         let front = report::front::front_of(runs, &spec.objectives, Some(&spec.name));
-        let text = if front.members.is_empty() { format!("{}\n", front.none_reason()) } else { front.text() };
+        let text = if front.members.is_empty() { format!("{}\n", front.none_reason()) } else { front.text(None) };
         crate::outln!("\n{}", text.trim_end());
     } else {
         crate::outln!("\n{}", report::leaderboard(runs, &spec.metric.name, spec.metric.goal, 10));

@@ -112,7 +112,8 @@ pub struct BestArgs {
     /// Override the direction inferred from the name (loss: min; dice, iou, fg_iou: max).
     #[arg(long, value_enum)]
     pub goal: Option<GoalArg>,
-    /// Reload the best checkpoint and evaluate it again.
+    /// Reload the best checkpoint and evaluate it again (with several objectives and no
+    /// --metric: the best checkpoint of every trial on the Pareto front).
     #[arg(long)]
     pub eval: bool,
     /// Print JSON instead of text.
@@ -342,18 +343,24 @@ pub fn best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
     });
     let query = BestQuery { sweep: args.sweep.as_deref(), metric: args.metric.as_deref(), split: args.split.as_deref(), goal };
     if let Some(objectives) = report::best::front_objectives(store.as_ref(), &query)? {
-        if args.eval {
-            return Err(report::ReportError::Usage(format!(
-                "--eval re-evaluates one trial's checkpoint, and this sweep has several objectives ({}); name the one to pick by with --metric",
-                objectives.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ")
-            ))
-            .into());
-        }
         let front = report::front::front(store.as_ref(), query.sweep, &objectives)?;
-        if args.json {
-            crate::outln!("{}", serde_json::to_string_pretty(&front.json())?);
+        // --eval: every member's best checkpoint (its followed metric's best epoch), evaluated
+        // again; a member whose checkpoint cannot be read fails the command, naming it.
+        let evals = if args.eval && !front.members.is_empty() {
+            let device = args.compute.open()?;
+            let mut evals = Vec::with_capacity(front.members.len());
+            for m in &front.members {
+                let e = reevaluate(g, &m.trial, CheckpointKind::Best, &device).with_context(|| format!("--eval of front member {}", m.trial.id))?;
+                evals.push(e);
+            }
+            Some(evals)
         } else {
-            crate::outln!("{}", front.text().trim_end());
+            None
+        };
+        if args.json {
+            crate::outln!("{}", serde_json::to_string_pretty(&front.json(evals.as_deref()))?);
+        } else {
+            crate::outln!("{}", front.text(evals.as_deref()).trim_end());
         }
         if front.members.is_empty() {
             return Err(crate::Error::Other(front.none_reason()));
@@ -370,20 +377,7 @@ pub fn best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
     };
     let evaluation = if args.eval {
         let device = args.compute.open()?;
-        let run_dir = crate::train::checkpoint::TrialDir::of(&g.runs_dir(), &found.trial.sweep, &found.trial.id);
-        let kind = CheckpointKind::parse(found.holding).unwrap_or(CheckpointKind::Best);
-        let e = crate::train::predict::evaluate_checkpoint(&run_dir, kind, &g.runs_dir(), None, Tta::None, &device)?;
-        let m = &e.metrics;
-        let figures = |f: crate::train::metrics::FullMetrics| Figures { dice: f.dice, iou: f.iou, fg_iou: f.fg_iou };
-        Some(Reevaluated {
-            epoch: e.epoch as i64,
-            loss: m.loss,
-            dice: m.dice,
-            iou: m.iou,
-            fg_iou: m.fg_iou,
-            full: figures(e.full.metrics()),
-            full_mean_per_image: figures(e.full.image_mean()),
-        })
+        Some(reevaluate(g, &found.trial, CheckpointKind::parse(found.holding).unwrap_or(CheckpointKind::Best), &device)?)
     } else {
         None
     };
@@ -393,6 +387,24 @@ pub fn best(g: &Global, args: &BestArgs) -> Result<ExitCode> {
         print!("{}", best.text(evaluation.as_ref()));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A trial's `kind` checkpoint evaluated again on the validation split, at the training
+/// resolution and at each image's own size.
+fn reevaluate(g: &Global, trial: &store::TrialRow, kind: CheckpointKind, device: &burn::tensor::Device) -> Result<Reevaluated> {
+    let run_dir = crate::train::checkpoint::TrialDir::of(&g.runs_dir(), &trial.sweep, &trial.id);
+    let e = crate::train::predict::evaluate_checkpoint(&run_dir, kind, &g.runs_dir(), None, Tta::None, device)?;
+    let m = &e.metrics;
+    let figures = |f: crate::train::metrics::FullMetrics| Figures { dice: f.dice, iou: f.iou, fg_iou: f.fg_iou };
+    Ok(Reevaluated {
+        epoch: e.epoch as i64,
+        loss: m.loss,
+        dice: m.dice,
+        iou: m.iou,
+        fg_iou: m.fg_iou,
+        full: figures(e.full.metrics()),
+        full_mean_per_image: figures(e.full.image_mean()),
+    })
 }
 
 /// `sweep compare TRIAL TRIAL...`: the settings that differ, then the metrics.
@@ -558,38 +570,74 @@ fn the_sweep(store: &dyn store::Store, named: Option<&str>) -> Result<String> {
     }
 }
 
-/// `sweep importance`: which swept parameters explain the sweep's objective.
+/// `sweep importance`: which swept parameters explain the sweep's objective (each of its
+/// objectives, where it has several).
 pub fn importance(g: &Global, args: &ImportanceArgs) -> Result<ExitCode> {
     use crate::report::importance;
     let store = g.open_store()?;
     let sweep = the_sweep(store.as_ref(), args.sweep.as_deref())?;
-    let objective = report::sweep_objective(store.as_ref(), &store::find_sweep(store.as_ref(), &sweep)?)?;
+    let objectives = report::sweep_objectives(store.as_ref(), &store::find_sweep(store.as_ref(), &sweep)?)?;
     let runs = report::charts::load_trials(store.as_ref(), &sweep)?;
-    let ranked = importance::importance(&runs, &objective.name, objective.goal).with_context(|| format!("sweep {sweep}"))?;
-    let trials = importance::judged(&runs, &objective.name, objective.goal).len();
+    let mut results = importance::per_objective(&runs, &objectives);
+    // Where no objective has an answer, why the first has none is the command's error.
+    if results.iter().all(|(_, r)| r.is_err())
+        && let (_, Err(e)) = results.swap_remove(0)
+    {
+        return Err::<ExitCode, _>(e).with_context(|| format!("sweep {sweep}"));
+    }
+    const METHOD: &str = "permutation importance over a random forest (out-of-bag error)";
+    let judged = |o: &crate::config::Objective| importance::judged(&runs, &o.name, o.goal).len();
     if args.json {
-        let v = serde_json::json!({
-            "sweep": sweep,
-            "objective": objective.name,
-            "goal": objective.goal.as_str(),
-            "trials": trials,
-            "method": "permutation importance over a random forest (out-of-bag error)",
-            "importances": ranked,
-        });
+        let each = |o: &crate::config::Objective, r: &std::result::Result<Vec<importance::ParamImportance>, importance::ImportanceError>| {
+            let mut v = serde_json::json!({"objective": o.name, "goal": o.goal.as_str(), "trials": judged(o)});
+            match r {
+                Ok(ranked) => v["importances"] = serde_json::json!(ranked),
+                Err(e) => v["unavailable"] = serde_json::json!(e.to_string()),
+            }
+            v
+        };
+        let v = match results.as_slice() {
+            [(o, r)] => {
+                let mut v = each(o, r);
+                v["sweep"] = serde_json::json!(sweep);
+                v["method"] = serde_json::json!(METHOD);
+                v
+            }
+            several => serde_json::json!({
+                "sweep": sweep,
+                "method": METHOD,
+                "objectives": several.iter().map(|(o, r)| each(o, r)).collect::<Vec<_>>(),
+            }),
+        };
         crate::outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    crate::outln!(
-        "parameter importance for {} ({}) in sweep {sweep}, from {trials} completed or pruned trials",
-        objective.name,
-        objective.goal.as_str()
-    );
-    crate::outln!("(permutation importance over a random forest: README, Parameter importance)");
-    crate::outln!();
-    let mut table = report::Table::new(["parameter", "importance", ""]);
-    for p in &ranked {
-        table.row(vec![p.parameter.clone(), format!("{:.1}%", p.importance * 100.0), "#".repeat((p.importance * 40.0).round() as usize)]);
+    for (i, (objective, ranked)) in results.iter().enumerate() {
+        if i > 0 {
+            crate::outln!();
+        }
+        crate::outln!(
+            "parameter importance for {} ({}) in sweep {sweep}, from {} completed or pruned trials",
+            objective.name,
+            objective.goal.as_str(),
+            judged(objective)
+        );
+        let ranked = match ranked {
+            Ok(ranked) => ranked,
+            Err(e) => {
+                crate::outln!("none yet: {e}");
+                continue;
+            }
+        };
+        if i == 0 {
+            crate::outln!("(permutation importance over a random forest: README, Parameter importance)");
+        }
+        crate::outln!();
+        let mut table = report::Table::new(["parameter", "importance", ""]);
+        for p in ranked {
+            table.row(vec![p.parameter.clone(), format!("{:.1}%", p.importance * 100.0), "#".repeat((p.importance * 40.0).round() as usize)]);
+        }
+        crate::out!("{}", table.render());
     }
-    crate::out!("{}", table.render());
     Ok(ExitCode::SUCCESS)
 }

@@ -60,6 +60,17 @@ pub struct Reevaluated {
     pub full_mean_per_image: Figures,
 }
 
+impl Reevaluated {
+    /// The `eval` object of `sweep best --json`.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "checkpoint_epoch": self.epoch,
+            "loss": json_number(self.loss), "dice": json_number(self.dice), "iou": json_number(self.iou), "fg_iou": json_number(self.fg_iou),
+            "original_size": {"pooled": self.full.json(), "mean_per_image": self.full_mean_per_image.json()},
+        })
+    }
+}
+
 /// Dice, mean IoU and car IoU of thresholded masks.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Figures {
@@ -149,11 +160,7 @@ impl Best {
             });
         }
         if let Some(e) = eval {
-            v["eval"] = serde_json::json!({
-                "checkpoint_epoch": e.epoch,
-                "loss": json_number(e.loss), "dice": json_number(e.dice), "iou": json_number(e.iou), "fg_iou": json_number(e.fg_iou),
-                "original_size": {"pooled": e.full.json(), "mean_per_image": e.full_mean_per_image.json()},
-            });
+            v["eval"] = e.json();
         }
         v
     }

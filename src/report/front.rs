@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 
+use super::best::Reevaluated;
 use super::{ReportError, fmt_num, json_number, short_params};
 use crate::config::{Goal, Objective};
 use crate::store::{self, Store, TrialRow, TrialStatus};
@@ -75,8 +76,10 @@ impl Front {
         format!("no completed trial has a value of every objective yet{within}: {}", self.names())
     }
 
-    /// The text of `sweep best` for several objectives: one row a trial on the front.
-    pub fn text(&self) -> String {
+    /// The text of `sweep best` for several objectives: one row a trial on the front; with
+    /// `evals` (`--eval`: each member's `best` checkpoint evaluated again, in the members' order)
+    /// a second table of what each scores.
+    pub fn text(&self, evals: Option<&[Reevaluated]>) -> String {
         let mut out = String::new();
         let within = self.sweep.as_ref().map(|s| format!(" of sweep {s}")).unwrap_or_default();
         let _ = writeln!(out, "Pareto front{within}: {} of {} completed trials; objectives {}", self.members.len(), self.judged, self.names());
@@ -101,20 +104,49 @@ impl Front {
         if self.without_values > 0 {
             let _ = writeln!(out, "{} completed trial(s) without a value of every objective, not placed", self.without_values);
         }
+        if let Some(evals) = evals {
+            let _ =
+                writeln!(out, "\nre-evaluated each member's best checkpoint on the validation split (original size: each image at its own size):");
+            let _ = writeln!(
+                out,
+                "{:<id_width$}  {:>5}  {:>10}  {:>10}  {:>10}  {:>10}  {:>17}  {:>17}",
+                "trial", "epoch", "loss", "dice", "iou", "fg_iou", "iou orig. pooled", "iou orig. per img"
+            );
+            for (m, e) in self.members.iter().zip(evals) {
+                let _ = writeln!(
+                    out,
+                    "{:<id_width$}  {:>5}  {:>10}  {:>10}  {:>10}  {:>10}  {:>17}  {:>17}",
+                    m.trial.id,
+                    e.epoch,
+                    fmt_num(e.loss),
+                    fmt_num(e.dice),
+                    fmt_num(e.iou),
+                    fmt_num(e.fg_iou),
+                    fmt_num(e.full.iou),
+                    fmt_num(e.full_mean_per_image.iou)
+                );
+            }
+        }
         out
     }
 
-    /// The JSON document of `sweep best --json` for several objectives.
-    pub fn json(&self) -> serde_json::Value {
+    /// The JSON document of `sweep best --json` for several objectives; with `evals`, each
+    /// member's `eval` as `sweep best --eval --json` gives one trial's.
+    pub fn json(&self, evals: Option<&[Reevaluated]>) -> serde_json::Value {
         let objectives: Vec<serde_json::Value> =
             self.objectives.iter().map(|o| serde_json::json!({"name": o.name, "goal": o.goal.as_str()})).collect();
         let members: Vec<serde_json::Value> = self
             .members
             .iter()
-            .map(|m| {
+            .enumerate()
+            .map(|(i, m)| {
                 let values: serde_json::Map<String, serde_json::Value> =
                     self.objectives.iter().zip(&m.values).map(|(o, v)| (o.name.clone(), json_number(*v))).collect();
-                serde_json::json!({"run": m.trial.id, "sweep": m.trial.sweep, "values": values, "params": m.trial.params})
+                let mut member = serde_json::json!({"run": m.trial.id, "sweep": m.trial.sweep, "values": values, "params": m.trial.params});
+                if let Some(e) = evals.and_then(|evals| evals.get(i)) {
+                    member["eval"] = e.json();
+                }
+                member
             })
             .collect();
         let mut v = serde_json::json!({

@@ -371,6 +371,9 @@ pub enum ImportanceView {
     Ranked(Vec<(String, f64)>, Option<Picture>),
     /// Why there is none (too few finished trials, or not computed).
     Unavailable(String),
+    /// A sweep of several objectives: each objective (its name and goal in words) and its
+    /// importance.
+    PerObjective(Vec<(String, ImportanceView)>),
     /// Worked out apart: the page fetches it from this address once shown (the dashboard's).
     Deferred(String),
 }
@@ -393,6 +396,12 @@ pub fn importance_section(importance: &ImportanceView) -> String {
             let _ = writeln!(body, "<p class=\"note\">{}</p>", escape(why));
         }
         ImportanceView::Deferred(_) => body.push_str("<p class=\"note\">Working out parameter importance&hellip;</p>\n"),
+        ImportanceView::PerObjective(views) => {
+            for (objective, view) in views {
+                let _ = writeln!(body, "<h3>For {}</h3>", escape(objective));
+                body.push_str(&importance_section(view));
+            }
+        }
     }
     body
 }

@@ -95,6 +95,16 @@ pub fn importance(runs: &[TrialData], objective: &str, goal: Goal) -> Result<Vec
     Ok(out)
 }
 
+/// The importance of every varying parameter for each of `objectives` (a sweep's one objective,
+/// or each of its several: which parameters drive accuracy and which drive cost), in their
+/// order, each worked out on its own as [`importance`] does.
+pub fn per_objective(
+    runs: &[TrialData],
+    objectives: &[crate::config::Objective],
+) -> Vec<(crate::config::Objective, Result<Vec<ParamImportance>, ImportanceError>)> {
+    objectives.iter().map(|o| (o.clone(), importance(runs, &o.name, o.goal))).collect()
+}
+
 /// At most [`MAX_ROWS`] of the rows, evenly spaced in trial order (all of them below that): the
 /// forest's cost grows faster than the rows (10,000 trials took 23 s on 2 cores, 1,000 well under
 /// one), and the ranking of a few parameters is settled long before.

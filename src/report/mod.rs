@@ -505,7 +505,7 @@ pub fn dry_run_json(spec: &SweepSpec, trials: &[Trial], known: &[TrialRow], plan
     });
     if spec.is_lazy() {
         out["run_cap"] = serde_json::json!(spec.run_cap);
-        out["startup_trials"] = serde_json::json!(spec.bayes.startup_trials);
+        out["startup_trials"] = serde_json::json!(spec.startup_trials());
     } else {
         out["trials"] = serde_json::json!(dry_run_rows(trials, known, plan));
     }

@@ -4,8 +4,8 @@
 //! into the parameter space and expands it into trials, each a resolved `TrialConfig` identified by
 //! its hash. The rest is the search itself, after Optuna's roles, and none of it reads a file:
 //! [`history`] is the read-only snapshot of a sweep's trials that policies decide from (Optuna's
-//! frozen trials), [`space`] the parameters (their domains and conditions), [`sampler`] grid and random search and [`tpe`] Bayesian
-//! search (what to try next), [`pruner`] the early-stopping rules (whether a trial goes on), [`pareto`] the arithmetic
+//! frozen trials), [`space`] the parameters (their domains and conditions), [`sampler`] grid and random search, [`tpe`] Bayesian
+//! search and [`nsga2`] the genetic one (what to try next), [`pruner`] the early-stopping rules (whether a trial goes on), [`pareto`] the arithmetic
 //! of several objectives (fronts, crowding, hypervolume), and
 //! [`objective`] the trial as a learning curve, with a fake one for tests. Policies return
 //! decisions; the runner acts on them.
@@ -39,6 +39,7 @@
 //! ```
 
 pub mod history;
+pub mod nsga2;
 pub mod objective;
 pub mod pareto;
 pub mod pruner;

@@ -77,15 +77,18 @@ fn store_error_status(e: &StoreError) -> u16 {
 struct Listed {
     info: store::SweepInfo,
     objective: crate::config::Objective,
+    /// Every objective of the sweep (its one, or its several).
+    objectives: Vec<crate::config::Objective>,
     shown: Vec<TrialData>,
     /// Why the filter or sort was refused (then nothing is shown).
     filter_error: Option<String>,
 }
 
-/// The importance section of `shown`: each parameter's share with its chart, or why there is none.
-fn importance_of(shown: &[TrialData], objective: &crate::config::Objective) -> html::ImportanceView {
-    let importances = crate::report::importance::importance(shown, &objective.name, objective.goal);
-    charts::importance_view(&importances, |ranked| {
+/// The importance section of `shown`: each parameter's share with its chart, or why there is
+/// none; for each of several objectives.
+fn importance_of(shown: &[TrialData], objectives: &[crate::config::Objective]) -> html::ImportanceView {
+    let importances = crate::report::importance::per_objective(shown, objectives);
+    charts::importance_view(&importances, |_, objective, ranked| {
         let figure = draw::Importances { importances: ranked, objective: &objective.name };
         Some(
             draw::svg(&figure).map(Picture::Svg).unwrap_or_else(|e| Picture::Svg(format!("<p class=\"error\">{}</p>", html::escape(&e.to_string())))),
@@ -110,21 +113,23 @@ struct Importance {
 const IMPORTANCES_KEPT: usize = 32;
 
 /// What importance learns from, in one number: each judged trial's identity (its id and when it
-/// was created: a sweep removed and run again reuses ids), status and best value of the
+/// was created: a sweep removed and run again reuses ids), status and best value of each
 /// objective. A trial's parameters never change, so a trial that finishes, is removed or moves
 /// from pruned to completed changes it; an epoch of a running trial does not.
 /// The trials' order does not count (the forest reads them in trial order, and a leaderboard
 /// sorted by another column lists the same trials).
-fn importance_fingerprint(shown: &[TrialData], objective: &crate::config::Objective) -> u64 {
+fn importance_fingerprint(shown: &[TrialData], objectives: &[crate::config::Objective]) -> u64 {
     use std::hash::{DefaultHasher, Hash as _, Hasher as _};
-    let judged = crate::report::importance::judged(shown, &objective.name, objective.goal);
-    let trials = judged.iter().fold(0u64, |sum, (trial, value)| {
-        let mut hasher = DefaultHasher::new();
-        (&trial.row.id, trial.row.created.to_bits(), trial.row.status.as_str(), value.to_bits()).hash(&mut hasher);
-        sum.wrapping_add(hasher.finish())
-    });
     let mut hasher = DefaultHasher::new();
-    (&objective.name, objective.goal.as_str(), judged.len(), trials).hash(&mut hasher);
+    for objective in objectives {
+        let judged = crate::report::importance::judged(shown, &objective.name, objective.goal);
+        let trials = judged.iter().fold(0u64, |sum, (trial, value)| {
+            let mut hasher = DefaultHasher::new();
+            (&trial.row.id, trial.row.created.to_bits(), trial.row.status.as_str(), value.to_bits()).hash(&mut hasher);
+            sum.wrapping_add(hasher.finish())
+        });
+        (&objective.name, objective.goal.as_str(), judged.len(), trials).hash(&mut hasher);
+    }
     hasher.finish()
 }
 
@@ -299,9 +304,10 @@ impl Dashboard {
             let info = store::find_sweep(s, name)?;
             let listed = filter::list(s, &Listing { sweep: Some(name.to_string()), status: None, filter, sort });
             let objective = report::sweep_objective(s, &info)?;
-            Ok((info, listed, objective))
+            let objectives = report::sweep_objectives(s, &info)?;
+            Ok((info, listed, objective, objectives))
         });
-        let (info, listed, objective) = loaded.map_err(|e| Reply::store_error(&e))?;
+        let (info, listed, objective, objectives) = loaded.map_err(|e| Reply::store_error(&e))?;
         let (rows, filter_error) = match listed {
             Ok(rows) => (rows, None),
             Err(ReportError::Usage(message)) => (Vec::new(), Some(message.replacen("--where: ", "filter: ", 1).replacen("--sort: ", "sort: ", 1))),
@@ -317,13 +323,13 @@ impl Dashboard {
                 .collect();
             shown.sort_by_key(|t| rank[&t.row.id]);
         }
-        Ok(Listed { info, objective, shown, filter_error })
+        Ok(Listed { info, objective, objectives, shown, filter_error })
     }
 
     /// `/sweeps/NAME?sort=KEY&where=FILTER&page=N`, the learning curves shown as `view` asks
     /// (`&log=on&smooth=0.6&ymin=0.2&ymax=0.9`).
     pub fn sweep(&self, name: &str, sort: Option<&str>, filter: Option<&str>, page: usize, view: &CurveView) -> Reply {
-        let Listed { info, objective, mut shown, filter_error } = match self.listed(name, filter, sort) {
+        let Listed { info, objective, objectives, mut shown, filter_error } = match self.listed(name, filter, sort) {
             Ok(listed) => listed,
             Err(reply) => return reply,
         };
@@ -347,10 +353,6 @@ impl Dashboard {
             Err(e) => return Reply::store_error(&e),
         };
         let params = charts::swept_parameters(Some(&info), &shown);
-        let objectives = match self.with_store(|s| crate::report::sweep_objectives(s, &info)) {
-            Ok(objectives) => objectives,
-            Err(e) => return Reply::store_error(&e),
-        };
         let pareto = charts::pareto_chart(&shown, &objectives);
         let charts: Vec<(String, Picture)> = charts::sweep_charts_in(&shown, &warm, &params, &objective, view)
             .into_iter()
@@ -365,9 +367,9 @@ impl Dashboard {
         // the forest takes most of a second at 1,000 trials, so unless these trials' answer is
         // kept it is worked out beside the page and fetched by the page once shown.
         let importance = if filter_error.is_some() {
-            importance_of(&shown, &objective)
+            importance_of(&shown, &objectives)
         } else {
-            let (of, view, kept) = self.importance(name, filter, &shown, &objective);
+            let (of, view, kept) = self.importance(name, filter, &shown, &objectives);
             match view.get() {
                 // Only an answer kept from before: a page always says the same of trials new to it.
                 Some(ready) if kept => ready.clone(),
@@ -409,9 +411,9 @@ impl Dashboard {
         name: &str,
         filter: Option<&str>,
         shown: &[TrialData],
-        objective: &crate::config::Objective,
+        objectives: &[crate::config::Objective],
     ) -> (u64, Arc<OnceLock<html::ImportanceView>>, bool) {
-        let of = importance_fingerprint(shown, objective);
+        let of = importance_fingerprint(shown, objectives);
         let mut kept = self.importances.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let key = (name.to_string(), filter.map(String::from));
         if let Some(known) = kept.get(&key).filter(|known| known.of == of) {
@@ -425,13 +427,17 @@ impl Dashboard {
         let view = Arc::new(OnceLock::new());
         kept.insert(key, Importance { of, view: view.clone() });
         drop(kept);
-        // The forest reads the judged trials only; a copy of those goes to its thread.
-        let judged: Vec<TrialData> =
-            crate::report::importance::judged(shown, &objective.name, objective.goal).into_iter().map(|(t, _)| t.clone()).collect();
-        let (objective, cell) = (objective.clone(), view.clone());
+        // The forests read the judged trials only (of any objective); a copy of those goes to
+        // their thread.
+        let judged: Vec<TrialData> = shown
+            .iter()
+            .filter(|t| objectives.iter().any(|o| !crate::report::importance::judged(std::slice::from_ref(*t), &o.name, o.goal).is_empty()))
+            .cloned()
+            .collect();
+        let (objectives, cell) = (objectives.to_vec(), view.clone());
         std::thread::spawn(move || {
             cell.get_or_init(|| {
-                std::panic::catch_unwind(|| importance_of(&judged, &objective))
+                std::panic::catch_unwind(|| importance_of(&judged, &objectives))
                     .unwrap_or_else(|_| html::ImportanceView::Unavailable("Parameter importance could not be worked out (the forest failed).".into()))
             });
         });
@@ -452,7 +458,7 @@ impl Dashboard {
             Some(view) => view,
             None => match self.listed(name, filter, None) {
                 Ok(Listed { filter_error: Some(message), .. }) => return Reply::bad_request(&message),
-                Ok(Listed { shown, objective, .. }) => self.importance(name, filter, &shown, &objective).1,
+                Ok(Listed { shown, objectives, .. }) => self.importance(name, filter, &shown, &objectives).1,
                 Err(reply) => return reply,
             },
         };
@@ -675,13 +681,13 @@ mod tests {
             trial("s-2", 2.0, TrialStatus::Pruned, Some(0.5)),
             trial("s-3", 3.0, TrialStatus::Running, Some(0.6)),
         ];
-        let of = importance_fingerprint(&trials, &objective);
-        assert_eq!(of, importance_fingerprint(&trials, &objective));
+        let of = importance_fingerprint(&trials, std::slice::from_ref(&objective));
+        assert_eq!(of, importance_fingerprint(&trials, std::slice::from_ref(&objective)));
         // A running trial's epochs, and the order of the listing, change nothing it learns from.
         let mut changed = trials.clone();
         changed[2].row.metrics.get_mut("val_iou").unwrap().max = Some(0.9);
         changed.reverse();
-        assert_eq!(of, importance_fingerprint(&changed, &objective));
+        assert_eq!(of, importance_fingerprint(&changed, std::slice::from_ref(&objective)));
         let changes: [(&str, Box<dyn Fn(&mut Vec<TrialData>)>); 5] = [
             ("the running trial completes", Box::new(|t| t[2].row.status = TrialStatus::Completed)),
             ("a trial is removed", Box::new(|t| drop(t.remove(0)))),
@@ -692,9 +698,16 @@ mod tests {
         for (what, change) in changes {
             let mut changed = trials.clone();
             change(&mut changed);
-            assert_ne!(of, importance_fingerprint(&changed, &objective), "{what}");
+            assert_ne!(of, importance_fingerprint(&changed, std::slice::from_ref(&objective)), "{what}");
         }
         let minimized = Objective { name: "val_iou".into(), goal: Goal::Minimize };
-        assert_ne!(of, importance_fingerprint(&trials, &minimized), "another goal");
+        assert_ne!(of, importance_fingerprint(&trials, &[minimized]), "another goal");
+        // A second objective's values count too.
+        let params = Objective { name: "params".into(), goal: Goal::Minimize };
+        let mut with_cost = trials.clone();
+        with_cost[0].row.metrics.insert("params".into(), MetricSummary { min: Some(1e6), min_epoch: Some(0), ..MetricSummary::default() });
+        let both = [objective.clone(), params];
+        assert_ne!(importance_fingerprint(&trials, &both), importance_fingerprint(&with_cost, &both), "a cost recorded");
+        assert_eq!(of, importance_fingerprint(&with_cost, std::slice::from_ref(&objective)), "the first objective alone ignores it");
     }
 }

@@ -114,7 +114,6 @@ pub fn plot_sweep(store: &dyn Store, sweep: &str, runs_dir: &Path, out: Option<&
         Ok(()) => written.files.push(path),
         Err(e) => written.errors.push(format!("{}: {e}", path.display())),
     };
-    let goal = objective.goal;
     let warm = match &info {
         Some(info) => warm_start(store, info)?,
         None => WarmStart::default(),
@@ -128,10 +127,12 @@ pub fn plot_sweep(store: &dyn Store, sweep: &str, runs_dir: &Path, out: Option<&
         record(path.clone(), chart.png(&path));
     }
     // Too few finished trials for importance is no failure: the chart appears once there are.
-    let importances = importance::importance(&runs, &objective.name, goal);
-    if let Ok(importances) = &importances {
-        let path = dir.join(IMPORTANCE_FILE);
-        record(path.clone(), draw::draw_importance(importances, &objective.name, &path));
+    let importances = importance::per_objective(&runs, &objectives);
+    for (i, (o, ranked)) in importances.iter().enumerate() {
+        if let Ok(ranked) = ranked {
+            let path = dir.join(importance_file(i, &o.name));
+            record(path.clone(), draw::draw_importance(ranked, &o.name, &path));
+        }
     }
     if let Some(best) = best.as_deref().and_then(|id| runs.iter().find(|r| r.row.id == id)) {
         let path = dir.join(format!("run_{}.png", best.row.id));
@@ -288,21 +289,34 @@ pub const HISTORY_FILE: &str = "history.png";
 /// The file name of the seed groups' chart (drawn where configurations have several seeds).
 pub const GROUPS_FILE: &str = "seed_groups.png";
 
-/// The file name of the importance chart.
+/// The file name of the importance chart (of the first objective, where a sweep has several).
 pub const IMPORTANCE_FILE: &str = "importance.png";
 
+/// The file name of the importance chart of a sweep's objective number `index` (from 0):
+/// [`IMPORTANCE_FILE`] for the first, `importance_<name>.png` for the others.
+pub fn importance_file(index: usize, objective: &str) -> String {
+    if index == 0 { IMPORTANCE_FILE.to_string() } else { format!("importance_{objective}.png") }
+}
+
 /// The importance section of a sweep's page: each parameter's share with the chart `picture`
-/// draws for it, or why there is none yet.
+/// draws for it, or why there is none yet; with several objectives, that for each (`picture`
+/// is given the objective's index).
 pub fn importance_view(
-    importances: &Result<Vec<ParamImportance>, ImportanceError>,
-    picture: impl FnOnce(&[ParamImportance]) -> Option<html::Picture>,
+    importances: &[(Objective, Result<Vec<ParamImportance>, ImportanceError>)],
+    picture: impl Fn(usize, &Objective, &[ParamImportance]) -> Option<html::Picture>,
 ) -> html::ImportanceView {
-    match importances {
+    let view = |i: usize, o: &Objective, result: &Result<Vec<ParamImportance>, ImportanceError>| match result {
         Ok(ranked) => {
-            let chart = picture(ranked);
+            let chart = picture(i, o, ranked);
             html::ImportanceView::Ranked(ranked.iter().map(|p| (p.parameter.clone(), p.importance)).collect(), chart)
         }
         Err(e) => html::ImportanceView::Unavailable(format!("No parameter importance yet: {e}.")),
+    };
+    match importances {
+        [(o, result)] => view(0, o, result),
+        several => html::ImportanceView::PerObjective(
+            several.iter().enumerate().map(|(i, (o, result))| (format!("{} ({})", o.name, o.goal.as_str()), view(i, o, result))).collect(),
+        ),
     }
 }
 
@@ -326,16 +340,17 @@ fn export_page(
     warm: &WarmStart,
     runs: &[TrialData],
     objective: &Objective,
-    importances: &Result<Vec<ParamImportance>, ImportanceError>,
+    importances: &[(Objective, Result<Vec<ParamImportance>, ImportanceError>)],
     files: &[PathBuf],
 ) -> String {
     let (method, pruner) = info.map(method_and_pruner).unwrap_or_else(|| ("?".into(), "?".into()));
     let ranked: Vec<TrialData> = crate::store::leaderboard_order(runs, &objective.name, objective.goal).into_iter().cloned().collect();
-    let importance_file = files.iter().any(|f| f.file_name().is_some_and(|n| n == IMPORTANCE_FILE));
-    let importance = importance_view(importances, |_| importance_file.then(|| html::Picture::File(IMPORTANCE_FILE.into())));
+    let importance_files: Vec<String> = importances.iter().enumerate().map(|(i, (o, _))| importance_file(i, &o.name)).collect();
+    let written = |name: &str| files.iter().any(|f| f.file_name().is_some_and(|n| n == name));
+    let importance = importance_view(importances, |i, _, _| written(&importance_files[i]).then(|| html::Picture::File(importance_files[i].clone())));
     let charts = files
         .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "png") && f.file_name().is_some_and(|n| n != IMPORTANCE_FILE))
+        .filter(|f| f.extension().is_some_and(|e| e == "png") && f.file_name().is_some_and(|n| !importance_files.iter().any(|i| n == i.as_str())))
         .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().to_string()))
         .map(|name| (name.clone(), html::Picture::File(name)))
         .collect();
@@ -364,5 +379,6 @@ fn export_page(
 /// One page with every chart of the sweep and its leaderboard (the static export, without the
 /// tracker's sweep row).
 pub fn index_html(sweep: &str, runs: &[TrialData], objective: &Objective, files: &[PathBuf]) -> String {
-    export_page(sweep, None, &WarmStart::default(), runs, objective, &importance::importance(runs, &objective.name, objective.goal), files)
+    let importances = importance::per_objective(runs, std::slice::from_ref(objective));
+    export_page(sweep, None, &WarmStart::default(), runs, objective, &importances, files)
 }

@@ -26,6 +26,7 @@ use toml_edit::{Document, Item, TableLike};
 use crate::config::Goal;
 use crate::config::{Objective, OptimizerKind, Schedule, SplitBy, TrialConfig};
 use crate::study::history::Point;
+use crate::study::nsga2::Nsga2Settings;
 use crate::study::sampler::{Grid, Random};
 use crate::study::space::{Domain, Parameter};
 use crate::study::tpe::TpeSettings;
@@ -65,15 +66,18 @@ pub enum Method {
     Random,
     /// Tree-structured Parzen estimators (TPE), W&B's name.
     Bayes,
+    /// The genetic search NSGA-II.
+    Nsga2,
 }
 
 impl Method {
-    /// The method as the sweep file writes it: grid, random or bayes.
+    /// The method as the sweep file writes it: grid, random, bayes or nsga2.
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Grid => "grid",
             Method::Random => "random",
             Method::Bayes => "bayes",
+            Method::Nsga2 => "nsga2",
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct SweepSpec {
     pub conditions: Conditions,
     /// TPE's settings (`[bayes]`), for `method = "bayes"`.
     pub bayes: TpeSettings,
+    /// NSGA-II's settings (`[nsga2]`), for `method = "nsga2"`.
+    pub nsga2: Nsga2Settings,
     /// `[early_terminate]`: the pruner, if any.
     pub early_terminate: Option<EarlyTerminate>,
     /// `[bayes] warm_start`: other sweeps of the tracker whose trials TPE also learns from.
@@ -134,6 +140,7 @@ const TOP_KEYS: &[&str] = &[
     "seed",
     "repeats",
     "bayes",
+    "nsga2",
     "early_terminate",
     "enqueue",
     "program",
@@ -214,6 +221,7 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
     let base_ok = v.problems.is_empty();
     let (parameters, conditions) = v.parameters(root, &defaults, header.method);
     let bayes = v.bayes(root, header.method);
+    let nsga2 = v.nsga2(root, header.method);
     // How many trials the sweep can have: run_cap, else the grid's size.
     let trials = header
         .run_cap
@@ -245,6 +253,7 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
         parameters,
         conditions,
         bayes,
+        nsga2,
         early_terminate,
         enqueue: Vec::new(),
         warm_start: Vec::new(),
@@ -294,9 +303,13 @@ impl Validator<'_> {
             None | Some("grid") => Method::Grid,
             Some("random") => Method::Random,
             Some("bayes") => Method::Bayes,
+            Some("nsga2") => Method::Nsga2,
             Some(other) => {
-                let hint = did_you_mean_suffix(other, &["grid", "random", "bayes"]);
-                self.report(item_span(root, "method"), format!("method = {other:?} is not a method; use \"grid\", \"random\" or \"bayes\"{hint}"));
+                let hint = did_you_mean_suffix(other, &["grid", "random", "bayes", "nsga2"]);
+                self.report(
+                    item_span(root, "method"),
+                    format!("method = {other:?} is not a method; use \"grid\", \"random\", \"bayes\" or \"nsga2\"{hint}"),
+                );
                 Method::Grid
             }
         };
@@ -308,18 +321,19 @@ impl Validator<'_> {
         let repeats = self.uint(root, "", "repeats").unwrap_or(1);
         if !(1..=MAX_REPEATS).contains(&repeats) {
             self.report(item_span(root, "repeats"), format!("repeats = {repeats}: train each configuration 1 to {MAX_REPEATS} times"));
-        } else if repeats > 1 && method == Method::Bayes {
+        } else if repeats > 1 && matches!(method, Method::Bayes | Method::Nsga2) {
             self.report(
                 item_span(root, "repeats"),
-                "repeats needs method = \"grid\" or \"random\": TPE draws every trial as a new point and learns from each \
-                 evaluation, noisy ones included; to compare seeds of TPE's best configurations, enqueue them in a grid sweep"
-                    .into(),
+                format!(
+                    "repeats needs method = \"grid\" or \"random\": {} draws every trial as a new point and learns from each \
+                     evaluation, noisy ones included; to compare seeds of its best configurations, enqueue them in a grid sweep",
+                    if method == Method::Bayes { "TPE" } else { "NSGA-II" }
+                ),
             );
         }
         let (metric, objectives) = self.objectives(root, program::is_program(root));
         if method != Method::Grid && run_cap.is_none() {
-            let name = if method == Method::Random { "random" } else { "bayes" };
-            self.report(item_span(root, "method"), format!("method = \"{name}\" needs run_cap = N (how many configs to try)"));
+            self.report(item_span(root, "method"), format!("method = \"{}\" needs run_cap = N (how many configs to try)", method.as_str()));
         }
         Header { name, description, method, run_cap, seed, repeats: repeats.clamp(1, MAX_REPEATS), metric, objectives }
     }
@@ -711,20 +725,18 @@ fn points(spec: &SweepSpec) -> Box<dyn Iterator<Item = Point>> {
         // Configurations put first count toward run_cap.
         Method::Random => Box::new(Random::new(space, spec.seed).first(spec.run_cap.unwrap_or(1).saturating_sub(spec.enqueue.len()))),
         // Asked one at a time by the workers (see `SweepSpec::sampler`); none is known up front.
-        Method::Bayes => Box::new(std::iter::empty()),
+        Method::Bayes | Method::Nsga2 => Box::new(std::iter::empty()),
     }
 }
 
-/// The points the validator checks: every trial of a grid or random search, and for TPE the
-/// random points it starts from (the rest are drawn from the same domains).
+/// The points the validator checks: every trial of a grid or random search, and for TPE and
+/// NSGA-II the random points they start from (the rest are drawn from the same domains).
 fn checked_points(spec: &SweepSpec) -> Box<dyn Iterator<Item = Point>> {
-    match spec.method {
-        Method::Bayes => {
-            let n = spec.bayes.startup_trials.max(1).min(spec.run_cap.unwrap_or(1));
-            Box::new(Random::new(spec.space(), spec.seed).first(n))
-        }
-        _ => points(spec),
+    if spec.is_lazy() {
+        let n = spec.startup_trials().max(1).min(spec.run_cap.unwrap_or(1));
+        return Box::new(Random::new(spec.space(), spec.seed).first(n));
     }
+    points(spec)
 }
 
 /// The config of one point, or the problems it has as (key, message).

@@ -10,6 +10,7 @@ use toml_edit::{Item, TableLike};
 
 use super::{Method, SweepSpec, Trial, Validator, did_you_mean_suffix, resolve, unknown_key_message};
 use crate::study::history::Point;
+use crate::study::nsga2::{Nsga2, Nsga2Settings};
 use crate::study::pruner::{Asha, Hyperband, Patient, Percentile, Pruner, PrunerError, Threshold};
 use crate::study::sampler::{Grid, Random, Sampler};
 use crate::study::space::{Condition, Dimension, Domain, Parameter, Space, same_value};
@@ -17,6 +18,7 @@ use crate::study::tpe::{Tpe, TpeSettings};
 
 const TYPES: &[&str] = &["median", "percentile", "patient", "threshold", "asha", "hyperband"];
 const BAYES_KEYS: &[&str] = &["startup_trials", "candidates", "multivariate", "constant_liar", "warm_start"];
+const NSGA2_KEYS: &[&str] = &["population", "crossover_prob", "mutation_prob"];
 
 /// `[early_terminate]`: the rule that stops unpromising trials at an epoch boundary.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,18 +92,33 @@ impl Validator<'_> {
         }
     }
 
+    /// The settings table of a sampling method (`[bayes]`, `[nsga2]`), checked to be a table of
+    /// known keys under its own method; None where the file has none (or it is no table).
+    fn method_table<'t>(
+        &mut self,
+        root: &'t toml_edit::Table,
+        of: Method,
+        method: Method,
+        example: &str,
+        keys: &[&str],
+    ) -> Option<&'t dyn TableLike> {
+        let name = of.as_str();
+        let item = root.get(name)?;
+        let Some(table) = item.as_table_like() else {
+            self.report(item.span(), format!("[{name}] must be a table: {example}"));
+            return None;
+        };
+        if method != of {
+            self.report(item.span(), format!("[{name}] only applies to method = \"{name}\"; remove it or change the method"));
+        }
+        unknown_keys(self, table, name, keys);
+        Some(table)
+    }
+
     /// `[bayes]`: TPE's settings, Optuna's defaults where the file is silent.
     pub(super) fn bayes(&mut self, root: &toml_edit::Table, method: Method) -> TpeSettings {
         let mut settings = TpeSettings::default();
-        let Some(item) = root.get("bayes") else { return settings };
-        let Some(table) = item.as_table_like() else {
-            self.report(item.span(), "[bayes] must be a table: startup_trials = 10, candidates = 24".into());
-            return settings;
-        };
-        if method != Method::Bayes {
-            self.report(item.span(), "[bayes] only applies to method = \"bayes\"; remove it or change the method".into());
-        }
-        unknown_keys(self, table, "bayes", BAYES_KEYS);
+        let Some(table) = self.method_table(root, Method::Bayes, method, "startup_trials = 10, candidates = 24", BAYES_KEYS) else { return settings };
         if let Some(n) = self.uint(table, "bayes.", "startup_trials") {
             settings.startup_trials = n;
         }
@@ -115,6 +132,39 @@ impl Validator<'_> {
         }
         if let Some(on) = self.boolean(table, "bayes.", "constant_liar") {
             settings.constant_liar = on;
+        }
+        settings
+    }
+
+    /// `[nsga2]`: NSGA-II's settings, the defaults where the file is silent.
+    pub(super) fn nsga2(&mut self, root: &toml_edit::Table, method: Method) -> Nsga2Settings {
+        let mut settings = Nsga2Settings::default();
+        let Some(table) = self.method_table(root, Method::Nsga2, method, "population = 20, crossover_prob = 0.9", NSGA2_KEYS) else {
+            return settings;
+        };
+        match self.uint(table, "nsga2.", "population") {
+            Some(n) if n < 2 => self.report(
+                table.get("population").and_then(Item::span),
+                format!("nsga2.population = {n}: a generation needs at least 2 trials to breed from"),
+            ),
+            Some(n) => settings.population = n,
+            None => {}
+        }
+        let probability = |v: &mut Self, key: &str, zero_ok: bool| {
+            let p = v.number(table, "nsga2.", key, None)?;
+            let ok = if zero_ok { (0.0..=1.0).contains(&p) } else { p > 0.0 && p <= 1.0 };
+            if !ok {
+                let range = if zero_ok { "0 to 1" } else { "above 0, at most 1" };
+                v.report(table.get(key).and_then(Item::span), format!("nsga2.{key} = {p} is a probability: {range}"));
+                return None;
+            }
+            Some(p)
+        };
+        if let Some(p) = probability(self, "crossover_prob", true) {
+            settings.crossover_prob = p;
+        }
+        if let Some(p) = probability(self, "mutation_prob", false) {
+            settings.mutation_prob = Some(p);
         }
         settings
     }
@@ -381,13 +431,24 @@ impl SweepSpec {
             Method::Grid => Box::new(Grid::new(self.space()).expect("a grid's parameters are lists (checked by the validator)")),
             Method::Random => Box::new(Random::new(self.space(), self.seed)),
             Method::Bayes => Box::new(Tpe::new(self.space(), self.seed, self.bayes.clone())),
+            Method::Nsga2 => Box::new(Nsga2::new(self.space(), self.seed, self.nsga2.clone())),
         }
     }
 
-    /// Whether trials are asked for one at a time as workers free up (TPE), rather than all
-    /// enqueued when the sweep is registered.
+    /// Whether trials are asked for one at a time as workers free up (TPE, NSGA-II), rather
+    /// than all enqueued when the sweep is registered.
     pub fn is_lazy(&self) -> bool {
-        self.method == Method::Bayes
+        matches!(self.method, Method::Bayes | Method::Nsga2)
+    }
+
+    /// Of a sweep whose trials are asked one at a time, how many are drawn at random first:
+    /// TPE's `startup_trials`, NSGA-II's first generation. 0 for grid and random search.
+    pub fn startup_trials(&self) -> usize {
+        match self.method {
+            Method::Bayes => self.bayes.startup_trials,
+            Method::Nsga2 => self.nsga2.population,
+            Method::Grid | Method::Random => 0,
+        }
     }
 
     /// The trial of a point the sampler proposed, or why it is not a valid config.

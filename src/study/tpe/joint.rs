@@ -23,7 +23,7 @@ use crate::study::space::same_value;
 
 /// How one parameter of a group is modelled.
 #[derive(Debug, Clone)]
-pub(super) enum Axis {
+pub(crate) enum Axis {
     Numeric(Scale),
     /// Listed values with their prior probabilities.
     Choice {
@@ -34,7 +34,7 @@ pub(super) enum Axis {
 
 impl Axis {
     /// The axis of a domain; None for a fixed value (nothing to learn).
-    pub(super) fn of(domain: &Domain) -> Option<Axis> {
+    pub(crate) fn of(domain: &Domain) -> Option<Axis> {
         match domain {
             Domain::Value(_) => None,
             Domain::Values(values) => Some(Axis::Choice { values: values.clone(), prior: vec![1.0 / values.len() as f64; values.len()] }),
@@ -45,7 +45,7 @@ impl Axis {
 
     /// A recorded value as a coordinate: model space for a number, the index for a choice.
     /// None when the value cannot be placed (not a number, or not one of the values).
-    pub(super) fn coordinate(&self, v: &Json) -> Option<f64> {
+    pub(crate) fn coordinate(&self, v: &Json) -> Option<f64> {
         match self {
             Axis::Numeric(scale) => scale.internal(v),
             Axis::Choice { values, .. } => values.iter().position(|x| same_value(x, v)).map(|i| i as f64),
@@ -53,7 +53,7 @@ impl Axis {
     }
 
     /// The domain's value at a coordinate (rounded as the domain rounds).
-    pub(super) fn value(&self, x: f64) -> Json {
+    pub(crate) fn value(&self, x: f64) -> Json {
         match self {
             Axis::Numeric(scale) => scale.value(x),
             Axis::Choice { values, .. } => values[x as usize].clone(),

@@ -24,13 +24,15 @@
 mod joint;
 mod parzen;
 
+pub(crate) use self::joint::Axis;
+
 use std::collections::BTreeMap;
 
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use serde_json::Value as Json;
 
-use self::joint::{Axis, Joint};
+use self::joint::Joint;
 use self::parzen::{Parzen, Scale};
 use crate::study::history::{History, Point, SearchState, TrialRecord};
 use crate::study::pareto;
@@ -205,7 +207,10 @@ impl Sampler for Tpe {
     }
 
     fn ask_with(&self, history: &History, fixed: &Point) -> Option<Point> {
-        let finished = history.trials.iter().filter(|t| matches!(t.state, SearchState::Completed | SearchState::Pruned)).count();
+        // An infeasible trial is a finished one: it says where not to look (while constraints
+        // hold few trials, waiting for feasible ones would leave TPE random search).
+        let finished =
+            history.trials.iter().filter(|t| matches!(t.state, SearchState::Completed | SearchState::Pruned | SearchState::Infeasible)).count();
         if finished < self.settings.startup_trials.max(1) {
             return self.random.ask_with(history, fixed);
         }
@@ -850,6 +855,12 @@ mod tests {
             let order: Vec<usize> = ranked(&h, true).iter().map(|t| t.number).collect();
             assert_eq!(order, [3, 10, 0, 1, 2, 4, 5, 6, 7, 8, 9, 11], "{goal:?}");
         }
+        // Infeasible trials count as finished: past startup_trials of them TPE models, and does
+        // not go on drawing the random stream's points until enough trials are feasible.
+        let h = History::new("val_iou", Goal::Maximize, trials.clone());
+        let space = Space::unconditional(&[Parameter { key: "x".into(), domain: Domain::Uniform { min: 0.0, max: 1.0 } }]);
+        let tpe = Tpe::new(space.clone(), 1, TpeSettings::default());
+        assert_ne!(tpe.ask(&h), Random::new(space, 1).ask(&h), "TPE took over after 12 infeasible trials");
         // The same with several objectives: infeasible trials have no scores, and rank alike.
         let h = History::new("val_iou", Goal::Maximize, trials).with_objectives(vec![Goal::Maximize, Goal::Minimize]);
         assert_eq!(ranked(&h, true).iter().map(|t| t.number).take(3).collect::<Vec<_>>(), [3, 10, 0]);

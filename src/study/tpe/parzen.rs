@@ -12,9 +12,9 @@ use crate::study::space::Domain;
 /// quantised domains as continuous ones whose draws are rounded, an integer domain widened by
 /// half a step at each end so that its end values get their full share.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Scale {
-    pub(super) low: f64,
-    pub(super) high: f64,
+pub(crate) struct Scale {
+    pub(crate) low: f64,
+    pub(crate) high: f64,
     kind: Kind,
 }
 
@@ -28,7 +28,7 @@ enum Kind {
 
 impl Scale {
     /// Where a numeric domain is modelled; None for a domain of listed values.
-    pub(super) fn of(domain: &Domain) -> Option<Scale> {
+    pub(crate) fn of(domain: &Domain) -> Option<Scale> {
         let (low, high, kind) = match *domain {
             Domain::Uniform { min, max } => (min, max, Kind::Linear),
             Domain::LogUniformValues { min, max } => (min.ln(), max.ln(), Kind::Log { min, max }),
@@ -47,7 +47,7 @@ impl Scale {
     /// A recorded value in model space, clamped into the domain (a value recorded under other
     /// bounds still says which side is good); None if it is no number or not positive on a log
     /// scale.
-    pub(super) fn internal(&self, v: &Json) -> Option<f64> {
+    pub(crate) fn internal(&self, v: &Json) -> Option<f64> {
         let x = v.as_f64()?;
         let x = match self.kind {
             Kind::Log { .. } if x <= 0.0 => return None,
@@ -58,7 +58,7 @@ impl Scale {
     }
 
     /// The domain's value for a point of model space, rounded as random search rounds.
-    pub(super) fn value(&self, x: f64) -> Json {
+    pub(crate) fn value(&self, x: f64) -> Json {
         match self.kind {
             Kind::Linear => json!(x.clamp(self.low, self.high)),
             Kind::Log { min, max } => json!(x.exp().clamp(min, max)),
