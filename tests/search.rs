@@ -750,6 +750,49 @@ fn a_warm_started_sweep_learns_from_another_sweeps_compatible_trials() {
     );
 }
 
+/// Issue 26: a sweep of several objectives learns from another sweep's trials by every objective,
+/// and a lent trial that breaks this sweep's constraints is infeasible here, by how far.
+#[test]
+fn a_warm_start_lends_every_objective_and_is_judged_by_this_sweeps_constraints() {
+    use sweep::study::history::SearchState;
+    let runs = tempfile::tempdir().unwrap();
+    let sweep_file = |name: &str, extra: &str, bayes: &str| {
+        let objectives = "[[objectives]]\nname = \"val_iou\"\ngoal = \"maximize\"\n[[objectives]]\nname = \"params\"\ngoal = \"minimize\"\n";
+        let text = tiny_bayes(name).replace("run_cap = 6", "run_cap = 4").replace("epochs = 4", "epochs = 2");
+        let text = text.replace("[bayes]\nstartup_trials = 3", &format!("{objectives}{extra}[bayes]\nstartup_trials = 3\n{bayes}"));
+        let file = runs.path().join(format!("{name}.toml"));
+        std::fs::write(&file, text).unwrap();
+        common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--workers", "1", "--plain", "--no-plot"]).assert().success();
+    };
+    sweep_file("lender", "", "");
+    sweep_file("free", "", "warm_start = [\"lender\"]");
+    sweep_file("bound", "[[constraints]]\nmetric = \"val_iou\"\nmin = 0.999\n", "warm_start = [\"lender\"]");
+    let mut store = SqliteStore::open(&runs.path().join("sweep.db")).unwrap();
+    let completed = store.trials(&TrialFilter { sweep: Some("lender".into()), status: Some(TrialStatus::Completed) }).unwrap();
+    assert!(!completed.is_empty());
+    let lent = |store: &mut SqliteStore, sweep: &str| {
+        let study = sweep::runner::study::Study::load(store, sweep).unwrap().unwrap();
+        let history = study.sampled_history(store).unwrap();
+        history.trials.into_iter().filter(|t| t.number == 0).collect::<Vec<_>>()
+    };
+    // Every lent completed trial carries its value of both objectives, as the lender recorded them.
+    let free = lent(&mut store, "free");
+    let free_completed: Vec<_> = free.iter().filter(|t| t.state == SearchState::Completed).collect();
+    assert_eq!(free_completed.len(), completed.len());
+    for t in &free_completed {
+        let row = completed.iter().find(|r| r.params == *t.point).expect("a lender's trial");
+        assert_eq!(t.scores, [row.best("val_iou", sweep::config::Goal::Maximize).unwrap().0, row.last("params").unwrap()]);
+    }
+    // Under a bound none of them meets, each is infeasible here, by its last IoU's shortfall.
+    let bound = lent(&mut store, "bound");
+    let judged: Vec<_> = bound.iter().filter(|t| t.state == SearchState::Infeasible).collect();
+    assert_eq!(judged.len(), completed.len(), "{bound:?}");
+    for t in judged {
+        let last = t.last().unwrap().1;
+        assert!((t.violation - (0.999 - last) / 0.999).abs() < 1e-12, "{} at {last}", t.violation);
+    }
+}
+
 #[test]
 fn several_objectives_are_read_and_each_bad_one_is_located() {
     let two = "[[objectives]]\nname = \"infer_ms\"\ngoal = \"minimize\"\n[[objectives]]\nname = \"val_iou\"\ngoal = \"maximize\"\n";
@@ -800,12 +843,10 @@ fn several_objectives_are_read_and_each_bad_one_is_located() {
         "[[objectives]]\nname = \"params\"\ngoal = \"min\"\n[[objectives]]\nname = \"infer_ms\"\ngoal = \"min\"\n",
         &[(1, 1, "[[objectives]] needs a metric recorded every epoch")],
     );
-    // TPE searches several objectives; a warm start from other sweeps does not yet.
+    // TPE searches several objectives, and learns from other sweeps' trials by every one.
     assert_eq!(spec::parse(&format!("method = \"bayes\"\nrun_cap = 4\n{two}"), Path::new("mo.toml")).unwrap().method, Method::Bayes);
-    common::check_errors(
-        &format!("method = \"bayes\"\nrun_cap = 4\n{two}[bayes]\nwarm_start = [\"other\"]\n"),
-        &[(10, 14, "[bayes] warm_start with several [[objectives]] is not available yet")],
-    );
+    let warm = spec::parse(&format!("method = \"bayes\"\nrun_cap = 4\n{two}[bayes]\nwarm_start = [\"other\"]\n"), Path::new("mo.toml")).unwrap();
+    assert_eq!(warm.warm_start, ["other"]);
     assert!(spec::parse(&format!("{two}[early_terminate]\ntype = \"median\"\n"), Path::new("mo.toml")).unwrap().early_terminate.is_some());
     // A program's trials record no cost of ours.
     common::check_errors(

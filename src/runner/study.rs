@@ -146,14 +146,20 @@ impl Study {
             return Ok(Vec::new());
         }
         let swept: BTreeSet<&str> = spec.parameters.iter().map(|p| p.key.as_str()).collect();
-        let sources = warm::sources(store, &spec.warm_start, &spec.metric.name, &swept, &spec.base)?;
+        let others = read_beside(spec);
+        let sources = warm::sources(store, &spec.warm_start, &spec.metric.name, &others, &swept, &spec.base)?;
         self.warm_noted.call_once(|| {
             let said: Vec<String> = sources.iter().map(warm::WarmSource::describe).collect();
             crate::errln!("sweep {}: warm start: TPE also learns from {}", spec.name, said.join(", "));
         });
         let mut used = Vec::new();
         for source in sources {
-            for mut record in history(spec, source.trials).trials {
+            // Judged by this sweep's constraints: a lent trial that breaks one is infeasible here.
+            let excess: Vec<f64> = source.trials.iter().map(|r| excess(spec, r.values.iter().next_back().map(|(_, v)| *v), &r.extremes)).collect();
+            for (mut record, excess) in history(spec, source.trials).trials.into_iter().zip(excess) {
+                if record.state == SearchState::Completed && excess > 0.0 {
+                    (record.state, record.violation) = (SearchState::Infeasible, excess);
+                }
                 record.number = 0;
                 std::sync::Arc::make_mut(&mut record.point).retain(|k, _| swept.contains(k.as_str()));
                 used.push(record);
@@ -313,15 +319,20 @@ fn read_beside(spec: &SweepSpec) -> Vec<&str> {
 ///
 /// [`Constraint::excess`]: crate::config::Constraint::excess
 fn violation(spec: &SweepSpec, record: &TrialRecord, extremes: &BTreeMap<String, Extremes>) -> f64 {
-    let total: f64 = spec
-        .constraints
+    let total = excess(spec, record.last().map(|(_, v)| v), extremes);
+    if total > 0.0 { total } else { f64::INFINITY }
+}
+
+/// The constraints' excess over the values known (`last`: the followed metric's deepest value;
+/// the others' from `extremes`), summed: 0 where every known value holds.
+fn excess(spec: &SweepSpec, last: Option<f64>, extremes: &BTreeMap<String, Extremes>) -> f64 {
+    spec.constraints
         .iter()
         .filter_map(|c| {
-            let value = if c.metric == spec.metric.name { record.last().map(|(_, v)| v) } else { extremes.get(&c.metric).map(|e| e.last) };
+            let value = if c.metric == spec.metric.name { last } else { extremes.get(&c.metric).map(|e| e.last) };
             value.map(|v| c.excess(v))
         })
-        .sum();
-    if total > 0.0 { total } else { f64::INFINITY }
+        .sum()
 }
 
 /// A trial's value of each of the sweep's objectives where it has several: the followed

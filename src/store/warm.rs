@@ -34,18 +34,36 @@ impl WarmSource {
 }
 
 /// The finished trials of each of `sweeps` that a sweep swept over `swept` with fixed settings
-/// `base` can learn from, its values of `metric`: those whose every setting outside `swept`
-/// equals the sweep's (seed and epochs aside). A trial trained at another image size or with
-/// another model measures something else and is left out, counted by why.
-pub fn sources(store: &dyn Store, sweeps: &[String], metric: &str, swept: &BTreeSet<&str>, base: &TrialConfig) -> StoreResult<Vec<WarmSource>> {
+/// `base` can learn from, with their values of `metric` and the record of each of `others` (a
+/// sweep's other objectives and what its constraints bound, as [`Store::ask`] reads them): those
+/// whose every setting outside `swept` equals the sweep's (seed and epochs aside). A trial trained
+/// at another image size or with another model measures something else and is left out, counted
+/// by why.
+pub fn sources(
+    store: &dyn Store,
+    sweeps: &[String],
+    metric: &str,
+    others: &[&str],
+    swept: &BTreeSet<&str>,
+    base: &TrialConfig,
+) -> StoreResult<Vec<WarmSource>> {
     let base = settings_of(base);
     let mut out = Vec::new();
     for sweep in sweeps {
         let mut source = WarmSource { sweep: sweep.clone(), trials: Vec::new(), left_out: BTreeMap::new() };
-        let finished = store
+        let mut finished: Vec<TrialHistory> = store
             .history(sweep, metric, HistoryView::Summary)?
             .into_iter()
-            .filter(|r| matches!(r.status, TrialStatus::Completed | TrialStatus::Pruned | TrialStatus::Diverged | TrialStatus::Stopped));
+            .filter(|r| matches!(r.status, TrialStatus::Completed | TrialStatus::Pruned | TrialStatus::Diverged | TrialStatus::Stopped))
+            .collect();
+        for other in others {
+            let mut briefs = store.extremes(sweep, other)?;
+            for row in &mut finished {
+                if let Some(brief) = briefs.remove(&row.seq) {
+                    row.extremes.insert(other.to_string(), brief);
+                }
+            }
+        }
         // Every trial's settings in one read, not one query per trial: this runs on every ask.
         let filter = TrialFilter { sweep: Some(sweep.clone()), status: None };
         let detail = Detail { settings: true, ..Detail::ROWS };

@@ -69,7 +69,7 @@ pub fn warm_start(store: &dyn Store, info: &SweepInfo) -> Result<WarmStart, Stor
     let Ok(spec) = crate::study::spec::stored(info) else { return Ok(WarmStart::default()) };
     let swept: std::collections::BTreeSet<&str> = spec.parameters.iter().map(|p| p.key.as_str()).collect();
     let mut warm = WarmStart::default();
-    for source in warm::sources(store, &spec.warm_start, &spec.metric.name, &swept, &spec.base)? {
+    for source in warm::sources(store, &spec.warm_start, &spec.metric.name, &[], &swept, &spec.base)? {
         warm.sources.push((source.sweep.clone(), source.describe()));
         let lent: std::collections::HashSet<&str> = source.trials.iter().map(|t| t.id.as_str()).collect();
         warm.trials.extend(load_trials(store, &source.sweep)?.into_iter().filter(|t| lent.contains(t.row.id.as_str())));

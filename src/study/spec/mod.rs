@@ -263,10 +263,6 @@ pub fn parse(text: &str, path: &Path) -> Result<SweepSpec, SpecError> {
     let mut spec = spec;
     spec.enqueue = v.enqueue(root, &spec.space());
     spec.warm_start = v.warm_start(root, &spec.name);
-    if !spec.warm_start.is_empty() && spec.objectives.len() > 1 {
-        let at = root.get("bayes").and_then(Item::as_table_like).and_then(|b| b.get("warm_start")).and_then(Item::span);
-        v.report(at, "[bayes] warm_start with several [[objectives]] is not available yet: TPE would learn from the other sweeps' trials by one objective; remove it".into());
-    }
     // Every trial must be a valid config: check them now so that a bad value fails here.
     check_trials(&spec, &mut v, root);
     if v.problems.is_empty() { Ok(spec) } else { Err(v.finish()) }
