@@ -409,3 +409,35 @@ fn bayes_searches_several_objectives_of_a_program_and_best_prints_their_front() 
         assert!((m["values"]["val_ms"].as_f64().unwrap() - 100.0 * lr).abs() < 1e-9);
     }
 }
+
+/// Issue 26: with two objectives a program reports every epoch (IoU up, milliseconds down, a
+/// perfect trade-off in the learning rate), ASHA judges a rung by both: the smallest learning rate,
+/// the worst IoU and the fastest, is on the Pareto front with the best IoU (both extremes) and
+/// passes the first rung, where ASHA over IoU alone stops it there.
+#[test]
+fn asha_judges_a_programs_second_per_epoch_objective_at_each_rung() {
+    let runs = tempfile::tempdir().unwrap();
+    let asha = "[early_terminate]\ntype = \"asha\"\nmin_iter = 1\neta = 2\n";
+    // The smallest learning rate runs last, so that its first rung has all three others.
+    let parameters = "[parameters]\nlr = { values = [0.4, 0.2, 0.05, 0.01] }\nms_per_lr = { value = 100 }\n";
+    let one = "[metric]\nname = \"val_iou\"\ngoal = \"maximize\"";
+    let two = "[[objectives]]\nname = \"val_iou\"\ngoal = \"maximize\"\n[[objectives]]\nname = \"val_ms\"\ngoal = \"minimize\"";
+    let fastest = |name: &str, top: &str| {
+        let file = sweep_file_with(runs.path(), name, top, 4, "", &format!("{asha}{parameters}"));
+        common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--workers", "1", "--plain", "--no-plot"]).assert().success();
+        let trials = json(runs.path(), &["ls", "--sweep", name, "--json"]);
+        trials.as_array().unwrap().iter().find(|t| t["params"]["lr"] == serde_json::json!(0.01)).unwrap().clone()
+    };
+    let epochs = |t: &Value| t["metrics"]["val_iou"]["last_epoch"].as_i64().unwrap();
+    let alone = fastest("one", one);
+    assert_eq!((alone["status"].as_str(), epochs(&alone)), (Some("pruned"), 1), "ASHA over IoU alone stops the worst IoU at once: {alone}");
+    let both = fastest("two", two);
+    assert!(epochs(&both) >= 2, "the fastest trial is on the front at the first rung: {both}");
+    // Every decision of the two-objective sweep names the second objective and the front.
+    for t in json(runs.path(), &["ls", "--sweep", "two", "--json"]).as_array().unwrap() {
+        if t["status"] == "pruned" {
+            let reason = t["error"].as_str().unwrap();
+            assert!(reason.contains("val_ms") && reason.contains("Pareto front"), "{reason}");
+        }
+    }
+}

@@ -227,19 +227,41 @@ impl Study {
         let Some(number) = rows.iter().find(|r| r.id == id).map(|r| r.seq as usize) else { return Ok(Decision::Continue) };
         let mut history = history(&self.spec, rows);
         let fixed = fixed_objectives(&self.spec);
-        if !fixed.is_empty() && peers != PeerValues::None {
+        let per_epoch = epoch_objectives(&self.spec);
+        if (!fixed.is_empty() || !per_epoch.is_empty()) && peers != PeerValues::None {
+            // Each trial's values beside the metric, in order: the costs, then the other
+            // objectives recorded every epoch (at the epoch, or the best up to it where the rule
+            // reads that far); a trial missing one is left out.
             let mut values: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+            let mut push = |i: usize, seq: i64, v: f64| {
+                let entry = values.entry(seq as usize).or_default();
+                if entry.len() == i {
+                    entry.push(v);
+                }
+            };
             for (i, (metric, _, _)) in fixed.iter().enumerate() {
                 for (seq, brief) in store.extremes(&self.spec.name, metric)? {
-                    let Some(v) = brief.lowest else { continue };
-                    let entry = values.entry(seq as usize).or_default();
-                    if entry.len() == i {
-                        entry.push(v);
+                    if let Some(v) = brief.lowest {
+                        push(i, seq, v);
                     }
                 }
             }
-            values.retain(|_, v| v.len() == fixed.len());
-            history = history.with_fixed(fixed.into_iter().map(|(_, label, goal)| (label, goal)).collect(), values);
+            let at = epoch as i64;
+            for (k, (name, goal)) in per_epoch.iter().enumerate() {
+                for r in store.history(&self.spec.name, name, view)? {
+                    let value = match peers {
+                        PeerValues::AtEpoch => r.values.get(&at).copied(),
+                        _ => r.values.range(..=at).map(|(_, v)| *v).filter(|v| v.is_finite()).min_by(|a, b| goal.order(*a, *b)),
+                    };
+                    if let Some(v) = value {
+                        push(fixed.len() + k, r.seq, v);
+                    }
+                }
+            }
+            let total = fixed.len() + per_epoch.len();
+            values.retain(|_, v| v.len() == total);
+            let beside = fixed.into_iter().map(|(_, label, goal)| (label, goal)).chain(per_epoch).collect();
+            history = history.with_fixed(beside, values);
         }
         Ok(pruner.decide(&history, number, epoch))
     }
@@ -276,11 +298,11 @@ pub fn history(spec: &SweepSpec, rows: Vec<TrialHistory>) -> History {
     if spec.objectives.len() > 1 { history.with_objectives(spec.objectives.iter().map(|o| o.goal).collect()) } else { history }
 }
 
-/// Where the sweep has several objectives, those a pruner judges beside the metric at an epoch,
-/// known before a trial trains: (the metric read, its name in reasons, its direction).
+/// Where the sweep has several objectives, the costs a pruner judges beside the metric at an
+/// epoch, known before a trial trains: (the metric read, its name in reasons, its direction).
 /// `params` and `gflops` as recorded; `infer_ms` and `train_seconds`, measured only when a trial
 /// completes, through `gflops`, which drives both (said so in reasons); one read per metric.
-/// Another objective recorded every epoch is not judged at an epoch. Empty for one objective.
+/// The other objectives recorded every epoch are [`epoch_objectives`]. Empty for one objective.
 pub fn fixed_objectives(spec: &SweepSpec) -> Vec<(String, String, crate::config::Goal)> {
     let mut fixed: Vec<(String, String, crate::config::Goal)> = Vec::new();
     if spec.objectives.len() < 2 {
@@ -297,6 +319,16 @@ pub fn fixed_objectives(spec: &SweepSpec) -> Vec<(String, String, crate::config:
         }
     }
     fixed
+}
+
+/// Where the sweep has several objectives, the others recorded every epoch (not a cost, not the
+/// metric the epochs follow), which a pruner judges at the epoch beside the metric: (name, goal).
+fn epoch_objectives(spec: &SweepSpec) -> Vec<(String, crate::config::Goal)> {
+    if spec.objectives.len() < 2 {
+        return Vec::new();
+    }
+    let per_epoch = spec.objectives.iter().filter(|o| o.name != spec.metric.name && !crate::config::COST_METRICS.contains(&o.name.as_str()));
+    per_epoch.map(|o| (o.name.clone(), o.goal)).collect()
 }
 
 /// The metrics a sampler reads beside the one a trial's epochs follow: the other objectives,

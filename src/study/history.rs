@@ -80,9 +80,10 @@ pub struct History {
     /// The directions of the sweep's objectives where it has several (each trial's
     /// [`TrialRecord::scores`] follow them); empty for one.
     pub objectives: Vec<Goal>,
-    /// Where the sweep has several objectives: those known before a trial trains (what its
-    /// model costs), which pruners judge beside the metric at an epoch, with their directions
-    /// (see [`History::with_fixed`]); empty otherwise.
+    /// Where the sweep has several objectives: the others, which pruners judge beside the metric
+    /// at an epoch, with their directions (see [`History::with_fixed`]): those known before a
+    /// trial trains (what its model costs), and those recorded every epoch (as of the judged
+    /// epoch); empty otherwise.
     pub fixed: Vec<(String, Goal)>,
     /// Each trial's values of [`History::fixed`], by number; a trial without them is absent.
     pub fixed_values: BTreeMap<usize, Vec<f64>>,

@@ -445,7 +445,8 @@ impl Pruner for Hyperband {
 
 /// Where a sweep has several objectives ([`History::fixed`]), where a trial stands among others
 /// at an epoch: each judged by its value of the metric there together with its values of the
-/// objectives known before training, ordered by Pareto front, within a front by crowding
+/// other objectives (those known before training, and those recorded every epoch as of that
+/// epoch), ordered by Pareto front, within a front by crowding
 /// distance (the more isolated first: it spreads the front), then by number.
 struct Standing {
     /// The trial's place in that order (0 first) among `n` trials, itself included.
