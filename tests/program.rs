@@ -441,3 +441,31 @@ fn asha_judges_a_programs_second_per_epoch_objective_at_each_rung() {
         }
     }
 }
+
+/// Issue 26: a program trial's epochs are timed (`train_seconds` each epoch, their total as the
+/// cost when it completes), so a program sweep can trade accuracy against training time and
+/// bound it.
+#[test]
+fn a_program_trials_training_time_is_a_cost_that_objectives_and_constraints_take() {
+    let runs = tempfile::tempdir().unwrap();
+    let top = "[[objectives]]\nname = \"val_iou\"\ngoal = \"maximize\"\n[[objectives]]\nname = \"train_seconds\"\ngoal = \"minimize\"\n\
+               [[constraints]]\nmetric = \"train_seconds\"\nmax = 0.6";
+    let file = sweep_file_with(runs.path(), "timed", top, 3, "", "[parameters]\nlr = { value = 0.1 }\nsleep = { values = [0.005, 0.3] }\n");
+    common::sweep(runs.path()).args(["run", file.to_str().unwrap(), "--workers", "1", "--plain", "--no-plot"]).assert().success();
+    let trials = json(runs.path(), &["ls", "--sweep", "timed", "--json"]);
+    let by_sleep = |s: f64| trials.as_array().unwrap().iter().find(|t| t["params"]["sleep"] == serde_json::json!(s)).unwrap().clone();
+    let (fast, slow) = (by_sleep(0.005), by_sleep(0.3));
+    // The total is the epochs' durations summed: three sleeps at least.
+    let total = |t: &Value| t["metrics"]["train_seconds"]["last"].as_f64().unwrap();
+    assert!(total(&slow) >= 0.9 && total(&fast) < 0.6 && total(&fast) > 0.015, "{fast} {slow}");
+    let epochs = show(runs.path(), fast["id"].as_str().unwrap());
+    let each: f64 = epochs["epochs"].as_array().unwrap().iter().map(|e| e["train_seconds"].as_f64().unwrap()).sum();
+    assert!((each - total(&fast)).abs() < 1e-9, "the cost is the epochs' sum: {each} against {}", total(&fast));
+    assert_eq!(fast["status"], "completed");
+    assert_eq!(slow["status"], "infeasible", "{slow}");
+    assert!(slow["error"].as_str().unwrap().contains("train_seconds") && slow["error"].as_str().unwrap().contains("above max = 0.6"), "{slow}");
+    // The front holds the feasible trial only.
+    let best = json(runs.path(), &["best", "--sweep", "timed", "--json"]);
+    let front: Vec<&str> = best["front"].as_array().unwrap().iter().map(|m| m["run"].as_str().unwrap()).collect();
+    assert_eq!(front, [fast["id"].as_str().unwrap()]);
+}

@@ -848,11 +848,15 @@ fn several_objectives_are_read_and_each_bad_one_is_located() {
     let warm = spec::parse(&format!("method = \"bayes\"\nrun_cap = 4\n{two}[bayes]\nwarm_start = [\"other\"]\n"), Path::new("mo.toml")).unwrap();
     assert_eq!(warm.warm_start, ["other"]);
     assert!(spec::parse(&format!("{two}[early_terminate]\ntype = \"median\"\n"), Path::new("mo.toml")).unwrap().early_terminate.is_some());
-    // A program's trials record no cost of ours.
-    common::check_errors(
-        "[program]\ncommand = [\"python3\", \"train.py\"]\n[[objectives]]\nname = \"val_acc\"\ngoal = \"max\"\n[[objectives]]\nname = \"infer_ms\"\ngoal = \"min\"\n[parameters]\nx = { values = [1] }\n",
-        &[(7, 8, "a [program] trial records only what its program reports")],
-    );
+    // A program's trials record no cost of our model, only their epochs' time.
+    let program = |cost: &str| {
+        format!(
+            "[program]\ncommand = [\"python3\", \"train.py\"]\n[[objectives]]\nname = \"val_acc\"\ngoal = \"max\"\n[[objectives]]\nname = \"{cost}\"\ngoal = \"min\"\n[parameters]\nx = {{ values = [1] }}\n"
+        )
+    };
+    common::check_errors(&program("infer_ms"), &[(7, 8, "a [program] trial records what its program reports and its train_seconds")]);
+    let timed = spec::parse(&program("train_seconds"), Path::new("p.toml")).unwrap();
+    assert_eq!(timed.objectives[1].name, "train_seconds");
 }
 
 #[test]

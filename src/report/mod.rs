@@ -572,8 +572,7 @@ pub fn metric_columns<S: AsRef<str>>(splits: &[&str], recorded: impl IntoIterato
         key.split_once('_').is_some_and(|(_, m)| METRIC_NAMES.contains(&m) || FULL_RESOLUTION_METRICS.contains(&m))
             || matches!(key, "train_lr" | "train_seconds")
     };
-    // The built-in trainer records its step time every epoch; a program reports what it likes.
-    let trainer = recorded.is_empty() || recorded.contains("train_seconds");
+    let trainer = recorded.is_empty() || by_trainer(&recorded);
     let mut columns = Vec::new();
     for split in splits {
         if trainer {
@@ -583,16 +582,25 @@ pub fn metric_columns<S: AsRef<str>>(splits: &[&str], recorded: impl IntoIterato
             }
         }
         let prefix = format!("{split}_");
-        columns.extend(recorded.iter().filter(|k| k.starts_with(&prefix) && !(trainer && built_in(k))).cloned());
+        let own = |k: &str| !matches!(k, "train_lr" | "train_seconds") && !(trainer && built_in(k));
+        columns.extend(recorded.iter().filter(|k| k.starts_with(&prefix) && own(k)).cloned());
     }
     columns
+}
+
+/// Whether metrics with these keys were recorded by the built-in trainer: only its trials have
+/// `gflops` (recorded when claimed), and before the cost metrics it recorded every epoch its
+/// duration, its learning rate and the car IoU; a program reports what it likes (and is timed by
+/// the worker: `train_seconds` alone says nothing).
+fn by_trainer(recorded: &BTreeSet<String>) -> bool {
+    recorded.contains("gflops") || ["train_seconds", "train_lr", "val_fg_iou"].iter().all(|k| recorded.contains(*k))
 }
 
 /// A program's metric columns for a table of trials (at most `n`, validation first); None for
 /// the built-in trainer's trials, whose tables name their metrics themselves.
 pub fn program_metrics<S: AsRef<str>>(recorded: impl IntoIterator<Item = S>, n: usize) -> Option<Vec<String>> {
     let recorded: BTreeSet<String> = recorded.into_iter().map(|k| k.as_ref().to_string()).collect();
-    if recorded.is_empty() || recorded.contains("train_seconds") {
+    if recorded.is_empty() || by_trainer(&recorded) {
         return None;
     }
     Some(metric_columns(&["val", "train"], recorded).into_iter().take(n).collect())
@@ -834,6 +842,19 @@ pub fn json_number(v: f64) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_programs_metrics_are_told_from_the_trainers_by_what_only_the_trainer_records() {
+        // A timed program (the worker records train_seconds) shows what it reports.
+        let program = ["val_acc", "train_loss", "train_seconds"];
+        assert_eq!(program_metrics(program, 6), Some(vec!["val_acc".to_string(), "train_loss".to_string()]));
+        // The trainer's trials: just claimed (their costs only), and of a tracker older than the
+        // cost metrics (no gflops, but the trainer's every-epoch keys).
+        assert_eq!(program_metrics(["params", "gflops"], 6), None);
+        assert_eq!(program_metrics(["train_seconds", "train_lr", "val_fg_iou", "val_iou"], 6), None);
+        let columns = metric_columns(&["val"], ["params", "gflops"]);
+        assert_eq!(columns, METRIC_NAMES.iter().map(|m| format!("val_{m}")).collect::<Vec<_>>());
+    }
 
     #[test]
     fn numbers_read_well() {

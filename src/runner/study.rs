@@ -311,7 +311,8 @@ pub fn fixed_objectives(spec: &SweepSpec) -> Vec<(String, String, crate::config:
     for o in &spec.objectives {
         let (read, label) = match o.name.as_str() {
             "params" | "gflops" => (o.name.clone(), o.name.clone()),
-            "infer_ms" | "train_seconds" => ("gflops".to_string(), format!("gflops (for {})", o.name)),
+            // A program's model is its own: nothing stands in for its time before it ends.
+            "infer_ms" | "train_seconds" if spec.base.program.is_none() => ("gflops".to_string(), format!("gflops (for {})", o.name)),
             _ => continue,
         };
         if !fixed.iter().any(|(r, _, _)| *r == read) {

@@ -342,8 +342,15 @@ fn run_trial(
         crate::errln!("warning: {run}: lease lost to another worker; leaving the trial to it");
         return Ok(status);
     }
-    // What only training tells of its cost, at its last epoch (an extended trial's grows).
-    let costs = trained_cost.map(|(epochs, cost)| cost_log(epochs as i64, &[("train_seconds", cost.train_seconds), ("infer_ms", cost.infer_ms)]));
+    // What only training tells of its cost, at its last epoch (an extended trial's grows). A
+    // program's model is its own: only its epochs' time is known.
+    let costs = match (&claim.config.program, status) {
+        (None, _) => {
+            trained_cost.map(|(epochs, cost)| cost_log(epochs as i64, &[("train_seconds", cost.train_seconds), ("infer_ms", cost.infer_ms)]))
+        }
+        (Some(_), Some(TrialStatus::Completed)) => program_seconds(&*store, &run)?.map(|(epoch, total)| cost_log(epoch, &[("train_seconds", total)])),
+        (Some(_), _) => None,
+    };
     let constraints = study.map(|s| s.spec().constraints.as_slice()).unwrap_or_default();
     let (mut status, mut error) = (status, error);
     let recorded = match status {
@@ -430,7 +437,12 @@ fn unreported(store: &dyn Store, run: &str, objective: &str) -> crate::Result<Op
 
 impl program::Reports for TrialObserver<'_> {
     fn epoch(&mut self, report: &protocol::Report, judge: bool) -> Result<(), String> {
-        let log = EpochLog { epoch: report.epoch as i64, wall: crate::util::now_unix(), metrics: report.metrics.clone(), checkpoints: Vec::new() };
+        let mut metrics = report.metrics.clone();
+        // The epoch's duration, as the built-in trainer records it (unless the program says).
+        if report.value("train_seconds").is_none() {
+            metrics.push(MetricValue { split: Split::Train, name: "seconds".into(), value: self.epoch_started.elapsed().as_secs_f64() });
+        }
+        let log = EpochLog { epoch: report.epoch as i64, wall: crate::util::now_unix(), metrics, checkpoints: Vec::new() };
         self.record(&log)?;
         let value = |key: &str| report.value(key).unwrap_or(f64::NAN);
         self.events.emit(&Event::Epoch {
@@ -618,6 +630,15 @@ pub fn epoch_log(summary: &EpochSummary, checkpoints: &[SavedCheckpoint]) -> Epo
     metrics.push(MetricValue { split: Split::Train, name: "lr".into(), value: summary.learning_rate });
     metrics.push(MetricValue { split: Split::Train, name: "seconds".into(), value: summary.seconds });
     EpochLog { epoch: summary.epoch as i64, wall: summary.wall, metrics, checkpoints: checkpoints.iter().map(checkpoint_row).collect() }
+}
+
+/// A program trial's `train_seconds`: its recorded epochs' durations summed (those of earlier
+/// runs of a resumed trial included), with its last epoch; None without one.
+fn program_seconds(store: &dyn Store, run: &str) -> Result<Option<(i64, f64)>, StoreError> {
+    let seconds: BTreeMap<i64, f64> =
+        store.metrics(run)?.into_iter().filter(|m| m.split == Split::Train.as_str() && m.name == "seconds").map(|m| (m.epoch, m.value)).collect();
+    let last = seconds.keys().next_back().copied();
+    Ok(last.map(|epoch| (epoch, seconds.values().filter(|s| s.is_finite()).sum())))
 }
 
 /// The tracker rows of a trial's cost metrics (split `cost`), recorded as of `epoch`.
