@@ -767,6 +767,7 @@ fn a_warm_start_lends_every_objective_and_is_judged_by_this_sweeps_constraints()
     sweep_file("lender", "", "");
     sweep_file("free", "", "warm_start = [\"lender\"]");
     sweep_file("bound", "[[constraints]]\nmetric = \"val_iou\"\nmin = 0.999\n", "warm_start = [\"lender\"]");
+    sweep_file("tiny", "[[constraints]]\nmetric = \"params\"\nmax = 1000\n", "warm_start = [\"lender\"]");
     let mut store = SqliteStore::open(&runs.path().join("sweep.db")).unwrap();
     let completed = store.trials(&TrialFilter { sweep: Some("lender".into()), status: Some(TrialStatus::Completed) }).unwrap();
     assert!(!completed.is_empty());
@@ -790,6 +791,16 @@ fn a_warm_start_lends_every_objective_and_is_judged_by_this_sweeps_constraints()
     for t in judged {
         let last = t.last().unwrap().1;
         assert!((t.violation - (0.999 - last) / 0.999).abs() < 1e-12, "{} at {last}", t.violation);
+    }
+    // A bound known before training holds for every lent trial, pruned ones too, as it would
+    // have stopped each at its claim here.
+    let lender = store.trials(&TrialFilter { sweep: Some("lender".into()), status: None }).unwrap();
+    let params = lender[0].last("params").unwrap();
+    let tiny = lent(&mut store, "tiny");
+    assert_eq!(tiny.len(), lender.iter().filter(|t| t.status != TrialStatus::Infeasible).count());
+    for t in &tiny {
+        assert_eq!(t.state, SearchState::Infeasible, "{t:?}");
+        assert!((t.violation - (params - 1000.0) / 1000.0).abs() < 1e-9, "{}", t.violation);
     }
 }
 

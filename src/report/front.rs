@@ -35,10 +35,13 @@ pub struct Member {
 }
 
 /// A trial's value of each of `objectives`, in their order: a per-epoch metric's best epoch's
-/// value (as [`crate::store::rank_completed`] ranks by), a cost as recorded; None while it lacks
-/// one.
+/// value (as [`crate::store::rank_completed`] ranks by), a cost as last recorded (an extended
+/// trial's is measured again); None while it lacks one.
 pub fn objective_values(row: &TrialRow, objectives: &[Objective]) -> Option<Vec<f64>> {
-    objectives.iter().map(|o| row.best(&o.name, o.goal).map(|(v, _)| v)).collect()
+    objectives
+        .iter()
+        .map(|o| if crate::config::COST_METRICS.contains(&o.name.as_str()) { row.last(&o.name) } else { row.best(&o.name, o.goal).map(|(v, _)| v) })
+        .collect()
 }
 
 /// The front of `trials` (any statuses; only completed ones count) by `objectives`.
@@ -160,5 +163,35 @@ impl Front {
             v["error"] = self.none_reason().into();
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MetricSummary;
+
+    /// A per-epoch objective counts with its best epoch's value, a cost with its last measure (an
+    /// extended trial's latency, measured again, replaces the first).
+    #[test]
+    fn a_cost_counts_as_last_measured_and_a_metric_by_its_best_epoch() {
+        let summary = |last: f64, min: f64, max: f64| MetricSummary {
+            last_epoch: 4,
+            last,
+            min: Some(min),
+            min_epoch: Some(1),
+            max: Some(max),
+            max_epoch: Some(3),
+        };
+        let row = TrialRow {
+            status: TrialStatus::Completed,
+            metrics: [("val_iou".to_string(), summary(0.8, 0.5, 0.9)), ("infer_ms".to_string(), summary(5.0, 3.0, 5.0))].into(),
+            ..TrialRow::default()
+        };
+        let objectives = [Objective { name: "val_iou".into(), goal: Goal::Maximize }, Objective { name: "infer_ms".into(), goal: Goal::Minimize }];
+        assert_eq!(objective_values(&row, &objectives), Some(vec![0.9, 5.0]));
+        assert_eq!(objective_values(&row, &objectives[..1]), Some(vec![0.9]));
+        let without = TrialRow { metrics: [("val_iou".to_string(), summary(0.8, 0.5, 0.9))].into(), ..row };
+        assert_eq!(objective_values(&without, &objectives), None);
     }
 }

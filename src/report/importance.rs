@@ -142,10 +142,12 @@ fn by_configuration(judged: &[(&TrialData, f64)]) -> (Vec<TrialData>, Vec<f64>) 
 }
 
 /// The trials importance learns from, with their objective values: the completed and pruned
-/// trials with a finite value of `objective`.
+/// trials with a finite value of `objective`; for `infer_ms` and `train_seconds`, measured when a
+/// trial completes, the completed ones only (a pruned trial's `train_seconds` is one epoch's).
 pub fn judged<'a>(runs: &'a [TrialData], objective: &str, goal: Goal) -> Vec<(&'a TrialData, f64)> {
+    let at_completion = matches!(objective, "infer_ms" | "train_seconds");
     runs.iter()
-        .filter(|r| matches!(r.row.status, TrialStatus::Completed | TrialStatus::Pruned))
+        .filter(|r| r.row.status == TrialStatus::Completed || (r.row.status == TrialStatus::Pruned && !at_completion))
         .filter_map(|r| r.row.best(objective, goal).map(|(v, _)| (r, v)))
         .filter(|(_, v)| v.is_finite())
         .collect()
@@ -217,6 +219,28 @@ mod tests {
         };
         let metrics = vec![MetricRow { epoch: 1, split: "val".into(), name: "iou".into(), value, wall: 0.0 }];
         TrialData { row, metrics, checkpoints: Vec::new() }
+    }
+
+    /// A cost measured when a trial completes is learnt from completed trials only (a pruned
+    /// trial's `train_seconds` is its last epoch's duration); one known at the claim from pruned
+    /// ones too.
+    #[test]
+    fn costs_measured_at_completion_are_judged_on_completed_trials_only() {
+        let with_costs = |n: usize, status: TrialStatus, seconds: f64| {
+            let mut t = trial(n, &[("x", serde_json::json!(n))], 0.5, status);
+            for (name, value) in [("train_seconds", seconds), ("params", 1e6 + n as f64)] {
+                let s = MetricSummary { last_epoch: 1, last: value, max: Some(value), max_epoch: Some(1), min: Some(value), min_epoch: Some(1) };
+                t.row.metrics.insert(name.to_string(), s);
+            }
+            t
+        };
+        let runs =
+            [with_costs(1, TrialStatus::Completed, 40.0), with_costs(2, TrialStatus::Pruned, 3.0), with_costs(3, TrialStatus::Completed, 50.0)];
+        let ids = |objective: &str| judged(&runs, objective, Goal::Minimize).iter().map(|(t, _)| t.row.seq).collect::<Vec<_>>();
+        assert_eq!(ids("train_seconds"), [1, 3]);
+        assert_eq!(ids("infer_ms"), Vec::<i64>::new(), "none recorded");
+        assert_eq!(ids("params"), [1, 2, 3]);
+        assert_eq!(ids("val_iou"), [1, 2, 3]);
     }
 
     /// The objective depends on the learning rate (strongly, non-linearly) and not at all on the

@@ -154,10 +154,16 @@ impl Study {
         });
         let mut used = Vec::new();
         for source in sources {
-            // Judged by this sweep's constraints: a lent trial that breaks one is infeasible here.
-            let excess: Vec<f64> = source.trials.iter().map(|r| excess(spec, r.values.iter().next_back().map(|(_, v)| *v), &r.extremes)).collect();
-            for (mut record, excess) in history(spec, source.trials).trials.into_iter().zip(excess) {
-                if record.state == SearchState::Completed && excess > 0.0 {
+            // Judged by this sweep's constraints as its own trials are: a bound on what is known
+            // before training holds for every lent trial, every bound for a completed one (a
+            // bounded metric it never recorded breaks it); one that breaks one is infeasible here.
+            let judged: Vec<f64> = source
+                .trials
+                .iter()
+                .map(|r| lent_excess(spec, r.status == TrialStatus::Completed, r.values.iter().next_back().map(|(_, v)| *v), &r.extremes))
+                .collect();
+            for (mut record, excess) in history(spec, source.trials).trials.into_iter().zip(judged) {
+                if excess > 0.0 {
                     (record.state, record.violation) = (SearchState::Infeasible, excess);
                 }
                 record.number = 0;
@@ -249,9 +255,10 @@ impl Study {
             let at = epoch as i64;
             for (k, (name, goal)) in per_epoch.iter().enumerate() {
                 for r in store.history(&self.spec.name, name, view)? {
+                    // A value that is no number ranks last (as the metric's does), not absent.
                     let value = match peers {
                         PeerValues::AtEpoch => r.values.get(&at).copied(),
-                        _ => r.values.range(..=at).map(|(_, v)| *v).filter(|v| v.is_finite()).min_by(|a, b| goal.order(*a, *b)),
+                        _ => r.values.range(..=at).map(|(_, v)| *v).min_by(|a, b| goal.order(*a, *b)),
                     };
                     if let Some(v) = value {
                         push(fixed.len() + k, r.seq, v);
@@ -359,18 +366,33 @@ fn violation(spec: &SweepSpec, record: &TrialRecord, extremes: &BTreeMap<String,
 /// The constraints' excess over the values known (`last`: the followed metric's deepest value;
 /// the others' from `extremes`), summed: 0 where every known value holds.
 fn excess(spec: &SweepSpec, last: Option<f64>, extremes: &BTreeMap<String, Extremes>) -> f64 {
+    spec.constraints.iter().filter_map(|c| bounded_value(spec, c, last, extremes).map(|v| c.excess(v))).sum()
+}
+
+/// A lent trial's excess over this sweep's constraints, judged as the worker judges its own: a
+/// `completed` trial by every bound (one it has no value of is broken outright), any other by
+/// the bounds known before training only.
+fn lent_excess(spec: &SweepSpec, completed: bool, last: Option<f64>, extremes: &BTreeMap<String, Extremes>) -> f64 {
     spec.constraints
         .iter()
-        .filter_map(|c| {
-            let value = if c.metric == spec.metric.name { last } else { extremes.get(&c.metric).map(|e| e.last) };
-            value.map(|v| c.excess(v))
+        .filter(|c| completed || c.before_training())
+        .map(|c| match bounded_value(spec, c, last, extremes) {
+            Some(v) => c.excess(v),
+            None if completed => f64::INFINITY,
+            None => 0.0,
         })
         .sum()
 }
 
+/// The value a constraint judges: the followed metric's deepest (`last`), another's last recorded.
+fn bounded_value(spec: &SweepSpec, c: &crate::config::Constraint, last: Option<f64>, extremes: &BTreeMap<String, Extremes>) -> Option<f64> {
+    if c.metric == spec.metric.name { last } else { extremes.get(&c.metric).map(|e| e.last) }
+}
+
 /// A trial's value of each of the sweep's objectives where it has several: the followed
-/// metric's best epoch's, the others' best recorded in their direction (a cost's one value).
-/// Empty for one objective, or while some objective has no value yet.
+/// metric's best epoch's, another per-epoch metric's best recorded in its direction, a cost's
+/// last (an extended trial's cost is measured again). Empty for one objective, or while some
+/// objective has no value yet.
 fn scores(spec: &SweepSpec, record: &TrialRecord, extremes: &BTreeMap<String, Extremes>) -> Vec<f64> {
     if spec.objectives.len() < 2 {
         return Vec::new();
@@ -384,6 +406,7 @@ fn scores(spec: &SweepSpec, record: &TrialRecord, extremes: &BTreeMap<String, Ex
             }
             let brief = extremes.get(&o.name)?;
             match o.goal {
+                _ if crate::config::COST_METRICS.contains(&o.name.as_str()) => Some(brief.last).filter(|v| v.is_finite()),
                 crate::config::Goal::Minimize => brief.lowest,
                 crate::config::Goal::Maximize => brief.highest,
             }

@@ -422,7 +422,8 @@ fn unreported(store: &dyn Store, run: &str, objective: &str) -> crate::Result<Op
     if metrics.iter().any(|m| m.key() == objective) {
         return Ok(None);
     }
-    let names: std::collections::BTreeSet<String> = metrics.iter().map(|m| m.key()).collect();
+    // What the program reported (the worker times its epochs itself).
+    let names: std::collections::BTreeSet<String> = metrics.iter().map(|m| m.key()).filter(|k| k != "train_seconds").collect();
     Ok(Some(if names.is_empty() {
         format!(
             "the program exited without reporting an epoch: print one JSON object per epoch on a line of its own, e.g. {{\"epoch\": 1, \"{objective}\": 0.9}} (README: Your own training program)"
@@ -455,7 +456,6 @@ impl program::Reports for TrialObserver<'_> {
             val_iou: report.value("val_iou").or(report.value(&self.objective)).unwrap_or(f64::NAN),
             seconds: self.epoch_started.elapsed().as_secs_f64(),
         });
-        self.epoch_started = Instant::now();
         // A loss or the objective that is no number: the trial diverged.
         let bad = report.metrics.iter().find(|m| {
             let key = format!("{}_{}", m.split.as_str(), m.name);
@@ -471,7 +471,10 @@ impl program::Reports for TrialObserver<'_> {
             ));
             return Ok(());
         }
-        if judge { self.judge(report.epoch) } else { Ok(()) }
+        let judged = if judge { self.judge(report.epoch) } else { Ok(()) };
+        // The next epoch's time starts now: the pruner's reads are not the program's.
+        self.epoch_started = Instant::now();
+        judged
     }
 
     fn stop_request(&self) -> StopRequest {
