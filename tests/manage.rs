@@ -88,7 +88,7 @@ fn control_characters_in_tags_and_notes_are_shown_escaped_in_text_and_kept_in_js
     let text = |args: &[&str]| String::from_utf8(sweep().args(args).assert().success().get_output().stdout.clone()).unwrap();
     let echoed = text(&["tag", "m-1", &format!("t={evil}")]);
     assert_eq!(echoed, "m-1: t=\\e]0;pwned\\u{7}\\e[31mred\\nrow\\u{202e}\n");
-    sweep().args(["note", "m-2", &format!("line one\nline \u{1b}[2Jtwo")]).assert().success();
+    sweep().args(["note", "m-2", "line one\nline \u{1b}[2Jtwo"]).assert().success();
     for out in [text(&["ls"]), text(&["show", "m-1"]), text(&["show", "m-2"]), text(&["status"])] {
         assert!(!out.contains('\u{1b}') && !out.contains('\u{7}') && !out.contains('\u{202e}'), "{out:?}");
     }

@@ -111,7 +111,7 @@ fn with_many_runs_the_legend_collapses() {
     assert_eq!(chart.note, None, "nobody grey");
     let colours: std::collections::HashSet<usize> = chart.series.iter().filter_map(|s| s.colour).collect();
     assert_eq!(colours.len(), 40);
-    let drawn: std::collections::HashSet<(u8, u8, u8)> = (0..40).map(|i| draw::run_colour(i)).map(|c| (c.0, c.1, c.2)).collect();
+    let drawn: std::collections::HashSet<(u8, u8, u8)> = (0..40).map(draw::run_colour).map(|c| (c.0, c.1, c.2)).collect();
     assert_eq!(drawn.len(), 40, "40 different colours");
 }
 

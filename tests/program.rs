@@ -170,7 +170,7 @@ fn a_program_that_fails_hangs_ignores_sigterm_or_floods_its_log_ends_as_it_shoul
     }
     let spam = trial(4);
     assert_eq!(spam["status"], "completed", "10 MB of log is log: {spam}");
-    assert!(worker_log(runs.path(), "ends").len() > 3 * 10 << 20, "the log is kept in the trial's log");
+    assert!(worker_log(runs.path(), "ends").len() > (3 * 10) << 20, "the log is kept in the trial's log");
     let nan = trial(5);
     assert_eq!(nan["status"], "diverged");
     assert!(nan["error"].as_str().unwrap().contains("train_loss became NaN at epoch 2"), "{nan}");

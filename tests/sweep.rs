@@ -1523,7 +1523,7 @@ fn best_of_a_sweep_of_several_objectives_is_its_pareto_front_over_the_tracker() 
     let biggest = trials.iter().map(|t| value(t).1).fold(0.0, f64::max);
     let among_big: Vec<&sweep::store::TrialRow> = trials.iter().filter(|t| value(t).1 == biggest).collect();
     let best_big = among_big.iter().max_by(|a, b| value(a).0.total_cmp(&value(b).0).then(b.seq.cmp(&a.seq))).unwrap();
-    assert_eq!(listed(&["--where", &format!("params >= {biggest}")]), [best_big.id.clone()], "among the largest models, the best IoU");
+    assert_eq!(listed(&["--where", &format!("params >= {biggest}")]), std::slice::from_ref(&best_big.id), "among the largest models, the best IoU");
     // One objective by --metric, as for any sweep; --eval needs one.
     let smallest = trials.iter().min_by(|a, b| value(a).1.total_cmp(&value(b).1).then(a.seq.cmp(&b.seq))).unwrap();
     common::sweep(runs.path())

@@ -255,7 +255,9 @@ pub fn ls(g: &Global, args: &LsArgs) -> Result<ExitCode> {
     if args.pareto {
         let query = report::best::BestQuery { sweep: args.sweep.as_deref(), ..Default::default() };
         let Some(objectives) = report::best::front_objectives(store.as_ref(), &query)? else {
-            return Err(usage("--pareto lists the trials no other beats by every objective, and this sweep follows one: give it several [[objectives]], or use sweep best").into());
+            return Err(usage(
+                "--pareto lists the trials no other beats by every objective, and this sweep follows one: give it several [[objectives]], or use sweep best",
+            ));
         };
         let front = report::front::front_of(&runs, &objectives, args.sweep.as_deref());
         let on_front: std::collections::HashSet<String> = front.members.into_iter().map(|m| m.trial.id).collect();

@@ -582,7 +582,7 @@ pub fn metric_columns<S: AsRef<str>>(splits: &[&str], recorded: impl IntoIterato
             }
         }
         let prefix = format!("{split}_");
-        let own = |k: &str| !matches!(k, "train_lr" | "train_seconds") && !(trainer && built_in(k));
+        let own = |k: &str| !(matches!(k, "train_lr" | "train_seconds") || (trainer && built_in(k)));
         columns.extend(recorded.iter().filter(|k| k.starts_with(&prefix) && own(k)).cloned());
     }
     columns

@@ -100,7 +100,7 @@ impl Default for Percentile {
 impl Percentile {
     /// Whether an epoch is judged: after the warm-up, every `interval`th.
     fn judges(&self, epoch: usize) -> bool {
-        epoch > self.warmup_epochs && (epoch - self.warmup_epochs - 1) % self.interval.max(1) == 0
+        epoch > self.warmup_epochs && (epoch - self.warmup_epochs - 1).is_multiple_of(self.interval.max(1))
     }
 }
 

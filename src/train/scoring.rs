@@ -303,52 +303,6 @@ pub fn evaluate_split(model: &UNet, loader: &data::Loader, device: &Device, trut
     Scored { metrics: sums.finish(), full: truth.map(|_| FullResolution { images }) }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The reference: PyTorch 2.15's `F.interpolate(x, size=(3, 5), mode="bilinear",
-    /// align_corners=False)` of the 2x3 plane [[0, 1, 2], [3, 4, 5]] (and back down to 2x3 from a
-    /// 4x6 plane), printed by torch and copied here: an independent implementation of the
-    /// definition.
-    #[test]
-    fn bilinear_resizing_matches_pytorchs_half_pixel_rule() {
-        let up = resize_bilinear(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0], (3, 2), (5, 3));
-        let torch_up = [
-            0.0, 0.4, 1.0, 1.6, 2.0, //
-            1.5, 1.9, 2.5, 3.1, 3.5, //
-            3.0, 3.4, 4.0, 4.6, 5.0,
-        ];
-        for (a, b) in up.iter().zip(torch_up) {
-            assert!((a - b).abs() < 1e-6, "{up:?}");
-        }
-        let plane: Vec<f32> = (0..24).map(|v| v as f32).collect();
-        let down = resize_bilinear(&plane, (6, 4), (3, 2));
-        let torch_down = [3.5, 5.5, 7.5, 15.5, 17.5, 19.5];
-        for (a, b) in down.iter().zip(torch_down) {
-            assert!((a - b).abs() < 1e-5, "{down:?}");
-        }
-        assert_eq!(resize_bilinear(&[7.0], (1, 1), (4, 3)), vec![7.0; 12], "one pixel spreads");
-    }
-
-    #[test]
-    fn a_truth_mask_keeps_every_pixel() {
-        let mask = GrayImage::from_fn(67, 3, |x, y| image::Luma([u8::from((x * 7 + y) % 3 == 0)]));
-        let t = TruthMask::new("a", &mask);
-        assert_eq!(t.to_gray(), mask);
-    }
-
-    #[test]
-    fn an_image_is_scored_on_its_own_pixels() {
-        // Logits at 2x2 that are +1 on the left column: resized to 4x4, the left half is car.
-        let truth = TruthMask::new("t", &GrayImage::from_fn(4, 4, |x, y| image::Luma([u8::from(x < 2 || (x == 2 && y == 0))])));
-        let c = score_image(&[1.0, -1.0, 1.0, -1.0], (2, 2), &truth);
-        assert_eq!(c, Confusion { tp: 8, fp: 0, fn_: 1, tn: 7 });
-        assert!((c.dice() - 16.0 / 17.0).abs() < 1e-12);
-        assert!((FullMetrics::of(&c).iou - (8.0 / 9.0 + 7.0 / 8.0) / 2.0).abs() < 1e-12);
-    }
-}
-
 /// Forwards run before [`latency_ms`] times any (at least; see [`LATENCY_WARMUP_SECONDS`]): the
 /// first ones allocate and fill caches.
 pub const LATENCY_WARMUP: usize = 3;
@@ -393,4 +347,50 @@ pub fn latency_ms(model: &UNet, height: usize, width: usize, device: &Device) ->
     }
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference: PyTorch 2.15's `F.interpolate(x, size=(3, 5), mode="bilinear",
+    /// align_corners=False)` of the 2x3 plane [[0, 1, 2], [3, 4, 5]] (and back down to 2x3 from a
+    /// 4x6 plane), printed by torch and copied here: an independent implementation of the
+    /// definition.
+    #[test]
+    fn bilinear_resizing_matches_pytorchs_half_pixel_rule() {
+        let up = resize_bilinear(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0], (3, 2), (5, 3));
+        let torch_up = [
+            0.0, 0.4, 1.0, 1.6, 2.0, //
+            1.5, 1.9, 2.5, 3.1, 3.5, //
+            3.0, 3.4, 4.0, 4.6, 5.0,
+        ];
+        for (a, b) in up.iter().zip(torch_up) {
+            assert!((a - b).abs() < 1e-6, "{up:?}");
+        }
+        let plane: Vec<f32> = (0..24).map(|v| v as f32).collect();
+        let down = resize_bilinear(&plane, (6, 4), (3, 2));
+        let torch_down = [3.5, 5.5, 7.5, 15.5, 17.5, 19.5];
+        for (a, b) in down.iter().zip(torch_down) {
+            assert!((a - b).abs() < 1e-5, "{down:?}");
+        }
+        assert_eq!(resize_bilinear(&[7.0], (1, 1), (4, 3)), vec![7.0; 12], "one pixel spreads");
+    }
+
+    #[test]
+    fn a_truth_mask_keeps_every_pixel() {
+        let mask = GrayImage::from_fn(67, 3, |x, y| image::Luma([u8::from((x * 7 + y) % 3 == 0)]));
+        let t = TruthMask::new("a", &mask);
+        assert_eq!(t.to_gray(), mask);
+    }
+
+    #[test]
+    fn an_image_is_scored_on_its_own_pixels() {
+        // Logits at 2x2 that are +1 on the left column: resized to 4x4, the left half is car.
+        let truth = TruthMask::new("t", &GrayImage::from_fn(4, 4, |x, y| image::Luma([u8::from(x < 2 || (x == 2 && y == 0))])));
+        let c = score_image(&[1.0, -1.0, 1.0, -1.0], (2, 2), &truth);
+        assert_eq!(c, Confusion { tp: 8, fp: 0, fn_: 1, tn: 7 });
+        assert!((c.dice() - 16.0 / 17.0).abs() < 1e-12);
+        assert!((FullMetrics::of(&c).iou - (8.0 / 9.0 + 7.0 / 8.0) / 2.0).abs() < 1e-12);
+    }
 }

@@ -231,7 +231,7 @@ pub fn sweep_charts_in(
     let extra = (!["iou", "dice", "loss"].contains(&objective_metric)).then_some(objective_metric);
     // A program's trials may record only some of the three: the others would be empty charts.
     let recorded = |metric: &str| runs.iter().any(|r| r.row.metrics.contains_key(&format!("val_{metric}")));
-    let any = ["iou", "dice", "loss"].iter().any(|m| recorded(m)) || extra.is_some_and(|m| recorded(m));
+    let any = ["iou", "dice", "loss"].iter().any(|m| recorded(m)) || extra.is_some_and(recorded);
     let mut charts: Vec<SweepChart> = ["iou", "dice", "loss"]
         .into_iter()
         .filter(|m| !any || recorded(m))

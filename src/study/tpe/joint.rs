@@ -202,7 +202,7 @@ impl Joint {
             }
         }
         for (term, ln_weight) in terms.iter_mut().zip(&self.ln_weights) {
-            *term = ln_weight + *term;
+            *term += ln_weight;
         }
         log_sum_exp(&terms)
     }
