@@ -208,3 +208,63 @@ fn inference_takes_our_route_and_matches_burns() {
     let x = Tensor::<4>::random([2, 3, 64, 68], Distribution::Default, &cpu());
     assert_close("logits", values(model.forward(x.clone())), values(with_burn_kernels(|| model.forward(x))));
 }
+
+/// Output and input gradient of a 2x2 max-pool (ours or burn's) on an autodiff device.
+fn pool_and_grad(pool: impl Fn(Tensor<4>) -> Tensor<4>, shape: [usize; 4], x: Option<Vec<f32>>, seed: u64) -> [Vec<f32>; 2] {
+    let device = cpu().autodiff();
+    let rng = &mut ChaCha8Rng::seed_from_u64(seed);
+    let x = match x {
+        Some(values) => Tensor::from_data(TensorData::new(values, shape), &device),
+        None => random(shape, Distribution::Normal(0.0, 1.0), rng, &device),
+    }
+    .require_grad();
+    let [b, c, h, w] = shape;
+    let probe = random([b, c, h / 2, w / 2], Distribution::Normal(0.0, 1.0), rng, &device);
+    let out = pool(x.clone());
+    let grads = (out.clone() * probe).sum().backward();
+    [values(out), values(x.grad(&grads).expect("an input gradient"))]
+}
+
+/// Ours against burn's `MaxPool2d` (and against a plain reference): the max-pool involves no
+/// arithmetic, so both must agree exactly, forward and gradient, on odd sizes (a last row or
+/// column left out), one-pixel planes, batch 1 to 8, channels 1 to 64, ties and NaN.
+#[test]
+fn our_max_pool_matches_burns_exactly_forward_and_gradient() {
+    assert!(uses_own_kernels(&cpu().autodiff()), "the comparison would compare burn with itself");
+    let layer = burn::nn::pool::MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+    let ours = |x: Tensor<4>| ops::max_pool2x2(&layer, x);
+    let burns = |x: Tensor<4>| layer.forward(x);
+    let shapes = [[1, 1, 2, 2], [2, 8, 64, 64], [4, 16, 9, 13], [8, 64, 4, 4], [3, 33, 11, 3], [3, 3, 1, 1], [5, 2, 31, 1], [1, 5, 7, 2]];
+    for (i, shape) in shapes.into_iter().enumerate() {
+        let a = pool_and_grad(ours, shape, None, i as u64);
+        let b = pool_and_grad(burns, shape, None, i as u64);
+        assert_eq!(a, b, "{shape:?}");
+        // A plain reference of the forward: each window's largest value.
+        let x = values(random(shape, Distribution::Normal(0.0, 1.0), &mut ChaCha8Rng::seed_from_u64(i as u64), &cpu()));
+        let [n, c, h, w] = shape;
+        let mut expected = Vec::new();
+        for plane in 0..n * c {
+            for r in 0..h / 2 {
+                for col in 0..w / 2 {
+                    let at = |dr: usize, dc: usize| x[plane * h * w + (2 * r + dr) * w + 2 * col + dc];
+                    expected.push(at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1)));
+                }
+            }
+        }
+        assert_eq!(a[0], expected, "{shape:?}: the reference");
+    }
+    // Ties go to the first of the window (its gradient too); NaN wins, the last NaN of a window.
+    // Rows [1, 1, NaN, 2, -1, -1] and [0.5, 1, 3, NaN, -1, -1]: windows [1, 1 / 0.5, 1] (a tie),
+    // [NaN, 2 / 3, NaN] (two NaN) and four -1.
+    let tied = vec![1.0, 1.0, f32::NAN, 2.0, -1.0, -1.0, 0.5, 1.0, 3.0, f32::NAN, -1.0, -1.0];
+    let shape = [1, 1, 2, 6];
+    let (a, b) = (pool_and_grad(ours, shape, Some(tied.clone()), 9), pool_and_grad(burns, shape, Some(tied), 9));
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!((bits(&a[0]), bits(&a[1])), (bits(&b[0]), bits(&b[1])));
+    assert!(a[0][0] == 1.0 && a[0][1].is_nan() && a[0][2] == -1.0, "{:?}", a[0]);
+    let routed: Vec<usize> = a[1].iter().enumerate().filter(|(_, g)| **g != 0.0).map(|(i, _)| i).collect();
+    assert_eq!(routed, [0, 4, 9], "each gradient at its window's first largest value, or its last NaN");
+    // Off autodiff (inference) the same forward.
+    let x = random([2, 3, 10, 10], Distribution::Normal(0.0, 1.0), &mut ChaCha8Rng::seed_from_u64(3), &cpu());
+    assert_eq!(values(ops::max_pool2x2(&layer, x.clone())), values(layer.forward(x)));
+}

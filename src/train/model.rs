@@ -150,7 +150,7 @@ impl EncoderBlock {
     /// - output: (pooled [batch, n, h/2, w/2], skip [batch, n, h, w])
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let skip = self.conv.forward(x); // [batch, n, h, w]
-        (self.pool.forward(skip.clone()), skip)
+        (ops::max_pool2x2(&self.pool, skip.clone()), skip)
     }
 }
 

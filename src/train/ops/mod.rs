@@ -12,6 +12,7 @@
 
 pub mod conv;
 pub mod norm;
+pub mod pool;
 
 use std::cell::Cell;
 
@@ -191,6 +192,92 @@ fn geometry_of(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>, [o
 
 fn f32s(tensor: &FlexTensor) -> &[f32] {
     tensor.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+/// The U-Net's 2x2 max-pool with stride 2 (`pool`, as the model holds it): on flex ours
+/// ([`PoolBackend`]: one pass, the winners kept as a byte an output for the backward), burn's
+/// `MaxPool2d` elsewhere and for any other pool.
+///
+/// # Shapes
+/// - x: [batch, channels, h, w]
+/// - output: [batch, channels, h / 2, w / 2]
+pub fn max_pool2x2(pool: &burn::nn::pool::MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let plain = pool.kernel_size == [2, 2]
+        && pool.stride == [2, 2]
+        && pool.dilation == [1, 1]
+        && !pool.ceil_mode
+        && matches!(pool.padding, burn::nn::PaddingConfig2d::Valid);
+    if plain && x.dtype() == DType::F32 && uses_own_kernels(&x.device()) {
+        return Tensor::from_dispatch(<Dispatch as PoolBackend>::max_pool2x2(x.into_dispatch()));
+    }
+    pool.forward(x)
+}
+
+/// The 2x2 max-pool as a backend extension: registered for flex, plain and under autodiff.
+#[backend_extension(Flex, Autodiff)]
+pub trait PoolBackend: Backend {
+    /// A 2x2 max-pool with stride 2, no padding, floor mode.
+    fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl PoolBackend for Flex {
+    fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        pool_forward(&x.to_contiguous()).0
+    }
+}
+
+/// The forward on a contiguous tensor: the output and each output's winner.
+fn pool_forward(x: &FlexTensor) -> (FlexTensor, Vec<u8>) {
+    let g = pool_geometry(x);
+    let [batch, channels, _, _] = x.shape().dims();
+    let [oh, ow] = g.output();
+    let (y, winners) = pool::forward(f32s(x), &g);
+    (FlexTensor::from_data(TensorData::new(y, [batch, channels, oh, ow])), winners)
+}
+
+fn pool_geometry(x: &FlexTensor) -> pool::PoolGeometry {
+    let [batch, channels, h, w] = x.shape().dims();
+    pool::PoolGeometry { planes: batch * channels, input: [h, w] }
+}
+
+impl<C: CheckpointStrategy> PoolBackend for Autodiff<Flex, C> {
+    fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match PoolBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let x = x.into_primitive().to_contiguous();
+                let (output, winners) = pool_forward(&x);
+                prep.finish(PoolState { geometry: pool_geometry(&x), shape: x.shape().dims(), winners }, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::max_pool2x2(x.into_primitive())),
+        }
+    }
+}
+
+/// The backward of [`PoolBackend::max_pool2x2`] on flex.
+#[derive(Debug)]
+struct PoolBackward;
+
+/// What the backward keeps of the forward: the input's shape and each output's winner (a byte
+/// an output, not the input).
+#[derive(Debug, Clone)]
+struct PoolState {
+    geometry: pool::PoolGeometry,
+    shape: [usize; 4],
+    winners: Vec<u8>,
+}
+
+impl Backward<Flex, 1> for PoolBackward {
+    type State = PoolState;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let output_grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let PoolState { geometry, shape, winners } = ops.state;
+        if let Some(node) = node_x {
+            let dx = pool::backward(f32s(&output_grad), &winners, &geometry);
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, shape)));
+        }
+    }
 }
 
 /// `relu(layer.forward(x))`: on flex one fused op ([`NormBackend`]), which in training also
