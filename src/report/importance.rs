@@ -145,12 +145,17 @@ fn by_configuration(judged: &[(&TrialData, f64)]) -> (Vec<TrialData>, Vec<f64>) 
 /// trials with a finite value of `objective`; for `infer_ms` and `train_seconds`, measured when a
 /// trial completes, the completed ones only (a pruned trial's `train_seconds` is one epoch's).
 pub fn judged<'a>(runs: &'a [TrialData], objective: &str, goal: Goal) -> Vec<(&'a TrialData, f64)> {
+    runs.iter().filter_map(|r| judged_value(r, objective, goal).map(|v| (r, v))).collect()
+}
+
+/// The value importance learns from of one trial (see [`judged`]); None where it takes no part.
+pub fn judged_value(trial: &TrialData, objective: &str, goal: Goal) -> Option<f64> {
     let at_completion = matches!(objective, "infer_ms" | "train_seconds");
-    runs.iter()
-        .filter(|r| r.row.status == TrialStatus::Completed || (r.row.status == TrialStatus::Pruned && !at_completion))
-        .filter_map(|r| r.row.best(objective, goal).map(|(v, _)| (r, v)))
-        .filter(|(_, v)| v.is_finite())
-        .collect()
+    let status = trial.row.status;
+    if !(status == TrialStatus::Completed || (status == TrialStatus::Pruned && !at_completion)) {
+        return None;
+    }
+    trial.row.best(objective, goal).map(|(v, _)| v).filter(|v| v.is_finite())
 }
 
 /// Parameter `key` of every trial as a number the trees can split on (see the module's notes).

@@ -359,14 +359,9 @@ fn read_beside(spec: &SweepSpec) -> Vec<&str> {
 ///
 /// [`Constraint::excess`]: crate::config::Constraint::excess
 fn violation(spec: &SweepSpec, record: &TrialRecord, extremes: &BTreeMap<String, Extremes>) -> f64 {
-    let total = excess(spec, record.last().map(|(_, v)| v), extremes);
+    let last = record.last().map(|(_, v)| v);
+    let total: f64 = spec.constraints.iter().filter_map(|c| bounded_value(spec, c, last, extremes).map(|v| c.excess(v))).sum();
     if total > 0.0 { total } else { f64::INFINITY }
-}
-
-/// The constraints' excess over the values known (`last`: the followed metric's deepest value;
-/// the others' from `extremes`), summed: 0 where every known value holds.
-fn excess(spec: &SweepSpec, last: Option<f64>, extremes: &BTreeMap<String, Extremes>) -> f64 {
-    spec.constraints.iter().filter_map(|c| bounded_value(spec, c, last, extremes).map(|v| c.excess(v))).sum()
 }
 
 /// A lent trial's excess over this sweep's constraints, judged as the worker judges its own: a

@@ -431,7 +431,7 @@ impl Dashboard {
         // their thread.
         let judged: Vec<TrialData> = shown
             .iter()
-            .filter(|t| objectives.iter().any(|o| !crate::report::importance::judged(std::slice::from_ref(*t), &o.name, o.goal).is_empty()))
+            .filter(|t| objectives.iter().any(|o| crate::report::importance::judged_value(t, &o.name, o.goal).is_some()))
             .cloned()
             .collect();
         let (objectives, cell) = (objectives.to_vec(), view.clone());

@@ -438,6 +438,18 @@ fn collect_parameter_entries<'a>(table: &'a dyn TableLike, prefix: &str, f: &mut
     }
 }
 
+impl Validator<'_> {
+    /// Reports every key of `table` that is not in `known`, named under `section`
+    /// (`constraints[0]`, `program`).
+    pub(super) fn unknown_keys(&mut self, table: &dyn TableLike, section: &str, known: &[&str]) {
+        for (key, value) in table.iter() {
+            if !known.contains(&key) {
+                self.report(table.key(key).and_then(|k| k.span()).or(value.span()), unknown_key_message(key, &format!("{section}."), known));
+            }
+        }
+    }
+}
+
 fn unknown_key_message(key: &str, prefix: &str, known: &[&str]) -> String {
     if prefix == "augment." && key == "resize" {
         return "augment.resize: the resize target is data.image_size (one side, or [height, width])".into();
@@ -586,11 +598,7 @@ impl Validator<'_> {
             self.report(item.span(), "metric must be a table: [metric] name = \"val_iou\", goal = \"maximize\"".into());
             return Objective::default();
         };
-        for (key, value) in table.iter() {
-            if !["name", "goal"].contains(&key) {
-                self.report(table.key(key).and_then(|k| k.span()).or(value.span()), unknown_key_message(key, "metric.", &["name", "goal"]));
-            }
-        }
+        self.unknown_keys(table, "metric", &["name", "goal"]);
         let name = match table.get("name") {
             None => "val_iou".to_string(),
             Some(v) => match v.as_str() {

@@ -5,7 +5,7 @@
 
 use toml_edit::{Item, TableLike};
 
-use super::{Validator, did_you_mean_suffix, unknown_key_message};
+use super::{Validator, did_you_mean_suffix};
 use crate::config::{COST_METRICS, Constraint, Goal, Objective};
 
 /// How many objectives `[[objectives]]` may name.
@@ -94,11 +94,7 @@ impl Validator<'_> {
         let mut constraints = Vec::new();
         for (i, (table, span)) in tables.into_iter().enumerate() {
             let prefix = format!("constraints[{i}].");
-            for (key, value) in table.iter() {
-                if !CONSTRAINT_KEYS.contains(&key) {
-                    self.report(table.key(key).and_then(|k| k.span()).or(value.span()), unknown_key_message(key, &prefix, CONSTRAINT_KEYS));
-                }
-            }
+            self.unknown_keys(table, &format!("constraints[{i}]"), CONSTRAINT_KEYS);
             let metric = match table.get("metric") {
                 None => {
                     self.report(span.clone(), format!("{prefix}metric is missing: name what is bounded, e.g. metric = \"infer_ms\""));
@@ -164,11 +160,7 @@ impl Validator<'_> {
     /// One `[[objectives]]` table: its name and goal, both required.
     fn objective(&mut self, table: &dyn TableLike, span: Option<std::ops::Range<usize>>, i: usize, program: bool) -> Option<Objective> {
         let prefix = format!("objectives[{i}].");
-        for (key, value) in table.iter() {
-            if !KEYS.contains(&key) {
-                self.report(table.key(key).and_then(|k| k.span()).or(value.span()), unknown_key_message(key, &prefix, KEYS));
-            }
-        }
+        self.unknown_keys(table, &format!("objectives[{i}]"), KEYS);
         let name = match table.get("name") {
             None => {
                 self.report(span.clone(), format!("{prefix}name is missing: name the metric, e.g. name = \"val_iou\" or name = \"infer_ms\""));

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::{Value as Json, json};
 use toml_edit::{DocumentMut, Item};
 
-use super::{Validator, item_span, unknown_key_message};
+use super::{Validator, item_span};
 use crate::config::ProgramConfig;
 use crate::config::program::CommandError;
 
@@ -31,11 +31,7 @@ impl Validator<'_> {
             self.report(item.span(), "program must be a table: [program] command = [\"python3\", \"train.py\", \"${args}\"]".into());
             return None;
         };
-        for (key, value) in table.iter() {
-            if !PROGRAM_KEYS.contains(&key) {
-                self.report(table.key(key).and_then(|k| k.span()).or(value.span()), unknown_key_message(key, "program.", PROGRAM_KEYS));
-            }
-        }
+        self.unknown_keys(table, "program", PROGRAM_KEYS);
         let mut config = ProgramConfig::default();
         let before = self.problems.len();
         if let Some(item) = table.get("command") {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 use toml_edit::{Item, TableLike};
 
-use super::{Method, SweepSpec, Trial, Validator, did_you_mean_suffix, resolve, unknown_key_message};
+use super::{Method, SweepSpec, Trial, Validator, did_you_mean_suffix, resolve};
 use crate::study::history::Point;
 use crate::study::nsga2::{Nsga2, Nsga2Settings};
 use crate::study::pruner::{Asha, Hyperband, Patient, Percentile, Pruner, PrunerError, Threshold};
@@ -71,15 +71,6 @@ impl EarlyTerminate {
     }
 }
 
-/// Reports every key of `table` that is not in `known`.
-fn unknown_keys(v: &mut Validator, table: &dyn TableLike, section: &str, known: &[&str]) {
-    for (key, value) in table.iter() {
-        if !known.contains(&key) {
-            v.report(table.key(key).and_then(|k| k.span()).or(value.span()), unknown_key_message(key, &format!("{section}."), known));
-        }
-    }
-}
-
 impl Validator<'_> {
     /// An `[early_terminate]` count that must be at least 1.
     fn positive(&mut self, table: &dyn TableLike, key: &str) -> Option<usize> {
@@ -111,7 +102,7 @@ impl Validator<'_> {
         if method != of {
             self.report(item.span(), format!("[{name}] only applies to method = \"{name}\"; remove it or change the method"));
         }
-        unknown_keys(self, table, name, keys);
+        self.unknown_keys(table, name, keys);
         Some(table)
     }
 
@@ -214,7 +205,7 @@ impl Validator<'_> {
                 } else {
                     &["type", "percentile", "warmup", "startup_trials", "n_min_trials", "interval"]
                 };
-                unknown_keys(self, table, "early_terminate", keys);
+                self.unknown_keys(table, "early_terminate", keys);
                 let percentile = if median {
                     50.0
                 } else {
@@ -253,7 +244,7 @@ impl Validator<'_> {
                 EarlyTerminate::Percentile { median, percentile, warmup, startup_trials, n_min_trials, interval }
             }
             Some("patient") => {
-                unknown_keys(self, table, "early_terminate", &["type", "patience", "min_delta"]);
+                self.unknown_keys(table, "early_terminate", &["type", "patience", "min_delta"]);
                 let Some(item) = table.get("patience") else {
                     self.report(
                         kind_span,
@@ -278,7 +269,7 @@ impl Validator<'_> {
                 EarlyTerminate::Patient { patience, min_delta }
             }
             Some("threshold") => {
-                unknown_keys(self, table, "early_terminate", &["type", "lower", "upper", "warmup"]);
+                self.unknown_keys(table, "early_terminate", &["type", "lower", "upper", "warmup"]);
                 let lower = self.number(table, "early_terminate.", "lower", None);
                 let upper = self.number(table, "early_terminate.", "upper", None);
                 let warmup = self.uint(table, "early_terminate.", "warmup").unwrap_or(0);
@@ -308,7 +299,7 @@ impl Validator<'_> {
                 EarlyTerminate::Threshold { lower, upper, warmup }
             }
             Some(kind @ ("asha" | "hyperband")) => {
-                unknown_keys(self, table, "early_terminate", &["type", "min_iter", "max_iter", "eta", "bootstrap_count", "best_so_far"]);
+                self.unknown_keys(table, "early_terminate", &["type", "min_iter", "max_iter", "eta", "bootstrap_count", "best_so_far"]);
                 let best_so_far = self.boolean(table, "early_terminate.", "best_so_far").unwrap_or(false);
                 let min_iter = self.uint(table, "early_terminate.", "min_iter").unwrap_or(1);
                 let max_iter = self.uint(table, "early_terminate.", "max_iter").unwrap_or(epochs);
