@@ -2,7 +2,8 @@
 # The U-Net on our default CPU backend against the identical PyTorch model, side by side in one
 # run: one training step and one inference forward at 128x128 (depth 5), base 16 and 32, batch 4
 # and 8, and at the main job's shape (64x64, base 8, depth 4, batch 8); the same thread count,
-# medians after warm-up. "burn's ops" is the same step without our kernels (`train::ops`).
+# medians after warm-up. "burn's ops" is the same step without our kernels (`train::ops`);
+# "PyTorch NHWC" is PyTorch with `channels_last` (what a user who tunes PyTorch on CPU picks).
 # Then the peak RSS of a training process.
 #
 # Usage: bench/compare.sh [PYTHON]   (PYTHON defaults to python3; it needs `pip install torch`)
@@ -19,8 +20,8 @@ BIN=$(cargo bench --bench unet --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))
 field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
 echo "## U-Net step vs PyTorch ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $THREADS threads, ${ROUNDS:-1} round(s), $(date -u +%F))"
 echo
-echo "| size | depth | base | batch | train ours | train, burn's ops | train PyTorch | ratio | inference ours | inference PyTorch | ratio |"
-echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+echo "| size | depth | base | batch | train ours | train, burn's ops | train PyTorch | ratio | train PyTorch NHWC | ratio | inference ours | inference PyTorch | ratio | inference PyTorch NHWC | ratio |"
+echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 for shape in "128 5 16 4" "128 5 16 8" "128 5 32 4" "128 5 32 8" "64 4 8 8"; do
   read -r size depth base batch <<<"$shape"
@@ -31,12 +32,14 @@ for shape in "128 5 16 4" "128 5 16 8" "128 5 32 4" "128 5 32 8" "64 4 8 8"; do
   for _ in $(seq "${ROUNDS:-1}"); do
     ours=$("$BIN" "${args[@]}" 2>/dev/null | tail -1)
     ref=$("$PY" bench/unet_torch.py "${args[@]}" 2>/dev/null | tail -1)
-    to=$(echo "$ours" | field train_ms); tr=$(echo "$ref" | field train_ms)
-    io=$(echo "$ours" | field infer_ms); ir=$(echo "$ref" | field infer_ms)
-    rows+="$to $tr $(echo "$to / $tr" | bc -l) $io $ir $(echo "$io / $ir" | bc -l)"$'\n'
+    nhwc=$("$PY" bench/unet_torch.py "${args[@]}" --channels-last 2>/dev/null | tail -1)
+    to=$(echo "$ours" | field train_ms); tr=$(echo "$ref" | field train_ms); tn=$(echo "$nhwc" | field train_ms)
+    io=$(echo "$ours" | field infer_ms); ir=$(echo "$ref" | field infer_ms); in=$(echo "$nhwc" | field infer_ms)
+    rows+="$to $tr $(echo "$to / $tr" | bc -l) $tn $(echo "$to / $tn" | bc -l) $io $ir $(echo "$io / $ir" | bc -l) $in $(echo "$io / $in" | bc -l)"$'\n'
   done
   col() { echo -n "$rows" | awk -v c="$1" '{print $c}' | median; }
-  printf "| %s | %s | %s | %s | %.0f ms | %.0f ms | %.0f ms | %.2fx | %.0f ms | %.0f ms | %.2fx |\n" "$size" "$depth" "$base" "$batch" "$(col 1)" "$tb" "$(col 2)" "$(col 3)" "$(col 4)" "$(col 5)" "$(col 6)"
+  printf "| %s | %s | %s | %s | %.0f ms | %.0f ms | %.0f ms | %.2fx | %.0f ms | %.2fx | %.1f ms | %.1f ms | %.2fx | %.1f ms | %.2fx |\n" "$size" "$depth" "$base" "$batch" \
+    "$(col 1)" "$tb" "$(col 2)" "$(col 3)" "$(col 4)" "$(col 5)" "$(col 6)" "$(col 7)" "$(col 8)" "$(col 9)" "$(col 10)"
 done
 echo
 rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }

@@ -92,6 +92,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-tf32", action="store_true")
+    ap.add_argument("--channels-last", action="store_true", help="NHWC memory format, what a user tuning PyTorch on CPU picks")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -104,6 +105,10 @@ def main():
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     x = torch.rand(a.batch, 3, a.size, a.size, device=dev)
     y = (torch.rand(a.batch, 1, a.size, a.size, device=dev) > 0.5).float()
+    if a.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+        y = y.contiguous(memory_format=torch.channels_last)
 
     def train_step():
         opt.zero_grad(set_to_none=True)
@@ -116,7 +121,7 @@ def main():
     model.eval()
     with torch.no_grad():
         infer = median_ms(lambda: model(x).sum().item(), a.warmup, a.steps, sync)
-    out = {"train_ms": train, "infer_ms": infer, "torch": torch.__version__, "threads": torch.get_num_threads(), "device": a.device}
+    out = {"train_ms": train, "infer_ms": infer, "torch": torch.__version__, "threads": torch.get_num_threads(), "device": a.device, "channels_last": a.channels_last}
     if dev.type == "cuda":
         out["gpu"] = torch.cuda.get_device_name(dev)
         out["tf32"] = torch.backends.cudnn.allow_tf32

@@ -342,3 +342,19 @@ fn completions_are_generated_for_bash_zsh_and_fish() {
     }
     common::sweep(dir.path()).args(["completions", "tcsh"]).assert().code(2);
 }
+
+/// Issue 31: `SWEEP_CPU_FEATURES` caps our kernels' instruction set; a value that names none is
+/// the user's input, refused before anything runs with the valid values, exit 2.
+#[test]
+fn an_unknown_cpu_features_cap_is_refused_with_the_valid_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = || common::sweep(dir.path());
+    sweep()
+        .args(["ls"])
+        .env("SWEEP_CPU_FEATURES", "sse4")
+        .assert()
+        .code(2)
+        .stderr(contains("error: environment variable SWEEP_CPU_FEATURES=\"sse4\" is not an instruction set: use avx512, avx2 or portable"));
+    // A valid cap passes the check: the command goes on to its own answer (no tracker here yet).
+    sweep().args(["ls"]).env("SWEEP_CPU_FEATURES", "avx2").assert().code(2).stderr(contains("no tracker here yet"));
+}

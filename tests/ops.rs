@@ -12,6 +12,7 @@ use rand::rngs::ChaCha8Rng;
 use sweep::config::{TrainConfig, UNetConfig};
 use sweep::train::device::DeviceSpec;
 use sweep::train::metrics::bce_dice_loss;
+use sweep::train::ops::isa::Isa;
 use sweep::train::ops::{self, uses_own_kernels, with_burn_kernels};
 
 fn cpu() -> Device {
@@ -187,6 +188,54 @@ fn training_with_our_kernels_follows_burns_loss_curve_and_is_reproducible() {
         assert!((a - b).abs() <= 2e-3 * b.abs().max(1.0), "step {step}: {a} with our kernels, {b} with burn's");
     }
     assert!(ours[19] < ours[0] - 0.05, "the model learns: {ours:?}");
+}
+
+/// Prints [`loss_curve`]`(20)` as JSON, for [`a_cpu_without_avx512_or_avx2_follows_the_same_curve`]
+/// to run in a child process whose kernels are capped by `SWEEP_CPU_FEATURES`.
+#[test]
+#[ignore = "run by a_cpu_without_avx512_or_avx2_follows_the_same_curve in a child process"]
+fn print_loss_curve() {
+    println!("losses: {}", serde_json::to_string(&loss_curve(20)).unwrap());
+}
+
+/// The paths a CPU without AVX-512 (or without AVX2 either) takes, forced on this one by the
+/// environment variable in a child process (it is read once per process): the same training,
+/// within the tolerance above (the products are summed in other lane groupings, so the losses
+/// differ by rounding only), and reproducible within each path.
+#[test]
+fn a_cpu_without_avx512_or_avx2_follows_the_same_curve() {
+    let curve = |cap: &str| -> Vec<f32> {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "print_loss_curve", "--nocapture", "--test-threads", "1"])
+            .env(sweep::train::ops::isa::ENV, cap)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{cap}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let line = stdout.lines().find_map(|l| l.split_once("losses: ").map(|(_, v)| v)).unwrap_or_else(|| panic!("{cap}: no losses in {stdout}"));
+        serde_json::from_str(line).unwrap()
+    };
+    let widest = loss_curve(20);
+    for cap in ["avx2", "portable"] {
+        let capped = curve(cap);
+        assert_eq!(capped, curve(cap), "{cap}: the same seed gives the same losses, bit for bit");
+        // Other lane groupings round differently somewhere in 20 steps: the cap took effect
+        // (where this CPU has more than the cap).
+        if Isa::detected() > Isa::parse(cap).unwrap() {
+            assert_ne!(capped, widest, "{cap}: the capped path is another path");
+        }
+        for (step, (a, b)) in capped.iter().zip(&widest).enumerate() {
+            assert!((a - b).abs() <= 2e-3 * b.abs().max(1.0), "step {step}: {a} capped at {cap}, {b} on the widest path");
+        }
+    }
+    let bad = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "print_loss_curve"])
+        .env(sweep::train::ops::isa::ENV, "sse4")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let said = format!("{}{}", String::from_utf8_lossy(&bad.stdout), String::from_utf8_lossy(&bad.stderr));
+    assert!(said.contains("SWEEP_CPU_FEATURES=\"sse4\" is not an instruction set: use avx512, avx2 or portable"));
 }
 
 #[test]

@@ -184,6 +184,8 @@ pub struct ComputeArgs {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    // Read before any kernel runs: a bad value is the user's input, not a panic mid-training.
+    crate::train::ops::isa::Isa::from_env().map_err(crate::Error::Usage)?;
     let g = cli.global;
     match cli.command {
         Command::Run(args) => run::run(&g, &args),

@@ -4,15 +4,22 @@
 //! runs on its direct small-channel path whenever the batch is small: the slowest part of a
 //! training step. Here the gradient is what it is mathematically, a product over the batch and
 //! the output pixels: `dW[co, (ci, kh, kw)] = sum_{b, p} dY[b, co, p] * col_b[(ci, kh, kw), p]`,
-//! where `col_b` is the im2col matrix of sample `b`. The pixels are taken in row tiles, so a
-//! tile's columns stay in cache for its GEMM, and the work is split into units that each own a
-//! block of input channels (and, when the gradient is small, one sample): every element of the
-//! result is summed in one fixed order whatever the thread count, so runs stay reproducible.
+//! where `col_b` is the im2col matrix of sample `b`. With stride 1 (every 3x3 of the U-Net) no
+//! im2col is built: each row of `col_b` is a run of the input plane padded once ([`Taps`]), read
+//! in place by dot products on AVX-512 or AVX2 ([`isa`](super::isa) picks); on AVX-512 the
+//! forward (and so the input gradient) of such a layer reads those runs in place too, as the
+//! rows of its product ([`Taps::forward`]), where that beats im2col + GEMM. The pixels are
+//! taken in row tiles, so a tile's columns stay in cache, and the work is split into units that
+//! each own a block of input channels (and, when the gradient is small, one sample): every
+//! element of the result is summed in one fixed order whatever the thread count, so runs stay
+//! reproducible.
 
 use std::cell::RefCell;
 use std::ops::Range;
 
 use rayon::prelude::*;
+
+use super::isa::Isa;
 
 /// Input channels per unit of work: its GEMM has `CHANNEL_BLOCK * kh * kw` columns.
 const CHANNEL_BLOCK: usize = 8;
@@ -30,6 +37,24 @@ const FORWARD_TILE_FLOATS: usize = 1 << 16;
 /// ... but never fewer pixels than this: tiles of a few rows of a small plane with many channels
 /// lost (8x8 with 256 channels, 1.2x slower in three tiles than in one).
 const FORWARD_MIN_TILE_PIXELS: usize = 512;
+
+/// Output pixels per tile of the weight gradient read from padded planes ([`Taps`]), rounded to
+/// whole rows: a block's 4 + 4 runs of a tile (32 KiB) stay in the first-level cache. Measured
+/// (`cargo bench --bench conv -- --threads 1`) against 2048 and 512: level with 2048 at 128x128,
+/// 1.2x faster at the main job's 64x64 with 8 channels; 512 lost 1.1x to 1.2x from 32x32 up.
+const DOT_TILE_PIXELS: usize = 1024;
+
+/// Output columns from which the forward (and the input gradient) on AVX-512 reads the padded
+/// input in place ([`Taps::forward`]) instead of im2col + the `gemm` crate's product. Measured
+/// (`cargo bench --bench conv -- --threads 1`): 0.65x to 0.9x the time from 16x16 planes up
+/// (3 to 64 channels), but 1.3x to 1.45x on 8x8 planes of 64 to 256 channels, where a few
+/// short rows of pixels meet a long weight matrix and the crate's packed blocking wins.
+const DIRECT_MIN_WIDTH: usize = 16;
+
+/// ... and at most this many products per output value (`channels_in * kh * kw`): measured
+/// level with the crate's product at 128 channels (32x32, 1152 columns), 1.2x slower at 256
+/// (16x16, 2304), where its packed blocks pay.
+const DIRECT_MAX_COLUMNS: usize = 1152;
 
 /// Pixels per tile from which the weight gradient takes dot products rather than a GEMM: measured
 /// (`cargo bench --bench conv -- --threads 1`) 1.5x to 2.8x faster from 32x32 planes up, level
@@ -71,6 +96,11 @@ impl ConvGeometry {
 /// flattened, from the input `x` (`[batch, channels_in, h, w]`) and the output gradient `dy`
 /// (`[batch, channels_out, oh, ow]`), both contiguous.
 pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    weight_grad_on(x, dy, g, Isa::current())
+}
+
+/// [`weight_grad`] on the kernels of `isa` (at most what the CPU has).
+fn weight_grad_on(x: &[f32], dy: &[f32], g: &ConvGeometry, isa: Isa) -> Vec<f32> {
     assert_eq!(x.len(), g.batch * g.channels_in * g.input_pixels(), "conv weight gradient: input size");
     assert_eq!(dy.len(), g.batch * g.channels_out * g.output_pixels(), "conv weight gradient: output gradient size");
     let columns = g.channels_in * g.kernel_len();
@@ -79,7 +109,13 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let channel_blocks: Vec<Range<usize>> = (0..g.channels_in).step_by(CHANNEL_BLOCK).map(|c| c..(c + CHANNEL_BLOCK).min(g.channels_in)).collect();
     let units: Vec<(Range<usize>, Range<usize>)> =
         sample_groups.iter().flat_map(|s| channel_blocks.iter().map(move |c| (s.clone(), c.clone()))).collect();
-    let partials: Vec<Vec<f32>> = units.par_iter().map(|(samples, channels)| block_grad(x, dy, g, samples.clone(), channels.clone())).collect();
+    let partials: Vec<Vec<f32>> = match Taps::for_weight_grad(g, isa) {
+        Some(taps) => with_padded(|padded| {
+            taps.pad(padded, x, g);
+            units.par_iter().map(|(samples, channels)| taps.block_grad(padded, dy, g, samples.clone(), channels.clone(), isa)).collect()
+        }),
+        None => units.par_iter().map(|(samples, channels)| block_grad(x, dy, g, samples.clone(), channels.clone(), isa)).collect(),
+    };
 
     // Sum the partials in unit order: samples in order, each block into its columns.
     let mut grad = vec![0.0f32; g.channels_out * columns];
@@ -112,15 +148,28 @@ pub fn bias_grad(dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
 /// (sample, row tile) write disjoint parts of the output, so the result does not depend on the
 /// thread count.
 pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    forward_on(x, weight, bias, g, Isa::current())
+}
+
+/// [`forward`] on the kernels of `isa` (at most what the CPU has): with AVX-512 and stride 1,
+/// read from the input padded once ([`Taps::forward`]); otherwise im2col and the `gemm` crate.
+fn forward_on(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry, isa: Isa) -> Vec<f32> {
     assert_eq!(x.len(), g.batch * g.channels_in * g.input_pixels(), "conv: input size");
     assert_eq!(weight.len(), g.channels_out * g.channels_in * g.kernel_len(), "conv: weight size");
     assert_eq!(bias.len(), g.channels_out, "conv: bias size");
+    #[cfg(target_arch = "x86_64")]
+    if isa.min(Isa::detected()) == Isa::Avx512
+        && g.output[1] >= DIRECT_MIN_WIDTH
+        && g.channels_in * g.kernel_len() <= DIRECT_MAX_COLUMNS
+        && let Some(taps) = Taps::layout(g, forward_tile(g.channels_out, g.channels_in * g.kernel_len()))
+    {
+        return taps.forward(x, weight, bias, g);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = isa;
     let [out_h, out_w] = g.output;
     let columns = g.channels_in * g.kernel_len();
-    // A tile's im2col block stays in the second-level cache while the GEMM passes over it once
-    // per few output channels.
-    let tile = (FORWARD_TILE_FLOATS / columns).clamp(FORWARD_MIN_TILE_PIXELS, TILE_PIXELS);
-    let tile_rows = (tile / out_w.max(1)).clamp(1, out_h.max(1));
+    let tile_rows = (forward_tile(0, columns) / out_w.max(1)).clamp(1, out_h.max(1));
     let units: Vec<(usize, usize)> = (0..g.batch).flat_map(|b| (0..out_h).step_by(tile_rows).map(move |r| (b, r))).collect();
     let len = g.batch * g.channels_out * g.output_pixels();
     // Not zeroed first: every unit writes the bias over its part before the GEMM adds to it.
@@ -151,12 +200,24 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec
     out
 }
 
+/// Output pixels per tile of the forward: its im2col block (`columns` floats a pixel), or the
+/// output tile that [`Taps::forward`] writes before it is copied out (`channels_out` a pixel),
+/// stays in the second-level cache while the product passes over it.
+fn forward_tile(channels_out: usize, columns: usize) -> usize {
+    (FORWARD_TILE_FLOATS / channels_out.max(columns).max(1)).clamp(FORWARD_MIN_TILE_PIXELS, TILE_PIXELS)
+}
+
 /// The gradient of the loss with respect to the input, `[batch, channels_in, h, w]` flattened,
 /// from the output gradient `dy` and the weight, for a convolution `g` with stride and dilation 1
 /// and a begin padding smaller than the kernel. It is itself a convolution: of `dy` with the
 /// kernel flipped and its channel axes swapped, padded by `k - 1 - padding`, so it takes
 /// [`forward`] (whose im2col reads the taps that fall outside `dy` as zeros).
 pub fn input_grad(dy: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    input_grad_on(dy, weight, g, Isa::current())
+}
+
+/// [`input_grad`] on the kernels of `isa` (at most what the CPU has).
+fn input_grad_on(dy: &[f32], weight: &[f32], g: &ConvGeometry, isa: Isa) -> Vec<f32> {
     assert!(g.stride == [1, 1] && g.dilation == [1, 1], "conv input gradient: stride and dilation 1 only");
     assert!(g.padding[0] < g.kernel[0] && g.padding[1] < g.kernel[1], "conv input gradient: padding smaller than the kernel");
     let taps = g.kernel_len();
@@ -178,7 +239,7 @@ pub fn input_grad(dy: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
         padding: [g.kernel[0] - 1 - g.padding[0], g.kernel[1] - 1 - g.padding[1]],
         ..*g
     };
-    forward(dy, &flipped, &vec![0.0; g.channels_in], &back)
+    forward_on(dy, &flipped, &vec![0.0; g.channels_in], &back, isa)
 }
 
 /// The output buffer, shared by units that write disjoint parts of it.
@@ -198,7 +259,7 @@ impl SharedOut {
 
 /// One unit: the weight-gradient columns of `channels`, summed over `samples`, as a
 /// `[channels_out, channels.len() * kh * kw]` row-major block.
-fn block_grad(x: &[f32], dy: &[f32], g: &ConvGeometry, samples: Range<usize>, channels: Range<usize>) -> Vec<f32> {
+fn block_grad(x: &[f32], dy: &[f32], g: &ConvGeometry, samples: Range<usize>, channels: Range<usize>, isa: Isa) -> Vec<f32> {
     let [out_h, out_w] = g.output;
     let columns = channels.len() * g.kernel_len();
     let tile_rows = (TILE_PIXELS / out_w.max(1)).clamp(1, out_h.max(1));
@@ -211,11 +272,225 @@ fn block_grad(x: &[f32], dy: &[f32], g: &ConvGeometry, samples: Range<usize>, ch
                 let col = &mut col[..columns * pixels];
                 im2col(col, x, g, b, channels.clone(), row0..row0 + rows);
                 let dy_tile = &dy[(b * g.channels_out) * g.output_pixels() + row0 * out_w..];
-                add_products(&mut acc, dy_tile, g.output_pixels(), col, g.channels_out, pixels);
+                add_products(&mut acc, dy_tile, g.output_pixels(), col, g.channels_out, pixels, isa);
             }
         }
     });
     acc
+}
+
+/// A stride-1 convolution's weight gradient without im2col. With the input planes padded to
+/// `width = ow + (kw - 1) * dilation` columns (and the rows the taps reach), the im2col row of tap
+/// `(kh, kw)` over output row `r` is the run of `ow` values `offset(kh, kw) + r * width` into the
+/// padded plane: the products read them in place, row by row ([`Runs`]), beside `dy`'s rows as
+/// they are. Each input value is copied once instead of once per tap.
+struct Taps {
+    /// Columns of a padded plane.
+    width: usize,
+    /// Floats per padded plane: `width` times the rows the taps reach, and the last tap's reach
+    /// past them.
+    plane: usize,
+    /// Where each tap's first run starts in a padded plane, in (kh, kw) order.
+    offsets: Vec<usize>,
+    /// Output rows per tile: a tile's runs stay in the second-level cache.
+    tile_rows: usize,
+}
+
+impl Taps {
+    /// The layout of the stride-1 convolution `g` in row tiles of about `tile_pixels` output
+    /// pixels, or `None` for another stride (or an empty output).
+    fn layout(g: &ConvGeometry, tile_pixels: usize) -> Option<Taps> {
+        let ([out_h, out_w], [kh, kw], [dh, dw]) = (g.output, g.kernel, g.dilation);
+        if g.stride != [1, 1] || out_h == 0 || out_w == 0 {
+            return None;
+        }
+        let width = out_w + (kw - 1) * dw;
+        let rows = out_h + (kh - 1) * dh;
+        let offsets = (0..kh).flat_map(|a| (0..kw).map(move |b| a * dh * width + b * dw)).collect();
+        let tile_rows = (tile_pixels / out_w).clamp(1, out_h);
+        // The tail: a run over whole padded rows (the forward's) reads the last tap's reach past
+        // the last row.
+        Some(Taps { width, plane: rows * width + (kw - 1) * dw, offsets, tile_rows })
+    }
+
+    /// The layout for the weight gradient, or `None` where im2col stays: a stride other than 1,
+    /// or tiles too short for the dot products ([`dots_apply`]).
+    fn for_weight_grad(g: &ConvGeometry, isa: Isa) -> Option<Taps> {
+        Taps::layout(g, DOT_TILE_PIXELS).filter(|taps| dots_apply(taps.tile_rows * g.output[1], isa))
+    }
+
+    /// The input's planes padded (`[batch, channels_in, plane]`), in parallel, into `padded`
+    /// (whose old values are all overwritten).
+    fn pad(&self, padded: &mut Vec<f32>, x: &[f32], g: &ConvGeometry) {
+        let ([in_h, in_w], [pad_h, pad_w]) = (g.input, g.padding);
+        padded.resize(g.batch * g.channels_in * self.plane, 0.0);
+        padded.par_chunks_mut(self.plane).zip(x.par_chunks(g.input_pixels())).for_each(|(dst, plane)| {
+            let (rows, tail) = dst.split_at_mut(self.plane / self.width * self.width);
+            tail.fill(0.0);
+            for (r, row) in rows.chunks_exact_mut(self.width).enumerate() {
+                let ih = r as isize - pad_h as isize;
+                if ih >= 0 && (ih as usize) < in_h {
+                    copy_row(row, &plane[ih as usize * in_w..][..in_w], -(pad_w as isize), 1);
+                } else {
+                    row.fill(0.0);
+                }
+            }
+        });
+    }
+
+    /// [`block_grad`] from the padded input: the same unit, summed in row tiles.
+    fn block_grad(&self, padded: &[f32], dy: &[f32], g: &ConvGeometry, samples: Range<usize>, channels: Range<usize>, isa: Isa) -> Vec<f32> {
+        let [out_h, out_w] = g.output;
+        let mut acc = vec![0.0f32; g.channels_out * channels.len() * self.offsets.len()];
+        let mut cols: Vec<&[f32]> = Vec::with_capacity(channels.len() * self.offsets.len());
+        for b in samples {
+            for row0 in (0..out_h).step_by(self.tile_rows) {
+                let runs = Runs { segments: self.tile_rows.min(out_h - row0), len: out_w, dy_step: out_w, col_step: self.width };
+                cols.clear();
+                for ci in channels.clone() {
+                    let plane = &padded[(b * g.channels_in + ci) * self.plane..][..self.plane];
+                    cols.extend(self.offsets.iter().map(|&offset| &plane[offset + row0 * self.width..]));
+                }
+                let dy_tile = &dy[b * g.channels_out * g.output_pixels() + row0 * out_w..];
+                add_dots(&mut acc, dy_tile, g.output_pixels(), &cols, g.channels_out, runs, isa);
+            }
+        }
+        acc
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Taps {
+    /// [`forward`] from the padded input, on AVX-512: each unit (a sample's row tile) computes
+    /// its outputs over whole padded rows, `out[co, q] = bias[co] + sum_(ci, tap) W[co, ci, tap] *
+    /// padded[ci, offset(tap) + q]` ([`direct_product`]: the rows of the product are runs of the
+    /// padded planes, read in place), then copies the `ow` real columns of each row out (the
+    /// other `(kw - 1) * dilation` are the product of taps that wrap into the next row). Units
+    /// write disjoint parts of the output, each element summed in one order: the result does not
+    /// depend on the thread count.
+    fn forward(&self, x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec<f32> {
+        let [out_h, out_w] = g.output;
+        let units: Vec<(usize, usize)> = (0..g.batch).flat_map(|b| (0..out_h).step_by(self.tile_rows).map(move |r| (b, r))).collect();
+        let len = g.batch * g.channels_out * g.output_pixels();
+        let mut out: Vec<f32> = Vec::with_capacity(len);
+        let out_ptr = SharedOut(out.as_mut_ptr());
+        with_padded(|padded| {
+            self.pad(padded, x, g);
+            let padded = &*padded;
+            units.par_iter().for_each(|&(b, row0)| {
+                let rows = self.tile_rows.min(out_h - row0);
+                let n = rows * self.width;
+                let cols: Vec<&[f32]> = (0..g.channels_in)
+                    .flat_map(|ci| {
+                        let plane = &padded[(b * g.channels_in + ci) * self.plane..][..self.plane];
+                        self.offsets.iter().map(move |&offset| &plane[offset + row0 * self.width..][..n])
+                    })
+                    .collect();
+                with_scratch(g.channels_out * n, |tile| {
+                    // SAFETY: `forward_on` takes this path only where the CPU has AVX-512F.
+                    unsafe { direct_product(tile, weight, bias, &cols, n) };
+                    for (co, plane) in tile.chunks_exact(n).enumerate() {
+                        for (r, row) in plane.chunks_exact(self.width).enumerate() {
+                            // SAFETY: row `row0 + r` of output plane (b, co) lies inside the
+                            // allocation, and no other unit writes it.
+                            unsafe {
+                                std::ptr::copy_nonoverlapping(row.as_ptr(), out_ptr.at(((b * g.channels_out + co) * out_h + row0 + r) * out_w), out_w)
+                            };
+                        }
+                    }
+                });
+            });
+        });
+        // SAFETY: the units cover every sample and row tile, each copying all `ow` columns of
+        // its rows in every output plane: all `len` values are initialised.
+        unsafe { out.set_len(len) };
+        out
+    }
+}
+
+/// `out[r * n + p] = bias[r] + sum_k weight[r * K + k] * cols[k][p]` for every output channel
+/// `r < bias.len()` and pixel `p < n`, `K = cols.len()`: the product of the weight and a matrix
+/// given by its rows, wherever each lies. Blocks of 8 channels by 48 pixels keep 24 sums in
+/// registers (28 of the 32 with the operands); per `k`, 3 loads of the row and 8 broadcasts of
+/// the weight feed 24 fused multiply-adds. Each element is summed in the order of `k`. The last
+/// pixels are read and written with masks. (Taking the rows 128 or 256 at a time, so that a
+/// block's operands stay in the first-level cache, measured level with this.)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn direct_product(out: &mut [f32], weight: &[f32], bias: &[f32], cols: &[&[f32]], n: usize) {
+    let channels = bias.len();
+    assert!(out.len() >= channels * n && weight.len() == channels * cols.len(), "conv: product sizes");
+    assert!(cols.iter().all(|row| row.len() >= n), "conv: product rows shorter than the pixels");
+    for p in (0..n).step_by(3 * 16) {
+        let masks: [u16; 3] = std::array::from_fn(|v| ((1u32 << n.saturating_sub(p + 16 * v).min(16)) - 1) as u16);
+        let mut r = 0;
+        while r < channels {
+            let block = ProductBlock { first: r, p, masks, n };
+            r += match channels - r {
+                8.. => block.run::<8>(out, weight, bias, cols),
+                4..=7 => block.run::<4>(out, weight, bias, cols),
+                2 | 3 => block.run::<2>(out, weight, bias, cols),
+                _ => block.run::<1>(out, weight, bias, cols),
+            };
+        }
+    }
+}
+
+/// One block of [`direct_product`]: channels from `first`, 48 pixels from `p` (`masks` say which
+/// of them lie below `n`).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct ProductBlock {
+    first: usize,
+    p: usize,
+    masks: [u16; 3],
+    n: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl ProductBlock {
+    /// Writes the block's `R` channels; returns `R`.
+    #[target_feature(enable = "avx512f")]
+    fn run<const R: usize>(self, out: &mut [f32], weight: &[f32], bias: &[f32], cols: &[&[f32]]) -> usize {
+        use std::arch::x86_64::{__m512, _mm512_fmadd_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_set1_ps};
+        let k_len = cols.len();
+        let weights: [&[f32]; R] = std::array::from_fn(|r| &weight[(self.first + r) * k_len..][..k_len]);
+        assert!(out.len() >= (self.first + R) * self.n, "conv: product output size");
+        let base = out.as_mut_ptr();
+        // Each channel's row of `out`: n floats from (first + r) * n, inside (asserted above).
+        let rows: [*mut f32; R] = std::array::from_fn(|r| base.wrapping_add((self.first + r) * self.n));
+        let mut sums: [[__m512; 3]; R] = std::array::from_fn(|r| [_mm512_set1_ps(bias[self.first + r]); 3]);
+        for (k, row) in cols.iter().enumerate() {
+            // SAFETY: each mask covers only pixels below n <= row.len() (asserted by the caller);
+            // a pointer past the row is formed by wrapping_add and, masked off, never read.
+            let b: [__m512; 3] = std::array::from_fn(|v| unsafe { _mm512_maskz_loadu_ps(self.masks[v], row.as_ptr().wrapping_add(self.p + 16 * v)) });
+            for (sums, w) in sums.iter_mut().zip(&weights) {
+                // SAFETY: k < k_len, each weight row's length.
+                let w = _mm512_set1_ps(unsafe { *w.get_unchecked(k) });
+                for (sum, &b) in sums.iter_mut().zip(&b) {
+                    *sum = _mm512_fmadd_ps(w, b, *sum);
+                }
+            }
+        }
+        for (row, sums) in rows.iter().zip(&sums) {
+            for (v, &sum) in sums.iter().enumerate() {
+                // SAFETY: the mask writes only pixels below n, inside the channel's row of `out`.
+                unsafe { _mm512_mask_storeu_ps(row.wrapping_add(self.p + 16 * v), self.masks[v], sum) };
+            }
+        }
+        R
+    }
+}
+
+/// Buffers for [`Taps::pad`], kept between calls (a fresh one would be zeroed page by page by
+/// the kernel on every call): taken by a call, given back after, so calls never share one.
+static PADDED: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
+
+fn with_padded<T>(f: impl FnOnce(&mut Vec<f32>) -> T) -> T {
+    let mut buffer = PADDED.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
+    let result = f(&mut buffer);
+    PADDED.lock().unwrap_or_else(|e| e.into_inner()).push(buffer);
+    result
 }
 
 /// `acc[co, j] += sum_p dy[co * dy_stride + p] * col[j, p]` for every `co < channels_out` and
@@ -223,21 +498,25 @@ fn block_grad(x: &[f32], dy: &[f32], g: &ConvGeometry, samples: Range<usize>, ch
 ///
 /// Over a long row of pixels it is a product of few rows and long columns, which a general GEMM
 /// runs at a loss: it repacks the long `col` operand, which took twice the multiply's time at the
-/// main job's shape. With [`DOT_MIN_PIXELS`] or more, on x86-64 with AVX2 and FMA, it is dot
-/// products instead ([`add_products_avx2`]); otherwise (small planes, where the GEMM's blocking
-/// pays, or another CPU) the `gemm` crate's product.
-fn add_products(acc: &mut [f32], dy: &[f32], dy_stride: usize, col: &[f32], channels_out: usize, pixels: usize) {
+/// main job's shape. With [`DOT_MIN_PIXELS`] or more, on x86-64 with AVX-512 or AVX2, it is dot
+/// products instead ([`add_dots`]); otherwise (small planes,
+/// where the GEMM's blocking pays, or another CPU) the `gemm` crate's product.
+fn add_products(acc: &mut [f32], dy: &[f32], dy_stride: usize, col: &[f32], channels_out: usize, pixels: usize, isa: Isa) {
     let columns = acc.len() / channels_out;
     assert!(col.len() >= columns * pixels && dy.len() >= (channels_out - 1) * dy_stride + pixels, "weight gradient: operand sizes");
-    #[cfg(target_arch = "x86_64")]
-    if pixels >= DOT_MIN_PIXELS && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for (checked just above).
-        unsafe { add_products_avx2(acc, dy, dy_stride, col, channels_out, columns, pixels) };
-        return;
+    if dots_apply(pixels, isa) {
+        let rows: Vec<&[f32]> = col.chunks_exact(pixels).take(columns).collect();
+        return add_dots(acc, dy, dy_stride, &rows, channels_out, Runs::contiguous(pixels), isa);
     }
     // SAFETY: acc is [channels_out, columns] row-major; dy's rows start `dy_stride` apart and
     // the first `pixels` of each are read; col is [columns, pixels] (sizes asserted above).
     unsafe { gemm_add(channels_out, columns, pixels, (acc.as_mut_ptr(), columns), (dy.as_ptr(), dy_stride), (col.as_ptr(), pixels, 1)) };
+}
+
+/// Whether [`add_dots`] takes products over `pixels` on `isa` (x86-64 with AVX2 at least, and
+/// long enough rows).
+fn dots_apply(pixels: usize, isa: Isa) -> bool {
+    cfg!(target_arch = "x86_64") && pixels >= DOT_MIN_PIXELS && isa.min(Isa::detected()) >= Isa::Avx2
 }
 
 /// `dst += lhs * rhs` for an `m x k` times `k x n` product, on this thread, with the `gemm`
@@ -273,87 +552,197 @@ unsafe fn gemm_add(m: usize, n: usize, k: usize, dst: (*mut f32, usize), lhs: (*
     }
 }
 
-/// [`add_products`] as dot products in blocks of 4 rows of `dy` against 2 rows of `col`, each
-/// pair summed in an eight-lane register, read straight from both operands. Each lane sums its
-/// pixels in order and the lanes are added in order: the result depends on the data alone.
+/// The pixels one dot product runs over: `segments` runs of `len` values, the `s`-th starting
+/// `s * dy_step` into a row of `dy` and `s * col_step` into a row of the columns (one run for an
+/// im2col tile; one per output row for [`Taps`], whose rows are wider than the output's).
+#[derive(Debug, Clone, Copy)]
+struct Runs {
+    segments: usize,
+    len: usize,
+    dy_step: usize,
+    col_step: usize,
+}
+
+impl Runs {
+    fn contiguous(pixels: usize) -> Runs {
+        Runs { segments: 1, len: pixels, dy_step: pixels, col_step: pixels }
+    }
+
+    /// How far into a row of `dy` (of the columns) the runs reach.
+    fn dy_span(&self) -> usize {
+        self.segments.saturating_sub(1) * self.dy_step + self.len
+    }
+
+    fn col_span(&self) -> usize {
+        self.segments.saturating_sub(1) * self.col_step + self.len
+    }
+}
+
+/// `acc[co, j] += sum over the runs of dy[co * dy_stride + p] * cols[j][p]`, as dot products on
+/// the widest registers `isa` allows (only where [`dots_apply`]).
+fn add_dots(acc: &mut [f32], dy: &[f32], dy_stride: usize, cols: &[&[f32]], channels_out: usize, runs: Runs, isa: Isa) {
+    assert!(acc.len() == channels_out * cols.len() && dy.len() >= (channels_out - 1) * dy_stride + runs.dy_span(), "weight gradient: operand sizes");
+    assert!(cols.iter().all(|row| row.len() >= runs.col_span()), "weight gradient: column rows shorter than the runs");
+    #[cfg(target_arch = "x86_64")]
+    {
+        let columns = cols.len();
+        match isa.min(Isa::detected()) {
+            Isa::Avx512 => for_blocks(channels_out, columns, 4, |co, j, rows, width| {
+                let block = Block { co, j, dy_stride, runs, columns };
+                // SAFETY: the CPU has AVX-512F (`Isa::detected`); the sizes are asserted above.
+                unsafe {
+                    match (rows, width) {
+                        (4, 4) => block.add_wide::<4, 4>(acc, dy, cols),
+                        (4, _) => block.add_wide::<4, 1>(acc, dy, cols),
+                        (_, 4) => block.add_wide::<1, 4>(acc, dy, cols),
+                        _ => block.add_wide::<1, 1>(acc, dy, cols),
+                    }
+                }
+            }),
+            Isa::Avx2 => for_blocks(channels_out, columns, 2, |co, j, rows, width| {
+                let block = Block { co, j, dy_stride, runs, columns };
+                // SAFETY: the CPU has AVX2 and FMA (`Isa::detected`); the sizes are asserted above.
+                unsafe {
+                    match (rows, width) {
+                        (4, 2) => block.add::<4, 2>(acc, dy, cols),
+                        (4, _) => block.add::<4, 1>(acc, dy, cols),
+                        (_, 2) => block.add::<1, 2>(acc, dy, cols),
+                        _ => block.add::<1, 1>(acc, dy, cols),
+                    }
+                }
+            }),
+            Isa::Portable => unreachable!("dot products without AVX2"),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("dot products off x86-64: {isa:?}, {:?}", (acc.len(), dy.len(), dy_stride, cols.len(), channels_out, runs));
+}
+
+/// Calls `block(co, j, rows, width)` over `[channels_out, columns]` in blocks of 4 rows (or 1)
+/// by `width` columns (or 1). Each block of columns meets 16 rows of `dy` while it is in the
+/// first-level cache; those 16 rows stay in the second while every block of columns passes.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn add_products_avx2(acc: &mut [f32], dy: &[f32], dy_stride: usize, col: &[f32], channels_out: usize, columns: usize, pixels: usize) {
-    // Each pair of `col` rows meets 16 rows of `dy` while it is in the first-level cache; those 16
-    // rows stay in the second while every pair of `col` passes.
+fn for_blocks(channels_out: usize, columns: usize, width: usize, mut block: impl FnMut(usize, usize, usize, usize)) {
     for channels in (0..channels_out).step_by(16).map(|c| c..(c + 16).min(channels_out)) {
         let mut j = 0;
         while j < columns {
-            let cols = if columns - j >= 2 { 2 } else { 1 };
+            let block_width = if columns - j >= width { width } else { 1 };
             let mut co = channels.start;
             while co < channels.end {
                 let rows = if channels.end - co >= 4 { 4 } else { 1 };
-                let block = Block { co, j, dy_stride, pixels, columns };
-                match (rows, cols) {
-                    (4, 2) => block.add::<4, 2>(acc, dy, col),
-                    (4, _) => block.add::<4, 1>(acc, dy, col),
-                    (_, 2) => block.add::<1, 2>(acc, dy, col),
-                    _ => block.add::<1, 1>(acc, dy, col),
-                }
+                block(co, j, rows, block_width);
                 co += rows;
             }
-            j += cols;
+            j += block_width;
         }
     }
 }
 
-/// Where one block of [`add_products_avx2`] reads and writes.
+/// Where one block of [`add_dots`] reads and writes.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 struct Block {
     co: usize,
     j: usize,
     dy_stride: usize,
-    pixels: usize,
+    runs: Runs,
     columns: usize,
 }
 
 #[cfg(target_arch = "x86_64")]
 impl Block {
-    /// Adds the dot products of `dy` rows `co..co + R` with `col` rows `j..j + C` to `acc`.
+    /// Adds the dot products of `dy` rows `co..co + R` with the rows `cols[j..j + C]` to `acc`,
+    /// each pair summed in an eight-lane register (4 x 2 of them, 6 loads to 8 multiply-adds).
+    /// Each run's last values (fewer than 8) are read with a masked load. Each lane sums its
+    /// pixels in order and the lanes are added in order: the result depends on the data alone.
     #[target_feature(enable = "avx2,fma")]
-    fn add<const R: usize, const C: usize>(self, acc: &mut [f32], dy: &[f32], col: &[f32]) {
-        use std::arch::x86_64::{__m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps};
+    fn add<const R: usize, const C: usize>(self, acc: &mut [f32], dy: &[f32], cols: &[&[f32]]) {
+        use std::arch::x86_64::{
+            __m256, __m256i, _mm256_cmpgt_epi32, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_maskload_ps, _mm256_set1_epi32, _mm256_setr_epi32,
+            _mm256_setzero_ps, _mm256_storeu_ps,
+        };
         const LANES: usize = 8;
-        let mut dy_rows = [&dy[..0]; R];
-        for (r, row) in dy_rows.iter_mut().enumerate() {
-            *row = &dy[(self.co + r) * self.dy_stride..][..self.pixels];
-        }
-        let mut col_rows = [&col[..0]; C];
-        for (k, row) in col_rows.iter_mut().enumerate() {
-            *row = &col[(self.j + k) * self.pixels..][..self.pixels];
-        }
+        let Runs { segments, len, dy_step, col_step } = self.runs;
+        let dy_rows: [&[f32]; R] = std::array::from_fn(|r| &dy[(self.co + r) * self.dy_stride..][..self.runs.dy_span()]);
+        let col_rows: [&[f32]; C] = std::array::from_fn(|k| &cols[self.j + k][..self.runs.col_span()]);
         let mut sums: [[__m256; C]; R] = [[_mm256_setzero_ps(); C]; R];
-        let full = self.pixels / LANES * LANES;
-        for p in (0..full).step_by(LANES) {
-            let mut b: [__m256; C] = [_mm256_setzero_ps(); C];
-            for (b, row) in b.iter_mut().zip(&col_rows) {
-                // SAFETY: p + LANES <= pixels, the row's length.
-                *b = unsafe { _mm256_loadu_ps(row.as_ptr().add(p)) };
-            }
-            for (sums, row) in sums.iter_mut().zip(&dy_rows) {
-                // SAFETY: as above.
-                let a = unsafe { _mm256_loadu_ps(row.as_ptr().add(p)) };
-                for (sum, &b) in sums.iter_mut().zip(&b) {
-                    *sum = _mm256_fmadd_ps(a, b, *sum);
+        let full = len / LANES * LANES;
+        let tail: __m256i = _mm256_cmpgt_epi32(_mm256_set1_epi32((len - full) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        for s in 0..segments {
+            let (dy_at, col_at) = (s * dy_step, s * col_step);
+            // Eight pixels from `p` of this run, or its last `len - full` (the rest read as zeros).
+            let mut step = |p: usize, masked: bool| {
+                // SAFETY: every row holds its runs (the spans above); a full step ends at or before
+                // `len`, a masked one reads only the lanes before it.
+                let load = |row: &[f32], at: usize| unsafe {
+                    let at = row.as_ptr().add(at + p);
+                    if masked { _mm256_maskload_ps(at, tail) } else { _mm256_loadu_ps(at) }
+                };
+                let b: [__m256; C] = std::array::from_fn(|k| load(col_rows[k], col_at));
+                for (sums, row) in sums.iter_mut().zip(&dy_rows) {
+                    let a = load(row, dy_at);
+                    for (sum, &b) in sums.iter_mut().zip(&b) {
+                        *sum = _mm256_fmadd_ps(a, b, *sum);
+                    }
                 }
+            };
+            for p in (0..full).step_by(LANES) {
+                step(p, false);
+            }
+            if full < len {
+                step(full, true);
             }
         }
-        for (r, (sums, dy_row)) in sums.iter().zip(&dy_rows).enumerate() {
-            for (k, (&sum, col_row)) in sums.iter().zip(&col_rows).enumerate() {
+        for (r, sums) in sums.iter().enumerate() {
+            for (k, &sum) in sums.iter().enumerate() {
                 let mut lanes = [0.0f32; LANES];
                 // SAFETY: lanes holds LANES floats.
                 unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
-                // The last pixels (fewer than LANES) go to the first lanes.
-                for (lane, (&a, &b)) in lanes.iter_mut().zip(dy_row[full..].iter().zip(&col_row[full..])) {
-                    *lane = a.mul_add(b, *lane);
-                }
                 acc[(self.co + r) * self.columns + self.j + k] += lanes.iter().sum::<f32>();
+            }
+        }
+    }
+
+    /// [`Block::add`] in sixteen-lane registers, 4 x 4 of them (16 of the 32): per sixteen
+    /// pixels, 8 loads feed 16 fused multiply-adds, which the two FMA units of a core take in 8
+    /// cycles.
+    #[target_feature(enable = "avx512f")]
+    fn add_wide<const R: usize, const C: usize>(self, acc: &mut [f32], dy: &[f32], cols: &[&[f32]]) {
+        use std::arch::x86_64::{__m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_maskz_loadu_ps, _mm512_reduce_add_ps, _mm512_setzero_ps};
+        const LANES: usize = 16;
+        let Runs { segments, len, dy_step, col_step } = self.runs;
+        let dy_rows: [&[f32]; R] = std::array::from_fn(|r| &dy[(self.co + r) * self.dy_stride..][..self.runs.dy_span()]);
+        let col_rows: [&[f32]; C] = std::array::from_fn(|k| &cols[self.j + k][..self.runs.col_span()]);
+        let mut sums: [[__m512; C]; R] = [[_mm512_setzero_ps(); C]; R];
+        let full = len / LANES * LANES;
+        let tail = ((1u32 << (len - full)) - 1) as u16;
+        for s in 0..segments {
+            let (dy_at, col_at) = (s * dy_step, s * col_step);
+            // Sixteen pixels from `p` of this run, or its last `len - full` (the rest read as zeros).
+            let mut step = |p: usize, masked: bool| {
+                // SAFETY: as in `add`: the spans hold the runs, the mask reads only inside them.
+                let load = |row: &[f32], at: usize| unsafe {
+                    let at = row.as_ptr().add(at + p);
+                    if masked { _mm512_maskz_loadu_ps(tail, at) } else { _mm512_loadu_ps(at) }
+                };
+                let b: [__m512; C] = std::array::from_fn(|k| load(col_rows[k], col_at));
+                for (sums, row) in sums.iter_mut().zip(&dy_rows) {
+                    let a = load(row, dy_at);
+                    for (sum, &b) in sums.iter_mut().zip(&b) {
+                        *sum = _mm512_fmadd_ps(a, b, *sum);
+                    }
+                }
+            };
+            for p in (0..full).step_by(LANES) {
+                step(p, false);
+            }
+            if full < len {
+                step(full, true);
+            }
+        }
+        for (r, sums) in sums.iter().enumerate() {
+            for (k, &sum) in sums.iter().enumerate() {
+                acc[(self.co + r) * self.columns + self.j + k] += _mm512_reduce_add_ps(sum);
             }
         }
     }
@@ -504,10 +893,12 @@ mod tests {
     fn check(g: ConvGeometry) {
         let x = values(g.batch * g.channels_in * g.input_pixels(), 1);
         let dy = values(g.batch * g.channels_out * g.output_pixels(), 7);
-        let ours = weight_grad(&x, &dy, &g);
         let expected = reference(&x, &dy, &g);
-        for (i, (a, e)) in ours.iter().zip(&expected).enumerate() {
-            assert!((a - e).abs() <= 1e-4 * e.abs().max(1.0), "{g:?}: element {i}: {a} against {e}");
+        for isa in every_isa() {
+            let ours = weight_grad_on(&x, &dy, &g, isa);
+            for (i, (a, e)) in ours.iter().zip(&expected).enumerate() {
+                assert!((a - e).abs() <= 1e-4 * e.abs().max(1.0), "{g:?} on {isa:?}: element {i}: {a} against {e}");
+            }
         }
     }
 
@@ -537,7 +928,30 @@ mod tests {
         check(geometry(2, 3, 4, [130, 3], 3, 1, 1)); // more than one row tile
         check(geometry(2, 3, 5, [41, 19], 3, 1, 1)); // dot products: blocks of 4 and 1 channels, 2 and 1 columns, a tail
         check(geometry(1, 2, 18, [24, 24], 3, 1, 1)); // dot products over two groups of channels (16 and 2)
+        check(geometry(2, 8, 19, [32, 17], 3, 1, 1)); // 72 columns in blocks of 4; 19 rows (4s and 1s); 544 pixels, a tail of 0 lanes
+        check(geometry(1, 3, 6, [23, 29], 3, 1, 1)); // 27 columns (a block of 1 after six of 4), a tail of 11 pixels
         for g in same_width_cases() {
+            check(g);
+        }
+    }
+
+    /// Stride 1 with tiles long enough for the dot products: the gradient read from the padded
+    /// planes in place ([`Taps`]), at every padding, dilation and kernel the layout handles.
+    #[test]
+    fn weight_grad_from_padded_planes_matches_the_definition() {
+        let cases = [
+            geometry(2, 3, 4, [30, 25], 3, 1, 0),  // no padding: the output smaller than the input
+            geometry(1, 2, 2, [40, 20], 3, 1, 2),  // padding wider than the taps reach
+            geometry(2, 5, 2, [30, 30], 1, 1, 0),  // the head's 1x1
+            geometry(2, 9, 17, [33, 35], 3, 1, 1), // channel blocks of 8 and 1, 17 rows, odd widths
+            geometry(1, 2, 3, [300, 9], 3, 1, 1),  // several row tiles, the last one short
+            ConvGeometry { dilation: [2, 2], padding: [2, 2], ..geometry(1, 2, 3, [26, 31], 3, 1, 1) },
+            ConvGeometry { output: [24, 29], ..geometry(2, 3, 2, [25, 30], 2, 1, 0) }, // an even kernel
+        ];
+        for g in cases {
+            if Isa::detected() >= Isa::Avx2 {
+                assert!(Taps::for_weight_grad(&g, Isa::detected()).is_some(), "{g:?} takes the padded planes");
+            }
             check(g);
         }
     }
@@ -582,10 +996,21 @@ mod tests {
         out
     }
 
+    /// Every path this CPU can run: the widest, and those a CPU without it takes.
+    fn every_isa() -> impl Iterator<Item = Isa> {
+        [Isa::Portable, Isa::Avx2, Isa::Avx512].into_iter().filter(|&isa| isa <= Isa::detected())
+    }
+
     /// Shapes for the forward and the input gradient.
     fn cases() -> Vec<ConvGeometry> {
         vec![
             geometry(1, 1, 1, [5, 7], 3, 1, 1),
+            geometry(2, 5, 15, [19, 37], 3, 1, 1), // 15 channels: product blocks of 8, 4, 2 and 1; rows of 39 floats
+            geometry(1, 17, 3, [50, 70], 3, 1, 1), // several row tiles, the last short, a masked tail of pixels
+            geometry(3, 2, 9, [1, 1], 3, 1, 1),    // one-pixel planes
+            ConvGeometry { dilation: [2, 2], padding: [2, 2], ..geometry(2, 3, 4, [11, 21], 3, 1, 1) }, // dilated (the forward only)
+            geometry(2, 5, 3, [17, 20], 1, 1, 0),  // the head's 1x1, wide enough for the padded planes
+            ConvGeometry { output: [16, 19], ..geometry(2, 3, 2, [17, 20], 2, 1, 0) }, // an even kernel, as wide
             geometry(3, 11, 5, [9, 6], 3, 1, 1),
             geometry(2, 4, 3, [7, 9], 3, 2, 1), // strided (the forward only)
             geometry(2, 5, 2, [6, 5], 1, 1, 0),
@@ -601,11 +1026,16 @@ mod tests {
             let x = values(g.batch * g.channels_in * g.input_pixels(), 1);
             let w = values(g.channels_out * g.channels_in * g.kernel_len(), 3);
             let bias = values(g.channels_out, 9);
-            let ours = forward(&x, &w, &bias, &g);
             let expected = reference_forward(&x, &w, &bias, &g);
-            assert_eq!(ours.len(), expected.len());
-            for (i, (a, e)) in ours.iter().zip(&expected).enumerate() {
-                assert!((a - e).abs() <= 1e-4 * e.abs().max(1.0), "{g:?}: element {i}: {a} against {e}");
+            if g.stride == [1, 1] && g.output[1] >= DIRECT_MIN_WIDTH {
+                assert!(Taps::layout(&g, TILE_PIXELS).is_some(), "{g:?}: on AVX-512, read from the padded planes");
+            }
+            for isa in every_isa() {
+                let ours = forward_on(&x, &w, &bias, &g, isa);
+                assert_eq!(ours.len(), expected.len());
+                for (i, (a, e)) in ours.iter().zip(&expected).enumerate() {
+                    assert!((a - e).abs() <= 1e-4 * e.abs().max(1.0), "{g:?} on {isa:?}: element {i}: {a} against {e}");
+                }
             }
         }
     }
@@ -645,11 +1075,13 @@ mod tests {
         for g in cases().into_iter().chain(same_width_cases()).filter(|g| g.stride == [1, 1] && g.dilation == [1, 1]) {
             let dy = values(g.batch * g.channels_out * g.output_pixels(), 5);
             let w = values(g.channels_out * g.channels_in * g.kernel_len(), 3);
-            let ours = input_grad(&dy, &w, &g);
             let expected = reference_input_grad(&dy, &w, &g);
-            assert_eq!(ours.len(), expected.len());
-            for (i, (a, e)) in ours.iter().zip(&expected).enumerate() {
-                assert!((a - e).abs() <= 1e-4 * e.abs().max(1.0), "{g:?}: element {i}: {a} against {e}");
+            for isa in every_isa() {
+                let ours = input_grad_on(&dy, &w, &g, isa);
+                assert_eq!(ours.len(), expected.len());
+                for (i, (a, e)) in ours.iter().zip(&expected).enumerate() {
+                    assert!((a - e).abs() <= 1e-4 * e.abs().max(1.0), "{g:?} on {isa:?}: element {i}: {a} against {e}");
+                }
             }
         }
     }

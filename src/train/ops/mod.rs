@@ -11,6 +11,7 @@
 //! and benchmarks that compare the two.
 
 pub mod conv;
+pub mod isa;
 pub mod norm;
 pub mod pool;
 
