@@ -649,103 +649,94 @@ struct Block {
     columns: usize,
 }
 
+/// One dot-product kernel of [`Block`], for one register width: the same body for AVX2 and
+/// AVX-512, given the vector type, its lane count and how to make a zero, load (whole or the
+/// first lanes by a mask), multiply-add and sum across the lanes.
+#[cfg(target_arch = "x86_64")]
+macro_rules! dot_kernel {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $vector:ty, $lanes:literal,
+     zero: $zero:expr, tail: $tail:expr, load: $load:expr, load_first: $load_first:expr, fma: $fma:expr, sum: $sum:expr) => {
+        $(#[$doc])*
+        #[target_feature(enable = $features)]
+        fn $name<const R: usize, const C: usize>(self, acc: &mut [f32], dy: &[f32], cols: &[&[f32]]) {
+            const LANES: usize = $lanes;
+            let Runs { segments, len, dy_step, col_step } = self.runs;
+            let dy_rows: [&[f32]; R] = std::array::from_fn(|r| &dy[(self.co + r) * self.dy_stride..][..self.runs.dy_span()]);
+            let col_rows: [&[f32]; C] = std::array::from_fn(|k| &cols[self.j + k][..self.runs.col_span()]);
+            let mut sums: [[$vector; C]; R] = [[$zero; C]; R];
+            let full = len / LANES * LANES;
+            let tail = $tail(len - full);
+            for s in 0..segments {
+                let (dy_at, col_at) = (s * dy_step, s * col_step);
+                // LANES pixels from `p` of this run, or its last `len - full` (the rest as zeros).
+                let mut step = |p: usize, masked: bool| {
+                    // SAFETY: every row holds its runs (the spans above); a full step ends at or
+                    // before `len`, a masked one reads only the lanes before it.
+                    let load = |row: &[f32], at: usize| unsafe {
+                        let at = row.as_ptr().add(at + p);
+                        if masked { $load_first(at, tail) } else { $load(at) }
+                    };
+                    let b: [$vector; C] = std::array::from_fn(|k| load(col_rows[k], col_at));
+                    for (sums, row) in sums.iter_mut().zip(&dy_rows) {
+                        let a = load(row, dy_at);
+                        for (sum, &b) in sums.iter_mut().zip(&b) {
+                            *sum = $fma(a, b, *sum);
+                        }
+                    }
+                };
+                for p in (0..full).step_by(LANES) {
+                    step(p, false);
+                }
+                if full < len {
+                    step(full, true);
+                }
+            }
+            for (r, sums) in sums.iter().enumerate() {
+                for (k, &sum) in sums.iter().enumerate() {
+                    acc[(self.co + r) * self.columns + self.j + k] += $sum(sum);
+                }
+            }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 impl Block {
-    /// Adds the dot products of `dy` rows `co..co + R` with the rows `cols[j..j + C]` to `acc`,
-    /// each pair summed in an eight-lane register (4 x 2 of them, 6 loads to 8 multiply-adds).
-    /// Each run's last values (fewer than 8) are read with a masked load. Each lane sums its
-    /// pixels in order and the lanes are added in order: the result depends on the data alone.
-    #[target_feature(enable = "avx2,fma")]
-    fn add<const R: usize, const C: usize>(self, acc: &mut [f32], dy: &[f32], cols: &[&[f32]]) {
-        use std::arch::x86_64::{
-            __m256, __m256i, _mm256_cmpgt_epi32, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_maskload_ps, _mm256_set1_epi32, _mm256_setr_epi32,
-            _mm256_setzero_ps, _mm256_storeu_ps,
-        };
-        const LANES: usize = 8;
-        let Runs { segments, len, dy_step, col_step } = self.runs;
-        let dy_rows: [&[f32]; R] = std::array::from_fn(|r| &dy[(self.co + r) * self.dy_stride..][..self.runs.dy_span()]);
-        let col_rows: [&[f32]; C] = std::array::from_fn(|k| &cols[self.j + k][..self.runs.col_span()]);
-        let mut sums: [[__m256; C]; R] = [[_mm256_setzero_ps(); C]; R];
-        let full = len / LANES * LANES;
-        let tail: __m256i = _mm256_cmpgt_epi32(_mm256_set1_epi32((len - full) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        for s in 0..segments {
-            let (dy_at, col_at) = (s * dy_step, s * col_step);
-            // Eight pixels from `p` of this run, or its last `len - full` (the rest read as zeros).
-            let mut step = |p: usize, masked: bool| {
-                // SAFETY: every row holds its runs (the spans above); a full step ends at or before
-                // `len`, a masked one reads only the lanes before it.
-                let load = |row: &[f32], at: usize| unsafe {
-                    let at = row.as_ptr().add(at + p);
-                    if masked { _mm256_maskload_ps(at, tail) } else { _mm256_loadu_ps(at) }
-                };
-                let b: [__m256; C] = std::array::from_fn(|k| load(col_rows[k], col_at));
-                for (sums, row) in sums.iter_mut().zip(&dy_rows) {
-                    let a = load(row, dy_at);
-                    for (sum, &b) in sums.iter_mut().zip(&b) {
-                        *sum = _mm256_fmadd_ps(a, b, *sum);
-                    }
-                }
-            };
-            for p in (0..full).step_by(LANES) {
-                step(p, false);
-            }
-            if full < len {
-                step(full, true);
-            }
+    dot_kernel!(
+        /// Adds the dot products of `dy` rows `co..co + R` with the rows `cols[j..j + C]` to
+        /// `acc`, each pair summed in an eight-lane register (4 x 2 of them, 6 loads to 8
+        /// multiply-adds). Each run's last values (fewer than 8) are read with a masked load. Each
+        /// lane sums its pixels in order and the lanes are added in order: the result depends on
+        /// the data alone.
+        add, "avx2,fma", std::arch::x86_64::__m256, 8,
+        zero: std::arch::x86_64::_mm256_setzero_ps(),
+        tail: |n: usize| {
+            use std::arch::x86_64::{_mm256_cmpgt_epi32, _mm256_set1_epi32, _mm256_setr_epi32};
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+        },
+        load: |at: *const f32| std::arch::x86_64::_mm256_loadu_ps(at),
+        load_first: |at: *const f32, mask| std::arch::x86_64::_mm256_maskload_ps(at, mask),
+        fma: std::arch::x86_64::_mm256_fmadd_ps,
+        sum: |v| {
+            let mut lanes = [0.0f32; 8];
+            // SAFETY: lanes holds 8 floats.
+            unsafe { std::arch::x86_64::_mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+            lanes.iter().sum::<f32>()
         }
-        for (r, sums) in sums.iter().enumerate() {
-            for (k, &sum) in sums.iter().enumerate() {
-                let mut lanes = [0.0f32; LANES];
-                // SAFETY: lanes holds LANES floats.
-                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
-                acc[(self.co + r) * self.columns + self.j + k] += lanes.iter().sum::<f32>();
-            }
-        }
-    }
+    );
 
-    /// [`Block::add`] in sixteen-lane registers, 4 x 4 of them (16 of the 32): per sixteen
-    /// pixels, 8 loads feed 16 fused multiply-adds, which the two FMA units of a core take in 8
-    /// cycles.
-    #[target_feature(enable = "avx512f")]
-    fn add_wide<const R: usize, const C: usize>(self, acc: &mut [f32], dy: &[f32], cols: &[&[f32]]) {
-        use std::arch::x86_64::{__m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_maskz_loadu_ps, _mm512_reduce_add_ps, _mm512_setzero_ps};
-        const LANES: usize = 16;
-        let Runs { segments, len, dy_step, col_step } = self.runs;
-        let dy_rows: [&[f32]; R] = std::array::from_fn(|r| &dy[(self.co + r) * self.dy_stride..][..self.runs.dy_span()]);
-        let col_rows: [&[f32]; C] = std::array::from_fn(|k| &cols[self.j + k][..self.runs.col_span()]);
-        let mut sums: [[__m512; C]; R] = [[_mm512_setzero_ps(); C]; R];
-        let full = len / LANES * LANES;
-        let tail = ((1u32 << (len - full)) - 1) as u16;
-        for s in 0..segments {
-            let (dy_at, col_at) = (s * dy_step, s * col_step);
-            // Sixteen pixels from `p` of this run, or its last `len - full` (the rest read as zeros).
-            let mut step = |p: usize, masked: bool| {
-                // SAFETY: as in `add`: the spans hold the runs, the mask reads only inside them.
-                let load = |row: &[f32], at: usize| unsafe {
-                    let at = row.as_ptr().add(at + p);
-                    if masked { _mm512_maskz_loadu_ps(tail, at) } else { _mm512_loadu_ps(at) }
-                };
-                let b: [__m512; C] = std::array::from_fn(|k| load(col_rows[k], col_at));
-                for (sums, row) in sums.iter_mut().zip(&dy_rows) {
-                    let a = load(row, dy_at);
-                    for (sum, &b) in sums.iter_mut().zip(&b) {
-                        *sum = _mm512_fmadd_ps(a, b, *sum);
-                    }
-                }
-            };
-            for p in (0..full).step_by(LANES) {
-                step(p, false);
-            }
-            if full < len {
-                step(full, true);
-            }
-        }
-        for (r, sums) in sums.iter().enumerate() {
-            for (k, &sum) in sums.iter().enumerate() {
-                acc[(self.co + r) * self.columns + self.j + k] += _mm512_reduce_add_ps(sum);
-            }
-        }
-    }
+    dot_kernel!(
+        /// [`Block::add`] in sixteen-lane registers, 4 x 4 of them (16 of the 32): per sixteen
+        /// pixels, 8 loads feed 16 fused multiply-adds, which the two FMA units of a core take in
+        /// 8 cycles.
+        add_wide, "avx512f", std::arch::x86_64::__m512, 16,
+        zero: std::arch::x86_64::_mm512_setzero_ps(),
+        tail: |n: usize| ((1u32 << n) - 1) as u16,
+        load: |at: *const f32| std::arch::x86_64::_mm512_loadu_ps(at),
+        load_first: |at: *const f32, mask| std::arch::x86_64::_mm512_maskz_loadu_ps(mask, at),
+        fma: std::arch::x86_64::_mm512_fmadd_ps,
+        sum: std::arch::x86_64::_mm512_reduce_add_ps
+    );
 }
 
 thread_local! {
