@@ -26,6 +26,7 @@ import collections, re, sys
 # The first frame from the leaf that names one of these is the op a sample is charged to.
 OPS = [
     (r"sweep::train::ops::conv::im2col", "ours: im2col"),
+    (r"sweep::train::ops::(pool|max_pool)", "ours: max pool"),
     (r"sweep::train::ops::conv::weight_grad", "ours: conv weight gradient"),
     (r"sweep::train::ops::conv::input_grad", "ours: conv input gradient (its own part)"),
     (r"sweep::train::ops::conv::bias_grad", "ours: conv bias gradient"),
@@ -34,7 +35,7 @@ OPS = [
     (r"max_pool", "burn: max pool"),
     (r"conv_transpose", "burn: transposed conv"),
     (r"burn_flex::ops::conv::conv", "burn: conv (not on our path)"),
-    (r"burn_flex::ops::cat|slice", "burn: concatenation, slices"),
+    (r"burn_flex::ops::(cat|slice)", "burn: concatenation, slices"),
     (r"burn_flex::ops::binary|burn_flex::ops::unary|scalar_op", "burn: element-wise"),
     (r"burn_autodiff", "burn: autodiff bookkeeping"),
     (r"burn_flex", "burn: other"),
