@@ -3,8 +3,8 @@
 //! burn's training op computes the statistics and the normalisation out of generic tensor ops
 //! (channel-axis swaps, reshapes, means, broadcasts), and its backward the same way, then the ReLU
 //! and its backward run as separate ops: about a dozen passes over the activations, several of
-//! them copies. Here the forward reads the input twice (mean, then variance) and writes the output
-//! once; the backward reads twice and writes once. Every channel's sums run over its samples and
+//! them copies. Here the forward reads the input twice (the statistics, then the normalisation)
+//! and writes the output once; the backward reads twice and writes once. Every channel's sums run over its samples and
 //! pixels in one fixed order whatever the thread count, so runs stay reproducible.
 
 use std::mem::MaybeUninit;
@@ -38,39 +38,47 @@ impl NormGeometry {
     }
 }
 
+/// Lanes of the f64 sums here: independent accumulators that the compiler keeps in vector
+/// registers (one running sum would wait on each addition in turn).
+const LANES: usize = 8;
+
 /// The batch statistics per channel: the mean and the biased variance (divided by the count, as
-/// burn's `batch_norm_train` and PyTorch's normalisation use), summed in `f64`.
+/// burn's `batch_norm_train` and PyTorch's normalisation use), in one pass: the sum and the sum
+/// of squares in `f64`, whose 53 bits leave `E[x^2] - mean^2` exact to well below f32's
+/// precision unless the mean exceeds the spread by a factor of about 10^6 (activations do not).
 pub fn statistics(x: &[f32], g: &NormGeometry) -> (Vec<f32>, Vec<f32>) {
     assert_eq!(x.len(), g.len(), "batch norm: input size");
     (0..g.channels)
         .into_par_iter()
         .map(|c| {
-            let mean = lane_sum(g.planes(x, c), |v| v as f64) / g.count();
-            let var = lane_sum(g.planes(x, c), |v| (v as f64 - mean).powi(2)) / g.count();
+            let (sum, squares) = lane_sums(g.planes(x, c));
+            let mean = sum / g.count();
+            let var = (squares / g.count() - mean * mean).max(0.0);
             (mean as f32, var as f32)
         })
         .unzip()
 }
 
-/// Lanes of the f64 sums below: independent accumulators that the compiler keeps in vector
-/// registers (one running sum would wait on each addition in turn).
-const LANES: usize = 8;
-
-/// The sum of `term(v)` over every value of `planes`, in [`LANES`] interleaved f64 lanes added
-/// in a fixed order: the result depends on the data alone.
+/// The sum and the sum of squares of every value of `planes`, in [`LANES`] interleaved f64 lanes
+/// each, added in a fixed order: the result depends on the data alone.
 #[inline(always)]
-fn lane_sum<'a>(planes: impl Iterator<Item = &'a [f32]>, term: impl Fn(f32) -> f64) -> f64 {
-    let mut lanes = [0.0f64; LANES];
+fn lane_sums<'a>(planes: impl Iterator<Item = &'a [f32]>) -> (f64, f64) {
+    let (mut sums, mut squares) = ([0.0f64; LANES], [0.0f64; LANES]);
     for plane in planes {
         let (chunks, tail) = plane.as_chunks::<LANES>();
         for chunk in chunks {
             for l in 0..LANES {
-                lanes[l] += term(chunk[l]);
+                let v = chunk[l] as f64;
+                sums[l] += v;
+                squares[l] += v * v;
             }
         }
-        lanes.iter_mut().zip(tail).for_each(|(lane, &v)| *lane += term(v));
+        for (l, &v) in tail.iter().enumerate() {
+            sums[l] += v as f64;
+            squares[l] += v as f64 * v as f64;
+        }
     }
-    lanes.iter().sum()
+    (sums.iter().sum(), squares.iter().sum())
 }
 
 /// `1 / sqrt(variance + epsilon)` per channel.
@@ -122,7 +130,7 @@ pub fn backward(x: &[f32], y: &[f32], dy: &[f32], gamma: &[f32], mean: &[f32], i
         .into_par_iter()
         .map(|c| {
             // Over the channel's values where the ReLU passed: sum dy and sum dy * (x - mean),
-            // in lanes as `lane_sum` does (the scale by inv_std is applied to the total).
+            // in lanes as `lane_sums` does (the scale by inv_std is applied to the total).
             let (mut sum, mut sum_centered) = ([0.0f64; LANES], [0.0f64; LANES]);
             let center = mean[c] as f64;
             let mut add = |x: &[f32; LANES], y: &[f32; LANES], dy: &[f32; LANES]| {
