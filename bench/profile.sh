@@ -27,6 +27,7 @@ import collections, re, sys
 OPS = [
     (r"sweep::train::ops::conv::im2col", "ours: im2col"),
     (r"sweep::train::ops::(pool|max_pool)", "ours: max pool"),
+    (r"sweep::train::ops::(upconv|conv_transpose2x2)|UpBackward", "ours: transposed conv"),
     (r"sweep::train::ops::conv::weight_grad", "ours: conv weight gradient"),
     (r"sweep::train::ops::conv::input_grad", "ours: conv input gradient (its own part)"),
     (r"sweep::train::ops::conv::bias_grad", "ours: conv bias gradient"),

@@ -3,6 +3,7 @@
 //! step, and the routing.
 
 use burn::module::{Module, Param};
+use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::ops::ConvOptions;
@@ -188,6 +189,43 @@ fn training_with_our_kernels_follows_burns_loss_curve_and_is_reproducible() {
         assert!((a - b).abs() <= 2e-3 * b.abs().max(1.0), "step {step}: {a} with our kernels, {b} with burn's");
     }
     assert!(ours[19] < ours[0] - 0.05, "the model learns: {ours:?}");
+}
+
+/// Output and every gradient (input, weight, bias) of a 2x2 stride-2 transposed convolution,
+/// ours or burn's `ConvTranspose2d`, on an autodiff device.
+fn up_and_grads(up: impl Fn(&ConvTranspose2d, Tensor<4>) -> Tensor<4>, [batch, ci, co, h, w]: [usize; 5], seed: u64) -> [Vec<f32>; 4] {
+    let device = cpu().autodiff();
+    let rng = &mut ChaCha8Rng::seed_from_u64(seed);
+    let mut layer = ConvTranspose2dConfig::new([ci, co], [2, 2]).with_stride([2, 2]).init(&device);
+    layer.weight = Param::from_tensor(random([ci, co, 2, 2], Distribution::Normal(0.0, 0.3), rng, &device));
+    layer.bias = Some(Param::from_tensor(random([co], Distribution::Normal(0.0, 1.0), rng, &device)));
+    let x = random([batch, ci, h, w], Distribution::Normal(0.0, 1.0), rng, &device).require_grad();
+    let probe = random([batch, co, 2 * h, 2 * w], Distribution::Normal(0.0, 1.0), rng, &device);
+    let out = up(&layer, x.clone());
+    let grads = (out.clone() * probe).sum().backward();
+    let bias = layer.bias.as_ref().expect("a bias").val();
+    [
+        values(out),
+        values(x.grad(&grads).expect("an input gradient")),
+        values(layer.weight.val().grad(&grads).expect("a weight gradient")),
+        values(bias.grad(&grads).expect("a bias gradient")),
+    ]
+}
+
+/// Issue 31: the decoder's upsampling on our path, against burn's op on random inputs: the
+/// forward and every gradient (odd sizes, one-pixel planes, batch 1 to 8, channels 1 to 64),
+/// within the tolerance of the other ops (the same products summed in another order).
+#[test]
+fn our_transposed_convolution_matches_burns_forward_and_every_gradient() {
+    assert!(uses_own_kernels(&cpu().autodiff()), "the comparison would compare burn with itself");
+    let burns = |layer: &ConvTranspose2d, x: Tensor<4>| layer.forward(x);
+    for (i, shape) in [[1, 1, 1, 1, 1], [2, 16, 8, 32, 32], [3, 5, 7, 9, 4], [8, 64, 32, 4, 4], [1, 2, 3, 1, 7]].into_iter().enumerate() {
+        let ours = up_and_grads(ops::conv_transpose2x2, shape, i as u64);
+        let reference = up_and_grads(burns, shape, i as u64);
+        for ((what, ours), reference) in ["output", "input gradient", "weight gradient", "bias gradient"].iter().zip(ours).zip(reference) {
+            assert_close(&format!("{shape:?}: {what}"), ours, reference);
+        }
+    }
 }
 
 /// Prints [`loss_curve`]`(20)` as JSON, for [`a_cpu_without_avx512_or_avx2_follows_the_same_curve`]

@@ -167,7 +167,7 @@ impl DecoderBlock {
     /// - input: [batch, 2n, h/2, w/2]; skip: [batch, n, h, w]
     /// - output: [batch, n, h, w]
     pub fn forward(&self, x: Tensor<4>, skip: Tensor<4>) -> Tensor<4> {
-        let up = self.up.forward(x); // [batch, n, h, w]
+        let up = ops::conv_transpose2x2(&self.up, x); // [batch, n, h, w]
         let joined = Tensor::cat(vec![skip, up], 1); // [batch, 2n, h, w], skip first as in Keras
         self.conv.forward(ops::batch_norm_relu(&self.norm, joined)) // [batch, n, h, w]
     }

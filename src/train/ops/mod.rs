@@ -4,8 +4,10 @@
 //! normalisation (each is followed by a ReLU). On a flex device (with or without
 //! autodiff) it runs [`ConvBackend::conv2d_with_bias`]: the forward and every gradient from
 //! [`conv`] (im2col + GEMM; see there for why); and [`NormBackend`] runs batch
-//! norm and ReLU as one op, forward and backward ([`norm`]). Every other
-//! device (vulkan, cuda) keeps burn's `conv2d`, so the model code is one path for all backends:
+//! norm and ReLU as one op, forward and backward ([`norm`]); [`conv_transpose2x2`] and
+//! [`max_pool2x2`] take the decoder's upsampling and the encoder's pooling ([`upconv`], [`pool`]).
+//! Every other device (vulkan, cuda) keeps burn's ops, so the model code is one path for all
+//! backends:
 //! an extension op called on a backend it was not registered for would panic, hence the routing
 //! here and nowhere else. [`with_burn_kernels`] runs a closure on burn's ops alone, for the tests
 //! and benchmarks that compare the two.
@@ -14,6 +16,7 @@ pub mod conv;
 pub mod isa;
 pub mod norm;
 pub mod pool;
+pub mod upconv;
 
 use std::cell::Cell;
 
@@ -277,6 +280,102 @@ impl Backward<Flex, 1> for PoolBackward {
         if let Some(node) = node_x {
             let dx = pool::backward(f32s(&output_grad), &winners, &geometry);
             grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, shape)));
+        }
+    }
+}
+
+/// The decoder's upsampling, `up.forward(x)`: on flex ours ([`UpBackend`]: a 2x2, stride-2
+/// transposed convolution as one matrix product a sample, and so its gradients), burn's
+/// `ConvTranspose2d` elsewhere and for any other kernel, stride, padding or group count.
+///
+/// # Shapes
+/// - x: [batch, channels_in, h, w]
+/// - output: [batch, channels_out, 2h, 2w]
+pub fn conv_transpose2x2(up: &burn::nn::conv::ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
+    let plain = up.kernel_size == [2, 2]
+        && up.stride == [2, 2]
+        && up.dilation == [1, 1]
+        && up.groups == 1
+        && up.padding == [0, 0]
+        && up.padding_out == [0, 0];
+    match &up.bias {
+        Some(bias) if plain && x.dtype() == DType::F32 && uses_own_kernels(&x.device()) => Tensor::from_dispatch(
+            <Dispatch as UpBackend>::conv_transpose2x2(x.into_dispatch(), up.weight.val().into_dispatch(), bias.val().into_dispatch()),
+        ),
+        _ => up.forward(x),
+    }
+}
+
+/// The 2x2 stride-2 transposed convolution as a backend extension: registered for flex, plain and
+/// under autodiff.
+#[backend_extension(Flex, Autodiff)]
+pub trait UpBackend: Backend {
+    /// `x` `[batch, channels_in, h, w]`, `weight` `[channels_in, channels_out, 2, 2]`, `bias`
+    /// `[channels_out]`.
+    fn conv_transpose2x2(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl UpBackend for Flex {
+    fn conv_transpose2x2(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        up_forward(&x.to_contiguous(), &weight.to_contiguous(), &bias.to_contiguous())
+    }
+}
+
+fn up_forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
+    let g = up_geometry(x, weight);
+    let [h, w] = g.input;
+    let y = upconv::forward(f32s(x), f32s(weight), f32s(bias), &g);
+    FlexTensor::from_data(TensorData::new(y, [g.batch, g.channels_out, 2 * h, 2 * w]))
+}
+
+fn up_geometry(x: &FlexTensor, weight: &FlexTensor) -> upconv::UpGeometry {
+    let [batch, channels_in, h, w] = x.shape().dims();
+    let [_, channels_out, _, _] = weight.shape().dims();
+    upconv::UpGeometry { batch, channels_in, channels_out, input: [h, w] }
+}
+
+impl<C: CheckpointStrategy> UpBackend for Autodiff<Flex, C> {
+    fn conv_transpose2x2(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        match UpBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (x, weight) = (x.into_primitive().to_contiguous(), weight.into_primitive().to_contiguous());
+                let output = up_forward(&x, &weight, &bias.into_primitive().to_contiguous());
+                prep.finish(UpState { x, weight }, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::conv_transpose2x2(x.into_primitive(), weight.into_primitive(), bias.into_primitive())),
+        }
+    }
+}
+
+/// The backward of [`UpBackend::conv_transpose2x2`] on flex.
+#[derive(Debug)]
+struct UpBackward;
+
+/// What the backward keeps of the forward: its inputs, contiguous (shared, not copied).
+#[derive(Debug, Clone)]
+struct UpState {
+    x: FlexTensor,
+    weight: FlexTensor,
+}
+
+impl Backward<Flex, 3> for UpBackward {
+    type State = UpState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let UpState { x, weight } = ops.state;
+        let g = up_geometry(&x, &weight);
+        if let Some(node) = node_weight {
+            let dw = upconv::weight_grad(f32s(&x), f32s(&dy), &g);
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dw, weight.shape())));
+        }
+        if let Some(node) = node_bias {
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(upconv::bias_grad(f32s(&dy), &g), [g.channels_out])));
+        }
+        if let Some(node) = node_x {
+            let dx = upconv::input_grad(f32s(&dy), f32s(&weight), &g);
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, x.shape())));
         }
     }
 }
