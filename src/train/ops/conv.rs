@@ -161,7 +161,7 @@ fn forward_on(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry, isa: Is
     if isa.min(Isa::detected()) == Isa::Avx512
         && g.output[1] >= DIRECT_MIN_WIDTH
         && g.channels_in * g.kernel_len() <= DIRECT_MAX_COLUMNS
-        && let Some(taps) = Taps::layout(g, forward_tile(g.channels_out, g.channels_in * g.kernel_len()))
+        && let Some(taps) = Taps::layout(g, forward_tile(g.channels_out.max(g.channels_in * g.kernel_len())))
     {
         return taps.forward(x, weight, bias, g);
     }
@@ -169,7 +169,7 @@ fn forward_on(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry, isa: Is
     let _ = isa;
     let [out_h, out_w] = g.output;
     let columns = g.channels_in * g.kernel_len();
-    let tile_rows = (forward_tile(0, columns) / out_w.max(1)).clamp(1, out_h.max(1));
+    let tile_rows = (forward_tile(columns) / out_w.max(1)).clamp(1, out_h.max(1));
     let units: Vec<(usize, usize)> = (0..g.batch).flat_map(|b| (0..out_h).step_by(tile_rows).map(move |r| (b, r))).collect();
     let len = g.batch * g.channels_out * g.output_pixels();
     // Not zeroed first: every unit writes the bias over its part before the GEMM adds to it.
@@ -200,11 +200,11 @@ fn forward_on(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry, isa: Is
     out
 }
 
-/// Output pixels per tile of the forward: its im2col block (`columns` floats a pixel), or the
-/// output tile that [`Taps::forward`] writes before it is copied out (`channels_out` a pixel),
-/// stays in the second-level cache while the product passes over it.
-fn forward_tile(channels_out: usize, columns: usize) -> usize {
-    (FORWARD_TILE_FLOATS / channels_out.max(columns).max(1)).clamp(FORWARD_MIN_TILE_PIXELS, TILE_PIXELS)
+/// Output pixels per tile of the forward, for a tile of `floats_per_pixel` floats a pixel (its
+/// im2col block, or the output tile that [`Taps::forward`] writes before it is copied out) to
+/// stay in the second-level cache while the product passes over it.
+fn forward_tile(floats_per_pixel: usize) -> usize {
+    (FORWARD_TILE_FLOATS / floats_per_pixel.max(1)).clamp(FORWARD_MIN_TILE_PIXELS, TILE_PIXELS)
 }
 
 /// The gradient of the loss with respect to the input, `[batch, channels_in, h, w]` flattened,
@@ -279,11 +279,12 @@ fn block_grad(x: &[f32], dy: &[f32], g: &ConvGeometry, samples: Range<usize>, ch
     acc
 }
 
-/// A stride-1 convolution's weight gradient without im2col. With the input planes padded to
+/// A stride-1 convolution read without im2col. With the input planes padded to
 /// `width = ow + (kw - 1) * dilation` columns (and the rows the taps reach), the im2col row of tap
 /// `(kh, kw)` over output row `r` is the run of `ow` values `offset(kh, kw) + r * width` into the
-/// padded plane: the products read them in place, row by row ([`Runs`]), beside `dy`'s rows as
-/// they are. Each input value is copied once instead of once per tap.
+/// padded plane: the weight gradient's products read them in place, row by row ([`Runs`]),
+/// beside `dy`'s rows as they are, and the forward's product reads them over whole padded rows
+/// ([`Taps::forward`]). Each input value is copied once instead of once per tap.
 struct Taps {
     /// Columns of a padded plane.
     width: usize,

@@ -4,8 +4,9 @@
 //! (channel-axis swaps, reshapes, means, broadcasts), and its backward the same way, then the ReLU
 //! and its backward run as separate ops: about a dozen passes over the activations, several of
 //! them copies. Here the forward reads the input twice (the statistics, then the normalisation)
-//! and writes the output once; the backward reads twice and writes once. Every channel's sums run over its samples and
-//! pixels in one fixed order whatever the thread count, so runs stay reproducible.
+//! and writes the output once; the backward reads twice and writes once. Every channel's sums
+//! run over its samples and pixels in one fixed order whatever the thread count, so runs stay
+//! reproducible.
 
 use std::mem::MaybeUninit;
 
