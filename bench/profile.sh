@@ -28,10 +28,11 @@ OPS = [
     (r"sweep::train::ops::conv::im2col", "ours: im2col"),
     (r"sweep::train::ops::(pool|max_pool)", "ours: max pool"),
     (r"sweep::train::ops::(upconv|conv_transpose2x2)|UpBackward", "ours: transposed conv"),
-    (r"sweep::train::ops::conv::weight_grad", "ours: conv weight gradient"),
+    (r"sweep::train::ops::winograd", "ours: Winograd convolution (wide layers)"),
+    (r"sweep::train::ops::conv::(weight_grad|add_dots|\{impl#\d+\}::block_grad)", "ours: conv weight gradient"),
     (r"sweep::train::ops::conv::input_grad", "ours: conv input gradient (its own part)"),
     (r"sweep::train::ops::conv::bias_grad", "ours: conv bias gradient"),
-    (r"sweep::train::ops::conv::forward", "ours: conv forward (and the input gradient's GEMM)"),
+    (r"sweep::train::ops::conv::(forward|direct_product|\{impl#\d+\}::(forward|run))", "ours: conv forward (and the input gradient's GEMM)"),
     (r"sweep::train::ops::norm", "ours: batch norm + ReLU"),
     (r"max_pool", "burn: max pool"),
     (r"conv_transpose", "burn: transposed conv"),
@@ -41,18 +42,26 @@ OPS = [
     (r"burn_autodiff", "burn: autodiff bookkeeping"),
     (r"burn_flex", "burn: other"),
 ]
-ops, leaves, total = collections.Counter(), collections.Counter(), 0
+ops, leaves, others, total = collections.Counter(), collections.Counter(), collections.Counter(), 0
 for sample in open(sys.argv[1]).read().split("\n\n"):
     frames = [re.sub(r"^[0-9a-f]+ ", "", l.strip()) for l in sample.strip().split("\n")[1:] if l.strip()]
     if not frames:
         continue
     total += 1
-    ops[next((name for f in frames for pat, name in OPS if re.search(pat, f)), "other")] += 1
+    op = next((name for f in frames for pat, name in OPS if re.search(pat, f)), "other")
+    ops[op] += 1
+    if op == "other":
+        # What the unattributed samples are: their leaf, and the nearest frame of ours or burn's.
+        owner = next((f for f in frames if re.search(r"sweep::|burn_", f)), "(no sweep or burn frame)")
+        others[(re.sub(r"\+0x[0-9a-f]+.*", "", frames[0])[:70], re.sub(r"\+0x[0-9a-f]+.*", "", owner)[:90])] += 1
     leaf = frames[0]
     leaves["GEMM micro-kernels" if "gemm" in leaf else "memory copy" if re.search("memmove|memcpy", leaf) else "memory fill" if "memset" in leaf else "the rest"] += 1
 print(f"\n{total} samples\n\n| charged to | share of the step |\n|---|--:|")
 for name, n in ops.most_common():
     print(f"| {name} | {100 * n / total:.1f}% |")
+print("\n| \"other\": leaf | nearest sweep or burn frame | share of the step |\n|---|---|--:|")
+for (leaf, owner), n in others.most_common(12):
+    print(f"| `{leaf}` | `{owner}` | {100 * n / total:.1f}% |")
 print("\n| leaf | share of the step |\n|---|--:|")
 for name, n in leaves.most_common():
     print(f"| {name} | {100 * n / total:.1f}% |")

@@ -77,12 +77,14 @@ fn our_convolution_matches_burns_forward_and_every_gradient() {
         case(4, 16, 16, [9, 13], 3),
         case(8, 64, 32, [6, 5], 3),
         case(3, 64, 64, [4, 4], 3),
-        case(2, 33, 17, [11, 3], 3), // channel blocks of 8 and a remainder
-        case(5, 8, 1, [7, 9], 1),    // the head
-        case(6, 2, 5, [31, 1], 3),   // one column: every tap but the centre's in the padding
-        case(2, 3, 4, [64, 66], 3),  // more than one row tile
-        case(3, 16, 8, [65, 64], 3), // the top level's channel counts
-        case(2, 8, 1, [64, 70], 1),  // the head
+        case(2, 33, 17, [11, 3], 3),  // channel blocks of 8 and a remainder
+        case(5, 8, 1, [7, 9], 1),     // the head
+        case(6, 2, 5, [31, 1], 3),    // one column: every tap but the centre's in the padding
+        case(2, 3, 4, [64, 66], 3),   // more than one row tile
+        case(3, 16, 8, [65, 64], 3),  // the top level's channel counts
+        case(2, 8, 1, [64, 70], 1),   // the head
+        case(2, 96, 64, [19, 37], 3), // wide layers (Winograd on AVX-512): odd sizes, 19 tiles a row
+        case(1, 64, 128, [16, 16], 3),
     ];
     assert!(uses_own_kernels(&cpu().autodiff()), "the comparison would compare burn with itself");
     for (i, case) in cases.into_iter().enumerate() {

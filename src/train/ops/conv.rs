@@ -8,7 +8,8 @@
 //! im2col is built: each row of `col_b` is a run of the input plane padded once ([`Taps`]), read
 //! in place by dot products on AVX-512 or AVX2 ([`isa`](super::isa) picks); on AVX-512 the
 //! forward (and so the input gradient) of such a layer reads those runs in place too, as the
-//! rows of its product ([`Taps::forward`]), where that beats im2col + GEMM. The pixels are
+//! rows of its product ([`Taps::forward`]), where that beats im2col + GEMM, and the wide 3x3
+//! layers take Winograd's minimal filtering instead ([`winograd`](super::winograd)). The pixels are
 //! taken in row tiles, so a tile's columns stay in cache, and the work is split into units that
 //! each own a block of input channels (and, when the gradient is small, one sample): every
 //! element of the result is summed in one fixed order whatever the thread count, so runs stay
@@ -20,6 +21,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::isa::Isa;
+use super::matmul::{product_add, product_add_into};
 
 /// Input channels per unit of work: its GEMM has `CHANNEL_BLOCK * kh * kw` columns.
 const CHANNEL_BLOCK: usize = 8;
@@ -103,6 +105,9 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
 fn weight_grad_on(x: &[f32], dy: &[f32], g: &ConvGeometry, isa: Isa) -> Vec<f32> {
     assert_eq!(x.len(), g.batch * g.channels_in * g.input_pixels(), "conv weight gradient: input size");
     assert_eq!(dy.len(), g.batch * g.channels_out * g.output_pixels(), "conv weight gradient: output gradient size");
+    if super::winograd::applies(g, isa) {
+        return super::winograd::weight_grad(x, dy, g);
+    }
     let columns = g.channels_in * g.kernel_len();
     let per_sample = g.batch * g.channels_out * columns <= PARTIAL_BUDGET;
     let sample_groups: Vec<Range<usize>> = if per_sample { (0..g.batch).map(|b| b..b + 1).collect() } else { std::iter::once(0..g.batch).collect() };
@@ -151,12 +156,16 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec
     forward_on(x, weight, bias, g, Isa::current())
 }
 
-/// [`forward`] on the kernels of `isa` (at most what the CPU has): with AVX-512 and stride 1,
-/// read from the input padded once ([`Taps::forward`]); otherwise im2col and the `gemm` crate.
+/// [`forward`] on the kernels of `isa` (at most what the CPU has): with AVX-512, a wide 3x3
+/// layer by Winograd's F(2x2, 3x3) ([`winograd`](super::winograd)), another stride-1 layer read
+/// from the input padded once ([`Taps::forward`]); otherwise im2col and the `gemm` crate.
 fn forward_on(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry, isa: Isa) -> Vec<f32> {
     assert_eq!(x.len(), g.batch * g.channels_in * g.input_pixels(), "conv: input size");
     assert_eq!(weight.len(), g.channels_out * g.channels_in * g.kernel_len(), "conv: weight size");
     assert_eq!(bias.len(), g.channels_out, "conv: bias size");
+    if super::winograd::applies(g, isa) {
+        return super::winograd::forward(x, weight, bias, g);
+    }
     #[cfg(target_arch = "x86_64")]
     if isa.min(Isa::detected()) == Isa::Avx512
         && g.output[1] >= DIRECT_MIN_WIDTH
@@ -190,7 +199,7 @@ fn forward_on(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry, isa: Is
                     let plane = dst.add(co * g.output_pixels());
                     (0..pixels).for_each(|i| plane.add(i).write(b));
                 }
-                gemm_add(g.channels_out, pixels, columns, (dst, g.output_pixels()), (weight.as_ptr(), columns), (col.as_ptr(), 1, pixels));
+                product_add_into(g.channels_out, pixels, columns, dst, g.output_pixels(), (weight, columns, 1), (col, pixels, 1));
             }
         });
     });
@@ -244,14 +253,14 @@ fn input_grad_on(dy: &[f32], weight: &[f32], g: &ConvGeometry, isa: Isa) -> Vec<
 
 /// The output buffer, shared by units that write disjoint parts of it.
 #[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
+pub(super) struct SharedOut(pub(super) *mut f32);
 
 // SAFETY: the units that share it write disjoint elements (see `forward`).
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
 impl SharedOut {
-    fn at(self, offset: usize) -> *mut f32 {
+    pub(super) fn at(self, offset: usize) -> *mut f32 {
         // SAFETY: callers pass offsets inside the buffer.
         unsafe { self.0.add(offset) }
     }
@@ -487,7 +496,7 @@ impl ProductBlock {
 /// the kernel on every call): taken by a call, given back after, so calls never share one.
 static PADDED: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
 
-fn with_padded<T>(f: impl FnOnce(&mut Vec<f32>) -> T) -> T {
+pub(super) fn with_padded<T>(f: impl FnOnce(&mut Vec<f32>) -> T) -> T {
     let mut buffer = PADDED.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
     let result = f(&mut buffer);
     PADDED.lock().unwrap_or_else(|e| e.into_inner()).push(buffer);
@@ -509,48 +518,15 @@ fn add_products(acc: &mut [f32], dy: &[f32], dy_stride: usize, col: &[f32], chan
         let rows: Vec<&[f32]> = col.chunks_exact(pixels).take(columns).collect();
         return add_dots(acc, dy, dy_stride, &rows, channels_out, Runs::contiguous(pixels), isa);
     }
-    // SAFETY: acc is [channels_out, columns] row-major; dy's rows start `dy_stride` apart and
-    // the first `pixels` of each are read; col is [columns, pixels] (sizes asserted above).
-    unsafe { gemm_add(channels_out, columns, pixels, (acc.as_mut_ptr(), columns), (dy.as_ptr(), dy_stride), (col.as_ptr(), pixels, 1)) };
+    // acc is [channels_out, columns] row-major; dy's rows start `dy_stride` apart and the first
+    // `pixels` of each are read; col is [columns, pixels], read transposed.
+    product_add(channels_out, columns, pixels, acc, columns, (dy, dy_stride, 1), (col, 1, pixels));
 }
 
 /// Whether [`add_dots`] takes products over `pixels` on `isa` (x86-64 with AVX2 at least, and
 /// long enough rows).
 fn dots_apply(pixels: usize, isa: Isa) -> bool {
     cfg!(target_arch = "x86_64") && pixels >= DOT_MIN_PIXELS && isa.min(Isa::detected()) >= Isa::Avx2
-}
-
-/// `dst += lhs * rhs` for an `m x k` times `k x n` product, on this thread, with the `gemm`
-/// crate: `dst` and `lhs` are row-major with the row strides given, `rhs` is given with its column
-/// and row strides.
-///
-/// # Safety
-/// Every pointer must address a live buffer that holds the matrix its strides describe.
-unsafe fn gemm_add(m: usize, n: usize, k: usize, dst: (*mut f32, usize), lhs: (*const f32, usize), rhs: (*const f32, usize, usize)) {
-    // SAFETY: the caller's promise.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.0,
-            1,
-            dst.1 as isize,
-            true,
-            lhs.0,
-            1,
-            lhs.1 as isize,
-            rhs.0,
-            rhs.1 as isize,
-            rhs.2 as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 /// The pixels one dot product runs over: `segments` runs of `len` values, the `s`-th starting
@@ -756,7 +732,7 @@ thread_local! {
 /// Runs `f` on this thread's scratch buffer, at least `len` long (its old contents remain: `f`
 /// writes before it reads). `f` must not call back into rayon, which could run another unit
 /// that wants the buffer on this thread.
-fn with_scratch<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
+pub(super) fn with_scratch<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
     SCRATCH.with_borrow_mut(|scratch| {
         if scratch.len() < len {
             scratch.resize(len, 0.0);

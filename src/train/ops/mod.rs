@@ -14,9 +14,11 @@
 
 pub mod conv;
 pub mod isa;
+mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod upconv;
+mod winograd;
 
 use std::cell::Cell;
 

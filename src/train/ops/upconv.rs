@@ -11,6 +11,7 @@
 //! Units of work are samples; the weight gradient sums the samples' products in order, so every
 //! result is independent of the thread count.
 
+use super::matmul::product;
 use rayon::prelude::*;
 
 /// The shape of one transposed convolution (kernel 2x2, stride 2, no padding, groups 1).
@@ -127,43 +128,6 @@ pub fn bias_grad(dy: &[f32], g: &UpGeometry) -> Vec<f32> {
         }
     }
     grad
-}
-
-/// `dst = lhs * rhs` (`m x k` times `k x n`, `dst` row-major with row stride `dst_rs`), on this
-/// thread, with the `gemm` crate; each operand is given as (values, row stride, column stride).
-fn product(m: usize, n: usize, k: usize, dst: &mut [f32], dst_rs: usize, lhs: (&[f32], usize, usize), rhs: (&[f32], usize, usize)) {
-    let reach =
-        |(rows, cols): (usize, usize), (rs, cs): (usize, usize)| if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 };
-    assert!(dst.len() >= reach((m, n), (dst_rs, 1)), "transposed conv: product destination");
-    assert!(lhs.0.len() >= reach((m, k), (lhs.1, lhs.2)) && rhs.0.len() >= reach((k, n), (rhs.1, rhs.2)), "transposed conv: product operands");
-    if m == 0 || n == 0 {
-        return;
-    }
-    // SAFETY: every element the strides address lies inside its slice (asserted above); dst is
-    // written, not read (read_dst false).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
-            false,
-            lhs.0.as_ptr(),
-            lhs.2 as isize,
-            lhs.1 as isize,
-            rhs.0.as_ptr(),
-            rhs.2 as isize,
-            rhs.1 as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 #[cfg(test)]
