@@ -115,23 +115,24 @@ fn weight_grad_on(x: &[f32], dy: &[f32], g: &ConvGeometry, isa: Isa) -> Vec<f32>
     let units: Vec<(Range<usize>, Range<usize>)> =
         sample_groups.iter().flat_map(|s| channel_blocks.iter().map(move |c| (s.clone(), c.clone()))).collect();
     let partials: Vec<Vec<f32>> = match Taps::for_weight_grad(g, isa) {
-        Some(taps) => with_padded(|padded| {
+        Some(taps) => with_padded(g.batch * g.channels_in * taps.plane, |padded| {
             taps.pad(padded, x, g);
             units.par_iter().map(|(samples, channels)| taps.block_grad(padded, dy, g, samples.clone(), channels.clone(), isa)).collect()
         }),
         None => units.par_iter().map(|(samples, channels)| block_grad(x, dy, g, samples.clone(), channels.clone(), isa)).collect(),
     };
 
-    // Sum the partials in unit order: samples in order, each block into its columns.
+    // Sum the partials in unit order (samples in order, each block into its columns), the rows
+    // of the result in parallel.
     let mut grad = vec![0.0f32; g.channels_out * columns];
-    for ((_, channels), partial) in units.iter().zip(&partials) {
-        let width = channels.len() * g.kernel_len();
-        let first = channels.start * g.kernel_len();
-        for (co, row) in partial.chunks_exact(width).enumerate() {
-            let dst = &mut grad[co * columns + first..co * columns + first + width];
-            dst.iter_mut().zip(row).for_each(|(d, s)| *d += s);
+    grad.par_chunks_mut(columns.max(1)).enumerate().for_each(|(co, grad_row)| {
+        for ((_, channels), partial) in units.iter().zip(&partials) {
+            let width = channels.len() * g.kernel_len();
+            let first = channels.start * g.kernel_len();
+            let row = &partial[co * width..][..width];
+            grad_row[first..first + width].iter_mut().zip(row).for_each(|(d, s)| *d += s);
         }
-    }
+    });
     grad
 }
 
@@ -139,13 +140,10 @@ fn weight_grad_on(x: &[f32], dy: &[f32], g: &ConvGeometry, isa: Isa) -> Vec<f32>
 /// batch and the pixels, in order.
 pub fn bias_grad(dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let pixels = g.output_pixels();
-    let mut grad = vec![0.0f32; g.channels_out];
-    for sample in dy.chunks_exact(g.channels_out * pixels) {
-        for (sum, plane) in grad.iter_mut().zip(sample.chunks_exact(pixels)) {
-            *sum += plane.iter().sum::<f32>();
-        }
-    }
-    grad
+    (0..g.channels_out)
+        .into_par_iter()
+        .map(|co| (0..g.batch).map(|b| dy[(b * g.channels_out + co) * pixels..][..pixels].iter().sum::<f32>()).fold(0.0, |sum, plane| sum + plane))
+        .collect()
 }
 
 /// The convolution itself, `[batch, channels_out, oh, ow]` flattened: for each sample and row
@@ -232,14 +230,13 @@ fn input_grad_on(dy: &[f32], weight: &[f32], g: &ConvGeometry, isa: Isa) -> Vec<
     let taps = g.kernel_len();
     assert_eq!(weight.len(), g.channels_out * g.channels_in * taps, "conv input gradient: weight size");
     // flipped[ci, co, a, b] = weight[co, ci, kh - 1 - a, kw - 1 - b]
-    let mut flipped = vec![0.0f32; weight.len()];
-    for co in 0..g.channels_out {
-        for ci in 0..g.channels_in {
-            let src = &weight[(co * g.channels_in + ci) * taps..][..taps];
-            let dst = &mut flipped[(ci * g.channels_out + co) * taps..][..taps];
-            dst.iter_mut().zip(src.iter().rev()).for_each(|(d, s)| *d = *s);
-        }
-    }
+    let flipped: Vec<f32> = (0..weight.len())
+        .into_par_iter()
+        .map(|i| {
+            let (ci, co, tap) = (i / (g.channels_out * taps), i / taps % g.channels_out, i % taps);
+            weight[(co * g.channels_in + ci) * taps + taps - 1 - tap]
+        })
+        .collect();
     let back = ConvGeometry {
         channels_in: g.channels_out,
         channels_out: g.channels_in,
@@ -330,10 +327,10 @@ impl Taps {
     }
 
     /// The input's planes padded (`[batch, channels_in, plane]`), in parallel, into `padded`
-    /// (whose old values are all overwritten).
-    fn pad(&self, padded: &mut Vec<f32>, x: &[f32], g: &ConvGeometry) {
+    /// (exactly that long; its old values are all overwritten).
+    fn pad(&self, padded: &mut [f32], x: &[f32], g: &ConvGeometry) {
         let ([in_h, in_w], [pad_h, pad_w]) = (g.input, g.padding);
-        padded.resize(g.batch * g.channels_in * self.plane, 0.0);
+        assert_eq!(padded.len(), g.batch * g.channels_in * self.plane, "conv: padded input size");
         padded.par_chunks_mut(self.plane).zip(x.par_chunks(g.input_pixels())).for_each(|(dst, plane)| {
             let (rows, tail) = dst.split_at_mut(self.plane / self.width * self.width);
             tail.fill(0.0);
@@ -384,7 +381,7 @@ impl Taps {
         let len = g.batch * g.channels_out * g.output_pixels();
         let mut out: Vec<f32> = Vec::with_capacity(len);
         let out_ptr = SharedOut(out.as_mut_ptr());
-        with_padded(|padded| {
+        with_padded(g.batch * g.channels_in * self.plane, |padded| {
             self.pad(padded, x, g);
             let padded = &*padded;
             units.par_iter().for_each(|&(b, row0)| {
@@ -492,13 +489,20 @@ impl ProductBlock {
     }
 }
 
-/// Buffers for [`Taps::pad`], kept between calls (a fresh one would be zeroed page by page by
-/// the kernel on every call): taken by a call, given back after, so calls never share one.
+/// Large buffers (the padded input of [`Taps`], Winograd's transformed operands), kept between
+/// calls (a fresh one would be zeroed page by page by the kernel on every call): taken by a
+/// call, given back after, so calls never share one.
 static PADDED: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
 
-pub(super) fn with_padded<T>(f: impl FnOnce(&mut Vec<f32>) -> T) -> T {
+/// Runs `f` on a pooled buffer of `len` values whose contents are left from earlier calls (`f`
+/// writes before it reads). A buffer only grows (zeroing its growth once), so a call that needs
+/// less than an earlier one writes no zeros.
+pub(super) fn with_padded<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
     let mut buffer = PADDED.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
-    let result = f(&mut buffer);
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    let result = f(&mut buffer[..len]);
     PADDED.lock().unwrap_or_else(|e| e.into_inner()).push(buffer);
     result
 }

@@ -111,23 +111,23 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &UpGeometry) -> Vec<f32> {
             dw
         })
         .collect();
+    // Summed in sample order, in parallel over stretches of the result.
     let mut grad = vec![0.0f32; g.channels_in * g.rows()];
-    for partial in &partials {
-        grad.iter_mut().zip(partial).for_each(|(d, s)| *d += s);
-    }
+    grad.par_chunks_mut(4096).enumerate().for_each(|(i, stretch)| {
+        for partial in &partials {
+            stretch.iter_mut().zip(&partial[i * 4096..]).for_each(|(d, s)| *d += s);
+        }
+    });
     grad
 }
 
 /// The bias gradient `[channels_out]`: the output gradient summed per channel, samples in order.
 pub fn bias_grad(dy: &[f32], g: &UpGeometry) -> Vec<f32> {
     let plane = 4 * g.pixels();
-    let mut grad = vec![0.0f32; g.channels_out];
-    for sample in dy.chunks_exact(g.channels_out * plane.max(1)) {
-        for (sum, plane) in grad.iter_mut().zip(sample.chunks_exact(plane.max(1))) {
-            *sum += plane.iter().sum::<f32>();
-        }
-    }
-    grad
+    (0..g.channels_out)
+        .into_par_iter()
+        .map(|co| (0..g.batch).map(|b| dy[(b * g.channels_out + co) * plane..][..plane].iter().sum::<f32>()).fold(0.0, |sum, plane| sum + plane))
+        .collect()
 }
 
 #[cfg(test)]

@@ -403,12 +403,10 @@ pub(super) fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
     assert!(x.len() == g.batch * ci * g.input[0] * g.input[1] && dy.len() == g.batch * co * out_h * out_w, "winograd: operand sizes");
     let total = g.batch * out_h.div_ceil(2) * out_w.div_ceil(2);
     let units = units(g);
-    let du: Vec<Vec<f32>> = with_padded(|v| {
-        with_padded(|e| {
-            // Every element is written below (the units cover every tile), so old values and
-            // the growth's zeros alike are overwritten.
-            v.resize(16 * ci * total, 0.0);
-            e.resize(16 * co * total, 0.0);
+    let du: Vec<Vec<f32>> = with_padded(16 * ci * total, |v| {
+        with_padded(16 * co * total, |e| {
+            // Every element is written below (the units cover every tile), so old values are
+            // all overwritten.
             let (v_ptr, e_ptr) = (SharedOut(v.as_mut_ptr()), SharedOut(e.as_mut_ptr()));
             units.par_iter().for_each(|block| {
                 let first_tile = block.b * block.rows_per_sample() * block.tiles_w + block.first * block.tiles_w;
@@ -446,7 +444,7 @@ pub(super) fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
     // dW = G^T dU G, with (G^T u) = [u0 + (u1 + u2) / 2, (u1 - u2) / 2, (u1 + u2) / 2 + u3].
     let back = |u: [f32; 4]| [u[0] + 0.5 * (u[1] + u[2]), 0.5 * (u[1] - u[2]), 0.5 * (u[1] + u[2]) + u[3]];
     let mut grad = vec![0.0f32; co * ci * 9];
-    for (pair, kernel) in grad.chunks_exact_mut(9).enumerate() {
+    grad.par_chunks_exact_mut(9).enumerate().for_each(|(pair, kernel)| {
         let rows: [[f32; 3]; 4] = std::array::from_fn(|r| back(std::array::from_fn(|s| du[r * 4 + s][pair])));
         for b in 0..3 {
             let column = back(std::array::from_fn(|r| rows[r][b]));
@@ -454,7 +452,7 @@ pub(super) fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
                 kernel[a * 3 + b] = column[a];
             }
         }
-    }
+    });
     grad
 }
 
