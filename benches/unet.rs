@@ -44,22 +44,25 @@ fn run(spec: &DeviceSpec, base: usize, batch: usize, size: usize, threads: usize
     let warmup = arg("--warmup", 2);
     let train_device = device.clone().autodiff();
     let config = UNetConfig { base_filters: base, depth: arg("--depth", 5), ..UNetConfig::default() };
-    let mut model = config.init(&train_device, 0);
+    // An option, so that the step moves the model through the optimiser as the trainer does (a
+    // clone would keep the old parameters alive and force every update to copy them).
+    let mut model = Some(config.init(&train_device, 0));
     let mut optim = sweep::train::optimizer(&TrainConfig::default());
     device.seed(0);
     let x = Tensor::<4>::random([batch, 3, size, size], Distribution::Default, &train_device);
     let y = Tensor::<4>::random([batch, 1, size, size], Distribution::Bernoulli(0.5), &train_device);
     let mut step = || {
-        let logits = model.forward(x.clone());
+        let current = model.take().expect("a model between steps");
+        let logits = current.forward(x.clone());
         let (loss, _) = bce_dice_loss(logits, y.clone());
         let value: f32 = loss.clone().into_scalar();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(1e-3, model.clone(), grads);
+        let grads = GradientsParams::from_grads(loss.backward(), &current);
+        model = Some(optim.step(1e-3, current, grads));
         device.sync().expect("the device failed");
         std::hint::black_box(value);
     };
     let train = common::median(&common::time_n(warmup, steps, &mut step));
-    let eval = model.valid();
+    let eval = model.expect("a model after the steps").valid();
     let xi = x.clone().without_autodiff();
     let infer = common::median(&common::time_n(warmup, steps, || {
         let v: f32 = eval.forward(xi.clone()).sum().into_scalar();

@@ -357,3 +357,82 @@ fn our_max_pool_matches_burns_exactly_forward_and_gradient() {
     let x = random([2, 3, 10, 10], Distribution::Normal(0.0, 1.0), &mut ChaCha8Rng::seed_from_u64(3), &cpu());
     assert_eq!(values(ops::max_pool2x2(&layer, x.clone())), values(layer.forward(x)));
 }
+
+/// Our fused Adam against burn's on the same parameters and gradients, four steps, with and
+/// without weight decay: the same parameters and moments bit for bit (the same f32 operations in
+/// the same order), for a bias, a parameter split across threads, and a 3x3 kernel.
+#[test]
+fn fused_adam_takes_burns_steps_bit_for_bit() {
+    use burn::optim::{AdamConfig, AdamState, Optimizer, decay::WeightDecayConfig};
+    use sweep::train::ops::adam::FusedAdam;
+
+    fn check<const D: usize>(shape: [usize; D], decay: Option<f32>, seed: u64) {
+        let device = cpu();
+        assert!(uses_own_kernels(&device), "the comparison would compare burn with itself");
+        let rng = &mut ChaCha8Rng::seed_from_u64(seed);
+        let fused = FusedAdam::new(0.9, 0.999, 1e-7, decay);
+        let burns =
+            AdamConfig::new().with_beta_1(0.9).with_beta_2(0.999).with_epsilon(1e-7).with_weight_decay(decay.map(WeightDecayConfig::new)).build();
+        let start = random(shape, Distribution::Normal(0.0, 1.0), rng, &device);
+        let (mut ours, mut theirs) = (start.clone(), start);
+        let (mut our_state, mut their_state): (Option<AdamState<D>>, Option<AdamState<D>>) = (None, None);
+        let bits = |t: &Tensor<D>| values(t.clone()).into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        for step in 0..4 {
+            let grad = random(shape, Distribution::Normal(0.0, 0.1), rng, &device);
+            (ours, our_state) = fused.step(1e-3, ours, grad.clone(), our_state);
+            (theirs, their_state) = burns.step(1e-3, theirs, grad, their_state);
+            let (a, b) = (our_state.as_ref().unwrap(), their_state.as_ref().unwrap());
+            let what = format!("{shape:?}, decay {decay:?}, step {step}");
+            assert_eq!(a.momentum.time, b.momentum.time, "{what}: time");
+            assert!(bits(&ours) == bits(&theirs), "{what}: parameters");
+            assert!(bits(&a.momentum.moment_1) == bits(&b.momentum.moment_1), "{what}: first moment");
+            assert!(bits(&a.momentum.moment_2) == bits(&b.momentum.moment_2), "{what}: second moment");
+        }
+        assert!(
+            bits(&ours)
+                .iter()
+                .zip(values(random(shape, Distribution::Normal(0.0, 1.0), &mut ChaCha8Rng::seed_from_u64(seed), &device)))
+                .any(|(a, b)| *a != b.to_bits()),
+            "the steps moved nothing"
+        );
+    }
+    for decay in [None, Some(1e-2)] {
+        check([3], decay, 1);
+        check([70_001], decay, 2);
+        check([16, 8, 3, 3], decay, 3);
+    }
+}
+
+/// A checkpoint's optimizer record is burn's Adam's: a record saved by the fused optimizer
+/// resumes under burn's, and the other way round, to the same parameters.
+#[test]
+fn fused_adam_records_resume_under_burns_adam_and_back() {
+    use burn::nn::conv::Conv2dConfig;
+    use burn::optim::{AdamConfig, GradientsParams};
+    use sweep::train::ops::adam::FusedAdam;
+
+    let device = cpu().autodiff();
+    let rng = &mut ChaCha8Rng::seed_from_u64(9);
+    let x = random([2, 3, 8, 8], Distribution::Normal(0.0, 1.0), rng, &device);
+    let step = |optim: &mut burn::optim::ModuleOptimizer, model: burn::nn::conv::Conv2d| {
+        let grads = (model.forward(x.clone()) * x.clone().slice([0..2, 0..1, 1..7, 1..7])).sum().backward();
+        optim.step(1e-2, model.clone(), GradientsParams::from_grads(grads, &model))
+    };
+    let weights = |model: &burn::nn::conv::Conv2d| values(model.weight.val().inner());
+    let burns = || AdamConfig::new().with_epsilon(1e-7).init();
+    let fused = || FusedAdam::init(0.9, 0.999, 1e-7, None);
+
+    let model = Conv2dConfig::new([3, 1], [3, 3]).init(&device);
+    let (mut first, mut second) = (fused(), burns());
+    let model = step(&mut first, model);
+    let model = step(&mut first, model);
+    let resumed_under_burn = step(&mut second.clone().from_bytes(first.into_bytes().unwrap()).unwrap(), model.clone());
+    let continued_fused = step(&mut first, model.clone());
+    assert_eq!(weights(&resumed_under_burn), weights(&continued_fused), "fused -> burn's");
+
+    let model = step(&mut second, Conv2dConfig::new([3, 1], [3, 3]).init(&device));
+    let model = step(&mut second, model);
+    let resumed_fused = step(&mut fused().from_bytes(second.into_bytes().unwrap()).unwrap(), model.clone());
+    let continued_burns = step(&mut second, model);
+    assert_eq!(weights(&resumed_fused), weights(&continued_burns), "burn's -> fused");
+}

@@ -21,9 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{
-    AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, RmsPropConfig, SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig,
-};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, RmsPropConfig, SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig};
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor};
 
@@ -35,6 +33,7 @@ use crate::train::checkpoint::{BestSoFar, CheckpointError, CheckpointKind, Epoch
 use crate::train::device::DeviceError;
 use crate::train::metrics::{Confusion, MetricAccumulator, SplitMetrics, bce_dice_loss, confusion_counts};
 use crate::train::model::UNet;
+use crate::train::ops::adam::FusedAdam;
 use crate::train::scoring::{self, Tta};
 
 /// Why a run could not train.
@@ -264,7 +263,7 @@ pub fn optimizer(t: &TrainConfig) -> ModuleOptimizer {
     let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
     match t.optimizer {
         OptimizerKind::Adam => {
-            AdamConfig::new().with_beta_1(t.beta1 as f32).with_beta_2(t.beta2 as f32).with_epsilon(t.epsilon as f32).with_weight_decay(decay).init()
+            FusedAdam::init(t.beta1 as f32, t.beta2 as f32, t.epsilon as f32, (t.weight_decay > 0.0).then_some(t.weight_decay as f32))
         }
         OptimizerKind::Adamw => AdamWConfig::new()
             .with_beta_1(t.beta1 as f32)

@@ -5,13 +5,15 @@
 //! autodiff) it runs [`ConvBackend::conv2d_with_bias`]: the forward and every gradient from
 //! [`conv`] (im2col + GEMM; see there for why); and [`NormBackend`] runs batch
 //! norm and ReLU as one op, forward and backward ([`norm`]); [`conv_transpose2x2`] and
-//! [`max_pool2x2`] take the decoder's upsampling and the encoder's pooling ([`upconv`], [`pool`]).
+//! [`max_pool2x2`] take the decoder's upsampling and the encoder's pooling ([`upconv`], [`pool`]);
+//! [`adam::FusedAdam`] is Adam's update in one parallel pass (burn's Adam off flex).
 //! Every other device (vulkan, cuda) keeps burn's ops, so the model code is one path for all
 //! backends:
 //! an extension op called on a backend it was not registered for would panic, hence the routing
 //! here and nowhere else. [`with_burn_kernels`] runs a closure on burn's ops alone, for the tests
 //! and benchmarks that compare the two.
 
+pub mod adam;
 pub mod conv;
 pub mod isa;
 mod matmul;
