@@ -15,11 +15,12 @@
 //! element of the result is summed in one fixed order whatever the thread count, so runs stay
 //! reproducible.
 
-use std::cell::RefCell;
 use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::buffers::{SharedOut, with_pooled, with_scratch};
+pub use super::geometry::ConvGeometry;
 use super::isa::Isa;
 use super::matmul::{product_add, product_add_into};
 
@@ -63,37 +64,6 @@ const DIRECT_MAX_COLUMNS: usize = 1152;
 /// at 16x16, 2x to 2.5x slower at 8x8 with 64 or more channels.
 const DOT_MIN_PIXELS: usize = 512;
 
-/// The shape of one 2-D convolution (groups = 1), in the terms the kernels need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvGeometry {
-    pub batch: usize,
-    pub channels_in: usize,
-    pub channels_out: usize,
-    /// `[height, width]` of the input.
-    pub input: [usize; 2],
-    /// `[height, width]` of the output.
-    pub output: [usize; 2],
-    pub kernel: [usize; 2],
-    pub stride: [usize; 2],
-    /// Padding before the first row and column (the end padding only shows in `output`).
-    pub padding: [usize; 2],
-    pub dilation: [usize; 2],
-}
-
-impl ConvGeometry {
-    fn kernel_len(&self) -> usize {
-        self.kernel[0] * self.kernel[1]
-    }
-
-    fn output_pixels(&self) -> usize {
-        self.output[0] * self.output[1]
-    }
-
-    fn input_pixels(&self) -> usize {
-        self.input[0] * self.input[1]
-    }
-}
-
 /// The gradient of the loss with respect to the weight, `[channels_out, channels_in, kh, kw]`
 /// flattened, from the input `x` (`[batch, channels_in, h, w]`) and the output gradient `dy`
 /// (`[batch, channels_out, oh, ow]`), both contiguous.
@@ -115,7 +85,7 @@ fn weight_grad_on(x: &[f32], dy: &[f32], g: &ConvGeometry, isa: Isa) -> Vec<f32>
     let units: Vec<(Range<usize>, Range<usize>)> =
         sample_groups.iter().flat_map(|s| channel_blocks.iter().map(move |c| (s.clone(), c.clone()))).collect();
     let partials: Vec<Vec<f32>> = match Taps::for_weight_grad(g, isa) {
-        Some(taps) => with_padded(g.batch * g.channels_in * taps.plane, |padded| {
+        Some(taps) => with_pooled(g.batch * g.channels_in * taps.plane, |padded| {
             taps.pad(padded, x, g);
             units.par_iter().map(|(samples, channels)| taps.block_grad(padded, dy, g, samples.clone(), channels.clone(), isa)).collect()
         }),
@@ -248,21 +218,6 @@ fn input_grad_on(dy: &[f32], weight: &[f32], g: &ConvGeometry, isa: Isa) -> Vec<
     forward_on(dy, &flipped, &vec![0.0; g.channels_in], &back, isa)
 }
 
-/// The output buffer, shared by units that write disjoint parts of it.
-#[derive(Clone, Copy)]
-pub(super) struct SharedOut(pub(super) *mut f32);
-
-// SAFETY: the units that share it write disjoint elements (see `forward`).
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    pub(super) fn at(self, offset: usize) -> *mut f32 {
-        // SAFETY: callers pass offsets inside the buffer.
-        unsafe { self.0.add(offset) }
-    }
-}
-
 /// One unit: the weight-gradient columns of `channels`, summed over `samples`, as a
 /// `[channels_out, channels.len() * kh * kw]` row-major block.
 fn block_grad(x: &[f32], dy: &[f32], g: &ConvGeometry, samples: Range<usize>, channels: Range<usize>, isa: Isa) -> Vec<f32> {
@@ -381,7 +336,7 @@ impl Taps {
         let len = g.batch * g.channels_out * g.output_pixels();
         let mut out: Vec<f32> = Vec::with_capacity(len);
         let out_ptr = SharedOut(out.as_mut_ptr());
-        with_padded(g.batch * g.channels_in * self.plane, |padded| {
+        with_pooled(g.batch * g.channels_in * self.plane, |padded| {
             self.pad(padded, x, g);
             let padded = &*padded;
             units.par_iter().for_each(|&(b, row0)| {
@@ -487,24 +442,6 @@ impl ProductBlock {
         }
         R
     }
-}
-
-/// Large buffers (the padded input of [`Taps`], Winograd's transformed operands), kept between
-/// calls (a fresh one would be zeroed page by page by the kernel on every call): taken by a
-/// call, given back after, so calls never share one.
-static PADDED: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
-
-/// Runs `f` on a pooled buffer of `len` values whose contents are left from earlier calls (`f`
-/// writes before it reads). A buffer only grows (zeroing its growth once), so a call that needs
-/// less than an earlier one writes no zeros.
-pub(super) fn with_padded<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
-    let mut buffer = PADDED.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
-    if buffer.len() < len {
-        buffer.resize(len, 0.0);
-    }
-    let result = f(&mut buffer[..len]);
-    PADDED.lock().unwrap_or_else(|e| e.into_inner()).push(buffer);
-    result
 }
 
 /// `acc[co, j] += sum_p dy[co * dy_stride + p] * col[j, p]` for every `co < channels_out` and
@@ -725,24 +662,6 @@ impl Block {
         fma: std::arch::x86_64::_mm512_fmadd_ps,
         sum: std::arch::x86_64::_mm512_reduce_add_ps
     );
-}
-
-thread_local! {
-    /// Each thread's im2col buffer, kept between calls: every use overwrites what it reads, so it
-    /// is neither freed nor zeroed per tile.
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` on this thread's scratch buffer, at least `len` long (its old contents remain: `f`
-/// writes before it reads). `f` must not call back into rayon, which could run another unit
-/// that wants the buffer on this thread.
-pub(super) fn with_scratch<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
-    SCRATCH.with_borrow_mut(|scratch| {
-        if scratch.len() < len {
-            scratch.resize(len, 0.0);
-        }
-        f(&mut scratch[..len])
-    })
 }
 
 /// Fills `col` (`[channels.len() * kh * kw, rows.len() * ow]`) with the input values each

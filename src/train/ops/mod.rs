@@ -14,7 +14,9 @@
 //! and benchmarks that compare the two.
 
 pub mod adam;
+mod buffers;
 pub mod conv;
+mod geometry;
 pub mod isa;
 mod matmul;
 pub mod norm;

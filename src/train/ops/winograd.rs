@@ -21,7 +21,8 @@
 
 use rayon::prelude::*;
 
-use super::conv::{ConvGeometry, SharedOut, with_padded, with_scratch};
+use super::buffers::{SharedOut, with_pooled, with_scratch};
+use super::geometry::ConvGeometry;
 use super::isa::Isa;
 use super::matmul::product;
 
@@ -403,8 +404,8 @@ pub(super) fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
     assert!(x.len() == g.batch * ci * g.input[0] * g.input[1] && dy.len() == g.batch * co * out_h * out_w, "winograd: operand sizes");
     let total = g.batch * out_h.div_ceil(2) * out_w.div_ceil(2);
     let units = units(g);
-    let du: Vec<Vec<f32>> = with_padded(16 * ci * total, |v| {
-        with_padded(16 * co * total, |e| {
+    let du: Vec<Vec<f32>> = with_pooled(16 * ci * total, |v| {
+        with_pooled(16 * co * total, |e| {
             // Every element is written below (the units cover every tile), so old values are
             // all overwritten.
             let (v_ptr, e_ptr) = (SharedOut(v.as_mut_ptr()), SharedOut(e.as_mut_ptr()));
