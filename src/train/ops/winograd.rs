@@ -484,36 +484,51 @@ mod tests {
         }
     }
 
-    /// The convolution by its definition in f64, and beside each output the sum of its terms'
-    /// magnitudes (`|bias| + sum |x * w|`), which bounds its rounding error.
-    fn reference(x: &[f32], w: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec<(f64, f64)> {
+    /// Calls `term(output, weight, input)` with the indices of every product of the convolution's
+    /// definition: one per output value, input channel and tap that falls inside the input.
+    fn for_each_term(g: &ConvGeometry, mut term: impl FnMut(usize, usize, usize)) {
         let ([in_h, in_w], [out_h, out_w], [pad_h, pad_w]) = (g.input, g.output, g.padding);
-        let mut out = Vec::new();
         for b in 0..g.batch {
             for co in 0..g.channels_out {
-                for oh in 0..out_h {
-                    for ow in 0..out_w {
-                        let (mut sum, mut magnitude) = (bias[co] as f64, (bias[co] as f64).abs());
-                        for ci in 0..g.channels_in {
-                            for kh in 0..3 {
-                                for kw in 0..3 {
-                                    let (ih, iw) = ((oh + kh) as isize - pad_h as isize, (ow + kw) as isize - pad_w as isize);
-                                    if ih < 0 || iw < 0 || ih >= in_h as isize || iw >= in_w as isize {
-                                        continue;
-                                    }
-                                    let term = x[((b * g.channels_in + ci) * in_h + ih as usize) * in_w + iw as usize] as f64
-                                        * w[((co * g.channels_in + ci) * 3 + kh) * 3 + kw] as f64;
-                                    sum += term;
-                                    magnitude += term.abs();
-                                }
-                            }
+                for (oh, ow) in (0..out_h).flat_map(|oh| (0..out_w).map(move |ow| (oh, ow))) {
+                    for (ci, kh, kw) in (0..g.channels_in).flat_map(|ci| (0..9).map(move |t| (ci, t / 3, t % 3))) {
+                        let (ih, iw) = ((oh + kh) as isize - pad_h as isize, (ow + kw) as isize - pad_w as isize);
+                        if ih < 0 || iw < 0 || ih >= in_h as isize || iw >= in_w as isize {
+                            continue;
                         }
-                        out.push((sum, magnitude));
+                        term(
+                            ((b * g.channels_out + co) * out_h + oh) * out_w + ow,
+                            ((co * g.channels_in + ci) * 3 + kh) * 3 + kw,
+                            ((b * g.channels_in + ci) * in_h + ih as usize) * in_w + iw as usize,
+                        );
                     }
                 }
             }
         }
+    }
+
+    /// The convolution by its definition in f64, and beside each output the sum of its terms'
+    /// magnitudes (`|bias| + sum |x * w|`), which bounds its rounding error.
+    fn reference(x: &[f32], w: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec<(f64, f64)> {
+        let plane = g.output[0] * g.output[1];
+        let mut out: Vec<(f64, f64)> = (0..g.batch * g.channels_out * plane)
+            .map(|i| (bias[i / plane % g.channels_out] as f64, (bias[i / plane % g.channels_out] as f64).abs()))
+            .collect();
+        for_each_term(g, |o, k, i| {
+            let term = x[i] as f64 * w[k] as f64;
+            out[o] = (out[o].0 + term, out[o].1 + term.abs());
+        });
         out
+    }
+
+    /// The weight gradient by its definition in f64, each beside its terms' magnitude.
+    fn reference_weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<(f64, f64)> {
+        let mut grad = vec![(0.0f64, 0.0f64); g.channels_out * g.channels_in * 9];
+        for_each_term(g, |o, k, i| {
+            let term = x[i] as f64 * dy[o] as f64;
+            grad[k] = (grad[k].0 + term, grad[k].1 + term.abs());
+        });
+        grad
     }
 
     /// Rounding bound of every output, in its terms' magnitude (see the forward's test).
@@ -568,37 +583,6 @@ mod tests {
             }
         }
         eprintln!("worst error: {:.1} epsilons of the terms' magnitudes", worst / f32::EPSILON as f64);
-    }
-
-    /// The weight gradient by its definition in f64, each beside its terms' magnitude.
-    fn reference_weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<(f64, f64)> {
-        let ([in_h, in_w], [out_h, out_w], [pad_h, pad_w]) = (g.input, g.output, g.padding);
-        let mut out = Vec::new();
-        for co in 0..g.channels_out {
-            for ci in 0..g.channels_in {
-                for kh in 0..3 {
-                    for kw in 0..3 {
-                        let (mut sum, mut magnitude) = (0.0f64, 0.0f64);
-                        for b in 0..g.batch {
-                            for oh in 0..out_h {
-                                for ow in 0..out_w {
-                                    let (ih, iw) = ((oh + kh) as isize - pad_h as isize, (ow + kw) as isize - pad_w as isize);
-                                    if ih < 0 || iw < 0 || ih >= in_h as isize || iw >= in_w as isize {
-                                        continue;
-                                    }
-                                    let term = x[((b * g.channels_in + ci) * in_h + ih as usize) * in_w + iw as usize] as f64
-                                        * dy[((b * g.channels_out + co) * out_h + oh) * out_w + ow] as f64;
-                                    sum += term;
-                                    magnitude += term.abs();
-                                }
-                            }
-                        }
-                        out.push((sum, magnitude));
-                    }
-                }
-            }
-        }
-        out
     }
 
     /// The weight gradient against the definition, on the forward's cases: its transforms are
