@@ -1508,6 +1508,8 @@ fn best_of_a_sweep_of_several_objectives_is_its_pareto_front_over_the_tracker() 
         "{text}"
     );
     assert!(expected.iter().all(|id| text.contains(id.as_str())), "{text}");
+    let header = text.lines().nth(1).unwrap().split_whitespace().collect::<Vec<_>>();
+    assert_eq!(header, ["trial", "val_iou", "params", "swept"], "the swept settings' column is not a second `params`: {text}");
     // `ls --pareto`: the front of the listed trials, with --where narrowing what is listed.
     let listed = |args: &[&str]| -> Vec<String> {
         let out = common::sweep(runs.path()).args(["ls", "--sweep", "mo", "--pareto", "--json"]).args(args).output().unwrap();

@@ -92,7 +92,8 @@ impl Front {
         for (o, w) in self.objectives.iter().zip(&widths) {
             let _ = write!(header, "  {:>w$}", o.name);
         }
-        let _ = writeln!(out, "{header}  params");
+        // "swept", not "params": `params` is also a cost metric, often an objective in this table.
+        let _ = writeln!(out, "{header}  swept");
         for m in &self.members {
             let mut row = format!("{:<id_width$}", m.trial.id);
             for (v, w) in m.values.iter().zip(&widths) {

@@ -9,8 +9,8 @@ use super::{pick, recency_weights};
 use crate::study::space::Domain;
 
 /// Where a numeric domain is modelled, [low, high]: a log domain in log space; integer and
-/// quantised domains as continuous ones whose draws are rounded, an integer domain widened by
-/// half a step at each end so that its end values get their full share.
+/// quantised domains as continuous ones whose draws are rounded, widened by half a step at each
+/// end so that their end values get their full share (Optuna's `step` and `int` domains too).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Scale {
     pub(crate) low: f64,
@@ -33,7 +33,7 @@ impl Scale {
             Domain::Uniform { min, max } => (min, max, Kind::Linear),
             Domain::LogUniformValues { min, max } => (min.ln(), max.ln(), Kind::Log { min, max }),
             Domain::IntUniform { min, max } => (min as f64 - 0.5, max as f64 + 0.5, Kind::Int { min, max }),
-            Domain::QUniform { min, max, q } => (min, max, Kind::Quantised { min, max, q }),
+            Domain::QUniform { min, max, q } => (min - q / 2.0, max + q / 2.0, Kind::Quantised { min, max, q }),
             Domain::Value(_) | Domain::Values(_) | Domain::Categorical { .. } => return None,
         };
         Some(Scale { low, high, kind })
