@@ -234,6 +234,8 @@ fn neighbour_gaps(xs: &[f64], scale: &Scale) -> Vec<f64> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use rand::SeedableRng;
     use serde_json::json;
 
@@ -264,6 +266,28 @@ mod tests {
         // Two observations of sgd, each a kernel of 1 + 1/3 on sgd and 1/3 elsewhere (smoothing
         // 1 / (n + 1) = 1/3 for each value), normalised to 2/3 on sgd; and the prior, 1/3 each.
         assert!((p[1] - (2.0 * 2.0 / 3.0 + 1.0 / 3.0) / 3.0).abs() < 1e-12, "{p:?}");
+    }
+
+    /// A draw in model space is rounded to the domain's value: each value of an integer or
+    /// quantised domain owns the same width of the model interval, the end values included
+    /// (modelled on `[min, max]`, a quantised domain's two ends would own half a step each).
+    #[test]
+    fn every_value_of_a_stepped_domain_owns_an_equal_share() {
+        for (domain, values) in [
+            (Domain::IntUniform { min: 2, max: 5 }, 4.0),
+            (Domain::QUniform { min: 0.0, max: 0.5, q: 0.1 }, 6.0),
+            (Domain::QUniform { min: 16.0, max: 64.0, q: 16.0 }, 4.0),
+        ] {
+            let scale = Scale::of(&domain).unwrap();
+            let steps = 60_000;
+            let mut shares: BTreeMap<String, f64> = BTreeMap::new();
+            for i in 0..steps {
+                let x = scale.low + scale.range() * (i as f64 + 0.5) / steps as f64;
+                *shares.entry(scale.value(x).to_string()).or_default() += 1.0 / steps as f64;
+            }
+            assert_eq!(shares.len() as f64, values, "{domain:?}: {shares:?}");
+            assert!(shares.values().all(|s| (s - 1.0 / values).abs() < 1e-3), "{domain:?}: {shares:?}");
+        }
     }
 
     #[test]
