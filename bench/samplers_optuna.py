@@ -16,7 +16,7 @@ trial with the best observed value among the first K, minus the function's optim
 true values differ only for noisy_branin).
 
 Usage: python bench/samplers_optuna.py --out optuna_samplers.jsonl [--sampler tpe|random]
-       [--seeds 30] [--trials 100] [--functions branin,hartmann6,mixed,noisy_branin]
+       [--seeds 30] [--first-seed 0] [--trials 100] [--functions branin,hartmann6,mixed,noisy_branin]
        [--workers 1,4]
 Benchmark-only dependencies: `pip install optuna numpy`.
 """
@@ -142,6 +142,8 @@ def main():
     ap.add_argument("--out", type=pathlib.Path, required=True)
     ap.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
     ap.add_argument("--seeds", type=int, default=30)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seeds first-seed .. first-seed + seeds - 1 (to split a long run across processes)")
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--functions", default=",".join(FUNCTIONS))
     ap.add_argument("--workers", default="1,4")
@@ -159,7 +161,7 @@ def main():
             start, summary = time.time(), []
             for w in workers:
                 finals = []
-                for seed in range(args.seeds):
+                for seed in range(args.first_seed, args.first_seed + args.seeds):
                     t = time.time()
                     told = run(args.sampler, function, w, seed, args.trials)
                     r = regrets(told, FUNCTIONS[function][1], checkpoints)
