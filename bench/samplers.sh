@@ -10,8 +10,8 @@
 # Usage: bench/samplers.sh [PYTHON]   (PYTHON needs `pip install optuna numpy`)
 #        SEEDS=30 (default) TRIALS=100
 #        JOBS=2: Optuna's TPE half in that many processes, each a share of the seeds (our half
-#        takes seconds; Optuna's about 0.5 s a search on this VM, so 2000 seeds take 40 minutes
-#        in one process)
+#        takes seconds; Optuna's 0.4-1 s a search on these VMs, so 2000 seeds, 16,000 searches,
+#        take about 2.5 hours in one process)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -20,15 +20,19 @@ need_python "$PY" "optuna, numpy" "optuna numpy"
 SEEDS=${SEEDS:-30}
 TRIALS=${TRIALS:-100}
 JOBS=${JOBS:-1}
+[[ $JOBS =~ ^[1-9][0-9]*$ ]] || { echo "bench/samplers.sh: JOBS=$JOBS: give a whole number of processes, 1 or more" >&2; exit 2; }
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 cargo bench --quiet --bench samplers -- --out "$T/sweep.jsonl" --seeds "$SEEDS" --trials "$TRIALS"
 share=$(( (SEEDS + JOBS - 1) / JOBS ))
+jobs=()
 for ((first = 0; first < SEEDS; first += share)); do
   n=$(( SEEDS - first < share ? SEEDS - first : share ))
   "$PY" bench/samplers_optuna.py --out "$T/optuna-$first.jsonl" --first-seed "$first" --seeds "$n" --trials "$TRIALS" &
+  jobs+=($!)
 done
-wait
+# Each one waited for by its pid, so that one that fails stops the script (a bare `wait` says 0).
+for job in "${jobs[@]}"; do wait "$job"; done
 cat "$T"/optuna-[0-9]*.jsonl > "$T/optuna.jsonl"
 "$PY" bench/samplers_optuna.py --out "$T/optuna-random.jsonl" --sampler random --seeds "$SEEDS" --trials "$TRIALS"
 "$PY" - "$T" <<'PYEOF'

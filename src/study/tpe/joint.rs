@@ -277,6 +277,7 @@ mod tests {
             (Domain::IntUniform { min: 2, max: 5 }, 4.0),
             (Domain::QUniform { min: 0.0, max: 0.5, q: 0.1 }, 6.0),
             (Domain::QUniform { min: 16.0, max: 64.0, q: 16.0 }, 4.0),
+            (Domain::QUniform { min: 0.05, max: 0.47, q: 0.1 }, 4.0), // bounds off the grid: 0.1 to 0.4
         ] {
             let scale = Scale::of(&domain).unwrap();
             let steps = 60_000;

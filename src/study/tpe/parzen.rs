@@ -6,7 +6,7 @@ use rand::rngs::ChaCha8Rng;
 use serde_json::{Value as Json, json};
 
 use super::{pick, recency_weights};
-use crate::study::space::Domain;
+use crate::study::space::{Domain, quantised_range};
 
 /// Where a numeric domain is modelled, [low, high]: a log domain in log space; integer and
 /// quantised domains as continuous ones whose draws are rounded, widened by half a step at each
@@ -33,7 +33,12 @@ impl Scale {
             Domain::Uniform { min, max } => (min, max, Kind::Linear),
             Domain::LogUniformValues { min, max } => (min.ln(), max.ln(), Kind::Log { min, max }),
             Domain::IntUniform { min, max } => (min as f64 - 0.5, max as f64 + 0.5, Kind::Int { min, max }),
-            Domain::QUniform { min, max, q } => (min - q / 2.0, max + q / 2.0, Kind::Quantised { min, max, q }),
+            Domain::QUniform { min, max, q } => {
+                // Half a step past the first and last multiples of q inside the bounds (which
+                // need not be multiples themselves).
+                let (first, last) = quantised_range(min, max, q).map_or((min, max), |(first, last)| (first * q, last * q));
+                (first - q / 2.0, last + q / 2.0, Kind::Quantised { min, max, q })
+            }
             Domain::Value(_) | Domain::Values(_) | Domain::Categorical { .. } => return None,
         };
         Some(Scale { low, high, kind })
