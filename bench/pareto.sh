@@ -6,6 +6,9 @@
 # fronts pushed 10% of its spread past it). Prints one row per seed and the ratios.
 #
 # Usage: bench/pareto.sh        SEEDS="1 2 3" (default), WORKERS=2
+#        PAIR="unpruned unpruned" compares the unpruned sweep with itself (same file, same seed):
+#        the spread of its ratios is the benchmark's own noise floor (a measured infer_ms feeds the
+#        search, so two runs of one file differ); PAIR="pruned pruned" likewise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -15,9 +18,14 @@ WORKERS=${WORKERS:-2}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "# machine: $(nproc) cores, $(uname -r); $(date -u +%F); $("$bin" --version)"
+read -r first second <<<"${PAIR:-pruned unpruned}"
+for mode in $first $second; do
+  case $mode in pruned | unpruned) ;; *) echo "PAIR takes two of pruned, unpruned; got '$mode'" >&2; exit 2 ;; esac
+done
 for seed in $SEEDS; do
-  for mode in pruned unpruned; do
-    name="p${seed}_$mode"
+  for side in a b; do
+    mode=$first; [ "$side" = b ] && mode=$second
+    name="p${seed}_$side"
     sed -e "s/^name = \"pareto\"/name = \"$name\"/" -e "s/^seed = .*/seed = $seed/" sweeps/pareto.toml >"$work/$name.toml"
     if [ "$mode" = unpruned ]; then
       # Drops the [early_terminate] table (up to the next table).
@@ -31,11 +39,11 @@ for seed in $SEEDS; do
     awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f\n", b - a }' >"$work/$name.seconds"
   done
 done
-python3 - "$work" $SEEDS <<'PYEOF'
+python3 - "$work" "$first" "$second" $SEEDS <<'PYEOF'
 import json, sys
 sys.path.insert(0, "bench")
 from hypervolume import hypervolume as shared_hypervolume
-work, seeds = sys.argv[1], sys.argv[2:]
+work, first, second, seeds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 
 def hypervolume(points, ref):
     # val_iou maximised (negated), infer_ms minimised.
@@ -48,11 +56,12 @@ def load(name):
     points = [(m["values"]["val_iou"], m["values"]["infer_ms"]) for m in front]
     return epochs, points, float(open(f"{work}/{name}.seconds").read())
 
-print("| seed | epochs trained, pruned / unpruned | front size | hypervolume, pruned / unpruned | wall s |")
+pair = f"{first} / {second}"
+print(f"| seed | epochs trained, {pair} | front size | hypervolume, {pair} | wall s |")
 print("|--:|--:|--:|--:|--:|")
 epoch_ratios, hv_ratios = [], []
 for seed in seeds:
-    (ep, fp, sp), (eu, fu, su) = load(f"p{seed}_pruned"), load(f"p{seed}_unpruned")
+    (ep, fp, sp), (eu, fu, su) = load(f"p{seed}_a"), load(f"p{seed}_b")
     both = fp + fu
     ious, mss = [p[0] for p in both], [p[1] for p in both]
     ref = (min(ious) - 0.1 * (max(ious) - min(ious) or 1), max(mss) + 0.1 * (max(mss) - min(mss) or 1))
@@ -60,6 +69,6 @@ for seed in seeds:
     epoch_ratios.append(ep / eu)
     hv_ratios.append(hp / hu)
     print(f"| {seed} | {ep} / {eu} = {ep / eu:.2f} | {len(fp)} / {len(fu)} | {hp:.4f} / {hu:.4f} = {hp / hu:.3f} | {sp:.0f} / {su:.0f} |")
-print(f"\nepochs, pruned over unpruned: {', '.join(f'{r:.2f}' for r in epoch_ratios)} (target: at most 0.50)")
-print(f"hypervolume, pruned over unpruned: {', '.join(f'{r:.3f}' for r in hv_ratios)} (target: at least 0.98)")
+print(f"\nepochs, {first} over {second}: {', '.join(f'{r:.2f}' for r in epoch_ratios)} (target: at most 0.50)")
+print(f"hypervolume, {first} over {second}: {', '.join(f'{r:.3f}' for r in hv_ratios)} (target: at least 0.98)")
 PYEOF
