@@ -461,6 +461,11 @@ fn a_program_trials_training_time_is_a_cost_that_objectives_and_constraints_take
     let epochs = show(runs.path(), fast["id"].as_str().unwrap());
     let each: f64 = epochs["epochs"].as_array().unwrap().iter().map(|e| e["train_seconds"].as_f64().unwrap()).sum();
     assert!((each - total(&fast)).abs() < 1e-9, "the cost is the epochs' sum: {each} against {}", total(&fast));
+    // `sweep show` says it on its cost line (a program's model is its own: no params, no infer_ms).
+    let text = common::sweep(runs.path()).args(["show", fast["id"].as_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    let cost = text.lines().find(|l| l.starts_with("cost ")).unwrap_or_else(|| panic!("no cost line:\n{text}"));
+    assert!(cost.trim_start_matches("cost").trim_start().starts_with("trained ") && !cost.contains("params"), "{cost}");
     assert_eq!(fast["status"], "completed");
     assert_eq!(slow["status"], "infeasible", "{slow}");
     assert!(slow["error"].as_str().unwrap().contains("train_seconds") && slow["error"].as_str().unwrap().contains("above max = 0.6"), "{slow}");

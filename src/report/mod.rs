@@ -636,8 +636,9 @@ pub fn took(run: &TrialRow, metrics: &[MetricRow]) -> Option<String> {
     })
 }
 
-/// A built-in trial's cost metrics in one line (`1,941,105 params, 0.50 GFLOPs an image, infer
-/// 3.1 ms, trained 41s`), with what is recorded of them; None when none is (a program's trial).
+/// A trial's cost metrics in one line (`1,941,105 params, 0.50 GFLOPs an image, infer 3.1 ms,
+/// trained 41s`), with what is recorded of them (a program's completed trial: its training time
+/// alone); None when none is.
 pub fn cost_line(run: &TrialRow) -> Option<String> {
     let parts: Vec<String> = [
         run.last("params").map(|p| format!("{} params", thousands(p))),
@@ -651,11 +652,11 @@ pub fn cost_line(run: &TrialRow) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
-/// A trial's recorded cost metric `key` ([`crate::config::COST_METRICS`]). `train_seconds` is
-/// recorded with `infer_ms`: without it, the name holds the per-epoch durations' summary (a
-/// trial that has not completed, or one of a tracker older than the cost metrics).
+/// A trial's recorded cost metric `key` ([`crate::config::COST_METRICS`]). Where no cost
+/// `train_seconds` is recorded (a trial that has not completed, or one of a tracker older than
+/// the cost metrics), the name holds the per-epoch durations' summary, which is not the cost.
 pub fn cost_of(run: &TrialRow, key: &str) -> Option<f64> {
-    if key == "train_seconds" && !run.metrics.contains_key("infer_ms") {
+    if key == "train_seconds" && !run.costs.contains(key) {
         return None;
     }
     run.last(key)

@@ -49,7 +49,7 @@ mod sql;
 pub mod sqlite;
 pub mod warm;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -446,6 +446,11 @@ pub struct TrialRow {
     pub seed: i64,
     pub params: BTreeMap<String, serde_json::Value>,
     pub metrics: BTreeMap<String, MetricSummary>,
+    /// The keys of `metrics` that hold a cost metric (split `cost`). `train_seconds` names both a
+    /// trial's cost (its epochs' total, recorded when it completes) and, before that, the summary
+    /// of its per-epoch durations (split `train`): only this says which one `metrics` holds.
+    #[serde(skip)]
+    pub costs: BTreeSet<String>,
     /// Tags people put on the trial (`sweep tag`).
     pub tags: BTreeMap<String, String>,
     /// The trial's note (`sweep note`).

@@ -367,6 +367,7 @@ pub(super) fn read_runs(tx: &mut dyn Tx, filter: &TrialFilter, id: Option<&str>)
         // A trial's cost `train_seconds` (its epochs' total) is what the name means for a trial;
         // the per-epoch durations (split `train`) keep it only where no total is recorded.
         if split == crate::config::Split::Cost.as_str() {
+            runs[i].costs.insert(key.clone());
             runs[i].metrics.insert(key, summary);
         } else {
             runs[i].metrics.entry(key).or_insert(summary);
@@ -407,6 +408,7 @@ fn run_row(r: &Row) -> Result<TrialRow, Failure> {
         note: r.opt_text(16)?,
         tags: BTreeMap::new(),
         metrics: BTreeMap::new(),
+        costs: Default::default(),
         settings: BTreeMap::new(),
     })
 }
