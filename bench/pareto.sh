@@ -19,7 +19,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "# machine: $(nproc) cores, $(uname -r); $(date -u +%F); $("$bin" --version)"
 read -r first second <<<"${PAIR:-pruned unpruned}"
-for mode in $first $second; do
+for mode in "$first" "$second"; do
   case $mode in pruned | unpruned) ;; *) echo "PAIR takes two of pruned, unpruned; got '$mode'" >&2; exit 2 ;; esac
 done
 for seed in $SEEDS; do
@@ -69,6 +69,8 @@ for seed in seeds:
     epoch_ratios.append(ep / eu)
     hv_ratios.append(hp / hu)
     print(f"| {seed} | {ep} / {eu} = {ep / eu:.2f} | {len(fp)} / {len(fu)} | {hp:.4f} / {hu:.4f} = {hp / hu:.3f} | {sp:.0f} / {su:.0f} |")
-print(f"\nepochs, {first} over {second}: {', '.join(f'{r:.2f}' for r in epoch_ratios)} (target: at most 0.50)")
-print(f"hypervolume, {first} over {second}: {', '.join(f'{r:.3f}' for r in hv_ratios)} (target: at least 0.98)")
+# The issue's targets are for pruned against unpruned; a sweep against itself shows the noise.
+targets = (first, second) == ("pruned", "unpruned")
+print(f"\nepochs, {first} over {second}: {', '.join(f'{r:.2f}' for r in epoch_ratios)}" + (" (target: at most 0.50)" if targets else ""))
+print(f"hypervolume, {first} over {second}: {', '.join(f'{r:.3f}' for r in hv_ratios)}" + (" (target: at least 0.98)" if targets else ""))
 PYEOF

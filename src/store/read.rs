@@ -11,7 +11,7 @@
 //! best epoch's value of the objective through [`Goal::order`], ties going to the lower trial
 //! number, then to the id across sweeps.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -408,7 +408,7 @@ fn run_row(r: &Row) -> Result<TrialRow, Failure> {
         note: r.opt_text(16)?,
         tags: BTreeMap::new(),
         metrics: BTreeMap::new(),
-        costs: Default::default(),
+        costs: BTreeSet::new(),
         settings: BTreeMap::new(),
     })
 }
