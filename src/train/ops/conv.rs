@@ -8,8 +8,9 @@
 //! im2col is built: each row of `col_b` is a run of the input plane padded once ([`Taps`]), read
 //! in place by dot products on AVX-512 or AVX2 ([`isa`](super::isa) picks); on AVX-512 the
 //! forward (and so the input gradient) of such a layer reads those runs in place too, as the
-//! rows of its product ([`Taps::forward`]), where that beats im2col + GEMM, and the wide 3x3
-//! layers take Winograd's minimal filtering instead ([`winograd`](super::winograd)). The pixels are
+//! rows of its product ([`Taps::forward`]), where that beats im2col + GEMM; on AVX-512 and AVX2
+//! the wide 3x3 layers take Winograd's minimal filtering instead ([`winograd`](super::winograd)).
+//! The pixels are
 //! taken in row tiles, so a tile's columns stay in cache, and the work is split into units that
 //! each own a block of input channels (and, when the gradient is small, one sample): every
 //! element of the result is summed in one fixed order whatever the thread count, so runs stay
@@ -75,8 +76,8 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
 fn weight_grad_on(x: &[f32], dy: &[f32], g: &ConvGeometry, isa: Isa) -> Vec<f32> {
     assert_eq!(x.len(), g.batch * g.channels_in * g.input_pixels(), "conv weight gradient: input size");
     assert_eq!(dy.len(), g.batch * g.channels_out * g.output_pixels(), "conv weight gradient: output gradient size");
-    if super::winograd::applies(g, isa) {
-        return super::winograd::weight_grad(x, dy, g);
+    if super::winograd::applies_to_weight_grad(g, isa) {
+        return super::winograd::weight_grad(x, dy, g, isa);
     }
     let columns = g.channels_in * g.kernel_len();
     let per_sample = g.batch * g.channels_out * columns <= PARTIAL_BUDGET;
@@ -124,15 +125,16 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec
     forward_on(x, weight, bias, g, Isa::current())
 }
 
-/// [`forward`] on the kernels of `isa` (at most what the CPU has): with AVX-512, a wide 3x3
-/// layer by Winograd's F(2x2, 3x3) ([`winograd`](super::winograd)), another stride-1 layer read
-/// from the input padded once ([`Taps::forward`]); otherwise im2col and the `gemm` crate.
+/// [`forward`] on the kernels of `isa` (at most what the CPU has): with AVX-512 or AVX2, a wide
+/// 3x3 layer by Winograd's F(2x2, 3x3) ([`winograd`](super::winograd)); with AVX-512, another
+/// stride-1 layer read from the input padded once ([`Taps::forward`]); otherwise im2col and the
+/// `gemm` crate.
 fn forward_on(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry, isa: Isa) -> Vec<f32> {
     assert_eq!(x.len(), g.batch * g.channels_in * g.input_pixels(), "conv: input size");
     assert_eq!(weight.len(), g.channels_out * g.channels_in * g.kernel_len(), "conv: weight size");
     assert_eq!(bias.len(), g.channels_out, "conv: bias size");
     if super::winograd::applies(g, isa) {
-        return super::winograd::forward(x, weight, bias, g);
+        return super::winograd::forward(x, weight, bias, g, isa);
     }
     #[cfg(target_arch = "x86_64")]
     if isa.min(Isa::detected()) == Isa::Avx512

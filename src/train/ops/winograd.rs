@@ -6,8 +6,9 @@
 //! the element-wise products become 16 matrix products, one per position `xi` of the 4x4 tile:
 //! `M[xi] (co x tiles) = U[xi] (co x ci) * V[xi] (ci x tiles)`, run by the `gemm` crate; the
 //! input transform (`V`) and the output transform (`M` to the output, plus the bias) are
-//! vectorised over 16 tiles of a row at a time on AVX-512 (the tiles' even and odd columns taken
-//! apart by lane permutes, and put back together the same way).
+//! vectorised over the tiles of a row, 16 at a time on AVX-512 and 8 on AVX2 (the tiles' even and
+//! odd columns taken apart by lane permutes, and put back together the same way; both sets do
+//! the same arithmetic in the same order, so they agree bit for bit).
 //!
 //! It pays where the products dominate: many channels (the transforms cost a few additions per
 //! value, the products `16 * co` multiplications per input value). [`applies`] says where, from
@@ -26,12 +27,28 @@ use super::geometry::ConvGeometry;
 use super::isa::Isa;
 use super::matmul::product;
 
-/// Input (and output) channels from which the wide layers take this path. Measured (`cargo bench
-/// --bench conv -- --threads 1`) against the direct and im2col paths: see `applies`.
-const MIN_CHANNELS: usize = 64;
+/// Input (and output) channels and output columns from which a layer takes this path, by
+/// instruction set. Measured (`cargo bench --bench conv -- --threads 1`, the fastest of 4 rounds
+/// each) against what the layer takes otherwise. On AVX-512 that is the direct forward
+/// (`conv::Taps::forward`): from 64 channels and 16 columns (8 tiles a row, half a vector). On
+/// AVX2 (no direct forward: im2col + the `gemm` crate) Winograd pays sooner: from 32 channels
+/// and 8 columns the forward took 0.85x (32 channels at 16x16) to 0.6x (128 at 32x32) of
+/// im2col's time, the input gradient 0.6x to 0.9x, the weight gradient 0.65x to 0.75x (see
+/// [`applies_to_weight_grad`] for where it does not pay).
+const MIN_CHANNELS: [usize; 2] = [64, 32];
+const MIN_WIDTH: [usize; 2] = [16, 8];
 
-/// Output columns from which it pays: 8 tiles a row, half the lanes of a vector.
-const MIN_WIDTH: usize = 16;
+/// The column of [`MIN_CHANNELS`] and [`MIN_WIDTH`] for `isa` (AVX-512, otherwise AVX2).
+fn threshold(table: [usize; 2], isa: Isa) -> usize {
+    if isa.min(Isa::detected()) == Isa::Avx512 { table[0] } else { table[1] }
+}
+
+/// Channels under which, on AVX2, the weight gradient of a plane wider than
+/// [`WEIGHT_GRAD_MAX_WIDTH`] keeps its dot products: 32 channels at 64x64 took 1.5x their time
+/// by Winograd (its transformed operands, kept for the whole batch, stream from memory, where
+/// the dot products read the padded input in place).
+const WEIGHT_GRAD_WIDE_CHANNELS: usize = 64;
+const WEIGHT_GRAD_MAX_WIDTH: usize = 16;
 
 /// Floats of `V` and `M` a unit keeps (its block of tile rows): they stay in this machine's 2 MiB
 /// second-level cache while the 16 products pass over them.
@@ -48,17 +65,27 @@ fn unit_tiles(channels: usize) -> usize {
 /// Tiles per vector: 16 lanes of f32.
 const LANES: usize = 16;
 
-/// Whether the convolution `g` takes Winograd's F(2x2, 3x3) on `isa`: where it [`fits`], with
-/// many channels.
+/// Whether the convolution `g` (its forward, so also its input gradient) takes Winograd's
+/// F(2x2, 3x3) on `isa`: where it [`fits`], with enough channels and columns ([`MIN_CHANNELS`]).
 pub(super) fn applies(g: &ConvGeometry, isa: Isa) -> bool {
-    fits(g, isa) && g.channels_in >= MIN_CHANNELS && g.channels_out >= MIN_CHANNELS && g.output[1] >= MIN_WIDTH
+    let min_channels = threshold(MIN_CHANNELS, isa);
+    fits(g, isa) && g.channels_in >= min_channels && g.channels_out >= min_channels && g.output[1] >= threshold(MIN_WIDTH, isa)
+}
+
+/// Whether the weight gradient of `g` takes it: where the forward does, except on AVX2 for
+/// layers of few channels on wide planes ([`WEIGHT_GRAD_WIDE_CHANNELS`]).
+pub(super) fn applies_to_weight_grad(g: &ConvGeometry, isa: Isa) -> bool {
+    applies(g, isa)
+        && (isa.min(Isa::detected()) == Isa::Avx512
+            || g.channels_in.min(g.channels_out) >= WEIGHT_GRAD_WIDE_CHANNELS
+            || g.output[1] <= WEIGHT_GRAD_MAX_WIDTH)
 }
 
 /// Whether [`forward`] can run `g` on `isa`: a 3x3 kernel at stride and dilation 1 with a
-/// padding of at most 2 on each side, a non-empty output, on AVX-512.
+/// padding of at most 2 on each side, a non-empty output, on AVX-512 or AVX2.
 fn fits(g: &ConvGeometry, isa: Isa) -> bool {
     cfg!(target_arch = "x86_64")
-        && isa.min(Isa::detected()) == Isa::Avx512
+        && isa.min(Isa::detected()) >= Isa::Avx2
         && g.kernel == [3, 3]
         && g.stride == [1, 1]
         && g.dilation == [1, 1]
@@ -114,9 +141,11 @@ fn units(g: &ConvGeometry) -> Vec<Block> {
         .collect()
 }
 
-/// The convolution `g` (where it [`fits`]): `[batch, channels_out, oh, ow]` flattened.
-pub(super) fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    assert!(fits(g, Isa::detected()), "winograd: {g:?} is not a 3x3 stride-1 convolution this CPU can run here");
+/// The convolution `g` (where it [`fits`]) on the kernels of `isa` (at most what the CPU has):
+/// `[batch, channels_out, oh, ow]` flattened.
+pub(super) fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry, isa: Isa) -> Vec<f32> {
+    let isa = isa.min(Isa::detected());
+    assert!(fits(g, isa), "winograd: {g:?} is not a 3x3 stride-1 convolution this CPU can run here");
     assert!(
         x.len() == g.batch * g.channels_in * g.input[0] * g.input[1]
             && weight.len() == g.channels_out * g.channels_in * 9
@@ -137,10 +166,10 @@ pub(super) fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry)
             let (padded, rest) = scratch.split_at_mut(padded_len);
             let (v, m) = rest.split_at_mut(v_len);
             block.pad(padded, x);
-            // SAFETY: `applies` (asserted above) holds only where the CPU has AVX-512F.
+            // SAFETY: `fits` (asserted above) holds only where the CPU has `isa`, AVX2 at least.
             #[cfg(target_arch = "x86_64")]
             unsafe {
-                block.input_transform(SharedOut(v.as_mut_ptr()), tiles, 0, padded)
+                block.input_transform(isa, SharedOut(v.as_mut_ptr()), tiles, 0, padded)
             };
             for xi in 0..16 {
                 product(
@@ -158,7 +187,7 @@ pub(super) fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry)
             // allocation and written by no other unit.
             #[cfg(target_arch = "x86_64")]
             unsafe {
-                block.output_transform(out_ptr, m, bias)
+                block.output_transform(isa, out_ptr, m, bias)
             };
         });
     });
@@ -236,7 +265,7 @@ impl Block {
     /// `v` must hold `16 * ci` rows of `stride` floats, whose columns `first_tile..first_tile +
     /// tiles()` no one else writes meanwhile; the CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
-    unsafe fn input_transform(&self, v: SharedOut, stride: usize, first_tile: usize, padded: &[f32]) {
+    unsafe fn input_transform_512(&self, v: SharedOut, stride: usize, first_tile: usize, padded: &[f32]) {
         use std::arch::x86_64::*;
         let ci = self.g.channels_in;
         let (width, patch) = (self.width(), self.patch_len());
@@ -284,7 +313,7 @@ impl Block {
     /// `out` must hold `[batch, channels_out, oh, ow]`, rows `2 * first..2 * (first + rows)`
     /// (clipped to `oh`) of sample `b` written by no one else; the CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
-    unsafe fn output_transform(&self, out: SharedOut, m: &[f32], bias: &[f32]) {
+    unsafe fn output_transform_512(&self, out: SharedOut, m: &[f32], bias: &[f32]) {
         use std::arch::x86_64::*;
         let co = self.g.channels_out;
         let [out_h, out_w] = self.g.output;
@@ -339,7 +368,7 @@ impl Block {
     /// # Safety
     /// As [`Block::input_transform`], for `16 * co` rows of `e`.
     #[target_feature(enable = "avx512f")]
-    unsafe fn gradient_transform(&self, e: SharedOut, stride: usize, first_tile: usize, dy: &[f32]) {
+    unsafe fn gradient_transform_512(&self, e: SharedOut, stride: usize, first_tile: usize, dy: &[f32]) {
         use std::arch::x86_64::*;
         let co = self.g.channels_out;
         let [out_h, out_w] = self.g.output;
@@ -391,14 +420,240 @@ impl Block {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+impl Block {
+    /// [`Block::input_transform_512`] or [`Block::input_transform_256`], as `isa` says.
+    ///
+    /// # Safety
+    /// As theirs; `isa` must be AVX2 at least and at most what the CPU has.
+    unsafe fn input_transform(&self, isa: Isa, v: SharedOut, stride: usize, first_tile: usize, padded: &[f32]) {
+        // SAFETY: the caller's promise.
+        unsafe {
+            match isa {
+                Isa::Avx512 => self.input_transform_512(v, stride, first_tile, padded),
+                _ => self.input_transform_256(v, stride, first_tile, padded),
+            }
+        }
+    }
+
+    /// [`Block::output_transform_512`] or [`Block::output_transform_256`], as `isa` says.
+    ///
+    /// # Safety
+    /// As [`Block::input_transform`].
+    unsafe fn output_transform(&self, isa: Isa, out: SharedOut, m: &[f32], bias: &[f32]) {
+        // SAFETY: the caller's promise.
+        unsafe {
+            match isa {
+                Isa::Avx512 => self.output_transform_512(out, m, bias),
+                _ => self.output_transform_256(out, m, bias),
+            }
+        }
+    }
+
+    /// [`Block::gradient_transform_512`] or [`Block::gradient_transform_256`], as `isa` says.
+    ///
+    /// # Safety
+    /// As [`Block::input_transform`].
+    unsafe fn gradient_transform(&self, isa: Isa, e: SharedOut, stride: usize, first_tile: usize, dy: &[f32]) {
+        // SAFETY: the caller's promise.
+        unsafe {
+            match isa {
+                Isa::Avx512 => self.gradient_transform_512(e, stride, first_tile, dy),
+                _ => self.gradient_transform_256(e, stride, first_tile, dy),
+            }
+        }
+    }
+}
+
+/// Tiles per vector on AVX2: 8 lanes of f32.
+#[cfg(target_arch = "x86_64")]
+const LANES_256: usize = 8;
+
+/// The lanes below `n` (all 8 from 8 up), as AVX2's masked loads and stores take them: every
+/// bit of a lane set.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn lane_mask_256(n: usize) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(LANES_256) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+}
+
+/// The even and odd lanes of the 16 values `a` then `b`: `[a0, a2, .., b4, b6]` and `[a1, a3, ..,
+/// b5, b7]` (within each 128-bit half, then the halves' 64-bit pairs put in order).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn even_odd_256(a: std::arch::x86_64::__m256, b: std::arch::x86_64::__m256) -> [std::arch::x86_64::__m256; 2] {
+    use std::arch::x86_64::*;
+    let order = |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)));
+    [order(_mm256_shuffle_ps::<0b10_00_10_00>(a, b)), order(_mm256_shuffle_ps::<0b11_01_11_01>(a, b))]
+}
+
+/// The lanes of `left` and `right` interleaved: `[l0, r0, l1, r1, .., l3, r3]` and `[l4, r4, ..,
+/// l7, r7]`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn interleave_256(left: std::arch::x86_64::__m256, right: std::arch::x86_64::__m256) -> [std::arch::x86_64::__m256; 2] {
+    use std::arch::x86_64::*;
+    let (low, high) = (_mm256_unpacklo_ps(left, right), _mm256_unpackhi_ps(left, right));
+    [_mm256_permute2f128_ps::<0x20>(low, high), _mm256_permute2f128_ps::<0x31>(low, high)]
+}
+
+/// The three transforms on AVX2 and FMA, eight tiles of a row at a time: the same arithmetic as
+/// the AVX-512 ones, in the same order, so both give the same values bit for bit.
+#[cfg(target_arch = "x86_64")]
+impl Block {
+    /// [`Block::input_transform_512`] on AVX2.
+    ///
+    /// # Safety
+    /// As [`Block::input_transform_512`], with AVX2 and FMA for AVX-512F.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn input_transform_256(&self, v: SharedOut, stride: usize, first_tile: usize, padded: &[f32]) {
+        use std::arch::x86_64::*;
+        let ci = self.g.channels_in;
+        let (width, patch) = (self.width(), self.patch_len());
+        assert!(first_tile + self.tiles() <= stride && padded.len() >= self.samples * ci * patch, "winograd: input transform sizes");
+        for (plane, src) in padded.chunks_exact(patch).take(self.samples * ci).enumerate() {
+            let (sample, c) = (plane / ci, plane % ci);
+            for i in 0..self.rows {
+                for j in (0..self.tiles_w).step_by(LANES_256) {
+                    let mask = lane_mask_256(self.tiles_w - j);
+                    let mut t = [[_mm256_setzero_ps(); 4]; 4];
+                    for (r, t) in t.iter_mut().enumerate() {
+                        let at = (2 * i + r) * width + 2 * j;
+                        // SAFETY: at + 2 + 2 * LANES_256 <= patch_len, as for the AVX-512 loads
+                        // (which reach 2 * LANES past `at`).
+                        let [a, b, c2, d] = [0, LANES_256, 2, 2 + LANES_256].map(|o| unsafe { _mm256_loadu_ps(src.as_ptr().add(at + o)) });
+                        let [e0, o0] = even_odd_256(a, b);
+                        let [e1, o1] = even_odd_256(c2, d);
+                        *t = [_mm256_sub_ps(e0, e1), _mm256_add_ps(o0, e1), _mm256_sub_ps(e1, o0), _mm256_sub_ps(o0, o1)];
+                    }
+                    let tile = (sample * self.rows + i) * self.tiles_w + j;
+                    let [t0, t1, t2, t3] = t;
+                    for (s, (((t0, t1), t2), t3)) in t0.into_iter().zip(t1).zip(t2).zip(t3).enumerate() {
+                        let rows = [_mm256_sub_ps(t0, t2), _mm256_add_ps(t1, t2), _mm256_sub_ps(t2, t1), _mm256_sub_ps(t1, t3)];
+                        for (r, value) in rows.into_iter().enumerate() {
+                            let at = ((r * 4 + s) * ci + c) * stride + first_tile + tile;
+                            // SAFETY: the mask stores only tiles below tiles_w of this row, the
+                            // block's columns of v (the caller's).
+                            unsafe { _mm256_maskstore_ps(v.at(at), mask, value) };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Block::output_transform_512`] on AVX2.
+    ///
+    /// # Safety
+    /// As [`Block::output_transform_512`], with AVX2 and FMA for AVX-512F.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn output_transform_256(&self, out: SharedOut, m: &[f32], bias: &[f32]) {
+        use std::arch::x86_64::*;
+        let co = self.g.channels_out;
+        let [out_h, out_w] = self.g.output;
+        let tiles = self.tiles();
+        assert!(m.len() >= 16 * co * tiles && bias.len() == co, "winograd: output transform sizes");
+        for (sample, k) in (0..self.samples).flat_map(|sample| (0..co).map(move |k| (sample, k))) {
+            let b = _mm256_set1_ps(bias[k]);
+            for i in 0..self.rows {
+                let oh = 2 * (self.first + i);
+                for j in (0..self.tiles_w).step_by(LANES_256) {
+                    let mask = lane_mask_256(self.tiles_w - j);
+                    let tile = (sample * self.rows + i) * self.tiles_w + j;
+                    // SAFETY: the mask reads only tiles below tiles_w of this row, inside m.
+                    let m: [__m256; 16] =
+                        std::array::from_fn(|xi| unsafe { _mm256_maskload_ps(m.as_ptr().wrapping_add((xi * co + k) * tiles + tile), mask) });
+                    let q0: [__m256; 4] = std::array::from_fn(|s| _mm256_add_ps(_mm256_add_ps(m[s], m[4 + s]), m[8 + s]));
+                    let q1: [__m256; 4] = std::array::from_fn(|s| _mm256_sub_ps(_mm256_sub_ps(m[4 + s], m[8 + s]), m[12 + s]));
+                    let columns = |q: [__m256; 4]| {
+                        let left = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(q[0], q[1]), q[2]), b);
+                        let right = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(q[1], q[2]), q[3]), b);
+                        interleave_256(left, right)
+                    };
+                    let first_col = 2 * j;
+                    let masks = [lane_mask_256(out_w - first_col), lane_mask_256((out_w - first_col).saturating_sub(LANES_256))];
+                    for (r, q) in [(oh, q0), (oh + 1, q1)] {
+                        if r >= out_h {
+                            continue;
+                        }
+                        let row = out.at((((self.b + sample) * co + k) * out_h + r) * out_w + first_col);
+                        for (half, value) in columns(q).into_iter().enumerate() {
+                            // SAFETY: the mask writes only columns below ow of row r of plane
+                            // (b, k), the caller's.
+                            unsafe { _mm256_maskstore_ps(row.wrapping_add(half * LANES_256), masks[half], value) };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Block::gradient_transform_512`] on AVX2.
+    ///
+    /// # Safety
+    /// As [`Block::gradient_transform_512`], with AVX2 and FMA for AVX-512F.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn gradient_transform_256(&self, e: SharedOut, stride: usize, first_tile: usize, dy: &[f32]) {
+        use std::arch::x86_64::*;
+        let co = self.g.channels_out;
+        let [out_h, out_w] = self.g.output;
+        assert!(
+            first_tile + self.tiles() <= stride && dy.len() >= (self.b + self.samples) * co * out_h * out_w,
+            "winograd: gradient transform sizes"
+        );
+        for (sample, k) in (0..self.samples).flat_map(|sample| (0..co).map(move |k| (sample, k))) {
+            let plane = &dy[((self.b + sample) * co + k) * out_h * out_w..][..out_h * out_w];
+            for i in 0..self.rows {
+                let oh = 2 * (self.first + i);
+                for j in (0..self.tiles_w).step_by(LANES_256) {
+                    let first_col = 2 * j;
+                    let masks = [lane_mask_256(out_w - first_col), lane_mask_256((out_w - first_col).saturating_sub(LANES_256))];
+                    // The tiles' two columns of output row r, as (even, odd) lanes; zero past the
+                    // output's last row and column.
+                    let columns = |r: usize| {
+                        if r >= out_h {
+                            return [_mm256_setzero_ps(); 2];
+                        }
+                        let row = plane[r * out_w..].as_ptr();
+                        // SAFETY: the masks read only columns below ow of row r.
+                        let [lo, hi] = [0, 1].map(|h| unsafe { _mm256_maskload_ps(row.wrapping_add(first_col + h * LANES_256), masks[h]) });
+                        even_odd_256(lo, hi)
+                    };
+                    let ([a, b], [c, d]) = (columns(oh), columns(oh + 1));
+                    let zero = _mm256_setzero_ps();
+                    let rows = [
+                        [a, b],
+                        [_mm256_add_ps(a, c), _mm256_add_ps(b, d)],
+                        [_mm256_sub_ps(a, c), _mm256_sub_ps(b, d)],
+                        [_mm256_sub_ps(zero, c), _mm256_sub_ps(zero, d)],
+                    ];
+                    let mask = lane_mask_256(self.tiles_w - j);
+                    let tile = (sample * self.rows + i) * self.tiles_w + j;
+                    for (r, [p, q]) in rows.into_iter().enumerate() {
+                        let values = [p, _mm256_add_ps(p, q), _mm256_sub_ps(p, q), _mm256_sub_ps(zero, q)];
+                        for (s, value) in values.into_iter().enumerate() {
+                            let at = ((r * 4 + s) * co + k) * stride + first_tile + tile;
+                            // SAFETY: the mask stores only tiles below tiles_w of this row, the
+                            // block's columns of e (the caller's).
+                            unsafe { _mm256_maskstore_ps(e.at(at), mask, value) };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The gradient of the loss with respect to the weight of the convolution `g` (where it
 /// [`fits`]), `[channels_out, channels_in, 3, 3]` flattened, from the input `x` and the output
 /// gradient `dy`: `dU[xi] (co x ci) = E[xi] (co x tiles) * V[xi]^T (tiles x ci)` over every tile
 /// of the batch (16 products, one unit each, so every element is summed in one order), then
 /// `dW = G^T dU G` for each kernel. `V` is the forward's input transform, `E` the output
 /// gradient's ([`Block::gradient_transform`]); both are kept for the whole batch.
-pub(super) fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    assert!(fits(g, Isa::detected()), "winograd: {g:?} is not a 3x3 stride-1 convolution this CPU can run here");
+pub(super) fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry, isa: Isa) -> Vec<f32> {
+    let isa = isa.min(Isa::detected());
+    assert!(fits(g, isa), "winograd: {g:?} is not a 3x3 stride-1 convolution this CPU can run here");
     let [out_h, out_w] = g.output;
     let (ci, co) = (g.channels_in, g.channels_out);
     assert!(x.len() == g.batch * ci * g.input[0] * g.input[1] && dy.len() == g.batch * co * out_h * out_w, "winograd: operand sizes");
@@ -413,13 +668,13 @@ pub(super) fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
                 let first_tile = block.b * block.rows_per_sample() * block.tiles_w + block.first * block.tiles_w;
                 with_scratch(block.samples * ci * block.patch_len(), |padded| {
                     block.pad(padded, x);
-                    // SAFETY: `fits` (asserted above) holds only where the CPU has AVX-512F;
+                    // SAFETY: `fits` (asserted above) holds only where the CPU has `isa`;
                     // v and e hold 16 * ci and 16 * co rows of `total` tiles, of which the unit
                     // writes its own columns (units cover disjoint tiles).
                     #[cfg(target_arch = "x86_64")]
                     unsafe {
-                        block.input_transform(v_ptr, total, first_tile, padded);
-                        block.gradient_transform(e_ptr, total, first_tile, dy);
+                        block.input_transform(isa, v_ptr, total, first_tile, padded);
+                        block.gradient_transform(isa, e_ptr, total, first_tile, dy);
                     }
                 });
             });
@@ -465,6 +720,12 @@ fn lane_mask(n: usize) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The instruction sets this CPU runs the path on (none off x86-64 or without AVX2: the
+    /// tests then check nothing, and `conv` takes im2col there).
+    fn isas() -> Vec<Isa> {
+        [Isa::Avx2, Isa::Avx512].into_iter().filter(|&isa| fits(&geometry(1, 1, 1, [3, 3], 1), isa) && isa <= Isa::detected()).collect()
+    }
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
         (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0).collect()
@@ -564,22 +825,21 @@ mod tests {
     /// for the record) while a wrong tap or tile (an error of a whole term) is far outside it.
     #[test]
     fn forward_matches_the_definition() {
-        if !fits(&geometry(1, 1, 1, [3, 3], 1), Isa::detected()) {
-            eprintln!("this CPU has no AVX-512: Winograd's path is not taken here");
-            return;
+        if isas().is_empty() {
+            eprintln!("this CPU has no AVX2: Winograd's path is not taken here");
         }
         let mut worst: f64 = 0.0;
-        for g in cases() {
+        for (isa, g) in isas().into_iter().flat_map(|isa| cases().into_iter().map(move |g| (isa, g))) {
             let x = values(g.batch * g.channels_in * g.input[0] * g.input[1], 1);
             let w = values(g.channels_out * g.channels_in * 9, 3);
             let bias = values(g.channels_out, 9);
-            let ours = forward(&x, &w, &bias, &g);
+            let ours = forward(&x, &w, &bias, &g, isa);
             let expected = reference(&x, &w, &bias, &g);
             assert_eq!(ours.len(), expected.len(), "{g:?}");
             for (i, (&a, &(e, magnitude))) in ours.iter().zip(&expected).enumerate() {
                 let error = (a as f64 - e).abs();
                 worst = worst.max(error / magnitude.max(f64::MIN_POSITIVE));
-                assert!(error <= TOLERANCE * magnitude, "{g:?}: element {i}: {a} against {e} (terms' magnitude {magnitude})");
+                assert!(error <= TOLERANCE * magnitude, "{isa:?} {g:?}: element {i}: {a} against {e} (terms' magnitude {magnitude})");
             }
         }
         eprintln!("worst error: {:.1} epsilons of the terms' magnitudes", worst / f32::EPSILON as f64);
@@ -594,20 +854,17 @@ mod tests {
     /// which the odd sizes check.
     #[test]
     fn weight_grad_matches_the_definition() {
-        if !fits(&geometry(1, 1, 1, [3, 3], 1), Isa::detected()) {
-            return;
-        }
         let mut worst: f64 = 0.0;
-        for g in cases() {
+        for (isa, g) in isas().into_iter().flat_map(|isa| cases().into_iter().map(move |g| (isa, g))) {
             let x = values(g.batch * g.channels_in * g.input[0] * g.input[1], 1);
             let dy = values(g.batch * g.channels_out * g.output[0] * g.output[1], 11);
-            let ours = weight_grad(&x, &dy, &g);
+            let ours = weight_grad(&x, &dy, &g, isa);
             let expected = reference_weight_grad(&x, &dy, &g);
             assert_eq!(ours.len(), expected.len(), "{g:?}");
             for (i, (&a, &(e, magnitude))) in ours.iter().zip(&expected).enumerate() {
                 let error = (a as f64 - e).abs();
                 worst = worst.max(error / magnitude.max(f64::MIN_POSITIVE));
-                assert!(error <= 4.0 * TOLERANCE * magnitude, "{g:?}: element {i}: {a} against {e} (terms' magnitude {magnitude})");
+                assert!(error <= 4.0 * TOLERANCE * magnitude, "{isa:?} {g:?}: element {i}: {a} against {e} (terms' magnitude {magnitude})");
             }
         }
         eprintln!("worst error: {:.1} epsilons of the terms' magnitudes", worst / f32::EPSILON as f64);
@@ -617,17 +874,38 @@ mod tests {
     #[test]
     fn the_result_does_not_depend_on_the_thread_count() {
         let g = geometry(2, 64, 64, [40, 23], 1);
-        if !fits(&g, Isa::detected()) {
-            return;
-        }
         let (x, w, bias) = (values(2 * 64 * 40 * 23, 5), values(64 * 64 * 9, 6), values(64, 7));
         let dy = values(2 * 64 * 40 * 23, 8);
-        let on = |threads| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let (y, dw) = pool.install(|| (forward(&x, &w, &bias, &g), weight_grad(&x, &dy, &g)));
-            y.into_iter().chain(dw).map(f32::to_bits).collect::<Vec<_>>()
-        };
-        assert_eq!(on(1), on(2));
+        for isa in isas() {
+            let on = |threads| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let (y, dw) = pool.install(|| (forward(&x, &w, &bias, &g, isa), weight_grad(&x, &dy, &g, isa)));
+                y.into_iter().chain(dw).map(f32::to_bits).collect::<Vec<_>>()
+            };
+            assert_eq!(on(1), on(2), "{isa:?}");
+        }
+    }
+
+    /// The AVX2 transforms do the AVX-512 ones' arithmetic in the same order (and the products
+    /// are the `gemm` crate's either way): the same values bit for bit, on the cases' odd sizes
+    /// and masked lanes. Runs where the CPU has AVX-512; elsewhere the tests above check AVX2
+    /// against the definition.
+    #[test]
+    fn avx2_and_avx512_agree_bit_for_bit() {
+        if Isa::detected() < Isa::Avx512 {
+            eprintln!("this CPU has no AVX-512: nothing to compare the AVX2 transforms with");
+            return;
+        }
+        for g in cases() {
+            let x = values(g.batch * g.channels_in * g.input[0] * g.input[1], 1);
+            let (w, bias) = (values(g.channels_out * g.channels_in * 9, 3), values(g.channels_out, 9));
+            let dy = values(g.batch * g.channels_out * g.output[0] * g.output[1], 11);
+            let on = |isa| {
+                let (y, dw) = (forward(&x, &w, &bias, &g, isa), weight_grad(&x, &dy, &g, isa));
+                y.into_iter().chain(dw).map(f32::to_bits).collect::<Vec<_>>()
+            };
+            assert!(on(Isa::Avx2) == on(Isa::Avx512), "{g:?}");
+        }
     }
 
     /// The weight transform against `G g G^T` written out for one kernel.
