@@ -830,6 +830,8 @@ mod tests {
         check(geometry(1, 2, 18, [24, 24], 3, 1, 1)); // dot products over three groups of channels (8, 8 and 2)
         check(geometry(2, 8, 19, [32, 17], 3, 1, 1)); // 72 columns in blocks of 4; 19 rows (4s and 1s); 544 pixels, a tail of 0 lanes
         check(geometry(1, 3, 6, [23, 29], 3, 1, 1)); // 27 columns (a block of 1 after six of 4), a tail of 11 pixels
+        check(geometry(2, 32, 40, [19, 21], 3, 1, 1)); // Winograd on AVX2
+        check(geometry(2, 32, 32, [20, 34], 3, 1, 1)); // on AVX2 dot products, where the forward takes Winograd
         for g in same_width_cases() {
             check(g);
         }
@@ -917,6 +919,8 @@ mod tests {
             geometry(2, 3, 4, [130, 3], 3, 1, 1),
             geometry(1, 2, 3, [6, 6], 3, 1, 0), // no padding: the output is smaller than the input
             ConvGeometry { output: [4, 5], ..geometry(2, 3, 2, [5, 6], 2, 1, 0) }, // an even kernel
+            geometry(2, 32, 40, [19, 21], 3, 1, 1), // Winograd on AVX2 (forward and both gradients)
+            geometry(2, 32, 32, [20, 34], 3, 1, 1), // on AVX2 the forward by Winograd, the weight gradient by dot products
         ]
     }
 

@@ -32,9 +32,11 @@ use super::matmul::product;
 /// each) against what the layer takes otherwise. On AVX-512 that is the direct forward
 /// (`conv::Taps::forward`): from 64 channels and 16 columns (8 tiles a row, half a vector). On
 /// AVX2 (no direct forward: im2col + the `gemm` crate) Winograd pays sooner: from 32 channels
-/// and 8 columns the forward took 0.85x (32 channels at 16x16) to 0.6x (128 at 32x32) of
-/// im2col's time, the input gradient 0.6x to 0.9x, the weight gradient 0.65x to 0.75x (see
-/// [`applies_to_weight_grad`] for where it does not pay).
+/// and 8 columns the forward took 0.6x (128 channels at 32x32) to 0.98x (64 -> 128 at 8x8) of
+/// im2col's time, the input gradient 0.6x to 0.9x (one noisy cell, 256 channels at 8x8, 1.26x
+/// where its forward was 0.85x), the weight gradient 0.7x to 0.9x, level at 64 channels on
+/// 32x32 (see [`applies_to_weight_grad`] for where it loses). From 8 or 16 channels it lost: the
+/// 16-channel 128x128 forward 1.8x, the 8-channel 64x64 one 1.5x.
 const MIN_CHANNELS: [usize; 2] = [64, 32];
 const MIN_WIDTH: [usize; 2] = [16, 8];
 
@@ -46,7 +48,9 @@ fn threshold(table: [usize; 2], isa: Isa) -> usize {
 /// Channels under which, on AVX2, the weight gradient of a plane wider than
 /// [`WEIGHT_GRAD_MAX_WIDTH`] keeps its dot products: 32 channels at 64x64 took 1.5x their time
 /// by Winograd (its transformed operands, kept for the whole batch, stream from memory, where
-/// the dot products read the padded input in place).
+/// the dot products read the padded input in place); 32 at 16x16 took 0.75x. Between the two
+/// (32 channels at 32x32, which the U-Net meets at base 8 on 256x256 inputs) was not measured:
+/// the dot products keep it.
 const WEIGHT_GRAD_WIDE_CHANNELS: usize = 64;
 const WEIGHT_GRAD_MAX_WIDTH: usize = 16;
 
@@ -62,7 +66,8 @@ fn unit_tiles(channels: usize) -> usize {
     (UNIT_FLOATS / (16 * channels)).max(MIN_UNIT_TILES)
 }
 
-/// Tiles per vector: 16 lanes of f32.
+/// Tiles per AVX-512 vector: 16 lanes of f32 (and the reach past its rows that
+/// [`Block::patch_len`] reserves, enough for the AVX2 loads too).
 const LANES: usize = 16;
 
 /// Whether the convolution `g` (its forward, so also its input gradient) takes Winograd's
@@ -366,7 +371,7 @@ impl Block {
     /// the weight gradient of `A^T (U ⊙ V) A` with respect to `U` is `(A dy A^T) ⊙ V`.
     ///
     /// # Safety
-    /// As [`Block::input_transform`], for `16 * co` rows of `e`.
+    /// As [`Block::input_transform_512`], for `16 * co` rows of `e`.
     #[target_feature(enable = "avx512f")]
     unsafe fn gradient_transform_512(&self, e: SharedOut, stride: usize, first_tile: usize, dy: &[f32]) {
         use std::arch::x86_64::*;
@@ -425,7 +430,7 @@ impl Block {
     /// [`Block::input_transform_512`] or [`Block::input_transform_256`], as `isa` says.
     ///
     /// # Safety
-    /// As theirs; `isa` must be AVX2 at least and at most what the CPU has.
+    /// As the function it calls; `isa` must be AVX2 at least and at most what the CPU has.
     unsafe fn input_transform(&self, isa: Isa, v: SharedOut, stride: usize, first_tile: usize, padded: &[f32]) {
         // SAFETY: the caller's promise.
         unsafe {
@@ -439,7 +444,7 @@ impl Block {
     /// [`Block::output_transform_512`] or [`Block::output_transform_256`], as `isa` says.
     ///
     /// # Safety
-    /// As [`Block::input_transform`].
+    /// As the function it calls; `isa` must be AVX2 at least and at most what the CPU has.
     unsafe fn output_transform(&self, isa: Isa, out: SharedOut, m: &[f32], bias: &[f32]) {
         // SAFETY: the caller's promise.
         unsafe {
@@ -453,7 +458,7 @@ impl Block {
     /// [`Block::gradient_transform_512`] or [`Block::gradient_transform_256`], as `isa` says.
     ///
     /// # Safety
-    /// As [`Block::input_transform`].
+    /// As the function it calls; `isa` must be AVX2 at least and at most what the CPU has.
     unsafe fn gradient_transform(&self, isa: Isa, e: SharedOut, stride: usize, first_tile: usize, dy: &[f32]) {
         // SAFETY: the caller's promise.
         unsafe {
@@ -473,6 +478,7 @@ const LANES_256: usize = 8;
 /// bit of a lane set.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
+#[inline]
 fn lane_mask_256(n: usize) -> std::arch::x86_64::__m256i {
     use std::arch::x86_64::*;
     _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(LANES_256) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
@@ -482,6 +488,7 @@ fn lane_mask_256(n: usize) -> std::arch::x86_64::__m256i {
 /// b5, b7]` (within each 128-bit half, then the halves' 64-bit pairs put in order).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
+#[inline]
 fn even_odd_256(a: std::arch::x86_64::__m256, b: std::arch::x86_64::__m256) -> [std::arch::x86_64::__m256; 2] {
     use std::arch::x86_64::*;
     let order = |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)));
@@ -492,6 +499,7 @@ fn even_odd_256(a: std::arch::x86_64::__m256, b: std::arch::x86_64::__m256) -> [
 /// l7, r7]`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
+#[inline]
 fn interleave_256(left: std::arch::x86_64::__m256, right: std::arch::x86_64::__m256) -> [std::arch::x86_64::__m256; 2] {
     use std::arch::x86_64::*;
     let (low, high) = (_mm256_unpacklo_ps(left, right), _mm256_unpackhi_ps(left, right));
@@ -797,15 +805,15 @@ mod tests {
 
     /// Odd sizes, one-pixel planes, padding 0 to 2, batch 1 to 13, channels 1 to 80 (the
     /// transforms do not depend on the channel count; the products' blocking does), rows of more
-    /// than 16 tiles (a second, masked chunk of lanes), several units of tile rows with a short
-    /// last one, units of several whole samples.
+    /// than 16 tiles (a second, masked chunk of lanes: 16 and 3 on AVX-512, 8, 8 and 3 on AVX2),
+    /// several units of tile rows with a short last one, units of several whole samples.
     fn cases() -> Vec<ConvGeometry> {
         vec![
             geometry(1, 1, 1, [1, 1], 1),     // one pixel: every tap but the centre's in the padding
             geometry(2, 3, 5, [7, 9], 1),     // odd sizes: half tiles on the last row and column
             geometry(1, 2, 3, [6, 6], 0),     // no padding
             geometry(3, 4, 2, [5, 8], 2),     // padding 2: the output larger than the input
-            geometry(2, 5, 7, [9, 37], 1),    // 19 tiles a row: a full chunk of 16 lanes and a masked one
+            geometry(2, 5, 7, [9, 37], 1),    // 19 tiles a row: full chunks of lanes and a masked one
             geometry(1, 64, 64, [32, 32], 1), // the wide layers' shape
             geometry(2, 70, 80, [41, 40], 1), // several units of tile rows, the last one short
             geometry(2, 64, 65, [1, 1], 1),   // one-pixel planes with many channels
@@ -827,6 +835,7 @@ mod tests {
     fn forward_matches_the_definition() {
         if isas().is_empty() {
             eprintln!("this CPU has no AVX2: Winograd's path is not taken here");
+            return;
         }
         let mut worst: f64 = 0.0;
         for (isa, g) in isas().into_iter().flat_map(|isa| cases().into_iter().map(move |g| (isa, g))) {
@@ -906,6 +915,26 @@ mod tests {
             };
             assert!(on(Isa::Avx2) == on(Isa::Avx512), "{g:?}");
         }
+    }
+
+    /// Which layers take the path, by instruction set, as measured (see [`MIN_CHANNELS`]).
+    #[test]
+    fn the_layers_that_take_it_depend_on_the_instruction_set() {
+        let detected = Isa::detected();
+        if detected >= Isa::Avx2 {
+            assert!(applies(&geometry(8, 32, 32, [16, 16], 1), Isa::Avx2) && applies(&geometry(8, 64, 128, [8, 8], 1), Isa::Avx2));
+            assert!(!applies(&geometry(8, 16, 16, [128, 128], 1), Isa::Avx2), "16 channels keep im2col");
+            assert!(applies_to_weight_grad(&geometry(8, 32, 32, [16, 16], 1), Isa::Avx2));
+            let wide = geometry(4, 32, 32, [64, 64], 1);
+            assert!(applies(&wide, Isa::Avx2) && !applies_to_weight_grad(&wide, Isa::Avx2), "32 channels at 64x64: dot products");
+            assert!(applies_to_weight_grad(&geometry(8, 64, 64, [32, 32], 1), Isa::Avx2));
+        }
+        if detected == Isa::Avx512 {
+            assert!(!applies(&geometry(8, 32, 32, [16, 16], 1), Isa::Avx512), "the direct forward keeps 32 channels");
+            assert!(applies_to_weight_grad(&geometry(8, 64, 64, [32, 32], 1), Isa::Avx512));
+            assert!(!applies(&geometry(4, 256, 256, [8, 8], 1), Isa::Avx512), "8 columns: under half a vector");
+        }
+        assert!(!applies(&geometry(8, 64, 64, [32, 32], 1), Isa::Portable));
     }
 
     /// The weight transform against `G g G^T` written out for one kernel.
