@@ -42,7 +42,12 @@ const MIN_WIDTH: [usize; 2] = [16, 8];
 
 /// The column of [`MIN_CHANNELS`] and [`MIN_WIDTH`] for `isa` (AVX-512, otherwise AVX2).
 fn threshold(table: [usize; 2], isa: Isa) -> usize {
-    if isa.min(Isa::detected()) == Isa::Avx512 { table[0] } else { table[1] }
+    if on_avx512(isa) { table[0] } else { table[1] }
+}
+
+/// Whether `isa`, capped by what the CPU has, is AVX-512: the rules measured on it apply.
+fn on_avx512(isa: Isa) -> bool {
+    isa.min(Isa::detected()) == Isa::Avx512
 }
 
 /// Channels under which, on AVX2, the weight gradient of a plane wider than
@@ -80,10 +85,7 @@ pub(super) fn applies(g: &ConvGeometry, isa: Isa) -> bool {
 /// Whether the weight gradient of `g` takes it: where the forward does, except on AVX2 for
 /// layers of few channels on wide planes ([`WEIGHT_GRAD_WIDE_CHANNELS`]).
 pub(super) fn applies_to_weight_grad(g: &ConvGeometry, isa: Isa) -> bool {
-    applies(g, isa)
-        && (isa.min(Isa::detected()) == Isa::Avx512
-            || g.channels_in.min(g.channels_out) >= WEIGHT_GRAD_WIDE_CHANNELS
-            || g.output[1] <= WEIGHT_GRAD_MAX_WIDTH)
+    applies(g, isa) && (on_avx512(isa) || g.channels_in.min(g.channels_out) >= WEIGHT_GRAD_WIDE_CHANNELS || g.output[1] <= WEIGHT_GRAD_MAX_WIDTH)
 }
 
 /// Whether [`forward`] can run `g` on `isa`: a 3x3 kernel at stride and dilation 1 with a
