@@ -3,7 +3,7 @@
 //! gradient (ours: our forward over the flipped kernel), median of 10 after warm-up. What pays
 //! is wired into `train::ops`; the rest is recorded in BENCHMARKS.md (issue 13).
 //!
-//! Usage: cargo bench --bench conv [-- --threads 2]
+//! Usage: cargo bench --bench conv [-- --threads 2] [--size 128]   (--size: only the layers of that plane size)
 
 #[path = "common.rs"]
 mod common;
@@ -29,7 +29,9 @@ fn time(f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let threads = std::env::args().skip_while(|a| a != "--threads").nth(1).and_then(|v| v.parse().ok()).unwrap_or(2);
+    let arg = |name: &str| std::env::args().skip_while(|a| a != name).nth(1).and_then(|v| v.parse::<usize>().ok());
+    let threads = arg("--threads").unwrap_or(2);
+    let only_size = arg("--size");
     set_cpu_threads(threads);
     common::header(&format!("3x3 convolution kernels, ours against flex's, {threads} threads"));
     println!("| batch | in -> out | size | forward flex | forward ours | weight grad flex | weight grad ours | input grad flex | input grad ours |");
@@ -47,7 +49,14 @@ fn main() {
         (8, 16, 16, 32),
         (8, 32, 32, 16),
         (8, 64, 128, 8),
-    ] {
+        (8, 3, 8, 64),
+        (8, 16, 8, 64),
+        (8, 32, 16, 32),
+        (8, 16, 16, 16),
+    ]
+    .into_iter()
+    .filter(|&(_, _, _, size)| only_size.is_none_or(|only| only == size))
+    {
         let g = ConvGeometry {
             batch,
             channels_in: ci,

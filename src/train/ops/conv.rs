@@ -48,12 +48,14 @@ const FORWARD_MIN_TILE_PIXELS: usize = 512;
 /// 1.2x faster at the main job's 64x64 with 8 channels; 512 lost 1.1x to 1.2x from 32x32 up.
 const DOT_TILE_PIXELS: usize = 1024;
 
-/// Output columns from which the forward (and the input gradient) on AVX-512 reads the padded
-/// input in place ([`Taps::forward`]) instead of im2col + the `gemm` crate's product. Measured
-/// (`cargo bench --bench conv -- --threads 1`): 0.65x to 0.9x the time from 16x16 planes up
-/// (3 to 64 channels), but 1.3x to 1.45x on 8x8 planes of 64 to 256 channels, where a few
-/// short rows of pixels meet a long weight matrix and the crate's packed blocking wins.
-const DIRECT_MIN_WIDTH: usize = 16;
+/// Output columns from which the forward (and the input gradient) reads the padded input in
+/// place ([`Taps::forward`]) instead of im2col + the `gemm` crate's product, on AVX-512 and on
+/// AVX2. Measured (`cargo bench --bench conv -- --threads 1`): on AVX-512, 0.65x to 0.9x the time
+/// from 16x16 planes up (3 to 64 channels), but 1.3x to 1.45x on 8x8 planes of 64 to 256
+/// channels, where a few short rows of pixels meet a long weight matrix and the crate's packed
+/// blocking wins. On AVX2 (AMD EPYC), 0.4x to 0.75x from 32x32 planes up (3 to 16 channels), but
+/// 1.3x on 16x16 and 1.5x on 8x8 (16 channels).
+const DIRECT_MIN_WIDTH: [usize; 2] = [16, 32];
 
 /// ... and at most this many products per output value (`channels_in * kh * kw`): measured
 /// level with the crate's product at 128 channels (32x32, 1152 columns), 1.2x slower at 256
@@ -137,15 +139,11 @@ fn forward_on(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry, isa: Is
         return super::winograd::forward(x, weight, bias, g, isa);
     }
     #[cfg(target_arch = "x86_64")]
-    if isa.min(Isa::detected()) == Isa::Avx512
-        && g.output[1] >= DIRECT_MIN_WIDTH
-        && g.channels_in * g.kernel_len() <= DIRECT_MAX_COLUMNS
+    if direct_applies(g, isa)
         && let Some(taps) = Taps::layout(g, forward_tile(g.channels_out.max(g.channels_in * g.kernel_len())))
     {
-        return taps.forward(x, weight, bias, g);
+        return taps.forward(x, weight, bias, g, isa);
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = isa;
     let [out_h, out_w] = g.output;
     let columns = g.channels_in * g.kernel_len();
     let tile_rows = (forward_tile(columns) / out_w.max(1)).clamp(1, out_h.max(1));
@@ -177,6 +175,19 @@ fn forward_on(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry, isa: Is
     // in every output plane: all `len` values are initialised.
     unsafe { out.set_len(len) };
     out
+}
+
+/// Whether the forward of `g` on `isa` reads its input in place ([`Taps::forward`]) rather than
+/// through im2col and the `gemm` crate: on AVX-512 or AVX2, from [`DIRECT_MIN_WIDTH`] output
+/// columns (the first entry AVX-512's, the second AVX2's) and up to [`DIRECT_MAX_COLUMNS`]
+/// products per output value.
+fn direct_applies(g: &ConvGeometry, isa: Isa) -> bool {
+    let min_width = match isa.min(Isa::detected()) {
+        Isa::Avx512 => DIRECT_MIN_WIDTH[0],
+        Isa::Avx2 => DIRECT_MIN_WIDTH[1],
+        Isa::Portable => return false,
+    };
+    cfg!(target_arch = "x86_64") && g.output[1] >= min_width && g.channels_in * g.kernel_len() <= DIRECT_MAX_COLUMNS
 }
 
 /// Output pixels per tile of the forward, for a tile of `floats_per_pixel` floats a pixel (its
@@ -252,8 +263,13 @@ struct Taps {
     /// Columns of a padded plane.
     width: usize,
     /// Floats per padded plane: `width` times the rows the taps reach, and the last tap's reach
-    /// past them.
+    /// past them ([`Taps::padded_len`] of every output row).
     plane: usize,
+    /// Rows the taps reach below an output row: `(kh - 1) * dilation`.
+    halo: usize,
+    /// Floats past the last padded row that a run over whole padded rows (the forward's) reads:
+    /// the last tap's reach, `(kw - 1) * dilation`.
+    tail: usize,
     /// Where each tap's first run starts in a padded plane, in (kh, kw) order.
     offsets: Vec<usize>,
     /// Output rows per tile: a tile's runs stay in the second-level cache.
@@ -269,12 +285,32 @@ impl Taps {
             return None;
         }
         let width = out_w + (kw - 1) * dw;
-        let rows = out_h + (kh - 1) * dh;
+        let (halo, tail) = ((kh - 1) * dh, (kw - 1) * dw);
         let offsets = (0..kh).flat_map(|a| (0..kw).map(move |b| a * dh * width + b * dw)).collect();
         let tile_rows = (tile_pixels / out_w).clamp(1, out_h);
-        // The tail: a run over whole padded rows (the forward's) reads the last tap's reach past
-        // the last row.
-        Some(Taps { width, plane: rows * width + (kw - 1) * dw, offsets, tile_rows })
+        Some(Taps { width, plane: (out_h + halo) * width + tail, halo, tail, offsets, tile_rows })
+    }
+
+    /// Floats of a padded plane for `rows` output rows: the rows their taps reach, and the tail.
+    fn padded_len(&self, rows: usize) -> usize {
+        (rows + self.halo) * self.width + self.tail
+    }
+
+    /// Input rows `first - padding..` of `plane` (one input plane), padded, into `dst` (whole
+    /// padded rows and then the tail, [`Taps::padded_len`]): zero wherever a padded row or column
+    /// falls outside the input.
+    fn pad_rows(&self, dst: &mut [f32], plane: &[f32], g: &ConvGeometry, first: usize) {
+        let ([in_h, in_w], [pad_h, pad_w]) = (g.input, g.padding);
+        let (rows, tail) = dst.split_at_mut(dst.len() / self.width * self.width);
+        tail.fill(0.0);
+        for (r, row) in rows.chunks_exact_mut(self.width).enumerate() {
+            let ih = (first + r) as isize - pad_h as isize;
+            if ih >= 0 && (ih as usize) < in_h {
+                copy_row(row, &plane[ih as usize * in_w..][..in_w], -(pad_w as isize), 1);
+            } else {
+                row.fill(0.0);
+            }
+        }
     }
 
     /// The layout for the weight gradient, or `None` where im2col stays: a stride other than 1,
@@ -286,20 +322,8 @@ impl Taps {
     /// The input's planes padded (`[batch, channels_in, plane]`), in parallel, into `padded`
     /// (exactly that long; its old values are all overwritten).
     fn pad(&self, padded: &mut [f32], x: &[f32], g: &ConvGeometry) {
-        let ([in_h, in_w], [pad_h, pad_w]) = (g.input, g.padding);
         assert_eq!(padded.len(), g.batch * g.channels_in * self.plane, "conv: padded input size");
-        padded.par_chunks_mut(self.plane).zip(x.par_chunks(g.input_pixels())).for_each(|(dst, plane)| {
-            let (rows, tail) = dst.split_at_mut(self.plane / self.width * self.width);
-            tail.fill(0.0);
-            for (r, row) in rows.chunks_exact_mut(self.width).enumerate() {
-                let ih = r as isize - pad_h as isize;
-                if ih >= 0 && (ih as usize) < in_h {
-                    copy_row(row, &plane[ih as usize * in_w..][..in_w], -(pad_w as isize), 1);
-                } else {
-                    row.fill(0.0);
-                }
-            }
-        });
+        padded.par_chunks_mut(self.plane).zip(x.par_chunks(g.input_pixels())).for_each(|(dst, plane)| self.pad_rows(dst, plane, g, 0));
     }
 
     /// [`block_grad`] from the padded input: the same unit, summed in row tiles.
@@ -325,44 +349,41 @@ impl Taps {
 
 #[cfg(target_arch = "x86_64")]
 impl Taps {
-    /// [`forward`] from the padded input, on AVX-512: each unit (a sample's row tile) computes
-    /// its outputs over whole padded rows, `out[co, q] = bias[co] + sum_(ci, tap) W[co, ci, tap] *
+    /// [`forward`] from the padded input, on AVX-512 or AVX2: each unit (a sample's row tile) pads
+    /// the input rows its taps reach into its own scratch ([`Taps::pad_rows`]; they stay in cache
+    /// for the product, where a padded copy of the whole input streamed from memory: at 128x128
+    /// that cost the AVX2 path 1.15x im2col's time), computes its outputs over whole padded rows, `out[co, q] = bias[co] + sum_(ci, tap) W[co, ci, tap] *
     /// padded[ci, offset(tap) + q]` ([`direct_product`]: the rows of the product are runs of the
     /// padded planes, read in place), then copies the `ow` real columns of each row out (the
     /// other `(kw - 1) * dilation` are the product of taps that wrap into the next row). Units
     /// write disjoint parts of the output, each element summed in one order: the result does not
     /// depend on the thread count.
-    fn forward(&self, x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    fn forward(&self, x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry, isa: Isa) -> Vec<f32> {
         let [out_h, out_w] = g.output;
         let units: Vec<(usize, usize)> = (0..g.batch).flat_map(|b| (0..out_h).step_by(self.tile_rows).map(move |r| (b, r))).collect();
         let len = g.batch * g.channels_out * g.output_pixels();
         let mut out: Vec<f32> = Vec::with_capacity(len);
         let out_ptr = SharedOut(out.as_mut_ptr());
-        with_pooled(g.batch * g.channels_in * self.plane, |padded| {
-            self.pad(padded, x, g);
-            let padded = &*padded;
-            units.par_iter().for_each(|&(b, row0)| {
-                let rows = self.tile_rows.min(out_h - row0);
-                let n = rows * self.width;
-                let cols: Vec<&[f32]> = (0..g.channels_in)
-                    .flat_map(|ci| {
-                        let plane = &padded[(b * g.channels_in + ci) * self.plane..][..self.plane];
-                        self.offsets.iter().map(move |&offset| &plane[offset + row0 * self.width..][..n])
-                    })
-                    .collect();
-                with_scratch(g.channels_out * n, |tile| {
-                    // SAFETY: `forward_on` takes this path only where the CPU has AVX-512F.
-                    unsafe { direct_product(tile, weight, bias, &cols, n) };
-                    for (co, plane) in tile.chunks_exact(n).enumerate() {
-                        for (r, row) in plane.chunks_exact(self.width).enumerate() {
-                            // SAFETY: row `row0 + r` of output plane (b, co) lies inside the
-                            // allocation, and no other unit writes it.
-                            unsafe {
-                                std::ptr::copy_nonoverlapping(row.as_ptr(), out_ptr.at(((b * g.channels_out + co) * out_h + row0 + r) * out_w), out_w)
-                            };
-                        }
+        units.par_iter().for_each(|&(b, row0)| {
+            let rows = self.tile_rows.min(out_h - row0);
+            let (n, padded_len) = (rows * self.width, self.padded_len(rows));
+            with_scratch(g.channels_in * padded_len + g.channels_out * n, |scratch| {
+                let (padded, tile) = scratch.split_at_mut(g.channels_in * padded_len);
+                for (ci, dst) in padded.chunks_exact_mut(padded_len).enumerate() {
+                    self.pad_rows(dst, &x[(b * g.channels_in + ci) * g.input_pixels()..][..g.input_pixels()], g, row0);
+                }
+                let cols: Vec<&[f32]> =
+                    padded.chunks_exact(padded_len).flat_map(|plane| self.offsets.iter().map(move |&offset| &plane[offset..][..n])).collect();
+                direct_product(tile, weight, bias, &cols, n, isa);
+                for (co, plane) in tile.chunks_exact(n).enumerate() {
+                    for (r, row) in plane.chunks_exact(self.width).enumerate() {
+                        // SAFETY: row `row0 + r` of output plane (b, co) lies inside the
+                        // allocation, and no other unit writes it.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(row.as_ptr(), out_ptr.at(((b * g.channels_out + co) * out_h + row0 + r) * out_w), out_w)
+                        };
                     }
-                });
+                }
             });
         });
         // SAFETY: the units cover every sample and row tile, each copying all `ow` columns of
@@ -374,77 +395,169 @@ impl Taps {
 
 /// `out[r * n + p] = bias[r] + sum_k weight[r * K + k] * cols[k][p]` for every output channel
 /// `r < bias.len()` and pixel `p < n`, `K = cols.len()`: the product of the weight and a matrix
-/// given by its rows, wherever each lies. Blocks of 8 channels by 48 pixels keep 24 sums in
-/// registers (28 of the 32 with the operands); per `k`, 3 loads of the row and 8 broadcasts of
-/// the weight feed 24 fused multiply-adds. Each element is summed in the order of `k`. The last
-/// pixels are read and written with masks. (Taking the rows 128 or 256 at a time, so that a
+/// given by its rows, wherever each lies, on the widest registers `isa` allows (AVX-512 or AVX2;
+/// only where [`direct_applies`]). Each element is summed in the order of `k`, so the two agree
+/// bit for bit.
+#[cfg(target_arch = "x86_64")]
+fn direct_product(out: &mut [f32], weight: &[f32], bias: &[f32], cols: &[&[f32]], n: usize, isa: Isa) {
+    assert!(out.len() >= bias.len() * n && weight.len() == bias.len() * cols.len(), "conv: product sizes");
+    assert!(cols.iter().all(|row| row.len() >= n), "conv: product rows shorter than the pixels");
+    match isa.min(Isa::detected()) {
+        // SAFETY: the CPU has AVX-512F (`Isa::detected`); the sizes are asserted above.
+        Isa::Avx512 => unsafe { direct_product_512(out, weight, bias, cols, n) },
+        // SAFETY: the CPU has AVX2 and FMA (`Isa::detected`); the sizes are asserted above.
+        Isa::Avx2 => unsafe { direct_product_256(out, weight, bias, cols, n) },
+        Isa::Portable => unreachable!("the direct product without AVX2"),
+    }
+}
+
+/// [`direct_product`] in sixteen-lane registers: blocks of 8 channels by 48 pixels keep 24 sums
+/// in registers (28 of the 32 with the operands); per `k`, 3 loads of the row and 8 broadcasts of
+/// the weight feed 24 fused multiply-adds. (Taking the rows 128 or 256 at a time, so that a
 /// block's operands stay in the first-level cache, measured level with this.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn direct_product(out: &mut [f32], weight: &[f32], bias: &[f32], cols: &[&[f32]], n: usize) {
+fn direct_product_512(out: &mut [f32], weight: &[f32], bias: &[f32], cols: &[&[f32]], n: usize) {
     let channels = bias.len();
-    assert!(out.len() >= channels * n && weight.len() == channels * cols.len(), "conv: product sizes");
-    assert!(cols.iter().all(|row| row.len() >= n), "conv: product rows shorter than the pixels");
     for p in (0..n).step_by(3 * 16) {
         let masks: [u16; 3] = std::array::from_fn(|v| ((1u32 << n.saturating_sub(p + 16 * v).min(16)) - 1) as u16);
         let mut r = 0;
         while r < channels {
             let block = ProductBlock { first: r, p, masks, n };
             r += match channels - r {
-                8.. => block.run::<8>(out, weight, bias, cols),
-                4..=7 => block.run::<4>(out, weight, bias, cols),
-                2 | 3 => block.run::<2>(out, weight, bias, cols),
-                _ => block.run::<1>(out, weight, bias, cols),
+                8.. => block.run_512::<8, 3, true>(out, weight, bias, cols),
+                4..=7 => block.run_512::<4, 3, true>(out, weight, bias, cols),
+                2 | 3 => block.run_512::<2, 3, true>(out, weight, bias, cols),
+                _ => block.run_512::<1, 3, true>(out, weight, bias, cols),
             };
         }
     }
 }
 
-/// One block of [`direct_product`]: channels from `first`, 48 pixels from `p` (`masks` say which
-/// of them lie below `n`).
+/// [`direct_product`] in eight-lane registers: blocks of 4 channels by 24 pixels keep 12 sums in
+/// registers (16 with the operands); per `k`, 3 loads of the row and 4 broadcasts of the weight
+/// feed 12 fused multiply-adds. A block's last pixels (past a multiple of 24) are read and
+/// written with masks.
+#[cfg(target_arch = "x86_64")]
+const PRODUCT_VECTORS_256: usize = 2;
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn direct_product_256(out: &mut [f32], weight: &[f32], bias: &[f32], cols: &[&[f32]], n: usize) {
+    use std::arch::x86_64::{_mm256_cmpgt_epi32, _mm256_set1_epi32, _mm256_setr_epi32};
+    let channels = bias.len();
+    for p in (0..n).step_by(PRODUCT_VECTORS_256 * 8) {
+        let masks = std::array::from_fn(|v| {
+            let lanes = n.saturating_sub(p + 8 * v).min(8) as i32;
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+        });
+        let block = |first| ProductBlock { first, p, masks, n };
+        let mut r = 0;
+        if p + PRODUCT_VECTORS_256 * 8 <= n {
+            while r < channels {
+                r += match channels - r {
+                    4.. => block(r).run_256::<4, PRODUCT_VECTORS_256, false>(out, weight, bias, cols),
+                    2 | 3 => block(r).run_256::<2, PRODUCT_VECTORS_256, false>(out, weight, bias, cols),
+                    _ => block(r).run_256::<1, PRODUCT_VECTORS_256, false>(out, weight, bias, cols),
+                };
+            }
+        } else {
+            while r < channels {
+                r += match channels - r {
+                    4.. => block(r).run_256::<4, PRODUCT_VECTORS_256, true>(out, weight, bias, cols),
+                    2 | 3 => block(r).run_256::<2, PRODUCT_VECTORS_256, true>(out, weight, bias, cols),
+                    _ => block(r).run_256::<1, PRODUCT_VECTORS_256, true>(out, weight, bias, cols),
+                };
+            }
+        }
+    }
+}
+
+/// One block of [`direct_product`]: channels from `first`, three registers of pixels from `p`
+/// (`masks`, one per register, say which of them lie below `n`).
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
-struct ProductBlock {
+struct ProductBlock<M> {
     first: usize,
     p: usize,
-    masks: [u16; 3],
+    masks: [M; 3],
     n: usize,
 }
 
+/// One block kernel of [`direct_product`], for one register width: the same body for AVX2 and
+/// AVX-512, given the vector and mask types, the lane count and how to broadcast, load and store
+/// (whole, or the lanes of a mask) and multiply-add.
 #[cfg(target_arch = "x86_64")]
-impl ProductBlock {
-    /// Writes the block's `R` channels; returns `R`.
-    #[target_feature(enable = "avx512f")]
-    fn run<const R: usize>(self, out: &mut [f32], weight: &[f32], bias: &[f32], cols: &[&[f32]]) -> usize {
-        use std::arch::x86_64::{__m512, _mm512_fmadd_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_set1_ps};
-        let k_len = cols.len();
-        let weights: [&[f32]; R] = std::array::from_fn(|r| &weight[(self.first + r) * k_len..][..k_len]);
-        assert!(out.len() >= (self.first + R) * self.n, "conv: product output size");
-        let base = out.as_mut_ptr();
-        // Each channel's row of `out`: n floats from (first + r) * n, inside (asserted above).
-        let rows: [*mut f32; R] = std::array::from_fn(|r| base.wrapping_add((self.first + r) * self.n));
-        let mut sums: [[__m512; 3]; R] = std::array::from_fn(|r| [_mm512_set1_ps(bias[self.first + r]); 3]);
-        for (k, row) in cols.iter().enumerate() {
-            // SAFETY: each mask covers only pixels below n <= row.len() (asserted by the caller);
-            // a pointer past the row is formed by wrapping_add and, masked off, never read.
-            let b: [__m512; 3] = std::array::from_fn(|v| unsafe { _mm512_maskz_loadu_ps(self.masks[v], row.as_ptr().wrapping_add(self.p + 16 * v)) });
-            for (sums, w) in sums.iter_mut().zip(&weights) {
-                // SAFETY: k < k_len, each weight row's length.
-                let w = _mm512_set1_ps(unsafe { *w.get_unchecked(k) });
-                for (sum, &b) in sums.iter_mut().zip(&b) {
-                    *sum = _mm512_fmadd_ps(w, b, *sum);
+macro_rules! product_kernel {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $vector:ty, $mask:ty, $lanes:literal,
+     set1: $set1:expr, load: $load:expr, load_masked: $load_masked:expr,
+     store: $store:expr, store_masked: $store_masked:expr, fma: $fma:expr) => {
+        impl ProductBlock<$mask> {
+            $(#[$doc])*
+            #[target_feature(enable = $features)]
+            fn $name<const R: usize, const V: usize, const MASKED: bool>(self, out: &mut [f32], weight: &[f32], bias: &[f32], cols: &[&[f32]]) -> usize {
+                const LANES: usize = $lanes;
+                let k_len = cols.len();
+                let weights: [&[f32]; R] = std::array::from_fn(|r| &weight[(self.first + r) * k_len..][..k_len]);
+                assert!(out.len() >= (self.first + R) * self.n, "conv: product output size");
+                let base = out.as_mut_ptr();
+                // Each channel's row of `out`: n floats from (first + r) * n, inside (asserted above).
+                let rows: [*mut f32; R] = std::array::from_fn(|r| base.wrapping_add((self.first + r) * self.n));
+                let mut sums: [[$vector; V]; R] = std::array::from_fn(|r| [$set1(bias[self.first + r]); V]);
+                for (k, row) in cols.iter().enumerate() {
+                    // SAFETY: unmasked, the block's pixels all lie below n <= row.len() (asserted
+                    // by the caller); masked, only the lanes below n are read, and a pointer past
+                    // the row is formed by wrapping_add and never read.
+                    let b: [$vector; V] = std::array::from_fn(|v| unsafe {
+                        let at = row.as_ptr().wrapping_add(self.p + LANES * v);
+                        if MASKED { $load_masked(at, self.masks[v]) } else { $load(at) }
+                    });
+                    for (sums, w) in sums.iter_mut().zip(&weights) {
+                        // SAFETY: k < k_len, each weight row's length.
+                        let w = $set1(unsafe { *w.get_unchecked(k) });
+                        for (sum, &b) in sums.iter_mut().zip(&b) {
+                            *sum = $fma(w, b, *sum);
+                        }
+                    }
                 }
+                for (row, sums) in rows.iter().zip(&sums) {
+                    for (v, &sum) in sums.iter().enumerate() {
+                        // SAFETY: as the loads: only pixels below n, inside the channel's row of `out`.
+                        unsafe {
+                            let at = row.wrapping_add(self.p + LANES * v);
+                            if MASKED { $store_masked(at, self.masks[v], sum) } else { $store(at, sum) }
+                        }
+                    }
+                }
+                R
             }
         }
-        for (row, sums) in rows.iter().zip(&sums) {
-            for (v, &sum) in sums.iter().enumerate() {
-                // SAFETY: the mask writes only pixels below n, inside the channel's row of `out`.
-                unsafe { _mm512_mask_storeu_ps(row.wrapping_add(self.p + 16 * v), self.masks[v], sum) };
-            }
-        }
-        R
-    }
+    };
 }
+
+#[cfg(target_arch = "x86_64")]
+product_kernel!(
+    /// Writes the block's `R` channels, 48 pixels (three sixteen-lane registers); returns `R`.
+    run_512, "avx512f", std::arch::x86_64::__m512, u16, 16,
+    set1: std::arch::x86_64::_mm512_set1_ps,
+    load: |at: *const f32| std::arch::x86_64::_mm512_loadu_ps(at),
+    load_masked: |at: *const f32, mask| std::arch::x86_64::_mm512_maskz_loadu_ps(mask, at),
+    store: |at: *mut f32, v| std::arch::x86_64::_mm512_storeu_ps(at, v),
+    store_masked: |at: *mut f32, mask, v| std::arch::x86_64::_mm512_mask_storeu_ps(at, mask, v),
+    fma: std::arch::x86_64::_mm512_fmadd_ps
+);
+
+#[cfg(target_arch = "x86_64")]
+product_kernel!(
+    /// Writes the block's `R` channels, 24 pixels (three eight-lane registers); returns `R`.
+    run_256, "avx2,fma", std::arch::x86_64::__m256, std::arch::x86_64::__m256i, 8,
+    set1: std::arch::x86_64::_mm256_set1_ps,
+    load: |at: *const f32| std::arch::x86_64::_mm256_loadu_ps(at),
+    load_masked: |at: *const f32, mask| std::arch::x86_64::_mm256_maskload_ps(at, mask),
+    store: |at: *mut f32, v| std::arch::x86_64::_mm256_storeu_ps(at, v),
+    store_masked: |at: *mut f32, mask, v| std::arch::x86_64::_mm256_maskstore_ps(at, mask, v),
+    fma: std::arch::x86_64::_mm256_fmadd_ps
+);
 
 /// `acc[co, j] += sum_p dy[co * dy_stride + p] * col[j, p]` for every `co < channels_out` and
 /// every row `j` of `col` (`[acc.len() / channels_out, pixels]`): the weight gradient's product.
@@ -912,6 +1025,7 @@ mod tests {
             geometry(3, 2, 9, [1, 1], 3, 1, 1),    // one-pixel planes
             ConvGeometry { dilation: [2, 2], padding: [2, 2], ..geometry(2, 3, 4, [11, 21], 3, 1, 1) }, // dilated (the forward only)
             geometry(2, 5, 3, [17, 20], 1, 1, 0),  // the head's 1x1, wide enough for the padded planes
+            geometry(2, 8, 1, [5, 41], 1, 1, 0),   // the head's 1x1 on AVX2's padded planes: a single output channel
             ConvGeometry { output: [16, 19], ..geometry(2, 3, 2, [17, 20], 2, 1, 0) }, // an even kernel, as wide
             geometry(3, 11, 5, [9, 6], 3, 1, 1),
             geometry(2, 4, 3, [7, 9], 3, 2, 1), // strided (the forward only)
@@ -931,8 +1045,8 @@ mod tests {
             let w = values(g.channels_out * g.channels_in * g.kernel_len(), 3);
             let bias = values(g.channels_out, 9);
             let expected = reference_forward(&x, &w, &bias, &g);
-            if g.stride == [1, 1] && g.output[1] >= DIRECT_MIN_WIDTH {
-                assert!(Taps::layout(&g, TILE_PIXELS).is_some(), "{g:?}: on AVX-512, read from the padded planes");
+            if g.stride == [1, 1] && direct_applies(&g, Isa::detected()) {
+                assert!(Taps::layout(&g, TILE_PIXELS).is_some(), "{g:?}: read from the padded planes");
             }
             for isa in every_isa() {
                 let ours = forward_on(&x, &w, &bias, &g, isa);
@@ -941,6 +1055,33 @@ mod tests {
                     assert!((a - e).abs() <= 1e-4 * e.abs().max(1.0), "{g:?} on {isa:?}: element {i}: {a} against {e}");
                 }
             }
+        }
+    }
+
+    /// The direct product sums each element in the same order on both register widths: on a CPU
+    /// with AVX-512, its sixteen-lane and eight-lane kernels agree bit for bit, at every block
+    /// size and masked tail.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_direct_product_agrees_bit_for_bit_across_register_widths() {
+        if Isa::detected() < Isa::Avx512 {
+            eprintln!("skipped: this CPU has no AVX-512, so there is only one width to run");
+            return;
+        }
+        for (channels, k, n) in [(15, 27, 101), (16, 144, 48), (3, 9, 7), (1, 72, 1), (9, 5, 200)] {
+            let weight = values(channels * k, 5);
+            let bias = values(channels, 6);
+            let data = values(k * n + n + 4, 7);
+            // Rows that overlap and start unaligned, as the taps of a padded plane do.
+            let cols: Vec<&[f32]> = (0..k).map(|j| &data[j * (n / 2) + j % 4..][..n]).collect();
+            let run = |isa| {
+                let mut out = vec![f32::NAN; channels * n];
+                direct_product(&mut out, &weight, &bias, &cols, n, isa);
+                out
+            };
+            let (wide, narrow) = (run(Isa::Avx512), run(Isa::Avx2));
+            assert!(wide.iter().all(|v| v.is_finite()), "every output written");
+            assert_eq!(wide.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), narrow.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         }
     }
 
