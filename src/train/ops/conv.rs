@@ -434,13 +434,18 @@ fn direct_product_512(out: &mut [f32], weight: &[f32], bias: &[f32], cols: &[&[f
     }
 }
 
-/// [`direct_product`] in eight-lane registers: blocks of 4 channels by 24 pixels keep 12 sums in
-/// registers (16 with the operands); per `k`, 3 loads of the row and 4 broadcasts of the weight
-/// feed 12 fused multiply-adds. A block's last pixels (past a multiple of 24) are read and
-/// written with masks.
+/// Eight-lane registers of pixels a block of [`direct_product_256`] takes: 2, so that 4 channels
+/// keep 8 sums. With 3 (12 sums, as the sixteen-lane kernel keeps 3 registers a channel), the
+/// sums and operands wanted all 16 registers: the compiler spilled two sums and moved registers
+/// every step, and the 16-channel 128x128 forward took 1.5x im2col's time.
 #[cfg(target_arch = "x86_64")]
 const PRODUCT_VECTORS_256: usize = 2;
 
+/// [`direct_product`] in eight-lane registers: blocks of 4 channels by 16 pixels keep 8 sums in
+/// registers (11 with the operands); per `k`, 2 loads of the row and 4 broadcasts of the weight
+/// feed 8 fused multiply-adds, as many independent sums as the two FMA units need to hide their
+/// latency. Whole blocks are read and written unmasked; the last pixels (past a multiple of 16)
+/// with masks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn direct_product_256(out: &mut [f32], weight: &[f32], bias: &[f32], cols: &[&[f32]], n: usize) {
@@ -473,8 +478,9 @@ fn direct_product_256(out: &mut [f32], weight: &[f32], bias: &[f32], cols: &[&[f
     }
 }
 
-/// One block of [`direct_product`]: channels from `first`, three registers of pixels from `p`
-/// (`masks`, one per register, say which of them lie below `n`).
+/// One block of [`direct_product`]: channels from `first`, up to three registers of pixels from
+/// `p` (`masks`, one per register, say which of them lie below `n`; the kernels read the first
+/// `V`).
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 struct ProductBlock<M> {
@@ -537,7 +543,7 @@ macro_rules! product_kernel {
 
 #[cfg(target_arch = "x86_64")]
 product_kernel!(
-    /// Writes the block's `R` channels, 48 pixels (three sixteen-lane registers); returns `R`.
+    /// Writes the block's `R` channels, `V` sixteen-lane registers of pixels (3: 48); returns `R`.
     run_512, "avx512f", std::arch::x86_64::__m512, u16, 16,
     set1: std::arch::x86_64::_mm512_set1_ps,
     load: |at: *const f32| std::arch::x86_64::_mm512_loadu_ps(at),
@@ -549,7 +555,8 @@ product_kernel!(
 
 #[cfg(target_arch = "x86_64")]
 product_kernel!(
-    /// Writes the block's `R` channels, 24 pixels (three eight-lane registers); returns `R`.
+    /// Writes the block's `R` channels, `V` eight-lane registers of pixels
+    /// ([`PRODUCT_VECTORS_256`]: 16); returns `R`.
     run_256, "avx2,fma", std::arch::x86_64::__m256, std::arch::x86_64::__m256i, 8,
     set1: std::arch::x86_64::_mm256_set1_ps,
     load: |at: *const f32| std::arch::x86_64::_mm256_loadu_ps(at),
