@@ -23,6 +23,8 @@ use rayon::prelude::*;
 use super::buffers::{SharedOut, with_pooled, with_scratch};
 pub use super::geometry::ConvGeometry;
 use super::isa::Isa;
+#[cfg(target_arch = "x86_64")]
+use super::isa::lane_mask_256;
 use super::matmul::{product_add, product_add_into};
 
 /// Input channels per unit of work: its GEMM has `CHANNEL_BLOCK * kh * kw` columns.
@@ -349,11 +351,12 @@ impl Taps {
 
 #[cfg(target_arch = "x86_64")]
 impl Taps {
-    /// [`forward`] from the padded input, on AVX-512 or AVX2: each unit (a sample's row tile) pads
-    /// the input rows its taps reach into its own scratch ([`Taps::pad_rows`]; they stay in cache
-    /// for the product, where a padded copy of the whole input streamed from memory: at 128x128
-    /// that cost the AVX2 path 1.15x im2col's time), computes its outputs over whole padded rows, `out[co, q] = bias[co] + sum_(ci, tap) W[co, ci, tap] *
-    /// padded[ci, offset(tap) + q]` ([`direct_product`]: the rows of the product are runs of the
+    /// [`forward`] from padded rows, on AVX-512 or AVX2: each unit (a sample's row tile) pads the
+    /// input rows its taps reach into this thread's scratch ([`Taps::pad_rows`]; they stay in
+    /// cache for the product, where a padded copy of the whole input streamed from memory: at
+    /// 128x128 that cost the AVX2 path 1.15x im2col's time), computes its outputs over whole
+    /// padded rows, `out[co, q] = bias[co] + sum_(ci, tap) W[co, ci, tap] * padded[ci, offset(tap)
+    /// + q]` ([`direct_product`]: the rows of the product are runs of the
     /// padded planes, read in place), then copies the `ow` real columns of each row out (the
     /// other `(kw - 1) * dilation` are the product of taps that wrap into the next row). Units
     /// write disjoint parts of the output, each element summed in one order: the result does not
@@ -425,10 +428,10 @@ fn direct_product_512(out: &mut [f32], weight: &[f32], bias: &[f32], cols: &[&[f
         while r < channels {
             let block = ProductBlock { first: r, p, masks, n };
             r += match channels - r {
-                8.. => block.run_512::<8, 3, true>(out, weight, bias, cols),
-                4..=7 => block.run_512::<4, 3, true>(out, weight, bias, cols),
-                2 | 3 => block.run_512::<2, 3, true>(out, weight, bias, cols),
-                _ => block.run_512::<1, 3, true>(out, weight, bias, cols),
+                8.. => block.run_512::<8, true>(out, weight, bias, cols),
+                4..=7 => block.run_512::<4, true>(out, weight, bias, cols),
+                2 | 3 => block.run_512::<2, true>(out, weight, bias, cols),
+                _ => block.run_512::<1, true>(out, weight, bias, cols),
             };
         }
     }
@@ -449,44 +452,39 @@ const PRODUCT_VECTORS_256: usize = 2;
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn direct_product_256(out: &mut [f32], weight: &[f32], bias: &[f32], cols: &[&[f32]], n: usize) {
-    use std::arch::x86_64::{_mm256_cmpgt_epi32, _mm256_set1_epi32, _mm256_setr_epi32};
     let channels = bias.len();
     for p in (0..n).step_by(PRODUCT_VECTORS_256 * 8) {
-        let masks = std::array::from_fn(|v| {
-            let lanes = n.saturating_sub(p + 8 * v).min(8) as i32;
-            _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-        });
+        let masks: [_; PRODUCT_VECTORS_256] = std::array::from_fn(|v| lane_mask_256(n.saturating_sub(p + 8 * v)));
         let block = |first| ProductBlock { first, p, masks, n };
         let mut r = 0;
         if p + PRODUCT_VECTORS_256 * 8 <= n {
             while r < channels {
                 r += match channels - r {
-                    4.. => block(r).run_256::<4, PRODUCT_VECTORS_256, false>(out, weight, bias, cols),
-                    2 | 3 => block(r).run_256::<2, PRODUCT_VECTORS_256, false>(out, weight, bias, cols),
-                    _ => block(r).run_256::<1, PRODUCT_VECTORS_256, false>(out, weight, bias, cols),
+                    4.. => block(r).run_256::<4, false>(out, weight, bias, cols),
+                    2 | 3 => block(r).run_256::<2, false>(out, weight, bias, cols),
+                    _ => block(r).run_256::<1, false>(out, weight, bias, cols),
                 };
             }
         } else {
             while r < channels {
                 r += match channels - r {
-                    4.. => block(r).run_256::<4, PRODUCT_VECTORS_256, true>(out, weight, bias, cols),
-                    2 | 3 => block(r).run_256::<2, PRODUCT_VECTORS_256, true>(out, weight, bias, cols),
-                    _ => block(r).run_256::<1, PRODUCT_VECTORS_256, true>(out, weight, bias, cols),
+                    4.. => block(r).run_256::<4, true>(out, weight, bias, cols),
+                    2 | 3 => block(r).run_256::<2, true>(out, weight, bias, cols),
+                    _ => block(r).run_256::<1, true>(out, weight, bias, cols),
                 };
             }
         }
     }
 }
 
-/// One block of [`direct_product`]: channels from `first`, up to three registers of pixels from
-/// `p` (`masks`, one per register, say which of them lie below `n`; the kernels read the first
-/// `V`).
+/// One block of [`direct_product`]: channels from `first`, `V` registers of pixels from `p`
+/// (`masks`, one per register, say which of them lie below `n`).
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
-struct ProductBlock<M> {
+struct ProductBlock<M, const V: usize> {
     first: usize,
     p: usize,
-    masks: [M; 3],
+    masks: [M; V],
     n: usize,
 }
 
@@ -498,10 +496,10 @@ macro_rules! product_kernel {
     ($(#[$doc:meta])* $name:ident, $features:literal, $vector:ty, $mask:ty, $lanes:literal,
      set1: $set1:expr, load: $load:expr, load_masked: $load_masked:expr,
      store: $store:expr, store_masked: $store_masked:expr, fma: $fma:expr) => {
-        impl ProductBlock<$mask> {
+        impl<const V: usize> ProductBlock<$mask, V> {
             $(#[$doc])*
             #[target_feature(enable = $features)]
-            fn $name<const R: usize, const V: usize, const MASKED: bool>(self, out: &mut [f32], weight: &[f32], bias: &[f32], cols: &[&[f32]]) -> usize {
+            fn $name<const R: usize, const MASKED: bool>(self, out: &mut [f32], weight: &[f32], bias: &[f32], cols: &[&[f32]]) -> usize {
                 const LANES: usize = $lanes;
                 let k_len = cols.len();
                 let weights: [&[f32]; R] = std::array::from_fn(|r| &weight[(self.first + r) * k_len..][..k_len]);
@@ -757,10 +755,7 @@ impl Block {
         /// the data alone.
         add, "avx2,fma", std::arch::x86_64::__m256, 8,
         zero: std::arch::x86_64::_mm256_setzero_ps(),
-        tail: |n: usize| {
-            use std::arch::x86_64::{_mm256_cmpgt_epi32, _mm256_set1_epi32, _mm256_setr_epi32};
-            _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-        },
+        tail: lane_mask_256,
         load: |at: *const f32| std::arch::x86_64::_mm256_loadu_ps(at),
         load_first: |at: *const f32, mask| std::arch::x86_64::_mm256_maskload_ps(at, mask),
         fma: std::arch::x86_64::_mm256_fmadd_ps,

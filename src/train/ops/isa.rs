@@ -67,6 +67,17 @@ impl Isa {
     }
 }
 
+/// The lanes below `n` of an eight-lane AVX2 register (all 8 from 8 up), as its masked loads and
+/// stores take them: every bit of a lane set. Winograd's transforms, the direct product and the
+/// weight gradient's dot products read and write their last pixels with it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) fn lane_mask_256(n: usize) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,8 @@ use rayon::prelude::*;
 use super::buffers::{SharedOut, with_pooled, with_scratch};
 use super::geometry::ConvGeometry;
 use super::isa::Isa;
+#[cfg(target_arch = "x86_64")]
+use super::isa::lane_mask_256;
 use super::matmul::product;
 
 /// Input (and output) channels and output columns from which a layer takes this path, by
@@ -475,16 +477,6 @@ impl Block {
 /// Tiles per vector on AVX2: 8 lanes of f32.
 #[cfg(target_arch = "x86_64")]
 const LANES_256: usize = 8;
-
-/// The lanes below `n` (all 8 from 8 up), as AVX2's masked loads and stores take them: every
-/// bit of a lane set.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-fn lane_mask_256(n: usize) -> std::arch::x86_64::__m256i {
-    use std::arch::x86_64::*;
-    _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(LANES_256) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-}
 
 /// The even and odd lanes of the 16 values `a` then `b`: `[a0, a2, .., b4, b6]` and `[a1, a3, ..,
 /// b5, b7]` (within each 128-bit half, then the halves' 64-bit pairs put in order).
