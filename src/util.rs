@@ -210,7 +210,14 @@ impl TempDir {
         if self.target.exists() {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, "target exists"));
         }
-        fs::rename(&self.path, &self.target)?;
+        match fs::rename(&self.path, &self.target) {
+            Ok(()) => {}
+            // Another process renamed its copy into place between the check above and this
+            // rename: the rename then fails on a non-empty directory (ENOTEMPTY), and that is the
+            // same lost race.
+            Err(e) if self.target.exists() => return Err(io::Error::new(io::ErrorKind::AlreadyExists, e)),
+            Err(e) => return Err(e),
+        }
         self.committed = true;
         if let Some(parent) = self.target.parent().filter(|p| !p.as_os_str().is_empty()) {
             sync_dir(parent)?;
