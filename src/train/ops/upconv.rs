@@ -121,13 +121,10 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &UpGeometry) -> Vec<f32> {
     grad
 }
 
-/// The bias gradient `[channels_out]`: the output gradient summed per channel, samples in order.
+/// The bias gradient `[channels_out]`: the output gradient summed per channel, samples in order
+/// ([`channel_sums`](super::conv::channel_sums)).
 pub fn bias_grad(dy: &[f32], g: &UpGeometry) -> Vec<f32> {
-    let plane = 4 * g.pixels();
-    (0..g.channels_out)
-        .into_par_iter()
-        .map(|co| (0..g.batch).map(|b| dy[(b * g.channels_out + co) * plane..][..plane].iter().sum::<f32>()).fold(0.0, |sum, plane| sum + plane))
-        .collect()
+    super::conv::channel_sums(dy, g.batch, g.channels_out, 4 * g.pixels())
 }
 
 #[cfg(test)]
