@@ -3,7 +3,8 @@
 //! gradient (ours: our forward over the flipped kernel), median of 10 after warm-up. What pays
 //! is wired into `train::ops`; the rest is recorded in BENCHMARKS.md (issue 13).
 //!
-//! Usage: cargo bench --bench conv [-- --threads 2] [--size 128]   (--size: only the layers of that plane size)
+//! Usage: cargo bench --bench conv [-- --threads 2] [--size 128] [--ours]   (--size: only the layers
+//! of that plane size; --ours: skip flex, its cells read `-`)
 
 #[path = "common.rs"]
 mod common;
@@ -32,6 +33,7 @@ fn main() {
     let arg = |name: &str| std::env::args().skip_while(|a| a != name).nth(1).and_then(|v| v.parse::<usize>().ok());
     let threads = arg("--threads").unwrap_or(2);
     let only_size = arg("--size");
+    let ours_only = std::env::args().any(|a| a == "--ours");
     set_cpu_threads(threads);
     common::header(&format!("3x3 convolution kernels, ours against flex's, {threads} threads"));
     println!("| batch | in -> out | size | forward flex | forward ours | weight grad flex | weight grad ours | input grad flex | input grad ours |");
@@ -77,14 +79,13 @@ fn main() {
             FlexTensor::from_data(TensorData::new(b.clone(), [co])),
             flex(dy.clone(), [batch, co, size, size]),
         );
-        let fwd_flex = time(|| drop(Flex::conv2d(xt.clone(), wt.clone(), Some(bt.clone()), options.clone())));
+        let flex_time = |f: &mut dyn FnMut()| if ours_only { "-".to_string() } else { format!("{:.2} ms", time(f)) };
+        let fwd_flex = flex_time(&mut || drop(Flex::conv2d(xt.clone(), wt.clone(), Some(bt.clone()), options.clone())));
         let fwd_ours = time(|| drop(conv::forward(&x, &w, &b, &g)));
-        let wg_flex = time(|| drop(Flex::conv2d_weight_backward(xt.clone(), wt.clone(), dyt.clone(), options.clone())));
+        let wg_flex = flex_time(&mut || drop(Flex::conv2d_weight_backward(xt.clone(), wt.clone(), dyt.clone(), options.clone())));
         let wg_ours = time(|| drop(conv::weight_grad(&x, &dy, &g)));
-        let xg_flex = time(|| drop(Flex::conv2d_x_backward(xt.clone(), wt.clone(), dyt.clone(), options.clone())));
+        let xg_flex = flex_time(&mut || drop(Flex::conv2d_x_backward(xt.clone(), wt.clone(), dyt.clone(), options.clone())));
         let xg_ours = time(|| drop(conv::input_grad(&dy, &w, &g)));
-        println!(
-            "| {batch} | {ci} -> {co} | {size} | {fwd_flex:.2} ms | {fwd_ours:.2} ms | {wg_flex:.2} ms | {wg_ours:.2} ms | {xg_flex:.2} ms | {xg_ours:.2} ms |"
-        );
+        println!("| {batch} | {ci} -> {co} | {size} | {fwd_flex} | {fwd_ours:.2} ms | {wg_flex} | {wg_ours:.2} ms | {xg_flex} | {xg_ours:.2} ms |");
     }
 }

@@ -68,14 +68,43 @@ impl Isa {
 }
 
 /// The lanes below `n` of an eight-lane AVX2 register (all 8 from 8 up), as its masked loads and
-/// stores take them: every bit of a lane set. Winograd's transforms, the direct product and the
-/// weight gradient's dot products read and write their last pixels with it.
+/// stores take them: every bit of a lane set. The direct product and the weight gradient's dot
+/// products read and write their last pixels with it, Winograd's transforms through
+/// [`store_lanes_256`] and [`load_lanes_256`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
 pub(super) fn lane_mask_256(n: usize) -> std::arch::x86_64::__m256i {
     use std::arch::x86_64::*;
     _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+}
+
+/// Stores the lanes of `value` below `n` at `at`: a plain store where that is all 8, else a masked
+/// one. AMD's Zen 3 (this project's benchmark machine) runs a masked store as many micro-ops, at
+/// a fraction of a plain store's rate; Winograd's transforms store every vector this way.
+///
+/// # Safety
+/// The CPU must have AVX2; `at..at + n.min(8)` must be writable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) unsafe fn store_lanes_256(at: *mut f32, n: usize, value: std::arch::x86_64::__m256) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's promise.
+    unsafe { if n >= 8 { _mm256_storeu_ps(at, value) } else { _mm256_maskstore_ps(at, lane_mask_256(n), value) } }
+}
+
+/// The lanes below `n` loaded from `at`, zero above: a plain load where that is all 8.
+///
+/// # Safety
+/// The CPU must have AVX2; `at..at + n.min(8)` must be readable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) unsafe fn load_lanes_256(at: *const f32, n: usize) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's promise.
+    unsafe { if n >= 8 { _mm256_loadu_ps(at) } else { _mm256_maskload_ps(at, lane_mask_256(n)) } }
 }
 
 #[cfg(test)]

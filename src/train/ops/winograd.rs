@@ -26,7 +26,7 @@ use super::buffers::{SharedOut, with_pooled, with_scratch};
 use super::geometry::ConvGeometry;
 use super::isa::Isa;
 #[cfg(target_arch = "x86_64")]
-use super::isa::lane_mask_256;
+use super::isa::{load_lanes_256, store_lanes_256};
 use super::matmul::product;
 
 /// Input (and output) channels and output columns from which a layer takes this path, by
@@ -538,7 +538,7 @@ impl Block {
             let (sample, c) = (plane / ci, plane % ci);
             for i in 0..self.rows {
                 for j in (0..self.tiles_w).step_by(LANES_256) {
-                    let mask = lane_mask_256(self.tiles_w - j);
+                    let n = self.tiles_w - j;
                     let mut t = [[_mm256_setzero_ps(); 4]; 4];
                     for (r, t) in t.iter_mut().enumerate() {
                         let at = (2 * i + r) * width + 2 * j;
@@ -555,9 +555,9 @@ impl Block {
                         let rows = [_mm256_sub_ps(t0, t2), _mm256_add_ps(t1, t2), _mm256_sub_ps(t2, t1), _mm256_sub_ps(t1, t3)];
                         for (r, value) in rows.into_iter().enumerate() {
                             let at = ((r * 4 + s) * ci + c) * stride + first_tile + tile;
-                            // SAFETY: the mask stores only tiles below tiles_w of this row, the
+                            // SAFETY: only the tiles below tiles_w of this row are stored, the
                             // block's columns of v (the caller's).
-                            unsafe { _mm256_maskstore_ps(v.at(at), mask, value) };
+                            unsafe { store_lanes_256(v.at(at), n, value) };
                         }
                     }
                 }
@@ -581,11 +581,11 @@ impl Block {
             for i in 0..self.rows {
                 let oh = 2 * (self.first + i);
                 for j in (0..self.tiles_w).step_by(LANES_256) {
-                    let mask = lane_mask_256(self.tiles_w - j);
+                    let n = self.tiles_w - j;
                     let tile = (sample * self.rows + i) * self.tiles_w + j;
-                    // SAFETY: the mask reads only tiles below tiles_w of this row, inside m.
+                    // SAFETY: only the tiles below tiles_w of this row are read, inside m.
                     let m: [__m256; 16] =
-                        std::array::from_fn(|xi| unsafe { _mm256_maskload_ps(m.as_ptr().wrapping_add((xi * co + k) * tiles + tile), mask) });
+                        std::array::from_fn(|xi| unsafe { load_lanes_256(m.as_ptr().wrapping_add((xi * co + k) * tiles + tile), n) });
                     let q0: [__m256; 4] = std::array::from_fn(|s| _mm256_add_ps(_mm256_add_ps(m[s], m[4 + s]), m[8 + s]));
                     let q1: [__m256; 4] = std::array::from_fn(|s| _mm256_sub_ps(_mm256_sub_ps(m[4 + s], m[8 + s]), m[12 + s]));
                     let columns = |q: [__m256; 4]| {
@@ -594,16 +594,16 @@ impl Block {
                         interleave_256(left, right)
                     };
                     let first_col = 2 * j;
-                    let masks = [lane_mask_256(out_w - first_col), lane_mask_256((out_w - first_col).saturating_sub(LANES_256))];
+                    let columns_left = [out_w - first_col, (out_w - first_col).saturating_sub(LANES_256)];
                     for (r, q) in [(oh, q0), (oh + 1, q1)] {
                         if r >= out_h {
                             continue;
                         }
                         let row = out.at((((self.b + sample) * co + k) * out_h + r) * out_w + first_col);
                         for (half, value) in columns(q).into_iter().enumerate() {
-                            // SAFETY: the mask writes only columns below ow of row r of plane
-                            // (b, k), the caller's.
-                            unsafe { _mm256_maskstore_ps(row.wrapping_add(half * LANES_256), masks[half], value) };
+                            // SAFETY: only the columns below ow of row r of plane (b, k) are
+                            // written, the caller's.
+                            unsafe { store_lanes_256(row.wrapping_add(half * LANES_256), columns_left[half], value) };
                         }
                     }
                 }
@@ -630,7 +630,7 @@ impl Block {
                 let oh = 2 * (self.first + i);
                 for j in (0..self.tiles_w).step_by(LANES_256) {
                     let first_col = 2 * j;
-                    let masks = [lane_mask_256(out_w - first_col), lane_mask_256((out_w - first_col).saturating_sub(LANES_256))];
+                    let columns_left = [out_w - first_col, (out_w - first_col).saturating_sub(LANES_256)];
                     // The tiles' two columns of output row r, as (even, odd) lanes; zero past the
                     // output's last row and column.
                     let columns = |r: usize| {
@@ -638,8 +638,8 @@ impl Block {
                             return [_mm256_setzero_ps(); 2];
                         }
                         let row = plane[r * out_w..].as_ptr();
-                        // SAFETY: the masks read only columns below ow of row r.
-                        let [lo, hi] = [0, 1].map(|h| unsafe { _mm256_maskload_ps(row.wrapping_add(first_col + h * LANES_256), masks[h]) });
+                        // SAFETY: only the columns below ow of row r are read.
+                        let [lo, hi] = [0, 1].map(|h| unsafe { load_lanes_256(row.wrapping_add(first_col + h * LANES_256), columns_left[h]) });
                         even_odd_256(lo, hi)
                     };
                     let ([a, b], [c, d]) = (columns(oh), columns(oh + 1));
@@ -650,15 +650,15 @@ impl Block {
                         [_mm256_sub_ps(a, c), _mm256_sub_ps(b, d)],
                         [_mm256_sub_ps(zero, c), _mm256_sub_ps(zero, d)],
                     ];
-                    let mask = lane_mask_256(self.tiles_w - j);
+                    let n = self.tiles_w - j;
                     let tile = (sample * self.rows + i) * self.tiles_w + j;
                     for (r, [p, q]) in rows.into_iter().enumerate() {
                         let values = [p, _mm256_add_ps(p, q), _mm256_sub_ps(p, q), _mm256_sub_ps(zero, q)];
                         for (s, value) in values.into_iter().enumerate() {
                             let at = ((r * 4 + s) * co + k) * stride + first_tile + tile;
-                            // SAFETY: the mask stores only tiles below tiles_w of this row, the
+                            // SAFETY: only the tiles below tiles_w of this row are stored, the
                             // block's columns of e (the caller's).
-                            unsafe { _mm256_maskstore_ps(e.at(at), mask, value) };
+                            unsafe { store_lanes_256(e.at(at), n, value) };
                         }
                     }
                 }
