@@ -354,6 +354,13 @@ fn our_max_pool_matches_burns_exactly_forward_and_gradient() {
     assert!(a[0][0] == 1.0 && a[0][1].is_nan() && a[0][2] == -1.0, "{:?}", a[0]);
     let routed: Vec<usize> = a[1].iter().enumerate().filter(|(_, g)| **g != 0.0).map(|(i, _)| i).collect();
     assert_eq!(routed, [0, 4, 9], "each gradient at its window's first largest value, or its last NaN");
+    // The same rules across whole vectors of windows (the forward is compiled to vector compares
+    // and blends over a row): 2 rows of 80, 40 windows of ties, NaN at each of the 4 positions
+    // and at several, infinities and signed zeros, against burn's bit for bit.
+    let pattern = [1.0, 1.0, 1.0, 1.0, f32::NAN, 0.0, -0.0, 5.0, -0.0, 0.0, 2.0, f32::INFINITY, f32::NEG_INFINITY, 3.0, f32::NAN, f32::NAN];
+    let wide: Vec<f32> = (0..160).map(|i| if i % 7 == 3 { f32::NAN } else { pattern[(i * 5 + i / 80) % pattern.len()] }).collect();
+    let (a, b) = (pool_and_grad(ours, [1, 1, 2, 80], Some(wide.clone()), 10), pool_and_grad(burns, [1, 1, 2, 80], Some(wide), 10));
+    assert_eq!((bits(&a[0]), bits(&a[1])), (bits(&b[0]), bits(&b[1])), "ties and NaN across a row of 40 windows");
     // Off autodiff (inference) the same forward.
     let x = random([2, 3, 10, 10], Distribution::Normal(0.0, 1.0), &mut ChaCha8Rng::seed_from_u64(3), &cpu());
     assert_eq!(values(ops::max_pool2x2(&layer, x.clone())), values(layer.forward(x)));

@@ -48,18 +48,15 @@ pub fn forward(x: &[f32], g: &PoolGeometry) -> (Vec<f32>, Vec<u8>) {
         .zip(x.par_chunks(h * w))
         .with_min_len(MIN_OUTPUTS_PER_TASK.div_ceil(per_plane))
         .for_each(|((y, winners), plane)| {
+            // Branch-free, each window's four values compared in row-major order: the compiler
+            // turns a row into vector compares and blends (the branching loop ran scalar, at
+            // 4.5% of the main job's inference).
+            let pick = |(best, at): (f32, u8), (v, i): (f32, u8)| if v > best || v.is_nan() { (v, i) } else { (best, at) };
             for r in 0..oh {
-                let (top, bottom) = (&plane[2 * r * w..][..w], &plane[(2 * r + 1) * w..][..w]);
+                let (top, bottom) = (&plane[2 * r * w..][..2 * ow], &plane[(2 * r + 1) * w..][..2 * ow]);
                 let (y, winners) = (&mut y[r * ow..][..ow], &mut winners[r * ow..][..ow]);
-                for c in 0..ow {
-                    let window = [top[2 * c], top[2 * c + 1], bottom[2 * c], bottom[2 * c + 1]];
-                    let (mut best, mut at) = (window[0], 0u8);
-                    for (i, &v) in window.iter().enumerate().skip(1) {
-                        if v > best || v.is_nan() {
-                            (best, at) = (v, i as u8);
-                        }
-                    }
-                    (y[c], winners[c]) = (best, at);
+                for (((y, at), t), b) in y.iter_mut().zip(winners.iter_mut()).zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)) {
+                    (*y, *at) = pick(pick(pick((t[0], 0), (t[1], 1)), (b[0], 2)), (b[1], 3));
                 }
             }
         });
