@@ -77,6 +77,40 @@ fn unit_tiles(channels: usize) -> usize {
 /// [`Block::patch_len`] reserves, enough for the AVX2 loads too).
 const LANES: usize = 16;
 
+/// Floats between the end of one of a transformed operand's 16 matrices and the start of the next
+/// (one cache line): without it the matrices lie a power of two apart in the U-Net's layers (32
+/// channels by 256 tiles: 32 KiB), so a transform's 16 streams of stores, one per matrix, all fall
+/// in one set of the first- and second-level caches and evict each other.
+const MATRIX_SKEW: usize = 16;
+
+/// Where a transformed operand's 16 matrices (`V`, `M` or `E`) lie: row `c` of matrix `xi` starts
+/// at `xi * matrix + c * row`.
+#[derive(Clone, Copy, Debug)]
+struct Matrices {
+    row: usize,
+    matrix: usize,
+}
+
+impl Matrices {
+    /// 16 matrices of `rows` rows of `row` floats each, [`MATRIX_SKEW`] apart.
+    fn new(rows: usize, row: usize) -> Matrices {
+        Matrices { row, matrix: rows * row + MATRIX_SKEW }
+    }
+
+    fn len(&self) -> usize {
+        16 * self.matrix
+    }
+
+    fn at(&self, xi: usize, c: usize) -> usize {
+        xi * self.matrix + c * self.row
+    }
+
+    /// Matrix `xi`'s `rows` rows.
+    fn matrix<'a>(&self, data: &'a [f32], xi: usize, rows: usize) -> &'a [f32] {
+        &data[xi * self.matrix..][..rows * self.row]
+    }
+}
+
 /// Whether the convolution `g` (its forward, so also its input gradient) takes Winograd's
 /// F(2x2, 3x3) on `isa`: where it [`fits`], with enough channels and columns ([`MIN_CHANNELS`]).
 pub(super) fn applies(g: &ConvGeometry, isa: Isa) -> bool {
@@ -190,25 +224,26 @@ pub(super) fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry,
     let out_ptr = SharedOut(out.as_mut_ptr());
     units.par_iter().for_each(|block| {
         let tiles = block.tiles();
-        let (padded_len, v_len, m_len) = (block.samples * ci * block.patch_len(), 16 * ci * tiles, 16 * co * tiles);
-        with_scratch(padded_len + v_len + m_len, |scratch| {
+        let (v_at, m_at) = (Matrices::new(ci, tiles), Matrices::new(co, tiles));
+        let padded_len = block.samples * ci * block.patch_len();
+        with_scratch(padded_len + v_at.len() + m_at.len(), |scratch| {
             let (padded, rest) = scratch.split_at_mut(padded_len);
-            let (v, m) = rest.split_at_mut(v_len);
+            let (v, m) = rest.split_at_mut(v_at.len());
             block.pad(padded, x);
             // SAFETY: `fits` (asserted above) holds only where the CPU has `isa`, AVX2 at least.
             #[cfg(target_arch = "x86_64")]
             unsafe {
-                block.input_transform(isa, SharedOut(v.as_mut_ptr()), tiles, 0, padded)
+                block.input_transform(isa, SharedOut(v.as_mut_ptr()), v_at, 0, padded)
             };
             for xi in 0..16 {
                 product(
                     co,
                     tiles,
                     ci,
-                    &mut m[xi * co * tiles..][..co * tiles],
+                    &mut m[m_at.at(xi, 0)..][..co * tiles],
                     tiles,
                     (&u[xi * co * ci..][..co * ci], ci, 1),
-                    (&v[xi * ci * tiles..][..ci * tiles], tiles, 1),
+                    (v_at.matrix(v, xi, ci), tiles, 1),
                 );
             }
             // SAFETY: as above; the unit writes output rows `2 * first..` (up to
@@ -216,7 +251,7 @@ pub(super) fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry,
             // allocation and written by no other unit.
             #[cfg(target_arch = "x86_64")]
             unsafe {
-                block.output_transform(isa, out_ptr, m, bias)
+                block.output_transform(isa, out_ptr, m, m_at, bias)
             };
         });
     });
@@ -284,21 +319,22 @@ impl Block {
 
 #[cfg(target_arch = "x86_64")]
 impl Block {
-    /// `v[(xi * ci + c) * stride + first_tile + t] = (B^T d B)[xi]` for each channel `c` and tile
+    /// `v[at.at(xi, c) + first_tile + t] = (B^T d B)[xi]` for each channel `c` and tile
     /// `t` of the block, `d` the tile's 4x4 patch of `padded` ([`Block::pad`]), with
     /// `B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`. Sixteen tiles of a row
     /// at a time: the patch rows' columns `2t`, `2t + 1`, `2t + 2` and `2t + 3` for the 16 tiles
     /// are the even and odd lanes of two pairs of loads.
     ///
     /// # Safety
-    /// `v` must hold `16 * ci` rows of `stride` floats, whose columns `first_tile..first_tile +
-    /// tiles()` no one else writes meanwhile; the CPU must have AVX-512F.
+    /// `v` must hold `at.len()` floats, 16 matrices of `ci` rows, whose columns
+    /// `first_tile..first_tile + tiles()` no one else writes meanwhile; the CPU must have
+    /// AVX-512F.
     #[target_feature(enable = "avx512f")]
-    unsafe fn input_transform_512(&self, v: SharedOut, stride: usize, first_tile: usize, padded: &[f32]) {
+    unsafe fn input_transform_512(&self, v: SharedOut, at: Matrices, first_tile: usize, padded: &[f32]) {
         use std::arch::x86_64::*;
         let ci = self.g.channels_in;
         let (width, patch) = (self.width(), self.patch_len());
-        assert!(first_tile + self.tiles() <= stride && padded.len() >= self.samples * ci * patch, "winograd: input transform sizes");
+        assert!(first_tile + self.tiles() <= at.row && padded.len() >= self.samples * ci * patch, "winograd: input transform sizes");
         let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
         for (plane, src) in padded.chunks_exact(patch).take(self.samples * ci).enumerate() {
@@ -323,7 +359,7 @@ impl Block {
                     for (s, (((t0, t1), t2), t3)) in t0.into_iter().zip(t1).zip(t2).zip(t3).enumerate() {
                         let rows = [_mm512_sub_ps(t0, t2), _mm512_add_ps(t1, t2), _mm512_sub_ps(t2, t1), _mm512_sub_ps(t1, t3)];
                         for (r, value) in rows.into_iter().enumerate() {
-                            let at = ((r * 4 + s) * ci + c) * stride + first_tile + tile;
+                            let at = at.at(r * 4 + s, c) + first_tile + tile;
                             // SAFETY: the mask stores only tiles below tiles_w of this row, the
                             // block's columns of v (the caller's).
                             unsafe { _mm512_mask_storeu_ps(v.at(at), mask, value) };
@@ -342,12 +378,12 @@ impl Block {
     /// `out` must hold `[batch, channels_out, oh, ow]`, rows `2 * first..2 * (first + rows)`
     /// (clipped to `oh`) of sample `b` written by no one else; the CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
-    unsafe fn output_transform_512(&self, out: SharedOut, m: &[f32], bias: &[f32]) {
+    unsafe fn output_transform_512(&self, out: SharedOut, m: &[f32], m_at: Matrices, bias: &[f32]) {
         use std::arch::x86_64::*;
         let co = self.g.channels_out;
         let [out_h, out_w] = self.g.output;
         let tiles = self.tiles();
-        assert!(m.len() >= 16 * co * tiles && bias.len() == co, "winograd: output transform sizes");
+        assert!(m_at.row == tiles && m.len() >= m_at.len() && bias.len() == co, "winograd: output transform sizes");
         let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
         let high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
         for (sample, k) in (0..self.samples).flat_map(|sample| (0..co).map(move |k| (sample, k))) {
@@ -358,8 +394,7 @@ impl Block {
                     let mask = lane_mask(self.tiles_w - j);
                     let tile = (sample * self.rows + i) * self.tiles_w + j;
                     // SAFETY: the mask reads only tiles below tiles_w of this row, inside m.
-                    let m: [__m512; 16] =
-                        std::array::from_fn(|xi| unsafe { _mm512_maskz_loadu_ps(mask, m.as_ptr().add((xi * co + k) * tiles + tile)) });
+                    let m: [__m512; 16] = std::array::from_fn(|xi| unsafe { _mm512_maskz_loadu_ps(mask, m.as_ptr().add(m_at.at(xi, k) + tile)) });
                     let q0: [__m512; 4] = std::array::from_fn(|s| _mm512_add_ps(_mm512_add_ps(m[s], m[4 + s]), m[8 + s]));
                     let q1: [__m512; 4] = std::array::from_fn(|s| _mm512_sub_ps(_mm512_sub_ps(m[4 + s], m[8 + s]), m[12 + s]));
                     let columns = |q: [__m512; 4]| {
@@ -388,21 +423,21 @@ impl Block {
 
 #[cfg(target_arch = "x86_64")]
 impl Block {
-    /// The weight gradient's transform of the output gradient: `e[(xi * co + k) * stride +
-    /// first_tile + t] = (A dy A^T)[xi]` for each output channel `k` and tile `t` of the block,
+    /// The weight gradient's transform of the output gradient: `e[at.at(xi, k) + first_tile + t] =
+    /// (A dy A^T)[xi]` for each output channel `k` and tile `t` of the block,
     /// `dy` the tile's 2x2 of the output gradient (zero where the tile reaches past the output),
     /// with `A = [[1, 0], [1, 1], [1, -1], [0, -1]]`: the transpose of the output transform, as
     /// the weight gradient of `A^T (U ⊙ V) A` with respect to `U` is `(A dy A^T) ⊙ V`.
     ///
     /// # Safety
-    /// As [`Block::input_transform_512`], for `16 * co` rows of `e`.
+    /// As [`Block::input_transform_512`], for 16 matrices of `co` rows in `e`.
     #[target_feature(enable = "avx512f")]
-    unsafe fn gradient_transform_512(&self, e: SharedOut, stride: usize, first_tile: usize, dy: &[f32]) {
+    unsafe fn gradient_transform_512(&self, e: SharedOut, at: Matrices, first_tile: usize, dy: &[f32]) {
         use std::arch::x86_64::*;
         let co = self.g.channels_out;
         let [out_h, out_w] = self.g.output;
         assert!(
-            first_tile + self.tiles() <= stride && dy.len() >= (self.b + self.samples) * co * out_h * out_w,
+            first_tile + self.tiles() <= at.row && dy.len() >= (self.b + self.samples) * co * out_h * out_w,
             "winograd: gradient transform sizes"
         );
         let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -437,7 +472,7 @@ impl Block {
                     for (r, [p, q]) in rows.into_iter().enumerate() {
                         let values = [p, _mm512_add_ps(p, q), _mm512_sub_ps(p, q), _mm512_sub_ps(_mm512_setzero_ps(), q)];
                         for (s, value) in values.into_iter().enumerate() {
-                            let at = ((r * 4 + s) * co + k) * stride + first_tile + tile;
+                            let at = at.at(r * 4 + s, k) + first_tile + tile;
                             // SAFETY: the mask stores only tiles below tiles_w of this row, the
                             // block's columns of e (the caller's).
                             unsafe { _mm512_mask_storeu_ps(e.at(at), mask, value) };
@@ -455,12 +490,12 @@ impl Block {
     ///
     /// # Safety
     /// As the function it calls; `isa` must be AVX2 at least and at most what the CPU has.
-    unsafe fn input_transform(&self, isa: Isa, v: SharedOut, stride: usize, first_tile: usize, padded: &[f32]) {
+    unsafe fn input_transform(&self, isa: Isa, v: SharedOut, at: Matrices, first_tile: usize, padded: &[f32]) {
         // SAFETY: the caller's promise.
         unsafe {
             match isa {
-                Isa::Avx512 => self.input_transform_512(v, stride, first_tile, padded),
-                _ => self.input_transform_256(v, stride, first_tile, padded),
+                Isa::Avx512 => self.input_transform_512(v, at, first_tile, padded),
+                _ => self.input_transform_256(v, at, first_tile, padded),
             }
         }
     }
@@ -469,12 +504,12 @@ impl Block {
     ///
     /// # Safety
     /// As the function it calls; `isa` must be AVX2 at least and at most what the CPU has.
-    unsafe fn output_transform(&self, isa: Isa, out: SharedOut, m: &[f32], bias: &[f32]) {
+    unsafe fn output_transform(&self, isa: Isa, out: SharedOut, m: &[f32], m_at: Matrices, bias: &[f32]) {
         // SAFETY: the caller's promise.
         unsafe {
             match isa {
-                Isa::Avx512 => self.output_transform_512(out, m, bias),
-                _ => self.output_transform_256(out, m, bias),
+                Isa::Avx512 => self.output_transform_512(out, m, m_at, bias),
+                _ => self.output_transform_256(out, m, m_at, bias),
             }
         }
     }
@@ -483,12 +518,12 @@ impl Block {
     ///
     /// # Safety
     /// As the function it calls; `isa` must be AVX2 at least and at most what the CPU has.
-    unsafe fn gradient_transform(&self, isa: Isa, e: SharedOut, stride: usize, first_tile: usize, dy: &[f32]) {
+    unsafe fn gradient_transform(&self, isa: Isa, e: SharedOut, at: Matrices, first_tile: usize, dy: &[f32]) {
         // SAFETY: the caller's promise.
         unsafe {
             match isa {
-                Isa::Avx512 => self.gradient_transform_512(e, stride, first_tile, dy),
-                _ => self.gradient_transform_256(e, stride, first_tile, dy),
+                Isa::Avx512 => self.gradient_transform_512(e, at, first_tile, dy),
+                _ => self.gradient_transform_256(e, at, first_tile, dy),
             }
         }
     }
@@ -529,11 +564,11 @@ impl Block {
     /// # Safety
     /// As [`Block::input_transform_512`], with AVX2 and FMA for AVX-512F.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn input_transform_256(&self, v: SharedOut, stride: usize, first_tile: usize, padded: &[f32]) {
+    unsafe fn input_transform_256(&self, v: SharedOut, at: Matrices, first_tile: usize, padded: &[f32]) {
         use std::arch::x86_64::*;
         let ci = self.g.channels_in;
         let (width, patch) = (self.width(), self.patch_len());
-        assert!(first_tile + self.tiles() <= stride && padded.len() >= self.samples * ci * patch, "winograd: input transform sizes");
+        assert!(first_tile + self.tiles() <= at.row && padded.len() >= self.samples * ci * patch, "winograd: input transform sizes");
         for (plane, src) in padded.chunks_exact(patch).take(self.samples * ci).enumerate() {
             let (sample, c) = (plane / ci, plane % ci);
             for i in 0..self.rows {
@@ -554,7 +589,7 @@ impl Block {
                     for (s, (((t0, t1), t2), t3)) in t0.into_iter().zip(t1).zip(t2).zip(t3).enumerate() {
                         let rows = [_mm256_sub_ps(t0, t2), _mm256_add_ps(t1, t2), _mm256_sub_ps(t2, t1), _mm256_sub_ps(t1, t3)];
                         for (r, value) in rows.into_iter().enumerate() {
-                            let at = ((r * 4 + s) * ci + c) * stride + first_tile + tile;
+                            let at = at.at(r * 4 + s, c) + first_tile + tile;
                             // SAFETY: only the tiles below tiles_w of this row are stored, the
                             // block's columns of v (the caller's).
                             unsafe { store_lanes_256(v.at(at), n, value) };
@@ -570,12 +605,12 @@ impl Block {
     /// # Safety
     /// As [`Block::output_transform_512`], with AVX2 and FMA for AVX-512F.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn output_transform_256(&self, out: SharedOut, m: &[f32], bias: &[f32]) {
+    unsafe fn output_transform_256(&self, out: SharedOut, m: &[f32], m_at: Matrices, bias: &[f32]) {
         use std::arch::x86_64::*;
         let co = self.g.channels_out;
         let [out_h, out_w] = self.g.output;
         let tiles = self.tiles();
-        assert!(m.len() >= 16 * co * tiles && bias.len() == co, "winograd: output transform sizes");
+        assert!(m_at.row == tiles && m.len() >= m_at.len() && bias.len() == co, "winograd: output transform sizes");
         for (sample, k) in (0..self.samples).flat_map(|sample| (0..co).map(move |k| (sample, k))) {
             let b = _mm256_set1_ps(bias[k]);
             for i in 0..self.rows {
@@ -584,8 +619,7 @@ impl Block {
                     let n = self.tiles_w - j;
                     let tile = (sample * self.rows + i) * self.tiles_w + j;
                     // SAFETY: only the tiles below tiles_w of this row are read, inside m.
-                    let m: [__m256; 16] =
-                        std::array::from_fn(|xi| unsafe { load_lanes_256(m.as_ptr().wrapping_add((xi * co + k) * tiles + tile), n) });
+                    let m: [__m256; 16] = std::array::from_fn(|xi| unsafe { load_lanes_256(m.as_ptr().wrapping_add(m_at.at(xi, k) + tile), n) });
                     let q0: [__m256; 4] = std::array::from_fn(|s| _mm256_add_ps(_mm256_add_ps(m[s], m[4 + s]), m[8 + s]));
                     let q1: [__m256; 4] = std::array::from_fn(|s| _mm256_sub_ps(_mm256_sub_ps(m[4 + s], m[8 + s]), m[12 + s]));
                     let columns = |q: [__m256; 4]| {
@@ -616,12 +650,12 @@ impl Block {
     /// # Safety
     /// As [`Block::gradient_transform_512`], with AVX2 and FMA for AVX-512F.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn gradient_transform_256(&self, e: SharedOut, stride: usize, first_tile: usize, dy: &[f32]) {
+    unsafe fn gradient_transform_256(&self, e: SharedOut, at: Matrices, first_tile: usize, dy: &[f32]) {
         use std::arch::x86_64::*;
         let co = self.g.channels_out;
         let [out_h, out_w] = self.g.output;
         assert!(
-            first_tile + self.tiles() <= stride && dy.len() >= (self.b + self.samples) * co * out_h * out_w,
+            first_tile + self.tiles() <= at.row && dy.len() >= (self.b + self.samples) * co * out_h * out_w,
             "winograd: gradient transform sizes"
         );
         for (sample, k) in (0..self.samples).flat_map(|sample| (0..co).map(move |k| (sample, k))) {
@@ -655,7 +689,7 @@ impl Block {
                     for (r, [p, q]) in rows.into_iter().enumerate() {
                         let values = [p, _mm256_add_ps(p, q), _mm256_sub_ps(p, q), _mm256_sub_ps(zero, q)];
                         for (s, value) in values.into_iter().enumerate() {
-                            let at = ((r * 4 + s) * co + k) * stride + first_tile + tile;
+                            let at = at.at(r * 4 + s, k) + first_tile + tile;
                             // SAFETY: only the tiles below tiles_w of this row are stored, the
                             // block's columns of e (the caller's).
                             unsafe { store_lanes_256(e.at(at), n, value) };
@@ -681,8 +715,9 @@ pub(super) fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry, isa: Isa) -> 
     assert!(x.len() == g.batch * ci * g.input[0] * g.input[1] && dy.len() == g.batch * co * out_h * out_w, "winograd: operand sizes");
     let total = g.batch * out_h.div_ceil(2) * out_w.div_ceil(2);
     let units = units(g);
-    let du: Vec<Vec<f32>> = with_pooled(16 * ci * total, |v| {
-        with_pooled(16 * co * total, |e| {
+    let (v_at, e_at) = (Matrices::new(ci, total), Matrices::new(co, total));
+    let du: Vec<Vec<f32>> = with_pooled(v_at.len(), |v| {
+        with_pooled(e_at.len(), |e| {
             // Every element is written below (the units cover every tile), so old values are
             // all overwritten.
             let (v_ptr, e_ptr) = (SharedOut(v.as_mut_ptr()), SharedOut(e.as_mut_ptr()));
@@ -691,12 +726,12 @@ pub(super) fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry, isa: Isa) -> 
                 with_scratch(block.samples * ci * block.patch_len(), |padded| {
                     block.pad(padded, x);
                     // SAFETY: `fits` (asserted above) holds only where the CPU has `isa`;
-                    // v and e hold 16 * ci and 16 * co rows of `total` tiles, of which the unit
+                    // v and e hold 16 matrices of ci and co rows of `total` tiles, of which the unit
                     // writes its own columns (units cover disjoint tiles).
                     #[cfg(target_arch = "x86_64")]
                     unsafe {
-                        block.input_transform(isa, v_ptr, total, first_tile, padded);
-                        block.gradient_transform(isa, e_ptr, total, first_tile, dy);
+                        block.input_transform(isa, v_ptr, v_at, first_tile, padded);
+                        block.gradient_transform(isa, e_ptr, e_at, first_tile, dy);
                     }
                 });
             });
@@ -705,15 +740,7 @@ pub(super) fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry, isa: Isa) -> 
                 .into_par_iter()
                 .map(|xi| {
                     let mut du = vec![0.0f32; co * ci];
-                    product(
-                        co,
-                        ci,
-                        total,
-                        &mut du,
-                        ci,
-                        (&e[xi * co * total..][..co * total], total, 1),
-                        (&v[xi * ci * total..][..ci * total], 1, total),
-                    );
+                    product(co, ci, total, &mut du, ci, (e_at.matrix(e, xi, co), total, 1), (v_at.matrix(v, xi, ci), 1, total));
                     du
                 })
                 .collect()
