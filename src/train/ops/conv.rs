@@ -379,8 +379,8 @@ impl Taps {
     /// input rows its taps reach into this thread's scratch ([`Taps::pad_rows`]; they stay in
     /// cache for the product, where a padded copy of the whole input streamed from memory: at
     /// 128x128 that cost the AVX2 path 1.15x im2col's time), computes its outputs over whole
-    /// padded rows, `out[co, q] = bias[co] + sum_(ci, tap) W[co, ci, tap] * padded[ci, offset(tap)
-    /// + q]` ([`direct_product`]: the rows of the product are runs of the
+    /// padded rows, `out[co, q] = bias[co] + sum_(ci, tap) W[co, ci, tap] *
+    /// padded[ci, offset(tap) + q]` ([`direct_product`]: the rows of the product are runs of the
     /// padded planes, read in place), then copies the `ow` real columns of each row out (the
     /// other `(kw - 1) * dilation` are the product of taps that wrap into the next row). Units
     /// write disjoint parts of the output, each element summed in one order: the result does not
