@@ -109,6 +109,11 @@ impl Matrices {
     fn matrix<'a>(&self, data: &'a [f32], xi: usize, rows: usize) -> &'a [f32] {
         &data[xi * self.matrix..][..rows * self.row]
     }
+
+    /// [`Matrices::matrix`], to write.
+    fn matrix_mut<'a>(&self, data: &'a mut [f32], xi: usize, rows: usize) -> &'a mut [f32] {
+        &mut data[xi * self.matrix..][..rows * self.row]
+    }
 }
 
 /// Whether the convolution `g` (its forward, so also its input gradient) takes Winograd's
@@ -236,15 +241,7 @@ pub(super) fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &ConvGeometry,
                 block.input_transform(isa, SharedOut(v.as_mut_ptr()), v_at, 0, padded)
             };
             for xi in 0..16 {
-                product(
-                    co,
-                    tiles,
-                    ci,
-                    &mut m[m_at.at(xi, 0)..][..co * tiles],
-                    tiles,
-                    (&u[xi * co * ci..][..co * ci], ci, 1),
-                    (v_at.matrix(v, xi, ci), tiles, 1),
-                );
+                product(co, tiles, ci, m_at.matrix_mut(m, xi, co), tiles, (&u[xi * co * ci..][..co * ci], ci, 1), (v_at.matrix(v, xi, ci), tiles, 1));
             }
             // SAFETY: as above; the unit writes output rows `2 * first..` (up to
             // `2 * (first + rows)`, clipped to `oh`) of its samples in every plane, inside the
@@ -319,22 +316,22 @@ impl Block {
 
 #[cfg(target_arch = "x86_64")]
 impl Block {
-    /// `v[at.at(xi, c) + first_tile + t] = (B^T d B)[xi]` for each channel `c` and tile
+    /// `v[v_at.at(xi, c) + first_tile + t] = (B^T d B)[xi]` for each channel `c` and tile
     /// `t` of the block, `d` the tile's 4x4 patch of `padded` ([`Block::pad`]), with
     /// `B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`. Sixteen tiles of a row
     /// at a time: the patch rows' columns `2t`, `2t + 1`, `2t + 2` and `2t + 3` for the 16 tiles
     /// are the even and odd lanes of two pairs of loads.
     ///
     /// # Safety
-    /// `v` must hold `at.len()` floats, 16 matrices of `ci` rows, whose columns
+    /// `v` must hold `v_at.len()` floats, 16 matrices of `ci` rows, whose columns
     /// `first_tile..first_tile + tiles()` no one else writes meanwhile; the CPU must have
     /// AVX-512F.
     #[target_feature(enable = "avx512f")]
-    unsafe fn input_transform_512(&self, v: SharedOut, at: Matrices, first_tile: usize, padded: &[f32]) {
+    unsafe fn input_transform_512(&self, v: SharedOut, v_at: Matrices, first_tile: usize, padded: &[f32]) {
         use std::arch::x86_64::*;
         let ci = self.g.channels_in;
         let (width, patch) = (self.width(), self.patch_len());
-        assert!(first_tile + self.tiles() <= at.row && padded.len() >= self.samples * ci * patch, "winograd: input transform sizes");
+        assert!(first_tile + self.tiles() <= v_at.row && padded.len() >= self.samples * ci * patch, "winograd: input transform sizes");
         let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
         for (plane, src) in padded.chunks_exact(patch).take(self.samples * ci).enumerate() {
@@ -359,7 +356,7 @@ impl Block {
                     for (s, (((t0, t1), t2), t3)) in t0.into_iter().zip(t1).zip(t2).zip(t3).enumerate() {
                         let rows = [_mm512_sub_ps(t0, t2), _mm512_add_ps(t1, t2), _mm512_sub_ps(t2, t1), _mm512_sub_ps(t1, t3)];
                         for (r, value) in rows.into_iter().enumerate() {
-                            let at = at.at(r * 4 + s, c) + first_tile + tile;
+                            let at = v_at.at(r * 4 + s, c) + first_tile + tile;
                             // SAFETY: the mask stores only tiles below tiles_w of this row, the
                             // block's columns of v (the caller's).
                             unsafe { _mm512_mask_storeu_ps(v.at(at), mask, value) };
@@ -423,7 +420,7 @@ impl Block {
 
 #[cfg(target_arch = "x86_64")]
 impl Block {
-    /// The weight gradient's transform of the output gradient: `e[at.at(xi, k) + first_tile + t] =
+    /// The weight gradient's transform of the output gradient: `e[e_at.at(xi, k) + first_tile + t] =
     /// (A dy A^T)[xi]` for each output channel `k` and tile `t` of the block,
     /// `dy` the tile's 2x2 of the output gradient (zero where the tile reaches past the output),
     /// with `A = [[1, 0], [1, 1], [1, -1], [0, -1]]`: the transpose of the output transform, as
@@ -432,12 +429,12 @@ impl Block {
     /// # Safety
     /// As [`Block::input_transform_512`], for 16 matrices of `co` rows in `e`.
     #[target_feature(enable = "avx512f")]
-    unsafe fn gradient_transform_512(&self, e: SharedOut, at: Matrices, first_tile: usize, dy: &[f32]) {
+    unsafe fn gradient_transform_512(&self, e: SharedOut, e_at: Matrices, first_tile: usize, dy: &[f32]) {
         use std::arch::x86_64::*;
         let co = self.g.channels_out;
         let [out_h, out_w] = self.g.output;
         assert!(
-            first_tile + self.tiles() <= at.row && dy.len() >= (self.b + self.samples) * co * out_h * out_w,
+            first_tile + self.tiles() <= e_at.row && dy.len() >= (self.b + self.samples) * co * out_h * out_w,
             "winograd: gradient transform sizes"
         );
         let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -472,7 +469,7 @@ impl Block {
                     for (r, [p, q]) in rows.into_iter().enumerate() {
                         let values = [p, _mm512_add_ps(p, q), _mm512_sub_ps(p, q), _mm512_sub_ps(_mm512_setzero_ps(), q)];
                         for (s, value) in values.into_iter().enumerate() {
-                            let at = at.at(r * 4 + s, k) + first_tile + tile;
+                            let at = e_at.at(r * 4 + s, k) + first_tile + tile;
                             // SAFETY: the mask stores only tiles below tiles_w of this row, the
                             // block's columns of e (the caller's).
                             unsafe { _mm512_mask_storeu_ps(e.at(at), mask, value) };
@@ -490,12 +487,12 @@ impl Block {
     ///
     /// # Safety
     /// As the function it calls; `isa` must be AVX2 at least and at most what the CPU has.
-    unsafe fn input_transform(&self, isa: Isa, v: SharedOut, at: Matrices, first_tile: usize, padded: &[f32]) {
+    unsafe fn input_transform(&self, isa: Isa, v: SharedOut, v_at: Matrices, first_tile: usize, padded: &[f32]) {
         // SAFETY: the caller's promise.
         unsafe {
             match isa {
-                Isa::Avx512 => self.input_transform_512(v, at, first_tile, padded),
-                _ => self.input_transform_256(v, at, first_tile, padded),
+                Isa::Avx512 => self.input_transform_512(v, v_at, first_tile, padded),
+                _ => self.input_transform_256(v, v_at, first_tile, padded),
             }
         }
     }
@@ -518,12 +515,12 @@ impl Block {
     ///
     /// # Safety
     /// As the function it calls; `isa` must be AVX2 at least and at most what the CPU has.
-    unsafe fn gradient_transform(&self, isa: Isa, e: SharedOut, at: Matrices, first_tile: usize, dy: &[f32]) {
+    unsafe fn gradient_transform(&self, isa: Isa, e: SharedOut, e_at: Matrices, first_tile: usize, dy: &[f32]) {
         // SAFETY: the caller's promise.
         unsafe {
             match isa {
-                Isa::Avx512 => self.gradient_transform_512(e, at, first_tile, dy),
-                _ => self.gradient_transform_256(e, at, first_tile, dy),
+                Isa::Avx512 => self.gradient_transform_512(e, e_at, first_tile, dy),
+                _ => self.gradient_transform_256(e, e_at, first_tile, dy),
             }
         }
     }
@@ -564,11 +561,11 @@ impl Block {
     /// # Safety
     /// As [`Block::input_transform_512`], with AVX2 and FMA for AVX-512F.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn input_transform_256(&self, v: SharedOut, at: Matrices, first_tile: usize, padded: &[f32]) {
+    unsafe fn input_transform_256(&self, v: SharedOut, v_at: Matrices, first_tile: usize, padded: &[f32]) {
         use std::arch::x86_64::*;
         let ci = self.g.channels_in;
         let (width, patch) = (self.width(), self.patch_len());
-        assert!(first_tile + self.tiles() <= at.row && padded.len() >= self.samples * ci * patch, "winograd: input transform sizes");
+        assert!(first_tile + self.tiles() <= v_at.row && padded.len() >= self.samples * ci * patch, "winograd: input transform sizes");
         for (plane, src) in padded.chunks_exact(patch).take(self.samples * ci).enumerate() {
             let (sample, c) = (plane / ci, plane % ci);
             for i in 0..self.rows {
@@ -589,7 +586,7 @@ impl Block {
                     for (s, (((t0, t1), t2), t3)) in t0.into_iter().zip(t1).zip(t2).zip(t3).enumerate() {
                         let rows = [_mm256_sub_ps(t0, t2), _mm256_add_ps(t1, t2), _mm256_sub_ps(t2, t1), _mm256_sub_ps(t1, t3)];
                         for (r, value) in rows.into_iter().enumerate() {
-                            let at = at.at(r * 4 + s, c) + first_tile + tile;
+                            let at = v_at.at(r * 4 + s, c) + first_tile + tile;
                             // SAFETY: only the tiles below tiles_w of this row are stored, the
                             // block's columns of v (the caller's).
                             unsafe { store_lanes_256(v.at(at), n, value) };
@@ -650,12 +647,12 @@ impl Block {
     /// # Safety
     /// As [`Block::gradient_transform_512`], with AVX2 and FMA for AVX-512F.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn gradient_transform_256(&self, e: SharedOut, at: Matrices, first_tile: usize, dy: &[f32]) {
+    unsafe fn gradient_transform_256(&self, e: SharedOut, e_at: Matrices, first_tile: usize, dy: &[f32]) {
         use std::arch::x86_64::*;
         let co = self.g.channels_out;
         let [out_h, out_w] = self.g.output;
         assert!(
-            first_tile + self.tiles() <= at.row && dy.len() >= (self.b + self.samples) * co * out_h * out_w,
+            first_tile + self.tiles() <= e_at.row && dy.len() >= (self.b + self.samples) * co * out_h * out_w,
             "winograd: gradient transform sizes"
         );
         for (sample, k) in (0..self.samples).flat_map(|sample| (0..co).map(move |k| (sample, k))) {
@@ -689,7 +686,7 @@ impl Block {
                     for (r, [p, q]) in rows.into_iter().enumerate() {
                         let values = [p, _mm256_add_ps(p, q), _mm256_sub_ps(p, q), _mm256_sub_ps(zero, q)];
                         for (s, value) in values.into_iter().enumerate() {
-                            let at = at.at(r * 4 + s, k) + first_tile + tile;
+                            let at = e_at.at(r * 4 + s, k) + first_tile + tile;
                             // SAFETY: only the tiles below tiles_w of this row are stored, the
                             // block's columns of e (the caller's).
                             unsafe { store_lanes_256(e.at(at), n, value) };
